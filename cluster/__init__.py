@@ -1,0 +1,4 @@
+"""The Aeron Cluster implementation.
+
+Transport, archive, consensus, service and client come in later issues.
+"""

@@ -1,0 +1,557 @@
+"""Turn the IR into the template context of the Python target: names, struct formats, accessors.
+
+Everything that needs thought is decided here, in Python, so the templates stay
+simple loops.  The context objects are plain dataclasses; each field accessor
+carries the snippets (struct names, offsets, null checks) its template needs.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from codegen.ir.model import (
+    CompositeType,
+    EncodedType,
+    EnumType,
+    Field,
+    Group,
+    Member,
+    Message,
+    Presence,
+    Primitive,
+    Schema,
+    SetType,
+    TypeNode,
+    VarData,
+)
+
+__all__ = ["ModuleContext", "build_context", "class_name", "snake"]
+
+_RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
+    "wrap", "wrap_header", "wrap_and_apply_header", "from_header", "to_dict", "from_dict", "read_block",
+    "unpack", "pack_into", "count", "next", "total_length", "encoded_length", "self", "buffer", "offset",
+    "acting_version", "acting_block_length", "limit", "finish", "int", "float", "str", "bytes", "type",
+    "property", "len", "None", "True", "False",
+}
+
+
+def snake(name: str) -> str:
+    """``leadershipTermId`` -> ``leadership_term_id``; ``EC`` -> ``ec``; ``S8`` -> ``s8``."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    s = s.lower()
+    if s in _RESERVED or s.startswith("_"):
+        s = s.lstrip("_") + "_"
+    return s
+
+
+def class_name(name: str) -> str:
+    base = name[:1].upper() + name[1:]
+    if keyword.iskeyword(base):
+        base += "_"
+    return base
+
+
+def member_name(name: str) -> str:
+    """A name usable as an enum or set member (schema names kept verbatim where possible)."""
+    if keyword.iskeyword(name) or name.startswith("_") or name in ("name", "value", "mro"):
+        return name + "_"
+    return name
+
+
+def literal(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "_NAN"
+        if math.isinf(value):
+            return "_INF" if value > 0 else "-_INF"
+        return repr(value)
+    return repr(value)
+
+
+class StructRegistry:
+    """Gives each distinct struct format one module-level name."""
+
+    def __init__(self) -> None:
+        self.formats: dict[str, str] = {}
+
+    def name(self, fmt: str) -> str:
+        existing = self.formats.get(fmt)
+        if existing is None:
+            existing = f"_S{len(self.formats)}"
+            self.formats[fmt] = existing
+        return existing
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, fmt) for fmt, name in self.formats.items()]
+
+
+Kind = Literal["int", "float", "enum", "set", "text", "array", "composite", "constant"]
+
+
+@dataclass
+class Accessor:
+    """One fixed-size field or composite member, as the templates need it."""
+
+    json_name: str
+    py_name: str
+    kind: Kind
+    offset: int
+    size: int
+    since_version: int
+    end: int
+    struct: str = ""
+    fmt: str = ""
+    optional: bool = False
+    null: str = ""
+    is_float: bool = False
+    length: int = 1
+    type_class: str = ""
+    encoding: str = ""
+    constant: str = ""
+    constant_json: str = ""
+    primitive: str = ""
+    deprecated: bool = False
+    check: str = ""
+    doc: str = ""
+
+
+@dataclass
+class Section:
+    """A group or var-data section of a message or group entry."""
+
+    kind: Literal["group", "data"]
+    json_name: str
+    py_name: str
+    index: int
+    since_version: int
+    # group
+    decoder: str = ""
+    encoder: str = ""
+    group: GroupCtx | None = None
+    # var data
+    length_struct: str = ""
+    prefix: int = 0
+    max_length: int = 0
+    encoding: str = ""
+    check: str = ""
+
+
+@dataclass
+class BlockCtx:
+    """What messages and group entries share: a fixed block, then sections."""
+
+    name: str
+    json_name: str
+    decoder: str
+    encoder: str
+    block_length: int
+    base_end: int
+    max_since: int
+    fields: list[Accessor]
+    sections: list[Section]
+    block_struct: str
+    block_fmt: str
+    block_plan: list[tuple[int, int, int, int]]
+    flat_count: int
+    doc: str = ""
+
+
+@dataclass
+class GroupCtx(BlockCtx):
+    dim_decoder: str = ""
+    dim_struct: str = ""
+    dim_size: int = 0
+    bl_index: int = 0
+    count_index: int = 1
+    dim_pack_struct: str = ""
+    max_count: int = 0
+    groups: list[GroupCtx] = field(default_factory=list)
+
+
+@dataclass
+class MessageCtx(BlockCtx):
+    template_id: int = 0
+    full_struct: str = ""
+    header_items: int = 0
+    groups: list[GroupCtx] = field(default_factory=list)
+    all_groups: list[GroupCtx] = field(default_factory=list)
+    fast_max_since: int = 0
+
+
+@dataclass
+class EnumCtx:
+    name: str
+    json_name: str
+    members: list[tuple[str, int, str]]
+    null: int
+    primitive: str
+    doc: str
+
+
+@dataclass
+class SetCtx:
+    name: str
+    json_name: str
+    choices: list[tuple[str, int, str]]
+    primitive: str
+    doc: str
+
+
+@dataclass
+class CompositeCtx:
+    name: str
+    json_name: str
+    decoder: str
+    encoder: str
+    size: int
+    fields: list[Accessor]
+    doc: str
+
+
+@dataclass
+class HeaderCtx:
+    decoder: str
+    encoder: str
+    size: int
+    struct: str
+    fmt: str
+    indices: dict[str, int]
+    pack_order: list[str]
+
+
+@dataclass
+class ModuleContext:
+    schema: Schema
+    package: str
+    source_name: str
+    structs: list[tuple[str, str]]
+    enums: list[EnumCtx]
+    sets: list[SetCtx]
+    composites: list[CompositeCtx]
+    messages: list[MessageCtx]
+    header: HeaderCtx
+
+
+def _doc(text: str | None) -> str:
+    if not text:
+        return ""
+    return " ".join(text.split()).replace("\\", "\\\\").replace('"""', "'''")
+
+
+class _Builder:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.prefix = schema.byte_order.struct_prefix
+        self.structs = StructRegistry()
+        self.type_classes: dict[int, str] = {}
+        self.used_classes: set[str] = set()
+        self.composites: list[CompositeCtx] = []
+        self.enums: list[EnumCtx] = []
+        self.sets: list[SetCtx] = []
+
+    # -- naming ----------------------------------------------------------------
+
+    def unique_class(self, base: str) -> str:
+        name = class_name(base)
+        candidate = name
+        n = 2
+        while candidate in self.used_classes:
+            candidate = f"{name}{n}"
+            n += 1
+        self.used_classes.add(candidate)
+        return candidate
+
+    def type_class(self, node: TypeNode) -> str:
+        key = id(node)
+        existing = self.type_classes.get(key)
+        if existing is not None:
+            return existing
+        name = self.unique_class(node.name)
+        self.type_classes[key] = name
+        if isinstance(node, EnumType):
+            self.enums.append(self.enum_ctx(node, name))
+        elif isinstance(node, SetType):
+            self.sets.append(self.set_ctx(node, name))
+        elif isinstance(node, CompositeType):
+            ctx = CompositeCtx(node.name, node.name, f"{name}Decoder", f"{name}Encoder", node.size, [],
+                               _doc(node.description))
+            self.used_classes.update((ctx.decoder, ctx.encoder))
+            self.composites.append(ctx)
+            ctx.fields = self.accessors([(m.name, m.offset, m.type, self.member_presence(m), None, m.since_version,
+                                          m.deprecated, m.description) for m in node.members])
+        return name
+
+    def member_presence(self, m: Member) -> Presence:
+        t = m.type
+        if isinstance(t, EncodedType):
+            return t.presence
+        if isinstance(t, (EnumType, SetType)):
+            return t.encoding.presence
+        return Presence.REQUIRED
+
+    def enum_ctx(self, node: EnumType, name: str) -> EnumCtx:
+        members = [(member_name(v.name), v.value, v.name) for v in node.values]
+        return EnumCtx(name, node.name, members, int(node.encoding.null_value), node.encoding.primitive.xml_name,
+                       _doc(node.description))
+
+    def set_ctx(self, node: SetType, name: str) -> SetCtx:
+        choices = [(member_name(c.name), c.bit, c.name) for c in node.choices]
+        return SetCtx(name, node.name, choices, node.encoding.primitive.xml_name, _doc(node.description))
+
+    # -- accessors -------------------------------------------------------------
+
+    def fmt_of(self, node: TypeNode) -> str:
+        """The struct format of a node's bytes (without byte-order prefix)."""
+        if isinstance(node, EncodedType):
+            if node.is_constant:
+                return ""
+            if node.is_text:
+                return f"{node.length}s"
+            code = node.primitive.struct_code
+            return code if node.length == 1 else code * node.length
+        if isinstance(node, (EnumType, SetType)):
+            return node.encoding.primitive.struct_code
+        return layout_fmt([(m.offset, self.fmt_of(m.type), m.size) for m in node.members], node.size)
+
+    def flat_items(self, node: TypeNode) -> int:
+        """How many values ``fmt_of(node)`` unpacks to."""
+        if isinstance(node, EncodedType):
+            if node.is_constant:
+                return 0
+            return 1 if node.is_text else node.length
+        if isinstance(node, (EnumType, SetType)):
+            return 1
+        return sum(self.flat_items(m.type) for m in node.members)
+
+    def accessors(
+        self,
+        items: list[tuple[str, int, TypeNode, Presence, object, int, int | None, str | None]],
+    ) -> list[Accessor]:
+        out: list[Accessor] = []
+        seen: set[str] = set()
+        for json_name, offset, node, presence, constant, since, deprecated, description in items:
+            py = snake(json_name)
+            while py in seen:
+                py += "_"
+            seen.add(py)
+            size = 0 if presence is Presence.CONSTANT else node.size
+            acc = Accessor(json_name, py, "int", offset, size, since, offset + size,
+                           deprecated=deprecated is not None, doc=_doc(description))
+            if presence is Presence.CONSTANT:
+                acc.kind = "constant"
+                value = constant if constant is not None else getattr(getattr(node, "encoding", None), "constant",
+                                                                       None)
+                if isinstance(node, EnumType):
+                    acc.type_class = self.type_class(node)
+                    ev = next(v for v in node.values if v.value == value)
+                    acc.constant = f"{acc.type_class}.{member_name(ev.name)}"
+                elif isinstance(value, str):
+                    acc.constant = repr(value)
+                else:
+                    acc.constant = literal(value)
+                out.append(acc)
+                continue
+            if isinstance(node, EncodedType):
+                prim = node.primitive
+                acc.primitive = prim.xml_name
+                acc.fmt = self.prefix + self.fmt_of(node)
+                acc.struct = self.structs.name(acc.fmt)
+                acc.length = node.length
+                if node.is_text:
+                    acc.kind = "text"
+                    acc.encoding = node.encoding.character_encoding or "US-ASCII"
+                elif node.length != 1:
+                    acc.kind = "array"
+                else:
+                    acc.kind = "float" if prim.is_float else "int"
+                    acc.is_float = prim.is_float
+                    acc.optional = presence is Presence.OPTIONAL
+                    acc.null = literal(node.encoding.null_value)
+            elif isinstance(node, EnumType):
+                acc.kind = "enum"
+                acc.type_class = self.type_class(node)
+                acc.fmt = self.prefix + node.encoding.primitive.struct_code
+                acc.struct = self.structs.name(acc.fmt)
+                acc.null = literal(int(node.encoding.null_value))
+                acc.optional = presence is Presence.OPTIONAL
+            elif isinstance(node, SetType):
+                acc.kind = "set"
+                acc.type_class = self.type_class(node)
+                acc.fmt = self.prefix + node.encoding.primitive.struct_code
+                acc.struct = self.structs.name(acc.fmt)
+            else:
+                acc.kind = "composite"
+                acc.type_class = self.type_class(node)
+            out.append(acc)
+        return out
+
+    def field_items(self, fields: tuple[Field, ...]) -> list[tuple[str, int, TypeNode, Presence, object, int,
+                                                                   int | None, str | None]]:
+        return [(f.name, f.offset, f.type, f.presence, f.constant, f.since_version, f.deprecated, f.description)
+                for f in fields]
+
+    # -- blocks ----------------------------------------------------------------
+
+    def block(self, owner_class: str, json_name: str, fields: tuple[Field, ...], groups: tuple[Group, ...],
+              var_data: tuple[VarData, ...], block_length: int, owner_name: str,
+              ) -> tuple[list[Accessor], list[Section], dict[str, object], list[GroupCtx]]:
+        accessors = self.accessors(self.field_items(fields))
+        for acc, f in zip(accessors, fields, strict=True):
+            if acc.since_version > 0:
+                acc.check = f"self._acting_version < {acc.since_version} or self._acting_block_length < {acc.end}"
+        base_end = max((f.offset + f.size for f in fields if f.since_version == 0), default=0)
+        fmt = self.prefix + layout_fmt([(f.offset, self.fmt_of(f.type) if not f.is_constant else "", f.size)
+                                        for f in fields], block_length)
+        plan: list[tuple[int, int, int, int]] = []
+        index = 0
+        for f in fields:
+            n = 0 if f.is_constant else self.flat_items(f.type)
+            if n:
+                plan.append((f.since_version, f.offset + f.size, index, n))
+            index += n
+        sections: list[Section] = []
+        group_ctxs: list[GroupCtx] = []
+        taken = {a.py_name for a in accessors}
+        for g in groups:
+            gctx = self.group_ctx(owner_class, g)
+            group_ctxs.append(gctx)
+            py = snake(g.name)
+            while py in taken:
+                py += "_"
+            taken.add(py)
+            sections.append(Section("group", g.name, py, len(sections), g.since_version, gctx.decoder,
+                                    gctx.encoder, gctx))
+        for d in var_data:
+            py = snake(d.name)
+            while py in taken or f"{py}_bytes" in taken:
+                py += "_"
+            taken.add(py)
+            lfmt = self.prefix + d.length.primitive.struct_code
+            sections.append(Section(
+                "data", d.name, py, len(sections), d.since_version,
+                length_struct=self.structs.name(lfmt), prefix=d.length.primitive.size,
+                max_length=int(min(d.length.encoding.max_value, d.length.primitive.wire_max)),
+                encoding=d.character_encoding or "",
+            ))
+        for s in sections:
+            if s.since_version > 0:
+                s.check = f"self._acting_version < {s.since_version}"
+        info: dict[str, object] = {
+            "base_end": base_end,
+            "max_since": max((f.since_version for f in fields), default=0),
+            "block_struct": self.structs.name(fmt),
+            "block_fmt": fmt,
+            "block_plan": plan,
+            "flat_count": index,
+        }
+        return accessors, sections, info, group_ctxs
+
+    def group_ctx(self, owner_class: str, g: Group) -> GroupCtx:
+        base = f"{owner_class}{class_name(g.name)}"
+        decoder = self.unique_class(f"{base}Decoder")
+        encoder = self.unique_class(f"{base}Encoder")
+        accessors, sections, info, nested = self.block(base, g.name, g.fields, g.groups, g.var_data,
+                                                       g.block_length, g.name)
+        dim = g.dimension
+        dim_fmt = self.prefix + self.fmt_of(dim)
+        flat = [m for m in dim.members if self.flat_items(m.type)]
+        bl_index = flat.index(g.block_length_member)
+        count_index = flat.index(g.num_in_group_member)
+        # The packer writes only blockLength and numInGroup at their offsets.
+        pack_parts = sorted([(g.block_length_member.offset, g.block_length_member),
+                             (g.num_in_group_member.offset, g.num_in_group_member)], key=lambda p: p[0])
+        pack_fmt = self.prefix + layout_fmt([(o, self.fmt_of(m.type), m.size) for o, m in pack_parts],
+                                            max(o + m.size for o, m in pack_parts))
+        assert isinstance(g.num_in_group_member.type, EncodedType)
+        num_type = g.num_in_group_member.type
+        max_count = int(min(num_type.encoding.max_value, num_type.primitive.wire_max))
+        ctx = GroupCtx(
+            name=g.name, json_name=g.name, decoder=decoder, encoder=encoder, block_length=g.block_length,
+            fields=accessors, sections=sections, doc=_doc(g.description),
+            base_end=int(info["base_end"]),  # type: ignore[call-overload]
+            max_since=int(info["max_since"]),  # type: ignore[call-overload]
+            block_struct=str(info["block_struct"]), block_fmt=str(info["block_fmt"]),
+            block_plan=info["block_plan"],  # type: ignore[arg-type]
+            flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
+            dim_decoder=self.type_class(dim), dim_struct=self.structs.name(dim_fmt), dim_size=dim.size,
+            bl_index=bl_index, count_index=count_index, dim_pack_struct=self.structs.name(pack_fmt),
+            max_count=max_count, groups=nested,
+        )
+        ctx.bl_order_first = pack_parts[0][1] is g.block_length_member  # type: ignore[attr-defined]
+        return ctx
+
+    def message_ctx(self, m: Message, header: HeaderCtx) -> MessageCtx:
+        cls = class_name(m.name)
+        decoder = self.unique_class(f"{cls}Decoder")
+        encoder = self.unique_class(f"{cls}Encoder")
+        accessors, sections, info, groups = self.block(cls, m.name, m.fields, m.groups, m.var_data,
+                                                       m.block_length, m.name)
+        block_fmt = str(info["block_fmt"])
+        full_fmt = header.fmt + block_fmt[1:]
+        ctx = MessageCtx(
+            name=m.name, json_name=m.name, decoder=decoder, encoder=encoder, block_length=m.block_length,
+            fields=accessors, sections=sections, doc=_doc(m.description),
+            base_end=int(info["base_end"]),  # type: ignore[call-overload]
+            max_since=int(info["max_since"]),  # type: ignore[call-overload]
+            block_struct=str(info["block_struct"]), block_fmt=block_fmt,
+            block_plan=info["block_plan"],  # type: ignore[arg-type]
+            flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
+            template_id=m.id, full_struct=self.structs.name(full_fmt),
+            header_items=len(header.indices), groups=groups,
+        )
+        ctx.all_groups = list(_walk_groups(groups))
+        ctx.fast_max_since = max([ctx.max_since, *(s.since_version for s in sections),
+                                  *(g.max_since for g in ctx.all_groups),
+                                  *(s.since_version for g in ctx.all_groups for s in g.sections)])
+        return ctx
+
+    def header_ctx(self) -> HeaderCtx:
+        h = self.schema.header
+        name = self.type_class(h)
+        fmt = self.prefix + self.fmt_of(h)
+        flat = [m for m in h.members if self.flat_items(m.type)]
+        indices = {m.name: flat.index(m) for m in flat if m.name in ("blockLength", "templateId", "schemaId",
+                                                                     "version")}
+        return HeaderCtx(f"{name}Decoder", f"{name}Encoder", h.size, self.structs.name(fmt), fmt, indices,
+                         [m.name for m in flat])
+
+
+def _walk_groups(groups: list[GroupCtx]) -> list[GroupCtx]:
+    out: list[GroupCtx] = []
+    for g in groups:
+        out.append(g)
+        out.extend(_walk_groups(g.groups))
+    return out
+
+
+def layout_fmt(parts: list[tuple[int, str, int]], total: int) -> str:
+    """A struct format (no prefix) placing each ``(offset, fmt, size)`` and padding to ``total``."""
+    out: list[str] = []
+    position = 0
+    for offset, fmt, size in sorted((p for p in parts if p[1]), key=lambda p: p[0]):
+        if offset > position:
+            out.append(f"{offset - position}x")
+        out.append(fmt)
+        position = offset + size
+    if total > position:
+        out.append(f"{total - position}x")
+    return "".join(out)
+
+
+def build_context(schema: Schema, package: str, source_name: str) -> ModuleContext:
+    b = _Builder(schema)
+    header = b.header_ctx()
+    for t in schema.types:
+        b.type_class(t)
+    messages = [b.message_ctx(m, header) for m in schema.messages]
+    return ModuleContext(schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites,
+                         messages, header)
+
+
+__all__ += ["Accessor", "BlockCtx", "CompositeCtx", "EnumCtx", "GroupCtx", "HeaderCtx", "MessageCtx", "Section",
+            "SetCtx", "layout_fmt", "Primitive"]

@@ -1,0 +1,106 @@
+"""The ``python -m tools`` dispatcher: command table, lazy imports, exit statuses, user errors."""
+
+import argparse
+import sys
+import types
+
+import pytest
+
+import tools.__main__ as cli
+
+
+class _UserError(Exception):
+    is_user_error = True
+
+
+def _install_fake_command(monkeypatch: pytest.MonkeyPatch, run: object) -> None:
+    module = types.ModuleType("fake_cmd")
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--count", type=int, default=1, help="how many times")
+
+    module.__dict__.update(configure=configure, run=run)
+    monkeypatch.setitem(sys.modules, "fake_cmd", module)
+    monkeypatch.setattr(
+        cli, "COMMANDS", {**cli.COMMANDS, "fake": cli.CommandSpec("fake_cmd", "a fake command")}
+    )
+
+
+def test_top_level_help_lists_every_command_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("codegen", "sbe", "demo", "bench"):
+        assert name in out
+    for name, spec in cli.COMMANDS.items():
+        assert name in out
+        assert spec.help.split()[0] in out
+
+
+def test_top_level_help_imports_no_command_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(name: str, spec: cli.CommandSpec) -> cli.CommandModule:
+        raise AssertionError(f"--help imported {spec.module}")
+
+    monkeypatch.setattr(cli, "_load", refuse)
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["--help"])
+    assert excinfo.value.code == 0
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["no-such-command"])
+    assert excinfo.value.code != 0
+    assert "no-such-command" in capsys.readouterr().err
+
+
+def test_missing_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main([])
+    assert excinfo.value.code != 0
+
+
+def test_command_help_shows_the_options_its_module_configures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _install_fake_command(monkeypatch, lambda args: 0)
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["fake", "--help"])
+    assert excinfo.value.code == 0
+    assert "--count" in capsys.readouterr().out
+
+
+def test_command_runs_with_parsed_args_and_its_status_is_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[argparse.Namespace] = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 7
+
+    _install_fake_command(monkeypatch, run)
+    assert cli.main(["fake", "--count", "3"]) == 7
+    assert seen[0].command == "fake"
+    assert seen[0].count == 3
+
+
+def test_user_error_is_one_line_on_stderr_with_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(args: argparse.Namespace) -> int:
+        raise _UserError("schema.xml:12: unknown type 'uint128'")
+
+    _install_fake_command(monkeypatch, run)
+    assert cli.main(["fake"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: schema.xml:12: unknown type 'uint128'\n"
+    assert captured.out == ""
+
+
+def test_other_exceptions_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(args: argparse.Namespace) -> int:
+        raise RuntimeError("a bug")
+
+    _install_fake_command(monkeypatch, run)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["fake"])
