@@ -90,14 +90,24 @@ class _Dumper:
                 *self.common(node),
             )
         elif isinstance(node, EnumType):
-            self.emit(depth, f"enum {node.name}", ("size", node.size), *self.encoding(node.encoding),
-                      *self.common(node))
+            self.emit(
+                depth,
+                f"enum {node.name}",
+                ("size", node.size),
+                *self.encoding(node.encoding),
+                *self.common(node),
+            )
             if expand:
                 for v in node.values:
                     self.emit(depth + 1, f"value {v.name}", ("value", v.value), *self.common(v))
         elif isinstance(node, SetType):
-            self.emit(depth, f"set {node.name}", ("size", node.size), *self.encoding(node.encoding),
-                      *self.common(node))
+            self.emit(
+                depth,
+                f"set {node.name}",
+                ("size", node.size),
+                *self.encoding(node.encoding),
+                *self.common(node),
+            )
             if expand:
                 for c in node.choices:
                     self.emit(depth + 1, f"choice {c.name}", ("bit", c.bit), *self.common(c))
@@ -105,15 +115,24 @@ class _Dumper:
             self.composite(depth, node, expand=expand)
 
     def composite(self, depth: int, node: CompositeType, *, expand: bool) -> None:
-        self.emit(depth, f"composite {node.name}", ("size", node.size),
-                  ("semanticType", node.semantic_type), *self.common(node))
+        self.emit(
+            depth,
+            f"composite {node.name}",
+            ("size", node.size),
+            ("semanticType", node.semantic_type),
+            *self.common(node),
+        )
         if expand:
             for m in node.members:
                 self.member(depth + 1, m)
 
     def member(self, depth: int, m: Member) -> None:
-        self.emit(depth, f"member {m.name} @{m.offset}", ("ref", m.type.name if m.type.name != m.name else None),
-                  *self.common(m))
+        self.emit(
+            depth,
+            f"member {m.name} @{m.offset}",
+            ("ref", m.type.name if m.type.name != m.name else None),
+            *self.common(m),
+        )
         self.type_node(depth + 1, m.type, expand=isinstance(m.type, CompositeType))
 
     def field(self, depth: int, f: Field) -> None:

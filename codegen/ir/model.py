@@ -68,9 +68,7 @@ class Primitive(enum.Enum):
     FLOAT = ("float", 4, "f", math.nan, -3.4028234663852886e38, 3.4028234663852886e38)
     DOUBLE = ("double", 8, "d", math.nan, -1.7976931348623157e308, 1.7976931348623157e308)
 
-    def __init__(
-        self, xml_name: str, size: int, struct_code: str, null: float, lo: float, hi: float
-    ) -> None:
+    def __init__(self, xml_name: str, size: int, struct_code: str, null: float, lo: float, hi: float) -> None:
         self.xml_name = xml_name
         self.size = size
         self.struct_code = struct_code
@@ -97,7 +95,8 @@ class Primitive(enum.Enum):
     def wire_max(self) -> float:
         if self.is_float:
             return math.inf
-        return 2 ** (8 * self.size - 1) - 1 if self.is_signed else 2 ** (8 * self.size) - 1
+        top: int = 2 ** (8 * self.size - 1) - 1 if self.is_signed else 2 ** (8 * self.size) - 1
+        return top
 
     @classmethod
     def from_xml(cls, name: str) -> Primitive | None:

@@ -92,16 +92,21 @@ def decode_text(raw: bytes | memoryview, encoding: str, message: str, field: str
     try:
         return bytes(raw).decode(_codec(encoding))
     except UnicodeDecodeError as exc:
-        raise CodecError(f"text is not valid {encoding}: {exc.reason}", message_name=message, field=field,
-                         offset=offset + exc.start) from None
+        raise CodecError(
+            f"text is not valid {encoding}: {exc.reason}",
+            message_name=message,
+            field=field,
+            offset=offset + exc.start,
+        ) from None
 
 
 def encode_text(value: str, encoding: str, message: str, field: str) -> bytes:
     try:
         return value.encode(_codec(encoding))
     except UnicodeEncodeError as exc:
-        raise EncodeValueError(f"text cannot be encoded as {encoding}: {exc.reason}", message_name=message,
-                               field=field) from None
+        raise EncodeValueError(
+            f"text cannot be encoded as {encoding}: {exc.reason}", message_name=message, field=field
+        ) from None
 
 
 def enum_to_json(value: int, names: dict[int, str], null: int) -> str | int | None:
@@ -167,7 +172,9 @@ class Cursor:
             sections[self._section](self._root)
             self._section += 1
 
-    def _var_data(self, length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, field: str) -> memoryview:
+    def _var_data(
+        self, length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, field: str
+    ) -> memoryview:
         root = self._root
         limit = root._limit
         end = root._end
@@ -178,7 +185,7 @@ class Cursor:
         if start + n > end:
             raise too_short(self.NAME, field, start, start + n, end)
         root._limit = start + n
-        return memoryview(root._buffer)[start:start + n]
+        return memoryview(root._buffer)[start : start + n]
 
     def total_length(self) -> int:
         """Bytes from the block's start to the end of the last section (reads every section)."""
@@ -189,8 +196,9 @@ class Cursor:
         raise NotImplementedError
 
 
-def skip_var_data(length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, owner: str,
-                  field: str, since: int = 0) -> SkipFn:
+def skip_var_data(
+    length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, owner: str, field: str, since: int = 0
+) -> SkipFn:
     def skip(root: Cursor) -> None:
         if since and root._acting_version < since:  # type: ignore[attr-defined]
             return
@@ -206,9 +214,17 @@ def skip_var_data(length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: 
     return skip
 
 
-def skip_group(dim_unpack: Callable[[Any, int], tuple[int, ...]], dim_size: int, bl_index: int,
-               count_index: int, min_block: int, entry_sections: tuple[SkipFn, ...], owner: str,
-               field: str, since: int = 0) -> SkipFn:
+def skip_group(
+    dim_unpack: Callable[[Any, int], tuple[int, ...]],
+    dim_size: int,
+    bl_index: int,
+    count_index: int,
+    min_block: int,
+    entry_sections: tuple[SkipFn, ...],
+    owner: str,
+    field: str,
+    since: int = 0,
+) -> SkipFn:
     def skip(root: Cursor) -> None:
         if since and root._acting_version < since:  # type: ignore[attr-defined]
             return
@@ -219,8 +235,12 @@ def skip_group(dim_unpack: Callable[[Any, int], tuple[int, ...]], dim_size: int,
         dims = dim_unpack(root._buffer, limit)
         block, count = dims[bl_index], dims[count_index]
         if block < min_block:
-            raise UnsupportedVersionError(f"group entry block length {block} is shorter than {min_block}",
-                                          message_name=owner, field=field, offset=limit)
+            raise UnsupportedVersionError(
+                f"group entry block length {block} is shorter than {min_block}",
+                message_name=owner,
+                field=field,
+                offset=limit,
+            )
         limit += dim_size
         if limit + block * count > end:
             raise too_short(owner, field, limit, limit + block * count, end)
@@ -238,7 +258,7 @@ class GroupDecoder(Cursor):
 
     __slots__ = ("_acting_block_length", "_acting_version", "_count", "_index", "_offset", "_parent")
 
-    _DIM: ClassVar[Callable[[Any, int], tuple[int, ...]]]
+    _DIM: Callable[[Any, int], tuple[int, ...]]
     _DIM_SIZE: ClassVar[int]
     _BL_INDEX: ClassVar[int] = 0
     _COUNT_INDEX: ClassVar[int] = 1
@@ -284,7 +304,10 @@ class GroupDecoder(Cursor):
         if block < self._MIN_BLOCK:
             raise UnsupportedVersionError(
                 f"group entry block length {block} is shorter than {self._MIN_BLOCK}",
-                message_name=parent.NAME, field=self.NAME, offset=limit)
+                message_name=parent.NAME,
+                field=self.NAME,
+                offset=limit,
+            )
         limit += self._DIM_SIZE
         if limit + block * count > end:
             raise too_short(parent.NAME, self.NAME, limit, limit + block * count, end)
@@ -362,8 +385,12 @@ class EncodeCursor:
         if self._pending is not None:
             self._pending._close()
         if self._section > index:
-            raise EncodeValueError("sections must be written in schema order", message_name=self.NAME,
-                                   field=field, offset=self._root._limit)
+            raise EncodeValueError(
+                "sections must be written in schema order",
+                message_name=self.NAME,
+                field=field,
+                offset=self._root._limit,
+            )
         empty = self._EMPTY
         while self._section < index:
             empty[self._section](self._root)
@@ -378,25 +405,28 @@ class EncodeCursor:
             empty[self._section](self._root)
             self._section += 1
 
-    def _put_var_data(self, length_pack: Callable[..., None], prefix: int, max_length: int, value: Any,
-                      field: str) -> None:
+    def _put_var_data(
+        self, length_pack: Callable[..., None], prefix: int, max_length: int, value: Any, field: str
+    ) -> None:
         data = value if isinstance(value, (bytes, bytearray, memoryview)) else bytes(value)
         n = buffer_length(data)
         if n > max_length:
-            raise EncodeValueError(f"{n} bytes exceed the maximum length {max_length}", message_name=self.NAME,
-                                   field=field)
+            raise EncodeValueError(
+                f"{n} bytes exceed the maximum length {max_length}", message_name=self.NAME, field=field
+            )
         root = self._root
         limit = root._limit
         if limit + prefix + n > root._end:
             raise too_short(self.NAME, field, limit, limit + prefix + n, root._end)
         length_pack(root._buffer, limit, n)
         start = limit + prefix
-        root._buffer[start:start + n] = data
+        root._buffer[start : start + n] = data
         root._limit = start + n
 
 
-def empty_var_data(length_pack: Callable[..., None], prefix: int, owner: str,
-                   field: str) -> Callable[[EncodeCursor], None]:
+def empty_var_data(
+    length_pack: Callable[..., None], prefix: int, owner: str, field: str
+) -> Callable[[EncodeCursor], None]:
     def write(root: EncodeCursor) -> None:
         limit = root._limit
         if limit + prefix > root._end:
@@ -407,8 +437,9 @@ def empty_var_data(length_pack: Callable[..., None], prefix: int, owner: str,
     return write
 
 
-def empty_group(dim_pack: Callable[..., None], dim_size: int, block_length: int, owner: str,
-                field: str) -> Callable[[EncodeCursor], None]:
+def empty_group(
+    dim_pack: Callable[..., None], dim_size: int, block_length: int, owner: str, field: str
+) -> Callable[[EncodeCursor], None]:
     def write(root: EncodeCursor) -> None:
         limit = root._limit
         if limit + dim_size > root._end:
@@ -447,8 +478,11 @@ class GroupEncoder(EncodeCursor):
 
     def _start(self, count: int) -> GroupEncoder:
         if not 0 <= count <= self._MAX_COUNT:
-            raise EncodeValueError(f"group count {count} is outside 0..{self._MAX_COUNT}",
-                                   message_name=self._parent.NAME, field=self.NAME)
+            raise EncodeValueError(
+                f"group count {count} is outside 0..{self._MAX_COUNT}",
+                message_name=self._parent.NAME,
+                field=self.NAME,
+            )
         root = self._root
         limit = root._limit
         need = limit + self._DIM_SIZE + count * self.BLOCK_LENGTH
@@ -469,14 +503,15 @@ class GroupEncoder(EncodeCursor):
         """Move to the next entry and return this encoder, positioned on it."""
         self._finish_sections()
         if self._index >= self._count:
-            raise EncodeValueError(f"group has only {self._count} entries", message_name=self._parent.NAME,
-                                   field=self.NAME)
+            raise EncodeValueError(
+                f"group has only {self._count} entries", message_name=self._parent.NAME, field=self.NAME
+            )
         root = self._root
         self._offset = root._limit
         end = self._offset + self.BLOCK_LENGTH
         if end > root._end:
             raise too_short(self.NAME, None, self._offset, end, root._end)
-        root._buffer[self._offset:end] = bytes(self.BLOCK_LENGTH)
+        root._buffer[self._offset : end] = bytes(self.BLOCK_LENGTH)
         root._limit = end
         self._index += 1
         self._section = 0
@@ -485,20 +520,26 @@ class GroupEncoder(EncodeCursor):
     def _close(self) -> None:
         self._finish_sections()
         if self._index != self._count:
-            raise EncodeValueError(f"group declared {self._count} entries but {self._index} were written",
-                                   message_name=self._parent.NAME, field=self.NAME)
+            raise EncodeValueError(
+                f"group declared {self._count} entries but {self._index} were written",
+                message_name=self._parent.NAME,
+                field=self.NAME,
+            )
         if self._parent._pending is self:
             self._parent._pending = None
 
 
-def check_header(message: str, schema_id: int, template_id: int, want_schema: int, want_template: int,
-                 offset: int) -> None:
+def check_header(
+    message: str, schema_id: int, template_id: int, want_schema: int, want_template: int, offset: int
+) -> None:
     if schema_id != want_schema:
-        raise SchemaIdMismatchError(f"schema id {schema_id} is not {want_schema}", message_name=message,
-                                    offset=offset)
+        raise SchemaIdMismatchError(
+            f"schema id {schema_id} is not {want_schema}", message_name=message, offset=offset
+        )
     if template_id != want_template:
-        raise UnknownTemplateError(f"template id {template_id} is not {want_template}", message_name=message,
-                                   offset=offset)
+        raise UnknownTemplateError(
+            f"template id {template_id} is not {want_template}", message_name=message, offset=offset
+        )
 
 
 def pack_error(exc: struct.error, message: str, field: str) -> EncodeValueError:

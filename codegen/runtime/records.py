@@ -28,16 +28,22 @@ class Fallback(Exception):
     """Raised inside a generated fast path to hand over to the general path."""
 
 
-def read_block_evolved(buffer: Any, offset: int, acting_block_length: int, acting_version: int,
-                       block: struct.Struct, block_length: int,
-                       plan: tuple[tuple[int, int, int, int], ...]) -> tuple[Any, ...]:
+def read_block_evolved(
+    buffer: Any,
+    offset: int,
+    acting_block_length: int,
+    acting_version: int,
+    block: struct.Struct,
+    block_length: int,
+    plan: tuple[tuple[int, int, int, int], ...],
+) -> tuple[Any, ...]:
     """The flat block tuple of a block written at another version: absent fields are ``None``."""
     have = min(acting_block_length, block_length)
-    data = bytes(buffer[offset:offset + have]) + bytes(block_length - have)
+    data = bytes(buffer[offset : offset + have]) + bytes(block_length - have)
     values: list[Any] = list(block.unpack(data))
     for since, end, first, count in plan:
         if since > acting_version or end > acting_block_length:
-            values[first:first + count] = [None] * count
+            values[first : first + count] = [None] * count
     return tuple(values)
 
 
@@ -101,8 +107,9 @@ def _hex_bytes(value: Any, owner: str, name: str) -> bytes:
             raise EncodeValueError("invalid hex string", message_name=owner, field=name) from None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise EncodeValueError(f"binary data must be {{\"hex\": ...}}, not {type(value).__name__}",
-                           message_name=owner, field=name)
+    raise EncodeValueError(
+        f'binary data must be {{"hex": ...}}, not {type(value).__name__}', message_name=owner, field=name
+    )
 
 
 def _enum_value(value: Any, by_name: Mapping[str, int], null: int, owner: str, name: str) -> int:
@@ -115,8 +122,9 @@ def _enum_value(value: Any, by_name: Mapping[str, int], null: int, owner: str, n
         return found
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise EncodeValueError(f"enum value must be a name or an integer, not {type(value).__name__}",
-                           message_name=owner, field=name)
+    raise EncodeValueError(
+        f"enum value must be a name or an integer, not {type(value).__name__}", message_name=owner, field=name
+    )
 
 
 def _set_value(value: Any, by_name: Mapping[str, int], owner: str, name: str) -> int:
@@ -131,7 +139,9 @@ def _set_value(value: Any, by_name: Mapping[str, int], owner: str, name: str) ->
         if isinstance(choice, str):
             bit = by_name.get(choice)
             if bit is None:
-                raise EncodeValueError(f"'{choice}' is not a choice of this set", message_name=owner, field=name)
+                raise EncodeValueError(
+                    f"'{choice}' is not a choice of this set", message_name=owner, field=name
+                )
         elif isinstance(choice, int) and not isinstance(choice, bool):
             bit = choice
         else:

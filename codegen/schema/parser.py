@@ -65,6 +65,11 @@ def _local(el: Element) -> str:
     return etree.QName(tag).localname
 
 
+def _line(el: Element) -> int:
+    line = el.sourceline
+    return line if isinstance(line, int) else 0
+
+
 def _children(el: Element) -> list[Element]:
     return [c for c in el if isinstance(c.tag, str)]
 
@@ -92,7 +97,7 @@ class _Parser:
         file = self.source
         line = None
         if el is not None:
-            line = el.sourceline
+            line = _line(el) or None
             base = el.base
             if base:
                 file = _display_path(base, self.source)
@@ -161,14 +166,17 @@ class _Parser:
             self.fail(el, f"unknown primitive type '{name}'")
         return prim
 
-    def encoding(self, el: Element, primitive: Primitive, presence: Presence,
-                 constant: int | float | str | None = None) -> Encoding:
+    def encoding(
+        self, el: Element, primitive: Primitive, presence: Presence, constant: int | float | str | None = None
+    ) -> Encoding:
         null_raw = el.get("nullValue")
         min_raw = el.get("minValue")
         max_raw = el.get("maxValue")
         if null_raw is not None and presence is not Presence.OPTIONAL:
             self.fail(el, "nullValue is only allowed when presence is optional")
-        null = primitive.default_null if null_raw is None else self.number(el, primitive, null_raw, "nullValue")
+        null = (
+            primitive.default_null if null_raw is None else self.number(el, primitive, null_raw, "nullValue")
+        )
         lo = primitive.default_min if min_raw is None else self.number(el, primitive, min_raw, "minValue")
         hi = primitive.default_max if max_raw is None else self.number(el, primitive, max_raw, "maxValue")
         for value, what in ((null, "nullValue"), (lo, "minValue"), (hi, "maxValue")):
@@ -292,7 +300,7 @@ class _Parser:
             description=el.get("description"),
             since_version=since,
             deprecated=dep,
-            line=el.sourceline or 0,
+            line=_line(el),
         )
 
     def resolve_value_ref(self, el: Element, ref: str) -> int:
@@ -353,8 +361,10 @@ class _Parser:
                     self.fail(child, f"enum value '{name}.{vname}' = '{text}' is not an integer")
             lo, hi = encoding.min_value, encoding.max_value
             if not (lo <= value <= hi):
-                self.fail(child, f"enum value '{name}.{vname}' = {text} is outside the "
-                                 f"{prim.xml_name} range {lo}..{hi}")
+                self.fail(
+                    child,
+                    f"enum value '{name}.{vname}' = {text} is outside the {prim.xml_name} range {lo}..{hi}",
+                )
             if vname in seen_names:
                 self.fail(child, f"duplicate value name '{vname}' in enum '{name}'")
             if value in seen_values:
@@ -365,7 +375,7 @@ class _Parser:
             values.append(EnumValue(vname, value, text, child.get("description"), vsince, vdep))
         if not values:
             self.fail(el, f"enum '{name}' has no validValue")
-        return EnumType(name, encoding, tuple(values), el.get("description"), since, dep, el.sourceline or 0)
+        return EnumType(name, encoding, tuple(values), el.get("description"), since, dep, _line(el))
 
     def set_type(self, el: Element) -> SetType:
         name = self.name_of(el)
@@ -396,7 +406,7 @@ class _Parser:
             bits[bit] = cname
             csince, cdep = self.version_attrs(child)
             choices.append(Choice(cname, bit, child.get("description"), csince, cdep))
-        return SetType(name, encoding, tuple(choices), el.get("description"), since, dep, el.sourceline or 0)
+        return SetType(name, encoding, tuple(choices), el.get("description"), since, dep, _line(el))
 
     def composite_type(self, el: Element) -> CompositeType:
         name = self.name_of(el)
@@ -428,8 +438,14 @@ class _Parser:
         if not members:
             self.fail(el, f"composite '{name}' has no members")
         return CompositeType(
-            name, tuple(members), layout.end, el.get("description"), el.get("semanticType"), since, dep,
-            el.sourceline or 0,
+            name,
+            tuple(members),
+            layout.end,
+            el.get("description"),
+            el.get("semanticType"),
+            since,
+            dep,
+            _line(el),
         )
 
     def place(self, el: Element, layout: _Layout, size: int, what: str) -> int:
@@ -440,8 +456,11 @@ class _Parser:
         else:
             offset = self.int_attr(el, "offset")
             if offset < layout.position:
-                self.fail(el, f"{what} at offset {offset} overlaps the previous element, "
-                              f"which ends at {layout.position}")
+                self.fail(
+                    el,
+                    f"{what} at offset {offset} overlaps the previous element, "
+                    f"which ends at {layout.position}",
+                )
         if size:
             layout.position = offset + size
         else:
@@ -490,7 +509,7 @@ class _Parser:
             semantic_type=el.get("semanticType"),
             epoch=el.get("epoch"),
             time_unit=el.get("timeUnit"),
-            line=el.sourceline or 0,
+            line=_line(el),
         )
 
     def var_data(self, el: Element) -> VarData:
@@ -503,8 +522,15 @@ class _Parser:
         data = node.member("varData")
         if length is None or data is None:
             self.fail(el, f"var data '{name}': composite '{node.name}' needs members 'length' and 'varData'")
-        if not isinstance(length.type, EncodedType) or length.type.is_array or length.type.primitive not in (
-            Primitive.UINT8, Primitive.UINT16, Primitive.UINT32,
+        if (
+            not isinstance(length.type, EncodedType)
+            or length.type.is_array
+            or length.type.primitive
+            not in (
+                Primitive.UINT8,
+                Primitive.UINT16,
+                Primitive.UINT32,
+            )
         ):
             self.fail(el, f"var data '{name}': the length of '{node.name}' must be uint8, uint16 or uint32")
         if not isinstance(data.type, EncodedType) or data.type.primitive.size != 1:
@@ -521,10 +547,12 @@ class _Parser:
             deprecated=dep,
             description=el.get("description"),
             semantic_type=el.get("semanticType"),
-            line=el.sourceline or 0,
+            line=_line(el),
         )
 
-    def body(self, el: Element, owner: str) -> tuple[tuple[Field, ...], tuple[Group, ...], tuple[VarData, ...], int]:
+    def body(
+        self, el: Element, owner: str
+    ) -> tuple[tuple[Field, ...], tuple[Group, ...], tuple[VarData, ...], int]:
         fields: list[Field] = []
         groups: list[Group] = []
         datas: list[VarData] = []
@@ -535,31 +563,40 @@ class _Parser:
             tag = _local(child)
             if tag == "field":
                 if groups or datas:
-                    self.fail(child, f"field '{child.get('name')}' in {owner} comes after a group or var data")
-                item: Field | Group | VarData = self.field(child, layout)
-                fields.append(item)
+                    self.fail(
+                        child, f"field '{child.get('name')}' in {owner} comes after a group or var data"
+                    )
+                new_field = self.field(child, layout)
+                fields.append(new_field)
+                item: Field | Group | VarData = new_field
             elif tag == "group":
                 if datas:
                     self.fail(child, f"group '{child.get('name')}' in {owner} comes after var data")
-                item = self.group(child)
-                groups.append(item)
+                new_group = self.group(child)
+                groups.append(new_group)
+                item = new_group
             elif tag == "data":
-                item = self.var_data(child)
-                datas.append(item)
+                new_data = self.var_data(child)
+                datas.append(new_data)
+                item = new_data
             else:
                 self.fail(child, f"unexpected <{tag}> in {owner}")
             if item.name in names:
-                self.fail(child, f"duplicate name '{item.name}' in {owner} (first at line {names[item.name]})")
+                self.fail(
+                    child, f"duplicate name '{item.name}' in {owner} (first at line {names[item.name]})"
+                )
             if item.id in ids:
                 self.fail(child, f"duplicate id {item.id} in {owner}: '{item.name}' and '{ids[item.id]}'")
-            names[item.name] = child.sourceline or 0
+            names[item.name] = _line(child)
             ids[item.id] = item.name
         block_length = layout.end
         explicit = el.get("blockLength")
         if explicit is not None:
             declared = self.int_attr(el, "blockLength")
             if declared < block_length:
-                self.fail(el, f"blockLength={declared} of {owner} is smaller than its fields need ({block_length})")
+                self.fail(
+                    el, f"blockLength={declared} of {owner} is smaller than its fields need ({block_length})"
+                )
             block_length = declared
         return tuple(fields), tuple(groups), tuple(datas), block_length
 
@@ -575,7 +612,11 @@ class _Parser:
         for member, mname in ((bl, "blockLength"), (num, "numInGroup")):
             if member is None:
                 self.fail(el, f"dimensionType '{dim_name}' of group '{name}' has no '{mname}' member")
-            if not isinstance(member.type, EncodedType) or member.type.is_array or member.type.primitive.is_float:
+            if (
+                not isinstance(member.type, EncodedType)
+                or member.type.is_array
+                or member.type.primitive.is_float
+            ):
                 self.fail(el, f"'{dim_name}.{mname}' must be an integer type")
         assert bl is not None and num is not None
         since, dep = self.version_attrs(el)
@@ -594,7 +635,7 @@ class _Parser:
             deprecated=dep,
             description=el.get("description"),
             semantic_type=el.get("semanticType"),
-            line=el.sourceline or 0,
+            line=_line(el),
         )
 
     def message(self, el: Element) -> Message:
@@ -613,7 +654,7 @@ class _Parser:
             semantic_type=el.get("semanticType"),
             since_version=since,
             deprecated=dep,
-            line=el.sourceline or 0,
+            line=_line(el),
         )
 
     # -- the schema ------------------------------------------------------------
@@ -628,8 +669,12 @@ class _Parser:
             m = node.member(member_name)
             if m is None:
                 self.fail(raw, f"header composite '{header_name}' has no '{member_name}' member")
-            if not isinstance(m.type, EncodedType) or m.type.is_array or m.type.primitive.is_float \
-                    or m.type.is_constant:
+            if (
+                not isinstance(m.type, EncodedType)
+                or m.type.is_array
+                or m.type.primitive.is_float
+                or m.type.is_constant
+            ):
                 self.fail(raw, f"header member '{header_name}.{member_name}' must be an integer type")
         return node
 
@@ -658,7 +703,9 @@ class _Parser:
             if tag == "message":
                 msg = self.message(el)
                 if msg.name in names:
-                    self.fail(el, f"duplicate message name '{msg.name}' (first at line {names[msg.name].line})")
+                    self.fail(
+                        el, f"duplicate message name '{msg.name}' (first at line {names[msg.name].line})"
+                    )
                 if msg.id in ids:
                     self.fail(el, f"duplicate message id {msg.id}: '{msg.name}' and '{ids[msg.id].name}'")
                 names[msg.name] = ids[msg.id] = msg
@@ -682,8 +729,9 @@ class _Parser:
             includes=includes,
         )
 
-    def check_header_fits(self, root: Element, header: CompositeType, schema_id: int,
-                          messages: list[Message]) -> None:
+    def check_header_fits(
+        self, root: Element, header: CompositeType, schema_id: int, messages: list[Message]
+    ) -> None:
         def limit(member: str) -> float:
             m = header.member(member)
             assert m is not None and isinstance(m.type, EncodedType)
@@ -697,7 +745,9 @@ class _Parser:
             if msg.id > limit("templateId"):
                 self.fail(root, f"message '{msg.name}' id {msg.id} does not fit in the header's templateId")
             if msg.block_length > limit("blockLength"):
-                self.fail(root, f"message '{msg.name}' blockLength {msg.block_length} does not fit in the header")
+                self.fail(
+                    root, f"message '{msg.name}' blockLength {msg.block_length} does not fit in the header"
+                )
 
 
 def node_presence(node: TypeNode) -> Presence:
@@ -714,16 +764,15 @@ def _replace_semantic(enc: Encoding, semantic: str | None) -> Encoding:
 
 def _display_path(base: str, fallback: str) -> str:
     if base.startswith("file://"):
-        base = base[len("file://"):]
+        base = base[len("file://") :]
     return base or fallback
 
 
 def parse_schema_bytes(data: bytes, source: str = "<memory>", base_dir: str | Path | None = None) -> Schema:
     """Parse schema XML held in memory; ``base_dir`` resolves relative XIncludes."""
     parser = etree.XMLParser(remove_comments=True, resolve_entities=False, no_network=True, huge_tree=False)
-    base_url = None
-    if base_dir is not None:
-        base_url = str(Path(base_dir) / Path(source).name)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    base_url = str(base / Path(source).name)
     try:
         root = etree.fromstring(data, parser, base_url=base_url)
     except etree.XMLSyntaxError as exc:

@@ -865,11 +865,11 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, relevant_id: Any, code: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ControlResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(32, 1), *values)
+            _S7p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
         except _struct.error as exc:
             raise _pack_error(exc, "ControlResponse", None) from None
         return HEADER_SIZE + 32
@@ -1150,11 +1150,11 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, response_stream_id: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, *_header_values(16, 2), *values)
+            _S9p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
         except _struct.error as exc:
             raise _pack_error(exc, "ConnectRequest", None) from None
         return HEADER_SIZE + 16
@@ -1376,11 +1376,11 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S10p(buffer, offset, *_header_values(8, 3), *values)
+            _S10p(buffer, offset, 8, 3, 101, 10, control_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "CloseSessionRequest", None) from None
         return HEADER_SIZE + 8
@@ -1616,11 +1616,11 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, stream_id: Any, source_location: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, *_header_values(24, 4), *values)
+            _S12p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
         except _struct.error as exc:
             raise _pack_error(exc, "StartRecordingRequest", None) from None
         return HEADER_SIZE + 24
@@ -1887,11 +1887,11 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S14p(buffer, offset, *_header_values(20, 5), *values)
+            _S14p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopRecordingRequest", None) from None
         return HEADER_SIZE + 20
@@ -2175,11 +2175,11 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, position: Any, length: Any, replay_stream_id: Any, file_io_max_length: Any, replay_token: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S16p(buffer, offset, *_header_values(56, 6), *values)
+            _S16p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
         except _struct.error as exc:
             raise _pack_error(exc, "ReplayRequest", None) from None
         return HEADER_SIZE + 56
@@ -2454,11 +2454,11 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, replay_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 7), *values)
+            _S18p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopReplayRequest", None) from None
         return HEADER_SIZE + 24
@@ -2681,11 +2681,11 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, from_recording_id: Any, record_count: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, *_header_values(28, 8), *values)
+            _S20p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
         except _struct.error as exc:
             raise _pack_error(exc, "ListRecordingsRequest", None) from None
         return HEADER_SIZE + 28
@@ -2947,11 +2947,11 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, from_recording_id: Any, record_count: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsForUriRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(32, 9), *values)
+            _S7p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ListRecordingsForUriRequest", None) from None
         return HEADER_SIZE + 32
@@ -3199,11 +3199,11 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 10), *values)
+            _S18p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ListRecordingRequest", None) from None
         return HEADER_SIZE + 24
@@ -3462,11 +3462,11 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, stream_id: Any, source_location: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(32, 11), *values)
+            _S7p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
         except _struct.error as exc:
             raise _pack_error(exc, "ExtendRecordingRequest", None) from None
         return HEADER_SIZE + 32
@@ -3717,11 +3717,11 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 12), *values)
+            _S18p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingPositionRequest", None) from None
         return HEADER_SIZE + 24
@@ -3944,11 +3944,11 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TruncateRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, *_header_values(32, 13), *values)
+            _S22p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
         except _struct.error as exc:
             raise _pack_error(exc, "TruncateRecordingRequest", None) from None
         return HEADER_SIZE + 32
@@ -4175,11 +4175,11 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, subscription_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingSubscriptionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 14), *values)
+            _S18p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopRecordingSubscriptionRequest", None) from None
         return HEADER_SIZE + 24
@@ -4397,11 +4397,11 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 15), *values)
+            _S18p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopPositionRequest", None) from None
         return HEADER_SIZE + 24
@@ -4654,11 +4654,11 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, min_recording_id: Any, session_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``FindLastMatchingRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(32, 16), *values)
+            _S7p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "FindLastMatchingRecordingRequest", None) from None
         return HEADER_SIZE + 32
@@ -4952,11 +4952,11 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, pseudo_index: Any, subscription_count: Any, apply_stream_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingSubscriptionsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, *_header_values(32, 17), *values)
+            _S24p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ListRecordingSubscriptionsRequest", None) from None
         return HEADER_SIZE + 32
@@ -5275,11 +5275,11 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, position: Any, length: Any, limit_counter_id: Any, replay_stream_id: Any, file_io_max_length: Any, replay_token: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``BoundedReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S26p(buffer, offset, *_header_values(60, 18), *values)
+            _S26p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
         except _struct.error as exc:
             raise _pack_error(exc, "BoundedReplayRequest", None) from None
         return HEADER_SIZE + 60
@@ -5563,11 +5563,11 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopAllReplaysRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 19), *values)
+            _S18p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopAllReplaysRequest", None) from None
         return HEADER_SIZE + 24
@@ -5795,11 +5795,11 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, version: Any, length: Any, next_recording_id: Any, alignment: Any, reserved: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CatalogHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S29p(buffer, offset, *_header_values(32, 20), *values)
+            _S29p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
         except _struct.error as exc:
             raise _pack_error(exc, "CatalogHeader", None) from None
         return HEADER_SIZE + 32
@@ -6048,11 +6048,11 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, length: Any, state: Any, checksum: Any, reserved: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S31p(buffer, offset, *_header_values(32, 21), *values)
+            _S31p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingDescriptorHeader", None) from None
         return HEADER_SIZE + 32
@@ -6401,11 +6401,11 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, start_timestamp: Any, stop_timestamp: Any, start_position: Any, stop_position: Any, initial_term_id: Any, segment_file_length: Any, term_buffer_length: Any, mtu_length: Any, session_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S33p(buffer, offset, *_header_values(80, 22), *values)
+            _S33p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingDescriptor", None) from None
         return HEADER_SIZE + 80
@@ -6779,11 +6779,11 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, subscription_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSubscriptionDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, *_header_values(28, 23), *values)
+            _S20p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingSubscriptionDescriptor", None) from None
         return HEADER_SIZE + 28
@@ -7043,11 +7043,11 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, subscription_id: Any, position: Any, signal: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSignalEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, *_header_values(44, 24), *values)
+            _S35p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingSignalEvent", None) from None
         return HEADER_SIZE + 44
@@ -7352,11 +7352,11 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, src_recording_id: Any, dst_recording_id: Any, src_control_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, *_header_values(36, 50), *values)
+            _S37p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ReplicateRequest", None) from None
         return HEADER_SIZE + 36
@@ -7616,11 +7616,11 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, replication_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplicationRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 51), *values)
+            _S18p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopReplicationRequest", None) from None
         return HEADER_SIZE + 24
@@ -7838,11 +7838,11 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StartPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 52), *values)
+            _S18p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StartPositionRequest", None) from None
         return HEADER_SIZE + 24
@@ -8065,11 +8065,11 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, new_start_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``DetachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, *_header_values(32, 53), *values)
+            _S22p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except _struct.error as exc:
             raise _pack_error(exc, "DetachSegmentsRequest", None) from None
         return HEADER_SIZE + 32
@@ -8296,11 +8296,11 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``DeleteDetachedSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 54), *values)
+            _S18p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "DeleteDetachedSegmentsRequest", None) from None
         return HEADER_SIZE + 24
@@ -8523,11 +8523,11 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, new_start_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, *_header_values(32, 55), *values)
+            _S22p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except _struct.error as exc:
             raise _pack_error(exc, "PurgeSegmentsRequest", None) from None
         return HEADER_SIZE + 32
@@ -8754,11 +8754,11 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AttachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 56), *values)
+            _S18p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "AttachSegmentsRequest", None) from None
         return HEADER_SIZE + 24
@@ -8981,11 +8981,11 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, src_recording_id: Any, dst_recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``MigrateSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, *_header_values(32, 57), *values)
+            _S22p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "MigrateSegmentsRequest", None) from None
         return HEADER_SIZE + 32
@@ -9256,11 +9256,11 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, response_stream_id: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AuthConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, *_header_values(16, 58), *values)
+            _S9p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
         except _struct.error as exc:
             raise _pack_error(exc, "AuthConnectRequest", None) from None
         return HEADER_SIZE + 16
@@ -9524,11 +9524,11 @@ class ChallengeEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S14p(buffer, offset, *_header_values(20, 59), *values)
+            _S14p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
         except _struct.error as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 20
@@ -9774,11 +9774,11 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, *_header_values(16, 60), *values)
+            _S39p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
@@ -9992,11 +9992,11 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``KeepAliveRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, *_header_values(16, 61), *values)
+            _S39p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "KeepAliveRequest", None) from None
         return HEADER_SIZE + 16
@@ -10272,11 +10272,11 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, src_recording_id: Any, dst_recording_id: Any, channel_tag_id: Any, subscription_tag_id: Any, src_control_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TaggedReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S41p(buffer, offset, *_header_values(52, 62), *values)
+            _S41p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "TaggedReplicateRequest", None) from None
         return HEADER_SIZE + 52
@@ -10601,11 +10601,11 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, stream_id: Any, source_location: Any, auto_stop: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S43p(buffer, offset, *_header_values(28, 63), *values)
+            _S43p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
         except _struct.error as exc:
             raise _pack_error(exc, "StartRecordingRequest2", None) from None
         return HEADER_SIZE + 28
@@ -10911,11 +10911,11 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any, stream_id: Any, source_location: Any, auto_stop: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, *_header_values(36, 64), *values)
+            _S45p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
         except _struct.error as exc:
             raise _pack_error(exc, "ExtendRecordingRequest2", None) from None
         return HEADER_SIZE + 36
@@ -11178,11 +11178,11 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingByIdentityRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 65), *values)
+            _S18p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopRecordingByIdentityRequest", None) from None
         return HEADER_SIZE + 24
@@ -11552,11 +11552,11 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, src_recording_id: Any, dst_recording_id: Any, stop_position: Any, channel_tag_id: Any, subscription_tag_id: Any, src_control_stream_id: Any, file_io_max_length: Any, replication_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, *_header_values(68, 66), *values)
+            _S47p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ReplicateRequest2", None) from None
         return HEADER_SIZE + 68
@@ -11895,11 +11895,11 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``MaxRecordedPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 67), *values)
+            _S18p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "MaxRecordedPositionRequest", None) from None
         return HEADER_SIZE + 24
@@ -12112,11 +12112,11 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ArchiveIdRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, *_header_values(16, 68), *values)
+            _S39p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ArchiveIdRequest", None) from None
         return HEADER_SIZE + 16
@@ -12377,11 +12377,11 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, recording_id: Any, start_position: Any, session_id: Any, stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStartedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, *_header_values(24, 101), *values)
+            _S12p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingStarted", None) from None
         return HEADER_SIZE + 24
@@ -12632,11 +12632,11 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, recording_id: Any, start_position: Any, position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingProgressDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 102), *values)
+            _S18p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingProgress", None) from None
         return HEADER_SIZE + 24
@@ -12854,11 +12854,11 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, recording_id: Any, start_position: Any, stop_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStoppedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 103), *values)
+            _S18p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
         except _struct.error as exc:
             raise _pack_error(exc, "RecordingStopped", None) from None
         return HEADER_SIZE + 24
@@ -13076,11 +13076,11 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 104), *values)
+            _S18p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "PurgeRecordingRequest", None) from None
         return HEADER_SIZE + 24
@@ -13298,11 +13298,11 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, control_session_id: Any, correlation_id: Any, recording_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayTokenRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, *_header_values(24, 105), *values)
+            _S18p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ReplayTokenRequest", None) from None
         return HEADER_SIZE + 24

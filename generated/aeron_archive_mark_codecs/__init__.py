@@ -671,11 +671,11 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, version: Any, activity_timestamp: Any, start_timestamp: Any, pid: Any, control_stream_id: Any, local_control_stream_id: Any, events_stream_id: Any, header_length: Any, error_buffer_length: Any, archive_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(128, 200), *values)
+            _S7p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
         except _struct.error as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128

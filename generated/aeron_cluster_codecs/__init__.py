@@ -861,11 +861,11 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any, timestamp: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionMessageHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, *_header_values(24, 1), *values)
+            _S6p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionMessageHeader", None) from None
         return HEADER_SIZE + 24
@@ -1137,11 +1137,11 @@ class SessionEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, cluster_session_id: Any, correlation_id: Any, leadership_term_id: Any, leader_member_id: Any, code: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, *_header_values(36, 2), *values)
+            _S9p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionEvent", None) from None
         return HEADER_SIZE + 36
@@ -1449,11 +1449,11 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, response_stream_id: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, *_header_values(16, 3), *values)
+            _S11p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionConnectRequest", None) from None
         return HEADER_SIZE + 16
@@ -1690,11 +1690,11 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 4), *values)
+            _S13p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionCloseRequest", None) from None
         return HEADER_SIZE + 16
@@ -1898,11 +1898,11 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionKeepAliveDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 5), *values)
+            _S13p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionKeepAlive", None) from None
         return HEADER_SIZE + 16
@@ -2136,11 +2136,11 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any, leader_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeaderEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, *_header_values(20, 6), *values)
+            _S15p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "NewLeaderEvent", None) from None
         return HEADER_SIZE + 20
@@ -2386,11 +2386,11 @@ class ChallengeEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, cluster_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 7), *values)
+            _S13p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 16
@@ -2625,11 +2625,11 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, cluster_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 8), *values)
+            _S13p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
@@ -2848,11 +2848,11 @@ class TimerEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, correlation_id: Any, timestamp: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, *_header_values(24, 20), *values)
+            _S6p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
         except _struct.error as exc:
             raise _pack_error(exc, "TimerEvent", None) from None
         return HEADER_SIZE + 24
@@ -3123,11 +3123,11 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, correlation_id: Any, cluster_session_id: Any, timestamp: Any, response_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionOpenEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S17p(buffer, offset, *_header_values(36, 21), *values)
+            _S17p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionOpenEvent", None) from None
         return HEADER_SIZE + 36
@@ -3396,11 +3396,11 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any, timestamp: Any, close_reason: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, *_header_values(28, 22), *values)
+            _S19p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
         except _struct.error as exc:
             raise _pack_error(exc, "SessionCloseEvent", None) from None
         return HEADER_SIZE + 28
@@ -3649,11 +3649,11 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, timestamp: Any, action: Any, flags: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterActionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, *_header_values(32, 23), *values)
+            _S21p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterActionRequest", None) from None
         return HEADER_SIZE + 32
@@ -3932,11 +3932,11 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, timestamp: Any, term_base_log_position: Any, leader_member_id: Any, log_session_id: Any, time_unit: Any, app_version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeadershipTermEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S23p(buffer, offset, *_header_values(48, 24), *values)
+            _S23p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
         except _struct.error as exc:
             raise _pack_error(exc, "NewLeadershipTermEvent", None) from None
         return HEADER_SIZE + 48
@@ -4255,11 +4255,11 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, timestamp: Any, leader_member_id: Any, cluster_size: Any, change_type: Any, member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``MembershipChangeEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S25p(buffer, offset, *_header_values(40, 25), *values)
+            _S25p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "MembershipChangeEvent", None) from None
         return HEADER_SIZE + 40
@@ -4563,11 +4563,11 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, cluster_session_id: Any, correlation_id: Any, request_type: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, *_header_values(28, 26), *values)
+            _S19p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
         except _struct.error as exc:
             raise _pack_error(exc, "AdminRequest", None) from None
         return HEADER_SIZE + 28
@@ -4869,11 +4869,11 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, cluster_session_id: Any, correlation_id: Any, request_type: Any, response_code: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, *_header_values(24, 27), *values)
+            _S27p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
         except _struct.error as exc:
             raise _pack_error(exc, "AdminResponse", None) from None
         return HEADER_SIZE + 24
@@ -5118,11 +5118,11 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, cluster_session_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 30), *values)
+            _S28p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
         except _struct.error as exc:
             raise _pack_error(exc, "CloseSession", None) from None
         return HEADER_SIZE + 8
@@ -5317,11 +5317,11 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, deadline: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ScheduleTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 31), *values)
+            _S13p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
         except _struct.error as exc:
             raise _pack_error(exc, "ScheduleTimer", None) from None
         return HEADER_SIZE + 16
@@ -5520,11 +5520,11 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CancelTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 32), *values)
+            _S28p(buffer, offset, 8, 32, 111, 12, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "CancelTimer", None) from None
         return HEADER_SIZE + 8
@@ -5734,11 +5734,11 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_position: Any, timestamp: Any, ack_id: Any, relevant_id: Any, service_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S17p(buffer, offset, *_header_values(36, 33), *values)
+            _S17p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ServiceAck", None) from None
         return HEADER_SIZE + 36
@@ -5979,11 +5979,11 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, extended: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 34), *values)
+            _S30p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembersQuery", None) from None
         return HEADER_SIZE + 12
@@ -6196,11 +6196,11 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, member_id: Any, is_passive: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RemoveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, *_header_values(8, 35), *values)
+            _S32p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
         except _struct.error as exc:
             raise _pack_error(exc, "RemoveMember", None) from None
         return HEADER_SIZE + 8
@@ -6463,11 +6463,11 @@ class JoinLogEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_position: Any, max_log_position: Any, member_id: Any, log_session_id: Any, log_stream_id: Any, is_startup: Any, role: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinLogDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S34p(buffer, offset, *_header_values(36, 40), *values)
+            _S34p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
         except _struct.error as exc:
             raise _pack_error(exc, "JoinLog", None) from None
         return HEADER_SIZE + 36
@@ -6778,11 +6778,11 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, leader_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 41), *values)
+            _S30p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembersResponse", None) from None
         return HEADER_SIZE + 12
@@ -7005,11 +7005,11 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceTerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 42), *values)
+            _S28p(buffer, offset, 8, 42, 111, 12, log_position)
         except _struct.error as exc:
             raise _pack_error(exc, "ServiceTerminationPosition", None) from None
         return HEADER_SIZE + 8
@@ -7823,11 +7823,11 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, current_time_ns: Any, leader_member_id: Any, member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersExtendedResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, *_header_values(24, 43), *values)
+            _S27p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembersExtendedResponse", None) from None
         return HEADER_SIZE + 24
@@ -8062,11 +8062,11 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 108), *values)
+            _S28p(buffer, offset, 8, 108, 111, 12, log_position)
         except _struct.error as exc:
             raise _pack_error(exc, "requestServiceAck", None) from None
         return HEADER_SIZE + 8
@@ -8279,11 +8279,11 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_leadership_term_id: Any, log_position: Any, leadership_term_id: Any, follower_member_id: Any, protocol_version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CanvassPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, *_header_values(32, 50), *values)
+            _S21p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
         except _struct.error as exc:
             raise _pack_error(exc, "CanvassPosition", None) from None
         return HEADER_SIZE + 32
@@ -8534,11 +8534,11 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_leadership_term_id: Any, log_position: Any, candidate_term_id: Any, candidate_member_id: Any, protocol_version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestVoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, *_header_values(32, 51), *values)
+            _S21p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
         except _struct.error as exc:
             raise _pack_error(exc, "RequestVote", None) from None
         return HEADER_SIZE + 32
@@ -8797,11 +8797,11 @@ class VoteEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, candidate_term_id: Any, log_leadership_term_id: Any, log_position: Any, candidate_member_id: Any, follower_member_id: Any, vote: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``VoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, *_header_values(36, 52), *values)
+            _S9p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
         except _struct.error as exc:
             raise _pack_error(exc, "Vote", None) from None
         return HEADER_SIZE + 36
@@ -9106,11 +9106,11 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, log_leadership_term_id: Any, next_leadership_term_id: Any, next_term_base_log_position: Any, next_log_position: Any, leadership_term_id: Any, term_base_log_position: Any, log_position: Any, leader_recording_id: Any, timestamp: Any, leader_member_id: Any, log_session_id: Any, app_version: Any, is_startup: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeadershipTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, *_header_values(88, 53), *values)
+            _S37p(buffer, offset, 88, 53, 111, 12, log_leadership_term_id, next_leadership_term_id, next_term_base_log_position, next_log_position, leadership_term_id, term_base_log_position, log_position, leader_recording_id, timestamp, leader_member_id, log_session_id, app_version, is_startup)
         except _struct.error as exc:
             raise _pack_error(exc, "NewLeadershipTerm", None) from None
         return HEADER_SIZE + 88
@@ -9430,11 +9430,11 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, follower_member_id: Any, flags: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AppendPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S40p(buffer, offset, *_header_values(21, 54), *values)
+            _S40p(buffer, offset, 21, 54, 111, 12, leadership_term_id, log_position, follower_member_id, flags)
         except _struct.error as exc:
             raise _pack_error(exc, "AppendPosition", None) from None
         return HEADER_SIZE + 21
@@ -9661,11 +9661,11 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, leader_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CommitPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, *_header_values(20, 55), *values)
+            _S15p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "CommitPosition", None) from None
         return HEADER_SIZE + 20
@@ -9908,11 +9908,11 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, follower_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CatchupPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, *_header_values(20, 56), *values)
+            _S15p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "CatchupPosition", None) from None
         return HEADER_SIZE + 20
@@ -10137,11 +10137,11 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, follower_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StopCatchupDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 57), *values)
+            _S30p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StopCatchup", None) from None
         return HEADER_SIZE + 12
@@ -10365,11 +10365,11 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``AddPassiveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 70), *values)
+            _S28p(buffer, offset, 8, 70, 111, 12, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "AddPassiveMember", None) from None
         return HEADER_SIZE + 8
@@ -10623,11 +10623,11 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, leader_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersChangeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 71), *values)
+            _S30p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembersChange", None) from None
         return HEADER_SIZE + 12
@@ -10855,11 +10855,11 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, request_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 72), *values)
+            _S30p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "SnapshotRecordingQuery", None) from None
         return HEADER_SIZE + 12
@@ -11243,11 +11243,11 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingsDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 73), *values)
+            _S28p(buffer, offset, 8, 73, 111, 12, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "SnapshotRecordings", None) from None
         return HEADER_SIZE + 8
@@ -11463,11 +11463,11 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinClusterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 74), *values)
+            _S30p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "JoinCluster", None) from None
         return HEADER_SIZE + 12
@@ -11671,11 +11671,11 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 75), *values)
+            _S13p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
         except _struct.error as exc:
             raise _pack_error(exc, "TerminationPosition", None) from None
         return HEADER_SIZE + 16
@@ -11884,11 +11884,11 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, log_position: Any, member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, *_header_values(20, 76), *values)
+            _S15p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "TerminationAck", None) from None
         return HEADER_SIZE + 20
@@ -12152,11 +12152,11 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, response_stream_id: Any, version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``BackupQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, *_header_values(16, 77), *values)
+            _S11p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
         except _struct.error as exc:
             raise _pack_error(exc, "BackupQuery", None) from None
         return HEADER_SIZE + 16
@@ -12616,11 +12616,11 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, log_recording_id: Any, log_leadership_term_id: Any, log_term_base_log_position: Any, last_leadership_term_id: Any, last_term_base_log_position: Any, commit_position_counter_id: Any, leader_member_id: Any, member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``BackupResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S43p(buffer, offset, *_header_values(60, 78), *values)
+            _S43p(buffer, offset, 60, 78, 111, 12, correlation_id, log_recording_id, log_leadership_term_id, log_term_base_log_position, last_leadership_term_id, last_term_base_log_position, commit_position_counter_id, leader_member_id, member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "BackupResponse", None) from None
         return HEADER_SIZE + 60
@@ -12951,11 +12951,11 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, response_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 79), *values)
+            _S30p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "HeartbeatRequest", None) from None
         return HEADER_SIZE + 12
@@ -13176,11 +13176,11 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, *_header_values(8, 80), *values)
+            _S28p(buffer, offset, 8, 80, 111, 12, correlation_id)
         except _struct.error as exc:
             raise _pack_error(exc, "HeartbeatResponse", None) from None
         return HEADER_SIZE + 8
@@ -13618,11 +13618,11 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, version: Any, response_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``StandbySnapshotDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, *_header_values(16, 81), *values)
+            _S11p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "StandbySnapshot", None) from None
         return HEADER_SIZE + 16
@@ -13910,11 +13910,11 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, type_id: Any, log_position: Any, leadership_term_id: Any, index: Any, mark: Any, time_unit: Any, app_version: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotMarkerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S25p(buffer, offset, *_header_values(40, 100), *values)
+            _S25p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
         except _struct.error as exc:
             raise _pack_error(exc, "SnapshotMarker", None) from None
         return HEADER_SIZE + 40
@@ -14214,11 +14214,11 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, cluster_session_id: Any, response_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClientSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, *_header_values(12, 102), *values)
+            _S30p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClientSession", None) from None
         return HEADER_SIZE + 12
@@ -14495,11 +14495,11 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, cluster_session_id: Any, correlation_id: Any, opened_log_position: Any, time_of_last_activity: Any, close_reason: Any, response_stream_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, *_header_values(40, 103), *values)
+            _S45p(buffer, offset, 40, 103, 111, 12, cluster_session_id, correlation_id, opened_log_position, time_of_last_activity, close_reason, response_stream_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterSession", None) from None
         return HEADER_SIZE + 40
@@ -14754,11 +14754,11 @@ class TimerEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, correlation_id: Any, deadline: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, *_header_values(16, 104), *values)
+            _S13p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
         except _struct.error as exc:
             raise _pack_error(exc, "Timer", None) from None
         return HEADER_SIZE + 16
@@ -14981,11 +14981,11 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, next_session_id: Any, next_service_session_id: Any, log_service_session_id: Any, pending_message_capacity: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ConsensusModuleDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, *_header_values(28, 105), *values)
+            _S19p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
         except _struct.error as exc:
             raise _pack_error(exc, "ConsensusModule", None) from None
         return HEADER_SIZE + 28
@@ -15238,11 +15238,11 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, member_id: Any, high_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, *_header_values(8, 106), *values)
+            _S32p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 8
@@ -15469,11 +15469,11 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, next_service_session_id: Any, log_service_session_id: Any, pending_message_capacity: Any, service_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``PendingMessageTrackerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, *_header_values(24, 107), *values)
+            _S27p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
         except _struct.error as exc:
             raise _pack_error(exc, "PendingMessageTracker", None) from None
         return HEADER_SIZE + 24

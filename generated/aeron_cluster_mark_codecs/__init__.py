@@ -755,11 +755,11 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, version: Any, component_type: Any, activity_timestamp: Any, start_timestamp: Any, pid: Any, candidate_term_id: Any, archive_stream_id: Any, service_stream_id: Any, consensus_module_stream_id: Any, ingress_stream_id: Any, member_id: Any, service_id: Any, header_length: Any, error_buffer_length: Any, cluster_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, *_header_values(128, 200), *values)
+            _S7p(buffer, offset, 128, 200, 110, 2, version, component_type, activity_timestamp, start_timestamp, pid, candidate_term_id, archive_stream_id, service_stream_id, consensus_module_stream_id, ingress_stream_id, member_id, service_id, header_length, error_buffer_length, cluster_id)
         except _struct.error as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128

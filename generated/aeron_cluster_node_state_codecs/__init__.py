@@ -571,11 +571,11 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, version: Any, padding: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``NodeStateHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, *_header_values(8, 300), *values)
+            _S6p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
         except _struct.error as exc:
             raise _pack_error(exc, "nodeStateHeader", None) from None
         return HEADER_SIZE + 8
@@ -784,11 +784,11 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, candidate_term_id: Any, timestamp: Any, log_position: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``CandidateTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, *_header_values(24, 301), *values)
+            _S9p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
         except _struct.error as exc:
             raise _pack_error(exc, "candidateTerm", None) from None
         return HEADER_SIZE + 24
@@ -1031,11 +1031,11 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, leadership_term_id: Any, member_id: Any, high_member_id: Any) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, *_header_values(16, 303), *values)
+            _S11p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
         except _struct.error as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 16
@@ -1250,11 +1250,11 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         return self
 
     @staticmethod
-    def pack_into(buffer: Any, offset: int, *values: Any) -> int:
+    def pack_into(buffer: Any, offset: int, ) -> int:
         """Write the header and the whole block in one call from raw values (the order of
         ``NodeStateFooterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S2p(buffer, offset, *_header_values(0, 304), *values)
+            _S2p(buffer, offset, 0, 304, 112, 10, 0, 0, )
         except _struct.error as exc:
             raise _pack_error(exc, "nodeStateFooter", None) from None
         return HEADER_SIZE + 0

@@ -117,8 +117,10 @@ class _FastPath:
         m = self.m
         body: list[str] = []
         self.emit(3, f"t = {m.full_struct}u(buffer, offset)")
-        cond = (f"t[_HEADER_TID] != {m.template_id} or t[_HEADER_SID] != SCHEMA_ID"
-                f" or t[_HEADER_BL] != {m.block_length}")
+        cond = (
+            f"t[_HEADER_TID] != {m.template_id} or t[_HEADER_SID] != SCHEMA_ID"
+            f" or t[_HEADER_BL] != {m.block_length}"
+        )
         if m.fast_max_since:
             cond += f" or t[_HEADER_VER] < {m.fast_max_since}"
         self.emit(3, f"if {cond}:")
@@ -129,7 +131,9 @@ class _FastPath:
             self.emit(3, "end = _buffer_length(buffer)")
             self.emit(3, f"pos = offset + HEADER_SIZE + {m.block_length}")
             names = self.sections(3, m)
-            self.emit(3, f"return t[{m.header_items}:] + ({', '.join(names)},)  # type: ignore[no-any-return]")
+            self.emit(
+                3, f"return t[{m.header_items}:] + ({', '.join(names)},)  # type: ignore[no-any-return]"
+            )
         body.append("        try:")
         if self.uses_view:
             body.append("            view = memoryview(buffer)")
@@ -143,7 +147,28 @@ def render_module(schema: Schema, package: str, source_name: str) -> str:
     ctx = build_context(schema, package, source_name)
     for m in ctx.messages:
         m.fast_unpack = _FastPath(m).render()  # type: ignore[attr-defined]
-    template = _environment().get_template("module.py.j2")
+        scalars = [a for a in m.fields if a.kind in ("int", "float", "enum", "set", "text")]
+        if len(scalars) == m.flat_count and m.flat_count <= 32:
+            names = [a.py_name for a in scalars]
+            m.pack_params = ", ".join(f"{n}: Any" for n in names)  # type: ignore[attr-defined]
+            m.pack_args = ", ".join(names)  # type: ignore[attr-defined]
+        else:
+            m.pack_params = "*values: Any"  # type: ignore[attr-defined]
+            m.pack_args = "*values"  # type: ignore[attr-defined]
+    order = ctx.header.pack_order
+
+    def header_literal(block_length: int, template_id: int) -> str:
+        known = {
+            "blockLength": str(block_length),
+            "templateId": str(template_id),
+            "schemaId": str(schema.id),
+            "version": str(schema.version),
+        }
+        return ", ".join(known.get(n, "0") for n in order)
+
+    env = _environment()
+    env.globals["header_literal"] = header_literal
+    template = env.get_template("module.py.j2")
     text = template.render(
         schema=schema,
         source_name=source_name,

@@ -29,14 +29,59 @@ from codegen.ir.model import (
     VarData,
 )
 
-__all__ = ["ModuleContext", "build_context", "class_name", "snake"]
+__all__ = [
+    "Accessor",
+    "BlockCtx",
+    "CompositeCtx",
+    "EnumCtx",
+    "GroupCtx",
+    "HeaderCtx",
+    "MessageCtx",
+    "ModuleContext",
+    "Section",
+    "SetCtx",
+    "build_context",
+    "class_name",
+    "layout_fmt",
+    "snake",
+]
 
-_RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
-    "wrap", "wrap_header", "wrap_and_apply_header", "from_header", "to_dict", "from_dict", "read_block",
-    "unpack", "pack_into", "count", "next", "total_length", "encoded_length", "self", "buffer", "offset",
-    "acting_version", "acting_block_length", "limit", "finish", "int", "float", "str", "bytes", "type",
-    "property", "len", "None", "True", "False",
-}
+_RESERVED = (
+    set(keyword.kwlist)
+    | set(keyword.softkwlist)
+    | {
+        "wrap",
+        "wrap_header",
+        "wrap_and_apply_header",
+        "from_header",
+        "to_dict",
+        "from_dict",
+        "read_block",
+        "unpack",
+        "pack_into",
+        "count",
+        "next",
+        "total_length",
+        "encoded_length",
+        "self",
+        "buffer",
+        "offset",
+        "acting_version",
+        "acting_block_length",
+        "limit",
+        "finish",
+        "int",
+        "float",
+        "str",
+        "bytes",
+        "type",
+        "property",
+        "len",
+        "None",
+        "True",
+        "False",
+    }
+)
 
 
 def snake(name: str) -> str:
@@ -278,12 +323,32 @@ class _Builder:
         elif isinstance(node, SetType):
             self.sets.append(self.set_ctx(node, name))
         elif isinstance(node, CompositeType):
-            ctx = CompositeCtx(node.name, node.name, f"{name}Decoder", f"{name}Encoder", node.size, [],
-                               _doc(node.description))
+            ctx = CompositeCtx(
+                node.name,
+                node.name,
+                f"{name}Decoder",
+                f"{name}Encoder",
+                node.size,
+                [],
+                _doc(node.description),
+            )
             self.used_classes.update((ctx.decoder, ctx.encoder))
             self.composites.append(ctx)
-            ctx.fields = self.accessors([(m.name, m.offset, m.type, self.member_presence(m), None, m.since_version,
-                                          m.deprecated, m.description) for m in node.members])
+            ctx.fields = self.accessors(
+                [
+                    (
+                        m.name,
+                        m.offset,
+                        m.type,
+                        self.member_presence(m),
+                        None,
+                        m.since_version,
+                        m.deprecated,
+                        m.description,
+                    )
+                    for m in node.members
+                ]
+            )
         return name
 
     def member_presence(self, m: Member) -> Presence:
@@ -296,8 +361,14 @@ class _Builder:
 
     def enum_ctx(self, node: EnumType, name: str) -> EnumCtx:
         members = [(member_name(v.name), v.value, v.name) for v in node.values]
-        return EnumCtx(name, node.name, members, int(node.encoding.null_value), node.encoding.primitive.xml_name,
-                       _doc(node.description))
+        return EnumCtx(
+            name,
+            node.name,
+            members,
+            int(node.encoding.null_value),
+            node.encoding.primitive.xml_name,
+            _doc(node.description),
+        )
 
     def set_ctx(self, node: SetType, name: str) -> SetCtx:
         choices = [(member_name(c.name), c.bit, c.name) for c in node.choices]
@@ -310,7 +381,7 @@ class _Builder:
         if isinstance(node, EncodedType):
             if node.is_constant:
                 return ""
-            if node.is_text:
+            if node.primitive is Primitive.CHAR:
                 return f"{node.length}s"
             code = node.primitive.struct_code
             return code if node.length == 1 else code * node.length
@@ -323,7 +394,7 @@ class _Builder:
         if isinstance(node, EncodedType):
             if node.is_constant:
                 return 0
-            return 1 if node.is_text else node.length
+            return 1 if node.primitive is Primitive.CHAR else node.length
         if isinstance(node, (EnumType, SetType)):
             return 1
         return sum(self.flat_items(m.type) for m in node.members)
@@ -340,12 +411,24 @@ class _Builder:
                 py += "_"
             seen.add(py)
             size = 0 if presence is Presence.CONSTANT else node.size
-            acc = Accessor(json_name, py, "int", offset, size, since, offset + size,
-                           deprecated=deprecated is not None, doc=_doc(description))
+            acc = Accessor(
+                json_name,
+                py,
+                "int",
+                offset,
+                size,
+                since,
+                offset + size,
+                deprecated=deprecated is not None,
+                doc=_doc(description),
+            )
             if presence is Presence.CONSTANT:
                 acc.kind = "constant"
-                value = constant if constant is not None else getattr(getattr(node, "encoding", None), "constant",
-                                                                       None)
+                value = (
+                    constant
+                    if constant is not None
+                    else getattr(getattr(node, "encoding", None), "constant", None)
+                )
                 if isinstance(node, EnumType):
                     acc.type_class = self.type_class(node)
                     ev = next(v for v in node.values if v.value == value)
@@ -362,7 +445,7 @@ class _Builder:
                 acc.fmt = self.prefix + self.fmt_of(node)
                 acc.struct = self.structs.name(acc.fmt)
                 acc.length = node.length
-                if node.is_text:
+                if prim is Primitive.CHAR:
                     acc.kind = "text"
                     acc.encoding = node.encoding.character_encoding or "US-ASCII"
                 elif node.length != 1:
@@ -390,23 +473,37 @@ class _Builder:
             out.append(acc)
         return out
 
-    def field_items(self, fields: tuple[Field, ...]) -> list[tuple[str, int, TypeNode, Presence, object, int,
-                                                                   int | None, str | None]]:
-        return [(f.name, f.offset, f.type, f.presence, f.constant, f.since_version, f.deprecated, f.description)
-                for f in fields]
+    def field_items(
+        self, fields: tuple[Field, ...]
+    ) -> list[tuple[str, int, TypeNode, Presence, object, int, int | None, str | None]]:
+        return [
+            (f.name, f.offset, f.type, f.presence, f.constant, f.since_version, f.deprecated, f.description)
+            for f in fields
+        ]
 
     # -- blocks ----------------------------------------------------------------
 
-    def block(self, owner_class: str, json_name: str, fields: tuple[Field, ...], groups: tuple[Group, ...],
-              var_data: tuple[VarData, ...], block_length: int, owner_name: str,
-              ) -> tuple[list[Accessor], list[Section], dict[str, object], list[GroupCtx]]:
+    def block(
+        self,
+        owner_class: str,
+        json_name: str,
+        fields: tuple[Field, ...],
+        groups: tuple[Group, ...],
+        var_data: tuple[VarData, ...],
+        block_length: int,
+        owner_name: str,
+    ) -> tuple[list[Accessor], list[Section], dict[str, object], list[GroupCtx]]:
         accessors = self.accessors(self.field_items(fields))
-        for acc, f in zip(accessors, fields, strict=True):
+        for acc in accessors:
             if acc.since_version > 0:
-                acc.check = f"self._acting_version < {acc.since_version} or self._acting_block_length < {acc.end}"
+                acc.check = (
+                    f"self._acting_version < {acc.since_version} or self._acting_block_length < {acc.end}"
+                )
         base_end = max((f.offset + f.size for f in fields if f.since_version == 0), default=0)
-        fmt = self.prefix + layout_fmt([(f.offset, self.fmt_of(f.type) if not f.is_constant else "", f.size)
-                                        for f in fields], block_length)
+        fmt = self.prefix + layout_fmt(
+            [(f.offset, self.fmt_of(f.type) if not f.is_constant else "", f.size) for f in fields],
+            block_length,
+        )
         plan: list[tuple[int, int, int, int]] = []
         index = 0
         for f in fields:
@@ -424,20 +521,28 @@ class _Builder:
             while py in taken:
                 py += "_"
             taken.add(py)
-            sections.append(Section("group", g.name, py, len(sections), g.since_version, gctx.decoder,
-                                    gctx.encoder, gctx))
+            sections.append(
+                Section("group", g.name, py, len(sections), g.since_version, gctx.decoder, gctx.encoder, gctx)
+            )
         for d in var_data:
             py = snake(d.name)
             while py in taken or f"{py}_bytes" in taken:
                 py += "_"
             taken.add(py)
             lfmt = self.prefix + d.length.primitive.struct_code
-            sections.append(Section(
-                "data", d.name, py, len(sections), d.since_version,
-                length_struct=self.structs.name(lfmt), prefix=d.length.primitive.size,
-                max_length=int(min(d.length.encoding.max_value, d.length.primitive.wire_max)),
-                encoding=d.character_encoding or "",
-            ))
+            sections.append(
+                Section(
+                    "data",
+                    d.name,
+                    py,
+                    len(sections),
+                    d.since_version,
+                    length_struct=self.structs.name(lfmt),
+                    prefix=d.length.primitive.size,
+                    max_length=int(min(d.length.encoding.max_value, d.length.primitive.wire_max)),
+                    encoding=d.character_encoding or "",
+                )
+            )
         for s in sections:
             if s.since_version > 0:
                 s.check = f"self._acting_version < {s.since_version}"
@@ -455,32 +560,51 @@ class _Builder:
         base = f"{owner_class}{class_name(g.name)}"
         decoder = self.unique_class(f"{base}Decoder")
         encoder = self.unique_class(f"{base}Encoder")
-        accessors, sections, info, nested = self.block(base, g.name, g.fields, g.groups, g.var_data,
-                                                       g.block_length, g.name)
+        accessors, sections, info, nested = self.block(
+            base, g.name, g.fields, g.groups, g.var_data, g.block_length, g.name
+        )
         dim = g.dimension
         dim_fmt = self.prefix + self.fmt_of(dim)
         flat = [m for m in dim.members if self.flat_items(m.type)]
         bl_index = flat.index(g.block_length_member)
         count_index = flat.index(g.num_in_group_member)
         # The packer writes only blockLength and numInGroup at their offsets.
-        pack_parts = sorted([(g.block_length_member.offset, g.block_length_member),
-                             (g.num_in_group_member.offset, g.num_in_group_member)], key=lambda p: p[0])
-        pack_fmt = self.prefix + layout_fmt([(o, self.fmt_of(m.type), m.size) for o, m in pack_parts],
-                                            max(o + m.size for o, m in pack_parts))
+        pack_parts = sorted(
+            [
+                (g.block_length_member.offset, g.block_length_member),
+                (g.num_in_group_member.offset, g.num_in_group_member),
+            ],
+            key=lambda p: p[0],
+        )
+        pack_fmt = self.prefix + layout_fmt(
+            [(o, self.fmt_of(m.type), m.size) for o, m in pack_parts], max(o + m.size for o, m in pack_parts)
+        )
         assert isinstance(g.num_in_group_member.type, EncodedType)
         num_type = g.num_in_group_member.type
         max_count = int(min(num_type.encoding.max_value, num_type.primitive.wire_max))
         ctx = GroupCtx(
-            name=g.name, json_name=g.name, decoder=decoder, encoder=encoder, block_length=g.block_length,
-            fields=accessors, sections=sections, doc=_doc(g.description),
+            name=g.name,
+            json_name=g.name,
+            decoder=decoder,
+            encoder=encoder,
+            block_length=g.block_length,
+            fields=accessors,
+            sections=sections,
+            doc=_doc(g.description),
             base_end=int(info["base_end"]),  # type: ignore[call-overload]
             max_since=int(info["max_since"]),  # type: ignore[call-overload]
-            block_struct=str(info["block_struct"]), block_fmt=str(info["block_fmt"]),
+            block_struct=str(info["block_struct"]),
+            block_fmt=str(info["block_fmt"]),
             block_plan=info["block_plan"],  # type: ignore[arg-type]
             flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
-            dim_decoder=self.type_class(dim), dim_struct=self.structs.name(dim_fmt), dim_size=dim.size,
-            bl_index=bl_index, count_index=count_index, dim_pack_struct=self.structs.name(pack_fmt),
-            max_count=max_count, groups=nested,
+            dim_decoder=self.type_class(dim),
+            dim_struct=self.structs.name(dim_fmt),
+            dim_size=dim.size,
+            bl_index=bl_index,
+            count_index=count_index,
+            dim_pack_struct=self.structs.name(pack_fmt),
+            max_count=max_count,
+            groups=nested,
         )
         ctx.bl_order_first = pack_parts[0][1] is g.block_length_member  # type: ignore[attr-defined]
         return ctx
@@ -489,25 +613,40 @@ class _Builder:
         cls = class_name(m.name)
         decoder = self.unique_class(f"{cls}Decoder")
         encoder = self.unique_class(f"{cls}Encoder")
-        accessors, sections, info, groups = self.block(cls, m.name, m.fields, m.groups, m.var_data,
-                                                       m.block_length, m.name)
+        accessors, sections, info, groups = self.block(
+            cls, m.name, m.fields, m.groups, m.var_data, m.block_length, m.name
+        )
         block_fmt = str(info["block_fmt"])
         full_fmt = header.fmt + block_fmt[1:]
         ctx = MessageCtx(
-            name=m.name, json_name=m.name, decoder=decoder, encoder=encoder, block_length=m.block_length,
-            fields=accessors, sections=sections, doc=_doc(m.description),
+            name=m.name,
+            json_name=m.name,
+            decoder=decoder,
+            encoder=encoder,
+            block_length=m.block_length,
+            fields=accessors,
+            sections=sections,
+            doc=_doc(m.description),
             base_end=int(info["base_end"]),  # type: ignore[call-overload]
             max_since=int(info["max_since"]),  # type: ignore[call-overload]
-            block_struct=str(info["block_struct"]), block_fmt=block_fmt,
+            block_struct=str(info["block_struct"]),
+            block_fmt=block_fmt,
             block_plan=info["block_plan"],  # type: ignore[arg-type]
             flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
-            template_id=m.id, full_struct=self.structs.name(full_fmt),
-            header_items=len(header.indices), groups=groups,
+            template_id=m.id,
+            full_struct=self.structs.name(full_fmt),
+            header_items=len(header.indices),
+            groups=groups,
         )
         ctx.all_groups = list(_walk_groups(groups))
-        ctx.fast_max_since = max([ctx.max_since, *(s.since_version for s in sections),
-                                  *(g.max_since for g in ctx.all_groups),
-                                  *(s.since_version for g in ctx.all_groups for s in g.sections)])
+        ctx.fast_max_since = max(
+            [
+                ctx.max_since,
+                *(s.since_version for s in sections),
+                *(g.max_since for g in ctx.all_groups),
+                *(s.since_version for g in ctx.all_groups for s in g.sections),
+            ]
+        )
         return ctx
 
     def header_ctx(self) -> HeaderCtx:
@@ -515,10 +654,20 @@ class _Builder:
         name = self.type_class(h)
         fmt = self.prefix + self.fmt_of(h)
         flat = [m for m in h.members if self.flat_items(m.type)]
-        indices = {m.name: flat.index(m) for m in flat if m.name in ("blockLength", "templateId", "schemaId",
-                                                                     "version")}
-        return HeaderCtx(f"{name}Decoder", f"{name}Encoder", h.size, self.structs.name(fmt), fmt, indices,
-                         [m.name for m in flat])
+        indices = {
+            m.name: flat.index(m)
+            for m in flat
+            if m.name in ("blockLength", "templateId", "schemaId", "version")
+        }
+        return HeaderCtx(
+            f"{name}Decoder",
+            f"{name}Encoder",
+            h.size,
+            self.structs.name(fmt),
+            fmt,
+            indices,
+            [m.name for m in flat],
+        )
 
 
 def _walk_groups(groups: list[GroupCtx]) -> list[GroupCtx]:
@@ -549,9 +698,8 @@ def build_context(schema: Schema, package: str, source_name: str) -> ModuleConte
     for t in schema.types:
         b.type_class(t)
     messages = [b.message_ctx(m, header) for m in schema.messages]
-    return ModuleContext(schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites,
-                         messages, header)
+    return ModuleContext(
+        schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites, messages, header
+    )
 
 
-__all__ += ["Accessor", "BlockCtx", "CompositeCtx", "EnumCtx", "GroupCtx", "HeaderCtx", "MessageCtx", "Section",
-            "SetCtx", "layout_fmt", "Primitive"]
