@@ -66,12 +66,13 @@ def buffer_length(buffer: Any) -> int:
 
 
 def too_short(message: str, field: str | None, offset: int, need: int, have: int) -> BufferTooShortError:
-    return BufferTooShortError(
-        f"buffer too short: need {need} bytes, have {max(have, 0)}",
-        message_name=message,
-        field=field,
-        offset=offset,
+    """The error for a read or write at ``offset`` needing the buffer to reach ``need`` bytes."""
+    reason = (
+        f"offset {offset} is negative"
+        if offset < 0
+        else f"buffer too short: need {need} bytes, have {max(have, 0)}"
     )
+    return BufferTooShortError(reason, message_name=message, field=field, offset=offset)
 
 
 _CODEC_CACHE: dict[str, str] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -52,6 +52,8 @@ from codegen.schema.errors import SchemaError
 __all__ = ["load_schema", "parse_schema_bytes"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_HEX = re.compile(r"^[+-]?0[xX][0-9A-Fa-f]+$")
 _HEADER_MEMBERS = ("blockLength", "templateId", "schemaId", "version")
 _TYPE_TAGS = ("type", "composite", "enum", "set")
 
@@ -83,8 +85,10 @@ class _Layout:
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, base_url: str = "", text: str = "") -> None:
         self.source = source
+        self.base_url = base_url
+        self.lines = text.splitlines()
         self.byte_order = ByteOrder.LITTLE_ENDIAN
         self.version = 0
         self.raw_types: dict[str, Element] = {}
@@ -97,11 +101,26 @@ class _Parser:
         file = self.source
         line = None
         if el is not None:
-            line = _line(el) or None
+            line = self.line_of(el) or None
             base = el.base
-            if base:
+            if base and base != self.base_url:
                 file = _display_path(base, self.source)
         raise SchemaError(problem, file=file, line=line)
+
+    def line_of(self, el: Element) -> int:
+        """The line where ``el``'s start tag begins.
+
+        libxml2 reports the line on which a start tag *ends*; Aeron's schemas spread attributes over
+        several lines, so for elements of the main document we walk back to the ``<tag``.
+        """
+        line = _line(el)
+        if not line or (el.base and el.base != self.base_url):
+            return line
+        pattern = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?" + re.escape(_local(el)) + r"(?=[\s/>]|$)")
+        for candidate in range(min(line, len(self.lines)), max(0, line - 200), -1):
+            if pattern.search(self.lines[candidate - 1]):
+                return candidate
+        return line
 
     def attr(self, el: Element, name: str, default: str | None = None) -> str | None:
         value = el.get(name)
@@ -125,10 +144,9 @@ class _Parser:
             if default is None:
                 self.fail(el, f"<{_local(el)}> is missing the required attribute '{name}'")
             return default
-        try:
-            value = int(raw.strip())
-        except ValueError:
+        if not _INTEGER.match(raw.strip()):
             self.fail(el, f"attribute {name}='{raw}' is not an integer")
+        value = int(raw.strip())
         if value < minimum:
             self.fail(el, f"attribute {name}={value} must be at least {minimum}")
         return value
@@ -143,14 +161,18 @@ class _Parser:
 
     def number(self, el: Element, primitive: Primitive, raw: str, what: str) -> int | float:
         text = raw.strip()
-        try:
-            if primitive.is_float:
+        if primitive is Primitive.CHAR and len(text) == 1:
+            return ord(text)  # SBE reads a char value as the character itself, digits included
+        if _INTEGER.match(text) and not primitive.is_float:
+            return int(text)
+        if _HEX.match(text) and not primitive.is_float:
+            return int(text, 16)
+        if primitive.is_float:
+            try:
                 return float(text)
-            if primitive is Primitive.CHAR and len(text) == 1 and not text.isdigit():
-                return ord(text)
-            return int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text)
-        except ValueError:
-            self.fail(el, f"{what} '{raw}' is not a valid {primitive.xml_name}")
+            except ValueError:
+                pass
+        self.fail(el, f"{what} '{raw}' is not a valid {primitive.xml_name}")
 
     def check_range(self, el: Element, primitive: Primitive, value: float, what: str) -> None:
         if primitive.is_float:
@@ -225,21 +247,23 @@ class _Parser:
             self.fail(el, f"type name '{name}' clashes with a primitive type")
         if name in self.raw_types:
             first = self.raw_types[name]
-            self.fail(el, f"duplicate type name '{name}' (first defined at line {first.sourceline})")
+            self.fail(el, f"duplicate type name '{name}' (first defined at line {self.line_of(first)})")
         self.raw_types[name] = el
         if _local(el) == "composite":
             for child in _children(el):
                 if _local(child) in ("composite", "enum", "set"):
                     self.index_one(child)
 
-    def lookup(self, el: Element, name: str) -> TypeNode:
+    def lookup(self, el: Element, name: str, presence: Presence = Presence.REQUIRED) -> TypeNode:
+        """The type ``name`` refers to; a primitive name gives an anonymous type whose encoding
+        attributes (``nullValue`` and the like) come from ``el`` itself."""
         if name in self.resolved:
             return self.resolved[name]
         raw = self.raw_types.get(name)
         if raw is None:
             prim = Primitive.from_xml(name)
             if prim is not None:
-                return EncodedType(name=name, encoding=self.encoding(el, prim, Presence.REQUIRED), line=0)
+                return EncodedType(name=name, encoding=self.encoding(el, prim, presence), line=0)
             self.fail(el, f"unknown type '{name}'")
         return self.resolve_named(raw)
 
@@ -279,6 +303,7 @@ class _Parser:
         if presence is Presence.CONSTANT:
             if value_ref is not None:
                 constant = self.resolve_value_ref(el, value_ref)
+                self.check_range(el, prim, constant, f"valueRef '{value_ref}' value")
             else:
                 text = el.text or ""
                 if text.strip() == "" and not (prim is Primitive.CHAR and text):
@@ -287,6 +312,8 @@ class _Parser:
                     constant = text.strip()
                     if el.get("length") is None:
                         length = len(constant)
+                    elif len(constant) > length:
+                        self.fail(el, f"constant '{constant}' is longer than the length {length} of '{name}'")
                 else:
                     constant = self.number(el, prim, text, "constant value")
                     self.check_range(el, prim, constant, "constant value")
@@ -300,7 +327,7 @@ class _Parser:
             description=el.get("description"),
             since_version=since,
             deprecated=dep,
-            line=_line(el),
+            line=self.line_of(el),
         )
 
     def resolve_value_ref(self, el: Element, ref: str) -> int:
@@ -375,7 +402,7 @@ class _Parser:
             values.append(EnumValue(vname, value, text, child.get("description"), vsince, vdep))
         if not values:
             self.fail(el, f"enum '{name}' has no validValue")
-        return EnumType(name, encoding, tuple(values), el.get("description"), since, dep, _line(el))
+        return EnumType(name, encoding, tuple(values), el.get("description"), since, dep, self.line_of(el))
 
     def set_type(self, el: Element) -> SetType:
         name = self.name_of(el)
@@ -406,7 +433,7 @@ class _Parser:
             bits[bit] = cname
             csince, cdep = self.version_attrs(child)
             choices.append(Choice(cname, bit, child.get("description"), csince, cdep))
-        return SetType(name, encoding, tuple(choices), el.get("description"), since, dep, _line(el))
+        return SetType(name, encoding, tuple(choices), el.get("description"), since, dep, self.line_of(el))
 
     def composite_type(self, el: Element) -> CompositeType:
         name = self.name_of(el)
@@ -423,6 +450,8 @@ class _Parser:
             elif tag == "type":
                 mname = self.name_of(child)
                 node = self.encoded_type(child)
+                if mname == "varData" and child.get("length") is None:
+                    node = replace(node, length=0)  # the bytes of var data; SBE sizes it as 0
                 msince, mdep = node.since_version, node.deprecated
             elif tag in ("enum", "set", "composite"):
                 node = self.resolve_named(child)
@@ -445,7 +474,7 @@ class _Parser:
             el.get("semanticType"),
             since,
             dep,
-            _line(el),
+            self.line_of(el),
         )
 
     def place(self, el: Element, layout: _Layout, size: int, what: str) -> int:
@@ -474,7 +503,7 @@ class _Parser:
         name = self.name_of(el)
         fid = self.int_attr(el, "id")
         type_name = self.required(el, "type")
-        node = self.lookup(el, type_name)
+        node = self.lookup(el, type_name, self.presence_of(el))
         since, dep = self.version_attrs(el)
         type_presence = node.presence if isinstance(node, EncodedType) else node_presence(node)
         presence = self.presence_of(el, type_presence)
@@ -509,7 +538,7 @@ class _Parser:
             semantic_type=el.get("semanticType"),
             epoch=el.get("epoch"),
             time_unit=el.get("timeUnit"),
-            line=_line(el),
+            line=self.line_of(el),
         )
 
     def var_data(self, el: Element) -> VarData:
@@ -547,7 +576,7 @@ class _Parser:
             deprecated=dep,
             description=el.get("description"),
             semantic_type=el.get("semanticType"),
-            line=_line(el),
+            line=self.line_of(el),
         )
 
     def body(
@@ -587,7 +616,7 @@ class _Parser:
                 )
             if item.id in ids:
                 self.fail(child, f"duplicate id {item.id} in {owner}: '{item.name}' and '{ids[item.id]}'")
-            names[item.name] = _line(child)
+            names[item.name] = self.line_of(child)
             ids[item.id] = item.name
         block_length = layout.end
         explicit = el.get("blockLength")
@@ -621,6 +650,14 @@ class _Parser:
         assert bl is not None and num is not None
         since, dep = self.version_attrs(el)
         fields, groups, datas, block_length = self.body(el, f"group '{name}'")
+        assert isinstance(bl.type, EncodedType)
+        bl_max = bl.type.primitive.wire_max
+        if block_length > bl_max:
+            self.fail(
+                el,
+                f"group '{name}' blockLength {block_length} does not fit in '{dim_name}.blockLength' "
+                f"(at most {bl_max:g})",
+            )
         return Group(
             name=name,
             id=gid,
@@ -635,7 +672,7 @@ class _Parser:
             deprecated=dep,
             description=el.get("description"),
             semantic_type=el.get("semanticType"),
-            line=_line(el),
+            line=self.line_of(el),
         )
 
     def message(self, el: Element) -> Message:
@@ -654,7 +691,7 @@ class _Parser:
             semantic_type=el.get("semanticType"),
             since_version=since,
             deprecated=dep,
-            line=_line(el),
+            line=self.line_of(el),
         )
 
     # -- the schema ------------------------------------------------------------
@@ -693,6 +730,7 @@ class _Parser:
             self.fail(root, f"byteOrder='{order}' is not littleEndian or bigEndian")
         self.index_types(root)
         header = self.header(root, root.get("headerType", "messageHeader"))
+        self.check_header_fits(root, header, schema_id)
         for raw in self.raw_types.values():
             self.resolve_named(raw)
         messages: list[Message] = []
@@ -702,6 +740,7 @@ class _Parser:
             tag = _local(el)
             if tag == "message":
                 msg = self.message(el)
+                self.check_message_fits(el, header, msg)
                 if msg.name in names:
                     self.fail(
                         el, f"duplicate message name '{msg.name}' (first at line {names[msg.name].line})"
@@ -712,7 +751,6 @@ class _Parser:
                 messages.append(msg)
             elif tag != "types":
                 self.fail(el, f"unexpected <{tag}> in <messageSchema>")
-        self.check_header_fits(root, header, schema_id, messages)
         ordered = [self.resolved[name] for name in self.raw_types if self.resolved[name] is not header]
         return Schema(
             package=package,
@@ -729,25 +767,23 @@ class _Parser:
             includes=includes,
         )
 
-    def check_header_fits(
-        self, root: Element, header: CompositeType, schema_id: int, messages: list[Message]
-    ) -> None:
-        def limit(member: str) -> float:
-            m = header.member(member)
-            assert m is not None and isinstance(m.type, EncodedType)
-            return m.type.primitive.wire_max
-
-        if schema_id > limit("schemaId"):
+    def check_header_fits(self, root: Element, header: CompositeType, schema_id: int) -> None:
+        if schema_id > self.header_limit(header, "schemaId"):
             self.fail(root, f"schema id {schema_id} does not fit in the header's schemaId")
-        if self.version > limit("version"):
+        if self.version > self.header_limit(header, "version"):
             self.fail(root, f"schema version {self.version} does not fit in the header's version")
-        for msg in messages:
-            if msg.id > limit("templateId"):
-                self.fail(root, f"message '{msg.name}' id {msg.id} does not fit in the header's templateId")
-            if msg.block_length > limit("blockLength"):
-                self.fail(
-                    root, f"message '{msg.name}' blockLength {msg.block_length} does not fit in the header"
-                )
+
+    def check_message_fits(self, el: Element, header: CompositeType, msg: Message) -> None:
+        if msg.id > self.header_limit(header, "templateId"):
+            self.fail(el, f"message '{msg.name}' id {msg.id} does not fit in the header's templateId")
+        if msg.block_length > self.header_limit(header, "blockLength"):
+            self.fail(el, f"message '{msg.name}' blockLength {msg.block_length} does not fit in the header")
+
+    @staticmethod
+    def header_limit(header: CompositeType, member: str) -> float:
+        m = header.member(member)
+        assert m is not None and isinstance(m.type, EncodedType)
+        return m.type.primitive.wire_max
 
 
 def node_presence(node: TypeNode) -> Presence:
@@ -757,8 +793,6 @@ def node_presence(node: TypeNode) -> Presence:
 
 
 def _replace_semantic(enc: Encoding, semantic: str | None) -> Encoding:
-    from dataclasses import replace
-
     return replace(enc, semantic_type=semantic)
 
 
@@ -786,8 +820,11 @@ def parse_schema_bytes(data: bytes, source: str = "<memory>", base_dir: str | Pa
             tree.xinclude()
             root = tree.getroot()
         except etree.XIncludeError as exc:
-            raise SchemaError(f"XInclude failed: {exc}", file=source, line=None) from None
-    return _Parser(source).schema(root, data, tuple(includes))
+            last = exc.error_log.last_error if exc.error_log else None
+            line = last.line if last is not None and last.line > 0 else None
+            raise SchemaError(f"XInclude failed: {exc}", file=source, line=line) from None
+    text = data.decode("utf-8", errors="replace")
+    return _Parser(source, base_url, text).schema(root, data, tuple(includes))
 
 
 def load_schema(path: str | Path) -> Schema:

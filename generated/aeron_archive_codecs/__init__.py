@@ -719,7 +719,7 @@ class ControlResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 4:
+            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 4 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -1024,7 +1024,7 @@ class ConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2:
+            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -1287,7 +1287,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S10u(buffer, offset)
-            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -1482,7 +1482,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S12u(buffer, offset)
-            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -1764,7 +1764,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S14u(buffer, offset)
-            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -2023,7 +2023,7 @@ class ReplayRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S16u(buffer, offset)
-            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 56 or t[_HEADER_VER] < 10:
+            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 56 or t[_HEADER_VER] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 56
@@ -2355,7 +2355,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2577,7 +2577,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S20u(buffer, offset)
-            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28:
+            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2814,7 +2814,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 9 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 9 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -3100,7 +3100,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 10 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 10 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3323,7 +3323,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 11 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 11 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -3618,7 +3618,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 12 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 12 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3840,7 +3840,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 13 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 13 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4076,7 +4076,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 14 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 14 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4298,7 +4298,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 15 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 15 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4521,7 +4521,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 16 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 16 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -4808,7 +4808,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S24u(buffer, offset)
-            if t[_HEADER_TID] != 17 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 17 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -5118,7 +5118,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S26u(buffer, offset)
-            if t[_HEADER_TID] != 18 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10:
+            if t[_HEADER_TID] != 18 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
@@ -5464,7 +5464,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 19 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 19 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5686,7 +5686,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S29u(buffer, offset)
-            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5936,7 +5936,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S31u(buffer, offset)
-            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6184,7 +6184,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S33u(buffer, offset)
-            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 80:
+            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 80 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 80
@@ -6651,7 +6651,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S20u(buffer, offset)
-            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28:
+            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -6923,7 +6923,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
         """
         try:
             t = _S35u(buffer, offset)
-            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 44:
+            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 44 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7197,7 +7197,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S37u(buffer, offset)
-            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -7517,7 +7517,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7739,7 +7739,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7961,7 +7961,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8197,7 +8197,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8419,7 +8419,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8655,7 +8655,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8877,7 +8877,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32:
+            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9114,7 +9114,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 58 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 58 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -9404,7 +9404,7 @@ class ChallengeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S14u(buffer, offset)
-            if t[_HEADER_TID] != 59 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 59 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -9660,7 +9660,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 60 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 60 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -9898,7 +9898,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 61 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 61 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -10107,7 +10107,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S41u(buffer, offset)
-            if t[_HEADER_TID] != 62 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 52:
+            if t[_HEADER_TID] != 62 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 52 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 52
@@ -10456,7 +10456,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S43u(buffer, offset)
-            if t[_HEADER_TID] != 63 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28:
+            if t[_HEADER_TID] != 63 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -10761,7 +10761,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S45u(buffer, offset)
-            if t[_HEADER_TID] != 64 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 64 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -11079,7 +11079,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 65 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 65 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11302,7 +11302,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S47u(buffer, offset)
-            if t[_HEADER_TID] != 66 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 68 or t[_HEADER_VER] < 10:
+            if t[_HEADER_TID] != 66 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 68 or t[_HEADER_VER] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 68
@@ -11796,7 +11796,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 67 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 67 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12018,7 +12018,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 68 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 68 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12227,7 +12227,7 @@ class RecordingStartedDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S12u(buffer, offset)
-            if t[_HEADER_TID] != 101 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 101 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -12533,7 +12533,7 @@ class RecordingProgressDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12755,7 +12755,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12977,7 +12977,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13199,7 +13199,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):

@@ -438,7 +438,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 200 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 128 or t[_HEADER_VER] < 2:
+            if t[_HEADER_TID] != 200 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 128 or t[_HEADER_VER] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 128

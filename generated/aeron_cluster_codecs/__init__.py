@@ -762,7 +762,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -985,7 +985,7 @@ class SessionEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or t[_HEADER_VER] < 6:
+            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or t[_HEADER_VER] < 6 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -1305,7 +1305,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2:
+            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -1596,7 +1596,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -1804,7 +1804,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2013,7 +2013,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -2272,7 +2272,7 @@ class ChallengeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -2511,7 +2511,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -2749,7 +2749,7 @@ class TimerEventDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2972,7 +2972,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S17u(buffer, offset)
-            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -3286,7 +3286,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
         """
         try:
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28:
+            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3531,7 +3531,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 11:
+            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 11 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3795,7 +3795,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
         """
         try:
             t = _S23u(buffer, offset)
-            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 48 or t[_HEADER_VER] < 4:
+            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 48 or t[_HEADER_VER] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4106,7 +4106,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S25u(buffer, offset)
-            if t[_HEADER_TID] != 25 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40:
+            if t[_HEADER_TID] != 25 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
@@ -4430,7 +4430,7 @@ class AdminRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 26 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28:
+            if t[_HEADER_TID] != 26 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -4709,7 +4709,7 @@ class AdminResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 27 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 27 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -5029,7 +5029,7 @@ class CloseSessionDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 30 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 30 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5223,7 +5223,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 31 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 31 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5431,7 +5431,7 @@ class CancelTimerDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 32 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 32 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5625,7 +5625,7 @@ class ServiceAckDecoder(_rt.Cursor):
         """
         try:
             t = _S17u(buffer, offset)
-            if t[_HEADER_TID] != 33 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 33 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5875,7 +5875,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 34 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or t[_HEADER_VER] < 5:
+            if t[_HEADER_TID] != 34 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or t[_HEADER_VER] < 5 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6096,7 +6096,7 @@ class RemoveMemberDecoder(_rt.Cursor):
         """
         try:
             t = _S32u(buffer, offset)
-            if t[_HEADER_TID] != 35 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 35 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6314,7 +6314,7 @@ class JoinLogDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S34u(buffer, offset)
-            if t[_HEADER_TID] != 40 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 40 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -6638,7 +6638,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 41 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 41 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -6916,7 +6916,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 42 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 42 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7615,7 +7615,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 43 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 43 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -7973,7 +7973,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 108 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 108 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8167,7 +8167,7 @@ class CanvassPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9:
+            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8422,7 +8422,7 @@ class RequestVoteDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9:
+            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8677,7 +8677,7 @@ class VoteDecoder(_rt.Cursor):
         """
         try:
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36:
+            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8950,7 +8950,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
         """
         try:
             t = _S37u(buffer, offset)
-            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 88:
+            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 88 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9324,7 +9324,7 @@ class AppendPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S40u(buffer, offset)
-            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 21 or t[_HEADER_VER] < 8:
+            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 21 or t[_HEADER_VER] < 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9562,7 +9562,7 @@ class CommitPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9785,7 +9785,7 @@ class CatchupPositionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -10043,7 +10043,7 @@ class StopCatchupDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -10252,7 +10252,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 70 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 70 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -10483,7 +10483,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 71 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 71 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -10761,7 +10761,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 72 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 72 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11110,7 +11110,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 73 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 73 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -11369,7 +11369,7 @@ class JoinClusterDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 74 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 74 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11577,7 +11577,7 @@ class TerminationPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 75 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 75 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11785,7 +11785,7 @@ class TerminationAckDecoder(_rt.Cursor):
         """
         try:
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 76 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20:
+            if t[_HEADER_TID] != 76 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12008,7 +12008,7 @@ class BackupQueryDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 77 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2:
+            if t[_HEADER_TID] != 77 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -12440,7 +12440,7 @@ class BackupResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S43u(buffer, offset)
-            if t[_HEADER_TID] != 78 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10:
+            if t[_HEADER_TID] != 78 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
@@ -12815,7 +12815,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 79 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 79 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -13087,7 +13087,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 80 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 80 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13450,7 +13450,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 81 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 81 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -13772,7 +13772,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
         """
         try:
             t = _S25u(buffer, offset)
-            if t[_HEADER_TID] != 100 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or t[_HEADER_VER] < 4:
+            if t[_HEADER_TID] != 100 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or t[_HEADER_VER] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -14078,7 +14078,7 @@ class ClientSessionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12:
+            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -14351,7 +14351,7 @@ class ClusterSessionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S45u(buffer, offset)
-            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40:
+            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
@@ -14660,7 +14660,7 @@ class TimerDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -14868,7 +14868,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
         """
         try:
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or t[_HEADER_VER] < 3:
+            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or t[_HEADER_VER] < 3 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -15120,7 +15120,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S32u(buffer, offset)
-            if t[_HEADER_TID] != 106 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 106 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -15364,7 +15364,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
         """
         try:
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 107 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 107 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):

@@ -477,7 +477,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 300 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8:
+            if t[_HEADER_TID] != 300 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -685,7 +685,7 @@ class CandidateTermDecoder(_rt.Cursor):
         """
         try:
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 301 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24:
+            if t[_HEADER_TID] != 301 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -908,7 +908,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 303 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16:
+            if t[_HEADER_TID] != 303 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -1166,7 +1166,7 @@ class NodeStateFooterDecoder(_rt.Cursor):
         """
         try:
             t = _S2u(buffer, offset)
-            if t[_HEADER_TID] != 304 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 0:
+            if t[_HEADER_TID] != 304 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 0 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):

@@ -123,6 +123,7 @@ class _FastPath:
         )
         if m.fast_max_since:
             cond += f" or t[_HEADER_VER] < {m.fast_max_since}"
+        cond += " or offset < 0"
         self.emit(3, f"if {cond}:")
         self.emit(4, "raise _records.Fallback")
         if not m.sections:

@@ -1,0 +1,353 @@
+"""The IR of every reference schema and of ours, pinned by golden dumps and checked against SBE facts.
+
+Golden files live in ``tests/testdata/ir/<name>.txt``, one per schema, named by source so they cannot
+collide: ``ref-sbe-*`` (the SBE examples), ``ref-sbe-tests-*`` (the SBE tool's test schemas),
+``ref-aeron-*`` (upstream Aeron) and ``ours-*`` (``schemas/``).  A change to the parser or to a schema
+shows up as a diff of these files; ``pytest --rewrite`` regenerates them and the diff is reviewed
+like code.
+
+The targeted tests below do not go through the dump: they check sizes, offsets and block lengths
+against numbers the SBE tool's own tests and the Aeron codecs assert, so a golden rewritten from a
+wrong parser cannot hide a layout bug.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+from support.paths import AERON, SBE, SBE_TESTS, SCHEMAS, TESTDATA
+
+from codegen.ir import (
+    ByteOrder,
+    CompositeType,
+    EncodedType,
+    EnumType,
+    Field,
+    Message,
+    Presence,
+    Primitive,
+    Schema,
+    SetType,
+    dump,
+)
+from codegen.schema import load_schema, parse_schema_bytes
+
+GOLDEN_DIR = TESTDATA / "ir"
+
+# The schemas of ours that must be wire-identical to upstream Aeron's.
+OUR_SCHEMAS = [
+    "aeron-archive-codecs.xml",
+    "aeron-archive-mark-codecs.xml",
+    "aeron-cluster-codecs.xml",
+    "aeron-cluster-mark-codecs.xml",
+    "aeron-cluster-node-state-codecs.xml",
+]
+
+
+# golden-name prefix -> directory of schemas
+SOURCE_DIRS: dict[str, Path] = {
+    "ref-sbe": SBE, "ref-sbe-tests": SBE_TESTS, "ref-aeron": AERON, "ours": SCHEMAS,
+}
+
+
+def _golden_sources() -> dict[str, Path]:
+    sources: dict[str, Path] = {}
+    for prefix, directory in SOURCE_DIRS.items():
+        for path in sorted(directory.glob("*.xml")):
+            if directory == SBE and path.name == "common-types.xml":
+                continue  # a fragment XIncluded by example-schema.xml, not a schema
+            name = f"{prefix}-{path.stem}"
+            assert name not in sources, f"golden name collision: {name}"
+            sources[name] = path
+    return sources
+
+
+GOLDEN_SOURCES = _golden_sources()
+
+
+def _diff(expected: str, actual: str, golden: Path) -> str:
+    return "\n".join(difflib.unified_diff(expected.splitlines(), actual.splitlines(),
+                                          fromfile=str(golden), tofile="dump(parsed schema)", lineterm=""))
+
+
+@pytest.mark.parametrize("prefix", sorted(SOURCE_DIRS))
+def test_every_schema_source_has_goldens(prefix: str) -> None:
+    """A missing reference directory must fail loudly, not shrink the golden set to nothing."""
+    directory = SOURCE_DIRS[prefix]
+    assert directory.is_dir(), f"{directory} is missing"
+    paths = set(GOLDEN_SOURCES.values())
+    assert [p for p in directory.glob("*.xml") if p in paths], f"no schemas found in {directory}"
+
+
+def test_no_stale_golden_files() -> None:
+    """A golden whose schema is gone is dead weight (and hides a rename)."""
+    stale = sorted(p.stem for p in GOLDEN_DIR.glob("*.txt") if p.stem not in GOLDEN_SOURCES)
+    assert not stale, f"golden files without a schema (delete them): {stale}"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_SOURCES))
+def test_ir_dump_matches_golden(name: str, rewrite: bool) -> None:
+    actual = dump(load_schema(GOLDEN_SOURCES[name]))
+    golden = GOLDEN_DIR / f"{name}.txt"
+    if rewrite:
+        GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual, encoding="utf-8")
+        return
+    if not golden.is_file():
+        pytest.fail(f"{golden} is missing; run pytest with --rewrite to create it, then review it")
+    expected = golden.read_text(encoding="utf-8")
+    if actual != expected:
+        pytest.fail(f"IR of {GOLDEN_SOURCES[name]} changed (rerun with --rewrite if intended):\n"
+                    + _diff(expected, actual, golden))
+
+
+@pytest.mark.parametrize("file_name", OUR_SCHEMAS)
+def test_our_schema_ir_is_wire_identical_to_aeron(file_name: str) -> None:
+    """Our schemas carry our own prose but must lay out every byte exactly as upstream's do."""
+    ours = SCHEMAS / file_name
+    if not ours.is_file():
+        pytest.fail(f"{ours} is missing")
+    theirs = dump(load_schema(AERON / file_name), descriptions=False)
+    mine = dump(load_schema(ours), descriptions=False)
+    if mine != theirs:
+        diff = _diff(theirs, mine, AERON / file_name)
+        pytest.fail(f"{file_name} is not wire-identical to Aeron's:\n{diff}")
+
+
+def test_dump_is_deterministic() -> None:
+    path = SBE / "example-schema.xml"
+    assert dump(load_schema(path)) == dump(load_schema(path))
+
+
+# ------------------------------------------------------------------------------------ SBE facts
+
+
+def _message(schema: Schema, name: str) -> Message:
+    msg = schema.message_named(name)
+    assert msg is not None, f"no message {name}"
+    return msg
+
+
+def _field(fields: tuple[Field, ...], name: str) -> Field:
+    for f in fields:
+        if f.name == name:
+            return f
+    raise AssertionError(f"no field {name}")
+
+
+def _composite(schema: Schema, name: str) -> CompositeType:
+    node = schema.type_named(name)
+    assert isinstance(node, CompositeType), f"{name} is not a composite"
+    return node
+
+
+def _offsets(fields: tuple[Field, ...]) -> dict[str, int]:
+    return {f.name: f.offset for f in fields}
+
+
+def _member_offsets(node: CompositeType) -> dict[str, int]:
+    return {m.name: m.offset for m in node.members}
+
+
+@pytest.fixture(scope="module")
+def car_schema() -> Schema:
+    return load_schema(SBE / "example-schema.xml")
+
+
+def test_car_block_length_and_field_offsets(car_schema: Schema) -> None:
+    car = _message(car_schema, "Car")
+    assert car.id == 1
+    assert car.block_length == 45
+    assert _offsets(car.fields) == {
+        "serialNumber": 0, "modelYear": 8, "available": 10, "code": 11, "someNumbers": 12,
+        "vehicleCode": 28, "extras": 34, "discountedModel": 35, "engine": 35,
+    }
+    assert _field(car.fields, "discountedModel").size == 0
+    assert _field(car.fields, "engine").size == 10
+
+
+def test_car_constant_enum_field_resolves_value_ref(car_schema: Schema) -> None:
+    discounted = _field(_message(car_schema, "Car").fields, "discountedModel")
+    assert discounted.is_constant and discounted.presence is Presence.CONSTANT
+    assert discounted.value_ref == "Model.C"
+    assert discounted.constant == ord("C")
+    assert isinstance(discounted.type, EnumType) and discounted.type.name == "Model"
+
+
+def test_car_types_from_xinclude(car_schema: Schema) -> None:
+    assert car_schema.includes == ("common-types.xml",)
+    assert car_schema.header.name == "messageHeader" and car_schema.header.size == 8
+    assert _member_offsets(car_schema.header) == {
+        "blockLength": 0, "templateId": 2, "schemaId": 4, "version": 6,
+    }
+    assert _composite(car_schema, "groupSizeEncoding").size == 4
+
+
+def test_car_engine_composite_layout(car_schema: Schema) -> None:
+    engine = _composite(car_schema, "Engine")
+    assert engine.size == 10
+    assert _member_offsets(engine) == {
+        "capacity": 0, "numCylinders": 2, "maxRpm": 3, "manufacturerCode": 3, "fuel": 6, "efficiency": 6,
+        "boosterEnabled": 7, "booster": 8,
+    }
+    max_rpm = engine.member("maxRpm")
+    assert max_rpm is not None and isinstance(max_rpm.type, EncodedType)
+    assert max_rpm.type.is_constant and max_rpm.type.encoding.constant == 9000 and max_rpm.size == 0
+    fuel = engine.member("fuel")
+    assert fuel is not None and isinstance(fuel.type, EncodedType) and fuel.type.encoding.constant == "Petrol"
+    assert _composite(car_schema, "Booster").size == 2
+
+
+def test_car_groups_and_var_data(car_schema: Schema) -> None:
+    car = _message(car_schema, "Car")
+    fuel, perf = car.groups
+    assert (fuel.name, fuel.block_length) == ("fuelFigures", 6)
+    assert _offsets(fuel.fields) == {"speed": 0, "mpg": 2}
+    assert [d.name for d in fuel.var_data] == ["usageDescription"]
+    assert (perf.name, perf.block_length) == ("performanceFigures", 1)
+    (accel,) = perf.groups
+    assert (accel.name, accel.block_length) == ("acceleration", 6)
+    assert accel.num_in_group_member.offset == 2 and accel.dimension.size == 4
+    assert [d.name for d in car.var_data] == ["manufacturer", "model", "activationCode"]
+    for d in car.var_data:
+        assert d.length.primitive is Primitive.UINT32 and d.data_offset == 4
+
+
+def test_car_set_and_enums(car_schema: Schema) -> None:
+    extras = car_schema.type_named("OptionalExtras")
+    assert isinstance(extras, SetType) and extras.size == 1
+    choices = [(c.name, c.bit) for c in extras.choices]
+    assert choices == [("sunRoof", 0), ("sportsPack", 1), ("cruiseControl", 2)]
+    model = car_schema.type_named("Model")
+    assert isinstance(model, EnumType) and model.encoding.primitive is Primitive.CHAR
+    assert [v.value for v in model.values] == [ord("A"), ord("B"), ord("C")]
+
+
+def test_composite_offsets_schema_honours_explicit_offsets() -> None:
+    """SBE CompositeOffsetsTest: header members at 0/4/8/10 give a 12-byte header; dimensions are 8 bytes."""
+    schema = load_schema(SBE_TESTS / "composite-offsets-schema.xml")
+    assert _member_offsets(schema.header) == {"blockLength": 0, "templateId": 4, "schemaId": 8, "version": 10}
+    assert schema.header.size == 12
+    entries = _message(schema, "TestMessage1").groups[0]
+    assert entries.dimension.size == 8 and entries.num_in_group_member.offset == 7
+    assert entries.block_length == 16
+    msg2 = _message(schema, "TestMessage2")
+    assert _offsets(msg2.fields) == {"fieldOne": 0, "fieldTwo": 8, "fieldThree": 24}
+    test_composite = _composite(schema, "testComposite")
+    assert test_composite.size == 16
+    assert _member_offsets(test_composite) == {"compositeFieldOne": 0, "compositeFieldTwo": 8}
+    assert msg2.block_length == 32
+
+
+def test_explicit_message_block_length_is_kept() -> None:
+    schema = load_schema(SBE_TESTS / "message-block-length-test.xml")
+    msg = _message(schema, "msgName")
+    assert msg.block_length == 11
+    assert _offsets(msg.fields) == {"field1": 0, "field2": 8}
+    assert msg.groups[0].block_length == 16
+    assert msg.groups[0].dimension.size == 3
+
+
+def test_var_data_with_uint8_length_prefix() -> None:
+    schema = load_schema(SBE_TESTS / "basic-variable-length-schema.xml")
+    (data,) = _message(schema, "TestMessage1").var_data
+    assert data.name == "encryptedNewPassword" and data.id == 1404
+    assert data.length.primitive is Primitive.UINT8
+    assert data.data.primitive is Primitive.CHAR
+    assert data.data_offset == 1
+    assert data.length.size == 1
+
+
+def test_var_data_composite_size_is_its_length_prefix() -> None:
+    schema = load_schema(SBE_TESTS / "basic-variable-length-schema.xml")
+    (data,) = _message(schema, "TestMessage1").var_data
+    assert data.type.size == 1
+    assert data.data.size == 0
+
+
+@pytest.mark.parametrize("path", [SBE / "example-bigendian-test-schema.xml",
+                                  SBE_TESTS / "example-bigendian-test-schema.xml"], ids=["sbe", "sbe-tests"])
+def test_big_endian_schema_encodes_every_primitive_big_endian(path: Path) -> None:
+    schema = load_schema(path)
+    assert schema.byte_order is ByteOrder.BIG_ENDIAN
+    orders = {t.encoding.byte_order for t in _all_encoded(schema)}
+    assert orders == {ByteOrder.BIG_ENDIAN}
+    car = _message(schema, "Car")
+    assert car.block_length == 49  # as the little-endian Car, but someNumbers has 5 elements, not 4
+    assert _field(car.fields, "engine").offset == 39
+
+
+def _all_encoded(schema: Schema) -> list[EncodedType | EnumType | SetType]:
+    found: list[EncodedType | EnumType | SetType] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, CompositeType):
+            for m in node.members:
+                visit(m.type)
+        elif isinstance(node, (EncodedType, EnumType, SetType)):
+            found.append(node)
+
+    for t in schema.types:
+        visit(t)
+    return found
+
+
+def test_value_ref_constants_resolve_to_enum_values() -> None:
+    schema = load_schema(SBE_TESTS / "value-ref-schema.xml")
+    nanos = _composite(schema, "UTCTimestampNanos")
+    unit = nanos.member("unit")
+    assert unit is not None and isinstance(unit.type, EncodedType)
+    assert unit.type.encoding.constant == 9 and unit.size == 0
+    assert nanos.size == 8
+    two = schema.type_named("testConstantTwo")
+    assert isinstance(two, EncodedType) and two.encoding.constant == 9
+    one = schema.type_named("testConstantOne")
+    assert isinstance(one, EncodedType) and one.encoding.constant == 7
+    assert _field(_message(schema, "MsgTwo").fields, "timeUnitTypeOne").constant == 3
+    assert _field(_message(schema, "MsgThree").fields, "timeUnitTypeOne").constant == 3
+    assert _field(_message(schema, "MsgFive").fields, "testConstantTwoField").constant == 9
+    for name in ("MsgTwo", "MsgThree", "MsgFour", "MsgFive"):
+        assert _message(schema, name).block_length == 0
+
+
+def test_node_state_header_is_sixteen_bytes() -> None:
+    schema = load_schema(AERON / "aeron-cluster-node-state-codecs.xml")
+    assert schema.header.size == 16
+    assert _member_offsets(schema.header) == {
+        "blockLength": 0, "templateId": 2, "schemaId": 4, "version": 6, "frameLength": 8, "padding": 12,
+    }
+
+
+@pytest.mark.parametrize(("message", "block_length"), [
+    ("SessionMessageHeader", 24), ("AppendPosition", 21), ("CommitPosition", 20), ("BackupResponse", 60),
+])
+def test_aeron_cluster_block_lengths(message: str, block_length: int) -> None:
+    schema = load_schema(AERON / "aeron-cluster-codecs.xml")
+    assert _message(schema, message).block_length == block_length
+
+
+def test_aeron_cluster_backup_response_layout() -> None:
+    schema = load_schema(AERON / "aeron-cluster-codecs.xml")
+    assert (schema.id, schema.header.size) == (111, 8)
+    msg = _message(schema, "BackupResponse")
+    member_id = _field(msg.fields, "memberId")
+    assert (member_id.offset, member_id.since_version) == (56, 10)
+    (snapshots,) = msg.groups
+    assert snapshots.block_length == 44
+    assert _offsets(snapshots.fields) == {
+        "recordingId": 0, "leadershipTermId": 8, "termBaseLogPosition": 16, "logPosition": 24,
+        "timestamp": 32, "serviceId": 40,
+    }
+    assert [d.name for d in msg.var_data] == ["clusterMembers"]
+
+
+def test_char_constant_is_a_character() -> None:
+    source = (SBE_TESTS / "basic-variable-length-schema.xml").read_text(encoding="utf-8")
+    source = source.replace("    </types>",
+                            '        <type name="Digit" primitiveType="char" presence="constant">5</type>\n'
+                            "    </types>")
+    digit = parse_schema_bytes(source.encode(), source="<char-constant>").type_named("Digit")
+    assert isinstance(digit, EncodedType)
+    assert digit.encoding.constant == ord("5")
