@@ -460,6 +460,7 @@ class GroupEncoder(EncodeCursor):
     _DIM_PACK: ClassVar[Callable[..., None]]
     _DIM_SIZE: ClassVar[int]
     _MAX_COUNT: ClassVar[int] = 0
+    _ZERO_PACK: Callable[[Any, int], None]
 
     _offset: int
     _count: int
@@ -512,7 +513,7 @@ class GroupEncoder(EncodeCursor):
         end = self._offset + self.BLOCK_LENGTH
         if end > root._end:
             raise too_short(self.NAME, None, self._offset, end, root._end)
-        root._buffer[self._offset : end] = bytes(self.BLOCK_LENGTH)
+        self._ZERO_PACK(root._buffer, self._offset)
         root._limit = end
         self._index += 1
         self._section = 0

@@ -183,6 +183,84 @@ _S46p = _S46.pack_into
 _S47 = _struct.Struct("<HHHHqqqqqqqiii")
 _S47u = _S47.unpack_from
 _S47p = _S47.pack_into
+_S48 = _struct.Struct("<32x")
+_S48u = _S48.unpack_from
+_S48p = _S48.pack_into
+_S49 = _struct.Struct("<HHHH32x")
+_S49u = _S49.unpack_from
+_S49p = _S49.pack_into
+_S50 = _struct.Struct("<16x")
+_S50u = _S50.unpack_from
+_S50p = _S50.pack_into
+_S51 = _struct.Struct("<HHHH16x")
+_S51u = _S51.unpack_from
+_S51p = _S51.pack_into
+_S52 = _struct.Struct("<8x")
+_S52u = _S52.unpack_from
+_S52p = _S52.pack_into
+_S53 = _struct.Struct("<HHHH8x")
+_S53u = _S53.unpack_from
+_S53p = _S53.pack_into
+_S54 = _struct.Struct("<24x")
+_S54u = _S54.unpack_from
+_S54p = _S54.pack_into
+_S55 = _struct.Struct("<HHHH24x")
+_S55u = _S55.unpack_from
+_S55p = _S55.pack_into
+_S56 = _struct.Struct("<20x")
+_S56u = _S56.unpack_from
+_S56p = _S56.pack_into
+_S57 = _struct.Struct("<HHHH20x")
+_S57u = _S57.unpack_from
+_S57p = _S57.pack_into
+_S58 = _struct.Struct("<56x")
+_S58u = _S58.unpack_from
+_S58p = _S58.pack_into
+_S59 = _struct.Struct("<HHHH56x")
+_S59u = _S59.unpack_from
+_S59p = _S59.pack_into
+_S60 = _struct.Struct("<28x")
+_S60u = _S60.unpack_from
+_S60p = _S60.pack_into
+_S61 = _struct.Struct("<HHHH28x")
+_S61u = _S61.unpack_from
+_S61p = _S61.pack_into
+_S62 = _struct.Struct("<60x")
+_S62u = _S62.unpack_from
+_S62p = _S62.pack_into
+_S63 = _struct.Struct("<HHHH60x")
+_S63u = _S63.unpack_from
+_S63p = _S63.pack_into
+_S64 = _struct.Struct("<80x")
+_S64u = _S64.unpack_from
+_S64p = _S64.pack_into
+_S65 = _struct.Struct("<HHHH80x")
+_S65u = _S65.unpack_from
+_S65p = _S65.pack_into
+_S66 = _struct.Struct("<44x")
+_S66u = _S66.unpack_from
+_S66p = _S66.pack_into
+_S67 = _struct.Struct("<HHHH44x")
+_S67u = _S67.unpack_from
+_S67p = _S67.pack_into
+_S68 = _struct.Struct("<36x")
+_S68u = _S68.unpack_from
+_S68p = _S68.pack_into
+_S69 = _struct.Struct("<HHHH36x")
+_S69u = _S69.unpack_from
+_S69p = _S69.pack_into
+_S70 = _struct.Struct("<52x")
+_S70u = _S70.unpack_from
+_S70p = _S70.pack_into
+_S71 = _struct.Struct("<HHHH52x")
+_S71u = _S71.unpack_from
+_S71p = _S71.pack_into
+_S72 = _struct.Struct("<68x")
+_S72u = _S72.unpack_from
+_S72p = _S72.pack_into
+_S73 = _struct.Struct("<HHHH68x")
+_S73u = _S73.unpack_from
+_S73p = _S73.pack_into
 _HEADER = _S1
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -685,8 +763,25 @@ class ControlResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 1, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 1:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 1, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ControlResponseDecoder:
@@ -719,7 +814,7 @@ class ControlResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 4 or offset < 0:
+            if t[1] != 1 or t[2] != 101 or t[0] != 32 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -815,7 +910,6 @@ class ControlResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 1
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -832,7 +926,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -844,15 +938,22 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ControlResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 1))
+            _S49p(buffer, offset, 32, 1, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -990,8 +1091,25 @@ class ConnectRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 2, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 2:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 2, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ConnectRequestDecoder:
@@ -1024,7 +1142,7 @@ class ConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
+            if t[1] != 2 or t[2] != 101 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -1100,7 +1218,6 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 2
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1117,7 +1234,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1129,15 +1246,22 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ConnectRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 2))
+            _S51p(buffer, offset, 16, 2, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1254,8 +1378,25 @@ class CloseSessionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 3, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 3:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 3, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CloseSessionRequestDecoder:
@@ -1287,7 +1428,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S10u(buffer, offset)
-            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 3 or t[2] != 101 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -1326,7 +1467,6 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 3
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1343,7 +1483,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S52p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1355,15 +1495,22 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CloseSessionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 3))
+            _S53p(buffer, offset, 8, 3, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1448,8 +1595,25 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 4, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 4:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 4, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StartRecordingRequestDecoder:
@@ -1482,7 +1646,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S12u(buffer, offset)
-            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 4 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -1566,7 +1730,6 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 4
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1583,7 +1746,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1595,15 +1758,22 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 4))
+            _S55p(buffer, offset, 24, 4, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1730,8 +1900,25 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 5, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 5:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 5, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopRecordingRequestDecoder:
@@ -1764,7 +1951,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S14u(buffer, offset)
-            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 5 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -1837,7 +2024,6 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 5
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1854,7 +2040,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S56p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1866,15 +2052,22 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 5))
+            _S57p(buffer, offset, 20, 5, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1989,8 +2182,25 @@ class ReplayRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 6, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 6:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 6, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 44:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 44 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ReplayRequestDecoder:
@@ -2023,7 +2233,7 @@ class ReplayRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S16u(buffer, offset)
-            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 56 or t[_HEADER_VER] < 10 or offset < 0:
+            if t[1] != 6 or t[2] != 101 or t[0] != 56 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 56
@@ -2125,7 +2335,6 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 6
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(56)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2142,7 +2351,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
         try:
-            buffer[offset:offset + 56] = self._ZERO
+            _S58p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2154,15 +2363,22 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplayRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 64 > end:
+            raise _too_short(self.NAME, None, offset, offset + 64, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(56, 6))
+            _S59p(buffer, offset, 56, 6, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 56
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2322,8 +2538,25 @@ class StopReplayRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 7, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 7:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 7, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopReplayRequestDecoder:
@@ -2355,7 +2588,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 7 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2404,7 +2637,6 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 7
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2421,7 +2653,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2433,15 +2665,22 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopReplayRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 7))
+            _S55p(buffer, offset, 24, 7, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2544,8 +2783,25 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 8, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 8:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 8, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ListRecordingsRequestDecoder:
@@ -2577,7 +2833,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S20u(buffer, offset)
-            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
+            if t[1] != 8 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2631,7 +2887,6 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 8
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2648,7 +2903,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2660,15 +2915,22 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 8))
+            _S61p(buffer, offset, 28, 8, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2780,8 +3042,25 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 9, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 9:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 9, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ListRecordingsForUriRequestDecoder:
@@ -2814,7 +3093,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 9 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 9 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -2897,7 +3176,6 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 9
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2914,7 +3192,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2926,15 +3204,22 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingsForUriRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 9))
+            _S49p(buffer, offset, 32, 9, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3067,8 +3352,25 @@ class ListRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 10, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 10:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 10, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ListRecordingRequestDecoder:
@@ -3100,7 +3402,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 10 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 10 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3149,7 +3451,6 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 10
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3166,7 +3467,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3178,15 +3479,22 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 10))
+            _S55p(buffer, offset, 24, 10, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3289,8 +3597,25 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 11, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 11:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 11, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ExtendRecordingRequestDecoder:
@@ -3323,7 +3648,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 11 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 11 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -3412,7 +3737,6 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 11
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3429,7 +3753,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3441,15 +3765,22 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 11))
+            _S49p(buffer, offset, 32, 11, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3585,8 +3916,25 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 12, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 12:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 12, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingPositionRequestDecoder:
@@ -3618,7 +3966,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 12 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 12 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3667,7 +4015,6 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 12
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3684,7 +4031,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3696,15 +4043,22 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingPositionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 12))
+            _S55p(buffer, offset, 24, 12, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3807,8 +4161,25 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 13, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 13:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 13, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TruncateRecordingRequestDecoder:
@@ -3840,7 +4211,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 13 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 13 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3894,7 +4265,6 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 13
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3911,7 +4281,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3923,15 +4293,22 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TruncateRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 13))
+            _S49p(buffer, offset, 32, 13, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4043,8 +4420,25 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 14, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 14:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 14, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopRecordingSubscriptionRequestDecoder:
@@ -4076,7 +4470,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 14 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 14 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4125,7 +4519,6 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 14
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4142,7 +4535,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4154,15 +4547,22 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingSubscriptionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 14))
+            _S55p(buffer, offset, 24, 14, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4265,8 +4665,25 @@ class StopPositionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 15, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 15:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 15, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopPositionRequestDecoder:
@@ -4298,7 +4715,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 15 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 15 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -4347,7 +4764,6 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 15
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4364,7 +4780,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4376,15 +4792,22 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopPositionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 15))
+            _S55p(buffer, offset, 24, 15, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4487,8 +4910,25 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 16, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 16:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 16, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> FindLastMatchingRecordingRequestDecoder:
@@ -4521,7 +4961,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 16 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 16 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -4604,7 +5044,6 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 16
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4621,7 +5060,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4633,15 +5072,22 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> FindLastMatchingRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 16))
+            _S49p(buffer, offset, 32, 16, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4774,8 +5220,25 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 17, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 17:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 17, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ListRecordingSubscriptionsRequestDecoder:
@@ -4808,7 +5271,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S24u(buffer, offset)
-            if t[_HEADER_TID] != 17 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 17 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
@@ -4902,7 +5365,6 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 17
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4919,7 +5381,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4931,15 +5393,22 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingSubscriptionsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 17))
+            _S49p(buffer, offset, 32, 17, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5084,8 +5553,25 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 18, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 18:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 18, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 48:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 48 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> BoundedReplayRequestDecoder:
@@ -5118,7 +5604,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S26u(buffer, offset)
-            if t[_HEADER_TID] != 18 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10 or offset < 0:
+            if t[1] != 18 or t[2] != 101 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
@@ -5225,7 +5711,6 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 18
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(60)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5242,7 +5727,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            buffer[offset:offset + 60] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5254,15 +5739,22 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BoundedReplayRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 68 > end:
+            raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(60, 18))
+            _S63p(buffer, offset, 60, 18, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 60
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5431,8 +5923,25 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 19, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 19:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 19, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopAllReplaysRequestDecoder:
@@ -5464,7 +5973,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 19 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 19 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5513,7 +6022,6 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 19
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5530,7 +6038,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5542,15 +6050,22 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopAllReplaysRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 19))
+            _S55p(buffer, offset, 24, 19, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5653,8 +6168,25 @@ class CatalogHeaderDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 20, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 20:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 20, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CatalogHeaderDecoder:
@@ -5686,7 +6218,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S29u(buffer, offset)
-            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 20 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5745,7 +6277,6 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 20
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5762,7 +6293,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5774,15 +6305,22 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CatalogHeaderEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 20))
+            _S49p(buffer, offset, 32, 20, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5903,8 +6441,25 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 21, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 21:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 21, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingDescriptorHeaderDecoder:
@@ -5936,7 +6491,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S31u(buffer, offset)
-            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 21 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5998,7 +6553,6 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 21
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6015,7 +6569,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6027,15 +6581,22 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorHeaderEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 21))
+            _S49p(buffer, offset, 32, 21, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6150,8 +6711,25 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 22, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 22:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 22, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 80:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 80 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingDescriptorDecoder:
@@ -6184,7 +6762,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S33u(buffer, offset)
-            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 80 or offset < 0:
+            if t[1] != 22 or t[2] != 101 or t[0] != 80 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 80
@@ -6351,7 +6929,6 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 22
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(80)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6368,7 +6945,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 80 > end:
             raise _too_short(self.NAME, None, offset, offset + 80, end)
         try:
-            buffer[offset:offset + 80] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6380,15 +6957,22 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 88 > end:
+            raise _too_short(self.NAME, None, offset, offset + 88, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(80, 22))
+            _S65p(buffer, offset, 80, 22, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 80
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6617,8 +7201,25 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 23, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 23:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 23, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingSubscriptionDescriptorDecoder:
@@ -6651,7 +7252,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S20u(buffer, offset)
-            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
+            if t[1] != 23 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -6729,7 +7330,6 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 23
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6746,7 +7346,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6758,15 +7358,22 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingSubscriptionDescriptorEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 23))
+            _S61p(buffer, offset, 28, 23, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6890,8 +7497,25 @@ class RecordingSignalEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 24, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 24:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 24, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 44:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 44 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingSignalEventDecoder:
@@ -6923,7 +7547,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
         """
         try:
             t = _S35u(buffer, offset)
-            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 44 or offset < 0:
+            if t[1] != 24 or t[2] != 101 or t[0] != 44 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6993,7 +7617,6 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 24
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(44)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -7010,7 +7633,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            buffer[offset:offset + 44] = self._ZERO
+            _S66p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7022,15 +7645,22 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingSignalEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 52 > end:
+            raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(44, 24))
+            _S67p(buffer, offset, 44, 24, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 44
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7163,8 +7793,25 @@ class ReplicateRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 50, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 50:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 50, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ReplicateRequestDecoder:
@@ -7197,7 +7844,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S37u(buffer, offset)
-            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 50 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -7302,7 +7949,6 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 50
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -7319,7 +7965,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S68p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7331,15 +7977,22 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplicateRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 50))
+            _S69p(buffer, offset, 36, 50, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7484,8 +8137,25 @@ class StopReplicationRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 51, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 51:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 51, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopReplicationRequestDecoder:
@@ -7517,7 +8187,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 51 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7566,7 +8236,6 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 51
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -7583,7 +8252,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7595,15 +8264,22 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopReplicationRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 51))
+            _S55p(buffer, offset, 24, 51, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7706,8 +8382,25 @@ class StartPositionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 52, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 52:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 52, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StartPositionRequestDecoder:
@@ -7739,7 +8432,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 52 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -7788,7 +8481,6 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 52
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -7805,7 +8497,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7817,15 +8509,22 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartPositionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 52))
+            _S55p(buffer, offset, 24, 52, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7928,8 +8627,25 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 53, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 53:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 53, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> DetachSegmentsRequestDecoder:
@@ -7961,7 +8677,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 53 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8015,7 +8731,6 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 53
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8032,7 +8747,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8044,15 +8759,22 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> DetachSegmentsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 53))
+            _S49p(buffer, offset, 32, 53, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8164,8 +8886,25 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 54, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 54:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 54, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> DeleteDetachedSegmentsRequestDecoder:
@@ -8197,7 +8936,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 54 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8246,7 +8985,6 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 54
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8263,7 +9001,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8275,15 +9013,22 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> DeleteDetachedSegmentsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 54))
+            _S55p(buffer, offset, 24, 54, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8386,8 +9131,25 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 55, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 55:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 55, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> PurgeSegmentsRequestDecoder:
@@ -8419,7 +9181,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 55 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8473,7 +9235,6 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 55
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8490,7 +9251,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8502,15 +9263,22 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PurgeSegmentsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 55))
+            _S49p(buffer, offset, 32, 55, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8622,8 +9390,25 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 56, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 56:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 56, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AttachSegmentsRequestDecoder:
@@ -8655,7 +9440,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 56 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8704,7 +9489,6 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 56
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8721,7 +9505,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8733,15 +9517,22 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AttachSegmentsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 56))
+            _S55p(buffer, offset, 24, 56, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8844,8 +9635,25 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 57, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 57:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 57, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> MigrateSegmentsRequestDecoder:
@@ -8877,7 +9685,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S22u(buffer, offset)
-            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or offset < 0:
+            if t[1] != 57 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8931,7 +9739,6 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 57
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8948,7 +9755,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8960,15 +9767,22 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MigrateSegmentsRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 57))
+            _S49p(buffer, offset, 32, 57, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9080,8 +9894,25 @@ class AuthConnectRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 58, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 58:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 58, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AuthConnectRequestDecoder:
@@ -9114,7 +9945,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 58 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 58 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -9206,7 +10037,6 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 58
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9223,7 +10053,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9235,15 +10065,22 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AuthConnectRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 58))
+            _S51p(buffer, offset, 16, 58, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9370,8 +10207,25 @@ class ChallengeDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 59, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 59:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 59, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ChallengeDecoder:
@@ -9404,7 +10258,7 @@ class ChallengeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S14u(buffer, offset)
-            if t[_HEADER_TID] != 59 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 59 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -9474,7 +10328,6 @@ class ChallengeEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 59
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9491,7 +10344,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S56p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9503,15 +10356,22 @@ class ChallengeEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 59))
+            _S57p(buffer, offset, 20, 59, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9626,8 +10486,25 @@ class ChallengeResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 60, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 60:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 60, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ChallengeResponseDecoder:
@@ -9660,7 +10537,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 60 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 60 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -9724,7 +10601,6 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 60
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9741,7 +10617,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9753,15 +10629,22 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 60))
+            _S51p(buffer, offset, 16, 60, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9865,8 +10748,25 @@ class KeepAliveRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 61, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 61:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 61, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> KeepAliveRequestDecoder:
@@ -9898,7 +10798,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 61 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 61 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9942,7 +10842,6 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 61
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9959,7 +10858,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9971,15 +10870,22 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> KeepAliveRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 61))
+            _S51p(buffer, offset, 16, 61, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10073,8 +10979,25 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 62, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 62:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 62, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 52:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 52 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TaggedReplicateRequestDecoder:
@@ -10107,7 +11030,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S41u(buffer, offset)
-            if t[_HEADER_TID] != 62 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 52 or offset < 0:
+            if t[1] != 62 or t[2] != 101 or t[0] != 52 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 52
@@ -10222,7 +11145,6 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 62
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(52)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10239,7 +11161,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            buffer[offset:offset + 52] = self._ZERO
+            _S70p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10251,15 +11173,22 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TaggedReplicateRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 60 > end:
+            raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(52, 62))
+            _S71p(buffer, offset, 52, 62, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 52
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10422,8 +11351,25 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 63, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 63:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 63, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StartRecordingRequest2Decoder:
@@ -10456,7 +11402,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S43u(buffer, offset)
-            if t[_HEADER_TID] != 63 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
+            if t[1] != 63 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -10551,7 +11497,6 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
     TEMPLATE_ID = 63
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10568,7 +11513,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10580,15 +11525,22 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequest2Encoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 63))
+            _S61p(buffer, offset, 28, 63, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10727,8 +11679,25 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 64, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 64:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 64, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ExtendRecordingRequest2Decoder:
@@ -10761,7 +11730,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S45u(buffer, offset)
-            if t[_HEADER_TID] != 64 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 64 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -10861,7 +11830,6 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
     TEMPLATE_ID = 64
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10878,7 +11846,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S68p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10890,15 +11858,22 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequest2Encoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 64))
+            _S69p(buffer, offset, 36, 64, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11046,8 +12021,25 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 65, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 65:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 65, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopRecordingByIdentityRequestDecoder:
@@ -11079,7 +12071,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 65 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 65 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11128,7 +12120,6 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 65
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11145,7 +12136,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11157,15 +12148,22 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingByIdentityRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 65))
+            _S55p(buffer, offset, 24, 65, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11268,8 +12266,25 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 66, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 66:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 66, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 60:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 60 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ReplicateRequest2Decoder:
@@ -11302,7 +12317,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S47u(buffer, offset)
-            if t[_HEADER_TID] != 66 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 68 or t[_HEADER_VER] < 10 or offset < 0:
+            if t[1] != 66 or t[2] != 101 or t[0] != 68 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 68
@@ -11502,7 +12517,6 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     TEMPLATE_ID = 66
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(68)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11519,7 +12533,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            buffer[offset:offset + 68] = self._ZERO
+            _S72p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11531,15 +12545,22 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplicateRequest2Encoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 76 > end:
+            raise _too_short(self.NAME, None, offset, offset + 76, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(68, 66))
+            _S73p(buffer, offset, 68, 66, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 68
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11763,8 +12784,25 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 67, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 67:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 67, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> MaxRecordedPositionRequestDecoder:
@@ -11796,7 +12834,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 67 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 67 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11845,7 +12883,6 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 67
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11862,7 +12899,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11874,15 +12911,22 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MaxRecordedPositionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 67))
+            _S55p(buffer, offset, 24, 67, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11985,8 +13029,25 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 68, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 68:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 68, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ArchiveIdRequestDecoder:
@@ -12018,7 +13079,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S39u(buffer, offset)
-            if t[_HEADER_TID] != 68 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 68 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12062,7 +13123,6 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 68
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12079,7 +13139,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12091,15 +13151,22 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ArchiveIdRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 68))
+            _S51p(buffer, offset, 16, 68, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12193,8 +13260,25 @@ class RecordingStartedDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 101, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 101:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 101, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingStartedDecoder:
@@ -12227,7 +13311,7 @@ class RecordingStartedDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S12u(buffer, offset)
-            if t[_HEADER_TID] != 101 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 101 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -12327,7 +13411,6 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 101
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12344,7 +13427,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12356,15 +13439,22 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingStartedEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 101))
+            _S55p(buffer, offset, 24, 101, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12500,8 +13590,25 @@ class RecordingProgressDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 102, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 102:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 102, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingProgressDecoder:
@@ -12533,7 +13640,7 @@ class RecordingProgressDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 102 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12582,7 +13689,6 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 102
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12599,7 +13705,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12611,15 +13717,22 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingProgressEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 102))
+            _S55p(buffer, offset, 24, 102, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12722,8 +13835,25 @@ class RecordingStoppedDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 103, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 103:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 103, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RecordingStoppedDecoder:
@@ -12755,7 +13885,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 103 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -12804,7 +13934,6 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 103
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12821,7 +13950,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12833,15 +13962,22 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingStoppedEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 103))
+            _S55p(buffer, offset, 24, 103, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12944,8 +14080,25 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 104, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 104:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 104, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> PurgeRecordingRequestDecoder:
@@ -12977,7 +14130,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 104 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13026,7 +14179,6 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 104
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -13043,7 +14195,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13055,15 +14207,22 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PurgeRecordingRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 104))
+            _S55p(buffer, offset, 24, 104, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -13166,8 +14325,25 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 105, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 101 or h[1] != 105:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 105, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ReplayTokenRequestDecoder:
@@ -13199,7 +14375,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S18u(buffer, offset)
-            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 105 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13248,7 +14424,6 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 105
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -13265,7 +14440,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13277,15 +14452,22 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplayTokenRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 105))
+            _S55p(buffer, offset, 24, 105, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""

@@ -63,6 +63,12 @@ _S6p = _S6.pack_into
 _S7 = _struct.Struct("<HHHHi4xqqqiiiii4xq64x")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
+_S8 = _struct.Struct("<128x")
+_S8u = _S8.unpack_from
+_S8p = _S8.pack_into
+_S9 = _struct.Struct("<HHHH128x")
+_S9u = _S9.unpack_from
+_S9p = _S9.pack_into
 _HEADER = _S1
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -404,8 +410,25 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 200, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 100 or h[1] != 200:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 200, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 44:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 44 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> MarkFileHeaderDecoder:
@@ -438,7 +461,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S7u(buffer, offset)
-            if t[_HEADER_TID] != 200 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 128 or t[_HEADER_VER] < 2 or offset < 0:
+            if t[1] != 200 or t[2] != 100 or t[0] != 128 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 128
@@ -621,7 +644,6 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 200
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(128)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -638,7 +660,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 128 > end:
             raise _too_short(self.NAME, None, offset, offset + 128, end)
         try:
-            buffer[offset:offset + 128] = self._ZERO
+            _S8p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -650,15 +672,22 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MarkFileHeaderEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 136 > end:
+            raise _too_short(self.NAME, None, offset, offset + 136, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(128, 200))
+            _S9p(buffer, offset, 128, 200, 100, 2)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 128
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""

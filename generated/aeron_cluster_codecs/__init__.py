@@ -177,6 +177,90 @@ _S44p = _S44.pack_into
 _S45 = _struct.Struct("<HHHHqqqqii")
 _S45u = _S45.unpack_from
 _S45p = _S45.pack_into
+_S46 = _struct.Struct("<24x")
+_S46u = _S46.unpack_from
+_S46p = _S46.pack_into
+_S47 = _struct.Struct("<HHHH24x")
+_S47u = _S47.unpack_from
+_S47p = _S47.pack_into
+_S48 = _struct.Struct("<36x")
+_S48u = _S48.unpack_from
+_S48p = _S48.pack_into
+_S49 = _struct.Struct("<HHHH36x")
+_S49u = _S49.unpack_from
+_S49p = _S49.pack_into
+_S50 = _struct.Struct("<16x")
+_S50u = _S50.unpack_from
+_S50p = _S50.pack_into
+_S51 = _struct.Struct("<HHHH16x")
+_S51u = _S51.unpack_from
+_S51p = _S51.pack_into
+_S52 = _struct.Struct("<20x")
+_S52u = _S52.unpack_from
+_S52p = _S52.pack_into
+_S53 = _struct.Struct("<HHHH20x")
+_S53u = _S53.unpack_from
+_S53p = _S53.pack_into
+_S54 = _struct.Struct("<28x")
+_S54u = _S54.unpack_from
+_S54p = _S54.pack_into
+_S55 = _struct.Struct("<HHHH28x")
+_S55u = _S55.unpack_from
+_S55p = _S55.pack_into
+_S56 = _struct.Struct("<32x")
+_S56u = _S56.unpack_from
+_S56p = _S56.pack_into
+_S57 = _struct.Struct("<HHHH32x")
+_S57u = _S57.unpack_from
+_S57p = _S57.pack_into
+_S58 = _struct.Struct("<48x")
+_S58u = _S58.unpack_from
+_S58p = _S58.pack_into
+_S59 = _struct.Struct("<HHHH48x")
+_S59u = _S59.unpack_from
+_S59p = _S59.pack_into
+_S60 = _struct.Struct("<40x")
+_S60u = _S60.unpack_from
+_S60p = _S60.pack_into
+_S61 = _struct.Struct("<HHHH40x")
+_S61u = _S61.unpack_from
+_S61p = _S61.pack_into
+_S62 = _struct.Struct("<8x")
+_S62u = _S62.unpack_from
+_S62p = _S62.pack_into
+_S63 = _struct.Struct("<HHHH8x")
+_S63u = _S63.unpack_from
+_S63p = _S63.pack_into
+_S64 = _struct.Struct("<12x")
+_S64u = _S64.unpack_from
+_S64p = _S64.pack_into
+_S65 = _struct.Struct("<HHHH12x")
+_S65u = _S65.unpack_from
+_S65p = _S65.pack_into
+_S66 = _struct.Struct("<88x")
+_S66u = _S66.unpack_from
+_S66p = _S66.pack_into
+_S67 = _struct.Struct("<HHHH88x")
+_S67u = _S67.unpack_from
+_S67p = _S67.pack_into
+_S68 = _struct.Struct("<21x")
+_S68u = _S68.unpack_from
+_S68p = _S68.pack_into
+_S69 = _struct.Struct("<HHHH21x")
+_S69u = _S69.unpack_from
+_S69p = _S69.pack_into
+_S70 = _struct.Struct("<60x")
+_S70u = _S70.unpack_from
+_S70p = _S70.pack_into
+_S71 = _struct.Struct("<HHHH60x")
+_S71u = _S71.unpack_from
+_S71p = _S71.pack_into
+_S72 = _struct.Struct("<44x")
+_S72u = _S72.unpack_from
+_S72p = _S72.pack_into
+_S73 = _struct.Struct("<HHHH44x")
+_S73u = _S73.unpack_from
+_S73p = _S73.pack_into
 _HEADER = _S1
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -729,8 +813,25 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 1, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 1:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 1, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionMessageHeaderDecoder:
@@ -762,7 +863,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 1 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 1 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -811,7 +912,6 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 1
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -828,7 +928,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S46p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -840,15 +940,22 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionMessageHeaderEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 1))
+            _S47p(buffer, offset, 24, 1, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -951,8 +1058,25 @@ class SessionEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 2, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 2:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 2, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionEventDecoder:
@@ -985,7 +1109,7 @@ class SessionEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 2 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or t[_HEADER_VER] < 6 or offset < 0:
+            if t[1] != 2 or t[2] != 111 or t[0] != 36 or t[3] < 6 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -1087,7 +1211,6 @@ class SessionEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 2
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1104,7 +1227,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1116,15 +1239,22 @@ class SessionEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 2))
+            _S49p(buffer, offset, 36, 2, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1271,8 +1401,25 @@ class SessionConnectRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 3, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 3:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 3, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionConnectRequestDecoder:
@@ -1305,7 +1452,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 3 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
+            if t[1] != 3 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -1399,7 +1546,6 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 3
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1416,7 +1562,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1428,15 +1574,22 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionConnectRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 3))
+            _S51p(buffer, offset, 16, 3, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1563,8 +1716,25 @@ class SessionCloseRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 4, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 4:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 4, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionCloseRequestDecoder:
@@ -1596,7 +1766,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 4 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 4 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -1640,7 +1810,6 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 4
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1657,7 +1826,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1669,15 +1838,22 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionCloseRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 4))
+            _S51p(buffer, offset, 16, 4, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1771,8 +1947,25 @@ class SessionKeepAliveDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 5, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 5:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 5, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionKeepAliveDecoder:
@@ -1804,7 +1997,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 5 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 5 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -1848,7 +2041,6 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 5
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1865,7 +2057,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1877,15 +2069,22 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionKeepAliveEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 5))
+            _S51p(buffer, offset, 16, 5, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1979,8 +2178,25 @@ class NewLeaderEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 6, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 6:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 6, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> NewLeaderEventDecoder:
@@ -2013,7 +2229,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 6 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 6 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -2086,7 +2302,6 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 6
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2103,7 +2318,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S52p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2115,15 +2330,22 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeaderEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 6))
+            _S53p(buffer, offset, 20, 6, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2238,8 +2460,25 @@ class ChallengeDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 7, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 7:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 7, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ChallengeDecoder:
@@ -2272,7 +2511,7 @@ class ChallengeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 7 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 7 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -2336,7 +2575,6 @@ class ChallengeEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 7
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2353,7 +2591,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2365,15 +2603,22 @@ class ChallengeEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 7))
+            _S51p(buffer, offset, 16, 7, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2477,8 +2722,25 @@ class ChallengeResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 8, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 8:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 8, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ChallengeResponseDecoder:
@@ -2511,7 +2773,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 8 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 8 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -2575,7 +2837,6 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 8
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2592,7 +2853,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2604,15 +2865,22 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 8))
+            _S51p(buffer, offset, 16, 8, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2716,8 +2984,25 @@ class TimerEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 20, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 20:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 20, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TimerEventDecoder:
@@ -2749,7 +3034,7 @@ class TimerEventDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 20 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 20 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -2798,7 +3083,6 @@ class TimerEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 20
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -2815,7 +3099,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S46p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2827,15 +3111,22 @@ class TimerEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TimerEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 20))
+            _S47p(buffer, offset, 24, 20, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -2938,8 +3229,25 @@ class SessionOpenEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 21, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 21:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 21, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionOpenEventDecoder:
@@ -2972,7 +3280,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S17u(buffer, offset)
-            if t[_HEADER_TID] != 21 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 21 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -3073,7 +3381,6 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 21
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3090,7 +3397,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3102,15 +3409,22 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionOpenEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 21))
+            _S49p(buffer, offset, 36, 21, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3253,8 +3567,25 @@ class SessionCloseEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 22, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 22:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 22, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SessionCloseEventDecoder:
@@ -3286,7 +3617,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
         """
         try:
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 22 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
+            if t[1] != 22 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3346,7 +3677,6 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 22
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3363,7 +3693,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3375,15 +3705,22 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionCloseEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 22))
+            _S55p(buffer, offset, 28, 22, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3498,8 +3835,25 @@ class ClusterActionRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 23, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 23:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 23, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterActionRequestDecoder:
@@ -3531,7 +3885,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 23 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 11 or offset < 0:
+            if t[1] != 23 or t[2] != 111 or t[0] != 32 or t[3] < 11 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3599,7 +3953,6 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 23
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3616,7 +3969,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S56p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3628,15 +3981,22 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterActionRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 23))
+            _S57p(buffer, offset, 32, 23, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -3762,8 +4122,25 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 24, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 24:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 24, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 40:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 40 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> NewLeadershipTermEventDecoder:
@@ -3795,7 +4172,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
         """
         try:
             t = _S23u(buffer, offset)
-            if t[_HEADER_TID] != 24 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 48 or t[_HEADER_VER] < 4 or offset < 0:
+            if t[1] != 24 or t[2] != 111 or t[0] != 48 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -3882,7 +4259,6 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 24
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(48)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -3899,7 +4275,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            buffer[offset:offset + 48] = self._ZERO
+            _S58p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3911,15 +4287,22 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 56 > end:
+            raise _too_short(self.NAME, None, offset, offset + 56, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(48, 24))
+            _S59p(buffer, offset, 48, 24, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 48
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4072,8 +4455,25 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 25, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 25:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 25, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 40:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 40 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> MembershipChangeEventDecoder:
@@ -4106,7 +4506,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S25u(buffer, offset)
-            if t[_HEADER_TID] != 25 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or offset < 0:
+            if t[1] != 25 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
@@ -4205,7 +4605,6 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 25
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(40)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4222,7 +4621,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            buffer[offset:offset + 40] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4234,15 +4633,22 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MembershipChangeEventEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 48 > end:
+            raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(40, 25))
+            _S61p(buffer, offset, 40, 25, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 40
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4396,8 +4802,25 @@ class AdminRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 26, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 26:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 26, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AdminRequestDecoder:
@@ -4430,7 +4853,7 @@ class AdminRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 26 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or offset < 0:
+            if t[1] != 26 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
@@ -4513,7 +4936,6 @@ class AdminRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 26
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4530,7 +4952,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4542,15 +4964,22 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AdminRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 26))
+            _S55p(buffer, offset, 28, 26, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4675,8 +5104,25 @@ class AdminResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 27, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 27:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 27, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AdminResponseDecoder:
@@ -4709,7 +5155,7 @@ class AdminResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 27 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 27 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -4819,7 +5265,6 @@ class AdminResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 27
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -4836,7 +5281,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S46p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4848,15 +5293,22 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AdminResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 27))
+            _S47p(buffer, offset, 24, 27, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -4996,8 +5448,25 @@ class CloseSessionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 30, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 30:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 30, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CloseSessionDecoder:
@@ -5029,7 +5498,7 @@ class CloseSessionDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 30 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 30 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5068,7 +5537,6 @@ class CloseSessionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 30
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5085,7 +5553,7 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5097,15 +5565,22 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CloseSessionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 30))
+            _S63p(buffer, offset, 8, 30, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5190,8 +5665,25 @@ class ScheduleTimerDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 31, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 31:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 31, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ScheduleTimerDecoder:
@@ -5223,7 +5715,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 31 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 31 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5267,7 +5759,6 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 31
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5284,7 +5775,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5296,15 +5787,22 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ScheduleTimerEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 31))
+            _S51p(buffer, offset, 16, 31, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5398,8 +5896,25 @@ class CancelTimerDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 32, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 32:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 32, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CancelTimerDecoder:
@@ -5431,7 +5946,7 @@ class CancelTimerDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 32 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 32 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5470,7 +5985,6 @@ class CancelTimerEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 32
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5487,7 +6001,7 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5499,15 +6013,22 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CancelTimerEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 32))
+            _S63p(buffer, offset, 8, 32, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5592,8 +6113,25 @@ class ServiceAckDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 33, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 33:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 33, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ServiceAckDecoder:
@@ -5625,7 +6163,7 @@ class ServiceAckDecoder(_rt.Cursor):
         """
         try:
             t = _S17u(buffer, offset)
-            if t[_HEADER_TID] != 33 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 33 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5684,7 +6222,6 @@ class ServiceAckEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 33
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5701,7 +6238,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5713,15 +6250,22 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ServiceAckEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 33))
+            _S49p(buffer, offset, 36, 33, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -5842,8 +6386,25 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 34, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 34:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 34, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersQueryDecoder:
@@ -5875,7 +6436,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 34 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or t[_HEADER_VER] < 5 or offset < 0:
+            if t[1] != 34 or t[2] != 111 or t[0] != 12 or t[3] < 5 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -5929,7 +6490,6 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 34
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -5946,7 +6506,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5958,15 +6518,22 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersQueryEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 34))
+            _S65p(buffer, offset, 12, 34, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6063,8 +6630,25 @@ class RemoveMemberDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 35, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 35:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 35, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RemoveMemberDecoder:
@@ -6096,7 +6680,7 @@ class RemoveMemberDecoder(_rt.Cursor):
         """
         try:
             t = _S32u(buffer, offset)
-            if t[_HEADER_TID] != 35 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 35 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6146,7 +6730,6 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 35
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6163,7 +6746,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6175,15 +6758,22 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RemoveMemberEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 35))
+            _S63p(buffer, offset, 8, 35, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6280,8 +6870,25 @@ class JoinLogDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 40, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 40:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 40, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> JoinLogDecoder:
@@ -6314,7 +6921,7 @@ class JoinLogDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S34u(buffer, offset)
-            if t[_HEADER_TID] != 40 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 40 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
@@ -6413,7 +7020,6 @@ class JoinLogEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 40
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6430,7 +7036,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6442,15 +7048,22 @@ class JoinLogEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> JoinLogEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 40))
+            _S49p(buffer, offset, 36, 40, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6604,8 +7217,25 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 41, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 41:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 41, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersResponseDecoder:
@@ -6638,7 +7268,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 41 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 41 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -6728,7 +7358,6 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 41
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6745,7 +7374,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6757,15 +7386,22 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 41))
+            _S65p(buffer, offset, 12, 41, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -6883,8 +7519,25 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 42, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 42:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 42, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ServiceTerminationPositionDecoder:
@@ -6916,7 +7569,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 42 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 42 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -6955,7 +7608,6 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 42
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -6972,7 +7624,7 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6984,15 +7636,22 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ServiceTerminationPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 42))
+            _S63p(buffer, offset, 8, 42, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7174,6 +7833,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
     _DIM_PACK = _S35p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
+    _ZERO_PACK = _S54p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -7425,6 +8085,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
     _DIM_PACK = _S35p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
+    _ZERO_PACK = _S54p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -7581,8 +8242,25 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 43, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 43:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 43, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersExtendedResponseDecoder:
@@ -7615,7 +8293,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 43 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 43 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
@@ -7771,7 +8449,6 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 43
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -7790,7 +8467,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S46p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7802,15 +8479,22 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersExtendedResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 43))
+            _S47p(buffer, offset, 24, 43, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -7940,8 +8624,25 @@ class RequestServiceAckDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 108, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 108:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 108, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RequestServiceAckDecoder:
@@ -7973,7 +8674,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 108 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 108 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8012,7 +8713,6 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 108
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8029,7 +8729,7 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8041,15 +8741,22 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RequestServiceAckEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 108))
+            _S63p(buffer, offset, 8, 108, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8134,8 +8841,25 @@ class CanvassPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 50, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 50:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 50, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CanvassPositionDecoder:
@@ -8167,7 +8891,7 @@ class CanvassPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 50 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9 or offset < 0:
+            if t[1] != 50 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8229,7 +8953,6 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 50
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8246,7 +8969,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S56p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8258,15 +8981,22 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CanvassPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 50))
+            _S57p(buffer, offset, 32, 50, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8389,8 +9119,25 @@ class RequestVoteDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 51, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 51:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 51, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 28:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 28 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> RequestVoteDecoder:
@@ -8422,7 +9169,7 @@ class RequestVoteDecoder(_rt.Cursor):
         """
         try:
             t = _S21u(buffer, offset)
-            if t[_HEADER_TID] != 51 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 32 or t[_HEADER_VER] < 9 or offset < 0:
+            if t[1] != 51 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8484,7 +9231,6 @@ class RequestVoteEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 51
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(32)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8501,7 +9247,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            buffer[offset:offset + 32] = self._ZERO
+            _S56p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8513,15 +9259,22 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RequestVoteEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(32, 51))
+            _S57p(buffer, offset, 32, 51, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 32
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8644,8 +9397,25 @@ class VoteDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 52, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 52:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 52, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 36:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 36 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> VoteDecoder:
@@ -8677,7 +9447,7 @@ class VoteDecoder(_rt.Cursor):
         """
         try:
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 52 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 36 or offset < 0:
+            if t[1] != 52 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -8747,7 +9517,6 @@ class VoteEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 52
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(36)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -8764,7 +9533,7 @@ class VoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            buffer[offset:offset + 36] = self._ZERO
+            _S48p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8776,15 +9545,22 @@ class VoteEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> VoteEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 44 > end:
+            raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(36, 52))
+            _S49p(buffer, offset, 36, 52, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 36
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -8917,8 +9693,25 @@ class NewLeadershipTermDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 53, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 53:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 53, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 88:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 88 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> NewLeadershipTermDecoder:
@@ -8950,7 +9743,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
         """
         try:
             t = _S37u(buffer, offset)
-            if t[_HEADER_TID] != 53 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 88 or offset < 0:
+            if t[1] != 53 or t[2] != 111 or t[0] != 88 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9056,7 +9849,6 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 53
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(88)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9073,7 +9865,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
         try:
-            buffer[offset:offset + 88] = self._ZERO
+            _S66p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9085,15 +9877,22 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 96 > end:
+            raise _too_short(self.NAME, None, offset, offset + 96, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(88, 53))
+            _S67p(buffer, offset, 88, 53, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 88
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9291,8 +10090,25 @@ class AppendPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 54, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 54:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 54, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AppendPositionDecoder:
@@ -9324,7 +10140,7 @@ class AppendPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S40u(buffer, offset)
-            if t[_HEADER_TID] != 54 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 21 or t[_HEADER_VER] < 8 or offset < 0:
+            if t[1] != 54 or t[2] != 111 or t[0] != 21 or t[3] < 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9380,7 +10196,6 @@ class AppendPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 54
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(21)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9397,7 +10212,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 21 > end:
             raise _too_short(self.NAME, None, offset, offset + 21, end)
         try:
-            buffer[offset:offset + 21] = self._ZERO
+            _S68p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9409,15 +10224,22 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AppendPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 29 > end:
+            raise _too_short(self.NAME, None, offset, offset + 29, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(21, 54))
+            _S69p(buffer, offset, 21, 54, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 21
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9529,8 +10351,25 @@ class CommitPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 55, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 55:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 55, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CommitPositionDecoder:
@@ -9562,7 +10401,7 @@ class CommitPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 55 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 55 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -9611,7 +10450,6 @@ class CommitPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 55
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9628,7 +10466,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S52p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9640,15 +10478,22 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CommitPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 55))
+            _S53p(buffer, offset, 20, 55, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -9751,8 +10596,25 @@ class CatchupPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 56, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 56:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 56, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CatchupPositionDecoder:
@@ -9785,7 +10647,7 @@ class CatchupPositionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 56 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 56 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
@@ -9858,7 +10720,6 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 56
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -9875,7 +10736,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S52p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9887,15 +10748,22 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CatchupPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 56))
+            _S53p(buffer, offset, 20, 56, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10010,8 +10878,25 @@ class StopCatchupDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 57, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 57:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 57, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StopCatchupDecoder:
@@ -10043,7 +10928,7 @@ class StopCatchupDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 57 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 57 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -10087,7 +10972,6 @@ class StopCatchupEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 57
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10104,7 +10988,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10116,15 +11000,22 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopCatchupEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 57))
+            _S65p(buffer, offset, 12, 57, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10218,8 +11109,25 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 70, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 70:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 70, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> AddPassiveMemberDecoder:
@@ -10252,7 +11160,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 70 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 70 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -10315,7 +11223,6 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 70
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10332,7 +11239,7 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10344,15 +11251,22 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AddPassiveMemberEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 70))
+            _S63p(buffer, offset, 8, 70, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10449,8 +11363,25 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 71, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 71:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 71, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersChangeDecoder:
@@ -10483,7 +11414,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 71 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 71 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -10573,7 +11504,6 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 71
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10590,7 +11520,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10602,15 +11532,22 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersChangeEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 71))
+            _S65p(buffer, offset, 12, 71, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10728,8 +11665,25 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 72, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 72:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 72, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SnapshotRecordingQueryDecoder:
@@ -10761,7 +11715,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 72 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 72 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -10805,7 +11759,6 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 72
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -10822,7 +11775,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10834,15 +11787,22 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingQueryEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 72))
+            _S65p(buffer, offset, 12, 72, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -10963,6 +11923,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     _DIM_PACK = _S35p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
+    _ZERO_PACK = _S72p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -11076,8 +12037,25 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 73, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 73:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 73, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SnapshotRecordingsDecoder:
@@ -11110,7 +12088,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 73 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 73 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -11192,7 +12170,6 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 73
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11210,7 +12187,7 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11222,15 +12199,22 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingsEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 73))
+            _S63p(buffer, offset, 8, 73, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11336,8 +12320,25 @@ class JoinClusterDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 74, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 74:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 74, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> JoinClusterDecoder:
@@ -11369,7 +12370,7 @@ class JoinClusterDecoder(_rt.Cursor):
         """
         try:
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 74 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 74 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11413,7 +12414,6 @@ class JoinClusterEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 74
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11430,7 +12430,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11442,15 +12442,22 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> JoinClusterEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 74))
+            _S65p(buffer, offset, 12, 74, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11544,8 +12551,25 @@ class TerminationPositionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 75, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 75:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 75, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TerminationPositionDecoder:
@@ -11577,7 +12601,7 @@ class TerminationPositionDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 75 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 75 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11621,7 +12645,6 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 75
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11638,7 +12661,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11650,15 +12673,22 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TerminationPositionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 75))
+            _S51p(buffer, offset, 16, 75, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11752,8 +12782,25 @@ class TerminationAckDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 76, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 76:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 76, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 20:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 20 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TerminationAckDecoder:
@@ -11785,7 +12832,7 @@ class TerminationAckDecoder(_rt.Cursor):
         """
         try:
             t = _S15u(buffer, offset)
-            if t[_HEADER_TID] != 76 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 20 or offset < 0:
+            if t[1] != 76 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -11834,7 +12881,6 @@ class TerminationAckEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 76
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(20)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -11851,7 +12897,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            buffer[offset:offset + 20] = self._ZERO
+            _S52p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11863,15 +12909,22 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TerminationAckEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 28 > end:
+            raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(20, 76))
+            _S53p(buffer, offset, 20, 76, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 20
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -11974,8 +13027,25 @@ class BackupQueryDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 77, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 77:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 77, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> BackupQueryDecoder:
@@ -12008,7 +13078,7 @@ class BackupQueryDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 77 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or t[_HEADER_VER] < 2 or offset < 0:
+            if t[1] != 77 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -12102,7 +13172,6 @@ class BackupQueryEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 77
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12119,7 +13188,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12131,15 +13200,22 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BackupQueryEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 77))
+            _S51p(buffer, offset, 16, 77, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12293,6 +13369,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     _DIM_PACK = _S35p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
+    _ZERO_PACK = _S72p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -12406,8 +13483,25 @@ class BackupResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 78, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 78:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 78, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 56:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 56 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> BackupResponseDecoder:
@@ -12440,7 +13534,7 @@ class BackupResponseDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S43u(buffer, offset)
-            if t[_HEADER_TID] != 78 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 60 or t[_HEADER_VER] < 10 or offset < 0:
+            if t[1] != 78 or t[2] != 111 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
@@ -12565,7 +13659,6 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 78
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(60)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12583,7 +13676,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            buffer[offset:offset + 60] = self._ZERO
+            _S70p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12595,15 +13688,22 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BackupResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 68 > end:
+            raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(60, 78))
+            _S71p(buffer, offset, 60, 78, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 60
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -12781,8 +13881,25 @@ class HeartbeatRequestDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 79, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 79:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 79, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> HeartbeatRequestDecoder:
@@ -12815,7 +13932,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 79 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 79 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -12901,7 +14018,6 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 79
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -12918,7 +14034,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12930,15 +14046,22 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> HeartbeatRequestEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 79))
+            _S65p(buffer, offset, 12, 79, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -13054,8 +14177,25 @@ class HeartbeatResponseDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 80, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 80:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 80, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> HeartbeatResponseDecoder:
@@ -13087,7 +14227,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
         """
         try:
             t = _S28u(buffer, offset)
-            if t[_HEADER_TID] != 80 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 80 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13126,7 +14266,6 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 80
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -13143,7 +14282,7 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13155,15 +14294,22 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> HeartbeatResponseEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 80))
+            _S63p(buffer, offset, 8, 80, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -13291,6 +14437,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     _DIM_PACK = _S35p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
+    _ZERO_PACK = _S72p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -13416,8 +14563,25 @@ class StandbySnapshotDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 81, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 81:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 81, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> StandbySnapshotDecoder:
@@ -13450,7 +14614,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 81 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 81 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -13567,7 +14731,6 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 81
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -13585,7 +14748,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13597,15 +14760,22 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StandbySnapshotEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 81))
+            _S51p(buffer, offset, 16, 81, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -13739,8 +14909,25 @@ class SnapshotMarkerDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 100, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 100:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 100, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 32:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 32 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> SnapshotMarkerDecoder:
@@ -13772,7 +14959,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
         """
         try:
             t = _S25u(buffer, offset)
-            if t[_HEADER_TID] != 100 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or t[_HEADER_VER] < 4 or offset < 0:
+            if t[1] != 100 or t[2] != 111 or t[0] != 40 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -13860,7 +15047,6 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 100
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(40)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -13877,7 +15063,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            buffer[offset:offset + 40] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13889,15 +15075,22 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotMarkerEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 48 > end:
+            raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(40, 100))
+            _S61p(buffer, offset, 40, 100, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 40
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -14044,8 +15237,25 @@ class ClientSessionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 102, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 102:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 102, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 12:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 12 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClientSessionDecoder:
@@ -14078,7 +15288,7 @@ class ClientSessionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S30u(buffer, offset)
-            if t[_HEADER_TID] != 102 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 12 or offset < 0:
+            if t[1] != 102 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
@@ -14164,7 +15374,6 @@ class ClientSessionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 102
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(12)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -14181,7 +15390,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            buffer[offset:offset + 12] = self._ZERO
+            _S64p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14193,15 +15402,22 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClientSessionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 20 > end:
+            raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(12, 102))
+            _S65p(buffer, offset, 12, 102, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 12
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -14317,8 +15533,25 @@ class ClusterSessionDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 103, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 103:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 103, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 40:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 40 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterSessionDecoder:
@@ -14351,7 +15584,7 @@ class ClusterSessionDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S45u(buffer, offset)
-            if t[_HEADER_TID] != 103 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 40 or offset < 0:
+            if t[1] != 103 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
@@ -14445,7 +15678,6 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 103
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(40)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -14462,7 +15694,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            buffer[offset:offset + 40] = self._ZERO
+            _S60p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14474,15 +15706,22 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterSessionEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 48 > end:
+            raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(40, 103))
+            _S61p(buffer, offset, 40, 103, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 40
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -14627,8 +15866,25 @@ class TimerDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 104, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 104:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 104, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> TimerDecoder:
@@ -14660,7 +15916,7 @@ class TimerDecoder(_rt.Cursor):
         """
         try:
             t = _S13u(buffer, offset)
-            if t[_HEADER_TID] != 104 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 104 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -14704,7 +15960,6 @@ class TimerEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 104
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -14721,7 +15976,7 @@ class TimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S50p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14733,15 +15988,22 @@ class TimerEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TimerEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 104))
+            _S51p(buffer, offset, 16, 104, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -14835,8 +16097,25 @@ class ConsensusModuleDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 105, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 105:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 105, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ConsensusModuleDecoder:
@@ -14868,7 +16147,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
         """
         try:
             t = _S19u(buffer, offset)
-            if t[_HEADER_TID] != 105 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 28 or t[_HEADER_VER] < 3 or offset < 0:
+            if t[1] != 105 or t[2] != 111 or t[0] != 28 or t[3] < 3 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -14931,7 +16210,6 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 105
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(28)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -14948,7 +16226,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            buffer[offset:offset + 28] = self._ZERO
+            _S54p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14960,15 +16238,22 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ConsensusModuleEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 36 > end:
+            raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(28, 105))
+            _S55p(buffer, offset, 28, 105, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 28
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -15086,8 +16371,25 @@ class ClusterMembersDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 106, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 106:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 106, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersDecoder:
@@ -15120,7 +16422,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S32u(buffer, offset)
-            if t[_HEADER_TID] != 106 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 106 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
@@ -15188,7 +16490,6 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 106
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -15205,7 +16506,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S62p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15217,15 +16518,22 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 106))
+            _S63p(buffer, offset, 8, 106, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -15331,8 +16639,25 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 107, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 111 or h[1] != 107:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 107, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> PendingMessageTrackerDecoder:
@@ -15364,7 +16689,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
         """
         try:
             t = _S27u(buffer, offset)
-            if t[_HEADER_TID] != 107 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 107 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
@@ -15419,7 +16744,6 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 107
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -15436,7 +16760,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S46p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15448,15 +16772,22 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PendingMessageTrackerEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 107))
+            _S47p(buffer, offset, 24, 107, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""

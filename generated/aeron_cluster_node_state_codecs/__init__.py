@@ -75,6 +75,24 @@ _S10p = _S10.pack_into
 _S11 = _struct.Struct("<HHHHiiqii")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
+_S12 = _struct.Struct("<8x")
+_S12u = _S12.unpack_from
+_S12p = _S12.pack_into
+_S13 = _struct.Struct("<HHHHii8x")
+_S13u = _S13.unpack_from
+_S13p = _S13.pack_into
+_S14 = _struct.Struct("<24x")
+_S14u = _S14.unpack_from
+_S14p = _S14.pack_into
+_S15 = _struct.Struct("<HHHHii24x")
+_S15u = _S15.unpack_from
+_S15p = _S15.pack_into
+_S16 = _struct.Struct("<16x")
+_S16u = _S16.unpack_from
+_S16p = _S16.pack_into
+_S17 = _struct.Struct("<HHHHii16x")
+_S17u = _S17.unpack_from
+_S17p = _S17.pack_into
 _HEADER = _S2
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -444,8 +462,25 @@ class NodeStateHeaderDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 300, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 112 or h[1] != 300:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 300, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 8:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 8 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> NodeStateHeaderDecoder:
@@ -477,9 +512,9 @@ class NodeStateHeaderDecoder(_rt.Cursor):
         """
         try:
             t = _S6u(buffer, offset)
-            if t[_HEADER_TID] != 300 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 8 or offset < 0:
+            if t[1] != 300 or t[2] != 112 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
-            return t[4:]  # type: ignore[no-any-return]
+            return t[6:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
             return _records.unpack_record(NodeStateHeaderDecoder().wrap_header(buffer, offset))
 
@@ -521,7 +556,6 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 300
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(8)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -538,7 +572,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            buffer[offset:offset + 8] = self._ZERO
+            _S12p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -550,15 +584,22 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NodeStateHeaderEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 24 > end:
+            raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(8, 300))
+            _S13p(buffer, offset, 8, 300, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 8
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -652,8 +693,25 @@ class CandidateTermDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 301, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 112 or h[1] != 301:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 301, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 24:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 24 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> CandidateTermDecoder:
@@ -685,9 +743,9 @@ class CandidateTermDecoder(_rt.Cursor):
         """
         try:
             t = _S9u(buffer, offset)
-            if t[_HEADER_TID] != 301 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 24 or offset < 0:
+            if t[1] != 301 or t[2] != 112 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
-            return t[4:]  # type: ignore[no-any-return]
+            return t[6:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
             return _records.unpack_record(CandidateTermDecoder().wrap_header(buffer, offset))
 
@@ -734,7 +792,6 @@ class CandidateTermEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 301
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(24)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -751,7 +808,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            buffer[offset:offset + 24] = self._ZERO
+            _S14p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -763,15 +820,22 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CandidateTermEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 40 > end:
+            raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(24, 301))
+            _S15p(buffer, offset, 24, 301, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 24
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -874,8 +938,25 @@ class ClusterMembersDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 303, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 112 or h[1] != 303:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 303, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 16:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 16 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> ClusterMembersDecoder:
@@ -908,7 +989,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         try:
             view = memoryview(buffer)
             t = _S11u(buffer, offset)
-            if t[_HEADER_TID] != 303 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 16 or offset < 0:
+            if t[1] != 303 or t[2] != 112 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
@@ -918,7 +999,7 @@ class ClusterMembersDecoder(_rt.Cursor):
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            return t[4:] + (v2,)  # type: ignore[no-any-return]
+            return t[6:] + (v2,)  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
             return _records.unpack_record(ClusterMembersDecoder().wrap_header(buffer, offset))
 
@@ -981,7 +1062,6 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 303
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(16)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -998,7 +1078,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            buffer[offset:offset + 16] = self._ZERO
+            _S16p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1010,15 +1090,22 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 32 > end:
+            raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(16, 303))
+            _S17p(buffer, offset, 16, 303, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 16
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""
@@ -1133,8 +1220,25 @@ class NodeStateFooterDecoder(_rt.Cursor):
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
         h = _HEADER.unpack_from(buffer, offset)
-        _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 304, offset)
-        return self.wrap(buffer, offset + HEADER_SIZE, h[_HEADER_BL], h[_HEADER_VER])
+        if h[2] != 112 or h[1] != 304:
+            _check_header(self.NAME, h[_HEADER_SID], h[_HEADER_TID], SCHEMA_ID, 304, offset)
+        block_length = h[0]
+        body = offset + HEADER_SIZE
+        if block_length < 0:
+            raise _UnsupportedVersionError(
+                "block length {} is shorter than the 0 bytes every version has".format(block_length),
+                message_name=self.NAME, offset=body)
+        if body + block_length > end:
+            raise _too_short(self.NAME, None, body, body + block_length, end)
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._acting_block_length = block_length
+        self._acting_version = h[3]
+        self._limit = body + block_length
+        self._section = 0
+        self._pending = None
+        return self
 
     @classmethod
     def from_header(cls, header: MessageHeaderDecoder) -> NodeStateFooterDecoder:
@@ -1166,9 +1270,9 @@ class NodeStateFooterDecoder(_rt.Cursor):
         """
         try:
             t = _S2u(buffer, offset)
-            if t[_HEADER_TID] != 304 or t[_HEADER_SID] != SCHEMA_ID or t[_HEADER_BL] != 0 or offset < 0:
+            if t[1] != 304 or t[2] != 112 or t[0] != 0 or offset < 0:
                 raise _records.Fallback
-            return t[4:]  # type: ignore[no-any-return]
+            return t[6:]  # type: ignore[no-any-return]
         except (_struct.error, _records.Fallback):
             return _records.unpack_record(NodeStateFooterDecoder().wrap_header(buffer, offset))
 
@@ -1200,7 +1304,6 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
     TEMPLATE_ID = 304
     SCHEMA_ID = SCHEMA_ID
     SCHEMA_VERSION = SCHEMA_VERSION
-    _ZERO = bytes(0)
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1217,7 +1320,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 0 > end:
             raise _too_short(self.NAME, None, offset, offset + 0, end)
         try:
-            buffer[offset:offset + 0] = self._ZERO
+            _S4p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1229,15 +1332,22 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         return self
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NodeStateFooterEncoder:
-        """Write the message header at ``offset``, then start the body after it."""
+        """Write the message header at ``offset`` and zero the block, then start the body after it."""
         end = _buffer_length(buffer)
-        if offset < 0 or offset + HEADER_SIZE > end:
-            raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
+        if offset < 0 or offset + 16 > end:
+            raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _HEADER.pack_into(buffer, offset, *_header_values(0, 304))
+            _S2p(buffer, offset, 0, 304, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
-        return self.wrap(buffer, offset + HEADER_SIZE)
+        body = offset + HEADER_SIZE
+        self._buffer = buffer
+        self._end = end
+        self._offset = body
+        self._limit = body + 0
+        self._section = 0
+        self._pending = None
+        return self
 
     def encoded_length(self) -> int:
         """Bytes written from the block's start (header excluded); writes any sections left empty."""

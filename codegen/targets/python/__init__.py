@@ -56,8 +56,9 @@ def _environment() -> jinja2.Environment:
 class _FastPath:
     """Writes the straight-line body of ``unpack()``: one header+block read, then each section."""
 
-    def __init__(self, message: MessageCtx) -> None:
+    def __init__(self, message: MessageCtx, schema_id: int) -> None:
         self.m = message
+        self.schema_id = schema_id
         self.lines: list[str] = []
         self.counter = 0
         self.uses_view = False
@@ -117,12 +118,13 @@ class _FastPath:
         m = self.m
         body: list[str] = []
         self.emit(3, f"t = {m.full_struct}u(buffer, offset)")
+        idx = self.m.header_indices
         cond = (
-            f"t[_HEADER_TID] != {m.template_id} or t[_HEADER_SID] != SCHEMA_ID"
-            f" or t[_HEADER_BL] != {m.block_length}"
+            f"t[{idx['templateId']}] != {m.template_id} or t[{idx['schemaId']}] != {self.schema_id}"
+            f" or t[{idx['blockLength']}] != {m.block_length}"
         )
         if m.fast_max_since:
-            cond += f" or t[_HEADER_VER] < {m.fast_max_since}"
+            cond += f" or t[{idx['version']}] < {m.fast_max_since}"
         cond += " or offset < 0"
         self.emit(3, f"if {cond}:")
         self.emit(4, "raise _records.Fallback")
@@ -147,15 +149,16 @@ class _FastPath:
 def render_module(schema: Schema, package: str, source_name: str) -> str:
     ctx = build_context(schema, package, source_name)
     for m in ctx.messages:
-        m.fast_unpack = _FastPath(m).render()  # type: ignore[attr-defined]
-        scalars = [a for a in m.fields if a.kind in ("int", "float", "enum", "set", "text")]
-        if len(scalars) == m.flat_count and m.flat_count <= 32:
-            names = [a.py_name for a in scalars]
-            m.pack_params = ", ".join(f"{n}: Any" for n in names)  # type: ignore[attr-defined]
-            m.pack_args = ", ".join(names)  # type: ignore[attr-defined]
-        else:
-            m.pack_params = "*values: Any"  # type: ignore[attr-defined]
-            m.pack_args = "*values"  # type: ignore[attr-defined]
+        m.fast_unpack = _FastPath(m, schema.id).render()  # type: ignore[attr-defined]
+        names = m.flat_names
+        m.pack_params = ", ".join(f"{n}: Any" for n in names)  # type: ignore[attr-defined]
+        m.pack_args = ", ".join(names)  # type: ignore[attr-defined]
+    prefix = schema.byte_order.struct_prefix
+    registry = ctx.struct_registry
+    for block in [*ctx.messages, *(g for m in ctx.messages for g in m.all_groups)]:
+        zero = f"{block.block_length}x" if block.block_length else ""
+        block.zero_struct = registry.name(prefix + zero)  # type: ignore[attr-defined]
+        block.header_zero_struct = registry.name(ctx.header.fmt + zero)  # type: ignore[attr-defined]
     order = ctx.header.pack_order
 
     def header_literal(block_length: int, template_id: int) -> str:
@@ -173,12 +176,13 @@ def render_module(schema: Schema, package: str, source_name: str) -> str:
     text = template.render(
         schema=schema,
         source_name=source_name,
-        structs=ctx.structs,
+        structs=registry.items(),
         enums=ctx.enums,
         sets=ctx.sets,
         composites=ctx.composites,
         messages=ctx.messages,
         header=ctx.header,
+        schema_id=schema.id,
     )
     return _tidy(text)
 

@@ -223,6 +223,8 @@ class MessageCtx(BlockCtx):
     template_id: int = 0
     full_struct: str = ""
     header_items: int = 0
+    header_indices: dict[str, int] = field(default_factory=dict)
+    flat_names: list[str] = field(default_factory=list)
     groups: list[GroupCtx] = field(default_factory=list)
     all_groups: list[GroupCtx] = field(default_factory=list)
     fast_max_since: int = 0
@@ -280,6 +282,7 @@ class ModuleContext:
     composites: list[CompositeCtx]
     messages: list[MessageCtx]
     header: HeaderCtx
+    struct_registry: StructRegistry
 
 
 def _doc(text: str | None) -> str:
@@ -388,6 +391,22 @@ class _Builder:
         if isinstance(node, (EnumType, SetType)):
             return node.encoding.primitive.struct_code
         return layout_fmt([(m.offset, self.fmt_of(m.type), m.size) for m in node.members], node.size)
+
+    def flat_names(self, prefix: str, node: TypeNode) -> list[str]:
+        """Python names for the values ``fmt_of(node)`` unpacks to (array elements and composite
+        members get suffixes), as used for ``pack_into`` parameters."""
+        if isinstance(node, EncodedType):
+            if node.is_constant:
+                return []
+            if node.primitive is Primitive.CHAR or node.length == 1:
+                return [prefix]
+            return [f"{prefix}_{i}" for i in range(node.length)]
+        if isinstance(node, (EnumType, SetType)):
+            return [prefix]
+        names: list[str] = []
+        for m in node.members:
+            names += self.flat_names(f"{prefix}_{snake(m.name).rstrip('_')}", m.type)
+        return names
 
     def flat_items(self, node: TypeNode) -> int:
         """How many values ``fmt_of(node)`` unpacks to."""
@@ -618,6 +637,11 @@ class _Builder:
         )
         block_fmt = str(info["block_fmt"])
         full_fmt = header.fmt + block_fmt[1:]
+        flat_names: list[str] = []
+        for f in m.fields:
+            if not f.is_constant:
+                flat_names += self.flat_names(snake(f.name), f.type)
+        flat_names = _unique_names(flat_names)
         ctx = MessageCtx(
             name=m.name,
             json_name=m.name,
@@ -635,7 +659,9 @@ class _Builder:
             flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
             template_id=m.id,
             full_struct=self.structs.name(full_fmt),
-            header_items=len(header.indices),
+            header_items=len(header.pack_order),
+            header_indices=header.indices,
+            flat_names=flat_names,
             groups=groups,
         )
         ctx.all_groups = list(_walk_groups(groups))
@@ -653,21 +679,25 @@ class _Builder:
         h = self.schema.header
         name = self.type_class(h)
         fmt = self.prefix + self.fmt_of(h)
-        flat = [m for m in h.members if self.flat_items(m.type)]
-        indices = {
-            m.name: flat.index(m)
-            for m in flat
-            if m.name in ("blockLength", "templateId", "schemaId", "version")
-        }
+        slots: list[str] = []
+        for m in h.members:
+            names = self.flat_names(m.name, m.type)
+            slots += [m.name] if len(names) == 1 else names
+        indices = {n: slots.index(n) for n in ("blockLength", "templateId", "schemaId", "version")}
         return HeaderCtx(
-            f"{name}Decoder",
-            f"{name}Encoder",
-            h.size,
-            self.structs.name(fmt),
-            fmt,
-            indices,
-            [m.name for m in flat],
+            f"{name}Decoder", f"{name}Encoder", h.size, self.structs.name(fmt), fmt, indices, slots
         )
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: set[str] = {"buffer", "offset"}
+    out: list[str] = []
+    for n in names:
+        while n in seen:
+            n += "_"
+        seen.add(n)
+        out.append(n)
+    return out
 
 
 def _walk_groups(groups: list[GroupCtx]) -> list[GroupCtx]:
@@ -699,7 +729,5 @@ def build_context(schema: Schema, package: str, source_name: str) -> ModuleConte
         b.type_class(t)
     messages = [b.message_ctx(m, header) for m in schema.messages]
     return ModuleContext(
-        schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites, messages, header
+        schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites, messages, header, b.structs
     )
-
-

@@ -1,0 +1,47 @@
+"""The ``bench`` command: ``python -m tools bench <benchmark> [options]``.
+
+A second-level dispatcher, shaped like ``tools.__main__``: each benchmark lives in its own module, named
+in :data:`BENCHMARKS` with a one-line help, and exposes ``configure(parser)`` and ``run(args) -> int``.
+Benchmark modules keep their imports light at module level (heavy set-up happens in ``run``), because
+every one of them is imported to build the ``bench`` parser.  The timing method shared by all of them
+is in :mod:`tools.bench.harness`.
+
+A benchmark is not a test: it exits 0 whether or not its targets are met, and prints the misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Final, NamedTuple
+
+__all__ = ["BENCHMARKS", "BenchmarkSpec", "configure", "run"]
+
+
+class BenchmarkSpec(NamedTuple):
+    """Where a benchmark lives and what it measures, in one line (shown by ``--help``)."""
+
+    module: str
+    help: str
+
+
+BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
+    "codec": BenchmarkSpec(
+        "tools.bench.codec", "generated SBE codecs vs hand-written struct floors (decode, one field, encode)"
+    ),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    subparsers = parser.add_subparsers(dest="benchmark", metavar="<benchmark>", required=True)
+    for name, spec in BENCHMARKS.items():
+        module = importlib.import_module(spec.module)
+        sub = subparsers.add_parser(name, help=spec.help, description=spec.help)
+        module.configure(sub)
+        sub.set_defaults(bench_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bench_run: Callable[[argparse.Namespace], int] = args.bench_run
+    return bench_run(args)
