@@ -41,4 +41,7 @@ def decode(buffer: Any, offset: int = 0) -> Any:
             return package.decode(buffer, offset)
         except SchemaIdMismatchError:
             continue
-    raise SchemaIdMismatchError("no generated schema matches the message header", offset=offset)
+    raise SchemaIdMismatchError(
+        "no generated schema matches the message header", message_name="messageHeader", field="schemaId",
+        offset=offset,
+    )

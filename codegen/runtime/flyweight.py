@@ -65,6 +65,17 @@ def buffer_length(buffer: Any) -> int:
     return len(buffer)
 
 
+def byte_view(buffer: Any) -> Any:
+    """``buffer`` itself, or, for a memoryview of another item format or shape, a flat byte view of it
+    (so offsets and slices count bytes)."""
+    if type(buffer) is memoryview and (buffer.format != "B" or buffer.ndim != 1):
+        try:
+            return buffer.cast("B")
+        except TypeError:
+            raise CodecError("a memoryview must be C-contiguous to be decoded or encoded") from None
+    return buffer
+
+
 def too_short(message: str, field: str | None, offset: int, need: int, have: int) -> BufferTooShortError:
     """The error for a read or write at ``offset`` needing the buffer to reach ``need`` bytes."""
     reason = (
@@ -341,8 +352,12 @@ class GroupDecoder(Cursor):
                 self._parent._pending = None
             raise StopIteration
         root = self._root
-        self._offset = root._limit
-        root._limit = self._offset + self._acting_block_length
+        start = root._limit
+        end = start + self._acting_block_length
+        if end > root._end:
+            raise too_short(self._parent.NAME, f"{self.NAME}[{self._index}]", start, end, root._end)
+        self._offset = start
+        root._limit = end
         self._index += 1
         self._section = 0
         return self
@@ -544,5 +559,5 @@ def check_header(
         )
 
 
-def pack_error(exc: struct.error, message: str, field: str) -> EncodeValueError:
+def pack_error(exc: Exception, message: str, field: str | None) -> EncodeValueError:
     return EncodeValueError(f"value does not fit: {exc}", message_name=message, field=field)

@@ -176,6 +176,9 @@ class _Parser:
 
     def check_range(self, el: Element, primitive: Primitive, value: float, what: str) -> None:
         if primitive.is_float:
+            finite = not (math.isnan(value) or math.isinf(value))
+            if primitive is Primitive.FLOAT and finite and abs(value) > Primitive.FLOAT.default_max:
+                self.fail(el, f"{what} {value} does not fit in float")
             return
         if not (primitive.wire_min <= value <= primitive.wire_max):
             self.fail(el, f"{what} {value} does not fit in {primitive.xml_name}")

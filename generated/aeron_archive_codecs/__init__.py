@@ -22,6 +22,7 @@ from codegen.runtime import flyweight as _rt
 from codegen.runtime import records as _records
 from codegen.runtime.flyweight import (
     buffer_length as _buffer_length,
+    byte_view as _byte_view,
     check_header as _check_header,
     decode_text as _decode_text,
     encode_text as _encode_text,
@@ -360,6 +361,7 @@ class MessageHeaderDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> MessageHeaderDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -401,6 +403,7 @@ class MessageHeaderEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> MessageHeaderEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -415,7 +418,7 @@ class MessageHeaderEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -423,7 +426,7 @@ class MessageHeaderEncoder:
     def _set_template_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "templateId") from None
 
     template_id = property(None, _set_template_id, doc="Write templateId.")
@@ -431,7 +434,7 @@ class MessageHeaderEncoder:
     def _set_schema_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "schemaId") from None
 
     schema_id = property(None, _set_schema_id, doc="Write schemaId.")
@@ -439,7 +442,7 @@ class MessageHeaderEncoder:
     def _set_version(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 6, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -459,6 +462,7 @@ class GroupSizeEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> GroupSizeEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -492,6 +496,7 @@ class GroupSizeEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> GroupSizeEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -506,7 +511,7 @@ class GroupSizeEncodingEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -514,7 +519,7 @@ class GroupSizeEncodingEncoder:
     def _set_num_in_group(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "numInGroup") from None
 
     num_in_group = property(None, _set_num_in_group, doc="Write numInGroup.")
@@ -534,6 +539,7 @@ class VarAsciiEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarAsciiEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -568,6 +574,7 @@ class VarAsciiEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarAsciiEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -582,18 +589,18 @@ class VarAsciiEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S2p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
             _S3p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -613,6 +620,7 @@ class VarDataEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarDataEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -647,6 +655,7 @@ class VarDataEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarDataEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -661,18 +670,18 @@ class VarDataEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S2p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
             _S3p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -740,6 +749,7 @@ class ControlResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ControlResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -759,6 +769,7 @@ class ControlResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ControlResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -813,6 +824,8 @@ class ControlResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S7u(buffer, offset)
             if t[1] != 1 or t[2] != 101 or t[0] != 32 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
@@ -922,6 +935,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ControlResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -939,6 +953,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ControlResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -971,14 +986,14 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         ``ControlResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S7p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ControlResponse", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -986,7 +1001,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -994,7 +1009,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
     def _set_relevant_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "relevantId") from None
 
     relevant_id = property(None, _set_relevant_id, doc="Write relevantId.")
@@ -1004,7 +1019,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "code") from None
 
     code = property(None, _set_code, doc="Write code.")
@@ -1015,7 +1030,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -1068,6 +1083,7 @@ class ConnectRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ConnectRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -1087,6 +1103,7 @@ class ConnectRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ConnectRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1141,6 +1158,8 @@ class ConnectRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S9u(buffer, offset)
             if t[1] != 2 or t[2] != 101 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
@@ -1230,6 +1249,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ConnectRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1247,6 +1267,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ConnectRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -1279,14 +1300,14 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         ``ConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S9p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -1294,7 +1315,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -1304,7 +1325,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S5p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -1355,6 +1376,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CloseSessionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -1374,6 +1396,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CloseSessionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1479,6 +1502,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CloseSessionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -1496,6 +1520,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CloseSessionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1528,14 +1553,14 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         ``CloseSessionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S10p(buffer, offset, 8, 3, 101, 10, control_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSessionRequest", None) from None
         return HEADER_SIZE + 8
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -1572,6 +1597,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StartRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -1591,6 +1617,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1645,6 +1672,8 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S12u(buffer, offset)
             if t[1] != 4 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
@@ -1742,6 +1771,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StartRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -1759,6 +1789,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -1791,14 +1822,14 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         ``StartRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S12p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -1806,7 +1837,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -1814,7 +1845,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -1824,7 +1855,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "sourceLocation") from None
 
     source_location = property(None, _set_source_location, doc="Write sourceLocation.")
@@ -1877,6 +1908,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -1896,6 +1928,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1950,6 +1983,8 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S14u(buffer, offset)
             if t[1] != 5 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
@@ -2036,6 +2071,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -2053,6 +2089,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -2085,14 +2122,14 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         ``StopRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S14p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingRequest", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -2100,7 +2137,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2108,7 +2145,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -2159,6 +2196,7 @@ class ReplayRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ReplayRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 44:
             raise _UnsupportedVersionError(
@@ -2178,6 +2216,7 @@ class ReplayRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ReplayRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2232,6 +2271,8 @@ class ReplayRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S16u(buffer, offset)
             if t[1] != 6 or t[2] != 101 or t[0] != 56 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
@@ -2347,6 +2388,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ReplayRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
@@ -2364,6 +2406,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplayRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 64 > end:
             raise _too_short(self.NAME, None, offset, offset + 64, end)
@@ -2396,14 +2439,14 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         ``ReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S16p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayRequest", None) from None
         return HEADER_SIZE + 56
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -2411,7 +2454,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2419,7 +2462,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -2427,7 +2470,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "position") from None
 
     position = property(None, _set_position, doc="Write position.")
@@ -2435,7 +2478,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_length(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
@@ -2443,7 +2486,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayStreamId") from None
 
     replay_stream_id = property(None, _set_replay_stream_id, doc="Write replayStreamId.")
@@ -2451,7 +2494,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 44, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
     file_io_max_length = property(None, _set_file_io_max_length, doc="Write fileIoMaxLength.")
@@ -2459,7 +2502,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
     def _set_replay_token(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayToken") from None
 
     replay_token = property(None, _set_replay_token, doc="Write replayToken.")
@@ -2515,6 +2558,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopReplayRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -2534,6 +2578,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopReplayRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2649,6 +2694,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopReplayRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -2666,6 +2712,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopReplayRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -2698,14 +2745,14 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         ``StopReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplayRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -2713,7 +2760,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2721,7 +2768,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
     def _set_replay_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "replaySessionId") from None
 
     replay_session_id = property(None, _set_replay_session_id, doc="Write replaySessionId.")
@@ -2760,6 +2807,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ListRecordingsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -2779,6 +2827,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ListRecordingsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2899,6 +2948,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ListRecordingsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -2916,6 +2966,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -2948,14 +2999,14 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         ``ListRecordingsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S20p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -2963,7 +3014,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2971,7 +3022,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
     def _set_from_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "fromRecordingId") from None
 
     from_recording_id = property(None, _set_from_recording_id, doc="Write fromRecordingId.")
@@ -2979,7 +3030,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
     def _set_record_count(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "recordCount") from None
 
     record_count = property(None, _set_record_count, doc="Write recordCount.")
@@ -3019,6 +3070,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ListRecordingsForUriRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -3038,6 +3090,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ListRecordingsForUriRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3092,6 +3145,8 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S7u(buffer, offset)
             if t[1] != 9 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
@@ -3188,6 +3243,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ListRecordingsForUriRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -3205,6 +3261,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingsForUriRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -3237,14 +3294,14 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         ``ListRecordingsForUriRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S7p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsForUriRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -3252,7 +3309,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -3260,7 +3317,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
     def _set_from_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "fromRecordingId") from None
 
     from_recording_id = property(None, _set_from_recording_id, doc="Write fromRecordingId.")
@@ -3268,7 +3325,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
     def _set_record_count(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "recordCount") from None
 
     record_count = property(None, _set_record_count, doc="Write recordCount.")
@@ -3276,7 +3333,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -3329,6 +3386,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ListRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -3348,6 +3406,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ListRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3463,6 +3522,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ListRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -3480,6 +3540,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -3512,14 +3573,14 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         ``ListRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -3527,7 +3588,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -3535,7 +3596,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -3574,6 +3635,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ExtendRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -3593,6 +3655,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3647,6 +3710,8 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S7u(buffer, offset)
             if t[1] != 11 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
@@ -3749,6 +3814,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ExtendRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -3766,6 +3832,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -3798,14 +3865,14 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         ``ExtendRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S7p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -3813,7 +3880,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -3821,7 +3888,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -3829,7 +3896,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -3839,7 +3906,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "sourceLocation") from None
 
     source_location = property(None, _set_source_location, doc="Write sourceLocation.")
@@ -3893,6 +3960,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingPositionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -3912,6 +3980,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingPositionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4027,6 +4096,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingPositionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -4044,6 +4114,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingPositionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -4076,14 +4147,14 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         ``RecordingPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -4091,7 +4162,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -4099,7 +4170,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -4138,6 +4209,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TruncateRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -4157,6 +4229,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TruncateRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4277,6 +4350,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TruncateRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -4294,6 +4368,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TruncateRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -4326,14 +4401,14 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         ``TruncateRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S22p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TruncateRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -4341,7 +4416,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -4349,7 +4424,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -4357,7 +4432,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "position") from None
 
     position = property(None, _set_position, doc="Write position.")
@@ -4397,6 +4472,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopRecordingSubscriptionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -4416,6 +4492,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopRecordingSubscriptionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4531,6 +4608,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopRecordingSubscriptionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -4548,6 +4626,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingSubscriptionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -4580,14 +4659,14 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         ``StopRecordingSubscriptionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingSubscriptionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -4595,7 +4674,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -4603,7 +4682,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
     def _set_subscription_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "subscriptionId") from None
 
     subscription_id = property(None, _set_subscription_id, doc="Write subscriptionId.")
@@ -4642,6 +4721,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopPositionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -4661,6 +4741,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopPositionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4776,6 +4857,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopPositionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -4793,6 +4875,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopPositionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -4825,14 +4908,14 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         ``StopPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -4840,7 +4923,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -4848,7 +4931,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -4887,6 +4970,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> FindLastMatchingRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -4906,6 +4990,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> FindLastMatchingRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4960,6 +5045,8 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S7u(buffer, offset)
             if t[1] != 16 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
@@ -5056,6 +5143,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> FindLastMatchingRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -5073,6 +5161,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> FindLastMatchingRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -5105,14 +5194,14 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         ``FindLastMatchingRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S7p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "FindLastMatchingRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -5120,7 +5209,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5128,7 +5217,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_min_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "minRecordingId") from None
 
     min_recording_id = property(None, _set_min_recording_id, doc="Write minRecordingId.")
@@ -5136,7 +5225,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_session_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "sessionId") from None
 
     session_id = property(None, _set_session_id, doc="Write sessionId.")
@@ -5144,7 +5233,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -5197,6 +5286,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ListRecordingSubscriptionsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -5216,6 +5306,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ListRecordingSubscriptionsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5270,6 +5361,8 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S24u(buffer, offset)
             if t[1] != 17 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
@@ -5377,6 +5470,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ListRecordingSubscriptionsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -5394,6 +5488,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ListRecordingSubscriptionsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -5426,14 +5521,14 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         ``ListRecordingSubscriptionsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S24p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingSubscriptionsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -5441,7 +5536,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5449,7 +5544,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
     def _set_pseudo_index(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "pseudoIndex") from None
 
     pseudo_index = property(None, _set_pseudo_index, doc="Write pseudoIndex.")
@@ -5457,7 +5552,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
     def _set_subscription_count(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "subscriptionCount") from None
 
     subscription_count = property(None, _set_subscription_count, doc="Write subscriptionCount.")
@@ -5467,7 +5562,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "applyStreamId") from None
 
     apply_stream_id = property(None, _set_apply_stream_id, doc="Write applyStreamId.")
@@ -5476,7 +5571,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -5530,6 +5625,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> BoundedReplayRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 48:
             raise _UnsupportedVersionError(
@@ -5549,6 +5645,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> BoundedReplayRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5603,6 +5700,8 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S26u(buffer, offset)
             if t[1] != 18 or t[2] != 101 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
@@ -5723,6 +5822,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> BoundedReplayRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
@@ -5740,6 +5840,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BoundedReplayRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
@@ -5772,14 +5873,14 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         ``BoundedReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S26p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BoundedReplayRequest", None) from None
         return HEADER_SIZE + 60
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -5787,7 +5888,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5795,7 +5896,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -5803,7 +5904,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "position") from None
 
     position = property(None, _set_position, doc="Write position.")
@@ -5811,7 +5912,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_length(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
@@ -5819,7 +5920,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_limit_counter_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "limitCounterId") from None
 
     limit_counter_id = property(None, _set_limit_counter_id, doc="Write limitCounterId.")
@@ -5827,7 +5928,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 44, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayStreamId") from None
 
     replay_stream_id = property(None, _set_replay_stream_id, doc="Write replayStreamId.")
@@ -5835,7 +5936,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
     file_io_max_length = property(None, _set_file_io_max_length, doc="Write fileIoMaxLength.")
@@ -5843,7 +5944,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
     def _set_replay_token(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 52, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayToken") from None
 
     replay_token = property(None, _set_replay_token, doc="Write replayToken.")
@@ -5900,6 +6001,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopAllReplaysRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -5919,6 +6021,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopAllReplaysRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6034,6 +6137,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopAllReplaysRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -6051,6 +6155,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopAllReplaysRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -6083,14 +6188,14 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         ``StopAllReplaysRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopAllReplaysRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -6098,7 +6203,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -6106,7 +6211,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -6145,6 +6250,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CatalogHeaderDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -6164,6 +6270,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CatalogHeaderDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6289,6 +6396,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CatalogHeaderEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -6306,6 +6414,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CatalogHeaderEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -6338,14 +6447,14 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         ``CatalogHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S29p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatalogHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_version(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -6353,7 +6462,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
     def _set_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
@@ -6361,7 +6470,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
     def _set_next_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "nextRecordingId") from None
 
     next_recording_id = property(None, _set_next_recording_id, doc="Write nextRecordingId.")
@@ -6369,7 +6478,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
     def _set_alignment(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "alignment") from None
 
     alignment = property(None, _set_alignment, doc="Write alignment.")
@@ -6377,7 +6486,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
     def _set_reserved(self, value: Any) -> None:
         try:
             _S27p(self._buffer, self._offset + 31, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "reserved") from None
 
     reserved = property(None, _set_reserved, doc="Write reserved.")
@@ -6418,6 +6527,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingDescriptorHeaderDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -6437,6 +6547,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorHeaderDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6565,6 +6676,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingDescriptorHeaderEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -6582,6 +6694,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorHeaderEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -6614,14 +6727,14 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         ``RecordingDescriptorHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S31p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptorHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
@@ -6631,7 +6744,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "state") from None
 
     state = property(None, _set_state, doc="Write state.")
@@ -6640,7 +6753,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
     def _set_checksum(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "checksum") from None
 
     checksum = property(None, _set_checksum, doc="Write checksum.")
@@ -6648,7 +6761,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
     def _set_reserved(self, value: Any) -> None:
         try:
             _S27p(self._buffer, self._offset + 31, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "reserved") from None
 
     reserved = property(None, _set_reserved, doc="Write reserved.")
@@ -6688,6 +6801,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingDescriptorDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 80:
             raise _UnsupportedVersionError(
@@ -6707,6 +6821,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6761,6 +6876,8 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S33u(buffer, offset)
             if t[1] != 22 or t[2] != 101 or t[0] != 80 or offset < 0:
                 raise _records.Fallback
@@ -6941,6 +7058,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingDescriptorEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 80 > end:
             raise _too_short(self.NAME, None, offset, offset + 80, end)
@@ -6958,6 +7076,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingDescriptorEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
@@ -6990,14 +7109,14 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         ``RecordingDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S33p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptor", None) from None
         return HEADER_SIZE + 80
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -7005,7 +7124,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -7013,7 +7132,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -7021,7 +7140,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_start_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startTimestamp") from None
 
     start_timestamp = property(None, _set_start_timestamp, doc="Write startTimestamp.")
@@ -7029,7 +7148,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_stop_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopTimestamp") from None
 
     stop_timestamp = property(None, _set_stop_timestamp, doc="Write stopTimestamp.")
@@ -7037,7 +7156,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startPosition") from None
 
     start_position = property(None, _set_start_position, doc="Write startPosition.")
@@ -7045,7 +7164,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_stop_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopPosition") from None
 
     stop_position = property(None, _set_stop_position, doc="Write stopPosition.")
@@ -7053,7 +7172,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_initial_term_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 56, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "initialTermId") from None
 
     initial_term_id = property(None, _set_initial_term_id, doc="Write initialTermId.")
@@ -7061,7 +7180,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_segment_file_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 60, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "segmentFileLength") from None
 
     segment_file_length = property(None, _set_segment_file_length, doc="Write segmentFileLength.")
@@ -7069,7 +7188,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_term_buffer_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 64, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "termBufferLength") from None
 
     term_buffer_length = property(None, _set_term_buffer_length, doc="Write termBufferLength.")
@@ -7077,7 +7196,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_mtu_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 68, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "mtuLength") from None
 
     mtu_length = property(None, _set_mtu_length, doc="Write mtuLength.")
@@ -7085,7 +7204,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_session_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 72, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "sessionId") from None
 
     session_id = property(None, _set_session_id, doc="Write sessionId.")
@@ -7093,7 +7212,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 76, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -7178,6 +7297,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingSubscriptionDescriptorDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -7197,6 +7317,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingSubscriptionDescriptorDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -7251,6 +7372,8 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S20u(buffer, offset)
             if t[1] != 23 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
@@ -7342,6 +7465,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingSubscriptionDescriptorEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -7359,6 +7483,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingSubscriptionDescriptorEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -7391,14 +7516,14 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         ``RecordingSubscriptionDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S20p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSubscriptionDescriptor", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -7406,7 +7531,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -7414,7 +7539,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
     def _set_subscription_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "subscriptionId") from None
 
     subscription_id = property(None, _set_subscription_id, doc="Write subscriptionId.")
@@ -7422,7 +7547,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -7474,6 +7599,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingSignalEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 44:
             raise _UnsupportedVersionError(
@@ -7493,6 +7619,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingSignalEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -7629,6 +7756,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingSignalEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -7646,6 +7774,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingSignalEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
@@ -7678,14 +7807,14 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         ``RecordingSignalEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S35p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSignalEvent", None) from None
         return HEADER_SIZE + 44
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -7693,7 +7822,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -7701,7 +7830,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -7709,7 +7838,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
     def _set_subscription_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "subscriptionId") from None
 
     subscription_id = property(None, _set_subscription_id, doc="Write subscriptionId.")
@@ -7717,7 +7846,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
     def _set_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "position") from None
 
     position = property(None, _set_position, doc="Write position.")
@@ -7727,7 +7856,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "signal") from None
 
     signal = property(None, _set_signal, doc="Write signal.")
@@ -7770,6 +7899,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ReplicateRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -7789,6 +7919,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ReplicateRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -7843,6 +7974,8 @@ class ReplicateRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S37u(buffer, offset)
             if t[1] != 50 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
@@ -7961,6 +8094,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ReplicateRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -7978,6 +8112,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplicateRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -8010,14 +8145,14 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         ``ReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S37p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -8025,7 +8160,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -8033,7 +8168,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_src_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
     src_recording_id = property(None, _set_src_recording_id, doc="Write srcRecordingId.")
@@ -8041,7 +8176,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
     dst_recording_id = property(None, _set_dst_recording_id, doc="Write dstRecordingId.")
@@ -8049,7 +8184,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
     src_control_stream_id = property(None, _set_src_control_stream_id, doc="Write srcControlStreamId.")
@@ -8114,6 +8249,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopReplicationRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -8133,6 +8269,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopReplicationRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8248,6 +8385,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopReplicationRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -8265,6 +8403,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopReplicationRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -8297,14 +8436,14 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         ``StopReplicationRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplicationRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -8312,7 +8451,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -8320,7 +8459,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
     def _set_replication_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "replicationId") from None
 
     replication_id = property(None, _set_replication_id, doc="Write replicationId.")
@@ -8359,6 +8498,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StartPositionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -8378,6 +8518,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StartPositionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8493,6 +8634,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StartPositionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -8510,6 +8652,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartPositionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -8542,14 +8685,14 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         ``StartPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -8557,7 +8700,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -8565,7 +8708,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -8604,6 +8747,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> DetachSegmentsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -8623,6 +8767,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> DetachSegmentsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8743,6 +8888,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> DetachSegmentsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -8760,6 +8906,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> DetachSegmentsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -8792,14 +8939,14 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         ``DetachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S22p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DetachSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -8807,7 +8954,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -8815,7 +8962,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -8823,7 +8970,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_new_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
     new_start_position = property(None, _set_new_start_position, doc="Write newStartPosition.")
@@ -8863,6 +9010,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> DeleteDetachedSegmentsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -8882,6 +9030,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> DeleteDetachedSegmentsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8997,6 +9146,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> DeleteDetachedSegmentsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -9014,6 +9164,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> DeleteDetachedSegmentsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -9046,14 +9197,14 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         ``DeleteDetachedSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DeleteDetachedSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -9061,7 +9212,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -9069,7 +9220,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -9108,6 +9259,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> PurgeSegmentsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -9127,6 +9279,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> PurgeSegmentsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9247,6 +9400,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> PurgeSegmentsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -9264,6 +9418,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PurgeSegmentsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -9296,14 +9451,14 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         ``PurgeSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S22p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -9311,7 +9466,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -9319,7 +9474,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -9327,7 +9482,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_new_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
     new_start_position = property(None, _set_new_start_position, doc="Write newStartPosition.")
@@ -9367,6 +9522,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AttachSegmentsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -9386,6 +9542,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AttachSegmentsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9501,6 +9658,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AttachSegmentsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -9518,6 +9676,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AttachSegmentsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -9550,14 +9709,14 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         ``AttachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AttachSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -9565,7 +9724,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -9573,7 +9732,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -9612,6 +9771,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> MigrateSegmentsRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -9631,6 +9791,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> MigrateSegmentsRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9751,6 +9912,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> MigrateSegmentsRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -9768,6 +9930,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MigrateSegmentsRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -9800,14 +9963,14 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         ``MigrateSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S22p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MigrateSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -9815,7 +9978,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -9823,7 +9986,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_src_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "srcRecordingId") from None
 
     src_recording_id = property(None, _set_src_recording_id, doc="Write srcRecordingId.")
@@ -9831,7 +9994,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "dstRecordingId") from None
 
     dst_recording_id = property(None, _set_dst_recording_id, doc="Write dstRecordingId.")
@@ -9871,6 +10034,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AuthConnectRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -9890,6 +10054,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AuthConnectRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9944,6 +10109,8 @@ class AuthConnectRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S9u(buffer, offset)
             if t[1] != 58 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -10049,6 +10216,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AuthConnectRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -10066,6 +10234,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AuthConnectRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -10098,14 +10267,14 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         ``AuthConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S9p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AuthConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -10113,7 +10282,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -10123,7 +10292,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S5p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -10184,6 +10353,7 @@ class ChallengeDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ChallengeDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -10203,6 +10373,7 @@ class ChallengeDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ChallengeDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10257,6 +10428,8 @@ class ChallengeDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S14u(buffer, offset)
             if t[1] != 59 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
@@ -10340,6 +10513,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ChallengeEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -10357,6 +10531,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -10389,14 +10564,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S14p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -10404,7 +10579,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -10414,7 +10589,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -10463,6 +10638,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ChallengeResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -10482,6 +10658,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10536,6 +10713,8 @@ class ChallengeResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S39u(buffer, offset)
             if t[1] != 60 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -10613,6 +10792,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ChallengeResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -10630,6 +10810,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -10662,14 +10843,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S39p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -10677,7 +10858,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -10725,6 +10906,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> KeepAliveRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -10744,6 +10926,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> KeepAliveRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10854,6 +11037,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> KeepAliveRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -10871,6 +11055,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> KeepAliveRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -10903,14 +11088,14 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         ``KeepAliveRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S39p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "KeepAliveRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -10918,7 +11103,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -10956,6 +11141,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TaggedReplicateRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 52:
             raise _UnsupportedVersionError(
@@ -10975,6 +11161,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TaggedReplicateRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11029,6 +11216,8 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S41u(buffer, offset)
             if t[1] != 62 or t[2] != 101 or t[0] != 52 or offset < 0:
                 raise _records.Fallback
@@ -11157,6 +11346,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TaggedReplicateRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
@@ -11174,6 +11364,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TaggedReplicateRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
@@ -11206,14 +11397,14 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         ``TaggedReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S41p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TaggedReplicateRequest", None) from None
         return HEADER_SIZE + 52
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -11221,7 +11412,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11229,7 +11420,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_src_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
     src_recording_id = property(None, _set_src_recording_id, doc="Write srcRecordingId.")
@@ -11237,7 +11428,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
     dst_recording_id = property(None, _set_dst_recording_id, doc="Write dstRecordingId.")
@@ -11245,7 +11436,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "channelTagId") from None
 
     channel_tag_id = property(None, _set_channel_tag_id, doc="Write channelTagId.")
@@ -11253,7 +11444,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "subscriptionTagId") from None
 
     subscription_tag_id = property(None, _set_subscription_tag_id, doc="Write subscriptionTagId.")
@@ -11261,7 +11452,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
     src_control_stream_id = property(None, _set_src_control_stream_id, doc="Write srcControlStreamId.")
@@ -11328,6 +11519,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StartRecordingRequest2Decoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -11347,6 +11539,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequest2Decoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11401,6 +11594,8 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S43u(buffer, offset)
             if t[1] != 63 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
@@ -11509,6 +11704,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StartRecordingRequest2Encoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -11526,6 +11722,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StartRecordingRequest2Encoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -11558,14 +11755,14 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         ``StartRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S43p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest2", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -11573,7 +11770,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11581,7 +11778,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -11591,7 +11788,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
     source_location = property(None, _set_source_location, doc="Write sourceLocation.")
@@ -11602,7 +11799,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "autoStop") from None
 
     auto_stop = property(None, _set_auto_stop, doc="Write autoStop.")
@@ -11656,6 +11853,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ExtendRecordingRequest2Decoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -11675,6 +11873,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequest2Decoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11729,6 +11928,8 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S45u(buffer, offset)
             if t[1] != 64 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
@@ -11842,6 +12043,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ExtendRecordingRequest2Encoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -11859,6 +12061,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ExtendRecordingRequest2Encoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -11891,14 +12094,14 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         ``ExtendRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S45p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest2", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -11906,7 +12109,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11914,7 +12117,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -11922,7 +12125,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -11932,7 +12135,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
     source_location = property(None, _set_source_location, doc="Write sourceLocation.")
@@ -11943,7 +12146,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S5p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "autoStop") from None
 
     auto_stop = property(None, _set_auto_stop, doc="Write autoStop.")
@@ -11998,6 +12201,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopRecordingByIdentityRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -12017,6 +12221,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopRecordingByIdentityRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12132,6 +12337,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopRecordingByIdentityRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -12149,6 +12355,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopRecordingByIdentityRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -12181,14 +12388,14 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         ``StopRecordingByIdentityRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingByIdentityRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -12196,7 +12403,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -12204,7 +12411,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -12243,6 +12450,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ReplicateRequest2Decoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 60:
             raise _UnsupportedVersionError(
@@ -12262,6 +12470,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ReplicateRequest2Decoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12316,6 +12525,8 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S47u(buffer, offset)
             if t[1] != 66 or t[2] != 101 or t[0] != 68 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
@@ -12529,6 +12740,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ReplicateRequest2Encoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
@@ -12546,6 +12758,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplicateRequest2Encoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 76 > end:
             raise _too_short(self.NAME, None, offset, offset + 76, end)
@@ -12578,14 +12791,14 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         ``ReplicateRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S47p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest2", None) from None
         return HEADER_SIZE + 68
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -12593,7 +12806,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -12601,7 +12814,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_src_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcRecordingId") from None
 
     src_recording_id = property(None, _set_src_recording_id, doc="Write srcRecordingId.")
@@ -12609,7 +12822,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "dstRecordingId") from None
 
     dst_recording_id = property(None, _set_dst_recording_id, doc="Write dstRecordingId.")
@@ -12617,7 +12830,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_stop_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "stopPosition") from None
 
     stop_position = property(None, _set_stop_position, doc="Write stopPosition.")
@@ -12625,7 +12838,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "channelTagId") from None
 
     channel_tag_id = property(None, _set_channel_tag_id, doc="Write channelTagId.")
@@ -12633,7 +12846,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "subscriptionTagId") from None
 
     subscription_tag_id = property(None, _set_subscription_tag_id, doc="Write subscriptionTagId.")
@@ -12641,7 +12854,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 56, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcControlStreamId") from None
 
     src_control_stream_id = property(None, _set_src_control_stream_id, doc="Write srcControlStreamId.")
@@ -12649,7 +12862,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 60, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "fileIoMaxLength") from None
 
     file_io_max_length = property(None, _set_file_io_max_length, doc="Write fileIoMaxLength.")
@@ -12657,7 +12870,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
     def _set_replication_session_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 64, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "replicationSessionId") from None
 
     replication_session_id = property(None, _set_replication_session_id, doc="Write replicationSessionId.")
@@ -12761,6 +12974,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> MaxRecordedPositionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -12780,6 +12994,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> MaxRecordedPositionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12895,6 +13110,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> MaxRecordedPositionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -12912,6 +13128,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MaxRecordedPositionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -12944,14 +13161,14 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         ``MaxRecordedPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MaxRecordedPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -12959,7 +13176,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -12967,7 +13184,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -13006,6 +13223,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ArchiveIdRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -13025,6 +13243,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ArchiveIdRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13135,6 +13354,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ArchiveIdRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -13152,6 +13372,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ArchiveIdRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -13184,14 +13405,14 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         ``ArchiveIdRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S39p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ArchiveIdRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -13199,7 +13420,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -13237,6 +13458,7 @@ class RecordingStartedDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingStartedDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -13256,6 +13478,7 @@ class RecordingStartedDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingStartedDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13310,6 +13533,8 @@ class RecordingStartedDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S12u(buffer, offset)
             if t[1] != 101 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
@@ -13423,6 +13648,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingStartedEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -13440,6 +13666,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingStartedEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -13472,14 +13699,14 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         ``RecordingStartedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S12p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStarted", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -13487,7 +13714,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
     def _set_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "startPosition") from None
 
     start_position = property(None, _set_start_position, doc="Write startPosition.")
@@ -13495,7 +13722,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
     def _set_session_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "sessionId") from None
 
     session_id = property(None, _set_session_id, doc="Write sessionId.")
@@ -13503,7 +13730,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
     def _set_stream_id(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "streamId") from None
 
     stream_id = property(None, _set_stream_id, doc="Write streamId.")
@@ -13567,6 +13794,7 @@ class RecordingProgressDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingProgressDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -13586,6 +13814,7 @@ class RecordingProgressDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingProgressDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13701,6 +13930,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingProgressEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -13718,6 +13948,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingProgressEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -13750,14 +13981,14 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         ``RecordingProgressDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingProgress", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -13765,7 +13996,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
     def _set_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "startPosition") from None
 
     start_position = property(None, _set_start_position, doc="Write startPosition.")
@@ -13773,7 +14004,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
     def _set_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "position") from None
 
     position = property(None, _set_position, doc="Write position.")
@@ -13812,6 +14043,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RecordingStoppedDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -13831,6 +14063,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RecordingStoppedDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13946,6 +14179,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RecordingStoppedEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -13963,6 +14197,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RecordingStoppedEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -13995,14 +14230,14 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         ``RecordingStoppedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStopped", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -14010,7 +14245,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
     def _set_start_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "startPosition") from None
 
     start_position = property(None, _set_start_position, doc="Write startPosition.")
@@ -14018,7 +14253,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
     def _set_stop_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "stopPosition") from None
 
     stop_position = property(None, _set_stop_position, doc="Write stopPosition.")
@@ -14057,6 +14292,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> PurgeRecordingRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -14076,6 +14312,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> PurgeRecordingRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -14191,6 +14428,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> PurgeRecordingRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -14208,6 +14446,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PurgeRecordingRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -14240,14 +14479,14 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         ``PurgeRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -14255,7 +14494,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -14263,7 +14502,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -14302,6 +14541,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ReplayTokenRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -14321,6 +14561,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ReplayTokenRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -14436,6 +14677,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ReplayTokenRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -14453,6 +14695,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ReplayTokenRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -14485,14 +14728,14 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         ``ReplayTokenRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S18p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayTokenRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "controlSessionId") from None
 
     control_session_id = property(None, _set_control_session_id, doc="Write controlSessionId.")
@@ -14500,7 +14743,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -14508,7 +14751,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -14529,6 +14772,7 @@ MESSAGES_BY_NAME: dict[str, tuple[type, type]] = { "ControlResponse": (ControlRe
 
 def decode(buffer: Any, offset: int = 0) -> Any:
     """Wrap a new decoder for the message at ``offset``, chosen by the header's template id."""
+    buffer = _byte_view(buffer)
     end = _buffer_length(buffer)
     if offset < 0 or offset + HEADER_SIZE > end:
         raise _too_short("messageHeader", None, offset, offset + HEADER_SIZE, end)

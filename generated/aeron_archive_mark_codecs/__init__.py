@@ -22,6 +22,7 @@ from codegen.runtime import flyweight as _rt
 from codegen.runtime import records as _records
 from codegen.runtime.flyweight import (
     buffer_length as _buffer_length,
+    byte_view as _byte_view,
     check_header as _check_header,
     decode_text as _decode_text,
     encode_text as _encode_text,
@@ -94,6 +95,7 @@ class MessageHeaderDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> MessageHeaderDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -135,6 +137,7 @@ class MessageHeaderEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> MessageHeaderEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -149,7 +152,7 @@ class MessageHeaderEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -157,7 +160,7 @@ class MessageHeaderEncoder:
     def _set_template_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "templateId") from None
 
     template_id = property(None, _set_template_id, doc="Write templateId.")
@@ -165,7 +168,7 @@ class MessageHeaderEncoder:
     def _set_schema_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "schemaId") from None
 
     schema_id = property(None, _set_schema_id, doc="Write schemaId.")
@@ -173,7 +176,7 @@ class MessageHeaderEncoder:
     def _set_version(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 6, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -193,6 +196,7 @@ class GroupSizeEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> GroupSizeEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -226,6 +230,7 @@ class GroupSizeEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> GroupSizeEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -240,7 +245,7 @@ class GroupSizeEncodingEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -248,7 +253,7 @@ class GroupSizeEncodingEncoder:
     def _set_num_in_group(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "numInGroup") from None
 
     num_in_group = property(None, _set_num_in_group, doc="Write numInGroup.")
@@ -268,6 +273,7 @@ class VarAsciiEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarAsciiEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -302,6 +308,7 @@ class VarAsciiEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarAsciiEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -316,18 +323,18 @@ class VarAsciiEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S2p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
             _S3p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -387,6 +394,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> MarkFileHeaderDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 44:
             raise _UnsupportedVersionError(
@@ -406,6 +414,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> MarkFileHeaderDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -460,6 +469,8 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S7u(buffer, offset)
             if t[1] != 200 or t[2] != 100 or t[0] != 128 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
@@ -656,6 +667,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> MarkFileHeaderEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 128 > end:
             raise _too_short(self.NAME, None, offset, offset + 128, end)
@@ -673,6 +685,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MarkFileHeaderEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 136 > end:
             raise _too_short(self.NAME, None, offset, offset + 136, end)
@@ -705,14 +718,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S7p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128
 
     def _set_version(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -720,7 +733,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_activity_timestamp(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "activityTimestamp") from None
 
     activity_timestamp = property(None, _set_activity_timestamp, doc="Write activityTimestamp.")
@@ -728,7 +741,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_start_timestamp(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "startTimestamp") from None
 
     start_timestamp = property(None, _set_start_timestamp, doc="Write startTimestamp.")
@@ -736,7 +749,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_pid(self, value: Any) -> None:
         try:
             _S5p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "pid") from None
 
     pid = property(None, _set_pid, doc="Write pid.")
@@ -744,7 +757,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_control_stream_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "controlStreamId") from None
 
     control_stream_id = property(None, _set_control_stream_id, doc="Write controlStreamId.")
@@ -752,7 +765,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_local_control_stream_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 36, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "localControlStreamId") from None
 
     local_control_stream_id = property(None, _set_local_control_stream_id, doc="Write localControlStreamId.")
@@ -760,7 +773,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
     def _set_events_stream_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "eventsStreamId") from None
 
     events_stream_id = property(None, _set_events_stream_id, doc="Write eventsStreamId.")
@@ -770,7 +783,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S4p(self._buffer, self._offset + 44, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "headerLength") from None
 
     header_length = property(None, _set_header_length, doc="Write headerLength.")
@@ -780,7 +793,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S4p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "errorBufferLength") from None
 
     error_buffer_length = property(None, _set_error_buffer_length, doc="Write errorBufferLength.")
@@ -790,7 +803,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             value = -1
         try:
             _S5p(self._buffer, self._offset + 56, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "archiveId") from None
 
     archive_id = property(None, _set_archive_id, doc="Write archiveId.")
@@ -866,6 +879,7 @@ MESSAGES_BY_NAME: dict[str, tuple[type, type]] = { "MarkFileHeader": (MarkFileHe
 
 def decode(buffer: Any, offset: int = 0) -> Any:
     """Wrap a new decoder for the message at ``offset``, chosen by the header's template id."""
+    buffer = _byte_view(buffer)
     end = _buffer_length(buffer)
     if offset < 0 or offset + HEADER_SIZE > end:
         raise _too_short("messageHeader", None, offset, offset + HEADER_SIZE, end)

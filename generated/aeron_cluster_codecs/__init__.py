@@ -22,6 +22,7 @@ from codegen.runtime import flyweight as _rt
 from codegen.runtime import records as _records
 from codegen.runtime.flyweight import (
     buffer_length as _buffer_length,
+    byte_view as _byte_view,
     check_header as _check_header,
     decode_text as _decode_text,
     encode_text as _encode_text,
@@ -410,6 +411,7 @@ class MessageHeaderDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> MessageHeaderDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -451,6 +453,7 @@ class MessageHeaderEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> MessageHeaderEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -465,7 +468,7 @@ class MessageHeaderEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -473,7 +476,7 @@ class MessageHeaderEncoder:
     def _set_template_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "templateId") from None
 
     template_id = property(None, _set_template_id, doc="Write templateId.")
@@ -481,7 +484,7 @@ class MessageHeaderEncoder:
     def _set_schema_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "schemaId") from None
 
     schema_id = property(None, _set_schema_id, doc="Write schemaId.")
@@ -489,7 +492,7 @@ class MessageHeaderEncoder:
     def _set_version(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 6, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -509,6 +512,7 @@ class GroupSizeEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> GroupSizeEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -542,6 +546,7 @@ class GroupSizeEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> GroupSizeEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -556,7 +561,7 @@ class GroupSizeEncodingEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -564,7 +569,7 @@ class GroupSizeEncodingEncoder:
     def _set_num_in_group(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "numInGroup") from None
 
     num_in_group = property(None, _set_num_in_group, doc="Write numInGroup.")
@@ -584,6 +589,7 @@ class VarAsciiEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarAsciiEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -618,6 +624,7 @@ class VarAsciiEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarAsciiEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -632,18 +639,18 @@ class VarAsciiEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S2p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
             _S3p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -663,6 +670,7 @@ class VarDataEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarDataEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -697,6 +705,7 @@ class VarDataEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarDataEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -711,18 +720,18 @@ class VarDataEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S2p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
             _S3p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -790,6 +799,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionMessageHeaderDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -809,6 +819,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionMessageHeaderDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -924,6 +935,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionMessageHeaderEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -941,6 +953,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionMessageHeaderEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -973,14 +986,14 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         ``SessionMessageHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S6p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionMessageHeader", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -988,7 +1001,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -996,7 +1009,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -1035,6 +1048,7 @@ class SessionEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -1054,6 +1068,7 @@ class SessionEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1108,6 +1123,8 @@ class SessionEventDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S9u(buffer, offset)
             if t[1] != 2 or t[2] != 111 or t[0] != 36 or t[3] < 6 or offset < 0:
                 raise _records.Fallback
@@ -1223,6 +1240,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -1240,6 +1258,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -1272,14 +1291,14 @@ class SessionEventEncoder(_rt.EncodeCursor):
         ``SessionEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S9p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -1287,7 +1306,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -1295,7 +1314,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -1303,7 +1322,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -1313,7 +1332,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "code") from None
 
     code = property(None, _set_code, doc="Write code.")
@@ -1324,7 +1343,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -1378,6 +1397,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionConnectRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -1397,6 +1417,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionConnectRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1451,6 +1472,8 @@ class SessionConnectRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S11u(buffer, offset)
             if t[1] != 3 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
@@ -1558,6 +1581,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionConnectRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1575,6 +1599,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionConnectRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -1607,14 +1632,14 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         ``SessionConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S11p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -1622,7 +1647,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -1632,7 +1657,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -1693,6 +1718,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionCloseRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -1712,6 +1738,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionCloseRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1822,6 +1849,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionCloseRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1839,6 +1867,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionCloseRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -1871,14 +1900,14 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         ``SessionCloseRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -1886,7 +1915,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -1924,6 +1953,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionKeepAliveDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -1943,6 +1973,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionKeepAliveDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2053,6 +2084,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionKeepAliveEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -2070,6 +2102,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionKeepAliveEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -2102,14 +2135,14 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         ``SessionKeepAliveDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionKeepAlive", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -2117,7 +2150,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -2155,6 +2188,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> NewLeaderEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -2174,6 +2208,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> NewLeaderEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2228,6 +2263,8 @@ class NewLeaderEventDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S15u(buffer, offset)
             if t[1] != 6 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
@@ -2314,6 +2351,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> NewLeaderEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -2331,6 +2369,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeaderEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -2363,14 +2402,14 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         ``NewLeaderEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S15p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeaderEvent", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -2378,7 +2417,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -2386,7 +2425,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -2437,6 +2476,7 @@ class ChallengeDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ChallengeDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -2456,6 +2496,7 @@ class ChallengeDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ChallengeDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2510,6 +2551,8 @@ class ChallengeDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S13u(buffer, offset)
             if t[1] != 7 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -2587,6 +2630,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ChallengeEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -2604,6 +2648,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -2636,14 +2681,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2651,7 +2696,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -2699,6 +2744,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ChallengeResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -2718,6 +2764,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -2772,6 +2819,8 @@ class ChallengeResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S13u(buffer, offset)
             if t[1] != 8 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -2849,6 +2898,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ChallengeResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -2866,6 +2916,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ChallengeResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -2898,14 +2949,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -2913,7 +2964,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -2961,6 +3012,7 @@ class TimerEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TimerEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -2980,6 +3032,7 @@ class TimerEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TimerEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3095,6 +3148,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TimerEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -3112,6 +3166,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TimerEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -3144,14 +3199,14 @@ class TimerEventEncoder(_rt.EncodeCursor):
         ``TimerEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S6p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TimerEvent", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -3159,7 +3214,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -3167,7 +3222,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -3206,6 +3261,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionOpenEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -3225,6 +3281,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionOpenEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3279,6 +3336,8 @@ class SessionOpenEventDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S17u(buffer, offset)
             if t[1] != 21 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
@@ -3393,6 +3452,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionOpenEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -3410,6 +3470,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionOpenEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -3442,14 +3503,14 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         ``SessionOpenEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S17p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionOpenEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -3457,7 +3518,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -3465,7 +3526,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -3473,7 +3534,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -3481,7 +3542,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -3544,6 +3605,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SessionCloseEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -3563,6 +3625,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SessionCloseEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3689,6 +3752,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SessionCloseEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -3706,6 +3770,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SessionCloseEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -3738,14 +3803,14 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         ``SessionCloseEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S19p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseEvent", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -3753,7 +3818,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -3761,7 +3826,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -3771,7 +3836,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "closeReason") from None
 
     close_reason = property(None, _set_close_reason, doc="Write closeReason.")
@@ -3812,6 +3877,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterActionRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -3831,6 +3897,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterActionRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -3965,6 +4032,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterActionRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -3982,6 +4050,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterActionRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -4014,14 +4083,14 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         ``ClusterActionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S21p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterActionRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -4029,7 +4098,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -4037,7 +4106,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -4047,7 +4116,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "action") from None
 
     action = property(None, _set_action, doc="Write action.")
@@ -4058,7 +4127,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "flags") from None
 
     flags = property(None, _set_flags, doc="Write flags.")
@@ -4099,6 +4168,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> NewLeadershipTermEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 40:
             raise _UnsupportedVersionError(
@@ -4118,6 +4188,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4271,6 +4342,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> NewLeadershipTermEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
@@ -4288,6 +4360,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
@@ -4320,14 +4393,14 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         ``NewLeadershipTermEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S23p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeadershipTermEvent", None) from None
         return HEADER_SIZE + 48
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -4335,7 +4408,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -4343,7 +4416,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -4351,7 +4424,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "termBaseLogPosition") from None
 
     term_base_log_position = property(None, _set_term_base_log_position, doc="Write termBaseLogPosition.")
@@ -4359,7 +4432,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -4367,7 +4440,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
     def _set_log_session_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 36, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logSessionId") from None
 
     log_session_id = property(None, _set_log_session_id, doc="Write logSessionId.")
@@ -4377,7 +4450,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timeUnit") from None
 
     time_unit = property(None, _set_time_unit, doc="Write timeUnit.")
@@ -4388,7 +4461,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 44, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "appVersion") from None
 
     app_version = property(None, _set_app_version, doc="Write appVersion.")
@@ -4432,6 +4505,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> MembershipChangeEventDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 40:
             raise _UnsupportedVersionError(
@@ -4451,6 +4525,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> MembershipChangeEventDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4505,6 +4580,8 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S25u(buffer, offset)
             if t[1] != 25 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
@@ -4617,6 +4694,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> MembershipChangeEventEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -4634,6 +4712,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> MembershipChangeEventEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
@@ -4666,14 +4745,14 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         ``MembershipChangeEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S25p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MembershipChangeEvent", None) from None
         return HEADER_SIZE + 40
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -4681,7 +4760,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -4689,7 +4768,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -4697,7 +4776,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -4705,7 +4784,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     def _set_cluster_size(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "clusterSize") from None
 
     cluster_size = property(None, _set_cluster_size, doc="Write clusterSize.")
@@ -4715,7 +4794,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "changeType") from None
 
     change_type = property(None, _set_change_type, doc="Write changeType.")
@@ -4724,7 +4803,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 36, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -4779,6 +4858,7 @@ class AdminRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AdminRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -4798,6 +4878,7 @@ class AdminRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AdminRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -4852,6 +4933,8 @@ class AdminRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S19u(buffer, offset)
             if t[1] != 26 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
@@ -4948,6 +5031,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AdminRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -4965,6 +5049,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AdminRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -4997,14 +5082,14 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         ``AdminRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S19p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -5012,7 +5097,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -5020,7 +5105,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5030,7 +5115,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "requestType") from None
 
     request_type = property(None, _set_request_type, doc="Write requestType.")
@@ -5081,6 +5166,7 @@ class AdminResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AdminResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -5100,6 +5186,7 @@ class AdminResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AdminResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5154,6 +5241,8 @@ class AdminResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S27u(buffer, offset)
             if t[1] != 27 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
@@ -5277,6 +5366,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AdminResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -5294,6 +5384,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AdminResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -5326,14 +5417,14 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         ``AdminResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S27p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -5341,7 +5432,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5351,7 +5442,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "requestType") from None
 
     request_type = property(None, _set_request_type, doc="Write requestType.")
@@ -5362,7 +5453,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "responseCode") from None
 
     response_code = property(None, _set_response_code, doc="Write responseCode.")
@@ -5425,6 +5516,7 @@ class CloseSessionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CloseSessionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -5444,6 +5536,7 @@ class CloseSessionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CloseSessionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5549,6 +5642,7 @@ class CloseSessionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CloseSessionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -5566,6 +5660,7 @@ class CloseSessionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CloseSessionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -5598,14 +5693,14 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         ``CloseSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSession", None) from None
         return HEADER_SIZE + 8
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -5642,6 +5737,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ScheduleTimerDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -5661,6 +5757,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ScheduleTimerDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5771,6 +5868,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ScheduleTimerEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -5788,6 +5886,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ScheduleTimerEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -5820,14 +5919,14 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         ``ScheduleTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ScheduleTimer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -5835,7 +5934,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
     def _set_deadline(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "deadline") from None
 
     deadline = property(None, _set_deadline, doc="Write deadline.")
@@ -5873,6 +5972,7 @@ class CancelTimerDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CancelTimerDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -5892,6 +5992,7 @@ class CancelTimerDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CancelTimerDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -5997,6 +6098,7 @@ class CancelTimerEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CancelTimerEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -6014,6 +6116,7 @@ class CancelTimerEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CancelTimerEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -6046,14 +6149,14 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         ``CancelTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 32, 111, 12, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CancelTimer", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CancelTimerEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -6090,6 +6193,7 @@ class ServiceAckDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ServiceAckDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -6109,6 +6213,7 @@ class ServiceAckDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ServiceAckDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6234,6 +6339,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ServiceAckEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -6251,6 +6357,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ServiceAckEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -6283,14 +6390,14 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         ``ServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S17p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceAck", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -6298,7 +6405,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -6306,7 +6413,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
     def _set_ack_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "ackId") from None
 
     ack_id = property(None, _set_ack_id, doc="Write ackId.")
@@ -6314,7 +6421,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
     def _set_relevant_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "relevantId") from None
 
     relevant_id = property(None, _set_relevant_id, doc="Write relevantId.")
@@ -6322,7 +6429,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
     def _set_service_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "serviceId") from None
 
     service_id = property(None, _set_service_id, doc="Write serviceId.")
@@ -6363,6 +6470,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersQueryDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -6382,6 +6490,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersQueryDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6502,6 +6611,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersQueryEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -6519,6 +6629,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersQueryEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -6551,14 +6662,14 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         ``ClusterMembersQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -6568,7 +6679,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "extended") from None
 
     extended = property(None, _set_extended, doc="Write extended.")
@@ -6607,6 +6718,7 @@ class RemoveMemberDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RemoveMemberDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -6626,6 +6738,7 @@ class RemoveMemberDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RemoveMemberDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6742,6 +6855,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RemoveMemberEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -6759,6 +6873,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RemoveMemberEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -6791,14 +6906,14 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         ``RemoveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S32p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RemoveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -6808,7 +6923,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "isPassive") from None
 
     is_passive = property(None, _set_is_passive, doc="Write isPassive.")
@@ -6847,6 +6962,7 @@ class JoinLogDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> JoinLogDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -6866,6 +6982,7 @@ class JoinLogDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> JoinLogDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -6920,6 +7037,8 @@ class JoinLogDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S34u(buffer, offset)
             if t[1] != 40 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
@@ -7032,6 +7151,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> JoinLogEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -7049,6 +7169,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> JoinLogEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -7081,14 +7202,14 @@ class JoinLogEncoder(_rt.EncodeCursor):
         ``JoinLogDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S34p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinLog", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -7096,7 +7217,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
     def _set_max_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "maxLogPosition") from None
 
     max_log_position = property(None, _set_max_log_position, doc="Write maxLogPosition.")
@@ -7104,7 +7225,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -7112,7 +7233,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
     def _set_log_session_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logSessionId") from None
 
     log_session_id = property(None, _set_log_session_id, doc="Write logSessionId.")
@@ -7120,7 +7241,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
     def _set_log_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logStreamId") from None
 
     log_stream_id = property(None, _set_log_stream_id, doc="Write logStreamId.")
@@ -7130,7 +7251,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "isStartup") from None
 
     is_startup = property(None, _set_is_startup, doc="Write isStartup.")
@@ -7139,7 +7260,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
     def _set_role(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "role") from None
 
     role = property(None, _set_role, doc="Write role.")
@@ -7194,6 +7315,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -7213,6 +7335,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -7267,6 +7390,8 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S30u(buffer, offset)
             if t[1] != 41 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
@@ -7370,6 +7495,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -7387,6 +7513,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -7419,14 +7546,14 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         ``ClusterMembersResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersResponse", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -7434,7 +7561,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -7496,6 +7623,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ServiceTerminationPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -7515,6 +7643,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ServiceTerminationPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -7620,6 +7749,7 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ServiceTerminationPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -7637,6 +7767,7 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ServiceTerminationPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -7669,14 +7800,14 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         ``ServiceTerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 42, 111, 12, log_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceTerminationPosition", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceTerminationPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -7841,7 +7972,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -7849,7 +7980,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -7857,7 +7988,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
     time_of_last_append_ns = property(None, _set_time_of_last_append_ns, doc="Write timeOfLastAppendNs.")
@@ -7865,7 +7996,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -8093,7 +8224,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -8101,7 +8232,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -8109,7 +8240,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
     time_of_last_append_ns = property(None, _set_time_of_last_append_ns, doc="Write timeOfLastAppendNs.")
@@ -8117,7 +8248,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -8219,6 +8350,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersExtendedResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -8238,6 +8370,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersExtendedResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8292,6 +8425,8 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S27u(buffer, offset)
             if t[1] != 43 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
@@ -8463,6 +8598,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersExtendedResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -8480,6 +8616,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersExtendedResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -8512,14 +8649,14 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         ``ClusterMembersExtendedResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S27p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersExtendedResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -8527,7 +8664,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
     def _set_current_time_ns(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "currentTimeNs") from None
 
     current_time_ns = property(None, _set_current_time_ns, doc="Write currentTimeNs.")
@@ -8535,7 +8672,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -8543,7 +8680,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -8601,6 +8738,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RequestServiceAckDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -8620,6 +8758,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RequestServiceAckDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8725,6 +8864,7 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RequestServiceAckEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -8742,6 +8882,7 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RequestServiceAckEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -8774,14 +8915,14 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         ``RequestServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 108, 111, 12, log_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "requestServiceAck", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestServiceAckEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -8818,6 +8959,7 @@ class CanvassPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CanvassPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -8837,6 +8979,7 @@ class CanvassPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CanvassPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -8965,6 +9108,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CanvassPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -8982,6 +9126,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CanvassPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -9014,14 +9159,14 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         ``CanvassPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S21p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CanvassPosition", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logLeadershipTermId") from None
 
     log_leadership_term_id = property(None, _set_log_leadership_term_id, doc="Write logLeadershipTermId.")
@@ -9029,7 +9174,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -9037,7 +9182,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -9045,7 +9190,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
     def _set_follower_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "followerMemberId") from None
 
     follower_member_id = property(None, _set_follower_member_id, doc="Write followerMemberId.")
@@ -9055,7 +9200,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "protocolVersion") from None
 
     protocol_version = property(None, _set_protocol_version, doc="Write protocolVersion.")
@@ -9096,6 +9241,7 @@ class RequestVoteDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> RequestVoteDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 28:
             raise _UnsupportedVersionError(
@@ -9115,6 +9261,7 @@ class RequestVoteDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> RequestVoteDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9243,6 +9390,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> RequestVoteEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -9260,6 +9408,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> RequestVoteEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -9292,14 +9441,14 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         ``RequestVoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S21p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RequestVote", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logLeadershipTermId") from None
 
     log_leadership_term_id = property(None, _set_log_leadership_term_id, doc="Write logLeadershipTermId.")
@@ -9307,7 +9456,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -9315,7 +9464,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateTermId") from None
 
     candidate_term_id = property(None, _set_candidate_term_id, doc="Write candidateTermId.")
@@ -9323,7 +9472,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateMemberId") from None
 
     candidate_member_id = property(None, _set_candidate_member_id, doc="Write candidateMemberId.")
@@ -9333,7 +9482,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "protocolVersion") from None
 
     protocol_version = property(None, _set_protocol_version, doc="Write protocolVersion.")
@@ -9374,6 +9523,7 @@ class VoteDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> VoteDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 36:
             raise _UnsupportedVersionError(
@@ -9393,6 +9543,7 @@ class VoteDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> VoteDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9529,6 +9680,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> VoteEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -9546,6 +9698,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> VoteEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
@@ -9578,14 +9731,14 @@ class VoteEncoder(_rt.EncodeCursor):
         ``VoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S9p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Vote", None) from None
         return HEADER_SIZE + 36
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateTermId") from None
 
     candidate_term_id = property(None, _set_candidate_term_id, doc="Write candidateTermId.")
@@ -9593,7 +9746,7 @@ class VoteEncoder(_rt.EncodeCursor):
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logLeadershipTermId") from None
 
     log_leadership_term_id = property(None, _set_log_leadership_term_id, doc="Write logLeadershipTermId.")
@@ -9601,7 +9754,7 @@ class VoteEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -9609,7 +9762,7 @@ class VoteEncoder(_rt.EncodeCursor):
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateMemberId") from None
 
     candidate_member_id = property(None, _set_candidate_member_id, doc="Write candidateMemberId.")
@@ -9617,7 +9770,7 @@ class VoteEncoder(_rt.EncodeCursor):
     def _set_follower_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "followerMemberId") from None
 
     follower_member_id = property(None, _set_follower_member_id, doc="Write followerMemberId.")
@@ -9627,7 +9780,7 @@ class VoteEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "vote") from None
 
     vote = property(None, _set_vote, doc="Write vote.")
@@ -9670,6 +9823,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> NewLeadershipTermDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 88:
             raise _UnsupportedVersionError(
@@ -9689,6 +9843,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -9861,6 +10016,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> NewLeadershipTermEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
@@ -9878,6 +10034,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NewLeadershipTermEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 96 > end:
             raise _too_short(self.NAME, None, offset, offset + 96, end)
@@ -9910,14 +10067,14 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         ``NewLeadershipTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S37p(buffer, offset, 88, 53, 111, 12, log_leadership_term_id, next_leadership_term_id, next_term_base_log_position, next_log_position, leadership_term_id, term_base_log_position, log_position, leader_recording_id, timestamp, leader_member_id, log_session_id, app_version, is_startup)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeadershipTerm", None) from None
         return HEADER_SIZE + 88
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logLeadershipTermId") from None
 
     log_leadership_term_id = property(None, _set_log_leadership_term_id, doc="Write logLeadershipTermId.")
@@ -9925,7 +10082,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_next_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLeadershipTermId") from None
 
     next_leadership_term_id = property(None, _set_next_leadership_term_id, doc="Write nextLeadershipTermId.")
@@ -9933,7 +10090,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_next_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextTermBaseLogPosition") from None
 
     next_term_base_log_position = property(None, _set_next_term_base_log_position, doc="Write nextTermBaseLogPosition.")
@@ -9941,7 +10098,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_next_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLogPosition") from None
 
     next_log_position = property(None, _set_next_log_position, doc="Write nextLogPosition.")
@@ -9949,7 +10106,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -9957,7 +10114,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "termBaseLogPosition") from None
 
     term_base_log_position = property(None, _set_term_base_log_position, doc="Write termBaseLogPosition.")
@@ -9965,7 +10122,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -9973,7 +10130,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_leader_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 56, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderRecordingId") from None
 
     leader_recording_id = property(None, _set_leader_recording_id, doc="Write leaderRecordingId.")
@@ -9981,7 +10138,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 64, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -9989,7 +10146,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 72, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -9997,7 +10154,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
     def _set_log_session_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 76, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logSessionId") from None
 
     log_session_id = property(None, _set_log_session_id, doc="Write logSessionId.")
@@ -10007,7 +10164,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 80, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "appVersion") from None
 
     app_version = property(None, _set_app_version, doc="Write appVersion.")
@@ -10017,7 +10174,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 84, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "isStartup") from None
 
     is_startup = property(None, _set_is_startup, doc="Write isStartup.")
@@ -10067,6 +10224,7 @@ class AppendPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AppendPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -10086,6 +10244,7 @@ class AppendPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AppendPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10208,6 +10367,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AppendPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 21 > end:
             raise _too_short(self.NAME, None, offset, offset + 21, end)
@@ -10225,6 +10385,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AppendPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 29 > end:
             raise _too_short(self.NAME, None, offset, offset + 29, end)
@@ -10257,14 +10418,14 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         ``AppendPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S40p(buffer, offset, 21, 54, 111, 12, leadership_term_id, log_position, follower_member_id, flags)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AppendPosition", None) from None
         return HEADER_SIZE + 21
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -10272,7 +10433,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -10280,7 +10441,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
     def _set_follower_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "followerMemberId") from None
 
     follower_member_id = property(None, _set_follower_member_id, doc="Write followerMemberId.")
@@ -10288,7 +10449,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
     def _set_flags(self, value: Any) -> None:
         try:
             _S38p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "flags") from None
 
     flags = property(None, _set_flags, doc="Write flags.")
@@ -10328,6 +10489,7 @@ class CommitPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CommitPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -10347,6 +10509,7 @@ class CommitPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CommitPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10462,6 +10625,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CommitPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -10479,6 +10643,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CommitPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -10511,14 +10676,14 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         ``CommitPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S15p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CommitPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -10526,7 +10691,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -10534,7 +10699,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -10573,6 +10738,7 @@ class CatchupPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CatchupPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -10592,6 +10758,7 @@ class CatchupPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CatchupPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10646,6 +10813,8 @@ class CatchupPositionDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S15u(buffer, offset)
             if t[1] != 56 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
@@ -10732,6 +10901,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CatchupPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -10749,6 +10919,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CatchupPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -10781,14 +10952,14 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         ``CatchupPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S15p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatchupPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -10796,7 +10967,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -10804,7 +10975,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
     def _set_follower_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "followerMemberId") from None
 
     follower_member_id = property(None, _set_follower_member_id, doc="Write followerMemberId.")
@@ -10855,6 +11026,7 @@ class StopCatchupDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StopCatchupDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -10874,6 +11046,7 @@ class StopCatchupDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StopCatchupDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -10984,6 +11157,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StopCatchupEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -11001,6 +11175,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StopCatchupEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -11033,14 +11208,14 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         ``StopCatchupDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopCatchup", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -11048,7 +11223,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
     def _set_follower_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "followerMemberId") from None
 
     follower_member_id = property(None, _set_follower_member_id, doc="Write followerMemberId.")
@@ -11086,6 +11261,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> AddPassiveMemberDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -11105,6 +11281,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> AddPassiveMemberDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11159,6 +11336,8 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S28u(buffer, offset)
             if t[1] != 70 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
@@ -11235,6 +11414,7 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> AddPassiveMemberEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -11252,6 +11432,7 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> AddPassiveMemberEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -11284,14 +11465,14 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         ``AddPassiveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 70, 111, 12, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AddPassiveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AddPassiveMemberEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11340,6 +11521,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersChangeDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -11359,6 +11541,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersChangeDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11413,6 +11596,8 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S30u(buffer, offset)
             if t[1] != 71 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
@@ -11516,6 +11701,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersChangeEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -11533,6 +11719,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersChangeEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -11565,14 +11752,14 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         ``ClusterMembersChangeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersChange", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11580,7 +11767,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -11642,6 +11829,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SnapshotRecordingQueryDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -11661,6 +11849,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingQueryDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -11771,6 +11960,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SnapshotRecordingQueryEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -11788,6 +11978,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingQueryEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -11820,14 +12011,14 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         ``SnapshotRecordingQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordingQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -11835,7 +12026,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
     def _set_request_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "requestMemberId") from None
 
     request_member_id = property(None, _set_request_member_id, doc="Write requestMemberId.")
@@ -11931,7 +12122,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -11939,7 +12130,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -11947,7 +12138,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
     term_base_log_position = property(None, _set_term_base_log_position, doc="Write termBaseLogPosition.")
@@ -11955,7 +12146,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -11963,7 +12154,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -11971,7 +12162,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
     def _set_service_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "serviceId") from None
 
     service_id = property(None, _set_service_id, doc="Write serviceId.")
@@ -12014,6 +12205,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SnapshotRecordingsDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -12033,6 +12225,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingsDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12087,6 +12280,8 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S28u(buffer, offset)
             if t[1] != 73 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
@@ -12183,6 +12378,7 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SnapshotRecordingsEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -12200,6 +12396,7 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotRecordingsEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -12232,14 +12429,14 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         ``SnapshotRecordingsDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 73, 111, 12, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordings", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -12297,6 +12494,7 @@ class JoinClusterDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> JoinClusterDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -12316,6 +12514,7 @@ class JoinClusterDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> JoinClusterDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12426,6 +12625,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> JoinClusterEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -12443,6 +12643,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> JoinClusterEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -12475,14 +12676,14 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         ``JoinClusterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinCluster", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -12490,7 +12691,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -12528,6 +12729,7 @@ class TerminationPositionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TerminationPositionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -12547,6 +12749,7 @@ class TerminationPositionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TerminationPositionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12657,6 +12860,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TerminationPositionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -12674,6 +12878,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TerminationPositionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -12706,14 +12911,14 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         ``TerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationPosition", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -12721,7 +12926,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -12759,6 +12964,7 @@ class TerminationAckDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TerminationAckDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 20:
             raise _UnsupportedVersionError(
@@ -12778,6 +12984,7 @@ class TerminationAckDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TerminationAckDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -12893,6 +13100,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TerminationAckEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -12910,6 +13118,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TerminationAckEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -12942,14 +13151,14 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         ``TerminationAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S15p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationAck", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -12957,7 +13166,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -12965,7 +13174,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -13004,6 +13213,7 @@ class BackupQueryDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> BackupQueryDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -13023,6 +13233,7 @@ class BackupQueryDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> BackupQueryDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13077,6 +13288,8 @@ class BackupQueryDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S11u(buffer, offset)
             if t[1] != 77 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
@@ -13184,6 +13397,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> BackupQueryEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -13201,6 +13415,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BackupQueryEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -13233,14 +13448,14 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         ``BackupQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S11p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BackupQuery", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -13248,7 +13463,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -13258,7 +13473,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -13377,7 +13592,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -13385,7 +13600,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -13393,7 +13608,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
     term_base_log_position = property(None, _set_term_base_log_position, doc="Write termBaseLogPosition.")
@@ -13401,7 +13616,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -13409,7 +13624,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -13417,7 +13632,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
     def _set_service_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "serviceId") from None
 
     service_id = property(None, _set_service_id, doc="Write serviceId.")
@@ -13460,6 +13675,7 @@ class BackupResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> BackupResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 56:
             raise _UnsupportedVersionError(
@@ -13479,6 +13695,7 @@ class BackupResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> BackupResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13533,6 +13750,8 @@ class BackupResponseDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S43u(buffer, offset)
             if t[1] != 78 or t[2] != 111 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
@@ -13672,6 +13891,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> BackupResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
@@ -13689,6 +13909,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> BackupResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
@@ -13721,14 +13942,14 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         ``BackupResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S43p(buffer, offset, 60, 78, 111, 12, correlation_id, log_recording_id, log_leadership_term_id, log_term_base_log_position, last_leadership_term_id, last_term_base_log_position, commit_position_counter_id, leader_member_id, member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BackupResponse", None) from None
         return HEADER_SIZE + 60
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -13736,7 +13957,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_log_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logRecordingId") from None
 
     log_recording_id = property(None, _set_log_recording_id, doc="Write logRecordingId.")
@@ -13744,7 +13965,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logLeadershipTermId") from None
 
     log_leadership_term_id = property(None, _set_log_leadership_term_id, doc="Write logLeadershipTermId.")
@@ -13752,7 +13973,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_log_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logTermBaseLogPosition") from None
 
     log_term_base_log_position = property(None, _set_log_term_base_log_position, doc="Write logTermBaseLogPosition.")
@@ -13760,7 +13981,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_last_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastLeadershipTermId") from None
 
     last_leadership_term_id = property(None, _set_last_leadership_term_id, doc="Write lastLeadershipTermId.")
@@ -13768,7 +13989,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_last_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastTermBaseLogPosition") from None
 
     last_term_base_log_position = property(None, _set_last_term_base_log_position, doc="Write lastTermBaseLogPosition.")
@@ -13776,7 +13997,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_commit_position_counter_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 48, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "commitPositionCounterId") from None
 
     commit_position_counter_id = property(None, _set_commit_position_counter_id, doc="Write commitPositionCounterId.")
@@ -13784,7 +14005,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_leader_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 52, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "leaderMemberId") from None
 
     leader_member_id = property(None, _set_leader_member_id, doc="Write leaderMemberId.")
@@ -13792,7 +14013,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 56, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -13858,6 +14079,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> HeartbeatRequestDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -13877,6 +14099,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> HeartbeatRequestDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -13931,6 +14154,8 @@ class HeartbeatRequestDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S30u(buffer, offset)
             if t[1] != 79 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
@@ -14030,6 +14255,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> HeartbeatRequestEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -14047,6 +14273,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> HeartbeatRequestEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -14079,14 +14306,14 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         ``HeartbeatRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatRequest", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -14094,7 +14321,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -14154,6 +14381,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> HeartbeatResponseDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -14173,6 +14401,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> HeartbeatResponseDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -14278,6 +14507,7 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> HeartbeatResponseEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -14295,6 +14525,7 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> HeartbeatResponseEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -14327,14 +14558,14 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         ``HeartbeatResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S28p(buffer, offset, 8, 80, 111, 12, correlation_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatResponse", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatResponseEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -14445,7 +14676,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_recording_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "recordingId") from None
 
     recording_id = property(None, _set_recording_id, doc="Write recordingId.")
@@ -14453,7 +14684,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -14461,7 +14692,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
     term_base_log_position = property(None, _set_term_base_log_position, doc="Write termBaseLogPosition.")
@@ -14469,7 +14700,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -14477,7 +14708,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -14485,7 +14716,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
     def _set_service_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 40, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "serviceId") from None
 
     service_id = property(None, _set_service_id, doc="Write serviceId.")
@@ -14540,6 +14771,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> StandbySnapshotDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -14559,6 +14791,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> StandbySnapshotDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -14613,6 +14846,8 @@ class StandbySnapshotDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S11u(buffer, offset)
             if t[1] != 81 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -14744,6 +14979,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> StandbySnapshotEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -14761,6 +14997,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> StandbySnapshotEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -14793,14 +15030,14 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         ``StandbySnapshotDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S11p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StandbySnapshot", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -14808,7 +15045,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
     def _set_version(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -14816,7 +15053,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -14886,6 +15123,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> SnapshotMarkerDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 32:
             raise _UnsupportedVersionError(
@@ -14905,6 +15143,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> SnapshotMarkerDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -15059,6 +15298,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> SnapshotMarkerEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -15076,6 +15316,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> SnapshotMarkerEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
@@ -15108,14 +15349,14 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         ``SnapshotMarkerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S25p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotMarker", None) from None
         return HEADER_SIZE + 40
 
     def _set_type_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "typeId") from None
 
     type_id = property(None, _set_type_id, doc="Write typeId.")
@@ -15123,7 +15364,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -15131,7 +15372,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -15139,7 +15380,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
     def _set_index(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "index") from None
 
     index = property(None, _set_index, doc="Write index.")
@@ -15149,7 +15390,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 28, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "mark") from None
 
     mark = property(None, _set_mark, doc="Write mark.")
@@ -15160,7 +15401,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "timeUnit") from None
 
     time_unit = property(None, _set_time_unit, doc="Write timeUnit.")
@@ -15171,7 +15412,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 36, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "appVersion") from None
 
     app_version = property(None, _set_app_version, doc="Write appVersion.")
@@ -15214,6 +15455,7 @@ class ClientSessionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClientSessionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 12:
             raise _UnsupportedVersionError(
@@ -15233,6 +15475,7 @@ class ClientSessionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClientSessionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -15287,6 +15530,8 @@ class ClientSessionDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S30u(buffer, offset)
             if t[1] != 102 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
@@ -15386,6 +15631,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClientSessionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
@@ -15403,6 +15649,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClientSessionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
@@ -15435,14 +15682,14 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         ``ClientSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S30p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClientSession", None) from None
         return HEADER_SIZE + 12
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -15450,7 +15697,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -15510,6 +15757,7 @@ class ClusterSessionDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterSessionDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 40:
             raise _UnsupportedVersionError(
@@ -15529,6 +15777,7 @@ class ClusterSessionDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterSessionDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -15583,6 +15832,8 @@ class ClusterSessionDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S45u(buffer, offset)
             if t[1] != 103 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
@@ -15690,6 +15941,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterSessionEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -15707,6 +15959,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterSessionEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
@@ -15739,14 +15992,14 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         ``ClusterSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S45p(buffer, offset, 40, 103, 111, 12, cluster_session_id, correlation_id, opened_log_position, time_of_last_activity, close_reason, response_stream_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterSession", None) from None
         return HEADER_SIZE + 40
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "clusterSessionId") from None
 
     cluster_session_id = property(None, _set_cluster_session_id, doc="Write clusterSessionId.")
@@ -15754,7 +16007,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -15762,7 +16015,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
     def _set_opened_log_position(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "openedLogPosition") from None
 
     opened_log_position = property(None, _set_opened_log_position, doc="Write openedLogPosition.")
@@ -15770,7 +16023,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
     def _set_time_of_last_activity(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "timeOfLastActivity") from None
 
     time_of_last_activity = property(None, _set_time_of_last_activity, doc="Write timeOfLastActivity.")
@@ -15780,7 +16033,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
             value = -2147483648
         try:
             _S7p(self._buffer, self._offset + 32, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "closeReason") from None
 
     close_reason = property(None, _set_close_reason, doc="Write closeReason.")
@@ -15789,7 +16042,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
     def _set_response_stream_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 36, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "responseStreamId") from None
 
     response_stream_id = property(None, _set_response_stream_id, doc="Write responseStreamId.")
@@ -15843,6 +16096,7 @@ class TimerDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> TimerDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -15862,6 +16116,7 @@ class TimerDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> TimerDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -15972,6 +16227,7 @@ class TimerEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> TimerEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -15989,6 +16245,7 @@ class TimerEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> TimerEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -16021,14 +16278,14 @@ class TimerEncoder(_rt.EncodeCursor):
         ``TimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S13p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Timer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "correlationId") from None
 
     correlation_id = property(None, _set_correlation_id, doc="Write correlationId.")
@@ -16036,7 +16293,7 @@ class TimerEncoder(_rt.EncodeCursor):
     def _set_deadline(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "deadline") from None
 
     deadline = property(None, _set_deadline, doc="Write deadline.")
@@ -16074,6 +16331,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ConsensusModuleDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -16093,6 +16351,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ConsensusModuleDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -16222,6 +16481,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ConsensusModuleEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
@@ -16239,6 +16499,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ConsensusModuleEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
@@ -16271,14 +16532,14 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         ``ConsensusModuleDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S19p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConsensusModule", None) from None
         return HEADER_SIZE + 28
 
     def _set_next_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextSessionId") from None
 
     next_session_id = property(None, _set_next_session_id, doc="Write nextSessionId.")
@@ -16288,7 +16549,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
             value = -9223372036854775808
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextServiceSessionId") from None
 
     next_service_session_id = property(None, _set_next_service_session_id, doc="Write nextServiceSessionId.")
@@ -16298,7 +16559,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
             value = -9223372036854775808
         try:
             _S4p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "logServiceSessionId") from None
 
     log_service_session_id = property(None, _set_log_service_session_id, doc="Write logServiceSessionId.")
@@ -16308,7 +16569,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 24, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "pendingMessageCapacity") from None
 
     pending_message_capacity = property(None, _set_pending_message_capacity, doc="Write pendingMessageCapacity.")
@@ -16348,6 +16609,7 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -16367,6 +16629,7 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -16421,6 +16684,8 @@ class ClusterMembersDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S32u(buffer, offset)
             if t[1] != 106 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
@@ -16502,6 +16767,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -16519,6 +16785,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -16551,14 +16818,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S32p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -16566,7 +16833,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
     def _set_high_member_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "highMemberId") from None
 
     high_member_id = property(None, _set_high_member_id, doc="Write highMemberId.")
@@ -16616,6 +16883,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> PendingMessageTrackerDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -16635,6 +16903,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> PendingMessageTrackerDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -16756,6 +17025,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> PendingMessageTrackerEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -16773,6 +17043,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> PendingMessageTrackerEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -16805,14 +17076,14 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         ``PendingMessageTrackerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S27p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PendingMessageTracker", None) from None
         return HEADER_SIZE + 24
 
     def _set_next_service_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "nextServiceSessionId") from None
 
     next_service_session_id = property(None, _set_next_service_session_id, doc="Write nextServiceSessionId.")
@@ -16820,7 +17091,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
     def _set_log_service_session_id(self, value: Any) -> None:
         try:
             _S4p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "logServiceSessionId") from None
 
     log_service_session_id = property(None, _set_log_service_session_id, doc="Write logServiceSessionId.")
@@ -16830,7 +17101,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
             value = 0
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "pendingMessageCapacity") from None
 
     pending_message_capacity = property(None, _set_pending_message_capacity, doc="Write pendingMessageCapacity.")
@@ -16838,7 +17109,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
     def _set_service_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 20, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "serviceId") from None
 
     service_id = property(None, _set_service_id, doc="Write serviceId.")
@@ -16860,6 +17131,7 @@ MESSAGES_BY_NAME: dict[str, tuple[type, type]] = { "SessionMessageHeader": (Sess
 
 def decode(buffer: Any, offset: int = 0) -> Any:
     """Wrap a new decoder for the message at ``offset``, chosen by the header's template id."""
+    buffer = _byte_view(buffer)
     end = _buffer_length(buffer)
     if offset < 0 or offset + HEADER_SIZE > end:
         raise _too_short("messageHeader", None, offset, offset + HEADER_SIZE, end)

@@ -22,6 +22,7 @@ from codegen.runtime import flyweight as _rt
 from codegen.runtime import records as _records
 from codegen.runtime.flyweight import (
     buffer_length as _buffer_length,
+    byte_view as _byte_view,
     check_header as _check_header,
     decode_text as _decode_text,
     encode_text as _encode_text,
@@ -118,6 +119,7 @@ class MessageHeaderDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> MessageHeaderDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -167,6 +169,7 @@ class MessageHeaderEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> MessageHeaderEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -181,7 +184,7 @@ class MessageHeaderEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -189,7 +192,7 @@ class MessageHeaderEncoder:
     def _set_template_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "templateId") from None
 
     template_id = property(None, _set_template_id, doc="Write templateId.")
@@ -197,7 +200,7 @@ class MessageHeaderEncoder:
     def _set_schema_id(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "schemaId") from None
 
     schema_id = property(None, _set_schema_id, doc="Write schemaId.")
@@ -205,7 +208,7 @@ class MessageHeaderEncoder:
     def _set_version(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 6, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -213,7 +216,7 @@ class MessageHeaderEncoder:
     def _set_frame_length(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "frameLength") from None
 
     frame_length = property(None, _set_frame_length, doc="Write frameLength.")
@@ -221,7 +224,7 @@ class MessageHeaderEncoder:
     def _set_padding(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "padding") from None
 
     padding = property(None, _set_padding, doc="Write padding.")
@@ -241,6 +244,7 @@ class GroupSizeEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> GroupSizeEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -274,6 +278,7 @@ class GroupSizeEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> GroupSizeEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -288,7 +293,7 @@ class GroupSizeEncodingEncoder:
     def _set_block_length(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "blockLength") from None
 
     block_length = property(None, _set_block_length, doc="Write blockLength.")
@@ -296,7 +301,7 @@ class GroupSizeEncodingEncoder:
     def _set_num_in_group(self, value: Any) -> None:
         try:
             _S0p(self._buffer, self._offset + 2, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, GroupSizeEncodingEncoder.NAME, "numInGroup") from None
 
     num_in_group = property(None, _set_num_in_group, doc="Write numInGroup.")
@@ -316,6 +321,7 @@ class VarAsciiEncodingDecoder:
         self._acting_version = SCHEMA_VERSION
 
     def wrap(self, buffer: Any, offset: int, acting_version: int = SCHEMA_VERSION) -> VarAsciiEncodingDecoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -350,6 +356,7 @@ class VarAsciiEncodingEncoder:
         self._offset = 0
 
     def wrap(self, buffer: Any, offset: int) -> VarAsciiEncodingEncoder:
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 4 > end:
             raise _too_short(self.NAME, None, offset, offset + 4, end)
@@ -364,18 +371,18 @@ class VarAsciiEncodingEncoder:
     def _set_length(self, value: Any) -> None:
         try:
             _S3p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
     length = property(None, _set_length, doc="Write length.")
 
     def _set_var_data(self, value: Any) -> None:
-        if len(value) != 0:
-            raise _EncodeValueError("expected 0 values, got {}".format(len(value)),
+        if not isinstance(value, (list, tuple)) or len(value) != 0:
+            raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
             _S4p(self._buffer, self._offset + 4, *value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
     var_data = property(None, _set_var_data, doc="Write varData.")
@@ -439,6 +446,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> NodeStateHeaderDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 8:
             raise _UnsupportedVersionError(
@@ -458,6 +466,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> NodeStateHeaderDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -568,6 +577,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> NodeStateHeaderEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
@@ -585,6 +595,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NodeStateHeaderEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -617,14 +628,14 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         ``NodeStateHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S6p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "nodeStateHeader", None) from None
         return HEADER_SIZE + 8
 
     def _set_version(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NodeStateHeaderEncoder.NAME, "version") from None
 
     version = property(None, _set_version, doc="Write version.")
@@ -632,7 +643,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
     def _set_padding(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset + 4, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NodeStateHeaderEncoder.NAME, "padding") from None
 
     padding = property(None, _set_padding, doc="Write padding.")
@@ -670,6 +681,7 @@ class CandidateTermDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> CandidateTermDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 24:
             raise _UnsupportedVersionError(
@@ -689,6 +701,7 @@ class CandidateTermDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> CandidateTermDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -804,6 +817,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> CandidateTermEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
@@ -821,6 +835,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> CandidateTermEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
@@ -853,14 +868,14 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         ``CandidateTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S9p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "candidateTerm", None) from None
         return HEADER_SIZE + 24
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "candidateTermId") from None
 
     candidate_term_id = property(None, _set_candidate_term_id, doc="Write candidateTermId.")
@@ -868,7 +883,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
     def _set_timestamp(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "timestamp") from None
 
     timestamp = property(None, _set_timestamp, doc="Write timestamp.")
@@ -876,7 +891,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
     def _set_log_position(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset + 16, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "logPosition") from None
 
     log_position = property(None, _set_log_position, doc="Write logPosition.")
@@ -915,6 +930,7 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> ClusterMembersDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 16:
             raise _UnsupportedVersionError(
@@ -934,6 +950,7 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> ClusterMembersDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -988,6 +1005,8 @@ class ClusterMembersDecoder(_rt.Cursor):
         """
         try:
             view = memoryview(buffer)
+            if view.format != "B":
+                raise _records.Fallback
             t = _S11u(buffer, offset)
             if t[1] != 303 or t[2] != 112 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
@@ -1074,6 +1093,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> ClusterMembersEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1091,6 +1111,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> ClusterMembersEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
@@ -1123,14 +1144,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S11p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
             _S7p(self._buffer, self._offset, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "leadershipTermId") from None
 
     leadership_term_id = property(None, _set_leadership_term_id, doc="Write leadershipTermId.")
@@ -1138,7 +1159,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
     def _set_member_id(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset + 8, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "memberId") from None
 
     member_id = property(None, _set_member_id, doc="Write memberId.")
@@ -1146,7 +1167,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
     def _set_high_member_id(self, value: Any) -> None:
         try:
             _S1p(self._buffer, self._offset + 12, value)
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "highMemberId") from None
 
     high_member_id = property(None, _set_high_member_id, doc="Write highMemberId.")
@@ -1197,6 +1218,7 @@ class NodeStateFooterDecoder(_rt.Cursor):
 
     def wrap(self, buffer: Any, offset: int, acting_block_length: int, acting_version: int) -> NodeStateFooterDecoder:
         """Point at a message body (after its header) written with the given block length and version."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if acting_block_length < 0:
             raise _UnsupportedVersionError(
@@ -1216,6 +1238,7 @@ class NodeStateFooterDecoder(_rt.Cursor):
 
     def wrap_header(self, buffer: Any, offset: int = 0) -> NodeStateFooterDecoder:
         """Read and check the message header at ``offset``, then wrap the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + HEADER_SIZE > end:
             raise _too_short(self.NAME, None, offset, offset + HEADER_SIZE, end)
@@ -1316,6 +1339,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
 
     def wrap(self, buffer: Any, offset: int) -> NodeStateFooterEncoder:
         """Start writing the body at ``offset`` of a writable buffer (the block is zeroed)."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 0 > end:
             raise _too_short(self.NAME, None, offset, offset + 0, end)
@@ -1333,6 +1357,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
 
     def wrap_and_apply_header(self, buffer: Any, offset: int = 0) -> NodeStateFooterEncoder:
         """Write the message header at ``offset`` and zero the block, then start the body after it."""
+        buffer = _byte_view(buffer)
         end = _buffer_length(buffer)
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
@@ -1365,7 +1390,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         ``NodeStateFooterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
             _S2p(buffer, offset, 0, 304, 112, 10, 0, 0, )
-        except _struct.error as exc:
+        except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "nodeStateFooter", None) from None
         return HEADER_SIZE + 0
 
@@ -1382,6 +1407,7 @@ MESSAGES_BY_NAME: dict[str, tuple[type, type]] = { "nodeStateHeader": (NodeState
 
 def decode(buffer: Any, offset: int = 0) -> Any:
     """Wrap a new decoder for the message at ``offset``, chosen by the header's template id."""
+    buffer = _byte_view(buffer)
     end = _buffer_length(buffer)
     if offset < 0 or offset + HEADER_SIZE > end:
         raise _too_short("messageHeader", None, offset, offset + HEADER_SIZE, end)

@@ -58,6 +58,7 @@ BAD_SCHEMAS: dict[str, tuple[int, str]] = {
     "value-ref-not-enum.xml": (14, "names 'Count', which is not an enum"),
     "value-ref-without-constant.xml": (17, "valueRef is only allowed when presence is constant"),
     "value-ref-out-of-range.xml": (14, "100000"),
+    "float-null-out-of-range.xml": (11, "does not fit in float"),
     "header-type-missing.xml": (3, "headerType 'customHeader' is not a composite"),
     # layout
     "overlapping-field-offset.xml": (14, "field 'b' at offset 4 overlaps"),

@@ -140,6 +140,8 @@ class _FastPath:
         body.append("        try:")
         if self.uses_view:
             body.append("            view = memoryview(buffer)")
+            body.append('            if view.format != "B":')
+            body.append("                raise _records.Fallback")
         body.extend(self.lines)
         body.append("        except (_struct.error, _records.Fallback):")
         body.append(f"            return _records.unpack_record({m.decoder}().wrap_header(buffer, offset))")
@@ -226,7 +228,10 @@ def decode(buffer: Any, offset: int = 0) -> Any:
             return package.decode(buffer, offset)
         except SchemaIdMismatchError:
             continue
-    raise SchemaIdMismatchError("no generated schema matches the message header", offset=offset)
+    raise SchemaIdMismatchError(
+        "no generated schema matches the message header", message_name="messageHeader", field="schemaId",
+        offset=offset,
+    )
 '''
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -467,13 +468,19 @@ class _Builder:
                 if prim is Primitive.CHAR:
                     acc.kind = "text"
                     acc.encoding = node.encoding.character_encoding or "US-ASCII"
+                    if node.length == 1 and presence is Presence.OPTIONAL:
+                        acc.optional = True
+                        acc.null = repr(bytes([int(node.encoding.null_value)]))
                 elif node.length != 1:
                     acc.kind = "array"
                 else:
                     acc.kind = "float" if prim.is_float else "int"
                     acc.is_float = prim.is_float
                     acc.optional = presence is Presence.OPTIONAL
-                    acc.null = literal(node.encoding.null_value)
+                    null = node.encoding.null_value
+                    if prim is Primitive.FLOAT and not math.isnan(null):
+                        null = struct.unpack("<f", struct.pack("<f", null))[0]  # what a float32 reads back as
+                    acc.null = literal(null)
             elif isinstance(node, EnumType):
                 acc.kind = "enum"
                 acc.type_class = self.type_class(node)
