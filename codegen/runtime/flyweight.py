@@ -29,7 +29,6 @@ naming the message, the field and the offset.
 from __future__ import annotations
 
 import codecs
-import struct
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 

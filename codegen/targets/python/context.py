@@ -277,7 +277,6 @@ class ModuleContext:
     schema: Schema
     package: str
     source_name: str
-    structs: list[tuple[str, str]]
     enums: list[EnumCtx]
     sets: list[SetCtx]
     composites: list[CompositeCtx]
@@ -736,5 +735,5 @@ def build_context(schema: Schema, package: str, source_name: str) -> ModuleConte
         b.type_class(t)
     messages = [b.message_ctx(m, header) for m in schema.messages]
     return ModuleContext(
-        schema, package, source_name, b.structs.items(), b.enums, b.sets, b.composites, messages, header, b.structs
+        schema, package, source_name, b.enums, b.sets, b.composites, messages, header, b.structs
     )
