@@ -1041,9 +1041,13 @@ class ControlResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "errorMessage")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "errorMessage")
-        self._put_var_data(_S2p, 4, 1073741824, value, "errorMessage")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "errorMessage")
+            self._put_var_data(_S2p, 4, 1073741824, value, "errorMessage")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -1336,9 +1340,13 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -1867,9 +1875,13 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -2156,9 +2168,13 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -2513,9 +2529,13 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "replayChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -3344,9 +3364,13 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -3918,9 +3942,13 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -5244,9 +5272,13 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -5582,9 +5614,13 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -5955,9 +5991,13 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "replayChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -7223,9 +7263,13 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
             self._enter(0, "strippedChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_original_channel(self, value: Any) -> RecordingDescriptorEncoder:
@@ -7234,9 +7278,13 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
             self._enter(1, "originalChannel")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "originalChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "originalChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "originalChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "originalChannel")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_source_identity(self, value: Any) -> RecordingDescriptorEncoder:
@@ -7245,9 +7293,13 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
             self._enter(2, "sourceIdentity")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-        self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
+            self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -7558,9 +7610,13 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
             self._enter(0, "strippedChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -8195,9 +8251,13 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "srcControlChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_live_destination(self, value: Any) -> ReplicateRequestEncoder:
@@ -8206,9 +8266,13 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
             self._enter(1, "liveDestination")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-        self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
+            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -10303,9 +10367,13 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> AuthConnectRequestEncoder:
@@ -10314,7 +10382,11 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedCredentials")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -10600,7 +10672,11 @@ class ChallengeEncoder(_rt.EncodeCursor):
             self._enter(0, "encodedChallenge")
         else:
             self._section = 1
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -10869,7 +10945,11 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "encodedCredentials")
         else:
             self._section = 1
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -11463,9 +11543,13 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "srcControlChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_live_destination(self, value: Any) -> TaggedReplicateRequestEncoder:
@@ -11474,9 +11558,13 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
             self._enter(1, "liveDestination")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-        self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
+            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -11811,9 +11899,13 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -12158,9 +12250,13 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -12881,9 +12977,13 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
             self._enter(0, "srcControlChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_live_destination(self, value: Any) -> ReplicateRequest2Encoder:
@@ -12892,9 +12992,13 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
             self._enter(1, "liveDestination")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-        self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
+            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_replication_channel(self, value: Any) -> ReplicateRequest2Encoder:
@@ -12903,9 +13007,13 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
             self._enter(2, "replicationChannel")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "replicationChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "replicationChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "replicationChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "replicationChannel")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> ReplicateRequest2Encoder:
@@ -12914,7 +13022,11 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
             self._enter(3, "encodedCredentials")
         else:
             self._section = 4
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 3  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_src_response_channel(self, value: Any) -> ReplicateRequest2Encoder:
@@ -12923,9 +13035,13 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
             self._enter(4, "srcResponseChannel")
         else:
             self._section = 5
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "srcResponseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "srcResponseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "srcResponseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "srcResponseChannel")
+        except CodecError:
+            self._section = 4  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -13741,9 +13857,13 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
             self._enter(0, "channel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "channel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_source_identity(self, value: Any) -> RecordingStartedEncoder:
@@ -13752,9 +13872,13 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
             self._enter(1, "sourceIdentity")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-        self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
+            self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 

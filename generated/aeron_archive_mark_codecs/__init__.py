@@ -814,9 +814,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(0, "controlChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "controlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "controlChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_local_control_channel(self, value: Any) -> MarkFileHeaderEncoder:
@@ -825,9 +829,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(1, "localControlChannel")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "localControlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "localControlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "localControlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "localControlChannel")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_events_channel(self, value: Any) -> MarkFileHeaderEncoder:
@@ -836,9 +844,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(2, "eventsChannel")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "eventsChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "eventsChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "eventsChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "eventsChannel")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_aeron_directory(self, value: Any) -> MarkFileHeaderEncoder:
@@ -847,9 +859,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(3, "aeronDirectory")
         else:
             self._section = 4
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
-        self._put_var_data(_S2p, 4, 1073741824, value, "aeronDirectory")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
+            self._put_var_data(_S2p, 4, 1073741824, value, "aeronDirectory")
+        except CodecError:
+            self._section = 3  # rejected before anything was written: the section is still open
+            raise
         return self
 
 

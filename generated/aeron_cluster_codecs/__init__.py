@@ -1354,9 +1354,13 @@ class SessionEventEncoder(_rt.EncodeCursor):
             self._enter(0, "detail")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "detail")
-        self._put_var_data(_S2p, 4, 1073741824, value, "detail")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "detail")
+            self._put_var_data(_S2p, 4, 1073741824, value, "detail")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -1668,9 +1672,13 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> SessionConnectRequestEncoder:
@@ -1679,7 +1687,11 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedCredentials")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -2436,9 +2448,13 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
             self._enter(0, "ingressEndpoints")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoints")
-        self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoints")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoints")
+            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoints")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -2707,7 +2723,11 @@ class ChallengeEncoder(_rt.EncodeCursor):
             self._enter(0, "encodedChallenge")
         else:
             self._section = 1
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -2975,7 +2995,11 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "encodedCredentials")
         else:
             self._section = 1
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -3553,9 +3577,13 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_principal(self, value: Any) -> SessionOpenEventEncoder:
@@ -3564,7 +3592,11 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedPrincipal")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -4814,9 +4846,13 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
             self._enter(0, "clusterMembers")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -5127,7 +5163,11 @@ class AdminRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "payload")
         else:
             self._section = 1
-        self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -5465,9 +5505,13 @@ class AdminResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "message")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "message")
-        self._put_var_data(_S2p, 4, 1073741824, value, "message")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "message")
+            self._put_var_data(_S2p, 4, 1073741824, value, "message")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_payload(self, value: Any) -> AdminResponseEncoder:
@@ -5476,7 +5520,11 @@ class AdminResponseEncoder(_rt.EncodeCursor):
             self._enter(1, "payload")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -7271,9 +7319,13 @@ class JoinLogEncoder(_rt.EncodeCursor):
             self._enter(0, "logChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "logChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "logChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "logChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "logChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -7572,9 +7624,13 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "activeMembers")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_passive_followers(self, value: Any) -> ClusterMembersResponseEncoder:
@@ -7583,9 +7639,13 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
             self._enter(1, "passiveFollowers")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "passiveFollowers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "passiveFollowers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "passiveFollowers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "passiveFollowers")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -8007,9 +8067,13 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
             self._enter(0, "ingressEndpoint")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_consensus_endpoint(self, value: Any) -> ClusterMembersExtendedResponsePassiveMembersEncoder:
@@ -8018,9 +8082,13 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
             self._enter(1, "consensusEndpoint")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_log_endpoint(self, value: Any) -> ClusterMembersExtendedResponsePassiveMembersEncoder:
@@ -8029,9 +8097,13 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
             self._enter(2, "logEndpoint")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_catchup_endpoint(self, value: Any) -> ClusterMembersExtendedResponsePassiveMembersEncoder:
@@ -8040,9 +8112,13 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
             self._enter(3, "catchupEndpoint")
         else:
             self._section = 4
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        except CodecError:
+            self._section = 3  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_archive_endpoint(self, value: Any) -> ClusterMembersExtendedResponsePassiveMembersEncoder:
@@ -8051,9 +8127,13 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
             self._enter(4, "archiveEndpoint")
         else:
             self._section = 5
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        except CodecError:
+            self._section = 4  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -8259,9 +8339,13 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
             self._enter(0, "ingressEndpoint")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_consensus_endpoint(self, value: Any) -> ClusterMembersExtendedResponseActiveMembersEncoder:
@@ -8270,9 +8354,13 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
             self._enter(1, "consensusEndpoint")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_log_endpoint(self, value: Any) -> ClusterMembersExtendedResponseActiveMembersEncoder:
@@ -8281,9 +8369,13 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
             self._enter(2, "logEndpoint")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_catchup_endpoint(self, value: Any) -> ClusterMembersExtendedResponseActiveMembersEncoder:
@@ -8292,9 +8384,13 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
             self._enter(3, "catchupEndpoint")
         else:
             self._section = 4
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        except CodecError:
+            self._section = 3  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_archive_endpoint(self, value: Any) -> ClusterMembersExtendedResponseActiveMembersEncoder:
@@ -8303,9 +8399,13 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
             self._enter(4, "archiveEndpoint")
         else:
             self._section = 5
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        except CodecError:
+            self._section = 4  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -8691,7 +8791,11 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "activeMembers")
         else:
             self._section = 1
-        return self._g_active_members._start(count)  # type: ignore[return-value]
+        try:
+            return self._g_active_members._start(count)  # type: ignore[return-value]
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
 
     def passive_members_count(self, count: int) -> ClusterMembersExtendedResponsePassiveMembersEncoder:
         """Start the passiveMembers group with ``count`` entries; call ``next()`` before each."""
@@ -8699,7 +8803,11 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
             self._enter(1, "passiveMembers")
         else:
             self._section = 2
-        return self._g_passive_members._start(count)  # type: ignore[return-value]
+        try:
+            return self._g_passive_members._start(count)  # type: ignore[return-value]
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
 
 
 ClusterMembersExtendedResponseEncoder._EMPTY = (_rt.empty_group(ClusterMembersExtendedResponseActiveMembersEncoder._DIM_PACK, 4, 28, "ClusterMembersExtendedResponse", "activeMembers"), _rt.empty_group(ClusterMembersExtendedResponsePassiveMembersEncoder._DIM_PACK, 4, 28, "ClusterMembersExtendedResponse", "passiveMembers"), )
@@ -10986,9 +11094,13 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
             self._enter(0, "catchupEndpoint")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -11483,9 +11595,13 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
             self._enter(0, "memberEndpoints")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-        self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
+            self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -11778,9 +11894,13 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
             self._enter(0, "activeMembers")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_passive_members(self, value: Any) -> ClusterMembersChangeEncoder:
@@ -11789,9 +11909,13 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
             self._enter(1, "passiveMembers")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "passiveMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "passiveMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "passiveMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "passiveMembers")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -12447,7 +12571,11 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
             self._enter(0, "snapshots")
         else:
             self._section = 1
-        return self._g_snapshots._start(count)  # type: ignore[return-value]
+        try:
+            return self._g_snapshots._start(count)  # type: ignore[return-value]
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
 
     def put_member_endpoints(self, value: Any) -> SnapshotRecordingsEncoder:
         """Write the memberEndpoints var data (bytes, or str encoded as US-ASCII)."""
@@ -12455,9 +12583,13 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
             self._enter(1, "memberEndpoints")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-        self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
+            self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -13484,9 +13616,13 @@ class BackupQueryEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> BackupQueryEncoder:
@@ -13495,7 +13631,11 @@ class BackupQueryEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedCredentials")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -14024,7 +14164,11 @@ class BackupResponseEncoder(_rt.EncodeCursor):
             self._enter(0, "snapshots")
         else:
             self._section = 1
-        return self._g_snapshots._start(count)  # type: ignore[return-value]
+        try:
+            return self._g_snapshots._start(count)  # type: ignore[return-value]
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
 
     def put_cluster_members(self, value: Any) -> BackupResponseEncoder:
         """Write the clusterMembers var data (bytes, or str encoded as US-ASCII)."""
@@ -14032,9 +14176,13 @@ class BackupResponseEncoder(_rt.EncodeCursor):
             self._enter(1, "clusterMembers")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -14332,9 +14480,13 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> HeartbeatRequestEncoder:
@@ -14343,7 +14495,11 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedCredentials")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -14727,9 +14883,13 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
             self._enter(0, "archiveEndpoint")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-        self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
+            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -15064,7 +15224,11 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
             self._enter(0, "snapshots")
         else:
             self._section = 1
-        return self._g_snapshots._start(count)  # type: ignore[return-value]
+        try:
+            return self._g_snapshots._start(count)  # type: ignore[return-value]
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
 
     def put_response_channel(self, value: Any) -> StandbySnapshotEncoder:
         """Write the responseChannel var data (bytes, or str encoded as US-ASCII)."""
@@ -15072,9 +15236,13 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
             self._enter(1, "responseChannel")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_credentials(self, value: Any) -> StandbySnapshotEncoder:
@@ -15083,7 +15251,11 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
             self._enter(2, "encodedCredentials")
         else:
             self._section = 3
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -15708,9 +15880,13 @@ class ClientSessionEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_encoded_principal(self, value: Any) -> ClientSessionEncoder:
@@ -15719,7 +15895,11 @@ class ClientSessionEncoder(_rt.EncodeCursor):
             self._enter(1, "encodedPrincipal")
         else:
             self._section = 2
-        self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+        try:
+            self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -16053,9 +16233,13 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
             self._enter(0, "responseChannel")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
@@ -16844,9 +17028,13 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
             self._enter(0, "clusterMembers")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-        self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
+            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 

@@ -935,9 +935,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(0, "aeronDirectory")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
-        self._put_var_data(_S2p, 4, 1073741824, value, "aeronDirectory")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
+            self._put_var_data(_S2p, 4, 1073741824, value, "aeronDirectory")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_control_channel(self, value: Any) -> MarkFileHeaderEncoder:
@@ -946,9 +950,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(1, "controlChannel")
         else:
             self._section = 2
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "controlChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "controlChannel")
+        except CodecError:
+            self._section = 1  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_ingress_channel(self, value: Any) -> MarkFileHeaderEncoder:
@@ -957,9 +965,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(2, "ingressChannel")
         else:
             self._section = 3
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "ingressChannel")
-        self._put_var_data(_S2p, 4, 1073741824, value, "ingressChannel")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "ingressChannel")
+            self._put_var_data(_S2p, 4, 1073741824, value, "ingressChannel")
+        except CodecError:
+            self._section = 2  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_service_name(self, value: Any) -> MarkFileHeaderEncoder:
@@ -968,9 +980,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(3, "serviceName")
         else:
             self._section = 4
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "serviceName")
-        self._put_var_data(_S2p, 4, 1073741824, value, "serviceName")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "serviceName")
+            self._put_var_data(_S2p, 4, 1073741824, value, "serviceName")
+        except CodecError:
+            self._section = 3  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_authenticator(self, value: Any) -> MarkFileHeaderEncoder:
@@ -979,9 +995,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(4, "authenticator")
         else:
             self._section = 5
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "authenticator")
-        self._put_var_data(_S2p, 4, 1073741824, value, "authenticator")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "authenticator")
+            self._put_var_data(_S2p, 4, 1073741824, value, "authenticator")
+        except CodecError:
+            self._section = 4  # rejected before anything was written: the section is still open
+            raise
         return self
 
     def put_services_cluster_dir(self, value: Any) -> MarkFileHeaderEncoder:
@@ -990,9 +1010,13 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
             self._enter(5, "servicesClusterDir")
         else:
             self._section = 6
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "servicesClusterDir")
-        self._put_var_data(_S2p, 4, 1073741824, value, "servicesClusterDir")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "servicesClusterDir")
+            self._put_var_data(_S2p, 4, 1073741824, value, "servicesClusterDir")
+        except CodecError:
+            self._section = 5  # rejected before anything was written: the section is still open
+            raise
         return self
 
 

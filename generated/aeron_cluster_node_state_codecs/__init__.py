@@ -1178,9 +1178,13 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
             self._enter(0, "clusterMembers")
         else:
             self._section = 1
-        if isinstance(value, str):
-            value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-        self._put_var_data(_S3p, 4, 1073741824, value, "clusterMembers")
+        try:
+            if isinstance(value, str):
+                value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
+            self._put_var_data(_S3p, 4, 1073741824, value, "clusterMembers")
+        except CodecError:
+            self._section = 0  # rejected before anything was written: the section is still open
+            raise
         return self
 
 
