@@ -25,6 +25,7 @@ from typing import Final, NamedTuple, Protocol, cast
 __all__ = ["COMMANDS", "USER_ERROR_STATUS", "CommandModule", "CommandSpec", "main"]
 
 USER_ERROR_STATUS: Final = 2
+BROKEN_PIPE_STATUS: Final = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 
 class CommandSpec(NamedTuple):
@@ -101,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     assert loaded is not None and loaded[0] == args.command, "argparse accepted an unloaded command"
     try:
         return loaded[1].run(args)
+    except BrokenPipeError:
+        # The reader went away (``... | head``): stop quietly, as Unix tools do, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     except Exception as exc:
         if getattr(type(exc), "is_user_error", False) is not True:
             raise

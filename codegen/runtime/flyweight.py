@@ -187,16 +187,8 @@ class Cursor:
         self, length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, field: str
     ) -> memoryview:
         root = self._root
-        limit = root._limit
-        end = root._end
-        if limit + prefix > end:
-            raise too_short(self.NAME, field, limit, limit + prefix, end)
-        n = length_unpack(root._buffer, limit)[0]
-        start = limit + prefix
-        if start + n > end:
-            raise too_short(self.NAME, field, start, start + n, end)
-        root._limit = start + n
-        return memoryview(root._buffer)[start : start + n]
+        start = _advance_var_data(root, length_unpack, prefix, self.NAME, field)
+        return memoryview(root._buffer)[start : root._limit]
 
     def total_length(self) -> int:
         """Bytes from the block's start to the end of the last section (reads every section)."""
@@ -207,20 +199,29 @@ class Cursor:
         raise NotImplementedError
 
 
+def _advance_var_data(
+    root: Cursor, length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, owner: str, field: str
+) -> int:
+    """Move ``root``'s limit over the var-data section at it; return where its bytes start."""
+    limit = root._limit
+    end = root._end
+    if limit + prefix > end:
+        raise too_short(owner, field, limit, limit + prefix, end)
+    start = limit + prefix
+    n = length_unpack(root._buffer, limit)[0]
+    if start + n > end:
+        raise too_short(owner, field, start, start + n, end)
+    root._limit = start + n
+    return start
+
+
 def skip_var_data(
     length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, owner: str, field: str, since: int = 0
 ) -> SkipFn:
     def skip(root: Cursor) -> None:
         if since and root._acting_version < since:  # type: ignore[attr-defined]
             return
-        limit = root._limit
-        end = root._end
-        if limit + prefix > end:
-            raise too_short(owner, field, limit, limit + prefix, end)
-        n = length_unpack(root._buffer, limit)[0]
-        if limit + prefix + n > end:
-            raise too_short(owner, field, limit + prefix, limit + prefix + n, end)
-        root._limit = limit + prefix + n
+        _advance_var_data(root, length_unpack, prefix, owner, field)
 
     return skip
 

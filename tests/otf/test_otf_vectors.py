@@ -9,12 +9,12 @@ decoder's ``toString()`` is the expected reading, checked value by value against
 from __future__ import annotations
 
 import json
-import struct
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.java_tostring import JavaToString, same_as_java
 from support.paths import AERON, SBE, VECTORS
 
 from codegen import load_schema
@@ -104,92 +104,6 @@ def _cross_cases() -> list[Any]:
     ]
 
 
-class _JavaToString:
-    """Parse a Java SBE decoder's ``toString()``: ``[Car](sbe...):a=1|b=(c=2)|d=[..]|e={x,y}|f='s'``."""
-
-    STOP = "|)],}"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.i = 0
-
-    def parse(self) -> tuple[dict[str, str], dict[str, Any]]:
-        head_end = self.text.index("):")
-        meta = dict(item.split("=", 1) for item in self.text[self.text.index("](") + 2 : head_end].split("|"))
-        self.i = head_end + 2
-        return meta, self.pairs(end="")
-
-    def pairs(self, end: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        while self.i < len(self.text) and self.text[self.i] != end:
-            eq = self.text.index("=", self.i)
-            key = self.text[self.i : eq]
-            self.i = eq + 1
-            out[key] = self.value()
-            if self.i < len(self.text) and self.text[self.i] == "|":
-                self.i += 1
-        self.i += 1  # the closing bracket (or past the end)
-        return out
-
-    def value(self) -> Any:
-        c = self.text[self.i] if self.i < len(self.text) else ""
-        if c == "(":
-            self.i += 1
-            return self.pairs(end=")")
-        if c == "[":
-            self.i += 1
-            items = []
-            while self.text[self.i] != "]":
-                items.append(self.value())
-                if self.text[self.i] == ",":
-                    self.i += 1
-            self.i += 1
-            return items
-        if c == "{":
-            end = self.text.index("}", self.i)
-            body = self.text[self.i + 1 : end]
-            self.i = end + 1
-            return ("set", body.split(",") if body else [])
-        if c == "'":
-            end = self.text.index("'", self.i + 1)
-            text = self.text[self.i + 1 : end]
-            self.i = end + 1
-            return text
-        start = self.i
-        while self.i < len(self.text) and self.text[self.i] not in self.STOP:
-            self.i += 1
-        return self.text[start : self.i]
-
-
-def _f32(value: float) -> float:
-    result: float = struct.unpack("<f", struct.pack("<f", value))[0]
-    return result
-
-
-def _same(java: Any, ours: Any, where: str) -> None:
-    """Does our JSON value read the same as the Java decoder's rendering of it?"""
-    if isinstance(ours, dict):
-        assert isinstance(java, dict), where
-        lowered = {k.lower(): v for k, v in java.items()}
-        for key, value in ours.items():
-            assert key.lower() in lowered, f"{where}.{key} missing from the Java reading"
-            _same(lowered[key.lower()], value, f"{where}.{key}")
-    elif isinstance(ours, list) and isinstance(java, tuple):
-        assert java[0] == "set" and java[1] == ours, where
-    elif isinstance(ours, list):
-        assert isinstance(java, list) and len(java) == len(ours), where
-        for k, (j, o) in enumerate(zip(java, ours, strict=True)):
-            _same(j, o, f"{where}[{k}]")
-    elif isinstance(ours, bool) or ours is None:
-        raise AssertionError(f"{where}: unexpected {ours!r} (Java: {java!r})")
-    elif isinstance(ours, int):
-        assert int(java) in (ours, ours - 2**64), f"{where}: Java {java} vs ours {ours}"
-    elif isinstance(ours, float):
-        assert _f32(float(java)) == ours, f"{where}: Java {java} vs ours {ours}"
-    else:
-        assert java == ours, f"{where}: Java {java!r} vs ours {ours!r}"
-
-
 @pytest.mark.parametrize("entry", _cross_cases())
 def test_cross_version_decode_reads_what_the_java_decoder_reads(entry: dict[str, Any]) -> None:
     decoder_version = CAR_PACKAGES[entry["decodedWithPackage"]]
@@ -197,7 +111,7 @@ def test_cross_version_decode_reads_what_the_java_decoder_reads(entry: dict[str,
     codec = codec_for(CAR_SCHEMAS[decoder_version])
     data = bytes.fromhex(entry["hex"])
     message = codec.decode(data)
-    meta, java = _JavaToString(entry["javaDecoderToString"]).parse()
+    meta, java = JavaToString(entry["javaDecoderToString"]).parse()
 
     acting_version, schema_version = (int(v) for v in meta["sbeSchemaVersion"].split("/"))
     acting_bl, schema_bl = (int(v) for v in meta["sbeBlockLength"].split("/"))
@@ -213,7 +127,7 @@ def test_cross_version_decode_reads_what_the_java_decoder_reads(entry: dict[str,
     else:
         assert newer.isdisjoint(message.fields)
     present = {k: v for k, v in message.fields.items() if k not in newer}
-    _same(java, present, "Car")
+    same_as_java(java, present, "Car")
 
 
 def test_cross_version_decode_agrees_with_the_same_message_read_by_its_own_schema() -> None:
@@ -236,9 +150,9 @@ def test_cross_version_decode_agrees_with_the_same_message_read_by_its_own_schem
 def test_the_java_comparison_can_fail() -> None:
     """A canary: the cross-version check must notice a wrong value, a wrong float and a missing key."""
     entry = _vector_file("car")["crossVersionDecode"][0]
-    _, java = _JavaToString(entry["javaDecoderToString"]).parse()
+    _, java = JavaToString(entry["javaDecoderToString"]).parse()
     fields = codec_for(CAR_SCHEMAS[0]).decode(bytes.fromhex(entry["hex"])).fields
-    _same(java, fields, "Car")
+    same_as_java(java, fields, "Car")
     for broken in (
         {**fields, "modelYear": fields["modelYear"] + 1},
         {**fields, "fuelFigures": [{**fields["fuelFigures"][0], "mpg": 35.9}, *fields["fuelFigures"][1:]]},
@@ -246,4 +160,4 @@ def test_the_java_comparison_can_fail() -> None:
         {**fields, "noSuchField": 1},
     ):
         with pytest.raises(AssertionError):
-            _same(java, broken, "Car")
+            same_as_java(java, broken, "Car")

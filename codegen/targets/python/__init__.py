@@ -151,16 +151,16 @@ class _FastPath:
 def render_module(schema: Schema, package: str, source_name: str) -> str:
     ctx = build_context(schema, package, source_name)
     for m in ctx.messages:
-        m.fast_unpack = _FastPath(m, schema.id).render()  # type: ignore[attr-defined]
+        m.fast_unpack = _FastPath(m, schema.id).render()
         names = m.flat_names
-        m.pack_params = ", ".join(f"{n}: Any" for n in names)  # type: ignore[attr-defined]
-        m.pack_args = ", ".join(names)  # type: ignore[attr-defined]
+        m.pack_params = ", ".join(f"{n}: Any" for n in names)
+        m.pack_args = ", ".join(names)
     prefix = schema.byte_order.struct_prefix
     registry = ctx.struct_registry
     for block in [*ctx.messages, *(g for m in ctx.messages for g in m.all_groups)]:
         zero = f"{block.block_length}x" if block.block_length else ""
-        block.zero_struct = registry.name(prefix + zero)  # type: ignore[attr-defined]
-        block.header_zero_struct = registry.name(ctx.header.fmt + zero)  # type: ignore[attr-defined]
+        block.zero_struct = registry.name(prefix + zero)
+        block.header_zero_struct = registry.name(ctx.header.fmt + zero)
     order = ctx.header.pack_order
 
     def header_literal(block_length: int, template_id: int) -> str:

@@ -12,7 +12,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 from codegen.ir.model import (
     CompositeType,
@@ -27,7 +27,6 @@ from codegen.ir.model import (
     Schema,
     SetType,
     TypeNode,
-    VarData,
 )
 
 __all__ = [
@@ -187,6 +186,23 @@ class Section:
     check: str = ""
 
 
+class _BlockParts(TypedDict):
+    name: str
+    json_name: str
+    decoder: str
+    encoder: str
+    block_length: int
+    fields: list[Accessor]
+    sections: list[Section]
+    doc: str
+    base_end: int
+    max_since: int
+    block_struct: str
+    block_fmt: str
+    block_plan: list[tuple[int, int, int, int]]
+    flat_count: int
+
+
 @dataclass
 class BlockCtx:
     """What messages and group entries share: a fixed block, then sections."""
@@ -205,6 +221,8 @@ class BlockCtx:
     block_plan: list[tuple[int, int, int, int]]
     flat_count: int
     doc: str = ""
+    zero_struct: str = ""  # packs BLOCK_LENGTH zero bytes
+    header_zero_struct: str = ""  # packs the header then BLOCK_LENGTH zero bytes
 
 
 @dataclass
@@ -217,6 +235,7 @@ class GroupCtx(BlockCtx):
     dim_pack_struct: str = ""
     max_count: int = 0
     groups: list[GroupCtx] = field(default_factory=list)
+    bl_order_first: bool = True
 
 
 @dataclass
@@ -229,6 +248,9 @@ class MessageCtx(BlockCtx):
     groups: list[GroupCtx] = field(default_factory=list)
     all_groups: list[GroupCtx] = field(default_factory=list)
     fast_max_since: int = 0
+    fast_unpack: str = ""  # the generated body of unpack()
+    pack_params: str = ""
+    pack_args: str = ""
 
 
 @dataclass
@@ -511,13 +533,12 @@ class _Builder:
     def block(
         self,
         owner_class: str,
-        json_name: str,
-        fields: tuple[Field, ...],
-        groups: tuple[Group, ...],
-        var_data: tuple[VarData, ...],
-        block_length: int,
-        owner_name: str,
-    ) -> tuple[list[Accessor], list[Section], dict[str, object], list[GroupCtx]]:
+        node: Message | Group,
+        decoder: str,
+        encoder: str,
+    ) -> tuple[_BlockParts, list[GroupCtx]]:
+        """What messages and group entries share: accessors, sections and the block's struct."""
+        fields, groups, var_data, block_length = node.fields, node.groups, node.var_data, node.block_length
         accessors = self.accessors(self.field_items(fields))
         for acc in accessors:
             if acc.since_version > 0:
@@ -571,23 +592,29 @@ class _Builder:
         for s in sections:
             if s.since_version > 0:
                 s.check = f"self._acting_version < {s.since_version}"
-        info: dict[str, object] = {
-            "base_end": base_end,
-            "max_since": max((f.since_version for f in fields), default=0),
-            "block_struct": self.structs.name(fmt),
-            "block_fmt": fmt,
-            "block_plan": plan,
-            "flat_count": index,
-        }
-        return accessors, sections, info, group_ctxs
+        parts = _BlockParts(
+            name=node.name,
+            json_name=node.name,
+            decoder=decoder,
+            encoder=encoder,
+            block_length=block_length,
+            fields=accessors,
+            sections=sections,
+            doc=_doc(node.description),
+            base_end=base_end,
+            max_since=max((f.since_version for f in fields), default=0),
+            block_struct=self.structs.name(fmt),
+            block_fmt=fmt,
+            block_plan=plan,
+            flat_count=index,
+        )
+        return parts, group_ctxs
 
     def group_ctx(self, owner_class: str, g: Group) -> GroupCtx:
         base = f"{owner_class}{class_name(g.name)}"
         decoder = self.unique_class(f"{base}Decoder")
         encoder = self.unique_class(f"{base}Encoder")
-        accessors, sections, info, nested = self.block(
-            base, g.name, g.fields, g.groups, g.var_data, g.block_length, g.name
-        )
+        parts, nested = self.block(base, g, decoder, encoder)
         dim = g.dimension
         dim_fmt = self.prefix + self.fmt_of(dim)
         flat = [m for m in dim.members if self.flat_items(m.type)]
@@ -607,21 +634,8 @@ class _Builder:
         assert isinstance(g.num_in_group_member.type, EncodedType)
         num_type = g.num_in_group_member.type
         max_count = int(min(num_type.encoding.max_value, num_type.primitive.wire_max))
-        ctx = GroupCtx(
-            name=g.name,
-            json_name=g.name,
-            decoder=decoder,
-            encoder=encoder,
-            block_length=g.block_length,
-            fields=accessors,
-            sections=sections,
-            doc=_doc(g.description),
-            base_end=int(info["base_end"]),  # type: ignore[call-overload]
-            max_since=int(info["max_since"]),  # type: ignore[call-overload]
-            block_struct=str(info["block_struct"]),
-            block_fmt=str(info["block_fmt"]),
-            block_plan=info["block_plan"],  # type: ignore[arg-type]
-            flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
+        return GroupCtx(
+            **parts,
             dim_decoder=self.type_class(dim),
             dim_struct=self.structs.name(dim_fmt),
             dim_size=dim.size,
@@ -630,39 +644,22 @@ class _Builder:
             dim_pack_struct=self.structs.name(pack_fmt),
             max_count=max_count,
             groups=nested,
+            bl_order_first=pack_parts[0][1] is g.block_length_member,
         )
-        ctx.bl_order_first = pack_parts[0][1] is g.block_length_member  # type: ignore[attr-defined]
-        return ctx
 
     def message_ctx(self, m: Message, header: HeaderCtx) -> MessageCtx:
         cls = class_name(m.name)
         decoder = self.unique_class(f"{cls}Decoder")
         encoder = self.unique_class(f"{cls}Encoder")
-        accessors, sections, info, groups = self.block(
-            cls, m.name, m.fields, m.groups, m.var_data, m.block_length, m.name
-        )
-        block_fmt = str(info["block_fmt"])
-        full_fmt = header.fmt + block_fmt[1:]
+        parts, groups = self.block(cls, m, decoder, encoder)
+        full_fmt = header.fmt + parts["block_fmt"][1:]
         flat_names: list[str] = []
         for f in m.fields:
             if not f.is_constant:
                 flat_names += self.flat_names(snake(f.name), f.type)
         flat_names = _unique_names(flat_names)
         ctx = MessageCtx(
-            name=m.name,
-            json_name=m.name,
-            decoder=decoder,
-            encoder=encoder,
-            block_length=m.block_length,
-            fields=accessors,
-            sections=sections,
-            doc=_doc(m.description),
-            base_end=int(info["base_end"]),  # type: ignore[call-overload]
-            max_since=int(info["max_since"]),  # type: ignore[call-overload]
-            block_struct=str(info["block_struct"]),
-            block_fmt=block_fmt,
-            block_plan=info["block_plan"],  # type: ignore[arg-type]
-            flat_count=int(info["flat_count"]),  # type: ignore[call-overload]
+            **parts,
             template_id=m.id,
             full_struct=self.structs.name(full_fmt),
             header_items=len(header.pack_order),
@@ -674,7 +671,7 @@ class _Builder:
         ctx.fast_max_since = max(
             [
                 ctx.max_since,
-                *(s.since_version for s in sections),
+                *(s.since_version for s in ctx.sections),
                 *(g.max_since for g in ctx.all_groups),
                 *(s.since_version for g in ctx.all_groups for s in g.sections),
             ]
