@@ -43,226 +43,313 @@ _EMPTY_VIEW = memoryview(b"")
 _S0 = _struct.Struct("<H")
 _S0u = _S0.unpack_from
 _S0p = _S0.pack_into
-_S1 = _struct.Struct("<HHHH")
+_S1 = _struct.Struct("<2xH")
 _S1u = _S1.unpack_from
 _S1p = _S1.pack_into
-_S2 = _struct.Struct("<I")
+_S2 = _struct.Struct("<4xH")
 _S2u = _S2.unpack_from
 _S2p = _S2.pack_into
-_S3 = _struct.Struct("<")
+_S3 = _struct.Struct("<6xH")
 _S3u = _S3.unpack_from
 _S3p = _S3.pack_into
-_S4 = _struct.Struct("<q")
+_S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<i")
+_S5 = _struct.Struct("<I")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<qqqii")
+_S6 = _struct.Struct("<")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<HHHHqqqii")
+_S7 = _struct.Struct("<4x")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<qii")
+_S8 = _struct.Struct("<q")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<HHHHqii")
+_S9 = _struct.Struct("<8xq")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<HHHHq")
+_S10 = _struct.Struct("<16xq")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<qqii")
+_S11 = _struct.Struct("<i")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<HHHHqqii")
+_S12 = _struct.Struct("<24xi")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<qqi")
+_S13 = _struct.Struct("<28xi")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<HHHHqqi")
+_S14 = _struct.Struct("<qqqii")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<qqqqqiiq")
+_S15 = _struct.Struct("<HHHHqqqii")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<HHHHqqqqqiiq")
+_S16 = _struct.Struct("<8xi")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<qqq")
+_S17 = _struct.Struct("<12xi")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<HHHHqqq")
+_S18 = _struct.Struct("<qii")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<qqqi")
+_S19 = _struct.Struct("<HHHHqii")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<HHHHqqqi")
+_S20 = _struct.Struct("<HHHHq")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<qqqq")
+_S21 = _struct.Struct("<16xi")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<HHHHqqqq")
+_S22 = _struct.Struct("<20xi")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<qqiiii")
+_S23 = _struct.Struct("<qqii")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<HHHHqqiiii")
+_S24 = _struct.Struct("<HHHHqqii")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<qqqqqiiiq")
+_S25 = _struct.Struct("<qqi")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<HHHHqqqqqiiiq")
+_S26 = _struct.Struct("<HHHHqqi")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
-_S27 = _struct.Struct("<b")
+_S27 = _struct.Struct("<24xq")
 _S27u = _S27.unpack_from
 _S27p = _S27.pack_into
-_S28 = _struct.Struct("<iiqi11xb")
+_S28 = _struct.Struct("<32xq")
 _S28u = _S28.unpack_from
 _S28p = _S28.pack_into
-_S29 = _struct.Struct("<HHHHiiqi11xb")
+_S29 = _struct.Struct("<40xi")
 _S29u = _S29.unpack_from
 _S29p = _S29.pack_into
-_S30 = _struct.Struct("<iii19xb")
+_S30 = _struct.Struct("<44xi")
 _S30u = _S30.unpack_from
 _S30p = _S30.pack_into
-_S31 = _struct.Struct("<HHHHiii19xb")
+_S31 = _struct.Struct("<48xq")
 _S31u = _S31.unpack_from
 _S31p = _S31.pack_into
-_S32 = _struct.Struct("<qqqqqqqiiiiii")
+_S32 = _struct.Struct("<qqqqqiiq")
 _S32u = _S32.unpack_from
 _S32p = _S32.pack_into
-_S33 = _struct.Struct("<HHHHqqqqqqqiiiiii")
+_S33 = _struct.Struct("<HHHHqqqqqiiq")
 _S33u = _S33.unpack_from
 _S33p = _S33.pack_into
-_S34 = _struct.Struct("<qqqqqi")
+_S34 = _struct.Struct("<qqq")
 _S34u = _S34.unpack_from
 _S34p = _S34.pack_into
-_S35 = _struct.Struct("<HHHHqqqqqi")
+_S35 = _struct.Struct("<HHHHqqq")
 _S35u = _S35.unpack_from
 _S35p = _S35.pack_into
-_S36 = _struct.Struct("<qqqqi")
+_S36 = _struct.Struct("<qqqi")
 _S36u = _S36.unpack_from
 _S36p = _S36.pack_into
-_S37 = _struct.Struct("<HHHHqqqqi")
+_S37 = _struct.Struct("<HHHHqqqi")
 _S37u = _S37.unpack_from
 _S37p = _S37.pack_into
-_S38 = _struct.Struct("<qq")
+_S38 = _struct.Struct("<qqqq")
 _S38u = _S38.unpack_from
 _S38p = _S38.pack_into
-_S39 = _struct.Struct("<HHHHqq")
+_S39 = _struct.Struct("<HHHHqqqq")
 _S39u = _S39.unpack_from
 _S39p = _S39.pack_into
-_S40 = _struct.Struct("<qqqqqqi")
+_S40 = _struct.Struct("<qqiiii")
 _S40u = _S40.unpack_from
 _S40p = _S40.pack_into
-_S41 = _struct.Struct("<HHHHqqqqqqi")
+_S41 = _struct.Struct("<HHHHqqiiii")
 _S41u = _S41.unpack_from
 _S41p = _S41.pack_into
-_S42 = _struct.Struct("<qqiii")
+_S42 = _struct.Struct("<48xi")
 _S42u = _S42.unpack_from
 _S42p = _S42.pack_into
-_S43 = _struct.Struct("<HHHHqqiii")
+_S43 = _struct.Struct("<52xq")
 _S43u = _S43.unpack_from
 _S43p = _S43.pack_into
-_S44 = _struct.Struct("<qqqiii")
+_S44 = _struct.Struct("<qqqqqiiiq")
 _S44u = _S44.unpack_from
 _S44p = _S44.pack_into
-_S45 = _struct.Struct("<HHHHqqqiii")
+_S45 = _struct.Struct("<HHHHqqqqqiiiq")
 _S45u = _S45.unpack_from
 _S45p = _S45.pack_into
-_S46 = _struct.Struct("<qqqqqqqiii")
+_S46 = _struct.Struct("<4xi")
 _S46u = _S46.unpack_from
 _S46p = _S46.pack_into
-_S47 = _struct.Struct("<HHHHqqqqqqqiii")
+_S47 = _struct.Struct("<b")
 _S47u = _S47.unpack_from
 _S47p = _S47.pack_into
-_S48 = _struct.Struct("<32x")
+_S48 = _struct.Struct("<31xb")
 _S48u = _S48.unpack_from
 _S48p = _S48.pack_into
-_S49 = _struct.Struct("<HHHH32x")
+_S49 = _struct.Struct("<iiqi11xb")
 _S49u = _S49.unpack_from
 _S49p = _S49.pack_into
-_S50 = _struct.Struct("<16x")
+_S50 = _struct.Struct("<HHHHiiqi11xb")
 _S50u = _S50.unpack_from
 _S50p = _S50.pack_into
-_S51 = _struct.Struct("<HHHH16x")
+_S51 = _struct.Struct("<iii19xb")
 _S51u = _S51.unpack_from
 _S51p = _S51.pack_into
-_S52 = _struct.Struct("<8x")
+_S52 = _struct.Struct("<HHHHiii19xb")
 _S52u = _S52.unpack_from
 _S52p = _S52.pack_into
-_S53 = _struct.Struct("<HHHH8x")
+_S53 = _struct.Struct("<40xq")
 _S53u = _S53.unpack_from
 _S53p = _S53.pack_into
-_S54 = _struct.Struct("<24x")
+_S54 = _struct.Struct("<56xi")
 _S54u = _S54.unpack_from
 _S54p = _S54.pack_into
-_S55 = _struct.Struct("<HHHH24x")
+_S55 = _struct.Struct("<60xi")
 _S55u = _S55.unpack_from
 _S55p = _S55.pack_into
-_S56 = _struct.Struct("<20x")
+_S56 = _struct.Struct("<64xi")
 _S56u = _S56.unpack_from
 _S56p = _S56.pack_into
-_S57 = _struct.Struct("<HHHH20x")
+_S57 = _struct.Struct("<68xi")
 _S57u = _S57.unpack_from
 _S57p = _S57.pack_into
-_S58 = _struct.Struct("<56x")
+_S58 = _struct.Struct("<72xi")
 _S58u = _S58.unpack_from
 _S58p = _S58.pack_into
-_S59 = _struct.Struct("<HHHH56x")
+_S59 = _struct.Struct("<76xi")
 _S59u = _S59.unpack_from
 _S59p = _S59.pack_into
-_S60 = _struct.Struct("<28x")
+_S60 = _struct.Struct("<qqqqqqqiiiiii")
 _S60u = _S60.unpack_from
 _S60p = _S60.pack_into
-_S61 = _struct.Struct("<HHHH28x")
+_S61 = _struct.Struct("<HHHHqqqqqqqiiiiii")
 _S61u = _S61.unpack_from
 _S61p = _S61.pack_into
-_S62 = _struct.Struct("<60x")
+_S62 = _struct.Struct("<qqqqqi")
 _S62u = _S62.unpack_from
 _S62p = _S62.pack_into
-_S63 = _struct.Struct("<HHHH60x")
+_S63 = _struct.Struct("<HHHHqqqqqi")
 _S63u = _S63.unpack_from
 _S63p = _S63.pack_into
-_S64 = _struct.Struct("<80x")
+_S64 = _struct.Struct("<32xi")
 _S64u = _S64.unpack_from
 _S64p = _S64.pack_into
-_S65 = _struct.Struct("<HHHH80x")
+_S65 = _struct.Struct("<qqqqi")
 _S65u = _S65.unpack_from
 _S65p = _S65.pack_into
-_S66 = _struct.Struct("<44x")
+_S66 = _struct.Struct("<HHHHqqqqi")
 _S66u = _S66.unpack_from
 _S66p = _S66.pack_into
-_S67 = _struct.Struct("<HHHH44x")
+_S67 = _struct.Struct("<qq")
 _S67u = _S67.unpack_from
 _S67p = _S67.pack_into
-_S68 = _struct.Struct("<36x")
+_S68 = _struct.Struct("<HHHHqq")
 _S68u = _S68.unpack_from
 _S68p = _S68.pack_into
-_S69 = _struct.Struct("<HHHH36x")
+_S69 = _struct.Struct("<qqqqqqi")
 _S69u = _S69.unpack_from
 _S69p = _S69.pack_into
-_S70 = _struct.Struct("<52x")
+_S70 = _struct.Struct("<HHHHqqqqqqi")
 _S70u = _S70.unpack_from
 _S70p = _S70.pack_into
-_S71 = _struct.Struct("<HHHH52x")
+_S71 = _struct.Struct("<qqiii")
 _S71u = _S71.unpack_from
 _S71p = _S71.pack_into
-_S72 = _struct.Struct("<68x")
+_S72 = _struct.Struct("<HHHHqqiii")
 _S72u = _S72.unpack_from
 _S72p = _S72.pack_into
-_S73 = _struct.Struct("<HHHH68x")
+_S73 = _struct.Struct("<qqqiii")
 _S73u = _S73.unpack_from
 _S73p = _S73.pack_into
-_HEADER = _S1
+_S74 = _struct.Struct("<HHHHqqqiii")
+_S74u = _S74.unpack_from
+_S74p = _S74.pack_into
+_S75 = _struct.Struct("<qqqqqqqiii")
+_S75u = _S75.unpack_from
+_S75p = _S75.pack_into
+_S76 = _struct.Struct("<HHHHqqqqqqqiii")
+_S76u = _S76.unpack_from
+_S76p = _S76.pack_into
+_S77 = _struct.Struct("<32x")
+_S77u = _S77.unpack_from
+_S77p = _S77.pack_into
+_S78 = _struct.Struct("<HHHH32x")
+_S78u = _S78.unpack_from
+_S78p = _S78.pack_into
+_S79 = _struct.Struct("<16x")
+_S79u = _S79.unpack_from
+_S79p = _S79.pack_into
+_S80 = _struct.Struct("<HHHH16x")
+_S80u = _S80.unpack_from
+_S80p = _S80.pack_into
+_S81 = _struct.Struct("<8x")
+_S81u = _S81.unpack_from
+_S81p = _S81.pack_into
+_S82 = _struct.Struct("<HHHH8x")
+_S82u = _S82.unpack_from
+_S82p = _S82.pack_into
+_S83 = _struct.Struct("<24x")
+_S83u = _S83.unpack_from
+_S83p = _S83.pack_into
+_S84 = _struct.Struct("<HHHH24x")
+_S84u = _S84.unpack_from
+_S84p = _S84.pack_into
+_S85 = _struct.Struct("<20x")
+_S85u = _S85.unpack_from
+_S85p = _S85.pack_into
+_S86 = _struct.Struct("<HHHH20x")
+_S86u = _S86.unpack_from
+_S86p = _S86.pack_into
+_S87 = _struct.Struct("<56x")
+_S87u = _S87.unpack_from
+_S87p = _S87.pack_into
+_S88 = _struct.Struct("<HHHH56x")
+_S88u = _S88.unpack_from
+_S88p = _S88.pack_into
+_S89 = _struct.Struct("<28x")
+_S89u = _S89.unpack_from
+_S89p = _S89.pack_into
+_S90 = _struct.Struct("<HHHH28x")
+_S90u = _S90.unpack_from
+_S90p = _S90.pack_into
+_S91 = _struct.Struct("<60x")
+_S91u = _S91.unpack_from
+_S91p = _S91.pack_into
+_S92 = _struct.Struct("<HHHH60x")
+_S92u = _S92.unpack_from
+_S92p = _S92.pack_into
+_S93 = _struct.Struct("<80x")
+_S93u = _S93.unpack_from
+_S93p = _S93.pack_into
+_S94 = _struct.Struct("<HHHH80x")
+_S94u = _S94.unpack_from
+_S94p = _S94.pack_into
+_S95 = _struct.Struct("<44x")
+_S95u = _S95.unpack_from
+_S95p = _S95.pack_into
+_S96 = _struct.Struct("<HHHH44x")
+_S96u = _S96.unpack_from
+_S96p = _S96.pack_into
+_S97 = _struct.Struct("<36x")
+_S97u = _S97.unpack_from
+_S97p = _S97.pack_into
+_S98 = _struct.Struct("<HHHH36x")
+_S98u = _S98.unpack_from
+_S98p = _S98.pack_into
+_S99 = _struct.Struct("<52x")
+_S99u = _S99.unpack_from
+_S99p = _S99.pack_into
+_S100 = _struct.Struct("<HHHH52x")
+_S100u = _S100.unpack_from
+_S100p = _S100.pack_into
+_S101 = _struct.Struct("<68x")
+_S101u = _S101.unpack_from
+_S101p = _S101.pack_into
+_S102 = _struct.Struct("<HHHH68x")
+_S102u = _S102.unpack_from
+_S102p = _S102.pack_into
+_HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
 _HEADER_SID = 2
@@ -379,15 +466,15 @@ class MessageHeaderDecoder:
 
     @property
     def template_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def schema_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S0u(self._buffer, self._offset + 6)[0]  # type: ignore[no-any-return]
+        return _S3u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class MessageHeaderEncoder:
@@ -480,7 +567,7 @@ class GroupSizeEncodingDecoder:
 
     @property
     def num_in_group(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class GroupSizeEncodingEncoder:
@@ -553,12 +640,12 @@ class VarAsciiEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S3u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -588,7 +675,7 @@ class VarAsciiEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S2p(self._buffer, self._offset, value)
+            _S5p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -599,7 +686,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S3p(self._buffer, self._offset + 4, *value)
+            _S6p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -634,12 +721,12 @@ class VarDataEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S3u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarDataEncodingEncoder:
@@ -669,7 +756,7 @@ class VarDataEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S2p(self._buffer, self._offset, value)
+            _S5p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
@@ -680,7 +767,7 @@ class VarDataEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
-            _S3p(self._buffer, self._offset + 4, *value)
+            _S6p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
@@ -826,12 +913,12 @@ class ControlResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S7u(buffer, offset)
+            t = _S15u(buffer, offset)
             if t[1] != 1 or t[2] != 101 or t[0] != 32 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -844,9 +931,9 @@ class ControlResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 4:
-            return _S6u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S6, 32, self._PLAN)
+                                           self._acting_version, _S14, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -855,34 +942,34 @@ class ControlResponseDecoder(_rt.Cursor):
     @property
     def control_session_id(self) -> int:
         """Control session this reply belongs to."""
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the originating request."""
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def relevant_id(self) -> int:
         """Id of the object concerned, or an error code, depending on the request."""
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def code(self) -> ControlResponseCode | int:
         """Result of the request. (ControlResponseCode; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 24)[0]
+        raw = _S12u(self._buffer, self._offset)[0]
         return _ControlResponseCode_BY_VALUE.get(raw, raw)
 
     @property
     def code_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         """Archive protocol version in semantic version form."""
         if self._acting_version < 4 or self._acting_block_length < 32:
             return None
-        value = _S5u(self._buffer, self._offset + 28)[0]
+        value = _S13u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def error_message(self) -> memoryview:
@@ -891,7 +978,7 @@ class ControlResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "errorMessage")
+        return self._var_data(_S5u, 4, "errorMessage")
 
     def error_message_bytes(self) -> bytes:
         return bytes(self.error_message())
@@ -901,7 +988,7 @@ class ControlResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "errorMessage", self._root._limit - len(view))
 
 
-ControlResponseDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ControlResponse", "errorMessage", 0), )
+ControlResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ControlResponse", "errorMessage", 0), )
 ControlResponseDecoder._UNPACK = (("data", "error_message"), )
 ControlResponseDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -940,7 +1027,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -958,7 +1045,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 1, 101, 10)
+            _S78p(buffer, offset, 32, 1, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -985,14 +1072,14 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ControlResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
+            _S15p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ControlResponse", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "controlSessionId") from None
 
@@ -1000,7 +1087,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "correlationId") from None
 
@@ -1008,7 +1095,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def _set_relevant_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "relevantId") from None
 
@@ -1018,7 +1105,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "code") from None
 
@@ -1029,7 +1116,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "version") from None
 
@@ -1044,14 +1131,14 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "errorMessage")
-            self._put_var_data(_S2p, 4, 1073741824, value, "errorMessage")
+            self._put_var_data(_S5p, 4, 1073741824, value, "errorMessage")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ControlResponseEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ControlResponse", "errorMessage"), )
+ControlResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ControlResponse", "errorMessage"), )
 ControlResponseEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -1164,12 +1251,12 @@ class ConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S9u(buffer, offset)
+            t = _S19u(buffer, offset)
             if t[1] != 2 or t[2] != 101 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1182,9 +1269,9 @@ class ConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 16, self._PLAN)
+                                           self._acting_version, _S18, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1192,17 +1279,17 @@ class ConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S5u(self._buffer, self._offset + 12)[0]
+        value = _S17u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -1211,7 +1298,7 @@ class ConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -1221,7 +1308,7 @@ class ConnectRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "responseChannel", self._root._limit - len(view))
 
 
-ConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ConnectRequest", "responseChannel", 0), )
+ConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ConnectRequest", "responseChannel", 0), )
 ConnectRequestDecoder._UNPACK = (("data", "response_channel"), )
 ConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -1258,7 +1345,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1276,7 +1363,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 2, 101, 10)
+            _S80p(buffer, offset, 16, 2, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1303,14 +1390,14 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
+            _S19p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -1318,7 +1405,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 8, value)
+            _S11p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -1328,7 +1415,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S5p(self._buffer, self._offset + 12, value)
+            _S11p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "version") from None
 
@@ -1343,14 +1430,14 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ConnectRequest", "responseChannel"), )
+ConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ConnectRequest", "responseChannel"), )
 ConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -1458,7 +1545,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S10u(buffer, offset)
+            t = _S20u(buffer, offset)
             if t[1] != 3 or t[2] != 101 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -1468,9 +1555,9 @@ class CloseSessionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1478,7 +1565,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CloseSessionRequestDecoder._SECTIONS = ()
@@ -1515,7 +1602,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S52p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1533,7 +1620,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S53p(buffer, offset, 8, 3, 101, 10)
+            _S82p(buffer, offset, 8, 3, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1560,14 +1647,14 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S10p(buffer, offset, 8, 3, 101, 10, control_session_id)
+            _S20p(buffer, offset, 8, 3, 101, 10, control_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSessionRequest", None) from None
         return HEADER_SIZE + 8
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -1682,12 +1769,12 @@ class StartRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S12u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 4 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1700,9 +1787,9 @@ class StartRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S11, 24, self._PLAN)
+                                           self._acting_version, _S23, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1710,25 +1797,25 @@ class StartRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 20)[0]
+        raw = _S22u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -1736,7 +1823,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -1746,7 +1833,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StartRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "StartRecordingRequest", "channel", 0), )
+StartRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StartRecordingRequest", "channel", 0), )
 StartRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 StartRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -1784,7 +1871,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1802,7 +1889,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 4, 101, 10)
+            _S84p(buffer, offset, 24, 4, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1829,14 +1916,14 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
+            _S24p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -1844,7 +1931,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -1852,7 +1939,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -1862,7 +1949,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 20, value)
+            _S11p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "sourceLocation") from None
 
@@ -1878,14 +1965,14 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StartRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "StartRecordingRequest", "channel"), )
+StartRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StartRecordingRequest", "channel"), )
 StartRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -1997,12 +2084,12 @@ class StopRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S14u(buffer, offset)
+            t = _S26u(buffer, offset)
             if t[1] != 5 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2015,9 +2102,9 @@ class StopRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S13u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S13, 20, self._PLAN)
+                                           self._acting_version, _S25, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2025,15 +2112,15 @@ class StopRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -2041,7 +2128,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -2051,7 +2138,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StopRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "StopRecordingRequest", "channel", 0), )
+StopRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StopRecordingRequest", "channel", 0), )
 StopRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 StopRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -2088,7 +2175,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S56p(buffer, offset)
+            _S85p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2106,7 +2193,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S57p(buffer, offset, 20, 5, 101, 10)
+            _S86p(buffer, offset, 20, 5, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2133,14 +2220,14 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S14p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
+            _S26p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingRequest", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2148,7 +2235,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -2156,7 +2243,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -2171,14 +2258,14 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StopRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "StopRecordingRequest", "channel"), )
+StopRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StopRecordingRequest", "channel"), )
 StopRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -2289,12 +2376,12 @@ class ReplayRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S16u(buffer, offset)
+            t = _S33u(buffer, offset)
             if t[1] != 6 or t[2] != 101 or t[0] != 56 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 56
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2307,9 +2394,9 @@ class ReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 56 and self._acting_version >= 10:
-            return _S15u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S15, 56, self._PLAN)
+                                           self._acting_version, _S32, 56, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2317,39 +2404,39 @@ class ReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def length(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 48:
             return None
-        return _S5u(self._buffer, self._offset + 44)[0]  # type: ignore[no-any-return]
+        return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_token(self) -> int | None:
         if self._acting_version < 10 or self._acting_block_length < 56:
             return None
-        return _S4u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def replay_channel(self) -> memoryview:
         """The replayChannel var data, as a zero-copy view."""
@@ -2357,7 +2444,7 @@ class ReplayRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "replayChannel")
+        return self._var_data(_S5u, 4, "replayChannel")
 
     def replay_channel_bytes(self) -> bytes:
         return bytes(self.replay_channel())
@@ -2367,7 +2454,7 @@ class ReplayRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "replayChannel", self._root._limit - len(view))
 
 
-ReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ReplayRequest", "replayChannel", 0), )
+ReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplayRequest", "replayChannel", 0), )
 ReplayRequestDecoder._UNPACK = (("data", "replay_channel"), )
 ReplayRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -2409,7 +2496,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
         try:
-            _S58p(buffer, offset)
+            _S87p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2427,7 +2514,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 64 > end:
             raise _too_short(self.NAME, None, offset, offset + 64, end)
         try:
-            _S59p(buffer, offset, 56, 6, 101, 10)
+            _S88p(buffer, offset, 56, 6, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2454,14 +2541,14 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S16p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
+            _S33p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayRequest", None) from None
         return HEADER_SIZE + 56
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2469,7 +2556,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -2477,7 +2564,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "recordingId") from None
 
@@ -2485,7 +2572,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "position") from None
 
@@ -2493,7 +2580,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "length") from None
 
@@ -2501,7 +2588,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 40, value)
+            _S11p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayStreamId") from None
 
@@ -2509,7 +2596,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 44, value)
+            _S11p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
@@ -2517,7 +2604,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_token(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 48, value)
+            _S8p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayToken") from None
 
@@ -2532,14 +2619,14 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "replayChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ReplayRequest", "replayChannel"), )
+ReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplayRequest", "replayChannel"), )
 ReplayRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -2652,7 +2739,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 7 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -2662,9 +2749,9 @@ class StopReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2672,15 +2759,15 @@ class StopReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopReplayRequestDecoder._SECTIONS = ()
@@ -2719,7 +2806,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2737,7 +2824,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 7, 101, 10)
+            _S84p(buffer, offset, 24, 7, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2764,14 +2851,14 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
+            _S35p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplayRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2779,7 +2866,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -2787,7 +2874,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "replaySessionId") from None
 
@@ -2901,7 +2988,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S20u(buffer, offset)
+            t = _S37u(buffer, offset)
             if t[1] != 8 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -2911,9 +2998,9 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S19, 28, self._PLAN)
+                                           self._acting_version, _S36, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2921,19 +3008,19 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def from_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def record_count(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ListRecordingsRequestDecoder._SECTIONS = ()
@@ -2973,7 +3060,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S60p(buffer, offset)
+            _S89p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2991,7 +3078,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S61p(buffer, offset, 28, 8, 101, 10)
+            _S90p(buffer, offset, 28, 8, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3018,14 +3105,14 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
+            _S37p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3033,7 +3120,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "correlationId") from None
 
@@ -3041,7 +3128,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_from_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "fromRecordingId") from None
 
@@ -3049,7 +3136,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_record_count(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "recordCount") from None
 
@@ -3167,12 +3254,12 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S7u(buffer, offset)
+            t = _S15u(buffer, offset)
             if t[1] != 9 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -3185,9 +3272,9 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S6u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S6, 32, self._PLAN)
+                                           self._acting_version, _S14, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3195,23 +3282,23 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def from_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def record_count(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -3219,7 +3306,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -3229,7 +3316,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ListRecordingsForUriRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ListRecordingsForUriRequest", "channel", 0), )
+ListRecordingsForUriRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ListRecordingsForUriRequest", "channel", 0), )
 ListRecordingsForUriRequestDecoder._UNPACK = (("data", "channel"), )
 ListRecordingsForUriRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -3268,7 +3355,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3286,7 +3373,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 9, 101, 10)
+            _S78p(buffer, offset, 32, 9, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3313,14 +3400,14 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsForUriRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
+            _S15p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsForUriRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3328,7 +3415,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "correlationId") from None
 
@@ -3336,7 +3423,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_from_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "fromRecordingId") from None
 
@@ -3344,7 +3431,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_record_count(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "recordCount") from None
 
@@ -3352,7 +3439,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "streamId") from None
 
@@ -3367,14 +3454,14 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ListRecordingsForUriRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ListRecordingsForUriRequest", "channel"), )
+ListRecordingsForUriRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ListRecordingsForUriRequest", "channel"), )
 ListRecordingsForUriRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -3484,7 +3571,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 10 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3494,9 +3581,9 @@ class ListRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3504,15 +3591,15 @@ class ListRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ListRecordingRequestDecoder._SECTIONS = ()
@@ -3551,7 +3638,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3569,7 +3656,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 10, 101, 10)
+            _S84p(buffer, offset, 24, 10, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3596,14 +3683,14 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3611,7 +3698,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -3619,7 +3706,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -3736,12 +3823,12 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S7u(buffer, offset)
+            t = _S15u(buffer, offset)
             if t[1] != 11 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -3754,9 +3841,9 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S6u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S6, 32, self._PLAN)
+                                           self._acting_version, _S14, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3764,29 +3851,29 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 28)[0]
+        raw = _S13u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -3794,7 +3881,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -3804,7 +3891,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ExtendRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ExtendRecordingRequest", "channel", 0), )
+ExtendRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ExtendRecordingRequest", "channel", 0), )
 ExtendRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 ExtendRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -3843,7 +3930,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3861,7 +3948,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 11, 101, 10)
+            _S78p(buffer, offset, 32, 11, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3888,14 +3975,14 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
+            _S15p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3903,7 +3990,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -3911,7 +3998,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -3919,7 +4006,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -3929,7 +4016,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "sourceLocation") from None
 
@@ -3945,14 +4032,14 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ExtendRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ExtendRecordingRequest", "channel"), )
+ExtendRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ExtendRecordingRequest", "channel"), )
 ExtendRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -4062,7 +4149,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 12 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4072,9 +4159,9 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4082,15 +4169,15 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingPositionRequestDecoder._SECTIONS = ()
@@ -4129,7 +4216,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4147,7 +4234,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 12, 101, 10)
+            _S84p(buffer, offset, 24, 12, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4174,14 +4261,14 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4189,7 +4276,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -4197,7 +4284,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -4311,7 +4398,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S22u(buffer, offset)
+            t = _S39u(buffer, offset)
             if t[1] != 13 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4321,9 +4408,9 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 32, self._PLAN)
+                                           self._acting_version, _S38, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4331,19 +4418,19 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TruncateRecordingRequestDecoder._SECTIONS = ()
@@ -4383,7 +4470,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4401,7 +4488,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 13, 101, 10)
+            _S78p(buffer, offset, 32, 13, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4428,14 +4515,14 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TruncateRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
+            _S39p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TruncateRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4443,7 +4530,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -4451,7 +4538,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -4459,7 +4546,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "position") from None
 
@@ -4574,7 +4661,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 14 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4584,9 +4671,9 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4594,15 +4681,15 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopRecordingSubscriptionRequestDecoder._SECTIONS = ()
@@ -4641,7 +4728,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4659,7 +4746,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 14, 101, 10)
+            _S84p(buffer, offset, 24, 14, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4686,14 +4773,14 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingSubscriptionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
+            _S35p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingSubscriptionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4701,7 +4788,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "correlationId") from None
 
@@ -4709,7 +4796,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "subscriptionId") from None
 
@@ -4823,7 +4910,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 15 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4833,9 +4920,9 @@ class StopPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4843,15 +4930,15 @@ class StopPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopPositionRequestDecoder._SECTIONS = ()
@@ -4890,7 +4977,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4908,7 +4995,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 15, 101, 10)
+            _S84p(buffer, offset, 24, 15, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4935,14 +5022,14 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4950,7 +5037,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -4958,7 +5045,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -5075,12 +5162,12 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S7u(buffer, offset)
+            t = _S15u(buffer, offset)
             if t[1] != 16 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5093,9 +5180,9 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S6u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S6, 32, self._PLAN)
+                                           self._acting_version, _S14, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5103,23 +5190,23 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def min_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def session_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -5127,7 +5214,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -5137,7 +5224,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-FindLastMatchingRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "FindLastMatchingRecordingRequest", "channel", 0), )
+FindLastMatchingRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "FindLastMatchingRecordingRequest", "channel", 0), )
 FindLastMatchingRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 FindLastMatchingRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5176,7 +5263,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5194,7 +5281,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 16, 101, 10)
+            _S78p(buffer, offset, 32, 16, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5221,14 +5308,14 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``FindLastMatchingRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
+            _S15p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "FindLastMatchingRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5236,7 +5323,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -5244,7 +5331,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_min_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "minRecordingId") from None
 
@@ -5252,7 +5339,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "sessionId") from None
 
@@ -5260,7 +5347,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -5275,14 +5362,14 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-FindLastMatchingRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "FindLastMatchingRecordingRequest", "channel"), )
+FindLastMatchingRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "FindLastMatchingRecordingRequest", "channel"), )
 FindLastMatchingRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5395,12 +5482,12 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S24u(buffer, offset)
+            t = _S41u(buffer, offset)
             if t[1] != 17 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5413,9 +5500,9 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 32, self._PLAN)
+                                           self._acting_version, _S40, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5423,33 +5510,33 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def pseudo_index(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_count(self) -> int:
-        return _S5u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def apply_stream_id(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 24)[0]
+        raw = _S12u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def apply_stream_id_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -5457,7 +5544,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -5467,7 +5554,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ListRecordingSubscriptionsRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ListRecordingSubscriptionsRequest", "channel", 0), )
+ListRecordingSubscriptionsRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ListRecordingSubscriptionsRequest", "channel", 0), )
 ListRecordingSubscriptionsRequestDecoder._UNPACK = (("data", "channel"), )
 ListRecordingSubscriptionsRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5507,7 +5594,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5525,7 +5612,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 17, 101, 10)
+            _S78p(buffer, offset, 32, 17, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5552,14 +5639,14 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingSubscriptionsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
+            _S41p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingSubscriptionsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5567,7 +5654,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "correlationId") from None
 
@@ -5575,7 +5662,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_pseudo_index(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "pseudoIndex") from None
 
@@ -5583,7 +5670,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_count(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 20, value)
+            _S11p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "subscriptionCount") from None
 
@@ -5593,7 +5680,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "applyStreamId") from None
 
@@ -5602,7 +5689,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "streamId") from None
 
@@ -5617,14 +5704,14 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ListRecordingSubscriptionsRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ListRecordingSubscriptionsRequest", "channel"), )
+ListRecordingSubscriptionsRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ListRecordingSubscriptionsRequest", "channel"), )
 ListRecordingSubscriptionsRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5738,12 +5825,12 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S26u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 18 or t[2] != 101 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5756,9 +5843,9 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 60 and self._acting_version >= 10:
-            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S25, 60, self._PLAN)
+                                           self._acting_version, _S44, 60, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5766,43 +5853,43 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def length(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def limit_counter_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 44)[0]  # type: ignore[no-any-return]
+        return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 52:
             return None
-        return _S5u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_token(self) -> int | None:
         if self._acting_version < 10 or self._acting_block_length < 60:
             return None
-        return _S4u(self._buffer, self._offset + 52)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def replay_channel(self) -> memoryview:
         """The replayChannel var data, as a zero-copy view."""
@@ -5810,7 +5897,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "replayChannel")
+        return self._var_data(_S5u, 4, "replayChannel")
 
     def replay_channel_bytes(self) -> bytes:
         return bytes(self.replay_channel())
@@ -5820,7 +5907,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "replayChannel", self._root._limit - len(view))
 
 
-BoundedReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "BoundedReplayRequest", "replayChannel", 0), )
+BoundedReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "BoundedReplayRequest", "replayChannel", 0), )
 BoundedReplayRequestDecoder._UNPACK = (("data", "replay_channel"), )
 BoundedReplayRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5863,7 +5950,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _S62p(buffer, offset)
+            _S91p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5881,7 +5968,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _S63p(buffer, offset, 60, 18, 101, 10)
+            _S92p(buffer, offset, 60, 18, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5908,14 +5995,14 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``BoundedReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S26p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
+            _S45p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BoundedReplayRequest", None) from None
         return HEADER_SIZE + 60
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5923,7 +6010,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -5931,7 +6018,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "recordingId") from None
 
@@ -5939,7 +6026,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "position") from None
 
@@ -5947,7 +6034,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "length") from None
 
@@ -5955,7 +6042,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_limit_counter_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 40, value)
+            _S11p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "limitCounterId") from None
 
@@ -5963,7 +6050,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 44, value)
+            _S11p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayStreamId") from None
 
@@ -5971,7 +6058,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 48, value)
+            _S11p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
@@ -5979,7 +6066,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_token(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 52, value)
+            _S8p(self._buffer, self._offset + 52, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayToken") from None
 
@@ -5994,14 +6081,14 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "replayChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "replayChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BoundedReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "BoundedReplayRequest", "replayChannel"), )
+BoundedReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "BoundedReplayRequest", "replayChannel"), )
 BoundedReplayRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -6115,7 +6202,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 19 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6125,9 +6212,9 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6135,15 +6222,15 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopAllReplaysRequestDecoder._SECTIONS = ()
@@ -6182,7 +6269,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6200,7 +6287,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 19, 101, 10)
+            _S84p(buffer, offset, 24, 19, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6227,14 +6314,14 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopAllReplaysRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopAllReplaysRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "controlSessionId") from None
 
@@ -6242,7 +6329,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "correlationId") from None
 
@@ -6250,7 +6337,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "recordingId") from None
 
@@ -6364,7 +6451,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S29u(buffer, offset)
+            t = _S50u(buffer, offset)
             if t[1] != 20 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6374,9 +6461,9 @@ class CatalogHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S28u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S28, 32, self._PLAN)
+                                           self._acting_version, _S49, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6384,23 +6471,23 @@ class CatalogHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S46u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def alignment(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def reserved(self) -> int:
-        return _S27u(self._buffer, self._offset + 31)[0]  # type: ignore[no-any-return]
+        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CatalogHeaderDecoder._SECTIONS = ()
@@ -6441,7 +6528,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6459,7 +6546,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 20, 101, 10)
+            _S78p(buffer, offset, 32, 20, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6486,14 +6573,14 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CatalogHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S29p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
+            _S50p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatalogHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S11p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "version") from None
 
@@ -6501,7 +6588,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 4, value)
+            _S11p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "length") from None
 
@@ -6509,7 +6596,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_next_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "nextRecordingId") from None
 
@@ -6517,7 +6604,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_alignment(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "alignment") from None
 
@@ -6525,7 +6612,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_reserved(self, value: Any) -> None:
         try:
-            _S27p(self._buffer, self._offset + 31, value)
+            _S47p(self._buffer, self._offset + 31, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "reserved") from None
 
@@ -6641,7 +6728,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S31u(buffer, offset)
+            t = _S52u(buffer, offset)
             if t[1] != 21 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6651,9 +6738,9 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S30u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S51u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S30, 32, self._PLAN)
+                                           self._acting_version, _S51, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6662,26 +6749,26 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
     @property
     def length(self) -> int:
         """Size in bytes of the descriptor that follows, padding included."""
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def state(self) -> RecordingState | int:
         """Whether the entry is usable. (RecordingState; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 4)[0]
+        raw = _S46u(self._buffer, self._offset)[0]
         return _RecordingState_BY_VALUE.get(raw, raw)
 
     @property
     def state_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S46u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def checksum(self) -> int:
         """Checksum computed over the whole descriptor."""
-        return _S5u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def reserved(self) -> int:
-        return _S27u(self._buffer, self._offset + 31)[0]  # type: ignore[no-any-return]
+        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingDescriptorHeaderDecoder._SECTIONS = ()
@@ -6721,7 +6808,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6739,7 +6826,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 21, 101, 10)
+            _S78p(buffer, offset, 32, 21, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6766,14 +6853,14 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S31p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
+            _S52p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptorHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S11p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "length") from None
 
@@ -6783,7 +6870,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 4, value)
+            _S11p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "state") from None
 
@@ -6792,7 +6879,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def _set_checksum(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 8, value)
+            _S11p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "checksum") from None
 
@@ -6800,7 +6887,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def _set_reserved(self, value: Any) -> None:
         try:
-            _S27p(self._buffer, self._offset + 31, value)
+            _S47p(self._buffer, self._offset + 31, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "reserved") from None
 
@@ -6918,24 +7005,24 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S33u(buffer, offset)
+            t = _S61u(buffer, offset)
             if t[1] != 22 or t[2] != 101 or t[0] != 80 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 80
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S2u(buffer, pos)[0]
+            n5 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
@@ -6948,9 +7035,9 @@ class RecordingDescriptorDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 80:
-            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S60u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S32, 80, self._PLAN)
+                                           self._acting_version, _S60, 80, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6958,55 +7045,55 @@ class RecordingDescriptorDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stop_timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stop_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def initial_term_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 56)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def segment_file_length(self) -> int:
-        return _S5u(self._buffer, self._offset + 60)[0]  # type: ignore[no-any-return]
+        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_buffer_length(self) -> int:
-        return _S5u(self._buffer, self._offset + 64)[0]  # type: ignore[no-any-return]
+        return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def mtu_length(self) -> int:
-        return _S5u(self._buffer, self._offset + 68)[0]  # type: ignore[no-any-return]
+        return _S57u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def session_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 72)[0]  # type: ignore[no-any-return]
+        return _S58u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 76)[0]  # type: ignore[no-any-return]
+        return _S59u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def stripped_channel(self) -> memoryview:
         """The strippedChannel var data, as a zero-copy view."""
@@ -7014,7 +7101,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "strippedChannel")
+        return self._var_data(_S5u, 4, "strippedChannel")
 
     def stripped_channel_bytes(self) -> bytes:
         return bytes(self.stripped_channel())
@@ -7029,7 +7116,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "originalChannel")
+        return self._var_data(_S5u, 4, "originalChannel")
 
     def original_channel_bytes(self) -> bytes:
         return bytes(self.original_channel())
@@ -7044,7 +7131,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "sourceIdentity")
+        return self._var_data(_S5u, 4, "sourceIdentity")
 
     def source_identity_bytes(self) -> bytes:
         return bytes(self.source_identity())
@@ -7054,7 +7141,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "sourceIdentity", self._root._limit - len(view))
 
 
-RecordingDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "RecordingDescriptor", "strippedChannel", 0), _rt.skip_var_data(_S2u, 4, "RecordingDescriptor", "originalChannel", 0), _rt.skip_var_data(_S2u, 4, "RecordingDescriptor", "sourceIdentity", 0), )
+RecordingDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "strippedChannel", 0), _rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "originalChannel", 0), _rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "sourceIdentity", 0), )
 RecordingDescriptorDecoder._UNPACK = (("data", "stripped_channel"), ("data", "original_channel"), ("data", "source_identity"), )
 RecordingDescriptorDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -7103,7 +7190,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 80 > end:
             raise _too_short(self.NAME, None, offset, offset + 80, end)
         try:
-            _S64p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7121,7 +7208,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
         try:
-            _S65p(buffer, offset, 80, 22, 101, 10)
+            _S94p(buffer, offset, 80, 22, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7148,14 +7235,14 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S33p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
+            _S61p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptor", None) from None
         return HEADER_SIZE + 80
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "controlSessionId") from None
 
@@ -7163,7 +7250,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "correlationId") from None
 
@@ -7171,7 +7258,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "recordingId") from None
 
@@ -7179,7 +7266,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_start_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startTimestamp") from None
 
@@ -7187,7 +7274,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stop_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopTimestamp") from None
 
@@ -7195,7 +7282,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startPosition") from None
 
@@ -7203,7 +7290,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 48, value)
+            _S8p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopPosition") from None
 
@@ -7211,7 +7298,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_initial_term_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 56, value)
+            _S11p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "initialTermId") from None
 
@@ -7219,7 +7306,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_segment_file_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 60, value)
+            _S11p(self._buffer, self._offset + 60, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "segmentFileLength") from None
 
@@ -7227,7 +7314,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_term_buffer_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 64, value)
+            _S11p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "termBufferLength") from None
 
@@ -7235,7 +7322,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_mtu_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 68, value)
+            _S11p(self._buffer, self._offset + 68, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "mtuLength") from None
 
@@ -7243,7 +7330,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 72, value)
+            _S11p(self._buffer, self._offset + 72, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "sessionId") from None
 
@@ -7251,7 +7338,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 76, value)
+            _S11p(self._buffer, self._offset + 76, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "streamId") from None
 
@@ -7266,7 +7353,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "strippedChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -7281,7 +7368,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "originalChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "originalChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "originalChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -7296,14 +7383,14 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-            self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+            self._put_var_data(_S5p, 4, 1073741824, value, "sourceIdentity")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "RecordingDescriptor", "strippedChannel"), _rt.empty_var_data(_S2p, 4, "RecordingDescriptor", "originalChannel"), _rt.empty_var_data(_S2p, 4, "RecordingDescriptor", "sourceIdentity"), )
+RecordingDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "strippedChannel"), _rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "originalChannel"), _rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "sourceIdentity"), )
 RecordingDescriptorEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -7426,12 +7513,12 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S20u(buffer, offset)
+            t = _S37u(buffer, offset)
             if t[1] != 23 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -7444,9 +7531,9 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S19, 28, self._PLAN)
+                                           self._acting_version, _S36, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7454,19 +7541,19 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def stripped_channel(self) -> memoryview:
         """The strippedChannel var data, as a zero-copy view."""
@@ -7474,7 +7561,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "strippedChannel")
+        return self._var_data(_S5u, 4, "strippedChannel")
 
     def stripped_channel_bytes(self) -> bytes:
         return bytes(self.stripped_channel())
@@ -7484,7 +7571,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "strippedChannel", self._root._limit - len(view))
 
 
-RecordingSubscriptionDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "RecordingSubscriptionDescriptor", "strippedChannel", 0), )
+RecordingSubscriptionDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingSubscriptionDescriptor", "strippedChannel", 0), )
 RecordingSubscriptionDescriptorDecoder._UNPACK = (("data", "stripped_channel"), )
 RecordingSubscriptionDescriptorDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -7522,7 +7609,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S60p(buffer, offset)
+            _S89p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7540,7 +7627,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S61p(buffer, offset, 28, 23, 101, 10)
+            _S90p(buffer, offset, 28, 23, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7567,14 +7654,14 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSubscriptionDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
+            _S37p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSubscriptionDescriptor", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "controlSessionId") from None
 
@@ -7582,7 +7669,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "correlationId") from None
 
@@ -7590,7 +7677,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "subscriptionId") from None
 
@@ -7598,7 +7685,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "streamId") from None
 
@@ -7613,14 +7700,14 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "strippedChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "strippedChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingSubscriptionDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "RecordingSubscriptionDescriptor", "strippedChannel"), )
+RecordingSubscriptionDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingSubscriptionDescriptor", "strippedChannel"), )
 RecordingSubscriptionDescriptorEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -7729,7 +7816,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S63u(buffer, offset)
             if t[1] != 24 or t[2] != 101 or t[0] != 44 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -7739,9 +7826,9 @@ class RecordingSignalEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 44:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S62u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 44, self._PLAN)
+                                           self._acting_version, _S62, 44, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7749,33 +7836,33 @@ class RecordingSignalEventDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def signal(self) -> RecordingSignal | int:
         """(RecordingSignal; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 40)[0]
+        raw = _S29u(self._buffer, self._offset)[0]
         return _RecordingSignal_BY_VALUE.get(raw, raw)
 
     @property
     def signal_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingSignalEventDecoder._SECTIONS = ()
@@ -7817,7 +7904,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S66p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7835,7 +7922,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            _S67p(buffer, offset, 44, 24, 101, 10)
+            _S96p(buffer, offset, 44, 24, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7862,14 +7949,14 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSignalEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
+            _S63p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSignalEvent", None) from None
         return HEADER_SIZE + 44
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "controlSessionId") from None
 
@@ -7877,7 +7964,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "correlationId") from None
 
@@ -7885,7 +7972,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "recordingId") from None
 
@@ -7893,7 +7980,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "subscriptionId") from None
 
@@ -7901,7 +7988,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "position") from None
 
@@ -7911,7 +7998,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 40, value)
+            _S11p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "signal") from None
 
@@ -8032,18 +8119,18 @@ class ReplicateRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S37u(buffer, offset)
+            t = _S66u(buffer, offset)
             if t[1] != 50 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -8056,9 +8143,9 @@ class ReplicateRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S65u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S36, 36, self._PLAN)
+                                           self._acting_version, _S65, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8066,23 +8153,23 @@ class ReplicateRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def dst_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S64u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -8090,7 +8177,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "srcControlChannel")
+        return self._var_data(_S5u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -8105,7 +8192,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "liveDestination")
+        return self._var_data(_S5u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -8115,7 +8202,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "liveDestination", self._root._limit - len(view))
 
 
-ReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S2u, 4, "ReplicateRequest", "liveDestination", 0), )
+ReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest", "liveDestination", 0), )
 ReplicateRequestDecoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), )
 ReplicateRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -8155,7 +8242,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S68p(buffer, offset)
+            _S97p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8173,7 +8260,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S69p(buffer, offset, 36, 50, 101, 10)
+            _S98p(buffer, offset, 36, 50, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8200,14 +8287,14 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
+            _S66p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8215,7 +8302,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "correlationId") from None
 
@@ -8223,7 +8310,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -8231,7 +8318,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -8239,7 +8326,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 32, value)
+            _S11p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
@@ -8254,7 +8341,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8269,14 +8356,14 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S2p, 4, "ReplicateRequest", "liveDestination"), )
+ReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest", "liveDestination"), )
 ReplicateRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -8387,7 +8474,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 51 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8397,9 +8484,9 @@ class StopReplicationRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8407,15 +8494,15 @@ class StopReplicationRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replication_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopReplicationRequestDecoder._SECTIONS = ()
@@ -8454,7 +8541,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8472,7 +8559,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 51, 101, 10)
+            _S84p(buffer, offset, 24, 51, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8499,14 +8586,14 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplicationRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
+            _S35p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplicationRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8514,7 +8601,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "correlationId") from None
 
@@ -8522,7 +8609,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def _set_replication_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "replicationId") from None
 
@@ -8636,7 +8723,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 52 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8646,9 +8733,9 @@ class StartPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8656,15 +8743,15 @@ class StartPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StartPositionRequestDecoder._SECTIONS = ()
@@ -8703,7 +8790,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8721,7 +8808,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 52, 101, 10)
+            _S84p(buffer, offset, 24, 52, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8748,14 +8835,14 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8763,7 +8850,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -8771,7 +8858,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -8885,7 +8972,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S22u(buffer, offset)
+            t = _S39u(buffer, offset)
             if t[1] != 53 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8895,9 +8982,9 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 32, self._PLAN)
+                                           self._acting_version, _S38, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8905,19 +8992,19 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def new_start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 DetachSegmentsRequestDecoder._SECTIONS = ()
@@ -8957,7 +9044,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8975,7 +9062,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 53, 101, 10)
+            _S78p(buffer, offset, 32, 53, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9002,14 +9089,14 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``DetachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
+            _S39p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DetachSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9017,7 +9104,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9025,7 +9112,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9033,7 +9120,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_new_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
@@ -9148,7 +9235,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 54 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9158,9 +9245,9 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9168,15 +9255,15 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 DeleteDetachedSegmentsRequestDecoder._SECTIONS = ()
@@ -9215,7 +9302,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9233,7 +9320,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 54, 101, 10)
+            _S84p(buffer, offset, 24, 54, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9260,14 +9347,14 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``DeleteDetachedSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DeleteDetachedSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9275,7 +9362,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9283,7 +9370,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9397,7 +9484,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S22u(buffer, offset)
+            t = _S39u(buffer, offset)
             if t[1] != 55 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9407,9 +9494,9 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 32, self._PLAN)
+                                           self._acting_version, _S38, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9417,19 +9504,19 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def new_start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PurgeSegmentsRequestDecoder._SECTIONS = ()
@@ -9469,7 +9556,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9487,7 +9574,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 55, 101, 10)
+            _S78p(buffer, offset, 32, 55, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9514,14 +9601,14 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
+            _S39p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9529,7 +9616,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9537,7 +9624,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9545,7 +9632,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_new_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
@@ -9660,7 +9747,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 56 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9670,9 +9757,9 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9680,15 +9767,15 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 AttachSegmentsRequestDecoder._SECTIONS = ()
@@ -9727,7 +9814,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9745,7 +9832,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 56, 101, 10)
+            _S84p(buffer, offset, 24, 56, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9772,14 +9859,14 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AttachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AttachSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9787,7 +9874,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9795,7 +9882,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9909,7 +9996,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S22u(buffer, offset)
+            t = _S39u(buffer, offset)
             if t[1] != 57 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9919,9 +10006,9 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 32, self._PLAN)
+                                           self._acting_version, _S38, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9929,19 +10016,19 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def dst_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 MigrateSegmentsRequestDecoder._SECTIONS = ()
@@ -9981,7 +10068,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S48p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9999,7 +10086,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S49p(buffer, offset, 32, 57, 101, 10)
+            _S78p(buffer, offset, 32, 57, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10026,14 +10113,14 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MigrateSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
+            _S39p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MigrateSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -10041,7 +10128,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -10049,7 +10136,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -10057,7 +10144,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -10175,18 +10262,18 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S9u(buffer, offset)
+            t = _S19u(buffer, offset)
             if t[1] != 58 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -10199,9 +10286,9 @@ class AuthConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 16, self._PLAN)
+                                           self._acting_version, _S18, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10209,15 +10296,15 @@ class AuthConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
-        value = _S5u(self._buffer, self._offset + 12)[0]
+        value = _S17u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -10226,7 +10313,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -10241,13 +10328,13 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-AuthConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "AuthConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "AuthConnectRequest", "encodedCredentials", 0), )
+AuthConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AuthConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "AuthConnectRequest", "encodedCredentials", 0), )
 AuthConnectRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 AuthConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -10285,7 +10372,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10303,7 +10390,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 58, 101, 10)
+            _S80p(buffer, offset, 16, 58, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10330,14 +10417,14 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AuthConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
+            _S19p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AuthConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -10345,7 +10432,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 8, value)
+            _S11p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -10355,7 +10442,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S5p(self._buffer, self._offset + 12, value)
+            _S11p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "version") from None
 
@@ -10370,7 +10457,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -10383,14 +10470,14 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AuthConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "AuthConnectRequest", "responseChannel"), _rt.empty_var_data(_S2p, 4, "AuthConnectRequest", "encodedCredentials"), )
+AuthConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AuthConnectRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "AuthConnectRequest", "encodedCredentials"), )
 AuthConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -10502,12 +10589,12 @@ class ChallengeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S14u(buffer, offset)
+            t = _S26u(buffer, offset)
             if t[1] != 59 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -10520,9 +10607,9 @@ class ChallengeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S13u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S13, 20, self._PLAN)
+                                           self._acting_version, _S25, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10530,15 +10617,15 @@ class ChallengeDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
-        value = _S5u(self._buffer, self._offset + 16)[0]
+        value = _S21u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def encoded_challenge(self) -> memoryview:
@@ -10547,13 +10634,13 @@ class ChallengeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "encodedChallenge")
+        return self._var_data(_S5u, 4, "encodedChallenge")
 
     def encoded_challenge_bytes(self) -> bytes:
         return bytes(self.encoded_challenge())
 
 
-ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "Challenge", "encodedChallenge", 0), )
+ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "Challenge", "encodedChallenge", 0), )
 ChallengeDecoder._UNPACK = (("data", "encoded_challenge"), )
 ChallengeDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -10590,7 +10677,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S56p(buffer, offset)
+            _S85p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10608,7 +10695,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S57p(buffer, offset, 20, 59, 101, 10)
+            _S86p(buffer, offset, 20, 59, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10635,14 +10722,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S14p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
+            _S26p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "controlSessionId") from None
 
@@ -10650,7 +10737,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
@@ -10660,7 +10747,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "version") from None
 
@@ -10673,14 +10760,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedChallenge")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "Challenge", "encodedChallenge"), )
+ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "Challenge", "encodedChallenge"), )
 ChallengeEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -10791,12 +10878,12 @@ class ChallengeResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S39u(buffer, offset)
+            t = _S68u(buffer, offset)
             if t[1] != 60 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -10809,9 +10896,9 @@ class ChallengeResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 16, self._PLAN)
+                                           self._acting_version, _S67, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10819,11 +10906,11 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_credentials(self) -> memoryview:
         """The encodedCredentials var data, as a zero-copy view."""
@@ -10831,13 +10918,13 @@ class ChallengeResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ChallengeResponse", "encodedCredentials", 0), )
+ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ChallengeResponse", "encodedCredentials", 0), )
 ChallengeResponseDecoder._UNPACK = (("data", "encoded_credentials"), )
 ChallengeResponseDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -10873,7 +10960,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10891,7 +10978,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 60, 101, 10)
+            _S80p(buffer, offset, 16, 60, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10918,14 +11005,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
+            _S68p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "controlSessionId") from None
 
@@ -10933,7 +11020,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
@@ -10946,14 +11033,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ChallengeResponse", "encodedCredentials"), )
+ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ChallengeResponse", "encodedCredentials"), )
 ChallengeResponseEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -11060,7 +11147,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S68u(buffer, offset)
             if t[1] != 61 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -11070,9 +11157,9 @@ class KeepAliveRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 16, self._PLAN)
+                                           self._acting_version, _S67, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11080,11 +11167,11 @@ class KeepAliveRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 KeepAliveRequestDecoder._SECTIONS = ()
@@ -11122,7 +11209,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11140,7 +11227,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 61, 101, 10)
+            _S80p(buffer, offset, 16, 61, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11167,14 +11254,14 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``KeepAliveRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
+            _S68p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "KeepAliveRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "controlSessionId") from None
 
@@ -11182,7 +11269,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "correlationId") from None
 
@@ -11298,18 +11385,18 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S41u(buffer, offset)
+            t = _S70u(buffer, offset)
             if t[1] != 62 or t[2] != 101 or t[0] != 52 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 52
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -11322,9 +11409,9 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 52:
-            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S69u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S40, 52, self._PLAN)
+                                           self._acting_version, _S69, 52, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11332,31 +11419,31 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def dst_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def channel_tag_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_tag_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -11364,7 +11451,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "srcControlChannel")
+        return self._var_data(_S5u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -11379,7 +11466,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "liveDestination")
+        return self._var_data(_S5u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -11389,7 +11476,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "liveDestination", self._root._limit - len(view))
 
 
-TaggedReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "TaggedReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S2u, 4, "TaggedReplicateRequest", "liveDestination", 0), )
+TaggedReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "TaggedReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "TaggedReplicateRequest", "liveDestination", 0), )
 TaggedReplicateRequestDecoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), )
 TaggedReplicateRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -11431,7 +11518,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            _S70p(buffer, offset)
+            _S99p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11449,7 +11536,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _S71p(buffer, offset, 52, 62, 101, 10)
+            _S100p(buffer, offset, 52, 62, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11476,14 +11563,14 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TaggedReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S41p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
+            _S70p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TaggedReplicateRequest", None) from None
         return HEADER_SIZE + 52
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "controlSessionId") from None
 
@@ -11491,7 +11578,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "correlationId") from None
 
@@ -11499,7 +11586,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -11507,7 +11594,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -11515,7 +11602,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "channelTagId") from None
 
@@ -11523,7 +11610,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "subscriptionTagId") from None
 
@@ -11531,7 +11618,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 48, value)
+            _S11p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
@@ -11546,7 +11633,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -11561,14 +11648,14 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-TaggedReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "TaggedReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S2p, 4, "TaggedReplicateRequest", "liveDestination"), )
+TaggedReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "TaggedReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "TaggedReplicateRequest", "liveDestination"), )
 TaggedReplicateRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -11684,12 +11771,12 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S43u(buffer, offset)
+            t = _S72u(buffer, offset)
             if t[1] != 63 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -11702,9 +11789,9 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S42u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S71u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S42, 28, self._PLAN)
+                                           self._acting_version, _S71, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11712,35 +11799,35 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 20)[0]
+        raw = _S22u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def auto_stop(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 24)[0]
+        raw = _S12u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def auto_stop_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -11748,7 +11835,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -11758,7 +11845,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StartRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "StartRecordingRequest2", "channel", 0), )
+StartRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StartRecordingRequest2", "channel", 0), )
 StartRecordingRequest2Decoder._UNPACK = (("data", "channel"), )
 StartRecordingRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -11797,7 +11884,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S60p(buffer, offset)
+            _S89p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11815,7 +11902,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S61p(buffer, offset, 28, 63, 101, 10)
+            _S90p(buffer, offset, 28, 63, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11842,14 +11929,14 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S43p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
+            _S72p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest2", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -11857,7 +11944,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "correlationId") from None
 
@@ -11865,7 +11952,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "streamId") from None
 
@@ -11875,7 +11962,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 20, value)
+            _S11p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
@@ -11886,7 +11973,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "autoStop") from None
 
@@ -11902,14 +11989,14 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StartRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "StartRecordingRequest2", "channel"), )
+StartRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StartRecordingRequest2", "channel"), )
 StartRecordingRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -12022,12 +12109,12 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S45u(buffer, offset)
+            t = _S74u(buffer, offset)
             if t[1] != 64 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -12040,9 +12127,9 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S73u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S44, 36, self._PLAN)
+                                           self._acting_version, _S73, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12050,39 +12137,39 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 28)[0]
+        raw = _S13u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def auto_stop(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S5u(self._buffer, self._offset + 32)[0]
+        raw = _S64u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def auto_stop_raw(self) -> int:
-        return _S5u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S64u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -12090,7 +12177,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -12100,7 +12187,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ExtendRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ExtendRecordingRequest2", "channel", 0), )
+ExtendRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ExtendRecordingRequest2", "channel", 0), )
 ExtendRecordingRequest2Decoder._UNPACK = (("data", "channel"), )
 ExtendRecordingRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -12140,7 +12227,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S68p(buffer, offset)
+            _S97p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12158,7 +12245,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S69p(buffer, offset, 36, 64, 101, 10)
+            _S98p(buffer, offset, 36, 64, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12185,14 +12272,14 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
+            _S74p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest2", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -12200,7 +12287,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "correlationId") from None
 
@@ -12208,7 +12295,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "recordingId") from None
 
@@ -12216,7 +12303,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "streamId") from None
 
@@ -12226,7 +12313,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 28, value)
+            _S11p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
@@ -12237,7 +12324,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S5p(self._buffer, self._offset + 32, value)
+            _S11p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "autoStop") from None
 
@@ -12253,14 +12340,14 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ExtendRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ExtendRecordingRequest2", "channel"), )
+ExtendRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ExtendRecordingRequest2", "channel"), )
 ExtendRecordingRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -12371,7 +12458,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 65 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12381,9 +12468,9 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12391,15 +12478,15 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopRecordingByIdentityRequestDecoder._SECTIONS = ()
@@ -12438,7 +12525,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12456,7 +12543,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 65, 101, 10)
+            _S84p(buffer, offset, 24, 65, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12483,14 +12570,14 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingByIdentityRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingByIdentityRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "controlSessionId") from None
 
@@ -12498,7 +12585,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "correlationId") from None
 
@@ -12506,7 +12593,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "recordingId") from None
 
@@ -12623,36 +12710,36 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S47u(buffer, offset)
+            t = _S76u(buffer, offset)
             if t[1] != 66 or t[2] != 101 or t[0] != 68 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 68
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S2u(buffer, pos)[0]
+            n5 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
             v6 = view[pos:pos + n5]
             pos += n5
-            n7 = _S2u(buffer, pos)[0]
+            n7 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n7 > end:
                 raise _records.Fallback
             v8 = view[pos:pos + n7]
             pos += n7
-            n9 = _S2u(buffer, pos)[0]
+            n9 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n9 > end:
                 raise _records.Fallback
@@ -12665,9 +12752,9 @@ class ReplicateRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 68 and self._acting_version >= 8:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S75u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 68, self._PLAN)
+                                           self._acting_version, _S75, 68, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12675,47 +12762,47 @@ class ReplicateRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def dst_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stop_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def channel_tag_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_tag_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 56)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 64:
             return None
-        return _S5u(self._buffer, self._offset + 60)[0]  # type: ignore[no-any-return]
+        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replication_session_id(self) -> int | None:
         if self._acting_version < 8 or self._acting_block_length < 68:
             return None
-        return _S5u(self._buffer, self._offset + 64)[0]  # type: ignore[no-any-return]
+        return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -12723,7 +12810,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "srcControlChannel")
+        return self._var_data(_S5u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -12738,7 +12825,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "liveDestination")
+        return self._var_data(_S5u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -12753,7 +12840,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "replicationChannel")
+        return self._var_data(_S5u, 4, "replicationChannel")
 
     def replication_channel_bytes(self) -> bytes:
         return bytes(self.replication_channel())
@@ -12770,7 +12857,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._section = 4
         if self._acting_version < 8:
             return _EMPTY_VIEW
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
@@ -12783,7 +12870,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._section = 5
         if self._acting_version < 10:
             return _EMPTY_VIEW
-        return self._var_data(_S2u, 4, "srcResponseChannel")
+        return self._var_data(_S5u, 4, "srcResponseChannel")
 
     def src_response_channel_bytes(self) -> bytes:
         return bytes(self.src_response_channel())
@@ -12793,7 +12880,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "srcResponseChannel", self._root._limit - len(view))
 
 
-ReplicateRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ReplicateRequest2", "srcControlChannel", 0), _rt.skip_var_data(_S2u, 4, "ReplicateRequest2", "liveDestination", 0), _rt.skip_var_data(_S2u, 4, "ReplicateRequest2", "replicationChannel", 0), _rt.skip_var_data(_S2u, 4, "ReplicateRequest2", "encodedCredentials", 8), _rt.skip_var_data(_S2u, 4, "ReplicateRequest2", "srcResponseChannel", 10), )
+ReplicateRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "liveDestination", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "replicationChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "encodedCredentials", 8), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "srcResponseChannel", 10), )
 ReplicateRequest2Decoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), ("data", "replication_channel"), ("data", "encoded_credentials"), ("data", "src_response_channel"), )
 ReplicateRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -12841,7 +12928,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _S72p(buffer, offset)
+            _S101p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12859,7 +12946,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 76 > end:
             raise _too_short(self.NAME, None, offset, offset + 76, end)
         try:
-            _S73p(buffer, offset, 68, 66, 101, 10)
+            _S102p(buffer, offset, 68, 66, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12886,14 +12973,14 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
+            _S76p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest2", None) from None
         return HEADER_SIZE + 68
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -12901,7 +12988,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "correlationId") from None
 
@@ -12909,7 +12996,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcRecordingId") from None
 
@@ -12917,7 +13004,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "dstRecordingId") from None
 
@@ -12925,7 +13012,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "stopPosition") from None
 
@@ -12933,7 +13020,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "channelTagId") from None
 
@@ -12941,7 +13028,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 48, value)
+            _S8p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "subscriptionTagId") from None
 
@@ -12949,7 +13036,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 56, value)
+            _S11p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcControlStreamId") from None
 
@@ -12957,7 +13044,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 60, value)
+            _S11p(self._buffer, self._offset + 60, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "fileIoMaxLength") from None
 
@@ -12965,7 +13052,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_replication_session_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 64, value)
+            _S11p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "replicationSessionId") from None
 
@@ -12980,7 +13067,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -12995,7 +13082,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S2p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -13010,7 +13097,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replicationChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "replicationChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "replicationChannel")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -13023,7 +13110,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         else:
             self._section = 4
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -13038,14 +13125,14 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcResponseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "srcResponseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "srcResponseChannel")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplicateRequest2Encoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ReplicateRequest2", "srcControlChannel"), _rt.empty_var_data(_S2p, 4, "ReplicateRequest2", "liveDestination"), _rt.empty_var_data(_S2p, 4, "ReplicateRequest2", "replicationChannel"), _rt.empty_var_data(_S2p, 4, "ReplicateRequest2", "encodedCredentials"), _rt.empty_var_data(_S2p, 4, "ReplicateRequest2", "srcResponseChannel"), )
+ReplicateRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "liveDestination"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "replicationChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "encodedCredentials"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "srcResponseChannel"), )
 ReplicateRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -13164,7 +13251,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 67 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13174,9 +13261,9 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13184,15 +13271,15 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 MaxRecordedPositionRequestDecoder._SECTIONS = ()
@@ -13231,7 +13318,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13249,7 +13336,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 67, 101, 10)
+            _S84p(buffer, offset, 24, 67, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13276,14 +13363,14 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MaxRecordedPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MaxRecordedPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -13291,7 +13378,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -13299,7 +13386,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -13413,7 +13500,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S68u(buffer, offset)
             if t[1] != 68 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13423,9 +13510,9 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 16, self._PLAN)
+                                           self._acting_version, _S67, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13433,11 +13520,11 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ArchiveIdRequestDecoder._SECTIONS = ()
@@ -13475,7 +13562,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13493,7 +13580,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 68, 101, 10)
+            _S80p(buffer, offset, 16, 68, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13520,14 +13607,14 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ArchiveIdRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
+            _S68p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ArchiveIdRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "controlSessionId") from None
 
@@ -13535,7 +13622,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "correlationId") from None
 
@@ -13651,18 +13738,18 @@ class RecordingStartedDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S12u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 101 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -13675,9 +13762,9 @@ class RecordingStartedDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S11, 24, self._PLAN)
+                                           self._acting_version, _S23, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13685,19 +13772,19 @@ class RecordingStartedDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def session_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S5u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -13705,7 +13792,7 @@ class RecordingStartedDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "channel")
+        return self._var_data(_S5u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -13720,7 +13807,7 @@ class RecordingStartedDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "sourceIdentity")
+        return self._var_data(_S5u, 4, "sourceIdentity")
 
     def source_identity_bytes(self) -> bytes:
         return bytes(self.source_identity())
@@ -13730,7 +13817,7 @@ class RecordingStartedDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "sourceIdentity", self._root._limit - len(view))
 
 
-RecordingStartedDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "RecordingStarted", "channel", 0), _rt.skip_var_data(_S2u, 4, "RecordingStarted", "sourceIdentity", 0), )
+RecordingStartedDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingStarted", "channel", 0), _rt.skip_var_data(_S5u, 4, "RecordingStarted", "sourceIdentity", 0), )
 RecordingStartedDecoder._UNPACK = (("data", "channel"), ("data", "source_identity"), )
 RecordingStartedDecoder._JSON = (
         ("value", "recordingId", "recording_id", False),
@@ -13769,7 +13856,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13787,7 +13874,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 101, 101, 10)
+            _S84p(buffer, offset, 24, 101, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13814,14 +13901,14 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStartedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
+            _S24p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStarted", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "recordingId") from None
 
@@ -13829,7 +13916,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "startPosition") from None
 
@@ -13837,7 +13924,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "sessionId") from None
 
@@ -13845,7 +13932,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 20, value)
+            _S11p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "streamId") from None
 
@@ -13860,7 +13947,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -13875,14 +13962,14 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-            self._put_var_data(_S2p, 4, 1073741824, value, "sourceIdentity")
+            self._put_var_data(_S5p, 4, 1073741824, value, "sourceIdentity")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingStartedEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "RecordingStarted", "channel"), _rt.empty_var_data(_S2p, 4, "RecordingStarted", "sourceIdentity"), )
+RecordingStartedEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingStarted", "channel"), _rt.empty_var_data(_S5p, 4, "RecordingStarted", "sourceIdentity"), )
 RecordingStartedEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "startPosition", "start_position", False),
@@ -13992,7 +14079,7 @@ class RecordingProgressDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 102 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14002,9 +14089,9 @@ class RecordingProgressDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14012,15 +14099,15 @@ class RecordingProgressDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingProgressDecoder._SECTIONS = ()
@@ -14059,7 +14146,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14077,7 +14164,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 102, 101, 10)
+            _S84p(buffer, offset, 24, 102, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14104,14 +14191,14 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingProgressDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
+            _S35p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingProgress", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "recordingId") from None
 
@@ -14119,7 +14206,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "startPosition") from None
 
@@ -14127,7 +14214,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "position") from None
 
@@ -14241,7 +14328,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 103 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14251,9 +14338,9 @@ class RecordingStoppedDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14261,15 +14348,15 @@ class RecordingStoppedDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stop_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingStoppedDecoder._SECTIONS = ()
@@ -14308,7 +14395,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14326,7 +14413,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 103, 101, 10)
+            _S84p(buffer, offset, 24, 103, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14353,14 +14440,14 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStoppedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
+            _S35p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStopped", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "recordingId") from None
 
@@ -14368,7 +14455,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "startPosition") from None
 
@@ -14376,7 +14463,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "stopPosition") from None
 
@@ -14490,7 +14577,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 104 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14500,9 +14587,9 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14510,15 +14597,15 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PurgeRecordingRequestDecoder._SECTIONS = ()
@@ -14557,7 +14644,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14575,7 +14662,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 104, 101, 10)
+            _S84p(buffer, offset, 24, 104, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14602,14 +14689,14 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -14617,7 +14704,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -14625,7 +14712,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -14739,7 +14826,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 105 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14749,9 +14836,9 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S34, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14759,15 +14846,15 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ReplayTokenRequestDecoder._SECTIONS = ()
@@ -14806,7 +14893,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S54p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14824,7 +14911,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S55p(buffer, offset, 24, 105, 101, 10)
+            _S84p(buffer, offset, 24, 105, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14851,14 +14938,14 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayTokenRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
+            _S35p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayTokenRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "controlSessionId") from None
 
@@ -14866,7 +14953,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "correlationId") from None
 
@@ -14874,7 +14961,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "recordingId") from None
 

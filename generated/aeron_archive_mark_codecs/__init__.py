@@ -43,34 +43,73 @@ _EMPTY_VIEW = memoryview(b"")
 _S0 = _struct.Struct("<H")
 _S0u = _S0.unpack_from
 _S0p = _S0.pack_into
-_S1 = _struct.Struct("<HHHH")
+_S1 = _struct.Struct("<2xH")
 _S1u = _S1.unpack_from
 _S1p = _S1.pack_into
-_S2 = _struct.Struct("<I")
+_S2 = _struct.Struct("<4xH")
 _S2u = _S2.unpack_from
 _S2p = _S2.pack_into
-_S3 = _struct.Struct("<")
+_S3 = _struct.Struct("<6xH")
 _S3u = _S3.unpack_from
 _S3p = _S3.pack_into
-_S4 = _struct.Struct("<i")
+_S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<q")
+_S5 = _struct.Struct("<I")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<i4xqqqiiiii4xq64x")
+_S6 = _struct.Struct("<")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<HHHHi4xqqqiiiii4xq64x")
+_S7 = _struct.Struct("<4x")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<128x")
+_S8 = _struct.Struct("<i")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<HHHH128x")
+_S9 = _struct.Struct("<q")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_HEADER = _S1
+_S10 = _struct.Struct("<8xq")
+_S10u = _S10.unpack_from
+_S10p = _S10.pack_into
+_S11 = _struct.Struct("<16xq")
+_S11u = _S11.unpack_from
+_S11p = _S11.pack_into
+_S12 = _struct.Struct("<24xq")
+_S12u = _S12.unpack_from
+_S12p = _S12.pack_into
+_S13 = _struct.Struct("<32xi")
+_S13u = _S13.unpack_from
+_S13p = _S13.pack_into
+_S14 = _struct.Struct("<36xi")
+_S14u = _S14.unpack_from
+_S14p = _S14.pack_into
+_S15 = _struct.Struct("<40xi")
+_S15u = _S15.unpack_from
+_S15p = _S15.pack_into
+_S16 = _struct.Struct("<44xi")
+_S16u = _S16.unpack_from
+_S16p = _S16.pack_into
+_S17 = _struct.Struct("<48xi")
+_S17u = _S17.unpack_from
+_S17p = _S17.pack_into
+_S18 = _struct.Struct("<56xq")
+_S18u = _S18.unpack_from
+_S18p = _S18.pack_into
+_S19 = _struct.Struct("<i4xqqqiiiii4xq64x")
+_S19u = _S19.unpack_from
+_S19p = _S19.pack_into
+_S20 = _struct.Struct("<HHHHi4xqqqiiiii4xq64x")
+_S20u = _S20.unpack_from
+_S20p = _S20.pack_into
+_S21 = _struct.Struct("<128x")
+_S21u = _S21.unpack_from
+_S21p = _S21.pack_into
+_S22 = _struct.Struct("<HHHH128x")
+_S22u = _S22.unpack_from
+_S22p = _S22.pack_into
+_HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
 _HEADER_SID = 2
@@ -113,15 +152,15 @@ class MessageHeaderDecoder:
 
     @property
     def template_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def schema_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S0u(self._buffer, self._offset + 6)[0]  # type: ignore[no-any-return]
+        return _S3u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class MessageHeaderEncoder:
@@ -214,7 +253,7 @@ class GroupSizeEncodingDecoder:
 
     @property
     def num_in_group(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class GroupSizeEncodingEncoder:
@@ -287,12 +326,12 @@ class VarAsciiEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S3u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -322,7 +361,7 @@ class VarAsciiEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S2p(self._buffer, self._offset, value)
+            _S5p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -333,7 +372,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S3p(self._buffer, self._offset + 4, *value)
+            _S6p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -471,30 +510,30 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S7u(buffer, offset)
+            t = _S20u(buffer, offset)
             if t[1] != 200 or t[2] != 100 or t[0] != 128 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 128
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S2u(buffer, pos)[0]
+            n5 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
             v6 = view[pos:pos + n5]
             pos += n5
-            n7 = _S2u(buffer, pos)[0]
+            n7 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n7 > end:
                 raise _records.Fallback
@@ -507,9 +546,9 @@ class MarkFileHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 128 and self._acting_version >= 2:
-            return _S6u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S6, 128, self._PLAN)
+                                           self._acting_version, _S19, 128, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -517,51 +556,51 @@ class MarkFileHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def activity_timestamp(self) -> int:
-        return _S5u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def start_timestamp(self) -> int:
-        return _S5u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def pid(self) -> int:
-        return _S5u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def control_stream_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def local_control_stream_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 36)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def events_stream_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def header_length(self) -> int | None:
         if self._acting_version < 1 or self._acting_block_length < 48:
             return None
-        value = _S4u(self._buffer, self._offset + 44)[0]
+        value = _S16u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def error_buffer_length(self) -> int | None:
         if self._acting_version < 1 or self._acting_block_length < 52:
             return None
-        value = _S4u(self._buffer, self._offset + 48)[0]
+        value = _S17u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def archive_id(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 64:
             return None
-        value = _S5u(self._buffer, self._offset + 56)[0]
+        value = _S18u(self._buffer, self._offset)[0]
         return None if value == -1 else value  # type: ignore[no-any-return]
 
     def control_channel(self) -> memoryview:
@@ -570,7 +609,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "controlChannel")
+        return self._var_data(_S5u, 4, "controlChannel")
 
     def control_channel_bytes(self) -> bytes:
         return bytes(self.control_channel())
@@ -585,7 +624,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "localControlChannel")
+        return self._var_data(_S5u, 4, "localControlChannel")
 
     def local_control_channel_bytes(self) -> bytes:
         return bytes(self.local_control_channel())
@@ -600,7 +639,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "eventsChannel")
+        return self._var_data(_S5u, 4, "eventsChannel")
 
     def events_channel_bytes(self) -> bytes:
         return bytes(self.events_channel())
@@ -615,7 +654,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S2u, 4, "aeronDirectory")
+        return self._var_data(_S5u, 4, "aeronDirectory")
 
     def aeron_directory_bytes(self) -> bytes:
         return bytes(self.aeron_directory())
@@ -625,7 +664,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "aeronDirectory", self._root._limit - len(view))
 
 
-MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S2u, 4, "MarkFileHeader", "localControlChannel", 0), _rt.skip_var_data(_S2u, 4, "MarkFileHeader", "eventsChannel", 0), _rt.skip_var_data(_S2u, 4, "MarkFileHeader", "aeronDirectory", 0), )
+MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "localControlChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "eventsChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "aeronDirectory", 0), )
 MarkFileHeaderDecoder._UNPACK = (("data", "control_channel"), ("data", "local_control_channel"), ("data", "events_channel"), ("data", "aeron_directory"), )
 MarkFileHeaderDecoder._JSON = (
         ("value", "version", "version", False),
@@ -672,7 +711,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 128 > end:
             raise _too_short(self.NAME, None, offset, offset + 128, end)
         try:
-            _S8p(buffer, offset)
+            _S21p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -690,7 +729,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 136 > end:
             raise _too_short(self.NAME, None, offset, offset + 136, end)
         try:
-            _S9p(buffer, offset, 128, 200, 100, 2)
+            _S22p(buffer, offset, 128, 200, 100, 2)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -717,14 +756,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S7p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
+            _S20p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "version") from None
 
@@ -732,7 +771,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_activity_timestamp(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "activityTimestamp") from None
 
@@ -740,7 +779,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_start_timestamp(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "startTimestamp") from None
 
@@ -748,7 +787,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_pid(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "pid") from None
 
@@ -756,7 +795,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_control_stream_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "controlStreamId") from None
 
@@ -764,7 +803,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_local_control_stream_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 36, value)
+            _S8p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "localControlStreamId") from None
 
@@ -772,7 +811,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_events_stream_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "eventsStreamId") from None
 
@@ -782,7 +821,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S4p(self._buffer, self._offset + 44, value)
+            _S8p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "headerLength") from None
 
@@ -792,7 +831,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S4p(self._buffer, self._offset + 48, value)
+            _S8p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "errorBufferLength") from None
 
@@ -802,7 +841,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = -1
         try:
-            _S5p(self._buffer, self._offset + 56, value)
+            _S9p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "archiveId") from None
 
@@ -817,7 +856,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "controlChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "controlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -832,7 +871,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "localControlChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "localControlChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "localControlChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -847,7 +886,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "eventsChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "eventsChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "eventsChannel")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -862,14 +901,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
-            self._put_var_data(_S2p, 4, 1073741824, value, "aeronDirectory")
+            self._put_var_data(_S5p, 4, 1073741824, value, "aeronDirectory")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S2p, 4, "MarkFileHeader", "localControlChannel"), _rt.empty_var_data(_S2p, 4, "MarkFileHeader", "eventsChannel"), _rt.empty_var_data(_S2p, 4, "MarkFileHeader", "aeronDirectory"), )
+MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "localControlChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "eventsChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "aeronDirectory"), )
 MarkFileHeaderEncoder._JSON = (
         ("value", "version", "version", False),
         ("value", "activityTimestamp", "activity_timestamp", False),

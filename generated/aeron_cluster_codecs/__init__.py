@@ -43,226 +43,319 @@ _EMPTY_VIEW = memoryview(b"")
 _S0 = _struct.Struct("<H")
 _S0u = _S0.unpack_from
 _S0p = _S0.pack_into
-_S1 = _struct.Struct("<HHHH")
+_S1 = _struct.Struct("<2xH")
 _S1u = _S1.unpack_from
 _S1p = _S1.pack_into
-_S2 = _struct.Struct("<I")
+_S2 = _struct.Struct("<4xH")
 _S2u = _S2.unpack_from
 _S2p = _S2.pack_into
-_S3 = _struct.Struct("<")
+_S3 = _struct.Struct("<6xH")
 _S3u = _S3.unpack_from
 _S3p = _S3.pack_into
-_S4 = _struct.Struct("<q")
+_S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<qqq")
+_S5 = _struct.Struct("<I")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<HHHHqqq")
+_S6 = _struct.Struct("<")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<i")
+_S7 = _struct.Struct("<4x")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<qqqiii")
+_S8 = _struct.Struct("<q")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<HHHHqqqiii")
+_S9 = _struct.Struct("<8xq")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<qii")
+_S10 = _struct.Struct("<16xq")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<HHHHqii")
+_S11 = _struct.Struct("<qqq")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<qq")
+_S12 = _struct.Struct("<HHHHqqq")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<HHHHqq")
+_S13 = _struct.Struct("<i")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<qqi")
+_S14 = _struct.Struct("<24xi")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<HHHHqqi")
+_S15 = _struct.Struct("<28xi")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<qqqqi")
+_S16 = _struct.Struct("<32xi")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<HHHHqqqqi")
+_S17 = _struct.Struct("<qqqiii")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<qqqi")
+_S18 = _struct.Struct("<HHHHqqqiii")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<HHHHqqqi")
+_S19 = _struct.Struct("<8xi")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<qqqii")
+_S20 = _struct.Struct("<12xi")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<HHHHqqqii")
+_S21 = _struct.Struct("<qii")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<qqqqiiii")
+_S22 = _struct.Struct("<HHHHqii")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<HHHHqqqqiiii")
+_S23 = _struct.Struct("<qq")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<qqqiiii")
+_S24 = _struct.Struct("<HHHHqq")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<HHHHqqqiiii")
+_S25 = _struct.Struct("<16xi")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<qqii")
+_S26 = _struct.Struct("<qqi")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
-_S27 = _struct.Struct("<HHHHqqii")
+_S27 = _struct.Struct("<HHHHqqi")
 _S27u = _S27.unpack_from
 _S27p = _S27.pack_into
-_S28 = _struct.Struct("<HHHHq")
+_S28 = _struct.Struct("<24xq")
 _S28u = _S28.unpack_from
 _S28p = _S28.pack_into
-_S29 = _struct.Struct("<qi")
+_S29 = _struct.Struct("<qqqqi")
 _S29u = _S29.unpack_from
 _S29p = _S29.pack_into
-_S30 = _struct.Struct("<HHHHqi")
+_S30 = _struct.Struct("<HHHHqqqqi")
 _S30u = _S30.unpack_from
 _S30p = _S30.pack_into
-_S31 = _struct.Struct("<ii")
+_S31 = _struct.Struct("<qqqi")
 _S31u = _S31.unpack_from
 _S31p = _S31.pack_into
-_S32 = _struct.Struct("<HHHHii")
+_S32 = _struct.Struct("<HHHHqqqi")
 _S32u = _S32.unpack_from
 _S32p = _S32.pack_into
-_S33 = _struct.Struct("<qqiiiii")
+_S33 = _struct.Struct("<qqqii")
 _S33u = _S33.unpack_from
 _S33p = _S33.pack_into
-_S34 = _struct.Struct("<HHHHqqiiiii")
+_S34 = _struct.Struct("<HHHHqqqii")
 _S34u = _S34.unpack_from
 _S34p = _S34.pack_into
-_S35 = _struct.Struct("<HH")
+_S35 = _struct.Struct("<36xi")
 _S35u = _S35.unpack_from
 _S35p = _S35.pack_into
-_S36 = _struct.Struct("<qqqqqqqqqiiii")
+_S36 = _struct.Struct("<40xi")
 _S36u = _S36.unpack_from
 _S36p = _S36.pack_into
-_S37 = _struct.Struct("<HHHHqqqqqqqqqiiii")
+_S37 = _struct.Struct("<44xi")
 _S37u = _S37.unpack_from
 _S37p = _S37.pack_into
-_S38 = _struct.Struct("<B")
+_S38 = _struct.Struct("<qqqqiiii")
 _S38u = _S38.unpack_from
 _S38p = _S38.pack_into
-_S39 = _struct.Struct("<qqiB")
+_S39 = _struct.Struct("<HHHHqqqqiiii")
 _S39u = _S39.unpack_from
 _S39p = _S39.pack_into
-_S40 = _struct.Struct("<HHHHqqiB")
+_S40 = _struct.Struct("<qqqiiii")
 _S40u = _S40.unpack_from
 _S40p = _S40.pack_into
-_S41 = _struct.Struct("<qqqqqi")
+_S41 = _struct.Struct("<HHHHqqqiiii")
 _S41u = _S41.unpack_from
 _S41p = _S41.pack_into
-_S42 = _struct.Struct("<qqqqqqiii")
+_S42 = _struct.Struct("<20xi")
 _S42u = _S42.unpack_from
 _S42p = _S42.pack_into
-_S43 = _struct.Struct("<HHHHqqqqqqiii")
+_S43 = _struct.Struct("<qqii")
 _S43u = _S43.unpack_from
 _S43p = _S43.pack_into
-_S44 = _struct.Struct("<qqqqii")
+_S44 = _struct.Struct("<HHHHqqii")
 _S44u = _S44.unpack_from
 _S44p = _S44.pack_into
-_S45 = _struct.Struct("<HHHHqqqqii")
+_S45 = _struct.Struct("<HHHHq")
 _S45u = _S45.unpack_from
 _S45p = _S45.pack_into
-_S46 = _struct.Struct("<24x")
+_S46 = _struct.Struct("<qi")
 _S46u = _S46.unpack_from
 _S46p = _S46.pack_into
-_S47 = _struct.Struct("<HHHH24x")
+_S47 = _struct.Struct("<HHHHqi")
 _S47u = _S47.unpack_from
 _S47p = _S47.pack_into
-_S48 = _struct.Struct("<36x")
+_S48 = _struct.Struct("<4xi")
 _S48u = _S48.unpack_from
 _S48p = _S48.pack_into
-_S49 = _struct.Struct("<HHHH36x")
+_S49 = _struct.Struct("<ii")
 _S49u = _S49.unpack_from
 _S49p = _S49.pack_into
-_S50 = _struct.Struct("<16x")
+_S50 = _struct.Struct("<HHHHii")
 _S50u = _S50.unpack_from
 _S50p = _S50.pack_into
-_S51 = _struct.Struct("<HHHH16x")
+_S51 = _struct.Struct("<qqiiiii")
 _S51u = _S51.unpack_from
 _S51p = _S51.pack_into
-_S52 = _struct.Struct("<20x")
+_S52 = _struct.Struct("<HHHHqqiiiii")
 _S52u = _S52.unpack_from
 _S52p = _S52.pack_into
-_S53 = _struct.Struct("<HHHH20x")
+_S53 = _struct.Struct("<HH")
 _S53u = _S53.unpack_from
 _S53p = _S53.pack_into
-_S54 = _struct.Struct("<28x")
+_S54 = _struct.Struct("<32xq")
 _S54u = _S54.unpack_from
 _S54p = _S54.pack_into
-_S55 = _struct.Struct("<HHHH28x")
+_S55 = _struct.Struct("<40xq")
 _S55u = _S55.unpack_from
 _S55p = _S55.pack_into
-_S56 = _struct.Struct("<32x")
+_S56 = _struct.Struct("<48xq")
 _S56u = _S56.unpack_from
 _S56p = _S56.pack_into
-_S57 = _struct.Struct("<HHHH32x")
+_S57 = _struct.Struct("<56xq")
 _S57u = _S57.unpack_from
 _S57p = _S57.pack_into
-_S58 = _struct.Struct("<48x")
+_S58 = _struct.Struct("<64xq")
 _S58u = _S58.unpack_from
 _S58p = _S58.pack_into
-_S59 = _struct.Struct("<HHHH48x")
+_S59 = _struct.Struct("<72xi")
 _S59u = _S59.unpack_from
 _S59p = _S59.pack_into
-_S60 = _struct.Struct("<40x")
+_S60 = _struct.Struct("<76xi")
 _S60u = _S60.unpack_from
 _S60p = _S60.pack_into
-_S61 = _struct.Struct("<HHHH40x")
+_S61 = _struct.Struct("<80xi")
 _S61u = _S61.unpack_from
 _S61p = _S61.pack_into
-_S62 = _struct.Struct("<8x")
+_S62 = _struct.Struct("<84xi")
 _S62u = _S62.unpack_from
 _S62p = _S62.pack_into
-_S63 = _struct.Struct("<HHHH8x")
+_S63 = _struct.Struct("<qqqqqqqqqiiii")
 _S63u = _S63.unpack_from
 _S63p = _S63.pack_into
-_S64 = _struct.Struct("<12x")
+_S64 = _struct.Struct("<HHHHqqqqqqqqqiiii")
 _S64u = _S64.unpack_from
 _S64p = _S64.pack_into
-_S65 = _struct.Struct("<HHHH12x")
+_S65 = _struct.Struct("<B")
 _S65u = _S65.unpack_from
 _S65p = _S65.pack_into
-_S66 = _struct.Struct("<88x")
+_S66 = _struct.Struct("<20xB")
 _S66u = _S66.unpack_from
 _S66p = _S66.pack_into
-_S67 = _struct.Struct("<HHHH88x")
+_S67 = _struct.Struct("<qqiB")
 _S67u = _S67.unpack_from
 _S67p = _S67.pack_into
-_S68 = _struct.Struct("<21x")
+_S68 = _struct.Struct("<HHHHqqiB")
 _S68u = _S68.unpack_from
 _S68p = _S68.pack_into
-_S69 = _struct.Struct("<HHHH21x")
+_S69 = _struct.Struct("<qqqqqi")
 _S69u = _S69.unpack_from
 _S69p = _S69.pack_into
-_S70 = _struct.Struct("<60x")
+_S70 = _struct.Struct("<48xi")
 _S70u = _S70.unpack_from
 _S70p = _S70.pack_into
-_S71 = _struct.Struct("<HHHH60x")
+_S71 = _struct.Struct("<52xi")
 _S71u = _S71.unpack_from
 _S71p = _S71.pack_into
-_S72 = _struct.Struct("<44x")
+_S72 = _struct.Struct("<56xi")
 _S72u = _S72.unpack_from
 _S72p = _S72.pack_into
-_S73 = _struct.Struct("<HHHH44x")
+_S73 = _struct.Struct("<qqqqqqiii")
 _S73u = _S73.unpack_from
 _S73p = _S73.pack_into
-_HEADER = _S1
+_S74 = _struct.Struct("<HHHHqqqqqqiii")
+_S74u = _S74.unpack_from
+_S74p = _S74.pack_into
+_S75 = _struct.Struct("<qqqqii")
+_S75u = _S75.unpack_from
+_S75p = _S75.pack_into
+_S76 = _struct.Struct("<HHHHqqqqii")
+_S76u = _S76.unpack_from
+_S76p = _S76.pack_into
+_S77 = _struct.Struct("<24x")
+_S77u = _S77.unpack_from
+_S77p = _S77.pack_into
+_S78 = _struct.Struct("<HHHH24x")
+_S78u = _S78.unpack_from
+_S78p = _S78.pack_into
+_S79 = _struct.Struct("<36x")
+_S79u = _S79.unpack_from
+_S79p = _S79.pack_into
+_S80 = _struct.Struct("<HHHH36x")
+_S80u = _S80.unpack_from
+_S80p = _S80.pack_into
+_S81 = _struct.Struct("<16x")
+_S81u = _S81.unpack_from
+_S81p = _S81.pack_into
+_S82 = _struct.Struct("<HHHH16x")
+_S82u = _S82.unpack_from
+_S82p = _S82.pack_into
+_S83 = _struct.Struct("<20x")
+_S83u = _S83.unpack_from
+_S83p = _S83.pack_into
+_S84 = _struct.Struct("<HHHH20x")
+_S84u = _S84.unpack_from
+_S84p = _S84.pack_into
+_S85 = _struct.Struct("<28x")
+_S85u = _S85.unpack_from
+_S85p = _S85.pack_into
+_S86 = _struct.Struct("<HHHH28x")
+_S86u = _S86.unpack_from
+_S86p = _S86.pack_into
+_S87 = _struct.Struct("<32x")
+_S87u = _S87.unpack_from
+_S87p = _S87.pack_into
+_S88 = _struct.Struct("<HHHH32x")
+_S88u = _S88.unpack_from
+_S88p = _S88.pack_into
+_S89 = _struct.Struct("<48x")
+_S89u = _S89.unpack_from
+_S89p = _S89.pack_into
+_S90 = _struct.Struct("<HHHH48x")
+_S90u = _S90.unpack_from
+_S90p = _S90.pack_into
+_S91 = _struct.Struct("<40x")
+_S91u = _S91.unpack_from
+_S91p = _S91.pack_into
+_S92 = _struct.Struct("<HHHH40x")
+_S92u = _S92.unpack_from
+_S92p = _S92.pack_into
+_S93 = _struct.Struct("<8x")
+_S93u = _S93.unpack_from
+_S93p = _S93.pack_into
+_S94 = _struct.Struct("<HHHH8x")
+_S94u = _S94.unpack_from
+_S94p = _S94.pack_into
+_S95 = _struct.Struct("<12x")
+_S95u = _S95.unpack_from
+_S95p = _S95.pack_into
+_S96 = _struct.Struct("<HHHH12x")
+_S96u = _S96.unpack_from
+_S96p = _S96.pack_into
+_S97 = _struct.Struct("<88x")
+_S97u = _S97.unpack_from
+_S97p = _S97.pack_into
+_S98 = _struct.Struct("<HHHH88x")
+_S98u = _S98.unpack_from
+_S98p = _S98.pack_into
+_S99 = _struct.Struct("<21x")
+_S99u = _S99.unpack_from
+_S99p = _S99.pack_into
+_S100 = _struct.Struct("<HHHH21x")
+_S100u = _S100.unpack_from
+_S100p = _S100.pack_into
+_S101 = _struct.Struct("<60x")
+_S101u = _S101.unpack_from
+_S101p = _S101.pack_into
+_S102 = _struct.Struct("<HHHH60x")
+_S102u = _S102.unpack_from
+_S102p = _S102.pack_into
+_S103 = _struct.Struct("<44x")
+_S103u = _S103.unpack_from
+_S103p = _S103.pack_into
+_S104 = _struct.Struct("<HHHH44x")
+_S104u = _S104.unpack_from
+_S104p = _S104.pack_into
+_HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
 _HEADER_SID = 2
@@ -429,15 +522,15 @@ class MessageHeaderDecoder:
 
     @property
     def template_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def schema_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S0u(self._buffer, self._offset + 6)[0]  # type: ignore[no-any-return]
+        return _S3u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class MessageHeaderEncoder:
@@ -530,7 +623,7 @@ class GroupSizeEncodingDecoder:
 
     @property
     def num_in_group(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class GroupSizeEncodingEncoder:
@@ -603,12 +696,12 @@ class VarAsciiEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S3u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -638,7 +731,7 @@ class VarAsciiEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S2p(self._buffer, self._offset, value)
+            _S5p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -649,7 +742,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S3p(self._buffer, self._offset + 4, *value)
+            _S6p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -684,12 +777,12 @@ class VarDataEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S3u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarDataEncodingEncoder:
@@ -719,7 +812,7 @@ class VarDataEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S2p(self._buffer, self._offset, value)
+            _S5p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
@@ -730,7 +823,7 @@ class VarDataEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
-            _S3p(self._buffer, self._offset + 4, *value)
+            _S6p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
@@ -873,7 +966,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S6u(buffer, offset)
+            t = _S12u(buffer, offset)
             if t[1] != 1 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -883,9 +976,9 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S5u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S5, 24, self._PLAN)
+                                           self._acting_version, _S11, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -893,15 +986,15 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionMessageHeaderDecoder._SECTIONS = ()
@@ -940,7 +1033,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S46p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -958,7 +1051,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S47p(buffer, offset, 24, 1, 111, 12)
+            _S78p(buffer, offset, 24, 1, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -985,14 +1078,14 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionMessageHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
+            _S12p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionMessageHeader", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "leadershipTermId") from None
 
@@ -1000,7 +1093,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "clusterSessionId") from None
 
@@ -1008,7 +1101,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "timestamp") from None
 
@@ -1125,12 +1218,12 @@ class SessionEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S9u(buffer, offset)
+            t = _S18u(buffer, offset)
             if t[1] != 2 or t[2] != 111 or t[0] != 36 or t[3] < 6 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1143,9 +1236,9 @@ class SessionEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36 and self._acting_version >= 6:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 36, self._PLAN)
+                                           self._acting_version, _S17, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1154,39 +1247,39 @@ class SessionEventDecoder(_rt.Cursor):
     @property
     def cluster_session_id(self) -> int:
         """Session the event relates to."""
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the triggering request."""
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
         """Term in which the event was produced."""
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
         """Member id of the leader at the time of the event."""
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def code(self) -> EventCode | int:
         """What happened. (EventCode; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 28)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _EventCode_BY_VALUE.get(raw, raw)
 
     @property
     def code_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         """Cluster protocol version in semantic version form."""
         if self._acting_version < 6 or self._acting_block_length < 36:
             return None
-        value = _S7u(self._buffer, self._offset + 32)[0]
+        value = _S16u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def detail(self) -> memoryview:
@@ -1195,7 +1288,7 @@ class SessionEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "detail")
+        return self._var_data(_S5u, 4, "detail")
 
     def detail_bytes(self) -> bytes:
         return bytes(self.detail())
@@ -1205,7 +1298,7 @@ class SessionEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "detail", self._root._limit - len(view))
 
 
-SessionEventDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "SessionEvent", "detail", 0), )
+SessionEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionEvent", "detail", 0), )
 SessionEventDecoder._UNPACK = (("data", "detail"), )
 SessionEventDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -1245,7 +1338,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S48p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1263,7 +1356,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S49p(buffer, offset, 36, 2, 111, 12)
+            _S80p(buffer, offset, 36, 2, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1290,14 +1383,14 @@ class SessionEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
+            _S18p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "clusterSessionId") from None
 
@@ -1305,7 +1398,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "correlationId") from None
 
@@ -1313,7 +1406,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leadershipTermId") from None
 
@@ -1321,7 +1414,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leaderMemberId") from None
 
@@ -1331,7 +1424,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "code") from None
 
@@ -1342,7 +1435,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "version") from None
 
@@ -1357,14 +1450,14 @@ class SessionEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "detail")
-            self._put_var_data(_S2p, 4, 1073741824, value, "detail")
+            self._put_var_data(_S5p, 4, 1073741824, value, "detail")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionEventEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "SessionEvent", "detail"), )
+SessionEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionEvent", "detail"), )
 SessionEventEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -1478,18 +1571,18 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S11u(buffer, offset)
+            t = _S22u(buffer, offset)
             if t[1] != 3 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -1502,9 +1595,9 @@ class SessionConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S10, 16, self._PLAN)
+                                           self._acting_version, _S21, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1512,17 +1605,17 @@ class SessionConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S7u(self._buffer, self._offset + 12)[0]
+        value = _S20u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -1531,7 +1624,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -1546,13 +1639,13 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-SessionConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "SessionConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "SessionConnectRequest", "encodedCredentials", 0), )
+SessionConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "SessionConnectRequest", "encodedCredentials", 0), )
 SessionConnectRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 SessionConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -1590,7 +1683,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1608,7 +1701,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 3, 111, 12)
+            _S82p(buffer, offset, 16, 3, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1635,14 +1728,14 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
+            _S22p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -1650,7 +1743,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -1660,7 +1753,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 12, value)
+            _S13p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "version") from None
 
@@ -1675,7 +1768,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -1688,14 +1781,14 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "SessionConnectRequest", "responseChannel"), _rt.empty_var_data(_S2p, 4, "SessionConnectRequest", "encodedCredentials"), )
+SessionConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionConnectRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "SessionConnectRequest", "encodedCredentials"), )
 SessionConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -1804,7 +1897,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 4 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -1814,9 +1907,9 @@ class SessionCloseRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1824,11 +1917,11 @@ class SessionCloseRequestDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionCloseRequestDecoder._SECTIONS = ()
@@ -1866,7 +1959,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1884,7 +1977,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 4, 111, 12)
+            _S82p(buffer, offset, 16, 4, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1911,14 +2004,14 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
+            _S24p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -1926,7 +2019,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "clusterSessionId") from None
 
@@ -2039,7 +2132,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 5 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -2049,9 +2142,9 @@ class SessionKeepAliveDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2059,11 +2152,11 @@ class SessionKeepAliveDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionKeepAliveDecoder._SECTIONS = ()
@@ -2101,7 +2194,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2119,7 +2212,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 5, 111, 12)
+            _S82p(buffer, offset, 16, 5, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2146,14 +2239,14 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionKeepAliveDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
+            _S24p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionKeepAlive", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "leadershipTermId") from None
 
@@ -2161,7 +2254,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "clusterSessionId") from None
 
@@ -2277,12 +2370,12 @@ class NewLeaderEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 6 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2295,9 +2388,9 @@ class NewLeaderEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2305,15 +2398,15 @@ class NewLeaderEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoints(self) -> memoryview:
         """The ingressEndpoints var data, as a zero-copy view."""
@@ -2321,7 +2414,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "ingressEndpoints")
+        return self._var_data(_S5u, 4, "ingressEndpoints")
 
     def ingress_endpoints_bytes(self) -> bytes:
         return bytes(self.ingress_endpoints())
@@ -2331,7 +2424,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "ingressEndpoints", self._root._limit - len(view))
 
 
-NewLeaderEventDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "NewLeaderEvent", "ingressEndpoints", 0), )
+NewLeaderEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "NewLeaderEvent", "ingressEndpoints", 0), )
 NewLeaderEventDecoder._UNPACK = (("data", "ingress_endpoints"), )
 NewLeaderEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -2368,7 +2461,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S52p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2386,7 +2479,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S53p(buffer, offset, 20, 6, 111, 12)
+            _S84p(buffer, offset, 20, 6, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2413,14 +2506,14 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeaderEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
+            _S27p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeaderEvent", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leadershipTermId") from None
 
@@ -2428,7 +2521,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "clusterSessionId") from None
 
@@ -2436,7 +2529,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leaderMemberId") from None
 
@@ -2451,14 +2544,14 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoints")
-            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoints")
+            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoints")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-NewLeaderEventEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "NewLeaderEvent", "ingressEndpoints"), )
+NewLeaderEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "NewLeaderEvent", "ingressEndpoints"), )
 NewLeaderEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -2569,12 +2662,12 @@ class ChallengeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 7 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2587,9 +2680,9 @@ class ChallengeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2597,11 +2690,11 @@ class ChallengeDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_challenge(self) -> memoryview:
         """The encodedChallenge var data, as a zero-copy view."""
@@ -2609,13 +2702,13 @@ class ChallengeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "encodedChallenge")
+        return self._var_data(_S5u, 4, "encodedChallenge")
 
     def encoded_challenge_bytes(self) -> bytes:
         return bytes(self.encoded_challenge())
 
 
-ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "Challenge", "encodedChallenge", 0), )
+ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "Challenge", "encodedChallenge", 0), )
 ChallengeDecoder._UNPACK = (("data", "encoded_challenge"), )
 ChallengeDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -2651,7 +2744,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2669,7 +2762,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 7, 111, 12)
+            _S82p(buffer, offset, 16, 7, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2696,14 +2789,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
+            _S24p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
@@ -2711,7 +2804,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "clusterSessionId") from None
 
@@ -2724,14 +2817,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedChallenge")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedChallenge")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "Challenge", "encodedChallenge"), )
+ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "Challenge", "encodedChallenge"), )
 ChallengeEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -2841,12 +2934,12 @@ class ChallengeResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 8 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2859,9 +2952,9 @@ class ChallengeResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2869,11 +2962,11 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_credentials(self) -> memoryview:
         """The encodedCredentials var data, as a zero-copy view."""
@@ -2881,13 +2974,13 @@ class ChallengeResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ChallengeResponse", "encodedCredentials", 0), )
+ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ChallengeResponse", "encodedCredentials", 0), )
 ChallengeResponseDecoder._UNPACK = (("data", "encoded_credentials"), )
 ChallengeResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -2923,7 +3016,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2941,7 +3034,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 8, 111, 12)
+            _S82p(buffer, offset, 16, 8, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2968,14 +3061,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
+            _S24p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
@@ -2983,7 +3076,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "clusterSessionId") from None
 
@@ -2996,14 +3089,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ChallengeResponse", "encodedCredentials"), )
+ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ChallengeResponse", "encodedCredentials"), )
 ChallengeResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -3110,7 +3203,7 @@ class TimerEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S6u(buffer, offset)
+            t = _S12u(buffer, offset)
             if t[1] != 20 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3120,9 +3213,9 @@ class TimerEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S5u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S5, 24, self._PLAN)
+                                           self._acting_version, _S11, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3130,15 +3223,15 @@ class TimerEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TimerEventDecoder._SECTIONS = ()
@@ -3177,7 +3270,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S46p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3195,7 +3288,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S47p(buffer, offset, 24, 20, 111, 12)
+            _S78p(buffer, offset, 24, 20, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3222,14 +3315,14 @@ class TimerEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
+            _S12p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TimerEvent", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3237,7 +3330,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "correlationId") from None
 
@@ -3245,7 +3338,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "timestamp") from None
 
@@ -3362,18 +3455,18 @@ class SessionOpenEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S17u(buffer, offset)
+            t = _S30u(buffer, offset)
             if t[1] != 21 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -3386,9 +3479,9 @@ class SessionOpenEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S16u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S16, 36, self._PLAN)
+                                           self._acting_version, _S29, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3396,23 +3489,23 @@ class SessionOpenEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -3420,7 +3513,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -3435,13 +3528,13 @@ class SessionOpenEventDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedPrincipal")
+        return self._var_data(_S5u, 4, "encodedPrincipal")
 
     def encoded_principal_bytes(self) -> bytes:
         return bytes(self.encoded_principal())
 
 
-SessionOpenEventDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "SessionOpenEvent", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "SessionOpenEvent", "encodedPrincipal", 0), )
+SessionOpenEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionOpenEvent", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "SessionOpenEvent", "encodedPrincipal", 0), )
 SessionOpenEventDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_principal"), )
 SessionOpenEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -3481,7 +3574,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S48p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3499,7 +3592,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S49p(buffer, offset, 36, 21, 111, 12)
+            _S80p(buffer, offset, 36, 21, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3526,14 +3619,14 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionOpenEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S17p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
+            _S30p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionOpenEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3541,7 +3634,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "correlationId") from None
 
@@ -3549,7 +3642,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "clusterSessionId") from None
 
@@ -3557,7 +3650,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "timestamp") from None
 
@@ -3565,7 +3658,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "responseStreamId") from None
 
@@ -3580,7 +3673,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -3593,14 +3686,14 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedPrincipal")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionOpenEventEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "SessionOpenEvent", "responseChannel"), _rt.empty_var_data(_S2p, 4, "SessionOpenEvent", "encodedPrincipal"), )
+SessionOpenEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionOpenEvent", "responseChannel"), _rt.empty_var_data(_S5p, 4, "SessionOpenEvent", "encodedPrincipal"), )
 SessionOpenEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -3711,7 +3804,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S19u(buffer, offset)
+            t = _S32u(buffer, offset)
             if t[1] != 22 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3721,9 +3814,9 @@ class SessionCloseEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 28, self._PLAN)
+                                           self._acting_version, _S31, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3731,25 +3824,25 @@ class SessionCloseEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def close_reason(self) -> CloseReason | int:
         """(CloseReason; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 24)[0]
+        raw = _S14u(self._buffer, self._offset)[0]
         return _CloseReason_BY_VALUE.get(raw, raw)
 
     @property
     def close_reason_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionCloseEventDecoder._SECTIONS = ()
@@ -3789,7 +3882,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S54p(buffer, offset)
+            _S85p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3807,7 +3900,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S55p(buffer, offset, 28, 22, 111, 12)
+            _S86p(buffer, offset, 28, 22, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3834,14 +3927,14 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
+            _S32p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseEvent", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3849,7 +3942,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "clusterSessionId") from None
 
@@ -3857,7 +3950,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "timestamp") from None
 
@@ -3867,7 +3960,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "closeReason") from None
 
@@ -3983,7 +4076,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S21u(buffer, offset)
+            t = _S34u(buffer, offset)
             if t[1] != 23 or t[2] != 111 or t[0] != 32 or t[3] < 11 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3993,9 +4086,9 @@ class ClusterActionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 11:
-            return _S20u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S20, 32, self._PLAN)
+                                           self._acting_version, _S33, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4003,31 +4096,31 @@ class ClusterActionRequestDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def action(self) -> ClusterAction | int:
         """(ClusterAction; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 24)[0]
+        raw = _S14u(self._buffer, self._offset)[0]
         return _ClusterAction_BY_VALUE.get(raw, raw)
 
     @property
     def action_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def flags(self) -> int | None:
         if self._acting_version < 11 or self._acting_block_length < 32:
             return None
-        value = _S7u(self._buffer, self._offset + 28)[0]
+        value = _S15u(self._buffer, self._offset)[0]
         return None if value == -2147483648 else value  # type: ignore[no-any-return]
 
 
@@ -4069,7 +4162,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S56p(buffer, offset)
+            _S87p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4087,7 +4180,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S57p(buffer, offset, 32, 23, 111, 12)
+            _S88p(buffer, offset, 32, 23, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4114,14 +4207,14 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterActionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
+            _S34p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterActionRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -4129,7 +4222,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "logPosition") from None
 
@@ -4137,7 +4230,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "timestamp") from None
 
@@ -4147,7 +4240,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "action") from None
 
@@ -4158,7 +4251,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "flags") from None
 
@@ -4274,7 +4367,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S23u(buffer, offset)
+            t = _S39u(buffer, offset)
             if t[1] != 24 or t[2] != 111 or t[0] != 48 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4284,9 +4377,9 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 48 and self._acting_version >= 4:
-            return _S22u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S22, 48, self._PLAN)
+                                           self._acting_version, _S38, 48, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4294,47 +4387,47 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_session_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 36)[0]  # type: ignore[no-any-return]
+        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_unit(self) -> ClusterTimeUnit | int | None:
         """(ClusterTimeUnit; an unknown value is returned as an int)"""
         if self._acting_version < 4 or self._acting_block_length < 44:
             return None
-        raw = _S7u(self._buffer, self._offset + 40)[0]
+        raw = _S36u(self._buffer, self._offset)[0]
         return _ClusterTimeUnit_BY_VALUE.get(raw, raw)
 
     @property
     def time_unit_raw(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 44:
             return None
-        return _S7u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def app_version(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 48:
             return None
-        value = _S7u(self._buffer, self._offset + 44)[0]
+        value = _S37u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -4379,7 +4472,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _S58p(buffer, offset)
+            _S89p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4397,7 +4490,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
         try:
-            _S59p(buffer, offset, 48, 24, 111, 12)
+            _S90p(buffer, offset, 48, 24, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4424,14 +4517,14 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeadershipTermEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S23p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
+            _S39p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeadershipTermEvent", None) from None
         return HEADER_SIZE + 48
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leadershipTermId") from None
 
@@ -4439,7 +4532,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logPosition") from None
 
@@ -4447,7 +4540,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timestamp") from None
 
@@ -4455,7 +4548,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "termBaseLogPosition") from None
 
@@ -4463,7 +4556,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leaderMemberId") from None
 
@@ -4471,7 +4564,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 36, value)
+            _S13p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logSessionId") from None
 
@@ -4481,7 +4574,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 40, value)
+            _S13p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timeUnit") from None
 
@@ -4492,7 +4585,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 44, value)
+            _S13p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "appVersion") from None
 
@@ -4614,12 +4707,12 @@ class MembershipChangeEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S25u(buffer, offset)
+            t = _S41u(buffer, offset)
             if t[1] != 25 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -4632,9 +4725,9 @@ class MembershipChangeEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 40:
-            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S24, 40, self._PLAN)
+                                           self._acting_version, _S40, 40, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4642,37 +4735,37 @@ class MembershipChangeEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_size(self) -> int:
-        return _S7u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def change_type(self) -> ChangeType | int:
         """(ChangeType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 32)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _ChangeType_BY_VALUE.get(raw, raw)
 
     @property
     def change_type_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 36)[0]  # type: ignore[no-any-return]
+        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def cluster_members(self) -> memoryview:
         """The clusterMembers var data, as a zero-copy view."""
@@ -4680,7 +4773,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "clusterMembers")
+        return self._var_data(_S5u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -4690,7 +4783,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-MembershipChangeEventDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "MembershipChangeEvent", "clusterMembers", 0), )
+MembershipChangeEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "MembershipChangeEvent", "clusterMembers", 0), )
 MembershipChangeEventDecoder._UNPACK = (("data", "cluster_members"), )
 MembershipChangeEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -4731,7 +4824,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S60p(buffer, offset)
+            _S91p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4749,7 +4842,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _S61p(buffer, offset, 40, 25, 111, 12)
+            _S92p(buffer, offset, 40, 25, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4776,14 +4869,14 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MembershipChangeEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S25p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
+            _S41p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MembershipChangeEvent", None) from None
         return HEADER_SIZE + 40
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leadershipTermId") from None
 
@@ -4791,7 +4884,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "logPosition") from None
 
@@ -4799,7 +4892,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "timestamp") from None
 
@@ -4807,7 +4900,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leaderMemberId") from None
 
@@ -4815,7 +4908,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_size(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "clusterSize") from None
 
@@ -4825,7 +4918,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "changeType") from None
 
@@ -4834,7 +4927,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 36, value)
+            _S13p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "memberId") from None
 
@@ -4849,14 +4942,14 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-MembershipChangeEventEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "MembershipChangeEvent", "clusterMembers"), )
+MembershipChangeEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "MembershipChangeEvent", "clusterMembers"), )
 MembershipChangeEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -4971,12 +5064,12 @@ class AdminRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S19u(buffer, offset)
+            t = _S32u(buffer, offset)
             if t[1] != 26 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -4989,9 +5082,9 @@ class AdminRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 28, self._PLAN)
+                                           self._acting_version, _S31, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5000,27 +5093,27 @@ class AdminRequestDecoder(_rt.Cursor):
     @property
     def leadership_term_id(self) -> int:
         """Term the client believes is current."""
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
         """Session on whose behalf the request is made."""
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Id echoed in the matching AdminResponse."""
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_type(self) -> AdminRequestType | int:
         """Operation to perform. (AdminRequestType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 24)[0]
+        raw = _S14u(self._buffer, self._offset)[0]
         return _AdminRequestType_BY_VALUE.get(raw, raw)
 
     @property
     def request_type_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def payload(self) -> memoryview:
         """The payload var data, as a zero-copy view."""
@@ -5028,13 +5121,13 @@ class AdminRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "payload")
+        return self._var_data(_S5u, 4, "payload")
 
     def payload_bytes(self) -> bytes:
         return bytes(self.payload())
 
 
-AdminRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "AdminRequest", "payload", 0), )
+AdminRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AdminRequest", "payload", 0), )
 AdminRequestDecoder._UNPACK = (("data", "payload"), )
 AdminRequestDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -5072,7 +5165,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S54p(buffer, offset)
+            _S85p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5090,7 +5183,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S55p(buffer, offset, 28, 26, 111, 12)
+            _S86p(buffer, offset, 28, 26, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5117,14 +5210,14 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
+            _S32p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -5132,7 +5225,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "clusterSessionId") from None
 
@@ -5140,7 +5233,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "correlationId") from None
 
@@ -5150,7 +5243,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "requestType") from None
 
@@ -5164,14 +5257,14 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+            self._put_var_data(_S5p, 4, 1073741824, value, "payload")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AdminRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "AdminRequest", "payload"), )
+AdminRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AdminRequest", "payload"), )
 AdminRequestEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -5283,18 +5376,18 @@ class AdminResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S27u(buffer, offset)
+            t = _S44u(buffer, offset)
             if t[1] != 27 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -5307,9 +5400,9 @@ class AdminResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 24, self._PLAN)
+                                           self._acting_version, _S43, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5318,32 +5411,32 @@ class AdminResponseDecoder(_rt.Cursor):
     @property
     def cluster_session_id(self) -> int:
         """Session that issued the request."""
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the AdminRequest."""
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_type(self) -> AdminRequestType | int:
         """Operation that was requested. (AdminRequestType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 16)[0]
+        raw = _S25u(self._buffer, self._offset)[0]
         return _AdminRequestType_BY_VALUE.get(raw, raw)
 
     @property
     def request_type_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_code(self) -> AdminResponseCode | int:
         """How the operation turned out. (AdminResponseCode; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 20)[0]
+        raw = _S42u(self._buffer, self._offset)[0]
         return _AdminResponseCode_BY_VALUE.get(raw, raw)
 
     @property
     def response_code_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def message(self) -> memoryview:
         """The message var data, as a zero-copy view."""
@@ -5351,7 +5444,7 @@ class AdminResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "message")
+        return self._var_data(_S5u, 4, "message")
 
     def message_bytes(self) -> bytes:
         return bytes(self.message())
@@ -5366,13 +5459,13 @@ class AdminResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "payload")
+        return self._var_data(_S5u, 4, "payload")
 
     def payload_bytes(self) -> bytes:
         return bytes(self.payload())
 
 
-AdminResponseDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "AdminResponse", "message", 0), _rt.skip_var_data(_S2u, 4, "AdminResponse", "payload", 0), )
+AdminResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AdminResponse", "message", 0), _rt.skip_var_data(_S5u, 4, "AdminResponse", "payload", 0), )
 AdminResponseDecoder._UNPACK = (("data", "message"), ("data", "payload"), )
 AdminResponseDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -5411,7 +5504,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S46p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5429,7 +5522,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S47p(buffer, offset, 24, 27, 111, 12)
+            _S78p(buffer, offset, 24, 27, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5456,14 +5549,14 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
+            _S44p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "clusterSessionId") from None
 
@@ -5471,7 +5564,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "correlationId") from None
 
@@ -5481,7 +5574,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "requestType") from None
 
@@ -5492,7 +5585,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 20, value)
+            _S13p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "responseCode") from None
 
@@ -5508,7 +5601,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "message")
-            self._put_var_data(_S2p, 4, 1073741824, value, "message")
+            self._put_var_data(_S5p, 4, 1073741824, value, "message")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -5521,14 +5614,14 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "payload")
+            self._put_var_data(_S5p, 4, 1073741824, value, "payload")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AdminResponseEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "AdminResponse", "message"), _rt.empty_var_data(_S2p, 4, "AdminResponse", "payload"), )
+AdminResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AdminResponse", "message"), _rt.empty_var_data(_S5p, 4, "AdminResponse", "payload"), )
 AdminResponseEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5638,7 +5731,7 @@ class CloseSessionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 30 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -5648,9 +5741,9 @@ class CloseSessionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5658,7 +5751,7 @@ class CloseSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CloseSessionDecoder._SECTIONS = ()
@@ -5695,7 +5788,7 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5713,7 +5806,7 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 30, 111, 12)
+            _S94p(buffer, offset, 8, 30, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5740,14 +5833,14 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
+            _S45p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSession", None) from None
         return HEADER_SIZE + 8
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -5859,7 +5952,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 31 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -5869,9 +5962,9 @@ class ScheduleTimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5879,11 +5972,11 @@ class ScheduleTimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def deadline(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ScheduleTimerDecoder._SECTIONS = ()
@@ -5921,7 +6014,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5939,7 +6032,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 31, 111, 12)
+            _S82p(buffer, offset, 16, 31, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5966,14 +6059,14 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ScheduleTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
+            _S24p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ScheduleTimer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "correlationId") from None
 
@@ -5981,7 +6074,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
 
     def _set_deadline(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "deadline") from None
 
@@ -6094,7 +6187,7 @@ class CancelTimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 32 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6104,9 +6197,9 @@ class CancelTimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6114,7 +6207,7 @@ class CancelTimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CancelTimerDecoder._SECTIONS = ()
@@ -6151,7 +6244,7 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6169,7 +6262,7 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 32, 111, 12)
+            _S94p(buffer, offset, 8, 32, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6196,14 +6289,14 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CancelTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 32, 111, 12, correlation_id)
+            _S45p(buffer, offset, 8, 32, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CancelTimer", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CancelTimerEncoder.NAME, "correlationId") from None
 
@@ -6315,7 +6408,7 @@ class ServiceAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S17u(buffer, offset)
+            t = _S30u(buffer, offset)
             if t[1] != 33 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6325,9 +6418,9 @@ class ServiceAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S16u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S16, 36, self._PLAN)
+                                           self._acting_version, _S29, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6335,23 +6428,23 @@ class ServiceAckDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def ack_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def relevant_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ServiceAckDecoder._SECTIONS = ()
@@ -6392,7 +6485,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S48p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6410,7 +6503,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S49p(buffer, offset, 36, 33, 111, 12)
+            _S80p(buffer, offset, 36, 33, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6437,14 +6530,14 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S17p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
+            _S30p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceAck", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "logPosition") from None
 
@@ -6452,7 +6545,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "timestamp") from None
 
@@ -6460,7 +6553,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_ack_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "ackId") from None
 
@@ -6468,7 +6561,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_relevant_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "relevantId") from None
 
@@ -6476,7 +6569,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "serviceId") from None
 
@@ -6592,7 +6685,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 34 or t[2] != 111 or t[0] != 12 or t[3] < 5 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6602,9 +6695,9 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12 and self._acting_version >= 5:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6612,21 +6705,21 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def extended(self) -> BooleanType | int | None:
         """(BooleanType; an unknown value is returned as an int)"""
         if self._acting_version < 5 or self._acting_block_length < 12:
             return None
-        raw = _S7u(self._buffer, self._offset + 8)[0]
+        raw = _S19u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def extended_raw(self) -> int | None:
         if self._acting_version < 5 or self._acting_block_length < 12:
             return None
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ClusterMembersQueryDecoder._SECTIONS = ()
@@ -6664,7 +6757,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6682,7 +6775,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 34, 111, 12)
+            _S96p(buffer, offset, 12, 34, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6709,14 +6802,14 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
+            _S47p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "correlationId") from None
 
@@ -6726,7 +6819,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "extended") from None
 
@@ -6840,7 +6933,7 @@ class RemoveMemberDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S32u(buffer, offset)
+            t = _S50u(buffer, offset)
             if t[1] != 35 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6850,9 +6943,9 @@ class RemoveMemberDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 8, self._PLAN)
+                                           self._acting_version, _S49, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6860,17 +6953,17 @@ class RemoveMemberDecoder(_rt.Cursor):
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def is_passive(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 4)[0]
+        raw = _S48u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def is_passive_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RemoveMemberDecoder._SECTIONS = ()
@@ -6908,7 +7001,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6926,7 +7019,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 35, 111, 12)
+            _S94p(buffer, offset, 8, 35, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6953,14 +7046,14 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RemoveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
+            _S50p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RemoveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset, value)
+            _S13p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "memberId") from None
 
@@ -6970,7 +7063,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 4, value)
+            _S13p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "isPassive") from None
 
@@ -7087,12 +7180,12 @@ class JoinLogDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S34u(buffer, offset)
+            t = _S52u(buffer, offset)
             if t[1] != 40 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -7105,9 +7198,9 @@ class JoinLogDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S51u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S33, 36, self._PLAN)
+                                           self._acting_version, _S51, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7115,37 +7208,37 @@ class JoinLogDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def max_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_session_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def is_startup(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 28)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def is_startup_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def role(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def log_channel(self) -> memoryview:
         """The logChannel var data, as a zero-copy view."""
@@ -7153,7 +7246,7 @@ class JoinLogDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "logChannel")
+        return self._var_data(_S5u, 4, "logChannel")
 
     def log_channel_bytes(self) -> bytes:
         return bytes(self.log_channel())
@@ -7163,7 +7256,7 @@ class JoinLogDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "logChannel", self._root._limit - len(view))
 
 
-JoinLogDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "JoinLog", "logChannel", 0), )
+JoinLogDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "JoinLog", "logChannel", 0), )
 JoinLogDecoder._UNPACK = (("data", "log_channel"), )
 JoinLogDecoder._JSON = (
         ("value", "logPosition", "log_position", False),
@@ -7204,7 +7297,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S48p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7222,7 +7315,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S49p(buffer, offset, 36, 40, 111, 12)
+            _S80p(buffer, offset, 36, 40, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7249,14 +7342,14 @@ class JoinLogEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinLogDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S34p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
+            _S52p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinLog", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logPosition") from None
 
@@ -7264,7 +7357,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_max_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "maxLogPosition") from None
 
@@ -7272,7 +7365,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "memberId") from None
 
@@ -7280,7 +7373,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 20, value)
+            _S13p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logSessionId") from None
 
@@ -7288,7 +7381,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_log_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logStreamId") from None
 
@@ -7298,7 +7391,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "isStartup") from None
 
@@ -7307,7 +7400,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_role(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "role") from None
 
@@ -7322,14 +7415,14 @@ class JoinLogEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "logChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "logChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-JoinLogEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "JoinLog", "logChannel"), )
+JoinLogEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "JoinLog", "logChannel"), )
 JoinLogEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
         ("value", "maxLogPosition", "max_log_position", False),
@@ -7444,18 +7537,18 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 41 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -7468,9 +7561,9 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7478,11 +7571,11 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> memoryview:
         """The activeMembers var data, as a zero-copy view."""
@@ -7490,7 +7583,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "activeMembers")
+        return self._var_data(_S5u, 4, "activeMembers")
 
     def active_members_bytes(self) -> bytes:
         return bytes(self.active_members())
@@ -7505,7 +7598,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "passiveFollowers")
+        return self._var_data(_S5u, 4, "passiveFollowers")
 
     def passive_followers_bytes(self) -> bytes:
         return bytes(self.passive_followers())
@@ -7515,7 +7608,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "passiveFollowers", self._root._limit - len(view))
 
 
-ClusterMembersResponseDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ClusterMembersResponse", "activeMembers", 0), _rt.skip_var_data(_S2u, 4, "ClusterMembersResponse", "passiveFollowers", 0), )
+ClusterMembersResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembersResponse", "activeMembers", 0), _rt.skip_var_data(_S5u, 4, "ClusterMembersResponse", "passiveFollowers", 0), )
 ClusterMembersResponseDecoder._UNPACK = (("data", "active_members"), ("data", "passive_followers"), )
 ClusterMembersResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -7552,7 +7645,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7570,7 +7663,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 41, 111, 12)
+            _S96p(buffer, offset, 12, 41, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7597,14 +7690,14 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
+            _S47p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersResponse", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "correlationId") from None
 
@@ -7612,7 +7705,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -7627,7 +7720,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "activeMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -7642,14 +7735,14 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "passiveFollowers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "passiveFollowers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "passiveFollowers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersResponseEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ClusterMembersResponse", "activeMembers"), _rt.empty_var_data(_S2p, 4, "ClusterMembersResponse", "passiveFollowers"), )
+ClusterMembersResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembersResponse", "activeMembers"), _rt.empty_var_data(_S5p, 4, "ClusterMembersResponse", "passiveFollowers"), )
 ClusterMembersResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "leaderMemberId", "leader_member_id", False),
@@ -7757,7 +7850,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 42 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -7767,9 +7860,9 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7777,7 +7870,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ServiceTerminationPositionDecoder._SECTIONS = ()
@@ -7814,7 +7907,7 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7832,7 +7925,7 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 42, 111, 12)
+            _S94p(buffer, offset, 8, 42, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7859,14 +7952,14 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceTerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 42, 111, 12, log_position)
+            _S45p(buffer, offset, 8, 42, 111, 12, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceTerminationPosition", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceTerminationPositionEncoder.NAME, "logPosition") from None
 
@@ -7886,7 +7979,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
 
     NAME = "passiveMembers"
     BLOCK_LENGTH = 28
-    _DIM = _S35u
+    _DIM = _S53u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -7899,9 +7992,9 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 28, self._PLAN)
+                                           self._acting_version, _S31, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -7909,19 +8002,19 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_of_last_append_ns(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoint(self) -> memoryview:
         """The ingressEndpoint var data, as a zero-copy view."""
@@ -7929,7 +8022,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "ingressEndpoint")
+        return self._var_data(_S5u, 4, "ingressEndpoint")
 
     def ingress_endpoint_bytes(self) -> bytes:
         return bytes(self.ingress_endpoint())
@@ -7944,7 +8037,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "consensusEndpoint")
+        return self._var_data(_S5u, 4, "consensusEndpoint")
 
     def consensus_endpoint_bytes(self) -> bytes:
         return bytes(self.consensus_endpoint())
@@ -7959,7 +8052,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "logEndpoint")
+        return self._var_data(_S5u, 4, "logEndpoint")
 
     def log_endpoint_bytes(self) -> bytes:
         return bytes(self.log_endpoint())
@@ -7974,7 +8067,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S2u, 4, "catchupEndpoint")
+        return self._var_data(_S5u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -7989,7 +8082,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(4)
         else:
             self._section = 5
-        return self._var_data(_S2u, 4, "archiveEndpoint")
+        return self._var_data(_S5u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -7999,7 +8092,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "passiveMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S2u, 4, "passiveMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S2u, 4, "passiveMembers", "logEndpoint", 0), _rt.skip_var_data(_S2u, 4, "passiveMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S2u, 4, "passiveMembers", "archiveEndpoint", 0), )
+ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "passiveMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "logEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "archiveEndpoint", 0), )
 ClusterMembersExtendedResponsePassiveMembersDecoder._UNPACK = (("data", "ingress_endpoint"), ("data", "consensus_endpoint"), ("data", "log_endpoint"), ("data", "catchup_endpoint"), ("data", "archive_endpoint"), )
 ClusterMembersExtendedResponsePassiveMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -8021,17 +8114,17 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     NAME = "passiveMembers"
     BLOCK_LENGTH = 28
-    _DIM_PACK = _S35p
+    _DIM_PACK = _S53p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
-    _ZERO_PACK = _S54p
+    _ZERO_PACK = _S85p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -8039,7 +8132,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "logPosition") from None
 
@@ -8047,7 +8140,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
@@ -8055,7 +8148,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "memberId") from None
 
@@ -8070,7 +8163,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8085,7 +8178,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "consensusEndpoint")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -8100,7 +8193,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "logEndpoint")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -8115,7 +8208,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -8130,14 +8223,14 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersExtendedResponsePassiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "passiveMembers", "ingressEndpoint"), _rt.empty_var_data(_S2p, 4, "passiveMembers", "consensusEndpoint"), _rt.empty_var_data(_S2p, 4, "passiveMembers", "logEndpoint"), _rt.empty_var_data(_S2p, 4, "passiveMembers", "catchupEndpoint"), _rt.empty_var_data(_S2p, 4, "passiveMembers", "archiveEndpoint"), )
+ClusterMembersExtendedResponsePassiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "passiveMembers", "ingressEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "consensusEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "logEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "catchupEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "archiveEndpoint"), )
 ClusterMembersExtendedResponsePassiveMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -8158,7 +8251,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
 
     NAME = "activeMembers"
     BLOCK_LENGTH = 28
-    _DIM = _S35u
+    _DIM = _S53u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -8171,9 +8264,9 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 28, self._PLAN)
+                                           self._acting_version, _S31, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -8181,19 +8274,19 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_of_last_append_ns(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoint(self) -> memoryview:
         """The ingressEndpoint var data, as a zero-copy view."""
@@ -8201,7 +8294,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "ingressEndpoint")
+        return self._var_data(_S5u, 4, "ingressEndpoint")
 
     def ingress_endpoint_bytes(self) -> bytes:
         return bytes(self.ingress_endpoint())
@@ -8216,7 +8309,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "consensusEndpoint")
+        return self._var_data(_S5u, 4, "consensusEndpoint")
 
     def consensus_endpoint_bytes(self) -> bytes:
         return bytes(self.consensus_endpoint())
@@ -8231,7 +8324,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "logEndpoint")
+        return self._var_data(_S5u, 4, "logEndpoint")
 
     def log_endpoint_bytes(self) -> bytes:
         return bytes(self.log_endpoint())
@@ -8246,7 +8339,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S2u, 4, "catchupEndpoint")
+        return self._var_data(_S5u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -8261,7 +8354,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(4)
         else:
             self._section = 5
-        return self._var_data(_S2u, 4, "archiveEndpoint")
+        return self._var_data(_S5u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -8271,7 +8364,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "activeMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S2u, 4, "activeMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S2u, 4, "activeMembers", "logEndpoint", 0), _rt.skip_var_data(_S2u, 4, "activeMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S2u, 4, "activeMembers", "archiveEndpoint", 0), )
+ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "activeMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "logEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "archiveEndpoint", 0), )
 ClusterMembersExtendedResponseActiveMembersDecoder._UNPACK = (("data", "ingress_endpoint"), ("data", "consensus_endpoint"), ("data", "log_endpoint"), ("data", "catchup_endpoint"), ("data", "archive_endpoint"), )
 ClusterMembersExtendedResponseActiveMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -8293,17 +8386,17 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     NAME = "activeMembers"
     BLOCK_LENGTH = 28
-    _DIM_PACK = _S35p
+    _DIM_PACK = _S53p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
-    _ZERO_PACK = _S54p
+    _ZERO_PACK = _S85p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -8311,7 +8404,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "logPosition") from None
 
@@ -8319,7 +8412,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
@@ -8327,7 +8420,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "memberId") from None
 
@@ -8342,7 +8435,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "ingressEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8357,7 +8450,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "consensusEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "consensusEndpoint")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -8372,7 +8465,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "logEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "logEndpoint")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -8387,7 +8480,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -8402,14 +8495,14 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersExtendedResponseActiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "activeMembers", "ingressEndpoint"), _rt.empty_var_data(_S2p, 4, "activeMembers", "consensusEndpoint"), _rt.empty_var_data(_S2p, 4, "activeMembers", "logEndpoint"), _rt.empty_var_data(_S2p, 4, "activeMembers", "catchupEndpoint"), _rt.empty_var_data(_S2p, 4, "activeMembers", "archiveEndpoint"), )
+ClusterMembersExtendedResponseActiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "activeMembers", "ingressEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "consensusEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "logEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "catchupEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "archiveEndpoint"), )
 ClusterMembersExtendedResponseActiveMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -8527,12 +8620,12 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S27u(buffer, offset)
+            t = _S44u(buffer, offset)
             if t[1] != 43 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            d1 = _S35u(buffer, pos)
+            d1 = _S53u(buffer, pos)
             if d1[0] != 28:
                 raise _records.Fallback
             pos += 4
@@ -8540,40 +8633,40 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
-                e3 = _S18u(buffer, pos)
+                e3 = _S31u(buffer, pos)
                 pos += 28
-                n4 = _S2u(buffer, pos)[0]
+                n4 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n4 > end:
                     raise _records.Fallback
                 v5 = view[pos:pos + n4]
                 pos += n4
-                n6 = _S2u(buffer, pos)[0]
+                n6 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n6 > end:
                     raise _records.Fallback
                 v7 = view[pos:pos + n6]
                 pos += n6
-                n8 = _S2u(buffer, pos)[0]
+                n8 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n8 > end:
                     raise _records.Fallback
                 v9 = view[pos:pos + n8]
                 pos += n8
-                n10 = _S2u(buffer, pos)[0]
+                n10 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n10 > end:
                     raise _records.Fallback
                 v11 = view[pos:pos + n10]
                 pos += n10
-                n12 = _S2u(buffer, pos)[0]
+                n12 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n12 > end:
                     raise _records.Fallback
                 v13 = view[pos:pos + n12]
                 pos += n12
                 g2.append(e3 + (v5, v7, v9, v11, v13,))
-            d14 = _S35u(buffer, pos)
+            d14 = _S53u(buffer, pos)
             if d14[0] != 28:
                 raise _records.Fallback
             pos += 4
@@ -8581,33 +8674,33 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             g15 = []
             for _ in range(d14[1]):
-                e16 = _S18u(buffer, pos)
+                e16 = _S31u(buffer, pos)
                 pos += 28
-                n17 = _S2u(buffer, pos)[0]
+                n17 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n17 > end:
                     raise _records.Fallback
                 v18 = view[pos:pos + n17]
                 pos += n17
-                n19 = _S2u(buffer, pos)[0]
+                n19 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n19 > end:
                     raise _records.Fallback
                 v20 = view[pos:pos + n19]
                 pos += n19
-                n21 = _S2u(buffer, pos)[0]
+                n21 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n21 > end:
                     raise _records.Fallback
                 v22 = view[pos:pos + n21]
                 pos += n21
-                n23 = _S2u(buffer, pos)[0]
+                n23 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n23 > end:
                     raise _records.Fallback
                 v24 = view[pos:pos + n23]
                 pos += n23
-                n25 = _S2u(buffer, pos)[0]
+                n25 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n25 > end:
                     raise _records.Fallback
@@ -8621,9 +8714,9 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 24, self._PLAN)
+                                           self._acting_version, _S43, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8631,19 +8724,19 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def current_time_ns(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> ClusterMembersExtendedResponseActiveMembersDecoder:
         """The activeMembers group (read sections in order; others are skipped as needed)."""
@@ -8662,7 +8755,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         return self._g_passive_members._start(self._acting_version)  # type: ignore[return-value]
 
 
-ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S35u, 4, 0, 1, 28, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S35u, 4, 0, 1, 28, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
+ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 28, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S53u, 4, 0, 1, 28, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
 ClusterMembersExtendedResponseDecoder._UNPACK = (("group", "active_members"), ("group", "passive_members"), )
 ClusterMembersExtendedResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -8703,7 +8796,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S46p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8721,7 +8814,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S47p(buffer, offset, 24, 43, 111, 12)
+            _S78p(buffer, offset, 24, 43, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8748,14 +8841,14 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersExtendedResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
+            _S44p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersExtendedResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "correlationId") from None
 
@@ -8763,7 +8856,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_current_time_ns(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "currentTimeNs") from None
 
@@ -8771,7 +8864,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -8779,7 +8872,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 20, value)
+            _S13p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "memberId") from None
 
@@ -8920,7 +9013,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 108 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8930,9 +9023,9 @@ class RequestServiceAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8940,7 +9033,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RequestServiceAckDecoder._SECTIONS = ()
@@ -8977,7 +9070,7 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8995,7 +9088,7 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 108, 111, 12)
+            _S94p(buffer, offset, 8, 108, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9022,14 +9115,14 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 108, 111, 12, log_position)
+            _S45p(buffer, offset, 8, 108, 111, 12, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "requestServiceAck", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestServiceAckEncoder.NAME, "logPosition") from None
 
@@ -9141,7 +9234,7 @@ class CanvassPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S21u(buffer, offset)
+            t = _S34u(buffer, offset)
             if t[1] != 50 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9151,9 +9244,9 @@ class CanvassPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 9:
-            return _S20u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S20, 32, self._PLAN)
+                                           self._acting_version, _S33, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9161,25 +9254,25 @@ class CanvassPositionDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def protocol_version(self) -> int | None:
         if self._acting_version < 9 or self._acting_block_length < 32:
             return None
-        value = _S7u(self._buffer, self._offset + 28)[0]
+        value = _S15u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -9221,7 +9314,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S56p(buffer, offset)
+            _S87p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9239,7 +9332,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S57p(buffer, offset, 32, 50, 111, 12)
+            _S88p(buffer, offset, 32, 50, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9266,14 +9359,14 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CanvassPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
+            _S34p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CanvassPosition", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logLeadershipTermId") from None
 
@@ -9281,7 +9374,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logPosition") from None
 
@@ -9289,7 +9382,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -9297,7 +9390,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "followerMemberId") from None
 
@@ -9307,7 +9400,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "protocolVersion") from None
 
@@ -9423,7 +9516,7 @@ class RequestVoteDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S21u(buffer, offset)
+            t = _S34u(buffer, offset)
             if t[1] != 51 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9433,9 +9526,9 @@ class RequestVoteDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 9:
-            return _S20u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S20, 32, self._PLAN)
+                                           self._acting_version, _S33, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9443,25 +9536,25 @@ class RequestVoteDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def candidate_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def candidate_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def protocol_version(self) -> int | None:
         if self._acting_version < 9 or self._acting_block_length < 32:
             return None
-        value = _S7u(self._buffer, self._offset + 28)[0]
+        value = _S15u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -9503,7 +9596,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S56p(buffer, offset)
+            _S87p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9521,7 +9614,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S57p(buffer, offset, 32, 51, 111, 12)
+            _S88p(buffer, offset, 32, 51, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9548,14 +9641,14 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestVoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S21p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
+            _S34p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RequestVote", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logLeadershipTermId") from None
 
@@ -9563,7 +9656,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logPosition") from None
 
@@ -9571,7 +9664,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateTermId") from None
 
@@ -9579,7 +9672,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateMemberId") from None
 
@@ -9589,7 +9682,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "protocolVersion") from None
 
@@ -9705,7 +9798,7 @@ class VoteDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S9u(buffer, offset)
+            t = _S18u(buffer, offset)
             if t[1] != 52 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9715,9 +9808,9 @@ class VoteDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 36, self._PLAN)
+                                           self._acting_version, _S17, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9725,33 +9818,33 @@ class VoteDecoder(_rt.Cursor):
 
     @property
     def candidate_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def candidate_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def vote(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 32)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def vote_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 VoteDecoder._SECTIONS = ()
@@ -9793,7 +9886,7 @@ class VoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S48p(buffer, offset)
+            _S79p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9811,7 +9904,7 @@ class VoteEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S49p(buffer, offset, 36, 52, 111, 12)
+            _S80p(buffer, offset, 36, 52, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9838,14 +9931,14 @@ class VoteEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``VoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
+            _S18p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Vote", None) from None
         return HEADER_SIZE + 36
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateTermId") from None
 
@@ -9853,7 +9946,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logLeadershipTermId") from None
 
@@ -9861,7 +9954,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logPosition") from None
 
@@ -9869,7 +9962,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateMemberId") from None
 
@@ -9877,7 +9970,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "followerMemberId") from None
 
@@ -9887,7 +9980,7 @@ class VoteEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "vote") from None
 
@@ -10005,7 +10098,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S37u(buffer, offset)
+            t = _S64u(buffer, offset)
             if t[1] != 53 or t[2] != 111 or t[0] != 88 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -10015,9 +10108,9 @@ class NewLeadershipTermDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 88:
-            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S63u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S36, 88, self._PLAN)
+                                           self._acting_version, _S63, 88, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10025,62 +10118,62 @@ class NewLeadershipTermDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 56)[0]  # type: ignore[no-any-return]
+        return _S57u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 64)[0]  # type: ignore[no-any-return]
+        return _S58u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 72)[0]  # type: ignore[no-any-return]
+        return _S59u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_session_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 76)[0]  # type: ignore[no-any-return]
+        return _S60u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def app_version(self) -> int | None:
-        value = _S7u(self._buffer, self._offset + 80)[0]
+        value = _S61u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def is_startup(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 84)[0]
+        raw = _S62u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def is_startup_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 84)[0]  # type: ignore[no-any-return]
+        return _S62u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 NewLeadershipTermDecoder._SECTIONS = ()
@@ -10129,7 +10222,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
         try:
-            _S66p(buffer, offset)
+            _S97p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10147,7 +10240,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 96 > end:
             raise _too_short(self.NAME, None, offset, offset + 96, end)
         try:
-            _S67p(buffer, offset, 88, 53, 111, 12)
+            _S98p(buffer, offset, 88, 53, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10174,14 +10267,14 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeadershipTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, 88, 53, 111, 12, log_leadership_term_id, next_leadership_term_id, next_term_base_log_position, next_log_position, leadership_term_id, term_base_log_position, log_position, leader_recording_id, timestamp, leader_member_id, log_session_id, app_version, is_startup)
+            _S64p(buffer, offset, 88, 53, 111, 12, log_leadership_term_id, next_leadership_term_id, next_term_base_log_position, next_log_position, leadership_term_id, term_base_log_position, log_position, leader_recording_id, timestamp, leader_member_id, log_session_id, app_version, is_startup)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeadershipTerm", None) from None
         return HEADER_SIZE + 88
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logLeadershipTermId") from None
 
@@ -10189,7 +10282,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLeadershipTermId") from None
 
@@ -10197,7 +10290,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextTermBaseLogPosition") from None
 
@@ -10205,7 +10298,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLogPosition") from None
 
@@ -10213,7 +10306,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leadershipTermId") from None
 
@@ -10221,7 +10314,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "termBaseLogPosition") from None
 
@@ -10229,7 +10322,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 48, value)
+            _S8p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logPosition") from None
 
@@ -10237,7 +10330,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leader_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 56, value)
+            _S8p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderRecordingId") from None
 
@@ -10245,7 +10338,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 64, value)
+            _S8p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "timestamp") from None
 
@@ -10253,7 +10346,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 72, value)
+            _S13p(self._buffer, self._offset + 72, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderMemberId") from None
 
@@ -10261,7 +10354,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 76, value)
+            _S13p(self._buffer, self._offset + 76, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logSessionId") from None
 
@@ -10271,7 +10364,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 80, value)
+            _S13p(self._buffer, self._offset + 80, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "appVersion") from None
 
@@ -10281,7 +10374,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 84, value)
+            _S13p(self._buffer, self._offset + 84, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "isStartup") from None
 
@@ -10406,7 +10499,7 @@ class AppendPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S40u(buffer, offset)
+            t = _S68u(buffer, offset)
             if t[1] != 54 or t[2] != 111 or t[0] != 21 or t[3] < 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -10416,9 +10509,9 @@ class AppendPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 21 and self._acting_version >= 8:
-            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S39, 21, self._PLAN)
+                                           self._acting_version, _S67, 21, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10426,21 +10519,21 @@ class AppendPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def flags(self) -> int | None:
         if self._acting_version < 8 or self._acting_block_length < 21:
             return None
-        return _S38u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S66u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 AppendPositionDecoder._SECTIONS = ()
@@ -10480,7 +10573,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 21 > end:
             raise _too_short(self.NAME, None, offset, offset + 21, end)
         try:
-            _S68p(buffer, offset)
+            _S99p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10498,7 +10591,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 29 > end:
             raise _too_short(self.NAME, None, offset, offset + 29, end)
         try:
-            _S69p(buffer, offset, 21, 54, 111, 12)
+            _S100p(buffer, offset, 21, 54, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10525,14 +10618,14 @@ class AppendPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AppendPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S40p(buffer, offset, 21, 54, 111, 12, leadership_term_id, log_position, follower_member_id, flags)
+            _S68p(buffer, offset, 21, 54, 111, 12, leadership_term_id, log_position, follower_member_id, flags)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AppendPosition", None) from None
         return HEADER_SIZE + 21
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -10540,7 +10633,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "logPosition") from None
 
@@ -10548,7 +10641,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "followerMemberId") from None
 
@@ -10556,7 +10649,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_flags(self, value: Any) -> None:
         try:
-            _S38p(self._buffer, self._offset + 20, value)
+            _S65p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "flags") from None
 
@@ -10671,7 +10764,7 @@ class CommitPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S15u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 55 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -10681,9 +10774,9 @@ class CommitPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10691,15 +10784,15 @@ class CommitPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CommitPositionDecoder._SECTIONS = ()
@@ -10738,7 +10831,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S52p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10756,7 +10849,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S53p(buffer, offset, 20, 55, 111, 12)
+            _S84p(buffer, offset, 20, 55, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10783,14 +10876,14 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CommitPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
+            _S27p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CommitPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -10798,7 +10891,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "logPosition") from None
 
@@ -10806,7 +10899,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leaderMemberId") from None
 
@@ -10923,12 +11016,12 @@ class CatchupPositionDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 56 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -10941,9 +11034,9 @@ class CatchupPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10951,15 +11044,15 @@ class CatchupPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def catchup_endpoint(self) -> memoryview:
         """The catchupEndpoint var data, as a zero-copy view."""
@@ -10967,7 +11060,7 @@ class CatchupPositionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "catchupEndpoint")
+        return self._var_data(_S5u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -10977,7 +11070,7 @@ class CatchupPositionDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "catchupEndpoint", self._root._limit - len(view))
 
 
-CatchupPositionDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "CatchupPosition", "catchupEndpoint", 0), )
+CatchupPositionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "CatchupPosition", "catchupEndpoint", 0), )
 CatchupPositionDecoder._UNPACK = (("data", "catchup_endpoint"), )
 CatchupPositionDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -11014,7 +11107,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S52p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11032,7 +11125,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S53p(buffer, offset, 20, 56, 111, 12)
+            _S84p(buffer, offset, 20, 56, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11059,14 +11152,14 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CatchupPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
+            _S27p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatchupPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -11074,7 +11167,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "logPosition") from None
 
@@ -11082,7 +11175,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "followerMemberId") from None
 
@@ -11097,14 +11190,14 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-CatchupPositionEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "CatchupPosition", "catchupEndpoint"), )
+CatchupPositionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "CatchupPosition", "catchupEndpoint"), )
 CatchupPositionEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -11212,7 +11305,7 @@ class StopCatchupDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 57 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -11222,9 +11315,9 @@ class StopCatchupDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11232,11 +11325,11 @@ class StopCatchupDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopCatchupDecoder._SECTIONS = ()
@@ -11274,7 +11367,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11292,7 +11385,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 57, 111, 12)
+            _S96p(buffer, offset, 12, 57, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11319,14 +11412,14 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopCatchupDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
+            _S47p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopCatchup", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "leadershipTermId") from None
 
@@ -11334,7 +11427,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "followerMemberId") from None
 
@@ -11450,12 +11543,12 @@ class AddPassiveMemberDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 70 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -11468,9 +11561,9 @@ class AddPassiveMemberDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11478,7 +11571,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def member_endpoints(self) -> memoryview:
         """The memberEndpoints var data, as a zero-copy view."""
@@ -11486,7 +11579,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "memberEndpoints")
+        return self._var_data(_S5u, 4, "memberEndpoints")
 
     def member_endpoints_bytes(self) -> bytes:
         return bytes(self.member_endpoints())
@@ -11496,7 +11589,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "memberEndpoints", self._root._limit - len(view))
 
 
-AddPassiveMemberDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "AddPassiveMember", "memberEndpoints", 0), )
+AddPassiveMemberDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AddPassiveMember", "memberEndpoints", 0), )
 AddPassiveMemberDecoder._UNPACK = (("data", "member_endpoints"), )
 AddPassiveMemberDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -11531,7 +11624,7 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11549,7 +11642,7 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 70, 111, 12)
+            _S94p(buffer, offset, 8, 70, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11576,14 +11669,14 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AddPassiveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 70, 111, 12, correlation_id)
+            _S45p(buffer, offset, 8, 70, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AddPassiveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AddPassiveMemberEncoder.NAME, "correlationId") from None
 
@@ -11598,14 +11691,14 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-            self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+            self._put_var_data(_S5p, 4, 1073741824, value, "memberEndpoints")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AddPassiveMemberEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "AddPassiveMember", "memberEndpoints"), )
+AddPassiveMemberEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AddPassiveMember", "memberEndpoints"), )
 AddPassiveMemberEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("data", "memberEndpoints", "put_member_endpoints", "US-ASCII"),
@@ -11714,18 +11807,18 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 71 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -11738,9 +11831,9 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11748,11 +11841,11 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> memoryview:
         """The activeMembers var data, as a zero-copy view."""
@@ -11760,7 +11853,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "activeMembers")
+        return self._var_data(_S5u, 4, "activeMembers")
 
     def active_members_bytes(self) -> bytes:
         return bytes(self.active_members())
@@ -11775,7 +11868,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "passiveMembers")
+        return self._var_data(_S5u, 4, "passiveMembers")
 
     def passive_members_bytes(self) -> bytes:
         return bytes(self.passive_members())
@@ -11785,7 +11878,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "passiveMembers", self._root._limit - len(view))
 
 
-ClusterMembersChangeDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ClusterMembersChange", "activeMembers", 0), _rt.skip_var_data(_S2u, 4, "ClusterMembersChange", "passiveMembers", 0), )
+ClusterMembersChangeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembersChange", "activeMembers", 0), _rt.skip_var_data(_S5u, 4, "ClusterMembersChange", "passiveMembers", 0), )
 ClusterMembersChangeDecoder._UNPACK = (("data", "active_members"), ("data", "passive_members"), )
 ClusterMembersChangeDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -11822,7 +11915,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11840,7 +11933,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 71, 111, 12)
+            _S96p(buffer, offset, 12, 71, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11867,14 +11960,14 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersChangeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
+            _S47p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersChange", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "correlationId") from None
 
@@ -11882,7 +11975,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "leaderMemberId") from None
 
@@ -11897,7 +11990,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "activeMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "activeMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -11912,14 +12005,14 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "passiveMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "passiveMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "passiveMembers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersChangeEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ClusterMembersChange", "activeMembers"), _rt.empty_var_data(_S2p, 4, "ClusterMembersChange", "passiveMembers"), )
+ClusterMembersChangeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembersChange", "activeMembers"), _rt.empty_var_data(_S5p, 4, "ClusterMembersChange", "passiveMembers"), )
 ClusterMembersChangeEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "leaderMemberId", "leader_member_id", False),
@@ -12027,7 +12120,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 72 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12037,9 +12130,9 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12047,11 +12140,11 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SnapshotRecordingQueryDecoder._SECTIONS = ()
@@ -12089,7 +12182,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12107,7 +12200,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 72, 111, 12)
+            _S96p(buffer, offset, 12, 72, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12134,14 +12227,14 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
+            _S47p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordingQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "correlationId") from None
 
@@ -12149,7 +12242,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
 
     def _set_request_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "requestMemberId") from None
 
@@ -12170,7 +12263,7 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S35u
+    _DIM = _S53u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -12183,9 +12276,9 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 44:
-            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S69u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S41, 44, self._PLAN)
+                                           self._acting_version, _S69, 44, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -12193,27 +12286,27 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SnapshotRecordingsSnapshotsDecoder._SECTIONS = ()
@@ -12235,17 +12328,17 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S35p
+    _DIM_PACK = _S53p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
-    _ZERO_PACK = _S72p
+    _ZERO_PACK = _S103p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -12253,7 +12346,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -12261,7 +12354,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -12269,7 +12362,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -12277,7 +12370,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -12285,7 +12378,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 40, value)
+            _S13p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -12406,12 +12499,12 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 73 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            d1 = _S35u(buffer, pos)
+            d1 = _S53u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -12419,9 +12512,9 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
-                g2.append(_S41u(buffer, pos))
+                g2.append(_S69u(buffer, pos))
                 pos += 44
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -12434,9 +12527,9 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12444,7 +12537,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def snapshots(self) -> SnapshotRecordingsSnapshotsDecoder:
         """The snapshots group (read sections in order; others are skipped as needed)."""
@@ -12460,7 +12553,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "memberEndpoints")
+        return self._var_data(_S5u, 4, "memberEndpoints")
 
     def member_endpoints_bytes(self) -> bytes:
         return bytes(self.member_endpoints())
@@ -12470,7 +12563,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "memberEndpoints", self._root._limit - len(view))
 
 
-SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S35u, 4, 0, 1, 44, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S2u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
+SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
 SnapshotRecordingsDecoder._UNPACK = (("group", "snapshots"), ("data", "member_endpoints"), )
 SnapshotRecordingsDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -12507,7 +12600,7 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12525,7 +12618,7 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 73, 111, 12)
+            _S94p(buffer, offset, 8, 73, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12552,14 +12645,14 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingsDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 73, 111, 12, correlation_id)
+            _S45p(buffer, offset, 8, 73, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordings", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsEncoder.NAME, "correlationId") from None
 
@@ -12586,14 +12679,14 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-            self._put_var_data(_S2p, 4, 1073741824, value, "memberEndpoints")
+            self._put_var_data(_S5p, 4, 1073741824, value, "memberEndpoints")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SnapshotRecordingsEncoder._EMPTY = (_rt.empty_group(SnapshotRecordingsSnapshotsEncoder._DIM_PACK, 4, 44, "SnapshotRecordings", "snapshots"), _rt.empty_var_data(_S2p, 4, "SnapshotRecordings", "memberEndpoints"), )
+SnapshotRecordingsEncoder._EMPTY = (_rt.empty_group(SnapshotRecordingsSnapshotsEncoder._DIM_PACK, 4, 44, "SnapshotRecordings", "snapshots"), _rt.empty_var_data(_S5p, 4, "SnapshotRecordings", "memberEndpoints"), )
 SnapshotRecordingsEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("group", "snapshots", "snapshots_count", 0),
@@ -12700,7 +12793,7 @@ class JoinClusterDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 74 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12710,9 +12803,9 @@ class JoinClusterDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12720,11 +12813,11 @@ class JoinClusterDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 JoinClusterDecoder._SECTIONS = ()
@@ -12762,7 +12855,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12780,7 +12873,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 74, 111, 12)
+            _S96p(buffer, offset, 12, 74, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12807,14 +12900,14 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinClusterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
+            _S47p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinCluster", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "leadershipTermId") from None
 
@@ -12822,7 +12915,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "memberId") from None
 
@@ -12935,7 +13028,7 @@ class TerminationPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 75 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12945,9 +13038,9 @@ class TerminationPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12955,11 +13048,11 @@ class TerminationPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TerminationPositionDecoder._SECTIONS = ()
@@ -12997,7 +13090,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13015,7 +13108,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 75, 111, 12)
+            _S82p(buffer, offset, 16, 75, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13042,14 +13135,14 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
+            _S24p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationPosition", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -13057,7 +13150,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "logPosition") from None
 
@@ -13170,7 +13263,7 @@ class TerminationAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S15u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 76 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13180,9 +13273,9 @@ class TerminationAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13190,15 +13283,15 @@ class TerminationAckDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TerminationAckDecoder._SECTIONS = ()
@@ -13237,7 +13330,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S52p(buffer, offset)
+            _S83p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13255,7 +13348,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S53p(buffer, offset, 20, 76, 111, 12)
+            _S84p(buffer, offset, 20, 76, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13282,14 +13375,14 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
+            _S27p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationAck", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "leadershipTermId") from None
 
@@ -13297,7 +13390,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "logPosition") from None
 
@@ -13305,7 +13398,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "memberId") from None
 
@@ -13422,18 +13515,18 @@ class BackupQueryDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S11u(buffer, offset)
+            t = _S22u(buffer, offset)
             if t[1] != 77 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -13446,9 +13539,9 @@ class BackupQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S10, 16, self._PLAN)
+                                           self._acting_version, _S21, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13456,17 +13549,17 @@ class BackupQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S7u(self._buffer, self._offset + 12)[0]
+        value = _S20u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -13475,7 +13568,7 @@ class BackupQueryDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -13490,13 +13583,13 @@ class BackupQueryDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-BackupQueryDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "BackupQuery", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "BackupQuery", "encodedCredentials", 0), )
+BackupQueryDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "BackupQuery", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "BackupQuery", "encodedCredentials", 0), )
 BackupQueryDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 BackupQueryDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -13534,7 +13627,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13552,7 +13645,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 77, 111, 12)
+            _S82p(buffer, offset, 16, 77, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13579,14 +13672,14 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``BackupQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
+            _S22p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BackupQuery", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "correlationId") from None
 
@@ -13594,7 +13687,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "responseStreamId") from None
 
@@ -13604,7 +13697,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 12, value)
+            _S13p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "version") from None
 
@@ -13619,7 +13712,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -13632,14 +13725,14 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BackupQueryEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "BackupQuery", "responseChannel"), _rt.empty_var_data(_S2p, 4, "BackupQuery", "encodedCredentials"), )
+BackupQueryEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "BackupQuery", "responseChannel"), _rt.empty_var_data(_S5p, 4, "BackupQuery", "encodedCredentials"), )
 BackupQueryEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -13656,7 +13749,7 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S35u
+    _DIM = _S53u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -13669,9 +13762,9 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 44:
-            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S69u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S41, 44, self._PLAN)
+                                           self._acting_version, _S69, 44, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -13679,27 +13772,27 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 BackupResponseSnapshotsDecoder._SECTIONS = ()
@@ -13721,17 +13814,17 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S35p
+    _DIM_PACK = _S53p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
-    _ZERO_PACK = _S72p
+    _ZERO_PACK = _S103p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -13739,7 +13832,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -13747,7 +13840,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -13755,7 +13848,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -13763,7 +13856,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -13771,7 +13864,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 40, value)
+            _S13p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -13892,12 +13985,12 @@ class BackupResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S43u(buffer, offset)
+            t = _S74u(buffer, offset)
             if t[1] != 78 or t[2] != 111 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
-            d1 = _S35u(buffer, pos)
+            d1 = _S53u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -13905,9 +13998,9 @@ class BackupResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
-                g2.append(_S41u(buffer, pos))
+                g2.append(_S69u(buffer, pos))
                 pos += 44
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -13920,9 +14013,9 @@ class BackupResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 60 and self._acting_version >= 10:
-            return _S42u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S73u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S42, 60, self._PLAN)
+                                           self._acting_version, _S73, 60, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13930,42 +14023,42 @@ class BackupResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def last_leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def last_term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def commit_position_counter_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 48)[0]  # type: ignore[no-any-return]
+        return _S70u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 52)[0]  # type: ignore[no-any-return]
+        return _S71u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int | None:
         """Member that produced this reply."""
         if self._acting_version < 10 or self._acting_block_length < 60:
             return None
-        return _S7u(self._buffer, self._offset + 56)[0]  # type: ignore[no-any-return]
+        return _S72u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def snapshots(self) -> BackupResponseSnapshotsDecoder:
         """The snapshots group (read sections in order; others are skipped as needed)."""
@@ -13981,7 +14074,7 @@ class BackupResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "clusterMembers")
+        return self._var_data(_S5u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -13991,7 +14084,7 @@ class BackupResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S35u, 4, 0, 1, 44, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S2u, 4, "BackupResponse", "clusterMembers", 0), )
+BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "BackupResponse", "clusterMembers", 0), )
 BackupResponseDecoder._UNPACK = (("group", "snapshots"), ("data", "cluster_members"), )
 BackupResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -14036,7 +14129,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _S70p(buffer, offset)
+            _S101p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14054,7 +14147,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _S71p(buffer, offset, 60, 78, 111, 12)
+            _S102p(buffer, offset, 60, 78, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14081,14 +14174,14 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``BackupResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S43p(buffer, offset, 60, 78, 111, 12, correlation_id, log_recording_id, log_leadership_term_id, log_term_base_log_position, last_leadership_term_id, last_term_base_log_position, commit_position_counter_id, leader_member_id, member_id)
+            _S74p(buffer, offset, 60, 78, 111, 12, correlation_id, log_recording_id, log_leadership_term_id, log_term_base_log_position, last_leadership_term_id, last_term_base_log_position, commit_position_counter_id, leader_member_id, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BackupResponse", None) from None
         return HEADER_SIZE + 60
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "correlationId") from None
 
@@ -14096,7 +14189,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logRecordingId") from None
 
@@ -14104,7 +14197,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logLeadershipTermId") from None
 
@@ -14112,7 +14205,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logTermBaseLogPosition") from None
 
@@ -14120,7 +14213,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_last_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastLeadershipTermId") from None
 
@@ -14128,7 +14221,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_last_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 40, value)
+            _S8p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastTermBaseLogPosition") from None
 
@@ -14136,7 +14229,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_commit_position_counter_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 48, value)
+            _S13p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "commitPositionCounterId") from None
 
@@ -14144,7 +14237,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 52, value)
+            _S13p(self._buffer, self._offset + 52, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -14152,7 +14245,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 56, value)
+            _S13p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "memberId") from None
 
@@ -14179,14 +14272,14 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BackupResponseEncoder._EMPTY = (_rt.empty_group(BackupResponseSnapshotsEncoder._DIM_PACK, 4, 44, "BackupResponse", "snapshots"), _rt.empty_var_data(_S2p, 4, "BackupResponse", "clusterMembers"), )
+BackupResponseEncoder._EMPTY = (_rt.empty_group(BackupResponseSnapshotsEncoder._DIM_PACK, 4, 44, "BackupResponse", "snapshots"), _rt.empty_var_data(_S5p, 4, "BackupResponse", "clusterMembers"), )
 BackupResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "logRecordingId", "log_recording_id", False),
@@ -14304,18 +14397,18 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 79 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -14328,9 +14421,9 @@ class HeartbeatRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14338,11 +14431,11 @@ class HeartbeatRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -14350,7 +14443,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -14365,13 +14458,13 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-HeartbeatRequestDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "HeartbeatRequest", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "HeartbeatRequest", "encodedCredentials", 0), )
+HeartbeatRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "HeartbeatRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "HeartbeatRequest", "encodedCredentials", 0), )
 HeartbeatRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 HeartbeatRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -14408,7 +14501,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14426,7 +14519,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 79, 111, 12)
+            _S96p(buffer, offset, 12, 79, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14453,14 +14546,14 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
+            _S47p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatRequest", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "correlationId") from None
 
@@ -14468,7 +14561,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "responseStreamId") from None
 
@@ -14483,7 +14576,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -14496,14 +14589,14 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-HeartbeatRequestEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "HeartbeatRequest", "responseChannel"), _rt.empty_var_data(_S2p, 4, "HeartbeatRequest", "encodedCredentials"), )
+HeartbeatRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "HeartbeatRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "HeartbeatRequest", "encodedCredentials"), )
 HeartbeatRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -14611,7 +14704,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S28u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 80 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14621,9 +14714,9 @@ class HeartbeatResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 8, self._PLAN)
+                                           self._acting_version, _S8, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14631,7 +14724,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 HeartbeatResponseDecoder._SECTIONS = ()
@@ -14668,7 +14761,7 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14686,7 +14779,7 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 80, 111, 12)
+            _S94p(buffer, offset, 8, 80, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14713,14 +14806,14 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S28p(buffer, offset, 8, 80, 111, 12, correlation_id)
+            _S45p(buffer, offset, 8, 80, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatResponse", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatResponseEncoder.NAME, "correlationId") from None
 
@@ -14740,7 +14833,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S35u
+    _DIM = _S53u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -14753,9 +14846,9 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 44:
-            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S69u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S41, 44, self._PLAN)
+                                           self._acting_version, _S69, 44, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -14763,27 +14856,27 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def term_base_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S4u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 40)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def archive_endpoint(self) -> memoryview:
         """The archiveEndpoint var data, as a zero-copy view."""
@@ -14791,7 +14884,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "archiveEndpoint")
+        return self._var_data(_S5u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -14801,7 +14894,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-StandbySnapshotSnapshotsDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "snapshots", "archiveEndpoint", 0), )
+StandbySnapshotSnapshotsDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "snapshots", "archiveEndpoint", 0), )
 StandbySnapshotSnapshotsDecoder._UNPACK = (("data", "archive_endpoint"), )
 StandbySnapshotSnapshotsDecoder._JSON = (
         ("value", "recordingId", "recording_id", False),
@@ -14821,17 +14914,17 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S35p
+    _DIM_PACK = _S53p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
-    _ZERO_PACK = _S72p
+    _ZERO_PACK = _S103p
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -14839,7 +14932,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -14847,7 +14940,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -14855,7 +14948,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -14863,7 +14956,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 32, value)
+            _S8p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -14871,7 +14964,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 40, value)
+            _S13p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -14886,14 +14979,14 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S2p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StandbySnapshotSnapshotsEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "snapshots", "archiveEndpoint"), )
+StandbySnapshotSnapshotsEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "snapshots", "archiveEndpoint"), )
 StandbySnapshotSnapshotsEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -15008,12 +15101,12 @@ class StandbySnapshotDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S11u(buffer, offset)
+            t = _S22u(buffer, offset)
             if t[1] != 81 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            d1 = _S35u(buffer, pos)
+            d1 = _S53u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -15021,22 +15114,22 @@ class StandbySnapshotDecoder(_rt.Cursor):
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
-                e3 = _S41u(buffer, pos)
+                e3 = _S69u(buffer, pos)
                 pos += 44
-                n4 = _S2u(buffer, pos)[0]
+                n4 = _S5u(buffer, pos)[0]
                 pos += 4
                 if pos + n4 > end:
                     raise _records.Fallback
                 v5 = view[pos:pos + n4]
                 pos += n4
                 g2.append(e3 + (v5,))
-            n6 = _S2u(buffer, pos)[0]
+            n6 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n6 > end:
                 raise _records.Fallback
             v7 = view[pos:pos + n6]
             pos += n6
-            n8 = _S2u(buffer, pos)[0]
+            n8 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n8 > end:
                 raise _records.Fallback
@@ -15049,9 +15142,9 @@ class StandbySnapshotDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S10, 16, self._PLAN)
+                                           self._acting_version, _S21, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15059,15 +15152,15 @@ class StandbySnapshotDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 12)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def snapshots(self) -> StandbySnapshotSnapshotsDecoder:
         """The snapshots group (read sections in order; others are skipped as needed)."""
@@ -15083,7 +15176,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -15098,13 +15191,13 @@ class StandbySnapshotDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S2u, 4, "encodedCredentials")
+        return self._var_data(_S5u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S35u, 4, 0, 1, 44, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S2u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "StandbySnapshot", "encodedCredentials", 0), )
+StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "encodedCredentials", 0), )
 StandbySnapshotDecoder._UNPACK = (("group", "snapshots"), ("data", "response_channel"), ("data", "encoded_credentials"), )
 StandbySnapshotDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -15144,7 +15237,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15162,7 +15255,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 81, 111, 12)
+            _S82p(buffer, offset, 16, 81, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -15189,14 +15282,14 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StandbySnapshotDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
+            _S22p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StandbySnapshot", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "correlationId") from None
 
@@ -15204,7 +15297,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "version") from None
 
@@ -15212,7 +15305,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 12, value)
+            _S13p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "responseStreamId") from None
 
@@ -15239,7 +15332,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -15252,14 +15345,14 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         else:
             self._section = 3
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StandbySnapshotEncoder._EMPTY = (_rt.empty_group(StandbySnapshotSnapshotsEncoder._DIM_PACK, 4, 44, "StandbySnapshot", "snapshots"), _rt.empty_var_data(_S2p, 4, "StandbySnapshot", "responseChannel"), _rt.empty_var_data(_S2p, 4, "StandbySnapshot", "encodedCredentials"), )
+StandbySnapshotEncoder._EMPTY = (_rt.empty_group(StandbySnapshotSnapshotsEncoder._DIM_PACK, 4, 44, "StandbySnapshot", "snapshots"), _rt.empty_var_data(_S5p, 4, "StandbySnapshot", "responseChannel"), _rt.empty_var_data(_S5p, 4, "StandbySnapshot", "encodedCredentials"), )
 StandbySnapshotEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "version", "version", False),
@@ -15369,7 +15462,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S25u(buffer, offset)
+            t = _S41u(buffer, offset)
             if t[1] != 100 or t[2] != 111 or t[0] != 40 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -15379,9 +15472,9 @@ class SnapshotMarkerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 40 and self._acting_version >= 4:
-            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S24, 40, self._PLAN)
+                                           self._acting_version, _S40, 40, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15389,49 +15482,49 @@ class SnapshotMarkerDecoder(_rt.Cursor):
 
     @property
     def type_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def index(self) -> int:
-        return _S7u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def mark(self) -> SnapshotMark | int:
         """(SnapshotMark; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 28)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _SnapshotMark_BY_VALUE.get(raw, raw)
 
     @property
     def mark_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 28)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_unit(self) -> ClusterTimeUnit | int | None:
         """(ClusterTimeUnit; an unknown value is returned as an int)"""
         if self._acting_version < 4 or self._acting_block_length < 36:
             return None
-        raw = _S7u(self._buffer, self._offset + 32)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _ClusterTimeUnit_BY_VALUE.get(raw, raw)
 
     @property
     def time_unit_raw(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 36:
             return None
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def app_version(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 40:
             return None
-        value = _S7u(self._buffer, self._offset + 36)[0]
+        value = _S35u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -15475,7 +15568,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S60p(buffer, offset)
+            _S91p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15493,7 +15586,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _S61p(buffer, offset, 40, 100, 111, 12)
+            _S92p(buffer, offset, 40, 100, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -15520,14 +15613,14 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotMarkerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S25p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
+            _S41p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotMarker", None) from None
         return HEADER_SIZE + 40
 
     def _set_type_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "typeId") from None
 
@@ -15535,7 +15628,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "logPosition") from None
 
@@ -15543,7 +15636,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "leadershipTermId") from None
 
@@ -15551,7 +15644,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_index(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "index") from None
 
@@ -15561,7 +15654,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 28, value)
+            _S13p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "mark") from None
 
@@ -15572,7 +15665,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "timeUnit") from None
 
@@ -15583,7 +15676,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 36, value)
+            _S13p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "appVersion") from None
 
@@ -15704,18 +15797,18 @@ class ClientSessionDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S30u(buffer, offset)
+            t = _S47u(buffer, offset)
             if t[1] != 102 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S2u(buffer, pos)[0]
+            n3 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -15728,9 +15821,9 @@ class ClientSessionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 12, self._PLAN)
+                                           self._acting_version, _S46, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15738,11 +15831,11 @@ class ClientSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -15750,7 +15843,7 @@ class ClientSessionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -15765,13 +15858,13 @@ class ClientSessionDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S2u, 4, "encodedPrincipal")
+        return self._var_data(_S5u, 4, "encodedPrincipal")
 
     def encoded_principal_bytes(self) -> bytes:
         return bytes(self.encoded_principal())
 
 
-ClientSessionDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ClientSession", "responseChannel", 0), _rt.skip_var_data(_S2u, 4, "ClientSession", "encodedPrincipal", 0), )
+ClientSessionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClientSession", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "ClientSession", "encodedPrincipal", 0), )
 ClientSessionDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_principal"), )
 ClientSessionDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -15808,7 +15901,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 12 > end:
             raise _too_short(self.NAME, None, offset, offset + 12, end)
         try:
-            _S64p(buffer, offset)
+            _S95p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15826,7 +15919,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S65p(buffer, offset, 12, 102, 111, 12)
+            _S96p(buffer, offset, 12, 102, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -15853,14 +15946,14 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClientSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
+            _S47p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClientSession", None) from None
         return HEADER_SIZE + 12
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -15868,7 +15961,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S13p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "responseStreamId") from None
 
@@ -15883,7 +15976,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -15896,14 +15989,14 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S2p, 4, 1073741824, value, "encodedPrincipal")
+            self._put_var_data(_S5p, 4, 1073741824, value, "encodedPrincipal")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClientSessionEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ClientSession", "responseChannel"), _rt.empty_var_data(_S2p, 4, "ClientSession", "encodedPrincipal"), )
+ClientSessionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClientSession", "responseChannel"), _rt.empty_var_data(_S5p, 4, "ClientSession", "encodedPrincipal"), )
 ClientSessionEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -16014,12 +16107,12 @@ class ClusterSessionDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S45u(buffer, offset)
+            t = _S76u(buffer, offset)
             if t[1] != 103 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -16032,9 +16125,9 @@ class ClusterSessionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 40:
-            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S75u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S44, 40, self._PLAN)
+                                           self._acting_version, _S75, 40, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16042,33 +16135,33 @@ class ClusterSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def opened_log_position(self) -> int:
-        return _S4u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_of_last_activity(self) -> int:
-        return _S4u(self._buffer, self._offset + 24)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def close_reason(self) -> CloseReason | int:
         """(CloseReason; an unknown value is returned as an int)"""
-        raw = _S7u(self._buffer, self._offset + 32)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _CloseReason_BY_VALUE.get(raw, raw)
 
     @property
     def close_reason_raw(self) -> int:
-        return _S7u(self._buffer, self._offset + 32)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 36)[0]  # type: ignore[no-any-return]
+        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -16076,7 +16169,7 @@ class ClusterSessionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "responseChannel")
+        return self._var_data(_S5u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -16086,7 +16179,7 @@ class ClusterSessionDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "responseChannel", self._root._limit - len(view))
 
 
-ClusterSessionDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ClusterSession", "responseChannel", 0), )
+ClusterSessionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterSession", "responseChannel", 0), )
 ClusterSessionDecoder._UNPACK = (("data", "response_channel"), )
 ClusterSessionDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -16126,7 +16219,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S60p(buffer, offset)
+            _S91p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -16144,7 +16237,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 48 > end:
             raise _too_short(self.NAME, None, offset, offset + 48, end)
         try:
-            _S61p(buffer, offset, 40, 103, 111, 12)
+            _S92p(buffer, offset, 40, 103, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -16171,14 +16264,14 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 40, 103, 111, 12, cluster_session_id, correlation_id, opened_log_position, time_of_last_activity, close_reason, response_stream_id)
+            _S76p(buffer, offset, 40, 103, 111, 12, cluster_session_id, correlation_id, opened_log_position, time_of_last_activity, close_reason, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterSession", None) from None
         return HEADER_SIZE + 40
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -16186,7 +16279,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "correlationId") from None
 
@@ -16194,7 +16287,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_opened_log_position(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "openedLogPosition") from None
 
@@ -16202,7 +16295,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_time_of_last_activity(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 24, value)
+            _S8p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "timeOfLastActivity") from None
 
@@ -16212,7 +16305,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S7p(self._buffer, self._offset + 32, value)
+            _S13p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "closeReason") from None
 
@@ -16221,7 +16314,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 36, value)
+            _S13p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "responseStreamId") from None
 
@@ -16236,14 +16329,14 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S2p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterSessionEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ClusterSession", "responseChannel"), )
+ClusterSessionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterSession", "responseChannel"), )
 ClusterSessionEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -16354,7 +16447,7 @@ class TimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S24u(buffer, offset)
             if t[1] != 104 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -16364,9 +16457,9 @@ class TimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 16, self._PLAN)
+                                           self._acting_version, _S23, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16374,11 +16467,11 @@ class TimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def deadline(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TimerDecoder._SECTIONS = ()
@@ -16416,7 +16509,7 @@ class TimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S50p(buffer, offset)
+            _S81p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -16434,7 +16527,7 @@ class TimerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S51p(buffer, offset, 16, 104, 111, 12)
+            _S82p(buffer, offset, 16, 104, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -16461,14 +16554,14 @@ class TimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
+            _S24p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Timer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "correlationId") from None
 
@@ -16476,7 +16569,7 @@ class TimerEncoder(_rt.EncodeCursor):
 
     def _set_deadline(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "deadline") from None
 
@@ -16589,7 +16682,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S19u(buffer, offset)
+            t = _S32u(buffer, offset)
             if t[1] != 105 or t[2] != 111 or t[0] != 28 or t[3] < 3 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -16599,9 +16692,9 @@ class ConsensusModuleDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28 and self._acting_version >= 3:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 28, self._PLAN)
+                                           self._acting_version, _S31, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16609,27 +16702,27 @@ class ConsensusModuleDecoder(_rt.Cursor):
 
     @property
     def next_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_service_session_id(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 16:
             return None
-        value = _S4u(self._buffer, self._offset + 8)[0]
+        value = _S9u(self._buffer, self._offset)[0]
         return None if value == -9223372036854775808 else value  # type: ignore[no-any-return]
 
     @property
     def log_service_session_id(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 24:
             return None
-        value = _S4u(self._buffer, self._offset + 16)[0]
+        value = _S10u(self._buffer, self._offset)[0]
         return None if value == -9223372036854775808 else value  # type: ignore[no-any-return]
 
     @property
     def pending_message_capacity(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 28:
             return None
-        value = _S7u(self._buffer, self._offset + 24)[0]
+        value = _S14u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -16670,7 +16763,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S54p(buffer, offset)
+            _S85p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -16688,7 +16781,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S55p(buffer, offset, 28, 105, 111, 12)
+            _S86p(buffer, offset, 28, 105, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -16715,14 +16808,14 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ConsensusModuleDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
+            _S32p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConsensusModule", None) from None
         return HEADER_SIZE + 28
 
     def _set_next_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextSessionId") from None
 
@@ -16732,7 +16825,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = -9223372036854775808
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextServiceSessionId") from None
 
@@ -16742,7 +16835,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = -9223372036854775808
         try:
-            _S4p(self._buffer, self._offset + 16, value)
+            _S8p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "logServiceSessionId") from None
 
@@ -16752,7 +16845,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 24, value)
+            _S13p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "pendingMessageCapacity") from None
 
@@ -16870,12 +16963,12 @@ class ClusterMembersDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S32u(buffer, offset)
+            t = _S50u(buffer, offset)
             if t[1] != 106 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            n1 = _S2u(buffer, pos)[0]
+            n1 = _S5u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -16888,9 +16981,9 @@ class ClusterMembersDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 8, self._PLAN)
+                                           self._acting_version, _S49, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16898,11 +16991,11 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     @property
     def member_id(self) -> int:
-        return _S7u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def high_member_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def cluster_members(self) -> memoryview:
         """The clusterMembers var data, as a zero-copy view."""
@@ -16910,7 +17003,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S2u, 4, "clusterMembers")
+        return self._var_data(_S5u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -16920,7 +17013,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S2u, 4, "ClusterMembers", "clusterMembers", 0), )
+ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembers", "clusterMembers", 0), )
 ClusterMembersDecoder._UNPACK = (("data", "cluster_members"), )
 ClusterMembersDecoder._JSON = (
         ("value", "memberId", "member_id", False),
@@ -16956,7 +17049,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S62p(buffer, offset)
+            _S93p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -16974,7 +17067,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S63p(buffer, offset, 8, 106, 111, 12)
+            _S94p(buffer, offset, 8, 106, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -17001,14 +17094,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
+            _S50p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset, value)
+            _S13p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "memberId") from None
 
@@ -17016,7 +17109,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def _set_high_member_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 4, value)
+            _S13p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "highMemberId") from None
 
@@ -17031,14 +17124,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S2p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S2p, 4, "ClusterMembers", "clusterMembers"), )
+ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembers", "clusterMembers"), )
 ClusterMembersEncoder._JSON = (
         ("value", "memberId", "member_id", False),
         ("value", "highMemberId", "high_member_id", False),
@@ -17145,7 +17238,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S27u(buffer, offset)
+            t = _S44u(buffer, offset)
             if t[1] != 107 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -17155,9 +17248,9 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 24, self._PLAN)
+                                           self._acting_version, _S43, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -17165,20 +17258,20 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
 
     @property
     def next_service_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_service_session_id(self) -> int:
-        return _S4u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def pending_message_capacity(self) -> int | None:
-        value = _S7u(self._buffer, self._offset + 16)[0]
+        value = _S25u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S7u(self._buffer, self._offset + 20)[0]  # type: ignore[no-any-return]
+        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PendingMessageTrackerDecoder._SECTIONS = ()
@@ -17218,7 +17311,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S46p(buffer, offset)
+            _S77p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -17236,7 +17329,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S47p(buffer, offset, 24, 107, 111, 12)
+            _S78p(buffer, offset, 24, 107, 111, 12)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -17263,14 +17356,14 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PendingMessageTrackerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
+            _S44p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PendingMessageTracker", None) from None
         return HEADER_SIZE + 24
 
     def _set_next_service_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "nextServiceSessionId") from None
 
@@ -17278,7 +17371,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def _set_log_service_session_id(self, value: Any) -> None:
         try:
-            _S4p(self._buffer, self._offset + 8, value)
+            _S8p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "logServiceSessionId") from None
 
@@ -17288,7 +17381,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S13p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "pendingMessageCapacity") from None
 
@@ -17296,7 +17389,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 20, value)
+            _S13p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "serviceId") from None
 

@@ -43,58 +43,85 @@ _EMPTY_VIEW = memoryview(b"")
 _S0 = _struct.Struct("<H")
 _S0u = _S0.unpack_from
 _S0p = _S0.pack_into
-_S1 = _struct.Struct("<i")
+_S1 = _struct.Struct("<2xH")
 _S1u = _S1.unpack_from
 _S1p = _S1.pack_into
-_S2 = _struct.Struct("<HHHHii")
+_S2 = _struct.Struct("<4xH")
 _S2u = _S2.unpack_from
 _S2p = _S2.pack_into
-_S3 = _struct.Struct("<I")
+_S3 = _struct.Struct("<6xH")
 _S3u = _S3.unpack_from
 _S3p = _S3.pack_into
-_S4 = _struct.Struct("<")
+_S4 = _struct.Struct("<i")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<ii")
+_S5 = _struct.Struct("<8xi")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<HHHHiiii")
+_S6 = _struct.Struct("<12xi")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<q")
+_S7 = _struct.Struct("<HHHHii")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<qqq")
+_S8 = _struct.Struct("<I")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<HHHHiiqqq")
+_S9 = _struct.Struct("<")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<qii")
+_S10 = _struct.Struct("<4x")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<HHHHiiqii")
+_S11 = _struct.Struct("<4xi")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<8x")
+_S12 = _struct.Struct("<ii")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<HHHHii8x")
+_S13 = _struct.Struct("<HHHHiiii")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<24x")
+_S14 = _struct.Struct("<q")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<HHHHii24x")
+_S15 = _struct.Struct("<8xq")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<16x")
+_S16 = _struct.Struct("<16xq")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<HHHHii16x")
+_S17 = _struct.Struct("<qqq")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_HEADER = _S2
+_S18 = _struct.Struct("<HHHHiiqqq")
+_S18u = _S18.unpack_from
+_S18p = _S18.pack_into
+_S19 = _struct.Struct("<qii")
+_S19u = _S19.unpack_from
+_S19p = _S19.pack_into
+_S20 = _struct.Struct("<HHHHiiqii")
+_S20u = _S20.unpack_from
+_S20p = _S20.pack_into
+_S21 = _struct.Struct("<8x")
+_S21u = _S21.unpack_from
+_S21p = _S21.pack_into
+_S22 = _struct.Struct("<HHHHii8x")
+_S22u = _S22.unpack_from
+_S22p = _S22.pack_into
+_S23 = _struct.Struct("<24x")
+_S23u = _S23.unpack_from
+_S23p = _S23.pack_into
+_S24 = _struct.Struct("<HHHHii24x")
+_S24u = _S24.unpack_from
+_S24p = _S24.pack_into
+_S25 = _struct.Struct("<16x")
+_S25u = _S25.unpack_from
+_S25p = _S25.pack_into
+_S26 = _struct.Struct("<HHHHii16x")
+_S26u = _S26.unpack_from
+_S26p = _S26.pack_into
+_HEADER = _S7
 _HEADER_BL = 0
 _HEADER_TID = 1
 _HEADER_SID = 2
@@ -137,23 +164,23 @@ class MessageHeaderDecoder:
 
     @property
     def template_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def schema_id(self) -> int:
-        return _S0u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S2u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S0u(self._buffer, self._offset + 6)[0]  # type: ignore[no-any-return]
+        return _S3u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def frame_length(self) -> int:
-        return _S1u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def padding(self) -> int:
-        return _S1u(self._buffer, self._offset + 12)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class MessageHeaderEncoder:
@@ -215,7 +242,7 @@ class MessageHeaderEncoder:
 
     def _set_frame_length(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset + 8, value)
+            _S4p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "frameLength") from None
 
@@ -223,7 +250,7 @@ class MessageHeaderEncoder:
 
     def _set_padding(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset + 12, value)
+            _S4p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MessageHeaderEncoder.NAME, "padding") from None
 
@@ -262,7 +289,7 @@ class GroupSizeEncodingDecoder:
 
     @property
     def num_in_group(self) -> int:
-        return _S0u(self._buffer, self._offset + 2)[0]  # type: ignore[no-any-return]
+        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 class GroupSizeEncodingEncoder:
@@ -335,12 +362,12 @@ class VarAsciiEncodingDecoder:
 
     @property
     def length(self) -> int:
-        return _S3u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S4u(self._buffer, self._offset + 4)  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -370,7 +397,7 @@ class VarAsciiEncodingEncoder:
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S3p(self._buffer, self._offset, value)
+            _S8p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -381,7 +408,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S4p(self._buffer, self._offset + 4, *value)
+            _S9p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -520,7 +547,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S6u(buffer, offset)
+            t = _S13u(buffer, offset)
             if t[1] != 300 or t[2] != 112 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
@@ -530,9 +557,9 @@ class NodeStateHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S5u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S5, 8, self._PLAN)
+                                           self._acting_version, _S12, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -540,11 +567,11 @@ class NodeStateHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S1u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S4u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def padding(self) -> int:
-        return _S1u(self._buffer, self._offset + 4)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 NodeStateHeaderDecoder._SECTIONS = ()
@@ -582,7 +609,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S12p(buffer, offset)
+            _S21p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -600,7 +627,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S13p(buffer, offset, 8, 300, 112, 10, 0, 0)
+            _S22p(buffer, offset, 8, 300, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -627,14 +654,14 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NodeStateHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S6p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
+            _S13p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "nodeStateHeader", None) from None
         return HEADER_SIZE + 8
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset, value)
+            _S4p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NodeStateHeaderEncoder.NAME, "version") from None
 
@@ -642,7 +669,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
 
     def _set_padding(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset + 4, value)
+            _S4p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NodeStateHeaderEncoder.NAME, "padding") from None
 
@@ -755,7 +782,7 @@ class CandidateTermDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S9u(buffer, offset)
+            t = _S18u(buffer, offset)
             if t[1] != 301 or t[2] != 112 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
@@ -765,9 +792,9 @@ class CandidateTermDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 24, self._PLAN)
+                                           self._acting_version, _S17, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -775,15 +802,15 @@ class CandidateTermDecoder(_rt.Cursor):
 
     @property
     def candidate_term_id(self) -> int:
-        return _S7u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
-        return _S7u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S7u(self._buffer, self._offset + 16)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CandidateTermDecoder._SECTIONS = ()
@@ -822,7 +849,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S14p(buffer, offset)
+            _S23p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -840,7 +867,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S15p(buffer, offset, 24, 301, 112, 10, 0, 0)
+            _S24p(buffer, offset, 24, 301, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -867,14 +894,14 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CandidateTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S9p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
+            _S18p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "candidateTerm", None) from None
         return HEADER_SIZE + 24
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset, value)
+            _S14p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "candidateTermId") from None
 
@@ -882,7 +909,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "timestamp") from None
 
@@ -890,7 +917,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "logPosition") from None
 
@@ -1007,12 +1034,12 @@ class ClusterMembersDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S11u(buffer, offset)
+            t = _S20u(buffer, offset)
             if t[1] != 303 or t[2] != 112 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S3u(buffer, pos)[0]
+            n1 = _S8u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1025,9 +1052,9 @@ class ClusterMembersDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S10, 16, self._PLAN)
+                                           self._acting_version, _S19, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1035,15 +1062,15 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S7u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S1u(self._buffer, self._offset + 8)[0]  # type: ignore[no-any-return]
+        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def high_member_id(self) -> int:
-        return _S1u(self._buffer, self._offset + 12)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def cluster_members(self) -> memoryview:
         """The clusterMembers var data, as a zero-copy view."""
@@ -1051,7 +1078,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S3u, 4, "clusterMembers")
+        return self._var_data(_S8u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -1061,7 +1088,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S3u, 4, "ClusterMembers", "clusterMembers", 0), )
+ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S8u, 4, "ClusterMembers", "clusterMembers", 0), )
 ClusterMembersDecoder._UNPACK = (("data", "cluster_members"), )
 ClusterMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -1098,7 +1125,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S16p(buffer, offset)
+            _S25p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1116,7 +1143,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S17p(buffer, offset, 16, 303, 112, 10, 0, 0)
+            _S26p(buffer, offset, 16, 303, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1143,14 +1170,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S11p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
+            _S20p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S7p(self._buffer, self._offset, value)
+            _S14p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -1158,7 +1185,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset + 8, value)
+            _S4p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "memberId") from None
 
@@ -1166,7 +1193,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def _set_high_member_id(self, value: Any) -> None:
         try:
-            _S1p(self._buffer, self._offset + 12, value)
+            _S4p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "highMemberId") from None
 
@@ -1181,14 +1208,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S3p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S8p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S3p, 4, "ClusterMembers", "clusterMembers"), )
+ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S8p, 4, "ClusterMembers", "clusterMembers"), )
 ClusterMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "memberId", "member_id", False),
@@ -1296,7 +1323,7 @@ class NodeStateFooterDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S2u(buffer, offset)
+            t = _S7u(buffer, offset)
             if t[1] != 304 or t[2] != 112 or t[0] != 0 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
@@ -1306,9 +1333,9 @@ class NodeStateFooterDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 0:
-            return _S4u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S4, 0, self._PLAN)
+                                           self._acting_version, _S9, 0, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1348,7 +1375,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 0 > end:
             raise _too_short(self.NAME, None, offset, offset + 0, end)
         try:
-            _S4p(buffer, offset)
+            _S9p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1366,7 +1393,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S2p(buffer, offset, 0, 304, 112, 10, 0, 0)
+            _S7p(buffer, offset, 0, 304, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1393,7 +1420,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NodeStateFooterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S2p(buffer, offset, 0, 304, 112, 10, 0, 0, )
+            _S7p(buffer, offset, 0, 304, 112, 10, 0, 0, )
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "nodeStateFooter", None) from None
         return HEADER_SIZE + 0

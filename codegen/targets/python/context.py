@@ -149,7 +149,8 @@ class Accessor:
     size: int
     since_version: int
     end: int
-    struct: str = ""
+    struct: str = ""  # packs/unpacks the value at the field's own offset
+    read_struct: str = ""  # unpacks it from the block's start (leading pad bytes, no addition)
     fmt: str = ""
     optional: bool = False
     null: str = ""
@@ -517,6 +518,9 @@ class _Builder:
             else:
                 acc.kind = "composite"
                 acc.type_class = self.type_class(node)
+            if acc.fmt:
+                pad = f"{offset}x" if offset else ""
+                acc.read_struct = self.structs.name(self.prefix + pad + acc.fmt[1:])
             out.append(acc)
         return out
 
