@@ -53,7 +53,13 @@ class _MessagePlan:
 
 
 def _view(buffer: Buffer) -> memoryview:
-    view = memoryview(buffer)
+    """A flat byte view of ``buffer``, whatever its item format or shape (offsets then count bytes)."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        raise CodecError(f"cannot decode a {type(buffer).__name__}: it is not a buffer") from None
+    if not view.c_contiguous:
+        raise CodecError("a memoryview must be C-contiguous to be decoded")
     if view.ndim != 1 or view.itemsize != 1 or view.format != "B":
         view = view.cast("B")
     return view

@@ -67,11 +67,10 @@ def buffer_length(buffer: Any) -> int:
 def byte_view(buffer: Any) -> Any:
     """``buffer`` itself, or, for a memoryview of another item format or shape, a flat byte view of it
     (so offsets and slices count bytes)."""
-    if type(buffer) is memoryview and (buffer.format != "B" or buffer.ndim != 1):
-        try:
-            return buffer.cast("B")
-        except TypeError:
-            raise CodecError("a memoryview must be C-contiguous to be decoded or encoded") from None
+    if type(buffer) is memoryview and (buffer.format != "B" or buffer.ndim != 1 or not buffer.c_contiguous):
+        if not buffer.c_contiguous:
+            raise CodecError("a memoryview must be C-contiguous to be decoded or encoded")
+        return buffer.cast("B")
     return buffer
 
 
@@ -226,12 +225,60 @@ def skip_var_data(
     return skip
 
 
+MAX_EMPTY_ENTRIES = 65536
+"""The most entries a group may declare when its entries can take no bytes at all."""
+
+
+def open_group(
+    root: Cursor,
+    dim_unpack: Callable[[Any, int], tuple[int, ...]],
+    dim_size: int,
+    bl_index: int,
+    count_index: int,
+    min_block: int,
+    section_min: int,
+    owner: str,
+    field: str,
+) -> tuple[int, int]:
+    """Read and check the group dimension at ``root``'s limit and move past it: (block length, count).
+
+    The count is checked against the bytes left before any entry is read, counting for each entry its
+    block plus the fewest bytes its sections can take, so a forged count cannot make us loop."""
+    limit = root._limit
+    end = root._end
+    if limit + dim_size > end:
+        raise too_short(owner, field, limit, limit + dim_size, end)
+    dims = dim_unpack(root._buffer, limit)
+    block, count = dims[bl_index], dims[count_index]
+    if block < min_block:
+        raise UnsupportedVersionError(
+            f"group entry block length {block} is shorter than {min_block}",
+            message_name=owner,
+            field=field,
+            offset=limit,
+        )
+    limit += dim_size
+    entry_min = block + section_min
+    if limit + count * entry_min > end:
+        raise too_short(owner, field, limit, limit + count * entry_min, end)
+    if entry_min == 0 and count > MAX_EMPTY_ENTRIES:
+        raise CodecError(
+            f"{count} entries of zero bytes is more than {MAX_EMPTY_ENTRIES}",
+            message_name=owner,
+            field=field,
+            offset=limit - dim_size,
+        )
+    root._limit = limit
+    return block, count
+
+
 def skip_group(
     dim_unpack: Callable[[Any, int], tuple[int, ...]],
     dim_size: int,
     bl_index: int,
     count_index: int,
     min_block: int,
+    section_min: int,
     entry_sections: tuple[SkipFn, ...],
     owner: str,
     field: str,
@@ -240,25 +287,13 @@ def skip_group(
     def skip(root: Cursor) -> None:
         if since and root._acting_version < since:  # type: ignore[attr-defined]
             return
-        limit = root._limit
-        end = root._end
-        if limit + dim_size > end:
-            raise too_short(owner, field, limit, limit + dim_size, end)
-        dims = dim_unpack(root._buffer, limit)
-        block, count = dims[bl_index], dims[count_index]
-        if block < min_block:
-            raise UnsupportedVersionError(
-                f"group entry block length {block} is shorter than {min_block}",
-                message_name=owner,
-                field=field,
-                offset=limit,
-            )
-        limit += dim_size
-        if limit + block * count > end:
-            raise too_short(owner, field, limit, limit + block * count, end)
-        root._limit = limit
+        block, count = open_group(
+            root, dim_unpack, dim_size, bl_index, count_index, min_block, section_min, owner, field
+        )
         for _ in range(count):
             root._limit += block
+            if root._limit > root._end:
+                raise too_short(owner, field, root._limit - block, root._limit, root._end)
             for section in entry_sections:
                 section(root)
 
@@ -275,6 +310,7 @@ class GroupDecoder(Cursor):
     _BL_INDEX: ClassVar[int] = 0
     _COUNT_INDEX: ClassVar[int] = 1
     _MIN_BLOCK: ClassVar[int] = 0
+    _SECTION_MIN: ClassVar[int] = 0
 
     _offset: int
     _acting_block_length: int
@@ -306,24 +342,19 @@ class GroupDecoder(Cursor):
     def _start(self, acting_version: int) -> GroupDecoder:
         root = self._root
         parent = self._parent
-        limit = root._limit
-        end = root._end
+        block, count = open_group(
+            root,
+            self._DIM,
+            self._DIM_SIZE,
+            self._BL_INDEX,
+            self._COUNT_INDEX,
+            self._MIN_BLOCK,
+            self._SECTION_MIN,
+            parent.NAME,
+            self.NAME,
+        )
         buffer = root._buffer
-        if limit + self._DIM_SIZE > end:
-            raise too_short(parent.NAME, self.NAME, limit, limit + self._DIM_SIZE, end)
-        dims = self._DIM(buffer, limit)
-        block, count = dims[self._BL_INDEX], dims[self._COUNT_INDEX]
-        if block < self._MIN_BLOCK:
-            raise UnsupportedVersionError(
-                f"group entry block length {block} is shorter than {self._MIN_BLOCK}",
-                message_name=parent.NAME,
-                field=self.NAME,
-                offset=limit,
-            )
-        limit += self._DIM_SIZE
-        if limit + block * count > end:
-            raise too_short(parent.NAME, self.NAME, limit, limit + block * count, end)
-        root._limit = limit
+        end = root._end
         self._buffer = buffer
         self._end = end
         self._acting_block_length = block
@@ -424,7 +455,13 @@ class EncodeCursor:
     def _put_var_data(
         self, length_pack: Callable[..., None], prefix: int, max_length: int, value: Any, field: str
     ) -> None:
-        data = value if isinstance(value, (bytes, bytearray, memoryview)) else bytes(value)
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise EncodeValueError(
+                f"var data must be bytes-like (or str, for text), not {type(value).__name__}",
+                message_name=self.NAME,
+                field=field,
+            )
+        data = value
         n = buffer_length(data)
         if n > max_length:
             raise EncodeValueError(
@@ -494,6 +531,12 @@ class GroupEncoder(EncodeCursor):
         self._pending = None
 
     def _start(self, count: int) -> GroupEncoder:
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise EncodeValueError(
+                f"a group count must be an integer, not {count!r}",
+                message_name=self._parent.NAME,
+                field=self.NAME,
+            )
         if not 0 <= count <= self._MAX_COUNT:
             raise EncodeValueError(
                 f"group count {count} is outside 0..{self._MAX_COUNT}",

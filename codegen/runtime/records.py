@@ -155,15 +155,25 @@ def from_dict(encoder: Any, values: Mapping[str, Any]) -> None:
     if not isinstance(values, Mapping):
         raise EncodeValueError(f"expected an object, not {type(values).__name__}", message_name=encoder.NAME)
     owner = encoder.NAME
-    for row in encoder._JSON:
+    rows = encoder._JSON
+    if len(values) > len(rows) or any(key not in encoder._KEYS for key in values):
+        unknown = sorted(
+            str(key) for key in values if key not in encoder._KEYS and key not in encoder._CONSTANTS
+        )
+        if unknown:
+            raise EncodeValueError(f"there is no field {unknown[0]!r}", message_name=owner, field=unknown[0])
+    for row in rows:
         kind, name, attribute = row[0], row[1], row[2]
         value = values.get(name)
         try:
             if kind == "value":
-                if value is not None or row[3]:
-                    setattr(encoder, attribute, value)
-                else:
+                if isinstance(value, bool):
+                    raise EncodeValueError(
+                        f"expected a number or text, not {value!r}", message_name=owner, field=name
+                    )
+                if value is None and not row[3]:
                     raise EncodeValueError("a value is required", message_name=owner, field=name)
+                setattr(encoder, attribute, value)
             elif kind == "enum":
                 setattr(encoder, attribute, _enum_value(value, row[3], row[4], owner, name))
             elif kind == "set":

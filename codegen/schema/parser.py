@@ -19,9 +19,11 @@ Element names are matched by local name, so schemas with or without the
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import math
 import re
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
@@ -211,6 +213,13 @@ class _Parser:
         char_enc = el.get("characterEncoding")
         if char_enc is None and primitive is Primitive.CHAR:
             char_enc = "US-ASCII"
+        if char_enc is not None:
+            try:
+                codecs.lookup(char_enc)
+            except LookupError:
+                self.fail(el, f"characterEncoding '{char_enc}' is not a known character encoding")
+        if primitive is Primitive.FLOAT and isinstance(null, float) and math.isfinite(null):
+            null = _as_float32(null)  # the value a float32 field holding the null reads back as
         return Encoding(
             primitive=primitive,
             byte_order=self.byte_order,
@@ -347,8 +356,8 @@ class _Parser:
             self.fail(el, f"valueRef '{ref}': enum '{enum_name}' has no value '{value_name}'")
         return value.value
 
-    def encoding_primitive(self, el: Element) -> tuple[Primitive, Element | None]:
-        """The primitive under an enum or set: a primitive name or a named ``<type>``."""
+    def encoding_primitive(self, el: Element) -> tuple[Primitive, EncodedType | None]:
+        """The primitive under an enum or set: a primitive name, or a named scalar ``<type>``."""
         enc_name = self.required(el, "encodingType")
         prim = Primitive.from_xml(enc_name)
         if prim is not None:
@@ -359,7 +368,26 @@ class _Parser:
         node = self.resolve_named(raw)
         if not isinstance(node, EncodedType) or node.length != 1 or node.is_constant:
             self.fail(el, f"encodingType '{enc_name}' must be a scalar primitive type")
-        return node.primitive, raw
+        return node.primitive, node
+
+    def enum_set_encoding(self, el: Element, prim: Primitive, via: EncodedType | None) -> Encoding:
+        """An enum's or set's encoding: its own attributes first, then its named encoding type's,
+        then the primitive's defaults (as sbe-tool resolves them)."""
+        if via is None:
+            return self.encoding(el, prim, self.presence_of(el))
+        base = via.encoding
+        presence = self.presence_of(el, base.presence)
+        null_raw = el.get("nullValue")
+        if null_raw is not None and presence is not Presence.OPTIONAL:
+            self.fail(el, "nullValue is only allowed when presence is optional")
+        null = base.null_value if null_raw is None else self.number(el, prim, null_raw, "nullValue")
+        self.check_range(el, prim, null, "nullValue")
+        return replace(
+            base,
+            presence=presence,
+            null_value=null,
+            semantic_type=el.get("semanticType") or base.semantic_type,
+        )
 
     def enum_type(self, el: Element) -> EnumType:
         name = self.name_of(el)
@@ -367,9 +395,7 @@ class _Parser:
         if prim.is_float:
             self.fail(el, f"enum '{name}' cannot be encoded as {prim.xml_name}")
         since, dep = self.version_attrs(el)
-        encoding = self.encoding(via if via is not None else el, prim, self.presence_of(el))
-        if via is not None and el.get("semanticType"):
-            encoding = _replace_semantic(encoding, el.get("semanticType"))
+        encoding = self.enum_set_encoding(el, prim, via)
         values: list[EnumValue] = []
         seen_names: set[str] = set()
         seen_values: dict[int, str] = {}
@@ -413,7 +439,7 @@ class _Parser:
         if prim.is_float or prim.is_signed:
             self.fail(el, f"set '{name}' must be encoded as an unsigned integer, not {prim.xml_name}")
         since, dep = self.version_attrs(el)
-        encoding = self.encoding(via if via is not None else el, prim, Presence.REQUIRED)
+        encoding = self.enum_set_encoding(el, prim, via)
         choices: list[Choice] = []
         seen: set[str] = set()
         bits: dict[int, str] = {}
@@ -565,6 +591,12 @@ class _Parser:
             )
         ):
             self.fail(el, f"var data '{name}': the length of '{node.name}' must be uint8, uint16 or uint32")
+        if length.offset != 0 or data.offset != length.type.size:
+            self.fail(
+                el,
+                f"var data '{name}': '{node.name}' must hold its length at offset 0 and its bytes right "
+                f"after it (found length @{length.offset}, varData @{data.offset})",
+            )
         if not isinstance(data.type, EncodedType) or data.type.primitive.size != 1:
             self.fail(el, f"var data '{name}': varData of '{node.name}' must be a uint8 or char element")
         since, dep = self.version_attrs(el)
@@ -648,8 +680,10 @@ class _Parser:
                 not isinstance(member.type, EncodedType)
                 or member.type.is_array
                 or member.type.primitive.is_float
+                or member.type.primitive.is_signed
+                or member.type.is_constant
             ):
-                self.fail(el, f"'{dim_name}.{mname}' must be an integer type")
+                self.fail(el, f"'{dim_name}.{mname}' must be an unsigned integer type")
         assert bl is not None and num is not None
         since, dep = self.version_attrs(el)
         fields, groups, datas, block_length = self.body(el, f"group '{name}'")
@@ -789,14 +823,15 @@ class _Parser:
         return m.type.primitive.wire_max
 
 
+def _as_float32(value: float) -> float:
+    rounded: float = struct.unpack("<f", struct.pack("<f", value))[0]
+    return rounded
+
+
 def node_presence(node: TypeNode) -> Presence:
     if isinstance(node, (EnumType, SetType)):
         return node.encoding.presence
     return Presence.REQUIRED
-
-
-def _replace_semantic(enc: Encoding, semantic: str | None) -> Encoding:
-    return replace(enc, semantic_type=semantic)
 
 
 def _display_path(base: str, fallback: str) -> str:

@@ -785,6 +785,8 @@ MessageHeaderEncoder._JSON = (
         ("value", "schemaId", "schema_id", False),
         ("value", "version", "version", False),
 )
+MessageHeaderEncoder._KEYS = frozenset(row[1] for row in MessageHeaderEncoder._JSON)
+MessageHeaderEncoder._CONSTANTS = frozenset(())
 GroupSizeEncodingDecoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
@@ -793,6 +795,8 @@ GroupSizeEncodingEncoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
 )
+GroupSizeEncodingEncoder._KEYS = frozenset(row[1] for row in GroupSizeEncodingEncoder._JSON)
+GroupSizeEncodingEncoder._CONSTANTS = frozenset(())
 VarAsciiEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -801,6 +805,8 @@ VarAsciiEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarAsciiEncodingEncoder._KEYS = frozenset(row[1] for row in VarAsciiEncodingEncoder._JSON)
+VarAsciiEncodingEncoder._CONSTANTS = frozenset(())
 VarDataEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -809,6 +815,8 @@ VarDataEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarDataEncodingEncoder._KEYS = frozenset(row[1] for row in VarDataEncodingEncoder._JSON)
+VarDataEncodingEncoder._CONSTANTS = frozenset(())
 
 
 class ControlResponseDecoder(_rt.Cursor):
@@ -925,7 +933,7 @@ class ControlResponseDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ControlResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1147,6 +1155,8 @@ ControlResponseEncoder._JSON = (
         ("value", "version", "version", True),
         ("data", "errorMessage", "put_error_message", "US-ASCII"),
 )
+ControlResponseEncoder._KEYS = frozenset(row[1] for row in ControlResponseEncoder._JSON)
+ControlResponseEncoder._CONSTANTS = frozenset(())
 
 
 class ConnectRequestDecoder(_rt.Cursor):
@@ -1263,7 +1273,7 @@ class ConnectRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ConnectRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1444,6 +1454,8 @@ ConnectRequestEncoder._JSON = (
         ("value", "version", "version", True),
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
 )
+ConnectRequestEncoder._KEYS = frozenset(row[1] for row in ConnectRequestEncoder._JSON)
+ConnectRequestEncoder._CONSTANTS = frozenset(())
 
 
 class CloseSessionRequestDecoder(_rt.Cursor):
@@ -1549,7 +1561,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
             if t[1] != 3 or t[2] != 101 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CloseSessionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1665,6 +1677,8 @@ CloseSessionRequestEncoder._EMPTY = ()
 CloseSessionRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
 )
+CloseSessionRequestEncoder._KEYS = frozenset(row[1] for row in CloseSessionRequestEncoder._JSON)
+CloseSessionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StartRecordingRequestDecoder(_rt.Cursor):
@@ -1781,7 +1795,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StartRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1980,6 +1994,8 @@ StartRecordingRequestEncoder._JSON = (
         ("enum", "sourceLocation", "source_location_raw", _SourceLocation_BY_NAME, -2147483648),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+StartRecordingRequestEncoder._KEYS = frozenset(row[1] for row in StartRecordingRequestEncoder._JSON)
+StartRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopRecordingRequestDecoder(_rt.Cursor):
@@ -2096,7 +2112,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2272,6 +2288,8 @@ StopRecordingRequestEncoder._JSON = (
         ("value", "streamId", "stream_id", False),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+StopRecordingRequestEncoder._KEYS = frozenset(row[1] for row in StopRecordingRequestEncoder._JSON)
+StopRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ReplayRequestDecoder(_rt.Cursor):
@@ -2388,7 +2406,7 @@ class ReplayRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ReplayRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2638,6 +2656,8 @@ ReplayRequestEncoder._JSON = (
         ("value", "replayToken", "replay_token", False),
         ("data", "replayChannel", "put_replay_channel", "US-ASCII"),
 )
+ReplayRequestEncoder._KEYS = frozenset(row[1] for row in ReplayRequestEncoder._JSON)
+ReplayRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopReplayRequestDecoder(_rt.Cursor):
@@ -2743,7 +2763,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
             if t[1] != 7 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopReplayRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2887,6 +2907,8 @@ StopReplayRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "replaySessionId", "replay_session_id", False),
 )
+StopReplayRequestEncoder._KEYS = frozenset(row[1] for row in StopReplayRequestEncoder._JSON)
+StopReplayRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ListRecordingsRequestDecoder(_rt.Cursor):
@@ -2992,7 +3014,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
             if t[1] != 8 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ListRecordingsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3150,6 +3172,8 @@ ListRecordingsRequestEncoder._JSON = (
         ("value", "fromRecordingId", "from_recording_id", False),
         ("value", "recordCount", "record_count", False),
 )
+ListRecordingsRequestEncoder._KEYS = frozenset(row[1] for row in ListRecordingsRequestEncoder._JSON)
+ListRecordingsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ListRecordingsForUriRequestDecoder(_rt.Cursor):
@@ -3266,7 +3290,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ListRecordingsForUriRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3470,6 +3494,8 @@ ListRecordingsForUriRequestEncoder._JSON = (
         ("value", "streamId", "stream_id", False),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+ListRecordingsForUriRequestEncoder._KEYS = frozenset(row[1] for row in ListRecordingsForUriRequestEncoder._JSON)
+ListRecordingsForUriRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ListRecordingRequestDecoder(_rt.Cursor):
@@ -3575,7 +3601,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
             if t[1] != 10 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ListRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3719,6 +3745,8 @@ ListRecordingRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+ListRecordingRequestEncoder._KEYS = frozenset(row[1] for row in ListRecordingRequestEncoder._JSON)
+ListRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ExtendRecordingRequestDecoder(_rt.Cursor):
@@ -3835,7 +3863,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ExtendRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4048,6 +4076,8 @@ ExtendRecordingRequestEncoder._JSON = (
         ("enum", "sourceLocation", "source_location_raw", _SourceLocation_BY_NAME, -2147483648),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+ExtendRecordingRequestEncoder._KEYS = frozenset(row[1] for row in ExtendRecordingRequestEncoder._JSON)
+ExtendRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingPositionRequestDecoder(_rt.Cursor):
@@ -4153,7 +4183,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
             if t[1] != 12 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingPositionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4297,6 +4327,8 @@ RecordingPositionRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+RecordingPositionRequestEncoder._KEYS = frozenset(row[1] for row in RecordingPositionRequestEncoder._JSON)
+RecordingPositionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class TruncateRecordingRequestDecoder(_rt.Cursor):
@@ -4402,7 +4434,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
             if t[1] != 13 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TruncateRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4560,6 +4592,8 @@ TruncateRecordingRequestEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "position", "position", False),
 )
+TruncateRecordingRequestEncoder._KEYS = frozenset(row[1] for row in TruncateRecordingRequestEncoder._JSON)
+TruncateRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
@@ -4665,7 +4699,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
             if t[1] != 14 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopRecordingSubscriptionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4809,6 +4843,8 @@ StopRecordingSubscriptionRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "subscriptionId", "subscription_id", False),
 )
+StopRecordingSubscriptionRequestEncoder._KEYS = frozenset(row[1] for row in StopRecordingSubscriptionRequestEncoder._JSON)
+StopRecordingSubscriptionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopPositionRequestDecoder(_rt.Cursor):
@@ -4914,7 +4950,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
             if t[1] != 15 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopPositionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5058,6 +5094,8 @@ StopPositionRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+StopPositionRequestEncoder._KEYS = frozenset(row[1] for row in StopPositionRequestEncoder._JSON)
+StopPositionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
@@ -5174,7 +5212,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(FindLastMatchingRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5378,6 +5416,8 @@ FindLastMatchingRecordingRequestEncoder._JSON = (
         ("value", "streamId", "stream_id", False),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+FindLastMatchingRecordingRequestEncoder._KEYS = frozenset(row[1] for row in FindLastMatchingRecordingRequestEncoder._JSON)
+FindLastMatchingRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
@@ -5494,7 +5534,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ListRecordingSubscriptionsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5721,6 +5761,8 @@ ListRecordingSubscriptionsRequestEncoder._JSON = (
         ("value", "streamId", "stream_id", False),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+ListRecordingSubscriptionsRequestEncoder._KEYS = frozenset(row[1] for row in ListRecordingSubscriptionsRequestEncoder._JSON)
+ListRecordingSubscriptionsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class BoundedReplayRequestDecoder(_rt.Cursor):
@@ -5837,7 +5879,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(BoundedReplayRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6101,6 +6143,8 @@ BoundedReplayRequestEncoder._JSON = (
         ("value", "replayToken", "replay_token", False),
         ("data", "replayChannel", "put_replay_channel", "US-ASCII"),
 )
+BoundedReplayRequestEncoder._KEYS = frozenset(row[1] for row in BoundedReplayRequestEncoder._JSON)
+BoundedReplayRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopAllReplaysRequestDecoder(_rt.Cursor):
@@ -6206,7 +6250,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
             if t[1] != 19 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopAllReplaysRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6350,6 +6394,8 @@ StopAllReplaysRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+StopAllReplaysRequestEncoder._KEYS = frozenset(row[1] for row in StopAllReplaysRequestEncoder._JSON)
+StopAllReplaysRequestEncoder._CONSTANTS = frozenset(())
 
 
 class CatalogHeaderDecoder(_rt.Cursor):
@@ -6455,7 +6501,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
             if t[1] != 20 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CatalogHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6627,6 +6673,8 @@ CatalogHeaderEncoder._JSON = (
         ("value", "alignment", "alignment", False),
         ("value", "reserved", "reserved", False),
 )
+CatalogHeaderEncoder._KEYS = frozenset(row[1] for row in CatalogHeaderEncoder._JSON)
+CatalogHeaderEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingDescriptorHeaderDecoder(_rt.Cursor):
@@ -6732,7 +6780,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
             if t[1] != 21 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingDescriptorHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6901,6 +6949,8 @@ RecordingDescriptorHeaderEncoder._JSON = (
         ("value", "checksum", "checksum", False),
         ("value", "reserved", "reserved", False),
 )
+RecordingDescriptorHeaderEncoder._KEYS = frozenset(row[1] for row in RecordingDescriptorHeaderEncoder._JSON)
+RecordingDescriptorHeaderEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingDescriptorDecoder(_rt.Cursor):
@@ -7029,7 +7079,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             v6 = view[pos:pos + n5]
             pos += n5
             return t[4:] + (v2, v4, v6,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingDescriptorDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7409,6 +7459,8 @@ RecordingDescriptorEncoder._JSON = (
         ("data", "originalChannel", "put_original_channel", "US-ASCII"),
         ("data", "sourceIdentity", "put_source_identity", "US-ASCII"),
 )
+RecordingDescriptorEncoder._KEYS = frozenset(row[1] for row in RecordingDescriptorEncoder._JSON)
+RecordingDescriptorEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
@@ -7525,7 +7577,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingSubscriptionDescriptorDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7715,6 +7767,8 @@ RecordingSubscriptionDescriptorEncoder._JSON = (
         ("value", "streamId", "stream_id", False),
         ("data", "strippedChannel", "put_stripped_channel", "US-ASCII"),
 )
+RecordingSubscriptionDescriptorEncoder._KEYS = frozenset(row[1] for row in RecordingSubscriptionDescriptorEncoder._JSON)
+RecordingSubscriptionDescriptorEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingSignalEventDecoder(_rt.Cursor):
@@ -7820,7 +7874,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
             if t[1] != 24 or t[2] != 101 or t[0] != 44 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingSignalEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -8015,6 +8069,8 @@ RecordingSignalEventEncoder._JSON = (
         ("value", "position", "position", False),
         ("enum", "signal", "signal_raw", _RecordingSignal_BY_NAME, -2147483648),
 )
+RecordingSignalEventEncoder._KEYS = frozenset(row[1] for row in RecordingSignalEventEncoder._JSON)
+RecordingSignalEventEncoder._CONSTANTS = frozenset(())
 
 
 class ReplicateRequestDecoder(_rt.Cursor):
@@ -8137,7 +8193,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ReplicateRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -8373,6 +8429,8 @@ ReplicateRequestEncoder._JSON = (
         ("data", "srcControlChannel", "put_src_control_channel", "US-ASCII"),
         ("data", "liveDestination", "put_live_destination", "US-ASCII"),
 )
+ReplicateRequestEncoder._KEYS = frozenset(row[1] for row in ReplicateRequestEncoder._JSON)
+ReplicateRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StopReplicationRequestDecoder(_rt.Cursor):
@@ -8478,7 +8536,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
             if t[1] != 51 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopReplicationRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -8622,6 +8680,8 @@ StopReplicationRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "replicationId", "replication_id", False),
 )
+StopReplicationRequestEncoder._KEYS = frozenset(row[1] for row in StopReplicationRequestEncoder._JSON)
+StopReplicationRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StartPositionRequestDecoder(_rt.Cursor):
@@ -8727,7 +8787,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
             if t[1] != 52 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StartPositionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -8871,6 +8931,8 @@ StartPositionRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+StartPositionRequestEncoder._KEYS = frozenset(row[1] for row in StartPositionRequestEncoder._JSON)
+StartPositionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class DetachSegmentsRequestDecoder(_rt.Cursor):
@@ -8976,7 +9038,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
             if t[1] != 53 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(DetachSegmentsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9134,6 +9196,8 @@ DetachSegmentsRequestEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "newStartPosition", "new_start_position", False),
 )
+DetachSegmentsRequestEncoder._KEYS = frozenset(row[1] for row in DetachSegmentsRequestEncoder._JSON)
+DetachSegmentsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
@@ -9239,7 +9303,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
             if t[1] != 54 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(DeleteDetachedSegmentsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9383,6 +9447,8 @@ DeleteDetachedSegmentsRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+DeleteDetachedSegmentsRequestEncoder._KEYS = frozenset(row[1] for row in DeleteDetachedSegmentsRequestEncoder._JSON)
+DeleteDetachedSegmentsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class PurgeSegmentsRequestDecoder(_rt.Cursor):
@@ -9488,7 +9554,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
             if t[1] != 55 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(PurgeSegmentsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9646,6 +9712,8 @@ PurgeSegmentsRequestEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "newStartPosition", "new_start_position", False),
 )
+PurgeSegmentsRequestEncoder._KEYS = frozenset(row[1] for row in PurgeSegmentsRequestEncoder._JSON)
+PurgeSegmentsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class AttachSegmentsRequestDecoder(_rt.Cursor):
@@ -9751,7 +9819,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
             if t[1] != 56 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AttachSegmentsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9895,6 +9963,8 @@ AttachSegmentsRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+AttachSegmentsRequestEncoder._KEYS = frozenset(row[1] for row in AttachSegmentsRequestEncoder._JSON)
+AttachSegmentsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class MigrateSegmentsRequestDecoder(_rt.Cursor):
@@ -10000,7 +10070,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
             if t[1] != 57 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(MigrateSegmentsRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10158,6 +10228,8 @@ MigrateSegmentsRequestEncoder._JSON = (
         ("value", "srcRecordingId", "src_recording_id", False),
         ("value", "dstRecordingId", "dst_recording_id", False),
 )
+MigrateSegmentsRequestEncoder._KEYS = frozenset(row[1] for row in MigrateSegmentsRequestEncoder._JSON)
+MigrateSegmentsRequestEncoder._CONSTANTS = frozenset(())
 
 
 class AuthConnectRequestDecoder(_rt.Cursor):
@@ -10280,7 +10352,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AuthConnectRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10485,6 +10557,8 @@ AuthConnectRequestEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+AuthConnectRequestEncoder._KEYS = frozenset(row[1] for row in AuthConnectRequestEncoder._JSON)
+AuthConnectRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ChallengeDecoder(_rt.Cursor):
@@ -10601,7 +10675,7 @@ class ChallengeDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ChallengeDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10774,6 +10848,8 @@ ChallengeEncoder._JSON = (
         ("value", "version", "version", True),
         ("data", "encodedChallenge", "put_encoded_challenge", ""),
 )
+ChallengeEncoder._KEYS = frozenset(row[1] for row in ChallengeEncoder._JSON)
+ChallengeEncoder._CONSTANTS = frozenset(())
 
 
 class ChallengeResponseDecoder(_rt.Cursor):
@@ -10890,7 +10966,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ChallengeResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11046,6 +11122,8 @@ ChallengeResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+ChallengeResponseEncoder._KEYS = frozenset(row[1] for row in ChallengeResponseEncoder._JSON)
+ChallengeResponseEncoder._CONSTANTS = frozenset(())
 
 
 class KeepAliveRequestDecoder(_rt.Cursor):
@@ -11151,7 +11229,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
             if t[1] != 61 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(KeepAliveRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11281,6 +11359,8 @@ KeepAliveRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
 )
+KeepAliveRequestEncoder._KEYS = frozenset(row[1] for row in KeepAliveRequestEncoder._JSON)
+KeepAliveRequestEncoder._CONSTANTS = frozenset(())
 
 
 class TaggedReplicateRequestDecoder(_rt.Cursor):
@@ -11403,7 +11483,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TaggedReplicateRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11667,6 +11747,8 @@ TaggedReplicateRequestEncoder._JSON = (
         ("data", "srcControlChannel", "put_src_control_channel", "US-ASCII"),
         ("data", "liveDestination", "put_live_destination", "US-ASCII"),
 )
+TaggedReplicateRequestEncoder._KEYS = frozenset(row[1] for row in TaggedReplicateRequestEncoder._JSON)
+TaggedReplicateRequestEncoder._CONSTANTS = frozenset(())
 
 
 class StartRecordingRequest2Decoder(_rt.Cursor):
@@ -11783,7 +11865,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StartRecordingRequest2Decoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12005,6 +12087,8 @@ StartRecordingRequest2Encoder._JSON = (
         ("enum", "autoStop", "auto_stop_raw", _BooleanType_BY_NAME, -2147483648),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+StartRecordingRequest2Encoder._KEYS = frozenset(row[1] for row in StartRecordingRequest2Encoder._JSON)
+StartRecordingRequest2Encoder._CONSTANTS = frozenset(())
 
 
 class ExtendRecordingRequest2Decoder(_rt.Cursor):
@@ -12121,7 +12205,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ExtendRecordingRequest2Decoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12357,6 +12441,8 @@ ExtendRecordingRequest2Encoder._JSON = (
         ("enum", "autoStop", "auto_stop_raw", _BooleanType_BY_NAME, -2147483648),
         ("data", "channel", "put_channel", "US-ASCII"),
 )
+ExtendRecordingRequest2Encoder._KEYS = frozenset(row[1] for row in ExtendRecordingRequest2Encoder._JSON)
+ExtendRecordingRequest2Encoder._CONSTANTS = frozenset(())
 
 
 class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
@@ -12462,7 +12548,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
             if t[1] != 65 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopRecordingByIdentityRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12606,6 +12692,8 @@ StopRecordingByIdentityRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+StopRecordingByIdentityRequestEncoder._KEYS = frozenset(row[1] for row in StopRecordingByIdentityRequestEncoder._JSON)
+StopRecordingByIdentityRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ReplicateRequest2Decoder(_rt.Cursor):
@@ -12746,7 +12834,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             v10 = view[pos:pos + n9]
             pos += n9
             return t[4:] + (v2, v4, v6, v8, v10,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ReplicateRequest2Decoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13150,6 +13238,8 @@ ReplicateRequest2Encoder._JSON = (
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
         ("data", "srcResponseChannel", "put_src_response_channel", "US-ASCII"),
 )
+ReplicateRequest2Encoder._KEYS = frozenset(row[1] for row in ReplicateRequest2Encoder._JSON)
+ReplicateRequest2Encoder._CONSTANTS = frozenset(())
 
 
 class MaxRecordedPositionRequestDecoder(_rt.Cursor):
@@ -13255,7 +13345,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
             if t[1] != 67 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(MaxRecordedPositionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13399,6 +13489,8 @@ MaxRecordedPositionRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+MaxRecordedPositionRequestEncoder._KEYS = frozenset(row[1] for row in MaxRecordedPositionRequestEncoder._JSON)
+MaxRecordedPositionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ArchiveIdRequestDecoder(_rt.Cursor):
@@ -13504,7 +13596,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
             if t[1] != 68 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ArchiveIdRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13634,6 +13726,8 @@ ArchiveIdRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
 )
+ArchiveIdRequestEncoder._KEYS = frozenset(row[1] for row in ArchiveIdRequestEncoder._JSON)
+ArchiveIdRequestEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingStartedDecoder(_rt.Cursor):
@@ -13756,7 +13850,7 @@ class RecordingStartedDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingStartedDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13978,6 +14072,8 @@ RecordingStartedEncoder._JSON = (
         ("data", "channel", "put_channel", "US-ASCII"),
         ("data", "sourceIdentity", "put_source_identity", "US-ASCII"),
 )
+RecordingStartedEncoder._KEYS = frozenset(row[1] for row in RecordingStartedEncoder._JSON)
+RecordingStartedEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingProgressDecoder(_rt.Cursor):
@@ -14083,7 +14179,7 @@ class RecordingProgressDecoder(_rt.Cursor):
             if t[1] != 102 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingProgressDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14227,6 +14323,8 @@ RecordingProgressEncoder._JSON = (
         ("value", "startPosition", "start_position", False),
         ("value", "position", "position", False),
 )
+RecordingProgressEncoder._KEYS = frozenset(row[1] for row in RecordingProgressEncoder._JSON)
+RecordingProgressEncoder._CONSTANTS = frozenset(())
 
 
 class RecordingStoppedDecoder(_rt.Cursor):
@@ -14332,7 +14430,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
             if t[1] != 103 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RecordingStoppedDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14476,6 +14574,8 @@ RecordingStoppedEncoder._JSON = (
         ("value", "startPosition", "start_position", False),
         ("value", "stopPosition", "stop_position", False),
 )
+RecordingStoppedEncoder._KEYS = frozenset(row[1] for row in RecordingStoppedEncoder._JSON)
+RecordingStoppedEncoder._CONSTANTS = frozenset(())
 
 
 class PurgeRecordingRequestDecoder(_rt.Cursor):
@@ -14581,7 +14681,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
             if t[1] != 104 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(PurgeRecordingRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14725,6 +14825,8 @@ PurgeRecordingRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+PurgeRecordingRequestEncoder._KEYS = frozenset(row[1] for row in PurgeRecordingRequestEncoder._JSON)
+PurgeRecordingRequestEncoder._CONSTANTS = frozenset(())
 
 
 class ReplayTokenRequestDecoder(_rt.Cursor):
@@ -14830,7 +14932,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
             if t[1] != 105 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ReplayTokenRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14974,6 +15076,8 @@ ReplayTokenRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "recordingId", "recording_id", False),
 )
+ReplayTokenRequestEncoder._KEYS = frozenset(row[1] for row in ReplayTokenRequestEncoder._JSON)
+ReplayTokenRequestEncoder._CONSTANTS = frozenset(())
 
 
 DECODERS: dict[int, type] = { 1: ControlResponseDecoder, 2: ConnectRequestDecoder, 3: CloseSessionRequestDecoder, 4: StartRecordingRequestDecoder, 5: StopRecordingRequestDecoder, 6: ReplayRequestDecoder, 7: StopReplayRequestDecoder, 8: ListRecordingsRequestDecoder, 9: ListRecordingsForUriRequestDecoder, 10: ListRecordingRequestDecoder, 11: ExtendRecordingRequestDecoder, 12: RecordingPositionRequestDecoder, 13: TruncateRecordingRequestDecoder, 14: StopRecordingSubscriptionRequestDecoder, 15: StopPositionRequestDecoder, 16: FindLastMatchingRecordingRequestDecoder, 17: ListRecordingSubscriptionsRequestDecoder, 18: BoundedReplayRequestDecoder, 19: StopAllReplaysRequestDecoder, 20: CatalogHeaderDecoder, 21: RecordingDescriptorHeaderDecoder, 22: RecordingDescriptorDecoder, 23: RecordingSubscriptionDescriptorDecoder, 24: RecordingSignalEventDecoder, 50: ReplicateRequestDecoder, 51: StopReplicationRequestDecoder, 52: StartPositionRequestDecoder, 53: DetachSegmentsRequestDecoder, 54: DeleteDetachedSegmentsRequestDecoder, 55: PurgeSegmentsRequestDecoder, 56: AttachSegmentsRequestDecoder, 57: MigrateSegmentsRequestDecoder, 58: AuthConnectRequestDecoder, 59: ChallengeDecoder, 60: ChallengeResponseDecoder, 61: KeepAliveRequestDecoder, 62: TaggedReplicateRequestDecoder, 63: StartRecordingRequest2Decoder, 64: ExtendRecordingRequest2Decoder, 65: StopRecordingByIdentityRequestDecoder, 66: ReplicateRequest2Decoder, 67: MaxRecordedPositionRequestDecoder, 68: ArchiveIdRequestDecoder, 101: RecordingStartedDecoder, 102: RecordingProgressDecoder, 103: RecordingStoppedDecoder, 104: PurgeRecordingRequestDecoder, 105: ReplayTokenRequestDecoder,  }

@@ -390,6 +390,8 @@ MessageHeaderEncoder._JSON = (
         ("value", "schemaId", "schema_id", False),
         ("value", "version", "version", False),
 )
+MessageHeaderEncoder._KEYS = frozenset(row[1] for row in MessageHeaderEncoder._JSON)
+MessageHeaderEncoder._CONSTANTS = frozenset(())
 GroupSizeEncodingDecoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
@@ -398,6 +400,8 @@ GroupSizeEncodingEncoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
 )
+GroupSizeEncodingEncoder._KEYS = frozenset(row[1] for row in GroupSizeEncodingEncoder._JSON)
+GroupSizeEncodingEncoder._CONSTANTS = frozenset(())
 VarAsciiEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -406,6 +410,8 @@ VarAsciiEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarAsciiEncodingEncoder._KEYS = frozenset(row[1] for row in VarAsciiEncodingEncoder._JSON)
+VarAsciiEncodingEncoder._CONSTANTS = frozenset(())
 
 
 class MarkFileHeaderDecoder(_rt.Cursor):
@@ -540,7 +546,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             v8 = view[pos:pos + n7]
             pos += n7
             return t[4:] + (v2, v4, v6, v8,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(MarkFileHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -925,6 +931,8 @@ MarkFileHeaderEncoder._JSON = (
         ("data", "eventsChannel", "put_events_channel", "US-ASCII"),
         ("data", "aeronDirectory", "put_aeron_directory", "US-ASCII"),
 )
+MarkFileHeaderEncoder._KEYS = frozenset(row[1] for row in MarkFileHeaderEncoder._JSON)
+MarkFileHeaderEncoder._CONSTANTS = frozenset(())
 
 
 DECODERS: dict[int, type] = { 200: MarkFileHeaderDecoder,  }

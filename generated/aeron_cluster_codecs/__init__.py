@@ -841,6 +841,8 @@ MessageHeaderEncoder._JSON = (
         ("value", "schemaId", "schema_id", False),
         ("value", "version", "version", False),
 )
+MessageHeaderEncoder._KEYS = frozenset(row[1] for row in MessageHeaderEncoder._JSON)
+MessageHeaderEncoder._CONSTANTS = frozenset(())
 GroupSizeEncodingDecoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
@@ -849,6 +851,8 @@ GroupSizeEncodingEncoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
 )
+GroupSizeEncodingEncoder._KEYS = frozenset(row[1] for row in GroupSizeEncodingEncoder._JSON)
+GroupSizeEncodingEncoder._CONSTANTS = frozenset(())
 VarAsciiEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -857,6 +861,8 @@ VarAsciiEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarAsciiEncodingEncoder._KEYS = frozenset(row[1] for row in VarAsciiEncodingEncoder._JSON)
+VarAsciiEncodingEncoder._CONSTANTS = frozenset(())
 VarDataEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -865,6 +871,8 @@ VarDataEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarDataEncodingEncoder._KEYS = frozenset(row[1] for row in VarDataEncodingEncoder._JSON)
+VarDataEncodingEncoder._CONSTANTS = frozenset(())
 
 
 class SessionMessageHeaderDecoder(_rt.Cursor):
@@ -970,7 +978,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
             if t[1] != 1 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionMessageHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1114,6 +1122,8 @@ SessionMessageHeaderEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "timestamp", "timestamp", False),
 )
+SessionMessageHeaderEncoder._KEYS = frozenset(row[1] for row in SessionMessageHeaderEncoder._JSON)
+SessionMessageHeaderEncoder._CONSTANTS = frozenset(())
 
 
 class SessionEventDecoder(_rt.Cursor):
@@ -1230,7 +1240,7 @@ class SessionEventDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1467,6 +1477,8 @@ SessionEventEncoder._JSON = (
         ("value", "version", "version", True),
         ("data", "detail", "put_detail", "US-ASCII"),
 )
+SessionEventEncoder._KEYS = frozenset(row[1] for row in SessionEventEncoder._JSON)
+SessionEventEncoder._CONSTANTS = frozenset(())
 
 
 class SessionConnectRequestDecoder(_rt.Cursor):
@@ -1589,7 +1601,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionConnectRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1796,6 +1808,8 @@ SessionConnectRequestEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+SessionConnectRequestEncoder._KEYS = frozenset(row[1] for row in SessionConnectRequestEncoder._JSON)
+SessionConnectRequestEncoder._CONSTANTS = frozenset(())
 
 
 class SessionCloseRequestDecoder(_rt.Cursor):
@@ -1901,7 +1915,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
             if t[1] != 4 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionCloseRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2031,6 +2045,8 @@ SessionCloseRequestEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
 )
+SessionCloseRequestEncoder._KEYS = frozenset(row[1] for row in SessionCloseRequestEncoder._JSON)
+SessionCloseRequestEncoder._CONSTANTS = frozenset(())
 
 
 class SessionKeepAliveDecoder(_rt.Cursor):
@@ -2136,7 +2152,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
             if t[1] != 5 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionKeepAliveDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2266,6 +2282,8 @@ SessionKeepAliveEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
 )
+SessionKeepAliveEncoder._KEYS = frozenset(row[1] for row in SessionKeepAliveEncoder._JSON)
+SessionKeepAliveEncoder._CONSTANTS = frozenset(())
 
 
 class NewLeaderEventDecoder(_rt.Cursor):
@@ -2382,7 +2400,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(NewLeaderEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2558,6 +2576,8 @@ NewLeaderEventEncoder._JSON = (
         ("value", "leaderMemberId", "leader_member_id", False),
         ("data", "ingressEndpoints", "put_ingress_endpoints", "US-ASCII"),
 )
+NewLeaderEventEncoder._KEYS = frozenset(row[1] for row in NewLeaderEventEncoder._JSON)
+NewLeaderEventEncoder._CONSTANTS = frozenset(())
 
 
 class ChallengeDecoder(_rt.Cursor):
@@ -2674,7 +2694,7 @@ class ChallengeDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ChallengeDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -2830,6 +2850,8 @@ ChallengeEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("data", "encodedChallenge", "put_encoded_challenge", ""),
 )
+ChallengeEncoder._KEYS = frozenset(row[1] for row in ChallengeEncoder._JSON)
+ChallengeEncoder._CONSTANTS = frozenset(())
 
 
 class ChallengeResponseDecoder(_rt.Cursor):
@@ -2946,7 +2968,7 @@ class ChallengeResponseDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ChallengeResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3102,6 +3124,8 @@ ChallengeResponseEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+ChallengeResponseEncoder._KEYS = frozenset(row[1] for row in ChallengeResponseEncoder._JSON)
+ChallengeResponseEncoder._CONSTANTS = frozenset(())
 
 
 class TimerEventDecoder(_rt.Cursor):
@@ -3207,7 +3231,7 @@ class TimerEventDecoder(_rt.Cursor):
             if t[1] != 20 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TimerEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3351,6 +3375,8 @@ TimerEventEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "timestamp", "timestamp", False),
 )
+TimerEventEncoder._KEYS = frozenset(row[1] for row in TimerEventEncoder._JSON)
+TimerEventEncoder._CONSTANTS = frozenset(())
 
 
 class SessionOpenEventDecoder(_rt.Cursor):
@@ -3473,7 +3499,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionOpenEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3703,6 +3729,8 @@ SessionOpenEventEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedPrincipal", "put_encoded_principal", ""),
 )
+SessionOpenEventEncoder._KEYS = frozenset(row[1] for row in SessionOpenEventEncoder._JSON)
+SessionOpenEventEncoder._CONSTANTS = frozenset(())
 
 
 class SessionCloseEventDecoder(_rt.Cursor):
@@ -3808,7 +3836,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
             if t[1] != 22 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SessionCloseEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -3975,6 +4003,8 @@ SessionCloseEventEncoder._JSON = (
         ("value", "timestamp", "timestamp", False),
         ("enum", "closeReason", "close_reason_raw", _CloseReason_BY_NAME, -2147483648),
 )
+SessionCloseEventEncoder._KEYS = frozenset(row[1] for row in SessionCloseEventEncoder._JSON)
+SessionCloseEventEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterActionRequestDecoder(_rt.Cursor):
@@ -4080,7 +4110,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
             if t[1] != 23 or t[2] != 111 or t[0] != 32 or t[3] < 11 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterActionRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4266,6 +4296,8 @@ ClusterActionRequestEncoder._JSON = (
         ("enum", "action", "action_raw", _ClusterAction_BY_NAME, -2147483648),
         ("value", "flags", "flags", True),
 )
+ClusterActionRequestEncoder._KEYS = frozenset(row[1] for row in ClusterActionRequestEncoder._JSON)
+ClusterActionRequestEncoder._CONSTANTS = frozenset(())
 
 
 class NewLeadershipTermEventDecoder(_rt.Cursor):
@@ -4371,7 +4403,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
             if t[1] != 24 or t[2] != 111 or t[0] != 48 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(NewLeadershipTermEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4603,6 +4635,8 @@ NewLeadershipTermEventEncoder._JSON = (
         ("enum", "timeUnit", "time_unit_raw", _ClusterTimeUnit_BY_NAME, -2147483648),
         ("value", "appVersion", "app_version", True),
 )
+NewLeadershipTermEventEncoder._KEYS = frozenset(row[1] for row in NewLeadershipTermEventEncoder._JSON)
+NewLeadershipTermEventEncoder._CONSTANTS = frozenset(())
 
 
 class MembershipChangeEventDecoder(_rt.Cursor):
@@ -4719,7 +4753,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(MembershipChangeEventDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -4960,6 +4994,8 @@ MembershipChangeEventEncoder._JSON = (
         ("value", "memberId", "member_id", False),
         ("data", "clusterMembers", "put_cluster_members", "US-ASCII"),
 )
+MembershipChangeEventEncoder._KEYS = frozenset(row[1] for row in MembershipChangeEventEncoder._JSON)
+MembershipChangeEventEncoder._CONSTANTS = frozenset(())
 
 
 class AdminRequestDecoder(_rt.Cursor):
@@ -5076,7 +5112,7 @@ class AdminRequestDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AdminRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5272,6 +5308,8 @@ AdminRequestEncoder._JSON = (
         ("enum", "requestType", "request_type_raw", _AdminRequestType_BY_NAME, -2147483648),
         ("data", "payload", "put_payload", ""),
 )
+AdminRequestEncoder._KEYS = frozenset(row[1] for row in AdminRequestEncoder._JSON)
+AdminRequestEncoder._CONSTANTS = frozenset(())
 
 
 class AdminResponseDecoder(_rt.Cursor):
@@ -5394,7 +5432,7 @@ class AdminResponseDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AdminResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5630,6 +5668,8 @@ AdminResponseEncoder._JSON = (
         ("data", "message", "put_message", "US-ASCII"),
         ("data", "payload", "put_payload", ""),
 )
+AdminResponseEncoder._KEYS = frozenset(row[1] for row in AdminResponseEncoder._JSON)
+AdminResponseEncoder._CONSTANTS = frozenset(())
 
 
 class CloseSessionDecoder(_rt.Cursor):
@@ -5735,7 +5775,7 @@ class CloseSessionDecoder(_rt.Cursor):
             if t[1] != 30 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CloseSessionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -5851,6 +5891,8 @@ CloseSessionEncoder._EMPTY = ()
 CloseSessionEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
 )
+CloseSessionEncoder._KEYS = frozenset(row[1] for row in CloseSessionEncoder._JSON)
+CloseSessionEncoder._CONSTANTS = frozenset(())
 
 
 class ScheduleTimerDecoder(_rt.Cursor):
@@ -5956,7 +5998,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
             if t[1] != 31 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ScheduleTimerDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6086,6 +6128,8 @@ ScheduleTimerEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "deadline", "deadline", False),
 )
+ScheduleTimerEncoder._KEYS = frozenset(row[1] for row in ScheduleTimerEncoder._JSON)
+ScheduleTimerEncoder._CONSTANTS = frozenset(())
 
 
 class CancelTimerDecoder(_rt.Cursor):
@@ -6191,7 +6235,7 @@ class CancelTimerDecoder(_rt.Cursor):
             if t[1] != 32 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CancelTimerDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6307,6 +6351,8 @@ CancelTimerEncoder._EMPTY = ()
 CancelTimerEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
 )
+CancelTimerEncoder._KEYS = frozenset(row[1] for row in CancelTimerEncoder._JSON)
+CancelTimerEncoder._CONSTANTS = frozenset(())
 
 
 class ServiceAckDecoder(_rt.Cursor):
@@ -6412,7 +6458,7 @@ class ServiceAckDecoder(_rt.Cursor):
             if t[1] != 33 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ServiceAckDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6584,6 +6630,8 @@ ServiceAckEncoder._JSON = (
         ("value", "relevantId", "relevant_id", False),
         ("value", "serviceId", "service_id", False),
 )
+ServiceAckEncoder._KEYS = frozenset(row[1] for row in ServiceAckEncoder._JSON)
+ServiceAckEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersQueryDecoder(_rt.Cursor):
@@ -6689,7 +6737,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
             if t[1] != 34 or t[2] != 111 or t[0] != 12 or t[3] < 5 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersQueryDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -6832,6 +6880,8 @@ ClusterMembersQueryEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("enum", "extended", "extended_raw", _BooleanType_BY_NAME, -2147483648),
 )
+ClusterMembersQueryEncoder._KEYS = frozenset(row[1] for row in ClusterMembersQueryEncoder._JSON)
+ClusterMembersQueryEncoder._CONSTANTS = frozenset(())
 
 
 class RemoveMemberDecoder(_rt.Cursor):
@@ -6937,7 +6987,7 @@ class RemoveMemberDecoder(_rt.Cursor):
             if t[1] != 35 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RemoveMemberDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7076,6 +7126,8 @@ RemoveMemberEncoder._JSON = (
         ("value", "memberId", "member_id", False),
         ("enum", "isPassive", "is_passive_raw", _BooleanType_BY_NAME, -2147483648),
 )
+RemoveMemberEncoder._KEYS = frozenset(row[1] for row in RemoveMemberEncoder._JSON)
+RemoveMemberEncoder._CONSTANTS = frozenset(())
 
 
 class JoinLogDecoder(_rt.Cursor):
@@ -7192,7 +7244,7 @@ class JoinLogDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(JoinLogDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7433,6 +7485,8 @@ JoinLogEncoder._JSON = (
         ("value", "role", "role", False),
         ("data", "logChannel", "put_log_channel", "US-ASCII"),
 )
+JoinLogEncoder._KEYS = frozenset(row[1] for row in JoinLogEncoder._JSON)
+JoinLogEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersResponseDecoder(_rt.Cursor):
@@ -7555,7 +7609,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7749,6 +7803,8 @@ ClusterMembersResponseEncoder._JSON = (
         ("data", "activeMembers", "put_active_members", "US-ASCII"),
         ("data", "passiveFollowers", "put_passive_followers", "US-ASCII"),
 )
+ClusterMembersResponseEncoder._KEYS = frozenset(row[1] for row in ClusterMembersResponseEncoder._JSON)
+ClusterMembersResponseEncoder._CONSTANTS = frozenset(())
 
 
 class ServiceTerminationPositionDecoder(_rt.Cursor):
@@ -7854,7 +7910,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
             if t[1] != 42 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ServiceTerminationPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -7970,6 +8026,8 @@ ServiceTerminationPositionEncoder._EMPTY = ()
 ServiceTerminationPositionEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
 )
+ServiceTerminationPositionEncoder._KEYS = frozenset(row[1] for row in ServiceTerminationPositionEncoder._JSON)
+ServiceTerminationPositionEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
@@ -7984,6 +8042,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
     _BL_INDEX = 0
     _COUNT_INDEX = 1
     _MIN_BLOCK = 28
+    _SECTION_MIN = 20
     _PLAN = ((0, 8, 0, 1), (0, 16, 1, 1), (0, 24, 2, 1), (0, 28, 3, 1))
 
     def __init__(self, parent: Any) -> None:
@@ -8242,6 +8301,8 @@ ClusterMembersExtendedResponsePassiveMembersEncoder._JSON = (
         ("data", "catchupEndpoint", "put_catchup_endpoint", "US-ASCII"),
         ("data", "archiveEndpoint", "put_archive_endpoint", "US-ASCII"),
 )
+ClusterMembersExtendedResponsePassiveMembersEncoder._KEYS = frozenset(row[1] for row in ClusterMembersExtendedResponsePassiveMembersEncoder._JSON)
+ClusterMembersExtendedResponsePassiveMembersEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
@@ -8256,6 +8317,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
     _BL_INDEX = 0
     _COUNT_INDEX = 1
     _MIN_BLOCK = 28
+    _SECTION_MIN = 20
     _PLAN = ((0, 8, 0, 1), (0, 16, 1, 1), (0, 24, 2, 1), (0, 28, 3, 1))
 
     def __init__(self, parent: Any) -> None:
@@ -8514,6 +8576,8 @@ ClusterMembersExtendedResponseActiveMembersEncoder._JSON = (
         ("data", "catchupEndpoint", "put_catchup_endpoint", "US-ASCII"),
         ("data", "archiveEndpoint", "put_archive_endpoint", "US-ASCII"),
 )
+ClusterMembersExtendedResponseActiveMembersEncoder._KEYS = frozenset(row[1] for row in ClusterMembersExtendedResponseActiveMembersEncoder._JSON)
+ClusterMembersExtendedResponseActiveMembersEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
@@ -8629,7 +8693,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
             if d1[0] != 28:
                 raise _records.Fallback
             pos += 4
-            if pos + d1[1] * 28 > end:
+            if pos + d1[1] * 48 > end:
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
@@ -8670,7 +8734,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
             if d14[0] != 28:
                 raise _records.Fallback
             pos += 4
-            if pos + d14[1] * 28 > end:
+            if pos + d14[1] * 48 > end:
                 raise _records.Fallback
             g15 = []
             for _ in range(d14[1]):
@@ -8708,7 +8772,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
                 pos += n25
                 g15.append(e16 + (v18, v20, v22, v24, v26,))
             return t[4:] + (g2, g15,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersExtendedResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -8755,7 +8819,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         return self._g_passive_members._start(self._acting_version)  # type: ignore[return-value]
 
 
-ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 28, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S53u, 4, 0, 1, 28, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
+ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S53u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
 ClusterMembersExtendedResponseDecoder._UNPACK = (("group", "active_members"), ("group", "passive_members"), )
 ClusterMembersExtendedResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -8912,6 +8976,8 @@ ClusterMembersExtendedResponseEncoder._JSON = (
         ("group", "activeMembers", "active_members_count", 0),
         ("group", "passiveMembers", "passive_members_count", 0),
 )
+ClusterMembersExtendedResponseEncoder._KEYS = frozenset(row[1] for row in ClusterMembersExtendedResponseEncoder._JSON)
+ClusterMembersExtendedResponseEncoder._CONSTANTS = frozenset(())
 
 
 class RequestServiceAckDecoder(_rt.Cursor):
@@ -9017,7 +9083,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
             if t[1] != 108 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RequestServiceAckDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9133,6 +9199,8 @@ RequestServiceAckEncoder._EMPTY = ()
 RequestServiceAckEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
 )
+RequestServiceAckEncoder._KEYS = frozenset(row[1] for row in RequestServiceAckEncoder._JSON)
+RequestServiceAckEncoder._CONSTANTS = frozenset(())
 
 
 class CanvassPositionDecoder(_rt.Cursor):
@@ -9238,7 +9306,7 @@ class CanvassPositionDecoder(_rt.Cursor):
             if t[1] != 50 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CanvassPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9415,6 +9483,8 @@ CanvassPositionEncoder._JSON = (
         ("value", "followerMemberId", "follower_member_id", False),
         ("value", "protocolVersion", "protocol_version", True),
 )
+CanvassPositionEncoder._KEYS = frozenset(row[1] for row in CanvassPositionEncoder._JSON)
+CanvassPositionEncoder._CONSTANTS = frozenset(())
 
 
 class RequestVoteDecoder(_rt.Cursor):
@@ -9520,7 +9590,7 @@ class RequestVoteDecoder(_rt.Cursor):
             if t[1] != 51 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(RequestVoteDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9697,6 +9767,8 @@ RequestVoteEncoder._JSON = (
         ("value", "candidateMemberId", "candidate_member_id", False),
         ("value", "protocolVersion", "protocol_version", True),
 )
+RequestVoteEncoder._KEYS = frozenset(row[1] for row in RequestVoteEncoder._JSON)
+RequestVoteEncoder._CONSTANTS = frozenset(())
 
 
 class VoteDecoder(_rt.Cursor):
@@ -9802,7 +9874,7 @@ class VoteDecoder(_rt.Cursor):
             if t[1] != 52 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(VoteDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -9997,6 +10069,8 @@ VoteEncoder._JSON = (
         ("value", "followerMemberId", "follower_member_id", False),
         ("enum", "vote", "vote_raw", _BooleanType_BY_NAME, -2147483648),
 )
+VoteEncoder._KEYS = frozenset(row[1] for row in VoteEncoder._JSON)
+VoteEncoder._CONSTANTS = frozenset(())
 
 
 class NewLeadershipTermDecoder(_rt.Cursor):
@@ -10102,7 +10176,7 @@ class NewLeadershipTermDecoder(_rt.Cursor):
             if t[1] != 53 or t[2] != 111 or t[0] != 88 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(NewLeadershipTermDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10398,6 +10472,8 @@ NewLeadershipTermEncoder._JSON = (
         ("value", "appVersion", "app_version", True),
         ("enum", "isStartup", "is_startup_raw", _BooleanType_BY_NAME, -2147483648),
 )
+NewLeadershipTermEncoder._KEYS = frozenset(row[1] for row in NewLeadershipTermEncoder._JSON)
+NewLeadershipTermEncoder._CONSTANTS = frozenset(())
 
 
 class AppendPositionDecoder(_rt.Cursor):
@@ -10503,7 +10579,7 @@ class AppendPositionDecoder(_rt.Cursor):
             if t[1] != 54 or t[2] != 111 or t[0] != 21 or t[3] < 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AppendPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10663,6 +10739,8 @@ AppendPositionEncoder._JSON = (
         ("value", "followerMemberId", "follower_member_id", False),
         ("value", "flags", "flags", False),
 )
+AppendPositionEncoder._KEYS = frozenset(row[1] for row in AppendPositionEncoder._JSON)
+AppendPositionEncoder._CONSTANTS = frozenset(())
 
 
 class CommitPositionDecoder(_rt.Cursor):
@@ -10768,7 +10846,7 @@ class CommitPositionDecoder(_rt.Cursor):
             if t[1] != 55 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CommitPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -10912,6 +10990,8 @@ CommitPositionEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
         ("value", "leaderMemberId", "leader_member_id", False),
 )
+CommitPositionEncoder._KEYS = frozenset(row[1] for row in CommitPositionEncoder._JSON)
+CommitPositionEncoder._CONSTANTS = frozenset(())
 
 
 class CatchupPositionDecoder(_rt.Cursor):
@@ -11028,7 +11108,7 @@ class CatchupPositionDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CatchupPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11204,6 +11284,8 @@ CatchupPositionEncoder._JSON = (
         ("value", "followerMemberId", "follower_member_id", False),
         ("data", "catchupEndpoint", "put_catchup_endpoint", "US-ASCII"),
 )
+CatchupPositionEncoder._KEYS = frozenset(row[1] for row in CatchupPositionEncoder._JSON)
+CatchupPositionEncoder._CONSTANTS = frozenset(())
 
 
 class StopCatchupDecoder(_rt.Cursor):
@@ -11309,7 +11391,7 @@ class StopCatchupDecoder(_rt.Cursor):
             if t[1] != 57 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StopCatchupDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11439,6 +11521,8 @@ StopCatchupEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "followerMemberId", "follower_member_id", False),
 )
+StopCatchupEncoder._KEYS = frozenset(row[1] for row in StopCatchupEncoder._JSON)
+StopCatchupEncoder._CONSTANTS = frozenset(())
 
 
 class AddPassiveMemberDecoder(_rt.Cursor):
@@ -11555,7 +11639,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(AddPassiveMemberDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -11703,6 +11787,8 @@ AddPassiveMemberEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("data", "memberEndpoints", "put_member_endpoints", "US-ASCII"),
 )
+AddPassiveMemberEncoder._KEYS = frozenset(row[1] for row in AddPassiveMemberEncoder._JSON)
+AddPassiveMemberEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersChangeDecoder(_rt.Cursor):
@@ -11825,7 +11911,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersChangeDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12019,6 +12105,8 @@ ClusterMembersChangeEncoder._JSON = (
         ("data", "activeMembers", "put_active_members", "US-ASCII"),
         ("data", "passiveMembers", "put_passive_members", "US-ASCII"),
 )
+ClusterMembersChangeEncoder._KEYS = frozenset(row[1] for row in ClusterMembersChangeEncoder._JSON)
+ClusterMembersChangeEncoder._CONSTANTS = frozenset(())
 
 
 class SnapshotRecordingQueryDecoder(_rt.Cursor):
@@ -12124,7 +12212,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
             if t[1] != 72 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SnapshotRecordingQueryDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12254,6 +12342,8 @@ SnapshotRecordingQueryEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "requestMemberId", "request_member_id", False),
 )
+SnapshotRecordingQueryEncoder._KEYS = frozenset(row[1] for row in SnapshotRecordingQueryEncoder._JSON)
+SnapshotRecordingQueryEncoder._CONSTANTS = frozenset(())
 
 
 class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
@@ -12268,6 +12358,7 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
     _BL_INDEX = 0
     _COUNT_INDEX = 1
     _MIN_BLOCK = 44
+    _SECTION_MIN = 0
     _PLAN = ((0, 8, 0, 1), (0, 16, 1, 1), (0, 24, 2, 1), (0, 32, 3, 1), (0, 40, 4, 1), (0, 44, 5, 1))
 
     def __init__(self, parent: Any) -> None:
@@ -12394,6 +12485,8 @@ SnapshotRecordingsSnapshotsEncoder._JSON = (
         ("value", "timestamp", "timestamp", False),
         ("value", "serviceId", "service_id", False),
 )
+SnapshotRecordingsSnapshotsEncoder._KEYS = frozenset(row[1] for row in SnapshotRecordingsSnapshotsEncoder._JSON)
+SnapshotRecordingsSnapshotsEncoder._CONSTANTS = frozenset(())
 
 
 class SnapshotRecordingsDecoder(_rt.Cursor):
@@ -12521,7 +12614,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (g2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SnapshotRecordingsDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12563,7 +12656,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "memberEndpoints", self._root._limit - len(view))
 
 
-SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
+SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 0, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
 SnapshotRecordingsDecoder._UNPACK = (("group", "snapshots"), ("data", "member_endpoints"), )
 SnapshotRecordingsDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -12692,6 +12785,8 @@ SnapshotRecordingsEncoder._JSON = (
         ("group", "snapshots", "snapshots_count", 0),
         ("data", "memberEndpoints", "put_member_endpoints", "US-ASCII"),
 )
+SnapshotRecordingsEncoder._KEYS = frozenset(row[1] for row in SnapshotRecordingsEncoder._JSON)
+SnapshotRecordingsEncoder._CONSTANTS = frozenset(())
 
 
 class JoinClusterDecoder(_rt.Cursor):
@@ -12797,7 +12892,7 @@ class JoinClusterDecoder(_rt.Cursor):
             if t[1] != 74 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(JoinClusterDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -12927,6 +13022,8 @@ JoinClusterEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "memberId", "member_id", False),
 )
+JoinClusterEncoder._KEYS = frozenset(row[1] for row in JoinClusterEncoder._JSON)
+JoinClusterEncoder._CONSTANTS = frozenset(())
 
 
 class TerminationPositionDecoder(_rt.Cursor):
@@ -13032,7 +13129,7 @@ class TerminationPositionDecoder(_rt.Cursor):
             if t[1] != 75 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TerminationPositionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13162,6 +13259,8 @@ TerminationPositionEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
 )
+TerminationPositionEncoder._KEYS = frozenset(row[1] for row in TerminationPositionEncoder._JSON)
+TerminationPositionEncoder._CONSTANTS = frozenset(())
 
 
 class TerminationAckDecoder(_rt.Cursor):
@@ -13267,7 +13366,7 @@ class TerminationAckDecoder(_rt.Cursor):
             if t[1] != 76 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TerminationAckDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13411,6 +13510,8 @@ TerminationAckEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
         ("value", "memberId", "member_id", False),
 )
+TerminationAckEncoder._KEYS = frozenset(row[1] for row in TerminationAckEncoder._JSON)
+TerminationAckEncoder._CONSTANTS = frozenset(())
 
 
 class BackupQueryDecoder(_rt.Cursor):
@@ -13533,7 +13634,7 @@ class BackupQueryDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(BackupQueryDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -13740,6 +13841,8 @@ BackupQueryEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+BackupQueryEncoder._KEYS = frozenset(row[1] for row in BackupQueryEncoder._JSON)
+BackupQueryEncoder._CONSTANTS = frozenset(())
 
 
 class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
@@ -13754,6 +13857,7 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
     _BL_INDEX = 0
     _COUNT_INDEX = 1
     _MIN_BLOCK = 44
+    _SECTION_MIN = 0
     _PLAN = ((0, 8, 0, 1), (0, 16, 1, 1), (0, 24, 2, 1), (0, 32, 3, 1), (0, 40, 4, 1), (0, 44, 5, 1))
 
     def __init__(self, parent: Any) -> None:
@@ -13880,6 +13984,8 @@ BackupResponseSnapshotsEncoder._JSON = (
         ("value", "timestamp", "timestamp", False),
         ("value", "serviceId", "service_id", False),
 )
+BackupResponseSnapshotsEncoder._KEYS = frozenset(row[1] for row in BackupResponseSnapshotsEncoder._JSON)
+BackupResponseSnapshotsEncoder._CONSTANTS = frozenset(())
 
 
 class BackupResponseDecoder(_rt.Cursor):
@@ -14007,7 +14113,7 @@ class BackupResponseDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (g2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(BackupResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14084,7 +14190,7 @@ class BackupResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "BackupResponse", "clusterMembers", 0), )
+BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 0, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "BackupResponse", "clusterMembers", 0), )
 BackupResponseDecoder._UNPACK = (("group", "snapshots"), ("data", "cluster_members"), )
 BackupResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -14293,6 +14399,8 @@ BackupResponseEncoder._JSON = (
         ("group", "snapshots", "snapshots_count", 0),
         ("data", "clusterMembers", "put_cluster_members", "US-ASCII"),
 )
+BackupResponseEncoder._KEYS = frozenset(row[1] for row in BackupResponseEncoder._JSON)
+BackupResponseEncoder._CONSTANTS = frozenset(())
 
 
 class HeartbeatRequestDecoder(_rt.Cursor):
@@ -14415,7 +14523,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(HeartbeatRequestDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14603,6 +14711,8 @@ HeartbeatRequestEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+HeartbeatRequestEncoder._KEYS = frozenset(row[1] for row in HeartbeatRequestEncoder._JSON)
+HeartbeatRequestEncoder._CONSTANTS = frozenset(())
 
 
 class HeartbeatResponseDecoder(_rt.Cursor):
@@ -14708,7 +14818,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
             if t[1] != 80 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(HeartbeatResponseDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -14824,6 +14934,8 @@ HeartbeatResponseEncoder._EMPTY = ()
 HeartbeatResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
 )
+HeartbeatResponseEncoder._KEYS = frozenset(row[1] for row in HeartbeatResponseEncoder._JSON)
+HeartbeatResponseEncoder._CONSTANTS = frozenset(())
 
 
 class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
@@ -14838,6 +14950,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
     _BL_INDEX = 0
     _COUNT_INDEX = 1
     _MIN_BLOCK = 44
+    _SECTION_MIN = 4
     _PLAN = ((0, 8, 0, 1), (0, 16, 1, 1), (0, 24, 2, 1), (0, 32, 3, 1), (0, 40, 4, 1), (0, 44, 5, 1))
 
     def __init__(self, parent: Any) -> None:
@@ -14996,6 +15109,8 @@ StandbySnapshotSnapshotsEncoder._JSON = (
         ("value", "serviceId", "service_id", False),
         ("data", "archiveEndpoint", "put_archive_endpoint", "US-ASCII"),
 )
+StandbySnapshotSnapshotsEncoder._KEYS = frozenset(row[1] for row in StandbySnapshotSnapshotsEncoder._JSON)
+StandbySnapshotSnapshotsEncoder._CONSTANTS = frozenset(())
 
 
 class StandbySnapshotDecoder(_rt.Cursor):
@@ -15110,7 +15225,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
-            if pos + d1[1] * 44 > end:
+            if pos + d1[1] * 48 > end:
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
@@ -15136,7 +15251,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
             v9 = view[pos:pos + n8]
             pos += n8
             return t[4:] + (g2, v7, v9,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(StandbySnapshotDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -15197,7 +15312,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
         return bytes(self.encoded_credentials())
 
 
-StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "encodedCredentials", 0), )
+StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 4, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "encodedCredentials", 0), )
 StandbySnapshotDecoder._UNPACK = (("group", "snapshots"), ("data", "response_channel"), ("data", "encoded_credentials"), )
 StandbySnapshotDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -15361,6 +15476,8 @@ StandbySnapshotEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedCredentials", "put_encoded_credentials", ""),
 )
+StandbySnapshotEncoder._KEYS = frozenset(row[1] for row in StandbySnapshotEncoder._JSON)
+StandbySnapshotEncoder._CONSTANTS = frozenset(())
 
 
 class SnapshotMarkerDecoder(_rt.Cursor):
@@ -15466,7 +15583,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
             if t[1] != 100 or t[2] != 111 or t[0] != 40 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(SnapshotMarkerDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -15693,6 +15810,8 @@ SnapshotMarkerEncoder._JSON = (
         ("enum", "timeUnit", "time_unit_raw", _ClusterTimeUnit_BY_NAME, -2147483648),
         ("value", "appVersion", "app_version", True),
 )
+SnapshotMarkerEncoder._KEYS = frozenset(row[1] for row in SnapshotMarkerEncoder._JSON)
+SnapshotMarkerEncoder._CONSTANTS = frozenset(())
 
 
 class ClientSessionDecoder(_rt.Cursor):
@@ -15815,7 +15934,7 @@ class ClientSessionDecoder(_rt.Cursor):
             v4 = view[pos:pos + n3]
             pos += n3
             return t[4:] + (v2, v4,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClientSessionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -16003,6 +16122,8 @@ ClientSessionEncoder._JSON = (
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
         ("data", "encodedPrincipal", "put_encoded_principal", ""),
 )
+ClientSessionEncoder._KEYS = frozenset(row[1] for row in ClientSessionEncoder._JSON)
+ClientSessionEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterSessionDecoder(_rt.Cursor):
@@ -16119,7 +16240,7 @@ class ClusterSessionDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterSessionDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -16346,6 +16467,8 @@ ClusterSessionEncoder._JSON = (
         ("value", "responseStreamId", "response_stream_id", False),
         ("data", "responseChannel", "put_response_channel", "US-ASCII"),
 )
+ClusterSessionEncoder._KEYS = frozenset(row[1] for row in ClusterSessionEncoder._JSON)
+ClusterSessionEncoder._CONSTANTS = frozenset(())
 
 
 class TimerDecoder(_rt.Cursor):
@@ -16451,7 +16574,7 @@ class TimerDecoder(_rt.Cursor):
             if t[1] != 104 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(TimerDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -16581,6 +16704,8 @@ TimerEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "deadline", "deadline", False),
 )
+TimerEncoder._KEYS = frozenset(row[1] for row in TimerEncoder._JSON)
+TimerEncoder._CONSTANTS = frozenset(())
 
 
 class ConsensusModuleDecoder(_rt.Cursor):
@@ -16686,7 +16811,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
             if t[1] != 105 or t[2] != 111 or t[0] != 28 or t[3] < 3 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ConsensusModuleDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -16859,6 +16984,8 @@ ConsensusModuleEncoder._JSON = (
         ("value", "logServiceSessionId", "log_service_session_id", True),
         ("value", "pendingMessageCapacity", "pending_message_capacity", True),
 )
+ConsensusModuleEncoder._KEYS = frozenset(row[1] for row in ConsensusModuleEncoder._JSON)
+ConsensusModuleEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersDecoder(_rt.Cursor):
@@ -16975,7 +17102,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[4:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -17137,6 +17264,8 @@ ClusterMembersEncoder._JSON = (
         ("value", "highMemberId", "high_member_id", False),
         ("data", "clusterMembers", "put_cluster_members", "US-ASCII"),
 )
+ClusterMembersEncoder._KEYS = frozenset(row[1] for row in ClusterMembersEncoder._JSON)
+ClusterMembersEncoder._CONSTANTS = frozenset(())
 
 
 class PendingMessageTrackerDecoder(_rt.Cursor):
@@ -17242,7 +17371,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
             if t[1] != 107 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(PendingMessageTrackerDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -17403,6 +17532,8 @@ PendingMessageTrackerEncoder._JSON = (
         ("value", "pendingMessageCapacity", "pending_message_capacity", True),
         ("value", "serviceId", "service_id", False),
 )
+PendingMessageTrackerEncoder._KEYS = frozenset(row[1] for row in PendingMessageTrackerEncoder._JSON)
+PendingMessageTrackerEncoder._CONSTANTS = frozenset(())
 
 
 DECODERS: dict[int, type] = { 1: SessionMessageHeaderDecoder, 2: SessionEventDecoder, 3: SessionConnectRequestDecoder, 4: SessionCloseRequestDecoder, 5: SessionKeepAliveDecoder, 6: NewLeaderEventDecoder, 7: ChallengeDecoder, 8: ChallengeResponseDecoder, 20: TimerEventDecoder, 21: SessionOpenEventDecoder, 22: SessionCloseEventDecoder, 23: ClusterActionRequestDecoder, 24: NewLeadershipTermEventDecoder, 25: MembershipChangeEventDecoder, 26: AdminRequestDecoder, 27: AdminResponseDecoder, 30: CloseSessionDecoder, 31: ScheduleTimerDecoder, 32: CancelTimerDecoder, 33: ServiceAckDecoder, 34: ClusterMembersQueryDecoder, 35: RemoveMemberDecoder, 40: JoinLogDecoder, 41: ClusterMembersResponseDecoder, 42: ServiceTerminationPositionDecoder, 43: ClusterMembersExtendedResponseDecoder, 108: RequestServiceAckDecoder, 50: CanvassPositionDecoder, 51: RequestVoteDecoder, 52: VoteDecoder, 53: NewLeadershipTermDecoder, 54: AppendPositionDecoder, 55: CommitPositionDecoder, 56: CatchupPositionDecoder, 57: StopCatchupDecoder, 70: AddPassiveMemberDecoder, 71: ClusterMembersChangeDecoder, 72: SnapshotRecordingQueryDecoder, 73: SnapshotRecordingsDecoder, 74: JoinClusterDecoder, 75: TerminationPositionDecoder, 76: TerminationAckDecoder, 77: BackupQueryDecoder, 78: BackupResponseDecoder, 79: HeartbeatRequestDecoder, 80: HeartbeatResponseDecoder, 81: StandbySnapshotDecoder, 100: SnapshotMarkerDecoder, 102: ClientSessionDecoder, 103: ClusterSessionDecoder, 104: TimerDecoder, 105: ConsensusModuleDecoder, 106: ClusterMembersDecoder, 107: PendingMessageTrackerDecoder,  }

@@ -421,6 +421,8 @@ MessageHeaderEncoder._JSON = (
         ("value", "schemaId", "schema_id", False),
         ("value", "version", "version", False),
 )
+MessageHeaderEncoder._KEYS = frozenset(row[1] for row in MessageHeaderEncoder._JSON)
+MessageHeaderEncoder._CONSTANTS = frozenset(())
 GroupSizeEncodingDecoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
@@ -429,6 +431,8 @@ GroupSizeEncodingEncoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
 )
+GroupSizeEncodingEncoder._KEYS = frozenset(row[1] for row in GroupSizeEncodingEncoder._JSON)
+GroupSizeEncodingEncoder._CONSTANTS = frozenset(())
 VarAsciiEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -437,6 +441,8 @@ VarAsciiEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarAsciiEncodingEncoder._KEYS = frozenset(row[1] for row in VarAsciiEncodingEncoder._JSON)
+VarAsciiEncodingEncoder._CONSTANTS = frozenset(())
 
 
 class MarkFileHeaderDecoder(_rt.Cursor):
@@ -583,7 +589,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             v12 = view[pos:pos + n11]
             pos += n11
             return t[4:] + (v2, v4, v6, v8, v10, v12,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(MarkFileHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1098,6 +1104,8 @@ MarkFileHeaderEncoder._JSON = (
         ("data", "authenticator", "put_authenticator", "US-ASCII"),
         ("data", "servicesClusterDir", "put_services_cluster_dir", "US-ASCII"),
 )
+MarkFileHeaderEncoder._KEYS = frozenset(row[1] for row in MarkFileHeaderEncoder._JSON)
+MarkFileHeaderEncoder._CONSTANTS = frozenset(())
 
 
 DECODERS: dict[int, type] = { 200: MarkFileHeaderDecoder,  }

@@ -430,6 +430,8 @@ MessageHeaderEncoder._JSON = (
         ("value", "frameLength", "frame_length", False),
         ("value", "padding", "padding", False),
 )
+MessageHeaderEncoder._KEYS = frozenset(row[1] for row in MessageHeaderEncoder._JSON)
+MessageHeaderEncoder._CONSTANTS = frozenset(())
 GroupSizeEncodingDecoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
@@ -438,6 +440,8 @@ GroupSizeEncodingEncoder._JSON = (
         ("value", "blockLength", "block_length", False),
         ("value", "numInGroup", "num_in_group", False),
 )
+GroupSizeEncodingEncoder._KEYS = frozenset(row[1] for row in GroupSizeEncodingEncoder._JSON)
+GroupSizeEncodingEncoder._CONSTANTS = frozenset(())
 VarAsciiEncodingDecoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
@@ -446,6 +450,8 @@ VarAsciiEncodingEncoder._JSON = (
         ("value", "length", "length", False),
         ("value", "varData", "var_data", False),
 )
+VarAsciiEncodingEncoder._KEYS = frozenset(row[1] for row in VarAsciiEncodingEncoder._JSON)
+VarAsciiEncodingEncoder._CONSTANTS = frozenset(())
 
 
 class NodeStateHeaderDecoder(_rt.Cursor):
@@ -551,7 +557,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
             if t[1] != 300 or t[2] != 112 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(NodeStateHeaderDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -681,6 +687,8 @@ NodeStateHeaderEncoder._JSON = (
         ("value", "version", "version", False),
         ("value", "padding", "padding", False),
 )
+NodeStateHeaderEncoder._KEYS = frozenset(row[1] for row in NodeStateHeaderEncoder._JSON)
+NodeStateHeaderEncoder._CONSTANTS = frozenset(())
 
 
 class CandidateTermDecoder(_rt.Cursor):
@@ -786,7 +794,7 @@ class CandidateTermDecoder(_rt.Cursor):
             if t[1] != 301 or t[2] != 112 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(CandidateTermDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -930,6 +938,8 @@ CandidateTermEncoder._JSON = (
         ("value", "timestamp", "timestamp", False),
         ("value", "logPosition", "log_position", False),
 )
+CandidateTermEncoder._KEYS = frozenset(row[1] for row in CandidateTermEncoder._JSON)
+CandidateTermEncoder._CONSTANTS = frozenset(())
 
 
 class ClusterMembersDecoder(_rt.Cursor):
@@ -1046,7 +1056,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             v2 = view[pos:pos + n1]
             pos += n1
             return t[6:] + (v2,)  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(ClusterMembersDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1222,6 +1232,8 @@ ClusterMembersEncoder._JSON = (
         ("value", "highMemberId", "high_member_id", False),
         ("data", "clusterMembers", "put_cluster_members", "US-ASCII"),
 )
+ClusterMembersEncoder._KEYS = frozenset(row[1] for row in ClusterMembersEncoder._JSON)
+ClusterMembersEncoder._CONSTANTS = frozenset(())
 
 
 class NodeStateFooterDecoder(_rt.Cursor):
@@ -1327,7 +1339,7 @@ class NodeStateFooterDecoder(_rt.Cursor):
             if t[1] != 304 or t[2] != 112 or t[0] != 0 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
-        except (_struct.error, _records.Fallback):
+        except (_struct.error, _records.Fallback, BufferError):
             return _records.unpack_record(NodeStateFooterDecoder().wrap_header(buffer, offset))
 
     def read_block(self) -> tuple[Any, ...]:
@@ -1429,6 +1441,8 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
 NodeStateFooterEncoder._EMPTY = ()
 NodeStateFooterEncoder._JSON = (
 )
+NodeStateFooterEncoder._KEYS = frozenset(row[1] for row in NodeStateFooterEncoder._JSON)
+NodeStateFooterEncoder._CONSTANTS = frozenset(())
 
 
 DECODERS: dict[int, type] = { 300: NodeStateHeaderDecoder, 301: CandidateTermDecoder, 303: ClusterMembersDecoder, 304: NodeStateFooterDecoder,  }

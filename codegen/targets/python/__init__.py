@@ -97,8 +97,12 @@ class _FastPath:
         self.emit(depth, f"if {d}[{g.bl_index}] != {g.block_length}:")
         self.emit(depth + 1, "raise _records.Fallback")
         self.emit(depth, f"pos += {g.dim_size}")
-        self.emit(depth, f"if pos + {d}[{g.count_index}] * {g.block_length} > end:")
+        entry_min = g.block_length + g.section_min
+        self.emit(depth, f"if pos + {d}[{g.count_index}] * {entry_min} > end:")
         self.emit(depth + 1, "raise _records.Fallback")
+        if entry_min == 0:  # entries of no bytes: the general path enforces the cap on their count
+            self.emit(depth, f"if {d}[{g.count_index}] > _rt.MAX_EMPTY_ENTRIES:")
+            self.emit(depth + 1, "raise _records.Fallback")
         if not g.sections:
             self.emit(depth, f"{out} = []")
             self.emit(depth, f"for _ in range({d}[{g.count_index}]):")
@@ -143,7 +147,7 @@ class _FastPath:
             body.append('            if view.format != "B":')
             body.append("                raise _records.Fallback")
         body.extend(self.lines)
-        body.append("        except (_struct.error, _records.Fallback):")
+        body.append("        except (_struct.error, _records.Fallback, BufferError):")
         body.append(f"            return _records.unpack_record({m.decoder}().wrap_header(buffer, offset))")
         return "\n".join(body)
 

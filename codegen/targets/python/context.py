@@ -95,17 +95,71 @@ def snake(name: str) -> str:
 
 
 def class_name(name: str) -> str:
-    base = name[:1].upper() + name[1:]
+    base = name.lstrip("_") or "T"
+    base = base[:1].upper() + base[1:]
     if keyword.iskeyword(base):
         base += "_"
     return base
 
 
-def member_name(name: str) -> str:
-    """A name usable as an enum or set member (schema names kept verbatim where possible)."""
-    if keyword.iskeyword(name) or name.startswith("_") or name in ("name", "value", "mro"):
-        return name + "_"
-    return name
+# Names the generated module defines itself; a schema type may not take them.
+MODULE_GLOBALS = frozenset(
+    {
+        "Any",
+        "BYTE_ORDER",
+        "CodecError",
+        "DECODERS",
+        "ENCODERS",
+        "HEADER_SIZE",
+        "MESSAGES_BY_NAME",
+        "SCHEMA_ID",
+        "SCHEMA_PACKAGE",
+        "SCHEMA_SHA256",
+        "SCHEMA_VERSION",
+        "decode",
+        "encode_dict",
+    }
+)
+
+# Attributes of Enum/Flag members and classes that a member name must not shadow.
+_ENUM_INTERNALS = frozenset({"name", "value", "mro", "NULL_VALUE"})
+
+
+def member_names(names: list[str]) -> list[str]:
+    """Names usable as enum or set members: schema names kept where Python allows, unique."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        py = name.lstrip("_") or "v"
+        if py[0].isdigit():
+            py = f"v{py}"
+        if keyword.iskeyword(py) or py in _ENUM_INTERNALS:
+            py += "_"
+        while py in seen or py in _ENUM_INTERNALS:
+            py += "_"
+        seen.add(py)
+        out.append(py)
+    return out
+
+
+class NameAllocator:
+    """Python names for the accessors of one class.  A field ``x`` also owns ``x_raw``, ``x_bytes``,
+    ``x_str``, ``x_count``, ``put_x`` and ``_set_x`` (whichever its kind generates), so every one of
+    those is reserved together and a later field that would collide is renamed instead."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set(_RESERVED)
+
+    @staticmethod
+    def derived(py: str) -> set[str]:
+        return {py, f"{py}_raw", f"{py}_bytes", f"{py}_str", f"{py}_count", f"put_{py}", f"_set_{py}"}
+
+    def allocate(self, schema_name: str) -> str:
+        py = snake(schema_name)
+        while self.derived(py) & self.taken:
+            py += "_"
+        self.taken |= self.derived(py)
+        return py
 
 
 def literal(value: object) -> str:
@@ -157,6 +211,8 @@ class Accessor:
     is_float: bool = False
     length: int = 1
     type_class: str = ""
+    decoder_class: str = ""  # composites: the flyweight classes
+    encoder_class: str = ""
     encoding: str = ""
     constant: str = ""
     constant_json: str = ""
@@ -237,6 +293,7 @@ class GroupCtx(BlockCtx):
     max_count: int = 0
     groups: list[GroupCtx] = field(default_factory=list)
     bl_order_first: bool = True
+    section_min: int = 0  # the fewest bytes an entry's version-0 sections can take (empty groups, empty data)
 
 
 @dataclass
@@ -311,7 +368,7 @@ class ModuleContext:
 def _doc(text: str | None) -> str:
     if not text:
         return ""
-    return " ".join(text.split()).replace("\\", "\\\\").replace('"""', "'''")
+    return " ".join(text.split()).replace("\\", "\\\\").replace('"', '\\"')
 
 
 class _Builder:
@@ -320,7 +377,9 @@ class _Builder:
         self.prefix = schema.byte_order.struct_prefix
         self.structs = StructRegistry()
         self.type_classes: dict[int, str] = {}
-        self.used_classes: set[str] = set()
+        self.used_classes: set[str] = set(MODULE_GLOBALS)
+        self.composite_classes: dict[int, tuple[str, str]] = {}
+        self.enum_members: dict[int, dict[str, str]] = {}
         self.composites: list[CompositeCtx] = []
         self.enums: list[EnumCtx] = []
         self.sets: list[SetCtx] = []
@@ -349,16 +408,9 @@ class _Builder:
         elif isinstance(node, SetType):
             self.sets.append(self.set_ctx(node, name))
         elif isinstance(node, CompositeType):
-            ctx = CompositeCtx(
-                node.name,
-                node.name,
-                f"{name}Decoder",
-                f"{name}Encoder",
-                node.size,
-                [],
-                _doc(node.description),
-            )
-            self.used_classes.update((ctx.decoder, ctx.encoder))
+            decoder, encoder = self.unique_class(f"{name}Decoder"), self.unique_class(f"{name}Encoder")
+            self.composite_classes[key] = (decoder, encoder)
+            ctx = CompositeCtx(node.name, node.name, decoder, encoder, node.size, [], _doc(node.description))
             self.composites.append(ctx)
             ctx.fields = self.accessors(
                 [
@@ -373,8 +425,12 @@ class _Builder:
                         m.description,
                     )
                     for m in node.members
-                ]
+                ],
+                NameAllocator(),
             )
+            for acc in ctx.fields:
+                if acc.since_version > 0:
+                    acc.check = f"self._acting_version < {acc.since_version}"
         return name
 
     def member_presence(self, m: Member) -> Presence:
@@ -386,7 +442,15 @@ class _Builder:
         return Presence.REQUIRED
 
     def enum_ctx(self, node: EnumType, name: str) -> EnumCtx:
-        members = [(member_name(v.name), v.value, v.name) for v in node.values]
+        members = list(
+            zip(
+                member_names([v.name for v in node.values]),
+                [v.value for v in node.values],
+                [v.name for v in node.values],
+                strict=True,
+            )
+        )
+        self.enum_members[id(node)] = {json: py for py, _, json in members}
         return EnumCtx(
             name,
             node.name,
@@ -397,7 +461,14 @@ class _Builder:
         )
 
     def set_ctx(self, node: SetType, name: str) -> SetCtx:
-        choices = [(member_name(c.name), c.bit, c.name) for c in node.choices]
+        choices = list(
+            zip(
+                member_names([c.name for c in node.choices]),
+                [c.bit for c in node.choices],
+                [c.name for c in node.choices],
+                strict=True,
+            )
+        )
         return SetCtx(name, node.name, choices, node.encoding.primitive.xml_name, _doc(node.description))
 
     # -- accessors -------------------------------------------------------------
@@ -431,6 +502,21 @@ class _Builder:
             names += self.flat_names(f"{prefix}_{snake(m.name).rstrip('_')}", m.type)
         return names
 
+    def plan_entries(
+        self, node: TypeNode, offset: int, since: int, index: int, plan: list[tuple[int, int, int, int]]
+    ) -> int:
+        """Append ``(since_version, end, first slot, slot count)`` for ``node``'s values in the flat block
+        tuple (composite members separately, as each may have its own ``sinceVersion``); return the
+        next slot index."""
+        if isinstance(node, CompositeType):
+            for m in node.members:
+                index = self.plan_entries(m.type, offset + m.offset, max(since, m.since_version), index, plan)
+            return index
+        n = self.flat_items(node)
+        if n:
+            plan.append((since, offset + node.size, index, n))
+        return index + n
+
     def flat_items(self, node: TypeNode) -> int:
         """How many values ``fmt_of(node)`` unpacks to."""
         if isinstance(node, EncodedType):
@@ -444,14 +530,11 @@ class _Builder:
     def accessors(
         self,
         items: list[tuple[str, int, TypeNode, Presence, object, int, int | None, str | None]],
+        names: NameAllocator,
     ) -> list[Accessor]:
         out: list[Accessor] = []
-        seen: set[str] = set()
         for json_name, offset, node, presence, constant, since, deprecated, description in items:
-            py = snake(json_name)
-            while py in seen:
-                py += "_"
-            seen.add(py)
+            py = names.allocate(json_name)
             size = 0 if presence is Presence.CONSTANT else node.size
             acc = Accessor(
                 json_name,
@@ -474,7 +557,7 @@ class _Builder:
                 if isinstance(node, EnumType):
                     acc.type_class = self.type_class(node)
                     ev = next(v for v in node.values if v.value == value)
-                    acc.constant = f"{acc.type_class}.{member_name(ev.name)}"
+                    acc.constant = f"{acc.type_class}.{self.enum_members[id(node)][ev.name]}"
                 elif isinstance(value, str):
                     acc.constant = repr(value)
                 else:
@@ -495,6 +578,9 @@ class _Builder:
                         acc.null = repr(bytes([int(node.encoding.null_value)]))
                 elif node.length != 1:
                     acc.kind = "array"
+                    acc.is_float = prim.is_float
+                    acc.optional = presence is Presence.OPTIONAL
+                    acc.null = literal(node.encoding.null_value)
                 else:
                     acc.kind = "float" if prim.is_float else "int"
                     acc.is_float = prim.is_float
@@ -518,6 +604,7 @@ class _Builder:
             else:
                 acc.kind = "composite"
                 acc.type_class = self.type_class(node)
+                acc.decoder_class, acc.encoder_class = self.composite_classes[id(node)]
             if acc.fmt:
                 pad = f"{offset}x" if offset else ""
                 acc.read_struct = self.structs.name(self.prefix + pad + acc.fmt[1:])
@@ -543,7 +630,8 @@ class _Builder:
     ) -> tuple[_BlockParts, list[GroupCtx]]:
         """What messages and group entries share: accessors, sections and the block's struct."""
         fields, groups, var_data, block_length = node.fields, node.groups, node.var_data, node.block_length
-        accessors = self.accessors(self.field_items(fields))
+        names = NameAllocator()
+        accessors = self.accessors(self.field_items(fields), names)
         for acc in accessors:
             if acc.since_version > 0:
                 acc.check = (
@@ -557,28 +645,19 @@ class _Builder:
         plan: list[tuple[int, int, int, int]] = []
         index = 0
         for f in fields:
-            n = 0 if f.is_constant else self.flat_items(f.type)
-            if n:
-                plan.append((f.since_version, f.offset + f.size, index, n))
-            index += n
+            if not f.is_constant:
+                index = self.plan_entries(f.type, f.offset, f.since_version, index, plan)
         sections: list[Section] = []
         group_ctxs: list[GroupCtx] = []
-        taken = {a.py_name for a in accessors}
         for g in groups:
             gctx = self.group_ctx(owner_class, g)
             group_ctxs.append(gctx)
-            py = snake(g.name)
-            while py in taken:
-                py += "_"
-            taken.add(py)
+            py = names.allocate(g.name)
             sections.append(
                 Section("group", g.name, py, len(sections), g.since_version, gctx.decoder, gctx.encoder, gctx)
             )
         for d in var_data:
-            py = snake(d.name)
-            while py in taken or f"{py}_bytes" in taken:
-                py += "_"
-            taken.add(py)
+            py = names.allocate(d.name)
             lfmt = self.prefix + d.length.primitive.struct_code
             sections.append(
                 Section(
@@ -606,7 +685,7 @@ class _Builder:
             sections=sections,
             doc=_doc(node.description),
             base_end=base_end,
-            max_since=max((f.since_version for f in fields), default=0),
+            max_since=max((entry[0] for entry in plan), default=0),
             block_struct=self.structs.name(fmt),
             block_fmt=fmt,
             block_plan=plan,
@@ -620,21 +699,12 @@ class _Builder:
         encoder = self.unique_class(f"{base}Encoder")
         parts, nested = self.block(base, g, decoder, encoder)
         dim = g.dimension
-        dim_fmt = self.prefix + self.fmt_of(dim)
-        flat = [m for m in dim.members if self.flat_items(m.type)]
-        bl_index = flat.index(g.block_length_member)
-        count_index = flat.index(g.num_in_group_member)
-        # The packer writes only blockLength and numInGroup at their offsets.
-        pack_parts = sorted(
-            [
-                (g.block_length_member.offset, g.block_length_member),
-                (g.num_in_group_member.offset, g.num_in_group_member),
-            ],
-            key=lambda p: p[0],
-        )
-        pack_fmt = self.prefix + layout_fmt(
-            [(o, self.fmt_of(m.type), m.size) for o, m in pack_parts], max(o + m.size for o, m in pack_parts)
-        )
+        # One struct reads and writes the dimension: blockLength and numInGroup at their offsets, in
+        # offset order; every other byte of the dimension is padding (written as zeros).
+        pair = sorted((g.block_length_member, g.num_in_group_member), key=lambda m: m.offset)
+        dim_fmt = self.prefix + layout_fmt([(m.offset, self.fmt_of(m.type), m.size) for m in pair], dim.size)
+        bl_index = pair.index(g.block_length_member)
+        count_index = 1 - bl_index
         assert isinstance(g.num_in_group_member.type, EncodedType)
         num_type = g.num_in_group_member.type
         max_count = int(min(num_type.encoding.max_value, num_type.primitive.wire_max))
@@ -645,10 +715,15 @@ class _Builder:
             dim_size=dim.size,
             bl_index=bl_index,
             count_index=count_index,
-            dim_pack_struct=self.structs.name(pack_fmt),
+            dim_pack_struct=self.structs.name(dim_fmt),
             max_count=max_count,
             groups=nested,
-            bl_order_first=pack_parts[0][1] is g.block_length_member,
+            bl_order_first=bl_index == 0,
+            section_min=sum(
+                (s.group.dim_size if s.group is not None else s.prefix)
+                for s in parts["sections"]
+                if s.since_version == 0
+            ),
         )
 
     def message_ctx(self, m: Message, header: HeaderCtx) -> MessageCtx:
@@ -684,16 +759,14 @@ class _Builder:
 
     def header_ctx(self) -> HeaderCtx:
         h = self.schema.header
-        name = self.type_class(h)
+        self.type_class(h)  # registers the header's flyweight classes
         fmt = self.prefix + self.fmt_of(h)
         slots: list[str] = []
         for m in h.members:
             names = self.flat_names(m.name, m.type)
             slots += [m.name] if len(names) == 1 else names
         indices = {n: slots.index(n) for n in ("blockLength", "templateId", "schemaId", "version")}
-        return HeaderCtx(
-            f"{name}Decoder", f"{name}Encoder", h.size, self.structs.name(fmt), fmt, indices, slots
-        )
+        return HeaderCtx(*self.composite_classes[id(h)], h.size, self.structs.name(fmt), fmt, indices, slots)
 
 
 def _unique_names(names: list[str]) -> list[str]:
