@@ -79,6 +79,8 @@ BAD_SCHEMAS: dict[str, tuple[int, str]] = {
     "null-value-on-required.xml": (11, "nullValue is only allowed when presence is optional"),
     "min-greater-than-max.xml": (11, "minValue 100 is greater than maxValue 0"),
     "invalid-byte-order.xml": (3, "byteOrder='middleEndian'"),
+    "unknown-character-encoding.xml": (11, "'X-NO-SUCH-CHARSET' is not a known character encoding"),
+    "character-encoding-with-quote.xml": (11, "is not a known character encoding"),
     # versioning
     "since-version-field.xml": (14, "sinceVersion=3 is above the schema version 2"),
     "since-version-group.xml": (18, "sinceVersion=2 is above the schema version 1"),
@@ -92,6 +94,9 @@ BAD_SCHEMAS: dict[str, tuple[int, str]] = {
     "var-data-missing-length.xml": (17, "composite 'badVarData' needs members 'length' and 'varData'"),
     "var-data-missing-var-data.xml": (17, "composite 'badVarData' needs members 'length' and 'varData'"),
     "var-data-int64-length.xml": (17, "the length of 'badVarData' must be uint8, uint16 or uint32"),
+    "var-data-not-after-length.xml": (17, "its bytes right after it (found length @0, varData @4)"),
+    "dimension-signed-block-length.xml": (17, "'signedDim.blockLength' must be an unsigned integer type"),
+    "dimension-signed-num-in-group.xml": (17, "'signedDim.numInGroup' must be an unsigned integer type"),
     "group-block-length-exceeds-dimension.xml": (17, "blockLength"),
     "message-id-exceeds-header.xml": (12, "message 'Msg' id 70000 does not fit in the header's templateId"),
     # the document itself

@@ -18,7 +18,7 @@ from codegen.ir.model import Schema
 from codegen.output import Output
 from codegen.targets.python.context import BlockCtx, GroupCtx, MessageCtx, Section, _doc, build_context
 
-__all__ = ["generate", "package_name_for", "registry_module", "render_module"]
+__all__ = ["comment_safe", "generate", "package_name_for", "registry_module", "render_module"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -152,7 +152,13 @@ class _FastPath:
         return "\n".join(body)
 
 
+def comment_safe(text: str) -> str:
+    """``text`` made safe for a ``#`` comment line: no line breaks or other control characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def render_module(schema: Schema, package: str, source_name: str) -> str:
+    source_name = comment_safe(source_name)
     ctx = build_context(schema, package, source_name)
     for m in ctx.messages:
         m.fast_unpack = _FastPath(m, schema.id).render()
