@@ -113,10 +113,6 @@ REPORTED_IN: dict[str, str] = {
     "xinclude-error-in-included-file.xml": "include/types-with-unknown-primitive.xml",
 }
 
-# Parser bugs reported to the codegen owner.  xfail_strict is on, so fixing one makes its test XPASS and
-# fail until the entry is removed here.
-KNOWN_PARSER_BUGS: dict[str, str] = {}
-
 ERROR_MARK = "<!-- ERROR -->"
 ERROR_NEXT_LINE_MARK = "<!-- ERROR: next line -->"
 
@@ -134,8 +130,7 @@ def _marked_lines(path: Path) -> list[int]:
 def _bad_cases() -> list[object]:
     cases = []
     for name, (line, words) in BAD_SCHEMAS.items():
-        marks = [pytest.mark.xfail(reason=KNOWN_PARSER_BUGS[name])] if name in KNOWN_PARSER_BUGS else []
-        cases.append(pytest.param(name, line, words, id=name.removesuffix(".xml"), marks=marks))
+        cases.append(pytest.param(name, line, words, id=name.removesuffix(".xml")))
     return cases
 
 

@@ -28,11 +28,7 @@ from support.sbe_values import values_for
 
 from codegen import load_schema
 from codegen.ir.model import ByteOrder, Schema
-
-try:
-    from codegen.otf import OtfCodec
-except ImportError:  # pragma: no cover - the OTF codec is being written alongside
-    OtfCodec = None  # type: ignore[assignment,misc]
+from codegen.otf import OtfCodec
 
 SCHEMA_FILES = [
     *sorted(SCHEMAS.glob("*.xml")),
@@ -142,11 +138,6 @@ def test_oracle_reads_other_versions_as_sbe_readers_do(case: dict[str, Any]) -> 
 # --------------------------------------------------------------------- codecs vs the oracle, by schema
 
 
-def test_the_otf_codec_is_importable() -> None:
-    if OtfCodec is None:
-        pytest.skip("codegen.otf does not import: the OTF comparisons are skipped")
-
-
 CASES = [(path, message.name) for path in SCHEMA_FILES for message in schema_at(path).messages]
 
 
@@ -170,12 +161,11 @@ def test_codecs_encode_and_decode_like_the_oracle(path: Path, message: str, data
     assert module.encode_dict(message, fields) == expected
     assert_same_json(module.decode(expected).to_dict(), oracle_fields)
 
-    if OtfCodec is not None:
-        otf = otf_at(path)
-        assert otf.encode(message, fields) == expected
-        decoded = otf.decode(expected)
-        assert decoded.name == message
-        assert_same_json(decoded.fields, oracle_fields)
+    otf = otf_at(path)
+    assert otf.encode(message, fields) == expected
+    decoded = otf.decode(expected)
+    assert decoded.name == message
+    assert_same_json(decoded.fields, oracle_fields)
 
 
 # ------------------------------------------------------------------------------------------ canaries

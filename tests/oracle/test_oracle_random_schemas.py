@@ -21,13 +21,9 @@ from support.generated_import import import_schema
 from support.random_schemas import RandomSchema, schemas
 from support.sbe_values import values_for
 
+from codegen.otf import OtfCodec
 from codegen.runtime.records import unpack_record
 from codegen.schema import parse_schema_bytes
-
-try:
-    from codegen.otf import OtfCodec
-except ImportError:  # pragma: no cover - the OTF codec is being written alongside
-    OtfCodec = None  # type: ignore[assignment,misc]
 
 
 def assert_same_json(actual: Any, expected: Any) -> None:
@@ -57,7 +53,7 @@ def test_random_schema_codecs_agree_with_the_oracle(rs: RandomSchema, data: st.D
     note(f"schema XML:\n{rs.xml}")
     schema = parse_schema_bytes(rs.xml.encode(), source="random.xml")
     module = import_schema(schema, "random")
-    otf = OtfCodec(schema) if OtfCodec is not None else None
+    otf = OtfCodec(schema)
     for message in schema.messages:
         fields = data.draw(values_for(schema, message), label=f"fields of {message.name}")
         expected = oracle_encode(schema, message.name, fields)
@@ -72,8 +68,7 @@ def test_random_schema_codecs_agree_with_the_oracle(rs: RandomSchema, data: st.D
         decoder_class = module.MESSAGES_BY_NAME[message.name][0]
         assert raw(decoder_class.unpack(expected)) == raw(unpack_record(module.decode(expected)))
 
-        if otf is not None:
-            assert otf.encode(message.name, fields) == expected, f"OTF encode of {message.name}"
-            decoded = otf.decode(expected)
-            assert decoded.name == message.name
-            assert_same_json(decoded.fields, oracle_fields)
+        assert otf.encode(message.name, fields) == expected, f"OTF encode of {message.name}"
+        decoded = otf.decode(expected)
+        assert decoded.name == message.name
+        assert_same_json(decoded.fields, oracle_fields)
