@@ -4,6 +4,7 @@
 #   aeron-cluster-codecs.xml (sha256 df331b2d0dca850626f5fb2418a2b982e9c8106f40b21bc9a3eeba1c8bf7fcd4)
 #   aeron-cluster-mark-codecs.xml (sha256 682b98d9c980e20f1d1877848141128d209e8cc2df9dc972ac239c0388dc94bc)
 #   aeron-cluster-node-state-codecs.xml (sha256 eb4a411b70db89644fc55ffaa25c18b146e0a931f009ef30fb3bfc9ffa09ab8e)
+#   aeron-transport-frames.xml (sha256 7f732444d0ac0ee355dfb3ef54a3e403aa2d29b6031a7e927309e59a718840d5)
 # DO NOT EDIT: regenerate with `python -m tools codegen`.
 """Codecs generated from SBE schemas; one package per schema.  Do not edit by hand.
 
@@ -20,6 +21,7 @@ from . import aeron_archive_mark_codecs
 from . import aeron_cluster_codecs
 from . import aeron_cluster_mark_codecs
 from . import aeron_cluster_node_state_codecs
+from . import aeron_transport_frames
 
 SCHEMAS = {
     100: aeron_archive_mark_codecs,
@@ -27,6 +29,7 @@ SCHEMAS = {
     110: aeron_cluster_mark_codecs,
     111: aeron_cluster_codecs,
     112: aeron_cluster_node_state_codecs,
+    1000: aeron_transport_frames,
 }
 
 

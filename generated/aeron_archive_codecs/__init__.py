@@ -55,300 +55,303 @@ _S3p = _S3.pack_into
 _S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<I")
+_S5 = _struct.Struct("<HH")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<")
+_S6 = _struct.Struct("<I")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<4x")
+_S7 = _struct.Struct("<")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<q")
+_S8 = _struct.Struct("<4x")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<8xq")
+_S9 = _struct.Struct("<q")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<16xq")
+_S10 = _struct.Struct("<8xq")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<i")
+_S11 = _struct.Struct("<16xq")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<24xi")
+_S12 = _struct.Struct("<i")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<28xi")
+_S13 = _struct.Struct("<24xi")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<qqqii")
+_S14 = _struct.Struct("<28xi")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<HHHHqqqii")
+_S15 = _struct.Struct("<qqqii")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<8xi")
+_S16 = _struct.Struct("<HHHHqqqii")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<12xi")
+_S17 = _struct.Struct("<8xi")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<qii")
+_S18 = _struct.Struct("<12xi")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<HHHHqii")
+_S19 = _struct.Struct("<qii")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<HHHHq")
+_S20 = _struct.Struct("<HHHHqii")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<16xi")
+_S21 = _struct.Struct("<HHHHq")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<20xi")
+_S22 = _struct.Struct("<16xi")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<qqii")
+_S23 = _struct.Struct("<20xi")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<HHHHqqii")
+_S24 = _struct.Struct("<qqii")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<qqi")
+_S25 = _struct.Struct("<HHHHqqii")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<HHHHqqi")
+_S26 = _struct.Struct("<qqi")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
-_S27 = _struct.Struct("<24xq")
+_S27 = _struct.Struct("<HHHHqqi")
 _S27u = _S27.unpack_from
 _S27p = _S27.pack_into
-_S28 = _struct.Struct("<32xq")
+_S28 = _struct.Struct("<24xq")
 _S28u = _S28.unpack_from
 _S28p = _S28.pack_into
-_S29 = _struct.Struct("<40xi")
+_S29 = _struct.Struct("<32xq")
 _S29u = _S29.unpack_from
 _S29p = _S29.pack_into
-_S30 = _struct.Struct("<44xi")
+_S30 = _struct.Struct("<40xi")
 _S30u = _S30.unpack_from
 _S30p = _S30.pack_into
-_S31 = _struct.Struct("<48xq")
+_S31 = _struct.Struct("<44xi")
 _S31u = _S31.unpack_from
 _S31p = _S31.pack_into
-_S32 = _struct.Struct("<qqqqqiiq")
+_S32 = _struct.Struct("<48xq")
 _S32u = _S32.unpack_from
 _S32p = _S32.pack_into
-_S33 = _struct.Struct("<HHHHqqqqqiiq")
+_S33 = _struct.Struct("<qqqqqiiq")
 _S33u = _S33.unpack_from
 _S33p = _S33.pack_into
-_S34 = _struct.Struct("<qqq")
+_S34 = _struct.Struct("<HHHHqqqqqiiq")
 _S34u = _S34.unpack_from
 _S34p = _S34.pack_into
-_S35 = _struct.Struct("<HHHHqqq")
+_S35 = _struct.Struct("<qqq")
 _S35u = _S35.unpack_from
 _S35p = _S35.pack_into
-_S36 = _struct.Struct("<qqqi")
+_S36 = _struct.Struct("<HHHHqqq")
 _S36u = _S36.unpack_from
 _S36p = _S36.pack_into
-_S37 = _struct.Struct("<HHHHqqqi")
+_S37 = _struct.Struct("<qqqi")
 _S37u = _S37.unpack_from
 _S37p = _S37.pack_into
-_S38 = _struct.Struct("<qqqq")
+_S38 = _struct.Struct("<HHHHqqqi")
 _S38u = _S38.unpack_from
 _S38p = _S38.pack_into
-_S39 = _struct.Struct("<HHHHqqqq")
+_S39 = _struct.Struct("<qqqq")
 _S39u = _S39.unpack_from
 _S39p = _S39.pack_into
-_S40 = _struct.Struct("<qqiiii")
+_S40 = _struct.Struct("<HHHHqqqq")
 _S40u = _S40.unpack_from
 _S40p = _S40.pack_into
-_S41 = _struct.Struct("<HHHHqqiiii")
+_S41 = _struct.Struct("<qqiiii")
 _S41u = _S41.unpack_from
 _S41p = _S41.pack_into
-_S42 = _struct.Struct("<48xi")
+_S42 = _struct.Struct("<HHHHqqiiii")
 _S42u = _S42.unpack_from
 _S42p = _S42.pack_into
-_S43 = _struct.Struct("<52xq")
+_S43 = _struct.Struct("<48xi")
 _S43u = _S43.unpack_from
 _S43p = _S43.pack_into
-_S44 = _struct.Struct("<qqqqqiiiq")
+_S44 = _struct.Struct("<52xq")
 _S44u = _S44.unpack_from
 _S44p = _S44.pack_into
-_S45 = _struct.Struct("<HHHHqqqqqiiiq")
+_S45 = _struct.Struct("<qqqqqiiiq")
 _S45u = _S45.unpack_from
 _S45p = _S45.pack_into
-_S46 = _struct.Struct("<4xi")
+_S46 = _struct.Struct("<HHHHqqqqqiiiq")
 _S46u = _S46.unpack_from
 _S46p = _S46.pack_into
-_S47 = _struct.Struct("<b")
+_S47 = _struct.Struct("<4xi")
 _S47u = _S47.unpack_from
 _S47p = _S47.pack_into
-_S48 = _struct.Struct("<31xb")
+_S48 = _struct.Struct("<b")
 _S48u = _S48.unpack_from
 _S48p = _S48.pack_into
-_S49 = _struct.Struct("<iiqi11xb")
+_S49 = _struct.Struct("<31xb")
 _S49u = _S49.unpack_from
 _S49p = _S49.pack_into
-_S50 = _struct.Struct("<HHHHiiqi11xb")
+_S50 = _struct.Struct("<iiqi11xb")
 _S50u = _S50.unpack_from
 _S50p = _S50.pack_into
-_S51 = _struct.Struct("<iii19xb")
+_S51 = _struct.Struct("<HHHHiiqi11xb")
 _S51u = _S51.unpack_from
 _S51p = _S51.pack_into
-_S52 = _struct.Struct("<HHHHiii19xb")
+_S52 = _struct.Struct("<iii19xb")
 _S52u = _S52.unpack_from
 _S52p = _S52.pack_into
-_S53 = _struct.Struct("<40xq")
+_S53 = _struct.Struct("<HHHHiii19xb")
 _S53u = _S53.unpack_from
 _S53p = _S53.pack_into
-_S54 = _struct.Struct("<56xi")
+_S54 = _struct.Struct("<40xq")
 _S54u = _S54.unpack_from
 _S54p = _S54.pack_into
-_S55 = _struct.Struct("<60xi")
+_S55 = _struct.Struct("<56xi")
 _S55u = _S55.unpack_from
 _S55p = _S55.pack_into
-_S56 = _struct.Struct("<64xi")
+_S56 = _struct.Struct("<60xi")
 _S56u = _S56.unpack_from
 _S56p = _S56.pack_into
-_S57 = _struct.Struct("<68xi")
+_S57 = _struct.Struct("<64xi")
 _S57u = _S57.unpack_from
 _S57p = _S57.pack_into
-_S58 = _struct.Struct("<72xi")
+_S58 = _struct.Struct("<68xi")
 _S58u = _S58.unpack_from
 _S58p = _S58.pack_into
-_S59 = _struct.Struct("<76xi")
+_S59 = _struct.Struct("<72xi")
 _S59u = _S59.unpack_from
 _S59p = _S59.pack_into
-_S60 = _struct.Struct("<qqqqqqqiiiiii")
+_S60 = _struct.Struct("<76xi")
 _S60u = _S60.unpack_from
 _S60p = _S60.pack_into
-_S61 = _struct.Struct("<HHHHqqqqqqqiiiiii")
+_S61 = _struct.Struct("<qqqqqqqiiiiii")
 _S61u = _S61.unpack_from
 _S61p = _S61.pack_into
-_S62 = _struct.Struct("<qqqqqi")
+_S62 = _struct.Struct("<HHHHqqqqqqqiiiiii")
 _S62u = _S62.unpack_from
 _S62p = _S62.pack_into
-_S63 = _struct.Struct("<HHHHqqqqqi")
+_S63 = _struct.Struct("<qqqqqi")
 _S63u = _S63.unpack_from
 _S63p = _S63.pack_into
-_S64 = _struct.Struct("<32xi")
+_S64 = _struct.Struct("<HHHHqqqqqi")
 _S64u = _S64.unpack_from
 _S64p = _S64.pack_into
-_S65 = _struct.Struct("<qqqqi")
+_S65 = _struct.Struct("<32xi")
 _S65u = _S65.unpack_from
 _S65p = _S65.pack_into
-_S66 = _struct.Struct("<HHHHqqqqi")
+_S66 = _struct.Struct("<qqqqi")
 _S66u = _S66.unpack_from
 _S66p = _S66.pack_into
-_S67 = _struct.Struct("<qq")
+_S67 = _struct.Struct("<HHHHqqqqi")
 _S67u = _S67.unpack_from
 _S67p = _S67.pack_into
-_S68 = _struct.Struct("<HHHHqq")
+_S68 = _struct.Struct("<qq")
 _S68u = _S68.unpack_from
 _S68p = _S68.pack_into
-_S69 = _struct.Struct("<qqqqqqi")
+_S69 = _struct.Struct("<HHHHqq")
 _S69u = _S69.unpack_from
 _S69p = _S69.pack_into
-_S70 = _struct.Struct("<HHHHqqqqqqi")
+_S70 = _struct.Struct("<qqqqqqi")
 _S70u = _S70.unpack_from
 _S70p = _S70.pack_into
-_S71 = _struct.Struct("<qqiii")
+_S71 = _struct.Struct("<HHHHqqqqqqi")
 _S71u = _S71.unpack_from
 _S71p = _S71.pack_into
-_S72 = _struct.Struct("<HHHHqqiii")
+_S72 = _struct.Struct("<qqiii")
 _S72u = _S72.unpack_from
 _S72p = _S72.pack_into
-_S73 = _struct.Struct("<qqqiii")
+_S73 = _struct.Struct("<HHHHqqiii")
 _S73u = _S73.unpack_from
 _S73p = _S73.pack_into
-_S74 = _struct.Struct("<HHHHqqqiii")
+_S74 = _struct.Struct("<qqqiii")
 _S74u = _S74.unpack_from
 _S74p = _S74.pack_into
-_S75 = _struct.Struct("<qqqqqqqiii")
+_S75 = _struct.Struct("<HHHHqqqiii")
 _S75u = _S75.unpack_from
 _S75p = _S75.pack_into
-_S76 = _struct.Struct("<HHHHqqqqqqqiii")
+_S76 = _struct.Struct("<qqqqqqqiii")
 _S76u = _S76.unpack_from
 _S76p = _S76.pack_into
-_S77 = _struct.Struct("<32x")
+_S77 = _struct.Struct("<HHHHqqqqqqqiii")
 _S77u = _S77.unpack_from
 _S77p = _S77.pack_into
-_S78 = _struct.Struct("<HHHH32x")
+_S78 = _struct.Struct("<32x")
 _S78u = _S78.unpack_from
 _S78p = _S78.pack_into
-_S79 = _struct.Struct("<16x")
+_S79 = _struct.Struct("<HHHH32x")
 _S79u = _S79.unpack_from
 _S79p = _S79.pack_into
-_S80 = _struct.Struct("<HHHH16x")
+_S80 = _struct.Struct("<16x")
 _S80u = _S80.unpack_from
 _S80p = _S80.pack_into
-_S81 = _struct.Struct("<8x")
+_S81 = _struct.Struct("<HHHH16x")
 _S81u = _S81.unpack_from
 _S81p = _S81.pack_into
-_S82 = _struct.Struct("<HHHH8x")
+_S82 = _struct.Struct("<8x")
 _S82u = _S82.unpack_from
 _S82p = _S82.pack_into
-_S83 = _struct.Struct("<24x")
+_S83 = _struct.Struct("<HHHH8x")
 _S83u = _S83.unpack_from
 _S83p = _S83.pack_into
-_S84 = _struct.Struct("<HHHH24x")
+_S84 = _struct.Struct("<24x")
 _S84u = _S84.unpack_from
 _S84p = _S84.pack_into
-_S85 = _struct.Struct("<20x")
+_S85 = _struct.Struct("<HHHH24x")
 _S85u = _S85.unpack_from
 _S85p = _S85.pack_into
-_S86 = _struct.Struct("<HHHH20x")
+_S86 = _struct.Struct("<20x")
 _S86u = _S86.unpack_from
 _S86p = _S86.pack_into
-_S87 = _struct.Struct("<56x")
+_S87 = _struct.Struct("<HHHH20x")
 _S87u = _S87.unpack_from
 _S87p = _S87.pack_into
-_S88 = _struct.Struct("<HHHH56x")
+_S88 = _struct.Struct("<56x")
 _S88u = _S88.unpack_from
 _S88p = _S88.pack_into
-_S89 = _struct.Struct("<28x")
+_S89 = _struct.Struct("<HHHH56x")
 _S89u = _S89.unpack_from
 _S89p = _S89.pack_into
-_S90 = _struct.Struct("<HHHH28x")
+_S90 = _struct.Struct("<28x")
 _S90u = _S90.unpack_from
 _S90p = _S90.pack_into
-_S91 = _struct.Struct("<60x")
+_S91 = _struct.Struct("<HHHH28x")
 _S91u = _S91.unpack_from
 _S91p = _S91.pack_into
-_S92 = _struct.Struct("<HHHH60x")
+_S92 = _struct.Struct("<60x")
 _S92u = _S92.unpack_from
 _S92p = _S92.pack_into
-_S93 = _struct.Struct("<80x")
+_S93 = _struct.Struct("<HHHH60x")
 _S93u = _S93.unpack_from
 _S93p = _S93.pack_into
-_S94 = _struct.Struct("<HHHH80x")
+_S94 = _struct.Struct("<80x")
 _S94u = _S94.unpack_from
 _S94p = _S94.pack_into
-_S95 = _struct.Struct("<44x")
+_S95 = _struct.Struct("<HHHH80x")
 _S95u = _S95.unpack_from
 _S95p = _S95.pack_into
-_S96 = _struct.Struct("<HHHH44x")
+_S96 = _struct.Struct("<44x")
 _S96u = _S96.unpack_from
 _S96p = _S96.pack_into
-_S97 = _struct.Struct("<36x")
+_S97 = _struct.Struct("<HHHH44x")
 _S97u = _S97.unpack_from
 _S97p = _S97.pack_into
-_S98 = _struct.Struct("<HHHH36x")
+_S98 = _struct.Struct("<36x")
 _S98u = _S98.unpack_from
 _S98p = _S98.pack_into
-_S99 = _struct.Struct("<52x")
+_S99 = _struct.Struct("<HHHH36x")
 _S99u = _S99.unpack_from
 _S99p = _S99.pack_into
-_S100 = _struct.Struct("<HHHH52x")
+_S100 = _struct.Struct("<52x")
 _S100u = _S100.unpack_from
 _S100p = _S100.pack_into
-_S101 = _struct.Struct("<68x")
+_S101 = _struct.Struct("<HHHH52x")
 _S101u = _S101.unpack_from
 _S101p = _S101.pack_into
-_S102 = _struct.Struct("<HHHH68x")
+_S102 = _struct.Struct("<68x")
 _S102u = _S102.unpack_from
 _S102p = _S102.pack_into
+_S103 = _struct.Struct("<HHHH68x")
+_S103u = _S103.unpack_from
+_S103p = _S103.pack_into
 _HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -460,6 +463,17 @@ class MessageHeaderDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, template_id, schema_id, version)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S4u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("messageHeader", None, offset, offset + 8, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -501,6 +515,16 @@ class MessageHeaderEncoder:
     def from_dict(self, values: dict[str, Any]) -> MessageHeaderEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, template_id: Any, schema_id: Any, version: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``MessageHeaderDecoder.unpack``);
+        returns 8, the bytes written."""
+        try:
+            _S4p(buffer, offset, block_length, template_id, schema_id, version)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "messageHeader", None) from None
+        return 8
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -561,6 +585,17 @@ class GroupSizeEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, num_in_group)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S5u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("groupSizeEncoding", None, offset, offset + 4, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -594,6 +629,16 @@ class GroupSizeEncodingEncoder:
     def from_dict(self, values: dict[str, Any]) -> GroupSizeEncodingEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, num_in_group: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``GroupSizeEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S5p(buffer, offset, block_length, num_in_group)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "groupSizeEncoding", None) from None
+        return 4
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -638,14 +683,25 @@ class VarAsciiEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varAsciiEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -673,9 +729,19 @@ class VarAsciiEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarAsciiEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varAsciiEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -686,7 +752,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -719,14 +785,25 @@ class VarDataEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varDataEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarDataEncodingEncoder:
@@ -754,9 +831,19 @@ class VarDataEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarDataEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varDataEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
@@ -767,7 +854,7 @@ class VarDataEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
@@ -921,12 +1008,12 @@ class ControlResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S16u(buffer, offset)
             if t[1] != 1 or t[2] != 101 or t[0] != 32 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -939,9 +1026,9 @@ class ControlResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 4:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S15u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 32, self._PLAN)
+                                           self._acting_version, _S15, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -950,34 +1037,34 @@ class ControlResponseDecoder(_rt.Cursor):
     @property
     def control_session_id(self) -> int:
         """Control session this reply belongs to."""
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the originating request."""
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def relevant_id(self) -> int:
         """Id of the object concerned, or an error code, depending on the request."""
-        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def code(self) -> ControlResponseCode | int:
         """Result of the request. (ControlResponseCode; an unknown value is returned as an int)"""
-        raw = _S12u(self._buffer, self._offset)[0]
+        raw = _S13u(self._buffer, self._offset)[0]
         return _ControlResponseCode_BY_VALUE.get(raw, raw)
 
     @property
     def code_raw(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         """Archive protocol version in semantic version form."""
         if self._acting_version < 4 or self._acting_block_length < 32:
             return None
-        value = _S13u(self._buffer, self._offset)[0]
+        value = _S14u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def error_message(self) -> memoryview:
@@ -986,7 +1073,7 @@ class ControlResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "errorMessage")
+        return self._var_data(_S6u, 4, "errorMessage")
 
     def error_message_bytes(self) -> bytes:
         return bytes(self.error_message())
@@ -996,7 +1083,7 @@ class ControlResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "errorMessage", self._root._limit - len(view))
 
 
-ControlResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ControlResponse", "errorMessage", 0), )
+ControlResponseDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ControlResponse", "errorMessage", 0), )
 ControlResponseDecoder._UNPACK = (("data", "error_message"), )
 ControlResponseDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -1035,7 +1122,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1053,7 +1140,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 1, 101, 10)
+            _S79p(buffer, offset, 32, 1, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1080,14 +1167,14 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ControlResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
+            _S16p(buffer, offset, 32, 1, 101, 10, control_session_id, correlation_id, relevant_id, code, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ControlResponse", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "controlSessionId") from None
 
@@ -1095,7 +1182,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "correlationId") from None
 
@@ -1103,7 +1190,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
 
     def _set_relevant_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "relevantId") from None
 
@@ -1113,7 +1200,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "code") from None
 
@@ -1124,7 +1211,7 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ControlResponseEncoder.NAME, "version") from None
 
@@ -1139,14 +1226,14 @@ class ControlResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "errorMessage")
-            self._put_var_data(_S5p, 4, 1073741824, value, "errorMessage")
+            self._put_var_data(_S6p, 4, 1073741824, value, "errorMessage")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ControlResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ControlResponse", "errorMessage"), )
+ControlResponseEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ControlResponse", "errorMessage"), )
 ControlResponseEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -1261,12 +1348,12 @@ class ConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S19u(buffer, offset)
+            t = _S20u(buffer, offset)
             if t[1] != 2 or t[2] != 101 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1279,9 +1366,9 @@ class ConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 16, self._PLAN)
+                                           self._acting_version, _S19, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1289,17 +1376,17 @@ class ConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S17u(self._buffer, self._offset)[0]
+        value = _S18u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -1308,7 +1395,7 @@ class ConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -1318,7 +1405,7 @@ class ConnectRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "responseChannel", self._root._limit - len(view))
 
 
-ConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ConnectRequest", "responseChannel", 0), )
+ConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ConnectRequest", "responseChannel", 0), )
 ConnectRequestDecoder._UNPACK = (("data", "response_channel"), )
 ConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -1355,7 +1442,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S79p(buffer, offset)
+            _S80p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1373,7 +1460,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S80p(buffer, offset, 16, 2, 101, 10)
+            _S81p(buffer, offset, 16, 2, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1400,14 +1487,14 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
+            _S20p(buffer, offset, 16, 2, 101, 10, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -1415,7 +1502,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 8, value)
+            _S12p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -1425,7 +1512,7 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S11p(self._buffer, self._offset + 12, value)
+            _S12p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConnectRequestEncoder.NAME, "version") from None
 
@@ -1440,14 +1527,14 @@ class ConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ConnectRequest", "responseChannel"), )
+ConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ConnectRequest", "responseChannel"), )
 ConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -1557,7 +1644,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S20u(buffer, offset)
+            t = _S21u(buffer, offset)
             if t[1] != 3 or t[2] != 101 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -1567,9 +1654,9 @@ class CloseSessionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1577,7 +1664,7 @@ class CloseSessionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CloseSessionRequestDecoder._SECTIONS = ()
@@ -1614,7 +1701,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S81p(buffer, offset)
+            _S82p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1632,7 +1719,7 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S82p(buffer, offset, 8, 3, 101, 10)
+            _S83p(buffer, offset, 8, 3, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1659,14 +1746,14 @@ class CloseSessionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, 8, 3, 101, 10, control_session_id)
+            _S21p(buffer, offset, 8, 3, 101, 10, control_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSessionRequest", None) from None
         return HEADER_SIZE + 8
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -1783,12 +1870,12 @@ class StartRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 4 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1801,9 +1888,9 @@ class StartRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 24, self._PLAN)
+                                           self._acting_version, _S24, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1811,25 +1898,25 @@ class StartRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def correlation_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S22u(self._buffer, self._offset)[0]
+        raw = _S23u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S23u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -1837,7 +1924,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -1847,7 +1934,7 @@ class StartRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StartRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StartRecordingRequest", "channel", 0), )
+StartRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "StartRecordingRequest", "channel", 0), )
 StartRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 StartRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -1885,7 +1972,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1903,7 +1990,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 4, 101, 10)
+            _S85p(buffer, offset, 24, 4, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1930,14 +2017,14 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
+            _S25p(buffer, offset, 24, 4, 101, 10, control_session_id, correlation_id, stream_id, source_location)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -1945,7 +2032,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -1953,7 +2040,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -1963,7 +2050,7 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 20, value)
+            _S12p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequestEncoder.NAME, "sourceLocation") from None
 
@@ -1979,14 +2066,14 @@ class StartRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StartRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StartRecordingRequest", "channel"), )
+StartRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "StartRecordingRequest", "channel"), )
 StartRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -2100,12 +2187,12 @@ class StopRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S26u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 5 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2118,9 +2205,9 @@ class StopRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S25, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2128,15 +2215,15 @@ class StopRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def correlation_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -2144,7 +2231,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -2154,7 +2241,7 @@ class StopRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StopRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StopRecordingRequest", "channel", 0), )
+StopRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "StopRecordingRequest", "channel", 0), )
 StopRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 StopRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -2191,7 +2278,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S85p(buffer, offset)
+            _S86p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2209,7 +2296,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S86p(buffer, offset, 20, 5, 101, 10)
+            _S87p(buffer, offset, 20, 5, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2236,14 +2323,14 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S26p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
+            _S27p(buffer, offset, 20, 5, 101, 10, control_session_id, correlation_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingRequest", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2251,7 +2338,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -2259,7 +2346,7 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -2274,14 +2361,14 @@ class StopRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StopRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StopRecordingRequest", "channel"), )
+StopRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "StopRecordingRequest", "channel"), )
 StopRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -2394,12 +2481,12 @@ class ReplayRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S33u(buffer, offset)
+            t = _S34u(buffer, offset)
             if t[1] != 6 or t[2] != 101 or t[0] != 56 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 56
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2412,9 +2499,9 @@ class ReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 56 and self._acting_version >= 10:
-            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S32, 56, self._PLAN)
+                                           self._acting_version, _S33, 56, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2422,39 +2509,39 @@ class ReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def position(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def length(self) -> int:
+    def position(self) -> int:
         return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def replay_stream_id(self) -> int:
+    def length(self) -> int:
         return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def replay_stream_id(self) -> int:
+        return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 48:
             return None
-        return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_token(self) -> int | None:
         if self._acting_version < 10 or self._acting_block_length < 56:
             return None
-        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S32u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def replay_channel(self) -> memoryview:
         """The replayChannel var data, as a zero-copy view."""
@@ -2462,7 +2549,7 @@ class ReplayRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "replayChannel")
+        return self._var_data(_S6u, 4, "replayChannel")
 
     def replay_channel_bytes(self) -> bytes:
         return bytes(self.replay_channel())
@@ -2472,7 +2559,7 @@ class ReplayRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "replayChannel", self._root._limit - len(view))
 
 
-ReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplayRequest", "replayChannel", 0), )
+ReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ReplayRequest", "replayChannel", 0), )
 ReplayRequestDecoder._UNPACK = (("data", "replay_channel"), )
 ReplayRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -2514,7 +2601,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 56 > end:
             raise _too_short(self.NAME, None, offset, offset + 56, end)
         try:
-            _S87p(buffer, offset)
+            _S88p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2532,7 +2619,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 64 > end:
             raise _too_short(self.NAME, None, offset, offset + 64, end)
         try:
-            _S88p(buffer, offset, 56, 6, 101, 10)
+            _S89p(buffer, offset, 56, 6, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2559,14 +2646,14 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S33p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
+            _S34p(buffer, offset, 56, 6, 101, 10, control_session_id, correlation_id, recording_id, position, length, replay_stream_id, file_io_max_length, replay_token)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayRequest", None) from None
         return HEADER_SIZE + 56
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2574,7 +2661,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -2582,7 +2669,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "recordingId") from None
 
@@ -2590,7 +2677,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "position") from None
 
@@ -2598,7 +2685,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "length") from None
 
@@ -2606,7 +2693,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 40, value)
+            _S12p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayStreamId") from None
 
@@ -2614,7 +2701,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 44, value)
+            _S12p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
@@ -2622,7 +2709,7 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_token(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayRequestEncoder.NAME, "replayToken") from None
 
@@ -2637,14 +2724,14 @@ class ReplayRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "replayChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "replayChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplayRequest", "replayChannel"), )
+ReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ReplayRequest", "replayChannel"), )
 ReplayRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -2759,7 +2846,7 @@ class StopReplayRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 7 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -2769,9 +2856,9 @@ class StopReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2779,15 +2866,15 @@ class StopReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def replay_session_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def replay_session_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopReplayRequestDecoder._SECTIONS = ()
@@ -2826,7 +2913,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -2844,7 +2931,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 7, 101, 10)
+            _S85p(buffer, offset, 24, 7, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -2871,14 +2958,14 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
+            _S36p(buffer, offset, 24, 7, 101, 10, control_session_id, correlation_id, replay_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplayRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -2886,7 +2973,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -2894,7 +2981,7 @@ class StopReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplayRequestEncoder.NAME, "replaySessionId") from None
 
@@ -3010,7 +3097,7 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S37u(buffer, offset)
+            t = _S38u(buffer, offset)
             if t[1] != 8 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3020,9 +3107,9 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S37u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S36, 28, self._PLAN)
+                                           self._acting_version, _S37, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3030,19 +3117,19 @@ class ListRecordingsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def from_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def from_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def record_count(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ListRecordingsRequestDecoder._SECTIONS = ()
@@ -3082,7 +3169,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S89p(buffer, offset)
+            _S90p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3100,7 +3187,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S90p(buffer, offset, 28, 8, 101, 10)
+            _S91p(buffer, offset, 28, 8, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3127,14 +3214,14 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
+            _S38p(buffer, offset, 28, 8, 101, 10, control_session_id, correlation_id, from_recording_id, record_count)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3142,7 +3229,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "correlationId") from None
 
@@ -3150,7 +3237,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_from_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "fromRecordingId") from None
 
@@ -3158,7 +3245,7 @@ class ListRecordingsRequestEncoder(_rt.EncodeCursor):
 
     def _set_record_count(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsRequestEncoder.NAME, "recordCount") from None
 
@@ -3278,12 +3365,12 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S16u(buffer, offset)
             if t[1] != 9 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -3296,9 +3383,9 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S15u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 32, self._PLAN)
+                                           self._acting_version, _S15, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3306,23 +3393,23 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def from_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def from_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def record_count(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -3330,7 +3417,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -3340,7 +3427,7 @@ class ListRecordingsForUriRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ListRecordingsForUriRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ListRecordingsForUriRequest", "channel", 0), )
+ListRecordingsForUriRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ListRecordingsForUriRequest", "channel", 0), )
 ListRecordingsForUriRequestDecoder._UNPACK = (("data", "channel"), )
 ListRecordingsForUriRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -3379,7 +3466,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3397,7 +3484,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 9, 101, 10)
+            _S79p(buffer, offset, 32, 9, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3424,14 +3511,14 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingsForUriRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
+            _S16p(buffer, offset, 32, 9, 101, 10, control_session_id, correlation_id, from_recording_id, record_count, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingsForUriRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3439,7 +3526,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "correlationId") from None
 
@@ -3447,7 +3534,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_from_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "fromRecordingId") from None
 
@@ -3455,7 +3542,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_record_count(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "recordCount") from None
 
@@ -3463,7 +3550,7 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingsForUriRequestEncoder.NAME, "streamId") from None
 
@@ -3478,14 +3565,14 @@ class ListRecordingsForUriRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ListRecordingsForUriRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ListRecordingsForUriRequest", "channel"), )
+ListRecordingsForUriRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ListRecordingsForUriRequest", "channel"), )
 ListRecordingsForUriRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -3597,7 +3684,7 @@ class ListRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 10 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3607,9 +3694,9 @@ class ListRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3617,15 +3704,15 @@ class ListRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ListRecordingRequestDecoder._SECTIONS = ()
@@ -3664,7 +3751,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3682,7 +3769,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 10, 101, 10)
+            _S85p(buffer, offset, 24, 10, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -3709,14 +3796,14 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 10, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -3724,7 +3811,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -3732,7 +3819,7 @@ class ListRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -3851,12 +3938,12 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S16u(buffer, offset)
             if t[1] != 11 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -3869,9 +3956,9 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S15u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 32, self._PLAN)
+                                           self._acting_version, _S15, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3879,29 +3966,29 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S13u(self._buffer, self._offset)[0]
+        raw = _S14u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -3909,7 +3996,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -3919,7 +4006,7 @@ class ExtendRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ExtendRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ExtendRecordingRequest", "channel", 0), )
+ExtendRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ExtendRecordingRequest", "channel", 0), )
 ExtendRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 ExtendRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -3958,7 +4045,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -3976,7 +4063,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 11, 101, 10)
+            _S79p(buffer, offset, 32, 11, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4003,14 +4090,14 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
+            _S16p(buffer, offset, 32, 11, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4018,7 +4105,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -4026,7 +4113,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -4034,7 +4121,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -4044,7 +4131,7 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequestEncoder.NAME, "sourceLocation") from None
 
@@ -4060,14 +4147,14 @@ class ExtendRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ExtendRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ExtendRecordingRequest", "channel"), )
+ExtendRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ExtendRecordingRequest", "channel"), )
 ExtendRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -4179,7 +4266,7 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 12 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4189,9 +4276,9 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4199,15 +4286,15 @@ class RecordingPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingPositionRequestDecoder._SECTIONS = ()
@@ -4246,7 +4333,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4264,7 +4351,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 12, 101, 10)
+            _S85p(buffer, offset, 24, 12, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4291,14 +4378,14 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 12, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4306,7 +4393,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -4314,7 +4401,7 @@ class RecordingPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -4430,7 +4517,7 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S40u(buffer, offset)
             if t[1] != 13 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4440,9 +4527,9 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 32, self._PLAN)
+                                           self._acting_version, _S39, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4450,19 +4537,19 @@ class TruncateRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def position(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TruncateRecordingRequestDecoder._SECTIONS = ()
@@ -4502,7 +4589,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4520,7 +4607,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 13, 101, 10)
+            _S79p(buffer, offset, 32, 13, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4547,14 +4634,14 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TruncateRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
+            _S40p(buffer, offset, 32, 13, 101, 10, control_session_id, correlation_id, recording_id, position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TruncateRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4562,7 +4649,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -4570,7 +4657,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -4578,7 +4665,7 @@ class TruncateRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TruncateRecordingRequestEncoder.NAME, "position") from None
 
@@ -4695,7 +4782,7 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 14 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4705,9 +4792,9 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4715,15 +4802,15 @@ class StopRecordingSubscriptionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def subscription_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def subscription_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopRecordingSubscriptionRequestDecoder._SECTIONS = ()
@@ -4762,7 +4849,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -4780,7 +4867,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 14, 101, 10)
+            _S85p(buffer, offset, 24, 14, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -4807,14 +4894,14 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingSubscriptionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
+            _S36p(buffer, offset, 24, 14, 101, 10, control_session_id, correlation_id, subscription_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingSubscriptionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -4822,7 +4909,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "correlationId") from None
 
@@ -4830,7 +4917,7 @@ class StopRecordingSubscriptionRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingSubscriptionRequestEncoder.NAME, "subscriptionId") from None
 
@@ -4946,7 +5033,7 @@ class StopPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 15 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4956,9 +5043,9 @@ class StopPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4966,15 +5053,15 @@ class StopPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopPositionRequestDecoder._SECTIONS = ()
@@ -5013,7 +5100,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5031,7 +5118,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 15, 101, 10)
+            _S85p(buffer, offset, 24, 15, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5058,14 +5145,14 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 15, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5073,7 +5160,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -5081,7 +5168,7 @@ class StopPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -5200,12 +5287,12 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S15u(buffer, offset)
+            t = _S16u(buffer, offset)
             if t[1] != 16 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5218,9 +5305,9 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S14u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S15u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S14, 32, self._PLAN)
+                                           self._acting_version, _S15, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5228,23 +5315,23 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def min_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def min_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def session_id(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -5252,7 +5339,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -5262,7 +5349,7 @@ class FindLastMatchingRecordingRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-FindLastMatchingRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "FindLastMatchingRecordingRequest", "channel", 0), )
+FindLastMatchingRecordingRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "FindLastMatchingRecordingRequest", "channel", 0), )
 FindLastMatchingRecordingRequestDecoder._UNPACK = (("data", "channel"), )
 FindLastMatchingRecordingRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5301,7 +5388,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5319,7 +5406,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 16, 101, 10)
+            _S79p(buffer, offset, 32, 16, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5346,14 +5433,14 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``FindLastMatchingRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S15p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
+            _S16p(buffer, offset, 32, 16, 101, 10, control_session_id, correlation_id, min_recording_id, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "FindLastMatchingRecordingRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5361,7 +5448,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -5369,7 +5456,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_min_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "minRecordingId") from None
 
@@ -5377,7 +5464,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "sessionId") from None
 
@@ -5385,7 +5472,7 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, FindLastMatchingRecordingRequestEncoder.NAME, "streamId") from None
 
@@ -5400,14 +5487,14 @@ class FindLastMatchingRecordingRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-FindLastMatchingRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "FindLastMatchingRecordingRequest", "channel"), )
+FindLastMatchingRecordingRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "FindLastMatchingRecordingRequest", "channel"), )
 FindLastMatchingRecordingRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5522,12 +5609,12 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S41u(buffer, offset)
+            t = _S42u(buffer, offset)
             if t[1] != 17 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 32
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5540,9 +5627,9 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S40, 32, self._PLAN)
+                                           self._acting_version, _S41, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5550,33 +5637,33 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def correlation_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def pseudo_index(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_count(self) -> int:
-        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S23u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def apply_stream_id(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S12u(self._buffer, self._offset)[0]
+        raw = _S13u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def apply_stream_id_raw(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -5584,7 +5671,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -5594,7 +5681,7 @@ class ListRecordingSubscriptionsRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ListRecordingSubscriptionsRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ListRecordingSubscriptionsRequest", "channel", 0), )
+ListRecordingSubscriptionsRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ListRecordingSubscriptionsRequest", "channel", 0), )
 ListRecordingSubscriptionsRequestDecoder._UNPACK = (("data", "channel"), )
 ListRecordingSubscriptionsRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5634,7 +5721,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -5652,7 +5739,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 17, 101, 10)
+            _S79p(buffer, offset, 32, 17, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -5679,14 +5766,14 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ListRecordingSubscriptionsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S41p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
+            _S42p(buffer, offset, 32, 17, 101, 10, control_session_id, correlation_id, pseudo_index, subscription_count, apply_stream_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ListRecordingSubscriptionsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -5694,7 +5781,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "correlationId") from None
 
@@ -5702,7 +5789,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_pseudo_index(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "pseudoIndex") from None
 
@@ -5710,7 +5797,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_count(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 20, value)
+            _S12p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "subscriptionCount") from None
 
@@ -5720,7 +5807,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "applyStreamId") from None
 
@@ -5729,7 +5816,7 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ListRecordingSubscriptionsRequestEncoder.NAME, "streamId") from None
 
@@ -5744,14 +5831,14 @@ class ListRecordingSubscriptionsRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ListRecordingSubscriptionsRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ListRecordingSubscriptionsRequest", "channel"), )
+ListRecordingSubscriptionsRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ListRecordingSubscriptionsRequest", "channel"), )
 ListRecordingSubscriptionsRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5867,12 +5954,12 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 18 or t[2] != 101 or t[0] != 60 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5885,9 +5972,9 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 60 and self._acting_version >= 10:
-            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S45u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S44, 60, self._PLAN)
+                                           self._acting_version, _S45, 60, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5895,43 +5982,43 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def position(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def length(self) -> int:
+    def position(self) -> int:
         return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def limit_counter_id(self) -> int:
+    def length(self) -> int:
         return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def replay_stream_id(self) -> int:
+    def limit_counter_id(self) -> int:
         return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def replay_stream_id(self) -> int:
+        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 52:
             return None
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replay_token(self) -> int | None:
         if self._acting_version < 10 or self._acting_block_length < 60:
             return None
-        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S44u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def replay_channel(self) -> memoryview:
         """The replayChannel var data, as a zero-copy view."""
@@ -5939,7 +6026,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "replayChannel")
+        return self._var_data(_S6u, 4, "replayChannel")
 
     def replay_channel_bytes(self) -> bytes:
         return bytes(self.replay_channel())
@@ -5949,7 +6036,7 @@ class BoundedReplayRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "replayChannel", self._root._limit - len(view))
 
 
-BoundedReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "BoundedReplayRequest", "replayChannel", 0), )
+BoundedReplayRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "BoundedReplayRequest", "replayChannel", 0), )
 BoundedReplayRequestDecoder._UNPACK = (("data", "replay_channel"), )
 BoundedReplayRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -5992,7 +6079,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _S91p(buffer, offset)
+            _S92p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6010,7 +6097,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _S92p(buffer, offset, 60, 18, 101, 10)
+            _S93p(buffer, offset, 60, 18, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6037,14 +6124,14 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``BoundedReplayRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
+            _S46p(buffer, offset, 60, 18, 101, 10, control_session_id, correlation_id, recording_id, position, length, limit_counter_id, replay_stream_id, file_io_max_length, replay_token)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BoundedReplayRequest", None) from None
         return HEADER_SIZE + 60
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "controlSessionId") from None
 
@@ -6052,7 +6139,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "correlationId") from None
 
@@ -6060,7 +6147,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "recordingId") from None
 
@@ -6068,7 +6155,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "position") from None
 
@@ -6076,7 +6163,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "length") from None
 
@@ -6084,7 +6171,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_limit_counter_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 40, value)
+            _S12p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "limitCounterId") from None
 
@@ -6092,7 +6179,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 44, value)
+            _S12p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayStreamId") from None
 
@@ -6100,7 +6187,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 48, value)
+            _S12p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "fileIoMaxLength") from None
 
@@ -6108,7 +6195,7 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
 
     def _set_replay_token(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 52, value)
+            _S9p(self._buffer, self._offset + 52, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BoundedReplayRequestEncoder.NAME, "replayToken") from None
 
@@ -6123,14 +6210,14 @@ class BoundedReplayRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replayChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "replayChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "replayChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BoundedReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "BoundedReplayRequest", "replayChannel"), )
+BoundedReplayRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "BoundedReplayRequest", "replayChannel"), )
 BoundedReplayRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -6246,7 +6333,7 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 19 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6256,9 +6343,9 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6266,15 +6353,15 @@ class StopAllReplaysRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopAllReplaysRequestDecoder._SECTIONS = ()
@@ -6313,7 +6400,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6331,7 +6418,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 19, 101, 10)
+            _S85p(buffer, offset, 24, 19, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6358,14 +6445,14 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopAllReplaysRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 19, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopAllReplaysRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "controlSessionId") from None
 
@@ -6373,7 +6460,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "correlationId") from None
 
@@ -6381,7 +6468,7 @@ class StopAllReplaysRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopAllReplaysRequestEncoder.NAME, "recordingId") from None
 
@@ -6497,7 +6584,7 @@ class CatalogHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S50u(buffer, offset)
+            t = _S51u(buffer, offset)
             if t[1] != 20 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6507,9 +6594,9 @@ class CatalogHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S50u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S49, 32, self._PLAN)
+                                           self._acting_version, _S50, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6517,23 +6604,23 @@ class CatalogHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def length(self) -> int:
-        return _S46u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S47u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_recording_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def alignment(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def reserved(self) -> int:
-        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S49u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CatalogHeaderDecoder._SECTIONS = ()
@@ -6574,7 +6661,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6592,7 +6679,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 20, 101, 10)
+            _S79p(buffer, offset, 32, 20, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6619,14 +6706,14 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CatalogHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S50p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
+            _S51p(buffer, offset, 32, 20, 101, 10, version, length, next_recording_id, alignment, reserved)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatalogHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset, value)
+            _S12p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "version") from None
 
@@ -6634,7 +6721,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 4, value)
+            _S12p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "length") from None
 
@@ -6642,7 +6729,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_next_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "nextRecordingId") from None
 
@@ -6650,7 +6737,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_alignment(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "alignment") from None
 
@@ -6658,7 +6745,7 @@ class CatalogHeaderEncoder(_rt.EncodeCursor):
 
     def _set_reserved(self, value: Any) -> None:
         try:
-            _S47p(self._buffer, self._offset + 31, value)
+            _S48p(self._buffer, self._offset + 31, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatalogHeaderEncoder.NAME, "reserved") from None
 
@@ -6776,7 +6863,7 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S52u(buffer, offset)
+            t = _S53u(buffer, offset)
             if t[1] != 21 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6786,9 +6873,9 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S51u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S52u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S51, 32, self._PLAN)
+                                           self._acting_version, _S52, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6797,26 +6884,26 @@ class RecordingDescriptorHeaderDecoder(_rt.Cursor):
     @property
     def length(self) -> int:
         """Size in bytes of the descriptor that follows, padding included."""
-        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def state(self) -> RecordingState | int:
         """Whether the entry is usable. (RecordingState; an unknown value is returned as an int)"""
-        raw = _S46u(self._buffer, self._offset)[0]
+        raw = _S47u(self._buffer, self._offset)[0]
         return _RecordingState_BY_VALUE.get(raw, raw)
 
     @property
     def state_raw(self) -> int:
-        return _S46u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S47u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def checksum(self) -> int:
         """Checksum computed over the whole descriptor."""
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def reserved(self) -> int:
-        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S49u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingDescriptorHeaderDecoder._SECTIONS = ()
@@ -6856,7 +6943,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -6874,7 +6961,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 21, 101, 10)
+            _S79p(buffer, offset, 32, 21, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -6901,14 +6988,14 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S52p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
+            _S53p(buffer, offset, 32, 21, 101, 10, length, state, checksum, reserved)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptorHeader", None) from None
         return HEADER_SIZE + 32
 
     def _set_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset, value)
+            _S12p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "length") from None
 
@@ -6918,7 +7005,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 4, value)
+            _S12p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "state") from None
 
@@ -6927,7 +7014,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def _set_checksum(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 8, value)
+            _S12p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "checksum") from None
 
@@ -6935,7 +7022,7 @@ class RecordingDescriptorHeaderEncoder(_rt.EncodeCursor):
 
     def _set_reserved(self, value: Any) -> None:
         try:
-            _S47p(self._buffer, self._offset + 31, value)
+            _S48p(self._buffer, self._offset + 31, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorHeaderEncoder.NAME, "reserved") from None
 
@@ -7055,24 +7142,24 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S61u(buffer, offset)
+            t = _S62u(buffer, offset)
             if t[1] != 22 or t[2] != 101 or t[0] != 80 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 80
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S5u(buffer, pos)[0]
+            n5 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
@@ -7085,9 +7172,9 @@ class RecordingDescriptorDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 80:
-            return _S60u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S61u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S60, 80, self._PLAN)
+                                           self._acting_version, _S61, 80, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7095,55 +7182,55 @@ class RecordingDescriptorDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def start_timestamp(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def stop_timestamp(self) -> int:
+    def start_timestamp(self) -> int:
         return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def stop_timestamp(self) -> int:
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def start_position(self) -> int:
-        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def stop_position(self) -> int:
-        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def initial_term_id(self) -> int:
         return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def segment_file_length(self) -> int:
+    def stop_position(self) -> int:
+        return _S32u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def initial_term_id(self) -> int:
         return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def term_buffer_length(self) -> int:
+    def segment_file_length(self) -> int:
         return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def mtu_length(self) -> int:
+    def term_buffer_length(self) -> int:
         return _S57u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def session_id(self) -> int:
+    def mtu_length(self) -> int:
         return _S58u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def stream_id(self) -> int:
+    def session_id(self) -> int:
         return _S59u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def stream_id(self) -> int:
+        return _S60u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def stripped_channel(self) -> memoryview:
         """The strippedChannel var data, as a zero-copy view."""
@@ -7151,7 +7238,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "strippedChannel")
+        return self._var_data(_S6u, 4, "strippedChannel")
 
     def stripped_channel_bytes(self) -> bytes:
         return bytes(self.stripped_channel())
@@ -7166,7 +7253,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "originalChannel")
+        return self._var_data(_S6u, 4, "originalChannel")
 
     def original_channel_bytes(self) -> bytes:
         return bytes(self.original_channel())
@@ -7181,7 +7268,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "sourceIdentity")
+        return self._var_data(_S6u, 4, "sourceIdentity")
 
     def source_identity_bytes(self) -> bytes:
         return bytes(self.source_identity())
@@ -7191,7 +7278,7 @@ class RecordingDescriptorDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "sourceIdentity", self._root._limit - len(view))
 
 
-RecordingDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "strippedChannel", 0), _rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "originalChannel", 0), _rt.skip_var_data(_S5u, 4, "RecordingDescriptor", "sourceIdentity", 0), )
+RecordingDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "RecordingDescriptor", "strippedChannel", 0), _rt.skip_var_data(_S6u, 4, "RecordingDescriptor", "originalChannel", 0), _rt.skip_var_data(_S6u, 4, "RecordingDescriptor", "sourceIdentity", 0), )
 RecordingDescriptorDecoder._UNPACK = (("data", "stripped_channel"), ("data", "original_channel"), ("data", "source_identity"), )
 RecordingDescriptorDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -7240,7 +7327,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 80 > end:
             raise _too_short(self.NAME, None, offset, offset + 80, end)
         try:
-            _S93p(buffer, offset)
+            _S94p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7258,7 +7345,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 88 > end:
             raise _too_short(self.NAME, None, offset, offset + 88, end)
         try:
-            _S94p(buffer, offset, 80, 22, 101, 10)
+            _S95p(buffer, offset, 80, 22, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7285,14 +7372,14 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S61p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
+            _S62p(buffer, offset, 80, 22, 101, 10, control_session_id, correlation_id, recording_id, start_timestamp, stop_timestamp, start_position, stop_position, initial_term_id, segment_file_length, term_buffer_length, mtu_length, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingDescriptor", None) from None
         return HEADER_SIZE + 80
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "controlSessionId") from None
 
@@ -7300,7 +7387,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "correlationId") from None
 
@@ -7308,7 +7395,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "recordingId") from None
 
@@ -7316,7 +7403,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_start_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startTimestamp") from None
 
@@ -7324,7 +7411,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stop_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopTimestamp") from None
 
@@ -7332,7 +7419,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "startPosition") from None
 
@@ -7340,7 +7427,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "stopPosition") from None
 
@@ -7348,7 +7435,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_initial_term_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 56, value)
+            _S12p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "initialTermId") from None
 
@@ -7356,7 +7443,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_segment_file_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 60, value)
+            _S12p(self._buffer, self._offset + 60, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "segmentFileLength") from None
 
@@ -7364,7 +7451,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_term_buffer_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 64, value)
+            _S12p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "termBufferLength") from None
 
@@ -7372,7 +7459,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_mtu_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 68, value)
+            _S12p(self._buffer, self._offset + 68, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "mtuLength") from None
 
@@ -7380,7 +7467,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 72, value)
+            _S12p(self._buffer, self._offset + 72, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "sessionId") from None
 
@@ -7388,7 +7475,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 76, value)
+            _S12p(self._buffer, self._offset + 76, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingDescriptorEncoder.NAME, "streamId") from None
 
@@ -7403,7 +7490,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "strippedChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "strippedChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -7418,7 +7505,7 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "originalChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "originalChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "originalChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -7433,14 +7520,14 @@ class RecordingDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-            self._put_var_data(_S5p, 4, 1073741824, value, "sourceIdentity")
+            self._put_var_data(_S6p, 4, 1073741824, value, "sourceIdentity")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "strippedChannel"), _rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "originalChannel"), _rt.empty_var_data(_S5p, 4, "RecordingDescriptor", "sourceIdentity"), )
+RecordingDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "RecordingDescriptor", "strippedChannel"), _rt.empty_var_data(_S6p, 4, "RecordingDescriptor", "originalChannel"), _rt.empty_var_data(_S6p, 4, "RecordingDescriptor", "sourceIdentity"), )
 RecordingDescriptorEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -7565,12 +7652,12 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S37u(buffer, offset)
+            t = _S38u(buffer, offset)
             if t[1] != 23 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -7583,9 +7670,9 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S36u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S37u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S36, 28, self._PLAN)
+                                           self._acting_version, _S37, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7593,19 +7680,19 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def subscription_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def subscription_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def stripped_channel(self) -> memoryview:
         """The strippedChannel var data, as a zero-copy view."""
@@ -7613,7 +7700,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "strippedChannel")
+        return self._var_data(_S6u, 4, "strippedChannel")
 
     def stripped_channel_bytes(self) -> bytes:
         return bytes(self.stripped_channel())
@@ -7623,7 +7710,7 @@ class RecordingSubscriptionDescriptorDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "strippedChannel", self._root._limit - len(view))
 
 
-RecordingSubscriptionDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingSubscriptionDescriptor", "strippedChannel", 0), )
+RecordingSubscriptionDescriptorDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "RecordingSubscriptionDescriptor", "strippedChannel", 0), )
 RecordingSubscriptionDescriptorDecoder._UNPACK = (("data", "stripped_channel"), )
 RecordingSubscriptionDescriptorDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -7661,7 +7748,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S89p(buffer, offset)
+            _S90p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7679,7 +7766,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S90p(buffer, offset, 28, 23, 101, 10)
+            _S91p(buffer, offset, 28, 23, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -7706,14 +7793,14 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSubscriptionDescriptorDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S37p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
+            _S38p(buffer, offset, 28, 23, 101, 10, control_session_id, correlation_id, subscription_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSubscriptionDescriptor", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "controlSessionId") from None
 
@@ -7721,7 +7808,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "correlationId") from None
 
@@ -7729,7 +7816,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "subscriptionId") from None
 
@@ -7737,7 +7824,7 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSubscriptionDescriptorEncoder.NAME, "streamId") from None
 
@@ -7752,14 +7839,14 @@ class RecordingSubscriptionDescriptorEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "strippedChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "strippedChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "strippedChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingSubscriptionDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingSubscriptionDescriptor", "strippedChannel"), )
+RecordingSubscriptionDescriptorEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "RecordingSubscriptionDescriptor", "strippedChannel"), )
 RecordingSubscriptionDescriptorEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -7870,7 +7957,7 @@ class RecordingSignalEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S63u(buffer, offset)
+            t = _S64u(buffer, offset)
             if t[1] != 24 or t[2] != 101 or t[0] != 44 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -7880,9 +7967,9 @@ class RecordingSignalEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 44:
-            return _S62u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S63u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S62, 44, self._PLAN)
+                                           self._acting_version, _S63, 44, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7890,33 +7977,33 @@ class RecordingSignalEventDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def subscription_id(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def signal(self) -> RecordingSignal | int:
         """(RecordingSignal; an unknown value is returned as an int)"""
-        raw = _S29u(self._buffer, self._offset)[0]
+        raw = _S30u(self._buffer, self._offset)[0]
         return _RecordingSignal_BY_VALUE.get(raw, raw)
 
     @property
     def signal_raw(self) -> int:
-        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S30u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingSignalEventDecoder._SECTIONS = ()
@@ -7958,7 +8045,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S95p(buffer, offset)
+            _S96p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -7976,7 +8063,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            _S96p(buffer, offset, 44, 24, 101, 10)
+            _S97p(buffer, offset, 44, 24, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8003,14 +8090,14 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingSignalEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S63p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
+            _S64p(buffer, offset, 44, 24, 101, 10, control_session_id, correlation_id, recording_id, subscription_id, position, signal)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingSignalEvent", None) from None
         return HEADER_SIZE + 44
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "controlSessionId") from None
 
@@ -8018,7 +8105,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "correlationId") from None
 
@@ -8026,7 +8113,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "recordingId") from None
 
@@ -8034,7 +8121,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_subscription_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "subscriptionId") from None
 
@@ -8042,7 +8129,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "position") from None
 
@@ -8052,7 +8139,7 @@ class RecordingSignalEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 40, value)
+            _S12p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingSignalEventEncoder.NAME, "signal") from None
 
@@ -8175,18 +8262,18 @@ class ReplicateRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S66u(buffer, offset)
+            t = _S67u(buffer, offset)
             if t[1] != 50 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -8199,9 +8286,9 @@ class ReplicateRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S65u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S66u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S65, 36, self._PLAN)
+                                           self._acting_version, _S66, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8209,23 +8296,23 @@ class ReplicateRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def src_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def src_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def dst_recording_id(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S64u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S65u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -8233,7 +8320,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "srcControlChannel")
+        return self._var_data(_S6u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -8248,7 +8335,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "liveDestination")
+        return self._var_data(_S6u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -8258,7 +8345,7 @@ class ReplicateRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "liveDestination", self._root._limit - len(view))
 
 
-ReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest", "liveDestination", 0), )
+ReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S6u, 4, "ReplicateRequest", "liveDestination", 0), )
 ReplicateRequestDecoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), )
 ReplicateRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -8298,7 +8385,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S97p(buffer, offset)
+            _S98p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8316,7 +8403,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S98p(buffer, offset, 36, 50, 101, 10)
+            _S99p(buffer, offset, 36, 50, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8343,14 +8430,14 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S66p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
+            _S67p(buffer, offset, 36, 50, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, src_control_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8358,7 +8445,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "correlationId") from None
 
@@ -8366,7 +8453,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -8374,7 +8461,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -8382,7 +8469,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 32, value)
+            _S12p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
@@ -8397,7 +8484,7 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8412,14 +8499,14 @@ class ReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S6p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest", "liveDestination"), )
+ReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S6p, 4, "ReplicateRequest", "liveDestination"), )
 ReplicateRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -8532,7 +8619,7 @@ class StopReplicationRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 51 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8542,9 +8629,9 @@ class StopReplicationRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8552,15 +8639,15 @@ class StopReplicationRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def replication_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def replication_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopReplicationRequestDecoder._SECTIONS = ()
@@ -8599,7 +8686,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8617,7 +8704,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 51, 101, 10)
+            _S85p(buffer, offset, 24, 51, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8644,14 +8731,14 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopReplicationRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
+            _S36p(buffer, offset, 24, 51, 101, 10, control_session_id, correlation_id, replication_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopReplicationRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8659,7 +8746,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "correlationId") from None
 
@@ -8667,7 +8754,7 @@ class StopReplicationRequestEncoder(_rt.EncodeCursor):
 
     def _set_replication_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopReplicationRequestEncoder.NAME, "replicationId") from None
 
@@ -8783,7 +8870,7 @@ class StartPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 52 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -8793,9 +8880,9 @@ class StartPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8803,15 +8890,15 @@ class StartPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StartPositionRequestDecoder._SECTIONS = ()
@@ -8850,7 +8937,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -8868,7 +8955,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 52, 101, 10)
+            _S85p(buffer, offset, 24, 52, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -8895,14 +8982,14 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 52, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -8910,7 +8997,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -8918,7 +9005,7 @@ class StartPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -9034,7 +9121,7 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S40u(buffer, offset)
             if t[1] != 53 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9044,9 +9131,9 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 32, self._PLAN)
+                                           self._acting_version, _S39, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9054,19 +9141,19 @@ class DetachSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def new_start_position(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 DetachSegmentsRequestDecoder._SECTIONS = ()
@@ -9106,7 +9193,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9124,7 +9211,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 53, 101, 10)
+            _S79p(buffer, offset, 32, 53, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9151,14 +9238,14 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``DetachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
+            _S40p(buffer, offset, 32, 53, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DetachSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9166,7 +9253,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9174,7 +9261,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9182,7 +9269,7 @@ class DetachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_new_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DetachSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
@@ -9299,7 +9386,7 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 54 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9309,9 +9396,9 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9319,15 +9406,15 @@ class DeleteDetachedSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 DeleteDetachedSegmentsRequestDecoder._SECTIONS = ()
@@ -9366,7 +9453,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9384,7 +9471,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 54, 101, 10)
+            _S85p(buffer, offset, 24, 54, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9411,14 +9498,14 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``DeleteDetachedSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 54, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "DeleteDetachedSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9426,7 +9513,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9434,7 +9521,7 @@ class DeleteDetachedSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, DeleteDetachedSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9550,7 +9637,7 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S40u(buffer, offset)
             if t[1] != 55 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9560,9 +9647,9 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 32, self._PLAN)
+                                           self._acting_version, _S39, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9570,19 +9657,19 @@ class PurgeSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def new_start_position(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PurgeSegmentsRequestDecoder._SECTIONS = ()
@@ -9622,7 +9709,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9640,7 +9727,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 55, 101, 10)
+            _S79p(buffer, offset, 32, 55, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9667,14 +9754,14 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
+            _S40p(buffer, offset, 32, 55, 101, 10, control_session_id, correlation_id, recording_id, new_start_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9682,7 +9769,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9690,7 +9777,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -9698,7 +9785,7 @@ class PurgeSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_new_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeSegmentsRequestEncoder.NAME, "newStartPosition") from None
 
@@ -9815,7 +9902,7 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 56 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9825,9 +9912,9 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9835,15 +9922,15 @@ class AttachSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 AttachSegmentsRequestDecoder._SECTIONS = ()
@@ -9882,7 +9969,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -9900,7 +9987,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 56, 101, 10)
+            _S85p(buffer, offset, 24, 56, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -9927,14 +10014,14 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AttachSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 56, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AttachSegmentsRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -9942,7 +10029,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -9950,7 +10037,7 @@ class AttachSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AttachSegmentsRequestEncoder.NAME, "recordingId") from None
 
@@ -10066,7 +10153,7 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S40u(buffer, offset)
             if t[1] != 57 or t[2] != 101 or t[0] != 32 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -10076,9 +10163,9 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 32, self._PLAN)
+                                           self._acting_version, _S39, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10086,19 +10173,19 @@ class MigrateSegmentsRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def src_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def src_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def dst_recording_id(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 MigrateSegmentsRequestDecoder._SECTIONS = ()
@@ -10138,7 +10225,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S77p(buffer, offset)
+            _S78p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10156,7 +10243,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S78p(buffer, offset, 32, 57, 101, 10)
+            _S79p(buffer, offset, 32, 57, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10183,14 +10270,14 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MigrateSegmentsRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
+            _S40p(buffer, offset, 32, 57, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MigrateSegmentsRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "controlSessionId") from None
 
@@ -10198,7 +10285,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "correlationId") from None
 
@@ -10206,7 +10293,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -10214,7 +10301,7 @@ class MigrateSegmentsRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MigrateSegmentsRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -10334,18 +10421,18 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S19u(buffer, offset)
+            t = _S20u(buffer, offset)
             if t[1] != 58 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -10358,9 +10445,9 @@ class AuthConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S18, 16, self._PLAN)
+                                           self._acting_version, _S19, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10368,15 +10455,15 @@ class AuthConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
-        value = _S17u(self._buffer, self._offset)[0]
+        value = _S18u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -10385,7 +10472,7 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -10400,13 +10487,13 @@ class AuthConnectRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-AuthConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AuthConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "AuthConnectRequest", "encodedCredentials", 0), )
+AuthConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "AuthConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "AuthConnectRequest", "encodedCredentials", 0), )
 AuthConnectRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 AuthConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -10444,7 +10531,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S79p(buffer, offset)
+            _S80p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10462,7 +10549,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S80p(buffer, offset, 16, 58, 101, 10)
+            _S81p(buffer, offset, 16, 58, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10489,14 +10576,14 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AuthConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S19p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
+            _S20p(buffer, offset, 16, 58, 101, 10, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AuthConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -10504,7 +10591,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 8, value)
+            _S12p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -10514,7 +10601,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S11p(self._buffer, self._offset + 12, value)
+            _S12p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AuthConnectRequestEncoder.NAME, "version") from None
 
@@ -10529,7 +10616,7 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -10542,14 +10629,14 @@ class AuthConnectRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AuthConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AuthConnectRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "AuthConnectRequest", "encodedCredentials"), )
+AuthConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "AuthConnectRequest", "responseChannel"), _rt.empty_var_data(_S6p, 4, "AuthConnectRequest", "encodedCredentials"), )
 AuthConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -10663,12 +10750,12 @@ class ChallengeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S26u(buffer, offset)
+            t = _S27u(buffer, offset)
             if t[1] != 59 or t[2] != 101 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -10681,9 +10768,9 @@ class ChallengeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S25, 20, self._PLAN)
+                                           self._acting_version, _S26, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10691,15 +10778,15 @@ class ChallengeDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def correlation_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def version(self) -> int | None:
-        value = _S21u(self._buffer, self._offset)[0]
+        value = _S22u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def encoded_challenge(self) -> memoryview:
@@ -10708,13 +10795,13 @@ class ChallengeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "encodedChallenge")
+        return self._var_data(_S6u, 4, "encodedChallenge")
 
     def encoded_challenge_bytes(self) -> bytes:
         return bytes(self.encoded_challenge())
 
 
-ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "Challenge", "encodedChallenge", 0), )
+ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "Challenge", "encodedChallenge", 0), )
 ChallengeDecoder._UNPACK = (("data", "encoded_challenge"), )
 ChallengeDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -10751,7 +10838,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 20 > end:
             raise _too_short(self.NAME, None, offset, offset + 20, end)
         try:
-            _S85p(buffer, offset)
+            _S86p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -10769,7 +10856,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S86p(buffer, offset, 20, 59, 101, 10)
+            _S87p(buffer, offset, 20, 59, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -10796,14 +10883,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S26p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
+            _S27p(buffer, offset, 20, 59, 101, 10, control_session_id, correlation_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 20
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "controlSessionId") from None
 
@@ -10811,7 +10898,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
@@ -10821,7 +10908,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "version") from None
 
@@ -10834,14 +10921,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedChallenge")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedChallenge")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "Challenge", "encodedChallenge"), )
+ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "Challenge", "encodedChallenge"), )
 ChallengeEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -10954,12 +11041,12 @@ class ChallengeResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S68u(buffer, offset)
+            t = _S69u(buffer, offset)
             if t[1] != 60 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -10972,9 +11059,9 @@ class ChallengeResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S68u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S67, 16, self._PLAN)
+                                           self._acting_version, _S68, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10982,11 +11069,11 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_credentials(self) -> memoryview:
         """The encodedCredentials var data, as a zero-copy view."""
@@ -10994,13 +11081,13 @@ class ChallengeResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ChallengeResponse", "encodedCredentials", 0), )
+ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ChallengeResponse", "encodedCredentials", 0), )
 ChallengeResponseDecoder._UNPACK = (("data", "encoded_credentials"), )
 ChallengeResponseDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -11036,7 +11123,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S79p(buffer, offset)
+            _S80p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11054,7 +11141,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S80p(buffer, offset, 16, 60, 101, 10)
+            _S81p(buffer, offset, 16, 60, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11081,14 +11168,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S68p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
+            _S69p(buffer, offset, 16, 60, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "controlSessionId") from None
 
@@ -11096,7 +11183,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
@@ -11109,14 +11196,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ChallengeResponse", "encodedCredentials"), )
+ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ChallengeResponse", "encodedCredentials"), )
 ChallengeResponseEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -11225,7 +11312,7 @@ class KeepAliveRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S68u(buffer, offset)
+            t = _S69u(buffer, offset)
             if t[1] != 61 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -11235,9 +11322,9 @@ class KeepAliveRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S68u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S67, 16, self._PLAN)
+                                           self._acting_version, _S68, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11245,11 +11332,11 @@ class KeepAliveRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 KeepAliveRequestDecoder._SECTIONS = ()
@@ -11287,7 +11374,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S79p(buffer, offset)
+            _S80p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11305,7 +11392,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S80p(buffer, offset, 16, 61, 101, 10)
+            _S81p(buffer, offset, 16, 61, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11332,14 +11419,14 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``KeepAliveRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S68p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
+            _S69p(buffer, offset, 16, 61, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "KeepAliveRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "controlSessionId") from None
 
@@ -11347,7 +11434,7 @@ class KeepAliveRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, KeepAliveRequestEncoder.NAME, "correlationId") from None
 
@@ -11465,18 +11552,18 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S70u(buffer, offset)
+            t = _S71u(buffer, offset)
             if t[1] != 62 or t[2] != 101 or t[0] != 52 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 52
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -11489,9 +11576,9 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 52:
-            return _S69u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S70u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S69, 52, self._PLAN)
+                                           self._acting_version, _S70, 52, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11499,31 +11586,31 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def src_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def dst_recording_id(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+    def src_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def channel_tag_id(self) -> int:
+    def dst_recording_id(self) -> int:
         return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def channel_tag_id(self) -> int:
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def subscription_tag_id(self) -> int:
-        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -11531,7 +11618,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "srcControlChannel")
+        return self._var_data(_S6u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -11546,7 +11633,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "liveDestination")
+        return self._var_data(_S6u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -11556,7 +11643,7 @@ class TaggedReplicateRequestDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "liveDestination", self._root._limit - len(view))
 
 
-TaggedReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "TaggedReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "TaggedReplicateRequest", "liveDestination", 0), )
+TaggedReplicateRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "TaggedReplicateRequest", "srcControlChannel", 0), _rt.skip_var_data(_S6u, 4, "TaggedReplicateRequest", "liveDestination", 0), )
 TaggedReplicateRequestDecoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), )
 TaggedReplicateRequestDecoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -11598,7 +11685,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 52 > end:
             raise _too_short(self.NAME, None, offset, offset + 52, end)
         try:
-            _S99p(buffer, offset)
+            _S100p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11616,7 +11703,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 60 > end:
             raise _too_short(self.NAME, None, offset, offset + 60, end)
         try:
-            _S100p(buffer, offset, 52, 62, 101, 10)
+            _S101p(buffer, offset, 52, 62, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -11643,14 +11730,14 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TaggedReplicateRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S70p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
+            _S71p(buffer, offset, 52, 62, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, channel_tag_id, subscription_tag_id, src_control_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TaggedReplicateRequest", None) from None
         return HEADER_SIZE + 52
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "controlSessionId") from None
 
@@ -11658,7 +11745,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "correlationId") from None
 
@@ -11666,7 +11753,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcRecordingId") from None
 
@@ -11674,7 +11761,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "dstRecordingId") from None
 
@@ -11682,7 +11769,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "channelTagId") from None
 
@@ -11690,7 +11777,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "subscriptionTagId") from None
 
@@ -11698,7 +11785,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 48, value)
+            _S12p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TaggedReplicateRequestEncoder.NAME, "srcControlStreamId") from None
 
@@ -11713,7 +11800,7 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -11728,14 +11815,14 @@ class TaggedReplicateRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S6p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-TaggedReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "TaggedReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "TaggedReplicateRequest", "liveDestination"), )
+TaggedReplicateRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "TaggedReplicateRequest", "srcControlChannel"), _rt.empty_var_data(_S6p, 4, "TaggedReplicateRequest", "liveDestination"), )
 TaggedReplicateRequestEncoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -11853,12 +11940,12 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S72u(buffer, offset)
+            t = _S73u(buffer, offset)
             if t[1] != 63 or t[2] != 101 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -11871,9 +11958,9 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S71u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S72u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S71, 28, self._PLAN)
+                                           self._acting_version, _S72, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11881,35 +11968,35 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def correlation_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S22u(self._buffer, self._offset)[0]
+        raw = _S23u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S23u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def auto_stop(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S12u(self._buffer, self._offset)[0]
+        raw = _S13u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def auto_stop_raw(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -11917,7 +12004,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -11927,7 +12014,7 @@ class StartRecordingRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-StartRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "StartRecordingRequest2", "channel", 0), )
+StartRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "StartRecordingRequest2", "channel", 0), )
 StartRecordingRequest2Decoder._UNPACK = (("data", "channel"), )
 StartRecordingRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -11966,7 +12053,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 28 > end:
             raise _too_short(self.NAME, None, offset, offset + 28, end)
         try:
-            _S89p(buffer, offset)
+            _S90p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -11984,7 +12071,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S90p(buffer, offset, 28, 63, 101, 10)
+            _S91p(buffer, offset, 28, 63, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12011,14 +12098,14 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StartRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S72p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
+            _S73p(buffer, offset, 28, 63, 101, 10, control_session_id, correlation_id, stream_id, source_location, auto_stop)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StartRecordingRequest2", None) from None
         return HEADER_SIZE + 28
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -12026,7 +12113,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "correlationId") from None
 
@@ -12034,7 +12121,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "streamId") from None
 
@@ -12044,7 +12131,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 20, value)
+            _S12p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
@@ -12055,7 +12142,7 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StartRecordingRequest2Encoder.NAME, "autoStop") from None
 
@@ -12071,14 +12158,14 @@ class StartRecordingRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StartRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "StartRecordingRequest2", "channel"), )
+StartRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "StartRecordingRequest2", "channel"), )
 StartRecordingRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -12193,12 +12280,12 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S74u(buffer, offset)
+            t = _S75u(buffer, offset)
             if t[1] != 64 or t[2] != 101 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -12211,9 +12298,9 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S73u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S74u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S73, 36, self._PLAN)
+                                           self._acting_version, _S74, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12221,39 +12308,39 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def stream_id(self) -> int:
-        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def source_location(self) -> SourceLocation | int:
         """(SourceLocation; an unknown value is returned as an int)"""
-        raw = _S13u(self._buffer, self._offset)[0]
+        raw = _S14u(self._buffer, self._offset)[0]
         return _SourceLocation_BY_VALUE.get(raw, raw)
 
     @property
     def source_location_raw(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def auto_stop(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S64u(self._buffer, self._offset)[0]
+        raw = _S65u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def auto_stop_raw(self) -> int:
-        return _S64u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S65u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -12261,7 +12348,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -12271,7 +12358,7 @@ class ExtendRecordingRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "channel", self._root._limit - len(view))
 
 
-ExtendRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ExtendRecordingRequest2", "channel", 0), )
+ExtendRecordingRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ExtendRecordingRequest2", "channel", 0), )
 ExtendRecordingRequest2Decoder._UNPACK = (("data", "channel"), )
 ExtendRecordingRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -12311,7 +12398,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 36 > end:
             raise _too_short(self.NAME, None, offset, offset + 36, end)
         try:
-            _S97p(buffer, offset)
+            _S98p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12329,7 +12416,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 44 > end:
             raise _too_short(self.NAME, None, offset, offset + 44, end)
         try:
-            _S98p(buffer, offset, 36, 64, 101, 10)
+            _S99p(buffer, offset, 36, 64, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12356,14 +12443,14 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ExtendRecordingRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S74p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
+            _S75p(buffer, offset, 36, 64, 101, 10, control_session_id, correlation_id, recording_id, stream_id, source_location, auto_stop)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ExtendRecordingRequest2", None) from None
         return HEADER_SIZE + 36
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -12371,7 +12458,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "correlationId") from None
 
@@ -12379,7 +12466,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "recordingId") from None
 
@@ -12387,7 +12474,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 24, value)
+            _S12p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "streamId") from None
 
@@ -12397,7 +12484,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 28, value)
+            _S12p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "sourceLocation") from None
 
@@ -12408,7 +12495,7 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S11p(self._buffer, self._offset + 32, value)
+            _S12p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ExtendRecordingRequest2Encoder.NAME, "autoStop") from None
 
@@ -12424,14 +12511,14 @@ class ExtendRecordingRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ExtendRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ExtendRecordingRequest2", "channel"), )
+ExtendRecordingRequest2Encoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ExtendRecordingRequest2", "channel"), )
 ExtendRecordingRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -12544,7 +12631,7 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 65 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12554,9 +12641,9 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12564,15 +12651,15 @@ class StopRecordingByIdentityRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopRecordingByIdentityRequestDecoder._SECTIONS = ()
@@ -12611,7 +12698,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -12629,7 +12716,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 65, 101, 10)
+            _S85p(buffer, offset, 24, 65, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -12656,14 +12743,14 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopRecordingByIdentityRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 65, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopRecordingByIdentityRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "controlSessionId") from None
 
@@ -12671,7 +12758,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "correlationId") from None
 
@@ -12679,7 +12766,7 @@ class StopRecordingByIdentityRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopRecordingByIdentityRequestEncoder.NAME, "recordingId") from None
 
@@ -12798,36 +12885,36 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S76u(buffer, offset)
+            t = _S77u(buffer, offset)
             if t[1] != 66 or t[2] != 101 or t[0] != 68 or t[3] < 10 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 68
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S5u(buffer, pos)[0]
+            n5 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
             v6 = view[pos:pos + n5]
             pos += n5
-            n7 = _S5u(buffer, pos)[0]
+            n7 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n7 > end:
                 raise _records.Fallback
             v8 = view[pos:pos + n7]
             pos += n7
-            n9 = _S5u(buffer, pos)[0]
+            n9 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n9 > end:
                 raise _records.Fallback
@@ -12840,9 +12927,9 @@ class ReplicateRequest2Decoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 68 and self._acting_version >= 8:
-            return _S75u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S76u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S75, 68, self._PLAN)
+                                           self._acting_version, _S76, 68, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12850,47 +12937,47 @@ class ReplicateRequest2Decoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def src_recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def dst_recording_id(self) -> int:
-        return _S27u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+    def src_recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def stop_position(self) -> int:
+    def dst_recording_id(self) -> int:
         return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def stop_position(self) -> int:
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def channel_tag_id(self) -> int:
-        return _S53u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def subscription_tag_id(self) -> int:
-        return _S31u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S32u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def src_control_stream_id(self) -> int:
-        return _S54u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def file_io_max_length(self) -> int | None:
         if self._acting_version < 7 or self._acting_block_length < 64:
             return None
-        return _S55u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def replication_session_id(self) -> int | None:
         if self._acting_version < 8 or self._acting_block_length < 68:
             return None
-        return _S56u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S57u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def src_control_channel(self) -> memoryview:
         """The srcControlChannel var data, as a zero-copy view."""
@@ -12898,7 +12985,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "srcControlChannel")
+        return self._var_data(_S6u, 4, "srcControlChannel")
 
     def src_control_channel_bytes(self) -> bytes:
         return bytes(self.src_control_channel())
@@ -12913,7 +13000,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "liveDestination")
+        return self._var_data(_S6u, 4, "liveDestination")
 
     def live_destination_bytes(self) -> bytes:
         return bytes(self.live_destination())
@@ -12928,7 +13015,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "replicationChannel")
+        return self._var_data(_S6u, 4, "replicationChannel")
 
     def replication_channel_bytes(self) -> bytes:
         return bytes(self.replication_channel())
@@ -12945,7 +13032,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._section = 4
         if self._acting_version < 8:
             return _EMPTY_VIEW
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
@@ -12958,7 +13045,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
             self._section = 5
         if self._acting_version < 10:
             return _EMPTY_VIEW
-        return self._var_data(_S5u, 4, "srcResponseChannel")
+        return self._var_data(_S6u, 4, "srcResponseChannel")
 
     def src_response_channel_bytes(self) -> bytes:
         return bytes(self.src_response_channel())
@@ -12968,7 +13055,7 @@ class ReplicateRequest2Decoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "srcResponseChannel", self._root._limit - len(view))
 
 
-ReplicateRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "srcControlChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "liveDestination", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "replicationChannel", 0), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "encodedCredentials", 8), _rt.skip_var_data(_S5u, 4, "ReplicateRequest2", "srcResponseChannel", 10), )
+ReplicateRequest2Decoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ReplicateRequest2", "srcControlChannel", 0), _rt.skip_var_data(_S6u, 4, "ReplicateRequest2", "liveDestination", 0), _rt.skip_var_data(_S6u, 4, "ReplicateRequest2", "replicationChannel", 0), _rt.skip_var_data(_S6u, 4, "ReplicateRequest2", "encodedCredentials", 8), _rt.skip_var_data(_S6u, 4, "ReplicateRequest2", "srcResponseChannel", 10), )
 ReplicateRequest2Decoder._UNPACK = (("data", "src_control_channel"), ("data", "live_destination"), ("data", "replication_channel"), ("data", "encoded_credentials"), ("data", "src_response_channel"), )
 ReplicateRequest2Decoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
@@ -13016,7 +13103,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 68 > end:
             raise _too_short(self.NAME, None, offset, offset + 68, end)
         try:
-            _S101p(buffer, offset)
+            _S102p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13034,7 +13121,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         if offset < 0 or offset + 76 > end:
             raise _too_short(self.NAME, None, offset, offset + 76, end)
         try:
-            _S102p(buffer, offset, 68, 66, 101, 10)
+            _S103p(buffer, offset, 68, 66, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13061,14 +13148,14 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplicateRequest2Decoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S76p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
+            _S77p(buffer, offset, 68, 66, 101, 10, control_session_id, correlation_id, src_recording_id, dst_recording_id, stop_position, channel_tag_id, subscription_tag_id, src_control_stream_id, file_io_max_length, replication_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplicateRequest2", None) from None
         return HEADER_SIZE + 68
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "controlSessionId") from None
 
@@ -13076,7 +13163,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "correlationId") from None
 
@@ -13084,7 +13171,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_src_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcRecordingId") from None
 
@@ -13092,7 +13179,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_dst_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "dstRecordingId") from None
 
@@ -13100,7 +13187,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "stopPosition") from None
 
@@ -13108,7 +13195,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_channel_tag_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "channelTagId") from None
 
@@ -13116,7 +13203,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_subscription_tag_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "subscriptionTagId") from None
 
@@ -13124,7 +13211,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_src_control_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 56, value)
+            _S12p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "srcControlStreamId") from None
 
@@ -13132,7 +13219,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_file_io_max_length(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 60, value)
+            _S12p(self._buffer, self._offset + 60, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "fileIoMaxLength") from None
 
@@ -13140,7 +13227,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
 
     def _set_replication_session_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 64, value)
+            _S12p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplicateRequest2Encoder.NAME, "replicationSessionId") from None
 
@@ -13155,7 +13242,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcControlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "srcControlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "srcControlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -13170,7 +13257,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "liveDestination")
-            self._put_var_data(_S5p, 4, 1073741824, value, "liveDestination")
+            self._put_var_data(_S6p, 4, 1073741824, value, "liveDestination")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -13185,7 +13272,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "replicationChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "replicationChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "replicationChannel")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -13198,7 +13285,7 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         else:
             self._section = 4
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -13213,14 +13300,14 @@ class ReplicateRequest2Encoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "srcResponseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "srcResponseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "srcResponseChannel")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ReplicateRequest2Encoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "srcControlChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "liveDestination"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "replicationChannel"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "encodedCredentials"), _rt.empty_var_data(_S5p, 4, "ReplicateRequest2", "srcResponseChannel"), )
+ReplicateRequest2Encoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ReplicateRequest2", "srcControlChannel"), _rt.empty_var_data(_S6p, 4, "ReplicateRequest2", "liveDestination"), _rt.empty_var_data(_S6p, 4, "ReplicateRequest2", "replicationChannel"), _rt.empty_var_data(_S6p, 4, "ReplicateRequest2", "encodedCredentials"), _rt.empty_var_data(_S6p, 4, "ReplicateRequest2", "srcResponseChannel"), )
 ReplicateRequest2Encoder._JSON = (
         ("value", "controlSessionId", "control_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -13341,7 +13428,7 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 67 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13351,9 +13438,9 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13361,15 +13448,15 @@ class MaxRecordedPositionRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 MaxRecordedPositionRequestDecoder._SECTIONS = ()
@@ -13408,7 +13495,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13426,7 +13513,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 67, 101, 10)
+            _S85p(buffer, offset, 24, 67, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13453,14 +13540,14 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MaxRecordedPositionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 67, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MaxRecordedPositionRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "controlSessionId") from None
 
@@ -13468,7 +13555,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "correlationId") from None
 
@@ -13476,7 +13563,7 @@ class MaxRecordedPositionRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MaxRecordedPositionRequestEncoder.NAME, "recordingId") from None
 
@@ -13592,7 +13679,7 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S68u(buffer, offset)
+            t = _S69u(buffer, offset)
             if t[1] != 68 or t[2] != 101 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13602,9 +13689,9 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S67u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S68u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S67, 16, self._PLAN)
+                                           self._acting_version, _S68, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13612,11 +13699,11 @@ class ArchiveIdRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ArchiveIdRequestDecoder._SECTIONS = ()
@@ -13654,7 +13741,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S79p(buffer, offset)
+            _S80p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13672,7 +13759,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S80p(buffer, offset, 16, 68, 101, 10)
+            _S81p(buffer, offset, 16, 68, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13699,14 +13786,14 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ArchiveIdRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S68p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
+            _S69p(buffer, offset, 16, 68, 101, 10, control_session_id, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ArchiveIdRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "controlSessionId") from None
 
@@ -13714,7 +13801,7 @@ class ArchiveIdRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ArchiveIdRequestEncoder.NAME, "correlationId") from None
 
@@ -13832,18 +13919,18 @@ class RecordingStartedDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 101 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -13856,9 +13943,9 @@ class RecordingStartedDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 24, self._PLAN)
+                                           self._acting_version, _S24, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13866,19 +13953,19 @@ class RecordingStartedDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def start_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def start_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def session_id(self) -> int:
-        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def stream_id(self) -> int:
-        return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S23u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def channel(self) -> memoryview:
         """The channel var data, as a zero-copy view."""
@@ -13886,7 +13973,7 @@ class RecordingStartedDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "channel")
+        return self._var_data(_S6u, 4, "channel")
 
     def channel_bytes(self) -> bytes:
         return bytes(self.channel())
@@ -13901,7 +13988,7 @@ class RecordingStartedDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "sourceIdentity")
+        return self._var_data(_S6u, 4, "sourceIdentity")
 
     def source_identity_bytes(self) -> bytes:
         return bytes(self.source_identity())
@@ -13911,7 +13998,7 @@ class RecordingStartedDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "sourceIdentity", self._root._limit - len(view))
 
 
-RecordingStartedDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "RecordingStarted", "channel", 0), _rt.skip_var_data(_S5u, 4, "RecordingStarted", "sourceIdentity", 0), )
+RecordingStartedDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "RecordingStarted", "channel", 0), _rt.skip_var_data(_S6u, 4, "RecordingStarted", "sourceIdentity", 0), )
 RecordingStartedDecoder._UNPACK = (("data", "channel"), ("data", "source_identity"), )
 RecordingStartedDecoder._JSON = (
         ("value", "recordingId", "recording_id", False),
@@ -13950,7 +14037,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -13968,7 +14055,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 101, 101, 10)
+            _S85p(buffer, offset, 24, 101, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -13995,14 +14082,14 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStartedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
+            _S25p(buffer, offset, 24, 101, 101, 10, recording_id, start_position, session_id, stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStarted", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "recordingId") from None
 
@@ -14010,7 +14097,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "startPosition") from None
 
@@ -14018,7 +14105,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_session_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 16, value)
+            _S12p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "sessionId") from None
 
@@ -14026,7 +14113,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
 
     def _set_stream_id(self, value: Any) -> None:
         try:
-            _S11p(self._buffer, self._offset + 20, value)
+            _S12p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStartedEncoder.NAME, "streamId") from None
 
@@ -14041,7 +14128,7 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "channel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "channel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "channel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -14056,14 +14143,14 @@ class RecordingStartedEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "sourceIdentity")
-            self._put_var_data(_S5p, 4, 1073741824, value, "sourceIdentity")
+            self._put_var_data(_S6p, 4, 1073741824, value, "sourceIdentity")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-RecordingStartedEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "RecordingStarted", "channel"), _rt.empty_var_data(_S5p, 4, "RecordingStarted", "sourceIdentity"), )
+RecordingStartedEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "RecordingStarted", "channel"), _rt.empty_var_data(_S6p, 4, "RecordingStarted", "sourceIdentity"), )
 RecordingStartedEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "startPosition", "start_position", False),
@@ -14175,7 +14262,7 @@ class RecordingProgressDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 102 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14185,9 +14272,9 @@ class RecordingProgressDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14195,15 +14282,15 @@ class RecordingProgressDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def start_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def position(self) -> int:
+    def start_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingProgressDecoder._SECTIONS = ()
@@ -14242,7 +14329,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14260,7 +14347,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 102, 101, 10)
+            _S85p(buffer, offset, 24, 102, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14287,14 +14374,14 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingProgressDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
+            _S36p(buffer, offset, 24, 102, 101, 10, recording_id, start_position, position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingProgress", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "recordingId") from None
 
@@ -14302,7 +14389,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "startPosition") from None
 
@@ -14310,7 +14397,7 @@ class RecordingProgressEncoder(_rt.EncodeCursor):
 
     def _set_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingProgressEncoder.NAME, "position") from None
 
@@ -14426,7 +14513,7 @@ class RecordingStoppedDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 103 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14436,9 +14523,9 @@ class RecordingStoppedDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14446,15 +14533,15 @@ class RecordingStoppedDecoder(_rt.Cursor):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def start_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def stop_position(self) -> int:
+    def start_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def stop_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RecordingStoppedDecoder._SECTIONS = ()
@@ -14493,7 +14580,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14511,7 +14598,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 103, 101, 10)
+            _S85p(buffer, offset, 24, 103, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14538,14 +14625,14 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RecordingStoppedDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
+            _S36p(buffer, offset, 24, 103, 101, 10, recording_id, start_position, stop_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RecordingStopped", None) from None
         return HEADER_SIZE + 24
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "recordingId") from None
 
@@ -14553,7 +14640,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def _set_start_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "startPosition") from None
 
@@ -14561,7 +14648,7 @@ class RecordingStoppedEncoder(_rt.EncodeCursor):
 
     def _set_stop_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RecordingStoppedEncoder.NAME, "stopPosition") from None
 
@@ -14677,7 +14764,7 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 104 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14687,9 +14774,9 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14697,15 +14784,15 @@ class PurgeRecordingRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PurgeRecordingRequestDecoder._SECTIONS = ()
@@ -14744,7 +14831,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -14762,7 +14849,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 104, 101, 10)
+            _S85p(buffer, offset, 24, 104, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -14789,14 +14876,14 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PurgeRecordingRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 104, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PurgeRecordingRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "controlSessionId") from None
 
@@ -14804,7 +14891,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "correlationId") from None
 
@@ -14812,7 +14899,7 @@ class PurgeRecordingRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PurgeRecordingRequestEncoder.NAME, "recordingId") from None
 
@@ -14928,7 +15015,7 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S35u(buffer, offset)
+            t = _S36u(buffer, offset)
             if t[1] != 105 or t[2] != 101 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14938,9 +15025,9 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S35u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S34, 24, self._PLAN)
+                                           self._acting_version, _S35, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14948,15 +15035,15 @@ class ReplayTokenRequestDecoder(_rt.Cursor):
 
     @property
     def control_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def recording_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def recording_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ReplayTokenRequestDecoder._SECTIONS = ()
@@ -14995,7 +15082,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S83p(buffer, offset)
+            _S84p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -15013,7 +15100,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S84p(buffer, offset, 24, 105, 101, 10)
+            _S85p(buffer, offset, 24, 105, 101, 10)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -15040,14 +15127,14 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ReplayTokenRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S35p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
+            _S36p(buffer, offset, 24, 105, 101, 10, control_session_id, correlation_id, recording_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ReplayTokenRequest", None) from None
         return HEADER_SIZE + 24
 
     def _set_control_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "controlSessionId") from None
 
@@ -15055,7 +15142,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "correlationId") from None
 
@@ -15063,7 +15150,7 @@ class ReplayTokenRequestEncoder(_rt.EncodeCursor):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ReplayTokenRequestEncoder.NAME, "recordingId") from None
 

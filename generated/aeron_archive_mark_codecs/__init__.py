@@ -55,60 +55,63 @@ _S3p = _S3.pack_into
 _S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<I")
+_S5 = _struct.Struct("<HH")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<")
+_S6 = _struct.Struct("<I")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<4x")
+_S7 = _struct.Struct("<")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<i")
+_S8 = _struct.Struct("<4x")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<q")
+_S9 = _struct.Struct("<i")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<8xq")
+_S10 = _struct.Struct("<q")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<16xq")
+_S11 = _struct.Struct("<8xq")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<24xq")
+_S12 = _struct.Struct("<16xq")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<32xi")
+_S13 = _struct.Struct("<24xq")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<36xi")
+_S14 = _struct.Struct("<32xi")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<40xi")
+_S15 = _struct.Struct("<36xi")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<44xi")
+_S16 = _struct.Struct("<40xi")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<48xi")
+_S17 = _struct.Struct("<44xi")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<56xq")
+_S18 = _struct.Struct("<48xi")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<i4xqqqiiiii4xq64x")
+_S19 = _struct.Struct("<56xq")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<HHHHi4xqqqiiiii4xq64x")
+_S20 = _struct.Struct("<i4xqqqiiiii4xq64x")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<128x")
+_S21 = _struct.Struct("<HHHHi4xqqqiiiii4xq64x")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<HHHH128x")
+_S22 = _struct.Struct("<128x")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
+_S23 = _struct.Struct("<HHHH128x")
+_S23u = _S23.unpack_from
+_S23p = _S23.pack_into
 _HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -145,6 +148,17 @@ class MessageHeaderDecoder:
 
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
+
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, template_id, schema_id, version)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S4u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("messageHeader", None, offset, offset + 8, end) from None
 
     @property
     def block_length(self) -> int:
@@ -187,6 +201,16 @@ class MessageHeaderEncoder:
     def from_dict(self, values: dict[str, Any]) -> MessageHeaderEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, template_id: Any, schema_id: Any, version: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``MessageHeaderDecoder.unpack``);
+        returns 8, the bytes written."""
+        try:
+            _S4p(buffer, offset, block_length, template_id, schema_id, version)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "messageHeader", None) from None
+        return 8
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -247,6 +271,17 @@ class GroupSizeEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, num_in_group)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S5u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("groupSizeEncoding", None, offset, offset + 4, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -280,6 +315,16 @@ class GroupSizeEncodingEncoder:
     def from_dict(self, values: dict[str, Any]) -> GroupSizeEncodingEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, num_in_group: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``GroupSizeEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S5p(buffer, offset, block_length, num_in_group)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "groupSizeEncoding", None) from None
+        return 4
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -324,14 +369,25 @@ class VarAsciiEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varAsciiEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -359,9 +415,19 @@ class VarAsciiEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarAsciiEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varAsciiEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -372,7 +438,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -516,30 +582,30 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S20u(buffer, offset)
+            t = _S21u(buffer, offset)
             if t[1] != 200 or t[2] != 100 or t[0] != 128 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 128
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S5u(buffer, pos)[0]
+            n5 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
             v6 = view[pos:pos + n5]
             pos += n5
-            n7 = _S5u(buffer, pos)[0]
+            n7 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n7 > end:
                 raise _records.Fallback
@@ -552,9 +618,9 @@ class MarkFileHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 128 and self._acting_version >= 2:
-            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S20u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S19, 128, self._PLAN)
+                                           self._acting_version, _S20, 128, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -562,51 +628,51 @@ class MarkFileHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def activity_timestamp(self) -> int:
-        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def start_timestamp(self) -> int:
         return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def pid(self) -> int:
+    def start_timestamp(self) -> int:
         return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def control_stream_id(self) -> int:
+    def pid(self) -> int:
         return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def local_control_stream_id(self) -> int:
+    def control_stream_id(self) -> int:
         return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def events_stream_id(self) -> int:
+    def local_control_stream_id(self) -> int:
         return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def events_stream_id(self) -> int:
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def header_length(self) -> int | None:
         if self._acting_version < 1 or self._acting_block_length < 48:
             return None
-        value = _S16u(self._buffer, self._offset)[0]
+        value = _S17u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def error_buffer_length(self) -> int | None:
         if self._acting_version < 1 or self._acting_block_length < 52:
             return None
-        value = _S17u(self._buffer, self._offset)[0]
+        value = _S18u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def archive_id(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 64:
             return None
-        value = _S18u(self._buffer, self._offset)[0]
+        value = _S19u(self._buffer, self._offset)[0]
         return None if value == -1 else value  # type: ignore[no-any-return]
 
     def control_channel(self) -> memoryview:
@@ -615,7 +681,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "controlChannel")
+        return self._var_data(_S6u, 4, "controlChannel")
 
     def control_channel_bytes(self) -> bytes:
         return bytes(self.control_channel())
@@ -630,7 +696,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "localControlChannel")
+        return self._var_data(_S6u, 4, "localControlChannel")
 
     def local_control_channel_bytes(self) -> bytes:
         return bytes(self.local_control_channel())
@@ -645,7 +711,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "eventsChannel")
+        return self._var_data(_S6u, 4, "eventsChannel")
 
     def events_channel_bytes(self) -> bytes:
         return bytes(self.events_channel())
@@ -660,7 +726,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S5u, 4, "aeronDirectory")
+        return self._var_data(_S6u, 4, "aeronDirectory")
 
     def aeron_directory_bytes(self) -> bytes:
         return bytes(self.aeron_directory())
@@ -670,7 +736,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "aeronDirectory", self._root._limit - len(view))
 
 
-MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "localControlChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "eventsChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "aeronDirectory", 0), )
+MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "localControlChannel", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "eventsChannel", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "aeronDirectory", 0), )
 MarkFileHeaderDecoder._UNPACK = (("data", "control_channel"), ("data", "local_control_channel"), ("data", "events_channel"), ("data", "aeron_directory"), )
 MarkFileHeaderDecoder._JSON = (
         ("value", "version", "version", False),
@@ -717,7 +783,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 128 > end:
             raise _too_short(self.NAME, None, offset, offset + 128, end)
         try:
-            _S21p(buffer, offset)
+            _S22p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -735,7 +801,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 136 > end:
             raise _too_short(self.NAME, None, offset, offset + 136, end)
         try:
-            _S22p(buffer, offset, 128, 200, 100, 2)
+            _S23p(buffer, offset, 128, 200, 100, 2)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -762,14 +828,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
+            _S21p(buffer, offset, 128, 200, 100, 2, version, activity_timestamp, start_timestamp, pid, control_stream_id, local_control_stream_id, events_stream_id, header_length, error_buffer_length, archive_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "version") from None
 
@@ -777,7 +843,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_activity_timestamp(self, value: Any) -> None:
         try:
-            _S9p(self._buffer, self._offset + 8, value)
+            _S10p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "activityTimestamp") from None
 
@@ -785,7 +851,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_start_timestamp(self, value: Any) -> None:
         try:
-            _S9p(self._buffer, self._offset + 16, value)
+            _S10p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "startTimestamp") from None
 
@@ -793,7 +859,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_pid(self, value: Any) -> None:
         try:
-            _S9p(self._buffer, self._offset + 24, value)
+            _S10p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "pid") from None
 
@@ -801,7 +867,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_control_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "controlStreamId") from None
 
@@ -809,7 +875,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_local_control_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 36, value)
+            _S9p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "localControlStreamId") from None
 
@@ -817,7 +883,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_events_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "eventsStreamId") from None
 
@@ -827,7 +893,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S8p(self._buffer, self._offset + 44, value)
+            _S9p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "headerLength") from None
 
@@ -837,7 +903,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "errorBufferLength") from None
 
@@ -847,7 +913,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = -1
         try:
-            _S9p(self._buffer, self._offset + 56, value)
+            _S10p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "archiveId") from None
 
@@ -862,7 +928,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "controlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "controlChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -877,7 +943,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "localControlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "localControlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "localControlChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -892,7 +958,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "eventsChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "eventsChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "eventsChannel")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -907,14 +973,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
-            self._put_var_data(_S5p, 4, 1073741824, value, "aeronDirectory")
+            self._put_var_data(_S6p, 4, 1073741824, value, "aeronDirectory")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "localControlChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "eventsChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "aeronDirectory"), )
+MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "localControlChannel"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "eventsChannel"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "aeronDirectory"), )
 MarkFileHeaderEncoder._JSON = (
         ("value", "version", "version", False),
         ("value", "activityTimestamp", "activity_timestamp", False),

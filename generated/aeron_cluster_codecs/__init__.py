@@ -55,151 +55,151 @@ _S3p = _S3.pack_into
 _S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<I")
+_S5 = _struct.Struct("<HH")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<")
+_S6 = _struct.Struct("<I")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<4x")
+_S7 = _struct.Struct("<")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<q")
+_S8 = _struct.Struct("<4x")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<8xq")
+_S9 = _struct.Struct("<q")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<16xq")
+_S10 = _struct.Struct("<8xq")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<qqq")
+_S11 = _struct.Struct("<16xq")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<HHHHqqq")
+_S12 = _struct.Struct("<qqq")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<i")
+_S13 = _struct.Struct("<HHHHqqq")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<24xi")
+_S14 = _struct.Struct("<i")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<28xi")
+_S15 = _struct.Struct("<24xi")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<32xi")
+_S16 = _struct.Struct("<28xi")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<qqqiii")
+_S17 = _struct.Struct("<32xi")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<HHHHqqqiii")
+_S18 = _struct.Struct("<qqqiii")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<8xi")
+_S19 = _struct.Struct("<HHHHqqqiii")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<12xi")
+_S20 = _struct.Struct("<8xi")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<qii")
+_S21 = _struct.Struct("<12xi")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<HHHHqii")
+_S22 = _struct.Struct("<qii")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<qq")
+_S23 = _struct.Struct("<HHHHqii")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<HHHHqq")
+_S24 = _struct.Struct("<qq")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<16xi")
+_S25 = _struct.Struct("<HHHHqq")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<qqi")
+_S26 = _struct.Struct("<16xi")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
-_S27 = _struct.Struct("<HHHHqqi")
+_S27 = _struct.Struct("<qqi")
 _S27u = _S27.unpack_from
 _S27p = _S27.pack_into
-_S28 = _struct.Struct("<24xq")
+_S28 = _struct.Struct("<HHHHqqi")
 _S28u = _S28.unpack_from
 _S28p = _S28.pack_into
-_S29 = _struct.Struct("<qqqqi")
+_S29 = _struct.Struct("<24xq")
 _S29u = _S29.unpack_from
 _S29p = _S29.pack_into
-_S30 = _struct.Struct("<HHHHqqqqi")
+_S30 = _struct.Struct("<qqqqi")
 _S30u = _S30.unpack_from
 _S30p = _S30.pack_into
-_S31 = _struct.Struct("<qqqi")
+_S31 = _struct.Struct("<HHHHqqqqi")
 _S31u = _S31.unpack_from
 _S31p = _S31.pack_into
-_S32 = _struct.Struct("<HHHHqqqi")
+_S32 = _struct.Struct("<qqqi")
 _S32u = _S32.unpack_from
 _S32p = _S32.pack_into
-_S33 = _struct.Struct("<qqqii")
+_S33 = _struct.Struct("<HHHHqqqi")
 _S33u = _S33.unpack_from
 _S33p = _S33.pack_into
-_S34 = _struct.Struct("<HHHHqqqii")
+_S34 = _struct.Struct("<qqqii")
 _S34u = _S34.unpack_from
 _S34p = _S34.pack_into
-_S35 = _struct.Struct("<36xi")
+_S35 = _struct.Struct("<HHHHqqqii")
 _S35u = _S35.unpack_from
 _S35p = _S35.pack_into
-_S36 = _struct.Struct("<40xi")
+_S36 = _struct.Struct("<36xi")
 _S36u = _S36.unpack_from
 _S36p = _S36.pack_into
-_S37 = _struct.Struct("<44xi")
+_S37 = _struct.Struct("<40xi")
 _S37u = _S37.unpack_from
 _S37p = _S37.pack_into
-_S38 = _struct.Struct("<qqqqiiii")
+_S38 = _struct.Struct("<44xi")
 _S38u = _S38.unpack_from
 _S38p = _S38.pack_into
-_S39 = _struct.Struct("<HHHHqqqqiiii")
+_S39 = _struct.Struct("<qqqqiiii")
 _S39u = _S39.unpack_from
 _S39p = _S39.pack_into
-_S40 = _struct.Struct("<qqqiiii")
+_S40 = _struct.Struct("<HHHHqqqqiiii")
 _S40u = _S40.unpack_from
 _S40p = _S40.pack_into
-_S41 = _struct.Struct("<HHHHqqqiiii")
+_S41 = _struct.Struct("<qqqiiii")
 _S41u = _S41.unpack_from
 _S41p = _S41.pack_into
-_S42 = _struct.Struct("<20xi")
+_S42 = _struct.Struct("<HHHHqqqiiii")
 _S42u = _S42.unpack_from
 _S42p = _S42.pack_into
-_S43 = _struct.Struct("<qqii")
+_S43 = _struct.Struct("<20xi")
 _S43u = _S43.unpack_from
 _S43p = _S43.pack_into
-_S44 = _struct.Struct("<HHHHqqii")
+_S44 = _struct.Struct("<qqii")
 _S44u = _S44.unpack_from
 _S44p = _S44.pack_into
-_S45 = _struct.Struct("<HHHHq")
+_S45 = _struct.Struct("<HHHHqqii")
 _S45u = _S45.unpack_from
 _S45p = _S45.pack_into
-_S46 = _struct.Struct("<qi")
+_S46 = _struct.Struct("<HHHHq")
 _S46u = _S46.unpack_from
 _S46p = _S46.pack_into
-_S47 = _struct.Struct("<HHHHqi")
+_S47 = _struct.Struct("<qi")
 _S47u = _S47.unpack_from
 _S47p = _S47.pack_into
-_S48 = _struct.Struct("<4xi")
+_S48 = _struct.Struct("<HHHHqi")
 _S48u = _S48.unpack_from
 _S48p = _S48.pack_into
-_S49 = _struct.Struct("<ii")
+_S49 = _struct.Struct("<4xi")
 _S49u = _S49.unpack_from
 _S49p = _S49.pack_into
-_S50 = _struct.Struct("<HHHHii")
+_S50 = _struct.Struct("<ii")
 _S50u = _S50.unpack_from
 _S50p = _S50.pack_into
-_S51 = _struct.Struct("<qqiiiii")
+_S51 = _struct.Struct("<HHHHii")
 _S51u = _S51.unpack_from
 _S51p = _S51.pack_into
-_S52 = _struct.Struct("<HHHHqqiiiii")
+_S52 = _struct.Struct("<qqiiiii")
 _S52u = _S52.unpack_from
 _S52p = _S52.pack_into
-_S53 = _struct.Struct("<HH")
+_S53 = _struct.Struct("<HHHHqqiiiii")
 _S53u = _S53.unpack_from
 _S53p = _S53.pack_into
 _S54 = _struct.Struct("<32xq")
@@ -516,6 +516,17 @@ class MessageHeaderDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, template_id, schema_id, version)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S4u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("messageHeader", None, offset, offset + 8, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -557,6 +568,16 @@ class MessageHeaderEncoder:
     def from_dict(self, values: dict[str, Any]) -> MessageHeaderEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, template_id: Any, schema_id: Any, version: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``MessageHeaderDecoder.unpack``);
+        returns 8, the bytes written."""
+        try:
+            _S4p(buffer, offset, block_length, template_id, schema_id, version)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "messageHeader", None) from None
+        return 8
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -617,6 +638,17 @@ class GroupSizeEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, num_in_group)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S5u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("groupSizeEncoding", None, offset, offset + 4, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -650,6 +682,16 @@ class GroupSizeEncodingEncoder:
     def from_dict(self, values: dict[str, Any]) -> GroupSizeEncodingEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, num_in_group: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``GroupSizeEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S5p(buffer, offset, block_length, num_in_group)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "groupSizeEncoding", None) from None
+        return 4
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -694,14 +736,25 @@ class VarAsciiEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varAsciiEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -729,9 +782,19 @@ class VarAsciiEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarAsciiEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varAsciiEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -742,7 +805,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -775,14 +838,25 @@ class VarDataEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varDataEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarDataEncodingEncoder:
@@ -810,9 +884,19 @@ class VarDataEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarDataEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varDataEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "length") from None
 
@@ -823,7 +907,7 @@ class VarDataEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarDataEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarDataEncodingEncoder.NAME, "varData") from None
 
@@ -974,7 +1058,7 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S12u(buffer, offset)
+            t = _S13u(buffer, offset)
             if t[1] != 1 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -984,9 +1068,9 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S11, 24, self._PLAN)
+                                           self._acting_version, _S12, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -994,15 +1078,15 @@ class SessionMessageHeaderDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def cluster_session_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def cluster_session_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionMessageHeaderDecoder._SECTIONS = ()
@@ -1086,14 +1170,14 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionMessageHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
+            _S13p(buffer, offset, 24, 1, 111, 12, leadership_term_id, cluster_session_id, timestamp)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionMessageHeader", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "leadershipTermId") from None
 
@@ -1101,7 +1185,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "clusterSessionId") from None
 
@@ -1109,7 +1193,7 @@ class SessionMessageHeaderEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionMessageHeaderEncoder.NAME, "timestamp") from None
 
@@ -1228,12 +1312,12 @@ class SessionEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S18u(buffer, offset)
+            t = _S19u(buffer, offset)
             if t[1] != 2 or t[2] != 111 or t[0] != 36 or t[3] < 6 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1246,9 +1330,9 @@ class SessionEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36 and self._acting_version >= 6:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 36, self._PLAN)
+                                           self._acting_version, _S18, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1257,39 +1341,39 @@ class SessionEventDecoder(_rt.Cursor):
     @property
     def cluster_session_id(self) -> int:
         """Session the event relates to."""
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the triggering request."""
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
         """Term in which the event was produced."""
-        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
         """Member id of the leader at the time of the event."""
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def code(self) -> EventCode | int:
         """What happened. (EventCode; an unknown value is returned as an int)"""
-        raw = _S15u(self._buffer, self._offset)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _EventCode_BY_VALUE.get(raw, raw)
 
     @property
     def code_raw(self) -> int:
-        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         """Cluster protocol version in semantic version form."""
         if self._acting_version < 6 or self._acting_block_length < 36:
             return None
-        value = _S16u(self._buffer, self._offset)[0]
+        value = _S17u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def detail(self) -> memoryview:
@@ -1298,7 +1382,7 @@ class SessionEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "detail")
+        return self._var_data(_S6u, 4, "detail")
 
     def detail_bytes(self) -> bytes:
         return bytes(self.detail())
@@ -1308,7 +1392,7 @@ class SessionEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "detail", self._root._limit - len(view))
 
 
-SessionEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionEvent", "detail", 0), )
+SessionEventDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "SessionEvent", "detail", 0), )
 SessionEventDecoder._UNPACK = (("data", "detail"), )
 SessionEventDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -1393,14 +1477,14 @@ class SessionEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
+            _S19p(buffer, offset, 36, 2, 111, 12, cluster_session_id, correlation_id, leadership_term_id, leader_member_id, code, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "clusterSessionId") from None
 
@@ -1408,7 +1492,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "correlationId") from None
 
@@ -1416,7 +1500,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leadershipTermId") from None
 
@@ -1424,7 +1508,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "leaderMemberId") from None
 
@@ -1434,7 +1518,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "code") from None
 
@@ -1445,7 +1529,7 @@ class SessionEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionEventEncoder.NAME, "version") from None
 
@@ -1460,14 +1544,14 @@ class SessionEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "detail")
-            self._put_var_data(_S5p, 4, 1073741824, value, "detail")
+            self._put_var_data(_S6p, 4, 1073741824, value, "detail")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionEvent", "detail"), )
+SessionEventEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "SessionEvent", "detail"), )
 SessionEventEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -1583,18 +1667,18 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S22u(buffer, offset)
+            t = _S23u(buffer, offset)
             if t[1] != 3 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -1607,9 +1691,9 @@ class SessionConnectRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S22u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 16, self._PLAN)
+                                           self._acting_version, _S22, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1617,17 +1701,17 @@ class SessionConnectRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S20u(self._buffer, self._offset)[0]
+        value = _S21u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -1636,7 +1720,7 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -1651,13 +1735,13 @@ class SessionConnectRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-SessionConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "SessionConnectRequest", "encodedCredentials", 0), )
+SessionConnectRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "SessionConnectRequest", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "SessionConnectRequest", "encodedCredentials", 0), )
 SessionConnectRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 SessionConnectRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -1740,14 +1824,14 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionConnectRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
+            _S23p(buffer, offset, 16, 3, 111, 12, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionConnectRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "correlationId") from None
 
@@ -1755,7 +1839,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "responseStreamId") from None
 
@@ -1765,7 +1849,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 12, value)
+            _S14p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionConnectRequestEncoder.NAME, "version") from None
 
@@ -1780,7 +1864,7 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -1793,14 +1877,14 @@ class SessionConnectRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionConnectRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "SessionConnectRequest", "encodedCredentials"), )
+SessionConnectRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "SessionConnectRequest", "responseChannel"), _rt.empty_var_data(_S6p, 4, "SessionConnectRequest", "encodedCredentials"), )
 SessionConnectRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -1911,7 +1995,7 @@ class SessionCloseRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 4 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -1921,9 +2005,9 @@ class SessionCloseRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1931,11 +2015,11 @@ class SessionCloseRequestDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionCloseRequestDecoder._SECTIONS = ()
@@ -2018,14 +2102,14 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
+            _S25p(buffer, offset, 16, 4, 111, 12, leadership_term_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseRequest", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -2033,7 +2117,7 @@ class SessionCloseRequestEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseRequestEncoder.NAME, "clusterSessionId") from None
 
@@ -2148,7 +2232,7 @@ class SessionKeepAliveDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 5 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -2158,9 +2242,9 @@ class SessionKeepAliveDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2168,11 +2252,11 @@ class SessionKeepAliveDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionKeepAliveDecoder._SECTIONS = ()
@@ -2255,14 +2339,14 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionKeepAliveDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
+            _S25p(buffer, offset, 16, 5, 111, 12, leadership_term_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionKeepAlive", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "leadershipTermId") from None
 
@@ -2270,7 +2354,7 @@ class SessionKeepAliveEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionKeepAliveEncoder.NAME, "clusterSessionId") from None
 
@@ -2388,12 +2472,12 @@ class NewLeaderEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S27u(buffer, offset)
+            t = _S28u(buffer, offset)
             if t[1] != 6 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2406,9 +2490,9 @@ class NewLeaderEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S27u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 20, self._PLAN)
+                                           self._acting_version, _S27, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2416,15 +2500,15 @@ class NewLeaderEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def cluster_session_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def cluster_session_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def leader_member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoints(self) -> memoryview:
         """The ingressEndpoints var data, as a zero-copy view."""
@@ -2432,7 +2516,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "ingressEndpoints")
+        return self._var_data(_S6u, 4, "ingressEndpoints")
 
     def ingress_endpoints_bytes(self) -> bytes:
         return bytes(self.ingress_endpoints())
@@ -2442,7 +2526,7 @@ class NewLeaderEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "ingressEndpoints", self._root._limit - len(view))
 
 
-NewLeaderEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "NewLeaderEvent", "ingressEndpoints", 0), )
+NewLeaderEventDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "NewLeaderEvent", "ingressEndpoints", 0), )
 NewLeaderEventDecoder._UNPACK = (("data", "ingress_endpoints"), )
 NewLeaderEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -2524,14 +2608,14 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeaderEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
+            _S28p(buffer, offset, 20, 6, 111, 12, leadership_term_id, cluster_session_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeaderEvent", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leadershipTermId") from None
 
@@ -2539,7 +2623,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "clusterSessionId") from None
 
@@ -2547,7 +2631,7 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeaderEventEncoder.NAME, "leaderMemberId") from None
 
@@ -2562,14 +2646,14 @@ class NewLeaderEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoints")
-            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoints")
+            self._put_var_data(_S6p, 4, 1073741824, value, "ingressEndpoints")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-NewLeaderEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "NewLeaderEvent", "ingressEndpoints"), )
+NewLeaderEventEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "NewLeaderEvent", "ingressEndpoints"), )
 NewLeaderEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -2682,12 +2766,12 @@ class ChallengeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 7 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2700,9 +2784,9 @@ class ChallengeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2710,11 +2794,11 @@ class ChallengeDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_challenge(self) -> memoryview:
         """The encodedChallenge var data, as a zero-copy view."""
@@ -2722,13 +2806,13 @@ class ChallengeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "encodedChallenge")
+        return self._var_data(_S6u, 4, "encodedChallenge")
 
     def encoded_challenge_bytes(self) -> bytes:
         return bytes(self.encoded_challenge())
 
 
-ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "Challenge", "encodedChallenge", 0), )
+ChallengeDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "Challenge", "encodedChallenge", 0), )
 ChallengeDecoder._UNPACK = (("data", "encoded_challenge"), )
 ChallengeDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -2809,14 +2893,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
+            _S25p(buffer, offset, 16, 7, 111, 12, correlation_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Challenge", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "correlationId") from None
 
@@ -2824,7 +2908,7 @@ class ChallengeEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeEncoder.NAME, "clusterSessionId") from None
 
@@ -2837,14 +2921,14 @@ class ChallengeEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedChallenge")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedChallenge")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "Challenge", "encodedChallenge"), )
+ChallengeEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "Challenge", "encodedChallenge"), )
 ChallengeEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -2956,12 +3040,12 @@ class ChallengeResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 8 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -2974,9 +3058,9 @@ class ChallengeResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -2984,11 +3068,11 @@ class ChallengeResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def encoded_credentials(self) -> memoryview:
         """The encodedCredentials var data, as a zero-copy view."""
@@ -2996,13 +3080,13 @@ class ChallengeResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ChallengeResponse", "encodedCredentials", 0), )
+ChallengeResponseDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ChallengeResponse", "encodedCredentials", 0), )
 ChallengeResponseDecoder._UNPACK = (("data", "encoded_credentials"), )
 ChallengeResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -3083,14 +3167,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ChallengeResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
+            _S25p(buffer, offset, 16, 8, 111, 12, correlation_id, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ChallengeResponse", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "correlationId") from None
 
@@ -3098,7 +3182,7 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ChallengeResponseEncoder.NAME, "clusterSessionId") from None
 
@@ -3111,14 +3195,14 @@ class ChallengeResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ChallengeResponse", "encodedCredentials"), )
+ChallengeResponseEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ChallengeResponse", "encodedCredentials"), )
 ChallengeResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -3227,7 +3311,7 @@ class TimerEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S12u(buffer, offset)
+            t = _S13u(buffer, offset)
             if t[1] != 20 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3237,9 +3321,9 @@ class TimerEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S11, 24, self._PLAN)
+                                           self._acting_version, _S12, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3247,15 +3331,15 @@ class TimerEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TimerEventDecoder._SECTIONS = ()
@@ -3339,14 +3423,14 @@ class TimerEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S12p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
+            _S13p(buffer, offset, 24, 20, 111, 12, leadership_term_id, correlation_id, timestamp)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TimerEvent", None) from None
         return HEADER_SIZE + 24
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3354,7 +3438,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "correlationId") from None
 
@@ -3362,7 +3446,7 @@ class TimerEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEventEncoder.NAME, "timestamp") from None
 
@@ -3481,18 +3565,18 @@ class SessionOpenEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S30u(buffer, offset)
+            t = _S31u(buffer, offset)
             if t[1] != 21 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -3505,9 +3589,9 @@ class SessionOpenEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S30u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 36, self._PLAN)
+                                           self._acting_version, _S30, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3515,23 +3599,23 @@ class SessionOpenEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def cluster_session_id(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def cluster_session_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def timestamp(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -3539,7 +3623,7 @@ class SessionOpenEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -3554,13 +3638,13 @@ class SessionOpenEventDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedPrincipal")
+        return self._var_data(_S6u, 4, "encodedPrincipal")
 
     def encoded_principal_bytes(self) -> bytes:
         return bytes(self.encoded_principal())
 
 
-SessionOpenEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "SessionOpenEvent", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "SessionOpenEvent", "encodedPrincipal", 0), )
+SessionOpenEventDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "SessionOpenEvent", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "SessionOpenEvent", "encodedPrincipal", 0), )
 SessionOpenEventDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_principal"), )
 SessionOpenEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -3645,14 +3729,14 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionOpenEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
+            _S31p(buffer, offset, 36, 21, 111, 12, leadership_term_id, correlation_id, cluster_session_id, timestamp, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionOpenEvent", None) from None
         return HEADER_SIZE + 36
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3660,7 +3744,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "correlationId") from None
 
@@ -3668,7 +3752,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "clusterSessionId") from None
 
@@ -3676,7 +3760,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "timestamp") from None
 
@@ -3684,7 +3768,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionOpenEventEncoder.NAME, "responseStreamId") from None
 
@@ -3699,7 +3783,7 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -3712,14 +3796,14 @@ class SessionOpenEventEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedPrincipal")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedPrincipal")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SessionOpenEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "SessionOpenEvent", "responseChannel"), _rt.empty_var_data(_S5p, 4, "SessionOpenEvent", "encodedPrincipal"), )
+SessionOpenEventEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "SessionOpenEvent", "responseChannel"), _rt.empty_var_data(_S6p, 4, "SessionOpenEvent", "encodedPrincipal"), )
 SessionOpenEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -3832,7 +3916,7 @@ class SessionCloseEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S32u(buffer, offset)
+            t = _S33u(buffer, offset)
             if t[1] != 22 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -3842,9 +3926,9 @@ class SessionCloseEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 28, self._PLAN)
+                                           self._acting_version, _S32, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -3852,25 +3936,25 @@ class SessionCloseEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def cluster_session_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def cluster_session_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def close_reason(self) -> CloseReason | int:
         """(CloseReason; an unknown value is returned as an int)"""
-        raw = _S14u(self._buffer, self._offset)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _CloseReason_BY_VALUE.get(raw, raw)
 
     @property
     def close_reason_raw(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SessionCloseEventDecoder._SECTIONS = ()
@@ -3955,14 +4039,14 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SessionCloseEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
+            _S33p(buffer, offset, 28, 22, 111, 12, leadership_term_id, cluster_session_id, timestamp, close_reason)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SessionCloseEvent", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "leadershipTermId") from None
 
@@ -3970,7 +4054,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "clusterSessionId") from None
 
@@ -3978,7 +4062,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "timestamp") from None
 
@@ -3988,7 +4072,7 @@ class SessionCloseEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SessionCloseEventEncoder.NAME, "closeReason") from None
 
@@ -4106,7 +4190,7 @@ class ClusterActionRequestDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S34u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 23 or t[2] != 111 or t[0] != 32 or t[3] < 11 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4116,9 +4200,9 @@ class ClusterActionRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 11:
-            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S33, 32, self._PLAN)
+                                           self._acting_version, _S34, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4126,31 +4210,31 @@ class ClusterActionRequestDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def action(self) -> ClusterAction | int:
         """(ClusterAction; an unknown value is returned as an int)"""
-        raw = _S14u(self._buffer, self._offset)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _ClusterAction_BY_VALUE.get(raw, raw)
 
     @property
     def action_raw(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def flags(self) -> int | None:
         if self._acting_version < 11 or self._acting_block_length < 32:
             return None
-        value = _S15u(self._buffer, self._offset)[0]
+        value = _S16u(self._buffer, self._offset)[0]
         return None if value == -2147483648 else value  # type: ignore[no-any-return]
 
 
@@ -4237,14 +4321,14 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterActionRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S34p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
+            _S35p(buffer, offset, 32, 23, 111, 12, leadership_term_id, log_position, timestamp, action, flags)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterActionRequest", None) from None
         return HEADER_SIZE + 32
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -4252,7 +4336,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "logPosition") from None
 
@@ -4260,7 +4344,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "timestamp") from None
 
@@ -4270,7 +4354,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "action") from None
 
@@ -4281,7 +4365,7 @@ class ClusterActionRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterActionRequestEncoder.NAME, "flags") from None
 
@@ -4399,7 +4483,7 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S39u(buffer, offset)
+            t = _S40u(buffer, offset)
             if t[1] != 24 or t[2] != 111 or t[0] != 48 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -4409,9 +4493,9 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 48 and self._acting_version >= 4:
-            return _S38u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S39u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S38, 48, self._PLAN)
+                                           self._acting_version, _S39, 48, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4419,47 +4503,47 @@ class NewLeadershipTermEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def term_base_log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_session_id(self) -> int:
-        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_unit(self) -> ClusterTimeUnit | int | None:
         """(ClusterTimeUnit; an unknown value is returned as an int)"""
         if self._acting_version < 4 or self._acting_block_length < 44:
             return None
-        raw = _S36u(self._buffer, self._offset)[0]
+        raw = _S37u(self._buffer, self._offset)[0]
         return _ClusterTimeUnit_BY_VALUE.get(raw, raw)
 
     @property
     def time_unit_raw(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 44:
             return None
-        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S37u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def app_version(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 48:
             return None
-        value = _S37u(self._buffer, self._offset)[0]
+        value = _S38u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -4549,14 +4633,14 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NewLeadershipTermEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S39p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
+            _S40p(buffer, offset, 48, 24, 111, 12, leadership_term_id, log_position, timestamp, term_base_log_position, leader_member_id, log_session_id, time_unit, app_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "NewLeadershipTermEvent", None) from None
         return HEADER_SIZE + 48
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leadershipTermId") from None
 
@@ -4564,7 +4648,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logPosition") from None
 
@@ -4572,7 +4656,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timestamp") from None
 
@@ -4580,7 +4664,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "termBaseLogPosition") from None
 
@@ -4588,7 +4672,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "leaderMemberId") from None
 
@@ -4596,7 +4680,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 36, value)
+            _S14p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "logSessionId") from None
 
@@ -4606,7 +4690,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 40, value)
+            _S14p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "timeUnit") from None
 
@@ -4617,7 +4701,7 @@ class NewLeadershipTermEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 44, value)
+            _S14p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEventEncoder.NAME, "appVersion") from None
 
@@ -4741,12 +4825,12 @@ class MembershipChangeEventDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S41u(buffer, offset)
+            t = _S42u(buffer, offset)
             if t[1] != 25 or t[2] != 111 or t[0] != 40 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -4759,9 +4843,9 @@ class MembershipChangeEventDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 40:
-            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S40, 40, self._PLAN)
+                                           self._acting_version, _S41, 40, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -4769,37 +4853,37 @@ class MembershipChangeEventDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def timestamp(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def timestamp(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def leader_member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_size(self) -> int:
-        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def change_type(self) -> ChangeType | int:
         """(ChangeType; an unknown value is returned as an int)"""
-        raw = _S16u(self._buffer, self._offset)[0]
+        raw = _S17u(self._buffer, self._offset)[0]
         return _ChangeType_BY_VALUE.get(raw, raw)
 
     @property
     def change_type_raw(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def cluster_members(self) -> memoryview:
         """The clusterMembers var data, as a zero-copy view."""
@@ -4807,7 +4891,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "clusterMembers")
+        return self._var_data(_S6u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -4817,7 +4901,7 @@ class MembershipChangeEventDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-MembershipChangeEventDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "MembershipChangeEvent", "clusterMembers", 0), )
+MembershipChangeEventDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "MembershipChangeEvent", "clusterMembers", 0), )
 MembershipChangeEventDecoder._UNPACK = (("data", "cluster_members"), )
 MembershipChangeEventDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -4903,14 +4987,14 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MembershipChangeEventDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S41p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
+            _S42p(buffer, offset, 40, 25, 111, 12, leadership_term_id, log_position, timestamp, leader_member_id, cluster_size, change_type, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MembershipChangeEvent", None) from None
         return HEADER_SIZE + 40
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leadershipTermId") from None
 
@@ -4918,7 +5002,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "logPosition") from None
 
@@ -4926,7 +5010,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "timestamp") from None
 
@@ -4934,7 +5018,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "leaderMemberId") from None
 
@@ -4942,7 +5026,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_cluster_size(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "clusterSize") from None
 
@@ -4952,7 +5036,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "changeType") from None
 
@@ -4961,7 +5045,7 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 36, value)
+            _S14p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MembershipChangeEventEncoder.NAME, "memberId") from None
 
@@ -4976,14 +5060,14 @@ class MembershipChangeEventEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-MembershipChangeEventEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "MembershipChangeEvent", "clusterMembers"), )
+MembershipChangeEventEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "MembershipChangeEvent", "clusterMembers"), )
 MembershipChangeEventEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -5100,12 +5184,12 @@ class AdminRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S32u(buffer, offset)
+            t = _S33u(buffer, offset)
             if t[1] != 26 or t[2] != 111 or t[0] != 28 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 28
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -5118,9 +5202,9 @@ class AdminRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 28, self._PLAN)
+                                           self._acting_version, _S32, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5129,27 +5213,27 @@ class AdminRequestDecoder(_rt.Cursor):
     @property
     def leadership_term_id(self) -> int:
         """Term the client believes is current."""
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def cluster_session_id(self) -> int:
         """Session on whose behalf the request is made."""
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Id echoed in the matching AdminResponse."""
-        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_type(self) -> AdminRequestType | int:
         """Operation to perform. (AdminRequestType; an unknown value is returned as an int)"""
-        raw = _S14u(self._buffer, self._offset)[0]
+        raw = _S15u(self._buffer, self._offset)[0]
         return _AdminRequestType_BY_VALUE.get(raw, raw)
 
     @property
     def request_type_raw(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def payload(self) -> memoryview:
         """The payload var data, as a zero-copy view."""
@@ -5157,13 +5241,13 @@ class AdminRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "payload")
+        return self._var_data(_S6u, 4, "payload")
 
     def payload_bytes(self) -> bytes:
         return bytes(self.payload())
 
 
-AdminRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AdminRequest", "payload", 0), )
+AdminRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "AdminRequest", "payload", 0), )
 AdminRequestDecoder._UNPACK = (("data", "payload"), )
 AdminRequestDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -5246,14 +5330,14 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
+            _S33p(buffer, offset, 28, 26, 111, 12, leadership_term_id, cluster_session_id, correlation_id, request_type)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminRequest", None) from None
         return HEADER_SIZE + 28
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "leadershipTermId") from None
 
@@ -5261,7 +5345,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "clusterSessionId") from None
 
@@ -5269,7 +5353,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "correlationId") from None
 
@@ -5279,7 +5363,7 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminRequestEncoder.NAME, "requestType") from None
 
@@ -5293,14 +5377,14 @@ class AdminRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 1
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "payload")
+            self._put_var_data(_S6p, 4, 1073741824, value, "payload")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AdminRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AdminRequest", "payload"), )
+AdminRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "AdminRequest", "payload"), )
 AdminRequestEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -5414,18 +5498,18 @@ class AdminResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S44u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 27 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -5438,9 +5522,9 @@ class AdminResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S43, 24, self._PLAN)
+                                           self._acting_version, _S44, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5449,32 +5533,32 @@ class AdminResponseDecoder(_rt.Cursor):
     @property
     def cluster_session_id(self) -> int:
         """Session that issued the request."""
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def correlation_id(self) -> int:
         """Echo of the correlation id from the AdminRequest."""
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_type(self) -> AdminRequestType | int:
         """Operation that was requested. (AdminRequestType; an unknown value is returned as an int)"""
-        raw = _S25u(self._buffer, self._offset)[0]
+        raw = _S26u(self._buffer, self._offset)[0]
         return _AdminRequestType_BY_VALUE.get(raw, raw)
 
     @property
     def request_type_raw(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_code(self) -> AdminResponseCode | int:
         """How the operation turned out. (AdminResponseCode; an unknown value is returned as an int)"""
-        raw = _S42u(self._buffer, self._offset)[0]
+        raw = _S43u(self._buffer, self._offset)[0]
         return _AdminResponseCode_BY_VALUE.get(raw, raw)
 
     @property
     def response_code_raw(self) -> int:
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def message(self) -> memoryview:
         """The message var data, as a zero-copy view."""
@@ -5482,7 +5566,7 @@ class AdminResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "message")
+        return self._var_data(_S6u, 4, "message")
 
     def message_bytes(self) -> bytes:
         return bytes(self.message())
@@ -5497,13 +5581,13 @@ class AdminResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "payload")
+        return self._var_data(_S6u, 4, "payload")
 
     def payload_bytes(self) -> bytes:
         return bytes(self.payload())
 
 
-AdminResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AdminResponse", "message", 0), _rt.skip_var_data(_S5u, 4, "AdminResponse", "payload", 0), )
+AdminResponseDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "AdminResponse", "message", 0), _rt.skip_var_data(_S6u, 4, "AdminResponse", "payload", 0), )
 AdminResponseDecoder._UNPACK = (("data", "message"), ("data", "payload"), )
 AdminResponseDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -5587,14 +5671,14 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AdminResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S44p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
+            _S45p(buffer, offset, 24, 27, 111, 12, cluster_session_id, correlation_id, request_type, response_code)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AdminResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "clusterSessionId") from None
 
@@ -5602,7 +5686,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "correlationId") from None
 
@@ -5612,7 +5696,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "requestType") from None
 
@@ -5623,7 +5707,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 20, value)
+            _S14p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AdminResponseEncoder.NAME, "responseCode") from None
 
@@ -5639,7 +5723,7 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "message")
-            self._put_var_data(_S5p, 4, 1073741824, value, "message")
+            self._put_var_data(_S6p, 4, 1073741824, value, "message")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -5652,14 +5736,14 @@ class AdminResponseEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "payload")
+            self._put_var_data(_S6p, 4, 1073741824, value, "payload")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AdminResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AdminResponse", "message"), _rt.empty_var_data(_S5p, 4, "AdminResponse", "payload"), )
+AdminResponseEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "AdminResponse", "message"), _rt.empty_var_data(_S6p, 4, "AdminResponse", "payload"), )
 AdminResponseEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -5771,7 +5855,7 @@ class CloseSessionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 30 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -5781,9 +5865,9 @@ class CloseSessionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -5791,7 +5875,7 @@ class CloseSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CloseSessionDecoder._SECTIONS = ()
@@ -5873,14 +5957,14 @@ class CloseSessionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CloseSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
+            _S46p(buffer, offset, 8, 30, 111, 12, cluster_session_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CloseSession", None) from None
         return HEADER_SIZE + 8
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CloseSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -5994,7 +6078,7 @@ class ScheduleTimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 31 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6004,9 +6088,9 @@ class ScheduleTimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6014,11 +6098,11 @@ class ScheduleTimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def deadline(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ScheduleTimerDecoder._SECTIONS = ()
@@ -6101,14 +6185,14 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ScheduleTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
+            _S25p(buffer, offset, 16, 31, 111, 12, correlation_id, deadline)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ScheduleTimer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "correlationId") from None
 
@@ -6116,7 +6200,7 @@ class ScheduleTimerEncoder(_rt.EncodeCursor):
 
     def _set_deadline(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ScheduleTimerEncoder.NAME, "deadline") from None
 
@@ -6231,7 +6315,7 @@ class CancelTimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 32 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6241,9 +6325,9 @@ class CancelTimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6251,7 +6335,7 @@ class CancelTimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CancelTimerDecoder._SECTIONS = ()
@@ -6333,14 +6417,14 @@ class CancelTimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CancelTimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 32, 111, 12, correlation_id)
+            _S46p(buffer, offset, 8, 32, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CancelTimer", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CancelTimerEncoder.NAME, "correlationId") from None
 
@@ -6454,7 +6538,7 @@ class ServiceAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S30u(buffer, offset)
+            t = _S31u(buffer, offset)
             if t[1] != 33 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6464,9 +6548,9 @@ class ServiceAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S29u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S30u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S29, 36, self._PLAN)
+                                           self._acting_version, _S30, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6474,23 +6558,23 @@ class ServiceAckDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def timestamp(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def ack_id(self) -> int:
+    def timestamp(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def ack_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def relevant_id(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ServiceAckDecoder._SECTIONS = ()
@@ -6576,14 +6660,14 @@ class ServiceAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S30p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
+            _S31p(buffer, offset, 36, 33, 111, 12, log_position, timestamp, ack_id, relevant_id, service_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceAck", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "logPosition") from None
 
@@ -6591,7 +6675,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "timestamp") from None
 
@@ -6599,7 +6683,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_ack_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "ackId") from None
 
@@ -6607,7 +6691,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_relevant_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "relevantId") from None
 
@@ -6615,7 +6699,7 @@ class ServiceAckEncoder(_rt.EncodeCursor):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceAckEncoder.NAME, "serviceId") from None
 
@@ -6733,7 +6817,7 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 34 or t[2] != 111 or t[0] != 12 or t[3] < 5 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6743,9 +6827,9 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12 and self._acting_version >= 5:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -6753,21 +6837,21 @@ class ClusterMembersQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def extended(self) -> BooleanType | int | None:
         """(BooleanType; an unknown value is returned as an int)"""
         if self._acting_version < 5 or self._acting_block_length < 12:
             return None
-        raw = _S19u(self._buffer, self._offset)[0]
+        raw = _S20u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def extended_raw(self) -> int | None:
         if self._acting_version < 5 or self._acting_block_length < 12:
             return None
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ClusterMembersQueryDecoder._SECTIONS = ()
@@ -6850,14 +6934,14 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
+            _S48p(buffer, offset, 12, 34, 111, 12, correlation_id, extended)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "correlationId") from None
 
@@ -6867,7 +6951,7 @@ class ClusterMembersQueryEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersQueryEncoder.NAME, "extended") from None
 
@@ -6983,7 +7067,7 @@ class RemoveMemberDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S50u(buffer, offset)
+            t = _S51u(buffer, offset)
             if t[1] != 35 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -6993,9 +7077,9 @@ class RemoveMemberDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S50u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S49, 8, self._PLAN)
+                                           self._acting_version, _S50, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7003,17 +7087,17 @@ class RemoveMemberDecoder(_rt.Cursor):
 
     @property
     def member_id(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def is_passive(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S48u(self._buffer, self._offset)[0]
+        raw = _S49u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def is_passive_raw(self) -> int:
-        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S49u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RemoveMemberDecoder._SECTIONS = ()
@@ -7096,14 +7180,14 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RemoveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S50p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
+            _S51p(buffer, offset, 8, 35, 111, 12, member_id, is_passive)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RemoveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset, value)
+            _S14p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "memberId") from None
 
@@ -7113,7 +7197,7 @@ class RemoveMemberEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 4, value)
+            _S14p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RemoveMemberEncoder.NAME, "isPassive") from None
 
@@ -7232,12 +7316,12 @@ class JoinLogDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S52u(buffer, offset)
+            t = _S53u(buffer, offset)
             if t[1] != 40 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 36
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -7250,9 +7334,9 @@ class JoinLogDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S51u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S52u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S51, 36, self._PLAN)
+                                           self._acting_version, _S52, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7260,37 +7344,37 @@ class JoinLogDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def max_log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def max_log_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_session_id(self) -> int:
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_stream_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def is_startup(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S15u(self._buffer, self._offset)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def is_startup_raw(self) -> int:
-        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def role(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def log_channel(self) -> memoryview:
         """The logChannel var data, as a zero-copy view."""
@@ -7298,7 +7382,7 @@ class JoinLogDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "logChannel")
+        return self._var_data(_S6u, 4, "logChannel")
 
     def log_channel_bytes(self) -> bytes:
         return bytes(self.log_channel())
@@ -7308,7 +7392,7 @@ class JoinLogDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "logChannel", self._root._limit - len(view))
 
 
-JoinLogDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "JoinLog", "logChannel", 0), )
+JoinLogDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "JoinLog", "logChannel", 0), )
 JoinLogDecoder._UNPACK = (("data", "log_channel"), )
 JoinLogDecoder._JSON = (
         ("value", "logPosition", "log_position", False),
@@ -7394,14 +7478,14 @@ class JoinLogEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinLogDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S52p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
+            _S53p(buffer, offset, 36, 40, 111, 12, log_position, max_log_position, member_id, log_session_id, log_stream_id, is_startup, role)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinLog", None) from None
         return HEADER_SIZE + 36
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logPosition") from None
 
@@ -7409,7 +7493,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_max_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "maxLogPosition") from None
 
@@ -7417,7 +7501,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "memberId") from None
 
@@ -7425,7 +7509,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 20, value)
+            _S14p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logSessionId") from None
 
@@ -7433,7 +7517,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_log_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "logStreamId") from None
 
@@ -7443,7 +7527,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "isStartup") from None
 
@@ -7452,7 +7536,7 @@ class JoinLogEncoder(_rt.EncodeCursor):
 
     def _set_role(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinLogEncoder.NAME, "role") from None
 
@@ -7467,14 +7551,14 @@ class JoinLogEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "logChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "logChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-JoinLogEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "JoinLog", "logChannel"), )
+JoinLogEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "JoinLog", "logChannel"), )
 JoinLogEncoder._JSON = (
         ("value", "logPosition", "log_position", False),
         ("value", "maxLogPosition", "max_log_position", False),
@@ -7591,18 +7675,18 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 41 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -7615,9 +7699,9 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7625,11 +7709,11 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> memoryview:
         """The activeMembers var data, as a zero-copy view."""
@@ -7637,7 +7721,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "activeMembers")
+        return self._var_data(_S6u, 4, "activeMembers")
 
     def active_members_bytes(self) -> bytes:
         return bytes(self.active_members())
@@ -7652,7 +7736,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "passiveFollowers")
+        return self._var_data(_S6u, 4, "passiveFollowers")
 
     def passive_followers_bytes(self) -> bytes:
         return bytes(self.passive_followers())
@@ -7662,7 +7746,7 @@ class ClusterMembersResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "passiveFollowers", self._root._limit - len(view))
 
 
-ClusterMembersResponseDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembersResponse", "activeMembers", 0), _rt.skip_var_data(_S5u, 4, "ClusterMembersResponse", "passiveFollowers", 0), )
+ClusterMembersResponseDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ClusterMembersResponse", "activeMembers", 0), _rt.skip_var_data(_S6u, 4, "ClusterMembersResponse", "passiveFollowers", 0), )
 ClusterMembersResponseDecoder._UNPACK = (("data", "active_members"), ("data", "passive_followers"), )
 ClusterMembersResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -7744,14 +7828,14 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
+            _S48p(buffer, offset, 12, 41, 111, 12, correlation_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersResponse", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "correlationId") from None
 
@@ -7759,7 +7843,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -7774,7 +7858,7 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "activeMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "activeMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -7789,14 +7873,14 @@ class ClusterMembersResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "passiveFollowers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "passiveFollowers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "passiveFollowers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersResponseEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembersResponse", "activeMembers"), _rt.empty_var_data(_S5p, 4, "ClusterMembersResponse", "passiveFollowers"), )
+ClusterMembersResponseEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ClusterMembersResponse", "activeMembers"), _rt.empty_var_data(_S6p, 4, "ClusterMembersResponse", "passiveFollowers"), )
 ClusterMembersResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "leaderMemberId", "leader_member_id", False),
@@ -7906,7 +7990,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 42 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -7916,9 +8000,9 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -7926,7 +8010,7 @@ class ServiceTerminationPositionDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 ServiceTerminationPositionDecoder._SECTIONS = ()
@@ -8008,14 +8092,14 @@ class ServiceTerminationPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ServiceTerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 42, 111, 12, log_position)
+            _S46p(buffer, offset, 8, 42, 111, 12, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ServiceTerminationPosition", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ServiceTerminationPositionEncoder.NAME, "logPosition") from None
 
@@ -8037,7 +8121,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
 
     NAME = "passiveMembers"
     BLOCK_LENGTH = 28
-    _DIM = _S53u
+    _DIM = _S5u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -8051,9 +8135,9 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 28, self._PLAN)
+                                           self._acting_version, _S32, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -8061,19 +8145,19 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def time_of_last_append_ns(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def time_of_last_append_ns(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoint(self) -> memoryview:
         """The ingressEndpoint var data, as a zero-copy view."""
@@ -8081,7 +8165,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "ingressEndpoint")
+        return self._var_data(_S6u, 4, "ingressEndpoint")
 
     def ingress_endpoint_bytes(self) -> bytes:
         return bytes(self.ingress_endpoint())
@@ -8096,7 +8180,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "consensusEndpoint")
+        return self._var_data(_S6u, 4, "consensusEndpoint")
 
     def consensus_endpoint_bytes(self) -> bytes:
         return bytes(self.consensus_endpoint())
@@ -8111,7 +8195,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "logEndpoint")
+        return self._var_data(_S6u, 4, "logEndpoint")
 
     def log_endpoint_bytes(self) -> bytes:
         return bytes(self.log_endpoint())
@@ -8126,7 +8210,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S5u, 4, "catchupEndpoint")
+        return self._var_data(_S6u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -8141,7 +8225,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
             self._enter(4)
         else:
             self._section = 5
-        return self._var_data(_S5u, 4, "archiveEndpoint")
+        return self._var_data(_S6u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -8151,7 +8235,7 @@ class ClusterMembersExtendedResponsePassiveMembersDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "passiveMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "logEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S5u, 4, "passiveMembers", "archiveEndpoint", 0), )
+ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "passiveMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S6u, 4, "passiveMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S6u, 4, "passiveMembers", "logEndpoint", 0), _rt.skip_var_data(_S6u, 4, "passiveMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S6u, 4, "passiveMembers", "archiveEndpoint", 0), )
 ClusterMembersExtendedResponsePassiveMembersDecoder._UNPACK = (("data", "ingress_endpoint"), ("data", "consensus_endpoint"), ("data", "log_endpoint"), ("data", "catchup_endpoint"), ("data", "archive_endpoint"), )
 ClusterMembersExtendedResponsePassiveMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -8173,7 +8257,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     NAME = "passiveMembers"
     BLOCK_LENGTH = 28
-    _DIM_PACK = _S53p
+    _DIM_PACK = _S5p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
     _ZERO_PACK = _S85p
@@ -8183,7 +8267,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -8191,7 +8275,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "logPosition") from None
 
@@ -8199,7 +8283,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
@@ -8207,7 +8291,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponsePassiveMembersEncoder.NAME, "memberId") from None
 
@@ -8222,7 +8306,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "ingressEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8237,7 +8321,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "consensusEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "consensusEndpoint")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -8252,7 +8336,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "logEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "logEndpoint")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -8267,7 +8351,7 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -8282,14 +8366,14 @@ class ClusterMembersExtendedResponsePassiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersExtendedResponsePassiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "passiveMembers", "ingressEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "consensusEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "logEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "catchupEndpoint"), _rt.empty_var_data(_S5p, 4, "passiveMembers", "archiveEndpoint"), )
+ClusterMembersExtendedResponsePassiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "passiveMembers", "ingressEndpoint"), _rt.empty_var_data(_S6p, 4, "passiveMembers", "consensusEndpoint"), _rt.empty_var_data(_S6p, 4, "passiveMembers", "logEndpoint"), _rt.empty_var_data(_S6p, 4, "passiveMembers", "catchupEndpoint"), _rt.empty_var_data(_S6p, 4, "passiveMembers", "archiveEndpoint"), )
 ClusterMembersExtendedResponsePassiveMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -8312,7 +8396,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
 
     NAME = "activeMembers"
     BLOCK_LENGTH = 28
-    _DIM = _S53u
+    _DIM = _S5u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -8326,9 +8410,9 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 28, self._PLAN)
+                                           self._acting_version, _S32, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this entry (docs/sbe-json.md)."""
@@ -8336,19 +8420,19 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def time_of_last_append_ns(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def time_of_last_append_ns(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def ingress_endpoint(self) -> memoryview:
         """The ingressEndpoint var data, as a zero-copy view."""
@@ -8356,7 +8440,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "ingressEndpoint")
+        return self._var_data(_S6u, 4, "ingressEndpoint")
 
     def ingress_endpoint_bytes(self) -> bytes:
         return bytes(self.ingress_endpoint())
@@ -8371,7 +8455,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "consensusEndpoint")
+        return self._var_data(_S6u, 4, "consensusEndpoint")
 
     def consensus_endpoint_bytes(self) -> bytes:
         return bytes(self.consensus_endpoint())
@@ -8386,7 +8470,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "logEndpoint")
+        return self._var_data(_S6u, 4, "logEndpoint")
 
     def log_endpoint_bytes(self) -> bytes:
         return bytes(self.log_endpoint())
@@ -8401,7 +8485,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S5u, 4, "catchupEndpoint")
+        return self._var_data(_S6u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -8416,7 +8500,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
             self._enter(4)
         else:
             self._section = 5
-        return self._var_data(_S5u, 4, "archiveEndpoint")
+        return self._var_data(_S6u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -8426,7 +8510,7 @@ class ClusterMembersExtendedResponseActiveMembersDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "activeMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "logEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S5u, 4, "activeMembers", "archiveEndpoint", 0), )
+ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "activeMembers", "ingressEndpoint", 0), _rt.skip_var_data(_S6u, 4, "activeMembers", "consensusEndpoint", 0), _rt.skip_var_data(_S6u, 4, "activeMembers", "logEndpoint", 0), _rt.skip_var_data(_S6u, 4, "activeMembers", "catchupEndpoint", 0), _rt.skip_var_data(_S6u, 4, "activeMembers", "archiveEndpoint", 0), )
 ClusterMembersExtendedResponseActiveMembersDecoder._UNPACK = (("data", "ingress_endpoint"), ("data", "consensus_endpoint"), ("data", "log_endpoint"), ("data", "catchup_endpoint"), ("data", "archive_endpoint"), )
 ClusterMembersExtendedResponseActiveMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -8448,7 +8532,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     NAME = "activeMembers"
     BLOCK_LENGTH = 28
-    _DIM_PACK = _S53p
+    _DIM_PACK = _S5p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
     _ZERO_PACK = _S85p
@@ -8458,7 +8542,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -8466,7 +8550,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "logPosition") from None
 
@@ -8474,7 +8558,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_time_of_last_append_ns(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "timeOfLastAppendNs") from None
 
@@ -8482,7 +8566,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseActiveMembersEncoder.NAME, "memberId") from None
 
@@ -8497,7 +8581,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "ingressEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "ingressEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -8512,7 +8596,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "consensusEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "consensusEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "consensusEndpoint")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -8527,7 +8611,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "logEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "logEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "logEndpoint")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -8542,7 +8626,7 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -8557,14 +8641,14 @@ class ClusterMembersExtendedResponseActiveMembersEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersExtendedResponseActiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "activeMembers", "ingressEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "consensusEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "logEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "catchupEndpoint"), _rt.empty_var_data(_S5p, 4, "activeMembers", "archiveEndpoint"), )
+ClusterMembersExtendedResponseActiveMembersEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "activeMembers", "ingressEndpoint"), _rt.empty_var_data(_S6p, 4, "activeMembers", "consensusEndpoint"), _rt.empty_var_data(_S6p, 4, "activeMembers", "logEndpoint"), _rt.empty_var_data(_S6p, 4, "activeMembers", "catchupEndpoint"), _rt.empty_var_data(_S6p, 4, "activeMembers", "archiveEndpoint"), )
 ClusterMembersExtendedResponseActiveMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -8684,12 +8768,12 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S44u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 43 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 24
-            d1 = _S53u(buffer, pos)
+            d1 = _S5u(buffer, pos)
             if d1[0] != 28:
                 raise _records.Fallback
             pos += 4
@@ -8697,40 +8781,40 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             g2 = []
             for _ in range(d1[1]):
-                e3 = _S31u(buffer, pos)
+                e3 = _S32u(buffer, pos)
                 pos += 28
-                n4 = _S5u(buffer, pos)[0]
+                n4 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n4 > end:
                     raise _records.Fallback
                 v5 = view[pos:pos + n4]
                 pos += n4
-                n6 = _S5u(buffer, pos)[0]
+                n6 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n6 > end:
                     raise _records.Fallback
                 v7 = view[pos:pos + n6]
                 pos += n6
-                n8 = _S5u(buffer, pos)[0]
+                n8 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n8 > end:
                     raise _records.Fallback
                 v9 = view[pos:pos + n8]
                 pos += n8
-                n10 = _S5u(buffer, pos)[0]
+                n10 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n10 > end:
                     raise _records.Fallback
                 v11 = view[pos:pos + n10]
                 pos += n10
-                n12 = _S5u(buffer, pos)[0]
+                n12 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n12 > end:
                     raise _records.Fallback
                 v13 = view[pos:pos + n12]
                 pos += n12
                 g2.append(e3 + (v5, v7, v9, v11, v13,))
-            d14 = _S53u(buffer, pos)
+            d14 = _S5u(buffer, pos)
             if d14[0] != 28:
                 raise _records.Fallback
             pos += 4
@@ -8738,33 +8822,33 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             g15 = []
             for _ in range(d14[1]):
-                e16 = _S31u(buffer, pos)
+                e16 = _S32u(buffer, pos)
                 pos += 28
-                n17 = _S5u(buffer, pos)[0]
+                n17 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n17 > end:
                     raise _records.Fallback
                 v18 = view[pos:pos + n17]
                 pos += n17
-                n19 = _S5u(buffer, pos)[0]
+                n19 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n19 > end:
                     raise _records.Fallback
                 v20 = view[pos:pos + n19]
                 pos += n19
-                n21 = _S5u(buffer, pos)[0]
+                n21 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n21 > end:
                     raise _records.Fallback
                 v22 = view[pos:pos + n21]
                 pos += n21
-                n23 = _S5u(buffer, pos)[0]
+                n23 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n23 > end:
                     raise _records.Fallback
                 v24 = view[pos:pos + n23]
                 pos += n23
-                n25 = _S5u(buffer, pos)[0]
+                n25 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n25 > end:
                     raise _records.Fallback
@@ -8778,9 +8862,9 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S43, 24, self._PLAN)
+                                           self._acting_version, _S44, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -8788,19 +8872,19 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def current_time_ns(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def current_time_ns(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def leader_member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> ClusterMembersExtendedResponseActiveMembersDecoder:
         """The activeMembers group (read sections in order; others are skipped as needed)."""
@@ -8819,7 +8903,7 @@ class ClusterMembersExtendedResponseDecoder(_rt.Cursor):
         return self._g_passive_members._start(self._acting_version)  # type: ignore[return-value]
 
 
-ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S53u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
+ClusterMembersExtendedResponseDecoder._SECTIONS = (_rt.skip_group(_S5u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponseActiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "activeMembers", 0), _rt.skip_group(_S5u, 4, 0, 1, 28, 20, ClusterMembersExtendedResponsePassiveMembersDecoder._SECTIONS, "ClusterMembersExtendedResponse", "passiveMembers", 0), )
 ClusterMembersExtendedResponseDecoder._UNPACK = (("group", "active_members"), ("group", "passive_members"), )
 ClusterMembersExtendedResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -8905,14 +8989,14 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersExtendedResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S44p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
+            _S45p(buffer, offset, 24, 43, 111, 12, correlation_id, current_time_ns, leader_member_id, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersExtendedResponse", None) from None
         return HEADER_SIZE + 24
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "correlationId") from None
 
@@ -8920,7 +9004,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_current_time_ns(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "currentTimeNs") from None
 
@@ -8928,7 +9012,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -8936,7 +9020,7 @@ class ClusterMembersExtendedResponseEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 20, value)
+            _S14p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersExtendedResponseEncoder.NAME, "memberId") from None
 
@@ -9079,7 +9163,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 108 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9089,9 +9173,9 @@ class RequestServiceAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9099,7 +9183,7 @@ class RequestServiceAckDecoder(_rt.Cursor):
 
     @property
     def log_position(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 RequestServiceAckDecoder._SECTIONS = ()
@@ -9181,14 +9265,14 @@ class RequestServiceAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestServiceAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 108, 111, 12, log_position)
+            _S46p(buffer, offset, 8, 108, 111, 12, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "requestServiceAck", None) from None
         return HEADER_SIZE + 8
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestServiceAckEncoder.NAME, "logPosition") from None
 
@@ -9302,7 +9386,7 @@ class CanvassPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S34u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 50 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9312,9 +9396,9 @@ class CanvassPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 9:
-            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S33, 32, self._PLAN)
+                                           self._acting_version, _S34, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9322,25 +9406,25 @@ class CanvassPositionDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def leadership_term_id(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def leadership_term_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def follower_member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def protocol_version(self) -> int | None:
         if self._acting_version < 9 or self._acting_block_length < 32:
             return None
-        value = _S15u(self._buffer, self._offset)[0]
+        value = _S16u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -9427,14 +9511,14 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CanvassPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S34p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
+            _S35p(buffer, offset, 32, 50, 111, 12, log_leadership_term_id, log_position, leadership_term_id, follower_member_id, protocol_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CanvassPosition", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logLeadershipTermId") from None
 
@@ -9442,7 +9526,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "logPosition") from None
 
@@ -9450,7 +9534,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -9458,7 +9542,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "followerMemberId") from None
 
@@ -9468,7 +9552,7 @@ class CanvassPositionEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CanvassPositionEncoder.NAME, "protocolVersion") from None
 
@@ -9586,7 +9670,7 @@ class RequestVoteDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S34u(buffer, offset)
+            t = _S35u(buffer, offset)
             if t[1] != 51 or t[2] != 111 or t[0] != 32 or t[3] < 9 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9596,9 +9680,9 @@ class RequestVoteDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 32 and self._acting_version >= 9:
-            return _S33u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S34u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S33, 32, self._PLAN)
+                                           self._acting_version, _S34, 32, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9606,25 +9690,25 @@ class RequestVoteDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def candidate_term_id(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def candidate_term_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def candidate_member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def protocol_version(self) -> int | None:
         if self._acting_version < 9 or self._acting_block_length < 32:
             return None
-        value = _S15u(self._buffer, self._offset)[0]
+        value = _S16u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -9711,14 +9795,14 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``RequestVoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S34p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
+            _S35p(buffer, offset, 32, 51, 111, 12, log_leadership_term_id, log_position, candidate_term_id, candidate_member_id, protocol_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "RequestVote", None) from None
         return HEADER_SIZE + 32
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logLeadershipTermId") from None
 
@@ -9726,7 +9810,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "logPosition") from None
 
@@ -9734,7 +9818,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateTermId") from None
 
@@ -9742,7 +9826,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "candidateMemberId") from None
 
@@ -9752,7 +9836,7 @@ class RequestVoteEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, RequestVoteEncoder.NAME, "protocolVersion") from None
 
@@ -9870,7 +9954,7 @@ class VoteDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S19u(buffer, offset)
             if t[1] != 52 or t[2] != 111 or t[0] != 36 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -9880,9 +9964,9 @@ class VoteDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 36:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 36, self._PLAN)
+                                           self._acting_version, _S18, 36, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -9890,33 +9974,33 @@ class VoteDecoder(_rt.Cursor):
 
     @property
     def candidate_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_leadership_term_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def log_position(self) -> int:
+    def log_leadership_term_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def candidate_member_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def vote(self) -> BooleanType | int:
         """(BooleanType; an unknown value is returned as an int)"""
-        raw = _S16u(self._buffer, self._offset)[0]
+        raw = _S17u(self._buffer, self._offset)[0]
         return _BooleanType_BY_VALUE.get(raw, raw)
 
     @property
     def vote_raw(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 VoteDecoder._SECTIONS = ()
@@ -10003,14 +10087,14 @@ class VoteEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``VoteDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
+            _S19p(buffer, offset, 36, 52, 111, 12, candidate_term_id, log_leadership_term_id, log_position, candidate_member_id, follower_member_id, vote)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Vote", None) from None
         return HEADER_SIZE + 36
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateTermId") from None
 
@@ -10018,7 +10102,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logLeadershipTermId") from None
 
@@ -10026,7 +10110,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "logPosition") from None
 
@@ -10034,7 +10118,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_candidate_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "candidateMemberId") from None
 
@@ -10042,7 +10126,7 @@ class VoteEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "followerMemberId") from None
 
@@ -10052,7 +10136,7 @@ class VoteEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VoteEncoder.NAME, "vote") from None
 
@@ -10192,19 +10276,19 @@ class NewLeadershipTermDecoder(_rt.Cursor):
 
     @property
     def log_leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def next_leadership_term_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def next_term_base_log_position(self) -> int:
+    def next_leadership_term_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def next_term_base_log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def next_log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leadership_term_id(self) -> int:
@@ -10348,7 +10432,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logLeadershipTermId") from None
 
@@ -10356,7 +10440,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLeadershipTermId") from None
 
@@ -10364,7 +10448,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextTermBaseLogPosition") from None
 
@@ -10372,7 +10456,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_next_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "nextLogPosition") from None
 
@@ -10380,7 +10464,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leadershipTermId") from None
 
@@ -10388,7 +10472,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "termBaseLogPosition") from None
 
@@ -10396,7 +10480,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logPosition") from None
 
@@ -10404,7 +10488,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leader_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 56, value)
+            _S9p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderRecordingId") from None
 
@@ -10412,7 +10496,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 64, value)
+            _S9p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "timestamp") from None
 
@@ -10420,7 +10504,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 72, value)
+            _S14p(self._buffer, self._offset + 72, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "leaderMemberId") from None
 
@@ -10428,7 +10512,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
 
     def _set_log_session_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 76, value)
+            _S14p(self._buffer, self._offset + 76, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "logSessionId") from None
 
@@ -10438,7 +10522,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 80, value)
+            _S14p(self._buffer, self._offset + 80, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "appVersion") from None
 
@@ -10448,7 +10532,7 @@ class NewLeadershipTermEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 84, value)
+            _S14p(self._buffer, self._offset + 84, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, NewLeadershipTermEncoder.NAME, "isStartup") from None
 
@@ -10595,15 +10679,15 @@ class AppendPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def follower_member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def flags(self) -> int | None:
@@ -10701,7 +10785,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -10709,7 +10793,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "logPosition") from None
 
@@ -10717,7 +10801,7 @@ class AppendPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AppendPositionEncoder.NAME, "followerMemberId") from None
 
@@ -10842,7 +10926,7 @@ class CommitPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S27u(buffer, offset)
+            t = _S28u(buffer, offset)
             if t[1] != 55 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -10852,9 +10936,9 @@ class CommitPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S27u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 20, self._PLAN)
+                                           self._acting_version, _S27, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -10862,15 +10946,15 @@ class CommitPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def leader_member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CommitPositionDecoder._SECTIONS = ()
@@ -10954,14 +11038,14 @@ class CommitPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CommitPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
+            _S28p(buffer, offset, 20, 55, 111, 12, leadership_term_id, log_position, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CommitPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -10969,7 +11053,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "logPosition") from None
 
@@ -10977,7 +11061,7 @@ class CommitPositionEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CommitPositionEncoder.NAME, "leaderMemberId") from None
 
@@ -11096,12 +11180,12 @@ class CatchupPositionDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S27u(buffer, offset)
+            t = _S28u(buffer, offset)
             if t[1] != 56 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 20
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -11114,9 +11198,9 @@ class CatchupPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S27u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 20, self._PLAN)
+                                           self._acting_version, _S27, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11124,15 +11208,15 @@ class CatchupPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def follower_member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def catchup_endpoint(self) -> memoryview:
         """The catchupEndpoint var data, as a zero-copy view."""
@@ -11140,7 +11224,7 @@ class CatchupPositionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "catchupEndpoint")
+        return self._var_data(_S6u, 4, "catchupEndpoint")
 
     def catchup_endpoint_bytes(self) -> bytes:
         return bytes(self.catchup_endpoint())
@@ -11150,7 +11234,7 @@ class CatchupPositionDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "catchupEndpoint", self._root._limit - len(view))
 
 
-CatchupPositionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "CatchupPosition", "catchupEndpoint", 0), )
+CatchupPositionDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "CatchupPosition", "catchupEndpoint", 0), )
 CatchupPositionDecoder._UNPACK = (("data", "catchup_endpoint"), )
 CatchupPositionDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -11232,14 +11316,14 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CatchupPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
+            _S28p(buffer, offset, 20, 56, 111, 12, leadership_term_id, log_position, follower_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "CatchupPosition", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -11247,7 +11331,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "logPosition") from None
 
@@ -11255,7 +11339,7 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CatchupPositionEncoder.NAME, "followerMemberId") from None
 
@@ -11270,14 +11354,14 @@ class CatchupPositionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "catchupEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "catchupEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "catchupEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-CatchupPositionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "CatchupPosition", "catchupEndpoint"), )
+CatchupPositionEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "CatchupPosition", "catchupEndpoint"), )
 CatchupPositionEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "logPosition", "log_position", False),
@@ -11387,7 +11471,7 @@ class StopCatchupDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 57 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -11397,9 +11481,9 @@ class StopCatchupDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11407,11 +11491,11 @@ class StopCatchupDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def follower_member_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 StopCatchupDecoder._SECTIONS = ()
@@ -11494,14 +11578,14 @@ class StopCatchupEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StopCatchupDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
+            _S48p(buffer, offset, 12, 57, 111, 12, leadership_term_id, follower_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StopCatchup", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "leadershipTermId") from None
 
@@ -11509,7 +11593,7 @@ class StopCatchupEncoder(_rt.EncodeCursor):
 
     def _set_follower_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StopCatchupEncoder.NAME, "followerMemberId") from None
 
@@ -11627,12 +11711,12 @@ class AddPassiveMemberDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 70 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -11645,9 +11729,9 @@ class AddPassiveMemberDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11655,7 +11739,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def member_endpoints(self) -> memoryview:
         """The memberEndpoints var data, as a zero-copy view."""
@@ -11663,7 +11747,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "memberEndpoints")
+        return self._var_data(_S6u, 4, "memberEndpoints")
 
     def member_endpoints_bytes(self) -> bytes:
         return bytes(self.member_endpoints())
@@ -11673,7 +11757,7 @@ class AddPassiveMemberDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "memberEndpoints", self._root._limit - len(view))
 
 
-AddPassiveMemberDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "AddPassiveMember", "memberEndpoints", 0), )
+AddPassiveMemberDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "AddPassiveMember", "memberEndpoints", 0), )
 AddPassiveMemberDecoder._UNPACK = (("data", "member_endpoints"), )
 AddPassiveMemberDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -11753,14 +11837,14 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``AddPassiveMemberDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 70, 111, 12, correlation_id)
+            _S46p(buffer, offset, 8, 70, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "AddPassiveMember", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, AddPassiveMemberEncoder.NAME, "correlationId") from None
 
@@ -11775,14 +11859,14 @@ class AddPassiveMemberEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-            self._put_var_data(_S5p, 4, 1073741824, value, "memberEndpoints")
+            self._put_var_data(_S6p, 4, 1073741824, value, "memberEndpoints")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-AddPassiveMemberEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "AddPassiveMember", "memberEndpoints"), )
+AddPassiveMemberEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "AddPassiveMember", "memberEndpoints"), )
 AddPassiveMemberEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("data", "memberEndpoints", "put_member_endpoints", "US-ASCII"),
@@ -11893,18 +11977,18 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 71 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -11917,9 +12001,9 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -11927,11 +12011,11 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def leader_member_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def active_members(self) -> memoryview:
         """The activeMembers var data, as a zero-copy view."""
@@ -11939,7 +12023,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "activeMembers")
+        return self._var_data(_S6u, 4, "activeMembers")
 
     def active_members_bytes(self) -> bytes:
         return bytes(self.active_members())
@@ -11954,7 +12038,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "passiveMembers")
+        return self._var_data(_S6u, 4, "passiveMembers")
 
     def passive_members_bytes(self) -> bytes:
         return bytes(self.passive_members())
@@ -11964,7 +12048,7 @@ class ClusterMembersChangeDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "passiveMembers", self._root._limit - len(view))
 
 
-ClusterMembersChangeDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembersChange", "activeMembers", 0), _rt.skip_var_data(_S5u, 4, "ClusterMembersChange", "passiveMembers", 0), )
+ClusterMembersChangeDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ClusterMembersChange", "activeMembers", 0), _rt.skip_var_data(_S6u, 4, "ClusterMembersChange", "passiveMembers", 0), )
 ClusterMembersChangeDecoder._UNPACK = (("data", "active_members"), ("data", "passive_members"), )
 ClusterMembersChangeDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -12046,14 +12130,14 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersChangeDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
+            _S48p(buffer, offset, 12, 71, 111, 12, correlation_id, leader_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembersChange", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "correlationId") from None
 
@@ -12061,7 +12145,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersChangeEncoder.NAME, "leaderMemberId") from None
 
@@ -12076,7 +12160,7 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "activeMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "activeMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "activeMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -12091,14 +12175,14 @@ class ClusterMembersChangeEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "passiveMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "passiveMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "passiveMembers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersChangeEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembersChange", "activeMembers"), _rt.empty_var_data(_S5p, 4, "ClusterMembersChange", "passiveMembers"), )
+ClusterMembersChangeEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ClusterMembersChange", "activeMembers"), _rt.empty_var_data(_S6p, 4, "ClusterMembersChange", "passiveMembers"), )
 ClusterMembersChangeEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "leaderMemberId", "leader_member_id", False),
@@ -12208,7 +12292,7 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 72 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12218,9 +12302,9 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12228,11 +12312,11 @@ class SnapshotRecordingQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def request_member_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SnapshotRecordingQueryDecoder._SECTIONS = ()
@@ -12315,14 +12399,14 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
+            _S48p(buffer, offset, 12, 72, 111, 12, correlation_id, request_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordingQuery", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "correlationId") from None
 
@@ -12330,7 +12414,7 @@ class SnapshotRecordingQueryEncoder(_rt.EncodeCursor):
 
     def _set_request_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingQueryEncoder.NAME, "requestMemberId") from None
 
@@ -12353,7 +12437,7 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S53u
+    _DIM = _S5u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -12377,19 +12461,19 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def leadership_term_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def term_base_log_position(self) -> int:
+    def leadership_term_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def term_base_log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
@@ -12397,7 +12481,7 @@ class SnapshotRecordingsSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def service_id(self) -> int:
-        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S37u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 SnapshotRecordingsSnapshotsDecoder._SECTIONS = ()
@@ -12419,7 +12503,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S53p
+    _DIM_PACK = _S5p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
     _ZERO_PACK = _S103p
@@ -12429,7 +12513,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -12437,7 +12521,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -12445,7 +12529,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -12453,7 +12537,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -12461,7 +12545,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -12469,7 +12553,7 @@ class SnapshotRecordingsSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 40, value)
+            _S14p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -12592,12 +12676,12 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 73 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            d1 = _S53u(buffer, pos)
+            d1 = _S5u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -12607,7 +12691,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             for _ in range(d1[1]):
                 g2.append(_S69u(buffer, pos))
                 pos += 44
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -12620,9 +12704,9 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12630,7 +12714,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def snapshots(self) -> SnapshotRecordingsSnapshotsDecoder:
         """The snapshots group (read sections in order; others are skipped as needed)."""
@@ -12646,7 +12730,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "memberEndpoints")
+        return self._var_data(_S6u, 4, "memberEndpoints")
 
     def member_endpoints_bytes(self) -> bytes:
         return bytes(self.member_endpoints())
@@ -12656,7 +12740,7 @@ class SnapshotRecordingsDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "memberEndpoints", self._root._limit - len(view))
 
 
-SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 0, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
+SnapshotRecordingsDecoder._SECTIONS = (_rt.skip_group(_S5u, 4, 0, 1, 44, 0, SnapshotRecordingsSnapshotsDecoder._SECTIONS, "SnapshotRecordings", "snapshots", 0), _rt.skip_var_data(_S6u, 4, "SnapshotRecordings", "memberEndpoints", 0), )
 SnapshotRecordingsDecoder._UNPACK = (("group", "snapshots"), ("data", "member_endpoints"), )
 SnapshotRecordingsDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -12738,14 +12822,14 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotRecordingsDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 73, 111, 12, correlation_id)
+            _S46p(buffer, offset, 8, 73, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotRecordings", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotRecordingsEncoder.NAME, "correlationId") from None
 
@@ -12772,14 +12856,14 @@ class SnapshotRecordingsEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "memberEndpoints")
-            self._put_var_data(_S5p, 4, 1073741824, value, "memberEndpoints")
+            self._put_var_data(_S6p, 4, 1073741824, value, "memberEndpoints")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-SnapshotRecordingsEncoder._EMPTY = (_rt.empty_group(SnapshotRecordingsSnapshotsEncoder._DIM_PACK, 4, 44, "SnapshotRecordings", "snapshots"), _rt.empty_var_data(_S5p, 4, "SnapshotRecordings", "memberEndpoints"), )
+SnapshotRecordingsEncoder._EMPTY = (_rt.empty_group(SnapshotRecordingsSnapshotsEncoder._DIM_PACK, 4, 44, "SnapshotRecordings", "snapshots"), _rt.empty_var_data(_S6p, 4, "SnapshotRecordings", "memberEndpoints"), )
 SnapshotRecordingsEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("group", "snapshots", "snapshots_count", 0),
@@ -12888,7 +12972,7 @@ class JoinClusterDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 74 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -12898,9 +12982,9 @@ class JoinClusterDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -12908,11 +12992,11 @@ class JoinClusterDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 JoinClusterDecoder._SECTIONS = ()
@@ -12995,14 +13079,14 @@ class JoinClusterEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``JoinClusterDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
+            _S48p(buffer, offset, 12, 74, 111, 12, leadership_term_id, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "JoinCluster", None) from None
         return HEADER_SIZE + 12
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "leadershipTermId") from None
 
@@ -13010,7 +13094,7 @@ class JoinClusterEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, JoinClusterEncoder.NAME, "memberId") from None
 
@@ -13125,7 +13209,7 @@ class TerminationPositionDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 75 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13135,9 +13219,9 @@ class TerminationPositionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13145,11 +13229,11 @@ class TerminationPositionDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def log_position(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TerminationPositionDecoder._SECTIONS = ()
@@ -13232,14 +13316,14 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationPositionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
+            _S25p(buffer, offset, 16, 75, 111, 12, leadership_term_id, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationPosition", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "leadershipTermId") from None
 
@@ -13247,7 +13331,7 @@ class TerminationPositionEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationPositionEncoder.NAME, "logPosition") from None
 
@@ -13362,7 +13446,7 @@ class TerminationAckDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S27u(buffer, offset)
+            t = _S28u(buffer, offset)
             if t[1] != 76 or t[2] != 111 or t[0] != 20 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -13372,9 +13456,9 @@ class TerminationAckDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 20:
-            return _S26u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S27u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S26, 20, self._PLAN)
+                                           self._acting_version, _S27, 20, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13382,15 +13466,15 @@ class TerminationAckDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_position(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def member_id(self) -> int:
-        return _S25u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S26u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TerminationAckDecoder._SECTIONS = ()
@@ -13474,14 +13558,14 @@ class TerminationAckEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TerminationAckDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S27p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
+            _S28p(buffer, offset, 20, 76, 111, 12, leadership_term_id, log_position, member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "TerminationAck", None) from None
         return HEADER_SIZE + 20
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "leadershipTermId") from None
 
@@ -13489,7 +13573,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "logPosition") from None
 
@@ -13497,7 +13581,7 @@ class TerminationAckEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TerminationAckEncoder.NAME, "memberId") from None
 
@@ -13616,18 +13700,18 @@ class BackupQueryDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S22u(buffer, offset)
+            t = _S23u(buffer, offset)
             if t[1] != 77 or t[2] != 111 or t[0] != 16 or t[3] < 2 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -13640,9 +13724,9 @@ class BackupQueryDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16 and self._acting_version >= 2:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S22u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 16, self._PLAN)
+                                           self._acting_version, _S22, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -13650,17 +13734,17 @@ class BackupQueryDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int | None:
         if self._acting_version < 2 or self._acting_block_length < 16:
             return None
-        value = _S20u(self._buffer, self._offset)[0]
+        value = _S21u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
@@ -13669,7 +13753,7 @@ class BackupQueryDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -13684,13 +13768,13 @@ class BackupQueryDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-BackupQueryDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "BackupQuery", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "BackupQuery", "encodedCredentials", 0), )
+BackupQueryDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "BackupQuery", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "BackupQuery", "encodedCredentials", 0), )
 BackupQueryDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 BackupQueryDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -13773,14 +13857,14 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``BackupQueryDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
+            _S23p(buffer, offset, 16, 77, 111, 12, correlation_id, response_stream_id, version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "BackupQuery", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "correlationId") from None
 
@@ -13788,7 +13872,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "responseStreamId") from None
 
@@ -13798,7 +13882,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 12, value)
+            _S14p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupQueryEncoder.NAME, "version") from None
 
@@ -13813,7 +13897,7 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -13826,14 +13910,14 @@ class BackupQueryEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BackupQueryEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "BackupQuery", "responseChannel"), _rt.empty_var_data(_S5p, 4, "BackupQuery", "encodedCredentials"), )
+BackupQueryEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "BackupQuery", "responseChannel"), _rt.empty_var_data(_S6p, 4, "BackupQuery", "encodedCredentials"), )
 BackupQueryEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -13852,7 +13936,7 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S53u
+    _DIM = _S5u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -13876,19 +13960,19 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def leadership_term_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def term_base_log_position(self) -> int:
+    def leadership_term_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def term_base_log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
@@ -13896,7 +13980,7 @@ class BackupResponseSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def service_id(self) -> int:
-        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S37u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 BackupResponseSnapshotsDecoder._SECTIONS = ()
@@ -13918,7 +14002,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S53p
+    _DIM_PACK = _S5p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
     _ZERO_PACK = _S103p
@@ -13928,7 +14012,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -13936,7 +14020,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -13944,7 +14028,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -13952,7 +14036,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -13960,7 +14044,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -13968,7 +14052,7 @@ class BackupResponseSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 40, value)
+            _S14p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -14096,7 +14180,7 @@ class BackupResponseDecoder(_rt.Cursor):
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 60
-            d1 = _S53u(buffer, pos)
+            d1 = _S5u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -14106,7 +14190,7 @@ class BackupResponseDecoder(_rt.Cursor):
             for _ in range(d1[1]):
                 g2.append(_S69u(buffer, pos))
                 pos += 44
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -14129,19 +14213,19 @@ class BackupResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_recording_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def log_leadership_term_id(self) -> int:
+    def log_recording_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_leadership_term_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def log_term_base_log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def last_leadership_term_id(self) -> int:
@@ -14180,7 +14264,7 @@ class BackupResponseDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "clusterMembers")
+        return self._var_data(_S6u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -14190,7 +14274,7 @@ class BackupResponseDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 0, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "BackupResponse", "clusterMembers", 0), )
+BackupResponseDecoder._SECTIONS = (_rt.skip_group(_S5u, 4, 0, 1, 44, 0, BackupResponseSnapshotsDecoder._SECTIONS, "BackupResponse", "snapshots", 0), _rt.skip_var_data(_S6u, 4, "BackupResponse", "clusterMembers", 0), )
 BackupResponseDecoder._UNPACK = (("group", "snapshots"), ("data", "cluster_members"), )
 BackupResponseDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -14287,7 +14371,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "correlationId") from None
 
@@ -14295,7 +14379,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logRecordingId") from None
 
@@ -14303,7 +14387,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logLeadershipTermId") from None
 
@@ -14311,7 +14395,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_log_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "logTermBaseLogPosition") from None
 
@@ -14319,7 +14403,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_last_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastLeadershipTermId") from None
 
@@ -14327,7 +14411,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_last_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "lastTermBaseLogPosition") from None
 
@@ -14335,7 +14419,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_commit_position_counter_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 48, value)
+            _S14p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "commitPositionCounterId") from None
 
@@ -14343,7 +14427,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_leader_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 52, value)
+            _S14p(self._buffer, self._offset + 52, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "leaderMemberId") from None
 
@@ -14351,7 +14435,7 @@ class BackupResponseEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 56, value)
+            _S14p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, BackupResponseEncoder.NAME, "memberId") from None
 
@@ -14378,14 +14462,14 @@ class BackupResponseEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-BackupResponseEncoder._EMPTY = (_rt.empty_group(BackupResponseSnapshotsEncoder._DIM_PACK, 4, 44, "BackupResponse", "snapshots"), _rt.empty_var_data(_S5p, 4, "BackupResponse", "clusterMembers"), )
+BackupResponseEncoder._EMPTY = (_rt.empty_group(BackupResponseSnapshotsEncoder._DIM_PACK, 4, 44, "BackupResponse", "snapshots"), _rt.empty_var_data(_S6p, 4, "BackupResponse", "clusterMembers"), )
 BackupResponseEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "logRecordingId", "log_recording_id", False),
@@ -14505,18 +14589,18 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 79 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -14529,9 +14613,9 @@ class HeartbeatRequestDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14539,11 +14623,11 @@ class HeartbeatRequestDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -14551,7 +14635,7 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -14566,13 +14650,13 @@ class HeartbeatRequestDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-HeartbeatRequestDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "HeartbeatRequest", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "HeartbeatRequest", "encodedCredentials", 0), )
+HeartbeatRequestDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "HeartbeatRequest", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "HeartbeatRequest", "encodedCredentials", 0), )
 HeartbeatRequestDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_credentials"), )
 HeartbeatRequestDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -14654,14 +14738,14 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatRequestDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
+            _S48p(buffer, offset, 12, 79, 111, 12, correlation_id, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatRequest", None) from None
         return HEADER_SIZE + 12
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "correlationId") from None
 
@@ -14669,7 +14753,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatRequestEncoder.NAME, "responseStreamId") from None
 
@@ -14684,7 +14768,7 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -14697,14 +14781,14 @@ class HeartbeatRequestEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-HeartbeatRequestEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "HeartbeatRequest", "responseChannel"), _rt.empty_var_data(_S5p, 4, "HeartbeatRequest", "encodedCredentials"), )
+HeartbeatRequestEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "HeartbeatRequest", "responseChannel"), _rt.empty_var_data(_S6p, 4, "HeartbeatRequest", "encodedCredentials"), )
 HeartbeatRequestEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -14814,7 +14898,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S45u(buffer, offset)
+            t = _S46u(buffer, offset)
             if t[1] != 80 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -14824,9 +14908,9 @@ class HeartbeatResponseDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S8, 8, self._PLAN)
+                                           self._acting_version, _S9, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -14834,7 +14918,7 @@ class HeartbeatResponseDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 HeartbeatResponseDecoder._SECTIONS = ()
@@ -14916,14 +15000,14 @@ class HeartbeatResponseEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``HeartbeatResponseDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S45p(buffer, offset, 8, 80, 111, 12, correlation_id)
+            _S46p(buffer, offset, 8, 80, 111, 12, correlation_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "HeartbeatResponse", None) from None
         return HEADER_SIZE + 8
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, HeartbeatResponseEncoder.NAME, "correlationId") from None
 
@@ -14945,7 +15029,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM = _S53u
+    _DIM = _S5u
     _DIM_SIZE = 4
     _BL_INDEX = 0
     _COUNT_INDEX = 1
@@ -14969,19 +15053,19 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def recording_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def leadership_term_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def term_base_log_position(self) -> int:
+    def leadership_term_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def term_base_log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def log_position(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def timestamp(self) -> int:
@@ -14989,7 +15073,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
 
     @property
     def service_id(self) -> int:
-        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S37u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def archive_endpoint(self) -> memoryview:
         """The archiveEndpoint var data, as a zero-copy view."""
@@ -14997,7 +15081,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "archiveEndpoint")
+        return self._var_data(_S6u, 4, "archiveEndpoint")
 
     def archive_endpoint_bytes(self) -> bytes:
         return bytes(self.archive_endpoint())
@@ -15007,7 +15091,7 @@ class StandbySnapshotSnapshotsDecoder(_rt.GroupDecoder):
         return _decode_text(view, "US-ASCII", self.NAME, "archiveEndpoint", self._root._limit - len(view))
 
 
-StandbySnapshotSnapshotsDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "snapshots", "archiveEndpoint", 0), )
+StandbySnapshotSnapshotsDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "snapshots", "archiveEndpoint", 0), )
 StandbySnapshotSnapshotsDecoder._UNPACK = (("data", "archive_endpoint"), )
 StandbySnapshotSnapshotsDecoder._JSON = (
         ("value", "recordingId", "recording_id", False),
@@ -15027,7 +15111,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     NAME = "snapshots"
     BLOCK_LENGTH = 44
-    _DIM_PACK = _S53p
+    _DIM_PACK = _S5p
     _DIM_SIZE = 4
     _MAX_COUNT = 65534
     _ZERO_PACK = _S103p
@@ -15037,7 +15121,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_recording_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "recordingId") from None
 
@@ -15045,7 +15129,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "leadershipTermId") from None
 
@@ -15053,7 +15137,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_term_base_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "termBaseLogPosition") from None
 
@@ -15061,7 +15145,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "logPosition") from None
 
@@ -15069,7 +15153,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 32, value)
+            _S9p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "timestamp") from None
 
@@ -15077,7 +15161,7 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 40, value)
+            _S14p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotSnapshotsEncoder.NAME, "serviceId") from None
 
@@ -15092,14 +15176,14 @@ class StandbySnapshotSnapshotsEncoder(_rt.GroupEncoder):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "archiveEndpoint")
-            self._put_var_data(_S5p, 4, 1073741824, value, "archiveEndpoint")
+            self._put_var_data(_S6p, 4, 1073741824, value, "archiveEndpoint")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StandbySnapshotSnapshotsEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "snapshots", "archiveEndpoint"), )
+StandbySnapshotSnapshotsEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "snapshots", "archiveEndpoint"), )
 StandbySnapshotSnapshotsEncoder._JSON = (
         ("value", "recordingId", "recording_id", False),
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -15216,12 +15300,12 @@ class StandbySnapshotDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S22u(buffer, offset)
+            t = _S23u(buffer, offset)
             if t[1] != 81 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            d1 = _S53u(buffer, pos)
+            d1 = _S5u(buffer, pos)
             if d1[0] != 44:
                 raise _records.Fallback
             pos += 4
@@ -15231,20 +15315,20 @@ class StandbySnapshotDecoder(_rt.Cursor):
             for _ in range(d1[1]):
                 e3 = _S69u(buffer, pos)
                 pos += 44
-                n4 = _S5u(buffer, pos)[0]
+                n4 = _S6u(buffer, pos)[0]
                 pos += 4
                 if pos + n4 > end:
                     raise _records.Fallback
                 v5 = view[pos:pos + n4]
                 pos += n4
                 g2.append(e3 + (v5,))
-            n6 = _S5u(buffer, pos)[0]
+            n6 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n6 > end:
                 raise _records.Fallback
             v7 = view[pos:pos + n6]
             pos += n6
-            n8 = _S5u(buffer, pos)[0]
+            n8 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n8 > end:
                 raise _records.Fallback
@@ -15257,9 +15341,9 @@ class StandbySnapshotDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S21u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S22u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S21, 16, self._PLAN)
+                                           self._acting_version, _S22, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15267,15 +15351,15 @@ class StandbySnapshotDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def version(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def snapshots(self) -> StandbySnapshotSnapshotsDecoder:
         """The snapshots group (read sections in order; others are skipped as needed)."""
@@ -15291,7 +15375,7 @@ class StandbySnapshotDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -15306,13 +15390,13 @@ class StandbySnapshotDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "encodedCredentials")
+        return self._var_data(_S6u, 4, "encodedCredentials")
 
     def encoded_credentials_bytes(self) -> bytes:
         return bytes(self.encoded_credentials())
 
 
-StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S53u, 4, 0, 1, 44, 4, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "StandbySnapshot", "encodedCredentials", 0), )
+StandbySnapshotDecoder._SECTIONS = (_rt.skip_group(_S5u, 4, 0, 1, 44, 4, StandbySnapshotSnapshotsDecoder._SECTIONS, "StandbySnapshot", "snapshots", 0), _rt.skip_var_data(_S6u, 4, "StandbySnapshot", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "StandbySnapshot", "encodedCredentials", 0), )
 StandbySnapshotDecoder._UNPACK = (("group", "snapshots"), ("data", "response_channel"), ("data", "encoded_credentials"), )
 StandbySnapshotDecoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
@@ -15397,14 +15481,14 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``StandbySnapshotDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S22p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
+            _S23p(buffer, offset, 16, 81, 111, 12, correlation_id, version, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "StandbySnapshot", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "correlationId") from None
 
@@ -15412,7 +15496,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "version") from None
 
@@ -15420,7 +15504,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 12, value)
+            _S14p(self._buffer, self._offset + 12, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, StandbySnapshotEncoder.NAME, "responseStreamId") from None
 
@@ -15447,7 +15531,7 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -15460,14 +15544,14 @@ class StandbySnapshotEncoder(_rt.EncodeCursor):
         else:
             self._section = 3
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedCredentials")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedCredentials")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-StandbySnapshotEncoder._EMPTY = (_rt.empty_group(StandbySnapshotSnapshotsEncoder._DIM_PACK, 4, 44, "StandbySnapshot", "snapshots"), _rt.empty_var_data(_S5p, 4, "StandbySnapshot", "responseChannel"), _rt.empty_var_data(_S5p, 4, "StandbySnapshot", "encodedCredentials"), )
+StandbySnapshotEncoder._EMPTY = (_rt.empty_group(StandbySnapshotSnapshotsEncoder._DIM_PACK, 4, 44, "StandbySnapshot", "snapshots"), _rt.empty_var_data(_S6p, 4, "StandbySnapshot", "responseChannel"), _rt.empty_var_data(_S6p, 4, "StandbySnapshot", "encodedCredentials"), )
 StandbySnapshotEncoder._JSON = (
         ("value", "correlationId", "correlation_id", False),
         ("value", "version", "version", False),
@@ -15579,7 +15663,7 @@ class SnapshotMarkerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S41u(buffer, offset)
+            t = _S42u(buffer, offset)
             if t[1] != 100 or t[2] != 111 or t[0] != 40 or t[3] < 4 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -15589,9 +15673,9 @@ class SnapshotMarkerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 40 and self._acting_version >= 4:
-            return _S40u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S41u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S40, 40, self._PLAN)
+                                           self._acting_version, _S41, 40, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15599,49 +15683,49 @@ class SnapshotMarkerDecoder(_rt.Cursor):
 
     @property
     def type_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_position(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def leadership_term_id(self) -> int:
+    def log_position(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def leadership_term_id(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def index(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def mark(self) -> SnapshotMark | int:
         """(SnapshotMark; an unknown value is returned as an int)"""
-        raw = _S15u(self._buffer, self._offset)[0]
+        raw = _S16u(self._buffer, self._offset)[0]
         return _SnapshotMark_BY_VALUE.get(raw, raw)
 
     @property
     def mark_raw(self) -> int:
-        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def time_unit(self) -> ClusterTimeUnit | int | None:
         """(ClusterTimeUnit; an unknown value is returned as an int)"""
         if self._acting_version < 4 or self._acting_block_length < 36:
             return None
-        raw = _S16u(self._buffer, self._offset)[0]
+        raw = _S17u(self._buffer, self._offset)[0]
         return _ClusterTimeUnit_BY_VALUE.get(raw, raw)
 
     @property
     def time_unit_raw(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 36:
             return None
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def app_version(self) -> int | None:
         if self._acting_version < 4 or self._acting_block_length < 40:
             return None
-        value = _S35u(self._buffer, self._offset)[0]
+        value = _S36u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -15730,14 +15814,14 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``SnapshotMarkerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S41p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
+            _S42p(buffer, offset, 40, 100, 111, 12, type_id, log_position, leadership_term_id, index, mark, time_unit, app_version)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "SnapshotMarker", None) from None
         return HEADER_SIZE + 40
 
     def _set_type_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "typeId") from None
 
@@ -15745,7 +15829,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "logPosition") from None
 
@@ -15753,7 +15837,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "leadershipTermId") from None
 
@@ -15761,7 +15845,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
 
     def _set_index(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "index") from None
 
@@ -15771,7 +15855,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 28, value)
+            _S14p(self._buffer, self._offset + 28, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "mark") from None
 
@@ -15782,7 +15866,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "timeUnit") from None
 
@@ -15793,7 +15877,7 @@ class SnapshotMarkerEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 36, value)
+            _S14p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, SnapshotMarkerEncoder.NAME, "appVersion") from None
 
@@ -15916,18 +16000,18 @@ class ClientSessionDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S47u(buffer, offset)
+            t = _S48u(buffer, offset)
             if t[1] != 102 or t[2] != 111 or t[0] != 12 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 12
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
@@ -15940,9 +16024,9 @@ class ClientSessionDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 12:
-            return _S46u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S47u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S46, 12, self._PLAN)
+                                           self._acting_version, _S47, 12, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -15950,11 +16034,11 @@ class ClientSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -15962,7 +16046,7 @@ class ClientSessionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -15977,13 +16061,13 @@ class ClientSessionDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "encodedPrincipal")
+        return self._var_data(_S6u, 4, "encodedPrincipal")
 
     def encoded_principal_bytes(self) -> bytes:
         return bytes(self.encoded_principal())
 
 
-ClientSessionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClientSession", "responseChannel", 0), _rt.skip_var_data(_S5u, 4, "ClientSession", "encodedPrincipal", 0), )
+ClientSessionDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ClientSession", "responseChannel", 0), _rt.skip_var_data(_S6u, 4, "ClientSession", "encodedPrincipal", 0), )
 ClientSessionDecoder._UNPACK = (("data", "response_channel"), ("data", "encoded_principal"), )
 ClientSessionDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -16065,14 +16149,14 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClientSessionDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S47p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
+            _S48p(buffer, offset, 12, 102, 111, 12, cluster_session_id, response_stream_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClientSession", None) from None
         return HEADER_SIZE + 12
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -16080,7 +16164,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 8, value)
+            _S14p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClientSessionEncoder.NAME, "responseStreamId") from None
 
@@ -16095,7 +16179,7 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -16108,14 +16192,14 @@ class ClientSessionEncoder(_rt.EncodeCursor):
         else:
             self._section = 2
         try:
-            self._put_var_data(_S5p, 4, 1073741824, value, "encodedPrincipal")
+            self._put_var_data(_S6p, 4, 1073741824, value, "encodedPrincipal")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClientSessionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClientSession", "responseChannel"), _rt.empty_var_data(_S5p, 4, "ClientSession", "encodedPrincipal"), )
+ClientSessionEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ClientSession", "responseChannel"), _rt.empty_var_data(_S6p, 4, "ClientSession", "encodedPrincipal"), )
 ClientSessionEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "responseStreamId", "response_stream_id", False),
@@ -16233,7 +16317,7 @@ class ClusterSessionDecoder(_rt.Cursor):
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 40
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -16256,33 +16340,33 @@ class ClusterSessionDecoder(_rt.Cursor):
 
     @property
     def cluster_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def correlation_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def opened_log_position(self) -> int:
+    def correlation_id(self) -> int:
         return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def opened_log_position(self) -> int:
+        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def time_of_last_activity(self) -> int:
-        return _S28u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S29u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def close_reason(self) -> CloseReason | int:
         """(CloseReason; an unknown value is returned as an int)"""
-        raw = _S16u(self._buffer, self._offset)[0]
+        raw = _S17u(self._buffer, self._offset)[0]
         return _CloseReason_BY_VALUE.get(raw, raw)
 
     @property
     def close_reason_raw(self) -> int:
-        return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def response_stream_id(self) -> int:
-        return _S35u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S36u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def response_channel(self) -> memoryview:
         """The responseChannel var data, as a zero-copy view."""
@@ -16290,7 +16374,7 @@ class ClusterSessionDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "responseChannel")
+        return self._var_data(_S6u, 4, "responseChannel")
 
     def response_channel_bytes(self) -> bytes:
         return bytes(self.response_channel())
@@ -16300,7 +16384,7 @@ class ClusterSessionDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "responseChannel", self._root._limit - len(view))
 
 
-ClusterSessionDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterSession", "responseChannel", 0), )
+ClusterSessionDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ClusterSession", "responseChannel", 0), )
 ClusterSessionDecoder._UNPACK = (("data", "response_channel"), )
 ClusterSessionDecoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
@@ -16392,7 +16476,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_cluster_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "clusterSessionId") from None
 
@@ -16400,7 +16484,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "correlationId") from None
 
@@ -16408,7 +16492,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_opened_log_position(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "openedLogPosition") from None
 
@@ -16416,7 +16500,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_time_of_last_activity(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 24, value)
+            _S9p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "timeOfLastActivity") from None
 
@@ -16426,7 +16510,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S13p(self._buffer, self._offset + 32, value)
+            _S14p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "closeReason") from None
 
@@ -16435,7 +16519,7 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
 
     def _set_response_stream_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 36, value)
+            _S14p(self._buffer, self._offset + 36, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterSessionEncoder.NAME, "responseStreamId") from None
 
@@ -16450,14 +16534,14 @@ class ClusterSessionEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "responseChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "responseChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "responseChannel")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterSessionEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterSession", "responseChannel"), )
+ClusterSessionEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ClusterSession", "responseChannel"), )
 ClusterSessionEncoder._JSON = (
         ("value", "clusterSessionId", "cluster_session_id", False),
         ("value", "correlationId", "correlation_id", False),
@@ -16570,7 +16654,7 @@ class TimerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S24u(buffer, offset)
+            t = _S25u(buffer, offset)
             if t[1] != 104 or t[2] != 111 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -16580,9 +16664,9 @@ class TimerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S23u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S23, 16, self._PLAN)
+                                           self._acting_version, _S24, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16590,11 +16674,11 @@ class TimerDecoder(_rt.Cursor):
 
     @property
     def correlation_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def deadline(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 TimerDecoder._SECTIONS = ()
@@ -16677,14 +16761,14 @@ class TimerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``TimerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S24p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
+            _S25p(buffer, offset, 16, 104, 111, 12, correlation_id, deadline)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "Timer", None) from None
         return HEADER_SIZE + 16
 
     def _set_correlation_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "correlationId") from None
 
@@ -16692,7 +16776,7 @@ class TimerEncoder(_rt.EncodeCursor):
 
     def _set_deadline(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, TimerEncoder.NAME, "deadline") from None
 
@@ -16807,7 +16891,7 @@ class ConsensusModuleDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S32u(buffer, offset)
+            t = _S33u(buffer, offset)
             if t[1] != 105 or t[2] != 111 or t[0] != 28 or t[3] < 3 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -16817,9 +16901,9 @@ class ConsensusModuleDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 28 and self._acting_version >= 3:
-            return _S31u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S32u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S31, 28, self._PLAN)
+                                           self._acting_version, _S32, 28, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -16827,27 +16911,27 @@ class ConsensusModuleDecoder(_rt.Cursor):
 
     @property
     def next_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def next_service_session_id(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 16:
             return None
-        value = _S9u(self._buffer, self._offset)[0]
+        value = _S10u(self._buffer, self._offset)[0]
         return None if value == -9223372036854775808 else value  # type: ignore[no-any-return]
 
     @property
     def log_service_session_id(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 24:
             return None
-        value = _S10u(self._buffer, self._offset)[0]
+        value = _S11u(self._buffer, self._offset)[0]
         return None if value == -9223372036854775808 else value  # type: ignore[no-any-return]
 
     @property
     def pending_message_capacity(self) -> int | None:
         if self._acting_version < 3 or self._acting_block_length < 28:
             return None
-        value = _S14u(self._buffer, self._offset)[0]
+        value = _S15u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
 
@@ -16933,14 +17017,14 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ConsensusModuleDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S32p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
+            _S33p(buffer, offset, 28, 105, 111, 12, next_session_id, next_service_session_id, log_service_session_id, pending_message_capacity)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ConsensusModule", None) from None
         return HEADER_SIZE + 28
 
     def _set_next_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextSessionId") from None
 
@@ -16950,7 +17034,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = -9223372036854775808
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "nextServiceSessionId") from None
 
@@ -16960,7 +17044,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = -9223372036854775808
         try:
-            _S8p(self._buffer, self._offset + 16, value)
+            _S9p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "logServiceSessionId") from None
 
@@ -16970,7 +17054,7 @@ class ConsensusModuleEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 24, value)
+            _S14p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ConsensusModuleEncoder.NAME, "pendingMessageCapacity") from None
 
@@ -17090,12 +17174,12 @@ class ClusterMembersDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S50u(buffer, offset)
+            t = _S51u(buffer, offset)
             if t[1] != 106 or t[2] != 111 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 8
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -17108,9 +17192,9 @@ class ClusterMembersDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S49u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S50u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S49, 8, self._PLAN)
+                                           self._acting_version, _S50, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -17118,11 +17202,11 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     @property
     def member_id(self) -> int:
-        return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def high_member_id(self) -> int:
-        return _S48u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S49u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def cluster_members(self) -> memoryview:
         """The clusterMembers var data, as a zero-copy view."""
@@ -17130,7 +17214,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "clusterMembers")
+        return self._var_data(_S6u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -17140,7 +17224,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "ClusterMembers", "clusterMembers", 0), )
+ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "ClusterMembers", "clusterMembers", 0), )
 ClusterMembersDecoder._UNPACK = (("data", "cluster_members"), )
 ClusterMembersDecoder._JSON = (
         ("value", "memberId", "member_id", False),
@@ -17221,14 +17305,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S50p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
+            _S51p(buffer, offset, 8, 106, 111, 12, member_id, high_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 8
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset, value)
+            _S14p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "memberId") from None
 
@@ -17236,7 +17320,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
 
     def _set_high_member_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 4, value)
+            _S14p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "highMemberId") from None
 
@@ -17251,14 +17335,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S5p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S6p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "ClusterMembers", "clusterMembers"), )
+ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "ClusterMembers", "clusterMembers"), )
 ClusterMembersEncoder._JSON = (
         ("value", "memberId", "member_id", False),
         ("value", "highMemberId", "high_member_id", False),
@@ -17367,7 +17451,7 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S44u(buffer, offset)
+            t = _S45u(buffer, offset)
             if t[1] != 107 or t[2] != 111 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[4:]  # type: ignore[no-any-return]
@@ -17377,9 +17461,9 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S43u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S44u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S43, 24, self._PLAN)
+                                           self._acting_version, _S44, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -17387,20 +17471,20 @@ class PendingMessageTrackerDecoder(_rt.Cursor):
 
     @property
     def next_service_session_id(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def log_service_session_id(self) -> int:
         return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
+    def log_service_session_id(self) -> int:
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
     def pending_message_capacity(self) -> int | None:
-        value = _S25u(self._buffer, self._offset)[0]
+        value = _S26u(self._buffer, self._offset)[0]
         return None if value == 0 else value  # type: ignore[no-any-return]
 
     @property
     def service_id(self) -> int:
-        return _S42u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S43u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 PendingMessageTrackerDecoder._SECTIONS = ()
@@ -17485,14 +17569,14 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``PendingMessageTrackerDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S44p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
+            _S45p(buffer, offset, 24, 107, 111, 12, next_service_session_id, log_service_session_id, pending_message_capacity, service_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "PendingMessageTracker", None) from None
         return HEADER_SIZE + 24
 
     def _set_next_service_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "nextServiceSessionId") from None
 
@@ -17500,7 +17584,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def _set_log_service_session_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 8, value)
+            _S9p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "logServiceSessionId") from None
 
@@ -17510,7 +17594,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
         if value is None:
             value = 0
         try:
-            _S13p(self._buffer, self._offset + 16, value)
+            _S14p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "pendingMessageCapacity") from None
 
@@ -17518,7 +17602,7 @@ class PendingMessageTrackerEncoder(_rt.EncodeCursor):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S13p(self._buffer, self._offset + 20, value)
+            _S14p(self._buffer, self._offset + 20, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, PendingMessageTrackerEncoder.NAME, "serviceId") from None
 

@@ -55,75 +55,78 @@ _S3p = _S3.pack_into
 _S4 = _struct.Struct("<HHHH")
 _S4u = _S4.unpack_from
 _S4p = _S4.pack_into
-_S5 = _struct.Struct("<I")
+_S5 = _struct.Struct("<HH")
 _S5u = _S5.unpack_from
 _S5p = _S5.pack_into
-_S6 = _struct.Struct("<")
+_S6 = _struct.Struct("<I")
 _S6u = _S6.unpack_from
 _S6p = _S6.pack_into
-_S7 = _struct.Struct("<4x")
+_S7 = _struct.Struct("<")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<i")
+_S8 = _struct.Struct("<4x")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<4xi")
+_S9 = _struct.Struct("<i")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<q")
+_S10 = _struct.Struct("<4xi")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<8xq")
+_S11 = _struct.Struct("<q")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<16xq")
+_S12 = _struct.Struct("<8xq")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<24xq")
+_S13 = _struct.Struct("<16xq")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<32xq")
+_S14 = _struct.Struct("<24xq")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<40xi")
+_S15 = _struct.Struct("<32xq")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<44xi")
+_S16 = _struct.Struct("<40xi")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<48xi")
+_S17 = _struct.Struct("<44xi")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<52xi")
+_S18 = _struct.Struct("<48xi")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<56xi")
+_S19 = _struct.Struct("<52xi")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<60xi")
+_S20 = _struct.Struct("<56xi")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<64xi")
+_S21 = _struct.Struct("<60xi")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<68xi")
+_S22 = _struct.Struct("<64xi")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<72xi")
+_S23 = _struct.Struct("<68xi")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<iiqqqqiiiiiiiii52x")
+_S24 = _struct.Struct("<72xi")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<HHHHiiqqqqiiiiiiiii52x")
+_S25 = _struct.Struct("<iiqqqqiiiiiiiii52x")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<128x")
+_S26 = _struct.Struct("<HHHHiiqqqqiiiiiiiii52x")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
-_S27 = _struct.Struct("<HHHH128x")
+_S27 = _struct.Struct("<128x")
 _S27u = _S27.unpack_from
 _S27p = _S27.pack_into
+_S28 = _struct.Struct("<HHHH128x")
+_S28u = _S28.unpack_from
+_S28p = _S28.pack_into
 _HEADER = _S4
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -177,6 +180,17 @@ class MessageHeaderDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, template_id, schema_id, version)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S4u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("messageHeader", None, offset, offset + 8, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -218,6 +232,16 @@ class MessageHeaderEncoder:
     def from_dict(self, values: dict[str, Any]) -> MessageHeaderEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, template_id: Any, schema_id: Any, version: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``MessageHeaderDecoder.unpack``);
+        returns 8, the bytes written."""
+        try:
+            _S4p(buffer, offset, block_length, template_id, schema_id, version)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "messageHeader", None) from None
+        return 8
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -278,6 +302,17 @@ class GroupSizeEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, num_in_group)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S5u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("groupSizeEncoding", None, offset, offset + 4, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -311,6 +346,16 @@ class GroupSizeEncodingEncoder:
     def from_dict(self, values: dict[str, Any]) -> GroupSizeEncodingEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, num_in_group: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``GroupSizeEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S5p(buffer, offset, block_length, num_in_group)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "groupSizeEncoding", None) from None
+        return 4
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -355,14 +400,25 @@ class VarAsciiEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S6u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varAsciiEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S5u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S6u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S7u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S8u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -390,9 +446,19 @@ class VarAsciiEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarAsciiEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S6p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varAsciiEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S5p(self._buffer, self._offset, value)
+            _S6p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -403,7 +469,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S6p(self._buffer, self._offset + 4, *value)
+            _S7p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -547,42 +613,42 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S25u(buffer, offset)
+            t = _S26u(buffer, offset)
             if t[1] != 200 or t[2] != 110 or t[0] != 128 or t[3] < 1 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 128
-            n1 = _S5u(buffer, pos)[0]
+            n1 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
             v2 = view[pos:pos + n1]
             pos += n1
-            n3 = _S5u(buffer, pos)[0]
+            n3 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n3 > end:
                 raise _records.Fallback
             v4 = view[pos:pos + n3]
             pos += n3
-            n5 = _S5u(buffer, pos)[0]
+            n5 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n5 > end:
                 raise _records.Fallback
             v6 = view[pos:pos + n5]
             pos += n5
-            n7 = _S5u(buffer, pos)[0]
+            n7 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n7 > end:
                 raise _records.Fallback
             v8 = view[pos:pos + n7]
             pos += n7
-            n9 = _S5u(buffer, pos)[0]
+            n9 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n9 > end:
                 raise _records.Fallback
             v10 = view[pos:pos + n9]
             pos += n9
-            n11 = _S5u(buffer, pos)[0]
+            n11 = _S6u(buffer, pos)[0]
             pos += 4
             if pos + n11 > end:
                 raise _records.Fallback
@@ -595,9 +661,9 @@ class MarkFileHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 128:
-            return _S24u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S25u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S24, 128, self._PLAN)
+                                           self._acting_version, _S25, 128, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -605,69 +671,69 @@ class MarkFileHeaderDecoder(_rt.Cursor):
 
     @property
     def version(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def component_type(self) -> ClusterComponentType | int:
         """(ClusterComponentType; an unknown value is returned as an int)"""
-        raw = _S9u(self._buffer, self._offset)[0]
+        raw = _S10u(self._buffer, self._offset)[0]
         return _ClusterComponentType_BY_VALUE.get(raw, raw)
 
     @property
     def component_type_raw(self) -> int:
-        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S10u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def activity_timestamp(self) -> int:
-        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def start_timestamp(self) -> int:
         return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def pid(self) -> int:
+    def start_timestamp(self) -> int:
         return _S13u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def candidate_term_id(self) -> int:
+    def pid(self) -> int:
         return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def archive_stream_id(self) -> int:
+    def candidate_term_id(self) -> int:
         return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def service_stream_id(self) -> int:
+    def archive_stream_id(self) -> int:
         return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def consensus_module_stream_id(self) -> int:
+    def service_stream_id(self) -> int:
         return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def ingress_stream_id(self) -> int:
+    def consensus_module_stream_id(self) -> int:
         return _S18u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def member_id(self) -> int:
+    def ingress_stream_id(self) -> int:
         return _S19u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def service_id(self) -> int:
+    def member_id(self) -> int:
         return _S20u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def header_length(self) -> int:
+    def service_id(self) -> int:
         return _S21u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def error_buffer_length(self) -> int:
+    def header_length(self) -> int:
         return _S22u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def cluster_id(self) -> int:
+    def error_buffer_length(self) -> int:
         return _S23u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def cluster_id(self) -> int:
+        return _S24u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     def aeron_directory(self) -> memoryview:
         """The aeronDirectory var data, as a zero-copy view."""
@@ -675,7 +741,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S5u, 4, "aeronDirectory")
+        return self._var_data(_S6u, 4, "aeronDirectory")
 
     def aeron_directory_bytes(self) -> bytes:
         return bytes(self.aeron_directory())
@@ -690,7 +756,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(1)
         else:
             self._section = 2
-        return self._var_data(_S5u, 4, "controlChannel")
+        return self._var_data(_S6u, 4, "controlChannel")
 
     def control_channel_bytes(self) -> bytes:
         return bytes(self.control_channel())
@@ -705,7 +771,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(2)
         else:
             self._section = 3
-        return self._var_data(_S5u, 4, "ingressChannel")
+        return self._var_data(_S6u, 4, "ingressChannel")
 
     def ingress_channel_bytes(self) -> bytes:
         return bytes(self.ingress_channel())
@@ -720,7 +786,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(3)
         else:
             self._section = 4
-        return self._var_data(_S5u, 4, "serviceName")
+        return self._var_data(_S6u, 4, "serviceName")
 
     def service_name_bytes(self) -> bytes:
         return bytes(self.service_name())
@@ -735,7 +801,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._enter(4)
         else:
             self._section = 5
-        return self._var_data(_S5u, 4, "authenticator")
+        return self._var_data(_S6u, 4, "authenticator")
 
     def authenticator_bytes(self) -> bytes:
         return bytes(self.authenticator())
@@ -752,7 +818,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
             self._section = 6
         if self._acting_version < 1:
             return _EMPTY_VIEW
-        return self._var_data(_S5u, 4, "servicesClusterDir")
+        return self._var_data(_S6u, 4, "servicesClusterDir")
 
     def services_cluster_dir_bytes(self) -> bytes:
         return bytes(self.services_cluster_dir())
@@ -762,7 +828,7 @@ class MarkFileHeaderDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "servicesClusterDir", self._root._limit - len(view))
 
 
-MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S5u, 4, "MarkFileHeader", "aeronDirectory", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "ingressChannel", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "serviceName", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "authenticator", 0), _rt.skip_var_data(_S5u, 4, "MarkFileHeader", "servicesClusterDir", 1), )
+MarkFileHeaderDecoder._SECTIONS = (_rt.skip_var_data(_S6u, 4, "MarkFileHeader", "aeronDirectory", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "controlChannel", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "ingressChannel", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "serviceName", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "authenticator", 0), _rt.skip_var_data(_S6u, 4, "MarkFileHeader", "servicesClusterDir", 1), )
 MarkFileHeaderDecoder._UNPACK = (("data", "aeron_directory"), ("data", "control_channel"), ("data", "ingress_channel"), ("data", "service_name"), ("data", "authenticator"), ("data", "services_cluster_dir"), )
 MarkFileHeaderDecoder._JSON = (
         ("value", "version", "version", False),
@@ -816,7 +882,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 128 > end:
             raise _too_short(self.NAME, None, offset, offset + 128, end)
         try:
-            _S26p(buffer, offset)
+            _S27p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -834,7 +900,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 136 > end:
             raise _too_short(self.NAME, None, offset, offset + 136, end)
         try:
-            _S27p(buffer, offset, 128, 200, 110, 2)
+            _S28p(buffer, offset, 128, 200, 110, 2)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -861,14 +927,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``MarkFileHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S25p(buffer, offset, 128, 200, 110, 2, version, component_type, activity_timestamp, start_timestamp, pid, candidate_term_id, archive_stream_id, service_stream_id, consensus_module_stream_id, ingress_stream_id, member_id, service_id, header_length, error_buffer_length, cluster_id)
+            _S26p(buffer, offset, 128, 200, 110, 2, version, component_type, activity_timestamp, start_timestamp, pid, candidate_term_id, archive_stream_id, service_stream_id, consensus_module_stream_id, ingress_stream_id, member_id, service_id, header_length, error_buffer_length, cluster_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "MarkFileHeader", None) from None
         return HEADER_SIZE + 128
 
     def _set_version(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "version") from None
 
@@ -878,7 +944,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         if value is None:
             value = -2147483648
         try:
-            _S8p(self._buffer, self._offset + 4, value)
+            _S9p(self._buffer, self._offset + 4, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "componentType") from None
 
@@ -887,7 +953,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_activity_timestamp(self, value: Any) -> None:
         try:
-            _S10p(self._buffer, self._offset + 8, value)
+            _S11p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "activityTimestamp") from None
 
@@ -895,7 +961,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_start_timestamp(self, value: Any) -> None:
         try:
-            _S10p(self._buffer, self._offset + 16, value)
+            _S11p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "startTimestamp") from None
 
@@ -903,7 +969,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_pid(self, value: Any) -> None:
         try:
-            _S10p(self._buffer, self._offset + 24, value)
+            _S11p(self._buffer, self._offset + 24, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "pid") from None
 
@@ -911,7 +977,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S10p(self._buffer, self._offset + 32, value)
+            _S11p(self._buffer, self._offset + 32, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "candidateTermId") from None
 
@@ -919,7 +985,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_archive_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 40, value)
+            _S9p(self._buffer, self._offset + 40, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "archiveStreamId") from None
 
@@ -927,7 +993,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_service_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 44, value)
+            _S9p(self._buffer, self._offset + 44, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "serviceStreamId") from None
 
@@ -935,7 +1001,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_consensus_module_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 48, value)
+            _S9p(self._buffer, self._offset + 48, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "consensusModuleStreamId") from None
 
@@ -943,7 +1009,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_ingress_stream_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 52, value)
+            _S9p(self._buffer, self._offset + 52, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "ingressStreamId") from None
 
@@ -951,7 +1017,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_member_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 56, value)
+            _S9p(self._buffer, self._offset + 56, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "memberId") from None
 
@@ -959,7 +1025,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_service_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 60, value)
+            _S9p(self._buffer, self._offset + 60, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "serviceId") from None
 
@@ -967,7 +1033,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_header_length(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 64, value)
+            _S9p(self._buffer, self._offset + 64, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "headerLength") from None
 
@@ -975,7 +1041,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_error_buffer_length(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 68, value)
+            _S9p(self._buffer, self._offset + 68, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "errorBufferLength") from None
 
@@ -983,7 +1049,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
 
     def _set_cluster_id(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset + 72, value)
+            _S9p(self._buffer, self._offset + 72, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, MarkFileHeaderEncoder.NAME, "clusterId") from None
 
@@ -998,7 +1064,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "aeronDirectory")
-            self._put_var_data(_S5p, 4, 1073741824, value, "aeronDirectory")
+            self._put_var_data(_S6p, 4, 1073741824, value, "aeronDirectory")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
@@ -1013,7 +1079,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "controlChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "controlChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "controlChannel")
         except CodecError:
             self._section = 1  # rejected before anything was written: the section is still open
             raise
@@ -1028,7 +1094,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "ingressChannel")
-            self._put_var_data(_S5p, 4, 1073741824, value, "ingressChannel")
+            self._put_var_data(_S6p, 4, 1073741824, value, "ingressChannel")
         except CodecError:
             self._section = 2  # rejected before anything was written: the section is still open
             raise
@@ -1043,7 +1109,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "serviceName")
-            self._put_var_data(_S5p, 4, 1073741824, value, "serviceName")
+            self._put_var_data(_S6p, 4, 1073741824, value, "serviceName")
         except CodecError:
             self._section = 3  # rejected before anything was written: the section is still open
             raise
@@ -1058,7 +1124,7 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "authenticator")
-            self._put_var_data(_S5p, 4, 1073741824, value, "authenticator")
+            self._put_var_data(_S6p, 4, 1073741824, value, "authenticator")
         except CodecError:
             self._section = 4  # rejected before anything was written: the section is still open
             raise
@@ -1073,14 +1139,14 @@ class MarkFileHeaderEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "servicesClusterDir")
-            self._put_var_data(_S5p, 4, 1073741824, value, "servicesClusterDir")
+            self._put_var_data(_S6p, 4, 1073741824, value, "servicesClusterDir")
         except CodecError:
             self._section = 5  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S5p, 4, "MarkFileHeader", "aeronDirectory"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "ingressChannel"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "serviceName"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "authenticator"), _rt.empty_var_data(_S5p, 4, "MarkFileHeader", "servicesClusterDir"), )
+MarkFileHeaderEncoder._EMPTY = (_rt.empty_var_data(_S6p, 4, "MarkFileHeader", "aeronDirectory"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "controlChannel"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "ingressChannel"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "serviceName"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "authenticator"), _rt.empty_var_data(_S6p, 4, "MarkFileHeader", "servicesClusterDir"), )
 MarkFileHeaderEncoder._JSON = (
         ("value", "version", "version", False),
         ("enum", "componentType", "component_type_raw", _ClusterComponentType_BY_NAME, -2147483648),

@@ -64,63 +64,66 @@ _S6p = _S6.pack_into
 _S7 = _struct.Struct("<HHHHii")
 _S7u = _S7.unpack_from
 _S7p = _S7.pack_into
-_S8 = _struct.Struct("<I")
+_S8 = _struct.Struct("<HH")
 _S8u = _S8.unpack_from
 _S8p = _S8.pack_into
-_S9 = _struct.Struct("<")
+_S9 = _struct.Struct("<I")
 _S9u = _S9.unpack_from
 _S9p = _S9.pack_into
-_S10 = _struct.Struct("<4x")
+_S10 = _struct.Struct("<")
 _S10u = _S10.unpack_from
 _S10p = _S10.pack_into
-_S11 = _struct.Struct("<4xi")
+_S11 = _struct.Struct("<4x")
 _S11u = _S11.unpack_from
 _S11p = _S11.pack_into
-_S12 = _struct.Struct("<ii")
+_S12 = _struct.Struct("<4xi")
 _S12u = _S12.unpack_from
 _S12p = _S12.pack_into
-_S13 = _struct.Struct("<HHHHiiii")
+_S13 = _struct.Struct("<ii")
 _S13u = _S13.unpack_from
 _S13p = _S13.pack_into
-_S14 = _struct.Struct("<q")
+_S14 = _struct.Struct("<HHHHiiii")
 _S14u = _S14.unpack_from
 _S14p = _S14.pack_into
-_S15 = _struct.Struct("<8xq")
+_S15 = _struct.Struct("<q")
 _S15u = _S15.unpack_from
 _S15p = _S15.pack_into
-_S16 = _struct.Struct("<16xq")
+_S16 = _struct.Struct("<8xq")
 _S16u = _S16.unpack_from
 _S16p = _S16.pack_into
-_S17 = _struct.Struct("<qqq")
+_S17 = _struct.Struct("<16xq")
 _S17u = _S17.unpack_from
 _S17p = _S17.pack_into
-_S18 = _struct.Struct("<HHHHiiqqq")
+_S18 = _struct.Struct("<qqq")
 _S18u = _S18.unpack_from
 _S18p = _S18.pack_into
-_S19 = _struct.Struct("<qii")
+_S19 = _struct.Struct("<HHHHiiqqq")
 _S19u = _S19.unpack_from
 _S19p = _S19.pack_into
-_S20 = _struct.Struct("<HHHHiiqii")
+_S20 = _struct.Struct("<qii")
 _S20u = _S20.unpack_from
 _S20p = _S20.pack_into
-_S21 = _struct.Struct("<8x")
+_S21 = _struct.Struct("<HHHHiiqii")
 _S21u = _S21.unpack_from
 _S21p = _S21.pack_into
-_S22 = _struct.Struct("<HHHHii8x")
+_S22 = _struct.Struct("<8x")
 _S22u = _S22.unpack_from
 _S22p = _S22.pack_into
-_S23 = _struct.Struct("<24x")
+_S23 = _struct.Struct("<HHHHii8x")
 _S23u = _S23.unpack_from
 _S23p = _S23.pack_into
-_S24 = _struct.Struct("<HHHHii24x")
+_S24 = _struct.Struct("<24x")
 _S24u = _S24.unpack_from
 _S24p = _S24.pack_into
-_S25 = _struct.Struct("<16x")
+_S25 = _struct.Struct("<HHHHii24x")
 _S25u = _S25.unpack_from
 _S25p = _S25.pack_into
-_S26 = _struct.Struct("<HHHHii16x")
+_S26 = _struct.Struct("<16x")
 _S26u = _S26.unpack_from
 _S26p = _S26.pack_into
+_S27 = _struct.Struct("<HHHHii16x")
+_S27u = _S27.unpack_from
+_S27p = _S27.pack_into
 _HEADER = _S7
 _HEADER_BL = 0
 _HEADER_TID = 1
@@ -157,6 +160,17 @@ class MessageHeaderDecoder:
 
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
+
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, template_id, schema_id, version, frame_length, padding)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S7u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("messageHeader", None, offset, offset + 16, end) from None
 
     @property
     def block_length(self) -> int:
@@ -207,6 +221,16 @@ class MessageHeaderEncoder:
     def from_dict(self, values: dict[str, Any]) -> MessageHeaderEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, template_id: Any, schema_id: Any, version: Any, frame_length: Any, padding: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``MessageHeaderDecoder.unpack``);
+        returns 16, the bytes written."""
+        try:
+            _S7p(buffer, offset, block_length, template_id, schema_id, version, frame_length, padding)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "messageHeader", None) from None
+        return 16
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -283,6 +307,17 @@ class GroupSizeEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (block_length, num_in_group)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S8u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("groupSizeEncoding", None, offset, offset + 4, end) from None
+
     @property
     def block_length(self) -> int:
         return _S0u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
@@ -316,6 +351,16 @@ class GroupSizeEncodingEncoder:
     def from_dict(self, values: dict[str, Any]) -> GroupSizeEncodingEncoder:
         _records.from_dict(self, values)
         return self
+
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, block_length: Any, num_in_group: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``GroupSizeEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S8p(buffer, offset, block_length, num_in_group)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "groupSizeEncoding", None) from None
+        return 4
 
     def _set_block_length(self, value: Any) -> None:
         try:
@@ -360,14 +405,25 @@ class VarAsciiEncodingDecoder:
     def to_dict(self) -> dict[str, Any]:
         return _records.to_dict(self)
 
+    @staticmethod
+    def unpack(buffer: Any, offset: int = 0) -> tuple[Any, ...]:
+        """Every member in one read, as raw values in layout order (length)."""
+        try:
+            if offset < 0:
+                raise _struct.error("negative offset")
+            return _S9u(buffer, offset)  # type: ignore[no-any-return]
+        except (_struct.error, BufferError):
+            end = _buffer_length(_byte_view(buffer))
+            raise _too_short("varAsciiEncoding", None, offset, offset + 4, end) from None
+
     @property
     def length(self) -> int:
-        return _S8u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S9u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def var_data(self) -> tuple[int, ...]:
         """(uint8[0])"""
-        return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
+        return _S11u(self._buffer, self._offset)  # type: ignore[no-any-return]
 
 
 class VarAsciiEncodingEncoder:
@@ -395,9 +451,19 @@ class VarAsciiEncodingEncoder:
         _records.from_dict(self, values)
         return self
 
+    @staticmethod
+    def pack_into(buffer: Any, offset: int, length: Any, ) -> int:
+        """Write every member in one call from raw values (the order of ``VarAsciiEncodingDecoder.unpack``);
+        returns 4, the bytes written."""
+        try:
+            _S9p(buffer, offset, length)
+        except (_struct.error, OverflowError, TypeError) as exc:
+            raise _pack_error(exc, "varAsciiEncoding", None) from None
+        return 4
+
     def _set_length(self, value: Any) -> None:
         try:
-            _S8p(self._buffer, self._offset, value)
+            _S9p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "length") from None
 
@@ -408,7 +474,7 @@ class VarAsciiEncodingEncoder:
             raise _EncodeValueError("expected a sequence of 0 values, got {!r}".format(value),
                                     message_name=VarAsciiEncodingEncoder.NAME, field="varData")
         try:
-            _S9p(self._buffer, self._offset + 4, *value)
+            _S10p(self._buffer, self._offset + 4, *value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, VarAsciiEncodingEncoder.NAME, "varData") from None
 
@@ -553,7 +619,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S13u(buffer, offset)
+            t = _S14u(buffer, offset)
             if t[1] != 300 or t[2] != 112 or t[0] != 8 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
@@ -563,9 +629,9 @@ class NodeStateHeaderDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 8:
-            return _S12u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S13u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S12, 8, self._PLAN)
+                                           self._acting_version, _S13, 8, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -577,7 +643,7 @@ class NodeStateHeaderDecoder(_rt.Cursor):
 
     @property
     def padding(self) -> int:
-        return _S11u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S12u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 NodeStateHeaderDecoder._SECTIONS = ()
@@ -615,7 +681,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 8 > end:
             raise _too_short(self.NAME, None, offset, offset + 8, end)
         try:
-            _S21p(buffer, offset)
+            _S22p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -633,7 +699,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S22p(buffer, offset, 8, 300, 112, 10, 0, 0)
+            _S23p(buffer, offset, 8, 300, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -660,7 +726,7 @@ class NodeStateHeaderEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``NodeStateHeaderDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S13p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
+            _S14p(buffer, offset, 8, 300, 112, 10, 0, 0, version, padding)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "nodeStateHeader", None) from None
         return HEADER_SIZE + 8
@@ -790,7 +856,7 @@ class CandidateTermDecoder(_rt.Cursor):
         a group, a memoryview for var data.  Fields absent at the acting version are ``None``.
         """
         try:
-            t = _S18u(buffer, offset)
+            t = _S19u(buffer, offset)
             if t[1] != 301 or t[2] != 112 or t[0] != 24 or offset < 0:
                 raise _records.Fallback
             return t[6:]  # type: ignore[no-any-return]
@@ -800,9 +866,9 @@ class CandidateTermDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 24:
-            return _S17u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S18u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S17, 24, self._PLAN)
+                                           self._acting_version, _S18, 24, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -810,15 +876,15 @@ class CandidateTermDecoder(_rt.Cursor):
 
     @property
     def candidate_term_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
-
-    @property
-    def timestamp(self) -> int:
         return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
-    def log_position(self) -> int:
+    def timestamp(self) -> int:
         return _S16u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+
+    @property
+    def log_position(self) -> int:
+        return _S17u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
 
 CandidateTermDecoder._SECTIONS = ()
@@ -857,7 +923,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 24 > end:
             raise _too_short(self.NAME, None, offset, offset + 24, end)
         try:
-            _S23p(buffer, offset)
+            _S24p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -875,7 +941,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 40 > end:
             raise _too_short(self.NAME, None, offset, offset + 40, end)
         try:
-            _S24p(buffer, offset, 24, 301, 112, 10, 0, 0)
+            _S25p(buffer, offset, 24, 301, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -902,14 +968,14 @@ class CandidateTermEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``CandidateTermDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S18p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
+            _S19p(buffer, offset, 24, 301, 112, 10, 0, 0, candidate_term_id, timestamp, log_position)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "candidateTerm", None) from None
         return HEADER_SIZE + 24
 
     def _set_candidate_term_id(self, value: Any) -> None:
         try:
-            _S14p(self._buffer, self._offset, value)
+            _S15p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "candidateTermId") from None
 
@@ -917,7 +983,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def _set_timestamp(self, value: Any) -> None:
         try:
-            _S14p(self._buffer, self._offset + 8, value)
+            _S15p(self._buffer, self._offset + 8, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "timestamp") from None
 
@@ -925,7 +991,7 @@ class CandidateTermEncoder(_rt.EncodeCursor):
 
     def _set_log_position(self, value: Any) -> None:
         try:
-            _S14p(self._buffer, self._offset + 16, value)
+            _S15p(self._buffer, self._offset + 16, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, CandidateTermEncoder.NAME, "logPosition") from None
 
@@ -1044,12 +1110,12 @@ class ClusterMembersDecoder(_rt.Cursor):
             view = memoryview(buffer)
             if view.format != "B":
                 raise _records.Fallback
-            t = _S20u(buffer, offset)
+            t = _S21u(buffer, offset)
             if t[1] != 303 or t[2] != 112 or t[0] != 16 or offset < 0:
                 raise _records.Fallback
             end = _buffer_length(buffer)
             pos = offset + HEADER_SIZE + 16
-            n1 = _S8u(buffer, pos)[0]
+            n1 = _S9u(buffer, pos)[0]
             pos += 4
             if pos + n1 > end:
                 raise _records.Fallback
@@ -1062,9 +1128,9 @@ class ClusterMembersDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 16:
-            return _S19u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S20u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S19, 16, self._PLAN)
+                                           self._acting_version, _S20, 16, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1072,7 +1138,7 @@ class ClusterMembersDecoder(_rt.Cursor):
 
     @property
     def leadership_term_id(self) -> int:
-        return _S14u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
+        return _S15u(self._buffer, self._offset)[0]  # type: ignore[no-any-return]
 
     @property
     def member_id(self) -> int:
@@ -1088,7 +1154,7 @@ class ClusterMembersDecoder(_rt.Cursor):
             self._enter(0)
         else:
             self._section = 1
-        return self._var_data(_S8u, 4, "clusterMembers")
+        return self._var_data(_S9u, 4, "clusterMembers")
 
     def cluster_members_bytes(self) -> bytes:
         return bytes(self.cluster_members())
@@ -1098,7 +1164,7 @@ class ClusterMembersDecoder(_rt.Cursor):
         return _decode_text(view, "US-ASCII", self.NAME, "clusterMembers", self._root._limit - len(view))
 
 
-ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S8u, 4, "ClusterMembers", "clusterMembers", 0), )
+ClusterMembersDecoder._SECTIONS = (_rt.skip_var_data(_S9u, 4, "ClusterMembers", "clusterMembers", 0), )
 ClusterMembersDecoder._UNPACK = (("data", "cluster_members"), )
 ClusterMembersDecoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
@@ -1135,7 +1201,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 16 > end:
             raise _too_short(self.NAME, None, offset, offset + 16, end)
         try:
-            _S25p(buffer, offset)
+            _S26p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer
@@ -1153,7 +1219,7 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 32 > end:
             raise _too_short(self.NAME, None, offset, offset + 32, end)
         try:
-            _S26p(buffer, offset, 16, 303, 112, 10, 0, 0)
+            _S27p(buffer, offset, 16, 303, 112, 10, 0, 0)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         body = offset + HEADER_SIZE
@@ -1180,14 +1246,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         """Write the header and the whole block in one call from raw values (the order of
         ``ClusterMembersDecoder.read_block()``); returns the bytes written.  Sections are not written."""
         try:
-            _S20p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
+            _S21p(buffer, offset, 16, 303, 112, 10, 0, 0, leadership_term_id, member_id, high_member_id)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, "ClusterMembers", None) from None
         return HEADER_SIZE + 16
 
     def _set_leadership_term_id(self, value: Any) -> None:
         try:
-            _S14p(self._buffer, self._offset, value)
+            _S15p(self._buffer, self._offset, value)
         except (_struct.error, OverflowError, TypeError) as exc:
             raise _pack_error(exc, ClusterMembersEncoder.NAME, "leadershipTermId") from None
 
@@ -1218,14 +1284,14 @@ class ClusterMembersEncoder(_rt.EncodeCursor):
         try:
             if isinstance(value, str):
                 value = _encode_text(value, "US-ASCII", self.NAME, "clusterMembers")
-            self._put_var_data(_S8p, 4, 1073741824, value, "clusterMembers")
+            self._put_var_data(_S9p, 4, 1073741824, value, "clusterMembers")
         except CodecError:
             self._section = 0  # rejected before anything was written: the section is still open
             raise
         return self
 
 
-ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S8p, 4, "ClusterMembers", "clusterMembers"), )
+ClusterMembersEncoder._EMPTY = (_rt.empty_var_data(_S9p, 4, "ClusterMembers", "clusterMembers"), )
 ClusterMembersEncoder._JSON = (
         ("value", "leadershipTermId", "leadership_term_id", False),
         ("value", "memberId", "member_id", False),
@@ -1345,9 +1411,9 @@ class NodeStateFooterDecoder(_rt.Cursor):
     def read_block(self) -> tuple[Any, ...]:
         """All the block's values in one read (raw, flattened; absent fields ``None``)."""
         if self._acting_block_length >= 0:
-            return _S9u(self._buffer, self._offset)  # type: ignore[no-any-return]
+            return _S10u(self._buffer, self._offset)  # type: ignore[no-any-return]
         return _records.read_block_evolved(self._buffer, self._offset, self._acting_block_length,
-                                           self._acting_version, _S9, 0, self._PLAN)
+                                           self._acting_version, _S10, 0, self._PLAN)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict of this message (docs/sbe-json.md)."""
@@ -1387,7 +1453,7 @@ class NodeStateFooterEncoder(_rt.EncodeCursor):
         if offset < 0 or offset + 0 > end:
             raise _too_short(self.NAME, None, offset, offset + 0, end)
         try:
-            _S9p(buffer, offset)
+            _S10p(buffer, offset)
         except TypeError:
             raise _EncodeValueError("the buffer is not writable", message_name=self.NAME, offset=offset) from None
         self._buffer = buffer

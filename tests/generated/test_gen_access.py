@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.paths import AERON_SCHEMAS, SBE, SBE_TESTS, VECTORS
 from support.sbe_values import values_for
 
 import generated
@@ -638,7 +638,7 @@ def test_var_data_accessors_view_bytes_and_str() -> None:
 # --------------------------------------------------------------------------------------------- dispatch
 
 
-OUR_SCHEMAS = sorted(SCHEMAS.glob("*.xml"))
+OUR_SCHEMAS = AERON_SCHEMAS
 
 
 @cache

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.paths import AERON_SCHEMAS, SBE, SBE_TESTS, SCHEMAS, VECTORS
 from support.sbe_values import values_for
 
 import generated
@@ -258,7 +258,7 @@ def _rich_messages() -> list[tuple[Path, str]]:
         SBE_TESTS / "nested-group-schema.xml",
         SBE_TESTS / "basic-variable-length-schema.xml",
         SBE_TESTS / "json-printer-test-schema.xml",
-        *sorted(SCHEMAS.glob("*.xml")),
+        *AERON_SCHEMAS,
     ]
     out = []
     for path in paths:

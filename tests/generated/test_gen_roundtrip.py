@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import AERON, SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.paths import AERON, AERON_SCHEMAS, SBE, SBE_TESTS, SCHEMAS, VECTORS
 from support.sbe_values import values_for
 
 import generated
@@ -40,7 +40,7 @@ from codegen.targets.python import package_name_for
 
 # --------------------------------------------------------------------------------------------- schemas
 
-OUR_SCHEMAS = sorted(SCHEMAS.glob("*.xml"))
+OUR_SCHEMAS = AERON_SCHEMAS
 REFERENCE_SCHEMAS = [
     SBE / "example-schema.xml",
     SBE / "example-extension-schema.xml",

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.construct_oracle import OracleError, oracle_decode, oracle_encode
 from support.generated_import import import_schema
-from support.paths import AERON, SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.paths import AERON, AERON_SCHEMAS, SBE, SBE_TESTS, SCHEMAS, VECTORS
 from support.sbe_values import values_for
 
 from codegen import load_schema
@@ -31,7 +31,7 @@ from codegen.ir.model import ByteOrder, Schema
 from codegen.otf import OtfCodec
 
 SCHEMA_FILES = [
-    *sorted(SCHEMAS.glob("*.xml")),
+    *AERON_SCHEMAS,
     SBE / "example-schema.xml",
     SBE / "example-extension-schema.xml",
     *sorted(SBE_TESTS.glob("*.xml")),

@@ -12,3 +12,17 @@ SBE = REFERENCE / "sbe"
 SBE_TESTS = SBE / "tests"
 VECTORS = REFERENCE / "vectors"
 TESTDATA = REPO / "tests" / "testdata"
+
+# Our schemas of SBE messages: the five Aeron schemas, wire-identical to upstream's.
+AERON_SCHEMAS = [
+    SCHEMAS / name
+    for name in (
+        "aeron-archive-codecs.xml",
+        "aeron-archive-mark-codecs.xml",
+        "aeron-cluster-codecs.xml",
+        "aeron-cluster-mark-codecs.xml",
+        "aeron-cluster-node-state-codecs.xml",
+    )
+]
+# The transport's frame layouts: composites only, no SBE messages.
+FRAMES_SCHEMA = SCHEMAS / "aeron-transport-frames.xml"

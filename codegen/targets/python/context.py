@@ -48,7 +48,6 @@ __all__ = [
 
 _RESERVED = (
     set(keyword.kwlist)
-    | set(keyword.softkwlist)
     | {
         "wrap",
         "wrap_header",
@@ -70,13 +69,8 @@ _RESERVED = (
         "acting_block_length",
         "limit",
         "finish",
-        "int",
-        "float",
-        "str",
-        "bytes",
-        "type",
-        "property",
-        "len",
+        "property",  # used at class level by the generated encoders
+        "staticmethod",
         "None",
         "True",
         "False",
@@ -339,6 +333,8 @@ class CompositeCtx:
     size: int
     fields: list[Accessor]
     doc: str
+    struct: str = ""  # every member in one read or write (constants take no bytes; gaps are padding)
+    flat_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -431,6 +427,11 @@ class _Builder:
             for acc in ctx.fields:
                 if acc.since_version > 0:
                     acc.check = f"self._acting_version < {acc.since_version}"
+            ctx.struct = self.structs.name(self.prefix + self.fmt_of(node))
+            flat: list[str] = []
+            for m in node.members:
+                flat += self.flat_names(snake(m.name), m.type)
+            ctx.flat_names = _unique_names(flat)
         return name
 
     def member_presence(self, m: Member) -> Presence:
