@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ChannelUriError", "TransportError"]
+__all__ = [
+    "ChannelUriError",
+    "InvalidMtuError",
+    "InvalidTermLengthError",
+    "LogBufferError",
+    "MessageTooLongError",
+    "TransportError",
+]
 
 
 class TransportError(Exception):
@@ -13,3 +20,19 @@ class TransportError(Exception):
 
 class ChannelUriError(TransportError, ValueError):
     """A channel URI is malformed; the message names the bad part."""
+
+
+class LogBufferError(TransportError, ValueError):
+    """A log buffer was configured or used wrongly; the message names the bad value."""
+
+
+class InvalidTermLengthError(LogBufferError):
+    """A term length is not a power of two in [64 KiB, 1 GiB]."""
+
+
+class InvalidMtuError(LogBufferError):
+    """An MTU is not a multiple of 32 in (32, 65504]."""
+
+
+class MessageTooLongError(LogBufferError):
+    """A message (or claim) is longer than the log allows."""

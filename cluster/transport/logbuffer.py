@@ -1,0 +1,902 @@
+"""Log buffers: Aeron's term partitions, positions, the exclusive appender, the term reader and reassembly.
+
+Theory of operation
+-------------------
+A publication's *log* is three equal *term partitions* (``PARTITION_COUNT``) of ``term_length`` bytes, a
+power of two in [64 KiB, 1 GiB]. A stream is an endless sequence of terms numbered by a wrapping int32
+``term_id`` starting at ``initial_term_id``; term ``t`` lives in partition ``(t - initial_term_id) % 3``.
+A byte's *position* is a 63-bit count from the start of the stream::
+
+    position = (int32(term_id - initial_term_id) << position_bits_to_shift) + term_offset
+
+The term count is taken in int32 arithmetic first (as in Java), so ids wrap from 2**31 - 1 to -2**31
+without disturbing positions; the largest position is ``term_length * 2**31``.
+
+Frames sit back to back in a term, each at a 32-byte aligned offset (``FRAME_ALIGNMENT``) and occupying
+``align(frame_length, 32)`` bytes; every header is the 32-byte DATA layout of the generated
+``aeron_transport_frames`` codecs. The writer (``ExclusiveAppender``, one thread, no atomics needed) writes
+each frame's header with a *negative* frame length, copies the payload, then commits by rewriting the
+frame length positive; a reader in the same process or over shared memory therefore treats a
+``frame_length <= 0`` as "not yet written" and never sees half a frame. A message longer than
+``mtu - 32`` bytes is fragmented (BEGIN, middle..., END flags); all fragments are contiguous in one
+term, so a message never straddles terms. When the message does not fit in the rest of the term the
+appender fills the rest with one PAD frame, rotates to the next term and returns ``ADMIN_ACTION``; the
+caller retries and the message lands at offset 0 of the next term. Rotating into term ``t`` zeroes the
+partition of term ``t + 1``, which last held term ``t - 2`` (Aeron's driver "cleans" behind its
+consumers; there is no driver here), so a reader reaching the end of term ``t`` before the appender
+rotates finds zeros, never stale frames. A consumer must therefore have left term ``t - 2`` when the
+appender enters term ``t``, which a window (``position_limit``) of at most one term guarantees.
+
+Each partition keeps a *raw tail* ``term_id << 32 | term_offset`` (the tail may run past the term end
+when a message trips it), exactly like the log metadata of a real Aeron log; ``LogBuffers`` can be
+started at any ``(term_id, term_offset)``, as Aeron Cluster does for a new leadership term's log.
+
+``TermReader.read`` walks frames from a term offset up to a limit, skipping PAD, delivering DATA payloads
+as memoryviews with a reusable ``Header`` whose ``position()`` is the position of the *end* of the frame
+(Aeron's log position of an entry). It is bounded: it never reads past the term and stops (and counts)
+on any frame whose length, type or term offset could not come from a writer. ``FragmentAssembler``
+rebuilds fragmented messages per session in bounded buffers, passing unfragmented ones through without
+a copy and dropping (and counting) broken sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cluster.transport.errors import (
+    InvalidMtuError,
+    InvalidTermLengthError,
+    LogBufferError,
+    MessageTooLongError,
+)
+from generated.aeron_transport_frames import (
+    DataFlags,
+    DataHeaderDecoder,
+    DataHeaderEncoder,
+    FrameHeaderEncoder,
+    FrameType,
+)
+
+__all__ = [
+    "ADMIN_ACTION",
+    "BACK_PRESSURED",
+    "CLOSED",
+    "FRAME_ALIGNMENT",
+    "HEADER_LENGTH",
+    "MAX_MESSAGE_LENGTH",
+    "MAX_POSITION_EXCEEDED",
+    "MAX_UDP_PAYLOAD_LENGTH",
+    "NOT_CONNECTED",
+    "PARTITION_COUNT",
+    "TERM_MAX_LENGTH",
+    "TERM_MIN_LENGTH",
+    "BufferClaim",
+    "ExclusiveAppender",
+    "FragmentAssembler",
+    "FragmentHandler",
+    "Header",
+    "InvalidMtuError",
+    "InvalidTermLengthError",
+    "LogBufferError",
+    "LogBuffers",
+    "MessageTooLongError",
+    "TermReader",
+    "align",
+    "check_mtu",
+    "check_term_length",
+    "compute_position",
+    "compute_term_begin_position",
+    "compute_term_id",
+    "compute_term_offset",
+    "index_by_position",
+    "index_by_term_count",
+    "max_message_length",
+    "max_payload",
+    "max_stream_position",
+    "pack_tail",
+    "partition_index",
+    "position_bits_to_shift",
+    "tail_term_id",
+    "tail_term_offset",
+    "write_heartbeat",
+]
+
+# ------------------------------------------------------------------------------------------ constants
+
+FRAME_ALIGNMENT = 32
+HEADER_LENGTH = 32
+PARTITION_COUNT = 3
+TERM_MIN_LENGTH = 64 * 1024
+TERM_MAX_LENGTH = 1024 * 1024 * 1024
+MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
+MAX_UDP_PAYLOAD_LENGTH = 65504
+
+# Publication.offer results (Aeron's values); a non-negative result is the new stream position.
+NOT_CONNECTED = -1
+BACK_PRESSURED = -2
+ADMIN_ACTION = -3
+CLOSED = -4
+MAX_POSITION_EXCEEDED = -5
+
+_BEGIN = int(DataFlags.BEGIN)
+_END = int(DataFlags.END)
+_UNFRAGMENTED = _BEGIN | _END
+_BEGIN_END_EOS = _UNFRAGMENTED | int(DataFlags.EOS)
+_DATA = int(FrameType.DATA)
+_PAD = int(FrameType.PAD)
+
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+_ZERO_CHUNK = bytes(64 * 1024)
+
+# The only wire format: the generated codecs, held as plain functions for the hot paths.
+_unpack_data = DataHeaderDecoder.unpack
+_pack_data = DataHeaderEncoder.pack_into
+_pack_frame = FrameHeaderEncoder.pack_into
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+# -------------------------------------------------------------------------------------- position math
+
+
+def _i32(value: int) -> int:
+    """``value`` wrapped to a signed int32, as Java's int arithmetic does."""
+    return ((value + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+
+
+def align(value: int, alignment: int = FRAME_ALIGNMENT) -> int:
+    """``value`` rounded up to a multiple of ``alignment`` (a power of two)."""
+    return (value + (alignment - 1)) & -alignment
+
+
+def position_bits_to_shift(term_length: int) -> int:
+    """log2 of a power-of-two term length (Java's ``numberOfTrailingZeros``)."""
+    return (term_length & -term_length).bit_length() - 1
+
+
+def compute_position(term_id: int, term_offset: int, shift: int, initial_term_id: int) -> int:
+    """The stream position of ``term_offset`` in term ``term_id``; the term count wraps as an int32."""
+    term_count = ((term_id - initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+    return (term_count << shift) + term_offset
+
+
+def compute_term_begin_position(term_id: int, shift: int, initial_term_id: int) -> int:
+    """The stream position of the first byte of term ``term_id``."""
+    term_count = ((term_id - initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+    return term_count << shift
+
+
+def compute_term_id(position: int, shift: int, initial_term_id: int) -> int:
+    """The term id holding ``position``: ``int32((position >>> shift) + initial_term_id)``."""
+    return ((((position & _U64) >> shift) + initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+
+
+def compute_term_offset(position: int, term_length: int) -> int:
+    """The offset of ``position`` within its term."""
+    return position & (term_length - 1)
+
+
+def partition_index(term_id: int, initial_term_id: int) -> int:
+    """The partition (0..2) holding term ``term_id``."""
+    return (((term_id - initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000) % PARTITION_COUNT
+
+
+def index_by_term_count(term_count: int) -> int:
+    """The partition (0..2) holding the ``term_count``-th term of the stream."""
+    return term_count % PARTITION_COUNT
+
+
+def index_by_position(position: int, shift: int) -> int:
+    """The partition (0..2) holding ``position``."""
+    return ((position & _U64) >> shift) % PARTITION_COUNT
+
+
+def max_message_length(term_length: int) -> int:
+    """The longest message a log of this term length takes: ``min(term_length / 8, 16 MiB)``."""
+    return min(term_length // 8, MAX_MESSAGE_LENGTH)
+
+
+def max_payload(mtu: int) -> int:
+    """The payload bytes one frame carries at this MTU."""
+    return mtu - HEADER_LENGTH
+
+
+def max_stream_position(term_length: int) -> int:
+    """One past the last position a stream can reach: ``term_length * 2**31``."""
+    return term_length << 31
+
+
+def pack_tail(term_id: int, term_offset: int) -> int:
+    """A raw tail, ``term_id << 32 | term_offset`` as a signed int64."""
+    return (term_id << 32) + term_offset
+
+
+def tail_term_id(raw_tail: int) -> int:
+    """The term id of a raw tail."""
+    return raw_tail >> 32
+
+
+def tail_term_offset(raw_tail: int, term_length: int) -> int:
+    """The term offset of a raw tail, clamped to the term (a tripped tail runs past the end)."""
+    return min(raw_tail & 0xFFFF_FFFF, term_length)
+
+
+def check_term_length(term_length: int) -> None:
+    """Raise ``InvalidTermLengthError`` unless ``term_length`` is a power of two in [64 KiB, 1 GiB]."""
+    if term_length < TERM_MIN_LENGTH:
+        raise InvalidTermLengthError(f"term length less than min length of {TERM_MIN_LENGTH}: {term_length}")
+    if term_length > TERM_MAX_LENGTH:
+        raise InvalidTermLengthError(f"term length more than max length of {TERM_MAX_LENGTH}: {term_length}")
+    if term_length & (term_length - 1):
+        raise InvalidTermLengthError(f"term length not a power of 2: {term_length}")
+
+
+def check_mtu(mtu: int) -> None:
+    """Raise ``InvalidMtuError`` unless ``mtu`` is a multiple of 32 in (32, 65504]."""
+    if mtu <= HEADER_LENGTH or mtu > MAX_UDP_PAYLOAD_LENGTH:
+        raise InvalidMtuError(f"mtu must be > {HEADER_LENGTH} and <= {MAX_UDP_PAYLOAD_LENGTH}: {mtu}")
+    if mtu & (FRAME_ALIGNMENT - 1):
+        raise InvalidMtuError(f"mtu must be a multiple of {FRAME_ALIGNMENT}: {mtu}")
+
+
+def _check_int32(name: str, value: int) -> None:
+    if not -0x8000_0000 <= value <= 0x7FFF_FFFF:
+        raise LogBufferError(f"{name} is not an int32: {value}")
+
+
+def write_heartbeat(
+    buffer: bytearray | memoryview,
+    offset: int,
+    session_id: int,
+    stream_id: int,
+    term_id: int,
+    term_offset: int,
+    end_of_stream: bool = False,
+) -> int:
+    """Write a heartbeat (a DATA header with frame length 0, flags 0xC0, or 0xE0 at end of stream) at
+    ``offset``; it is sent on its own, never stored in a term. Returns 32, the bytes written."""
+    flags = _BEGIN_END_EOS if end_of_stream else _UNFRAGMENTED
+    return int(_pack_data(buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0))
+
+
+# ---------------------------------------------------------------------------------------- log buffers
+
+
+class LogBuffers:
+    """The three term partitions of one log and their raw tails, as Aeron's log buffer keeps them.
+
+    ``terms[i]`` is a writable memoryview of partition ``i``, over ``buffer`` (allocated when not given,
+    or e.g. an mmap of a log file of at least ``3 * term_length`` bytes, zeroed). Constructed with ``term_id``
+    (and ``term_offset``) the log starts mid-stream, as an exclusive publication created at a position.
+    """
+
+    __slots__ = (
+        "active_term_count",
+        "buffer",
+        "initial_term_id",
+        "position_bits_to_shift",
+        "raw_tails",
+        "term_length",
+        "terms",
+    )
+
+    def __init__(
+        self,
+        term_length: int,
+        initial_term_id: int,
+        *,
+        term_id: int | None = None,
+        term_offset: int = 0,
+        buffer: bytearray | memoryview | None = None,
+    ) -> None:
+        check_term_length(term_length)
+        _check_int32("initial_term_id", initial_term_id)
+        if buffer is None:
+            buffer = bytearray(PARTITION_COUNT * term_length)
+        view = memoryview(buffer).cast("B")
+        if view.readonly or view.nbytes < PARTITION_COUNT * term_length:
+            raise LogBufferError(
+                f"log buffer must be writable and hold {PARTITION_COUNT} x {term_length} bytes: "
+                f"{view.nbytes} bytes{' (read-only)' if view.readonly else ''}"
+            )
+        self.term_length = term_length
+        self.initial_term_id = initial_term_id
+        self.position_bits_to_shift = position_bits_to_shift(term_length)
+        self.buffer = buffer
+        self.terms: tuple[memoryview, ...] = tuple(
+            view[i * term_length : (i + 1) * term_length] for i in range(PARTITION_COUNT)
+        )
+        self.raw_tails: list[int] = [0] * PARTITION_COUNT
+        self.active_term_count = 0
+        if term_id is None:
+            self._initialise_tails(initial_term_id, 0)
+        else:
+            _check_int32("term_id", term_id)
+            if not 0 <= term_offset <= term_length or term_offset & (FRAME_ALIGNMENT - 1):
+                raise LogBufferError(
+                    f"term_offset must be a multiple of 32 in [0, {term_length}]: {term_offset}"
+                )
+            self._initialise_tails(term_id, term_offset)
+
+    def _initialise_tails(self, term_id: int, term_offset: int) -> None:
+        # DriverConductor: the active partition gets (term_id, term_offset); the two others the ids of
+        # the terms three before theirs, so the next rotation finds what it expects.
+        term_count = _i32(term_id - self.initial_term_id)
+        index = term_count % PARTITION_COUNT
+        self.raw_tails[index] = pack_tail(term_id, term_offset)
+        for i in range(1, PARTITION_COUNT):
+            index = (index + 1) % PARTITION_COUNT
+            self.raw_tails[index] = pack_tail(_i32(term_id + i - PARTITION_COUNT), 0)
+        self.active_term_count = term_count
+
+    @property
+    def active_partition_index(self) -> int:
+        return self.active_term_count % PARTITION_COUNT
+
+    def rotate(self, term_id: int) -> int:
+        """Make term ``term_id + 1`` active (reset its tail) and clean the partition after it, which held
+        term ``term_id - 1``; return the new term id."""
+        next_term_id = _i32(term_id + 1)
+        next_term_count = _i32(self.active_term_count + 1)
+        index = next_term_count % PARTITION_COUNT
+        self.raw_tails[index] = pack_tail(next_term_id, 0)
+        self.active_term_count = next_term_count
+        self.clean_partition((index + 1) % PARTITION_COUNT)
+        return next_term_id
+
+    def clean_partition(self, index: int) -> None:
+        """Zero partition ``index`` (what Aeron's driver does behind the consumers)."""
+        term = self.terms[index]
+        chunk = len(_ZERO_CHUNK)
+        for start in range(0, self.term_length, chunk):
+            end = min(start + chunk, self.term_length)
+            term[start:end] = _ZERO_CHUNK[: end - start]
+
+
+# ------------------------------------------------------------------------------------------- appender
+
+
+class BufferClaim:
+    """A frame reserved by ``ExclusiveAppender.try_claim``: fill ``buffer`` then ``commit()`` or ``abort()``.
+
+    Reusable (like Aeron's ``BufferClaim``): one object serves claim after claim.
+    """
+
+    __slots__ = ("_frame_length", "_header", "_offset", "_term", "buffer")
+
+    def __init__(self) -> None:
+        self._term: memoryview | None = None
+        self._offset = 0
+        self._frame_length = 0
+        self._header: tuple[int, int, int] = (0, 0, 0)
+        self.buffer = memoryview(b"")
+
+    def _wrap(self, term: memoryview, offset: int, frame_length: int, header: tuple[int, int, int]) -> None:
+        assert self._term is None, "claim already holds an uncommitted frame"
+        self._term = term
+        self._offset = offset
+        self._frame_length = frame_length
+        self._header = header
+        self.buffer = term[offset + HEADER_LENGTH : offset + frame_length]
+
+    def _release(self) -> memoryview:
+        term = self._term
+        if term is None:
+            raise LogBufferError("buffer claim is not holding a frame (already committed or aborted)")
+        self._term = None
+        self.buffer = memoryview(b"")
+        return term
+
+    def reserved_value(self, value: int) -> None:
+        """Set the frame's reserved value (before commit)."""
+        term = self._term
+        if term is None:
+            raise LogBufferError("buffer claim is not holding a frame")
+        session_id, stream_id, term_id = self._header
+        offset = self._offset
+        _pack_data(
+            term,
+            offset,
+            -self._frame_length,
+            0,
+            _UNFRAGMENTED,
+            _DATA,
+            offset,
+            session_id,
+            stream_id,
+            term_id,
+            value,
+        )
+
+    def commit(self) -> None:
+        """Publish the frame: its length is written last."""
+        offset, frame_length = self._offset, self._frame_length
+        _pack_frame(self._release(), offset, frame_length, 0, _UNFRAGMENTED, _DATA)
+
+    def abort(self) -> None:
+        """Give the frame up: it becomes PAD, which readers skip."""
+        offset, frame_length = self._offset, self._frame_length
+        _pack_frame(self._release(), offset, frame_length, 0, _UNFRAGMENTED, _PAD)
+
+
+class ExclusiveAppender:
+    """The writer side of an exclusive publication over ``LogBuffers`` (single writer).
+
+    ``append`` and ``try_claim`` return the new stream position (the end of the message), or
+    ``ADMIN_ACTION`` after a term end was reached (the term was padded and rotated: retry),
+    ``BACK_PRESSURED`` at or beyond ``position_limit``, or ``MAX_POSITION_EXCEEDED``.
+    """
+
+    __slots__ = (
+        "_max_unfragmented",
+        "_term",
+        "initial_term_id",
+        "log",
+        "max_message_length",
+        "max_payload_length",
+        "max_possible_position",
+        "mtu",
+        "partition_index",
+        "position_limit",
+        "session_id",
+        "stream_id",
+        "term_begin_position",
+        "term_id",
+        "term_length",
+        "term_offset",
+    )
+
+    def __init__(self, log: LogBuffers, session_id: int, stream_id: int, mtu: int) -> None:
+        check_mtu(mtu)
+        _check_int32("session_id", session_id)
+        _check_int32("stream_id", stream_id)
+        self.log = log
+        self.session_id = session_id
+        self.stream_id = stream_id
+        self.mtu = mtu
+        self.term_length = log.term_length
+        self.initial_term_id = log.initial_term_id
+        self.max_payload_length = max_payload(mtu)
+        self.max_message_length = max_message_length(log.term_length)
+        self._max_unfragmented = min(self.max_payload_length, self.max_message_length)
+        self.max_possible_position = max_stream_position(log.term_length)
+        self.position_limit = self.max_possible_position
+        # ExclusivePublication's constructor: pick the state up from the active partition's tail.
+        index = log.active_partition_index
+        raw_tail = log.raw_tails[index]
+        self.partition_index = index
+        self.term_id = tail_term_id(raw_tail)
+        self.term_offset = tail_term_offset(raw_tail, log.term_length)
+        self.term_begin_position = compute_term_begin_position(
+            self.term_id, log.position_bits_to_shift, log.initial_term_id
+        )
+        self._term = log.terms[index]
+
+    @property
+    def position(self) -> int:
+        """The stream position the next message will start at."""
+        return self.term_begin_position + self.term_offset
+
+    def append(self, payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
+        """Append one message (a bytes-like of unsigned bytes), fragmenting it beyond ``mtu - 32`` bytes."""
+        length = len(payload)
+        term_offset = self.term_offset
+        if length <= self._max_unfragmented:
+            if self.term_begin_position + term_offset >= self.position_limit:
+                return self._back_pressure_status(length)
+            frame_length = length + HEADER_LENGTH
+            resulting_offset = term_offset + ((frame_length + 31) & -32)
+            term_id = self.term_id
+            self.log.raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
+            if resulting_offset > self.term_length:
+                return self._end_of_term(term_offset)
+            term = self._term
+            _pack_data(
+                term,
+                term_offset,
+                -frame_length,
+                0,
+                _UNFRAGMENTED,
+                _DATA,
+                term_offset,
+                self.session_id,
+                self.stream_id,
+                term_id,
+                reserved_value,
+            )
+            term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
+            _pack_frame(term, term_offset, frame_length, 0, _UNFRAGMENTED, _DATA)
+            self.term_offset = resulting_offset
+            return self.term_begin_position + resulting_offset
+        if length > self.max_message_length:
+            raise MessageTooLongError(
+                f"message exceeds max_message_length={self.max_message_length}: length={length}"
+            )
+        if self.term_begin_position + term_offset >= self.position_limit:
+            return self._back_pressure_status(length)
+        return self._append_fragmented(payload, length, reserved_value)
+
+    def _append_fragmented(
+        self, payload: bytes | bytearray | memoryview, length: int, reserved_value: int
+    ) -> int:
+        max_payload_length = self.max_payload_length
+        full_frames, remainder = divmod(length, max_payload_length)
+        last_frame_length = align(remainder + HEADER_LENGTH) if remainder else 0
+        required_length = full_frames * (max_payload_length + HEADER_LENGTH) + last_frame_length
+        term_offset = self.term_offset
+        resulting_offset = term_offset + required_length
+        term_id = self.term_id
+        self.log.raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
+        if resulting_offset > self.term_length:
+            return self._end_of_term(term_offset)
+        term = self._term
+        source = memoryview(payload)
+        session_id, stream_id = self.session_id, self.stream_id
+        frame_offset = term_offset
+        flags = _BEGIN
+        source_offset = 0
+        while source_offset < length:
+            remaining = length - source_offset
+            if remaining <= max_payload_length:
+                flags |= _END
+                chunk = remaining
+            else:
+                chunk = max_payload_length
+            frame_length = chunk + HEADER_LENGTH
+            _pack_data(
+                term,
+                frame_offset,
+                -frame_length,
+                0,
+                flags,
+                _DATA,
+                frame_offset,
+                session_id,
+                stream_id,
+                term_id,
+                reserved_value,
+            )
+            term[frame_offset + HEADER_LENGTH : frame_offset + frame_length] = source[
+                source_offset : source_offset + chunk
+            ]
+            _pack_frame(term, frame_offset, frame_length, 0, flags, _DATA)
+            flags = 0
+            frame_offset += (frame_length + 31) & -32
+            source_offset += chunk
+        assert frame_offset == resulting_offset, (frame_offset, resulting_offset)
+        self.term_offset = resulting_offset
+        return self.term_begin_position + resulting_offset
+
+    def try_claim(self, length: int, claim: BufferClaim) -> int:
+        """Reserve an unfragmented frame of ``length`` payload bytes; ``claim`` then holds it."""
+        if not 0 <= length <= self._max_unfragmented:
+            raise MessageTooLongError(
+                f"claim exceeds max_payload_length={self._max_unfragmented}: length={length}"
+            )
+        term_offset = self.term_offset
+        if self.term_begin_position + term_offset >= self.position_limit:
+            return self._back_pressure_status(length)
+        frame_length = length + HEADER_LENGTH
+        resulting_offset = term_offset + align(frame_length)
+        term_id = self.term_id
+        self.log.raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
+        if resulting_offset > self.term_length:
+            return self._end_of_term(term_offset)
+        term = self._term
+        _pack_data(
+            term,
+            term_offset,
+            -frame_length,
+            0,
+            _UNFRAGMENTED,
+            _DATA,
+            term_offset,
+            self.session_id,
+            self.stream_id,
+            term_id,
+            0,
+        )
+        claim._wrap(term, term_offset, frame_length, (self.session_id, self.stream_id, term_id))
+        self.term_offset = resulting_offset
+        return self.term_begin_position + resulting_offset
+
+    def _end_of_term(self, term_offset: int) -> int:
+        """The message does not fit: pad the rest of the term, rotate, and ask for a retry."""
+        term_length = self.term_length
+        if term_offset < term_length:
+            padding_length = term_length - term_offset
+            term = self._term
+            _pack_data(
+                term,
+                term_offset,
+                -padding_length,
+                0,
+                _UNFRAGMENTED,
+                _PAD,
+                term_offset,
+                self.session_id,
+                self.stream_id,
+                self.term_id,
+                0,
+            )
+            _pack_frame(term, term_offset, padding_length, 0, _UNFRAGMENTED, _PAD)
+        if self.term_begin_position + term_length >= self.max_possible_position:
+            self.term_offset = term_length
+            return MAX_POSITION_EXCEEDED
+        log = self.log
+        self.term_id = log.rotate(self.term_id)
+        self.partition_index = log.active_partition_index
+        self._term = log.terms[self.partition_index]
+        self.term_offset = 0
+        self.term_begin_position += term_length
+        return ADMIN_ACTION
+
+    def _back_pressure_status(self, length: int) -> int:
+        position = self.term_begin_position + self.term_offset
+        if position + align(length + HEADER_LENGTH) >= self.max_possible_position:
+            return MAX_POSITION_EXCEEDED
+        return BACK_PRESSURED
+
+
+# --------------------------------------------------------------------------------------------- reader
+
+
+class Header:
+    """The header of the fragment being delivered (a reusable view: copy what you keep).
+
+    ``values`` is the raw ``DataHeaderDecoder.unpack`` tuple (frame_length, version, flags, type,
+    term_offset, session_id, stream_id, term_id, reserved_value); ``offset`` is where the frame starts.
+    """
+
+    __slots__ = ("initial_term_id", "offset", "position_bits_to_shift", "values")
+
+    def __init__(self, initial_term_id: int, position_bits_to_shift: int) -> None:
+        self.initial_term_id = initial_term_id
+        self.position_bits_to_shift = position_bits_to_shift
+        self.values: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        self.offset = 0
+
+    def position(self) -> int:
+        """The stream position of the end of this frame (Aeron's ``Header.position()``)."""
+        values = self.values
+        return compute_position(
+            values[7], (values[4] + values[0] + 31) & -32, self.position_bits_to_shift, self.initial_term_id
+        )
+
+    @property
+    def frame_length(self) -> int:
+        return self.values[0]
+
+    @property
+    def flags(self) -> int:
+        return self.values[2]
+
+    @property
+    def type(self) -> int:
+        return self.values[3]
+
+    @property
+    def term_offset(self) -> int:
+        return self.values[4]
+
+    @property
+    def session_id(self) -> int:
+        return self.values[5]
+
+    @property
+    def stream_id(self) -> int:
+        return self.values[6]
+
+    @property
+    def term_id(self) -> int:
+        return self.values[7]
+
+    @property
+    def reserved_value(self) -> int:
+        return self.values[8]
+
+    @property
+    def next_term_offset(self) -> int:
+        """The aligned offset just past this frame."""
+        return (self.values[4] + self.values[0] + 31) & -32
+
+
+FragmentHandler = Callable[[memoryview, Header], object]
+
+
+class TermReader:
+    """Reads committed frames out of one stream's terms (``read`` is Aeron's ``TermReader.read``).
+
+    ``corrupt_frame_count`` counts stops at a frame no writer could have produced (length below 32
+    or past the term end, type neither DATA nor PAD, term offset field not the frame's own). Handler
+    exceptions go to ``error_handler`` and end the read after the frame (as in Aeron); without one they
+    propagate and that read's progress is lost to the caller.
+    """
+
+    __slots__ = ("corrupt_frame_count", "error_handler", "header")
+
+    def __init__(
+        self,
+        initial_term_id: int,
+        term_length: int,
+        error_handler: Callable[[Exception], object] | None = None,
+    ) -> None:
+        self.header = Header(initial_term_id, position_bits_to_shift(term_length))
+        self.error_handler = error_handler
+        self.corrupt_frame_count = 0
+
+    def read(
+        self,
+        term_buffer: memoryview,
+        term_offset: int,
+        handler: FragmentHandler,
+        fragments_limit: int,
+        limit_offset: int,
+    ) -> tuple[int, int]:
+        """Deliver up to ``fragments_limit`` DATA fragments starting at ``term_offset`` and ending at or
+        before ``limit_offset``; return (fragments delivered, offset after the last frame consumed)."""
+        if term_offset < 0 or term_offset & (FRAME_ALIGNMENT - 1):
+            raise LogBufferError(f"term_offset must be a non-negative multiple of 32: {term_offset}")
+        capacity = len(term_buffer)
+        limit = limit_offset if limit_offset < capacity else capacity
+        offset = term_offset
+        fragments_read = 0
+        header = self.header
+        unpack = _unpack_data
+        try:
+            while fragments_read < fragments_limit and offset + HEADER_LENGTH <= limit:
+                values = unpack(term_buffer, offset)
+                frame_length = values[0]
+                if frame_length <= 0:
+                    break
+                frame_end = offset + ((frame_length + 31) & -32)
+                if (
+                    frame_length < HEADER_LENGTH
+                    or frame_end > capacity
+                    or values[3] > 1
+                    or values[4] != offset
+                ):
+                    self.corrupt_frame_count += 1
+                    break
+                if frame_end > limit:
+                    break
+                frame_offset = offset
+                offset = frame_end
+                if values[3] == _PAD:
+                    continue
+                fragments_read += 1
+                header.values = values
+                header.offset = frame_offset
+                handler(term_buffer[frame_offset + HEADER_LENGTH : frame_offset + frame_length], header)
+        except Exception as exc:
+            if self.error_handler is None:
+                raise
+            self.error_handler(exc)
+        return fragments_read, offset
+
+
+# ---------------------------------------------------------------------------------------- reassembly
+
+
+class _Builder:
+    __slots__ = ("buffer", "limit", "next_term_offset", "term_id")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.limit = 0
+        self.next_term_offset = -1  # -1: no message in progress
+        self.term_id = 0
+
+
+class FragmentAssembler:
+    """Rebuilds fragmented messages per session and hands whole messages to ``delegate``.
+
+    Unfragmented fragments are passed straight through (same memoryview, no copy). A reassembled
+    message is delivered as a memoryview of the session's buffer (valid during the call only) with the
+    header of its END fragment, whose ``position()`` is the end of the message. Continuations must be
+    contiguous (same term, the aligned offset right after the previous fragment). Dropped, and counted
+    in ``broken_sequence_count``: a continuation with no BEGIN before it, a BEGIN interrupting a message,
+    a gap; in ``too_long_count``: messages growing past ``max_message_length``; in
+    ``session_limit_count``: BEGINs refused because ``max_sessions`` sessions are mid-message.
+    """
+
+    __slots__ = (
+        "_builders",
+        "broken_sequence_count",
+        "delegate",
+        "max_message_length",
+        "max_sessions",
+        "session_limit_count",
+        "too_long_count",
+    )
+
+    def __init__(
+        self,
+        delegate: FragmentHandler,
+        max_message_length: int = MAX_MESSAGE_LENGTH,
+        max_sessions: int = 1024,
+    ) -> None:
+        assert 0 < max_message_length <= MAX_MESSAGE_LENGTH and max_sessions > 0
+        self.delegate = delegate
+        self.max_message_length = max_message_length
+        self.max_sessions = max_sessions
+        self._builders: dict[int, _Builder] = {}
+        self.broken_sequence_count = 0
+        self.too_long_count = 0
+        self.session_limit_count = 0
+
+    def free_session(self, session_id: int) -> bool:
+        """Forget a session's buffer (e.g. its image went away); True if it had one."""
+        return self._builders.pop(session_id, None) is not None
+
+    def on_fragment(self, payload: memoryview, header: Header) -> None:
+        values = header.values
+        flags = values[2]
+        if flags & _UNFRAGMENTED == _UNFRAGMENTED:
+            self.delegate(payload, header)
+            return
+        session_id = values[5]
+        builder = self._builders.get(session_id)
+        if flags & _BEGIN:
+            if builder is None:
+                builder = self._new_builder(session_id)
+                if builder is None:
+                    self.session_limit_count += 1
+                    return
+            elif builder.next_term_offset >= 0:
+                self.broken_sequence_count += 1  # the message in progress never ended
+            builder.limit = 0
+            if not self._append(builder, payload):
+                return
+            builder.term_id = values[7]
+            builder.next_term_offset = (values[4] + values[0] + 31) & -32
+            return
+        if builder is None or builder.next_term_offset < 0:
+            self.broken_sequence_count += 1  # continuation without a BEGIN
+            return
+        if values[4] != builder.next_term_offset or values[7] != builder.term_id:
+            self.broken_sequence_count += 1  # a gap: the message cannot be whole
+            builder.next_term_offset = -1
+            builder.limit = 0
+            return
+        if not self._append(builder, payload):
+            return
+        if flags & _END:
+            length = builder.limit
+            builder.next_term_offset = -1
+            builder.limit = 0
+            self.delegate(memoryview(builder.buffer)[:length], header)
+        else:
+            builder.next_term_offset = (values[4] + values[0] + 31) & -32
+
+    __call__ = on_fragment
+
+    def _append(self, builder: _Builder, payload: memoryview) -> bool:
+        limit = builder.limit
+        new_limit = limit + len(payload)
+        if new_limit > self.max_message_length:
+            self.too_long_count += 1
+            builder.next_term_offset = -1
+            builder.limit = 0
+            return False
+        buffer = builder.buffer
+        if new_limit > len(buffer):
+            # Grow into a new bytearray (never resize in place: a delegate may still hold a view).
+            capacity = max(4096, len(buffer) * 2, new_limit)
+            grown = bytearray(min(capacity, self.max_message_length))
+            grown[:limit] = memoryview(buffer)[:limit]
+            builder.buffer = buffer = grown
+        buffer[limit:new_limit] = payload
+        builder.limit = new_limit
+        return True
+
+    def _new_builder(self, session_id: int) -> _Builder | None:
+        builders = self._builders
+        if len(builders) >= self.max_sessions:
+            for idle in [sid for sid, b in builders.items() if b.next_term_offset < 0]:
+                del builders[idle]
+            if len(builders) >= self.max_sessions:
+                return None
+        builder = builders[session_id] = _Builder()
+        return builder
