@@ -42,6 +42,9 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     "sbe": CommandSpec("tools.sbe_cmd", "decode or encode SBE messages of any schema, driven by its XML"),
     "demo": CommandSpec("tools.demo", "run the main job"),
     "bench": CommandSpec("tools.bench", "run benchmarks and print the measured ratios"),
+    "decode": CommandSpec(
+        "tools.decode_cmd", "decode Aeron frames and SBE messages from a pcap or pcapng capture"
+    ),
 }
 
 

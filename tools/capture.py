@@ -1,0 +1,550 @@
+"""Decode Aeron frames and the SBE messages they carry from a pcap or pcapng capture.
+
+Theory of operation
+-------------------
+A capture is read with ``dpkt`` (``pcap.Reader`` or ``pcapng.Reader``, chosen by the file's magic number)
+and every packet is unwrapped down to UDP: the link layer (Ethernet, Linux cooked SLL and SLL2,
+loopback/null, raw IP), then IPv4 or IPv6. Packets that are not UDP, are IP fragments or cannot be
+parsed are skipped; ``ports`` keeps only datagrams whose source or destination port is listed.
+Datagrams are numbered from 0 in the order they are decoded (``"datagram"`` in the records).
+
+Each datagram holds Aeron frames back to back. Every frame starts with the 8-byte common header read
+with the generated ``FrameHeaderDecoder``; the header of each kind of frame is read with its generated
+codec, never with a hand-written layout. A DATA or PAD frame occupies ``align(frame_length, 32)``
+bytes, a heartbeat (DATA with frame length 0) 32 bytes, any other frame ``frame_length`` bytes. A PAD
+frame may be cut short by the datagram's end: a sender ships only the 32-byte header of the padding at
+the end of a term, so that is not an error. Any other frame that is shorter than its header, longer
+than what is left of the datagram, or of an unknown type ends the datagram with an error record; the
+next datagram is decoded as usual.
+
+DATA fragments are reassembled per ``(session_id, stream_id)``: BEGIN starts a message, a fragment
+without BEGIN continues it only if it has the same term id and starts exactly where the previous
+fragment's aligned frame ended, and END completes it. Anything else (a BEGIN that never ended, a
+continuation without BEGIN, a gap) drops what was gathered with an ``incomplete message`` error. A
+message is bounded by Aeron's largest message length (16 MiB).
+
+A complete message is decoded as SBE by the first schema whose header it matches (the schemas given
+with ``--schema`` first, then the built-in ones in ``schemas/``), with the on-the-fly codec so that the
+``"sbe"`` object is exactly what ``tools sbe decode`` prints for the same bytes. Bytes after the decoded
+message (the application payload behind a cluster ``SessionMessageHeader``) are ``"trailingHex"``; a
+payload no schema decodes is ``"payloadHex"``.
+
+Every output record is a JSON-ready ``dict`` whose ``"kind"`` is ``frame``, ``message`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import dpkt  # type: ignore[import-untyped]
+
+from codegen import load_schema
+from codegen.otf import OtfCodec
+from codegen.runtime.errors import CodecError, SchemaIdMismatchError
+from generated.aeron_transport_frames import (
+    DataHeaderDecoder,
+    ErrorHeaderDecoder,
+    FrameHeaderDecoder,
+    FrameType,
+    NakHeaderDecoder,
+    ResponseSetupHeaderDecoder,
+    RttmHeaderDecoder,
+    SetupHeaderDecoder,
+    StatusMessageHeaderDecoder,
+    TaggedStatusMessageHeaderDecoder,
+)
+from tools.codegen_cmd import DEFAULT_SCHEMAS
+
+__all__ = [
+    "MAX_MESSAGE_LENGTH",
+    "CaptureDecoder",
+    "CaptureError",
+    "Datagram",
+    "SbeCatalog",
+    "decode_capture",
+    "format_text",
+    "read_datagrams",
+]
+
+Record = dict[str, Any]
+
+FRAME_ALIGNMENT: Final = 32
+DATA_HEADER_LENGTH: Final = DataHeaderDecoder.SIZE
+FRAME_HEADER_LENGTH: Final = FrameHeaderDecoder.SIZE
+MAX_MESSAGE_LENGTH: Final = 16 * 1024 * 1024
+
+_BEGIN: Final = 0x80
+_END: Final = 0x40
+
+_PCAP_MAGICS: Final = frozenset(
+    {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1", "a1b2cd34", "34cdb2a1")}
+)
+_PCAPNG_MAGIC: Final = bytes.fromhex("0a0d0d0a")
+
+# Link types (LINKTYPE_* as stored in capture files, and the DLT_* values some systems use).
+_LINK_NULL: Final = frozenset({0, 108})  # DLT_NULL, DLT_LOOP: a 4-byte address family, then IP
+_LINK_ETHERNET: Final = 1
+_LINK_RAW: Final = frozenset({12, 14, 101, 228, 229})  # DLT_RAW (two systems), LINKTYPE_RAW, IPV4, IPV6
+_LINK_SLL: Final = 113
+_LINK_SLL2: Final = 276
+
+_UDP: Final = 17
+_IPV6_FRAGMENT: Final = 44
+
+# dpkt signals bad packets with its own errors and, on some malformed input, with plain ones.
+_PARSE_ERRORS: Final = (dpkt.Error, struct.error, ValueError, IndexError, KeyError, TypeError)
+
+
+class CaptureError(Exception):
+    """The file cannot be read as a capture at all."""
+
+    is_user_error = True
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One UDP datagram of the capture: its number among decoded datagrams, ports and payload."""
+
+    index: int
+    source_port: int
+    destination_port: int
+    payload: bytes
+
+
+def _align(value: int) -> int:
+    return (value + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
+
+
+# ------------------------------------------------------------------------------------------ pcap reading
+
+
+class _ShortReadWatch:
+    """A read-only file proxy that remembers reads which came back short: dpkt's readers yield a packet
+    cut by the end of the file as if it were whole, so truncation is seen here instead."""
+
+    __slots__ = ("_stream", "name", "partial", "short")
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self._stream = stream
+        self.name = name
+        self.partial = False  # some read returned part of what was asked
+        self.short = False  # some read returned less than asked, possibly nothing
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._stream.read(size)
+        if 0 <= len(data) < size:
+            self.short = True
+            self.partial = self.partial or len(data) > 0
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._stream.seek(offset, whence))
+
+    def reset(self) -> None:
+        self.partial = self.short = False
+
+
+def _open_reader(path: Path, stream: Any) -> Any:
+    magic = stream.read(4)
+    stream.seek(0)
+    try:
+        if magic in _PCAP_MAGICS:
+            return dpkt.pcap.Reader(stream)
+        if magic == _PCAPNG_MAGIC:
+            return dpkt.pcapng.Reader(stream)
+    except (*_PARSE_ERRORS, OSError, OverflowError, MemoryError) as exc:
+        raise CaptureError(f"{path}: not a readable capture: {exc}") from None
+    raise CaptureError(f"{path}: not a pcap or pcapng capture (magic number {magic.hex() or 'missing'})")
+
+
+def _ip_packet(buf: bytes) -> Any:
+    """An IPv4 or IPv6 packet from raw bytes, by the version nibble; ``None`` for anything else."""
+    if not buf:
+        return None
+    version = buf[0] >> 4
+    if version == 4:
+        return dpkt.ip.IP(buf)
+    if version == 6:
+        return dpkt.ip6.IP6(buf)
+    return None
+
+
+def _network_packet(link_type: int, frame: bytes) -> Any:
+    if link_type == _LINK_ETHERNET:
+        return dpkt.ethernet.Ethernet(frame).data
+    if link_type in _LINK_NULL:
+        return _ip_packet(frame[4:])
+    if link_type in _LINK_RAW:
+        return _ip_packet(frame)
+    if link_type == _LINK_SLL:
+        return dpkt.sll.SLL(frame).data
+    if link_type == _LINK_SLL2:
+        return dpkt.sll2.SLL2(frame).data
+    return None
+
+
+def _udp_of(link_type: int, frame: bytes) -> tuple[int, int, bytes] | None:
+    """``(source_port, destination_port, payload)`` of a UDP packet, or ``None``."""
+    try:
+        packet = _network_packet(link_type, frame)
+        if isinstance(packet, dpkt.ip.IP):
+            if packet.p != _UDP or packet.offset != 0 or packet.mf:
+                return None
+        elif isinstance(packet, dpkt.ip6.IP6):
+            if _IPV6_FRAGMENT in getattr(packet, "extension_hdrs", {}):
+                return None
+        else:
+            return None
+        udp = packet.data
+        if not isinstance(udp, dpkt.udp.UDP):
+            return None
+        payload = bytes(udp.data)
+        if udp.ulen >= 8:
+            payload = payload[: udp.ulen - 8]
+        return int(udp.sport), int(udp.dport), payload
+    except _PARSE_ERRORS:
+        return None
+
+
+def read_datagrams(path: str | Path, ports: Iterable[int] = ()) -> Iterator[Datagram | Record]:
+    """The UDP datagrams of a capture, filtered by ``ports`` when not empty.
+
+    Raises :class:`CaptureError` when the file is not a capture; a capture damaged or cut short after its
+    header yields one error record and ends.
+    """
+    path = Path(path)
+    wanted = frozenset(ports)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise CaptureError(f"cannot read {path}: {exc.strerror}") from None
+    with stream:
+        watch = _ShortReadWatch(stream, str(path))
+        reader = _open_reader(path, watch)
+        link_type = int(reader.datalink())
+        watch.reset()
+        packets = iter(reader)
+        index = 0
+        packet_number = 0
+        while True:
+            problem: str | None = None
+            try:
+                item = next(packets, None)
+            except (*_PARSE_ERRORS, OSError, OverflowError, MemoryError) as exc:
+                item, problem = None, f"damaged or truncated: {exc}"
+            if problem is None and (watch.partial or (item is not None and watch.short)):
+                problem = "truncated: the file ends inside a packet"
+            if problem is not None:
+                yield {
+                    "kind": "error",
+                    "datagram": index,
+                    "offset": 0,
+                    "error": f"capture {problem} (after {packet_number} whole packets)",
+                }
+                return
+            if item is None:
+                return
+            packet_number += 1
+            udp = _udp_of(link_type, bytes(item[1]))
+            if udp is None:
+                continue
+            source_port, destination_port, payload = udp
+            if wanted and source_port not in wanted and destination_port not in wanted:
+                continue
+            yield Datagram(index, source_port, destination_port, payload)
+            index += 1
+
+
+# -------------------------------------------------------------------------------------------- SBE payloads
+
+
+class SbeCatalog:
+    """The schemas a payload may be decoded with: the given ones first, then the built-in ones."""
+
+    __slots__ = ("_codecs",)
+
+    def __init__(self, extra_schemas: Sequence[str | Path] = (), *, builtin: bool = True) -> None:
+        paths = [Path(p) for p in extra_schemas]
+        if builtin:
+            paths += sorted(DEFAULT_SCHEMAS.glob("*.xml"))
+        codecs = [OtfCodec(load_schema(p)) for p in paths]
+        # A schema without messages (the transport frames) decodes nothing.
+        self._codecs = tuple(c for c in codecs if c.schema.messages)
+
+    def describe(self, payload: bytes) -> Record:
+        """``{"sbe": ..., ["trailingHex": ...]}``, or ``{"payloadHex": ...}`` when no schema decodes it."""
+        for codec in self._codecs:
+            try:
+                message = codec.decode(payload)
+            except SchemaIdMismatchError:
+                continue
+            except CodecError:
+                continue  # the schema's id matched but the message is not one of its messages
+            out: Record = {"sbe": message.to_json_obj()}
+            if message.length < len(payload):
+                out["trailingHex"] = payload[message.length :].hex()
+            return out
+        return {"payloadHex": payload.hex()}
+
+
+# ------------------------------------------------------------------------------------------------ frames
+
+# Frame types whose header is read with one generated codec: (decoder, header length, flags are a set).
+_HEADERS: Final[dict[int, tuple[type[Any], int]]] = {
+    FrameType.PAD: (DataHeaderDecoder, DataHeaderDecoder.SIZE),
+    FrameType.DATA: (DataHeaderDecoder, DataHeaderDecoder.SIZE),
+    FrameType.NAK: (NakHeaderDecoder, NakHeaderDecoder.SIZE),
+    FrameType.SM: (StatusMessageHeaderDecoder, StatusMessageHeaderDecoder.SIZE),
+    FrameType.ERR: (ErrorHeaderDecoder, ErrorHeaderDecoder.SIZE),
+    FrameType.SETUP: (SetupHeaderDecoder, SetupHeaderDecoder.SIZE),
+    FrameType.RTTM: (RttmHeaderDecoder, RttmHeaderDecoder.SIZE),
+    FrameType.RES: (FrameHeaderDecoder, FrameHeaderDecoder.SIZE),
+    FrameType.ATS_DATA: (FrameHeaderDecoder, FrameHeaderDecoder.SIZE),
+    FrameType.RSP_SETUP: (ResponseSetupHeaderDecoder, ResponseSetupHeaderDecoder.SIZE),
+}
+
+
+class FrameFormatError(Exception):
+    """A frame that cannot be decoded; ends the datagram."""
+
+
+def _flag_list(flags: Any) -> list[Any]:
+    """Flags as the SBE JSON shows a set: choice names, unnamed bits as bit numbers."""
+    if isinstance(flags, list):
+        return flags
+    return [bit for bit in range(8) if int(flags) >> bit & 1]
+
+
+def _header_fields(frame_type: int, frame_length: int, buf: bytes, offset: int, heartbeat: bool) -> Record:
+    decoder_type, header_length = _HEADERS[frame_type]
+    if frame_type == FrameType.SM and frame_length >= TaggedStatusMessageHeaderDecoder.SIZE:
+        decoder_type, header_length = TaggedStatusMessageHeaderDecoder, TaggedStatusMessageHeaderDecoder.SIZE
+    if frame_length < header_length and not heartbeat:
+        raise FrameFormatError(
+            f"{FrameType(frame_type).name} frame_length {frame_length} is shorter than its "
+            f"{header_length}-byte header"
+        )
+    decoder_type.unpack(buf, offset)  # raises a CodecError on a header cut by the datagram's end
+    fields: Record = decoder_type().wrap(buf, offset).to_dict()
+    if "status" in fields:  # the tagged status message nests the plain one
+        fields = {**fields.pop("status"), **fields}
+    fields["flags"] = _flag_list(fields["flags"])
+    return fields
+
+
+@dataclass(slots=True)
+class _Partial:
+    """A message being reassembled: where it started, where the next fragment must start."""
+
+    term_id: int
+    term_offset: int
+    next_term_offset: int
+    datagram: int
+    offset: int
+    chunks: list[bytes]
+    length: int
+
+
+class CaptureDecoder:
+    """Turns datagrams into frame, message and error records; ``finish`` reports unfinished messages."""
+
+    __slots__ = ("_catalog", "_partials")
+
+    def __init__(self, catalog: SbeCatalog) -> None:
+        self._catalog = catalog
+        self._partials: dict[tuple[int, int], _Partial] = {}
+
+    def decode_datagram(self, index: int, buf: bytes) -> list[Record]:
+        records: list[Record] = []
+        offset = 0
+        end = len(buf)
+        while offset < end:
+            try:
+                offset = self._decode_frame(index, buf, offset, records)
+            except (FrameFormatError, CodecError) as exc:
+                records.append({"kind": "error", "datagram": index, "offset": offset, "error": str(exc)})
+                break
+        return records
+
+    def finish(self) -> list[Record]:
+        records = [
+            self._incomplete(key, partial, partial.datagram, partial.offset, "BEGIN never ended")
+            for key, partial in self._partials.items()
+        ]
+        self._partials.clear()
+        return records
+
+    def _decode_frame(self, index: int, buf: bytes, offset: int, records: list[Record]) -> int:
+        end = len(buf)
+        header: tuple[int, int, int, int] = FrameHeaderDecoder.unpack(buf, offset)
+        frame_length, frame_type = header[0], header[3]
+        if frame_type not in _HEADERS:
+            raise FrameFormatError(f"unknown frame type {frame_type:#06x}")
+        is_data = frame_type in (FrameType.DATA, FrameType.PAD)
+        heartbeat = frame_type == FrameType.DATA and frame_length == 0
+        if frame_length < FRAME_HEADER_LENGTH and not heartbeat:
+            raise FrameFormatError(f"frame_length {frame_length} is shorter than the 8-byte frame header")
+        if frame_length > end - offset and frame_type != FrameType.PAD:
+            raise FrameFormatError(
+                f"{FrameType(frame_type).name} frame_length {frame_length} runs past the datagram's end "
+                f"({end - offset} bytes left)"
+            )
+        fields = _header_fields(frame_type, frame_length, buf, offset, heartbeat)
+        record: Record = {
+            "kind": "frame",
+            "type": FrameType(frame_type).name,
+            "frameLength": fields.pop("frameLength"),
+            "version": fields.pop("version"),
+            "flags": fields.pop("flags"),
+        }
+        del fields["type"]
+        record.update(fields)
+        if frame_type == FrameType.ERR:
+            text = buf[offset + ErrorHeaderDecoder.SIZE : offset + frame_length]
+            record["errorText"] = text[: max(fields["errorLength"], 0)].decode("utf-8", "replace")
+        elif frame_type in (FrameType.RES, FrameType.ATS_DATA):
+            record["bodyHex"] = buf[offset + FRAME_HEADER_LENGTH : offset + frame_length].hex()
+        record["datagram"] = index
+        record["offset"] = offset
+        records.append(record)
+        if heartbeat:
+            return offset + DATA_HEADER_LENGTH
+        if not is_data:
+            return offset + frame_length
+        if frame_type == FrameType.DATA:
+            self._on_fragment(index, offset, buf, record, records)
+        return min(offset + _align(frame_length), end)
+
+    def _on_fragment(self, index: int, offset: int, buf: bytes, frame: Record, records: list[Record]) -> None:
+        key = (frame["sessionId"], frame["streamId"])
+        flags = buf[offset + 5]
+        term_id = frame["termId"]
+        term_offset = frame["termOffset"]
+        frame_length = frame["frameLength"]
+        payload = buf[offset + DATA_HEADER_LENGTH : offset + frame_length]
+        partial = self._partials.get(key)
+        if flags & _BEGIN:
+            if partial is not None:
+                del self._partials[key]
+                records.append(self._incomplete(key, partial, index, offset, "BEGIN not followed by END"))
+            if flags & _END:
+                records.append(self._message(key, term_id, term_offset, payload))
+                return
+            self._partials[key] = _Partial(
+                term_id,
+                term_offset,
+                term_offset + _align(frame_length),
+                index,
+                offset,
+                [payload],
+                len(payload),
+            )
+            return
+        if partial is None:
+            what = "END" if flags & _END else "middle fragment"
+            records.append(
+                {
+                    "kind": "error",
+                    "datagram": index,
+                    "offset": offset,
+                    "error": f"incomplete message: session {key[0]} stream {key[1]}: {what} at term "
+                    f"{term_id} offset {term_offset} without BEGIN",
+                }
+            )
+            return
+        if partial.term_id != term_id or partial.next_term_offset != term_offset:
+            del self._partials[key]
+            records.append(
+                self._incomplete(
+                    key,
+                    partial,
+                    index,
+                    offset,
+                    f"gap: expected term {partial.term_id} offset {partial.next_term_offset}, "
+                    f"got term {term_id} offset {term_offset}",
+                )
+            )
+            return
+        if partial.length + len(payload) > MAX_MESSAGE_LENGTH:
+            del self._partials[key]
+            records.append(self._incomplete(key, partial, index, offset, "longer than the largest message"))
+            return
+        partial.chunks.append(payload)
+        partial.length += len(payload)
+        partial.next_term_offset = term_offset + _align(frame_length)
+        partial.datagram = index
+        partial.offset = offset
+        if flags & _END:
+            del self._partials[key]
+            records.append(self._message(key, partial.term_id, partial.term_offset, b"".join(partial.chunks)))
+
+    def _message(self, key: tuple[int, int], term_id: int, term_offset: int, payload: bytes) -> Record:
+        record: Record = {
+            "kind": "message",
+            "sessionId": key[0],
+            "streamId": key[1],
+            "termId": term_id,
+            "termOffset": term_offset,
+            "length": len(payload),
+        }
+        record.update(self._catalog.describe(payload))
+        return record
+
+    @staticmethod
+    def _incomplete(key: tuple[int, int], partial: _Partial, index: int, offset: int, why: str) -> Record:
+        return {
+            "kind": "error",
+            "datagram": index,
+            "offset": offset,
+            "error": f"incomplete message: session {key[0]} stream {key[1]} term {partial.term_id} offset "
+            f"{partial.term_offset} ({partial.length} bytes dropped): {why}",
+        }
+
+
+def decode_capture(
+    path: str | Path, ports: Iterable[int] = (), schemas: Sequence[str | Path] = ()
+) -> Iterator[Record]:
+    """Every record of a capture, in order. Raises :class:`CaptureError` if the file is not a capture."""
+    decoder = CaptureDecoder(SbeCatalog(schemas))
+    for item in read_datagrams(path, ports):
+        if isinstance(item, Datagram):
+            yield from decoder.decode_datagram(item.index, item.payload)
+        else:
+            yield item
+    yield from decoder.finish()
+
+
+# ---------------------------------------------------------------------------------------------- text form
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "|".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def format_text(record: Record) -> str:
+    """One readable line for a record."""
+    kind = record["kind"]
+    if kind == "error":
+        return f"#{record['datagram']}+{record['offset']} error: {record['error']}"
+    if kind == "frame":
+        skip = {"kind", "type", "datagram", "offset"}
+        body = " ".join(f"{k}={_value_text(v)}" for k, v in record.items() if k not in skip)
+        name = "HEARTBEAT" if record["type"] == "DATA" and record["frameLength"] == 0 else record["type"]
+        return f"#{record['datagram']}+{record['offset']} {name} {body}"
+    head = (
+        f"message session={record['sessionId']} stream={record['streamId']} term={record['termId']} "
+        f"termOffset={record['termOffset']} length={record['length']}"
+    )
+    if "sbe" in record:
+        sbe = record["sbe"]
+        text = f"{head} {sbe['message']} (schema {sbe['schemaId']} v{sbe['version']}) {sbe['fields']}"
+        if "trailingHex" in record:
+            text += f" trailing={record['trailingHex']}"
+        return text
+    return f"{head} payload={record['payloadHex']}"
