@@ -143,6 +143,14 @@ def set_to_json(value: int, choices: tuple[tuple[str, int], ...]) -> list[str | 
     return out
 
 
+def _run_sections(cursor: Any, table: tuple[Callable[[Any], None], ...], upto: int) -> None:
+    """Apply ``table``'s per-section action (skip it, or write it empty) from the cursor's next section
+    up to, not including, ``upto``."""
+    while cursor._section < upto:
+        table[cursor._section](cursor._root)
+        cursor._section += 1
+
+
 class Cursor:
     """State shared by a root decoder and its group entries: buffer, limit, sections."""
 
@@ -168,19 +176,13 @@ class Cursor:
         if self._section > index:
             self._root._limit = self._block_end()
             self._section = 0
-        sections = self._SECTIONS
-        while self._section < index:
-            sections[self._section](self._root)
-            self._section += 1
+        _run_sections(self, self._SECTIONS, index)
         self._section = index + 1
 
     def _finish_sections(self) -> None:
         if self._pending is not None:
             self._pending._finish()
-        sections = self._SECTIONS
-        while self._section < len(sections):
-            sections[self._section](self._root)
-            self._section += 1
+        _run_sections(self, self._SECTIONS, len(self._SECTIONS))
 
     def _var_data(
         self, length_unpack: Callable[[Any, int], tuple[int, ...]], prefix: int, field: str
@@ -438,19 +440,13 @@ class EncodeCursor:
                 field=field,
                 offset=self._root._limit,
             )
-        empty = self._EMPTY
-        while self._section < index:
-            empty[self._section](self._root)
-            self._section += 1
+        _run_sections(self, self._EMPTY, index)
         self._section = index + 1
 
     def _finish_sections(self) -> None:
         if self._pending is not None:
             self._pending._close()
-        empty = self._EMPTY
-        while self._section < len(empty):
-            empty[self._section](self._root)
-            self._section += 1
+        _run_sections(self, self._EMPTY, len(self._EMPTY))
 
     def _put_var_data(
         self, length_pack: Callable[..., None], prefix: int, max_length: int, value: Any, field: str
