@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# tests/codegen and tests/generated are test folders without __init__.py; with only tests/ on sys.path
+# (plain `pytest`, not `python -m pytest`) `import codegen` would find them as namespace packages. A
+# regular package anywhere on the path wins over a namespace portion, so the repository root goes first.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference"
 

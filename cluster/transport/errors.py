@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
     "ChannelUriError",
     "InvalidMtuError",
     "InvalidTermLengthError",
@@ -36,3 +37,7 @@ class InvalidMtuError(LogBufferError):
 
 class MessageTooLongError(LogBufferError):
     """A message (or claim) is longer than the log allows."""
+
+
+class AgentError(TransportError, ValueError):
+    """The runtime model (agent, runner, idle strategy, clock) was configured or used wrongly."""

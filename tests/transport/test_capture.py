@@ -15,6 +15,7 @@ import dpkt  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import REFERENCE
 
 from cluster.transport.logbuffer import ExclusiveAppender, LogBuffers
 from generated import aeron_archive_codecs, aeron_cluster_codecs
@@ -30,7 +31,6 @@ from generated.aeron_transport_frames import (
     StatusMessageHeaderEncoder,
     TaggedStatusMessageHeaderEncoder,
 )
-from tests.conftest import REFERENCE
 from tools.__main__ import main
 from tools.codegen_cmd import DEFAULT_SCHEMAS
 

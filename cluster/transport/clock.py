@@ -1,0 +1,80 @@
+"""Clocks: where every agent and idle strategy gets its time.
+
+Nothing in the runtime reads ``time.*`` directly; it asks a ``Clock``. Production passes a
+``SystemClock``; tests and the simulator pass a ``ManualClock``, which moves only when told to, so a
+whole run is deterministic. ``nano_time`` is monotonic and only good for measuring intervals;
+``epoch_ms`` is wall-clock time for timestamps that leave the process (Aeron's ``NanoClock`` and
+``EpochClock``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from cluster.transport.errors import AgentError
+
+__all__ = ["Clock", "ManualClock", "SystemClock"]
+
+NANOS_PER_MILLI = 1_000_000
+
+
+class Clock(Protocol):
+    """A source of time: a monotonic nanosecond counter and a wall clock in epoch milliseconds."""
+
+    def nano_time(self) -> int:
+        """Monotonic time in nanoseconds, from an arbitrary origin; never goes backwards."""
+        ...
+
+    def epoch_ms(self) -> int:
+        """Wall-clock time in milliseconds since the Unix epoch."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: ``time.monotonic_ns`` and ``time.time_ns``."""
+
+    __slots__ = ()
+
+    def nano_time(self) -> int:
+        return time.monotonic_ns()
+
+    def epoch_ms(self) -> int:
+        return time.time_ns() // NANOS_PER_MILLI
+
+
+class ManualClock:
+    """A clock that moves only when told to, for tests and the simulator.
+
+    ``epoch_ms`` is ``epoch_base_ms + nano_time // 1_000_000``, so both clocks move together. Time never
+    goes backwards: a negative ``advance`` or a ``set`` into the past raises ``AgentError``.
+    """
+
+    __slots__ = ("_epoch_base_ms", "_now_ns")
+
+    def __init__(self, start_ns: int = 0, *, epoch_base_ms: int = 0) -> None:
+        if start_ns < 0:
+            raise AgentError(f"ManualClock start_ns={start_ns} is negative")
+        if epoch_base_ms < 0:
+            raise AgentError(f"ManualClock epoch_base_ms={epoch_base_ms} is negative")
+        self._now_ns = start_ns
+        self._epoch_base_ms = epoch_base_ms
+
+    def nano_time(self) -> int:
+        return self._now_ns
+
+    def epoch_ms(self) -> int:
+        return self._epoch_base_ms + self._now_ns // NANOS_PER_MILLI
+
+    def advance(self, ns: int) -> int:
+        """Move time forward by ``ns`` (>= 0) and return the new ``nano_time``."""
+        if ns < 0:
+            raise AgentError(f"ManualClock.advance(ns={ns}): time cannot go backwards")
+        self._now_ns += ns
+        return self._now_ns
+
+    def set(self, ns: int) -> None:
+        """Move time to ``ns``, which must not be earlier than the current ``nano_time``."""
+        if ns < self._now_ns:
+            raise AgentError(f"ManualClock.set(ns={ns}): time cannot go backwards from {self._now_ns}")
+        self._now_ns = ns
