@@ -274,6 +274,7 @@ class LogBuffers:
     __slots__ = (
         "active_term_count",
         "buffer",
+        "clean_on_rotate",
         "initial_term_id",
         "position_bits_to_shift",
         "raw_tails",
@@ -289,6 +290,7 @@ class LogBuffers:
         term_id: int | None = None,
         term_offset: int = 0,
         buffer: bytearray | memoryview | None = None,
+        clean_on_rotate: bool = True,
     ) -> None:
         check_term_length(term_length)
         _check_int32("initial_term_id", initial_term_id)
@@ -309,6 +311,7 @@ class LogBuffers:
         )
         self.raw_tails: list[int] = [0] * PARTITION_COUNT
         self.active_term_count = 0
+        self.clean_on_rotate = clean_on_rotate
         if term_id is None:
             self._initialise_tails(initial_term_id, 0)
         else:
@@ -335,14 +338,16 @@ class LogBuffers:
         return self.active_term_count % PARTITION_COUNT
 
     def rotate(self, term_id: int) -> int:
-        """Make term ``term_id + 1`` active (reset its tail) and clean the partition after it, which held
-        term ``term_id - 1``; return the new term id."""
+        """Make term ``term_id + 1`` active (reset its tail) and, with ``clean_on_rotate``, clean the
+        partition after it, which held term ``term_id - 1``; return the new term id. A network
+        publication cleans from its sender instead, which must keep older data for retransmits."""
         next_term_id = _i32(term_id + 1)
         next_term_count = _i32(self.active_term_count + 1)
         index = next_term_count % PARTITION_COUNT
         self.raw_tails[index] = pack_tail(next_term_id, 0)
         self.active_term_count = next_term_count
-        self.clean_partition((index + 1) % PARTITION_COUNT)
+        if self.clean_on_rotate:
+            self.clean_partition((index + 1) % PARTITION_COUNT)
         return next_term_id
 
     def clean_partition(self, index: int) -> None:

@@ -419,6 +419,21 @@ class ChannelUri:
         """The raw value of ``key``, or ``None``."""
         return self.params.get(key)
 
+    def get_size(self, key: str) -> int | None:
+        """``key`` as a size with an optional k/m/g suffix (``rcv-wnd``, ``pub-wnd``, ...), or ``None``."""
+        value = self.params.get(key)
+        return None if value is None else _parse_size(key, value)
+
+    def get_duration_ns(self, key: str) -> int | None:
+        """``key`` as a duration with an optional ns/us/ms/s suffix (``nak-delay``, ...), or ``None``."""
+        value = self.params.get(key)
+        return None if value is None else _parse_duration_ns(key, value)
+
+    def get_bool(self, key: str) -> bool | None:
+        """``key`` as ``true`` or ``false``, or ``None``."""
+        value = self.params.get(key)
+        return None if value is None else _parse_bool(key, value)
+
     @property
     def is_spy(self) -> bool:
         return self.prefix == SPY_QUALIFIER

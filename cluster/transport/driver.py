@@ -1,0 +1,804 @@
+"""The transport: Aeron's client and media driver folded into one single-threaded agent.
+
+Theory of operation
+-------------------
+Real Aeron splits a client library (publications append to shared-memory logs, subscriptions read them)
+from a media driver (threads that move log bytes to and from sockets). Here both live in one object that
+one thread drives: ``Transport.do_work()`` is the driver's duty cycle -- receive datagrams, dispatch them,
+send what publications have appended, run loss detection, status messages and timers -- and
+``offer``/``poll`` are the client. It is an ``Agent`` (``role_name``, ``on_start``, ``do_work``,
+``on_close``), so an ``AgentRunner`` with the default ``SelectorIdleStrategy`` sleeps on its sockets when
+there is nothing to do (``Transport(idle=...)`` registers every socket it opens).
+
+Channels:
+
+* ``aeron:udp?endpoint=host:port`` -- a publication sends to that address from its own ephemeral
+  socket; a subscription binds it (port 0: ephemeral, read back from ``Subscription.local_address``).
+* ``aeron:udp?control=host:port|control-mode=manual`` -- multi-destination-cast: the publication binds
+  the control address and sends to the destinations added with ``add_destination``;
+  ``control-mode=dynamic`` lets subscriptions (``endpoint=...|control=...``) join by status messages.
+* ``aeron:ipc`` -- the publication's log is read in place by the subscriptions of this transport.
+
+Datagrams go through a ``Network`` (``cluster.transport.media``): real UDP, or the deterministic
+``SimNetwork``; the clock comes from the network, so the same code runs in real and virtual time. Every
+datagram a socket receives is checked before use; a bad one is counted (``TransportCounters``) and
+dropped, never raised. ``data_loss`` drops that fraction of arriving DATA datagrams on purpose (a seeded
+loss generator, as Aeron's debug driver has), to exercise loss recovery.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cluster.transport.agent import SelectorIdleStrategy
+from cluster.transport.errors import ChannelUriError, TransportError
+from cluster.transport.image import (
+    DEFAULT_NAK_DELAY_NS,
+    DEFAULT_RECEIVER_WINDOW,
+    Image,
+    ImageLog,
+    Subscription,
+)
+from cluster.transport.logbuffer import (
+    LogBuffers,
+    check_mtu,
+    check_term_length,
+    max_message_length,
+)
+from cluster.transport.media import (
+    MAX_DATAGRAM_LENGTH,
+    Address,
+    DatagramSocket,
+    Network,
+    UdpNetwork,
+    format_address,
+)
+from cluster.transport.publication import (
+    DEFAULT_LINGER_NS,
+    SETUP_TIMEOUT_NS,
+    IpcPublication,
+    NetworkPublication,
+    Publication,
+    PublicationConfig,
+    random_session_id,
+)
+from cluster.transport.uri import ChannelUri
+from generated.aeron_transport_frames import (
+    DataHeaderDecoder,
+    FrameType,
+    NakHeaderDecoder,
+    RttmFlags,
+    RttmHeaderDecoder,
+    RttmHeaderEncoder,
+    SetupHeaderDecoder,
+    StatusFlags,
+    StatusMessageHeaderDecoder,
+    StatusMessageHeaderEncoder,
+)
+
+__all__ = ["Transport", "TransportConfig", "TransportCounters"]
+
+DEFAULT_MTU = 1408
+DEFAULT_UDP_TERM_LENGTH = 16 * 1024 * 1024
+DEFAULT_IPC_TERM_LENGTH = 64 * 1024 * 1024
+MAX_DATAGRAMS_PER_POLL = 64
+REMOVED_SESSION_TIMEOUT_NS = 1_000_000_000
+MAX_SUBSCRIPTIONS = 4096
+
+_DATA = int(FrameType.DATA)
+_PAD = int(FrameType.PAD)
+_NAK = int(FrameType.NAK)
+_SM = int(FrameType.SM)
+_ERR = int(FrameType.ERR)
+_SETUP = int(FrameType.SETUP)
+_RTTM = int(FrameType.RTTM)
+_SEND_SETUP = int(StatusFlags.SEND_SETUP)
+_REPLY = int(RttmFlags.REPLY)
+
+_unpack_data = DataHeaderDecoder.unpack
+_unpack_setup = SetupHeaderDecoder.unpack
+_unpack_sm = StatusMessageHeaderDecoder.unpack
+_unpack_nak = NakHeaderDecoder.unpack
+_unpack_rttm = RttmHeaderDecoder.unpack
+_pack_rttm = RttmHeaderEncoder.pack_into
+_pack_sm = StatusMessageHeaderEncoder.pack_into
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Defaults for what channels leave unsaid (Aeron's driver ``Configuration`` defaults)."""
+
+    mtu: int = DEFAULT_MTU
+    udp_term_length: int = DEFAULT_UDP_TERM_LENGTH
+    ipc_term_length: int = DEFAULT_IPC_TERM_LENGTH
+    receiver_window: int = DEFAULT_RECEIVER_WINDOW
+    nak_delay_ns: int = DEFAULT_NAK_DELAY_NS
+    linger_ns: int = DEFAULT_LINGER_NS
+    bind_host: str = "0.0.0.0"
+    data_loss: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_mtu(self.mtu)
+        check_term_length(self.udp_term_length)
+        check_term_length(self.ipc_term_length)
+        if not 0.0 <= self.data_loss < 1.0:
+            raise TransportError(f"data_loss must be in [0, 1): {self.data_loss}")
+        if self.receiver_window < 32 or self.nak_delay_ns < 0 or self.linger_ns < 0:
+            raise TransportError("receiver_window, nak_delay_ns and linger_ns must be positive")
+
+
+@dataclass(slots=True)
+class TransportCounters:
+    """What the transport dropped on purpose or because it was bad."""
+
+    datagrams_received: int = 0
+    malformed_datagrams: int = 0
+    unknown_stream_datagrams: int = 0
+    data_loss_drops: int = 0
+    setup_elicitations: int = 0
+    images_created: int = 0
+    images_removed: int = 0
+    error_frames: int = 0
+    rttm_replies: int = 0
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+
+
+class _Endpoint:
+    """A socket and its receive buffer."""
+
+    def __init__(self, transport: Transport, sock: DatagramSocket) -> None:
+        self.transport = transport
+        self.socket = sock
+        self.buffer = bytearray(MAX_DATAGRAM_LENGTH)
+        self.view = memoryview(self.buffer)
+        self.send = sock.send
+
+    def poll(self, now_ns: int) -> int:
+        receive = self.socket.receive
+        buffer = self.buffer
+        counters = self.transport.counters
+        received = 0
+        while received < MAX_DATAGRAMS_PER_POLL:
+            result = receive(buffer)
+            if result is None:
+                break
+            received += 1
+            length, source = result
+            if length < 8 or length > MAX_DATAGRAM_LENGTH or buffer[4] != 0:
+                counters.malformed_datagrams += 1
+                continue
+            self.on_datagram(buffer[6] | buffer[7] << 8, length, source, now_ns)
+        counters.datagrams_received += received
+        return received
+
+    def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
+        raise NotImplementedError
+
+    def reply_rttm(self, length: int, source: Address) -> None:
+        counters = self.transport.counters
+        if length < 40:
+            counters.malformed_datagrams += 1
+            return
+        values = _unpack_rttm(self.buffer, 0)
+        if values[2] & _REPLY:
+            return
+        reply = bytearray(40)
+        _pack_rttm(reply, 0, 40, 0, _REPLY, _RTTM, values[4], values[5], values[6], 0, values[8])
+        self.send(reply, source)
+        counters.rttm_replies += 1
+
+
+class _SendEndpoint(_Endpoint):
+    """The socket of one or more network publications: status messages, NAKs, RTTM and ERR arrive here."""
+
+    def __init__(self, transport: Transport, sock: DatagramSocket) -> None:
+        super().__init__(transport, sock)
+        self.publications: dict[tuple[int, int], NetworkPublication] = {}
+
+    def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
+        counters = self.transport.counters
+        if frame_type == _SM:
+            if length < 36:
+                counters.malformed_datagrams += 1
+                return
+            values = _unpack_sm(self.buffer, 0)
+            flags, session_id, stream_id = values[2], values[4], values[5]
+            publication = self.publications.get((session_id, stream_id))
+            if publication is not None:
+                publication.on_status_message(
+                    flags, values[6], values[7], values[8], values[9], source, now_ns
+                )
+            elif session_id == 0 and flags & _SEND_SETUP:
+                for pub in list(self.publications.values()):  # a dynamic MDC receiver asking to join
+                    if pub.stream_id == stream_id and pub.control_mode == "dynamic":
+                        pub.on_status_message(flags, 0, 0, 0, values[9], source, now_ns)
+        elif frame_type == _NAK:
+            if length < 28:
+                counters.malformed_datagrams += 1
+                return
+            values = _unpack_nak(self.buffer, 0)
+            publication = self.publications.get((values[4], values[5]))
+            if publication is not None:
+                publication.on_nak(values[6], values[7], values[8], now_ns)
+        elif frame_type == _RTTM:
+            self.reply_rttm(length, source)
+        elif frame_type == _ERR:
+            counters.error_frames += 1
+        else:
+            counters.malformed_datagrams += 1
+
+
+class _ReceiveEndpoint(_Endpoint):
+    """A bound socket for subscriptions: DATA, PAD, SETUP and RTTM arrive here; images live here."""
+
+    def __init__(self, transport: Transport, sock: DatagramSocket, control: Address | None) -> None:
+        super().__init__(transport, sock)
+        self.streams: dict[int, list[tuple[Subscription, int | None]]] = {}
+        self.images: dict[tuple[int, int], ImageLog] = {}
+        self.elicited: dict[tuple[int, int], int] = {}
+        self.removed: dict[tuple[int, int], int] = {}
+        self.control = control
+        self._time_of_last_control_elicit_ns = -SETUP_TIMEOUT_NS
+        self.key: Address | None = None
+
+    def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
+        transport = self.transport
+        counters = transport.counters
+        if frame_type <= _DATA:
+            if length < 32:
+                counters.malformed_datagrams += 1
+                return
+            values = _unpack_data(self.buffer, 0)
+            if (
+                frame_type == _DATA
+                and transport.data_loss
+                and values[0] != 0
+                and transport.loss_random() < transport.data_loss
+            ):
+                counters.data_loss_drops += 1
+                return
+            key = (values[5], values[6])
+            image = self.images.get(key)
+            if image is not None:
+                image.insert_packet(self.view, length, values, now_ns)
+                return
+            self._on_unknown_session(key, values[2], source, now_ns)
+        elif frame_type == _SETUP:
+            self._on_setup(length, source, now_ns)
+        elif frame_type == _RTTM:
+            self.reply_rttm(length, source)
+        else:
+            counters.unknown_stream_datagrams += 1
+
+    def _wanted(self, session_id: int, stream_id: int) -> list[Subscription]:
+        return [
+            sub for sub, wanted in self.streams.get(stream_id, ()) if wanted is None or wanted == session_id
+        ]
+
+    def _on_unknown_session(self, key: tuple[int, int], flags: int, source: Address, now_ns: int) -> None:
+        counters = self.transport.counters
+        if not self._wanted(*key):
+            counters.unknown_stream_datagrams += 1
+            return
+        removed_at = self.removed.get(key)
+        if removed_at is not None and now_ns - removed_at < REMOVED_SESSION_TIMEOUT_NS:
+            return
+        last = self.elicited.get(key)
+        if last is not None and now_ns - last < SETUP_TIMEOUT_NS:
+            return
+        # Data for a session we have no image of: ask its sender for a SETUP (Aeron's PENDING_SETUP_FRAME).
+        self.elicited[key] = now_ns
+        if len(self.elicited) > 4096:
+            self.elicited.clear()
+        message = bytearray(36)
+        _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, key[0], key[1], 0, 0, 0, self.transport.receiver_id)
+        self.send(message, source)
+        counters.setup_elicitations += 1
+
+    def _on_setup(self, length: int, source: Address, now_ns: int) -> None:
+        transport = self.transport
+        counters = transport.counters
+        if length < 40:
+            counters.malformed_datagrams += 1
+            return
+        values = _unpack_setup(self.buffer, 0)
+        term_offset, session_id, stream_id = values[4], values[5], values[6]
+        initial_term_id, active_term_id, term_length, mtu = values[7], values[8], values[9], values[10]
+        key = (session_id, stream_id)
+        if key in self.images:
+            return
+        subscriptions = self._wanted(session_id, stream_id)
+        if not subscriptions:
+            counters.unknown_stream_datagrams += 1
+            return
+        removed_at = self.removed.get(key)
+        if removed_at is not None and now_ns - removed_at < REMOVED_SESSION_TIMEOUT_NS:
+            return
+        try:
+            check_term_length(term_length)
+            check_mtu(mtu)
+        except TransportError:
+            counters.malformed_datagrams += 1
+            return
+        if (
+            values[0] < 40
+            or not 0 <= term_offset <= term_length
+            or term_offset & 31
+            or mtu > max_message_length(term_length)
+            or ((active_term_id - initial_term_id) & 0xFFFF_FFFF) >= 0x8000_0000
+        ):
+            counters.malformed_datagrams += 1
+            return
+        if len(self.images) >= MAX_IMAGES_PER_ENDPOINT:
+            counters.malformed_datagrams += 1
+            return
+        log = ImageLog(
+            session_id=session_id,
+            stream_id=stream_id,
+            initial_term_id=initial_term_id,
+            active_term_id=active_term_id,
+            term_offset=term_offset,
+            term_length=term_length,
+            mtu=mtu,
+            source=source,
+            control=source,
+            send=self.send,
+            receiver_id=transport.receiver_id,
+            now_ns=now_ns,
+            receiver_window=transport.receiver_window_for(self),
+            nak_delay_ns=transport.nak_delay_for(self),
+            reliable=transport.reliable_for(self),
+        )
+        self.images[key] = log
+        self.elicited.pop(key, None)
+        counters.images_created += 1
+        identity = format_address(source)
+        for subscription in subscriptions:
+            image = Image(
+                subscription,
+                log.log,
+                session_id,
+                log.join_position,
+                identity,
+                mtu,
+                initial_term_id=initial_term_id,
+            )
+            log.images.append(image)
+            subscription._add_image(image)
+
+    def do_work(self, now_ns: int) -> int:
+        work = 0
+        for key, log in list(self.images.items()):
+            work += log.do_work(now_ns)
+            if log.is_drained(now_ns):
+                if log.end_of_stream_position >= 0:
+                    log.send_status_message(log.subscriber_position(), now_ns)
+                del self.images[key]
+                self.removed[key] = now_ns
+                self.transport.counters.images_removed += 1
+                for image in log.images:
+                    image.is_end_of_stream = log.end_of_stream_position >= 0
+                    image.subscription._remove_image(image)
+                log.images.clear()
+        if self.removed and len(self.removed) > 256:
+            for key in [k for k, at in self.removed.items() if now_ns - at >= REMOVED_SESSION_TIMEOUT_NS]:
+                del self.removed[key]
+        if self.control is not None and now_ns - self._time_of_last_control_elicit_ns >= SETUP_TIMEOUT_NS:
+            self._time_of_last_control_elicit_ns = now_ns
+            for stream_id in self.streams:
+                if not any(key[1] == stream_id for key in self.images):
+                    message = bytearray(36)
+                    _pack_sm(
+                        message, 0, 36, 0, _SEND_SETUP, _SM, 0, stream_id, 0, 0, 0, self.transport.receiver_id
+                    )
+                    self.send(message, self.control)
+                    work += 1
+        return work
+
+
+MAX_IMAGES_PER_ENDPOINT = 1024
+
+
+# ------------------------------------------------------------------------------------------ transport
+
+
+class Transport:
+    """Publications and subscriptions over one network, driven by ``do_work`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        network: Network | None = None,
+        config: TransportConfig | None = None,
+        *,
+        idle: SelectorIdleStrategy | None = None,
+    ) -> None:
+        self.network: Network = UdpNetwork() if network is None else network
+        self.clock = self.network.clock
+        self.config = TransportConfig() if config is None else config
+        self.counters = TransportCounters()
+        self._random = random.Random(self.config.seed)
+        self._loss_random = random.Random(self._random.getrandbits(64))
+        self.loss_random = self._loss_random.random
+        self.data_loss = self.config.data_loss
+        self.receiver_id = self._random.getrandbits(63)
+        self._idle = idle
+        self._send_endpoints: list[_SendEndpoint] = []
+        self._shared_send_endpoints: dict[Address, _SendEndpoint] = {}
+        self._receive_endpoints: list[_ReceiveEndpoint] = []
+        self._shared_receive_endpoints: dict[Address, _ReceiveEndpoint] = {}
+        self._network_publications: list[NetworkPublication] = []
+        self._ipc_publications: list[IpcPublication] = []
+        self._ipc_subscriptions: list[Subscription] = []
+        self._endpoint_params: dict[int, ChannelUri] = {}
+        self._session_ids: set[int] = set()
+        self.is_closed = False
+
+    # ------------------------------------------------------------------ agent
+
+    def role_name(self) -> str:
+        return "transport"
+
+    def on_start(self) -> None:
+        pass
+
+    def on_close(self) -> None:
+        self.close()
+
+    def do_work(self) -> int:
+        now_ns = self.clock.nano_time()
+        work = 0
+        for receive_endpoint in self._receive_endpoints:
+            work += receive_endpoint.poll(now_ns)
+        for send_endpoint in self._send_endpoints:
+            work += send_endpoint.poll(now_ns)
+        for publication in self._network_publications:
+            work += publication.send(now_ns)
+            if publication.is_linger_done:
+                self._remove_network_publication(publication)
+        for receive_endpoint in self._receive_endpoints:
+            work += receive_endpoint.do_work(now_ns)
+        if self._ipc_publications:
+            work += self._ipc_duty(now_ns)
+        return work
+
+    # ------------------------------------------------------------------ publications
+
+    def add_publication(self, channel: str, stream_id: int) -> Publication:
+        """A publication on ``channel`` and ``stream_id`` (exclusive: one writer, its own session)."""
+        self._check_open()
+        uri = ChannelUri.parse(channel)
+        if uri.is_spy:
+            raise ChannelUriError(f"a publication cannot use a spy channel: {channel!r}")
+        _check_stream_id(stream_id)
+        is_ipc = uri.media == "ipc"
+        term_length = uri.term_length or (
+            self.config.ipc_term_length if is_ipc else self.config.udp_term_length
+        )
+        mtu = uri.mtu or self.config.mtu
+        check_mtu(mtu)
+        if mtu > max_message_length(term_length):
+            raise ChannelUriError(
+                f"mtu={mtu} is greater than the max message length for term-length={term_length}"
+            )
+        session_id = uri.session_id
+        if session_id is None:
+            session_id = random_session_id(self._random)
+            while session_id in self._session_ids:
+                session_id = random_session_id(self._random)
+        self._session_ids.add(session_id)
+        initial_term_id = uri.init_term_id
+        if initial_term_id is None:
+            initial_term_id = self._random.randrange(-(2**31), 2**31)
+            log = LogBuffers(term_length, initial_term_id, clean_on_rotate=is_ipc)
+        else:
+            log = LogBuffers(
+                term_length,
+                initial_term_id,
+                term_id=uri.term_id,
+                term_offset=uri.term_offset or 0,
+                clean_on_rotate=is_ipc,
+            )
+        window = uri.get_size("pub-wnd")
+        term_window = term_length // 2 if window is None else max(mtu, min(window, term_length // 2))
+        fc = (uri.get("fc") or "max").split(",")[0]
+        if fc not in ("max", "min", "tagged"):
+            raise ChannelUriError(f"fc={uri.get('fc')} is not max, min or tagged")
+        config = PublicationConfig(
+            channel=uri,
+            stream_id=stream_id,
+            session_id=session_id,
+            term_length=term_length,
+            mtu=mtu,
+            initial_term_id=initial_term_id,
+            term_window=term_window,
+            linger_ns=uri.linger_ns if uri.linger_ns is not None else self.config.linger_ns,
+            eos=uri.get_bool("eos") is not False,
+            ttl=uri.ttl or 0,
+            flow_control="max" if fc == "max" else "min",
+        )
+        if is_ipc:
+            ipc = IpcPublication(config, log)
+            self._ipc_publications.append(ipc)
+            for subscription in self._ipc_subscriptions:
+                if subscription.stream_id == stream_id:
+                    self._attach_ipc(ipc, subscription)
+            return ipc
+        return self._add_network_publication(uri, config, log)
+
+    add_exclusive_publication = add_publication
+
+    def _add_network_publication(
+        self, uri: ChannelUri, config: PublicationConfig, log: LogBuffers
+    ) -> NetworkPublication:
+        control_mode = uri.control_mode
+        control = uri.control
+        endpoint = uri.endpoint
+        now_ns = self.clock.nano_time()
+        if control_mode in ("manual", "dynamic") or (control is not None and endpoint is None):
+            if control is None:
+                raise ChannelUriError(f"control-mode={control_mode} needs a control address: {uri.build()!r}")
+            bind = self.network.resolve(control)
+            destinations: list[Address] = []
+            mode = control_mode or "dynamic"
+            if endpoint is not None:
+                destinations.append(self.network.resolve(endpoint))
+        elif control_mode == "response":
+            raise ChannelUriError("control-mode=response is not supported by this transport")
+        else:
+            if endpoint is None:
+                raise ChannelUriError(
+                    f"a UDP publication needs an endpoint (or control-mode): {uri.build()!r}"
+                )
+            if endpoint[1] == 0:
+                raise ChannelUriError(f"a publication endpoint needs a port: {uri.build()!r}")
+            target = self.network.resolve(endpoint)
+            destinations = [target]
+            mode = None
+            interface = uri.get("interface")
+            host = interface.split("/")[0] if interface else self._bind_host_for(target)
+            bind = (host, 0)
+        send_endpoint = self._send_endpoint(bind)
+        publication = NetworkPublication(
+            config, log, send_endpoint.send, destinations, now_ns, control_mode=mode
+        )
+        send_endpoint.publications[(config.session_id, config.stream_id)] = publication
+        self._network_publications.append(publication)
+        publication._endpoint = send_endpoint  # type: ignore[attr-defined]
+        return publication
+
+    def _bind_host_for(self, target: Address) -> str:
+        host = self.config.bind_host
+        if ":" in target[0] and host == "0.0.0.0":
+            return "::"
+        return host
+
+    def _send_endpoint(self, bind: Address) -> _SendEndpoint:
+        if bind[1] != 0:
+            shared = self._shared_send_endpoints.get(bind)
+            if shared is not None:
+                return shared
+        sock = self.network.open(bind)
+        endpoint = _SendEndpoint(self, sock)
+        self._send_endpoints.append(endpoint)
+        if bind[1] != 0:
+            self._shared_send_endpoints[bind] = endpoint
+        self._register(sock)
+        return endpoint
+
+    def add_destination(self, publication: Publication, channel: str) -> None:
+        """Add ``aeron:udp?endpoint=host:port`` to a multi-destination-cast publication."""
+        address = self._destination_address(publication, channel)
+        assert isinstance(publication, NetworkPublication)
+        publication.add_destination(address, self.clock.nano_time())
+
+    def remove_destination(self, publication: Publication, channel: str) -> bool:
+        address = self._destination_address(publication, channel)
+        assert isinstance(publication, NetworkPublication)
+        return publication.remove_destination(address)
+
+    def _destination_address(self, publication: Publication, channel: str) -> Address:
+        if not isinstance(publication, NetworkPublication) or publication.control_mode is None:
+            raise TransportError(
+                "destinations can only be changed on a control-mode=manual/dynamic publication"
+            )
+        uri = ChannelUri.parse(channel)
+        endpoint = uri.endpoint
+        if uri.media != "udp" or endpoint is None or endpoint[1] == 0:
+            raise ChannelUriError(
+                f"a destination must be aeron:udp?endpoint=host:port with a port: {channel!r}"
+            )
+        return self.network.resolve(endpoint)
+
+    def _remove_network_publication(self, publication: NetworkPublication) -> None:
+        if publication in self._network_publications:
+            self._network_publications.remove(publication)
+        endpoint: _SendEndpoint = publication._endpoint  # type: ignore[attr-defined]
+        endpoint.publications.pop((publication.session_id, publication.stream_id), None)
+        self._session_ids.discard(publication.session_id)
+        if not endpoint.publications and endpoint in self._send_endpoints:
+            self._send_endpoints.remove(endpoint)
+            for key, shared in list(self._shared_send_endpoints.items()):
+                if shared is endpoint:
+                    del self._shared_send_endpoints[key]
+            self._unregister(endpoint.socket)
+            endpoint.socket.close()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def add_subscription(
+        self,
+        channel: str,
+        stream_id: int,
+        *,
+        on_available_image: Callable[[Image], object] | None = None,
+        on_unavailable_image: Callable[[Image], object] | None = None,
+    ) -> Subscription:
+        self._check_open()
+        uri = ChannelUri.parse(channel)
+        _check_stream_id(stream_id)
+        subscription = Subscription(
+            uri.build(),
+            stream_id,
+            on_available_image=on_available_image,
+            on_unavailable_image=on_unavailable_image,
+            on_close=self._on_subscription_closed,
+        )
+        if uri.media == "ipc":
+            self._ipc_subscriptions.append(subscription)
+            for publication in self._ipc_publications:
+                if publication.stream_id == stream_id and not publication.is_closed:
+                    self._attach_ipc(publication, subscription)
+            return subscription
+        endpoint = uri.endpoint
+        if endpoint is None:
+            raise ChannelUriError(f"a UDP subscription needs an endpoint: {channel!r}")
+        bind = self.network.resolve(endpoint)
+        control = None if uri.control is None else self.network.resolve(uri.control)
+        receive = self._shared_receive_endpoints.get(bind) if bind[1] != 0 else None
+        if receive is None:
+            sock = self.network.open(bind)
+            receive = _ReceiveEndpoint(self, sock, control)
+            receive.key = sock.local_address
+            self._receive_endpoints.append(receive)
+            self._shared_receive_endpoints[sock.local_address] = receive
+            self._endpoint_params[id(receive)] = uri
+            self._register(sock)
+        subscription.local_address = receive.socket.local_address
+        subscription._endpoint = receive  # type: ignore[attr-defined]
+        receive.streams.setdefault(stream_id, []).append((subscription, uri.session_id))
+        return subscription
+
+    def _on_subscription_closed(self, subscription: Subscription) -> None:
+        if subscription in self._ipc_subscriptions:
+            self._ipc_subscriptions.remove(subscription)
+            for publication in self._ipc_publications:
+                publication.subscribers = [
+                    image for image in publication.subscribers if image.subscription is not subscription
+                ]
+            return
+        receive: _ReceiveEndpoint | None = getattr(subscription, "_endpoint", None)
+        if receive is None:
+            return
+        entries = receive.streams.get(subscription.stream_id, [])
+        entries[:] = [(s, f) for s, f in entries if s is not subscription]
+        if not entries:
+            receive.streams.pop(subscription.stream_id, None)
+        for key, log in list(receive.images.items()):
+            log.images[:] = [image for image in log.images if image.subscription is not subscription]
+            if not log.images and key[1] not in receive.streams:
+                del receive.images[key]
+        if not receive.streams:
+            self._receive_endpoints.remove(receive)
+            if receive.key is not None:
+                self._shared_receive_endpoints.pop(receive.key, None)
+            self._unregister(receive.socket)
+            receive.socket.close()
+
+    # ------------------------------------------------------------------ ipc
+
+    def _attach_ipc(self, publication: IpcPublication, subscription: Subscription) -> None:
+        positions = [image.position for image in publication.subscribers]
+        join = min(positions) if positions else publication.position
+        image = _IpcImage(subscription, publication, join)
+        publication.subscribers.append(image)
+        subscription._add_image(image)
+        publication.update_limit()
+
+    def _ipc_duty(self, now_ns: int) -> int:
+        work = 0
+        for publication in list(self._ipc_publications):
+            if publication.update_limit():
+                work += 1
+            if publication.is_closed:
+                done = True
+                for subscription in self._ipc_subscriptions:
+                    for image in list(subscription.images):
+                        if isinstance(image, _IpcImage) and image.publication is publication:
+                            if image.position >= publication.end_of_stream_position:
+                                image.is_end_of_stream = True
+                                subscription._remove_image(image)
+                            else:
+                                done = False
+                if done:
+                    self._ipc_publications.remove(publication)
+                    self._session_ids.discard(publication.session_id)
+        return work
+
+    # ------------------------------------------------------------------ per-endpoint parameters
+
+    def receiver_window_for(self, endpoint: _ReceiveEndpoint) -> int:
+        uri = self._endpoint_params.get(id(endpoint))
+        window = None if uri is None else uri.get_size("rcv-wnd")
+        return self.config.receiver_window if window is None else window
+
+    def nak_delay_for(self, endpoint: _ReceiveEndpoint) -> int:
+        uri = self._endpoint_params.get(id(endpoint))
+        delay = None if uri is None else uri.get_duration_ns("nak-delay")
+        return self.config.nak_delay_ns if delay is None else delay
+
+    def reliable_for(self, endpoint: _ReceiveEndpoint) -> bool:
+        uri = self._endpoint_params.get(id(endpoint))
+        return uri is None or uri.reliable is not False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _register(self, sock: DatagramSocket) -> None:
+        if self._idle is not None and sock.fileno() >= 0:
+            self._idle.register(sock)
+
+    def _unregister(self, sock: DatagramSocket) -> None:
+        if self._idle is not None and sock.fileno() >= 0:
+            self._idle.unregister(sock)
+
+    def _check_open(self) -> None:
+        if self.is_closed:
+            raise TransportError("transport is closed")
+
+    def close(self) -> None:
+        """Close everything: publications send what they can and an end-of-stream heartbeat, sockets close."""
+        if self.is_closed:
+            return
+        now_ns = self.clock.nano_time()
+        for publication in list(self._network_publications):
+            publication.close()
+            publication.send(now_ns)
+            publication._send_heartbeat(now_ns)
+        self.is_closed = True
+        for endpoint in [*self._send_endpoints, *self._receive_endpoints]:
+            self._unregister(endpoint.socket)
+            endpoint.socket.close()
+        self._send_endpoints.clear()
+        self._receive_endpoints.clear()
+        self._network_publications.clear()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _IpcImage(Image):
+    """An image reading an IPC publication's log in place."""
+
+    def __init__(self, subscription: Subscription, publication: IpcPublication, join_position: int) -> None:
+        super().__init__(
+            subscription,
+            publication.log,
+            publication.session_id,
+            join_position,
+            "aeron:ipc",
+            publication.mtu,
+            initial_term_id=publication.initial_term_id,
+        )
+        self.publication = publication
+
+
+def _check_stream_id(stream_id: int) -> None:
+    if not isinstance(stream_id, int) or not -(2**31) <= stream_id < 2**31:
+        raise TransportError(f"stream id must be an int32: {stream_id!r}")

@@ -1,0 +1,580 @@
+"""Images and subscriptions: the receiving side of a stream.
+
+Theory of operation
+-------------------
+An *image* is one publication (one session id) as a subscriber sees it. Over UDP the receiving
+``ImageLog`` rebuilds the publisher's log from datagrams; over IPC the image reads the publication's own
+log in place. Each ``Subscription`` attaches an ``Image`` (a reader with its own *subscriber position*) to
+every log of its stream; ``poll`` and ``controlled_poll`` deliver fragments round-robin across images,
+at most ``fragment_limit`` per call, each with a ``Header`` whose ``position()`` is the end of the frame.
+
+**Rebuilding (``ImageLog.insert_packet``).** A datagram holds one or more whole frames of one term, back
+to back at 32-byte aligned offsets (a PAD frame only its 32-byte header, last). Every frame header is
+checked -- version, type, term offset equal to where it sits, the same session, stream and term, the
+length within the datagram and the term -- and a datagram that fails any check is dropped and counted,
+never written. A datagram that passes is copied into the term at its offset, provided it lies within the
+receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control under-
+and over-run checks), which also guarantees it lands in a partition that no subscriber still reads. The
+*rebuild position* (everything before it is complete) advances over contiguous frames; the *high-water
+mark* is the furthest position seen, heartbeats included, so a lost tail is noticed too.
+
+**Loss.** When the high-water mark is ahead of the rebuild position there is a gap: it starts at the
+rebuild position and ends at the next received frame (the first non-zero byte: partitions are zeroed
+before reuse) or the high-water mark. A new gap is NAKed after ``nak_delay`` (100 us) and re-NAKed every
+``nak_delay * 100`` (10 ms) while it persists. With ``reliable=false`` a gap older than the NAK delay is
+filled with a PAD frame instead and counted as a loss-gap fill.
+
+**Status messages** carry the slowest attached subscriber's position and the receiver window
+(``min(rcv-wnd or 128 KiB, term_length / 2)``). One goes out at once when the image is created, then
+whenever 200 ms pass, the position moves more than a quarter window, or the image reaches end of stream.
+
+**Cleaning.** When the slowest subscriber enters term ``t``, the partition of term ``t + 1`` (which held
+``t - 2``) is zeroed; the window keeps all data the sender may send within ``t`` and ``t + 1``.
+
+**Lifecycle.** An image becomes unavailable when no frame has arrived for the liveness timeout (10 s),
+or when every subscriber has consumed up to an end-of-stream heartbeat's position.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from collections.abc import Callable
+
+from cluster.transport.errors import TransportError
+from cluster.transport.logbuffer import (
+    HEADER_LENGTH,
+    FragmentHandler,
+    Header,
+    LogBuffers,
+    TermReader,
+    compute_position,
+)
+from cluster.transport.media import Address
+from generated.aeron_transport_frames import (
+    DataFlags,
+    DataHeaderDecoder,
+    DataHeaderEncoder,
+    FrameType,
+    NakHeaderEncoder,
+    StatusFlags,
+    StatusMessageHeaderEncoder,
+)
+
+__all__ = [
+    "ControlledAction",
+    "ControlledFragmentHandler",
+    "Image",
+    "ImageLog",
+    "Subscription",
+]
+
+NS_PER_MS = 1_000_000
+SM_TIMEOUT_NS = 200 * NS_PER_MS
+IMAGE_LIVENESS_TIMEOUT_NS = 10_000 * NS_PER_MS
+DEFAULT_NAK_DELAY_NS = 100_000
+NAK_RETRY_RATIO = 100
+DEFAULT_RECEIVER_WINDOW = 128 * 1024
+
+_DATA = int(FrameType.DATA)
+_PAD = int(FrameType.PAD)
+_NAK = int(FrameType.NAK)
+_SM = int(FrameType.SM)
+_EOS = int(DataFlags.EOS)
+_SM_EOS = int(StatusFlags.EOS)
+_UNFRAGMENTED = int(DataFlags.BEGIN | DataFlags.END)
+
+_unpack_data = DataHeaderDecoder.unpack
+_pack_data = DataHeaderEncoder.pack_into
+_pack_sm = StatusMessageHeaderEncoder.pack_into
+_pack_nak = NakHeaderEncoder.pack_into
+_frame_length = struct.Struct("<i").unpack_from
+_NON_ZERO = re.compile(rb"[^\x00]")
+
+
+class ControlledAction(enum.IntEnum):
+    """What a controlled-poll handler tells the image to do (Aeron's ``ControlledFragmentHandler.Action``)."""
+
+    ABORT = 1  # do not consume this fragment; stop
+    BREAK = 2  # consume this fragment; stop
+    COMMIT = 3  # consume this fragment and commit the position; go on
+    CONTINUE = 4  # consume this fragment; go on
+
+
+ControlledFragmentHandler = Callable[[memoryview, Header], ControlledAction | int]
+
+
+def _i32(value: int) -> int:
+    return ((value + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+
+
+class ImageLog:
+    """The receiving side of one network session: the rebuilt log and its loss, SM and liveness state."""
+
+    def __init__(
+        self,
+        *,
+        session_id: int,
+        stream_id: int,
+        initial_term_id: int,
+        active_term_id: int,
+        term_offset: int,
+        term_length: int,
+        mtu: int,
+        source: Address,
+        control: Address,
+        send: Callable[[bytes | bytearray | memoryview, Address], bool],
+        receiver_id: int,
+        now_ns: int,
+        receiver_window: int = DEFAULT_RECEIVER_WINDOW,
+        nak_delay_ns: int = DEFAULT_NAK_DELAY_NS,
+        reliable: bool = True,
+    ) -> None:
+        self.session_id = session_id
+        self.stream_id = stream_id
+        self.initial_term_id = initial_term_id
+        self.term_length = term_length
+        self.mtu = mtu
+        self.source = source
+        self.control = control
+        self._send = send
+        self.receiver_id = receiver_id
+        self.log = LogBuffers(term_length, initial_term_id)
+        self.terms = self.log.terms
+        self._buffer = self.log.buffer
+        self.shift = self.log.position_bits_to_shift
+        self.mask = term_length - 1
+        self.join_position = compute_position(active_term_id, term_offset, self.shift, initial_term_id)
+        self.rebuild_position = self.join_position
+        self.hwm_position = self.join_position
+        self.receiver_window = min(receiver_window, term_length // 2)
+        self.nak_delay_ns = nak_delay_ns
+        self.reliable = reliable
+        self.images: list[Image] = []
+        self.last_sm_position = self.join_position
+        self._last_sm_window_limit = self.join_position + self.receiver_window
+        self._time_of_last_sm_ns = now_ns - SM_TIMEOUT_NS
+        self._sm_due = True
+        self.time_of_last_packet_ns = now_ns
+        self.end_of_stream_position = -1
+        self._eos_sm_sent = False
+        self._clean_term_count = (self.join_position >> self.shift) - 1
+        self._gap: tuple[int, int] | None = None  # (position, length)
+        self._nak_deadline_ns = 0
+        self._scratch = bytearray(64)
+        self.is_closed = False
+        # counters
+        self.packets_received = 0
+        self.bytes_received = 0
+        self.heartbeats_received = 0
+        self.malformed_packets = 0
+        self.out_of_window_packets = 0
+        self.naks_sent = 0
+        self.sms_sent = 0
+        self.loss_gap_fills = 0
+
+    # ------------------------------------------------------------------ positions
+
+    def subscriber_position(self) -> int:
+        images = self.images
+        if not images:
+            return self.last_sm_position
+        if len(images) == 1:
+            return images[0].position
+        return min(image.position for image in images)
+
+    # ------------------------------------------------------------------ datagrams in
+
+    def insert_packet(self, buffer: memoryview, length: int, first: tuple[int, ...], now_ns: int) -> bool:
+        """Take one DATA/PAD datagram (already known to be for this session and stream; ``first`` is its
+        first header, unpacked); ``False`` if it was dropped (malformed or outside the window)."""
+        term_length = self.term_length
+        term_offset = first[4]
+        term_id = first[7]
+        if term_offset < 0 or term_offset & 31 or term_offset + min(length, HEADER_LENGTH) > term_length:
+            self.malformed_packets += 1
+            return False
+        packet_position = compute_position(term_id, term_offset, self.shift, self.initial_term_id)
+        if first[0] == 0 and length == HEADER_LENGTH:
+            return self._on_heartbeat(first[2], packet_position, now_ns)
+        chain_length = self._check_frames(buffer, length, first, term_offset)
+        if chain_length <= 0:
+            self.malformed_packets += 1
+            return False
+        last_sm = self.last_sm_position
+        if packet_position < last_sm or packet_position + length > self._last_sm_window_limit:
+            self.out_of_window_packets += 1
+            return False
+        index = (packet_position >> self.shift) % 3
+        self.terms[index][term_offset : term_offset + length] = buffer[:length]
+        self.time_of_last_packet_ns = now_ns
+        self.packets_received += 1
+        self.bytes_received += length
+        end = packet_position + chain_length
+        if end > self.hwm_position:
+            self.hwm_position = end
+        rebuild = self.rebuild_position
+        if packet_position <= rebuild < end:
+            self.rebuild_position = end
+            if self.hwm_position > end:
+                self._advance_rebuild()
+        return True
+
+    def _check_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
+        """The term bytes the datagram's frames cover (PAD counts in full), or 0 if any header is bad."""
+        session_id = first[5]
+        stream_id = first[6]
+        term_id = first[7]
+        term_length = self.term_length
+        offset = 0
+        values = first
+        while True:
+            frame_length = values[0]
+            frame_type = values[3]
+            if (
+                values[1] != 0
+                or frame_length < HEADER_LENGTH
+                or values[4] != term_offset + offset
+                or values[5] != session_id
+                or values[6] != stream_id
+                or values[7] != term_id
+            ):
+                return 0
+            aligned = (frame_length + 31) & -32
+            if term_offset + offset + aligned > term_length:
+                return 0
+            if frame_type == _PAD:
+                if offset + HEADER_LENGTH != length:
+                    return 0  # a PAD travels as its header, last in the datagram
+                return offset + aligned
+            if frame_type != _DATA or offset + frame_length > length:
+                return 0
+            offset += aligned
+            if offset >= length:
+                return offset
+            if offset + HEADER_LENGTH > length:
+                return 0
+            values = _unpack_data(buffer, offset)
+
+    def _on_heartbeat(self, flags: int, position: int, now_ns: int) -> bool:
+        if position < self.last_sm_position - self.term_length or position > self._last_sm_window_limit:
+            self.out_of_window_packets += 1
+            return False
+        self.time_of_last_packet_ns = now_ns
+        self.heartbeats_received += 1
+        if position > self.hwm_position:
+            self.hwm_position = position
+        if flags & _EOS and position >= self.rebuild_position and self.end_of_stream_position < 0:
+            self.end_of_stream_position = position
+            self._sm_due = True
+        return True
+
+    def _advance_rebuild(self) -> None:
+        """Walk complete frames from the rebuild position towards the high-water mark."""
+        position = self.rebuild_position
+        hwm = self.hwm_position
+        mask = self.mask
+        shift = self.shift
+        while position < hwm:
+            term = self.terms[(position >> shift) % 3]
+            offset = position & mask
+            frame_length = _frame_length(term, offset)[0]
+            if frame_length <= 0:
+                break
+            position += (frame_length + 31) & -32
+        self.rebuild_position = position
+
+    # ------------------------------------------------------------------ duty cycle
+
+    def do_work(self, now_ns: int) -> int:
+        work = 0
+        if self.hwm_position > self.rebuild_position:
+            work += self._scan_for_gap(now_ns)
+        elif self._gap is not None:
+            self._gap = None
+        position = self.subscriber_position()
+        term_count = position >> self.shift
+        if term_count > self._clean_term_count:
+            self._clean_term_count = term_count
+            self.log.clean_partition((term_count + 1) % 3)
+        if (
+            self._sm_due
+            or position - self.last_sm_position >= self.receiver_window >> 2
+            or now_ns - self._time_of_last_sm_ns >= SM_TIMEOUT_NS
+        ):
+            self.send_status_message(position, now_ns)
+            work += 1
+        return work
+
+    def _scan_for_gap(self, now_ns: int) -> int:
+        position = self.rebuild_position
+        offset = position & self.mask
+        term_end = position - offset + self.term_length
+        limit = min(self.hwm_position, term_end)
+        term_base = ((position >> self.shift) % 3) * self.term_length
+        match = _NON_ZERO.search(self._buffer, term_base + offset, term_base + (limit - position) + offset)
+        gap_end = limit
+        if match is not None:
+            gap_end = position + ((match.start() - term_base - offset) & -32)
+        if gap_end <= position:
+            # a frame is there after all (e.g. written by a datagram that started before us)
+            self._advance_rebuild()
+            return 1
+        gap = (position, gap_end - position)
+        if gap != self._gap:
+            if self._gap is None or self._gap[0] != position:
+                self._nak_deadline_ns = now_ns + self.nak_delay_ns
+            self._gap = gap
+        if now_ns < self._nak_deadline_ns:
+            return 0
+        if not self.reliable:
+            self._fill_gap(position, gap_end - position)
+            return 1
+        self._send_nak(position, gap_end - position)
+        self._nak_deadline_ns = now_ns + self.nak_delay_ns * NAK_RETRY_RATIO
+        return 1
+
+    def _fill_gap(self, position: int, length: int) -> None:
+        term = self.terms[(position >> self.shift) % 3]
+        offset = position & self.mask
+        term_id = _i32((position >> self.shift) + self.initial_term_id)
+        _pack_data(
+            term, offset, length, 0, _UNFRAGMENTED, _PAD, offset, self.session_id, self.stream_id, term_id, 0
+        )
+        self.loss_gap_fills += 1
+        self._gap = None
+        self._advance_rebuild()
+
+    def _send_nak(self, position: int, length: int) -> None:
+        term_id = _i32((position >> self.shift) + self.initial_term_id)
+        _pack_nak(
+            self._scratch,
+            0,
+            28,
+            0,
+            0,
+            _NAK,
+            self.session_id,
+            self.stream_id,
+            term_id,
+            position & self.mask,
+            length,
+        )
+        self._send(memoryview(self._scratch)[:28], self.control)
+        self.naks_sent += 1
+
+    def send_status_message(self, position: int, now_ns: int) -> None:
+        flags = 0
+        if self.end_of_stream_position >= 0 and position >= self.end_of_stream_position:
+            flags = _SM_EOS
+            self._eos_sm_sent = True
+        term_id = _i32((position >> self.shift) + self.initial_term_id)
+        _pack_sm(
+            self._scratch,
+            0,
+            36,
+            0,
+            flags,
+            _SM,
+            self.session_id,
+            self.stream_id,
+            term_id,
+            position & self.mask,
+            self.receiver_window,
+            self.receiver_id,
+        )
+        self._send(memoryview(self._scratch)[:36], self.control)
+        self.last_sm_position = position
+        self._last_sm_window_limit = position + self.receiver_window
+        self._time_of_last_sm_ns = now_ns
+        self._sm_due = False
+        self.sms_sent += 1
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def is_drained(self, now_ns: int) -> bool:
+        """True when the image should go: liveness timed out, or every subscriber reached end of stream."""
+        if now_ns - self.time_of_last_packet_ns > IMAGE_LIVENESS_TIMEOUT_NS:
+            return True
+        eos = self.end_of_stream_position
+        return eos >= 0 and self.subscriber_position() >= eos and self.rebuild_position >= eos
+
+
+class Image:
+    """One session of a stream as one subscription reads it (Aeron's client ``Image``)."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        log: LogBuffers,
+        session_id: int,
+        join_position: int,
+        source_identity: str,
+        mtu: int,
+        *,
+        initial_term_id: int,
+    ) -> None:
+        self.subscription = subscription
+        self.log = log
+        self.terms = log.terms
+        self.session_id = session_id
+        self.stream_id = subscription.stream_id
+        self.initial_term_id = initial_term_id
+        self.term_length = log.term_length
+        self.mtu = mtu
+        self.source_identity = source_identity
+        self.join_position = join_position
+        self.position = join_position
+        self.shift = log.position_bits_to_shift
+        self.mask = log.term_length - 1
+        self.reader = TermReader(initial_term_id, log.term_length)
+        self.is_closed = False
+        self.is_end_of_stream = False
+        self.end_of_stream_position = -1
+
+    def poll(self, handler: FragmentHandler, fragment_limit: int) -> int:
+        """Deliver up to ``fragment_limit`` fragments; return how many were delivered."""
+        if self.is_closed:
+            return 0
+        position = self.position
+        offset = position & self.mask
+        term = self.terms[(position >> self.shift) % 3]
+        count, new_offset = self.reader.read(term, offset, handler, fragment_limit, self.term_length)
+        if new_offset != offset:
+            self.position = position + (new_offset - offset)
+        return count
+
+    def controlled_poll(self, handler: ControlledFragmentHandler, fragment_limit: int) -> int:
+        """Deliver fragments until the handler says ABORT or BREAK, or ``fragment_limit`` is reached."""
+        if self.is_closed:
+            return 0
+        position = self.position
+        mask = self.mask
+        offset = position & mask
+        initial_offset = offset
+        term = self.terms[(position >> self.shift) % 3]
+        term_length = self.term_length
+        header = self.reader.header
+        count = 0
+        while count < fragment_limit and offset + HEADER_LENGTH <= term_length:
+            values = _unpack_data(term, offset)
+            frame_length = values[0]
+            if frame_length <= 0:
+                break
+            aligned = (frame_length + 31) & -32
+            if frame_length < HEADER_LENGTH or offset + aligned > term_length or values[4] != offset:
+                self.reader.corrupt_frame_count += 1
+                break
+            frame_offset = offset
+            if values[3] == _PAD:
+                offset += aligned
+                continue
+            if values[3] != _DATA:
+                self.reader.corrupt_frame_count += 1
+                break
+            header.values = values
+            header.offset = frame_offset
+            count += 1
+            action = handler(term[frame_offset + HEADER_LENGTH : frame_offset + frame_length], header)
+            if action == ControlledAction.ABORT:
+                count -= 1
+                break
+            offset += aligned
+            if action == ControlledAction.BREAK:
+                break
+            if action == ControlledAction.COMMIT:
+                self.position = position + (offset - initial_offset)
+        self.position = position + (offset - initial_offset)
+        return count
+
+    def close(self) -> None:
+        self.is_closed = True
+
+
+class Subscription:
+    """The images of one stream on one channel, polled round-robin."""
+
+    def __init__(
+        self,
+        channel: str,
+        stream_id: int,
+        *,
+        on_available_image: Callable[[Image], object] | None = None,
+        on_unavailable_image: Callable[[Image], object] | None = None,
+        on_close: Callable[[Subscription], object] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.stream_id = stream_id
+        self.images: list[Image] = []
+        self.on_available_image = on_available_image
+        self.on_unavailable_image = on_unavailable_image
+        self._on_close = on_close
+        self._round_robin = 0
+        self.is_closed = False
+        self.local_address: Address | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return any(not image.is_closed for image in self.images)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.images)
+
+    def image_by_session_id(self, session_id: int) -> Image | None:
+        for image in self.images:
+            if image.session_id == session_id:
+                return image
+        return None
+
+    def poll(self, handler: FragmentHandler, fragment_limit: int) -> int:
+        images = self.images
+        count = len(images)
+        if count == 0:
+            return 0
+        if count == 1:
+            return images[0].poll(handler, fragment_limit)
+        start = self._round_robin = (self._round_robin + 1) % count
+        fragments = 0
+        for i in range(count):
+            fragments += images[(start + i) % count].poll(handler, fragment_limit - fragments)
+            if fragments >= fragment_limit:
+                break
+        return fragments
+
+    def controlled_poll(self, handler: ControlledFragmentHandler, fragment_limit: int) -> int:
+        images = self.images
+        count = len(images)
+        if count == 0:
+            return 0
+        start = self._round_robin = (self._round_robin + 1) % count
+        fragments = 0
+        for i in range(count):
+            fragments += images[(start + i) % count].controlled_poll(handler, fragment_limit - fragments)
+            if fragments >= fragment_limit:
+                break
+        return fragments
+
+    def _add_image(self, image: Image) -> None:
+        if self.is_closed:
+            raise TransportError("subscription is closed")
+        self.images.append(image)
+        if self.on_available_image is not None:
+            self.on_available_image(image)
+
+    def _remove_image(self, image: Image) -> None:
+        if image in self.images:
+            self.images.remove(image)
+            image.close()
+            if self.on_unavailable_image is not None:
+                self.on_unavailable_image(image)
+
+    def close(self) -> None:
+        if not self.is_closed:
+            self.is_closed = True
+            for image in list(self.images):
+                image.close()
+            self.images.clear()
+            if self._on_close is not None:
+                self._on_close(self)

@@ -1,0 +1,567 @@
+"""Publications: the sending side of a stream, over UDP (unicast or multi-destination-cast) or IPC.
+
+Theory of operation
+-------------------
+A ``Publication`` is Aeron's *exclusive publication* (one writer; everything here is single-threaded).
+Its ``offer`` and ``try_claim`` append to the publication's own ``LogBuffers`` through an
+``ExclusiveAppender`` and return Aeron's results: the new position, or ``NOT_CONNECTED``,
+``BACK_PRESSURED``, ``ADMIN_ACTION`` (a term was padded: retry), ``CLOSED`` or ``MAX_POSITION_EXCEEDED``.
+The appender stops at ``position_limit`` (Aeron's publisher limit), which the transport moves:
+
+* **Network** (``NetworkPublication``): the limit is ``sender_position + term_window`` while connected
+  (``term_window`` = ``pub-wnd`` or ``term_length / 2``). Each ``send`` ships the term bytes between the
+  sender position and the *sender limit* -- the flow-control limit the receivers granted in status
+  messages (``position + receiver_window``) -- in datagrams of whole frames of up to ``mtu`` bytes, so
+  many small messages share one datagram. A PAD frame goes as its 32-byte header only. Until the first
+  status message (and whenever a receiver asks with SEND_SETUP) a SETUP frame goes out every 100 ms.
+  With no data to send for 100 ms a heartbeat (a DATA header with frame length 0 at the sender position)
+  goes out; after ``close`` the heartbeats carry EOS and the publication lingers to answer NAKs. A NAK
+  re-sends the requested range from the term (if it is still within a term window behind the sender
+  position), at most ``MAX_RESENDS`` ranges at a time, and the same range is not re-sent again within the
+  retransmit linger (10 ms). The publication is connected while status messages keep arriving (5 s).
+* **Flow control.** Unicast and ``fc=max`` take the largest limit any receiver grants; ``fc=min`` the
+  smallest among the receivers heard from in the last 5 s (keyed by receiver id).
+* **Multi-destination-cast.** With ``control-mode=manual`` destinations are added and removed at run
+  time (``add_destination``); with ``control-mode=dynamic`` a receiver joins by sending status messages
+  to the ``control`` address and leaves by falling silent for 5 s. Every datagram goes to every
+  destination.
+* **IPC** (``IpcPublication``): the log *is* what subscribers read; the limit is the slowest subscriber's
+  position plus ``term_window``, and it is connected while any subscription is attached.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+from cluster.transport.errors import TransportError
+from cluster.transport.logbuffer import (
+    ADMIN_ACTION,
+    BACK_PRESSURED,
+    CLOSED,
+    HEADER_LENGTH,
+    MAX_POSITION_EXCEEDED,
+    NOT_CONNECTED,
+    BufferClaim,
+    ExclusiveAppender,
+    LogBuffers,
+    compute_position,
+    write_heartbeat,
+)
+from cluster.transport.media import Address
+from cluster.transport.uri import ChannelUri
+from generated.aeron_transport_frames import (
+    DataFlags,
+    FrameType,
+    SetupHeaderEncoder,
+    StatusFlags,
+)
+
+__all__ = [
+    "ADMIN_ACTION",
+    "BACK_PRESSURED",
+    "CLOSED",
+    "MAX_POSITION_EXCEEDED",
+    "NOT_CONNECTED",
+    "IpcPublication",
+    "NetworkPublication",
+    "Publication",
+    "PublicationConfig",
+]
+
+NS_PER_MS = 1_000_000
+SETUP_TIMEOUT_NS = 100 * NS_PER_MS
+HEARTBEAT_TIMEOUT_NS = 100 * NS_PER_MS
+CONNECTION_TIMEOUT_NS = 5_000 * NS_PER_MS
+RECEIVER_TIMEOUT_NS = 5_000 * NS_PER_MS
+DEFAULT_LINGER_NS = 5_000 * NS_PER_MS
+RETRANSMIT_DELAY_NS = 0
+RETRANSMIT_LINGER_NS = 10 * NS_PER_MS
+MAX_RESENDS = 16
+MAX_DATAGRAMS_PER_SEND = 64
+MAX_DESTINATIONS = 1024
+
+_SETUP = int(FrameType.SETUP)
+_PAD = int(FrameType.PAD)
+_SEND_SETUP = int(StatusFlags.SEND_SETUP)
+_EOS_FLAGS = int(DataFlags.BEGIN | DataFlags.END | DataFlags.EOS)
+
+_frame_length_type = struct.Struct("<i2xH").unpack_from
+_pack_setup = SetupHeaderEncoder.pack_into
+
+SendFunction = Callable[[bytes | bytearray | memoryview, Address], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationConfig:
+    """What a publication was created with (after the channel's parameters were applied)."""
+
+    channel: ChannelUri
+    stream_id: int
+    session_id: int
+    term_length: int
+    mtu: int
+    initial_term_id: int
+    term_window: int
+    linger_ns: int = DEFAULT_LINGER_NS
+    eos: bool = True
+    ttl: int = 0
+    flow_control: str = "max"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Publication:
+    """The offer side shared by network and IPC publications."""
+
+    def __init__(self, config: PublicationConfig, log: LogBuffers) -> None:
+        self.config = config
+        self.channel = config.channel.build()
+        self.stream_id = config.stream_id
+        self.session_id = config.session_id
+        self.initial_term_id = config.initial_term_id
+        self.term_length = config.term_length
+        self.mtu = config.mtu
+        self.log = log
+        self.appender = ExclusiveAppender(log, config.session_id, config.stream_id, config.mtu)
+        self.max_message_length = self.appender.max_message_length
+        self.max_payload_length = self.appender.max_payload_length
+        self.position_bits_to_shift = log.position_bits_to_shift
+        self.start_position = self.appender.position
+        self.appender.position_limit = self.start_position
+        self._append = self.appender.append
+        self._claim = self.appender.try_claim
+        self.is_closed = False
+
+    # ------------------------------------------------------------------ the offer API
+
+    def offer(self, payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
+        """Append one message; the new position (> 0) or a negative Aeron status."""
+        if self.is_closed:
+            return CLOSED
+        result = self._append(payload, reserved_value)
+        if result == BACK_PRESSURED:
+            return self._on_back_pressure(lambda: self._append(payload, reserved_value))
+        return result
+
+    def try_claim(self, length: int, claim: BufferClaim) -> int:
+        """Reserve an unfragmented frame of ``length`` bytes in ``claim``; commit or abort it."""
+        if self.is_closed:
+            return CLOSED
+        result = self._claim(length, claim)
+        if result == BACK_PRESSURED:
+            return self._on_back_pressure(lambda: self._claim(length, claim))
+        return result
+
+    def _on_back_pressure(self, retry: Callable[[], int]) -> int:
+        if self.update_limit():
+            result = retry()
+            if result != BACK_PRESSURED:
+                return result
+        return BACK_PRESSURED if self.is_connected else NOT_CONNECTED
+
+    def update_limit(self) -> bool:
+        """Recompute the publisher limit; ``True`` if it moved."""
+        return False
+
+    @property
+    def position(self) -> int:
+        """Where the next message will start."""
+        return self.appender.position
+
+    @property
+    def position_limit(self) -> int:
+        return self.appender.position_limit
+
+    @property
+    def is_connected(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.is_closed = True
+
+
+# ---------------------------------------------------------------------------------------- network
+
+
+@dataclass(slots=True)
+class _Receiver:
+    limit: int
+    time_of_last_sm_ns: int
+
+
+@dataclass(slots=True)
+class _Destination:
+    address: Address
+    dynamic: bool
+    time_of_last_sm_ns: int
+
+
+class NetworkPublication(Publication):
+    """A publication whose log goes out over datagrams (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: PublicationConfig,
+        log: LogBuffers,
+        send: SendFunction,
+        destinations: list[Address],
+        now_ns: int,
+        *,
+        control_mode: str | None = None,
+    ) -> None:
+        super().__init__(config, log)
+        self._send = send
+        self.control_mode = control_mode
+        self.destinations: list[_Destination] = [_Destination(a, False, now_ns) for a in destinations]
+        self._addresses: list[Address] = list(destinations)
+        self.sender_position = self.start_position
+        self.sender_limit = self.start_position
+        self._receivers: dict[int, _Receiver] = {}
+        self._has_sm = False
+        self._should_send_setup = True
+        self._time_of_last_setup_ns = now_ns - SETUP_TIMEOUT_NS
+        self._time_of_last_send_ns = now_ns - HEARTBEAT_TIMEOUT_NS
+        self._time_of_last_sm_ns = now_ns
+        self._resends: dict[tuple[int, int], int] = {}  # (term_id, term_offset) -> linger deadline
+        self._closed_at_ns = 0
+        self._scratch = bytearray(64)
+        self.mask = config.term_length - 1
+        self.is_linger_done = False
+        # counters
+        self.datagrams_sent = 0
+        self.bytes_sent = 0
+        self.setups_sent = 0
+        self.heartbeats_sent = 0
+        self.retransmits_sent = 0
+        self.naks_received = 0
+        self.sms_received = 0
+        self.short_sends = 0
+
+    # --------------------------------------------------------------- state
+
+    @property
+    def is_connected(self) -> bool:
+        return self._has_sm and not self.is_closed
+
+    def update_limit(self) -> bool:
+        if not self._has_sm:
+            return False
+        limit = self.sender_position + self.config.term_window
+        if limit > self.appender.position_limit:
+            self.appender.position_limit = limit
+            return True
+        return False
+
+    def close(self) -> None:
+        if not self.is_closed:
+            self.is_closed = True
+            self._closed_at_ns = -1  # set on the next send
+
+    # --------------------------------------------------------------- destinations
+
+    def add_destination(self, address: Address, now_ns: int, *, dynamic: bool = False) -> None:
+        if any(d.address == address for d in self.destinations):
+            return
+        if len(self.destinations) >= MAX_DESTINATIONS:
+            raise TransportError(f"publication has the maximum of {MAX_DESTINATIONS} destinations")
+        self.destinations.append(_Destination(address, dynamic, now_ns))
+        self._addresses.append(address)
+        self._should_send_setup = True
+        self._time_of_last_setup_ns = now_ns - SETUP_TIMEOUT_NS
+
+    def remove_destination(self, address: Address) -> bool:
+        for i, destination in enumerate(self.destinations):
+            if destination.address == address:
+                del self.destinations[i]
+                self._addresses.remove(address)
+                return True
+        return False
+
+    def _send_all(self, data: bytes | bytearray | memoryview) -> None:
+        send = self._send
+        for address in self._addresses:
+            if not send(data, address):
+                self.short_sends += 1
+        self.datagrams_sent += 1
+        self.bytes_sent += len(data)
+
+    # --------------------------------------------------------------- control frames in
+
+    def on_status_message(
+        self,
+        flags: int,
+        term_id: int,
+        term_offset: int,
+        receiver_window: int,
+        receiver_id: int,
+        source: Address,
+        now_ns: int,
+    ) -> None:
+        self.sms_received += 1
+        if self.control_mode == "dynamic":
+            for destination in self.destinations:
+                if destination.address == source:
+                    destination.time_of_last_sm_ns = now_ns
+                    break
+            else:
+                if len(self.destinations) < MAX_DESTINATIONS:
+                    self.add_destination(source, now_ns, dynamic=True)
+        if flags & _SEND_SETUP:
+            self._should_send_setup = True
+            self._time_of_last_setup_ns = now_ns - SETUP_TIMEOUT_NS
+            if term_id == 0 and term_offset == 0 and receiver_window == 0:
+                return  # a setup-eliciting message carries no position
+        if receiver_window < 0 or receiver_window > self.term_length:
+            return
+        position = compute_position(term_id, term_offset, self.position_bits_to_shift, self.initial_term_id)
+        if position < 0:
+            return
+        proposed = position + receiver_window
+        self._time_of_last_sm_ns = now_ns
+        receiver = self._receivers.get(receiver_id)
+        if receiver is None:
+            self._receivers[receiver_id] = _Receiver(proposed, now_ns)
+        else:
+            receiver.limit = max(receiver.limit, proposed)
+            receiver.time_of_last_sm_ns = now_ns
+        if self.config.flow_control == "min":
+            limit = min(r.limit for r in self._receivers.values())
+        else:
+            limit = max(self.sender_limit, proposed)
+        # never let the limit run beyond what the log holds behind the producer
+        self.sender_limit = max(self.sender_limit, limit)
+        if not self._has_sm:
+            self._has_sm = True
+            self._should_send_setup = False
+        elif not (flags & _SEND_SETUP):
+            self._should_send_setup = False
+        self.update_limit()
+
+    def on_nak(self, term_id: int, term_offset: int, length: int, now_ns: int) -> None:
+        self.naks_received += 1
+        if length <= 0 or term_offset < 0 or term_offset >= self.term_length or term_offset & 31:
+            return
+        position = compute_position(term_id, term_offset, self.position_bits_to_shift, self.initial_term_id)
+        # Aeron's bound: a term window (plus a message, as PAD may carry the sender past its limit) back
+        lowest = max(
+            self.start_position, self.sender_position - self.config.term_window - self.max_message_length
+        )
+        # the sender's term and the one before it are intact; older partitions are cleaned
+        lowest = max(lowest, (self.sender_position & ~self.mask) - self.term_length)
+        if position < lowest or position >= self.sender_position:
+            return
+        key = (term_id, term_offset)
+        deadline = self._resends.get(key)
+        if deadline is not None and now_ns < deadline:
+            return
+        if deadline is None and len(self._resends) >= MAX_RESENDS:
+            self._expire_resends(now_ns)
+            if len(self._resends) >= MAX_RESENDS:
+                return
+        self._resends[key] = now_ns + RETRANSMIT_LINGER_NS
+        self._resend(position, min(length, self.sender_position - position))
+
+    def _expire_resends(self, now_ns: int) -> None:
+        for key in [k for k, deadline in self._resends.items() if deadline <= now_ns]:
+            del self._resends[key]
+
+    def _resend(self, position: int, length: int) -> None:
+        remaining = length
+        while remaining > 0:
+            sent = self._send_block(position, min(remaining, self.mtu), retransmit=True)
+            if sent <= 0:
+                return
+            position += sent
+            remaining -= sent
+            self.retransmits_sent += 1
+
+    # --------------------------------------------------------------- sending
+
+    def send(self, now_ns: int) -> int:
+        """One sender duty cycle: SETUP, data within the limits, heartbeats; returns datagrams sent."""
+        if not self._addresses:
+            return 0
+        work = 0
+        if self._should_send_setup and now_ns - self._time_of_last_setup_ns >= SETUP_TIMEOUT_NS:
+            self._send_setup(now_ns)
+            work += 1
+        if self._has_sm and now_ns - self._time_of_last_sm_ns > CONNECTION_TIMEOUT_NS:
+            self._on_connection_lost()
+        if self._has_sm and self.control_mode == "dynamic":
+            self._expire_dynamic_destinations(now_ns)
+        if self.config.flow_control == "min" and self._receivers:
+            self._expire_receivers(now_ns)
+        sent = 0
+        limit = min(self.sender_limit, self.appender.position)
+        position = self.sender_position
+        while position < limit and sent < MAX_DATAGRAMS_PER_SEND:
+            length = self._send_block(position, min(limit - position, self.mtu), retransmit=False)
+            if length <= 0:
+                break
+            position += length
+            sent += 1
+        if sent:
+            term_count = position >> self.position_bits_to_shift
+            if term_count != self.sender_position >> self.position_bits_to_shift:
+                # the sender entered a new term t: term t - 2 is beyond any retransmit, reuse its partition
+                self.log.clean_partition((term_count + 1) % 3)
+            self.sender_position = position
+            self._time_of_last_send_ns = now_ns
+            self.update_limit()
+            return work + sent
+        if self.is_closed and self._closed_at_ns < 0:
+            self._closed_at_ns = now_ns
+        if now_ns - self._time_of_last_send_ns >= HEARTBEAT_TIMEOUT_NS:
+            self._send_heartbeat(now_ns)
+            work += 1
+        if (
+            self.is_closed
+            and self._closed_at_ns >= 0
+            and self.sender_position >= self.appender.position
+            and now_ns - self._closed_at_ns >= self.config.linger_ns
+        ):
+            self.is_linger_done = True
+        return work
+
+    def _send_block(self, position: int, max_length: int, *, retransmit: bool) -> int:
+        """Send the whole frames at ``position`` that fit in ``max_length`` bytes (at least one frame
+        when it fits the MTU); return the stream bytes covered, 0 if nothing is ready."""
+        shift = self.position_bits_to_shift
+        term = self.log.terms[(position >> shift) % 3]
+        start = position & self.mask
+        term_length = self.term_length
+        offset = start
+        end_limit = start + max_length
+        unpack = _frame_length_type
+        while offset < term_length:
+            frame_length, frame_type = cast(tuple[int, int], unpack(term, offset))
+            if frame_length <= 0:
+                break
+            aligned = (frame_length + 31) & -32
+            if frame_type == _PAD:
+                if offset == start:
+                    self._send_all(term[start : start + HEADER_LENGTH])
+                    return aligned
+                break
+            if offset + aligned > end_limit:
+                break
+            offset += aligned
+        if offset == start:
+            return 0
+        self._send_all(term[start:offset])
+        return offset - start
+
+    def _send_setup(self, now_ns: int) -> None:
+        position = self.sender_position
+        shift = self.position_bits_to_shift
+        term_id = ((position >> shift) + self.initial_term_id + 0x8000_0000) % 0x1_0000_0000 - 0x8000_0000
+        scratch = self._scratch
+        _pack_setup(
+            scratch,
+            0,
+            40,
+            0,
+            0,
+            _SETUP,
+            position & self.mask,
+            self.session_id,
+            self.stream_id,
+            self.initial_term_id,
+            term_id,
+            self.term_length,
+            self.mtu,
+            self.config.ttl,
+        )
+        self._send_all(memoryview(scratch)[:40])
+        self._time_of_last_setup_ns = now_ns
+        self.setups_sent += 1
+
+    def _send_heartbeat(self, now_ns: int) -> None:
+        position = self.sender_position
+        shift = self.position_bits_to_shift
+        term_id = ((position >> shift) + self.initial_term_id + 0x8000_0000) % 0x1_0000_0000 - 0x8000_0000
+        eos = self.is_closed and self.config.eos and position >= self.appender.position
+        write_heartbeat(
+            self._scratch,
+            0,
+            self.session_id,
+            self.stream_id,
+            term_id,
+            position & self.mask,
+            end_of_stream=eos,
+        )
+        self._send_all(memoryview(self._scratch)[:HEADER_LENGTH])
+        self._time_of_last_send_ns = now_ns
+        self.heartbeats_sent += 1
+
+    def _on_connection_lost(self) -> None:
+        self._has_sm = False
+        self._should_send_setup = True
+        self._receivers.clear()
+
+    def _expire_dynamic_destinations(self, now_ns: int) -> None:
+        for destination in list(self.destinations):
+            if destination.dynamic and now_ns - destination.time_of_last_sm_ns > RECEIVER_TIMEOUT_NS:
+                self.remove_destination(destination.address)
+
+    def _expire_receivers(self, now_ns: int) -> None:
+        stale = [
+            rid for rid, r in self._receivers.items() if now_ns - r.time_of_last_sm_ns > RECEIVER_TIMEOUT_NS
+        ]
+        for receiver_id in stale:
+            del self._receivers[receiver_id]
+
+    @property
+    def receiver_count(self) -> int:
+        return len(self._receivers)
+
+
+# -------------------------------------------------------------------------------------------- ipc
+
+
+class _Positioned(Protocol):
+    """An IPC image, as its publication sees it."""
+
+    position: int
+
+    @property
+    def subscription(self) -> object: ...
+
+
+class IpcPublication(Publication):
+    """A publication read in place by the subscriptions of the same transport."""
+
+    def __init__(self, config: PublicationConfig, log: LogBuffers) -> None:
+        super().__init__(config, log)
+        self.subscribers: list[_Positioned] = []
+        self.end_of_stream_position = -1
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.subscribers) and not self.is_closed
+
+    def update_limit(self) -> bool:
+        if not self.subscribers:
+            return False
+        consumer = min(subscriber.position for subscriber in self.subscribers)
+        limit = consumer + self.config.term_window
+        if limit > self.appender.position_limit:
+            self.appender.position_limit = limit
+            return True
+        return False
+
+    def close(self) -> None:
+        if not self.is_closed:
+            self.is_closed = True
+            self.end_of_stream_position = self.appender.position
+
+
+def random_session_id(rng: random.Random) -> int:
+    """A random int32 outside Aeron's reserved range [-1, 1000]."""
+    while True:
+        value = rng.randrange(-(2**31), 2**31)
+        if not -1 <= value <= 1000:
+            return value
