@@ -219,6 +219,7 @@ class NetworkPublication(Publication):
         self._addresses: list[Address] = list(destinations)
         self.sender_position = self.start_position
         self.sender_limit = self.start_position
+        self.receiver_position = self.start_position
         self._receivers: dict[int, _Receiver] = {}
         self._has_sm = False
         self._should_send_setup = True
@@ -320,6 +321,8 @@ class NetworkPublication(Publication):
         if position < 0:
             return
         proposed = position + receiver_window
+        if self.start_position <= position <= self.sender_position and position > self.receiver_position:
+            self.receiver_position = position  # the furthest any receiver has consumed
         self._time_of_last_sm_ns = now_ns
         receiver = self._receivers.get(receiver_id)
         if receiver is None:
