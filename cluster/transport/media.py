@@ -82,8 +82,12 @@ class DatagramSocket(Protocol):
 class Network(Protocol):
     """Opens sockets and owns the clock."""
 
-    clock: Clock
     tap: Tap | None
+
+    @property
+    def clock(self) -> Clock:
+        """The clock everything on this network reads."""
+        ...
 
     def open(self, address: Address) -> DatagramSocket:
         """Bind a socket to ``address`` (port 0: an ephemeral port)."""
@@ -165,9 +169,13 @@ class UdpNetwork:
     """Real UDP sockets and the system clock (or another injected clock)."""
 
     def __init__(self, clock: Clock | None = None, *, so_rcvbuf: int = DEFAULT_SO_RCVBUF) -> None:
-        self.clock: Clock = SystemClock() if clock is None else clock
+        self._clock: Clock = SystemClock() if clock is None else clock
         self.tap: Tap | None = None
         self.so_rcvbuf = so_rcvbuf
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     def open(self, address: Address) -> UdpSocket:
         return UdpSocket(self, self.resolve(address), self.so_rcvbuf)

@@ -74,7 +74,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from cluster.transport.clock import Clock, ManualClock
+from cluster.transport.clock import ManualClock
 from cluster.transport.errors import TransportError
 from cluster.transport.media import Address, MediaError, Tap, format_address
 from cluster.transport.uri import MAX_UDP_PAYLOAD_LENGTH
@@ -313,12 +313,6 @@ class SimNetwork:
         """The virtual clock; only the network's owner moves it (``advance``, ``run_until``, or
         ``clock.advance``/``clock.set`` directly)."""
         return self._clock
-
-    @clock.setter
-    def clock(self, clock: Clock) -> None:
-        # ``Network`` declares ``clock`` a plain attribute; the in-flight heap is keyed by this clock's
-        # time, so it cannot be swapped for another.
-        raise SimNetworkError(f"a SimNetwork's clock cannot be replaced (by {clock!r})")
 
     # ------------------------------------------------------------------------------------ addresses
 
