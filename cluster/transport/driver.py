@@ -29,6 +29,7 @@ loss generator, as Aeron's debug driver has), to exercise loss recovery.
 from __future__ import annotations
 
 import random
+import select
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -435,6 +436,9 @@ class Transport:
         self._ipc_publications: list[IpcPublication] = []
         self._ipc_subscriptions: list[Subscription] = []
         self._endpoint_params: dict[int, ChannelUri] = {}
+        self._poller = select.epoll()
+        self._by_fd: dict[int, _Endpoint] = {}
+        self._unpolled: list[_Endpoint] = []
         self._session_ids: set[int] = set()
         self.is_closed = False
 
@@ -452,13 +456,22 @@ class Transport:
     def do_work(self) -> int:
         now_ns = self.clock.nano_time()
         work = 0
-        for receive_endpoint in self._receive_endpoints:
-            work += receive_endpoint.poll(now_ns)
-        for send_endpoint in self._send_endpoints:
-            work += send_endpoint.poll(now_ns)
+        if self._by_fd:
+            # one epoll_wait(0) tells which real sockets hold datagrams: no failed recv per idle socket
+            by_fd = self._by_fd
+            for fd, _ in self._poller.poll(0):
+                endpoint = by_fd.get(fd)
+                if endpoint is not None:
+                    work += endpoint.poll(now_ns)
+        for endpoint in self._unpolled:
+            work += endpoint.poll(now_ns)
+        finished: list[NetworkPublication] | None = None
         for publication in self._network_publications:
             work += publication.send(now_ns)
             if publication.is_linger_done:
+                finished = [*(finished or ()), publication]
+        if finished:
+            for publication in finished:
                 self._remove_network_publication(publication)
         for receive_endpoint in self._receive_endpoints:
             work += receive_endpoint.do_work(now_ns)
@@ -587,7 +600,7 @@ class Transport:
         self._send_endpoints.append(endpoint)
         if bind[1] != 0:
             self._shared_send_endpoints[bind] = endpoint
-        self._register(sock)
+        self._register(endpoint)
         return endpoint
 
     def add_destination(self, publication: Publication, channel: str) -> None:
@@ -625,7 +638,7 @@ class Transport:
             for key, shared in list(self._shared_send_endpoints.items()):
                 if shared is endpoint:
                     del self._shared_send_endpoints[key]
-            self._unregister(endpoint.socket)
+            self._unregister(endpoint)
             endpoint.socket.close()
 
     # ------------------------------------------------------------------ subscriptions
@@ -667,7 +680,7 @@ class Transport:
             self._receive_endpoints.append(receive)
             self._shared_receive_endpoints[sock.local_address] = receive
             self._endpoint_params[id(receive)] = uri
-            self._register(sock)
+            self._register(receive)
         subscription.local_address = receive.socket.local_address
         subscription._endpoint = receive  # type: ignore[attr-defined]
         receive.streams.setdefault(stream_id, []).append((subscription, uri.session_id))
@@ -696,7 +709,7 @@ class Transport:
             self._receive_endpoints.remove(receive)
             if receive.key is not None:
                 self._shared_receive_endpoints.pop(receive.key, None)
-            self._unregister(receive.socket)
+            self._unregister(receive)
             receive.socket.close()
 
     # ------------------------------------------------------------------ ipc
@@ -747,12 +760,27 @@ class Transport:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _register(self, sock: DatagramSocket) -> None:
-        if self._idle is not None and sock.fileno() >= 0:
+    def _register(self, endpoint: _Endpoint) -> None:
+        sock = endpoint.socket
+        fd = sock.fileno()
+        if fd < 0:
+            self._unpolled.append(endpoint)
+            return
+        self._poller.register(fd, select.EPOLLIN)
+        self._by_fd[fd] = endpoint
+        if self._idle is not None:
             self._idle.register(sock)
 
-    def _unregister(self, sock: DatagramSocket) -> None:
-        if self._idle is not None and sock.fileno() >= 0:
+    def _unregister(self, endpoint: _Endpoint) -> None:
+        sock = endpoint.socket
+        fd = sock.fileno()
+        if fd < 0:
+            if endpoint in self._unpolled:
+                self._unpolled.remove(endpoint)
+            return
+        if self._by_fd.pop(fd, None) is not None:
+            self._poller.unregister(fd)
+        if self._idle is not None:
             self._idle.unregister(sock)
 
     def _check_open(self) -> None:
@@ -770,10 +798,13 @@ class Transport:
             publication._send_heartbeat(now_ns)
         self.is_closed = True
         for endpoint in [*self._send_endpoints, *self._receive_endpoints]:
-            self._unregister(endpoint.socket)
+            self._unregister(endpoint)
             endpoint.socket.close()
         self._send_endpoints.clear()
         self._receive_endpoints.clear()
+        self._by_fd.clear()
+        self._unpolled.clear()
+        self._poller.close()
         self._network_publications.clear()
 
     def __enter__(self) -> Transport:
