@@ -215,8 +215,9 @@ class _SendEndpoint(_Endpoint):
                     flags, values[6], values[7], values[8], values[9], source, now_ns
                 )
             elif session_id == 0 and flags & _SEND_SETUP:
-                for pub in list(self.publications.values()):  # a dynamic MDC receiver asking to join
-                    if pub.stream_id == stream_id and pub.control_mode == "dynamic":
+                # a dynamic MDC receiver asking to join; Aeron's receivers send stream id 0 (every stream)
+                for pub in list(self.publications.values()):
+                    if stream_id in (0, pub.stream_id) and pub.control_mode == "dynamic":
                         pub.on_status_message(flags, 0, 0, 0, values[9], source, now_ns)
         elif frame_type == _NAK:
             if length < 28:
@@ -246,6 +247,10 @@ class _ReceiveEndpoint(_Endpoint):
         self.control = control
         self._time_of_last_control_elicit_ns = -SETUP_TIMEOUT_NS
         self.key: Address | None = None
+        # Each receive endpoint has its own receiver id, as in Aeron's C driver (next_receiver_id++): a
+        # sender's min/tagged flow control tells receivers apart by it.
+        self.receiver_id = transport._next_receiver_id
+        transport._next_receiver_id = (self.receiver_id + 1) & (2**63 - 1)
 
     def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
         transport = self.transport
@@ -297,7 +302,7 @@ class _ReceiveEndpoint(_Endpoint):
         if len(self.elicited) > 4096:
             self.elicited.clear()
         message = bytearray(36)
-        _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, key[0], key[1], 0, 0, 0, self.transport.receiver_id)
+        _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, key[0], key[1], 0, 0, 0, self.receiver_id)
         self.send(message, source)
         counters.setup_elicitations += 1
 
@@ -349,7 +354,7 @@ class _ReceiveEndpoint(_Endpoint):
             source=source,
             control=source,
             send=self.send,
-            receiver_id=transport.receiver_id,
+            receiver_id=self.receiver_id,
             now_ns=now_ns,
             receiver_window=transport.receiver_window_for(self),
             nak_delay_ns=transport.nak_delay_for(self),
@@ -394,9 +399,7 @@ class _ReceiveEndpoint(_Endpoint):
             for stream_id in self.streams:
                 if not any(key[1] == stream_id for key in self.images):
                     message = bytearray(36)
-                    _pack_sm(
-                        message, 0, 36, 0, _SEND_SETUP, _SM, 0, stream_id, 0, 0, 0, self.transport.receiver_id
-                    )
+                    _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, 0, stream_id, 0, 0, 0, self.receiver_id)
                     self.send(message, self.control)
                     work += 1
         return work
@@ -426,7 +429,8 @@ class Transport:
         self._loss_random = random.Random(self._random.getrandbits(64))
         self.loss_random = self._loss_random.random
         self.data_loss = self.config.data_loss
-        self.receiver_id = self._random.getrandbits(63)
+        self.receiver_id = self._random.getrandbits(63)  # the first receive endpoint's; then + 1 each
+        self._next_receiver_id = self.receiver_id
         self._idle = idle
         self._send_endpoints: list[_SendEndpoint] = []
         self._shared_send_endpoints: dict[Address, _SendEndpoint] = {}
@@ -684,6 +688,21 @@ class Transport:
         subscription.local_address = receive.socket.local_address
         subscription._endpoint = receive  # type: ignore[attr-defined]
         receive.streams.setdefault(stream_id, []).append((subscription, uri.session_id))
+        for (session_id, image_stream_id), log in list(receive.images.items()):
+            # Aeron links the images already there, joining at the lowest subscriber position
+            if image_stream_id == stream_id and uri.session_id in (None, session_id):
+                join = min([log.rebuild_position, *(image.position for image in log.images)])
+                image = Image(
+                    subscription,
+                    log.log,
+                    session_id,
+                    join,
+                    format_address(log.source),
+                    log.mtu,
+                    initial_term_id=log.initial_term_id,
+                )
+                log.images.append(image)
+                subscription._add_image(image)
         return subscription
 
     def _on_subscription_closed(self, subscription: Subscription) -> None:

@@ -206,11 +206,15 @@ class ImageLog:
         if packet_position < last_sm or packet_position + length > self._last_sm_window_limit:
             self.out_of_window_packets += 1
             return False
-        index = (packet_position >> self.shift) % 3
-        self.terms[index][term_offset : term_offset + length] = buffer[:length]
+        term = self.terms[(packet_position >> self.shift) % 3]
         self.time_of_last_packet_ns = now_ns
         self.packets_received += 1
         self.bytes_received += length
+        if _frame_length(term, term_offset)[0] != 0:
+            # Aeron's TermRebuilder.insert never overwrites: this is a duplicate, or a late datagram
+            # for a gap already filled with padding (reliable=false), which must stay as it is
+            return True
+        term[term_offset : term_offset + length] = buffer[:length]
         end = packet_position + chain_length
         if end > self.hwm_position:
             self.hwm_position = end

@@ -386,7 +386,7 @@ class NetworkPublication(Publication):
     def send(self, now_ns: int) -> int:
         """One sender duty cycle: SETUP, data within the limits, heartbeats; returns datagrams sent."""
         if not self._addresses:
-            return 0
+            return self._check_linger(now_ns)
         work = 0
         if self._should_send_setup and now_ns - self._time_of_last_setup_ns >= SETUP_TIMEOUT_NS:
             self._send_setup(now_ns)
@@ -415,19 +415,22 @@ class NetworkPublication(Publication):
             self._time_of_last_send_ns = now_ns
             self.update_limit()
             return work + sent
-        if self.is_closed and self._closed_at_ns < 0:
-            self._closed_at_ns = now_ns
         if now_ns - self._time_of_last_send_ns >= HEARTBEAT_TIMEOUT_NS:
             self._send_heartbeat(now_ns)
             work += 1
-        if (
-            self.is_closed
-            and self._closed_at_ns >= 0
-            and self.sender_position >= self.appender.position
-            and now_ns - self._closed_at_ns >= self.config.linger_ns
-        ):
-            self.is_linger_done = True
-        return work
+        return work + self._check_linger(now_ns)
+
+    def _check_linger(self, now_ns: int) -> int:
+        """Aeron's DRAINING then LINGER: once closed and drained -- or with no receiver left to drain to --
+        linger for ``linger_ns`` (heartbeats with EOS, answering NAKs), then be done."""
+        if self.is_closed:
+            if self._closed_at_ns < 0 and (
+                self.sender_position >= self.appender.position or not self._has_sm or not self._addresses
+            ):
+                self._closed_at_ns = now_ns
+            if self._closed_at_ns >= 0 and now_ns - self._closed_at_ns >= self.config.linger_ns:
+                self.is_linger_done = True
+        return 0
 
     def _send_block(self, position: int, max_length: int, *, retransmit: bool) -> int:
         """Send the whole frames at ``position`` that fit in ``max_length`` bytes (at least one frame
@@ -504,6 +507,8 @@ class NetworkPublication(Publication):
         self._has_sm = False
         self._should_send_setup = True
         self._receivers.clear()
+        # Aeron's driver clamps the publisher limit to the sender position while not connected
+        self.appender.position_limit = min(self.appender.position_limit, self.sender_position)
 
     def _expire_dynamic_destinations(self, now_ns: int) -> None:
         for destination in list(self.destinations):
@@ -548,6 +553,9 @@ class IpcPublication(Publication):
 
     def update_limit(self) -> bool:
         if not self.subscribers:
+            # as Aeron's IpcPublication: with no subscriber the publisher limit falls back, so offers
+            # are NOT_CONNECTED rather than filling a log nobody reads
+            self.appender.position_limit = min(self.appender.position_limit, self.appender.position)
             return False
         consumer = min(subscriber.position for subscriber in self.subscribers)
         limit = consumer + self.config.term_window
