@@ -17,11 +17,15 @@ the end of a term, so that is not an error. Any other frame that is shorter than
 than what is left of the datagram, or of an unknown type ends the datagram with an error record; the
 next datagram is decoded as usual.
 
-DATA fragments are reassembled per ``(session_id, stream_id)``: BEGIN starts a message, a fragment
-without BEGIN continues it only if it has the same term id and starts exactly where the previous
-fragment's aligned frame ended, and END completes it. Anything else (a BEGIN that never ended, a
-continuation without BEGIN, a gap) drops what was gathered with an ``incomplete message`` error. A
-message is bounded by Aeron's largest message length (16 MiB).
+DATA fragments are reassembled per ``(session_id, stream_id)`` by *position*, as a receiver's term
+rebuilder does, not by arrival: a fragment is placed at its ``(term_id, term_offset)``, and a message is
+delivered once its BEGIN fragment and every following fragment (each starting where the previous one's
+aligned frame ended, in the same term) up to END are present. So fragments may arrive in any order, and
+a frame seen again -- a retransmission, which a capture taken at the sender holds beside the original --
+is recognised by its position and not delivered twice. What is still missing when the capture ends is
+reported then, as ``incomplete message`` errors: a message begun whose END or a middle fragment never
+came (``gap at term offset N`` names the first hole), and fragments with no BEGIN before them. A message
+is bounded by Aeron's largest message length (16 MiB), and what waits is bounded too.
 
 A complete message is decoded as SBE by the first schema whose header it matches (the schemas given
 with ``--schema`` first, then the built-in ones in ``schemas/``), with the on-the-fly codec so that the
@@ -337,26 +341,47 @@ def _header_fields(frame_type: int, frame_length: int, buf: bytes, offset: int, 
 
 
 @dataclass(slots=True)
-class _Partial:
-    """A message being reassembled: where it started, where the next fragment must start."""
+class _Fragment:
+    """A DATA fragment waiting for the rest of its message."""
 
-    term_id: int
-    term_offset: int
-    next_term_offset: int
+    flags: int
+    frame_length: int
+    payload: bytes
     datagram: int
     offset: int
-    chunks: list[bytes]
-    length: int
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One (session, stream): fragments placed by (term id, term offset), as a receiver's rebuilder does.
+
+    ``pending`` holds fragments of messages not yet whole; ``done`` remembers the positions of fragments
+    already delivered, so a retransmission of them (a capture taken at the sender holds the original and
+    every resend) is recognised and not decoded twice.
+    """
+
+    pending: dict[tuple[int, int], _Fragment]
+    done: dict[tuple[int, int], None]
+
+
+MAX_PENDING_FRAGMENTS: Final = 65536
+MAX_REMEMBERED_FRAGMENTS: Final = 1 << 20
 
 
 class CaptureDecoder:
-    """Turns datagrams into frame, message and error records; ``finish`` reports unfinished messages."""
+    """Turns datagrams into frame, message and error records; ``finish`` reports unfinished messages.
 
-    __slots__ = ("_catalog", "_partials")
+    Fragments are reassembled by position, not by arrival: a message is delivered when its BEGIN
+    fragment and every following fragment up to END are present, in whatever order they came, and a
+    frame seen again (a retransmission) is not delivered again. What is still missing when the capture
+    ends is reported by ``finish``: a message with a BEGIN but no END, and fragments with no BEGIN.
+    """
+
+    __slots__ = ("_catalog", "_streams")
 
     def __init__(self, catalog: SbeCatalog) -> None:
         self._catalog = catalog
-        self._partials: dict[tuple[int, int], _Partial] = {}
+        self._streams: dict[tuple[int, int], _Stream] = {}
 
     def decode_datagram(self, index: int, buf: bytes) -> list[Record]:
         records: list[Record] = []
@@ -371,11 +396,12 @@ class CaptureDecoder:
         return records
 
     def finish(self) -> list[Record]:
-        records = [
-            self._incomplete(key, partial, partial.datagram, partial.offset, "BEGIN never ended")
-            for key, partial in self._partials.items()
-        ]
-        self._partials.clear()
+        records: list[Record] = []
+        for key, stream in self._streams.items():
+            records.extend(self._report_pending(key, stream, stream.pending.keys()))
+            stream.pending.clear()
+        self._streams.clear()
+        records.sort(key=lambda record: (record["datagram"], record["offset"]))
         return records
 
     def _decode_frame(self, index: int, buf: bytes, offset: int, records: list[Record]) -> int:
@@ -426,61 +452,119 @@ class CaptureDecoder:
         term_offset = frame["termOffset"]
         frame_length = frame["frameLength"]
         payload = buf[offset + DATA_HEADER_LENGTH : offset + frame_length]
-        partial = self._partials.get(key)
-        if flags & _BEGIN:
-            if partial is not None:
-                del self._partials[key]
-                records.append(self._incomplete(key, partial, index, offset, "BEGIN not followed by END"))
-            if flags & _END:
-                records.append(self._message(key, term_id, term_offset, payload))
-                return
-            self._partials[key] = _Partial(
-                term_id,
-                term_offset,
-                term_offset + _align(frame_length),
-                index,
-                offset,
-                [payload],
-                len(payload),
-            )
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream({}, {})
+        position = (term_id, term_offset)
+        if position in stream.done or position in stream.pending:
+            return  # a retransmission of a frame already seen
+        if flags & _BEGIN and flags & _END:
+            self._remember(stream, [position])
+            records.append(self._message(key, term_id, term_offset, payload))
             return
-        if partial is None:
-            what = "END" if flags & _END else "middle fragment"
-            records.append(
-                {
-                    "kind": "error",
-                    "datagram": index,
-                    "offset": offset,
-                    "error": f"incomplete message: session {key[0]} stream {key[1]}: {what} at term "
-                    f"{term_id} offset {term_offset} without BEGIN",
-                }
-            )
+        if len(stream.pending) >= MAX_PENDING_FRAGMENTS:
+            oldest = next(iter(stream.pending))
+            records.extend(self._report_pending(key, stream, [oldest]))
+            del stream.pending[oldest]
+        stream.pending[position] = _Fragment(flags, frame_length, payload, index, offset)
+        begin = position if flags & _BEGIN else self._begin_before(stream, term_id, term_offset)
+        if begin is not None:
+            self._assemble(key, stream, begin, records)
+
+    @staticmethod
+    def _begin_before(stream: _Stream, term_id: int, term_offset: int) -> tuple[int, int] | None:
+        """The pending BEGIN nearest before ``term_offset`` in the same term (messages never straddle)."""
+        best: tuple[int, int] | None = None
+        for (pending_term, pending_offset), fragment in stream.pending.items():
+            if (
+                pending_term == term_id
+                and pending_offset < term_offset
+                and fragment.flags & _BEGIN
+                and (best is None or pending_offset > best[1])
+            ):
+                best = (pending_term, pending_offset)
+        return best
+
+    def _assemble(
+        self, key: tuple[int, int], stream: _Stream, begin: tuple[int, int], records: list[Record]
+    ) -> None:
+        chain = self._chain(stream, begin)
+        last = stream.pending[chain[-1]]
+        if not last.flags & _END:
             return
-        if partial.term_id != term_id or partial.next_term_offset != term_offset:
-            del self._partials[key]
-            records.append(
-                self._incomplete(
-                    key,
-                    partial,
-                    index,
-                    offset,
-                    f"gap: expected term {partial.term_id} offset {partial.next_term_offset}, "
-                    f"got term {term_id} offset {term_offset}",
+        chunks = [stream.pending[position].payload for position in chain]
+        length = sum(len(chunk) for chunk in chunks)
+        if length > MAX_MESSAGE_LENGTH:
+            records.extend(self._report_pending(key, stream, chain, "longer than the largest message"))
+        else:
+            records.append(self._message(key, begin[0], begin[1], b"".join(chunks)))
+        for position in chain:
+            del stream.pending[position]
+        self._remember(stream, chain)
+
+    @staticmethod
+    def _chain(stream: _Stream, begin: tuple[int, int]) -> list[tuple[int, int]]:
+        """The contiguous fragments from ``begin``, up to and including an END or the first gap."""
+        chain = [begin]
+        fragment = stream.pending[begin]
+        term_id, term_offset = begin
+        while not fragment.flags & _END:
+            term_offset += _align(fragment.frame_length)
+            following = stream.pending.get((term_id, term_offset))
+            if following is None or following.flags & _BEGIN:
+                break
+            chain.append((term_id, term_offset))
+            fragment = following
+        return chain
+
+    @staticmethod
+    def _remember(stream: _Stream, positions: Iterable[tuple[int, int]]) -> None:
+        done = stream.done
+        for position in positions:
+            done[position] = None
+        while len(done) > MAX_REMEMBERED_FRAGMENTS:
+            del done[next(iter(done))]
+
+    def _report_pending(
+        self,
+        key: tuple[int, int],
+        stream: _Stream,
+        positions: Iterable[tuple[int, int]],
+        why: str | None = None,
+    ) -> list[Record]:
+        """Error records for pending fragments: one per message begun, one per fragment without BEGIN."""
+        pending = stream.pending
+        records: list[Record] = []
+        reported: set[tuple[int, int]] = set()
+        for position in sorted(positions, key=lambda p: (pending[p].datagram, pending[p].offset)):
+            if position in reported:
+                continue
+            fragment = pending[position]
+            if fragment.flags & _BEGIN:
+                chain = self._chain(stream, position)
+                reported.update(chain)
+                last = chain[-1]
+                after = last[1] + _align(pending[last].frame_length)
+                later = any(term == position[0] and offset > after for term, offset in pending)
+                missing = why or (f"gap at term offset {after}" if later else "BEGIN never ended")
+                length = sum(len(pending[link].payload) for link in chain)
+                error = (
+                    f"incomplete message: session {key[0]} stream {key[1]} term {position[0]} offset "
+                    f"{position[1]} ({length} bytes dropped): {missing}"
                 )
+            else:
+                if self._begin_before(stream, *position) is not None:
+                    continue  # after a BEGIN that never completed: reported with that message
+                reported.add(position)
+                what = "END" if fragment.flags & _END else "middle fragment"
+                error = (
+                    f"incomplete message: session {key[0]} stream {key[1]}: {what} at term {position[0]} "
+                    f"offset {position[1]} without BEGIN"
+                )
+            records.append(
+                {"kind": "error", "datagram": fragment.datagram, "offset": fragment.offset, "error": error}
             )
-            return
-        if partial.length + len(payload) > MAX_MESSAGE_LENGTH:
-            del self._partials[key]
-            records.append(self._incomplete(key, partial, index, offset, "longer than the largest message"))
-            return
-        partial.chunks.append(payload)
-        partial.length += len(payload)
-        partial.next_term_offset = term_offset + _align(frame_length)
-        partial.datagram = index
-        partial.offset = offset
-        if flags & _END:
-            del self._partials[key]
-            records.append(self._message(key, partial.term_id, partial.term_offset, b"".join(partial.chunks)))
+        return records
 
     def _message(self, key: tuple[int, int], term_id: int, term_offset: int, payload: bytes) -> Record:
         record: Record = {
@@ -493,16 +577,6 @@ class CaptureDecoder:
         }
         record.update(self._catalog.describe(payload))
         return record
-
-    @staticmethod
-    def _incomplete(key: tuple[int, int], partial: _Partial, index: int, offset: int, why: str) -> Record:
-        return {
-            "kind": "error",
-            "datagram": index,
-            "offset": offset,
-            "error": f"incomplete message: session {key[0]} stream {key[1]} term {partial.term_id} offset "
-            f"{partial.term_offset} ({partial.length} bytes dropped): {why}",
-        }
 
 
 def decode_capture(
