@@ -45,6 +45,7 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     "decode": CommandSpec(
         "tools.decode_cmd", "decode Aeron frames and SBE messages from a pcap or pcapng capture"
     ),
+    "aeron": CommandSpec("tools.aeron_cmd", "Aeron transport samples: send, recv, ping, pong, throughput"),
 }
 
 

@@ -448,6 +448,7 @@ class Transport:
 
     # ------------------------------------------------------------------ agent
 
+    @property
     def role_name(self) -> str:
         return "transport"
 

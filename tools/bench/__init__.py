@@ -30,6 +30,9 @@ BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
     "codec": BenchmarkSpec(
         "tools.bench.codec", "generated SBE codecs vs hand-written struct floors (decode, one field, encode)"
     ),
+    "transport": BenchmarkSpec(
+        "tools.bench.transport", "our UDP transport vs the real Aeron (pyaeron): throughput and round trips"
+    ),
 }
 
 
