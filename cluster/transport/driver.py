@@ -98,7 +98,7 @@ _RTTM = int(FrameType.RTTM)
 _SEND_SETUP = int(StatusFlags.SEND_SETUP)
 _REPLY = int(RttmFlags.REPLY)
 
-_unpack_data = DataHeaderDecoder.unpack
+_unpack_data = DataHeaderDecoder.LAYOUT.unpack_from  # the receive buffer always holds 32 bytes
 _unpack_setup = SetupHeaderDecoder.unpack
 _unpack_sm = StatusMessageHeaderDecoder.unpack
 _unpack_nak = NakHeaderDecoder.unpack

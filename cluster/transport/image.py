@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import enum
 import re
-import struct
 from collections.abc import Callable
 
 from cluster.transport.errors import TransportError
@@ -56,6 +55,7 @@ from generated.aeron_transport_frames import (
     DataFlags,
     DataHeaderDecoder,
     DataHeaderEncoder,
+    FrameHeaderDecoder,
     FrameType,
     NakHeaderEncoder,
     StatusFlags,
@@ -85,11 +85,11 @@ _EOS = int(DataFlags.EOS)
 _SM_EOS = int(StatusFlags.EOS)
 _UNFRAGMENTED = int(DataFlags.BEGIN | DataFlags.END)
 
-_unpack_data = DataHeaderDecoder.unpack
-_pack_data = DataHeaderEncoder.pack_into
+_unpack_data = DataHeaderDecoder.LAYOUT.unpack_from  # callers check the 32 bytes are there
+_pack_data = DataHeaderEncoder.LAYOUT.pack_into
 _pack_sm = StatusMessageHeaderEncoder.pack_into
 _pack_nak = NakHeaderEncoder.pack_into
-_frame_length = struct.Struct("<i").unpack_from
+_frame_header = FrameHeaderDecoder.LAYOUT.unpack_from
 _NON_ZERO = re.compile(rb"[^\x00]")
 
 
@@ -210,7 +210,7 @@ class ImageLog:
         self.time_of_last_packet_ns = now_ns
         self.packets_received += 1
         self.bytes_received += length
-        if _frame_length(term, term_offset)[0] != 0:
+        if _frame_header(term, term_offset)[0] != 0:
             # Aeron's TermRebuilder.insert never overwrites: this is a duplicate, or a late datagram
             # for a gap already filled with padding (reliable=false), which must stay as it is
             return True
@@ -283,7 +283,7 @@ class ImageLog:
         while position < hwm:
             term = self.terms[(position >> shift) % 3]
             offset = position & mask
-            frame_length = _frame_length(term, offset)[0]
+            frame_length = _frame_header(term, offset)[0]
             if frame_length <= 0:
                 break
             position += (frame_length + 31) & -32

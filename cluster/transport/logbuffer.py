@@ -41,6 +41,7 @@ a copy and dropping (and counting) broken sequences.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 
 from cluster.transport.errors import (
@@ -128,10 +129,12 @@ _PAD = int(FrameType.PAD)
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 _ZERO_CHUNK = bytes(64 * 1024)
 
-# The only wire format: the generated codecs, held as plain functions for the hot paths.
-_unpack_data = DataHeaderDecoder.unpack
-_pack_data = DataHeaderEncoder.pack_into
-_pack_frame = FrameHeaderEncoder.pack_into
+# The only wire format: the generated codecs' layouts, held as plain functions for the hot paths. Their
+# raw ``struct`` forms skip the codecs' error translation: every caller here has checked offsets and
+# values already (int32 ids at construction, offsets against the term).
+_unpack_data = DataHeaderDecoder.LAYOUT.unpack_from
+_pack_data = DataHeaderEncoder.LAYOUT.pack_into
+_pack_frame = FrameHeaderEncoder.LAYOUT.pack_into
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -257,7 +260,10 @@ def write_heartbeat(
     """Write a heartbeat (a DATA header with frame length 0, flags 0xC0, or 0xE0 at end of stream) at
     ``offset``; it is sent on its own, never stored in a term. Returns 32, the bytes written."""
     flags = _BEGIN_END_EOS if end_of_stream else _UNFRAGMENTED
-    return int(_pack_data(buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0))
+    DataHeaderEncoder.pack_into(
+        buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0
+    )
+    return HEADER_LENGTH
 
 
 # ---------------------------------------------------------------------------------------- log buffers
@@ -368,17 +374,28 @@ class BufferClaim:
     Reusable (like Aeron's ``BufferClaim``): one object serves claim after claim.
     """
 
-    __slots__ = ("_frame_length", "_header", "_offset", "_term", "buffer")
+    __slots__ = ("_frame_length", "_header", "_offset", "_owner", "_partition", "_term", "buffer")
 
     def __init__(self) -> None:
         self._term: memoryview | None = None
         self._offset = 0
         self._frame_length = 0
         self._header: tuple[int, int, int] = (0, 0, 0)
+        self._owner: ExclusiveAppender | None = None
+        self._partition = 0
         self.buffer = memoryview(b"")
 
-    def _wrap(self, term: memoryview, offset: int, frame_length: int, header: tuple[int, int, int]) -> None:
+    def _wrap(
+        self,
+        term: memoryview,
+        offset: int,
+        frame_length: int,
+        header: tuple[int, int, int],
+        owner: ExclusiveAppender,
+    ) -> None:
         assert self._term is None, "claim already holds an uncommitted frame"
+        self._owner = owner
+        self._partition = owner.partition_index
         self._term = term
         self._offset = offset
         self._frame_length = frame_length
@@ -391,6 +408,9 @@ class BufferClaim:
             raise LogBufferError("buffer claim is not holding a frame (already committed or aborted)")
         self._term = None
         self.buffer = memoryview(b"")
+        if self._owner is not None:
+            self._owner.open_claims -= 1
+            self._owner = None
         return term
 
     def reserved_value(self, value: int) -> None:
@@ -422,6 +442,9 @@ class BufferClaim:
     def abort(self) -> None:
         """Give the frame up: it becomes PAD, which readers skip."""
         offset, frame_length = self._offset, self._frame_length
+        owner = self._owner
+        if owner is not None:
+            owner.padded[self._partition] = True
         _pack_frame(self._release(), offset, frame_length, 0, _UNFRAGMENTED, _PAD)
 
 
@@ -434,14 +457,20 @@ class ExclusiveAppender:
     """
 
     __slots__ = (
+        "_ends",
         "_max_unfragmented",
+        "_raw_tails",
         "_term",
+        "frame_ends",
         "initial_term_id",
         "log",
         "max_message_length",
         "max_payload_length",
         "max_possible_position",
         "mtu",
+        "on_limit",
+        "open_claims",
+        "padded",
         "partition_index",
         "position_limit",
         "session_id",
@@ -467,6 +496,8 @@ class ExclusiveAppender:
         self._max_unfragmented = min(self.max_payload_length, self.max_message_length)
         self.max_possible_position = max_stream_position(log.term_length)
         self.position_limit = self.max_possible_position
+        self.on_limit: Callable[[int], int] | None = None
+        self._raw_tails = log.raw_tails
         # ExclusivePublication's constructor: pick the state up from the active partition's tail.
         index = log.active_partition_index
         raw_tail = log.raw_tails[index]
@@ -477,6 +508,14 @@ class ExclusiveAppender:
             self.term_id, log.position_bits_to_shift, log.initial_term_id
         )
         self._term = log.terms[index]
+        # Where each frame of a partition ends, in order (the sender finds a datagram's cut with bisect
+        # instead of walking frames); a log started mid-term counts its start as a frame end.
+        self.frame_ends: tuple[array[int], ...] = tuple(array("i") for _ in range(PARTITION_COUNT))
+        self._ends = self.frame_ends[index]
+        if self.term_offset:
+            self._ends.append(self.term_offset)
+        self.open_claims = 0
+        self.padded = [False] * PARTITION_COUNT  # holds an aborted claim: PAD amid the frames
 
     @property
     def position(self) -> int:
@@ -489,18 +528,23 @@ class ExclusiveAppender:
         term_offset = self.term_offset
         if length <= self._max_unfragmented:
             if self.term_begin_position + term_offset >= self.position_limit:
-                return self._back_pressure_status(length)
+                status = self._back_pressure_status(length)
+                if status:
+                    return status
             frame_length = length + HEADER_LENGTH
             resulting_offset = term_offset + ((frame_length + 31) & -32)
             term_id = self.term_id
-            self.log.raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
+            self._raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
             if resulting_offset > self.term_length:
                 return self._end_of_term(term_offset)
             term = self._term
+            # The payload first, then the whole header: its positive frame length commits the frame (the
+            # header slot is zero until then, so a reader stops there, as at a negative length).
+            term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
             _pack_data(
                 term,
                 term_offset,
-                -frame_length,
+                frame_length,
                 0,
                 _UNFRAGMENTED,
                 _DATA,
@@ -510,8 +554,7 @@ class ExclusiveAppender:
                 term_id,
                 reserved_value,
             )
-            term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
-            _pack_frame(term, term_offset, frame_length, 0, _UNFRAGMENTED, _DATA)
+            self._ends.append(resulting_offset)
             self.term_offset = resulting_offset
             return self.term_begin_position + resulting_offset
         if length > self.max_message_length:
@@ -519,7 +562,9 @@ class ExclusiveAppender:
                 f"message exceeds max_message_length={self.max_message_length}: length={length}"
             )
         if self.term_begin_position + term_offset >= self.position_limit:
-            return self._back_pressure_status(length)
+            status = self._back_pressure_status(length)
+            if status:
+                return status
         return self._append_fragmented(payload, length, reserved_value)
 
     def _append_fragmented(
@@ -532,10 +577,11 @@ class ExclusiveAppender:
         term_offset = self.term_offset
         resulting_offset = term_offset + required_length
         term_id = self.term_id
-        self.log.raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
+        self._raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
         if resulting_offset > self.term_length:
             return self._end_of_term(term_offset)
         term = self._term
+        ends = self._ends
         source = memoryview(payload)
         session_id, stream_id = self.session_id, self.stream_id
         frame_offset = term_offset
@@ -549,10 +595,13 @@ class ExclusiveAppender:
             else:
                 chunk = max_payload_length
             frame_length = chunk + HEADER_LENGTH
+            term[frame_offset + HEADER_LENGTH : frame_offset + frame_length] = source[
+                source_offset : source_offset + chunk
+            ]
             _pack_data(
                 term,
                 frame_offset,
-                -frame_length,
+                frame_length,
                 0,
                 flags,
                 _DATA,
@@ -562,12 +611,9 @@ class ExclusiveAppender:
                 term_id,
                 reserved_value,
             )
-            term[frame_offset + HEADER_LENGTH : frame_offset + frame_length] = source[
-                source_offset : source_offset + chunk
-            ]
-            _pack_frame(term, frame_offset, frame_length, 0, flags, _DATA)
             flags = 0
             frame_offset += (frame_length + 31) & -32
+            ends.append(frame_offset)
             source_offset += chunk
         assert frame_offset == resulting_offset, (frame_offset, resulting_offset)
         self.term_offset = resulting_offset
@@ -581,7 +627,9 @@ class ExclusiveAppender:
             )
         term_offset = self.term_offset
         if self.term_begin_position + term_offset >= self.position_limit:
-            return self._back_pressure_status(length)
+            status = self._back_pressure_status(length)
+            if status:
+                return status
         frame_length = length + HEADER_LENGTH
         resulting_offset = term_offset + align(frame_length)
         term_id = self.term_id
@@ -602,7 +650,9 @@ class ExclusiveAppender:
             term_id,
             0,
         )
-        claim._wrap(term, term_offset, frame_length, (self.session_id, self.stream_id, term_id))
+        claim._wrap(term, term_offset, frame_length, (self.session_id, self.stream_id, term_id), self)
+        self.open_claims += 1
+        self._ends.append(resulting_offset)
         self.term_offset = resulting_offset
         return self.term_begin_position + resulting_offset
 
@@ -626,6 +676,7 @@ class ExclusiveAppender:
                 0,
             )
             _pack_frame(term, term_offset, padding_length, 0, _UNFRAGMENTED, _PAD)
+            self._ends.append(term_length)
         if self.term_begin_position + term_length >= self.max_possible_position:
             self.term_offset = term_length
             return MAX_POSITION_EXCEEDED
@@ -633,15 +684,21 @@ class ExclusiveAppender:
         self.term_id = log.rotate(self.term_id)
         self.partition_index = log.active_partition_index
         self._term = log.terms[self.partition_index]
+        self._ends = self.frame_ends[self.partition_index]
+        del self._ends[:]
+        self.padded[self.partition_index] = False
         self.term_offset = 0
         self.term_begin_position += term_length
         return ADMIN_ACTION
 
     def _back_pressure_status(self, length: int) -> int:
+        """At the limit: ``MAX_POSITION_EXCEEDED``, or what ``on_limit(position)`` says (0: the limit
+        moved, go on), or ``BACK_PRESSURED``."""
         position = self.term_begin_position + self.term_offset
         if position + align(length + HEADER_LENGTH) >= self.max_possible_position:
             return MAX_POSITION_EXCEEDED
-        return BACK_PRESSURED
+        on_limit = self.on_limit
+        return BACK_PRESSURED if on_limit is None else on_limit(position)
 
 
 # --------------------------------------------------------------------------------------------- reader

@@ -32,10 +32,10 @@ The appender stops at ``position_limit`` (Aeron's publisher limit), which the tr
 from __future__ import annotations
 
 import random
-import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Protocol
 
 from cluster.transport.errors import TransportError
 from cluster.transport.logbuffer import (
@@ -55,6 +55,7 @@ from cluster.transport.media import Address
 from cluster.transport.uri import ChannelUri
 from generated.aeron_transport_frames import (
     DataFlags,
+    FrameHeaderDecoder,
     FrameType,
     SetupHeaderEncoder,
     StatusFlags,
@@ -89,7 +90,7 @@ _PAD = int(FrameType.PAD)
 _SEND_SETUP = int(StatusFlags.SEND_SETUP)
 _EOS_FLAGS = int(DataFlags.BEGIN | DataFlags.END | DataFlags.EOS)
 
-_frame_length_type = struct.Struct("<i2xH").unpack_from
+_frame_header = FrameHeaderDecoder.LAYOUT.unpack_from  # (frame_length, version, flags, type)
 _pack_setup = SetupHeaderEncoder.pack_into
 
 SendFunction = Callable[[bytes | bytearray | memoryview, Address], bool]
@@ -131,36 +132,24 @@ class Publication:
         self.position_bits_to_shift = log.position_bits_to_shift
         self.start_position = self.appender.position
         self.appender.position_limit = self.start_position
-        self._append = self.appender.append
-        self._claim = self.appender.try_claim
+        self.appender.on_limit = self._on_limit
         self.is_closed = False
-
-    # ------------------------------------------------------------------ the offer API
-
-    def offer(self, payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
+        # The offer API is the appender's own methods (no wrapper call on the hot path): at the limit
+        # the appender asks ``_on_limit``, and ``close`` swaps in functions that answer CLOSED.
+        self.offer: OfferFunction = self.appender.append
         """Append one message; the new position (> 0) or a negative Aeron status."""
-        if self.is_closed:
-            return CLOSED
-        result = self._append(payload, reserved_value)
-        if result == BACK_PRESSURED:
-            return self._on_back_pressure(lambda: self._append(payload, reserved_value))
-        return result
-
-    def try_claim(self, length: int, claim: BufferClaim) -> int:
+        self.try_claim: ClaimFunction = self.appender.try_claim
         """Reserve an unfragmented frame of ``length`` bytes in ``claim``; commit or abort it."""
-        if self.is_closed:
-            return CLOSED
-        result = self._claim(length, claim)
-        if result == BACK_PRESSURED:
-            return self._on_back_pressure(lambda: self._claim(length, claim))
-        return result
 
-    def _on_back_pressure(self, retry: Callable[[], int]) -> int:
-        if self.update_limit():
-            result = retry()
-            if result != BACK_PRESSURED:
-                return result
+    def _on_limit(self, position: int) -> int:
+        if self.update_limit() and position < self.appender.position_limit:
+            return 0
         return BACK_PRESSURED if self.is_connected else NOT_CONNECTED
+
+    def _mark_closed(self) -> None:
+        self.is_closed = True
+        self.offer = _offer_closed
+        self.try_claim = _claim_closed
 
     def update_limit(self) -> bool:
         """Recompute the publisher limit; ``True`` if it moved."""
@@ -180,7 +169,23 @@ class Publication:
         raise NotImplementedError
 
     def close(self) -> None:
-        self.is_closed = True
+        self._mark_closed()
+
+
+class OfferFunction(Protocol):
+    def __call__(self, payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int: ...
+
+
+class ClaimFunction(Protocol):
+    def __call__(self, length: int, claim: BufferClaim) -> int: ...
+
+
+def _offer_closed(payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
+    return CLOSED
+
+
+def _claim_closed(length: int, claim: BufferClaim) -> int:
+    return CLOSED
 
 
 # ---------------------------------------------------------------------------------------- network
@@ -258,7 +263,7 @@ class NetworkPublication(Publication):
 
     def close(self) -> None:
         if not self.is_closed:
-            self.is_closed = True
+            self._mark_closed()
             self._closed_at_ns = -1  # set on the next send
 
     # --------------------------------------------------------------- destinations
@@ -436,14 +441,29 @@ class NetworkPublication(Publication):
         """Send the whole frames at ``position`` that fit in ``max_length`` bytes (at least one frame
         when it fits the MTU); return the stream bytes covered, 0 if nothing is ready."""
         shift = self.position_bits_to_shift
-        term = self.log.terms[(position >> shift) % 3]
+        index = (position >> shift) % 3
+        term = self.log.terms[index]
         start = position & self.mask
         term_length = self.term_length
-        offset = start
         end_limit = start + max_length
-        unpack = _frame_length_type
+        appender = self.appender
+        if not appender.open_claims and not appender.padded[index]:
+            # the cut from the appender's frame ends: the last one within reach, if ``start`` is one
+            ends = appender.frame_ends[index]
+            cut = bisect_right(ends, end_limit) - 1
+            if cut >= 0:
+                end = ends[cut]
+                if start < end < term_length and (
+                    start == 0 or ends[bisect_left(ends, start, 0, cut)] == start
+                ):
+                    self._send_all(term[start:end])
+                    return end - start
+        offset = start
+        unpack = _frame_header
         while offset < term_length:
-            frame_length, frame_type = cast(tuple[int, int], unpack(term, offset))
+            header: tuple[int, int, int, int] = unpack(term, offset)
+            frame_length = header[0]
+            frame_type = header[3]
             if frame_length <= 0:
                 break
             aligned = (frame_length + 31) & -32
@@ -566,7 +586,7 @@ class IpcPublication(Publication):
 
     def close(self) -> None:
         if not self.is_closed:
-            self.is_closed = True
+            self._mark_closed()
             self.end_of_stream_position = self.appender.position
 
 

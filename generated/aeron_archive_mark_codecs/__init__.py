@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum as _enum
 import struct as _struct
-from typing import Any
+from typing import Any, Final
 
 from codegen.runtime.errors import (
     BufferTooShortError as _BufferTooShortError,
@@ -130,6 +130,9 @@ class MessageHeaderDecoder:
 
     NAME = "messageHeader"
     SIZE = 8
+    LAYOUT: Final = _S4
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -184,6 +187,9 @@ class MessageHeaderEncoder:
 
     NAME = "messageHeader"
     SIZE = 8
+    LAYOUT: Final = _S4
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -252,6 +258,9 @@ class GroupSizeEncodingDecoder:
 
     NAME = "groupSizeEncoding"
     SIZE = 4
+    LAYOUT: Final = _S5
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -298,6 +307,9 @@ class GroupSizeEncodingEncoder:
 
     NAME = "groupSizeEncoding"
     SIZE = 4
+    LAYOUT: Final = _S5
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -350,6 +362,9 @@ class VarAsciiEncodingDecoder:
 
     NAME = "varAsciiEncoding"
     SIZE = 4
+    LAYOUT: Final = _S6
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -397,6 +412,9 @@ class VarAsciiEncodingEncoder:
 
     NAME = "varAsciiEncoding"
     SIZE = 4
+    LAYOUT: Final = _S6
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()

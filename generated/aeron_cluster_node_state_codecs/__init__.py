@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum as _enum
 import struct as _struct
-from typing import Any
+from typing import Any, Final
 
 from codegen.runtime.errors import (
     BufferTooShortError as _BufferTooShortError,
@@ -142,6 +142,9 @@ class MessageHeaderDecoder:
 
     NAME = "messageHeader"
     SIZE = 16
+    LAYOUT: Final = _S7
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -204,6 +207,9 @@ class MessageHeaderEncoder:
 
     NAME = "messageHeader"
     SIZE = 16
+    LAYOUT: Final = _S7
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -288,6 +294,9 @@ class GroupSizeEncodingDecoder:
 
     NAME = "groupSizeEncoding"
     SIZE = 4
+    LAYOUT: Final = _S8
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -334,6 +343,9 @@ class GroupSizeEncodingEncoder:
 
     NAME = "groupSizeEncoding"
     SIZE = 4
+    LAYOUT: Final = _S8
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -386,6 +398,9 @@ class VarAsciiEncodingDecoder:
 
     NAME = "varAsciiEncoding"
     SIZE = 4
+    LAYOUT: Final = _S9
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -433,6 +448,9 @@ class VarAsciiEncodingEncoder:
 
     NAME = "varAsciiEncoding"
     SIZE = 4
+    LAYOUT: Final = _S9
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()

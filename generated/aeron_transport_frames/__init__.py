@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum as _enum
 import struct as _struct
-from typing import Any
+from typing import Any, Final
 
 from codegen.runtime.errors import (
     BufferTooShortError as _BufferTooShortError,
@@ -229,6 +229,9 @@ class MessageHeaderDecoder:
 
     NAME = "messageHeader"
     SIZE = 8
+    LAYOUT: Final = _S4
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -283,6 +286,9 @@ class MessageHeaderEncoder:
 
     NAME = "messageHeader"
     SIZE = 8
+    LAYOUT: Final = _S4
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -351,6 +357,9 @@ class FrameHeaderDecoder:
 
     NAME = "frameHeader"
     SIZE = 8
+    LAYOUT: Final = _S9
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -414,6 +423,9 @@ class FrameHeaderEncoder:
 
     NAME = "frameHeader"
     SIZE = 8
+    LAYOUT: Final = _S9
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -485,6 +497,9 @@ class DataHeaderDecoder:
 
     NAME = "dataHeader"
     SIZE = 32
+    LAYOUT: Final = _S16
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -574,6 +589,9 @@ class DataHeaderEncoder:
 
     NAME = "dataHeader"
     SIZE = 32
+    LAYOUT: Final = _S16
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -686,6 +704,9 @@ class NakHeaderDecoder:
 
     NAME = "nakHeader"
     SIZE = 28
+    LAYOUT: Final = _S18
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -769,6 +790,9 @@ class NakHeaderEncoder:
 
     NAME = "nakHeader"
     SIZE = 28
+    LAYOUT: Final = _S18
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -880,6 +904,9 @@ class StatusMessageHeaderDecoder:
 
     NAME = "statusMessageHeader"
     SIZE = 36
+    LAYOUT: Final = _S20
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -972,6 +999,9 @@ class StatusMessageHeaderEncoder:
 
     NAME = "statusMessageHeader"
     SIZE = 36
+    LAYOUT: Final = _S20
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1092,6 +1122,9 @@ class TaggedStatusMessageHeaderDecoder:
 
     NAME = "taggedStatusMessageHeader"
     SIZE = 44
+    LAYOUT: Final = _S22
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -1140,6 +1173,9 @@ class TaggedStatusMessageHeaderEncoder:
 
     NAME = "taggedStatusMessageHeader"
     SIZE = 44
+    LAYOUT: Final = _S22
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1189,6 +1225,9 @@ class ErrorHeaderDecoder:
 
     NAME = "errorHeader"
     SIZE = 40
+    LAYOUT: Final = _S26
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -1278,6 +1317,9 @@ class ErrorHeaderEncoder:
 
     NAME = "errorHeader"
     SIZE = 40
+    LAYOUT: Final = _S26
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1398,6 +1440,9 @@ class SetupHeaderDecoder:
 
     NAME = "setupHeader"
     SIZE = 40
+    LAYOUT: Final = _S28
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -1500,6 +1545,9 @@ class SetupHeaderEncoder:
 
     NAME = "setupHeader"
     SIZE = 40
+    LAYOUT: Final = _S28
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1636,6 +1684,9 @@ class RttmHeaderDecoder:
 
     NAME = "rttmHeader"
     SIZE = 40
+    LAYOUT: Final = _S30
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -1722,6 +1773,9 @@ class RttmHeaderEncoder:
 
     NAME = "rttmHeader"
     SIZE = 40
+    LAYOUT: Final = _S30
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()
@@ -1834,6 +1888,9 @@ class ResponseSetupHeaderDecoder:
 
     NAME = "responseSetupHeader"
     SIZE = 20
+    LAYOUT: Final = _S31
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.unpack_from(buffer, offset)`` is ``unpack`` without
+    its bounds and error translation, for hot loops that have checked the length themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = b""
@@ -1907,6 +1964,9 @@ class ResponseSetupHeaderEncoder:
 
     NAME = "responseSetupHeader"
     SIZE = 20
+    LAYOUT: Final = _S31
+    """The whole layout as a ``struct.Struct``: ``LAYOUT.pack_into(buffer, offset, ...)`` is ``pack_into``
+    without its error translation, for hot loops that have checked their values themselves."""
 
     def __init__(self) -> None:
         self._buffer: Any = bytearray()

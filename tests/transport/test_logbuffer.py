@@ -677,3 +677,51 @@ def test_assembler_buffer_growth_survives_a_retained_view() -> None:
     f.read()
     assert f.delivered[1][0] == b"c" * 3000 + b"d" * 3000 + b"e" * 3000
     assert len(kept) == 20  # still a valid view, though its bytes were reused (valid during the call only)
+
+
+def _walk_frame_ends(term: memoryview, start: int, end: int) -> list[int]:
+    ends = []
+    offset = start
+    while offset < end:
+        frame_length = struct.unpack_from("<i", term, offset)[0]
+        assert frame_length > 0
+        offset += (frame_length + 31) & -32
+        ends.append(offset)
+    return ends
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 5000), min_size=1, max_size=120),
+    start_offset=st.sampled_from([0, 32, 4096]),
+    claims=st.lists(st.booleans(), min_size=1, max_size=120),
+)
+def test_frame_ends_record_every_frame_boundary_of_each_partition(
+    sizes: list[int], start_offset: int, claims: list[bool]
+) -> None:
+    log = lb.LogBuffers(KIB64, 0, term_id=3, term_offset=start_offset)
+    appender = lb.ExclusiveAppender(log, 1, 2, 1408)
+    claim = lb.BufferClaim()
+    for i, size in enumerate(sizes):
+        use_claim = claims[i % len(claims)] and size <= 1376
+        while True:
+            if use_claim:
+                result = appender.try_claim(size, claim)
+                if result > 0:
+                    assert appender.open_claims == 1
+                    claim.abort() if i % 2 else claim.commit()
+                    assert appender.open_claims == 0
+            else:
+                result = appender.append(bytes(size))
+            if result != lb.ADMIN_ACTION:
+                break
+    index = appender.partition_index
+    expected = ([start_offset] if start_offset and appender.term_id == 3 else []) + _walk_frame_ends(
+        log.terms[index], start_offset if appender.term_id == 3 else 0, appender.term_offset
+    )
+    assert list(appender.frame_ends[index]) == expected
+    assert (
+        appender.padded[index]
+        == any(claims[i % len(claims)] and size <= 1376 and i % 2 for i, size in enumerate(sizes))
+        or appender.term_id != 3
+    )
