@@ -79,12 +79,13 @@ from cluster.transport.agent import (
     SelectorIdleStrategy,
     YieldingIdleStrategy,
 )
-from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.driver import DEFAULT_MTU, Transport, TransportConfig
 from cluster.transport.image import Subscription
 from cluster.transport.logbuffer import (
     ADMIN_ACTION,
     BACK_PRESSURED,
     CLOSED,
+    HEADER_LENGTH,
     MAX_POSITION_EXCEEDED,
     NOT_CONNECTED,
     FragmentAssembler,
@@ -142,7 +143,7 @@ IDLE_CHOICES: Final = ("selector", "backoff", "yield", "spin")
 PATTERN_MODULUS: Final = 251
 FRAGMENT_LIMIT: Final = 256
 """Fragments per ``poll`` (Aeron's samples use 10; more amortises the call on CPython)."""
-DUTY_EVERY: Final = 64
+DUTY_EVERY: Final = 256  # offers between duty cycles: as many as one poll takes (FRAGMENT_LIMIT)
 """``send_messages`` runs the duty cycle after this many accepted offers."""
 RECV_LINGER_S: Final = 2.0
 """How long ``recv`` keeps status messages going after its last message, waiting for end of stream."""
@@ -710,7 +711,9 @@ def _counting_handler() -> tuple[Callable[[memoryview, Header], None], list[int]
     return on_message, counter
 
 
-def throughput_subscriber(channel: str, stream: int, idle: str, timeout_s: float, conn: Connection) -> None:
+def throughput_subscriber(
+    channel: str, stream: int, idle: str, timeout_s: float, assemble: bool, conn: Connection
+) -> None:
     """A child process's subscriber: report ``("ready", port)``, count messages until the publisher's
     end of stream (or ``"stop"`` on ``conn``), then report ``("result", measured, first_ns, last_ns,
     received)``; ``("error", text)`` on failure."""
@@ -720,7 +723,8 @@ def throughput_subscriber(channel: str, stream: int, idle: str, timeout_s: float
             assert subscription.local_address is not None
             conn.send(("ready", subscription.local_address[1]))
             handler, counter = _counting_handler()
-            assembler = FragmentAssembler(handler)
+            # messages that fit one frame need no reassembly: count them straight from the term
+            assembler = FragmentAssembler(handler) if assemble else handler
             seen = [0, 0]  # calls, the count at the previous call
 
             def done() -> bool:
@@ -839,7 +843,11 @@ def measure_throughput(
     elif mode == "processes":
         if ChannelUri.parse(channel).media != "udp":
             raise AeronSampleError("--mode processes needs a UDP channel (aeron:ipc stays in one process)")
-        with child_process(throughput_subscriber, channel, stream, idle, timeout_s) as (conn, _process):
+        assemble = size > (ChannelUri.parse(channel).mtu or DEFAULT_MTU) - HEADER_LENGTH
+        with child_process(throughput_subscriber, channel, stream, idle, timeout_s, assemble) as (
+            conn,
+            _process,
+        ):
             port = receive_child_message(conn, CHILD_START_TIMEOUT_S, "throughput subscriber")[1]
             channel = _with_port(channel, port)
             with TransportRuntime(idle) as runtime:
