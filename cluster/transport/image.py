@@ -230,29 +230,29 @@ class ImageLog:
         session_id = first[5]
         stream_id = first[6]
         term_id = first[7]
-        term_length = self.term_length
+        room = self.term_length - term_offset  # the frames must end within the term
         offset = 0
         values = first
         while True:
-            frame_length = values[0]
-            frame_type = values[3]
+            frame_length, version, _, frame_type, frame_offset, frame_session, frame_stream, frame_term, _ = (
+                values
+            )
             if (
-                values[1] != 0
+                version
                 or frame_length < HEADER_LENGTH
-                or values[4] != term_offset + offset
-                or values[5] != session_id
-                or values[6] != stream_id
-                or values[7] != term_id
+                or frame_offset != term_offset + offset
+                or frame_session != session_id
+                or frame_stream != stream_id
+                or frame_term != term_id
             ):
                 return 0
             aligned = (frame_length + 31) & -32
-            if term_offset + offset + aligned > term_length:
+            if offset + aligned > room:
                 return 0
-            if frame_type == _PAD:
-                if offset + HEADER_LENGTH != length:
-                    return 0  # a PAD travels as its header, last in the datagram
-                return offset + aligned
-            if frame_type != _DATA or offset + frame_length > length:
+            if frame_type != _DATA:
+                # a PAD travels as its header, last in the datagram
+                return offset + aligned if frame_type == _PAD and offset + HEADER_LENGTH == length else 0
+            if offset + frame_length > length:
                 return 0
             offset += aligned
             if offset >= length:
