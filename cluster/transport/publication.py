@@ -155,6 +155,15 @@ class Publication:
         """Recompute the publisher limit; ``True`` if it moved."""
         return False
 
+    def _raise_limit(self, consumer_position: int) -> bool:
+        """Let the publisher run ``term_window`` ahead of ``consumer_position``; ``True`` if that moved
+        the limit (it never moves back here)."""
+        limit = consumer_position + self.config.term_window
+        if limit > self.appender.position_limit:
+            self.appender.position_limit = limit
+            return True
+        return False
+
     @property
     def position(self) -> int:
         """Where the next message will start."""
@@ -255,11 +264,7 @@ class NetworkPublication(Publication):
     def update_limit(self) -> bool:
         if not self._has_sm:
             return False
-        limit = self.sender_position + self.config.term_window
-        if limit > self.appender.position_limit:
-            self.appender.position_limit = limit
-            return True
-        return False
+        return self._raise_limit(self.sender_position)
 
     def close(self) -> None:
         if not self.is_closed:
@@ -577,12 +582,7 @@ class IpcPublication(Publication):
             # are NOT_CONNECTED rather than filling a log nobody reads
             self.appender.position_limit = min(self.appender.position_limit, self.appender.position)
             return False
-        consumer = min(subscriber.position for subscriber in self.subscribers)
-        limit = consumer + self.config.term_window
-        if limit > self.appender.position_limit:
-            self.appender.position_limit = limit
-            return True
-        return False
+        return self._raise_limit(min(subscriber.position for subscriber in self.subscribers))
 
     def close(self) -> None:
         if not self.is_closed:
