@@ -104,3 +104,14 @@ def test_other_exceptions_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
     _install_fake_command(monkeypatch, run)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["fake"])
+
+
+def test_demo_sends_the_cluster_messages_over_udp_and_decodes_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["demo", "--no-regenerate"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  received  ") == 2
+    assert "SessionConnectRequest: 65 bytes" in out and "SessionMessageHeader: 46 bytes" in out
+    assert "MISMATCH" not in out
+    assert "payload   b'hello, cluster'" in out

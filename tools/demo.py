@@ -1,9 +1,11 @@
 """``python -m tools demo``: the project's main job, on an embedded default.
 
-For now (the codec milestone) it regenerates the codecs from ``schemas/`` into ``generated/``,
-then builds an Aeron Cluster client's connect request and an ingress message with the generated
-encoders, and decodes them twice: with the generated decoders and with the run-time (OTF) decoder
-driven by the schema XML alone.  Later milestones make this start a local cluster.
+For now (the codec and transport milestones) it regenerates the codecs from ``schemas/`` into
+``generated/``, builds an Aeron Cluster client's connect request and an ingress message with the
+generated encoders, sends them over Aeron UDP on the loopback interface -- a publication to a
+subscription of our transport, SETUP/status-message handshake included -- and decodes what arrived
+twice: with the generated decoders and with the run-time (OTF) decoder driven by the schema XML alone.
+Later milestones make this start a local cluster.
 """
 
 from __future__ import annotations
@@ -41,6 +43,43 @@ def _example_messages() -> list[bytes]:
     return [first, second]
 
 
+DEMO_STREAM_ID = 1001
+DEMO_TIMEOUT_S = 10.0
+
+
+def _over_udp(messages: list[bytes]) -> list[bytes]:
+    """Send ``messages`` from a publication to a subscription over UDP loopback; what arrived, in order."""
+    import time
+
+    from cluster.transport.driver import Transport
+    from cluster.transport.logbuffer import FragmentAssembler, Header
+
+    received: list[bytes] = []
+
+    def on_message(buffer: memoryview, header: Header) -> None:
+        received.append(bytes(buffer))
+        print(f"  received  {len(buffer)} bytes: session {header.session_id}, position {header.position()}")
+
+    with Transport() as transport:
+        subscription = transport.add_subscription("aeron:udp?endpoint=127.0.0.1:0", DEMO_STREAM_ID)
+        assert subscription.local_address is not None
+        channel = f"aeron:udp?endpoint=127.0.0.1:{subscription.local_address[1]}"
+        publication = transport.add_publication(channel, DEMO_STREAM_ID)
+        print(f"\nsending {len(messages)} messages on {channel} stream {DEMO_STREAM_ID}")
+        assembler = FragmentAssembler(on_message)
+        pending = list(messages)
+        deadline = time.monotonic() + DEMO_TIMEOUT_S
+        while len(received) < len(messages):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"demo: only {len(received)} of {len(messages)} messages arrived")
+            if pending and publication.offer(pending[0]) > 0:
+                pending.pop(0)
+            transport.do_work()
+            if subscription.poll(assembler, 10) == 0:
+                time.sleep(0.001)
+    return received
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.no_regenerate:
         codegen_cmd.run(argparse.Namespace(schemas=[], out=None, check=False))
@@ -50,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
     from codegen.schema import load_schema
 
     otf = OtfCodec(load_schema(codegen_cmd.DEFAULT_SCHEMAS / "aeron-cluster-codecs.xml"))
-    for message in _example_messages():
+    sent = _example_messages()
+    arrived = _over_udp(sent)
+    if arrived != sent:
+        print("  MISMATCH between what was sent and what arrived")
+        return 1
+    for message in arrived:
         decoder = generated.decode(message)
         print(f"\n{decoder.NAME}: {len(message)} bytes")
         print(f"  wire      {message.hex()}")
