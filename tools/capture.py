@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 A capture is read with ``dpkt`` (``pcap.Reader`` or ``pcapng.Reader``, chosen by the file's magic number)
 and every packet is unwrapped down to UDP: the link layer (Ethernet, Linux cooked SLL and SLL2,
-loopback/null, raw IP), then IPv4 or IPv6. Packets that are not UDP, are IP fragments or cannot be
-parsed are skipped; ``ports`` keeps only datagrams whose source or destination port is listed.
+loopback/null, raw IP), then IPv4 or IPv6. IP fragments are reassembled (``_IpReassembler``), so a
+datagram bigger than the link MTU -- a jumbo Aeron ``mtu`` -- decodes as one; one whose fragments are
+not all in the capture is skipped. Packets that are not UDP or cannot be parsed are skipped; ``ports``
+keeps only datagrams whose source or destination port is listed.
 Datagrams are numbered from 0 in the order they are decoded (``"datagram"`` in the records).
 
 Each datagram holds Aeron frames back to back. Every frame starts with the 8-byte common header read
@@ -191,21 +193,86 @@ def _network_packet(link_type: int, frame: bytes) -> Any:
     return None
 
 
-def _udp_of(link_type: int, frame: bytes) -> tuple[int, int, bytes] | None:
-    """``(source_port, destination_port, payload)`` of a UDP packet, or ``None``."""
+MAX_PENDING_IP_DATAGRAMS: Final = 1024
+MAX_IP_DATAGRAM: Final = 65535
+
+
+class _IpReassembler:
+    """Puts IP fragments back together (RFC 791 / RFC 8200): an Aeron datagram bigger than the link's MTU
+    -- a jumbo Aeron ``mtu`` on a 1500-byte Ethernet -- travels as several IP fragments.
+
+    Fragments are keyed by (source, destination, identification, protocol) and placed by offset;
+    the payload is complete when the last fragment (no more-fragments flag) has come and the pieces
+    cover it without a hole. At most ``MAX_PENDING_IP_DATAGRAMS`` wait (the oldest goes first), none
+    larger than 64 KiB; overlapping or oversized pieces drop the datagram.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[Any, ...], tuple[dict[int, bytes], list[int]]] = {}
+
+    def add(self, key: tuple[Any, ...], offset: int, more: bool, data: bytes) -> bytes | None:
+        """Add one fragment; the whole payload once every piece is there, else ``None``."""
+        entry = self._pending.get(key)
+        if entry is None:
+            if len(self._pending) >= MAX_PENDING_IP_DATAGRAMS:
+                del self._pending[next(iter(self._pending))]
+            entry = self._pending[key] = ({}, [-1])
+        pieces, total = entry
+        end = offset + len(data)
+        if end > MAX_IP_DATAGRAM or offset in pieces:
+            del self._pending[key]
+            return None
+        pieces[offset] = data
+        if not more:
+            total[0] = end
+        if total[0] < 0:
+            return None
+        covered = 0
+        for start in sorted(pieces):
+            if start != covered:
+                return None  # a hole (or an overlap): wait, or never complete
+            covered += len(pieces[start])
+        if covered != total[0]:
+            return None
+        del self._pending[key]
+        return b"".join(pieces[start] for start in sorted(pieces))
+
+
+def _transport_payload(packet: Any, reassembler: _IpReassembler) -> bytes | None:
+    """The UDP bytes (header included) carried by an IPv4 or IPv6 packet, reassembled from fragments
+    when it was fragmented; ``None`` while fragments are missing or for anything but UDP."""
+    if isinstance(packet, dpkt.ip.IP):
+        if packet.p != _UDP:
+            return None
+        data = packet.data
+        raw = data if isinstance(data, bytes) else bytes(data)
+        if packet.offset == 0 and not packet.mf:
+            return raw
+        key = (bytes(packet.src), bytes(packet.dst), packet.id, packet.p)
+        return reassembler.add(key, packet.offset * 8, bool(packet.mf), raw)
+    if isinstance(packet, dpkt.ip6.IP6):
+        fragment = getattr(packet, "extension_hdrs", {}).get(_IPV6_FRAGMENT)
+        if fragment is None:
+            return bytes(packet.data) if packet.p == _UDP else None
+        if fragment.nxt != _UDP:
+            return None
+        key = (bytes(packet.src), bytes(packet.dst), fragment.id, _UDP)
+        data = packet.data
+        raw = data if isinstance(data, bytes) else bytes(data)
+        return reassembler.add(key, fragment.frag_off * 8, bool(fragment.m_flag), raw)
+    return None
+
+
+def _udp_of(link_type: int, frame: bytes, reassembler: _IpReassembler) -> tuple[int, int, bytes] | None:
+    """``(source_port, destination_port, payload)`` of a UDP packet (IP fragments reassembled), or
+    ``None``."""
     try:
-        packet = _network_packet(link_type, frame)
-        if isinstance(packet, dpkt.ip.IP):
-            if packet.p != _UDP or packet.offset != 0 or packet.mf:
-                return None
-        elif isinstance(packet, dpkt.ip6.IP6):
-            if _IPV6_FRAGMENT in getattr(packet, "extension_hdrs", {}):
-                return None
-        else:
+        raw = _transport_payload(_network_packet(link_type, frame), reassembler)
+        if raw is None or len(raw) < 8:
             return None
-        udp = packet.data
-        if not isinstance(udp, dpkt.udp.UDP):
-            return None
+        udp = dpkt.udp.UDP(raw)
         payload = bytes(udp.data)
         if udp.ulen >= 8:
             payload = payload[: udp.ulen - 8]
@@ -232,6 +299,7 @@ def read_datagrams(path: str | Path, ports: Iterable[int] = ()) -> Iterator[Data
         link_type = int(reader.datalink())
         watch.reset()
         packets = iter(reader)
+        reassembler = _IpReassembler()
         index = 0
         packet_number = 0
         while True:
@@ -253,7 +321,7 @@ def read_datagrams(path: str | Path, ports: Iterable[int] = ()) -> Iterator[Data
             if item is None:
                 return
             packet_number += 1
-            udp = _udp_of(link_type, bytes(item[1]))
+            udp = _udp_of(link_type, bytes(item[1]), reassembler)
             if udp is None:
                 continue
             source_port, destination_port, payload = udp

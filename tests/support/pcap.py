@@ -107,3 +107,43 @@ class TapRecorder:
         if source[0] in ("0.0.0.0", "::"):
             source = ((LOOPBACK_V6 if _is_ipv6(source) else LOOPBACK_V4)[0], source[1])
         self.datagrams.append(CapturedDatagram(time.time(), source, destination, bytes(data)))
+
+
+def ip_fragments(packet: bytes, fragment_payload: int, identification: int = 0x1234) -> list[bytes]:
+    """Split an IPv4 or IPv6 ``packet`` (as ``udp_packet`` makes it) into IP fragments carrying at most
+    ``fragment_payload`` bytes (a multiple of 8) of its payload each, as a host does for a datagram
+    larger than the link MTU."""
+    assert fragment_payload % 8 == 0 and fragment_payload > 0
+    if packet[0] >> 4 == 6:
+        ip6 = dpkt.ip6.IP6(packet)
+        payload = bytes(ip6.data)
+        pieces = []
+        for offset in range(0, len(payload), fragment_payload):
+            chunk = payload[offset : offset + fragment_payload]
+            more = offset + fragment_payload < len(payload)
+            header = struct.pack(">BBHI", 17, 0, offset | int(more), identification)
+            fragment = dpkt.ip6.IP6(src=ip6.src, dst=ip6.dst, nxt=44, hlim=64, data=header + chunk)
+            fragment.plen = len(header) + len(chunk)
+            pieces.append(bytes(fragment))
+        return pieces
+    ip = dpkt.ip.IP(packet)
+    payload = bytes(ip.data)
+    pieces = []
+    for offset in range(0, len(payload), fragment_payload):
+        chunk = payload[offset : offset + fragment_payload]
+        more = offset + fragment_payload < len(payload)
+        fragment = dpkt.ip.IP(src=ip.src, dst=ip.dst, p=17, ttl=64, id=identification, data=chunk)
+        fragment.mf = int(more)
+        fragment.offset = offset // 8
+        fragment.len = 20 + len(chunk)
+        pieces.append(bytes(fragment))
+    return pieces
+
+
+def write_frames(path: Path, frames: Iterable[bytes], *, link: str = "ethernet") -> Path:
+    """Write raw IP packets (e.g. ``ip_fragments``), each in link layer ``link``, as a pcap file."""
+    with path.open("wb") as f:
+        writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=LINKS[link])
+        for i, ip in enumerate(frames):
+            writer.writepkt(link_frame(link, ip), ts=1.0 + i)
+    return path

@@ -666,3 +666,72 @@ def test_decoding_a_capture_of_the_real_aeron_driver(
     # every datagram was recorded with its real ports: data towards the relay, control back from the receiver
     data_ports = {(d.source, d.destination) for d in datagrams if d.payload[6] == 1}
     assert {destination for _, destination in data_ports} == {relay.address}
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_ip_fragments_of_a_jumbo_datagram_are_reassembled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ipv6: bool, order: str
+) -> None:
+    """An Aeron mtu of 8 KiB on a 1500-byte link: each datagram crosses the wire as IP fragments."""
+    payload = SESSION_HEADER + bytes(i % 251 for i in range(6000))
+    datagram = data_frame(payload, 0)
+    host = "::1" if ipv6 else "127.0.0.1"
+    packet = pcap.udp_packet(datagram, (host, 40000), (host, PORT))
+    pieces = pcap.ip_fragments(packet, 1480)
+    assert len(pieces) == 5
+    if order == "reversed":
+        pieces.reverse()
+    path = pcap.write_frames(
+        tmp_path / "fragments.pcap",
+        [*pieces, pcap.udp_packet(data_frame(CONNECT, 6048), (host, 40000), (host, PORT))],
+    )
+    status, records = decode(capsys, str(path))
+    assert status == 0
+    assert kinds(records) == ["DATA", "message", "DATA", "message"]
+    assert records[1]["length"] == len(payload) and records[1]["sbe"]["message"] == "SessionMessageHeader"
+    assert records[1]["trailingHex"] == payload[len(SESSION_HEADER) :].hex()
+    assert records[3]["sbe"]["message"] == "SessionConnectRequest"
+
+
+def test_a_datagram_missing_an_ip_fragment_is_not_decoded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packet = pcap.udp_packet(data_frame(bytes(6000), 0), ("127.0.0.1", 40000), ("127.0.0.1", PORT))
+    pieces = pcap.ip_fragments(packet, 1480)
+    del pieces[2]
+    after = pcap.udp_packet(data_frame(CONNECT, 6048), ("127.0.0.1", 40000), ("127.0.0.1", PORT))
+    path = pcap.write_frames(tmp_path / "hole.pcap", [*pieces, after])
+    status, records = decode(capsys, str(path))
+    assert status == 0
+    assert kinds(records) == ["DATA", "message"]
+    assert records[1]["sbe"]["message"] == "SessionConnectRequest"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=4000),
+    size=st.sampled_from([8, 64, 1480]),
+    order=st.randoms(use_true_random=False),
+    drop=st.booleans(),
+    junk=st.lists(st.tuples(st.integers(0, 70000), st.booleans(), st.binary(max_size=64)), max_size=5),
+)
+def test_the_ip_reassembler_gives_the_payload_exactly_when_all_pieces_came(
+    data: bytes, size: int, order: Any, drop: bool, junk: list[tuple[int, bool, bytes]]
+) -> None:
+    from tools.capture import _IpReassembler
+
+    pieces = [
+        (offset, offset + size < len(data), data[offset : offset + size])
+        for offset in range(0, len(data), size)
+    ]
+    order.shuffle(pieces)
+    if drop and len(pieces) > 1:
+        pieces.pop()
+    reassembler = _IpReassembler()
+    for offset, more, chunk in junk:  # other datagrams' fragments, under another key
+        reassembler.add(("other",), offset, more, chunk)
+    results = [reassembler.add(("key",), offset, more, chunk) for offset, more, chunk in pieces]
+    complete = not (drop and len(data) > size)
+    assert results[:-1] == [None] * (len(results) - 1)
+    assert results[-1] == (data if complete else None)
