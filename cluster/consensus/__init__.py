@@ -1,0 +1,1 @@
+"""Aeron Cluster's consensus module: the sans-IO core (``core``) and, around it, the driver that owns I/O."""

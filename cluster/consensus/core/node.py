@@ -1,0 +1,789 @@
+"""The consensus core: one cluster member's election, log replication and commit, as a sans-IO machine.
+
+Theory of operation
+-------------------
+``ConsensusCore`` is Aeron's consensus module without its I/O. The driver feeds it
+
+* ``on_message(now_ns, message)`` -- an SBE message from another member's consensus stream (bytes,
+  decoded here with the generated ``aeron_cluster_codecs``);
+* ``on_tick(now_ns)`` -- time passing (timeouts, heartbeats, resends);
+* ``on_append_position(now_ns, position)`` -- the local log (the archive's recording) has durably
+  appended up to ``position``;
+* ``on_log_joined(now_ns, position)`` / ``on_replicated(now_ns, position)`` -- answers to ``LogRequest``;
+* ``on_ingress(now_ns, message)`` -- a client's SessionMessageHeader + payload;
+
+and each call returns a list of ``actions`` to execute in order (see ``actions.py`` for the contract:
+durable first, commit last). Time is only what is passed in; randomness (the nomination delay) comes
+from the injected ``random`` function.
+
+**Election** (brief D): every transition goes through ``_transition``, which emits a ``StateChange`` with
+its reason. INIT -> CANVASS (a single member goes straight to LEADER_LOG_REPLICATION); CanvassPosition
+is broadcast every 100 ms; a unanimous candidate -- or a quorum candidate once the canvass deadline has
+passed (60 s on first start, else the leader heartbeat timeout) -- NOMINATEs after a random delay in
+[0, election timeout / 2), persists ``candidate_term_id + 1`` and asks for votes (CANDIDATE_BALLOT). A
+unanimous ballot, or at the election timeout a quorum with no explicit FALSE vote, wins. Votes follow
+D.3: FALSE for an old candidate term or a better local log, else persist the term then vote TRUE.
+The leader walks each follower through its term history with NewLeadershipTerm (D.5); a follower
+truncates a diverging tail, asks for missing terms (``LogRequest("replicate")``), replays, joins the
+live log (``LogRequest("join")``) and reports its position. The leader waits until a quorum holds its
+whole log (LEADER_LOG_REPLICATION), persists the new TERM, appends a NewLeadershipTermEvent, and leads.
+
+**Replication and commit** (brief E.2): followers report AppendPosition when their durable log grows
+and every 200 ms; the leader's commit is ``min(quorum position, own durable append)``, sent as
+CommitPosition when it moves and every 200 ms (the leader's heartbeat). A follower commits
+``min(leader commit, own append)``. A follower without leader contact for the heartbeat timeout, and a
+leader without a quorum of recent AppendPositions, start a new election; so does any sign of a higher
+term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cluster.consensus.core import members as membership
+from cluster.consensus.core.actions import (
+    Action,
+    AppendLog,
+    Broadcast,
+    Commit,
+    LogRequest,
+    PersistCandidateTerm,
+    PersistTerm,
+    RoleChange,
+    Send,
+    StateChange,
+    TruncateLog,
+)
+from cluster.consensus.core.config import ConsensusConfig
+from cluster.consensus.core.election import ElectionState, Role
+from cluster.consensus.core.errors import ConsensusError
+from cluster.consensus.core.log import entry_end
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = ["ConsensusCore", "TermRecord"]
+
+CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
+APP_VERSION = 1  # 0.0.1
+NO_VOTE = None
+
+_E = ElectionState
+_BALLOTS = (_E.CANVASS, _E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
+
+
+@dataclass(frozen=True, slots=True)
+class TermRecord:
+    """One leadership term of the local log: where it starts and (once closed) ends."""
+
+    leadership_term_id: int
+    term_base_log_position: int
+    log_position: int = -1
+
+
+@dataclass(slots=True)
+class _Peer:
+    member_id: int
+    log_leadership_term_id: int = -1
+    log_position: int = -1
+    candidate_term_id: int = -1
+    vote: bool | None = NO_VOTE
+    append_term_id: int = -1
+    append_position: int = -1
+    time_of_last_append_ns: int = -(1 << 62)
+
+
+@dataclass(slots=True)
+class _Out:
+    actions: list[Action] = field(default_factory=list)
+
+    def add(self, action: Action) -> None:
+        self.actions.append(action)
+
+
+def _encode(encoder_type: type, *values: object) -> bytes:
+    buffer = bytearray(256)
+    length = encoder_type.pack_into(buffer, 0, *values)  # type: ignore[attr-defined]
+    return bytes(buffer[:length])
+
+
+class ConsensusCore:
+    """One member's consensus module (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ConsensusConfig,
+        random: Callable[[], float],
+        *,
+        now_ns: int,
+        candidate_term_id: int = -1,
+        terms: Sequence[TermRecord] = (),
+        append_position: int = 0,
+        term_length: int = 64 * 1024 * 1024,
+        mtu: int = 1408,
+        canaries: frozenset[str] = frozenset(),
+    ) -> None:
+        self.config = config
+        self.member_id = config.member_id
+        self.member_ids = tuple(member.id for member in config.members)
+        self.others = tuple(mid for mid in self.member_ids if mid != self.member_id)
+        self._random = random
+        self.canaries = canaries
+        self.term_length = term_length
+        self.mtu = mtu
+        self.candidate_term_id = candidate_term_id
+        self.terms: list[TermRecord] = list(terms)
+        self.leadership_term_id = self.terms[-1].leadership_term_id if self.terms else -1
+        self.append_position = append_position
+        self.commit_position = 0
+        self.leader_commit_position = 0
+        self.log_end = append_position  # the leader's publication position
+        self.role = Role.FOLLOWER
+        self.state = _E.INIT
+        self.leader_id = -1
+        self.peers = {mid: _Peer(mid) for mid in self.others}
+        self.is_startup = True
+        self.graceful_closed_leader_id = -1
+        self.log_session_id = 0
+        self._state_deadline_ns = now_ns
+        self._last_status_ns = -(1 << 62)
+        self._last_heartbeat_ns = -(1 << 62)
+        self._last_leader_contact_ns = now_ns
+        self._last_append_sent_ns = -(1 << 62)
+        self._appended_at_last_report = -1
+        self._committed_at_last_send = -1
+        self._term_base = self.terms[-1].term_base_log_position if self.terms else 0
+        self._pending_stop = -1
+        self._pending_term = (-1, 0)
+        self._nominated_at_ns = 0
+        self.transitions: list[tuple[str, str, str]] = []
+
+    # ------------------------------------------------------------------ derived state
+
+    @property
+    def log_leadership_term_id(self) -> int:
+        """The term of the local log's last entry (``-1`` for an empty log)."""
+        return self.terms[-1].leadership_term_id if self.terms else -1
+
+    @property
+    def quorum(self) -> int:
+        return membership.quorum_threshold(len(self.member_ids))
+
+    def _quorum_append_position(self) -> int:
+        positions = [self.append_position]
+        positions += [
+            peer.append_position if peer.append_term_id == self.leadership_term_id else -1
+            for peer in self.peers.values()
+        ]
+        positions.sort(reverse=True)
+        return positions[self.quorum - 1]
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now_ns: int) -> list[Action]:
+        out = _Out()
+        self._enter_election(now_ns, out, "node start")
+        return out.actions
+
+    def on_tick(self, now_ns: int) -> list[Action]:
+        out = _Out()
+        if self.state == _E.CLOSED:
+            if self.role == Role.LEADER:
+                self._leader_work(now_ns, out)
+            else:
+                self._follower_work(now_ns, out)
+        else:
+            self._election_work(now_ns, out)
+        return out.actions
+
+    def on_append_position(self, now_ns: int, position: int) -> list[Action]:
+        """The local log is durable up to ``position``."""
+        out = _Out()
+        if position < self.append_position and "ack_before_durable" not in self.canaries:
+            raise ConsensusError(f"append position went backwards: {self.append_position} -> {position}")
+        self.append_position = position
+        if self.role == Role.LEADER:
+            self._leader_work(now_ns, out) if self.state == _E.CLOSED else self._election_work(now_ns, out)
+        else:
+            self._send_append_position(now_ns, out, force=True)
+            self._follower_commit(out)
+            if self.state != _E.CLOSED:
+                self._election_work(now_ns, out)
+        return out.actions
+
+    def on_log_joined(self, now_ns: int, position: int) -> list[Action]:
+        out = _Out()
+        if self.state == _E.FOLLOWER_LOG_AWAIT and position == self.append_position:
+            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+            self._transition(_E.FOLLOWER_READY, now_ns, out, "joined the live log")
+            self._election_work(now_ns, out)
+        return out.actions
+
+    def on_replicated(self, now_ns: int, position: int) -> list[Action]:
+        out = _Out()
+        self.append_position = max(self.append_position, position)
+        self._send_append_position(now_ns, out, force=True)
+        if self.state == _E.FOLLOWER_LOG_REPLICATION:
+            self._election_work(now_ns, out)
+        return out.actions
+
+    def on_ingress(self, now_ns: int, message: bytes) -> list[Action]:
+        """A client's SessionMessageHeader + payload: appended by a ready leader, dropped otherwise."""
+        out = _Out()
+        if self.role != Role.LEADER or self.state != _E.CLOSED:
+            return out.actions
+        header = codecs.SessionMessageHeaderDecoder.unpack(message)
+        if header[0] != self.leadership_term_id:
+            return out.actions  # a stale term: Aeron drops it silently
+        stamped = bytearray(message)
+        codecs.SessionMessageHeaderEncoder.pack_into(stamped, 0, self.leadership_term_id, header[1], now_ns)
+        self._append(bytes(stamped), out)
+        return out.actions
+
+    def on_message(self, now_ns: int, message: bytes) -> list[Action]:
+        out = _Out()
+        decoder = codecs.decode(message)
+        name = decoder.NAME
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            handler(self, now_ns, decoder, out)
+        return out.actions
+
+    # ------------------------------------------------------------------ transitions
+
+    def _transition(self, state: ElectionState, now_ns: int, out: _Out, reason: str) -> None:
+        previous = self.state
+        self.transitions.append((previous.name, state.name, reason))
+        out.add(StateChange(previous.name, state.name, reason))
+        self.state = state
+        self._state_entered_ns = now_ns
+        if state == _E.CANVASS:
+            self._set_role(Role.FOLLOWER, out)
+            for peer in self.peers.values():
+                peer.candidate_term_id = -1
+                peer.vote = NO_VOTE
+                peer.log_position = -1
+                peer.log_leadership_term_id = -1
+            if self.is_startup and previous == _E.INIT:  # the extended canvass of a starting node
+                self._state_deadline_ns = now_ns + self.config.startup_canvass_timeout_ns
+            else:
+                self._state_deadline_ns = (
+                    self._last_leader_contact_ns + self.config.leader_heartbeat_timeout_ns
+                )
+            self._last_status_ns = -(1 << 62)
+        elif state == _E.NOMINATE:
+            self._state_deadline_ns = now_ns + int(self._random() * (self.config.election_timeout_ns // 2))
+        elif state == _E.CANDIDATE_BALLOT or state == _E.FOLLOWER_BALLOT:
+            self._state_deadline_ns = now_ns + self.config.election_timeout_ns
+        else:
+            self._state_deadline_ns = now_ns + self.config.leader_heartbeat_timeout_ns
+
+    def _set_role(self, role: Role, out: _Out) -> None:
+        if role != self.role:
+            self.role = role
+            out.add(RoleChange(role.name, self.leadership_term_id))
+
+    def _enter_election(self, now_ns: int, out: _Out, reason: str) -> None:
+        if self.state != _E.INIT:
+            self._transition(_E.INIT, now_ns, out, reason)
+        elif not self.transitions:
+            self.transitions.append(("INIT", "INIT", reason))
+            out.add(StateChange("INIT", "INIT", reason))
+        self._set_role(Role.FOLLOWER, out)
+        self.leader_id = -1
+        self.leader_commit_position = self.commit_position
+        self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
+        for peer in self.peers.values():
+            peer.append_term_id = -1
+            peer.append_position = -1
+            peer.vote = NO_VOTE
+        if not self.others:
+            self._become_leader_candidate(now_ns, out)
+        else:
+            self._transition(_E.CANVASS, now_ns, out, "election started")
+            self._election_work(now_ns, out)
+
+    def _become_leader_candidate(self, now_ns: int, out: _Out) -> None:
+        self.candidate_term_id += 1
+        out.add(PersistCandidateTerm(self.candidate_term_id))
+        self._start_leading(now_ns, out, "single member")
+
+    # ------------------------------------------------------------------ election duty
+
+    def _election_work(self, now_ns: int, out: _Out) -> None:
+        state = self.state
+        canvassing = state in (_E.CANVASS, _E.NOMINATE)
+        if canvassing and now_ns - self._last_status_ns >= self.config.election_status_interval_ns:
+            self._last_status_ns = now_ns
+            out.add(
+                Broadcast(
+                    _encode(
+                        codecs.CanvassPositionEncoder,
+                        self.log_leadership_term_id,
+                        self.append_position,
+                        self.leadership_term_id,
+                        self.member_id,
+                        CONSENSUS_PROTOCOL_VERSION,
+                    )
+                )
+            )
+        if state == _E.CANVASS:
+            if self._may_nominate():
+                if self._is_candidate(unanimous=True):
+                    self._transition(_E.NOMINATE, now_ns, out, "unanimous candidate")
+                elif now_ns >= self._state_deadline_ns and self._is_candidate(unanimous=False):
+                    self._transition(_E.NOMINATE, now_ns, out, "quorum candidate at canvass deadline")
+        elif state == _E.NOMINATE:
+            if now_ns >= self._state_deadline_ns:
+                self.candidate_term_id = max(self.candidate_term_id + 1, self.leadership_term_id + 1)
+                out.add(PersistCandidateTerm(self.candidate_term_id))
+                self._transition(_E.CANDIDATE_BALLOT, now_ns, out, "nomination delay over")
+                self._set_role(Role.CANDIDATE, out)
+                for peer in self.peers.values():
+                    peer.vote = NO_VOTE
+                out.add(
+                    Broadcast(
+                        _encode(
+                            codecs.RequestVoteEncoder,
+                            self.log_leadership_term_id,
+                            self.append_position,
+                            self.candidate_term_id,
+                            self.member_id,
+                            CONSENSUS_PROTOCOL_VERSION,
+                        )
+                    )
+                )
+        elif state == _E.CANDIDATE_BALLOT:
+            votes = [
+                peer.vote for peer in self.peers.values() if peer.candidate_term_id == self.candidate_term_id
+            ]
+            granted = 1 + sum(1 for vote in votes if vote)
+            unanimous = all(
+                peer.vote is True and peer.candidate_term_id == self.candidate_term_id
+                for peer in self.peers.values()
+                if peer.member_id != self.graceful_closed_leader_id
+            )
+            if unanimous:
+                self._start_leading(now_ns, out, "unanimous vote")
+            elif now_ns >= self._state_deadline_ns:
+                if granted >= self.quorum and (False not in votes or "count_false_votes" in self.canaries):
+                    self._start_leading(now_ns, out, "quorum vote at ballot timeout")
+                else:
+                    self._transition(_E.CANVASS, now_ns, out, "ballot lost")
+        elif state == _E.FOLLOWER_BALLOT:
+            if now_ns >= self._state_deadline_ns:
+                self._transition(_E.CANVASS, now_ns, out, "no new leader after voting")
+        elif state == _E.LEADER_LOG_REPLICATION:
+            self._leader_commit(out)  # Aeron publishes CommitPosition(quorum position) meanwhile
+            self._leader_heartbeats(now_ns, out, new_term=True)
+            if self._quorum_append_position() >= self._term_base or "commit_without_quorum" in self.canaries:
+                self._transition(_E.LEADER_REPLAY, now_ns, out, "a quorum holds the leader's log")
+                self._election_work(now_ns, out)
+            elif now_ns >= self._state_deadline_ns:
+                self._enter_election(now_ns, out, "leader log replication timed out")
+        elif state == _E.LEADER_REPLAY:
+            self._transition(_E.LEADER_INIT, now_ns, out, "log replayed")
+            self._election_work(now_ns, out)
+        elif state == _E.LEADER_INIT:
+            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+            out.add(
+                LogRequest(
+                    "publish",
+                    self.member_id,
+                    self.leadership_term_id,
+                    self._term_base,
+                    log_session_id=self.log_session_id,
+                )
+            )
+            self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
+            self._election_work(now_ns, out)
+        elif state == _E.LEADER_READY:
+            self._leader_heartbeats(now_ns, out, new_term=True)
+            length = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
+            start, end = entry_end(self.log_end, length, self.term_length, self.mtu)
+            event = _encode(
+                codecs.NewLeadershipTermEventEncoder,
+                self.leadership_term_id,
+                end,
+                now_ns,
+                self._term_base,
+                self.member_id,
+                self.log_session_id,
+                codecs.ClusterTimeUnit.NANOS,
+                APP_VERSION,
+            )
+            out.add(AppendLog(start, event))
+            self.log_end = end
+            self.is_startup = False
+            self._transition(_E.CLOSED, now_ns, out, "election complete: leading")
+        elif state == _E.FOLLOWER_LOG_REPLICATION:
+            if (
+                self.append_position >= self._pending_stop
+                and self.leader_commit_position >= self._pending_stop
+            ):
+                term_id, base = self._pending_term
+                self._persist_term(out, term_id, base, now_ns)
+                self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
+                self._election_work(now_ns, out)
+            elif now_ns >= self._state_deadline_ns:
+                self._enter_election(now_ns, out, "log replication timed out")
+        elif state == _E.FOLLOWER_REPLAY:
+            self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "log replayed")
+            self._election_work(now_ns, out)
+        elif state == _E.FOLLOWER_LOG_INIT:
+            out.add(
+                LogRequest(
+                    "join",
+                    self.leader_id,
+                    self.leadership_term_id,
+                    self.append_position,
+                    log_session_id=self.log_session_id,
+                )
+            )
+            self._transition(_E.FOLLOWER_LOG_AWAIT, now_ns, out, "waiting for the live log")
+        elif state == _E.FOLLOWER_LOG_AWAIT:
+            if now_ns >= self._state_deadline_ns:
+                self._enter_election(now_ns, out, "live log did not arrive")
+        elif state == _E.FOLLOWER_READY:
+            self._send_append_position(now_ns, out, force=True)
+            self._last_leader_contact_ns = now_ns
+            self.is_startup = False
+            self._transition(_E.CLOSED, now_ns, out, "election complete: following")
+
+    def _may_nominate(self) -> bool:
+        appointed = self.config.appointed_leader_id
+        return appointed < 0 or appointed == self.member_id
+
+    def _is_candidate(self, *, unanimous: bool) -> bool:
+        """Brief D.2: no member heard from has a better log, and enough have been heard from (all of
+        them but a gracefully closed ex-leader for ``unanimous``, a quorum counting me otherwise)."""
+        mine = (self.log_leadership_term_id, self.append_position)
+        known = 1
+        for peer in self.peers.values():
+            if peer.log_position < 0:  # not heard from in this canvass
+                if unanimous and peer.member_id != self.graceful_closed_leader_id:
+                    return False
+                continue
+            if membership.compare_log(peer.log_leadership_term_id, peer.log_position, *mine) > 0:
+                return False
+            known += 1
+        return known >= self.quorum
+
+    # ------------------------------------------------------------------ leading
+
+    def _start_leading(self, now_ns: int, out: _Out, reason: str) -> None:
+        self.leadership_term_id = self.candidate_term_id
+        self.leader_id = self.member_id
+        self._term_base = self.append_position
+        self.log_end = self.append_position
+        self.log_session_id = self.leadership_term_id  # deterministic: one publication session per term
+        self._transition(_E.LEADER_LOG_REPLICATION, now_ns, out, reason)
+        self._set_role(Role.LEADER, out)
+        self._last_heartbeat_ns = -(1 << 62)
+        for peer in self.peers.values():
+            peer.time_of_last_append_ns = now_ns
+        self._election_work(now_ns, out)
+
+    def _new_leadership_term(self, peer_log_term_id: int, now_ns: int) -> bytes:
+        """NewLeadershipTerm for a follower whose log ends in term ``peer_log_term_id`` (brief D.5)."""
+        next_term_id = self.leadership_term_id
+        next_base = self._term_base
+        next_log_position = -1
+        for index, record in enumerate(self.terms):
+            if record.leadership_term_id == peer_log_term_id and index + 1 < len(self.terms):
+                following = self.terms[index + 1]
+                next_term_id = following.leadership_term_id
+                next_base = following.term_base_log_position
+                next_log_position = following.log_position
+                break
+            if record.leadership_term_id > peer_log_term_id:
+                next_term_id = record.leadership_term_id
+                next_base = record.term_base_log_position
+                next_log_position = record.log_position
+                break
+        return _encode(
+            codecs.NewLeadershipTermEncoder,
+            peer_log_term_id,
+            next_term_id,
+            next_base,
+            next_log_position,
+            self.leadership_term_id,
+            self._term_base,
+            self.append_position,
+            0,  # leader recording id: one log recording, id 0
+            now_ns,
+            self.member_id,
+            self.log_session_id,
+            APP_VERSION,
+            codecs.BooleanType.TRUE if self.is_startup else codecs.BooleanType.FALSE,
+        )
+
+    def _leader_heartbeats(self, now_ns: int, out: _Out, *, new_term: bool) -> None:
+        if now_ns - self._last_heartbeat_ns < self.config.leader_heartbeat_interval_ns:
+            return
+        self._last_heartbeat_ns = now_ns
+        for peer in self.peers.values():
+            if new_term or peer.append_term_id != self.leadership_term_id:
+                out.add(Send(peer.member_id, self._new_leadership_term(peer.log_leadership_term_id, now_ns)))
+        self._send_commit(out, force=True)
+
+    def _send_commit(self, out: _Out, *, force: bool) -> None:
+        if force or self.commit_position != self._committed_at_last_send:
+            self._committed_at_last_send = self.commit_position
+            out.add(
+                Broadcast(
+                    _encode(
+                        codecs.CommitPositionEncoder,
+                        self.leadership_term_id,
+                        self.commit_position,
+                        self.member_id,
+                    )
+                )
+            )
+
+    def _leader_commit(self, out: _Out) -> None:
+        """Commit what a quorum (the leader's own durable append included) holds (brief E.2)."""
+        if "commit_without_quorum" in self.canaries:
+            commit = self.log_end
+        else:
+            commit = min(self._quorum_append_position(), self.append_position)
+        if commit > self.commit_position:
+            self.commit_position = commit
+            out.add(Commit(commit))
+            self._send_commit(out, force=False)
+
+    def _leader_work(self, now_ns: int, out: _Out) -> None:
+        self._leader_commit(out)
+        if now_ns - self._last_heartbeat_ns >= self.config.leader_heartbeat_interval_ns:
+            self._leader_heartbeats(now_ns, out, new_term=False)
+        active = 1 + sum(
+            1
+            for peer in self.peers.values()
+            if now_ns - peer.time_of_last_append_ns <= self.config.leader_heartbeat_timeout_ns
+        )
+        if active < self.quorum:
+            self._enter_election(now_ns, out, "inactive follower quorum")
+
+    def _append(self, message: bytes, out: _Out) -> None:
+        start, end = entry_end(self.log_end, len(message), self.term_length, self.mtu)
+        out.add(AppendLog(start, message))
+        self.log_end = end
+
+    def _persist_term(self, out: _Out, term_id: int, base: int, now_ns: int) -> None:
+        if self.terms and self.terms[-1].leadership_term_id >= term_id:
+            return
+        if self.terms:
+            last = self.terms[-1]
+            self.terms[-1] = TermRecord(last.leadership_term_id, last.term_base_log_position, base)
+        self.terms.append(TermRecord(term_id, base))
+        out.add(PersistTerm(term_id, base, now_ns))
+
+    # ------------------------------------------------------------------ following
+
+    def _follower_work(self, now_ns: int, out: _Out) -> None:
+        self._send_append_position(now_ns, out, force=False)
+        if now_ns - self._last_leader_contact_ns > self.config.leader_heartbeat_timeout_ns:
+            self._enter_election(now_ns, out, "leader heartbeat timeout")
+
+    def _send_append_position(self, now_ns: int, out: _Out, *, force: bool) -> None:
+        if self.leader_id < 0 or self.leader_id == self.member_id:
+            return
+        recent = now_ns - self._last_append_sent_ns < self.config.leader_heartbeat_interval_ns
+        if not force and recent and self.append_position == self._appended_at_last_report:
+            return
+        self._last_append_sent_ns = now_ns
+        self._appended_at_last_report = self.append_position
+        out.add(
+            Send(
+                self.leader_id,
+                _encode(
+                    codecs.AppendPositionEncoder,
+                    self.leadership_term_id,
+                    self.append_position,
+                    self.member_id,
+                    0,
+                ),
+            )
+        )
+
+    def _follower_commit(self, out: _Out) -> None:
+        if "apply_before_commit" in self.canaries:
+            commit = self.append_position
+        else:
+            commit = min(self.leader_commit_position, self.append_position)
+        if commit > self.commit_position:
+            self.commit_position = commit
+            out.add(Commit(commit))
+
+    # ------------------------------------------------------------------ message handlers
+
+    def _on_canvass_position(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.CanvassPositionDecoder = message  # type: ignore[assignment]
+        peer = self.peers.get(m.follower_member_id)
+        if peer is None:
+            return
+        peer.log_leadership_term_id = m.log_leadership_term_id
+        peer.log_position = m.log_position
+        leading = self.role == Role.LEADER and self.state in (
+            _E.CLOSED,
+            _E.LEADER_READY,
+            _E.LEADER_LOG_REPLICATION,
+        )
+        if leading and m.leadership_term_id <= self.leadership_term_id:
+            out.add(Send(peer.member_id, self._new_leadership_term(m.log_leadership_term_id, now_ns)))
+        if self.state in (_E.CANVASS, _E.NOMINATE):
+            self._election_work(now_ns, out)
+
+    def _on_request_vote(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.RequestVoteDecoder = message  # type: ignore[assignment]
+        candidate = m.candidate_member_id
+        if candidate == self.member_id or candidate not in self.peers:
+            return
+        candidate_term = m.candidate_term_id
+        if self.state == _E.CLOSED and candidate_term > self.leadership_term_id:
+            self._enter_election(now_ns, out, "vote requested for a later term")
+        double_vote = "vote_twice" in self.canaries
+        if candidate_term <= self.candidate_term_id and not double_vote:
+            self._vote(candidate, candidate_term, False, out)
+            return
+        skip_log_check = "skip_log_comparison" in self.canaries
+        better = membership.compare_log(
+            self.log_leadership_term_id, self.append_position, m.log_leadership_term_id, m.log_position
+        )
+        if better > 0 and not skip_log_check:
+            self.candidate_term_id = max(self.candidate_term_id, candidate_term)
+            out.add(PersistCandidateTerm(self.candidate_term_id))
+            self._vote(candidate, candidate_term, False, out)
+            return
+        if self.state in _BALLOTS:
+            self.candidate_term_id = max(self.candidate_term_id, candidate_term)
+            out.add(PersistCandidateTerm(self.candidate_term_id))
+            self._vote(candidate, candidate_term, True, out)
+            self._set_role(Role.FOLLOWER, out)
+            self._transition(_E.FOLLOWER_BALLOT, now_ns, out, f"voted for member {candidate}")
+
+    def _vote(self, candidate: int, candidate_term: int, granted: bool, out: _Out) -> None:
+        out.add(
+            Send(
+                candidate,
+                _encode(
+                    codecs.VoteEncoder,
+                    candidate_term,
+                    self.log_leadership_term_id,
+                    self.append_position,
+                    candidate,
+                    self.member_id,
+                    codecs.BooleanType.TRUE if granted else codecs.BooleanType.FALSE,
+                ),
+            )
+        )
+
+    def _on_vote(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.VoteDecoder = message  # type: ignore[assignment]
+        if m.candidate_member_id != self.member_id or m.candidate_term_id != self.candidate_term_id:
+            return
+        peer = self.peers.get(m.follower_member_id)
+        if peer is None:
+            return
+        peer.candidate_term_id = m.candidate_term_id
+        peer.log_leadership_term_id = m.log_leadership_term_id
+        peer.log_position = m.log_position
+        peer.vote = m.vote == codecs.BooleanType.TRUE
+        if self.state == _E.CANDIDATE_BALLOT:
+            self._election_work(now_ns, out)
+
+    def _on_new_leadership_term(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.NewLeadershipTermDecoder = message  # type: ignore[assignment]
+        leader = m.leader_member_id
+        if leader == self.member_id or leader not in self.peers:
+            return
+        term = m.leadership_term_id
+        if self.state == _E.CLOSED:
+            if term > self.leadership_term_id:
+                self._enter_election(now_ns, out, "new leadership term from a later term")
+            elif term == self.leadership_term_id and leader == self.leader_id:
+                self._last_leader_contact_ns = now_ns
+                return
+            else:
+                return
+        acceptable = self.state == _E.CANVASS or (
+            self.state in (_E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
+            and term == self.candidate_term_id
+        )
+        if not acceptable or term < self.leadership_term_id:
+            return
+        if m.log_leadership_term_id != self.log_leadership_term_id:
+            if self.state != _E.CANVASS:
+                self._transition(_E.CANVASS, now_ns, out, "leader's view of my log term differs")
+            return
+        self._last_leader_contact_ns = now_ns
+        self.leader_id = leader
+        self.leadership_term_id = term
+        self.candidate_term_id = max(self.candidate_term_id, term)
+        self.log_session_id = m.log_session_id
+        self._term_base = m.term_base_log_position
+        next_base = m.next_term_base_log_position
+        if m.next_leadership_term_id > self.log_leadership_term_id and 0 <= next_base < self.append_position:
+            out.add(TruncateLog(next_base))
+            self.append_position = next_base
+            self.log_end = next_base
+            self.commit_position = min(self.commit_position, next_base)
+            self._enter_election(now_ns, out, f"truncated a diverging log tail to {next_base}")
+            return
+        if self.append_position < self._term_base:
+            stop = next_base if self.append_position < next_base else m.next_log_position
+            if stop < 0 or stop <= self.append_position:
+                stop = self._term_base
+            self._pending_stop = stop
+            self._pending_term = (m.next_leadership_term_id, next_base)
+            self._transition(_E.FOLLOWER_LOG_REPLICATION, now_ns, out, f"missing log up to {stop}")
+            out.add(
+                LogRequest(
+                    "replicate", leader, m.next_leadership_term_id, self.append_position, stop_position=stop
+                )
+            )
+            return
+        self._set_role(Role.FOLLOWER, out)
+        self._transition(_E.FOLLOWER_REPLAY, now_ns, out, f"following member {leader} in term {term}")
+        self._election_work(now_ns, out)
+
+    def _on_append_position(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.AppendPositionDecoder = message  # type: ignore[assignment]
+        peer = self.peers.get(m.follower_member_id)
+        if peer is None or self.role != Role.LEADER:
+            return
+        if m.leadership_term_id != self.leadership_term_id:
+            return
+        peer.append_term_id = m.leadership_term_id
+        peer.append_position = max(peer.append_position, m.log_position)
+        peer.log_leadership_term_id = m.leadership_term_id
+        peer.log_position = peer.append_position
+        peer.time_of_last_append_ns = now_ns
+        if self.state == _E.CLOSED:
+            self._leader_work(now_ns, out)
+        else:
+            self._election_work(now_ns, out)
+
+    def _on_commit_position(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.CommitPositionDecoder = message  # type: ignore[assignment]
+        term = m.leadership_term_id
+        if term > self.leadership_term_id and self.state == _E.CLOSED:
+            self._enter_election(now_ns, out, "commit position from a later term")
+            return
+        if term != self.leadership_term_id or m.leader_member_id != self.leader_id:
+            return
+        self._last_leader_contact_ns = now_ns
+        self.leader_commit_position = max(self.leader_commit_position, m.log_position)
+        if self.state in (_E.CLOSED, _E.FOLLOWER_LOG_AWAIT, _E.FOLLOWER_READY):
+            self._follower_commit(out)
+        elif self.state == _E.FOLLOWER_LOG_REPLICATION:
+            self._election_work(now_ns, out)
+
+
+_HANDLERS: dict[str, Callable[[ConsensusCore, int, object, _Out], None]] = {
+    "CanvassPosition": ConsensusCore._on_canvass_position,
+    "RequestVote": ConsensusCore._on_request_vote,
+    "Vote": ConsensusCore._on_vote,
+    "NewLeadershipTerm": ConsensusCore._on_new_leadership_term,
+    "AppendPosition": ConsensusCore._on_append_position,
+    "CommitPosition": ConsensusCore._on_commit_position,
+}

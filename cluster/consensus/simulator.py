@@ -1,0 +1,625 @@
+"""A deterministic cluster simulator: N consensus cores, a seeded message network, virtual time, checkers.
+
+Theory of operation
+-------------------
+Each simulated ``Node`` is a real ``ConsensusCore`` plus what a real node's I/O would be, kept in memory:
+a *durable* part that survives a crash (the candidate term id of node-state.dat, the TERM records of
+recording.log, the log bytes its archive has recorded) and a volatile part that does not (the core
+itself, the service's applied state). The ``Simulator`` is the driver: it executes each core's actions
+in order -- ``Persist*`` and ``TruncateLog`` change the durable part at once, before the next action runs,
+which is the ordering contract of ``actions.py`` -- and owns one ``random.Random(seed)`` for every choice:
+message delay, loss, duplication, reordering, fault schedule, client commands. Time is virtual (``now_ns``),
+moved in steps of ``tick_ns``; every core gets ``on_tick`` each step.
+
+Consensus messages travel as the SBE bytes the core produced, through a message-level network with
+per-message delay (reordering falls out of random delays), loss, duplication and partitions (symmetric or
+one-way). The log travels the way Aeron's log channel and catch-up replay move it: a follower that has
+joined a term reads the leader's recorded log from its own position onwards while the two can talk
+(with the same delay), and ``LogRequest("replicate")`` copies a range of the leader's log the same way.
+
+Checkers run after every step (``Checker``): one leader per term, a leader never rewrites its log, logs
+agree up to the lower commit position, committed entries survive into later leaders' logs, commit
+positions never move backwards, nothing is committed that a quorum has not durably appended, services
+apply the same entries in the same order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cluster.consensus.core.actions import (
+    Action,
+    AppendLog,
+    Broadcast,
+    Commit,
+    LogRequest,
+    PersistCandidateTerm,
+    PersistTerm,
+    RoleChange,
+    Send,
+    StateChange,
+    TruncateLog,
+)
+from cluster.consensus.core.config import ConsensusConfig
+from cluster.consensus.core.members import parse_members, quorum_threshold
+from cluster.consensus.core.node import ConsensusCore, TermRecord
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = ["FaultConfig", "Node", "Simulator", "Violation", "member_string"]
+
+MS = 1_000_000
+TERM_LENGTH = 64 * 1024
+MTU = 1408
+
+
+def member_string(count: int) -> str:
+    """Aeron's member string for ``count`` simulated members on hosts ``n0``, ``n1``, ..."""
+    return "|".join(f"{i},n{i}:9002,n{i}:9003,n{i}:9004,n{i}:9005,n{i}:8010" for i in range(count))
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Message-level faults; probabilities per message, delays in nanoseconds."""
+
+    loss: float = 0.0
+    duplicate: float = 0.0
+    min_delay_ns: int = 100_000
+    max_delay_ns: int = 2 * MS
+
+
+@dataclass(slots=True)
+class Violation:
+    seed: int
+    time_ns: int
+    checker: str
+    detail: str
+
+
+@dataclass(slots=True)
+class _Durable:
+    candidate_term_id: int = -1
+    terms: list[TermRecord] = field(default_factory=list)
+    log: bytearray = field(default_factory=bytearray)  # the recorded log, position = index
+    entries: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each entry
+    synced: int = 0  # what a crash keeps: the log is durable up to here
+
+
+@dataclass(slots=True)
+class Node:
+    member_id: int
+    durable: _Durable
+    core: ConsensusCore | None = None
+    commit_position: int = 0
+    applied: list[bytes] = field(default_factory=list)
+    applied_position: int = 0
+    joined: tuple[int, int] | None = None  # (leadership term, leader) whose log this node follows
+    replicate_to: int = -1
+    replicate_from: int = -1
+    reported: int = 0  # the append position last reported to the core
+    paused_until: int = 0
+    clock_rate: float = 1.0
+    clock_offset: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.core is not None
+
+
+class Simulator:
+    """N nodes, one seed; ``run(duration_ns)`` advances virtual time (see the module docstring)."""
+
+    def __init__(
+        self,
+        seed: int,
+        node_count: int = 3,
+        *,
+        faults: FaultConfig | None = None,
+        tick_ns: int = 2 * MS,
+        canaries: frozenset[str] = frozenset(),
+        trace: Callable[[str], object] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.random = random.Random(seed)
+        self.faults = faults or FaultConfig()
+        self.tick_ns = tick_ns
+        self.canaries = canaries
+        self.now_ns = 0
+        self.members = parse_members(member_string(node_count))
+        self.nodes = [Node(member.id, _Durable()) for member in self.members]
+        self._queue: list[tuple[int, int, int, int, bytes]] = []  # (deliver_at, seq, from, to, message)
+        self._seq = 0
+        self.blocked: set[tuple[int, int]] = set()
+        self.violations: list[Violation] = []
+        self.leaders: dict[int, int] = {}
+        self.commands_sent = 0
+        self.committed_commands: set[int] = set()
+        self.fault_counts: dict[str, int] = {}
+        self._trace = trace
+        self._max_commit: dict[int, int] = {}
+        self._deferred: list[tuple[Node, Callable[[ConsensusCore], list[Action]]]] = []
+        self._checked: dict[tuple[int, int], int] = {}
+        self._applied_checked: dict[tuple[int, int], int] = {}
+        self._seen_applied: dict[int, int] = {}
+        self._draining = False
+        for node in self.nodes:
+            self._start(node)
+
+    # ------------------------------------------------------------------ nodes
+
+    def _config(self, member_id: int) -> ConsensusConfig:
+        return ConsensusConfig(member_id=member_id, members=self.members)
+
+    def _start(self, node: Node) -> None:
+        durable = node.durable
+        append = len(durable.log)
+        node.core = ConsensusCore(
+            self._config(node.member_id),
+            self.random.random,
+            now_ns=self.clock(node),
+            candidate_term_id=durable.candidate_term_id,
+            terms=durable.terms,
+            append_position=append,
+            term_length=TERM_LENGTH,
+            mtu=MTU,
+            canaries=self.canaries,
+        )
+        node.commit_position = 0
+        node.applied = []
+        self._seen_applied[node.member_id] = 0
+        for key in [key for key in self._applied_checked if node.member_id in key]:
+            del self._applied_checked[key]
+        node.applied_position = 0
+        node.joined = None
+        node.replicate_to = -1
+        node.reported = append
+        self._execute(node, node.core.start(self.clock(node)))
+
+    def clock(self, node: Node) -> int:
+        """The node's own clock: virtual time with its drift and offset (monotonic)."""
+        return node.clock_offset + int(self.now_ns * node.clock_rate)
+
+    def crash(self, member_id: int) -> None:
+        """Stop the node and lose everything not durable: the core, the service, the unsynced log tail."""
+        node = self.nodes[member_id]
+        node.core = None
+        durable = node.durable
+        del durable.log[durable.synced :]
+        durable.entries = [(s, e) for s, e in durable.entries if e <= durable.synced]
+        self._count("crash")
+
+    def pause(self, member_id: int, duration_ns: int) -> None:
+        """Freeze the node (no ticks, no messages) for ``duration_ns``; it resumes with its state."""
+        self.nodes[member_id].paused_until = self.now_ns + duration_ns
+        self._count("pause")
+
+    def restart(self, member_id: int) -> None:
+        node = self.nodes[member_id]
+        if node.core is None:
+            self._start(node)
+            self._count("restart")
+
+    def partition(self, a: int, b: int, *, one_way: bool = False) -> None:
+        self.blocked.add((a, b))
+        if not one_way:
+            self.blocked.add((b, a))
+        self._count("partition_one_way" if one_way else "partition")
+
+    def heal(self) -> None:
+        self.blocked.clear()
+
+    def _count(self, kind: str) -> None:
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+
+    # ------------------------------------------------------------------ actions
+
+    def _execute(self, node: Node, actions: list[Action]) -> None:
+        """Run ``actions`` in order; answers the core asked for (log joined, appended, replicated) are
+        delivered after the whole list has run, never into the middle of it."""
+        self._run_actions(node, actions)
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._deferred:
+                target, answer = self._deferred.pop(0)
+                if target.core is not None:
+                    self._run_actions(target, answer(target.core))
+        finally:
+            self._draining = False
+
+    def _defer(self, node: Node, answer: Callable[[ConsensusCore], list[Action]]) -> None:
+        self._deferred.append((node, answer))
+
+    def _run_actions(self, node: Node, actions: list[Action]) -> None:
+        for action in actions:
+            if self._trace is not None:
+                self._trace(f"{self.now_ns // 1000:>10}us n{node.member_id} {_describe(action)}")
+            if isinstance(action, Send):
+                self._send(node.member_id, action.to, action.message)
+            elif isinstance(action, Broadcast):
+                for other in self.nodes:
+                    if other.member_id != node.member_id:
+                        self._send(node.member_id, other.member_id, action.message)
+            elif isinstance(action, PersistCandidateTerm):
+                node.durable.candidate_term_id = max(node.durable.candidate_term_id, action.candidate_term_id)
+            elif isinstance(action, PersistTerm):
+                terms = node.durable.terms
+                if terms and terms[-1].leadership_term_id < action.leadership_term_id:
+                    last = terms[-1]
+                    terms[-1] = TermRecord(
+                        last.leadership_term_id, last.term_base_log_position, action.term_base_log_position
+                    )
+                if not terms or terms[-1].leadership_term_id < action.leadership_term_id:
+                    terms.append(TermRecord(action.leadership_term_id, action.term_base_log_position))
+            elif isinstance(action, TruncateLog):
+                self._truncate(node, action.position)
+            elif isinstance(action, AppendLog):
+                self._append(node, action.position, action.message)
+            elif isinstance(action, LogRequest):
+                self._log_request(node, action)
+            elif isinstance(action, Commit):
+                self._commit(node, action.position)
+            elif isinstance(action, RoleChange):
+                if action.role == "LEADER":
+                    previous = self.leaders.setdefault(action.leadership_term_id, node.member_id)
+                    if previous != node.member_id:
+                        self._violate(
+                            "one leader per term",
+                            f"term {action.leadership_term_id}: {previous} and {node.member_id}",
+                        )
+            elif isinstance(action, StateChange):
+                pass
+
+    def _send(self, source: int, destination: int, message: bytes) -> None:
+        faults = self.faults
+        if self.random.random() < faults.loss:
+            self._count("loss")
+            return
+        copies = 2 if self.random.random() < faults.duplicate else 1
+        if copies == 2:
+            self._count("duplicate")
+        for _ in range(copies):
+            delay = self.random.randint(faults.min_delay_ns, faults.max_delay_ns)
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now_ns + delay, self._seq, source, destination, message))
+
+    def _append(self, node: Node, position: int, message: bytes) -> None:
+        log = node.durable.log
+        if position < len(log):
+            self._violate(
+                "leader never rewrites its log", f"n{node.member_id} append at {position} < {len(log)}"
+            )
+            return
+        start, end = position, position + _span(len(message))
+        log.extend(bytes(start - len(log)))  # PAD at a term end: zeros
+        log.extend(message)
+        log.extend(bytes(end - len(log)))
+        node.durable.entries.append((start, end))
+        if "ack_before_durable" in self.canaries:
+            self._report_append(node)
+
+    def _truncate(self, node: Node, position: int) -> None:
+        durable = node.durable
+        if position < node.commit_position:
+            self._violate(
+                "no truncation below commit",
+                f"n{node.member_id} truncate {position} < commit {node.commit_position}",
+            )
+        del durable.log[position:]
+        durable.entries = [(s, e) for s, e in durable.entries if e <= position]
+        durable.synced = min(durable.synced, position)
+        node.reported = min(node.reported, position)
+
+    def _log_request(self, node: Node, request: LogRequest) -> None:
+        core = node.core
+        assert core is not None
+        if request.kind == "join":
+            node.joined = (request.leadership_term_id, request.leader_id)
+            now, position = self.clock(node), request.position
+            self._defer(node, lambda core: core.on_log_joined(now, position))
+        elif request.kind == "replicate":
+            node.replicate_from = request.leader_id
+            node.replicate_to = request.stop_position
+        elif request.kind == "publish":
+            node.joined = None
+
+    def _commit(self, node: Node, position: int) -> None:
+        if position < node.commit_position:
+            self._violate(
+                "commit never goes backwards", f"n{node.member_id} {node.commit_position} -> {position}"
+            )
+        node.commit_position = position
+        if position > len(node.durable.log) and "ack_before_durable" not in self.canaries:
+            self._violate(
+                "commit within the durable log",
+                f"n{node.member_id} commit {position} > log {len(node.durable.log)}",
+            )
+        # quorum durability: a majority must hold this position durably
+        holders = sum(1 for other in self.nodes if other.durable.synced >= position)
+        if holders < quorum_threshold(len(self.nodes)):
+            self._violate(
+                "committed only what a quorum holds",
+                f"n{node.member_id} commit {position}, {holders} hold it",
+            )
+        self._apply(node)
+
+    def _apply(self, node: Node) -> None:
+        for start, end in node.durable.entries:
+            if start < node.applied_position or end > node.commit_position:
+                continue
+            node.applied.append(bytes(node.durable.log[start:end]))
+            node.applied_position = end
+
+    # ------------------------------------------------------------------ log movement
+
+    def _can_talk(self, a: int, b: int) -> bool:
+        if (a, b) in self.blocked or not (self.nodes[a].alive and self.nodes[b].alive):
+            return False
+        return self.nodes[a].paused_until <= self.now_ns and self.nodes[b].paused_until <= self.now_ns
+
+    def _move_log(self) -> None:
+        for node in self.nodes:
+            if node.core is None or node.paused_until > self.now_ns:
+                continue
+            source_id = -1
+            limit = None
+            if node.replicate_to >= 0:
+                source_id, limit = node.replicate_from, node.replicate_to
+            elif node.joined is not None:
+                source_id = node.joined[1]
+            if source_id < 0 or not self._can_talk(source_id, node.member_id):
+                continue
+            source = self.nodes[source_id].durable
+            mine = node.durable
+            copied = False
+            for start, end in source.entries:
+                if start < len(mine.log) or (limit is not None and end > limit):
+                    continue
+                if start > len(mine.log) and any(s <= len(mine.log) < e for s, e in source.entries):
+                    break
+                mine.log.extend(bytes(start - len(mine.log)))
+                mine.log.extend(source.log[start:end])
+                mine.entries.append((start, end))
+                copied = True
+            if limit is not None and len(mine.log) >= limit:
+                node.replicate_to = -1
+                mine.synced = len(mine.log)
+                node.reported = mine.synced
+                self._execute(node, node.core.on_replicated(self.clock(node), len(mine.log)))
+            elif copied and "ack_before_durable" in self.canaries:
+                self._report_append(node)
+
+    def _sync(self) -> None:
+        """The archives' writes become durable (a sync per step), then the cores hear of it."""
+        for node in self.nodes:
+            if node.core is None or node.paused_until > self.now_ns:
+                continue
+            node.durable.synced = len(node.durable.log)
+            if node.reported != node.durable.synced:
+                self._report_append(node)
+
+    def _report_append(self, node: Node) -> None:
+        if node.core is None:
+            return
+        node.reported = len(node.durable.log)
+        self._execute(node, node.core.on_append_position(self.clock(node), node.reported))
+
+    # ------------------------------------------------------------------ clients
+
+    def submit(self, command_id: int) -> bool:
+        """A client command to whoever leads now (dropped if nobody does)."""
+        for node in self.nodes:
+            core = node.core
+            if core is not None and core.role.name == "LEADER" and core.state.name == "CLOSED":
+                buffer = bytearray(codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH + 8)
+                codecs.SessionMessageHeaderEncoder.pack_into(buffer, 0, core.leadership_term_id, 1, 0)
+                buffer[-8:] = command_id.to_bytes(8, "little")
+                self.commands_sent += 1
+                self._execute(node, core.on_ingress(self.clock(node), bytes(buffer)))
+                return True
+        return False
+
+    # ------------------------------------------------------------------ time
+
+    def step(self) -> None:
+        self.now_ns += self.tick_ns
+        queue = self._queue
+        due = []
+        while queue and queue[0][0] <= self.now_ns:
+            due.append(heapq.heappop(queue))
+        if due:
+            for item in due:
+                _, _, source, destination, message = item
+                if (source, destination) in self.blocked:
+                    continue
+                node = self.nodes[destination]
+                if node.paused_until > self.now_ns:
+                    heapq.heappush(queue, (node.paused_until, item[1], source, destination, message))
+                    continue
+                if node.core is not None:
+                    self._execute(node, node.core.on_message(self.clock(node), message))
+        self._move_log()
+        self._sync()
+        for node in self.nodes:
+            if node.core is not None and node.paused_until <= self.now_ns:
+                self._execute(node, node.core.on_tick(self.clock(node)))
+        self._check()
+
+    def run(self, duration_ns: int, *, every: Callable[[Simulator], object] | None = None) -> None:
+        end = self.now_ns + duration_ns
+        while self.now_ns < end:
+            self.step()
+            if every is not None:
+                every(self)
+
+    def leader(self) -> int:
+        for node in self.nodes:
+            core = node.core
+            if core is not None and core.role.name == "LEADER" and core.state.name == "CLOSED":
+                return node.member_id
+        return -1
+
+    # ------------------------------------------------------------------ checkers
+
+    def _violate(self, checker: str, detail: str) -> None:
+        self.violations.append(Violation(self.seed, self.now_ns, checker, detail))
+
+    def _check(self) -> None:
+        """Logs agree up to the lower commit position and services apply the same entries, checked
+        incrementally: what was compared once (below both commits) cannot change without a violation
+        of its own (a truncation below the commit)."""
+        nodes = self.nodes
+        checked = self._checked
+        for i, a in enumerate(nodes):
+            for b in nodes[i + 1 :]:
+                key = (a.member_id, b.member_id)
+                start = checked.get(key, 0)
+                upto = min(a.commit_position, b.commit_position)
+                if upto > start:
+                    if a.durable.log[start:upto] != b.durable.log[start:upto]:
+                        self._violate(
+                            "logs agree up to commit",
+                            f"n{a.member_id} and n{b.member_id} differ in [{start}, {upto})",
+                        )
+                    checked[key] = upto
+                applied = self._applied_checked.get(key, 0)
+                common = min(len(a.applied), len(b.applied))
+                if common > applied:
+                    if a.applied[applied:common] != b.applied[applied:common]:
+                        self._violate("same entries applied in order", f"n{a.member_id} and n{b.member_id}")
+                    self._applied_checked[key] = common
+        for node in nodes:
+            for message in node.applied[self._seen_applied.get(node.member_id, 0) :]:
+                if len(message) >= 40 and codecs.MessageHeaderDecoder.unpack(message)[1] == 1:
+                    self.committed_commands.add(int.from_bytes(message[32:40], "little"))
+            self._seen_applied[node.member_id] = len(node.applied)
+
+
+def _span(length: int) -> int:
+    from cluster.consensus.core.log import entry_span
+
+    return entry_span(length, MTU)
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, (Send, Broadcast)):
+        decoder = codecs.decode(action.message)
+        target = f"-> n{action.to}" if isinstance(action, Send) else "-> all"
+        return f"{target} {decoder.NAME} {decoder.to_dict()}"
+    if isinstance(action, AppendLog):
+        return f"append @{action.position} {codecs.decode(action.message).NAME}"
+    return repr(action)
+
+
+CANARIES: dict[str, str] = {
+    "vote_twice": "grant a vote for a candidate term already voted in",
+    "skip_log_comparison": "grant a vote without comparing logs",
+    "commit_without_quorum": "the leader commits what it has appended, quorum or not",
+    "apply_before_commit": "followers hand the services what they appended, before the commit",
+    "ack_before_durable": "report an append position before the log is durable",
+    "count_false_votes": "win a ballot at the timeout despite an explicit FALSE vote",
+}
+
+
+@dataclass(slots=True)
+class SeedResult:
+    seed: int
+    nodes: int
+    commands_committed: int
+    faults: dict[str, int]
+    violations: list[Violation]
+    liveness_failure: str | None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations) or self.liveness_failure is not None
+
+
+def run_seed(
+    seed: int,
+    node_count: int = 3,
+    canaries: frozenset[str] = frozenset(),
+    *,
+    safety_ns: int = 15_000 * MS,
+    liveness_ns: int = 90_000 * MS,
+) -> SeedResult:
+    """One simulated run: a safety phase with faults chosen by ``seed``, then a liveness phase with every
+    fault healed, in which a leader must be elected and every node must converge on its commit."""
+    chooser = random.Random(seed ^ 0x5EED)
+    faults = FaultConfig(
+        loss=chooser.choice([0.0, 0.01, 0.05]),
+        duplicate=chooser.choice([0.0, 0.02]),
+        min_delay_ns=100_000,
+        max_delay_ns=chooser.choice([1 * MS, 5 * MS, 20 * MS]),
+    )
+    sim = Simulator(seed, node_count, faults=faults, canaries=canaries)
+    for node in sim.nodes:
+        node.clock_rate = 1.0 + chooser.uniform(-0.01, 0.01)
+        node.clock_offset = chooser.randrange(0, 10**12)
+    command = 0
+    crashed: set[int] = set()
+    step_ms = 0
+    while sim.now_ns < safety_ns:
+        sim.step()
+        step_ms += 1
+        if step_ms % 3 == 0 and sim.submit(command):
+            command += 1
+        if step_ms % 125 == 0:
+            roll = chooser.random()
+            member = chooser.randrange(node_count)
+            if roll < 0.15 and member not in crashed:
+                sim.crash(member)
+                crashed.add(member)
+            elif roll < 0.35 and crashed:
+                victim = chooser.choice(sorted(crashed))
+                sim.restart(victim)
+                crashed.discard(victim)
+            elif roll < 0.45:
+                other = (
+                    (member + 1 + chooser.randrange(node_count - 1)) % node_count
+                    if node_count > 1
+                    else member
+                )
+                if other != member:
+                    sim.partition(member, other, one_way=chooser.random() < 0.5)
+            elif roll < 0.55:
+                sim.heal()
+            elif roll < 0.6:
+                sim.pause(member, chooser.choice([1_500 * MS, 12_000 * MS]))
+    # liveness: heal everything, bring everyone back
+    sim.heal()
+    sim.faults = FaultConfig()
+    for member in sorted(crashed):
+        sim.restart(member)
+    for node in sim.nodes:
+        node.paused_until = 0
+    deadline = sim.now_ns + liveness_ns
+    failure: str | None = "no leader elected and converged within the liveness bound"
+    final_command_sent = False
+    while sim.now_ns < deadline:
+        sim.step()
+        leader = sim.leader()
+        if leader >= 0 and not final_command_sent and sim.submit(command):
+            final_command_sent = True
+            command += 1
+        if leader >= 0 and final_command_sent:
+            target = sim.nodes[leader].commit_position
+            if (
+                target > 0
+                and all(n.commit_position == target for n in sim.nodes)
+                and all(len(n.durable.log) == target for n in sim.nodes)
+            ):
+                failure = None
+                break
+    sim._check()
+    return SeedResult(
+        seed,
+        node_count,
+        len(sim.committed_commands),
+        dict(sim.fault_counts),
+        list(sim.violations),
+        failure,
+    )
