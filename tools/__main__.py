@@ -46,6 +46,7 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
         "tools.decode_cmd", "decode Aeron frames and SBE messages from a pcap or pcapng capture"
     ),
     "aeron": CommandSpec("tools.aeron_cmd", "Aeron transport samples: send, recv, ping, pong, throughput"),
+    "sim": CommandSpec("tools.sim_cmd", "run the deterministic cluster simulator over a range of seeds"),
 }
 
 

@@ -48,7 +48,10 @@ OUR_SCHEMAS = [
 
 # golden-name prefix -> directory of schemas
 SOURCE_DIRS: dict[str, Path] = {
-    "ref-sbe": SBE, "ref-sbe-tests": SBE_TESTS, "ref-aeron": AERON, "ours": SCHEMAS,
+    "ref-sbe": SBE,
+    "ref-sbe-tests": SBE_TESTS,
+    "ref-aeron": AERON,
+    "ours": SCHEMAS,
 }
 
 
@@ -68,8 +71,15 @@ GOLDEN_SOURCES = _golden_sources()
 
 
 def _diff(expected: str, actual: str, golden: Path) -> str:
-    return "\n".join(difflib.unified_diff(expected.splitlines(), actual.splitlines(),
-                                          fromfile=str(golden), tofile="dump(parsed schema)", lineterm=""))
+    return "\n".join(
+        difflib.unified_diff(
+            expected.splitlines(),
+            actual.splitlines(),
+            fromfile=str(golden),
+            tofile="dump(parsed schema)",
+            lineterm="",
+        )
+    )
 
 
 @pytest.mark.parametrize("prefix", sorted(SOURCE_DIRS))
@@ -99,8 +109,10 @@ def test_ir_dump_matches_golden(name: str, rewrite: bool) -> None:
         pytest.fail(f"{golden} is missing; run pytest with --rewrite to create it, then review it")
     expected = golden.read_text(encoding="utf-8")
     if actual != expected:
-        pytest.fail(f"IR of {GOLDEN_SOURCES[name]} changed (rerun with --rewrite if intended):\n"
-                    + _diff(expected, actual, golden))
+        pytest.fail(
+            f"IR of {GOLDEN_SOURCES[name]} changed (rerun with --rewrite if intended):\n"
+            + _diff(expected, actual, golden)
+        )
 
 
 @pytest.mark.parametrize("file_name", OUR_SCHEMAS)
@@ -161,8 +173,15 @@ def test_car_block_length_and_field_offsets(car_schema: Schema) -> None:
     assert car.id == 1
     assert car.block_length == 45
     assert _offsets(car.fields) == {
-        "serialNumber": 0, "modelYear": 8, "available": 10, "code": 11, "someNumbers": 12,
-        "vehicleCode": 28, "extras": 34, "discountedModel": 35, "engine": 35,
+        "serialNumber": 0,
+        "modelYear": 8,
+        "available": 10,
+        "code": 11,
+        "someNumbers": 12,
+        "vehicleCode": 28,
+        "extras": 34,
+        "discountedModel": 35,
+        "engine": 35,
     }
     assert _field(car.fields, "discountedModel").size == 0
     assert _field(car.fields, "engine").size == 10
@@ -180,7 +199,10 @@ def test_car_types_from_xinclude(car_schema: Schema) -> None:
     assert car_schema.includes == ("common-types.xml",)
     assert car_schema.header.name == "messageHeader" and car_schema.header.size == 8
     assert _member_offsets(car_schema.header) == {
-        "blockLength": 0, "templateId": 2, "schemaId": 4, "version": 6,
+        "blockLength": 0,
+        "templateId": 2,
+        "schemaId": 4,
+        "version": 6,
     }
     assert _composite(car_schema, "groupSizeEncoding").size == 4
 
@@ -189,8 +211,14 @@ def test_car_engine_composite_layout(car_schema: Schema) -> None:
     engine = _composite(car_schema, "Engine")
     assert engine.size == 10
     assert _member_offsets(engine) == {
-        "capacity": 0, "numCylinders": 2, "maxRpm": 3, "manufacturerCode": 3, "fuel": 6, "efficiency": 6,
-        "boosterEnabled": 7, "booster": 8,
+        "capacity": 0,
+        "numCylinders": 2,
+        "maxRpm": 3,
+        "manufacturerCode": 3,
+        "fuel": 6,
+        "efficiency": 6,
+        "boosterEnabled": 7,
+        "booster": 8,
     }
     max_rpm = engine.member("maxRpm")
     assert max_rpm is not None and isinstance(max_rpm.type, EncodedType)
@@ -267,8 +295,11 @@ def test_var_data_composite_size_is_its_length_prefix() -> None:
     assert data.data.size == 0
 
 
-@pytest.mark.parametrize("path", [SBE / "example-bigendian-test-schema.xml",
-                                  SBE_TESTS / "example-bigendian-test-schema.xml"], ids=["sbe", "sbe-tests"])
+@pytest.mark.parametrize(
+    "path",
+    [SBE / "example-bigendian-test-schema.xml", SBE_TESTS / "example-bigendian-test-schema.xml"],
+    ids=["sbe", "sbe-tests"],
+)
 def test_big_endian_schema_encodes_every_primitive_big_endian(path: Path) -> None:
     schema = load_schema(path)
     assert schema.byte_order is ByteOrder.BIG_ENDIAN
@@ -316,13 +347,24 @@ def test_node_state_header_is_sixteen_bytes() -> None:
     schema = load_schema(AERON / "aeron-cluster-node-state-codecs.xml")
     assert schema.header.size == 16
     assert _member_offsets(schema.header) == {
-        "blockLength": 0, "templateId": 2, "schemaId": 4, "version": 6, "frameLength": 8, "padding": 12,
+        "blockLength": 0,
+        "templateId": 2,
+        "schemaId": 4,
+        "version": 6,
+        "frameLength": 8,
+        "padding": 12,
     }
 
 
-@pytest.mark.parametrize(("message", "block_length"), [
-    ("SessionMessageHeader", 24), ("AppendPosition", 21), ("CommitPosition", 20), ("BackupResponse", 60),
-])
+@pytest.mark.parametrize(
+    ("message", "block_length"),
+    [
+        ("SessionMessageHeader", 24),
+        ("AppendPosition", 21),
+        ("CommitPosition", 20),
+        ("BackupResponse", 60),
+    ],
+)
 def test_aeron_cluster_block_lengths(message: str, block_length: int) -> None:
     schema = load_schema(AERON / "aeron-cluster-codecs.xml")
     assert _message(schema, message).block_length == block_length
@@ -337,17 +379,22 @@ def test_aeron_cluster_backup_response_layout() -> None:
     (snapshots,) = msg.groups
     assert snapshots.block_length == 44
     assert _offsets(snapshots.fields) == {
-        "recordingId": 0, "leadershipTermId": 8, "termBaseLogPosition": 16, "logPosition": 24,
-        "timestamp": 32, "serviceId": 40,
+        "recordingId": 0,
+        "leadershipTermId": 8,
+        "termBaseLogPosition": 16,
+        "logPosition": 24,
+        "timestamp": 32,
+        "serviceId": 40,
     }
     assert [d.name for d in msg.var_data] == ["clusterMembers"]
 
 
 def test_char_constant_is_a_character() -> None:
     source = (SBE_TESTS / "basic-variable-length-schema.xml").read_text(encoding="utf-8")
-    source = source.replace("    </types>",
-                            '        <type name="Digit" primitiveType="char" presence="constant">5</type>\n'
-                            "    </types>")
+    source = source.replace(
+        "    </types>",
+        '        <type name="Digit" primitiveType="char" presence="constant">5</type>\n    </types>',
+    )
     digit = parse_schema_bytes(source.encode(), source="<char-constant>").type_named("Digit")
     assert isinstance(digit, EncodedType)
     assert digit.encoding.constant == ord("5")

@@ -18,16 +18,22 @@ from support.random_schemas import FEATURES, RandomSchema, schemas
 from codegen.ir import ByteOrder, Group, Message, Schema, dump
 from codegen.schema import parse_schema_bytes
 
-SETTINGS = settings(max_examples=60, deadline=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _parse(rs: RandomSchema) -> Schema:
     return parse_schema_bytes(rs.xml.encode(), source="<random>")
 
 
-def _walk(path: str, node: Message | Group, blocks: dict[str, int], offsets: dict[str, int],
-          constants: dict[str, int | float | str]) -> None:
+def _walk(
+    path: str,
+    node: Message | Group,
+    blocks: dict[str, int],
+    offsets: dict[str, int],
+    constants: dict[str, int | float | str],
+) -> None:
     blocks[path] = node.block_length
     for f in node.fields:
         offsets[f"{path}.{f.name}"] = f.offset
@@ -97,8 +103,13 @@ def test_strategy_produces_every_feature() -> None:
     seen: set[str] = set()
 
     @seed(20240601)
-    @settings(max_examples=150, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(schemas())
     def collect(rs: RandomSchema) -> None:
         seen.update(rs.features)

@@ -183,9 +183,34 @@ def _valid_schema_paths() -> list[Path]:
 
 VALID_SCHEMAS = _valid_schema_paths()
 
-GARBAGE = ["", " ", "x", "-1", "0", "1.5", "0x", "NaN", "inf", "1e9", "99999999999999999999", "65536",
-           "4294967296", "\u0663", "a.b", "Enum.", ".x", "constant", "optional", "uint8", "char", "int128",
-           "messageHeader", "groupSizeEncoding", "&amp;", "\U0001f600"]
+GARBAGE = [
+    "",
+    " ",
+    "x",
+    "-1",
+    "0",
+    "1.5",
+    "0x",
+    "NaN",
+    "inf",
+    "1e9",
+    "99999999999999999999",
+    "65536",
+    "4294967296",
+    "\u0663",
+    "a.b",
+    "Enum.",
+    ".x",
+    "constant",
+    "optional",
+    "uint8",
+    "char",
+    "int128",
+    "messageHeader",
+    "groupSizeEncoding",
+    "&amp;",
+    "\U0001f600",
+]
 NUMBER = re.compile(r"^\s*-?\d+\s*$")
 
 
@@ -200,8 +225,11 @@ def mutated_schemas(draw: st.DrawFn) -> tuple[Path, bytes]:
     root = etree.fromstring(path.read_bytes())
     for _ in range(draw(st.integers(1, 3))):
         elements = _elements(root)
-        kind = draw(st.sampled_from(["drop-attr", "garbage-attr", "garbage-number", "garbage-text",
-                                     "duplicate", "delete", "swap"]))
+        kind = draw(
+            st.sampled_from(
+                ["drop-attr", "garbage-attr", "garbage-number", "garbage-text", "duplicate", "delete", "swap"]
+            )
+        )
         el = elements[draw(st.integers(0, len(elements) - 1))]
         if kind == "drop-attr" and el.attrib:
             del el.attrib[draw(st.sampled_from(sorted(el.attrib)))]
@@ -242,8 +270,7 @@ def mutated_schemas(draw: st.DrawFn) -> tuple[Path, bytes]:
     return path, data
 
 
-@settings(max_examples=200, deadline=None, print_blob=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_schemas())
 def test_mutated_schemas_raise_nothing_but_schema_error(case: tuple[Path, bytes]) -> None:
     path, data = case

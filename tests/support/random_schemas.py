@@ -97,25 +97,71 @@ VAR_LENGTHS = ["uint8", "uint16", "uint32"]
 # Exactly representable in float32, so a float field round-trips them.
 FLOAT_LIMITS = [-65504.0, -1000.5, -1.0, 0.0, 0.25, 1.5, 1000.25, 65504.0]
 FLOAT_CONSTANTS = [0.0, -2.5, 1.5, 3.0, 1024.125]
-WORDS = ["price", "qty", "side", "venue", "flags", "time", "id", "count", "level", "code", "tag", "mode",
-         "data", "value", "limit", "state"]
+WORDS = [
+    "price",
+    "qty",
+    "side",
+    "venue",
+    "flags",
+    "time",
+    "id",
+    "count",
+    "level",
+    "code",
+    "tag",
+    "mode",
+    "data",
+    "value",
+    "limit",
+    "state",
+]
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 MAX_MESSAGES = 6
 MAX_FIELDS = 8
 MAX_DEPTH = 2
 
-FEATURES = frozenset({
-    "little-endian", "big-endian", "version>0", "since-version", "several-messages",
-    *(f"primitive:{p}" for p in PRIMITIVES), "direct-primitive-field", "named-type",
-    "optional", "optional-explicit-null", "min-max",
-    "constant-numeric", "constant-char", "constant-char-array",
-    "constant-value-ref-type", "constant-value-ref-field", "enum-char", "enum-int", "enum-constant-field",
-    *(f"set:{p}" for p in SET_ENCODINGS), "array", "char-array", "composite", "composite-ref",
-    "nested-composite", "composite-constant-member", "composite-inline-enum", "composite-inline-set",
-    "explicit-offset-gap", "member-offset-gap", "block-length-padding", "group", "nested-group",
-    "custom-dimension", *(f"var-data:{p}" for p in VAR_LENGTHS), "var-data-in-group", "description-escaping",
-})
+FEATURES = frozenset(
+    {
+        "little-endian",
+        "big-endian",
+        "version>0",
+        "since-version",
+        "several-messages",
+        *(f"primitive:{p}" for p in PRIMITIVES),
+        "direct-primitive-field",
+        "named-type",
+        "optional",
+        "optional-explicit-null",
+        "min-max",
+        "constant-numeric",
+        "constant-char",
+        "constant-char-array",
+        "constant-value-ref-type",
+        "constant-value-ref-field",
+        "enum-char",
+        "enum-int",
+        "enum-constant-field",
+        *(f"set:{p}" for p in SET_ENCODINGS),
+        "array",
+        "char-array",
+        "composite",
+        "composite-ref",
+        "nested-composite",
+        "composite-constant-member",
+        "composite-inline-enum",
+        "composite-inline-set",
+        "explicit-offset-gap",
+        "member-offset-gap",
+        "block-length-padding",
+        "group",
+        "nested-group",
+        "custom-dimension",
+        *(f"var-data:{p}" for p in VAR_LENGTHS),
+        "var-data-in-group",
+        "description-escaping",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -220,8 +266,16 @@ class _Builder:
 
     def description(self, attrs: list[tuple[str, str]]) -> None:
         if self.chance(15):
-            attrs.append(("description", self.draw(st.sampled_from(
-                ["a plain description", "quotes \" and ' & <angle> brackets", "unicode: é ü ✓"]))))
+            attrs.append(
+                (
+                    "description",
+                    self.draw(
+                        st.sampled_from(
+                            ["a plain description", "quotes \" and ' & <angle> brackets", "unicode: é ü ✓"]
+                        )
+                    ),
+                )
+            )
             self.feature("description-escaping")
 
     def gap(self, percent: int = 25) -> int | None:
@@ -283,8 +337,9 @@ class _Builder:
         """A [min, max] strictly inside the default range, leaving room for a null on either side."""
         info = PRIMITIVES[prim]
         if info.is_float:
-            a, b = sorted(self.draw(st.lists(st.sampled_from(FLOAT_LIMITS[1:-1]), min_size=2, max_size=2,
-                                             unique=True)))
+            a, b = sorted(
+                self.draw(st.lists(st.sampled_from(FLOAT_LIMITS[1:-1]), min_size=2, max_size=2, unique=True))
+            )
             return a, b
         lo, hi = int(info.lo), int(info.hi)
         a = self.draw(st.integers(lo + 1, hi - 2))
@@ -338,15 +393,17 @@ class _Builder:
         values: dict[str, int] = {}
         children = []
         if prim == "char":
-            chars = self.draw(st.lists(st.sampled_from(LETTERS + "0123456789"),
-                                       min_size=count, max_size=count, unique=True))
+            chars = self.draw(
+                st.lists(st.sampled_from(LETTERS + "0123456789"), min_size=count, max_size=count, unique=True)
+            )
             literals = chars
             codes = [ord(c) for c in chars]
             self.feature("enum-char")
         else:
             info = PRIMITIVES[prim]
-            codes = self.draw(st.lists(st.integers(int(info.lo), int(info.hi)),
-                                       min_size=count, max_size=count, unique=True))
+            codes = self.draw(
+                st.lists(st.integers(int(info.lo), int(info.hi)), min_size=count, max_size=count, unique=True)
+            )
             literals = [str(c) for c in codes]
             self.feature("enum-int")
         for literal, code in zip(literals, codes, strict=True):
@@ -360,8 +417,9 @@ class _Builder:
     def set(self, name: str) -> tuple[_El, _Type]:
         prim = self.draw(st.sampled_from(SET_ENCODINGS))
         size = PRIMITIVES[prim].size
-        bits = self.draw(st.lists(st.integers(0, 8 * size - 1), min_size=1, max_size=min(8, 8 * size),
-                                  unique=True))
+        bits = self.draw(
+            st.lists(st.integers(0, 8 * size - 1), min_size=1, max_size=min(8, 8 * size), unique=True)
+        )
         self.feature(f"set:{prim}")
         children = [_El("choice", [("name", self.name())], text=str(bit)) for bit in bits]
         return _El("set", [("name", name), ("encodingType", prim)], children), _Type(name, "set", size, prim)
@@ -399,8 +457,15 @@ class _Builder:
                 enum = self.draw(st.sampled_from(self.int_enums()))
                 vname = self.draw(st.sampled_from(sorted(enum.values)))
                 assert enum.primitive is not None
-                el = _El("type", [("name", mname), ("primitiveType", enum.primitive),
-                                  ("presence", "constant"), ("valueRef", f"{enum.name}.{vname}")])
+                el = _El(
+                    "type",
+                    [
+                        ("name", mname),
+                        ("primitiveType", enum.primitive),
+                        ("presence", "constant"),
+                        ("valueRef", f"{enum.name}.{vname}"),
+                    ],
+                )
                 node = _Type(mname, "type", 0, enum.primitive, enum.values[vname])
                 self.feature("composite-constant-member")
             else:
@@ -435,10 +500,14 @@ class _Builder:
     def dimension_type(self, name: str) -> tuple[_El, _Type]:
         num = self.draw(st.sampled_from(["uint8", "uint16"]))
         gap = self.draw(st.integers(0, 5))
-        el = _El("composite", [("name", name)], [
-            _El("type", [("name", "blockLength"), ("primitiveType", "uint16")]),
-            _El("type", [("name", "numInGroup"), ("primitiveType", num), ("offset", str(2 + gap))]),
-        ])
+        el = _El(
+            "composite",
+            [("name", name)],
+            [
+                _El("type", [("name", "blockLength"), ("primitiveType", "uint16")]),
+                _El("type", [("name", "numInGroup"), ("primitiveType", num), ("offset", str(2 + gap))]),
+            ],
+        )
         return el, _Type(name, "dimension", 2 + gap + PRIMITIVES[num].size)
 
     def declare(self, el: _El, node: _Type) -> None:
@@ -493,8 +562,11 @@ class _Builder:
             vname = self.draw(st.sampled_from(sorted(enum.values)))
             assert enum.primitive is not None
             by_enum = self.chance(50)
-            attrs += [("type", enum.name if by_enum else enum.primitive), ("presence", "constant"),
-                      ("valueRef", f"{enum.name}.{vname}")]
+            attrs += [
+                ("type", enum.name if by_enum else enum.primitive),
+                ("presence", "constant"),
+                ("valueRef", f"{enum.name}.{vname}"),
+            ]
             self.feature("enum-constant-field" if by_enum else "constant-value-ref-field")
             constant = enum.values[vname]
         else:
@@ -591,14 +663,22 @@ class _Builder:
         self.version = draw(st.integers(0, 4))
         if self.version:
             self.feature("version>0")
-        header = _El("composite", [("name", "messageHeader")], [
-            _El("type", [("name", n), ("primitiveType", "uint16")])
-            for n in ("blockLength", "templateId", "schemaId", "version")
-        ])
-        dimension = _El("composite", [("name", "groupSizeEncoding")], [
-            _El("type", [("name", "blockLength"), ("primitiveType", "uint16")]),
-            _El("type", [("name", "numInGroup"), ("primitiveType", "uint16")]),
-        ])
+        header = _El(
+            "composite",
+            [("name", "messageHeader")],
+            [
+                _El("type", [("name", n), ("primitiveType", "uint16")])
+                for n in ("blockLength", "templateId", "schemaId", "version")
+            ],
+        )
+        dimension = _El(
+            "composite",
+            [("name", "groupSizeEncoding")],
+            [
+                _El("type", [("name", "blockLength"), ("primitiveType", "uint16")]),
+                _El("type", [("name", "numInGroup"), ("primitiveType", "uint16")]),
+            ],
+        )
         self.type_els += [header, dimension]
         self.type_sizes.update(messageHeader=8, groupSizeEncoding=4)
         for length_prim in draw(st.lists(st.sampled_from(VAR_LENGTHS), min_size=1, max_size=3, unique=True)):
@@ -617,9 +697,13 @@ class _Builder:
         ids = draw(st.lists(st.integers(1, 60000), min_size=n_messages, max_size=n_messages, unique=True))
         messages = [self.message(mid) for mid in ids]
 
-        root_attrs = [("xmlns:sbe", "http://fixprotocol.io/2016/sbe"), ("package", "random.schema"),
-                      ("id", str(draw(st.integers(1, 65535)))), ("version", str(self.version)),
-                      ("semanticVersion", "5.2")]
+        root_attrs = [
+            ("xmlns:sbe", "http://fixprotocol.io/2016/sbe"),
+            ("package", "random.schema"),
+            ("id", str(draw(st.integers(1, 65535)))),
+            ("version", str(self.version)),
+            ("semanticVersion", "5.2"),
+        ]
         if byte_order == "bigEndian" or self.chance(50):
             root_attrs.append(("byteOrder", byte_order))
         root = _El("sbe:messageSchema", root_attrs, [_El("types", [], self.type_els), *messages])

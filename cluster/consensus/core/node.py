@@ -169,9 +169,10 @@ class ConsensusCore:
         return membership.quorum_threshold(len(self.member_ids))
 
     def _quorum_append_position(self) -> int:
+        stale = "stale_append_positions" in self.canaries
         positions = [self.append_position]
         positions += [
-            peer.append_position if peer.append_term_id == self.leadership_term_id else -1
+            peer.append_position if stale or peer.append_term_id == self.leadership_term_id else -1
             for peer in self.peers.values()
         ]
         positions.sort(reverse=True)
@@ -293,8 +294,9 @@ class ConsensusCore:
         self.leader_commit_position = self.commit_position
         self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
         for peer in self.peers.values():
-            peer.append_term_id = -1
-            peer.append_position = -1
+            if "stale_append_positions" not in self.canaries:
+                peer.append_term_id = -1
+                peer.append_position = -1
             peer.vote = NO_VOTE
         if not self.others:
             self._become_leader_candidate(now_ns, out)
@@ -365,7 +367,7 @@ class ConsensusCore:
             if unanimous:
                 self._start_leading(now_ns, out, "unanimous vote")
             elif now_ns >= self._state_deadline_ns:
-                if granted >= self.quorum and (False not in votes or "count_false_votes" in self.canaries):
+                if granted >= self.quorum and False not in votes:
                     self._start_leading(now_ns, out, "quorum vote at ballot timeout")
                 else:
                     self._transition(_E.CANVASS, now_ns, out, "ballot lost")
@@ -463,7 +465,8 @@ class ConsensusCore:
                 if unanimous and peer.member_id != self.graceful_closed_leader_id:
                     return False
                 continue
-            if membership.compare_log(peer.log_leadership_term_id, peer.log_position, *mine) > 0:
+            better = membership.compare_log(peer.log_leadership_term_id, peer.log_position, *mine) > 0
+            if better and "skip_log_comparison" not in self.canaries:
                 return False
             known += 1
         return known >= self.quorum
@@ -608,6 +611,8 @@ class ConsensusCore:
     def _follower_commit(self, out: _Out) -> None:
         if "apply_before_commit" in self.canaries:
             commit = self.append_position
+        elif "commit_beyond_append" in self.canaries:
+            commit = self.leader_commit_position
         else:
             commit = min(self.leader_commit_position, self.append_position)
         if commit > self.commit_position:
@@ -641,7 +646,7 @@ class ConsensusCore:
         candidate_term = m.candidate_term_id
         if self.state == _E.CLOSED and candidate_term > self.leadership_term_id:
             self._enter_election(now_ns, out, "vote requested for a later term")
-        double_vote = "vote_twice" in self.canaries
+        double_vote = "vote_twice" in self.canaries and self.state != _E.CANDIDATE_BALLOT
         if candidate_term <= self.candidate_term_id and not double_vote:
             self._vote(candidate, candidate_term, False, out)
             return
@@ -751,7 +756,7 @@ class ConsensusCore:
         peer = self.peers.get(m.follower_member_id)
         if peer is None or self.role != Role.LEADER:
             return
-        if m.leadership_term_id != self.leadership_term_id:
+        if m.leadership_term_id != self.leadership_term_id and "stale_append_positions" not in self.canaries:
             return
         peer.append_term_id = m.leadership_term_id
         peer.append_position = max(peer.append_position, m.log_position)

@@ -1,0 +1,52 @@
+"""The simulator over many seeds, as CI runs it, and the canaries it must catch.
+
+``REGRESSION_SEEDS`` lists every seed that ever failed (with its cluster size); they run on every CI
+build in addition to the sweep.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.consensus.simulator import CANARIES, run_seed
+
+SWEEP_SEEDS = 200
+REGRESSION_SEEDS: list[tuple[int, int]] = [
+    (1, 5),  # a truncated follower's reported append position went stale: liveness failure (fixed)
+    (104, 3),  # a new leader's log held an unsynced tail beyond its term base: "rewrote its log" (fixed)
+]
+CAUGHT_CANARIES = [
+    "skip_log_comparison",
+    "commit_without_quorum",
+    "apply_before_commit",
+    "ack_before_durable",
+    "commit_beyond_append",
+]
+CANARY_SEED_BOUND = 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nodes", [3, 5])
+def test_a_sweep_of_seeds_has_no_violation_and_no_liveness_failure(nodes: int) -> None:
+    count = SWEEP_SEEDS if nodes == 3 else SWEEP_SEEDS // 4
+    failures = []
+    for seed in range(count):
+        result = run_seed(seed, nodes)
+        if result.failed:
+            failures.append((seed, result.violations[:1], result.liveness_failure))
+    assert failures == []
+
+
+@pytest.mark.parametrize(("seed", "nodes"), REGRESSION_SEEDS)
+def test_seeds_that_once_failed_pass(seed: int, nodes: int) -> None:
+    result = run_seed(seed, nodes)
+    assert not result.failed, (result.violations, result.liveness_failure)
+
+
+@pytest.mark.parametrize("canary", CAUGHT_CANARIES)
+def test_each_canary_is_caught_within_a_bounded_number_of_seeds(canary: str) -> None:
+    assert canary in CANARIES
+    for seed in range(CANARY_SEED_BOUND):
+        if run_seed(seed, 3, frozenset({canary})).failed:
+            return
+    pytest.fail(f"canary {canary} survived {CANARY_SEED_BOUND} seeds")
