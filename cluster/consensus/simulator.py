@@ -146,6 +146,8 @@ class Simulator:
         self._deferred: list[tuple[Node, Callable[[ConsensusCore], list[Action]]]] = []
         self._checked: dict[tuple[int, int], int] = {}
         self._violated: set[str] = set()
+        self._committed_log = b""  # the longest committed prefix any node has reported
+        self._commands_applied: dict[int, set[int]] = {}
         self._applied_checked: dict[tuple[int, int], int] = {}
         self._seen_applied: dict[int, int] = {}
         self._draining = False
@@ -174,6 +176,7 @@ class Simulator:
         node.commit_position = 0
         node.applied = []
         self._seen_applied[node.member_id] = 0
+        self._commands_applied[node.member_id] = set()
         for key in [key for key in self._applied_checked if node.member_id in key]:
             del self._applied_checked[key]
         node.applied_position = 0
@@ -269,6 +272,7 @@ class Simulator:
                 self._commit(node, action.position)
             elif isinstance(action, RoleChange):
                 if action.role == "LEADER":
+                    self._check_new_leader(node)
                     previous = self.leaders.setdefault(action.leadership_term_id, node.member_id)
                     if previous != node.member_id:
                         self._violate(
@@ -480,6 +484,15 @@ class Simulator:
             self._violated.add(checker)
             self.violations.append(Violation(self.seed, self.now_ns, checker, detail))
 
+    def _check_new_leader(self, node: Node) -> None:
+        """Every committed entry is in the log of every later leader (Raft's leader completeness)."""
+        committed = self._committed_log
+        if node.durable.log[: len(committed)] != committed:
+            self._violate(
+                "committed entries in every later leader's log",
+                f"n{node.member_id} leads with {len(node.durable.log)} bytes; {len(committed)} are committed",
+            )
+
     def _check(self) -> None:
         """Logs agree up to the lower commit position and services apply the same entries, checked
         incrementally: what was compared once (below both commits) cannot change without a violation
@@ -505,10 +518,22 @@ class Simulator:
                         self._violate("same entries applied in order", f"n{a.member_id} and n{b.member_id}")
                     self._applied_checked[key] = common
         for node in nodes:
+            seen = self._commands_applied.setdefault(node.member_id, set())
             for message in node.applied[self._seen_applied.get(node.member_id, 0) :]:
                 if len(message) >= 40 and codecs.MessageHeaderDecoder.unpack(message)[1] == 1:
-                    self.committed_commands.add(int.from_bytes(message[32:40], "little"))
+                    command = int.from_bytes(message[32:40], "little")
+                    if command in seen:
+                        self._violate(
+                            "each command committed exactly once", f"n{node.member_id} command {command}"
+                        )
+                    seen.add(command)
+                    self.committed_commands.add(command)
             self._seen_applied[node.member_id] = len(node.applied)
+            if (
+                node.commit_position > len(self._committed_log)
+                and len(node.durable.log) >= node.commit_position
+            ):
+                self._committed_log = bytes(node.durable.log[: node.commit_position])
 
 
 def _span(length: int) -> int:
