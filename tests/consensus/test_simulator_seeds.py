@@ -14,6 +14,8 @@ SWEEP_SEEDS = 200
 REGRESSION_SEEDS: list[tuple[int, int]] = [
     (1, 5),  # a truncated follower's reported append position went stale: liveness failure (fixed)
     (104, 3),  # a new leader's log held an unsynced tail beyond its term base: "rewrote its log" (fixed)
+    (331, 3),  # a node that voted in term 5, restarted, then followed term 4: two quorums (fixed)
+    (114, 3),  # ... and the first fix left a node with a higher candidate term stuck in canvass (fixed)
 ]
 CAUGHT_CANARIES = [
     "skip_log_comparison",

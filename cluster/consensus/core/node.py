@@ -716,6 +716,14 @@ class ConsensusCore:
         )
         if not acceptable or term < self.leadership_term_id:
             return
+        if term < self.candidate_term_id:
+            # Never follow a term older than one this node has voted in: that vote may have made another
+            # leader, whose quorum must not overlap with this one's. (Here we part from Aeron, which can
+            # follow it.) To end the older term, stand as a candidate: the RequestVote of a later term
+            # makes its leader hold a new election (brief D.3), which the best log then wins.
+            if self.state == _E.CANVASS and self._may_nominate():
+                self._transition(_E.NOMINATE, now_ns, out, f"leader of term {term} is older than my vote")
+            return
         if m.log_leadership_term_id != self.log_leadership_term_id:
             if self.state != _E.CANVASS:
                 self._transition(_E.CANVASS, now_ns, out, "leader's view of my log term differs")
