@@ -105,11 +105,12 @@ def transcript(nodes: int, script: Callable[[Simulator], None]) -> str:
     sim = Simulator(3, nodes, faults=FIXED, trace=lines.append, timeouts=TIMEOUTS)
     script(sim)
     assert sim.violations == [], sim.violations
-    summary = [
-        f"# n{node.member_id}: commit {node.commit_position}, log {len(node.durable.log)}, "
-        f"terms {[(t.leadership_term_id, t.term_base_log_position, t.log_position) for t in node.durable.terms]}"
-        for node in sim.nodes
-    ]
+    summary = []
+    for node in sim.nodes:
+        terms = [(t.leadership_term_id, t.term_base_log_position, t.log_position) for t in node.durable.terms]
+        summary.append(
+            f"# n{node.member_id}: commit {node.commit_position}, log {len(node.durable.log)}, terms {terms}"
+        )
     return "\n".join([*lines, *summary]) + "\n"
 
 
