@@ -147,6 +147,7 @@ class Simulator:
         self._checked: dict[tuple[int, int], int] = {}
         self._violated: set[str] = set()
         self._committed_log = b""  # the longest committed prefix any node has reported
+        self._commits: list[tuple[int, int]] = []  # (term it was committed in, committed position)
         self._commands_applied: dict[int, set[int]] = {}
         self._applied_checked: dict[tuple[int, int], int] = {}
         self._seen_applied: dict[int, int] = {}
@@ -272,7 +273,7 @@ class Simulator:
                 self._commit(node, action.position)
             elif isinstance(action, RoleChange):
                 if action.role == "LEADER":
-                    self._check_new_leader(node)
+                    self._check_new_leader(node, action.leadership_term_id)
                     previous = self.leaders.setdefault(action.leadership_term_id, node.member_id)
                     if previous != node.member_id:
                         self._violate(
@@ -484,10 +485,12 @@ class Simulator:
             self._violated.add(checker)
             self.violations.append(Violation(self.seed, self.now_ns, checker, detail))
 
-    def _check_new_leader(self, node: Node) -> None:
-        """Every committed entry is in the log of every later leader (Raft's leader completeness)."""
-        committed = self._committed_log
-        if node.durable.log[: len(committed)] != committed:
+    def _check_new_leader(self, node: Node, term: int) -> None:
+        """Every entry committed in an earlier term is in the log of the leader of a later term (Raft's
+        leader completeness; a stale leader of an older term can still appear, and can commit nothing)."""
+        required = max((position for commit_term, position in self._commits if commit_term < term), default=0)
+        committed = self._committed_log[:required]
+        if node.durable.log[:required] != committed:
             self._violate(
                 "committed entries in every later leader's log",
                 f"n{node.member_id} leads with {len(node.durable.log)} bytes; {len(committed)} are committed",
@@ -534,6 +537,8 @@ class Simulator:
                 and len(node.durable.log) >= node.commit_position
             ):
                 self._committed_log = bytes(node.durable.log[: node.commit_position])
+                term = node.core.leadership_term_id if node.core is not None else -1
+                self._commits.append((term, node.commit_position))
 
 
 def _span(length: int) -> int:
