@@ -331,7 +331,7 @@ class Simulator:
     def _log_request(self, node: Node, request: LogRequest) -> None:
         core = node.core
         assert core is not None
-        if request.kind == "join":
+        if request.kind in ("join", "catchup"):
             node.joined = (request.leadership_term_id, request.leader_id)
             now, position = self.clock(node), request.position
             self._defer(node, lambda core: core.on_log_joined(now, position))

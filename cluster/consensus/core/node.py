@@ -153,6 +153,9 @@ class ConsensusCore:
         self._committed_at_last_send = -1
         self._term_base = self.terms[-1].term_base_log_position if self.terms else 0
         self._pending_stop = -1
+        self._catchup_join_position = -1
+        self._stop_catchup = False
+        self._catching_up: set[int] = set()  # leader: followers being caught up
         self._pending_term = (-1, 0)
         self._nominated_at_ns = 0
         self.transitions: list[tuple[str, str, str]] = []
@@ -213,7 +216,11 @@ class ConsensusCore:
 
     def on_log_joined(self, now_ns: int, position: int) -> list[Action]:
         out = _Out()
-        if self.state == _E.FOLLOWER_LOG_AWAIT and position == self.append_position:
+        if self.state == _E.FOLLOWER_CATCHUP_AWAIT and position == self.append_position:
+            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+            self._transition(_E.FOLLOWER_CATCHUP, now_ns, out, "catch-up replay joined")
+            self._election_work(now_ns, out)
+        elif self.state == _E.FOLLOWER_LOG_AWAIT and position == self.append_position:
             self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
             self._transition(_E.FOLLOWER_READY, now_ns, out, "joined the live log")
             self._election_work(now_ns, out)
@@ -429,8 +436,36 @@ class ConsensusCore:
             elif now_ns >= self._state_deadline_ns:
                 self._enter_election(now_ns, out, "log replication timed out")
         elif state == _E.FOLLOWER_REPLAY:
-            self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "log replayed")
+            if self._catchup_join_position > self.append_position:
+                self._transition(_E.FOLLOWER_CATCHUP_INIT, now_ns, out, "the leader's log is ahead: catch up")
+            else:
+                self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "log replayed")
             self._election_work(now_ns, out)
+        elif state == _E.FOLLOWER_CATCHUP_INIT:
+            self._stop_catchup = False
+            out.add(Send(self.leader_id, self._catchup_position()))
+            out.add(
+                LogRequest(
+                    "catchup",
+                    self.leader_id,
+                    self.leadership_term_id,
+                    self.append_position,
+                    log_session_id=self.log_session_id,
+                )
+            )
+            self._transition(_E.FOLLOWER_CATCHUP_AWAIT, now_ns, out, "asked the leader for a catch-up replay")
+        elif state == _E.FOLLOWER_CATCHUP_AWAIT:
+            if now_ns >= self._state_deadline_ns:
+                self._enter_election(now_ns, out, "catch-up replay did not arrive")
+        elif state == _E.FOLLOWER_CATCHUP:
+            self._send_append_position(now_ns, out, force=False)
+            self._follower_commit(out)
+            if self._stop_catchup and self.commit_position >= self._catchup_join_position:
+                self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "caught up with the live log")
+                self._transition(_E.FOLLOWER_READY, now_ns, out, "following the live log")
+                self._election_work(now_ns, out)
+            elif now_ns - self._last_leader_contact_ns > self.config.leader_heartbeat_timeout_ns:
+                self._enter_election(now_ns, out, "leader heartbeat timeout during catch-up")
         elif state == _E.FOLLOWER_LOG_INIT:
             out.add(
                 LogRequest(
@@ -520,6 +555,15 @@ class ConsensusCore:
             codecs.BooleanType.TRUE if self.is_startup else codecs.BooleanType.FALSE,
         )
 
+    def _catchup_position(self) -> bytes:
+        buffer = bytearray(512)
+        encoder = codecs.CatchupPositionEncoder().wrap_and_apply_header(buffer, 0)
+        encoder.leadership_term_id = self.leadership_term_id
+        encoder.log_position = self.append_position
+        encoder.follower_member_id = self.member_id
+        encoder.put_catchup_endpoint(self.config.member.catchup)
+        return bytes(buffer[: codecs.HEADER_SIZE + encoder.encoded_length()])
+
     def _leader_heartbeats(self, now_ns: int, out: _Out, *, new_term: bool) -> None:
         if now_ns - self._last_heartbeat_ns < self.config.leader_heartbeat_interval_ns:
             return
@@ -603,7 +647,7 @@ class ConsensusCore:
                     self.leadership_term_id,
                     self.append_position,
                     self.member_id,
-                    0,
+                    1 if self.state == _E.FOLLOWER_CATCHUP else 0,  # AppendPosition flags: CATCHUP
                 ),
             )
         )
@@ -734,6 +778,7 @@ class ConsensusCore:
         self.candidate_term_id = max(self.candidate_term_id, term)
         self.log_session_id = m.log_session_id
         self._term_base = m.term_base_log_position
+        self._catchup_join_position = m.log_position
         next_base = m.next_term_base_log_position
         if m.next_leadership_term_id > self.log_leadership_term_id and 0 <= next_base < self.append_position:
             out.add(TruncateLog(next_base))
@@ -771,9 +816,36 @@ class ConsensusCore:
         peer.log_leadership_term_id = m.leadership_term_id
         peer.log_position = peer.append_position
         peer.time_of_last_append_ns = now_ns
+        if peer.member_id in self._catching_up and peer.append_position >= self.log_end:
+            self._catching_up.discard(peer.member_id)
+            out.add(
+                Send(
+                    peer.member_id,
+                    _encode(codecs.StopCatchupEncoder, self.leadership_term_id, peer.member_id),
+                )
+            )
         if self.state == _E.CLOSED:
             self._leader_work(now_ns, out)
         else:
+            self._election_work(now_ns, out)
+
+    def _on_catchup_position(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.CatchupPositionDecoder = message  # type: ignore[assignment]
+        term_matches = m.leadership_term_id == self.leadership_term_id
+        if self.role == Role.LEADER and term_matches and m.follower_member_id in self.peers:
+            self._catching_up.add(
+                m.follower_member_id
+            )  # the driver's replay serves it (LogRequest "catchup")
+
+    def _on_stop_catchup(self, now_ns: int, message: object, out: _Out) -> None:
+        m: codecs.StopCatchupDecoder = message  # type: ignore[assignment]
+        if (
+            m.follower_member_id == self.member_id
+            and m.leadership_term_id == self.leadership_term_id
+            and self.state == _E.FOLLOWER_CATCHUP
+        ):
+            self._stop_catchup = True
+            self._last_leader_contact_ns = now_ns
             self._election_work(now_ns, out)
 
     def _on_commit_position(self, now_ns: int, message: object, out: _Out) -> None:
@@ -786,8 +858,10 @@ class ConsensusCore:
             return
         self._last_leader_contact_ns = now_ns
         self.leader_commit_position = max(self.leader_commit_position, m.log_position)
-        if self.state in (_E.CLOSED, _E.FOLLOWER_LOG_AWAIT, _E.FOLLOWER_READY):
+        if self.state in (_E.CLOSED, _E.FOLLOWER_LOG_AWAIT, _E.FOLLOWER_READY, _E.FOLLOWER_CATCHUP):
             self._follower_commit(out)
+            if self.state == _E.FOLLOWER_CATCHUP:
+                self._election_work(now_ns, out)
         elif self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._election_work(now_ns, out)
 
@@ -799,4 +873,6 @@ _HANDLERS: dict[str, Callable[[ConsensusCore, int, object, _Out], None]] = {
     "NewLeadershipTerm": ConsensusCore._on_new_leadership_term,
     "AppendPosition": ConsensusCore._on_append_position,
     "CommitPosition": ConsensusCore._on_commit_position,
+    "CatchupPosition": ConsensusCore._on_catchup_position,
+    "StopCatchup": ConsensusCore._on_stop_catchup,
 }
