@@ -19,14 +19,16 @@ REGRESSION_SEEDS: list[tuple[int, int]] = [
     (509, 3),  # a paused candidate of an older term became a (stale) leader: the checker now asks
     # leader completeness of later terms only, as Raft states it
 ]
-CAUGHT_CANARIES = [
-    "skip_log_comparison",
-    "commit_without_quorum",
-    "apply_before_commit",
-    "ack_before_durable",
-    "commit_beyond_append",
-]
-CANARY_SEED_BOUND = 20
+CAUGHT_CANARIES = {  # canary -> the seeds it may survive at most
+    "skip_log_comparison": 20,
+    "commit_without_quorum": 20,
+    "apply_before_commit": 20,
+    "ack_before_durable": 20,
+    "commit_beyond_append": 20,
+    # a double vote makes two leaders only when both candidates miss each other's RequestVote
+    # (Aeron's "no FALSE vote" rule stops it otherwise), so it takes more seeds
+    "vote_twice": 40,
+}
 
 
 @pytest.mark.slow
@@ -47,10 +49,11 @@ def test_seeds_that_once_failed_pass(seed: int, nodes: int) -> None:
     assert not result.failed, (result.violations, result.liveness_failure)
 
 
-@pytest.mark.parametrize("canary", CAUGHT_CANARIES)
+@pytest.mark.parametrize("canary", sorted(CAUGHT_CANARIES))
 def test_each_canary_is_caught_within_a_bounded_number_of_seeds(canary: str) -> None:
     assert canary in CANARIES
-    for seed in range(CANARY_SEED_BOUND):
+    bound = CAUGHT_CANARIES[canary]
+    for seed in range(bound):
         if run_seed(seed, 3, frozenset({canary})).failed:
             return
-    pytest.fail(f"canary {canary} survived {CANARY_SEED_BOUND} seeds")
+    pytest.fail(f"canary {canary} survived {bound} seeds")
