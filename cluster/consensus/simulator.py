@@ -148,6 +148,8 @@ class Simulator:
         self._violated: set[str] = set()
         self._committed_log = b""  # the longest committed prefix any node has reported
         self._commits: list[tuple[int, int]] = []  # (term it was committed in, committed position)
+        self._awaiting_ack: list[tuple[int, int, int, int]] = []  # (leader, term, entry position, command)
+        self.acknowledged: set[int] = set()
         self._commands_applied: dict[int, set[int]] = {}
         self._applied_checked: dict[tuple[int, int], int] = {}
         self._seen_applied: dict[int, int] = {}
@@ -434,9 +436,52 @@ class Simulator:
                 codecs.SessionMessageHeaderEncoder.pack_into(buffer, 0, core.leadership_term_id, 1, 0)
                 buffer[-8:] = command_id.to_bytes(8, "little")
                 self.commands_sent += 1
-                self._execute(node, core.on_ingress(self.clock(node), bytes(buffer)))
+                actions = core.on_ingress(self.clock(node), bytes(buffer))
+                for action in actions:
+                    if isinstance(action, AppendLog):
+                        # the client is told "committed" once this leader's commit passes the entry
+                        self._awaiting_ack.append(
+                            (node.member_id, core.leadership_term_id, action.position, command_id)
+                        )
+                self._execute(node, actions)
                 return True
         return False
+
+    def _acknowledge(self) -> None:
+        """Tell clients their commands are committed: the leader that appended one has committed past it
+        in the same term (Aeron's egress reply follows the commit)."""
+        waiting = []
+        for member_id, term, position, command in self._awaiting_ack:
+            core = self.nodes[member_id].core
+            if core is None or core.leadership_term_id != term or core.role.name != "LEADER":
+                continue  # that leader is gone: the client was never told, and will retry elsewhere
+            if self.nodes[member_id].commit_position > position:
+                self.acknowledged.add(command)
+            else:
+                waiting.append((member_id, term, position, command))
+        self._awaiting_ack = waiting
+
+    def check_acknowledged(self) -> None:
+        """Every command a client was told is committed appears exactly once in every live node's
+        committed entries (call when the nodes have converged)."""
+        for node in self.nodes:
+            if node.core is None:
+                continue
+            counts: dict[int, int] = {}
+            for start, end in node.durable.entries:
+                if end > node.commit_position:
+                    break
+                message = bytes(node.durable.log[start:end])
+                if len(message) >= 40 and codecs.MessageHeaderDecoder.unpack(message)[1] == 1:
+                    command = int.from_bytes(message[32:40], "little")
+                    counts[command] = counts.get(command, 0) + 1
+            for command in sorted(self.acknowledged):
+                if counts.get(command, 0) != 1:
+                    self._violate(
+                        "acknowledged commands exactly once in every log",
+                        f"n{node.member_id} holds command {command} {counts.get(command, 0)} times",
+                    )
+                    return
 
     # ------------------------------------------------------------------ time
 
@@ -459,6 +504,7 @@ class Simulator:
                     self._execute(node, node.core.on_message(self.clock(node), message))
         self._move_log()
         self._sync()
+        self._acknowledge()
         for node in self.nodes:
             if node.core is not None and node.paused_until <= self.now_ns:
                 self._execute(node, node.core.on_tick(self.clock(node)))
@@ -668,6 +714,8 @@ def run_seed(
                 failure = None
                 break
     sim._check()
+    if failure is None:
+        sim.check_acknowledged()
     return SeedResult(
         seed,
         node_count,
