@@ -59,6 +59,7 @@ from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.log import entry_end
+from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
 __all__ = ["ConsensusCore", "TermRecord"]
@@ -159,6 +160,7 @@ class ConsensusCore:
         self._pending_term = (-1, 0)
         self._nominated_at_ns = 0
         self.transitions: list[tuple[str, str, str]] = []
+        self.malformed_messages = 0
 
     # ------------------------------------------------------------------ derived state
 
@@ -248,8 +250,15 @@ class ConsensusCore:
         return out.actions
 
     def on_message(self, now_ns: int, message: bytes) -> list[Action]:
+        """One message from the consensus stream. Bytes that are not a whole message of the cluster
+        schema are counted in ``malformed_messages`` and dropped: the network is not trusted to be tidy."""
         out = _Out()
-        decoder = codecs.decode(message)
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)  # the whole message, var data included, before any state moves
+        except CodecError:
+            self.malformed_messages += 1
+            return out.actions
         name = decoder.NAME
         handler = _HANDLERS.get(name)
         if handler is not None:
