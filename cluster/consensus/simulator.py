@@ -44,6 +44,7 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.config import ConsensusConfig
+from cluster.consensus.core.log import entry_span
 from cluster.consensus.core.members import parse_members, quorum_threshold
 from cluster.consensus.core.node import ConsensusCore, TermRecord
 from generated import aeron_cluster_codecs as codecs
@@ -142,7 +143,6 @@ class Simulator:
         self.committed_commands: set[int] = set()
         self.fault_counts: dict[str, int] = {}
         self._trace = trace
-        self._max_commit: dict[int, int] = {}
         self._deferred: list[tuple[Node, Callable[[ConsensusCore], list[Action]]]] = []
         self._checked: dict[tuple[int, int], int] = {}
         self._violated: set[str] = set()
@@ -588,8 +588,6 @@ class Simulator:
 
 
 def _span(length: int) -> int:
-    from cluster.consensus.core.log import entry_span
-
     return entry_span(length, MTU)
 
 

@@ -28,6 +28,7 @@ loss generator, as Aeron's debug driver has), to exercise loss recovery.
 
 from __future__ import annotations
 
+import abc
 import random
 import select
 from collections.abc import Callable
@@ -149,7 +150,7 @@ class TransportCounters:
 # ------------------------------------------------------------------------------------------ endpoints
 
 
-class _Endpoint:
+class _Endpoint(abc.ABC):
     """A socket and its receive buffer."""
 
     def __init__(self, transport: Transport, sock: DatagramSocket) -> None:
@@ -177,8 +178,9 @@ class _Endpoint:
         counters.datagrams_received += received
         return received
 
+    @abc.abstractmethod
     def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
-        raise NotImplementedError
+        """Handle one datagram of ``length`` bytes in ``self.buffer`` whose first frame has ``frame_type``."""
 
     def reply_rttm(self, length: int, source: Address) -> None:
         counters = self.transport.counters
@@ -238,8 +240,17 @@ class _SendEndpoint(_Endpoint):
 class _ReceiveEndpoint(_Endpoint):
     """A bound socket for subscriptions: DATA, PAD, SETUP and RTTM arrive here; images live here."""
 
-    def __init__(self, transport: Transport, sock: DatagramSocket, control: Address | None) -> None:
+    def __init__(
+        self, transport: Transport, sock: DatagramSocket, control: Address | None, channel: ChannelUri
+    ) -> None:
         super().__init__(transport, sock)
+        # the image parameters of this channel: its own settings, else the transport's defaults
+        config = transport.config
+        window = channel.get_size("rcv-wnd")
+        self.receiver_window = config.receiver_window if window is None else window
+        delay = channel.get_duration_ns("nak-delay")
+        self.nak_delay_ns = config.nak_delay_ns if delay is None else delay
+        self.reliable = channel.reliable is not False
         self.streams: dict[int, list[tuple[Subscription, int | None]]] = {}
         self.images: dict[tuple[int, int], ImageLog] = {}
         self.elicited: dict[tuple[int, int], int] = {}
@@ -356,9 +367,9 @@ class _ReceiveEndpoint(_Endpoint):
             send=self.send,
             receiver_id=self.receiver_id,
             now_ns=now_ns,
-            receiver_window=transport.receiver_window_for(self),
-            nak_delay_ns=transport.nak_delay_for(self),
-            reliable=transport.reliable_for(self),
+            receiver_window=self.receiver_window,
+            nak_delay_ns=self.nak_delay_ns,
+            reliable=self.reliable,
         )
         self.images[key] = log
         self.elicited.pop(key, None)
@@ -439,7 +450,6 @@ class Transport:
         self._network_publications: list[NetworkPublication] = []
         self._ipc_publications: list[IpcPublication] = []
         self._ipc_subscriptions: list[Subscription] = []
-        self._endpoint_params: dict[int, ChannelUri] = {}
         self._poller = select.epoll()
         self._by_fd: dict[int, _Endpoint] = {}
         self._unpolled: list[_Endpoint] = []
@@ -680,11 +690,10 @@ class Transport:
         receive = self._shared_receive_endpoints.get(bind) if bind[1] != 0 else None
         if receive is None:
             sock = self.network.open(bind)
-            receive = _ReceiveEndpoint(self, sock, control)
+            receive = _ReceiveEndpoint(self, sock, control, uri)
             receive.key = sock.local_address
             self._receive_endpoints.append(receive)
             self._shared_receive_endpoints[sock.local_address] = receive
-            self._endpoint_params[id(receive)] = uri
             self._register(receive)
         subscription.local_address = receive.socket.local_address
         subscription._endpoint = receive  # type: ignore[attr-defined]
@@ -761,22 +770,6 @@ class Transport:
                     self._ipc_publications.remove(publication)
                     self._session_ids.discard(publication.session_id)
         return work
-
-    # ------------------------------------------------------------------ per-endpoint parameters
-
-    def receiver_window_for(self, endpoint: _ReceiveEndpoint) -> int:
-        uri = self._endpoint_params.get(id(endpoint))
-        window = None if uri is None else uri.get_size("rcv-wnd")
-        return self.config.receiver_window if window is None else window
-
-    def nak_delay_for(self, endpoint: _ReceiveEndpoint) -> int:
-        uri = self._endpoint_params.get(id(endpoint))
-        delay = None if uri is None else uri.get_duration_ns("nak-delay")
-        return self.config.nak_delay_ns if delay is None else delay
-
-    def reliable_for(self, endpoint: _ReceiveEndpoint) -> bool:
-        uri = self._endpoint_params.get(id(endpoint))
-        return uri is None or uri.reliable is not False
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -31,10 +31,11 @@ The appender stops at ``position_limit`` (Aeron's publisher limit), which the tr
 
 from __future__ import annotations
 
+import abc
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from cluster.transport.errors import TransportError
@@ -111,10 +112,9 @@ class PublicationConfig:
     eos: bool = True
     ttl: int = 0
     flow_control: str = "max"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
-class Publication:
+class Publication(abc.ABC):
     """The offer side shared by network and IPC publications."""
 
     def __init__(self, config: PublicationConfig, log: LogBuffers) -> None:
@@ -174,8 +174,9 @@ class Publication:
         return self.appender.position_limit
 
     @property
+    @abc.abstractmethod
     def is_connected(self) -> bool:
-        raise NotImplementedError
+        """Whether a receiver (network) or a subscription (IPC) is there to read what is offered."""
 
     def close(self) -> None:
         self._mark_closed()
@@ -384,7 +385,7 @@ class NetworkPublication(Publication):
     def _resend(self, position: int, length: int) -> None:
         remaining = length
         while remaining > 0:
-            sent = self._send_block(position, min(remaining, self.mtu), retransmit=True)
+            sent = self._send_block(position, min(remaining, self.mtu))
             if sent <= 0:
                 return
             position += sent
@@ -411,7 +412,7 @@ class NetworkPublication(Publication):
         limit = min(self.sender_limit, self.appender.position)
         position = self.sender_position
         while position < limit and sent < MAX_DATAGRAMS_PER_SEND:
-            length = self._send_block(position, min(limit - position, self.mtu), retransmit=False)
+            length = self._send_block(position, min(limit - position, self.mtu))
             if length <= 0:
                 break
             position += length
@@ -442,7 +443,7 @@ class NetworkPublication(Publication):
                 self.is_linger_done = True
         return 0
 
-    def _send_block(self, position: int, max_length: int, *, retransmit: bool) -> int:
+    def _send_block(self, position: int, max_length: int) -> int:
         """Send the whole frames at ``position`` that fit in ``max_length`` bytes (at least one frame
         when it fits the MTU); return the stream bytes covered, 0 if nothing is ready."""
         shift = self.position_bits_to_shift

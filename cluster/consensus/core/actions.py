@@ -10,7 +10,7 @@ order**, and that order is a contract:
   synced) before any later action in the same list is executed. Raft's safety rests on it: the candidate
   term id is durable before a Vote or RequestVote that depends on it leaves (a restarted node never votes
   twice in a term), a recording-log TERM entry is durable before the node acts as part of that term. The
-  driver enforces it (``check_order`` below is the executable form of the rule, used by the drivers).
+  driver enforces it by executing the list strictly in order, completing each durable action first.
 * **Local log before reports.** ``AppendLog`` bytes are appended to the local log in order; the core
   learns that they are durable only when the driver reports the new append position back
   (``ConsensusCore.on_append_position``). The core never counts its own append before that report: a
@@ -24,10 +24,7 @@ message format, in the simulator too): ``Send.message`` is a whole SBE message, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-from cluster.consensus.core.errors import ConsensusError
 
 __all__ = [
     "Action",
@@ -41,7 +38,6 @@ __all__ = [
     "Send",
     "StateChange",
     "TruncateLog",
-    "check_order",
 ]
 
 
@@ -145,31 +141,3 @@ Action = (
     | StateChange
     | RoleChange
 )
-
-_DURABLE = (PersistCandidateTerm, PersistTerm, TruncateLog)
-
-
-def check_order(actions: Sequence[Action], last_commit: int = -1) -> int:
-    """Check the ordering rules a driver relies on; return the highest commit position in ``actions``
-    (or ``last_commit``). Raises ``ConsensusError`` if a Commit moves backwards.
-
-    The durable-first rule needs no check here -- the driver executes in list order and completes each
-    ``Persist*``/``TruncateLog`` before the next action -- but ``durable_prefix`` tells a driver that
-    batches I/O how far it may go before it must sync.
-    """
-    commit = last_commit
-    for action in actions:
-        if isinstance(action, Commit):
-            if action.position < commit:
-                raise ConsensusError(f"commit position went backwards: {commit} -> {action.position}")
-            commit = action.position
-    return commit
-
-
-def durable_prefix(actions: Sequence[Action]) -> int:
-    """How many leading actions may run before the first durable action must complete (its index, or
-    ``len(actions)`` if there is none)."""
-    for index, action in enumerate(actions):
-        if isinstance(action, _DURABLE):
-            return index
-    return len(actions)

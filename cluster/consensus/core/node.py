@@ -39,7 +39,7 @@ term.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cluster.consensus.core import members as membership
 from cluster.consensus.core.actions import (
@@ -158,7 +158,6 @@ class ConsensusCore:
         self._stop_catchup = False
         self._catching_up: set[int] = set()  # leader: followers being caught up
         self._pending_term = (-1, 0)
-        self._nominated_at_ns = 0
         self.transitions: list[tuple[str, str, str]] = []
         self.malformed_messages = 0
 
@@ -174,14 +173,38 @@ class ConsensusCore:
         return membership.quorum_threshold(len(self.member_ids))
 
     def _quorum_append_position(self) -> int:
+        """The leader's quorum position: its own durable append and this term's AppendPositions."""
         stale = "stale_append_positions" in self.canaries
         positions = [self.append_position]
         positions += [
             peer.append_position if stale or peer.append_term_id == self.leadership_term_id else -1
             for peer in self.peers.values()
         ]
-        positions.sort(reverse=True)
-        return positions[self.quorum - 1]
+        return membership.quorum_position(positions, len(self.member_ids))
+
+    def _statuses(self) -> list[membership.MemberStatus]:
+        """Every member as the shared quorum rules see it, this member included (it votes for itself)."""
+        statuses = [
+            membership.MemberStatus(
+                self.member_id,
+                self.log_leadership_term_id,
+                self.append_position,
+                self.candidate_term_id,
+                True if self.role == Role.CANDIDATE else None,
+            )
+        ]
+        for peer in self.peers.values():
+            statuses.append(
+                membership.MemberStatus(
+                    peer.member_id,
+                    peer.log_leadership_term_id,
+                    peer.log_position,
+                    peer.candidate_term_id,
+                    peer.vote,
+                    peer.time_of_last_append_ns,
+                )
+            )
+        return statuses
 
     # ------------------------------------------------------------------ inputs
 
@@ -241,7 +264,11 @@ class ConsensusCore:
         out = _Out()
         if self.role != Role.LEADER or self.state != _E.CLOSED:
             return out.actions
-        header = codecs.SessionMessageHeaderDecoder.unpack(message)
+        try:
+            header = codecs.SessionMessageHeaderDecoder.unpack(message)
+        except CodecError:
+            self.malformed_messages += 1
+            return out.actions
         if header[0] != self.leadership_term_id:
             return out.actions  # a stale term: Aeron drops it silently
         stamped = bytearray(message)
@@ -272,7 +299,6 @@ class ConsensusCore:
         self.transitions.append((previous.name, state.name, reason))
         out.add(StateChange(previous.name, state.name, reason))
         self.state = state
-        self._state_entered_ns = now_ns
         if state == _E.CANVASS:
             self._set_role(Role.FOLLOWER, out)
             for peer in self.peers.values():
@@ -371,19 +397,13 @@ class ConsensusCore:
                     )
                 )
         elif state == _E.CANDIDATE_BALLOT:
-            votes = [
-                peer.vote for peer in self.peers.values() if peer.candidate_term_id == self.candidate_term_id
-            ]
-            granted = 1 + sum(1 for vote in votes if vote)
-            unanimous = all(
-                peer.vote is True and peer.candidate_term_id == self.candidate_term_id
-                for peer in self.peers.values()
-                if peer.member_id != self.graceful_closed_leader_id
-            )
-            if unanimous:
+            statuses = self._statuses()
+            if membership.is_unanimous_leader(
+                statuses, self.candidate_term_id, self.graceful_closed_leader_id
+            ):
                 self._start_leading(now_ns, out, "unanimous vote")
             elif now_ns >= self._state_deadline_ns:
-                if granted >= self.quorum and False not in votes:
+                if membership.is_quorum_leader(statuses, self.candidate_term_id):
                     self._start_leading(now_ns, out, "quorum vote at ballot timeout")
                 else:
                     self._transition(_E.CANVASS, now_ns, out, "ballot lost")
@@ -500,20 +520,17 @@ class ConsensusCore:
         return appointed < 0 or appointed == self.member_id
 
     def _is_candidate(self, *, unanimous: bool) -> bool:
-        """Brief D.2: no member heard from has a better log, and enough have been heard from (all of
-        them but a gracefully closed ex-leader for ``unanimous``, a quorum counting me otherwise)."""
-        mine = (self.log_leadership_term_id, self.append_position)
-        known = 1
-        for peer in self.peers.values():
-            if peer.log_position < 0:  # not heard from in this canvass
-                if unanimous and peer.member_id != self.graceful_closed_leader_id:
-                    return False
-                continue
-            better = membership.compare_log(peer.log_leadership_term_id, peer.log_position, *mine) > 0
-            if better and "skip_log_comparison" not in self.canaries:
-                return False
-            known += 1
-        return known >= self.quorum
+        """Brief D.2, with the shared quorum rules of ``members``."""
+        statuses = self._statuses()
+        me = statuses[0]
+        if "skip_log_comparison" in self.canaries:  # every log heard from counts as no better than mine
+            heard = [me, *(s for s in statuses[1:] if s.log_position >= 0)]
+            statuses = [replace(s, log_leadership_term_id=-1, log_position=0) for s in heard]
+            me = replace(me, log_leadership_term_id=-1, log_position=0)
+            return len(statuses) >= self.quorum and (not unanimous or len(heard) == len(self.member_ids))
+        if unanimous:
+            return membership.is_unanimous_candidate(statuses, me, self.graceful_closed_leader_id)
+        return membership.is_quorum_candidate(statuses, me)
 
     # ------------------------------------------------------------------ leading
 
@@ -611,12 +628,8 @@ class ConsensusCore:
         self._leader_commit(out)
         if now_ns - self._last_heartbeat_ns >= self.config.leader_heartbeat_interval_ns:
             self._leader_heartbeats(now_ns, out, new_term=False)
-        active = 1 + sum(
-            1
-            for peer in self.peers.values()
-            if now_ns - peer.time_of_last_append_ns <= self.config.leader_heartbeat_timeout_ns
-        )
-        if active < self.quorum:
+        timeout = self.config.leader_heartbeat_timeout_ns
+        if not membership.has_active_quorum(self._statuses(), self.member_id, now_ns, timeout):
             self._enter_election(now_ns, out, "inactive follower quorum")
 
     def _append(self, message: bytes, out: _Out) -> None:
