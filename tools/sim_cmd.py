@@ -3,6 +3,7 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
+                        [--network message|transport]
     python -m tools sim --list-canaries
 
 Seeds S to S+N-1 each run a safety phase with faults and a liveness phase
@@ -11,6 +12,10 @@ the single command that reproduces it. The last line is a JSON object ``{"seeds"
 "faults": {kind: count}, "violations", "liveness_failures", "failed_seeds": [...]}``; with ``--json``
 each seed's result is printed as a JSON line before it. The exit status is 1 if any seed had a
 violation or a liveness failure (which is what a canary run expects), 0 otherwise.
+
+``--network`` chooses how consensus messages travel: ``message`` (the default) moves whole messages,
+``transport`` runs Aeron publications and subscriptions over the transport's simulated network
+(``cluster.consensus.sim_network``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import argparse
 import json
 import sys
 
-from cluster.consensus.simulator import CANARIES, run_seed
+from cluster.consensus.simulator import CANARIES, NETWORKS, run_seed
 
 __all__ = ["configure", "run"]
 
@@ -54,12 +59,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--canary", choices=sorted(CANARIES), metavar="NAME", help="run a deliberately broken variant"
     )
     parser.add_argument("--json", action="store_true", help="also print each seed's result as a JSON line")
+    parser.add_argument(
+        "--network", choices=NETWORKS, default="message", help="how consensus messages travel (message)"
+    )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
 
 
-def _reproduce(seed: int, nodes: int, canary: str | None) -> str:
+def _reproduce(seed: int, nodes: int, canary: str | None, network: str) -> str:
     command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {nodes}"
-    return command + (f" --canary {canary}" if canary else "")
+    command += f" --canary {canary}" if canary else ""
+    return command + (f" --network {network}" if network != "message" else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     liveness_failures = 0
     failed: list[int] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        result = run_seed(seed, args.nodes, canaries)
+        result = run_seed(seed, args.nodes, canaries, network=args.network)
         committed += result.commands_committed
         for kind, count in result.faults.items():
             faults[kind] = faults.get(kind, 0) + count
@@ -102,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
                 result.violations[0].checker + ": " + result.violations[0].detail if result.violations else ""
             )
             what = what or str(result.liveness_failure)
-            out.write(f"seed {seed} failed: {what}; reproduce: {_reproduce(seed, args.nodes, args.canary)}\n")
+            reproduce = _reproduce(seed, args.nodes, args.canary, args.network)
+            out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
     summary = {
         "seeds": args.seeds,

@@ -11,9 +11,11 @@ which is the ordering contract of ``actions.py`` -- and owns one ``random.Random
 message delay, loss, duplication, reordering, fault schedule, client commands. Time is virtual (``now_ns``),
 moved in steps of ``tick_ns``; every core gets ``on_tick`` each step.
 
-Consensus messages travel as the SBE bytes the core produced, through a message-level network with
-per-message delay (reordering falls out of random delays), loss, duplication and partitions (symmetric or
-one-way). The log travels the way Aeron's log channel and catch-up replay move it: a follower that has
+Consensus messages travel as the SBE bytes the core produced, through one of the networks of
+``sim_network.py``: a message-level one with per-message delay (reordering falls out of random delays),
+loss, duplication and partitions (symmetric or one-way), or Aeron's transport -- publications and
+subscriptions on the consensus stream -- over the transport layer's ``SimNetwork``. The core cannot tell
+which. The log travels the way Aeron's log channel and catch-up replay move it: a follower that has
 joined a term reads the leader's recorded log from its own position onwards while the two can talk
 (with the same delay), and ``LogRequest("replicate")`` copies a range of the leader's log the same way.
 
@@ -25,7 +27,6 @@ apply the same entries in the same order.
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,9 +48,24 @@ from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.log import entry_span
 from cluster.consensus.core.members import parse_members, quorum_threshold
 from cluster.consensus.core.node import ConsensusCore, TermRecord
+from cluster.consensus.sim_network import (
+    ConsensusNetwork,
+    FaultConfig,
+    MessageNetwork,
+    TransportNetwork,
+)
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["FaultConfig", "Node", "Simulator", "Violation", "member_string"]
+__all__ = [
+    "NETWORKS",
+    "FaultConfig",
+    "KeyValueService",
+    "Node",
+    "Simulator",
+    "Violation",
+    "command_of",
+    "member_string",
+]
 
 MS = 1_000_000
 TERM_LENGTH = 64 * 1024
@@ -59,16 +75,6 @@ MTU = 1408
 def member_string(count: int) -> str:
     """Aeron's member string for ``count`` simulated members on hosts ``n0``, ``n1``, ..."""
     return "|".join(f"{i},n{i}:9002,n{i}:9003,n{i}:9004,n{i}:9005,n{i}:8010" for i in range(count))
-
-
-@dataclass(frozen=True, slots=True)
-class FaultConfig:
-    """Message-level faults; probabilities per message, delays in nanoseconds."""
-
-    loss: float = 0.0
-    duplicate: float = 0.0
-    min_delay_ns: int = 100_000
-    max_delay_ns: int = 2 * MS
 
 
 @dataclass(slots=True)
@@ -88,6 +94,41 @@ class _Durable:
     synced: int = 0  # what a crash keeps: the log is durable up to here
 
 
+class KeyValueService:
+    """The deterministic service the simulated clients talk to: a replicated key-value map.
+
+    A client command is a SessionMessageHeader with an 8-byte little-endian command id as its payload;
+    it sets key ``id % KEYS`` to ``id``. Other log entries (NewLeadershipTermEvent, ...) do not change the
+    map. ``state`` is the whole map with the count of commands applied, so two services that applied the
+    same entries in the same order have equal states.
+    """
+
+    KEYS = 16
+
+    def __init__(self) -> None:
+        self.values = [-1] * self.KEYS
+        self.count = 0
+
+    def apply(self, entry: bytes) -> None:
+        command = command_of(entry)
+        if command is not None:
+            self.values[command % self.KEYS] = command
+            self.count += 1
+
+    def state(self) -> tuple[int, ...]:
+        return (self.count, *self.values)
+
+
+def command_of(entry: bytes) -> int | None:
+    """The client command id an entry carries, or ``None`` if it is not a client message."""
+    if (
+        len(entry) >= 40
+        and codecs.MessageHeaderDecoder.unpack(entry)[1] == codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+    ):
+        return int.from_bytes(entry[32:40], "little")
+    return None
+
+
 @dataclass(slots=True)
 class Node:
     member_id: int
@@ -96,6 +137,8 @@ class Node:
     commit_position: int = 0
     applied: list[bytes] = field(default_factory=list)
     applied_position: int = 0
+    service: KeyValueService = field(default_factory=KeyValueService)
+    states: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (position, state) per entry
     joined: tuple[int, int] | None = None  # (leadership term, leader) whose log this node follows
     replicate_to: int = -1
     replicate_from: int = -1
@@ -124,6 +167,7 @@ class Simulator:
         canaries: frozenset[str] = frozenset(),
         trace: Callable[[str], object] | None = None,
         timeouts: dict[str, int] | None = None,
+        network: str = "message",
     ) -> None:
         self.seed = seed
         self.timeouts = dict(timeouts or {})
@@ -134,14 +178,19 @@ class Simulator:
         self.now_ns = 0
         self.members = parse_members(member_string(node_count))
         self.nodes = [Node(member.id, _Durable()) for member in self.members]
-        self._queue: list[tuple[int, int, int, int, bytes]] = []  # (deliver_at, seq, from, to, message)
-        self._seq = 0
+        if network not in NETWORKS:
+            raise ValueError(f"unknown network {network!r}: one of {', '.join(NETWORKS)}")
+        self.network: ConsensusNetwork = (
+            MessageNetwork(self.random, self.faults)
+            if network == "message"
+            else TransportNetwork(self.members, self.random.getrandbits(63), self.faults)
+        )
         self.blocked: set[tuple[int, int]] = set()
         self.violations: list[Violation] = []
         self.leaders: dict[int, int] = {}
         self.commands_sent = 0
         self.committed_commands: set[int] = set()
-        self.fault_counts: dict[str, int] = {}
+        self.fault_counts_own: dict[str, int] = {}
         self._trace = trace
         self._deferred: list[tuple[Node, Callable[[ConsensusCore], list[Action]]]] = []
         self._checked: dict[tuple[int, int], int] = {}
@@ -178,6 +227,8 @@ class Simulator:
         )
         node.commit_position = 0
         node.applied = []
+        node.service = KeyValueService()  # no snapshots yet: a restarted service replays the log from 0
+        node.states = []
         self._seen_applied[node.member_id] = 0
         self._commands_applied[node.member_id] = set()
         for key in [key for key in self._applied_checked if node.member_id in key]:
@@ -196,6 +247,7 @@ class Simulator:
         """Stop the node and lose everything not durable: the core, the service, the unsynced log tail."""
         node = self.nodes[member_id]
         node.core = None
+        self.network.crash(member_id)
         durable = node.durable
         del durable.log[durable.synced :]
         durable.entries = [(s, e) for s, e in durable.entries if e <= durable.synced]
@@ -209,6 +261,7 @@ class Simulator:
     def restart(self, member_id: int) -> None:
         node = self.nodes[member_id]
         if node.core is None:
+            self.network.restart(member_id)
             self._start(node)
             self._count("restart")
 
@@ -216,13 +269,26 @@ class Simulator:
         self.blocked.add((a, b))
         if not one_way:
             self.blocked.add((b, a))
+        self.network.partition(a, b, one_way=one_way)
         self._count("partition_one_way" if one_way else "partition")
 
     def heal(self) -> None:
         self.blocked.clear()
+        self.network.heal()
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        self.faults = faults
+        self.network.set_faults(faults)
+
+    def fault_counts(self) -> dict[str, int]:
+        """Every fault injected so far, by kind: the simulator's and the network's."""
+        counts = dict(self.fault_counts_own)
+        for kind, count in self.network.fault_counts().items():
+            counts[kind] = counts.get(kind, 0) + count
+        return dict(sorted(counts.items()))
 
     def _count(self, kind: str) -> None:
-        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        self.fault_counts_own[kind] = self.fault_counts_own.get(kind, 0) + 1
 
     # ------------------------------------------------------------------ actions
 
@@ -249,8 +315,10 @@ class Simulator:
             if self._trace is not None:
                 self._trace(f"{self.now_ns // 1000:>10}us n{node.member_id} {_describe(action)}")
             if isinstance(action, Send):
+                self._check_durable_before_send(node, action.message)
                 self._send(node.member_id, action.to, action.message)
             elif isinstance(action, Broadcast):
+                self._check_durable_before_send(node, action.message)
                 for other in self.nodes:
                     if other.member_id != node.member_id:
                         self._send(node.member_id, other.member_id, action.message)
@@ -290,18 +358,21 @@ class Simulator:
                 if len(node.durable.log) > node.reported:
                     self._truncate(node, node.reported)
 
+    def _check_durable_before_send(self, node: Node, message: bytes) -> None:
+        """The ordering contract of ``actions.py``: a RequestVote or a Vote leaves only once the candidate
+        term it carries is durable, so a node that crashes and restarts can never vote twice in a term."""
+        template = codecs.MessageHeaderDecoder.unpack(message)[1]
+        if template in _VOTE_TEMPLATES:
+            term = codecs.decode(message).candidate_term_id
+            if term > node.durable.candidate_term_id:
+                self._violate(
+                    "durable before sent",
+                    f"n{node.member_id} sent {codecs.decode(message).NAME} for candidate term {term}, "
+                    f"durable {node.durable.candidate_term_id}",
+                )
+
     def _send(self, source: int, destination: int, message: bytes) -> None:
-        faults = self.faults
-        if self.random.random() < faults.loss:
-            self._count("loss")
-            return
-        copies = 2 if self.random.random() < faults.duplicate else 1
-        if copies == 2:
-            self._count("duplicate")
-        for _ in range(copies):
-            delay = self.random.randint(faults.min_delay_ns, faults.max_delay_ns)
-            self._seq += 1
-            heapq.heappush(self._queue, (self.now_ns + delay, self._seq, source, destination, message))
+        self.network.send(self.now_ns, source, destination, message)
 
     def _append(self, node: Node, position: int, message: bytes) -> None:
         log = node.durable.log
@@ -367,7 +438,10 @@ class Simulator:
         for start, end in node.durable.entries:
             if start < node.applied_position or end > node.commit_position:
                 continue
-            node.applied.append(bytes(node.durable.log[start:end]))
+            entry = bytes(node.durable.log[start:end])
+            node.applied.append(entry)
+            node.service.apply(entry)
+            node.states.append((end, node.service.state()))
             node.applied_position = end
 
     # ------------------------------------------------------------------ log movement
@@ -471,9 +545,8 @@ class Simulator:
             for start, end in node.durable.entries:
                 if end > node.commit_position:
                     break
-                message = bytes(node.durable.log[start:end])
-                if len(message) >= 40 and codecs.MessageHeaderDecoder.unpack(message)[1] == 1:
-                    command = int.from_bytes(message[32:40], "little")
+                command = command_of(bytes(node.durable.log[start:end]))
+                if command is not None:
                     counts[command] = counts.get(command, 0) + 1
             for command in sorted(self.acknowledged):
                 if counts.get(command, 0) != 1:
@@ -487,21 +560,11 @@ class Simulator:
 
     def step(self) -> None:
         self.now_ns += self.tick_ns
-        queue = self._queue
-        due = []
-        while queue and queue[0][0] <= self.now_ns:
-            due.append(heapq.heappop(queue))
-        if due:
-            for item in due:
-                _, _, source, destination, message = item
-                if (source, destination) in self.blocked:
-                    continue
-                node = self.nodes[destination]
-                if node.paused_until > self.now_ns:
-                    heapq.heappush(queue, (node.paused_until, item[1], source, destination, message))
-                    continue
-                if node.core is not None:
-                    self._execute(node, node.core.on_message(self.clock(node), message))
+        nodes = self.nodes
+        for destination, message in self.network.receive(self.now_ns, self._paused_until):
+            node = nodes[destination]
+            if node.core is not None:
+                self._execute(node, node.core.on_message(self.clock(node), message))
         self._move_log()
         self._sync()
         self._acknowledge()
@@ -509,6 +572,9 @@ class Simulator:
             if node.core is not None and node.paused_until <= self.now_ns:
                 self._execute(node, node.core.on_tick(self.clock(node)))
         self._check()
+
+    def _paused_until(self, member_id: int) -> int:
+        return self.nodes[member_id].paused_until
 
     def run(self, duration_ns: int, *, every: Callable[[Simulator], object] | None = None) -> None:
         end = self.now_ns + duration_ns
@@ -565,12 +631,16 @@ class Simulator:
                 if common > applied:
                     if a.applied[applied:common] != b.applied[applied:common]:
                         self._violate("same entries applied in order", f"n{a.member_id} and n{b.member_id}")
+                    if a.states[applied:common] != b.states[applied:common]:
+                        self._violate(
+                            "equal service states at equal positions", f"n{a.member_id} and n{b.member_id}"
+                        )
                     self._applied_checked[key] = common
         for node in nodes:
             seen = self._commands_applied.setdefault(node.member_id, set())
             for message in node.applied[self._seen_applied.get(node.member_id, 0) :]:
-                if len(message) >= 40 and codecs.MessageHeaderDecoder.unpack(message)[1] == 1:
-                    command = int.from_bytes(message[32:40], "little")
+                command = command_of(message)
+                if command is not None:
                     if command in seen:
                         self._violate(
                             "each command committed exactly once", f"n{node.member_id} command {command}"
@@ -601,6 +671,11 @@ def _describe(action: Action) -> str:
     return repr(action)
 
 
+_VOTE_TEMPLATES = frozenset({codecs.RequestVoteDecoder.TEMPLATE_ID, codecs.VoteDecoder.TEMPLATE_ID})
+
+NETWORKS = ("message", "transport")
+"""The networks consensus messages can travel by (``sim_network.py``)."""
+
 CANARIES: dict[str, str] = {
     "vote_twice": "grant a vote for a candidate term already voted in",
     "skip_log_comparison": "grant a vote without comparing logs",
@@ -609,6 +684,7 @@ CANARIES: dict[str, str] = {
     "ack_before_durable": "report an append position before the log is durable",
     "stale_append_positions": "the leader counts AppendPositions reported in earlier terms toward its quorum",
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
+    "vote_before_persist": "a granted vote leaves before the candidate term it grants is durable",
 }
 
 
@@ -641,6 +717,7 @@ def run_seed(
     *,
     safety_ns: int = 15_000 * MS,
     liveness_ns: int = 30_000 * MS,
+    network: str = "message",
 ) -> SeedResult:
     """One simulated run: a safety phase with faults chosen by ``seed``, then a liveness phase with every
     fault healed, in which a leader must be elected and every node must converge on its commit."""
@@ -651,20 +728,23 @@ def run_seed(
         min_delay_ns=100_000,
         max_delay_ns=chooser.choice([1 * MS, 5 * MS, 20 * MS]),
     )
-    sim = Simulator(seed, node_count, faults=faults, canaries=canaries, timeouts=SIM_TIMEOUTS)
+    sim = Simulator(
+        seed, node_count, faults=faults, canaries=canaries, timeouts=SIM_TIMEOUTS, network=network
+    )
     for node in sim.nodes:
         node.clock_rate = 1.0 + chooser.uniform(-0.01, 0.01)
+        sim._count("clock_drift")
         node.sync_interval_ns = chooser.choice([0, 10 * MS, 50 * MS])
         node.clock_offset = chooser.randrange(0, 10**12)
     command = 0
     crashed: set[int] = set()
-    step_ms = 0
+    steps = 0
     while sim.now_ns < safety_ns:
         sim.step()
-        step_ms += 1
-        if step_ms % 3 == 0 and sim.submit(command):
+        steps += 1
+        if steps % 3 == 0 and sim.submit(command):
             command += 1
-        if step_ms % 125 == 0:
+        if steps % 125 == 0:
             roll = chooser.random()
             member = chooser.randrange(node_count)
             if roll < 0.15 and member not in crashed:
@@ -688,7 +768,7 @@ def run_seed(
                 sim.pause(member, chooser.choice([1_500 * MS, 12_000 * MS]))
     # liveness: heal everything, bring everyone back
     sim.heal()
-    sim.faults = FaultConfig()
+    sim.set_faults(FaultConfig())
     for member in sorted(crashed):
         sim.restart(member)
     for node in sim.nodes:
@@ -718,7 +798,7 @@ def run_seed(
         seed,
         node_count,
         len(sim.committed_commands),
-        dict(sim.fault_counts),
+        sim.fault_counts(),
         list(sim.violations),
         failure,
     )

@@ -809,6 +809,15 @@ class Transport:
             publication.close()
             publication.send(now_ns)
             publication._send_heartbeat(now_ns)
+        self._release()
+
+    def abort(self) -> None:
+        """Stop the way a killed process stops: every socket closes and nothing more is sent (no
+        end-of-stream, no last data); peers find out by their timeouts. Idempotent."""
+        if not self.is_closed:
+            self._release()
+
+    def _release(self) -> None:
         self.is_closed = True
         for endpoint in [*self._send_endpoints, *self._receive_endpoints]:
             self._unregister(endpoint)

@@ -1,7 +1,8 @@
 """The simulator over many seeds, as CI runs it, and the canaries it must catch.
 
 ``REGRESSION_SEEDS`` lists every seed that ever failed (with its cluster size); they run on every CI
-build in addition to the sweep.
+build in addition to the sweep. The sweeps run on both networks of ``sim_network.py``: whole messages
+(the long sweep) and Aeron's transport over ``SimNetwork`` (a shorter one; the core must not care).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CAUGHT_CANARIES = {  # canary -> the seeds it may survive at most
     "apply_before_commit": 20,
     "ack_before_durable": 20,
     "commit_beyond_append": 20,
+    "vote_before_persist": 5,
     # a double vote makes two leaders only when both candidates miss each other's RequestVote
     # (Aeron's "no FALSE vote" rule stops it otherwise), so it takes more seeds
     "vote_twice": 40,
@@ -32,18 +34,29 @@ CAUGHT_CANARIES = {  # canary -> the seeds it may survive at most
 
 
 SWEEP_BY_SIZE = {1: 20, 2: 40, 3: SWEEP_SEEDS, 5: SWEEP_SEEDS // 4}
+TRANSPORT_SWEEP_BY_SIZE = {1: 5, 2: 10, 3: 30, 5: 10}
+TRANSPORT_CAUGHT_CANARIES = ("commit_without_quorum", "skip_log_comparison", "vote_twice")
+
+
+def _sweep(sizes: dict[int, int], nodes: int, network: str) -> list[tuple[int, object, object]]:
+    failures: list[tuple[int, object, object]] = []
+    for seed in range(sizes[nodes]):
+        result = run_seed(seed, nodes, network=network)
+        if result.failed:
+            failures.append((seed, result.violations[:1], result.liveness_failure))
+    return failures
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nodes", sorted(SWEEP_BY_SIZE))
 def test_a_sweep_of_seeds_has_no_violation_and_no_liveness_failure(nodes: int) -> None:
-    count = SWEEP_BY_SIZE[nodes]
-    failures = []
-    for seed in range(count):
-        result = run_seed(seed, nodes)
-        if result.failed:
-            failures.append((seed, result.violations[:1], result.liveness_failure))
-    assert failures == []
+    assert _sweep(SWEEP_BY_SIZE, nodes, "message") == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nodes", sorted(TRANSPORT_SWEEP_BY_SIZE))
+def test_a_sweep_over_the_aeron_transport_has_no_violation_and_no_liveness_failure(nodes: int) -> None:
+    assert _sweep(TRANSPORT_SWEEP_BY_SIZE, nodes, "transport") == []
 
 
 @pytest.mark.parametrize(("seed", "nodes"), REGRESSION_SEEDS)
@@ -60,3 +73,12 @@ def test_each_canary_is_caught_within_a_bounded_number_of_seeds(canary: str) -> 
         if run_seed(seed, 3, frozenset({canary})).failed:
             return
     pytest.fail(f"canary {canary} survived {bound} seeds")
+
+
+@pytest.mark.parametrize("canary", TRANSPORT_CAUGHT_CANARIES)
+def test_canaries_are_caught_over_the_aeron_transport_too(canary: str) -> None:
+    bound = CAUGHT_CANARIES[canary]
+    for seed in range(bound):
+        if run_seed(seed, 3, frozenset({canary}), network="transport").failed:
+            return
+    pytest.fail(f"canary {canary} survived {bound} seeds over the transport")

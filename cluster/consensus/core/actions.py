@@ -10,7 +10,8 @@ order**, and that order is a contract:
   synced) before any later action in the same list is executed. Raft's safety rests on it: the candidate
   term id is durable before a Vote or RequestVote that depends on it leaves (a restarted node never votes
   twice in a term), a recording-log TERM entry is durable before the node acts as part of that term. The
-  driver enforces it by executing the list strictly in order, completing each durable action first.
+  driver enforces it by executing the list strictly in order, completing each durable action first; the
+  simulator also checks every RequestVote and Vote as it leaves against the durable candidate term.
 * **Local log before reports.** ``AppendLog`` bytes are appended to the local log in order; the core
   learns that they are durable only when the driver reports the new append position back
   (``ConsensusCore.on_append_position``). The core never counts its own append before that report: a

@@ -58,11 +58,11 @@ from cluster.consensus.core.actions import (
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
-from cluster.consensus.core.log import entry_end
+from cluster.consensus.core.log import FRAME_ALIGNMENT, entry_end
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["ConsensusCore", "TermRecord"]
+__all__ = ["MAX_TERM_ID", "ConsensusCore", "TermRecord", "impossible_value"]
 
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
 APP_VERSION = 1  # 0.0.1
@@ -278,7 +278,8 @@ class ConsensusCore:
 
     def on_message(self, now_ns: int, message: bytes) -> list[Action]:
         """One message from the consensus stream. Bytes that are not a whole message of the cluster
-        schema are counted in ``malformed_messages`` and dropped: the network is not trusted to be tidy."""
+        schema, or a message with a value no member could have sent (``impossible_value``), are counted
+        in ``malformed_messages`` and dropped: the network is not trusted to be tidy."""
         out = _Out()
         try:
             decoder = codecs.decode(message)
@@ -287,6 +288,9 @@ class ConsensusCore:
             self.malformed_messages += 1
             return out.actions
         name = decoder.NAME
+        if impossible_value(name, decoder) is not None:
+            self.malformed_messages += 1
+            return out.actions
         handler = _HANDLERS.get(name)
         if handler is not None:
             handler(self, now_ns, decoder, out)
@@ -539,7 +543,8 @@ class ConsensusCore:
         self.leader_id = self.member_id
         self._term_base = self.append_position
         self.log_end = self.append_position
-        self.log_session_id = self.leadership_term_id  # deterministic: one publication session per term
+        # deterministic: one log publication session per term; a session id is an int32, a term an int64
+        self.log_session_id = ((self.leadership_term_id + 2**31) % 2**32) - 2**31
         self._transition(_E.LEADER_LOG_REPLICATION, now_ns, out, reason)
         self._set_role(Role.LEADER, out)
         self._last_heartbeat_ns = -(1 << 62)
@@ -727,8 +732,12 @@ class ConsensusCore:
             return
         if self.state in _BALLOTS:
             self.candidate_term_id = max(self.candidate_term_id, candidate_term)
-            out.add(PersistCandidateTerm(self.candidate_term_id))
-            self._vote(candidate, candidate_term, True, out)
+            if "vote_before_persist" in self.canaries:  # the vote leaves before the term is durable
+                self._vote(candidate, candidate_term, True, out)
+                out.add(PersistCandidateTerm(self.candidate_term_id))
+            else:
+                out.add(PersistCandidateTerm(self.candidate_term_id))
+                self._vote(candidate, candidate_term, True, out)
             self._set_role(Role.FOLLOWER, out)
             self._transition(_E.FOLLOWER_BALLOT, now_ns, out, f"voted for member {candidate}")
 
@@ -886,6 +895,41 @@ class ConsensusCore:
                 self._election_work(now_ns, out)
         elif self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._election_work(now_ns, out)
+
+
+MAX_TERM_ID = 2**62
+"""Leadership and candidate term ids in messages stay below this. Terms are int64 on the wire; the bound
+leaves room to count up (an election a microsecond would take 146,000 years to reach it)."""
+
+_TERM_FIELDS = (
+    "candidate_term_id",
+    "log_leadership_term_id",
+    "leadership_term_id",
+    "next_leadership_term_id",
+)
+_POSITION_FIELDS = (
+    "log_position",
+    "next_term_base_log_position",
+    "next_log_position",
+    "term_base_log_position",
+)
+
+
+def impossible_value(name: str, decoder: object) -> str | None:
+    """Why a decoded consensus message cannot have come from a member, or ``None`` if it can.
+
+    Log positions are byte offsets of frame boundaries: multiples of 32, or -1 (Aeron's null position).
+    Term ids are -1 (none yet) or in ``[0, MAX_TERM_ID)``. A position that is not a frame boundary would
+    have a follower truncate or join the log in the middle of a frame."""
+    for attribute in _TERM_FIELDS:
+        value = getattr(decoder, attribute, None)
+        if value is not None and not -1 <= value < MAX_TERM_ID:
+            return f"{name}.{attribute} {value} is not a term id"
+    for attribute in _POSITION_FIELDS:
+        value = getattr(decoder, attribute, None)
+        if value is not None and value != -1 and (value < 0 or value & (FRAME_ALIGNMENT - 1)):
+            return f"{name}.{attribute} {value} is not a log position"
+    return None
 
 
 _HANDLERS: dict[str, Callable[[ConsensusCore, int, object, _Out], None]] = {
