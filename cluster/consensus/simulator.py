@@ -45,7 +45,7 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.config import ConsensusConfig
-from cluster.consensus.core.log import entry_span
+from cluster.consensus.core.log import FRAME_ALIGNMENT, HEADER_LENGTH, entry_span
 from cluster.consensus.core.members import parse_members, quorum_threshold
 from cluster.consensus.core.node import ConsensusCore, TermRecord
 from cluster.consensus.sim_network import (
@@ -54,7 +54,9 @@ from cluster.consensus.sim_network import (
     MessageNetwork,
     TransportNetwork,
 )
+from cluster.transport.logbuffer import write_fragments
 from generated import aeron_cluster_codecs as codecs
+from generated.aeron_transport_frames import DataFlags, DataHeaderDecoder, DataHeaderEncoder, FrameType
 
 __all__ = [
     "NETWORKS",
@@ -68,8 +70,14 @@ __all__ = [
 ]
 
 MS = 1_000_000
-TERM_LENGTH = 64 * 1024
+TERM_LENGTH = 64 * 1024  # Aeron's log default is 64 MB; a small term makes PAD frames and term changes common
 MTU = 1408
+LOG_STREAM_ID = 100
+INITIAL_TERM_ID = 0  # the log publication's init-term-id, so position == bytes since the cluster began
+_pack_frame_header = DataHeaderEncoder.LAYOUT.pack_into
+_unpack_frame_header = DataHeaderDecoder.LAYOUT.unpack_from
+_UNFRAGMENTED = int(DataFlags.BEGIN) | int(DataFlags.END)
+_PAD = int(FrameType.PAD)
 
 
 def member_string(count: int) -> str:
@@ -360,15 +368,20 @@ class Simulator:
 
     def _check_durable_before_send(self, node: Node, message: bytes) -> None:
         """The ordering contract of ``actions.py``: a RequestVote or a Vote leaves only once the candidate
-        term it carries is durable, so a node that crashes and restarts can never vote twice in a term."""
+        term it carries is durable -- as the node state's candidate term, or a TERM entry of the recording
+        log -- so a node that crashes and restarts can never vote twice in a term."""
         template = codecs.MessageHeaderDecoder.unpack(message)[1]
         if template in _VOTE_TEMPLATES:
             term = codecs.decode(message).candidate_term_id
-            if term > node.durable.candidate_term_id:
+            durable = node.durable
+            known = max(
+                durable.candidate_term_id, durable.terms[-1].leadership_term_id if durable.terms else -1
+            )
+            if term > known:
                 self._violate(
                     "durable before sent",
                     f"n{node.member_id} sent {codecs.decode(message).NAME} for candidate term {term}, "
-                    f"durable {node.durable.candidate_term_id}",
+                    f"durable {known}",
                 )
 
     def _send(self, source: int, destination: int, message: bytes) -> None:
@@ -382,9 +395,35 @@ class Simulator:
             )
             return
         start, end = position, position + _span(len(message))
-        log.extend(bytes(start - len(log)))  # PAD at a term end: zeros
-        log.extend(message)
-        log.extend(bytes(end - len(log)))
+        assert node.core is not None
+        session_id = node.core.log_session_id
+        if start > len(log):  # the entry did not fit in the rest of the term: a PAD frame fills it
+            pad = len(log)
+            log.extend(bytes(start - pad))
+            _pack_frame_header(
+                log,
+                pad,
+                start - pad,
+                0,
+                _UNFRAGMENTED,
+                _PAD,
+                pad % TERM_LENGTH,
+                session_id,
+                LOG_STREAM_ID,
+                INITIAL_TERM_ID + pad // TERM_LENGTH,
+                0,
+            )
+        log.extend(bytes(end - start))
+        write_fragments(
+            log,
+            start,
+            start % TERM_LENGTH,
+            message,
+            MTU - HEADER_LENGTH,
+            session_id,
+            LOG_STREAM_ID,
+            INITIAL_TERM_ID + start // TERM_LENGTH,
+        )
         node.durable.entries.append((start, end))
         if "ack_before_durable" in self.canaries:
             self._report_append(node)
@@ -438,7 +477,7 @@ class Simulator:
         for start, end in node.durable.entries:
             if start < node.applied_position or end > node.commit_position:
                 continue
-            entry = bytes(node.durable.log[start:end])
+            entry = entry_message(node.durable.log, start, end)
             node.applied.append(entry)
             node.service.apply(entry)
             node.states.append((end, node.service.state()))
@@ -471,8 +510,7 @@ class Simulator:
                     continue
                 if start > len(mine.log) and any(s <= len(mine.log) < e for s, e in source.entries):
                     break
-                mine.log.extend(bytes(start - len(mine.log)))
-                mine.log.extend(source.log[start:end])
+                mine.log.extend(source.log[len(mine.log) : end])  # with the PAD frame before it, if any
                 mine.entries.append((start, end))
                 copied = True
             if limit is not None and len(mine.log) >= limit:
@@ -545,7 +583,7 @@ class Simulator:
             for start, end in node.durable.entries:
                 if end > node.commit_position:
                     break
-                command = command_of(bytes(node.durable.log[start:end]))
+                command = command_of(entry_message(node.durable.log, start, end))
                 if command is not None:
                     counts[command] = counts.get(command, 0) + 1
             for command in sorted(self.acknowledged):
@@ -659,6 +697,17 @@ class Simulator:
 
 def _span(length: int) -> int:
     return entry_span(length, MTU)
+
+
+def entry_message(log: bytes | bytearray, start: int, end: int) -> bytes:
+    """The message of the log entry whose frames fill ``[start, end)``: their payloads, joined."""
+    parts = []
+    offset = start
+    while offset < end:
+        frame_length = _unpack_frame_header(log, offset)[0]
+        parts.append(log[offset + HEADER_LENGTH : offset + frame_length])
+        offset += (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
+    return b"".join(parts)
 
 
 def _describe(action: Action) -> str:

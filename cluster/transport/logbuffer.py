@@ -99,6 +99,7 @@ __all__ = [
     "position_bits_to_shift",
     "tail_term_id",
     "tail_term_offset",
+    "write_fragments",
     "write_heartbeat",
 ]
 
@@ -448,6 +449,60 @@ class BufferClaim:
         _pack_frame(self._release(), offset, frame_length, 0, _UNFRAGMENTED, _PAD)
 
 
+def write_fragments(
+    buffer: bytearray | memoryview,
+    offset: int,
+    term_offset: int,
+    payload: bytes | bytearray | memoryview,
+    max_payload_length: int,
+    session_id: int,
+    stream_id: int,
+    term_id: int,
+    reserved_value: int = 0,
+    ends: list[int] | array[int] | None = None,
+) -> int:
+    """Write ``payload`` as DATA frames of at most ``max_payload_length`` payload bytes each, the first
+    at ``offset`` in ``buffer``, where it stands at ``term_offset`` of term ``term_id``: BEGIN on the
+    first frame, END on the last, each frame's payload before its header. Returns the offset in
+    ``buffer`` after the last frame (aligned); ``ends`` gets each frame's aligned end term offset.
+
+    The exclusive appender writes fragmented messages with it, and so can anything that lays out a
+    stream's bytes as Aeron does -- a log recorded as one flat buffer, say -- without a term buffer."""
+    source = memoryview(payload)
+    length = len(source)
+    delta = term_offset - offset
+    flags = _BEGIN
+    source_offset = 0
+    while source_offset < length or flags == _BEGIN:
+        remaining = length - source_offset
+        if remaining <= max_payload_length:
+            flags |= _END
+            chunk = remaining
+        else:
+            chunk = max_payload_length
+        frame_length = chunk + HEADER_LENGTH
+        buffer[offset + HEADER_LENGTH : offset + frame_length] = source[source_offset : source_offset + chunk]
+        _pack_data(
+            buffer,
+            offset,
+            frame_length,
+            0,
+            flags,
+            _DATA,
+            offset + delta,
+            session_id,
+            stream_id,
+            term_id,
+            reserved_value,
+        )
+        flags = 0
+        offset += (frame_length + 31) & -32
+        if ends is not None:
+            ends.append(offset + delta)
+        source_offset += chunk
+    return offset
+
+
 class ExclusiveAppender:
     """The writer side of an exclusive publication over ``LogBuffers`` (single writer).
 
@@ -580,41 +635,18 @@ class ExclusiveAppender:
         self._raw_tails[self.partition_index] = (term_id << 32) + resulting_offset
         if resulting_offset > self.term_length:
             return self._end_of_term(term_offset)
-        term = self._term
-        ends = self._ends
-        source = memoryview(payload)
-        session_id, stream_id = self.session_id, self.stream_id
-        frame_offset = term_offset
-        flags = _BEGIN
-        source_offset = 0
-        while source_offset < length:
-            remaining = length - source_offset
-            if remaining <= max_payload_length:
-                flags |= _END
-                chunk = remaining
-            else:
-                chunk = max_payload_length
-            frame_length = chunk + HEADER_LENGTH
-            term[frame_offset + HEADER_LENGTH : frame_offset + frame_length] = source[
-                source_offset : source_offset + chunk
-            ]
-            _pack_data(
-                term,
-                frame_offset,
-                frame_length,
-                0,
-                flags,
-                _DATA,
-                frame_offset,
-                session_id,
-                stream_id,
-                term_id,
-                reserved_value,
-            )
-            flags = 0
-            frame_offset += (frame_length + 31) & -32
-            ends.append(frame_offset)
-            source_offset += chunk
+        frame_offset = write_fragments(
+            self._term,
+            term_offset,
+            term_offset,
+            payload,
+            max_payload_length,
+            self.session_id,
+            self.stream_id,
+            term_id,
+            reserved_value,
+            self._ends,
+        )
         assert frame_offset == resulting_offset, (frame_offset, resulting_offset)
         self.term_offset = resulting_offset
         return self.term_begin_position + resulting_offset
