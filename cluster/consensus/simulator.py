@@ -100,6 +100,8 @@ class _Durable:
     log: bytearray = field(default_factory=bytearray)  # the recorded log, position = index
     entries: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each entry
     synced: int = 0  # what a crash keeps: the log is durable up to here
+    committed: int = 0  # the highest position this node committed (recovered at restart, as Aeron's
+    # recording log gives its recovery plan a committed log position)
 
 
 class KeyValueService:
@@ -211,6 +213,9 @@ class Simulator:
         self._applied_checked: dict[tuple[int, int], int] = {}
         self._seen_applied: dict[int, int] = {}
         self._draining = False
+        self.down: set[int] = set()  # crashed members
+        self.action_crash_probability = 0.0
+        """Per action: the chance that the node crashes right after executing it, splitting the list."""
         for node in self.nodes:
             self._start(node)
 
@@ -229,11 +234,12 @@ class Simulator:
             candidate_term_id=durable.candidate_term_id,
             terms=durable.terms,
             append_position=append,
+            commit_position=min(durable.committed, append),
             term_length=TERM_LENGTH,
             mtu=MTU,
             canaries=self.canaries,
         )
-        node.commit_position = 0
+        node.commit_position = min(durable.committed, append)
         node.applied = []
         node.service = KeyValueService()  # no snapshots yet: a restarted service replays the log from 0
         node.states = []
@@ -242,6 +248,7 @@ class Simulator:
         for key in [key for key in self._applied_checked if node.member_id in key]:
             del self._applied_checked[key]
         node.applied_position = 0
+        self._apply(node)  # the service replays what the node recovered as committed
         node.joined = None
         node.replicate_to = -1
         node.reported = append
@@ -255,8 +262,14 @@ class Simulator:
         """Stop the node and lose everything not durable: the core, the service, the unsynced log tail."""
         node = self.nodes[member_id]
         node.core = None
+        self.down.add(member_id)
         self.network.crash(member_id)
         durable = node.durable
+        if durable.synced < durable.committed:
+            self._violate(
+                "committed entries survive a crash",
+                f"n{member_id} keeps {durable.synced} bytes, committed {durable.committed}",
+            )
         del durable.log[durable.synced :]
         durable.entries = [(s, e) for s, e in durable.entries if e <= durable.synced]
         self._count("crash")
@@ -269,6 +282,7 @@ class Simulator:
     def restart(self, member_id: int) -> None:
         node = self.nodes[member_id]
         if node.core is None:
+            self.down.discard(member_id)
             self.network.restart(member_id)
             self._start(node)
             self._count("restart")
@@ -319,7 +333,12 @@ class Simulator:
         self._deferred.append((node, answer))
 
     def _run_actions(self, node: Node, actions: list[Action]) -> None:
-        for action in actions:
+        crash_probability = self.action_crash_probability
+        for index, action in enumerate(actions):
+            if crash_probability and index and self.random.random() < crash_probability:
+                self._count("crash_mid_actions")  # between two actions of one list: the rest never runs
+                self.crash(node.member_id)
+                return
             if self._trace is not None:
                 self._trace(f"{self.now_ns // 1000:>10}us n{node.member_id} {_describe(action)}")
             if isinstance(action, Send):
@@ -342,7 +361,7 @@ class Simulator:
                 if not terms or terms[-1].leadership_term_id < action.leadership_term_id:
                     terms.append(TermRecord(action.leadership_term_id, action.term_base_log_position))
             elif isinstance(action, TruncateLog):
-                self._truncate(node, action.position)
+                self._truncate(node, action.position, terms=True)
             elif isinstance(action, AppendLog):
                 self._append(node, action.position, action.message)
             elif isinstance(action, LogRequest):
@@ -364,7 +383,7 @@ class Simulator:
                 node.joined = None
                 node.replicate_to = -1
                 if len(node.durable.log) > node.reported:
-                    self._truncate(node, node.reported)
+                    self._truncate(node, node.reported, terms=False)
 
     def _check_durable_before_send(self, node: Node, message: bytes) -> None:
         """The ordering contract of ``actions.py``: a RequestVote or a Vote leaves only once the candidate
@@ -428,13 +447,19 @@ class Simulator:
         if "ack_before_durable" in self.canaries:
             self._report_append(node)
 
-    def _truncate(self, node: Node, position: int) -> None:
+    def _truncate(self, node: Node, position: int, *, terms: bool) -> None:
+        """Cut the log back to ``position`` (and, for a ``TruncateLog``, the TERM records with it)."""
         durable = node.durable
-        if position < node.commit_position:
+        committed = max(node.commit_position, durable.committed)
+        if position < committed:
             self._violate(
-                "no truncation below commit",
-                f"n{node.member_id} truncate {position} < commit {node.commit_position}",
+                "no truncation below commit", f"n{node.member_id} truncate {position} < commit {committed}"
             )
+        if terms:
+            kept = [record for record in durable.terms if record.term_base_log_position < position]
+            if kept and kept[-1].log_position != -1:
+                kept[-1] = TermRecord(kept[-1].leadership_term_id, kept[-1].term_base_log_position)
+            durable.terms = kept
         del durable.log[position:]
         durable.entries = [(s, e) for s, e in durable.entries if e <= position]
         durable.synced = min(durable.synced, position)
@@ -454,24 +479,51 @@ class Simulator:
             node.joined = None
 
     def _commit(self, node: Node, position: int) -> None:
-        if position < node.commit_position:
-            self._violate(
-                "commit never goes backwards", f"n{node.member_id} {node.commit_position} -> {position}"
-            )
-        node.commit_position = position
-        if position > len(node.durable.log) and "ack_before_durable" not in self.canaries:
+        durable = node.durable
+        previous = max(node.commit_position, durable.committed)
+        if position < previous:
+            self._violate("commit never goes backwards", f"n{node.member_id} {previous} -> {position}")
+        if position > durable.synced:
             self._violate(
                 "commit within the durable log",
-                f"n{node.member_id} commit {position} > log {len(node.durable.log)}",
+                f"n{node.member_id} commit {position} > durable {durable.synced}",
             )
-        # quorum durability: a majority must hold this position durably
-        holders = sum(1 for other in self.nodes if other.durable.synced >= position)
+        # quorum durability: a majority must hold the newly committed bytes durably, the same bytes
+        start = min(node.commit_position, position)
+        mine = durable.log[start:position]
+        holders = sum(
+            1
+            for other in self.nodes
+            if other.durable.synced >= position and other.durable.log[start:position] == mine
+        )
         if holders < quorum_threshold(len(self.nodes)):
             self._violate(
                 "committed only what a quorum holds",
                 f"n{node.member_id} commit {position}, {holders} hold it",
             )
+        core = node.core
+        if core is not None and core.role.name == "LEADER" and position > previous:
+            self._check_commit_in_own_term(node, core.leadership_term_id, position)
+        node.commit_position = position
+        durable.committed = max(durable.committed, position)
         self._apply(node)
+
+    def _check_commit_in_own_term(self, leader: Node, term: int, position: int) -> None:
+        """Raft's commit rule: a leader of term T commits only what a quorum holds durably *and* has
+        recorded term T (or a later one) for -- otherwise a member holding the bytes still compares as a
+        log of an older term, and a candidate with a longer log of a term in between can win its vote."""
+        holders = sum(
+            1
+            for other in self.nodes
+            if other.durable.synced >= position
+            and other.durable.terms
+            and other.durable.terms[-1].leadership_term_id >= term
+        )
+        if holders < quorum_threshold(len(self.nodes)):
+            self._violate(
+                "a leader commits only what a quorum holds in its term",
+                f"n{leader.member_id} term {term} commit {position}: {holders} have recorded the term",
+            )
 
     def _apply(self, node: Node) -> None:
         for start, end in node.durable.entries:
@@ -566,7 +618,7 @@ class Simulator:
         for member_id, term, position, command in self._awaiting_ack:
             core = self.nodes[member_id].core
             if core is None or core.leadership_term_id != term or core.role.name != "LEADER":
-                continue  # that leader is gone: the client was never told, and will retry elsewhere
+                continue  # that leader is gone: the client is never told (simulated clients do not retry)
             if self.nodes[member_id].commit_position > position:
                 self.acknowledged.add(command)
             else:
@@ -734,6 +786,7 @@ CANARIES: dict[str, str] = {
     "stale_append_positions": "the leader counts AppendPositions reported in earlier terms toward its quorum",
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
     "vote_before_persist": "a granted vote leaves before the candidate term it grants is durable",
+    "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
 }
 
 
@@ -786,7 +839,8 @@ def run_seed(
         node.sync_interval_ns = chooser.choice([0, 10 * MS, 50 * MS])
         node.clock_offset = chooser.randrange(0, 10**12)
     command = 0
-    crashed: set[int] = set()
+    crashed = sim.down
+    sim.action_crash_probability = 0.0002
     steps = 0
     while sim.now_ns < safety_ns:
         sim.step()
@@ -798,11 +852,9 @@ def run_seed(
             member = chooser.randrange(node_count)
             if roll < 0.15 and member not in crashed:
                 sim.crash(member)
-                crashed.add(member)
             elif roll < 0.35 and crashed:
                 victim = chooser.choice(sorted(crashed))
                 sim.restart(victim)
-                crashed.discard(victim)
             elif roll < 0.45:
                 other = (
                     (member + 1 + chooser.randrange(node_count - 1)) % node_count
@@ -818,6 +870,7 @@ def run_seed(
     # liveness: heal everything, bring everyone back
     sim.heal()
     sim.set_faults(FaultConfig())
+    sim.action_crash_probability = 0.0
     for member in sorted(crashed):
         sim.restart(member)
     for node in sim.nodes:

@@ -85,8 +85,9 @@ class PersistTerm:
 
 @dataclass(frozen=True, slots=True)
 class TruncateLog:
-    """Cut the local log back to ``position`` (a deposed leader's uncommitted tail); durable before
-    anything after this action."""
+    """Cut the local log back to ``position`` (a deposed leader's uncommitted tail, or terms the leader
+    never had), and the recording log with it: a TERM entry starting at or after ``position`` goes, and
+    the last one left is open again. Durable before anything after this action."""
 
     position: int
 

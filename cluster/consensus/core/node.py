@@ -119,6 +119,7 @@ class ConsensusCore:
         candidate_term_id: int = -1,
         terms: Sequence[TermRecord] = (),
         append_position: int = 0,
+        commit_position: int = 0,
         term_length: int = 64 * 1024 * 1024,
         mtu: int = 1408,
         canaries: frozenset[str] = frozenset(),
@@ -134,9 +135,11 @@ class ConsensusCore:
         self.candidate_term_id = candidate_term_id
         self.terms: list[TermRecord] = list(terms)
         self.leadership_term_id = self.terms[-1].leadership_term_id if self.terms else -1
+        if not 0 <= commit_position <= append_position:
+            raise ConsensusError(f"recovered commit position {commit_position} is not within the log")
         self.append_position = append_position
-        self.commit_position = 0
-        self.leader_commit_position = 0
+        self.commit_position = commit_position  # recovered: what this node knew committed before a restart
+        self.leader_commit_position = commit_position
         self.log_end = append_position  # the leader's publication position
         self.role = Role.FOLLOWER
         self.state = _E.INIT
@@ -158,6 +161,7 @@ class ConsensusCore:
         self._stop_catchup = False
         self._catching_up: set[int] = set()  # leader: followers being caught up
         self._pending_term = (-1, 0)
+        self._first_entry_end = -1  # leader: where its term's first entry (NewLeadershipTermEvent) ends
         self.transitions: list[tuple[str, str, str]] = []
         self.malformed_messages = 0
 
@@ -254,6 +258,8 @@ class ConsensusCore:
     def on_replicated(self, now_ns: int, position: int) -> list[Action]:
         out = _Out()
         self.append_position = max(self.append_position, position)
+        if self.state == _E.FOLLOWER_LOG_REPLICATION and self.append_position >= self._pending_stop:
+            self._record_replicated_term(out, now_ns)  # durable before the AppendPosition that reports it
         self._send_append_position(now_ns, out, force=True)
         if self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._election_work(now_ns, out)
@@ -415,7 +421,7 @@ class ConsensusCore:
             if now_ns >= self._state_deadline_ns:
                 self._transition(_E.CANVASS, now_ns, out, "no new leader after voting")
         elif state == _E.LEADER_LOG_REPLICATION:
-            self._leader_commit(out)  # Aeron publishes CommitPosition(quorum position) meanwhile
+            self._leader_commit(out)  # nothing to commit before this term's first entry (_leader_commit)
             self._leader_heartbeats(now_ns, out, new_term=True)
             if self._quorum_append_position() >= self._term_base or "commit_without_quorum" in self.canaries:
                 self._transition(_E.LEADER_REPLAY, now_ns, out, "a quorum holds the leader's log")
@@ -440,6 +446,20 @@ class ConsensusCore:
             self._election_work(now_ns, out)
         elif state == _E.LEADER_READY:
             self._leader_heartbeats(now_ns, out, new_term=True)
+            self._leader_commit(out)
+            statuses = self._statuses()
+            term, base = self.leadership_term_id, self._term_base
+            if membership.have_voters_reached_position(statuses, base, term):
+                reason = "every voter has joined the term"
+            elif now_ns >= self._state_deadline_ns and membership.has_quorum_at_position(
+                statuses, base, term
+            ):
+                reason = "a quorum has joined the term by the leader heartbeat timeout"
+            elif now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
+                self._enter_election(now_ns, out, "no quorum joined the new term")
+                return
+            else:
+                return
             length = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
             start, end = entry_end(self.log_end, length, self.term_length, self.mtu)
             event = _encode(
@@ -455,15 +475,12 @@ class ConsensusCore:
             )
             out.add(AppendLog(start, event))
             self.log_end = end
+            self._first_entry_end = end
             self.is_startup = False
-            self._transition(_E.CLOSED, now_ns, out, "election complete: leading")
+            self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({reason})")
         elif state == _E.FOLLOWER_LOG_REPLICATION:
-            if (
-                self.append_position >= self._pending_stop
-                and self.leader_commit_position >= self._pending_stop
-            ):
-                term_id, base = self._pending_term
-                self._persist_term(out, term_id, base, now_ns)
+            if self.append_position >= self._pending_stop:
+                self._record_replicated_term(out, now_ns)
                 self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
                 self._election_work(now_ns, out)
             elif now_ns >= self._state_deadline_ns:
@@ -541,6 +558,7 @@ class ConsensusCore:
     def _start_leading(self, now_ns: int, out: _Out, reason: str) -> None:
         self.leadership_term_id = self.candidate_term_id
         self.leader_id = self.member_id
+        self._first_entry_end = -1
         self._term_base = self.append_position
         self.log_end = self.append_position
         # deterministic: one log publication session per term; a session id is an int32, a term an int64
@@ -553,25 +571,30 @@ class ConsensusCore:
         self._election_work(now_ns, out)
 
     def _new_leadership_term(self, peer_log_term_id: int, now_ns: int) -> bytes:
-        """NewLeadershipTerm for a follower whose log ends in term ``peer_log_term_id`` (brief D.5)."""
-        next_term_id = self.leadership_term_id
-        next_base = self._term_base
-        next_log_position = -1
-        for index, record in enumerate(self.terms):
-            if record.leadership_term_id == peer_log_term_id and index + 1 < len(self.terms):
-                following = self.terms[index + 1]
-                next_term_id = following.leadership_term_id
-                next_base = following.term_base_log_position
-                next_log_position = following.log_position
-                break
-            if record.leadership_term_id > peer_log_term_id:
-                next_term_id = record.leadership_term_id
-                next_base = record.term_base_log_position
-                next_log_position = record.log_position
-                break
+        """NewLeadershipTerm for a follower whose log ends in term ``peer_log_term_id`` (brief D.5).
+
+        ``logLeadershipTermId`` is the latest term of this leader's history at or before the follower's
+        -- the follower's own term when the leader has it -- and ``nextLeadershipTermId`` /
+        ``nextTermBaseLogPosition`` / ``nextLogPosition`` describe the term after that one. When the
+        leader lacks the follower's term, the message says so (it names an earlier term, and a next term
+        later than the follower's), and the follower truncates what it holds of the terms the leader
+        never had (``_on_new_leadership_term``)."""
+        history = list(self.terms)
+        if not history or history[-1].leadership_term_id < self.leadership_term_id:
+            history.append(TermRecord(self.leadership_term_id, self._term_base))
+        log_term_id = max(
+            (r.leadership_term_id for r in history if r.leadership_term_id <= peer_log_term_id), default=-1
+        )
+        following = next((r for r in history if r.leadership_term_id > log_term_id), None)
+        if following is None or following.leadership_term_id == self.leadership_term_id:
+            next_term_id, next_base, next_log_position = self.leadership_term_id, self._term_base, -1
+        else:
+            next_term_id = following.leadership_term_id
+            next_base = following.term_base_log_position
+            next_log_position = following.log_position
         return _encode(
             codecs.NewLeadershipTermEncoder,
-            peer_log_term_id,
+            log_term_id,
             next_term_id,
             next_base,
             next_log_position,
@@ -619,11 +642,22 @@ class ConsensusCore:
             )
 
     def _leader_commit(self, out: _Out) -> None:
-        """Commit what a quorum (the leader's own durable append included) holds (brief E.2)."""
+        """Commit what a quorum (the leader's own durable append included) holds (brief E.2) -- once that
+        quorum holds the first entry of the leader's own term.
+
+        This is Raft's rule (section 5.4.2 of the Raft paper), and here we part from Aeron, which also
+        publishes the quorum position of older terms' entries during LEADER_LOG_REPLICATION. A follower
+        that has replicated the older entries, but not yet recorded the new term, still compares as a
+        log of the older term; if the leader then died, a candidate with a longer log of a term in
+        between could win that follower's vote and truncate what was committed. The simulator found it.
+        """
         if "commit_without_quorum" in self.canaries:
             commit = self.log_end
         else:
             commit = min(self._quorum_append_position(), self.append_position)
+            own_term_held = 0 <= self._first_entry_end <= commit
+            if not own_term_held and "commit_older_terms" not in self.canaries:
+                return
         if commit > self.commit_position:
             self.commit_position = commit
             out.add(Commit(commit))
@@ -641,6 +675,24 @@ class ConsensusCore:
         start, end = entry_end(self.log_end, len(message), self.term_length, self.mtu)
         out.add(AppendLog(start, message))
         self.log_end = end
+
+    def _truncate_log(self, position: int, out: _Out) -> None:
+        """Cut the log back to ``position``: terms that start at or after it go from the history too."""
+        out.add(TruncateLog(position))
+        self.terms = [r for r in self.terms if r.term_base_log_position < position]
+        if self.terms and self.terms[-1].log_position != -1:
+            last = self.terms[-1]
+            self.terms[-1] = TermRecord(last.leadership_term_id, last.term_base_log_position)
+        self.append_position = position
+        self.log_end = position
+        self.commit_position = min(self.commit_position, position)
+
+    def _record_replicated_term(self, out: _Out, now_ns: int) -> None:
+        """The log now matches the leader's up to the base of the next term it named: record that term.
+        (Aeron records it only once the leader's commit passes; we record it at once, because a leader
+        here commits nothing before its own term's first entry, which needs this follower's report.)"""
+        term_id, base = self._pending_term
+        self._persist_term(out, term_id, base, now_ns)
 
     def _persist_term(self, out: _Out, term_id: int, base: int, now_ns: int) -> None:
         if self.terms and self.terms[-1].leadership_term_id >= term_id:
@@ -729,6 +781,9 @@ class ConsensusCore:
             self.candidate_term_id = max(self.candidate_term_id, candidate_term)
             out.add(PersistCandidateTerm(self.candidate_term_id))
             self._vote(candidate, candidate_term, False, out)
+            if self.role == Role.LEADER:  # still leading: show the candidate the term it is missing
+                peer_log_term = m.log_leadership_term_id
+                out.add(Send(candidate, self._new_leadership_term(peer_log_term, now_ns)))
             return
         if self.state in _BALLOTS:
             self.candidate_term_id = max(self.candidate_term_id, candidate_term)
@@ -799,7 +854,23 @@ class ConsensusCore:
             if self.state == _E.CANVASS and self._may_nominate():
                 self._transition(_E.NOMINATE, now_ns, out, f"leader of term {term} is older than my vote")
             return
-        if m.log_leadership_term_id != self.log_leadership_term_id:
+        my_log_term = self.log_leadership_term_id
+        if m.log_leadership_term_id < my_log_term < m.next_leadership_term_id:
+            # the leader has no term between the one it names and the next: my later terms were never in
+            # its log, so my log diverges from the start of the first of them (or its next term's base)
+            bases = [
+                r.term_base_log_position
+                for r in self.terms
+                if r.leadership_term_id > m.log_leadership_term_id
+            ]
+            if m.next_term_base_log_position >= 0:
+                bases.append(m.next_term_base_log_position)
+            keep = min(bases)
+            if keep < self.append_position:
+                self._truncate_log(keep, out)
+                self._enter_election(now_ns, out, f"truncated terms the leader never had, to {keep}")
+                return
+        if m.log_leadership_term_id != my_log_term:
             if self.state != _E.CANVASS:
                 self._transition(_E.CANVASS, now_ns, out, "leader's view of my log term differs")
             return
@@ -812,10 +883,7 @@ class ConsensusCore:
         self._catchup_join_position = m.log_position
         next_base = m.next_term_base_log_position
         if m.next_leadership_term_id > self.log_leadership_term_id and 0 <= next_base < self.append_position:
-            out.add(TruncateLog(next_base))
-            self.append_position = next_base
-            self.log_end = next_base
-            self.commit_position = min(self.commit_position, next_base)
+            self._truncate_log(next_base, out)
             self._enter_election(now_ns, out, f"truncated a diverging log tail to {next_base}")
             return
         if self.append_position < self._term_base:
