@@ -19,10 +19,20 @@ which. The log travels the way Aeron's log channel and catch-up replay move it: 
 joined a term reads the leader's recorded log from its own position onwards while the two can talk
 (with the same delay), and ``LogRequest("replicate")`` copies a range of the leader's log the same way.
 
-Checkers run after every step (``Checker``): one leader per term, a leader never rewrites its log, logs
-agree up to the lower commit position, committed entries survive into later leaders' logs, commit
-positions never move backwards, nothing is committed that a quorum has not durably appended, services
-apply the same entries in the same order.
+Each node's recorded log is Aeron's log stream byte for byte: DATA frames on stream 100, in the log
+session of the term that wrote them, term id and offset following from the position, PAD frames where a
+message did not fit in the rest of a term (``write_fragments`` of the transport lays them out). Each
+node runs a replicated key-value service (``KeyValueService``) fed the committed entries.
+
+Checkers run throughout: at most one leader per term; a leader never rewrites its log; no RequestVote
+or Vote leaves before its candidate term is durable; logs agree byte for byte up to the lower of two
+commit positions; every entry committed in a term is in the log of every leader of a later term;
+commit positions never move backwards (a restarted node recovers its committed position, as Aeron's
+recovery plan does), stay within the durable log, and never see a truncation below them; a commit
+covers only bytes a quorum holds durably -- the same bytes -- and a leader commits only what a quorum
+has recorded in its own term; committed entries survive crashes; services apply the same entries in the
+same order and have equal states at equal positions; each command is applied at most once; and, once a
+run converges, every command a client was told is committed is in every live node's log exactly once.
 """
 
 from __future__ import annotations

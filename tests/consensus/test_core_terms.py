@@ -170,3 +170,27 @@ def test_leader_ready_goes_on_with_a_quorum_once_the_heartbeat_timeout_passes() 
     leader.on_tick(timeout + 3 * MS)
     assert leader.state == ElectionState.CLOSED
     assert "a quorum has joined the term" in leader.transitions[-1][2]
+
+
+def test_an_empty_next_term_is_recorded_without_copying_anything() -> None:
+    follower = _core(1, [TermRecord(0, 0)], 1440)
+    actions = follower.on_message(
+        10 * MS,
+        _new_leadership_term(
+            leadership_term_id=3,
+            next_leadership_term_id=1,
+            next_term_base_log_position=1440,
+            next_log_position=1440,  # term 1 began and ended at 1440: its leader appended nothing
+            term_base_log_position=2400,
+        ),
+    )
+    assert PersistTerm(1, 1440, 10 * MS) in actions
+    assert follower.state == ElectionState.CANVASS and follower.log_leadership_term_id == 1
+
+
+def test_empty_terms_the_leader_never_had_are_dropped() -> None:
+    # the follower joined term 1 at 1440, but its leader appended nothing; term 2's leader never had it
+    follower = _core(1, [TermRecord(0, 0, 1440), TermRecord(1, 1440)], 1440)
+    actions = follower.on_message(10 * MS, _new_leadership_term())
+    assert TruncateLog(1440) in actions
+    assert follower.terms == [TermRecord(0, 0)] and follower.append_position == 1440

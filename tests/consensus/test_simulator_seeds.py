@@ -19,6 +19,11 @@ REGRESSION_SEEDS: list[tuple[int, int]] = [
     (114, 3),  # ... and the first fix left a node with a higher candidate term stuck in canvass (fixed)
     (509, 3),  # a paused candidate of an older term became a (stale) leader: the checker now asks
     # leader completeness of later terms only, as Raft states it
+    (146, 3),  # a follower walked into an empty term replicated past it and recorded the wrong term (fixed)
+    (464, 3),  # a follower's last term was empty and unknown to the leader: no truncation, no progress
+    (524, 3),  # ... (the same, fixed by dropping the empty terms the leader never had)
+    (567, 3),
+    (623, 3),
 ]
 CAUGHT_CANARIES = {  # canary -> the seeds it may survive at most
     "skip_log_comparison": 20,

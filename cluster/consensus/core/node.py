@@ -866,7 +866,7 @@ class ConsensusCore:
             if m.next_term_base_log_position >= 0:
                 bases.append(m.next_term_base_log_position)
             keep = min(bases)
-            if keep < self.append_position:
+            if keep <= self.append_position:  # at the end of my log the terms were empty: drop them
                 self._truncate_log(keep, out)
                 self._enter_election(now_ns, out, f"truncated terms the leader never had, to {keep}")
                 return
@@ -887,6 +887,15 @@ class ConsensusCore:
             self._enter_election(now_ns, out, f"truncated a diverging log tail to {next_base}")
             return
         if self.append_position < self._term_base:
+            if self.append_position == next_base == m.next_log_position:
+                # the next term is empty (its leader appended nothing): there is nothing to copy, so
+                # record it at once and be walked on to the term after it
+                self._persist_term(out, m.next_leadership_term_id, next_base, now_ns)
+                if self.state != _E.CANVASS:
+                    self._transition(
+                        _E.CANVASS, now_ns, out, f"recorded empty term {m.next_leadership_term_id}"
+                    )
+                return
             stop = next_base if self.append_position < next_base else m.next_log_position
             if stop < 0 or stop <= self.append_position:
                 stop = self._term_base
