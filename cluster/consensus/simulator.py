@@ -162,6 +162,7 @@ class Node:
     joined: tuple[int, int] | None = None  # (leadership term, leader) whose log this node follows
     replicate_to: int = -1
     replicate_from: int = -1
+    replicate_term: int = -1  # the term its source led when it asked
     reported: int = 0  # the append position last reported to the core
     paused_until: int = 0
     sync_interval_ns: int = 0  # the archive syncs its writes this often (0: every step)
@@ -226,6 +227,10 @@ class Simulator:
         self.down: set[int] = set()  # crashed members
         self.action_crash_probability = 0.0
         """Per action: the chance that the node crashes right after executing it, splitting the list."""
+        self.entries_per_step: int | None = None
+        """How many log entries a replication, catch-up or live log moves per step (``None``: all that
+        are there). A small number makes each copy take time, as an archive replay does, so crashes and
+        timeouts can land part-way through one."""
         for node in self.nodes:
             self._start(node)
 
@@ -485,6 +490,7 @@ class Simulator:
         elif request.kind == "replicate":
             node.replicate_from = request.leader_id
             node.replicate_to = request.stop_position
+            node.replicate_term = core.leadership_term_id
         elif request.kind == "publish":
             node.joined = None
 
@@ -559,22 +565,32 @@ class Simulator:
             source_id = -1
             limit = None
             if node.replicate_to >= 0:
-                source_id, limit = node.replicate_from, node.replicate_to
+                source_id, limit, term = node.replicate_from, node.replicate_to, node.replicate_term
             elif node.joined is not None:
-                source_id = node.joined[1]
+                term, source_id = node.joined
             if source_id < 0 or not self._can_talk(source_id, node.member_id):
                 continue
+            source_core = self.nodes[source_id].core
+            if (
+                source_core is None
+                or source_core.role.name != "LEADER"
+                or source_core.leadership_term_id != term
+            ):
+                continue  # its leadership ended: the log channel and the archive replay it served go with it
             source = self.nodes[source_id].durable
             mine = node.durable
-            copied = False
+            copied = 0
+            budget = self.entries_per_step
             for start, end in source.entries:
                 if start < len(mine.log) or (limit is not None and end > limit):
                     continue
                 if start > len(mine.log) and any(s <= len(mine.log) < e for s, e in source.entries):
                     break
+                if budget is not None and copied >= budget:
+                    break
                 mine.log.extend(source.log[len(mine.log) : end])  # with the PAD frame before it, if any
                 mine.entries.append((start, end))
-                copied = True
+                copied += 1
             if limit is not None and len(mine.log) >= limit:
                 node.replicate_to = -1
                 mine.synced = len(mine.log)
@@ -851,6 +867,7 @@ def run_seed(
     command = 0
     crashed = sim.down
     sim.action_crash_probability = 0.0002
+    sim.entries_per_step = chooser.choice([None, None, 2, 8])
     steps = 0
     while sim.now_ns < safety_ns:
         sim.step()

@@ -237,6 +237,8 @@ class ConsensusCore:
         if self.role == Role.LEADER:
             self._leader_work(now_ns, out) if self.state == _E.CLOSED else self._election_work(now_ns, out)
         else:
+            if self.state == _E.FOLLOWER_LOG_REPLICATION and position >= self._pending_stop:
+                self._record_replicated_term(out, now_ns)  # durable before the AppendPosition below
             self._send_append_position(now_ns, out, force=True)
             self._follower_commit(out)
             if self.state != _E.CLOSED:
@@ -899,6 +901,11 @@ class ConsensusCore:
             stop = next_base if self.append_position < next_base else m.next_log_position
             if stop < 0 or stop <= self.append_position:
                 stop = self._term_base
+            if self.append_position >= next_base:
+                # the bytes to copy are the next term's own: record that term before any of them lands
+                # (my log already matches the leader's up to its base), so a crash or a timeout part-way
+                # never leaves them labelled as my older term
+                self._persist_term(out, m.next_leadership_term_id, next_base, now_ns)
             self._pending_stop = stop
             self._pending_term = (m.next_leadership_term_id, next_base)
             self._transition(_E.FOLLOWER_LOG_REPLICATION, now_ns, out, f"missing log up to {stop}")
