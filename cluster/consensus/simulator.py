@@ -227,6 +227,8 @@ class Simulator:
         self.down: set[int] = set()  # crashed members
         self.action_crash_probability = 0.0
         """Per action: the chance that the node crashes right after executing it, splitting the list."""
+        self.on_state_change: Callable[[int, str], object] | None = None
+        """Called with (member id, new state) at every election transition: faults aimed at them."""
         self.entries_per_step: int | None = None
         """How many log entries a replication, catch-up or live log moves per step (``None``: all that
         are there). A small number makes each copy take time, as an archive replay does, so crashes and
@@ -392,7 +394,9 @@ class Simulator:
                             "one leader per term",
                             f"term {action.leadership_term_id}: {previous} and {node.member_id}",
                         )
-            elif isinstance(action, StateChange) and action.to_state == "INIT":
+            elif isinstance(action, StateChange) and self.on_state_change is not None:
+                self.on_state_change(node.member_id, action.to_state)
+            if isinstance(action, StateChange) and action.to_state == "INIT":
                 # a new election stops the log recording where the core last heard it was: a written
                 # but not yet synced tail was never counted and is dropped (the leader sends it again)
                 node.joined = None
@@ -809,7 +813,6 @@ CANARIES: dict[str, str] = {
     "commit_without_quorum": "the leader commits what it has appended, quorum or not",
     "apply_before_commit": "followers hand the services what they appended, before the commit",
     "ack_before_durable": "report an append position before the log is durable",
-    "stale_append_positions": "the leader counts AppendPositions reported in earlier terms toward its quorum",
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
     "vote_before_persist": "a granted vote leaves before the candidate term it grants is durable",
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
@@ -836,6 +839,47 @@ class SeedResult:
     @property
     def failed(self) -> bool:
         return bool(self.violations) or self.liveness_failure is not None
+
+
+_AIMED_STATES = frozenset(
+    {
+        "CANVASS",
+        "CANDIDATE_BALLOT",
+        "FOLLOWER_BALLOT",
+        "LEADER_LOG_REPLICATION",
+        "LEADER_INIT",
+        "LEADER_READY",
+        "FOLLOWER_LOG_REPLICATION",
+        "FOLLOWER_REPLAY",
+        "FOLLOWER_CATCHUP",
+        "FOLLOWER_LOG_AWAIT",
+        "CLOSED",
+    }
+)
+
+
+def _aimed_fault(sim: Simulator, chooser: random.Random, member: int) -> None:
+    """A fault for ``member``, which has just changed election state (``run_seed``)."""
+    count = len(sim.nodes)
+    other = (member + 1 + chooser.randrange(count - 1)) % count if count > 1 else member
+    roll = chooser.random()
+    sim._count("aimed_at_transition")
+    if roll < 0.3 and other != member:
+        sim.partition(member, other, one_way=chooser.random() < 0.5)
+    elif roll < 0.45 and other != member:
+        for peer in range(count):
+            if peer != member:
+                sim.partition(member, peer, one_way=chooser.random() < 0.3)
+    elif roll < 0.6 and sim.nodes[member].core is not None:
+        sim.crash(member)
+    elif roll < 0.7:
+        sim.pause(member, chooser.choice([300 * MS, 1_500 * MS, 3_000 * MS]))
+    elif roll < 0.8:
+        sim.heal()
+    elif roll < 0.9 and sim.down:
+        sim.restart(chooser.choice(sorted(sim.down)))
+    elif sim.nodes[other].core is not None:
+        sim.crash(other)
 
 
 def run_seed(
@@ -868,9 +912,20 @@ def run_seed(
     crashed = sim.down
     sim.action_crash_probability = 0.0002
     sim.entries_per_step = chooser.choice([None, None, 2, 8])
+    # faults aimed at election transitions, which a clock-driven schedule reaches only by luck
+    aimed: list[int] = []
+    aim = chooser.choice([0.0, 0.1, 0.25])
+
+    def on_state_change(member: int, state: str) -> None:
+        if aim and state in _AIMED_STATES and chooser.random() < aim:
+            aimed.append(member)
+
+    sim.on_state_change = on_state_change
     steps = 0
     while sim.now_ns < safety_ns:
         sim.step()
+        while aimed:
+            _aimed_fault(sim, chooser, aimed.pop(0))
         steps += 1
         if steps % 3 == 0 and sim.submit(command):
             command += 1
@@ -895,6 +950,7 @@ def run_seed(
             elif roll < 0.6:
                 sim.pause(member, chooser.choice([1_500 * MS, 12_000 * MS]))
     # liveness: heal everything, bring everyone back
+    sim.on_state_change = None
     sim.heal()
     sim.set_faults(FaultConfig())
     sim.action_crash_probability = 0.0

@@ -178,10 +178,9 @@ class ConsensusCore:
 
     def _quorum_append_position(self) -> int:
         """The leader's quorum position: its own durable append and this term's AppendPositions."""
-        stale = "stale_append_positions" in self.canaries
         positions = [self.append_position]
         positions += [
-            peer.append_position if stale or peer.append_term_id == self.leadership_term_id else -1
+            peer.append_position if peer.append_term_id == self.leadership_term_id else -1
             for peer in self.peers.values()
         ]
         return membership.quorum_position(positions, len(self.member_ids))
@@ -348,9 +347,8 @@ class ConsensusCore:
         self.leader_commit_position = self.commit_position
         self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
         for peer in self.peers.values():
-            if "stale_append_positions" not in self.canaries:
-                peer.append_term_id = -1
-                peer.append_position = -1
+            peer.append_term_id = -1
+            peer.append_position = -1
             peer.vote = NO_VOTE
         if not self.others:
             self._become_leader_candidate(now_ns, out)
@@ -924,7 +922,7 @@ class ConsensusCore:
         peer = self.peers.get(m.follower_member_id)
         if peer is None or self.role != Role.LEADER:
             return
-        if m.leadership_term_id != self.leadership_term_id and "stale_append_positions" not in self.canaries:
+        if m.leadership_term_id != self.leadership_term_id:
             return
         peer.append_term_id = m.leadership_term_id
         peer.append_position = max(peer.append_position, m.log_position)
