@@ -677,7 +677,11 @@ class ConsensusCore:
         self.log_end = end
 
     def _truncate_log(self, position: int, out: _Out) -> None:
-        """Cut the log back to ``position``: terms that start at or after it go from the history too."""
+        """Cut the log back to ``position``: terms that start at or after it go from the history too.
+        The latest term this node knows stays durable as its candidate term, so that dropping a TERM
+        record never lets a restarted node forget a term it has acted in."""
+        if any(r.term_base_log_position >= position for r in self.terms):
+            out.add(PersistCandidateTerm(self.candidate_term_id))
         out.add(TruncateLog(position))
         self.terms = [r for r in self.terms if r.term_base_log_position < position]
         if self.terms and self.terms[-1].log_position != -1:
@@ -877,7 +881,9 @@ class ConsensusCore:
         self._last_leader_contact_ns = now_ns
         self.leader_id = leader
         self.leadership_term_id = term
-        self.candidate_term_id = max(self.candidate_term_id, term)
+        if term > self.candidate_term_id:  # a term learned from its leader is durable before I act in it
+            self.candidate_term_id = term
+            out.add(PersistCandidateTerm(term))
         self.log_session_id = m.log_session_id
         self._term_base = m.term_base_log_position
         self._catchup_join_position = m.log_position
