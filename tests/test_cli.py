@@ -115,3 +115,10 @@ def test_demo_sends_the_cluster_messages_over_udp_and_decodes_them(
     assert "SessionConnectRequest: 65 bytes" in out and "SessionMessageHeader: 46 bytes" in out
     assert "MISMATCH" not in out
     assert "payload   b'hello, cluster'" in out
+    # then a simulated 3-member cluster elects, commits, loses its leader, re-elects and converges
+    cluster = out[out.index("a simulated 3-member cluster") :]
+    assert "a leader is elected" in cluster and "crashed; the others elected a new one" in cluster
+    final = cluster[cluster.index("restarted and caught up") :].splitlines()[1:4]
+    assert len(final) == 3 and all("service: 10 commands" in line for line in final)
+    assert sum("leader" in line for line in final) == 1
+    assert "no checker found a violation" in cluster and "FAILED" not in cluster
