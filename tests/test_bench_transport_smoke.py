@@ -8,6 +8,7 @@ import json
 import sys
 
 import pytest
+from support.needs import need_module
 
 from tools.__main__ import main
 
@@ -21,7 +22,7 @@ CASES = {
 def test_bench_transport_quick_json_reports_ours_pyaeron_and_ratios(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    pytest.importorskip("pyaeron")
+    need_module("pyaeron", "the real Aeron C driver")
     assert main(["bench", "transport", "--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["benchmark"] == "transport"

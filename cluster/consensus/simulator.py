@@ -55,6 +55,7 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.config import ConsensusConfig
+from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.log import FRAME_ALIGNMENT, HEADER_LENGTH, entry_span
 from cluster.consensus.core.members import parse_members, quorum_threshold
 from cluster.consensus.core.node import ConsensusCore, TermRecord
@@ -74,6 +75,7 @@ __all__ = [
     "KeyValueService",
     "Node",
     "Simulator",
+    "SimulatorError",
     "Violation",
     "command_of",
     "member_string",
@@ -112,6 +114,10 @@ class _Durable:
     synced: int = 0  # what a crash keeps: the log is durable up to here
     committed: int = 0  # the highest position this node committed (recovered at restart, as Aeron's
     # recording log gives its recovery plan a committed log position)
+
+
+class SimulatorError(ConsensusError, ValueError):
+    """A simulator was asked for something it does not have (an unknown network, say)."""
 
 
 class KeyValueService:
@@ -200,7 +206,7 @@ class Simulator:
         self.members = parse_members(member_string(node_count))
         self.nodes = [Node(member.id, _Durable()) for member in self.members]
         if network not in NETWORKS:
-            raise ValueError(f"unknown network {network!r}: one of {', '.join(NETWORKS)}")
+            raise SimulatorError(f"unknown network {network!r}: one of {', '.join(NETWORKS)}")
         self.network: ConsensusNetwork = (
             MessageNetwork(self.random, self.faults)
             if network == "message"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cluster.consensus.core.actions import AppendLog, Commit, PersistTerm, TruncateLog
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState
-from cluster.consensus.core.node import ConsensusCore, TermRecord
+from cluster.consensus.core.node import ConsensusCore, TermRecord, _Out  # _Out: for _start_leading
 from cluster.consensus.simulator import member_string
 from generated import aeron_cluster_codecs as codecs
 
@@ -131,12 +131,6 @@ def _append_position(*, term: int, position: int, follower: int) -> bytes:
     buffer = bytearray(64)
     length = codecs.AppendPositionEncoder.pack_into(buffer, 0, term, position, follower, 0)
     return bytes(buffer[:length])
-
-
-def _Out() -> object:  # the core's private action collector, for _start_leading
-    from cluster.consensus.core.node import _Out as Out
-
-    return Out()
 
 
 def test_leader_ready_waits_for_every_voter_or_a_quorum_at_the_heartbeat_timeout() -> None:

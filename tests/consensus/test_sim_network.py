@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-import struct
 
 import pytest
+from support.transport_sim import DATA_HEADER
 
 from cluster.consensus.core.members import parse_members
 from cluster.consensus.sim_network import (
@@ -15,11 +15,17 @@ from cluster.consensus.sim_network import (
     MessageNetwork,
     TransportNetwork,
 )
-from cluster.consensus.simulator import MS, KeyValueService, Simulator, command_of, member_string, run_seed
+from cluster.consensus.simulator import (
+    MS,
+    KeyValueService,
+    Simulator,
+    SimulatorError,
+    command_of,
+    member_string,
+    run_seed,
+)
 from cluster.transport.media import Address
 from generated import aeron_cluster_codecs as codecs
-
-DATA_HEADER = struct.Struct("<iBBHiiiiq")  # frame length, version, flags, type, offset, session, stream
 
 
 def _not_paused(member_id: int) -> int:
@@ -174,7 +180,7 @@ def test_a_seed_over_the_transport_repeats_exactly() -> None:
 
 
 def test_an_unknown_network_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown network 'carrier pigeon'"):
+    with pytest.raises(SimulatorError, match="unknown network 'carrier pigeon'"):
         Simulator(1, 3, network="carrier pigeon")
 
 

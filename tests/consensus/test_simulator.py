@@ -5,10 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from support.transport_sim import DATA_HEADER
 
 from cluster.consensus.simulator import CANARIES, MS, SIM_TIMEOUTS, TERM_LENGTH, Simulator, run_seed
-
-DATA_HEADER = struct.Struct("<iBBHiiiiq")  # frame length, version, flags, type, offset, session, stream, term
 
 
 def test_three_nodes_elect_one_leader_and_commit_every_command() -> None:

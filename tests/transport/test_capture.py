@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import pcap
+from support.needs import need_module
 from support.paths import REFERENCE
 from support.pcap import CapturedDatagram
 from support.traffic import record_pub_sub
@@ -624,7 +625,7 @@ def test_decoding_a_capture_of_the_real_aeron_driver(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """pyaeron's C driver, captured by a relay between its publication and its subscription."""
-    pyaeron = pytest.importorskip("pyaeron", reason="pyaeron (the real Aeron C driver) is not installed")
+    pyaeron = need_module("pyaeron", "the real Aeron C driver")
     port = free_udp_port()
     deadline = time.monotonic() + 30
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.needs import need_module
 from support.udp_relay import free_udp_port
 
 from cluster.transport.driver import Transport, TransportConfig
@@ -32,7 +33,7 @@ from cluster.transport.image import Image, Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, FragmentAssembler, Header
 from cluster.transport.publication import NetworkPublication
 
-pyaeron = pytest.importorskip("pyaeron", reason="pyaeron (the real Aeron C driver) is not installed")
+pyaeron = need_module("pyaeron", "the real Aeron C driver")
 
 pytestmark = pytest.mark.interop
 

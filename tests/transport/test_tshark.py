@@ -13,7 +13,6 @@ frames must tile the stream from 0 to the final position, and tshark must raise 
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 from collections import Counter
@@ -24,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.needs import need_program
 from support.pcap import write_capture
 from support.traffic import RecordedRun, record_pub_sub
 
 pytestmark = pytest.mark.interop
 
-TSHARK = shutil.which("tshark")
-if TSHARK is None:
-    pytest.skip("tshark is not installed (.ci/run installs it)", allow_module_level=True)
+TSHARK = need_program("tshark")
 
 PI_WARN = 0x00600000  # expert severities: chat 0x200000, note 0x400000, warn 0x600000, error 0x800000
 HEADER_LENGTH = 32

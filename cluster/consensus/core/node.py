@@ -1009,12 +1009,13 @@ def impossible_value(name: str, decoder: object) -> str | None:
     Log positions are byte offsets of frame boundaries: multiples of 32, or -1 (Aeron's null position).
     Term ids are -1 (none yet) or in ``[0, MAX_TERM_ID)``. A position that is not a frame boundary would
     have a follower truncate or join the log in the middle of a frame."""
-    for attribute in _TERM_FIELDS:
-        value = getattr(decoder, attribute, None)
+    terms, positions = _CHECKED_FIELDS.get(name, ((), ()))
+    for attribute in terms:
+        value = getattr(decoder, attribute)
         if value is not None and not -1 <= value < MAX_TERM_ID:
             return f"{name}.{attribute} {value} is not a term id"
-    for attribute in _POSITION_FIELDS:
-        value = getattr(decoder, attribute, None)
+    for attribute in positions:
+        value = getattr(decoder, attribute)
         if value is not None and value != -1 and (value < 0 or value & (FRAME_ALIGNMENT - 1)):
             return f"{name}.{attribute} {value} is not a log position"
     return None
@@ -1029,4 +1030,15 @@ _HANDLERS: dict[str, Callable[[ConsensusCore, int, object, _Out], None]] = {
     "CommitPosition": ConsensusCore._on_commit_position,
     "CatchupPosition": ConsensusCore._on_catchup_position,
     "StopCatchup": ConsensusCore._on_stop_catchup,
+}
+
+
+# per message the core acts on: which of its fields are term ids and which are log positions
+def _fields_of(name: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    decoder = getattr(codecs, name + "Decoder")
+    return tuple(field for field in fields if hasattr(decoder, field))
+
+
+_CHECKED_FIELDS = {
+    name: (_fields_of(name, _TERM_FIELDS), _fields_of(name, _POSITION_FIELDS)) for name in _HANDLERS
 }
