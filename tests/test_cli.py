@@ -1,12 +1,15 @@
 """The ``python -m tools`` dispatcher: command table, lazy imports, exit statuses, user errors."""
 
 import argparse
+import shutil
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import tools.__main__ as cli
+from tools import codegen_cmd
 
 
 class _UserError(Exception):
@@ -109,8 +112,9 @@ def test_other_exceptions_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_sends_the_cluster_messages_over_udp_and_decodes_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(["demo", "--no-regenerate"]) == 0
+    assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
+    assert "up to date: the generated codecs are exactly what the schemas generate" in out
     assert out.count("  received  ") == 2
     assert "SessionConnectRequest: 65 bytes" in out and "SessionMessageHeader: 46 bytes" in out
     assert "MISMATCH" not in out
@@ -122,3 +126,48 @@ def test_demo_sends_the_cluster_messages_over_udp_and_decodes_them(
     assert len(final) == 3 and all("service: 10 commands" in line for line in final)
     assert sum("leader" in line for line in final) == 1
     assert "no checker found a violation" in cluster and "FAILED" not in cluster
+
+
+def test_demo_checks_the_codecs_and_never_rewrites_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale generated package fails the demo, which names the stale file and leaves it as it was."""
+    copy = tmp_path / "generated"
+    shutil.copytree(codegen_cmd.generated_directory(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    stale = copy / "aeron_cluster_codecs" / "__init__.py"
+    edited = stale.read_text(encoding="utf-8") + "# edited by hand\n"
+    stale.write_text(edited, encoding="utf-8")
+    monkeypatch.setattr(codegen_cmd, "generated_directory", lambda: copy)
+    assert cli.main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert "STALE" in out and str(stale) in out
+    assert stale.read_text(encoding="utf-8") == edited
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.split()[-1] == metadata.version(cli.DISTRIBUTION)
+
+
+def test_codegen_never_rewrites_a_generated_package_outside_a_source_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Installed, the generated package sits in site-packages: codegen checks it, but writes only --out."""
+    site = tmp_path / "site-packages"
+    skip_caches = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(codegen_cmd.generated_directory(), site / "generated", ignore=skip_caches)
+    monkeypatch.setattr(codegen_cmd, "generated_directory", lambda: site / "generated")
+    before = {p: p.read_bytes() for p in site.rglob("*.py")}
+    assert cli.main(["codegen"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the generated package at ") and "pass --out DIR" in err
+    assert cli.main(["codegen", "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in site.rglob("*.py")} == before
+    assert codegen_cmd.is_source_checkout(codegen_cmd.generated_directory()) is False
+    monkeypatch.undo()
+    assert codegen_cmd.is_source_checkout(codegen_cmd.generated_directory()) is True

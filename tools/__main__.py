@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple, Protocol, cast
 
-__all__ = ["COMMANDS", "USER_ERROR_STATUS", "CommandModule", "CommandSpec", "main"]
+__all__ = ["COMMANDS", "DISTRIBUTION", "USER_ERROR_STATUS", "CommandModule", "CommandSpec", "main", "version"]
 
 USER_ERROR_STATUS: Final = 2
 BROKEN_PIPE_STATUS: Final = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
@@ -81,12 +81,26 @@ def _load(name: str, spec: CommandSpec) -> CommandModule:
     return cast(CommandModule, module)
 
 
+DISTRIBUTION: Final = "aeron-cluster-py"
+
+
+def version() -> str:
+    """The installed version of this project, or ``"unknown"`` when it runs from a bare source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _build_parser(loaded: tuple[str, CommandModule] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),
         description="Aeron Cluster in Python: command-line tools.",
         epilog="Run '%(prog)s <command> --help' for the options of one command.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, spec in COMMANDS.items():
         sub = subparsers.add_parser(name, help=spec.help, description=spec.help)

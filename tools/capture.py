@@ -30,10 +30,10 @@ came (``gap at term offset N`` names the first hole), and fragments with no BEGI
 is bounded by Aeron's largest message length (16 MiB), and what waits is bounded too.
 
 A complete message is decoded as SBE by the first schema whose header it matches (the schemas given
-with ``--schema`` first, then the built-in ones in ``schemas/``), with the on-the-fly codec so that the
-``"sbe"`` object is exactly what ``tools sbe decode`` prints for the same bytes. Bytes after the decoded
-message (the application payload behind a cluster ``SessionMessageHeader``) are ``"trailingHex"``; a
-payload no schema decodes is ``"payloadHex"``.
+with ``--schema`` first, then the built-in ones of the ``schemas`` package), with the on-the-fly codec
+so that the ``"sbe"`` object is exactly what ``tools sbe decode`` prints for the same bytes. Bytes
+after the decoded message (the application payload behind a cluster ``SessionMessageHeader``) are
+``"trailingHex"``; a payload no schema decodes is ``"payloadHex"``.
 
 Every output record is a JSON-ready ``dict`` whose ``"kind"`` is ``frame``, ``message`` or ``error``.
 """
@@ -63,7 +63,7 @@ from generated.aeron_transport_frames import (
     StatusMessageHeaderDecoder,
     TaggedStatusMessageHeaderDecoder,
 )
-from tools.codegen_cmd import DEFAULT_SCHEMAS
+from schemas import builtin_schemas
 
 __all__ = [
     "MAX_MESSAGE_LENGTH",
@@ -342,7 +342,7 @@ class SbeCatalog:
     def __init__(self, extra_schemas: Sequence[str | Path] = (), *, builtin: bool = True) -> None:
         paths = [Path(p) for p in extra_schemas]
         if builtin:
-            paths += sorted(DEFAULT_SCHEMAS.glob("*.xml"))
+            paths += builtin_schemas()
         codecs = [OtfCodec(load_schema(p)) for p in paths]
         # A schema without messages (the transport frames) decodes nothing.
         self._codecs = tuple(c for c in codecs if c.schema.messages)

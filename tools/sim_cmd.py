@@ -3,7 +3,7 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
-                        [--network message|transport]
+                        [--network message|transport] [--quiet]
     python -m tools sim --list-canaries
 
 Seeds S to S+N-1 each run a safety phase with faults and a liveness phase
@@ -12,6 +12,10 @@ the single command that reproduces it. The last line is a JSON object ``{"seeds"
 "faults": {kind: count}, "violations", "liveness_failures", "failed_seeds": [...]}``; with ``--json``
 each seed's result is printed as a JSON line before it. The exit status is 1 if any seed had a
 violation or a liveness failure (which is what a canary run expects), 0 otherwise.
+
+A long run shows its progress on stderr, one line at most every :data:`PROGRESS_INTERVAL_S` seconds
+(seeds done, failures so far, commands committed, time elapsed and an estimate of the time left), and a
+last one when it ends; ``--quiet`` turns that off. Standard output is unchanged by it.
 
 ``--network`` chooses how consensus messages travel: ``message`` (the default) moves whole messages,
 ``transport`` runs Aeron publications and subscriptions over the transport's simulated network
@@ -23,12 +27,60 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
 
 from cluster.consensus.simulator import CANARIES, NETWORKS, run_seed
 
-__all__ = ["configure", "run"]
+__all__ = ["PROGRESS_INTERVAL_S", "Progress", "configure", "run"]
 
 MAX_SEEDS = 1_000_000
+PROGRESS_INTERVAL_S = 5.0
+
+
+class Progress:
+    """Progress lines on ``stream``: at most one per ``interval_s`` of ``clock``, and one at the end if any
+    was printed before (a short run prints nothing)."""
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO,
+        *,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.stream = stream
+        self.interval_s = PROGRESS_INTERVAL_S if interval_s is None else interval_s
+        self.clock = clock
+        self.started_s = clock()
+        self.last_s = self.started_s
+        self.lines = 0
+
+    def update(self, done: int, failed: int, committed: int) -> None:
+        """After each seed: print a line if the interval has passed since the last one."""
+        now_s = self.clock()
+        if now_s - self.last_s >= self.interval_s:
+            self._line(done, failed, committed, now_s)
+
+    def finish(self, done: int, failed: int, committed: int) -> None:
+        if self.lines:
+            self._line(done, failed, committed, self.clock())
+
+    def _line(self, done: int, failed: int, committed: int, now_s: float) -> None:
+        elapsed_s = now_s - self.started_s
+        text = (
+            f"sim: {done}/{self.total} seeds, {failed} failed, {committed} commands committed, "
+            f"{elapsed_s:.0f} s elapsed"
+        )
+        if 0 < done < self.total:
+            text += f", about {elapsed_s / done * (self.total - done):.0f} s left"
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self.last_s = now_s
+        self.lines += 1
 
 
 def _count(text: str) -> int:
@@ -63,6 +115,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--network", choices=NETWORKS, default="message", help="how consensus messages travel (message)"
     )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def _reproduce(seed: int, nodes: int, canary: str | None, network: str) -> str:
@@ -85,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     violations = 0
     liveness_failures = 0
     failed: list[int] = []
+    progress = None if args.quiet else Progress(args.seeds, sys.stderr)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         result = run_seed(seed, args.nodes, canaries, network=args.network)
         committed += result.commands_committed
@@ -114,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
             reproduce = _reproduce(seed, args.nodes, args.canary, args.network)
             out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
+        if progress is not None:
+            progress.update(seed - args.first_seed + 1, len(failed), committed)
+    if progress is not None:
+        progress.finish(args.seeds, len(failed), committed)
     summary = {
         "seeds": args.seeds,
         "commands_committed": committed,

@@ -37,13 +37,13 @@ from generated.aeron_transport_frames import (
     StatusMessageHeaderEncoder,
     TaggedStatusMessageHeaderEncoder,
 )
+from schemas import builtin_schema
 from tools.__main__ import main
-from tools.codegen_cmd import DEFAULT_SCHEMAS
 
 PORT = 20121
 SESSION, STREAM, TERM = 77, 1001, 5
-CLUSTER_XML = DEFAULT_SCHEMAS / "aeron-cluster-codecs.xml"
-ARCHIVE_XML = DEFAULT_SCHEMAS / "aeron-archive-codecs.xml"
+CLUSTER_XML = builtin_schema("aeron-cluster-codecs.xml")
+ARCHIVE_XML = builtin_schema("aeron-archive-codecs.xml")
 CAR_XML = REFERENCE / "sbe" / "example-schema.xml"
 CAR_VECTORS = REFERENCE / "vectors" / "car-vectors.json"
 
