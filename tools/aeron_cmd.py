@@ -207,7 +207,8 @@ class PayloadSource:
     __slots__ = ("_cycle", "_view", "sizes", "total_bytes_per_cycle")
 
     def __init__(self, sizes: Sequence[int]) -> None:
-        assert sizes and all(size >= 0 for size in sizes), sizes
+        if not sizes or any(size < 0 for size in sizes):
+            raise ValueError(f"message sizes must be a non-empty list of sizes >= 0: {list(sizes)}")
         self.sizes = tuple(sizes)
         self.total_bytes_per_cycle = sum(self.sizes)
         pattern = bytes(k % PATTERN_MODULUS for k in range(PATTERN_MODULUS + max(self.sizes)))
@@ -373,8 +374,10 @@ def send_messages(
     """Offer the messages of ``payloads`` in order -- ``count`` of them, or until ``stop_at_ns`` -- and
     return how many were offered. ``duty`` runs after every ``duty_every`` accepted offers and whenever
     an offer must be retried (see :func:`offer_with_retry`)."""
-    assert count is not None or stop_at_ns is not None, "send_messages needs a count or a stop time"
-    assert duty_every >= 1
+    if count is None and stop_at_ns is None:
+        raise ValueError("send_messages needs a count or a stop time")
+    if duty_every < 1:
+        raise ValueError(f"duty_every must be at least 1: {duty_every}")
     offer = publication.offer
     update = None if digest is None else digest.update
     messages = iter(payloads) if count is None else itertools.islice(payloads, count)
@@ -541,7 +544,8 @@ def run_ping(
     """Send ``warmup + count`` pings one at a time, each waiting for its pong, and record the round
     trips after the warm-up in ``histogram`` (nanoseconds). A ping carries its sequence number and
     send time; pongs with another sequence number (left over from an earlier run) are ignored."""
-    assert size >= _PING_HEADER_LENGTH
+    if size < _PING_HEADER_LENGTH:
+        raise ValueError(f"a ping carries at least {_PING_HEADER_LENGTH} bytes: {size}")
     duty = runtime.transport.do_work
     idle = runtime.idle
     clock = runtime.clock

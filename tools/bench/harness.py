@@ -78,8 +78,8 @@ class Settings:
     budget_s: float
 
     def __post_init__(self) -> None:
-        assert self.repeats >= 1, self.repeats
-        assert self.budget_s > 0, self.budget_s
+        if self.repeats < 1 or not self.budget_s > 0:
+            raise ValueError(f"repeats must be >= 1 and budget_s > 0: {self}")
 
 
 @dataclass(frozen=True, slots=True)

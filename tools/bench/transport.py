@@ -75,7 +75,8 @@ class Settings:
     warmup: int
 
     def __post_init__(self) -> None:
-        assert self.repeats >= 1 and self.throughput_s > 0 and self.pings >= 1 and self.warmup >= 0
+        if self.repeats < 1 or not self.throughput_s > 0 or self.pings < 1 or self.warmup < 0:
+            raise ValueError(f"repeats and pings must be >= 1, throughput_s > 0 and warmup >= 0: {self}")
 
 
 FULL: Final = Settings(repeats=3, throughput_s=3.0, pings=20_000, warmup=2_000)
