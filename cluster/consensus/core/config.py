@@ -1,4 +1,6 @@
-"""Consensus settings: Aeron's defaults (brief D.1, C.2, H.1), checked once, in nanoseconds.
+"""Consensus settings: Aeron's defaults, checked once, in nanoseconds.
+
+The settings, their Aeron names and defaults are in docs/consensus.md, "Configuration defaults".
 
 Theory of operation
 -------------------
@@ -12,7 +14,7 @@ Checks, each failure a ``ConfigError`` naming the field:
 * every duration is a positive int (bools are not ints here);
 * ``startup_canvass_timeout_ns >= 2 * leader_heartbeat_timeout_ns`` (Aeron checks this at start-up);
 * ``leader_heartbeat_interval_ns < leader_heartbeat_timeout_ns`` (ours: otherwise a healthy leader
-  times out between its own heartbeats);
+  times out between its own heartbeats; docs/consensus.md, "Departures from Aeron");
 * ``member_id`` is one of ``members``; ``appointed_leader_id`` is -1 or one of them;
 * ``members`` is a valid membership (``members.validate_members``);
 * ``service_count`` is 0..``MAX_SERVICE_COUNT`` (10: the RecoveryState counter key holds 32 bytes

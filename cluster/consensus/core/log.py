@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-The cluster log is one byte stream whose positions continue across leadership terms (brief E.1). Each
+The cluster log is one byte stream whose positions continue across leadership terms (docs/consensus.md,
+"Replication and commit"; the frame arithmetic is docs/transport.md, "Positions and terms"). Each
 entry -- an SBE message such as NewLeadershipTermEvent, or a SessionMessageHeader with its application
 payload -- is one message of an Aeron exclusive publication, so it occupies DATA frames of a 32-byte
 header plus up to ``mtu - 32`` payload bytes each, every frame aligned to 32 bytes; a message never

@@ -1,4 +1,4 @@
-"""Cluster membership and the quorum rules of an election (brief D.2, H.1, H.2).
+"""Cluster membership and the quorum rules of an election (docs/consensus.md, "Members and quorums").
 
 Theory of operation
 -------------------
@@ -8,7 +8,7 @@ Membership is static: every node is started with the same ``aeron.cluster.member
 
 one member per ``|``-separated part, 6 to 8 comma-separated attributes each. ``parse_members`` turns it
 into a tuple of immutable ``ClusterMember`` values *in the given order* (Aeron keeps member order; the
-client's ingress endpoints string is in member order, brief K.8) and ``format_members`` is its inverse:
+clients' ingress endpoints string is in member order) and ``format_members`` is its inverse:
 ``format_members(parse_members(text)) == text`` for every text ``parse_members`` accepts. Parsing
 follows Aeron's split (``|`` then ``,``) but is stricter, so that a typo fails at start-up:
 
@@ -21,7 +21,7 @@ follows Aeron's split (``|`` then ``,``) but is stricter, so that a typo fails a
   member binds its own (a copy-pasted line that was not edited). ``ingress`` and ``log`` are not
   checked, since with multicast ingress or log channels Aeron ignores them and they may repeat;
 * 1 to ``MAX_MEMBERS`` (64) members. Aeron has no hard cap; 64 is far above any sensible voting
-  membership (brief H.2: even sizes add nothing, 7 already tolerates 3 failures) and keeps every
+  membership (even sizes add no tolerance, 7 already tolerates 3 failures) and keeps every
   per-member loop bounded.
 
 Every failure raises ``MembershipError`` naming the member (its index in the string, and its id once
@@ -46,7 +46,7 @@ Aeron's NULL_VALUE / NULL_POSITION throughout: "not heard from".
 * Leaders (checked in CANDIDATE_BALLOT): *unanimous* -- every member except a gracefully closed
   ex-leader voted TRUE in the candidate term, and they are at least a quorum; *quorum* -- at least a
   quorum voted TRUE in the candidate term **and none voted FALSE in it**: one explicit rejection fails
-  the ballot (brief K.6).
+  the ballot (Aeron's ``ClusterMember.isQuorumLeader``).
 """
 
 from __future__ import annotations
@@ -418,7 +418,7 @@ def is_quorum_leader(statuses: Sequence[MemberStatus], candidate_term_id: int) -
     """At least a quorum voted TRUE in ``candidate_term_id`` and nobody voted FALSE in it.
 
     A single explicit FALSE in the candidate term fails the ballot even when a quorum voted TRUE
-    (Aeron ``isQuorumLeader``; brief K.6). Votes from other candidate terms are ignored.
+    (Aeron's ``ClusterMember.isQuorumLeader``). Votes from other candidate terms are ignored.
     """
     _check_statuses(statuses)
     count = 0
@@ -436,7 +436,8 @@ def has_active_quorum(
     statuses: Sequence[MemberStatus], leader_member_id: int, now_ns: int, timeout_ns: int
 ) -> bool:
     """The leader still has a quorum: itself plus members whose last AppendPosition is within
-    ``timeout_ns`` of ``now_ns`` (brief D.6; checked on every slow tick)."""
+    ``timeout_ns`` of ``now_ns`` (docs/consensus.md, "Replication and commit"; Aeron checks it on every
+    slow tick)."""
     _check_statuses(statuses)
     count = 0
     for status in statuses:
@@ -452,7 +453,7 @@ def have_voters_reached_position(
     statuses: Sequence[MemberStatus], position: int, leadership_term_id: int
 ) -> bool:
     """Every member that voted (TRUE or FALSE) has reported ``position`` or beyond in ``leadership_term_id``
-    (LEADER_READY's fast path, brief D.4 state 8)."""
+    (LEADER_READY's fast path; docs/consensus.md, "Election")."""
     _check_statuses(statuses)
     return all(
         status.log_leadership_term_id == leadership_term_id and status.log_position >= position

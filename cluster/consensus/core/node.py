@@ -16,24 +16,30 @@ and each call returns a list of ``actions`` to execute in order (see ``actions.p
 durable first, commit last). Time is only what is passed in; randomness (the nomination delay) comes
 from the injected ``random`` function.
 
-**Election** (brief D): every transition goes through ``_transition``, which emits a ``StateChange`` with
-its reason. INIT -> CANVASS (a single member goes straight to LEADER_LOG_REPLICATION); CanvassPosition
-is broadcast every 100 ms; a unanimous candidate -- or a quorum candidate once the canvass deadline has
-passed (60 s on first start, else the leader heartbeat timeout) -- NOMINATEs after a random delay in
-[0, election timeout / 2), persists ``candidate_term_id + 1`` and asks for votes (CANDIDATE_BALLOT). A
-unanimous ballot, or at the election timeout a quorum with no explicit FALSE vote, wins. Votes follow
-D.3: FALSE for an old candidate term or a better local log, else persist the term then vote TRUE.
-The leader walks each follower through its term history with NewLeadershipTerm (D.5); a follower
-truncates a diverging tail, asks for missing terms (``LogRequest("replicate")``), replays, joins the
-live log (``LogRequest("join")``) and reports its position. The leader waits until a quorum holds its
-whole log (LEADER_LOG_REPLICATION), persists the new TERM, appends a NewLeadershipTermEvent, and leads.
+**Election** (docs/consensus.md, "Election"; Aeron's ``Election.java``): every transition goes through
+``_transition``, which emits a ``StateChange`` with its reason. INIT -> CANVASS (a single member goes
+straight to LEADER_LOG_REPLICATION); CanvassPosition is broadcast every 100 ms; a unanimous candidate --
+or a quorum candidate once the canvass deadline has passed (60 s on first start, else the leader
+heartbeat timeout) -- NOMINATEs after a random delay in [0, election timeout / 2), persists
+``candidate_term_id + 1`` and asks for votes (CANDIDATE_BALLOT). A unanimous ballot, or at the election
+timeout a quorum with no explicit FALSE vote, wins. Votes: FALSE for an old candidate term or a better
+local log, else persist the term then vote TRUE. The leader walks each follower through its term history
+with NewLeadershipTerm; a follower truncates a diverging tail, asks for missing terms
+(``LogRequest("replicate")``), replays, joins the live log (``LogRequest("join")``) and reports its
+position. The leader waits until a quorum holds its whole log (LEADER_LOG_REPLICATION), persists the new
+TERM, appends a NewLeadershipTermEvent, and leads.
 
-**Replication and commit** (brief E.2): followers report AppendPosition when their durable log grows
-and every 200 ms; the leader's commit is ``min(quorum position, own durable append)``, sent as
-CommitPosition when it moves and every 200 ms (the leader's heartbeat). A follower commits
-``min(leader commit, own append)``. A follower without leader contact for the heartbeat timeout, and a
-leader without a quorum of recent AppendPositions, start a new election; so does any sign of a higher
-term.
+**Replication and commit** (docs/consensus.md, "Replication and commit"): followers report
+AppendPosition when their durable log grows and every 200 ms; the leader's commit is
+``min(quorum position, own durable append)``, sent as CommitPosition when it moves and every 200 ms (the
+leader's heartbeat). A follower commits ``min(leader commit, own append)``. A follower without leader
+contact for the heartbeat timeout, and a leader without a quorum of recent AppendPositions, start a new
+election; so does a CommitPosition, NewLeadershipTerm or RequestVote of a later term once the election
+is over.
+
+Where this core departs from Aeron -- for safety, or as a simplification until the real node exists --
+a comment says so at the place, and docs/consensus.md, "Departures from Aeron" lists each with its
+reason.
 """
 
 from __future__ import annotations
@@ -231,6 +237,8 @@ class ConsensusCore:
         """The local log is durable up to ``position``."""
         out = _Out()
         if position < self.append_position and "ack_before_durable" not in self.canaries:
+            # errors escape to the driver; Aeron's election would restart from INIT (docs/consensus.md,
+            # "Departures from Aeron")
             raise ConsensusError(f"append position went backwards: {self.append_position} -> {position}")
         self.append_position = position
         if self.role == Role.LEADER:
@@ -317,7 +325,10 @@ class ConsensusCore:
                 peer.vote = NO_VOTE
                 peer.log_position = -1
                 peer.log_leadership_term_id = -1
-            if self.is_startup and previous == _E.INIT:  # the extended canvass of a starting node
+            # the extended canvass of a starting node -- ours: every canvass entered from INIT until the
+            # first election completes, Aeron's only the first one (docs/consensus.md, "Departures from
+            # Aeron")
+            if self.is_startup and previous == _E.INIT:
                 self._state_deadline_ns = now_ns + self.config.startup_canvass_timeout_ns
             else:
                 self._state_deadline_ns = (
@@ -427,6 +438,9 @@ class ConsensusCore:
                 self._transition(_E.LEADER_REPLAY, now_ns, out, "a quorum holds the leader's log")
                 self._election_work(now_ns, out)
             elif now_ns >= self._state_deadline_ns:
+                # ours: Aeron's leader waits here with no deadline; this one gives up after the heartbeat
+                # timeout, its way out while it ignores later terms (docs/consensus.md, "Departures from
+                # Aeron")
                 self._enter_election(now_ns, out, "leader log replication timed out")
         elif state == _E.LEADER_REPLAY:
             self._transition(_E.LEADER_INIT, now_ns, out, "log replayed")
@@ -456,6 +470,7 @@ class ConsensusCore:
             ):
                 reason = "a quorum has joined the term by the leader heartbeat timeout"
             elif now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
+                # ours: Aeron's LEADER_READY has no deadline (docs/consensus.md, "Departures from Aeron")
                 self._enter_election(now_ns, out, "no quorum joined the new term")
                 return
             else:
@@ -470,7 +485,7 @@ class ConsensusCore:
                 self._term_base,
                 self.member_id,
                 self.log_session_id,
-                codecs.ClusterTimeUnit.NANOS,
+                codecs.ClusterTimeUnit.NANOS,  # cluster time is now_ns (Aeron's default clock: milliseconds)
                 APP_VERSION,
             )
             out.add(AppendLog(start, event))
@@ -484,6 +499,8 @@ class ConsensusCore:
                 self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
                 self._election_work(now_ns, out)
             elif now_ns >= self._state_deadline_ns:
+                # ours: the deadline is fixed on entry; Aeron extends it whenever the leader's
+                # NewLeadershipTerm or CommitPosition arrives (docs/consensus.md, "Departures from Aeron")
                 self._enter_election(now_ns, out, "log replication timed out")
         elif state == _E.FOLLOWER_REPLAY:
             if self._catchup_join_position > self.append_position:
@@ -541,7 +558,7 @@ class ConsensusCore:
         return appointed < 0 or appointed == self.member_id
 
     def _is_candidate(self, *, unanimous: bool) -> bool:
-        """Brief D.2, with the shared quorum rules of ``members``."""
+        """The candidate predicates (docs/consensus.md, "Members and quorums"), from ``members``."""
         statuses = self._statuses()
         me = statuses[0]
         if "skip_log_comparison" in self.canaries:  # every log heard from counts as no better than mine
@@ -562,6 +579,7 @@ class ConsensusCore:
         self._term_base = self.append_position
         self.log_end = self.append_position
         # deterministic: one log publication session per term; a session id is an int32, a term an int64
+        # (ours: Aeron's media driver picks the session id; docs/consensus.md, "Departures from Aeron")
         self.log_session_id = ((self.leadership_term_id + 2**31) % 2**32) - 2**31
         self._transition(_E.LEADER_LOG_REPLICATION, now_ns, out, reason)
         self._set_role(Role.LEADER, out)
@@ -571,14 +589,16 @@ class ConsensusCore:
         self._election_work(now_ns, out)
 
     def _new_leadership_term(self, peer_log_term_id: int, now_ns: int) -> bytes:
-        """NewLeadershipTerm for a follower whose log ends in term ``peer_log_term_id`` (brief D.5).
+        """NewLeadershipTerm for a follower whose log ends in term ``peer_log_term_id`` (docs/consensus.md,
+        "Election").
 
         ``logLeadershipTermId`` is the latest term of this leader's history at or before the follower's
         -- the follower's own term when the leader has it -- and ``nextLeadershipTermId`` /
         ``nextTermBaseLogPosition`` / ``nextLogPosition`` describe the term after that one. When the
         leader lacks the follower's term, the message says so (it names an earlier term, and a next term
         later than the follower's), and the follower truncates what it holds of the terms the leader
-        never had (``_on_new_leadership_term``)."""
+        never had (``_on_new_leadership_term``). Ours: Aeron back-fills terms instead
+        (docs/consensus.md, "Departures from Aeron")."""
         history = list(self.terms)
         if not history or history[-1].leadership_term_id < self.leadership_term_id:
             history.append(TermRecord(self.leadership_term_id, self._term_base))
@@ -622,6 +642,9 @@ class ConsensusCore:
         if now_ns - self._last_heartbeat_ns < self.config.leader_heartbeat_interval_ns:
             return
         self._last_heartbeat_ns = now_ns
+        # During the election every follower gets a NewLeadershipTerm each heartbeat, as in Aeron; after it
+        # (ours) each follower that has not reported an AppendPosition in this term still does, where
+        # Aeron's leader only answers CanvassPositions (docs/consensus.md, "Departures from Aeron").
         for peer in self.peers.values():
             if new_term or peer.append_term_id != self.leadership_term_id:
                 out.add(Send(peer.member_id, self._new_leadership_term(peer.log_leadership_term_id, now_ns)))
@@ -642,14 +665,15 @@ class ConsensusCore:
             )
 
     def _leader_commit(self, out: _Out) -> None:
-        """Commit what a quorum (the leader's own durable append included) holds (brief E.2) -- once that
-        quorum holds the first entry of the leader's own term.
+        """Commit what a quorum (the leader's own durable append included) holds -- once that quorum holds
+        the first entry of the leader's own term (docs/consensus.md, "Replication and commit").
 
         This is Raft's rule (section 5.4.2 of the Raft paper), and here we part from Aeron, which also
         publishes the quorum position of older terms' entries during LEADER_LOG_REPLICATION. A follower
         that has replicated the older entries, but not yet recorded the new term, still compares as a
         log of the older term; if the leader then died, a candidate with a longer log of a term in
-        between could win that follower's vote and truncate what was committed. The simulator found it.
+        between could win that follower's vote and truncate what was committed. The simulator found it
+        (docs/consensus.md, "Departures from Aeron").
         """
         if "commit_without_quorum" in self.canaries:
             commit = self.log_end
@@ -679,7 +703,8 @@ class ConsensusCore:
     def _truncate_log(self, position: int, out: _Out) -> None:
         """Cut the log back to ``position``: terms that start at or after it go from the history too.
         The latest term this node knows stays durable as its candidate term, so that dropping a TERM
-        record never lets a restarted node forget a term it has acted in."""
+        record never lets a restarted node forget a term it has acted in (docs/consensus.md, "Departures
+        from Aeron")."""
         if any(r.term_base_log_position >= position for r in self.terms):
             out.add(PersistCandidateTerm(self.candidate_term_id))
         out.add(TruncateLog(position))
@@ -694,7 +719,8 @@ class ConsensusCore:
     def _record_replicated_term(self, out: _Out, now_ns: int) -> None:
         """The log now matches the leader's up to the base of the next term it named: record that term.
         (Aeron records it only once the leader's commit passes; we record it at once, because a leader
-        here commits nothing before its own term's first entry, which needs this follower's report.)"""
+        here commits nothing before its own term's first entry, which needs this follower's report;
+        docs/consensus.md, "Departures from Aeron".)"""
         term_id, base = self._pending_term
         self._persist_term(out, term_id, base, now_ns)
 
@@ -760,6 +786,8 @@ class ConsensusCore:
             _E.LEADER_READY,
             _E.LEADER_LOG_REPLICATION,
         )
+        # A CanvassPosition of a later term gets no answer and, ours, ends no election: Aeron's leader
+        # abandons LEADER_LOG_REPLICATION or LEADER_READY on one (docs/consensus.md, "Departures from Aeron").
         if leading and m.leadership_term_id <= self.leadership_term_id:
             out.add(Send(peer.member_id, self._new_leadership_term(m.log_leadership_term_id, now_ns)))
         if self.state in (_E.CANVASS, _E.NOMINATE):
@@ -844,6 +872,8 @@ class ConsensusCore:
                 return
             else:
                 return
+        # ours: NOMINATE accepts the leader of its candidate term too, where Aeron would stand as a
+        # candidate and depose it (docs/consensus.md, "Departures from Aeron")
         acceptable = self.state == _E.CANVASS or (
             self.state in (_E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
             and term == self.candidate_term_id
@@ -854,7 +884,8 @@ class ConsensusCore:
             # Never follow a term older than one this node has voted in: that vote may have made another
             # leader, whose quorum must not overlap with this one's. (Here we part from Aeron, which can
             # follow it.) To end the older term, stand as a candidate: the RequestVote of a later term
-            # makes its leader hold a new election (brief D.3), which the best log then wins.
+            # makes its leader hold a new election, which the best log then wins (docs/consensus.md,
+            # "Departures from Aeron").
             if self.state == _E.CANVASS and self._may_nominate():
                 self._transition(_E.NOMINATE, now_ns, out, f"leader of term {term} is older than my vote")
             return
@@ -881,7 +912,9 @@ class ConsensusCore:
         self._last_leader_contact_ns = now_ns
         self.leader_id = leader
         self.leadership_term_id = term
-        if term > self.candidate_term_id:  # a term learned from its leader is durable before I act in it
+        # a term learned from its leader is durable before I act in it; Aeron raises it in memory only
+        # (docs/consensus.md, "Departures from Aeron")
+        if term > self.candidate_term_id:
             self.candidate_term_id = term
             out.add(PersistCandidateTerm(term))
         self.log_session_id = m.log_session_id
@@ -970,6 +1003,8 @@ class ConsensusCore:
     def _on_commit_position(self, now_ns: int, message: object, out: _Out) -> None:
         m: codecs.CommitPositionDecoder = message  # type: ignore[assignment]
         term = m.leadership_term_id
+        # ours: in the leader's election states a later term's CommitPosition is ignored, where Aeron's
+        # LEADER_READY abandons the election (docs/consensus.md, "Departures from Aeron")
         if term > self.leadership_term_id and self.state == _E.CLOSED:
             self._enter_election(now_ns, out, "commit position from a later term")
             return

@@ -1,4 +1,6 @@
-"""The recording log (``recording.log``, brief E.4 and G.3): the cluster's history of terms and snapshots.
+"""The recording log (``recording.log``): the cluster's history of terms and snapshots.
+
+The rules and the record format are in docs/consensus.md, "Recording log".
 
 Theory of operation
 -------------------
@@ -35,11 +37,13 @@ ordinal in the file, which never changes. The rules, each broken one raising ``R
 * ``ensure_coherent`` makes sure the term the node is entering has a TERM entry, back-filling an empty
   TERM (base == end) for each term between the last known one and it -- terms whose elections failed
   or whose entries this node never saw -- and closing the previous term where the new one starts.
-* ``truncate_to`` is used when a node's uncommitted tail diverged from the new leader's log (brief D.5):
+* ``truncate_to`` is used when a node's uncommitted tail diverged from the new leader's log
+  (docs/consensus.md, "Election"):
   the term holding the cut is closed at the cut and every entry of a later term is removed. Cutting
   below a valid snapshot is refused: a snapshot covers committed log, which Raft never truncates.
 
-Record format (brief E.4): little-endian, each record padded to 64 bytes:
+Record format (Aeron's ``RecordingLog``; docs/consensus.md, "Recording log"): little-endian, each record
+padded to 64 bytes:
 
     0 recordingId i64 | 8 leadershipTermId i64 | 16 termBaseLogPosition i64 | 24 logPosition i64
     32 timestamp i64 | 40 serviceId i32 | 44 entryType i32 (bit 31 = invalidated; -1 = removed record)
@@ -345,7 +349,7 @@ class RecoveryLog:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryPlan:
-    """What to load and replay on start-up (brief E.4, G.3).
+    """What to load and replay on start-up (docs/consensus.md, "Recording log", "Recovery plan").
 
     ``snapshots`` is the newest valid snapshot set ordered by service id: the consensus module's (-1)
     first, then services 0..n-1; empty if there is none. ``log`` is ``None`` if there is no TERM entry.
@@ -900,7 +904,8 @@ class RecordingLog:
     def recovery_plan(
         self, service_count: int, log_stop_position: int, *, log_start_position: int = 0
     ) -> RecoveryPlan:
-        """The recovery plan (brief E.4): the newest valid snapshot set and the log to replay after it.
+        """The recovery plan (Aeron's ``RecordingLog.createRecoveryPlan``): the newest valid snapshot set and
+        the log to replay after it.
 
         ``log_stop_position`` is the archive's stop position of the log recording (the driver asks the
         archive; -1 is accepted only when there is no TERM entry); ``log_start_position`` its start.
