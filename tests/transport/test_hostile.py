@@ -21,6 +21,7 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,8 +50,10 @@ from support.transport_sim import (
     position_of,
 )
 
-from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport import image
+from cluster.transport.driver import DEFAULT_MAX_RECEIVE_TERM_LENGTH, Transport, TransportConfig
 from cluster.transport.image import ImageLog
+from cluster.transport.logbuffer import LogBuffers
 from cluster.transport.media import Address, UdpNetwork
 from cluster.transport.publication import NetworkPublication
 
@@ -304,6 +307,14 @@ hostile_datagrams = st.one_of(
 )
 
 
+def log_buffers_within_the_receive_maximum(term_length: int, initial_term_id: int) -> LogBuffers:
+    """Stands in for the ``LogBuffers`` of image logs: a SETUP over the maximum that got through fails
+    the test here, before its log (up to 3 GiB) is allocated."""
+    if term_length > DEFAULT_MAX_RECEIVE_TERM_LENGTH:
+        raise AssertionError(f"an image log of term length {term_length} was created")
+    return LogBuffers(term_length, initial_term_id)
+
+
 def read_counter(name: str, a: Transport, b: Transport, log: ImageLog) -> int:
     owner, attribute = name.split(".")
     source = {"a": a.counters, "b": b.counters, "image": log}[owner]
@@ -313,7 +324,7 @@ def read_counter(name: str, a: Transport, b: Transport, log: ImageLog) -> int:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), attacks=st.lists(hostile_datagrams, min_size=1, max_size=25))
 def test_hostile_datagrams_are_counted_and_change_nothing(seed: int, attacks: list[Hostile]) -> None:
-    with Sim(seed) as sim:
+    with Sim(seed) as sim, mock.patch.object(image, "LogBuffers", log_buffers_within_the_receive_maximum):
         a = sim.transport(A_HOST)
         b = sim.transport(B_HOST)
         sub = b.add_subscription(CHANNEL, STREAM)
@@ -405,6 +416,7 @@ def test_hostile_datagrams_over_real_udp() -> None:
         Transport(network, TransportConfig(seed=1, **config)) as a,  # type: ignore[arg-type]
         Transport(network, TransportConfig(seed=2, **config)) as b,  # type: ignore[arg-type]
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rogue,
+        mock.patch.object(image, "LogBuffers", log_buffers_within_the_receive_maximum),
     ):
         sub = b.add_subscription("aeron:udp?endpoint=127.0.0.1:0", STREAM)
         assert sub.local_address is not None
