@@ -39,8 +39,8 @@ can create has a limit, and what goes over it is refused and counted, never rais
   most ``max_image_memory_bytes`` (default 512 MiB; ``Transport.image_memory_bytes`` is what they hold
   now). A SETUP that would take them past it is refused (``images_refused_memory``) and images already
   there are untouched; a removed image returns its memory. An endpoint also holds at most
-  ``MAX_IMAGES_PER_ENDPOINT`` images (``images_refused_endpoint_limit``). IPC logs are not counted:
-  they belong to this process's own publications.
+  ``MAX_IMAGES_PER_ENDPOINT`` images (``images_refused_endpoint_limit``). Publication logs, IPC
+  (which IPC subscriptions read in place) or network, are not counted: this process chose their sizes.
 * **Bookkeeping.** The sessions a receive endpoint has asked for a SETUP (``MAX_ELICITED_SESSIONS``) and
   the recently removed ones it ignores for a while (``MAX_REMOVED_SESSIONS``) are bounded tables; a
   publication tracks at most ``MAX_RECEIVERS`` receivers for flow control. Reassembly buffers belong to
@@ -559,7 +559,7 @@ class Transport:
     @property
     def image_memory_bytes(self) -> int:
         """The bytes the logs of this transport's network images hold (``max_image_memory_bytes`` at
-        most; IPC logs are not counted)."""
+        most; publication logs, IPC ones included, are not counted)."""
         return self._image_memory_bytes
 
     # ------------------------------------------------------------------ agent
