@@ -459,7 +459,7 @@ def test_huge_setups_allocate_nothing_beyond_the_budget() -> None:
         assert r.b.counters.setups_refused_term_length == 32
         assert r.b.counters.images_refused_memory == 9
         assert r.b.image_memory_bytes == budget
-        assert peak < (budget - 3 * TERM) + 1 * MIB, peak
+        assert peak < (budget - 3 * TERM) + 256 * KIB, peak  # the one image allowed, and small change
 
 
 # ------------------------------------------------------------------------------------------ reassembly
