@@ -41,7 +41,8 @@ without real time. Time for agents comes from the runner's injectable ``Clock``;
 only to measure how long ``do_work`` takes (``max_work_ns``, Aeron's max cycle time counter).
 
 Errors: an exception from ``do_work`` goes to the ``error_handler`` and the loop goes on (after an
-``idle(0)``, so a failing agent cannot spin). With no handler, ``run`` calls ``on_close`` and re-raises.
+``idle(0)``, so a failing agent cannot spin); so does an ``AgentError`` for a negative work count.
+With no handler, ``run`` calls ``on_close`` and re-raises.
 ``on_start`` and ``on_close`` are each called exactly once per run.
 """
 
@@ -568,7 +569,10 @@ class AgentRunner:
         work_ns = self.clock.nano_time() - start_ns
         if work_ns > self.max_work_ns:
             self.max_work_ns = work_ns
-        assert work_count >= 0, f"{self.agent.role_name}.do_work() returned {work_count}"
+        if work_count < 0:
+            error = AgentError(f"{self.agent.role_name}.do_work() returned {work_count}, not a work count")
+            work_count = 0
+            self._handle(error)
         self.idle_strategy.idle(work_count)
         return work_count
 

@@ -24,6 +24,31 @@ Datagrams go through a ``Network`` (``cluster.transport.media``): real UDP, or t
 datagram a socket receives is checked before use; a bad one is counted (``TransportCounters``) and
 dropped, never raised. ``data_loss`` drops that fraction of arriving DATA datagrams on purpose (a seeded
 loss generator, as Aeron's debug driver has), to exercise loss recovery.
+
+Receive limits
+--------------
+A remote peer must not be able to make this process allocate without bound, so everything a datagram
+can create has a limit, and what goes over it is refused and counted, never raised:
+
+* **Per image.** A SETUP creates an image whose log is three terms of the term length it announces. A
+  SETUP whose term length is not a power of two in [64 KiB, ``max_receive_term_length``] (default
+  16 MiB) is refused (``setups_refused_term_length``), as is one whose MTU is not a multiple of 32 in
+  (32, 65504] or exceeds the longest message of that term (``setups_refused_mtu``): no image, no log,
+  no subscriber image is created.
+* **In total.** The logs of all network images of the transport, over every receive endpoint, hold at
+  most ``max_image_memory_bytes`` (default 512 MiB; ``Transport.image_memory_bytes`` is what they hold
+  now). A SETUP that would take them past it is refused (``images_refused_memory``) and images already
+  there are untouched; a removed image returns its memory. An endpoint also holds at most
+  ``MAX_IMAGES_PER_ENDPOINT`` images (``images_refused_endpoint_limit``). Publication logs, IPC
+  (which IPC subscriptions read in place) or network, are not counted: this process chose their sizes.
+* **Bookkeeping.** The sessions a receive endpoint has asked for a SETUP (``MAX_ELICITED_SESSIONS``) and
+  the recently removed ones it ignores for a while (``MAX_REMOVED_SESSIONS``) are bounded tables; a
+  publication tracks at most ``MAX_RECEIVERS`` receivers for flow control. Reassembly buffers belong to
+  the ``FragmentAssembler`` (``logbuffer.py``), which bounds its own.
+
+Aeron's ``DriverConductor.onCreatePublicationImage`` likewise validates a SETUP's MTU
+(``Configuration.validateMtuLength``) before it creates the image's log; it has no total budget, its
+logs being files in a file system of fixed size (``/dev/shm``).
 """
 
 from __future__ import annotations
@@ -44,6 +69,7 @@ from cluster.transport.image import (
     Subscription,
 )
 from cluster.transport.logbuffer import (
+    PARTITION_COUNT,
     LogBuffers,
     check_mtu,
     check_term_length,
@@ -85,9 +111,14 @@ __all__ = ["Transport", "TransportConfig", "TransportCounters"]
 DEFAULT_MTU = 1408
 DEFAULT_UDP_TERM_LENGTH = 16 * 1024 * 1024
 DEFAULT_IPC_TERM_LENGTH = 64 * 1024 * 1024
+DEFAULT_MAX_RECEIVE_TERM_LENGTH = 16 * 1024 * 1024
+DEFAULT_MAX_IMAGE_MEMORY_BYTES = 512 * 1024 * 1024
 MAX_DATAGRAMS_PER_POLL = 64
 REMOVED_SESSION_TIMEOUT_NS = 1_000_000_000
 MAX_SUBSCRIPTIONS = 4096
+MAX_IMAGES_PER_ENDPOINT = 1024
+MAX_ELICITED_SESSIONS = 4096
+MAX_REMOVED_SESSIONS = 4096
 
 _DATA = int(FrameType.DATA)
 _PAD = int(FrameType.PAD)
@@ -110,7 +141,17 @@ _pack_sm = StatusMessageHeaderEncoder.pack_into
 
 @dataclass(frozen=True, slots=True)
 class TransportConfig:
-    """Defaults for what channels leave unsaid (Aeron's driver ``Configuration`` defaults)."""
+    """Defaults for what channels leave unsaid (Aeron's driver ``Configuration`` defaults), and the limits
+    on what remote peers can make the transport allocate (the module docstring's "Receive limits").
+
+    ``max_receive_term_length`` is the longest term length a SETUP may announce (default 16 MiB, the
+    default UDP term length); an image's log holds three terms of it. A node that receives an Aeron
+    Cluster log, whose channel defaults to ``term-length=64m``, raises it to 64 MiB.
+    ``max_image_memory_bytes`` bounds the logs of all network images of the transport together (default
+    512 MiB: a 64 MiB-term log image takes 192 MiB, a 16 MiB-term image 48 MiB); it must hold at least
+    one image of the longest term. Peers that publish with a longer ``udp_term_length`` than a receiver's
+    ``max_receive_term_length`` are refused by it, so raise both together.
+    """
 
     mtu: int = DEFAULT_MTU
     udp_term_length: int = DEFAULT_UDP_TERM_LENGTH
@@ -121,11 +162,20 @@ class TransportConfig:
     bind_host: str = "0.0.0.0"
     data_loss: float = 0.0
     seed: int | None = None
+    max_receive_term_length: int = DEFAULT_MAX_RECEIVE_TERM_LENGTH
+    max_image_memory_bytes: int = DEFAULT_MAX_IMAGE_MEMORY_BYTES
 
     def __post_init__(self) -> None:
         check_mtu(self.mtu)
         check_term_length(self.udp_term_length)
         check_term_length(self.ipc_term_length)
+        check_term_length(self.max_receive_term_length)
+        if self.max_image_memory_bytes < PARTITION_COUNT * self.max_receive_term_length:
+            raise TransportError(
+                f"max_image_memory_bytes={self.max_image_memory_bytes} cannot hold one image of "
+                f"max_receive_term_length={self.max_receive_term_length} "
+                f"({PARTITION_COUNT} x {self.max_receive_term_length} bytes)"
+            )
         if not 0.0 <= self.data_loss < 1.0:
             raise TransportError(f"data_loss must be in [0, 1): {self.data_loss}")
         if self.receiver_window < 32 or self.nak_delay_ns < 0 or self.linger_ns < 0:
@@ -134,7 +184,16 @@ class TransportConfig:
 
 @dataclass(slots=True)
 class TransportCounters:
-    """What the transport dropped on purpose or because it was bad."""
+    """What the transport dropped on purpose or because it was bad.
+
+    The refusals of the receive limits (see the module docstring) each have their own counter:
+    ``setups_refused_term_length`` (a SETUP's term length is not a power of two in [64 KiB,
+    ``max_receive_term_length``]), ``setups_refused_mtu`` (its MTU is out of range for the wire or for
+    its term), ``images_refused_memory`` (the image would take the images past
+    ``max_image_memory_bytes``) and ``images_refused_endpoint_limit`` (its endpoint already holds
+    ``MAX_IMAGES_PER_ENDPOINT`` images). A publisher repeats a SETUP until it is answered, so each
+    refusal counts every time it arrives.
+    """
 
     datagrams_received: int = 0
     malformed_datagrams: int = 0
@@ -145,6 +204,10 @@ class TransportCounters:
     images_removed: int = 0
     error_frames: int = 0
     rttm_replies: int = 0
+    setups_refused_term_length: int = 0
+    setups_refused_mtu: int = 0
+    images_refused_memory: int = 0
+    images_refused_endpoint_limit: int = 0
 
 
 # ------------------------------------------------------------------------------------------ endpoints
@@ -310,7 +373,7 @@ class _ReceiveEndpoint(_Endpoint):
             return
         # Data for a session we have no image of: ask its sender for a SETUP (Aeron's PENDING_SETUP_FRAME).
         self.elicited[key] = now_ns
-        if len(self.elicited) > 4096:
+        if len(self.elicited) > MAX_ELICITED_SESSIONS:
             self.elicited.clear()
         message = bytearray(36)
         _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, key[0], key[1], 0, 0, 0, self.receiver_id)
@@ -324,6 +387,9 @@ class _ReceiveEndpoint(_Endpoint):
             counters.malformed_datagrams += 1
             return
         values = _unpack_setup(self.buffer, 0)
+        if values[0] < 40:
+            counters.malformed_datagrams += 1
+            return
         term_offset, session_id, stream_id = values[4], values[5], values[6]
         initial_term_id, active_term_id, term_length, mtu = values[7], values[8], values[9], values[10]
         key = (session_id, stream_id)
@@ -336,23 +402,26 @@ class _ReceiveEndpoint(_Endpoint):
         removed_at = self.removed.get(key)
         if removed_at is not None and now_ns - removed_at < REMOVED_SESSION_TIMEOUT_NS:
             return
-        try:
-            check_term_length(term_length)
-            check_mtu(mtu)
-        except TransportError:
-            counters.malformed_datagrams += 1
+        config = transport.config
+        if _term_length_refused(term_length, config.max_receive_term_length):
+            counters.setups_refused_term_length += 1
+            return
+        if _mtu_refused(mtu, term_length):
+            counters.setups_refused_mtu += 1
             return
         if (
-            values[0] < 40
-            or not 0 <= term_offset <= term_length
+            not 0 <= term_offset <= term_length
             or term_offset & 31
-            or mtu > max_message_length(term_length)
             or ((active_term_id - initial_term_id) & 0xFFFF_FFFF) >= 0x8000_0000
         ):
             counters.malformed_datagrams += 1
             return
         if len(self.images) >= MAX_IMAGES_PER_ENDPOINT:
-            counters.malformed_datagrams += 1
+            counters.images_refused_endpoint_limit += 1
+            return
+        log_length = PARTITION_COUNT * term_length
+        if transport._image_memory_bytes + log_length > config.max_image_memory_bytes:
+            counters.images_refused_memory += 1
             return
         log = ImageLog(
             session_id=session_id,
@@ -372,6 +441,7 @@ class _ReceiveEndpoint(_Endpoint):
             reliable=self.reliable,
         )
         self.images[key] = log
+        transport._image_memory_bytes += log_length
         self.elicited.pop(key, None)
         counters.images_created += 1
         identity = format_address(source)
@@ -395,7 +465,8 @@ class _ReceiveEndpoint(_Endpoint):
             if log.is_drained(now_ns):
                 if log.end_of_stream_position >= 0:
                     log.send_status_message(log.subscriber_position(), now_ns)
-                del self.images[key]
+                self.remove_image(key)
+                self.removed.pop(key, None)  # re-inserted last: the table is oldest first
                 self.removed[key] = now_ns
                 self.transport.counters.images_removed += 1
                 for image in log.images:
@@ -403,8 +474,13 @@ class _ReceiveEndpoint(_Endpoint):
                     image.subscription._remove_image(image)
                 log.images.clear()
         if self.removed and len(self.removed) > 256:
-            for key in [k for k, at in self.removed.items() if now_ns - at >= REMOVED_SESSION_TIMEOUT_NS]:
-                del self.removed[key]
+            removed = self.removed
+            for key in [k for k, at in removed.items() if now_ns - at >= REMOVED_SESSION_TIMEOUT_NS]:
+                del removed[key]
+            if len(removed) > MAX_REMOVED_SESSIONS:
+                # forget the oldest: a late datagram of theirs at worst elicits a SETUP again
+                for key in list(removed)[: len(removed) - MAX_REMOVED_SESSIONS]:
+                    del removed[key]
         if self.control is not None and now_ns - self._time_of_last_control_elicit_ns >= SETUP_TIMEOUT_NS:
             self._time_of_last_control_elicit_ns = now_ns
             for stream_id in self.streams:
@@ -415,8 +491,31 @@ class _ReceiveEndpoint(_Endpoint):
                     work += 1
         return work
 
+    def remove_image(self, key: tuple[int, int]) -> ImageLog:
+        """Forget the image of ``key`` (session id, stream id) and return its memory to the budget."""
+        log = self.images.pop(key)
+        transport = self.transport
+        transport._image_memory_bytes -= PARTITION_COUNT * log.term_length
+        assert transport._image_memory_bytes >= 0, transport._image_memory_bytes
+        return log
 
-MAX_IMAGES_PER_ENDPOINT = 1024
+
+def _term_length_refused(term_length: int, maximum: int) -> bool:
+    """A SETUP's term length is not a power of two in [64 KiB, ``maximum``]."""
+    try:
+        check_term_length(term_length)
+    except TransportError:
+        return True
+    return term_length > maximum
+
+
+def _mtu_refused(mtu: int, term_length: int) -> bool:
+    """A SETUP's MTU is out of range: for the wire, or longer than the longest message of its term."""
+    try:
+        check_mtu(mtu)
+    except TransportError:
+        return True
+    return mtu > max_message_length(term_length)
 
 
 # ------------------------------------------------------------------------------------------ transport
@@ -454,7 +553,14 @@ class Transport:
         self._by_fd: dict[int, _Endpoint] = {}
         self._unpolled: list[_Endpoint] = []
         self._session_ids: set[int] = set()
+        self._image_memory_bytes = 0
         self.is_closed = False
+
+    @property
+    def image_memory_bytes(self) -> int:
+        """The bytes the logs of this transport's network images hold (``max_image_memory_bytes`` at
+        most; publication logs, IPC ones included, are not counted)."""
+        return self._image_memory_bytes
 
     # ------------------------------------------------------------------ agent
 
@@ -620,16 +726,14 @@ class Transport:
 
     def add_destination(self, publication: Publication, channel: str) -> None:
         """Add ``aeron:udp?endpoint=host:port`` to a multi-destination-cast publication."""
-        address = self._destination_address(publication, channel)
-        assert isinstance(publication, NetworkPublication)
-        publication.add_destination(address, self.clock.nano_time())
+        mdc, address = self._destination(publication, channel)
+        mdc.add_destination(address, self.clock.nano_time())
 
     def remove_destination(self, publication: Publication, channel: str) -> bool:
-        address = self._destination_address(publication, channel)
-        assert isinstance(publication, NetworkPublication)
-        return publication.remove_destination(address)
+        mdc, address = self._destination(publication, channel)
+        return mdc.remove_destination(address)
 
-    def _destination_address(self, publication: Publication, channel: str) -> Address:
+    def _destination(self, publication: Publication, channel: str) -> tuple[NetworkPublication, Address]:
         if not isinstance(publication, NetworkPublication) or publication.control_mode is None:
             raise TransportError(
                 "destinations can only be changed on a control-mode=manual/dynamic publication"
@@ -640,7 +744,7 @@ class Transport:
             raise ChannelUriError(
                 f"a destination must be aeron:udp?endpoint=host:port with a port: {channel!r}"
             )
-        return self.network.resolve(endpoint)
+        return publication, self.network.resolve(endpoint)
 
     def _remove_network_publication(self, publication: NetworkPublication) -> None:
         if publication in self._network_publications:
@@ -733,7 +837,7 @@ class Transport:
         for key, log in list(receive.images.items()):
             log.images[:] = [image for image in log.images if image.subscription is not subscription]
             if not log.images and key[1] not in receive.streams:
-                del receive.images[key]
+                receive.remove_image(key)
         if not receive.streams:
             self._receive_endpoints.remove(receive)
             if receive.key is not None:
@@ -822,6 +926,9 @@ class Transport:
         for endpoint in [*self._send_endpoints, *self._receive_endpoints]:
             self._unregister(endpoint)
             endpoint.socket.close()
+        for receive in self._receive_endpoints:
+            for key in list(receive.images):
+                receive.remove_image(key)
         self._send_endpoints.clear()
         self._receive_endpoints.clear()
         self._by_fd.clear()

@@ -36,7 +36,10 @@ as memoryviews with a reusable ``Header`` whose ``position()`` is the position o
 (Aeron's log position of an entry). It is bounded: it never reads past the term and stops (and counts)
 on any frame whose length, type or term offset could not come from a writer. ``FragmentAssembler``
 rebuilds fragmented messages per session in bounded buffers, passing unfragmented ones through without
-a copy and dropping (and counting) broken sequences.
+a copy and dropping (and counting) broken sequences. Its memory is bounded twice: each session's buffer
+by ``max_message_length``, and all sessions' buffers together by ``max_buffered_bytes`` (fragments come
+from images, so from remote peers: without a total, ``max_sessions`` half-sent messages could hold
+``max_sessions * max_message_length`` bytes).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ __all__ = [
     "ADMIN_ACTION",
     "BACK_PRESSURED",
     "CLOSED",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "FRAME_ALIGNMENT",
     "HEADER_LENGTH",
     "MAX_MESSAGE_LENGTH",
@@ -653,6 +657,8 @@ class ExclusiveAppender:
 
     def try_claim(self, length: int, claim: BufferClaim) -> int:
         """Reserve an unfragmented frame of ``length`` payload bytes; ``claim`` then holds it."""
+        if claim._term is not None:
+            raise LogBufferError("buffer claim already holds an uncommitted frame: commit or abort it first")
         if not 0 <= length <= self._max_unfragmented:
             raise MessageTooLongError(
                 f"claim exceeds max_payload_length={self._max_unfragmented}: length={length}"
@@ -872,6 +878,10 @@ class TermReader:
 
 # ---------------------------------------------------------------------------------------- reassembly
 
+DEFAULT_MAX_SESSIONS = 1024
+DEFAULT_MAX_BUFFERED_BYTES = 4 * MAX_MESSAGE_LENGTH
+_MIN_BUILDER_CAPACITY = 4096
+
 
 class _Builder:
     __slots__ = ("buffer", "limit", "next_term_offset", "term_id")
@@ -892,13 +902,25 @@ class FragmentAssembler:
     contiguous (same term, the aligned offset right after the previous fragment). Dropped, and counted
     in ``broken_sequence_count``: a continuation with no BEGIN before it, a BEGIN interrupting a message,
     a gap; in ``too_long_count``: messages growing past ``max_message_length``; in
-    ``session_limit_count``: BEGINs refused because ``max_sessions`` sessions are mid-message.
+    ``session_limit_count``: BEGINs refused because ``max_sessions`` sessions are mid-message; in
+    ``buffer_limit_count``: messages that would take the buffers past ``max_buffered_bytes``.
+
+    Memory. A session's buffer starts at 4 KiB and doubles as its message grows, up to
+    ``max_message_length``; it is kept for the session's next message. ``buffered_bytes`` is what all
+    buffers hold, and it never exceeds ``max_buffered_bytes`` (default 64 MiB, four messages of the
+    longest length Aeron allows): when a message needs more, the buffers of sessions with no message in
+    progress are released first, then the buffer grows only as far as the message needs, and if even
+    that does not fit the message is dropped and its buffer released. Every argument is checked and a
+    bad one raises ``LogBufferError``.
     """
 
     __slots__ = (
         "_builders",
         "broken_sequence_count",
+        "buffer_limit_count",
+        "buffered_bytes",
         "delegate",
+        "max_buffered_bytes",
         "max_message_length",
         "max_sessions",
         "session_limit_count",
@@ -909,20 +931,41 @@ class FragmentAssembler:
         self,
         delegate: FragmentHandler,
         max_message_length: int = MAX_MESSAGE_LENGTH,
-        max_sessions: int = 1024,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        *,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
-        assert 0 < max_message_length <= MAX_MESSAGE_LENGTH and max_sessions > 0
+        if not callable(delegate):
+            raise LogBufferError(f"delegate must be callable: {delegate!r}")
+        if not 0 < max_message_length <= MAX_MESSAGE_LENGTH:
+            raise LogBufferError(
+                f"max_message_length must be in [1, {MAX_MESSAGE_LENGTH}]: {max_message_length}"
+            )
+        if max_sessions <= 0:
+            raise LogBufferError(f"max_sessions must be positive: {max_sessions}")
+        if max_buffered_bytes < max_message_length:
+            raise LogBufferError(
+                f"max_buffered_bytes={max_buffered_bytes} is less than "
+                f"max_message_length={max_message_length}: the longest message would never fit"
+            )
         self.delegate = delegate
         self.max_message_length = max_message_length
         self.max_sessions = max_sessions
+        self.max_buffered_bytes = max_buffered_bytes
+        self.buffered_bytes = 0
         self._builders: dict[int, _Builder] = {}
         self.broken_sequence_count = 0
         self.too_long_count = 0
         self.session_limit_count = 0
+        self.buffer_limit_count = 0
 
     def free_session(self, session_id: int) -> bool:
         """Forget a session's buffer (e.g. its image went away); True if it had one."""
-        return self._builders.pop(session_id, None) is not None
+        builder = self._builders.pop(session_id, None)
+        if builder is None:
+            return False
+        self.buffered_bytes -= len(builder.buffer)
+        return True
 
     def on_fragment(self, payload: memoryview, header: Header) -> None:
         values = header.values
@@ -976,20 +1019,46 @@ class FragmentAssembler:
             return False
         buffer = builder.buffer
         if new_limit > len(buffer):
-            # Grow into a new bytearray (never resize in place: a delegate may still hold a view).
-            capacity = max(4096, len(buffer) * 2, new_limit)
-            grown = bytearray(min(capacity, self.max_message_length))
+            grown = self._grow(builder, new_limit)
+            if grown is None:
+                self.buffer_limit_count += 1
+                self.buffered_bytes -= len(buffer)
+                builder.buffer = bytearray()
+                builder.next_term_offset = -1
+                builder.limit = 0
+                return False
             grown[:limit] = memoryview(buffer)[:limit]
             builder.buffer = buffer = grown
         buffer[limit:new_limit] = payload
         builder.limit = new_limit
         return True
 
+    def _grow(self, builder: _Builder, needed: int) -> bytearray | None:
+        """A new, larger buffer for ``builder`` (never resized in place: a delegate may still hold a view
+        of the old one), within the memory bound; ``None`` if ``needed`` bytes cannot fit."""
+        current = len(builder.buffer)
+        capacity = min(max(_MIN_BUILDER_CAPACITY, current * 2, needed), self.max_message_length)
+        if self.buffered_bytes - current + capacity > self.max_buffered_bytes:
+            self._release_idle(builder)
+            room = self.max_buffered_bytes - self.buffered_bytes + current
+            if needed > room:
+                return None
+            capacity = min(capacity, room)
+        self.buffered_bytes += capacity - current
+        assert self.buffered_bytes <= self.max_buffered_bytes, (self.buffered_bytes, self.max_buffered_bytes)
+        return bytearray(capacity)
+
+    def _release_idle(self, keep: _Builder) -> None:
+        """Forget every session with no message in progress (but ``keep``), returning its buffer."""
+        builders = self._builders
+        for session_id in [sid for sid, b in builders.items() if b.next_term_offset < 0 and b is not keep]:
+            self.buffered_bytes -= len(builders.pop(session_id).buffer)
+
     def _new_builder(self, session_id: int) -> _Builder | None:
         builders = self._builders
         if len(builders) >= self.max_sessions:
             for idle in [sid for sid, b in builders.items() if b.next_term_offset < 0]:
-                del builders[idle]
+                self.buffered_bytes -= len(builders.pop(idle).buffer)
             if len(builders) >= self.max_sessions:
                 return None
         builder = builders[session_id] = _Builder()

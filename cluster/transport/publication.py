@@ -20,7 +20,9 @@ The appender stops at ``position_limit`` (Aeron's publisher limit), which the tr
   position), at most ``MAX_RESENDS`` ranges at a time, and the same range is not re-sent again within the
   retransmit linger (10 ms). The publication is connected while status messages keep arriving (5 s).
 * **Flow control.** Unicast and ``fc=max`` take the largest limit any receiver grants; ``fc=min`` the
-  smallest among the receivers heard from in the last 5 s (keyed by receiver id).
+  smallest among the receivers heard from in the last 5 s (keyed by receiver id). At most
+  ``MAX_RECEIVERS`` are tracked: the receiver ids come from datagrams, and a status message from one
+  more is still heard for ``fc=max`` but not tracked (``receivers_refused``).
 * **Multi-destination-cast.** With ``control-mode=manual`` destinations are added and removed at run
   time (``add_destination``); with ``control-mode=dynamic`` a receiver joins by sending status messages
   to the ``control`` address and leaves by falling silent for 5 s. Every datagram goes to every
@@ -85,6 +87,7 @@ RETRANSMIT_LINGER_NS = 10 * NS_PER_MS
 MAX_RESENDS = 16
 MAX_DATAGRAMS_PER_SEND = 64
 MAX_DESTINATIONS = 1024
+MAX_RECEIVERS = 1024
 
 _SETUP = int(FrameType.SETUP)
 _PAD = int(FrameType.PAD)
@@ -255,6 +258,7 @@ class NetworkPublication(Publication):
         self.naks_received = 0
         self.sms_received = 0
         self.short_sends = 0
+        self.receivers_refused = 0
 
     # --------------------------------------------------------------- state
 
@@ -337,7 +341,10 @@ class NetworkPublication(Publication):
         self._time_of_last_sm_ns = now_ns
         receiver = self._receivers.get(receiver_id)
         if receiver is None:
-            self._receivers[receiver_id] = _Receiver(proposed, now_ns)
+            if len(self._receivers) < MAX_RECEIVERS:
+                self._receivers[receiver_id] = _Receiver(proposed, now_ns)
+            else:
+                self.receivers_refused += 1
         else:
             receiver.limit = max(receiver.limit, proposed)
             receiver.time_of_last_sm_ns = now_ns

@@ -21,6 +21,7 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,8 +50,10 @@ from support.transport_sim import (
     position_of,
 )
 
-from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport import image
+from cluster.transport.driver import DEFAULT_MAX_RECEIVE_TERM_LENGTH, Transport, TransportConfig
 from cluster.transport.image import ImageLog
+from cluster.transport.logbuffer import LogBuffers
 from cluster.transport.media import Address, UdpNetwork
 from cluster.transport.publication import NetworkPublication
 
@@ -66,6 +69,8 @@ PUBLISHER_MALFORMED = "a.malformed_datagrams"
 IMAGE_MALFORMED = "image.malformed_packets"
 OUT_OF_WINDOW = "image.out_of_window_packets"
 UNKNOWN = "b.unknown_stream_datagrams"
+REFUSED_TERM_LENGTH = "b.setups_refused_term_length"
+REFUSED_MTU = "b.setups_refused_mtu"
 ERRORS = "a.error_frames"
 IGNORED = "ignored"  # a well-formed control frame with bad values: no effect, no counter
 
@@ -155,11 +160,11 @@ class Hostile:
             return frame(64, offset, term_id=s.term_id - 4 - self.a)
         if kind == "future":
             return frame(64, offset, term_id=s.term_id + 2 + self.a)
-        if kind == "setup_bad":
+        if kind.startswith("setup_bad_"):
             term_length, mtu, term_offset = TERM, 1408, 0
-            if self.b == 0:
+            if kind == "setup_bad_term_length":
                 term_length = self.a
-            elif self.b == 1:
+            elif kind == "setup_bad_mtu":
                 mtu = self.a
             else:
                 term_offset = self.a
@@ -216,7 +221,9 @@ COUNTERS = {
     "frame_past_term_end": IMAGE_MALFORMED,
     "stale": OUT_OF_WINDOW,
     "future": OUT_OF_WINDOW,
-    "setup_bad": TRANSPORT_MALFORMED,
+    "setup_bad_term_length": REFUSED_TERM_LENGTH,
+    "setup_bad_mtu": REFUSED_MTU,
+    "setup_bad_term_offset": TRANSPORT_MALFORMED,
     "setup_truncated": TRANSPORT_MALFORMED,
     "unknown_type": UNKNOWN,
     "rttm_short": TRANSPORT_MALFORMED,
@@ -243,6 +250,7 @@ bad_term_lengths = st.one_of(
     st.integers(-(2**31), 2**16 - 1),
     st.integers(2**16, 2**30).filter(lambda v: v & (v - 1) != 0),
     st.integers(2**30 + 1, 2**31 - 1),
+    st.sampled_from([2**k for k in range(25, 31)]),  # valid, but over the default receive maximum (16 MiB)
 )
 bad_mtus = st.one_of(
     st.integers(-(2**31), 32),
@@ -276,11 +284,9 @@ hostile_datagrams = st.one_of(
     kind("frame_past_term_end", st.integers(0, 8)),
     kind("stale", st.integers(0, 1000)),
     kind("future", st.integers(0, 1000)),
-    st.one_of(
-        kind("setup_bad", bad_term_lengths, st.just(0)),
-        kind("setup_bad", bad_mtus, st.just(1)),
-        kind("setup_bad", bad_setup_offsets, st.just(2)),
-    ),
+    kind("setup_bad_term_length", bad_term_lengths),
+    kind("setup_bad_mtu", bad_mtus),
+    kind("setup_bad_term_offset", bad_setup_offsets),
     kind("setup_truncated", st.integers(8, 39)),
     kind("unknown_type", st.integers(7, 0xFFFF), st.integers(0, 64)),
     kind("rttm_short", st.integers(0, 31)),
@@ -301,6 +307,14 @@ hostile_datagrams = st.one_of(
 )
 
 
+def log_buffers_within_the_receive_maximum(term_length: int, initial_term_id: int) -> LogBuffers:
+    """Stands in for the ``LogBuffers`` of image logs: a SETUP over the maximum that got through fails
+    the test here, before its log (up to 3 GiB) is allocated."""
+    if term_length > DEFAULT_MAX_RECEIVE_TERM_LENGTH:
+        raise AssertionError(f"an image log of term length {term_length} was created")
+    return LogBuffers(term_length, initial_term_id)
+
+
 def read_counter(name: str, a: Transport, b: Transport, log: ImageLog) -> int:
     owner, attribute = name.split(".")
     source = {"a": a.counters, "b": b.counters, "image": log}[owner]
@@ -310,7 +324,7 @@ def read_counter(name: str, a: Transport, b: Transport, log: ImageLog) -> int:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), attacks=st.lists(hostile_datagrams, min_size=1, max_size=25))
 def test_hostile_datagrams_are_counted_and_change_nothing(seed: int, attacks: list[Hostile]) -> None:
-    with Sim(seed) as sim:
+    with Sim(seed) as sim, mock.patch.object(image, "LogBuffers", log_buffers_within_the_receive_maximum):
         a = sim.transport(A_HOST)
         b = sim.transport(B_HOST)
         sub = b.add_subscription(CHANNEL, STREAM)
@@ -402,6 +416,7 @@ def test_hostile_datagrams_over_real_udp() -> None:
         Transport(network, TransportConfig(seed=1, **config)) as a,  # type: ignore[arg-type]
         Transport(network, TransportConfig(seed=2, **config)) as b,  # type: ignore[arg-type]
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rogue,
+        mock.patch.object(image, "LogBuffers", log_buffers_within_the_receive_maximum),
     ):
         sub = b.add_subscription("aeron:udp?endpoint=127.0.0.1:0", STREAM)
         assert sub.local_address is not None
@@ -459,8 +474,12 @@ def _seeded_hostile(rng: random.Random) -> Hostile:
         return Hostile(name, 32 * rng.randrange(TERM // 64, TERM // 32))
     if name == "bad_type_in_chain":
         return Hostile(name, rng.randrange(2, 0xFFFF))
-    if name == "setup_bad":
-        return rng.choice([Hostile(name, 70000, 0), Hostile(name, 1000, 1), Hostile(name, 33, 2)])
+    if name == "setup_bad_term_length":
+        return Hostile(name, rng.choice([70000, 2**30, 2**31 - 1, -(2**31)]))
+    if name == "setup_bad_mtu":
+        return Hostile(name, rng.choice([1000, 65536, TERM // 8 + 32]))
+    if name == "setup_bad_term_offset":
+        return Hostile(name, rng.choice([33, -32, TERM + 32]))
     if name in ("truncated", "rttm_short", "control_rttm_short"):
         return Hostile(name, rng.randrange(0, 31))
     if name == "setup_truncated":
