@@ -549,6 +549,8 @@ class Transport:
         self._network_publications: list[NetworkPublication] = []
         self._ipc_publications: list[IpcPublication] = []
         self._ipc_subscriptions: list[Subscription] = []
+        if not hasattr(select, "epoll"):
+            raise TransportError("the transport runs on Linux only: it polls its sockets with epoll")
         self._poller = select.epoll()
         self._by_fd: dict[int, _Endpoint] = {}
         self._unpolled: list[_Endpoint] = []

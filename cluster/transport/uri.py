@@ -12,7 +12,8 @@ so that a typo fails at start-up rather than being silently ignored by the drive
 * a key is non-empty and made of ``[A-Za-z0-9._-]`` (no whitespace), and a value is non-empty;
 * the well-known parameters are validated as the driver would validate them when it creates the
   publication or subscription (``PublicationParams``, ``Configuration.validateMtuLength``,
-  ``LogBufferDescriptor.checkTermLength``), using the A.5 defaults for an absent ``term-length``.
+  ``LogBufferDescriptor.checkTermLength``), using the driver's defaults for an absent ``term-length``
+  (docs/transport.md, "Defaults").
 
 Unknown keys are kept, in order, and round-trip: ``str(ChannelUri.parse(text)) == text`` for any text
 ``parse`` accepts. A ``ChannelUri`` is immutable and always valid: the constructor runs ``validate()``,
@@ -47,8 +48,8 @@ HEADER_LENGTH = 32  # DataHeaderFlyweight.HEADER_LENGTH
 MAX_UDP_PAYLOAD_LENGTH = 65504
 TERM_MIN_LENGTH = 64 * 1024
 TERM_MAX_LENGTH = 1024 * 1024 * 1024
-UDP_TERM_LENGTH_DEFAULT = 16 * 1024 * 1024  # A.5
-IPC_TERM_LENGTH_DEFAULT = 64 * 1024 * 1024  # A.5
+UDP_TERM_LENGTH_DEFAULT = 16 * 1024 * 1024  # Aeron's Configuration.TERM_BUFFER_LENGTH_DEFAULT
+IPC_TERM_LENGTH_DEFAULT = 64 * 1024 * 1024  # Aeron's Configuration.IPC_TERM_BUFFER_LENGTH_DEFAULT
 MAX_MESSAGE_LENGTH_CAP = 16 * 1024 * 1024
 
 INT32_MIN = -(2**31)
