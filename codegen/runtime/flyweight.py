@@ -50,8 +50,10 @@ __all__ = [
     "decode_text",
     "encode_text",
     "enum_to_json",
+    "is_read_only",
     "set_to_json",
     "too_short",
+    "zero_nothing",
 ]
 
 SkipFn = Callable[["Cursor"], None]
@@ -72,6 +74,20 @@ def byte_view(buffer: Any) -> Any:
             raise CodecError("a memoryview must be C-contiguous to be decoded or encoded")
         return buffer.cast("B")
     return buffer
+
+
+def is_read_only(buffer: Any) -> bool:
+    """Whether ``buffer`` cannot be written in place (or is no buffer at all): what an encoder of a block
+    of no bytes checks in ``wrap``, where a block-clearing ``pack_into`` would otherwise find out."""
+    try:
+        with memoryview(buffer) as view:
+            return view.readonly
+    except TypeError:
+        return True
+
+
+def zero_nothing(buffer: Any, offset: int) -> None:
+    """The block clearing of a group entry of no bytes: there is nothing to clear."""
 
 
 def too_short(message: str, field: str | None, offset: int, need: int, have: int) -> BufferTooShortError:

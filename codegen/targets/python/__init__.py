@@ -80,7 +80,7 @@ class _FastPath:
         n = self.var("n")
         v = self.var("v")
         self.uses_view = True
-        self.emit(depth, f"{n} = {s.length_struct}u(buffer, pos)[0]")
+        self.emit(depth, f"{n} = {s.length_struct}.unpack_from(buffer, pos)[0]")
         self.emit(depth, f"pos += {s.prefix}")
         self.emit(depth, f"if pos + {n} > end:")
         self.emit(depth + 1, "raise _records.Fallback")
@@ -93,7 +93,7 @@ class _FastPath:
         assert isinstance(g, GroupCtx)
         d = self.var("d")
         out = self.var("g")
-        self.emit(depth, f"{d} = {g.dim_struct}u(buffer, pos)")
+        self.emit(depth, f"{d} = {g.dim_struct}.unpack_from(buffer, pos)")
         self.emit(depth, f"if {d}[{g.bl_index}] != {g.block_length}:")
         self.emit(depth + 1, "raise _records.Fallback")
         self.emit(depth, f"pos += {g.dim_size}")
@@ -104,24 +104,33 @@ class _FastPath:
             self.emit(depth, f"if {d}[{g.count_index}] > _rt.MAX_EMPTY_ENTRIES:")
             self.emit(depth + 1, "raise _records.Fallback")
         if not g.sections:
+            # the count check above proves every entry's block is in the buffer
             self.emit(depth, f"{out} = []")
             self.emit(depth, f"for _ in range({d}[{g.count_index}]):")
-            self.emit(depth + 1, f"{out}.append({g.block_struct}u(buffer, pos))")
+            self.emit(depth + 1, f"{out}.append({self.entry_block(g)})")
             self.emit(depth + 1, f"pos += {g.block_length}")
             return out
         self.emit(depth, f"{out} = []")
         self.emit(depth, f"for _ in range({d}[{g.count_index}]):")
         e = self.var("e")
-        self.emit(depth + 1, f"{e} = {g.block_struct}u(buffer, pos)")
+        if not g.block_struct and g.block_length:  # no struct read to fail on a short buffer: check
+            self.emit(depth + 1, f"if pos + {g.block_length} > end:")
+            self.emit(depth + 2, "raise _records.Fallback")
+        self.emit(depth + 1, f"{e} = {self.entry_block(g)}")
         self.emit(depth + 1, f"pos += {g.block_length}")
         inner = self.sections(depth + 1, g)
         self.emit(depth + 1, f"{out}.append({e} + ({', '.join(inner)},))")
         return out
 
+    @staticmethod
+    def entry_block(g: GroupCtx) -> str:
+        """The expression reading a group entry's block values at ``pos`` (none: an empty tuple)."""
+        return f"{g.block_struct}.unpack_from(buffer, pos)" if g.block_struct else "()"
+
     def render(self) -> str:
         m = self.m
         body: list[str] = []
-        self.emit(3, f"t = {m.full_struct}u(buffer, offset)")
+        self.emit(3, f"t = {m.full_struct}.unpack_from(buffer, offset)")
         idx = self.m.header_indices
         cond = (
             f"t[{idx['templateId']}] != {m.template_id} or t[{idx['schemaId']}] != {self.schema_id}"
@@ -133,14 +142,12 @@ class _FastPath:
         self.emit(3, f"if {cond}:")
         self.emit(4, "raise _records.Fallback")
         if not m.sections:
-            self.emit(3, f"return t[{m.header_items}:]  # type: ignore[no-any-return]")
+            self.emit(3, f"return t[{m.header_items}:]")
         else:
             self.emit(3, "end = _buffer_length(buffer)")
             self.emit(3, f"pos = offset + HEADER_SIZE + {m.block_length}")
             names = self.sections(3, m)
-            self.emit(
-                3, f"return t[{m.header_items}:] + ({', '.join(names)},)  # type: ignore[no-any-return]"
-            )
+            self.emit(3, f"return t[{m.header_items}:] + ({', '.join(names)},)")
         body.append("        try:")
         if self.uses_view:
             body.append("            view = memoryview(buffer)")
@@ -165,12 +172,16 @@ def render_module(schema: Schema, package: str, source_name: str) -> str:
         names = m.flat_names
         m.pack_params = ", ".join(f"{n}: Any" for n in names)
         m.pack_args = ", ".join(names)
-    prefix = schema.byte_order.struct_prefix
     registry = ctx.struct_registry
     for block in [*ctx.messages, *(g for m in ctx.messages for g in m.all_groups)]:
-        zero = f"{block.block_length}x" if block.block_length else ""
-        block.zero_struct = registry.name(prefix + zero)
-        block.header_zero_struct = registry.name(ctx.header.fmt + zero)
+        if block.block_length:
+            block.zero_struct = registry.zeros(ctx.header.fmt, block.block_length, with_header=False)
+        if isinstance(block, MessageCtx):
+            block.header_zero_struct = (
+                registry.zeros(ctx.header.fmt, block.block_length, with_header=True)
+                if block.block_length
+                else ctx.header.struct
+            )
     order = ctx.header.pack_order
 
     def header_literal(block_length: int, template_id: int) -> str:
@@ -188,13 +199,15 @@ def render_module(schema: Schema, package: str, source_name: str) -> str:
     text = template.render(
         schema=schema,
         source_name=source_name,
-        structs=registry.items(),
+        structs=registry.field_items(),
+        zero_structs=registry.zero_items(),
         enums=ctx.enums,
         sets=ctx.sets,
         composites=ctx.composites,
         messages=ctx.messages,
         header=ctx.header,
         schema_id=schema.id,
+        order="LE" if schema.byte_order.struct_prefix == "<" else "BE",
     )
     return _tidy(text)
 

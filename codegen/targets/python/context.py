@@ -40,10 +40,14 @@ __all__ = [
     "ModuleContext",
     "Section",
     "SetCtx",
+    "StructDef",
+    "StructRegistry",
     "build_context",
     "class_name",
+    "layout_comment",
     "layout_fmt",
     "snake",
+    "upper_snake",
 ]
 
 _RESERVED = (
@@ -166,21 +170,124 @@ def literal(value: object) -> str:
     return repr(value)
 
 
+# Struct codes -> the SBE type a field struct is named after (CHAR arrays read as bytes, "Ns", apart).
+_TYPE_NAMES = {
+    "b": "INT8",
+    "B": "UINT8",
+    "h": "INT16",
+    "H": "UINT16",
+    "i": "INT32",
+    "I": "UINT32",
+    "q": "INT64",
+    "Q": "UINT64",
+    "f": "FLOAT",
+    "d": "DOUBLE",
+}
+_ORDER_NAMES = {"<": "LE", ">": "BE"}
+
+
+def upper_snake(name: str) -> str:
+    """``SessionMessageHeader`` -> ``SESSION_MESSAGE_HEADER``: a schema name as a constant's stem."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    return re.sub(r"_+", "_", s).strip("_").upper() or "T"
+
+
+@dataclass
+class StructDef:
+    """One module-level ``struct.Struct`` constant, with the comment lines written above it."""
+
+    name: str
+    fmt: str
+    comment: list[str] = field(default_factory=list)
+
+
 class StructRegistry:
-    """Gives each distinct struct format one module-level name."""
+    """The module-level ``struct.Struct`` constants of one generated module, by name.
 
-    def __init__(self) -> None:
-        self.formats: dict[str, str] = {}
+    Two kinds, named so that a reader knows what a read or write does without looking them up:
 
-    def name(self, fmt: str) -> str:
-        existing = self.formats.get(fmt)
+    * field structs, named by SBE type, byte order and count, shared by every field of that type:
+      ``_INT64_LE`` (``"<q"``), ``_UINT8`` (one-byte types have no byte order), ``_UINT32_BE_X4``
+      (``uint32[4]``), ``_CHAR_X6`` (``char[6]``, read as bytes; ``_CHAR`` for a single char).  The
+      offset is not in the struct: every read and write names it, ``self._offset + 8``.
+    * layout structs, one per composite, message block or group entry block, named after what they
+      cover (``_MESSAGE_HEADER_LAYOUT``, ``_SESSION_MESSAGE_HEADER_BLOCK``,
+      ``_SESSION_MESSAGE_HEADER_WITH_HEADER``), with the fields and offsets they cover listed in a
+      comment; the fast paths read or write a whole block with them in one call.
+
+    No struct covers zero bytes: fields and blocks without bytes are read and written without one.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.fields: dict[str, StructDef] = {}  # emitted once at the top of the module
+        self.zero_structs: dict[str, StructDef] = {}  # and these after them
+        self.taken: set[str] = set()
+
+    def _check(self, name: str, fmt: str) -> None:
+        assert struct.calcsize(fmt) > 0, f"{name}: a struct of no bytes ({fmt!r})"
+
+    def primitive(self, code: str, count: int = 1, *, char: bool = False) -> str:
+        """The field struct of ``count`` values of struct code ``code`` (``char``: a char array)."""
+        if char:
+            name = "_CHAR" if count == 1 else f"_CHAR_X{count}"
+            fmt = f"{self.prefix}{count}s"
+        else:
+            name = f"_{_TYPE_NAMES[code]}"
+            if struct.calcsize(code) > 1:
+                name += f"_{_ORDER_NAMES[self.prefix]}"
+            if count != 1:
+                name += f"_X{count}"
+            fmt = self.prefix + (code if count == 1 else f"{count}{code}")
+        existing = self.fields.get(name)
         if existing is None:
-            existing = f"_S{len(self.formats)}"
-            self.formats[fmt] = existing
-        return existing
+            self._check(name, fmt)
+            self.fields[name] = StructDef(name, fmt)
+            self.taken.add(name)
+        else:
+            assert existing.fmt == fmt, (name, existing.fmt, fmt)
+        return name
 
-    def items(self) -> list[tuple[str, str]]:
-        return [(name, fmt) for fmt, name in self.formats.items()]
+    def zeros(self, header_fmt: str, size: int, *, with_header: bool) -> str:
+        """A struct writing ``size`` zero bytes (after the message header, if ``with_header``)."""
+        assert size > 0
+        if with_header:
+            name, fmt = f"_HEADER_AND_ZEROS_{size}", f"{header_fmt}{size}x"
+        else:
+            name, fmt = f"_ZEROS_{size}", f"{self.prefix}{size}x"
+        if name not in self.zero_structs:
+            self._check(name, fmt)
+            self.zero_structs[name] = StructDef(name, fmt)
+            self.taken.add(name)
+        return name
+
+    def layout(self, stem: str, fmt: str, comment: list[str]) -> StructDef:
+        """A new layout struct named ``_<STEM>`` (made unique); the caller emits it beside its class."""
+        base = f"_{stem}"
+        name = base
+        n = 2
+        while name in self.taken:
+            name = f"{base}_{n}"
+            n += 1
+        self._check(name, fmt)
+        self.taken.add(name)
+        return StructDef(name, fmt, comment)
+
+    def field_items(self) -> list[StructDef]:
+        """The field structs, in a fixed order: by type (chars first), then size."""
+        order = ["CHAR", *_TYPE_NAMES.values()]
+
+        def key(d: StructDef) -> tuple[int, int]:
+            return (order.index(d.name[1:].split("_")[0]), struct.calcsize(d.fmt))
+
+        return sorted(self.fields.values(), key=key)
+
+    def zero_items(self) -> list[StructDef]:
+        """The zero structs: ``_ZEROS_<n>`` by size, then ``_HEADER_AND_ZEROS_<n>`` by size."""
+        return sorted(
+            self.zero_structs.values(), key=lambda d: (d.name.startswith("_HEADER"), struct.calcsize(d.fmt))
+        )
 
 
 Kind = Literal["int", "float", "enum", "set", "text", "array", "composite", "constant"]
@@ -197,8 +304,7 @@ class Accessor:
     size: int
     since_version: int
     end: int
-    struct: str = ""  # packs/unpacks the value at the field's own offset
-    read_struct: str = ""  # unpacks it from the block's start (leading pad bytes, no addition)
+    struct: str = ""  # the field struct (by type and byte order); "" for a field of no bytes
     fmt: str = ""
     optional: bool = False
     null: str = ""
@@ -252,6 +358,7 @@ class _BlockParts(TypedDict):
     block_fmt: str
     block_plan: list[tuple[int, int, int, int]]
     flat_count: int
+    struct_defs: list[StructDef]
 
 
 @dataclass
@@ -267,12 +374,13 @@ class BlockCtx:
     max_since: int
     fields: list[Accessor]
     sections: list[Section]
-    block_struct: str
+    block_struct: str  # the whole block in one read ("" when the block holds no values)
     block_fmt: str
     block_plan: list[tuple[int, int, int, int]]
     flat_count: int
+    struct_defs: list[StructDef]  # the layout structs emitted just before the block's classes
     doc: str = ""
-    zero_struct: str = ""  # packs BLOCK_LENGTH zero bytes
+    zero_struct: str = ""  # packs BLOCK_LENGTH zero bytes ("" for a block of no bytes)
     header_zero_struct: str = ""  # packs the header then BLOCK_LENGTH zero bytes
 
 
@@ -335,6 +443,7 @@ class CompositeCtx:
     doc: str
     struct: str = ""  # every member in one read or write (constants take no bytes; gaps are padding)
     flat_names: list[str] = field(default_factory=list)
+    struct_defs: list[StructDef] = field(default_factory=list)  # emitted just before the classes
 
 
 @dataclass
@@ -346,6 +455,7 @@ class HeaderCtx:
     fmt: str
     indices: dict[str, int]
     pack_order: list[str]
+    name: str = "messageHeader"  # the schema's header composite
 
 
 @dataclass
@@ -371,10 +481,11 @@ class _Builder:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.prefix = schema.byte_order.struct_prefix
-        self.structs = StructRegistry()
+        self.structs = StructRegistry(self.prefix)
         self.type_classes: dict[int, str] = {}
         self.used_classes: set[str] = set(MODULE_GLOBALS)
         self.composite_classes: dict[int, tuple[str, str]] = {}
+        self.composite_ctxs: dict[int, CompositeCtx] = {}
         self.enum_members: dict[int, dict[str, str]] = {}
         self.composites: list[CompositeCtx] = []
         self.enums: list[EnumCtx] = []
@@ -408,6 +519,7 @@ class _Builder:
             self.composite_classes[key] = (decoder, encoder)
             ctx = CompositeCtx(node.name, node.name, decoder, encoder, node.size, [], _doc(node.description))
             self.composites.append(ctx)
+            self.composite_ctxs[key] = ctx
             ctx.fields = self.accessors(
                 [
                     (
@@ -427,7 +539,18 @@ class _Builder:
             for acc in ctx.fields:
                 if acc.since_version > 0:
                     acc.check = f"self._acting_version < {acc.since_version}"
-            ctx.struct = self.structs.name(self.prefix + self.fmt_of(node))
+            fmt = self.prefix + self.fmt_of(node)
+            if struct.calcsize(fmt):  # a composite of no bytes (constants only) has no layout struct
+                layout = self.structs.layout(
+                    f"{upper_snake(node.name)}_LAYOUT",
+                    fmt,
+                    layout_comment(
+                        f"{node.name} (composite, {node.size} bytes): LAYOUT, one value per member",
+                        self.rows(node, 0),
+                    ),
+                )
+                ctx.struct = layout.name
+                ctx.struct_defs.append(layout)
             flat: list[str] = []
             for m in node.members:
                 flat += self.flat_names(snake(m.name), m.type)
@@ -482,7 +605,9 @@ class _Builder:
             if node.primitive is Primitive.CHAR:
                 return f"{node.length}s"
             code = node.primitive.struct_code
-            return code if node.length == 1 else code * node.length
+            if node.length == 1:
+                return code
+            return f"{node.length}{code}" if node.length else ""
         if isinstance(node, (EnumType, SetType)):
             return node.encoding.primitive.struct_code
         return layout_fmt([(m.offset, self.fmt_of(m.type), m.size) for m in node.members], node.size)
@@ -569,7 +694,10 @@ class _Builder:
                 prim = node.primitive
                 acc.primitive = prim.xml_name
                 acc.fmt = self.prefix + self.fmt_of(node)
-                acc.struct = self.structs.name(acc.fmt)
+                if node.size:
+                    acc.struct = self.structs.primitive(
+                        prim.struct_code, node.length, char=prim is Primitive.CHAR
+                    )
                 acc.length = node.length
                 if prim is Primitive.CHAR:
                     acc.kind = "text"
@@ -594,21 +722,18 @@ class _Builder:
                 acc.kind = "enum"
                 acc.type_class = self.type_class(node)
                 acc.fmt = self.prefix + node.encoding.primitive.struct_code
-                acc.struct = self.structs.name(acc.fmt)
+                acc.struct = self.structs.primitive(node.encoding.primitive.struct_code)
                 acc.null = literal(int(node.encoding.null_value))
                 acc.optional = presence is Presence.OPTIONAL
             elif isinstance(node, SetType):
                 acc.kind = "set"
                 acc.type_class = self.type_class(node)
                 acc.fmt = self.prefix + node.encoding.primitive.struct_code
-                acc.struct = self.structs.name(acc.fmt)
+                acc.struct = self.structs.primitive(node.encoding.primitive.struct_code)
             else:
                 acc.kind = "composite"
                 acc.type_class = self.type_class(node)
                 acc.decoder_class, acc.encoder_class = self.composite_classes[id(node)]
-            if acc.fmt:
-                pad = f"{offset}x" if offset else ""
-                acc.read_struct = self.structs.name(self.prefix + pad + acc.fmt[1:])
             out.append(acc)
         return out
 
@@ -648,6 +773,22 @@ class _Builder:
         for f in fields:
             if not f.is_constant:
                 index = self.plan_entries(f.type, f.offset, f.since_version, index, plan)
+        struct_defs: list[StructDef] = []
+        if index:  # a block of no values (no fields, or constants and padding only) needs no struct
+            if isinstance(node, Message):
+                title = f"{node.name} (template {node.id})"
+            else:
+                title = f"{owner_class} ({node.name} group entry)"
+            rows: list[tuple[int, str, str]] = []
+            for f in fields:
+                rows += self.rows(f.type, f.offset, f.name, f.since_version, f.presence)
+            struct_defs.append(
+                self.structs.layout(
+                    f"{upper_snake(owner_class)}_BLOCK",
+                    fmt,
+                    layout_comment(f"{title}: the {block_length}-byte block, one value per field", rows),
+                )
+            )
         sections: list[Section] = []
         group_ctxs: list[GroupCtx] = []
         for g in groups:
@@ -659,7 +800,6 @@ class _Builder:
             )
         for d in var_data:
             py = names.allocate(d.name)
-            lfmt = self.prefix + d.length.primitive.struct_code
             sections.append(
                 Section(
                     "data",
@@ -667,7 +807,7 @@ class _Builder:
                     py,
                     len(sections),
                     d.since_version,
-                    length_struct=self.structs.name(lfmt),
+                    length_struct=self.structs.primitive(d.length.primitive.struct_code),
                     prefix=d.length.primitive.size,
                     max_length=int(min(d.length.encoding.max_value, d.length.primitive.wire_max)),
                     encoding=d.character_encoding or "",
@@ -687,10 +827,11 @@ class _Builder:
             doc=_doc(node.description),
             base_end=base_end,
             max_since=max((entry[0] for entry in plan), default=0),
-            block_struct=self.structs.name(fmt),
+            block_struct=struct_defs[0].name if struct_defs else "",
             block_fmt=fmt,
             block_plan=plan,
             flat_count=index,
+            struct_defs=struct_defs,
         )
         return parts, group_ctxs
 
@@ -709,14 +850,15 @@ class _Builder:
         assert isinstance(g.num_in_group_member.type, EncodedType)
         num_type = g.num_in_group_member.type
         max_count = int(min(num_type.encoding.max_value, num_type.primitive.wire_max))
+        dim_struct = self.dimension_struct(dim, dim_fmt, pair)
         return GroupCtx(
             **parts,
             dim_decoder=self.type_class(dim),
-            dim_struct=self.structs.name(dim_fmt),
+            dim_struct=dim_struct,
             dim_size=dim.size,
             bl_index=bl_index,
             count_index=count_index,
-            dim_pack_struct=self.structs.name(dim_fmt),
+            dim_pack_struct=dim_struct,
             max_count=max_count,
             groups=nested,
             bl_order_first=bl_index == 0,
@@ -726,6 +868,49 @@ class _Builder:
                 if s.since_version == 0
             ),
         )
+
+    def dimension_struct(self, dim: CompositeType, fmt: str, pair: list[Member]) -> str:
+        """The struct reading a group dimension's blockLength and numInGroup: the composite's LAYOUT when
+        that holds nothing else, else a struct of the two (emitted beside the composite)."""
+        self.type_class(dim)
+        ctx = self.composite_ctxs[id(dim)]
+        if ctx.struct_defs[0].fmt == fmt:
+            return ctx.struct
+        for d in ctx.struct_defs[1:]:
+            if d.fmt == fmt:
+                return d.name
+        rows = [(m.offset, m.name, self.rows(m.type, m.offset)[0][2]) for m in pair]
+        title = f"{dim.name} read as a group dimension, its other bytes skipped"
+        extra = self.structs.layout(f"{upper_snake(dim.name)}_DIMENSIONS", fmt, layout_comment(title, rows))
+        ctx.struct_defs.append(extra)
+        return extra.name
+
+    def rows(
+        self, node: TypeNode, offset: int, name: str = "", since: int = 0, presence: Presence | None = None
+    ) -> list[tuple[int, str, str]]:
+        """``(offset, name, type)`` for each value ``fmt_of(node)`` unpacks to, for layout comments:
+        composite members flattened under dotted names, constants (no bytes) left out."""
+        if isinstance(node, CompositeType):
+            out: list[tuple[int, str, str]] = []
+            for m in node.members:
+                inner = f"{name}.{m.name}" if name else m.name
+                out += self.rows(
+                    m.type, offset + m.offset, inner, max(since, m.since_version), self.member_presence(m)
+                )
+            return out
+        if isinstance(node, EncodedType):
+            if node.is_constant or self.flat_items(node) == 0:
+                return []
+            label = node.primitive.xml_name + (f"[{node.length}]" if node.length != 1 else "")
+        elif isinstance(node, EnumType):
+            label = f"{self.type_class(node)} (enum of {node.encoding.primitive.xml_name})"
+        else:
+            label = f"{self.type_class(node)} (set of {node.encoding.primitive.xml_name})"
+        if presence is Presence.OPTIONAL:
+            label += ", optional"
+        if since:
+            label += f", since version {since}"
+        return [(offset, name, label)]
 
     def message_ctx(self, m: Message, header: HeaderCtx) -> MessageCtx:
         cls = class_name(m.name)
@@ -738,10 +923,21 @@ class _Builder:
             if not f.is_constant:
                 flat_names += self.flat_names(snake(f.name), f.type)
         flat_names = _unique_names(flat_names)
+        h = self.schema.header
+        above = "the block above" if parts["struct_defs"] else f"the {m.block_length}-byte block (no values)"
+        full = self.structs.layout(
+            f"{upper_snake(cls)}_WITH_HEADER",
+            full_fmt,
+            [
+                f"{h.name} ({h.size} bytes), then {above} at offset {h.size}:",
+                "unpack() and pack_into() read and write both in one call",
+            ],
+        )
+        parts["struct_defs"].append(full)
         ctx = MessageCtx(
             **parts,
             template_id=m.id,
-            full_struct=self.structs.name(full_fmt),
+            full_struct=full.name,
             header_items=len(header.pack_order),
             header_indices=header.indices,
             flat_names=flat_names,
@@ -767,7 +963,8 @@ class _Builder:
             names = self.flat_names(m.name, m.type)
             slots += [m.name] if len(names) == 1 else names
         indices = {n: slots.index(n) for n in ("blockLength", "templateId", "schemaId", "version")}
-        return HeaderCtx(*self.composite_classes[id(h)], h.size, self.structs.name(fmt), fmt, indices, slots)
+        layout = self.composite_ctxs[id(h)].struct
+        return HeaderCtx(*self.composite_classes[id(h)], h.size, layout, fmt, indices, slots, h.name)
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -787,6 +984,17 @@ def _walk_groups(groups: list[GroupCtx]) -> list[GroupCtx]:
         out.append(g)
         out.extend(_walk_groups(g.groups))
     return out
+
+
+def layout_comment(title: str, rows: list[tuple[int, str, str]]) -> list[str]:
+    """The comment lines above a layout struct: a title, then one ``offset  name  type`` row per value."""
+    if not rows:
+        return [f"{title}: no values, padding only"]
+    ow = max(len(str(offset)) for offset, _, _ in rows)
+    nw = max(len(name) for _, name, _ in rows)
+    lines = [f"{title} (offset, name, type):"]
+    lines += [f"  {offset:>{ow}}  {name:<{nw}}  {label}" for offset, name, label in rows]
+    return lines
 
 
 def layout_fmt(parts: list[tuple[int, str, int]], total: int) -> str:
