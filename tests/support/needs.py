@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -75,7 +75,3 @@ def cases_per_file(
             out.append(pytest.param(path, *[None] * (width - 1), id=f"{label(path)}-missing"))
     return out
 
-
-def reference_files(paths: Sequence[Path]) -> list[Path]:
-    """``paths``, each of them there (``need_reference``): for a test that uses several at once."""
-    return [need_reference(p) for p in paths]
