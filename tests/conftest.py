@@ -32,6 +32,20 @@ def rewrite(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--rewrite"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A case parametrized with a file under ``../shared`` (a path, or a list of paths) needs it before
+    its test runs: without it the case is skipped, or failed under CI (``support.needs.need_reference``),
+    before a hypothesis test draws a single example."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return
+    for value in callspec.params.values():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(path, Path):
+                need_reference(path)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference`` beside the checkout; without it a skip, or a failure under CI."""

@@ -65,8 +65,9 @@ def cases_per_file(
 ) -> list[Any]:
     """The cases ``cases_of(path)`` lists for every file of ``paths`` that is there (``pytest.param``s
     whose first value is the path). A missing file still gives one case, ``(path, None, ...)`` with
-    ``width`` values and the id ``<label>-missing``, so the set never shrinks unseen: the test calls
-    ``need_reference(path)`` first and that case is skipped (failed in CI)."""
+    ``width`` values and the id ``<label>-missing``, so the set never shrinks unseen: that case is
+    skipped (failed in CI) before its test runs, by ``need_reference`` on its path parameter (a hook in
+    ``tests/conftest.py``)."""
     out: list[Any] = []
     for path in paths:
         if path.exists():
@@ -74,4 +75,3 @@ def cases_per_file(
         else:
             out.append(pytest.param(path, *[None] * (width - 1), id=f"{label(path)}-missing"))
     return out
-
