@@ -1,4 +1,4 @@
-"""Shared pytest set-up: the ``--rewrite`` flag for golden files, and paths to the shared references."""
+"""Shared pytest set-up: the ``--rewrite`` flag for golden files, and the shared reference directory."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.needs import need_reference
+from support.paths import REFERENCE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,8 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 # regular package anywhere on the path wins over a namespace portion, so the repository root goes first.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,9 +32,21 @@ def rewrite(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--rewrite"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A case parametrized with a file under ``../shared`` (a path, or a list of paths) needs it before
+    its test runs: without it the case is skipped, or failed under CI (``support.needs.need_reference``),
+    before a hypothesis test draws a single example."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return
+    for value in callspec.params.values():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(path, Path):
+                need_reference(path)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """``../shared/reference`` beside the checkout; tests that need it fail loudly without it."""
-    if not REFERENCE.is_dir():
-        pytest.fail(f"the shared reference directory {REFERENCE} is missing")
-    return REFERENCE
+    """``../shared/reference`` beside the checkout; without it a skip, or a failure under CI."""
+    return need_reference(REFERENCE)

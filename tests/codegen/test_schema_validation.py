@@ -6,10 +6,11 @@ where the offending element's start tag spans several lines).  ``BAD_SCHEMAS`` r
 line the error must name and words the message must contain; ``str(error)`` must start with
 ``"<file>:<line>: "`` so an editor can jump to it.
 
-The fuzz test mutates valid schemas (the SBE and Aeron references and our own) the way a careless
-edit would -- drop an attribute, put garbage in a value, duplicate, delete or reorder elements,
-truncate the file -- and checks that the parser either accepts the result or raises SchemaError:
-a raw ``KeyError``/``ValueError``/lxml error escaping is a bug (STYLE.md item 10).  Hypothesis
+The fuzz test mutates valid schemas (our own and the tests' own; and the SBE and Aeron references
+where the shared reference directory is there) the way a careless edit would -- drop an attribute,
+put garbage in a value, duplicate, delete or reorder elements, truncate the file -- and checks that
+the parser either accepts the result or raises SchemaError: a raw ``KeyError``/``ValueError``/lxml
+error escaping is a bug (errors name file and line, ``docs/ARCHITECTURE.md``).  Hypothesis
 prints the failing example and keeps it in its database, so a failure reproduces on the next run.
 """
 
@@ -23,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from support.paths import AERON, SBE, SBE_TESTS, SCHEMAS, TESTDATA
+from support.needs import need_reference
+from support.paths import CAR_SCHEMAS, REFERENCE_SCHEMAS, SCHEMAS, TEST_SCHEMAS, TESTDATA
 
 from codegen.ir import dump
 from codegen.schema import SchemaError, load_schema, parse_schema_bytes
@@ -175,13 +177,11 @@ def test_in_memory_schema_errors_name_the_source() -> None:
 # --------------------------------------------------------------------------------------------- fuzz
 
 
-def _valid_schema_paths() -> list[Path]:
-    paths = [p for p in sorted(SBE.glob("*.xml")) if p.name != "common-types.xml"]
-    paths += sorted(SBE_TESTS.glob("*.xml")) + sorted(AERON.glob("*.xml")) + sorted(SCHEMAS.glob("*.xml"))
-    return paths
-
-
-VALID_SCHEMAS = _valid_schema_paths()
+# Valid schemas to mutate: the project's own, and the references (listed by name) where they are there.
+VALID_SCHEMAS = {
+    "project": [*sorted(SCHEMAS.glob("*.xml")), CAR_SCHEMAS[0], *sorted(TEST_SCHEMAS.glob("*.xml"))],
+    "reference": REFERENCE_SCHEMAS,
+}
 
 GARBAGE = [
     "",
@@ -219,9 +219,9 @@ def _elements(root: etree._Element) -> list[etree._Element]:
 
 
 @st.composite
-def mutated_schemas(draw: st.DrawFn) -> tuple[Path, bytes]:
-    """A valid schema with one to three careless edits applied."""
-    path = draw(st.sampled_from(VALID_SCHEMAS))
+def mutated_schemas(draw: st.DrawFn, paths: list[Path]) -> tuple[Path, bytes]:
+    """A valid schema of ``paths`` with one to three careless edits applied."""
+    path = draw(st.sampled_from(paths))
     root = etree.fromstring(path.read_bytes())
     for _ in range(draw(st.integers(1, 3))):
         elements = _elements(root)
@@ -270,10 +270,11 @@ def mutated_schemas(draw: st.DrawFn) -> tuple[Path, bytes]:
     return path, data
 
 
+@pytest.mark.parametrize("pool", [pytest.param(paths, id=pool) for pool, paths in VALID_SCHEMAS.items()])
 @settings(max_examples=200, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_schemas())
-def test_mutated_schemas_raise_nothing_but_schema_error(case: tuple[Path, bytes]) -> None:
-    path, data = case
+@given(draws=st.data())
+def test_mutated_schemas_raise_nothing_but_schema_error(pool: list[Path], draws: st.DataObject) -> None:
+    path, data = draws.draw(mutated_schemas([need_reference(p) for p in pool]), label="case")
     try:
         schema = parse_schema_bytes(data, source=str(path), base_dir=path.parent)
     except SchemaError as err:

@@ -1,4 +1,5 @@
-"""Consensus settings (brief D.1, C.2, H.1): Aeron's defaults and the start-up checks."""
+"""Consensus settings: Aeron's defaults and the start-up checks (``docs/consensus.md``, "Configuration
+defaults")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The consensus core is sans-IO (LAYOUT.md, STYLE.md 1-2): no sockets, files, threads, clocks or
+"""The consensus core is sans-IO (``docs/ARCHITECTURE.md``): no sockets, files, threads, clocks or
 randomness, and neither the transport nor the archive. ``lint-imports`` holds most of this too; this
 test also covers ``cluster.archive`` (which import-linter cannot name until it exists) and the file,
 process and thread modules, and catches imports hidden inside functions."""

@@ -1,5 +1,5 @@
-"""Membership and quorum rules (brief D.2, H.1, H.2): the members string, quorum arithmetic, and the
-candidate/leader predicates of an election."""
+"""Membership and quorum rules (``docs/consensus.md``, "Members and quorums"): the members string,
+quorum arithmetic, and the candidate/leader predicates of an election."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from cluster.consensus.core.members import (
     validate_members,
 )
 
-BRIEF_EXAMPLE = (
+THREE_MEMBERS = (
     "0,h0:9002,h0:9003,h0:9004,h0:9005,h0:8010"
     "|1,h1:9002,h1:9003,h1:9004,h1:9005,h1:8010"
     "|2,h2:9002,h2:9003,h2:9004,h2:9005,h2:8010"
@@ -43,12 +43,12 @@ def member_text(member_id: int, host: str = "h", *extra: str) -> str:
 # ------------------------------------------------------------------------------- members string
 
 
-def test_brief_example_parses_in_order() -> None:
-    members = parse_members(BRIEF_EXAMPLE)
+def test_three_members_parse_in_order() -> None:
+    members = parse_members(THREE_MEMBERS)
     assert [member.id for member in members] == [0, 1, 2]
     assert members[1] == ClusterMember(1, "h1:9002", "h1:9003", "h1:9004", "h1:9005", "h1:8010")
     assert members[1].archive_response is None and members[1].egress_response is None
-    assert format_members(members) == BRIEF_EXAMPLE
+    assert format_members(members) == THREE_MEMBERS
 
 
 def test_member_order_is_kept_not_sorted() -> None:
@@ -184,7 +184,7 @@ def test_validate_members_refuses_empty_and_foreign_values() -> None:
 
 
 def test_member_by_id() -> None:
-    members = parse_members(BRIEF_EXAMPLE)
+    members = parse_members(THREE_MEMBERS)
     assert member_by_id(members, 2) is members[2]
     with pytest.raises(MembershipError, match="no member with id 9 \\(members: 0, 1, 2\\)"):
         member_by_id(members, 9)
@@ -363,7 +363,7 @@ def test_quorum_leader_needs_a_quorum_of_true_votes() -> None:
 
 
 def test_quorum_leader_fails_on_any_false_vote_in_my_term() -> None:
-    """ClusterMemberTest isQuorumLeaderReturnsFalseIfAtLeastOneNegativeVoteIsDetected (brief K.6)."""
+    """Aeron's ClusterMemberTest isQuorumLeaderReturnsFalseIfAtLeastOneNegativeVoteIsDetected."""
     group = votes(5, (5, True), (5, True), (5, True), (5, True), (5, False))
     assert not is_quorum_leader(group, 5)
     # a FALSE from an older candidate term does not count against this ballot

@@ -1,5 +1,5 @@
-"""The recording log model (brief E.4, G.3): its rules, back-filling, truncation, the recovery plan, and
-the 64-byte record format."""
+"""The recording log model (``docs/consensus.md``, "Recording log"): its rules, back-filling,
+truncation, the recovery plan, and the 64-byte record format (Aeron's ``RecordingLog``)."""
 
 from __future__ import annotations
 
@@ -431,7 +431,7 @@ def test_recovery_plan_needs_the_log_stop_position_when_there_are_terms() -> Non
 # ------------------------------------------------------------------------------------ record bytes
 
 
-def test_record_layout_matches_the_brief() -> None:
+def test_record_layout_matches_aeron_recording_log() -> None:
     log = term_log(0)
     log.commit_log_position(0, 4096)
     log.append_snapshot(21, 0, 0, 1024, 777, -1)

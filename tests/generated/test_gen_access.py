@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import AERON_SCHEMAS, SBE, SBE_TESTS, VECTORS
+from support.paths import AERON_SCHEMAS, CAR_SCHEMAS, GROUP_VAR_DATA, NESTED_GROUPS, VECTORS
 from support.sbe_values import values_for
 
 import generated
@@ -43,14 +43,12 @@ from codegen.targets.python import package_name_for
 
 @cache
 def car(version: int = 0) -> ModuleType:
-    return import_schema_file(
-        SBE / ("example-schema.xml" if version == 0 else "example-extension-schema.xml")
-    )
+    return import_schema_file(CAR_SCHEMAS[version])
 
 
 @cache
 def group_data() -> ModuleType:
-    return import_schema_file(SBE_TESTS / "group-with-data-schema.xml")
+    return import_schema_file(GROUP_VAR_DATA)
 
 
 @cache
@@ -167,22 +165,27 @@ def test_nested_groups_iterate_with_count_and_len() -> None:
 
 
 def test_triple_nested_groups_read_in_order_and_out_of_order() -> None:
-    module = import_schema_file(SBE_TESTS / "nested-group-schema.xml")
+    module = import_schema_file(NESTED_GROUPS)
     fields = {
-        "a": 1,
-        "x": [
-            {"b": 2, "y": [{"c": 3, "z": [{"d": 4}, {"d": 5}]}, {"c": 6, "z": []}]},
-            {"b": 7, "y": [{"c": 8, "z": [{"d": 9}]}]},
+        "trunk": 1,
+        "branches": [
+            {
+                "branch": 2,
+                "twigs": [{"twig": 3, "leaves": [{"leaf": 4}, {"leaf": 5}]}, {"twig": 6, "leaves": []}],
+            },
+            {"branch": 7, "twigs": [{"twig": 8, "leaves": [{"leaf": 9}]}]},
         ],
     }
-    data = module.encode_dict("Top", fields)
+    data = module.encode_dict("Tree", fields)
     decoder = module.decode(data)
-    tree = [(x.b, [(y.c, [z.d for z in y.z()]) for y in x.y()]) for x in decoder.x()]
+    tree = [
+        (b.branch, [(t.twig, [x.leaf for x in t.leaves()]) for t in b.twigs()]) for b in decoder.branches()
+    ]
     assert tree == [(2, [(3, [4, 5]), (6, [])]), (7, [(8, [9])])]
     decoder = module.decode(data)
-    x = decoder.x()
-    y = next(x).y()
-    assert next(y).z().count == 2  # leave everything half-read ...
+    branches = decoder.branches()
+    twigs = next(branches).twigs()
+    assert next(twigs).leaves().count == 2  # leave everything half-read ...
     assert decoder.total_length() == len(data) - module.HEADER_SIZE  # ... and the rest is skipped
     assert decoder.to_dict() == fields
 
@@ -229,11 +232,11 @@ def test_encoder_sections_out_of_order_raise() -> None:
 
 def test_encoder_group_entry_sections_out_of_order_raise() -> None:
     module = group_data()
-    encoder = module.TestMessage3Encoder().wrap_and_apply_header(bytearray(256), 0)
-    entries = encoder.entries_count(1)
-    entries.next().put_var_data_field("late")
+    encoder = module.ShipmentEncoder().wrap_and_apply_header(bytearray(256), 0)
+    crates = encoder.crates_count(1)
+    crates.next().put_crate_note("late")
     with pytest.raises(EncodeValueError):
-        entries.nested_entries_count(0)
+        crates.parcels_count(0)
 
 
 def test_encoder_skipped_sections_are_written_empty() -> None:
@@ -305,9 +308,9 @@ def test_group_count_out_of_range_raises() -> None:
         _, encoder = _car_encoder(1 << 20)
         with pytest.raises(EncodeValueError):
             encoder.fuel_figures_count(count)
-    encoder = group_data().TestMessage1Encoder().wrap_and_apply_header(bytearray(1 << 16), 0)
+    encoder = group_data().ParcelEncoder().wrap_and_apply_header(bytearray(1 << 16), 0)
     with pytest.raises(EncodeValueError):
-        encoder.entries_count(256)  # numInGroup is uint8 here
+        encoder.items_count(256)  # numInGroup is uint8 here
 
 
 def _finish_after_rejection(
@@ -334,30 +337,30 @@ def test_a_rejected_group_count_does_not_leave_a_malformed_message() -> None:
 def test_rejected_var_data_does_not_leave_a_malformed_message() -> None:
     module = group_data()
     buffer = bytearray(4096)
-    encoder = module.TestMessage1Encoder().wrap_and_apply_header(buffer, 0)
-    entries = encoder.entries_count(1)
-    entries.next()
+    encoder = module.ParcelEncoder().wrap_and_apply_header(buffer, 0)
+    items = encoder.items_count(1)
+    items.next()
     with pytest.raises(EncodeValueError):
-        entries.put_var_data_field(b"x" * 300)
-    _finish_after_rejection(module, buffer, encoder, lambda: entries.put_var_data_field(b"short"))
+        items.put_note(b"x" * 300)
+    _finish_after_rejection(module, buffer, encoder, lambda: items.put_note(b"short"))
 
 
 def test_var_data_too_long_for_its_length_type_raises() -> None:
-    module = group_data()  # varDataEncoding has a uint8 length
-    encoder = module.TestMessage1Encoder().wrap_and_apply_header(bytearray(4096), 0)
-    entries = encoder.entries_count(1)
-    entries.next()
-    entries.put_var_data_field(b"x" * 254)  # the longest that fits (uint8's 255 is its null value)
-    encoder = module.TestMessage1Encoder().wrap_and_apply_header(bytearray(4096), 0)
-    entries = encoder.entries_count(1)
-    entries.next()
+    module = group_data()  # shortText has a uint8 length
+    encoder = module.ParcelEncoder().wrap_and_apply_header(bytearray(4096), 0)
+    items = encoder.items_count(1)
+    items.next()
+    items.put_note(b"x" * 254)  # the longest that fits (uint8's 255 is its null value)
+    encoder = module.ParcelEncoder().wrap_and_apply_header(bytearray(4096), 0)
+    items = encoder.items_count(1)
+    items.next()
     with pytest.raises(EncodeValueError) as excinfo:
-        entries.put_var_data_field(b"x" * 255)
-    assert excinfo.value.field == "varDataField"
+        items.put_note(b"x" * 255)
+    assert excinfo.value.field == "note"
     with pytest.raises(EncodeValueError):
         module.encode_dict(
-            "TestMessage1",
-            {"Tag1": 1, "Entries": [{"TagGroup1": "a", "TagGroup2": 1, "varDataField": "é" * 128}]},
+            "Parcel",
+            {"parcelId": 1, "items": [{"label": "a", "quantity": 1, "note": "é" * 128}]},
         )  # 256 bytes in UTF-8
 
 

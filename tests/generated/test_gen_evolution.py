@@ -10,9 +10,10 @@ data at the end, and promises that old and new codecs still understand each othe
   acting block length as absent too;
 * a block shorter than the version-0 fields cannot be decoded (``UnsupportedVersionError``).
 
-The car schemas (v0 ``example-schema.xml``, v1 ``example-extension-schema.xml``) are SBE's own example
-of this; a v2 variant made here appends fields to every group block (nested too) and a var data, to
-simulate a newer sender; hand-made bytes check the same without relying on our encoder.
+The car schemas (v0 and v1: the project's stand-ins for SBE's ``example-schema.xml`` and
+``example-extension-schema.xml``, ``support.paths.CAR_SCHEMAS``) are SBE's own example of this; a v2
+variant made here appends fields to every group block (nested too) and a var data, to simulate a
+newer sender; hand-made bytes check the same without relying on our encoder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema, import_schema_file
-from support.paths import SBE, SBE_TESTS
+from support.paths import CAR_SCHEMAS, GROUP_VAR_DATA, NESTED_GROUPS
 from support.sbe_values import values_for
 
 import generated
@@ -47,16 +48,14 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 def car(version: int) -> ModuleType:
     if version == 2:
         return import_schema(car_v2_schema(), "car_v2")
-    return import_schema_file(
-        SBE / ("example-schema.xml" if version == 0 else "example-extension-schema.xml")
-    )
+    return import_schema_file(CAR_SCHEMAS[version])
 
 
 @cache
 def car_schema(version: int) -> Schema:
     if version == 2:
         return car_v2_schema()
-    return load_schema(SBE / ("example-schema.xml" if version == 0 else "example-extension-schema.xml"))
+    return load_schema(CAR_SCHEMAS[version])
 
 
 def _variant(path: Any, version: int, replacements: list[tuple[str, str]]) -> Schema:
@@ -75,7 +74,7 @@ def _variant(path: Any, version: int, replacements: list[tuple[str, str]]) -> Sc
 def car_v2_schema() -> Schema:
     """The extension schema plus a v2: a field appended to each group block, and a var data appended."""
     return _variant(
-        SBE / "example-extension-schema.xml",
+        CAR_SCHEMAS[1],
         2,
         [
             (
@@ -215,52 +214,59 @@ def _plain(value: Any) -> Any:
 
 
 def test_larger_group_blocks_are_skipped_in_nested_groups_hand_made_bytes() -> None:
-    """A newer sender's Top (nested-group-schema) with a longer root block and longer entries at
-    every depth: each entry is stepped over by the block length in its own dimension header."""
-    module = import_schema_file(SBE_TESTS / "nested-group-schema.xml")
+    """A newer sender's Tree (tests/testdata/schemas/nested-groups.xml) with a longer root block and
+    longer entries at every depth: each entry is stepped over by the block length in its own
+    dimension header."""
+    module = import_schema_file(NESTED_GROUPS)
     pad = b"\xee"
-    out = bytearray(struct.pack("<HHHH", 16 + 4, 1, 2, 1))  # blockLength 20 (16 known), version 1
-    out += bytes([1]) + bytes(15) + pad * 4  # a=1, then 4 unknown bytes
-    out += bytes([4, 2])  # x: entries of 4 bytes (1 known), 2 entries
-    out += bytes([2]) + pad * 3  # b=2
-    out += bytes([3, 1])  # y: entries of 3 bytes (1 known), 1 entry
-    out += bytes([3]) + pad * 2  # c=3
-    out += bytes([5, 2])  # z: entries of 5 bytes (1 known), 2 entries
-    out += bytes([4]) + pad * 4 + bytes([5]) + pad * 4  # d=4, d=5
-    out += bytes([7]) + pad * 3  # b=7
-    out += bytes([3, 0])  # y: no entries
-    expected = {"a": 1, "x": [{"b": 2, "y": [{"c": 3, "z": [{"d": 4}, {"d": 5}]}]}, {"b": 7, "y": []}]}
+    out = bytearray(struct.pack("<HHHH", 16 + 4, 1, 42, 1))  # blockLength 20 (16 known), version 1
+    out += bytes([1]) + bytes(15) + pad * 4  # trunk=1, then 4 unknown bytes
+    out += bytes([4, 2])  # branches: entries of 4 bytes (1 known), 2 entries
+    out += bytes([2]) + pad * 3  # branch=2
+    out += bytes([3, 1])  # twigs: entries of 3 bytes (1 known), 1 entry
+    out += bytes([3]) + pad * 2  # twig=3
+    out += bytes([5, 2])  # leaves: entries of 5 bytes (1 known), 2 entries
+    out += bytes([4]) + pad * 4 + bytes([5]) + pad * 4  # leaf=4, leaf=5
+    out += bytes([7]) + pad * 3  # branch=7
+    out += bytes([3, 0])  # twigs: no entries
+    expected = {
+        "trunk": 1,
+        "branches": [
+            {"branch": 2, "twigs": [{"twig": 3, "leaves": [{"leaf": 4}, {"leaf": 5}]}]},
+            {"branch": 7, "twigs": []},
+        ],
+    }
     data = bytes(out)
     decoder = module.decode(data)
     assert decoder.to_dict() == expected
     assert module.HEADER_SIZE + decoder.total_length() == len(data)
     # Entries skipped without being read are skipped by their own block length too.
     decoder = module.decode(data)
-    entries = list(decoder.x())
+    entries = list(decoder.branches())
     assert len(entries) == 2 and decoder.total_length() == len(data) - 8
-    assert _plain(module.TopDecoder.unpack(data)) == _plain(
-        unpack_record(module.TopDecoder().wrap_header(data, 0))
+    assert _plain(module.TreeDecoder.unpack(data)) == _plain(
+        unpack_record(module.TreeDecoder().wrap_header(data, 0))
     )
-    assert _plain(module.TopDecoder.unpack(data)) == [1, [[2, [[3, [[4], [5]]]]], [7, []]]]
+    assert _plain(module.TreeDecoder.unpack(data)) == [1, [[2, [[3, [[4], [5]]]]], [7, []]]]
 
 
 @cache
 def group_data_v1() -> Schema:
-    """group-with-data-schema, v1: fields appended to the outer and nested entries of TestMessage3."""
+    """group-var-data.xml, v1: fields appended to the outer and nested entries of Shipment."""
     return _variant(
-        SBE_TESTS / "group-with-data-schema.xml",
+        GROUP_VAR_DATA,
         1,
         [
             (
-                '<field name="TagGroup1" id="3" type="Symbol"/>\n            <group name="NestedEntries"',
-                '<field name="TagGroup1" id="3" type="Symbol"/>'
-                '<field name="Extra1" id="8" type="int32" sinceVersion="1"/>'
-                '\n            <group name="NestedEntries"',
+                '<field name="label" id="3" type="Label"/>\n            <group name="parcels"',
+                '<field name="label" id="3" type="Label"/>'
+                '<field name="extra1" id="8" type="int32" sinceVersion="1"/>'
+                '\n            <group name="parcels"',
             ),
             (
-                '<field name="TagGroup2" id="5" type="int64" semanticType="int"/>',
-                '<field name="TagGroup2" id="5" type="int64" semanticType="int"/>'
-                '<field name="Extra2" id="9" type="uint16" presence="optional" sinceVersion="1"/>',
+                '<field name="weight" id="5" type="int64"/>',
+                '<field name="weight" id="5" type="int64"/>'
+                '<field name="extra2" id="9" type="uint16" presence="optional" sinceVersion="1"/>',
             ),
         ],
     )
@@ -269,7 +275,7 @@ def group_data_v1() -> Schema:
 @cache
 def group_data_module(version: int) -> ModuleType:
     if version == 0:
-        return import_schema_file(SBE_TESTS / "group-with-data-schema.xml")
+        return import_schema_file(GROUP_VAR_DATA)
     return import_schema(group_data_v1(), "group_with_data_v1")
 
 
@@ -280,18 +286,18 @@ def test_nested_group_entries_with_var_data_and_longer_blocks_decode_with_the_ol
 ) -> None:
     old = group_data_module(0)
     new = group_data_module(1)
-    fields = data.draw(values_for(group_data_v1(), "TestMessage3"))
-    encoded = new.encode_dict("TestMessage3", fields)
-    assert old.decode(encoded).to_dict() == without(fields, {"Extra1", "Extra2"})
+    fields = data.draw(values_for(group_data_v1(), "Shipment"))
+    encoded = new.encode_dict("Shipment", fields)
+    assert old.decode(encoded).to_dict() == without(fields, {"extra1", "extra2"})
     # ... and the old bytes read by the new codec: the new entry fields are null.
-    old_fields = without(fields, {"Extra1", "Extra2"})
-    old_bytes = old.encode_dict("TestMessage3", old_fields)
+    old_fields = without(fields, {"extra1", "extra2"})
+    old_bytes = old.encode_dict("Shipment", old_fields)
     decoder = new.decode(old_bytes)
-    assert decoder.to_dict() == nulled(fields, {"Extra1", "Extra2"})
-    for entry in decoder.entries():
+    assert decoder.to_dict() == nulled(fields, {"extra1", "extra2"})
+    for entry in decoder.crates():
         assert entry.extra1 is None
         assert entry.read_block()[-1] is None
-        for nested in entry.nested_entries():
+        for nested in entry.parcels():
             assert nested.extra2 is None
             assert nested.read_block()[-1] is None
 

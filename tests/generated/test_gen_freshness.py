@@ -1,4 +1,4 @@
-"""The checked-in codecs are what the generator makes from the checked-in schemas (STYLE.md item 5).
+"""The checked-in codecs are what the generator makes from the checked-in schemas (``docs/ARCHITECTURE.md``).
 
 ``python -m tools codegen --check`` regenerates in memory and fails if anything on disk differs; each
 generated file opens with a do-not-edit header naming its schema and that schema's sha256, so a

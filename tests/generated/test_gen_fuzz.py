@@ -6,9 +6,10 @@ to the length fields: huge group counts, huge or tiny group block lengths, huge 
 and read the result every way a user can: ``decode(...).to_dict()``, the ``unpack()`` fast path, and
 the flyweight API (iterating groups, reading var data as views and as text, out of order too).
 
-STYLE.md item 10: a raw ``IndexError``, ``struct.error``, ``UnicodeDecodeError``, ``KeyError``,
-``ValueError`` that is not a ``CodecError``, ``RecursionError`` or ``MemoryError`` escaping is a bug,
-and so is an error that does not name the message (or its header or group) and an offset.
+Bad input raises a ``CodecError`` that names message, field and offset (README, "Using the codecs"):
+a raw ``IndexError``, ``struct.error``, ``UnicodeDecodeError``, ``KeyError``, ``ValueError`` that is
+not a ``CodecError``, ``RecursionError`` or ``MemoryError`` escaping is a bug, and so is an error that
+does not name the message (or its header or group) and an offset.
 
 Reproduce a failure with ``pytest tests/generated/test_gen_fuzz.py -k <name>``: hypothesis prints the
 falsifying example and replays it from its database.
@@ -27,7 +28,19 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import AERON_SCHEMAS, SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.needs import need_reference
+from support.paths import (
+    AERON_SCHEMAS,
+    CAR_BIG_ENDIAN,
+    CAR_SCHEMAS,
+    GROUP_VAR_DATA,
+    NESTED_GROUPS,
+    OFFSETS_AND_CONSTANTS,
+    SBE,
+    SBE_TESTS,
+    SCHEMAS,
+    VECTORS,
+)
 from support.sbe_values import values_for
 
 import generated
@@ -36,7 +49,6 @@ from codegen.runtime.errors import BufferTooShortError, CodecError
 from codegen.schema import load_schema
 from codegen.targets.python import package_name_for
 
-CAR = {0: SBE / "example-schema.xml", 1: SBE / "example-extension-schema.xml"}
 OURS = {"cluster": SCHEMAS / "aeron-cluster-codecs.xml", "archive": SCHEMAS / "aeron-archive-codecs.xml"}
 
 
@@ -179,7 +191,7 @@ def _vectors() -> list[tuple[Path, str, bytes]]:
     for name in ("car", "cluster", "archive"):
         with open(VECTORS / f"{name}-vectors.json") as f:
             for v in json.load(f)["vectors"]:
-                path = CAR[v["schemaVersion"]] if name == "car" else OURS[name]
+                path = CAR_SCHEMAS[v["schemaVersion"]] if name == "car" else OURS[name]
                 out.append((path, v["message"], bytes.fromhex(v["hex"])))
     return out
 
@@ -248,33 +260,44 @@ def test_corrupted_vectors_raise_only_codec_errors(data: st.DataObject) -> None:
 # ------------------------------------------------------------------- valid encodings: hypothesis-made
 
 
-def _rich_messages() -> list[tuple[Path, str]]:
-    """Messages with groups or var data (or a big-endian layout), where damage has most to hit."""
-    paths = [
-        CAR[0],
-        CAR[1],
+# Schemas with groups or var data (or a big-endian layout), where damage has most to hit: the
+# project's own, and SBE's where the shared reference directory is there.
+RICH_SCHEMAS = {
+    "project": [
+        *CAR_SCHEMAS.values(),
+        CAR_BIG_ENDIAN,
+        GROUP_VAR_DATA,
+        NESTED_GROUPS,
+        OFFSETS_AND_CONSTANTS,
+        *AERON_SCHEMAS,
+    ],
+    "reference": [
         SBE / "example-bigendian-test-schema.xml",
         SBE_TESTS / "group-with-data-schema.xml",
         SBE_TESTS / "nested-group-schema.xml",
         SBE_TESTS / "basic-variable-length-schema.xml",
         SBE_TESTS / "json-printer-test-schema.xml",
-        *AERON_SCHEMAS,
-    ]
+    ],
+}
+POOLS = [pytest.param(paths, id=pool) for pool, paths in RICH_SCHEMAS.items()]
+
+
+@cache
+def rich_messages(paths: tuple[Path, ...]) -> list[tuple[Path, str]]:
+    """The messages of these schemas with groups or var data (every message outside ours)."""
     out = []
     for path in paths:
-        for m in schema_of(path).messages:
+        for m in schema_of(need_reference(path)).messages:
             if m.groups or m.var_data or path.parent != SCHEMAS:
                 out.append((path, m.name))
     return out
 
 
-RICH = _rich_messages()
-
-
+@pytest.mark.parametrize("pool", POOLS)
 @FUZZ
 @given(data=st.data())
-def test_corrupted_made_up_messages_raise_only_codec_errors(data: st.DataObject) -> None:
-    path, message = data.draw(st.sampled_from(RICH), label="message")
+def test_corrupted_made_up_messages_raise_only_codec_errors(pool: list[Path], data: st.DataObject) -> None:
+    path, message = data.draw(st.sampled_from(rich_messages(tuple(pool))), label="message")
     schema, module = schema_of(path), module_of(path)
     fields = data.draw(values_for(schema, message, max_entries=3), label="fields")
     original = module.encode_dict(message, fields)
@@ -286,6 +309,7 @@ def test_corrupted_made_up_messages_raise_only_codec_errors(data: st.DataObject)
 
 
 # Every length of every example is costly: no shrinking (the failing length is in the message).
+@pytest.mark.parametrize("pool", POOLS)
 @settings(
     max_examples=40,
     deadline=None,
@@ -294,8 +318,10 @@ def test_corrupted_made_up_messages_raise_only_codec_errors(data: st.DataObject)
     report_multiple_bugs=False,
 )
 @given(data=st.data())
-def test_every_truncation_of_a_made_up_message_raises_buffer_too_short(data: st.DataObject) -> None:
-    path, message = data.draw(st.sampled_from(RICH), label="message")
+def test_every_truncation_of_a_made_up_message_raises_buffer_too_short(
+    pool: list[Path], data: st.DataObject
+) -> None:
+    path, message = data.draw(st.sampled_from(rich_messages(tuple(pool))), label="message")
     schema, module = schema_of(path), module_of(path)
     original = module.encode_dict(message, data.draw(values_for(schema, message), label="fields"))
     for length in range(len(original)):
@@ -303,10 +329,13 @@ def test_every_truncation_of_a_made_up_message_raises_buffer_too_short(data: st.
         assert isinstance(exc, BufferTooShortError), f"truncated to {length} of {len(original)}: {exc!r}"
 
 
+@pytest.mark.parametrize("pool", POOLS)
 @FUZZ
 @given(data=st.data())
-def test_random_bodies_behind_a_valid_header_raise_only_codec_errors(data: st.DataObject) -> None:
-    path, message = data.draw(st.sampled_from(RICH), label="message")
+def test_random_bodies_behind_a_valid_header_raise_only_codec_errors(
+    pool: list[Path], data: st.DataObject
+) -> None:
+    path, message = data.draw(st.sampled_from(rich_messages(tuple(pool))), label="message")
     schema, module = schema_of(path), module_of(path)
     header = _header(module, message)
     body = data.draw(st.binary(max_size=300), label="body")

@@ -1,8 +1,10 @@
 """Round trips through the generated flyweight codecs, for every message of every schema we have.
 
 SBE's basic promise: what an encoder writes, a decoder of the same schema reads back unchanged.  For
-our five checked-in packages and every reference schema (the car schemas, big-endian included, the 16
-SBE tool test schemas and the Aeron reference schemas), hypothesis draws valid field dicts
+our five checked-in packages, the tests' own schemas (``tests/testdata/schemas``: the car stand-ins,
+big-endian included, nested groups, var data in groups, explicit offsets and constants) and, where the
+shared reference directory is there, every reference schema (SBE's car schemas, big-endian included,
+the 16 SBE tool test schemas and the Aeron reference schemas), hypothesis draws valid field dicts
 (``support.sbe_values``) and checks
 
 * ``decode(encode_dict(name, values)).to_dict() == values`` (``docs/sbe-json.md``), also when the
@@ -29,7 +31,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.generated_import import import_schema_file
-from support.paths import AERON, AERON_SCHEMAS, SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.needs import cases_per_file, need_reference
+from support.paths import (
+    AERON_SCHEMAS,
+    CAR_SCHEMAS,
+    GROUP_VAR_DATA,
+    NESTED_GROUPS,
+    OWN_TEST_SCHEMAS,
+    REFERENCE_SCHEMAS,
+    SBE_TEST_SCHEMAS,
+    SCHEMAS,
+    VECTORS,
+)
 from support.sbe_values import values_for
 
 import generated
@@ -41,13 +54,7 @@ from codegen.targets.python import package_name_for
 # --------------------------------------------------------------------------------------------- schemas
 
 OUR_SCHEMAS = AERON_SCHEMAS
-REFERENCE_SCHEMAS = [
-    SBE / "example-schema.xml",
-    SBE / "example-extension-schema.xml",
-    SBE / "example-bigendian-test-schema.xml",
-    *sorted(SBE_TESTS.glob("*.xml")),
-    *sorted(AERON.glob("*.xml")),
-]
+ALL_SCHEMAS = OUR_SCHEMAS + OWN_TEST_SCHEMAS + REFERENCE_SCHEMAS
 
 
 @cache
@@ -57,7 +64,7 @@ def schema_of(path: Path) -> Schema:
 
 @cache
 def module_of(path: Path) -> ModuleType:
-    """Our schemas: the checked-in package; reference schemas: generated in memory."""
+    """Our schemas: the checked-in package; the others: generated in memory."""
     if path.parent == SCHEMAS:
         module: ModuleType = getattr(generated, package_name_for(path))
         return module
@@ -65,26 +72,27 @@ def module_of(path: Path) -> ModuleType:
 
 
 def _label(path: Path) -> str:
-    return ("ours" if path.parent == SCHEMAS else path.parent.name) + "/" + path.stem
+    if path.parent == SCHEMAS:
+        return f"ours/{path.stem}"
+    return ("test" if path in OWN_TEST_SCHEMAS else path.parent.name) + "/" + path.stem
 
 
-def _message_cases() -> list[Any]:
-    cases = []
-    for path in OUR_SCHEMAS + REFERENCE_SCHEMAS:
-        for message in schema_of(path).messages:
-            cases.append(pytest.param(path, message.name, id=f"{_label(path)}-{message.name}"))
-    return cases
+def _messages_of(path: Path) -> list[Any]:
+    return [
+        pytest.param(path, message.name, id=f"{_label(path)}-{message.name}")
+        for message in schema_of(path).messages
+    ]
 
 
-MESSAGE_CASES = _message_cases()
+MESSAGE_CASES = cases_per_file(ALL_SCHEMAS, _messages_of, _label, width=2)
 
 
 def test_the_cases_cover_every_schema_kind() -> None:
     assert len(OUR_SCHEMAS) == 5
-    assert len(list(SBE_TESTS.glob("*.xml"))) == 16
-    assert any(schema_of(p).byte_order.name == "BIG_ENDIAN" for p in REFERENCE_SCHEMAS)
+    assert len(SBE_TEST_SCHEMAS) == 16
+    assert any(schema_of(p).byte_order.name == "BIG_ENDIAN" for p in OWN_TEST_SCHEMAS)
     covered = {case.values[0] for case in MESSAGE_CASES}
-    assert covered == set(OUR_SCHEMAS + REFERENCE_SCHEMAS)
+    assert covered == set(ALL_SCHEMAS)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -152,7 +160,7 @@ SETTINGS = settings(
 @SETTINGS
 @given(data=st.data())
 def test_decode_of_encode_is_identity(path: Path, message: str, data: st.DataObject) -> None:
-    module = module_of(path)
+    module = module_of(need_reference(path))
     values = data.draw(values_for(schema_of(path), message), label="values")
     encoded = module.encode_dict(message, values)
 
@@ -194,13 +202,12 @@ def test_generated_decode_dispatches_our_round_trips_by_schema_id(data: st.DataO
 
 
 def _vector_cases() -> list[Any]:
-    cars = {0: SBE / "example-schema.xml", 1: SBE / "example-extension-schema.xml"}
     ours = {"cluster": SCHEMAS / "aeron-cluster-codecs.xml", "archive": SCHEMAS / "aeron-archive-codecs.xml"}
     cases = []
     for name in ("car", "cluster", "archive"):
         with open(VECTORS / f"{name}-vectors.json") as f:
             for v in json.load(f)["vectors"]:
-                path = cars[v["schemaVersion"]] if name == "car" else ours[name]
+                path = CAR_SCHEMAS[v["schemaVersion"]] if name == "car" else ours[name]
                 cases.append(
                     pytest.param(path, v, id=f"{name}-{v['message']}-{v['variant']}-v{v['schemaVersion']}")
                 )
@@ -215,8 +222,8 @@ def test_unpack_fast_path_equals_slow_path_on_reference_vectors(path: Path, vect
 
 def test_unpack_of_an_older_version_falls_back_to_the_slow_path() -> None:
     """Car v0 bytes through the v1 codec: the fast path must hand over, absent fields ``None``."""
-    v1 = module_of(SBE / "example-extension-schema.xml")
-    v0 = module_of(SBE / "example-schema.xml")
+    v1 = module_of(CAR_SCHEMAS[1])
+    v0 = module_of(CAR_SCHEMAS[0])
     fields = _car_fields()
     data = v0.encode_dict("Car", fields)
     fast, slow = fast_and_slow(v1, data)
@@ -284,7 +291,7 @@ def _build_car(module: ModuleType, fields: dict[str, Any]) -> bytes:
 
 
 def test_flyweight_encoder_writes_what_encode_dict_writes_car_v0() -> None:
-    module = module_of(SBE / "example-schema.xml")
+    module = module_of(CAR_SCHEMAS[0])
     fields = _car_fields()
     built = _build_car(module, fields)
     assert built == module.encode_dict("Car", fields)
@@ -292,7 +299,7 @@ def test_flyweight_encoder_writes_what_encode_dict_writes_car_v0() -> None:
 
 
 def test_flyweight_encoder_writes_what_encode_dict_writes_car_v1() -> None:
-    module = module_of(SBE / "example-extension-schema.xml")
+    module = module_of(CAR_SCHEMAS[1])
     fields = {**_car_fields(), "uuid": [7, 3], "cupHolderCount": 5}
     built = _build_car(module, fields)
     assert built == module.encode_dict("Car", fields)
@@ -300,61 +307,64 @@ def test_flyweight_encoder_writes_what_encode_dict_writes_car_v1() -> None:
 
 
 def test_flyweight_encoder_writes_what_encode_dict_writes_triple_nested_groups() -> None:
-    module = module_of(SBE_TESTS / "nested-group-schema.xml")
+    module = module_of(NESTED_GROUPS)
     fields = {
-        "a": 1,
-        "x": [
-            {"b": 2, "y": [{"c": 3, "z": [{"d": 4}, {"d": 5}]}, {"c": 6, "z": []}]},
-            {"b": 7, "y": []},
-            {"b": 8, "y": [{"c": 9, "z": [{"d": 10}]}]},
+        "trunk": 1,
+        "branches": [
+            {
+                "branch": 2,
+                "twigs": [{"twig": 3, "leaves": [{"leaf": 4}, {"leaf": 5}]}, {"twig": 6, "leaves": []}],
+            },
+            {"branch": 7, "twigs": []},
+            {"branch": 8, "twigs": [{"twig": 9, "leaves": [{"leaf": 10}]}]},
         ],
     }
     buffer = bytearray(256)
-    top = module.TopEncoder().wrap_and_apply_header(buffer, 0)
-    top.a = fields["a"]
-    x = top.x_count(len(fields["x"]))
-    for xe in fields["x"]:
-        x.next().b = xe["b"]
-        y = x.y_count(len(xe["y"]))
-        for ye in xe["y"]:
-            y.next().c = ye["c"]
-            z = y.z_count(len(ye["z"]))
-            for ze in ye["z"]:
-                z.next().d = ze["d"]
-    built = bytes(buffer[: module.HEADER_SIZE + top.encoded_length()])
-    assert built == module.encode_dict("Top", fields)
+    tree = module.TreeEncoder().wrap_and_apply_header(buffer, 0)
+    tree.trunk = fields["trunk"]
+    branches = tree.branches_count(len(fields["branches"]))
+    for branch in fields["branches"]:
+        branches.next().branch = branch["branch"]
+        twigs = branches.twigs_count(len(branch["twigs"]))
+        for twig in branch["twigs"]:
+            twigs.next().twig = twig["twig"]
+            leaves = twigs.leaves_count(len(twig["leaves"]))
+            for leaf in twig["leaves"]:
+                leaves.next().leaf = leaf["leaf"]
+    built = bytes(buffer[: module.HEADER_SIZE + tree.encoded_length()])
+    assert built == module.encode_dict("Tree", fields)
     assert module.decode(built).to_dict() == fields
 
 
 def test_flyweight_encoder_writes_what_encode_dict_writes_nested_group_with_var_data() -> None:
-    module = module_of(SBE_TESTS / "group-with-data-schema.xml")
+    module = module_of(GROUP_VAR_DATA)
     fields = {
-        "Tag1": 99,
-        "Entries": [
+        "shipmentId": 99,
+        "crates": [
             {
-                "TagGroup1": "abcdefghi",
-                "NestedEntries": [
-                    {"TagGroup2": -1, "varDataFieldNested": "é nested"},
-                    {"TagGroup2": 2, "varDataFieldNested": ""},
+                "label": "abcdefghi",
+                "parcels": [
+                    {"weight": -1, "parcelNote": "é nested"},
+                    {"weight": 2, "parcelNote": ""},
                 ],
-                "varDataField": "outer one",
+                "crateNote": "outer one",
             },
-            {"TagGroup1": "xy", "NestedEntries": [], "varDataField": "outer two"},
+            {"label": "xy", "parcels": [], "crateNote": "outer two"},
         ],
     }
     buffer = bytearray(256)
-    message = module.TestMessage3Encoder().wrap_and_apply_header(buffer, 0)
-    message.tag1 = fields["Tag1"]
-    entries = message.entries_count(len(fields["Entries"]))
-    for entry in fields["Entries"]:
-        entries.next().tag_group1 = entry["TagGroup1"]
-        nested = entries.nested_entries_count(len(entry["NestedEntries"]))
-        for n in entry["NestedEntries"]:
-            nested.next().tag_group2 = n["TagGroup2"]
-            nested.put_var_data_field_nested(n["varDataFieldNested"])
-        entries.put_var_data_field(entry["varDataField"])
+    message = module.ShipmentEncoder().wrap_and_apply_header(buffer, 0)
+    message.shipment_id = fields["shipmentId"]
+    crates = message.crates_count(len(fields["crates"]))
+    for crate in fields["crates"]:
+        crates.next().label = crate["label"]
+        parcels = crates.parcels_count(len(crate["parcels"]))
+        for parcel in crate["parcels"]:
+            parcels.next().weight = parcel["weight"]
+            parcels.put_parcel_note(parcel["parcelNote"])
+        crates.put_crate_note(crate["crateNote"])
     built = bytes(buffer[: module.HEADER_SIZE + message.encoded_length()])
-    assert built == module.encode_dict("TestMessage3", fields)
+    assert built == module.encode_dict("Shipment", fields)
     assert module.decode(built).to_dict() == fields
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.paths import SBE, SBE_TESTS, SCHEMAS, VECTORS
+from support.needs import need_reference
+from support.paths import CAR_SCHEMAS, SBE_TESTS, SCHEMAS, VECTORS
+from support.scratch_schema import scratch_codecs
 
 from codegen import load_schema
 from codegen.otf import OtfCodec
@@ -28,8 +30,10 @@ from codegen.runtime.errors import (
 )
 from codegen.schema import parse_schema_bytes
 
-BASELINE = SBE / "example-schema.xml"
-EXTENSION = SBE / "example-extension-schema.xml"
+# The car schemas at version 0 and 1: the project's stand-ins for SBE's example-schema.xml and
+# example-extension-schema.xml.
+BASELINE = CAR_SCHEMAS[0]
+EXTENSION = CAR_SCHEMAS[1]
 
 
 @cache
@@ -75,7 +79,17 @@ def test_encoding_an_older_version_still_writes_newer_fields_when_the_block_has_
 
 
 def test_a_missing_required_field_newer_than_the_version_is_written_as_its_null_value() -> None:
-    codec = codec_for(SBE_TESTS / "json-printer-test-schema.xml")
+    codec = versioned_codec()
+    data = codec.encode("Versioned", {"a": 1, "c": {"p": 4}}, version=0)
+    assert codec.decode(data).fields["b"] is None  # required, but sinceVersion 1: null at acting version 0
+    with pytest.raises(EncodeValueError) as excinfo:
+        codec.encode("Versioned", {"a": 1, "c": {"p": 4}}, version=1)
+    assert excinfo.value.field == "b"
+
+
+def test_a_missing_required_field_newer_than_the_version_is_written_as_its_null_value_sbe() -> None:
+    """The same with the SBE tool's json-printer-test-schema.xml (from the shared reference directory)."""
+    codec = codec_for(need_reference(SBE_TESTS / "json-printer-test-schema.xml"))
     fields = {k: v for k, v in _json_printer_car().items() if k != "uuid"}
     data = codec.encode("Car", fields, version=1)
     assert codec.decode(data).fields["uuid"] is None  # sinceVersion 2: null at acting version 1
@@ -364,9 +378,26 @@ def test_encoding_an_unknown_message_is_rejected() -> None:
         codec_for(BASELINE).encode("Boat", {})
 
 
-def test_binary_var_data_is_hex_and_text_var_data_accepts_hex_too() -> None:
-    codec = codec_for(SBE_TESTS / "json-printer-test-schema.xml")
-    data = codec.encode("Credentials", {"login": {"hex": "616263"}, "encryptedPassword": {"hex": "00ff"}})
-    assert codec.decode(data).fields == {"login": "abc", "encryptedPassword": {"hex": "00ff"}}
+LOGIN = """
+<sbe:message name="Login" id="1">
+    <data name="user" id="1" type="varStringEncoding"/>
+    <data name="secret" id="2" type="varDataEncoding"/>
+</sbe:message>
+"""
+
+
+def _credentials(source: str) -> tuple[OtfCodec, str, str, str]:
+    """A codec and the names of a message with a text var data, then a binary one."""
+    if source == "scratch":
+        return scratch_codecs(messages=LOGIN)[2], "Login", "user", "secret"
+    codec = codec_for(need_reference(SBE_TESTS / "json-printer-test-schema.xml"))
+    return codec, "Credentials", "login", "encryptedPassword"
+
+
+@pytest.mark.parametrize("source", ["scratch", "sbe-json-printer"])
+def test_binary_var_data_is_hex_and_text_var_data_accepts_hex_too(source: str) -> None:
+    codec, message, text, binary = _credentials(source)
+    data = codec.encode(message, {text: {"hex": "616263"}, binary: {"hex": "00ff"}})
+    assert codec.decode(data).fields == {text: "abc", binary: {"hex": "00ff"}}
     with pytest.raises(EncodeValueError, match="hex"):
-        codec.encode("Credentials", {"encryptedPassword": "plain text"})
+        codec.encode(message, {binary: "plain text"})

@@ -1,10 +1,10 @@
 """Prove our SBE schemas are wire-identical to the upstream Aeron reference.
 
-The reference copies live outside the repository in ``<repo>/../shared/reference/aeron``
-(see ``SOURCE.md`` there).  They are used as a specification only: our files in
-``<repo>/schemas`` are independently written, share the exact wire layout, and carry
-their own prose.  This test uses lxml directly so it does not depend on the project's
-code generator.
+The reference copies live outside the repository, in the shared reference directory
+(``<repo>/../shared/reference/aeron``); without it these tests are skipped, or failed under CI.
+They are used as a specification only: our files in ``<repo>/schemas`` are independently
+written, share the exact wire layout, and carry their own prose.  This test uses lxml
+directly so it does not depend on the project's code generator.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = REPO_ROOT / "schemas"
-REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "aeron"
+from support.needs import need_reference
+from support.paths import AERON, SCHEMAS
 
 SCHEMA_FILES = [
     "aeron-cluster-codecs.xml",
@@ -34,15 +32,6 @@ MAX_SHARED_DESCRIPTION_LENGTH = 20
 MAX_SHARED_DESCRIPTION_FRACTION = 0.10
 
 ProjectionEntry = tuple[str, tuple[tuple[str, str], ...], str]
-
-
-def _require_reference_dir() -> Path:
-    if not REFERENCE_DIR.is_dir():
-        pytest.fail(
-            f"Upstream Aeron reference schemas not found at {REFERENCE_DIR}; "
-            "this test needs <repo>/../shared/reference/aeron to verify wire identity."
-        )
-    return REFERENCE_DIR
 
 
 def _parse(path: Path) -> etree._ElementTree:
@@ -102,9 +91,8 @@ def _render(entries: list[ProjectionEntry]) -> list[str]:
 
 @pytest.mark.parametrize("file_name", SCHEMA_FILES)
 def test_schema_is_wire_identical_to_reference(file_name: str) -> None:
-    reference_dir = _require_reference_dir()
-    ours = projection(SCHEMA_DIR / file_name)
-    theirs = projection(reference_dir / file_name)
+    ours = projection(SCHEMAS / file_name)
+    theirs = projection(need_reference(AERON / file_name))
     if ours != theirs:
         diff = "\n".join(
             difflib.unified_diff(
@@ -120,9 +108,8 @@ def test_schema_is_wire_identical_to_reference(file_name: str) -> None:
 
 @pytest.mark.parametrize("file_name", SCHEMA_FILES)
 def test_schema_descriptions_are_our_own(file_name: str) -> None:
-    reference_dir = _require_reference_dir()
-    ours = descriptions(SCHEMA_DIR / file_name)
-    theirs = descriptions(reference_dir / file_name)
+    ours = descriptions(SCHEMAS / file_name)
+    theirs = descriptions(need_reference(AERON / file_name))
     assert ours, f"{file_name} has no descriptions at all"
 
     shared = Counter(ours) & Counter(theirs)
@@ -138,8 +125,7 @@ def test_schema_descriptions_are_our_own(file_name: str) -> None:
 @pytest.mark.parametrize("file_name", SCHEMA_FILES)
 def test_schema_comments_are_our_own(file_name: str) -> None:
     """XML comments longer than a few words must not be lifted from upstream either."""
-    reference_dir = _require_reference_dir()
-    ours = _comments(SCHEMA_DIR / file_name)
-    theirs = _comments(reference_dir / file_name)
+    ours = _comments(SCHEMAS / file_name)
+    theirs = _comments(need_reference(AERON / file_name))
     copied = sorted(c for c in ours & theirs if len(c) > MAX_SHARED_DESCRIPTION_LENGTH)
     assert not copied, f"{file_name} copies upstream comments verbatim: {copied}"

@@ -1,9 +1,9 @@
 """Helpers for transport tests: a wire recorder that parses frames independently, collectors and producers.
 
 The wire recorder (``Wire``) is installed as a network's ``tap`` and parses every datagram with plain
-``struct`` formats written from the protocol brief (section A.3), not with the generated codecs the
-transport itself uses, so the tests check the transport's bytes against the spec rather than against
-its own idea of them.
+``struct`` formats written from Aeron's frame layouts (``docs/transport.md``, "Frames"), not with the
+generated codecs the transport itself uses, so the tests check the transport's bytes against the spec
+rather than against its own idea of them.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ SETUP_HEADER = struct.Struct("<iBBHiiiiiiii")  # + term_offset, session, stream,
 
 
 def position_of(term_id: int, term_offset: int, initial_term_id: int, term_length: int) -> int:
-    """The stream position (A.4), written out independently of ``logbuffer.compute_position``."""
+    """The stream position (``docs/transport.md``, "Positions and terms"), written out independently of
+    ``logbuffer.compute_position``."""
     term_count = ((term_id - initial_term_id + 2**31) % 2**32) - 2**31
     return term_count * term_length + term_offset
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import pcap
 from support.needs import need_module
-from support.paths import REFERENCE
+from support.paths import CAR_SCHEMAS, VECTORS
 from support.pcap import CapturedDatagram
 from support.traffic import record_pub_sub
 from support.udp_relay import UdpRelay, free_udp_port
@@ -44,8 +44,8 @@ PORT = 20121
 SESSION, STREAM, TERM = 77, 1001, 5
 CLUSTER_XML = builtin_schema("aeron-cluster-codecs.xml")
 ARCHIVE_XML = builtin_schema("aeron-archive-codecs.xml")
-CAR_XML = REFERENCE / "sbe" / "example-schema.xml"
-CAR_VECTORS = REFERENCE / "vectors" / "car-vectors.json"
+CAR_XML = CAR_SCHEMAS[0]  # a user's schema, not built in: SBE's Car example (the project's copy)
+CAR_VECTORS = VECTORS / "car-vectors.json"
 
 CONNECT_FIELDS = {
     "correlationId": 11,

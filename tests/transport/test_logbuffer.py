@@ -1,7 +1,8 @@
 """Log buffers against Aeron's LogBufferDescriptor, ExclusiveTermAppender, TermReader and FragmentAssembler.
 
-Expected positions are worked by hand from Aeron's formulas (A.4 of the brief); frame headers are checked
-with ``struct`` against the DATA/PAD layout, not with the codecs under test.
+Expected positions are worked by hand from Aeron's formulas (``docs/transport.md``, "Positions and
+terms"); frame headers are checked with ``struct`` against the DATA/PAD layout, not with the codecs
+under test.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Publications and subscriptions end to end: the properties of Aeron's transport (brief section A).
+"""Publications and subscriptions end to end: the properties of Aeron's transport (``docs/transport.md``).
 
 Almost everything runs over ``SimNetwork`` in virtual time, so a 10-second partition costs milliseconds
 and every run is decided by its seed; a failing hypothesis example prints the seed and link that
@@ -6,8 +6,8 @@ reproduce it. What goes over the wire is checked from the network's tap, parsed 
 transport's own codecs (``support.transport_sim.Wire``). A few tests use real UDP on 127.0.0.1 where
 the point is the socket path.
 
-Sections follow the brief: A.6 handshake, A.7 flow control, A.8 loss and retransmit, A.4/A.9 terms and
-fragmentation, then the client API (claims, controlled poll, images), exclusive publications started
+Sections follow ``docs/transport.md``: handshake, flow control, loss and retransmission, positions,
+terms and fragmentation, then the client API (claims, controlled poll, images), exclusive publications started
 at a position, multi-destination-cast and IPC.
 """
 
@@ -95,7 +95,8 @@ def sent_position(frame: Frame, initial_term_id: int, term_length: int = TERM) -
 
 
 def assert_flow_control_respected(wire: Wire, initial_term_id: int, sender: str, receiver: str) -> None:
-    """No DATA frame ever ends beyond the furthest ``SM position + receiver window`` sent before it (A.7)."""
+    """No DATA frame ever ends beyond the furthest ``SM position + receiver window`` sent before it
+    (``docs/transport.md``, "Flow control")."""
     limit = -1
     data_frames = 0
     for frame in wire.frames:
@@ -300,8 +301,9 @@ def test_setup_is_resent_every_100ms_until_a_status_message() -> None:
 
 
 def test_a_subscriber_that_sees_data_before_setup_elicits_one() -> None:
-    # A.6 step 3: the first subscription leaves, a new one on the same address sees DATA of a session
-    # it has no image for and answers with an SM flagged SEND_SETUP (0x80); the SETUP makes the image
+    # Handshake (docs/transport.md): the first subscription leaves, a new one on the same address sees
+    # DATA of a session it has no image for and answers with an SM flagged SEND_SETUP (0x80); the SETUP
+    # makes the image
     with Sim(22) as sim:
         pair = unicast(sim)
         first = Collector()
@@ -562,7 +564,7 @@ def test_one_lost_datagram_is_naked_once_and_retransmitted() -> None:
         assert sent_position(nak, pair.pub.initial_term_id) == first  # the gap starts at the lost frame
         assert nak.fields["length"] == 160  # ... and ends where the next frame is
         arrival_ns = frames[0].time_ns + 50 * US  # the frame after the gap arrives (50 us link delay)
-        assert 100 * US <= nak.time_ns - arrival_ns <= 110 * US  # the NAK delay (A.5: 100 us)
+        assert 100 * US <= nak.time_ns - arrival_ns <= 110 * US  # the NAK delay (Aeron's default: 100 us)
         resent = data_from(frames, first % TERM)
         assert len(resent) == 1 and resent[0].time_ns >= nak.time_ns + 50 * US
         assert pair.pub.retransmits_sent == 1  # type: ignore[attr-defined]
@@ -598,7 +600,9 @@ def test_a_lost_retransmit_is_naked_again_after_10ms() -> None:
         naks = [f for f in frames if f.type == NAK]
         assert len(naks) == 2
         assert naks[0].fields == naks[1].fields
-        assert 10 * MS <= naks[1].time_ns - naks[0].time_ns <= 10 * MS + 10 * US  # A.5: 100 us x 100
+        assert (
+            10 * MS <= naks[1].time_ns - naks[0].time_ns <= 10 * MS + 10 * US
+        )  # NAK retry: delay 100 us x ratio 100
         assert len(data_from(frames, lost)) == 2
         assert collector.payloads == [message(i, 100) for i in range(3)]
 

@@ -5,9 +5,9 @@ datagram, fragmented messages, padding at the end of terms, heartbeats, NAKs and
 receiver drops 10% of DATA on arrival), and end of stream -- is recorded from the sockets into a pcap
 with IPv4/UDP checksums, and dissected by ``tshark -d udp.port==N,aeron`` with its sequence and stream
 analysis on. Every packet must be Aeron, hold exactly the frames we sent with the fields we sent (read
-here from the datagrams with ``struct`` layouts from the protocol brief, section A.3), the DATA and PAD
-frames must tile the stream from 0 to the final position, and tshark must raise nothing above a note
-(no malformed packet, no bad checksum, no invalid frame length).
+here from the datagrams with ``struct`` layouts of Aeron's frames, ``docs/transport.md``, "Frames"),
+the DATA and PAD frames must tile the stream from 0 to the final position, and tshark must raise
+nothing above a note (no malformed packet, no bad checksum, no invalid frame length).
 """
 
 from __future__ import annotations

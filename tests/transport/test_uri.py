@@ -1,4 +1,5 @@
-"""Channel URIs (brief A.10): Aeron's syntax, the driver's parameter rules, and round-trips."""
+"""Channel URIs (``docs/transport.md``, "Channel URIs"): Aeron's syntax, the driver's parameter rules, and
+round-trips."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ FULL = (
 )
 
 
-# ------------------------------------------------------------------------------- brief examples
+# ---------------------------------------------------------------------------- full URI examples
 
 
 def test_full_udp_uri_accessors() -> None:
@@ -127,7 +128,7 @@ def test_initial_position_limits_follow_aeron() -> None:
     ChannelUri.parse("aeron:udp?term-length=64k|init-term-id=1|term-id=1|term-offset=65536")
     # term-id before init-term-id is fine when the int32 difference wraps to a non-negative count.
     ChannelUri.parse(f"aeron:udp?init-term-id={2**31 - 1}|term-id={-(2**31)}|term-offset=0")
-    # Without term-length the A.5 default (UDP 16 MiB) bounds the offset.
+    # Without term-length the driver's default term length (UDP 16 MiB) bounds the offset.
     ChannelUri.parse("aeron:udp?init-term-id=0|term-id=0|term-offset=16777216")
 
 
