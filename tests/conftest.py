@@ -33,10 +33,10 @@ def rewrite(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """A case parametrized with a file under ``../shared`` (a path, or a list of paths) needs it before
-    its test runs: without it the case is skipped, or failed under CI (``support.needs.need_reference``),
-    before a hypothesis test draws a single example."""
+    its fixtures and its test run: without it the case is skipped, or failed under CI
+    (``support.needs.need_reference``), before a hypothesis test draws a single example."""
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return
