@@ -16,10 +16,10 @@ on a schema of the project's with the same feature, worked out by hand the same 
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import pytest
+from support.golden import check_golden, text_diff
 from support.needs import need_reference
 from support.paths import (
     AERON,
@@ -92,18 +92,6 @@ def _golden_sources() -> dict[str, Path]:
 GOLDEN_SOURCES = _golden_sources()
 
 
-def _diff(expected: str, actual: str, golden: Path) -> str:
-    return "\n".join(
-        difflib.unified_diff(
-            expected.splitlines(),
-            actual.splitlines(),
-            fromfile=str(golden),
-            tofile="dump(parsed schema)",
-            lineterm="",
-        )
-    )
-
-
 @pytest.mark.parametrize("prefix", sorted(SOURCES))
 def test_every_schema_source_has_goldens(prefix: str) -> None:
     """A missing reference directory must not shrink the golden set to nothing: its files are listed,
@@ -125,18 +113,8 @@ def test_no_stale_golden_files() -> None:
 def test_ir_dump_matches_golden(name: str, rewrite: bool) -> None:
     actual = dump(load_schema(need_reference(GOLDEN_SOURCES[name])))
     golden = GOLDEN_DIR / f"{name}.txt"
-    if rewrite:
-        GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual, encoding="utf-8")
-        return
-    if not golden.is_file():
-        pytest.fail(f"{golden} is missing; run pytest with --rewrite to create it, then review it")
-    expected = golden.read_text(encoding="utf-8")
-    if actual != expected:
-        pytest.fail(
-            f"IR of {GOLDEN_SOURCES[name]} changed (rerun with --rewrite if intended):\n"
-            + _diff(expected, actual, golden)
-        )
+    what = f"IR of {GOLDEN_SOURCES[name]}"
+    check_golden(golden, actual, rewrite=rewrite, what=what, actual_name="dump(parsed schema)")
 
 
 @pytest.mark.parametrize("file_name", OUR_SCHEMAS)
@@ -148,7 +126,7 @@ def test_our_schema_ir_is_wire_identical_to_aeron(file_name: str) -> None:
     theirs = dump(load_schema(need_reference(AERON / file_name)), descriptions=False)
     mine = dump(load_schema(ours), descriptions=False)
     if mine != theirs:
-        diff = _diff(theirs, mine, AERON / file_name)
+        diff = text_diff(theirs, mine, str(AERON / file_name), "dump(parsed schema)")
         pytest.fail(f"{file_name} is not wire-identical to Aeron's:\n{diff}")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.golden import check_golden
 
 from cluster.consensus.simulator import MS, FaultConfig, Simulator
 
@@ -118,9 +119,4 @@ def transcript(nodes: int, script: Callable[[Simulator], None]) -> str:
 def test_transcript(name: str, rewrite: bool) -> None:
     nodes, script = SCENARIOS[name]
     text = transcript(nodes, script)
-    path = TRANSCRIPTS / f"{name}.txt"
-    if rewrite:
-        path.write_text(text)
-    assert path.exists(), f"no transcript {path.name}: run pytest --rewrite"
-    expected = path.read_text()
-    assert text == expected, f"{path.name} changed: run pytest --rewrite and review the diff"
+    check_golden(TRANSCRIPTS / f"{name}.txt", text, rewrite=rewrite, what=f"transcript {name}")

@@ -17,7 +17,6 @@ entries of no values, a group dimension with a member besides ``blockLength`` an
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import struct
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 from support.generated_import import import_schema
+from support.golden import check_golden, text_diff
 from support.paths import TESTDATA
 
 from codegen.ir.model import Schema
@@ -89,17 +89,7 @@ def showcase(variant: str) -> ModuleType:
 
 def test_generated_module_matches_golden(rewrite: bool) -> None:
     actual = showcase_text("little-endian")
-    if rewrite:
-        GOLDEN.write_text(actual, encoding="utf-8")
-        return
-    if not GOLDEN.is_file():
-        pytest.fail(f"{GOLDEN} is missing; run pytest with --rewrite to create it, then review it")
-    expected = GOLDEN.read_text(encoding="utf-8")
-    if actual != expected:
-        diff = difflib.unified_diff(
-            expected.splitlines(), actual.splitlines(), str(GOLDEN), "generated", lineterm=""
-        )
-        pytest.fail("the generated module changed (rerun with --rewrite if intended):\n" + "\n".join(diff))
+    check_golden(GOLDEN, actual, rewrite=rewrite, what="the generated module", actual_name="generated")
 
 
 def _as_big_endian(little: str) -> str:
@@ -116,10 +106,8 @@ def test_big_endian_module_differs_from_the_golden_only_in_byte_order() -> None:
     actual = showcase_text("big-endian")
     assert expected != GOLDEN.read_text(encoding="utf-8")
     if actual != expected:
-        diff = difflib.unified_diff(
-            expected.splitlines(), actual.splitlines(), "expected", "big-endian", lineterm=""
-        )
-        pytest.fail("the big-endian module differs in more than byte order:\n" + "\n".join(diff))
+        diff = text_diff(expected, actual, "expected", "big-endian")
+        pytest.fail("the big-endian module differs in more than byte order:\n" + diff)
 
 
 def test_no_stale_golden_files() -> None:
