@@ -72,8 +72,9 @@ class Installed:
         )
 
 
-def _checked(command: list[str], **kwargs: object) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+def _checked(command: list[str]) -> None:
+    """Run a build or install step; a failure fails the test with what the step printed."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=PIP_TIMEOUT_S)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
@@ -102,15 +103,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
             shutil.copy2(REPO / name, source / name)
     dist = root / "dist"
     _checked(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(source)],
-        timeout=PIP_TIMEOUT_S,
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(source)]
     )
     (wheel,) = dist.glob("*.whl")
     venv = root / "venv"
-    _checked([sys.executable, "-m", "venv", str(venv)], timeout=PIP_TIMEOUT_S)
-    _checked(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], timeout=PIP_TIMEOUT_S
-    )
+    _checked([sys.executable, "-m", "venv", str(venv)])
+    _checked([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)])
     (site_packages,) = (venv / "lib").glob("python3.*/site-packages")
     work = root / "work"
     work.mkdir()

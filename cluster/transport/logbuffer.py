@@ -1048,7 +1048,7 @@ class FragmentAssembler:
         assert self.buffered_bytes <= self.max_buffered_bytes, (self.buffered_bytes, self.max_buffered_bytes)
         return bytearray(capacity)
 
-    def _release_idle(self, keep: _Builder) -> None:
+    def _release_idle(self, keep: _Builder | None = None) -> None:
         """Forget every session with no message in progress (but ``keep``), returning its buffer."""
         builders = self._builders
         for session_id in [sid for sid, b in builders.items() if b.next_term_offset < 0 and b is not keep]:
@@ -1057,8 +1057,7 @@ class FragmentAssembler:
     def _new_builder(self, session_id: int) -> _Builder | None:
         builders = self._builders
         if len(builders) >= self.max_sessions:
-            for idle in [sid for sid, b in builders.items() if b.next_term_offset < 0]:
-                self.buffered_bytes -= len(builders.pop(idle).buffer)
+            self._release_idle()
             if len(builders) >= self.max_sessions:
                 return None
         builder = builders[session_id] = _Builder()

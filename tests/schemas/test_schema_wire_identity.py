@@ -1,7 +1,8 @@
 """Prove our SBE schemas are wire-identical to the upstream Aeron reference.
 
-The reference copies live outside the repository, in the shared reference directory
-(``<repo>/../shared/reference/aeron``); without it these tests are skipped, or failed under CI.
+The upstream schemas are not part of the repository: they are the shared reference material that CI
+keeps beside the checkout (README, "Tests and the shared reference"; ``support.paths`` names the
+files). Without it these tests are skipped, or failed under CI.
 They are used as a specification only: our files in ``<repo>/schemas`` are independently
 written, share the exact wire layout, and carry their own prose.  This test uses lxml
 directly so it does not depend on the project's code generator.

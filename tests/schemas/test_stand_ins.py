@@ -1,6 +1,7 @@
 """What lets the tests run from a plain clone stays true to the shared reference material.
 
-A clone has no ``../shared/reference``; the tests then use the project's own stand-ins:
+A plain clone has none of that material (README, "Tests and the shared reference"); the tests then use
+the project's own stand-ins:
 
 * the car vectors are read with ``tools/bench/car-schema.xml`` (SBE's Car example, written out) and its
   version-1 extension in ``tests/testdata/schemas`` -- both must lay out every byte as SBE's
@@ -10,7 +11,8 @@ A clone has no ``../shared/reference``; the tests then use the project's own sta
 * the reference schemas are named one by one in ``support.paths`` (so a lost file is a skipped or
   failed case, never a silently smaller parametrization) -- the lists must name every schema there.
 
-The checks against ``../shared`` are skipped without it, and fail under CI. The others need nothing.
+The checks against the reference material are skipped without it, and fail under CI. The others need
+nothing.
 """
 
 from __future__ import annotations
