@@ -1,0 +1,15 @@
+"""Files, real and simulated: the only layer of ``cluster`` that touches a file system.
+
+The archive and the cluster's own files (recording log, mark files, node state) read and write through a
+``Storage`` -- one directory of files with positional reads and writes, Aeron's file-sync levels,
+truncate, delete and list. ``RealStorage`` is the operating system's; ``SimDisk`` (``cluster.storage.sim``)
+is a seeded in-memory disk that remembers what was synced and loses or tears the rest at a crash, so the
+simulator runs every line above this layer as production does. Nothing else in ``cluster`` opens a file
+(``tests/storage/test_file_access_rule.py`` holds that).
+"""
+
+from cluster.storage.api import Storage, StorageFile, SyncLevel
+from cluster.storage.errors import StorageError
+from cluster.storage.real import RealStorage
+
+__all__ = ["RealStorage", "Storage", "StorageError", "StorageFile", "SyncLevel"]
