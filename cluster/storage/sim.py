@@ -444,23 +444,25 @@ class SimDisk:
 
 def _lose_power(node: _Node, rng: random.Random) -> None:
     """Make ``node`` its durable image plus a seeded prefix of its pending operations, the last torn."""
-    image = node.durable
     pending = node.pending
-    if pending:
-        choice = rng.randrange(3)
-        if choice == 1:
-            for op in pending:
-                image.apply(op)
-        elif choice == 2:
-            keep = rng.randint(1, len(pending))
-            for op in pending[: keep - 1]:
-                image.apply(op)
-            position, data = pending[keep - 1]
-            if data is None:
-                image.truncate(position)
-            else:
-                image.write(position, data[: rng.randint(0, len(data))])
-    node.durable = image
+    if not pending:
+        return  # the current image is the durable one already
+    image = node.durable
+    choice = rng.randrange(3)
+    if choice == 1:  # all of them: the current image is what survived
+        for op in pending:
+            image.apply(op)
+        node.pending = []
+        return
+    if choice == 2:
+        keep = rng.randint(1, len(pending))
+        for op in pending[: keep - 1]:
+            image.apply(op)
+        position, data = pending[keep - 1]
+        if data is None:
+            image.truncate(position)
+        else:
+            image.write(position, data[: rng.randint(0, len(data))])
     node.current = image.copy()
     node.pending = []
 
