@@ -25,7 +25,7 @@ which ``fdatasync`` must make durable too, and there is no mtime to tell them ap
 its durable ones. A new file's entry becomes durable when the file is synced at level 1 or 2 (as ext4
 and XFS commit the entry of a file they fsync) or when ``sync_directory`` runs after it was made; a
 deletion becomes durable only through ``sync_directory``. A file whose entry is durable but which was
-never synced comes back empty.
+never synced has an empty durable image: a power loss leaves it empty or with a prefix of its writes.
 
 **Crashes.** ``disk.crash(power_loss=...)`` ends the process that was using the disk: every ``SimFile``
 open on it raises ``StorageError(EBADF)`` from then on (closing one is a no-op), and ``disk.storage``
@@ -45,7 +45,7 @@ stateless and go on working).
   result is then durable (it is what the disk holds) and nothing is pending.
 
   Simplified on purpose: a torn write tears at any byte, not at a sector boundary, and extends the size
-  only as far as its kept bytes; every file's choice is independent of every other file's, and every
+  only as far as its kept bytes; each file's draw is independent of every other file's, and each
   name's of every other name's (a real journal orders directory updates; POSIX does not promise it, so
   product code must not rely on it either); a directory's own existence is always durable.
 
@@ -64,8 +64,8 @@ to learn its ``operation_count``, then again for every ``n`` in ``1..count`` wit
 **Injected failures.** ``fail_next(operation, error, name=..., count=...)`` makes the next ``count``
 matching calls raise ``StorageError(error)`` without doing anything (rules armed earlier match first).
 A failed sync leaves the pending operations pending: the data are still not durable. (Linux can do
-worse and drop the dirty pages after a failed ``fsync``; product code must treat a failed sync as fatal,
-as Aeron does.)
+worse and drop the dirty pages after a failed ``fsync``; product code must treat a failed sync as
+fatal rather than retry it and carry on.)
 
 **Capacity** counts allocated pages of the files' current images (linked files, and deleted ones that
 are still open), ``PAGE_SIZE`` bytes each; durable images and pending operations are bookkeeping of the
