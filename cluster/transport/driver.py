@@ -60,6 +60,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cluster.transport.agent import SelectorIdleStrategy
+from cluster.transport.counters import DEFAULT_MAX_COUNTERS, CountersManager
 from cluster.transport.errors import ChannelUriError, TransportError
 from cluster.transport.image import (
     DEFAULT_NAK_DELAY_NS,
@@ -150,7 +151,8 @@ class TransportConfig:
     ``max_image_memory_bytes`` bounds the logs of all network images of the transport together (default
     512 MiB: a 64 MiB-term log image takes 192 MiB, a 16 MiB-term image 48 MiB); it must hold at least
     one image of the longest term. Peers that publish with a longer ``udp_term_length`` than a receiver's
-    ``max_receive_term_length`` are refused by it, so raise both together.
+    ``max_receive_term_length`` are refused by it, so raise both together. ``max_counters`` bounds the
+    live counters of ``Transport.counters_manager`` (default 8192).
     """
 
     mtu: int = DEFAULT_MTU
@@ -164,6 +166,7 @@ class TransportConfig:
     seed: int | None = None
     max_receive_term_length: int = DEFAULT_MAX_RECEIVE_TERM_LENGTH
     max_image_memory_bytes: int = DEFAULT_MAX_IMAGE_MEMORY_BYTES
+    max_counters: int = DEFAULT_MAX_COUNTERS
 
     def __post_init__(self) -> None:
         check_mtu(self.mtu)
@@ -180,6 +183,8 @@ class TransportConfig:
             raise TransportError(f"data_loss must be in [0, 1): {self.data_loss}")
         if self.receiver_window < 32 or self.nak_delay_ns < 0 or self.linger_ns < 0:
             raise TransportError("receiver_window, nak_delay_ns and linger_ns must be positive")
+        if self.max_counters < 1:
+            raise TransportError(f"max_counters must be positive: {self.max_counters}")
 
 
 @dataclass(slots=True)
@@ -535,6 +540,8 @@ class Transport:
         self.clock = self.network.clock
         self.config = TransportConfig() if config is None else config
         self.counters = TransportCounters()
+        self.counters_manager = CountersManager(self.config.max_counters)
+        """The counters clients of this transport allocate and find (``cluster.transport.counters``)."""
         self._random = random.Random(self.config.seed)
         self._loss_random = random.Random(self._random.getrandbits(64))
         self.loss_random = self._loss_random.random
