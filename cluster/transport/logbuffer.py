@@ -57,6 +57,7 @@ from generated.aeron_transport_frames import (
     DataFlags,
     DataHeaderDecoder,
     DataHeaderEncoder,
+    FrameHeaderDecoder,
     FrameHeaderEncoder,
     FrameType,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "PARTITION_COUNT",
     "TERM_MAX_LENGTH",
     "TERM_MIN_LENGTH",
+    "BlockHandler",
     "BufferClaim",
     "ExclusiveAppender",
     "FragmentAssembler",
@@ -101,6 +103,7 @@ __all__ = [
     "pack_tail",
     "partition_index",
     "position_bits_to_shift",
+    "scan_block",
     "tail_term_id",
     "tail_term_offset",
     "write_fragments",
@@ -140,6 +143,7 @@ _ZERO_CHUNK = bytes(64 * 1024)
 _unpack_data = DataHeaderDecoder.LAYOUT.unpack_from
 _pack_data = DataHeaderEncoder.LAYOUT.pack_into
 _pack_frame = FrameHeaderEncoder.LAYOUT.pack_into
+_unpack_frame = FrameHeaderDecoder.LAYOUT.unpack_from  # (frame_length, version, flags, type)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -874,6 +878,42 @@ class TermReader:
                 raise
             self.error_handler(exc)
         return fragments_read, offset
+
+
+BlockHandler = Callable[[memoryview, int, int, int, int], object]
+"""``handler(term, offset, length, session_id, term_id)``: a block of whole frames, ``term[offset:offset +
+length]``, as ``Image.block_poll`` hands it over (Aeron's ``BlockHandler.onBlock``)."""
+
+
+def scan_block(term_buffer: memoryview, term_offset: int, limit_offset: int) -> int:
+    """The end of the block of whole committed frames starting at ``term_offset`` (the offset itself when
+    no frame is there yet): Aeron's ``TermBlockScanner.scan``, except that the first frame is always taken
+    whole even when it ends beyond ``limit_offset``, so that a block poll can always make progress.
+
+    DATA frames are taken while they end at or before ``limit_offset``. A PAD frame ends the block: it is
+    excluded unless it is the first frame, in which case the block is that PAD alone, its whole aligned
+    length. The block never passes the end of the term. A frame no writer could have produced (length
+    below 32, running past the term, a type other than DATA or PAD) ends the block before it."""
+    capacity = len(term_buffer)
+    offset = term_offset
+    unpack = _unpack_frame
+    while offset < capacity:
+        frame_length, _, _, frame_type = unpack(term_buffer, offset)
+        if frame_length <= 0:
+            break
+        aligned = (frame_length + 31) & -32
+        if frame_length < HEADER_LENGTH or offset + aligned > capacity:
+            break
+        if frame_type != _DATA:
+            if frame_type == _PAD and offset == term_offset:
+                offset += aligned
+            break
+        if offset + aligned > limit_offset and offset != term_offset:
+            break
+        offset += aligned
+        if offset >= limit_offset:
+            break
+    return offset
 
 
 # ---------------------------------------------------------------------------------------- reassembly
