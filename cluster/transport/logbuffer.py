@@ -27,6 +27,10 @@ consumers; there is no driver here), so a reader reaching the end of term ``t`` 
 rotates finds zeros, never stale frames. A consumer must therefore have left term ``t - 2`` when the
 appender enters term ``t``, which a window (``position_limit``) of at most one term guarantees.
 
+``ExclusiveAppender.append_block`` (Aeron's ``offerBlock``) appends frames someone else laid out -- a
+recorded stream being replayed -- after checking every header against the appender's session, stream,
+term and offset, copying them as they are with the first frame's length written last.
+
 Each partition keeps a *raw tail* ``term_id << 32 | term_offset`` (the tail may run past the term end
 when a message trips it), exactly like the log metadata of a real Aeron log; ``LogBuffers`` can be
 started at any ``(term_id, term_offset)``, as Aeron Cluster does for a new leadership term's log.
@@ -48,6 +52,7 @@ from array import array
 from collections.abc import Callable
 
 from cluster.transport.errors import (
+    InvalidBlockError,
     InvalidMtuError,
     InvalidTermLengthError,
     LogBufferError,
@@ -697,6 +702,113 @@ class ExclusiveAppender:
         self._ends.append(resulting_offset)
         self.term_offset = resulting_offset
         return self.term_begin_position + resulting_offset
+
+    def append_block(self, buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int:
+        """Append ``buffer[offset:offset + length]``, a block of whole frames already laid out as they
+        must stand in the term (headers included), at the current position in one go: Aeron's
+        ``ExclusivePublication.offerBlock``. Returns the new position, or ``ADMIN_ACTION`` (the
+        appender was at the end of its term and has rotated: retry), ``BACK_PRESSURED`` or
+        ``MAX_POSITION_EXCEEDED`` (or what ``on_limit`` says) like ``append``.
+
+        ``InvalidBlockError`` (nothing written) unless: ``length`` is a positive multiple of 32 within
+        ``buffer``; the block fits in the rest of the term; and the block is frames back to back that
+        cover it exactly, each with version 0, type DATA (length 32 to ``mtu``) or PAD (length 32 or
+        more), its own term offset, and this publication's session id, stream id and term id. The frames
+        are copied as they are -- flags, reserved values, PAD bodies -- the first frame's length word
+        last, so a reader never sees part of a block."""
+        if not isinstance(offset, int) or not isinstance(length, int):
+            raise InvalidBlockError(f"offset and length must be ints: offset={offset!r}, length={length!r}")
+        view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+        if view.itemsize != 1 or view.ndim != 1:
+            view = view.cast("B")
+        if length <= 0 or length & (FRAME_ALIGNMENT - 1):
+            raise InvalidBlockError(
+                f"block length must be a positive multiple of {FRAME_ALIGNMENT}: {length}"
+            )
+        if offset < 0 or offset + length > view.nbytes:
+            raise InvalidBlockError(
+                f"block [{offset}, {offset + length}) is outside the buffer of {view.nbytes} bytes"
+            )
+        term_offset = self.term_offset
+        term_length = self.term_length
+        if term_offset >= term_length:
+            return self._end_of_term(term_offset)
+        if self.term_begin_position + term_offset >= self.position_limit:
+            status = self._back_pressure_status(length - HEADER_LENGTH)
+            if status:
+                return status
+        if length > term_length - term_offset:
+            raise InvalidBlockError(
+                f"block length {length} is more than the {term_length - term_offset} bytes left in the "
+                f"term at term offset {term_offset}"
+            )
+        first = self._check_block(view, offset, length, term_offset)
+        term = self._term
+        # Everything but the first frame's header word goes in first; its length, written last, commits
+        # the whole block (the term beyond the tail is zeroed, so a reader stops at that frame until then).
+        term[term_offset + 8 : term_offset + length] = view[offset + 8 : offset + length]
+        _pack_frame(term, term_offset, first[0], first[1], first[2], first[3])
+        resulting_offset = term_offset + length
+        self._raw_tails[self.partition_index] = (self.term_id << 32) + resulting_offset
+        self.term_offset = resulting_offset
+        return self.term_begin_position + resulting_offset
+
+    def _check_block(self, view: memoryview, offset: int, length: int, term_offset: int) -> tuple[int, ...]:
+        """Check every frame of a block (see ``append_block``), record its frame ends, and return the
+        first frame's header; raise ``InvalidBlockError`` before anything is recorded."""
+        unpack = _unpack_data
+        mtu = self.mtu
+        session_id = self.session_id
+        stream_id = self.stream_id
+        term_id = self.term_id
+        end = offset + length
+        position = offset
+        ends: list[int] = []
+        padded = False
+        first: tuple[int, ...] = ()
+        while position < end:
+            values = unpack(view, position)
+            frame_length, version, _, frame_type, frame_offset, frame_session, frame_stream, frame_term, _ = (
+                values
+            )
+            expected_offset = term_offset + (position - offset)
+            problem = None
+            if version != 0:
+                problem = f"version {version} is not 0"
+            elif frame_type == _DATA:
+                if not HEADER_LENGTH <= frame_length <= mtu:
+                    problem = f"DATA frame length {frame_length} is not in [{HEADER_LENGTH}, mtu={mtu}]"
+            elif frame_type == _PAD:
+                padded = True
+                if frame_length < HEADER_LENGTH:
+                    problem = f"PAD frame length {frame_length} is less than {HEADER_LENGTH}"
+            else:
+                problem = f"frame type {frame_type} is neither DATA nor PAD"
+            if problem is None:
+                if frame_offset != expected_offset:
+                    problem = (
+                        f"term offset {frame_offset} is not the frame's place in the term, {expected_offset}"
+                    )
+                elif frame_session != session_id or frame_stream != stream_id or frame_term != term_id:
+                    problem = (
+                        f"session/stream/term ids {frame_session}/{frame_stream}/{frame_term} are not the "
+                        f"publication's {session_id}/{stream_id}/{term_id}"
+                    )
+                elif position + ((frame_length + 31) & -32) > end:
+                    problem = f"frame of length {frame_length} runs past the end of the block"
+            if problem is not None:
+                raise InvalidBlockError(
+                    f"improperly formatted block: frame at block offset {position - offset}: {problem}"
+                )
+            if not first:
+                first = values
+            position += (frame_length + 31) & -32
+            ends.append(term_offset + (position - offset))
+        # the sender cuts datagrams at frame ends; a PAD amid the frames makes it walk them instead
+        self._ends.extend(ends)
+        if padded:
+            self.padded[self.partition_index] = True
+        return first
 
     def _end_of_term(self, term_offset: int) -> int:
         """The message does not fit: pad the rest of the term, rotate, and ask for a retry."""

@@ -6,6 +6,9 @@ A ``Publication`` is Aeron's *exclusive publication* (one writer; everything her
 Its ``offer`` and ``try_claim`` append to the publication's own ``LogBuffers`` through an
 ``ExclusiveAppender`` and return Aeron's results: the new position, or ``NOT_CONNECTED``,
 ``BACK_PRESSURED``, ``ADMIN_ACTION`` (a term was padded: retry), ``CLOSED`` or ``MAX_POSITION_EXCEEDED``.
+``offer_block`` appends a block of frames the caller has already laid out for this publication's
+session, stream, term and position (the archive's replay does, with frames it recorded), checked frame by
+frame and copied as they are; the sender then ships them like any others.
 The appender stops at ``position_limit`` (Aeron's publisher limit), which the transport moves:
 
 * **Network** (``NetworkPublication``): the limit is ``sender_position + term_window`` while connected
@@ -143,6 +146,9 @@ class Publication(abc.ABC):
         """Append one message; the new position (> 0) or a negative Aeron status."""
         self.try_claim: ClaimFunction = self.appender.try_claim
         """Reserve an unfragmented frame of ``length`` bytes in ``claim``; commit or abort it."""
+        self.offer_block: BlockOfferFunction = self.appender.append_block
+        """Append ``buffer[offset:offset + length]``, whole frames already framed for this publication at
+        its position (``ExclusiveAppender.append_block``); the new position or a negative Aeron status."""
 
     def _on_limit(self, position: int) -> int:
         if self.update_limit() and position < self.appender.position_limit:
@@ -153,6 +159,7 @@ class Publication(abc.ABC):
         self.is_closed = True
         self.offer = _offer_closed
         self.try_claim = _claim_closed
+        self.offer_block = _offer_block_closed
 
     def update_limit(self) -> bool:
         """Recompute the publisher limit; ``True`` if it moved."""
@@ -191,6 +198,14 @@ class OfferFunction(Protocol):
 
 class ClaimFunction(Protocol):
     def __call__(self, length: int, claim: BufferClaim) -> int: ...
+
+
+class BlockOfferFunction(Protocol):
+    def __call__(self, buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int: ...
+
+
+def _offer_block_closed(buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int:
+    return CLOSED
 
 
 def _offer_closed(payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
