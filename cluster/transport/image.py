@@ -417,8 +417,9 @@ class Image:
     ``mtu``, ``join_position`` (where this subscriber started), ``position`` (how far it has consumed),
     ``source_identity`` (``host:port`` of the sender for UDP, ``aeron:ipc`` for IPC and spy images),
     ``subscription``, ``is_closed`` (the image went away or its subscription closed) and
-    ``is_end_of_stream`` (set when the image is removed because the stream ended, before
-    ``on_unavailable_image`` is called). Reading: ``poll``, ``controlled_poll`` and ``block_poll``.
+    ``is_end_of_stream`` with ``end_of_stream_position`` (set when the image is removed because the
+    stream ended, before ``on_unavailable_image`` is called). Reading: ``poll``, ``controlled_poll`` and
+    ``block_poll``.
     """
 
     def __init__(
