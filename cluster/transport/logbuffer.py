@@ -38,7 +38,8 @@ started at any ``(term_id, term_offset)``, as Aeron Cluster does for a new leade
 ``TermReader.read`` walks frames from a term offset up to a limit, skipping PAD, delivering DATA payloads
 as memoryviews with a reusable ``Header`` whose ``position()`` is the position of the *end* of the frame
 (Aeron's log position of an entry). It is bounded: it never reads past the term and stops (and counts)
-on any frame whose length, type or term offset could not come from a writer. ``FragmentAssembler``
+on any frame whose length, type or term offset could not come from a writer. ``scan_block`` finds the
+end of a block of whole frames for ``Image.block_poll`` (Aeron's ``TermBlockScanner``). ``FragmentAssembler``
 rebuilds fragmented messages per session in bounded buffers, passing unfragmented ones through without
 a copy and dropping (and counting) broken sequences. Its memory is bounded twice: each session's buffer
 by ``max_message_length``, and all sessions' buffers together by ``max_buffered_bytes`` (fragments come
@@ -278,6 +279,29 @@ def write_heartbeat(
         buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0
     )
     return HEADER_LENGTH
+
+
+def _block_frame_problem(
+    values: tuple[int, ...], term_offset: int, ids: tuple[int, int, int], mtu: int
+) -> str:
+    """Why a frame of a block offered at ``term_offset`` was refused (``ids``: session, stream, term)."""
+    frame_length, version, _, frame_type, frame_offset, session_id, stream_id, term_id, _ = values
+    if version != 0:
+        return f"version {version} is not 0"
+    if frame_type == _DATA and not HEADER_LENGTH <= frame_length <= mtu:
+        return f"DATA frame length {frame_length} is not in [{HEADER_LENGTH}, mtu={mtu}]"
+    if frame_type == _PAD and frame_length < HEADER_LENGTH:
+        return f"PAD frame length {frame_length} is less than {HEADER_LENGTH}"
+    if frame_type not in (_DATA, _PAD):
+        return f"frame type {frame_type} is neither DATA nor PAD"
+    if frame_offset != term_offset:
+        return f"term offset {frame_offset} is not the frame's place in the term, {term_offset}"
+    if (session_id, stream_id, term_id) != ids:
+        return (
+            f"session/stream/term ids {session_id}/{stream_id}/{term_id} are not the publication's "
+            f"{ids[0]}/{ids[1]}/{ids[2]}"
+        )
+    return f"frame of length {frame_length} runs past the end of the block"
 
 
 # ---------------------------------------------------------------------------------------- log buffers
@@ -762,48 +786,40 @@ class ExclusiveAppender:
         stream_id = self.stream_id
         term_id = self.term_id
         end = offset + length
+        delta = term_offset - offset  # a block offset plus delta is a term offset
         position = offset
         ends: list[int] = []
         padded = False
-        first: tuple[int, ...] = ()
-        while position < end:
-            values = unpack(view, position)
+        first = unpack(view, offset)
+        values = first
+        while True:
             frame_length, version, _, frame_type, frame_offset, frame_session, frame_stream, frame_term, _ = (
                 values
             )
-            expected_offset = term_offset + (position - offset)
-            problem = None
-            if version != 0:
-                problem = f"version {version} is not 0"
-            elif frame_type == _DATA:
-                if not HEADER_LENGTH <= frame_length <= mtu:
-                    problem = f"DATA frame length {frame_length} is not in [{HEADER_LENGTH}, mtu={mtu}]"
-            elif frame_type == _PAD:
-                padded = True
-                if frame_length < HEADER_LENGTH:
-                    problem = f"PAD frame length {frame_length} is less than {HEADER_LENGTH}"
-            else:
-                problem = f"frame type {frame_type} is neither DATA nor PAD"
-            if problem is None:
-                if frame_offset != expected_offset:
-                    problem = (
-                        f"term offset {frame_offset} is not the frame's place in the term, {expected_offset}"
-                    )
-                elif frame_session != session_id or frame_stream != stream_id or frame_term != term_id:
-                    problem = (
-                        f"session/stream/term ids {frame_session}/{frame_stream}/{frame_term} are not the "
-                        f"publication's {session_id}/{stream_id}/{term_id}"
-                    )
-                elif position + ((frame_length + 31) & -32) > end:
-                    problem = f"frame of length {frame_length} runs past the end of the block"
-            if problem is not None:
-                raise InvalidBlockError(
-                    f"improperly formatted block: frame at block offset {position - offset}: {problem}"
+            aligned = (frame_length + 31) & -32
+            if not (
+                frame_offset == position + delta
+                and frame_session == session_id
+                and frame_stream == stream_id
+                and frame_term == term_id
+                and version == 0
+                and position + aligned <= end
+                and (
+                    (frame_type == _DATA and HEADER_LENGTH <= frame_length <= mtu)
+                    or (frame_type == _PAD and frame_length >= HEADER_LENGTH)
                 )
-            if not first:
-                first = values
-            position += (frame_length + 31) & -32
-            ends.append(term_offset + (position - offset))
+            ):
+                raise InvalidBlockError(
+                    f"improperly formatted block: frame at block offset {position - offset}: "
+                    + _block_frame_problem(values, position + delta, (session_id, stream_id, term_id), mtu)
+                )
+            if frame_type == _PAD:
+                padded = True
+            position += aligned
+            ends.append(position + delta)
+            if position >= end:
+                break
+            values = unpack(view, position)
         # the sender cuts datagrams at frame ends; a PAD amid the frames makes it walk them instead
         self._ends.extend(ends)
         if padded:
