@@ -580,6 +580,7 @@ class Transport:
         self._by_fd: dict[int, _Endpoint] = {}
         self._unpolled: list[_Endpoint] = []
         self._session_ids: dict[int, int] = {}  # session id -> publications using it
+        self._addressing_of: dict[NetworkPublication, tuple[Address | None, Address | None]] = {}
         self._image_memory_bytes = 0
         self.is_closed = False
 
@@ -698,6 +699,7 @@ class Transport:
             return ipc
         publication = self._add_network_publication(uri, config, log)
         self._use_session_id(session_id)
+        self._addressing_of[publication] = self._addressing(uri)
         for spy in self._spy_subscriptions:
             if self._spies_on(spy, publication):
                 self._attach_spy(publication, spy.subscription)
@@ -745,7 +747,7 @@ class Transport:
             clash = any(
                 p.stream_id == stream_id
                 and p.session_id == session_id
-                and self._addressing(p.config.channel) == addressing
+                and self._addressing_of.get(p) == addressing
                 for p in self._network_publications
             )
         if clash:
@@ -762,7 +764,7 @@ class Transport:
         if uri.endpoint is not None or uri.control is not None or tags is None or tags[0] is None:
             return uri, None
         for publication in self._network_publications:
-            if publication.channel_tag == tags[0] and publication.config.channel.get("tags") is not None:
+            if publication.channel_tag == tags[0]:
                 source = publication.config.channel
                 completed = uri
                 for key in _ADDRESSING_KEYS:
@@ -858,6 +860,7 @@ class Transport:
         endpoint: _SendEndpoint = publication._endpoint  # type: ignore[attr-defined]
         endpoint.publications.pop((publication.session_id, publication.stream_id), None)
         self._release_session_id(publication.session_id)
+        self._addressing_of.pop(publication, None)
         if not endpoint.publications and endpoint in self._send_endpoints:
             self._send_endpoints.remove(endpoint)
             for key, shared in list(self._shared_send_endpoints.items()):
@@ -975,7 +978,7 @@ class Transport:
             publication.stream_id == spy.subscription.stream_id
             and spy.session_id in (None, publication.session_id)
             and (spy.channel_tag is None or publication.channel_tag == spy.channel_tag)
-            and (spy.addressing is None or self._addressing(publication.config.channel) == spy.addressing)
+            and (spy.addressing is None or self._addressing_of.get(publication) == spy.addressing)
         )
 
     def _attach_spy(self, publication: NetworkPublication, subscription: Subscription) -> None:
@@ -1120,6 +1123,7 @@ class Transport:
         self._unpolled.clear()
         self._poller.close()
         self._network_publications.clear()
+        self._addressing_of.clear()
 
     def __enter__(self) -> Transport:
         return self
