@@ -603,7 +603,8 @@ class Subscription:
 
     def block_poll(self, handler: BlockHandler, block_length_limit: int) -> int:
         """``Image.block_poll`` on each image in turn, each with the whole ``block_length_limit`` (as
-        Aeron's ``Subscription.blockPoll``); returns the bytes consumed from all of them."""
+        Aeron's ``Subscription.blockPoll``); returns the bytes consumed from all of them. An exception
+        from the handler propagates at once: images polled before it keep their progress."""
         consumed = 0
         for image in self.images:
             consumed += image.block_poll(handler, block_length_limit)
