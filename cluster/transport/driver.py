@@ -18,6 +18,20 @@ Channels:
   the control address and sends to the destinations added with ``add_destination``;
   ``control-mode=dynamic`` lets subscriptions (``endpoint=...|control=...``) join by status messages.
 * ``aeron:ipc`` -- the publication's log is read in place by the subscriptions of this transport.
+* ``aeron-spy:aeron:udp?...`` -- a spy subscription: no socket; its images read the logs of this
+  transport's network publications on the same channel (the same ``endpoint`` and ``control``
+  addresses, or the channel tag it names) and stream in place, joining at their sender positions. The
+  publisher may not run more than its term window ahead of the slowest spy (spies alone do not make it
+  connected); when it closes, each spy reads to the end, gets end of stream and its image goes, and only
+  then does the publication linger out.
+* ``tags=T`` -- a UDP channel with an address and ``tags=T[,...]`` can be named by ``T`` alone: a
+  publication ``aeron:udp?tags=T`` takes the addressing of the publication channel tagged ``T``, a
+  subscription shares the receive endpoint (and images) of the subscription channel tagged ``T``, and
+  a spy spies on the publications tagged ``T`` (how Aeron Cluster lets the archive record its log).
+
+A publication's ``session-id`` may be given; it may repeat the session id of a publication on another
+channel or stream (the archive's response publication reuses its client's), but not of one on the same
+channel and stream (``TransportError``). Random session ids avoid every one in use.
 
 Datagrams go through a ``Network`` (``cluster.transport.media``): real UDP, or the deterministic
 ``SimNetwork``; the clock comes from the network, so the same code runs in real and virtual time. Every
@@ -60,6 +74,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cluster.transport.agent import SelectorIdleStrategy
+from cluster.transport.counters import DEFAULT_MAX_COUNTERS, CountersManager
 from cluster.transport.errors import ChannelUriError, TransportError
 from cluster.transport.image import (
     DEFAULT_NAK_DELAY_NS,
@@ -119,6 +134,7 @@ MAX_SUBSCRIPTIONS = 4096
 MAX_IMAGES_PER_ENDPOINT = 1024
 MAX_ELICITED_SESSIONS = 4096
 MAX_REMOVED_SESSIONS = 4096
+_ADDRESSING_KEYS = ("endpoint", "control", "control-mode", "interface")
 
 _DATA = int(FrameType.DATA)
 _PAD = int(FrameType.PAD)
@@ -150,7 +166,8 @@ class TransportConfig:
     ``max_image_memory_bytes`` bounds the logs of all network images of the transport together (default
     512 MiB: a 64 MiB-term log image takes 192 MiB, a 16 MiB-term image 48 MiB); it must hold at least
     one image of the longest term. Peers that publish with a longer ``udp_term_length`` than a receiver's
-    ``max_receive_term_length`` are refused by it, so raise both together.
+    ``max_receive_term_length`` are refused by it, so raise both together. ``max_counters`` bounds the
+    live counters of ``Transport.counters_manager`` (default 8192).
     """
 
     mtu: int = DEFAULT_MTU
@@ -164,6 +181,7 @@ class TransportConfig:
     seed: int | None = None
     max_receive_term_length: int = DEFAULT_MAX_RECEIVE_TERM_LENGTH
     max_image_memory_bytes: int = DEFAULT_MAX_IMAGE_MEMORY_BYTES
+    max_counters: int = DEFAULT_MAX_COUNTERS
 
     def __post_init__(self) -> None:
         check_mtu(self.mtu)
@@ -180,6 +198,8 @@ class TransportConfig:
             raise TransportError(f"data_loss must be in [0, 1): {self.data_loss}")
         if self.receiver_window < 32 or self.nak_delay_ns < 0 or self.linger_ns < 0:
             raise TransportError("receiver_window, nak_delay_ns and linger_ns must be positive")
+        if self.max_counters < 1:
+            raise TransportError(f"max_counters must be positive: {self.max_counters}")
 
 
 @dataclass(slots=True)
@@ -321,6 +341,7 @@ class _ReceiveEndpoint(_Endpoint):
         self.control = control
         self._time_of_last_control_elicit_ns = -SETUP_TIMEOUT_NS
         self.key: Address | None = None
+        self.tag: int | None = None  # the channel tag (tags=T) other subscriptions can name it by
         # Each receive endpoint has its own receiver id, as in Aeron's C driver (next_receiver_id++): a
         # sender's min/tagged flow control tells receivers apart by it.
         self.receiver_id = transport._next_receiver_id
@@ -471,6 +492,7 @@ class _ReceiveEndpoint(_Endpoint):
                 self.transport.counters.images_removed += 1
                 for image in log.images:
                     image.is_end_of_stream = log.end_of_stream_position >= 0
+                    image.end_of_stream_position = log.end_of_stream_position
                     image.subscription._remove_image(image)
                 log.images.clear()
         if self.removed and len(self.removed) > 256:
@@ -535,6 +557,8 @@ class Transport:
         self.clock = self.network.clock
         self.config = TransportConfig() if config is None else config
         self.counters = TransportCounters()
+        self.counters_manager = CountersManager(self.config.max_counters)
+        """The counters clients of this transport allocate and find (``cluster.transport.counters``)."""
         self._random = random.Random(self.config.seed)
         self._loss_random = random.Random(self._random.getrandbits(64))
         self.loss_random = self._loss_random.random
@@ -549,12 +573,14 @@ class Transport:
         self._network_publications: list[NetworkPublication] = []
         self._ipc_publications: list[IpcPublication] = []
         self._ipc_subscriptions: list[Subscription] = []
+        self._spy_subscriptions: list[_Spy] = []
         if not hasattr(select, "epoll"):
             raise TransportError("the transport runs on Linux only: it polls its sockets with epoll")
         self._poller = select.epoll()
         self._by_fd: dict[int, _Endpoint] = {}
         self._unpolled: list[_Endpoint] = []
-        self._session_ids: set[int] = set()
+        self._session_ids: dict[int, int] = {}  # session id -> publications using it
+        self._addressing_of: dict[NetworkPublication, tuple[Address | None, Address | None]] = {}
         self._image_memory_bytes = 0
         self.is_closed = False
 
@@ -590,6 +616,8 @@ class Transport:
             work += endpoint.poll(now_ns)
         finished: list[NetworkPublication] | None = None
         for publication in self._network_publications:
+            if publication.spies and publication.is_closed:
+                self._end_spies(publication)
             work += publication.send(now_ns)
             if publication.is_linger_done:
                 finished = [*(finished or ()), publication]
@@ -621,12 +649,16 @@ class Transport:
             raise ChannelUriError(
                 f"mtu={mtu} is greater than the max message length for term-length={term_length}"
             )
+        tagged_from: NetworkPublication | None = None
+        if not is_ipc:
+            uri, tagged_from = self._resolve_channel_tag(uri)
         session_id = uri.session_id
         if session_id is None:
             session_id = random_session_id(self._random)
             while session_id in self._session_ids:
                 session_id = random_session_id(self._random)
-        self._session_ids.add(session_id)
+        else:
+            self._check_session_clash(uri, stream_id, session_id)
         initial_term_id = uri.init_term_id
         if initial_term_id is None:
             initial_term_id = self._random.randrange(-(2**31), 2**31)
@@ -660,13 +692,87 @@ class Transport:
         if is_ipc:
             ipc = IpcPublication(config, log)
             self._ipc_publications.append(ipc)
+            self._use_session_id(session_id)
             for subscription in self._ipc_subscriptions:
                 if subscription.stream_id == stream_id:
                     self._attach_ipc(ipc, subscription)
             return ipc
-        return self._add_network_publication(uri, config, log)
+        publication = self._add_network_publication(uri, config, log)
+        self._use_session_id(session_id)
+        self._addressing_of[publication] = self._addressing(uri)
+        for spy in self._spy_subscriptions:
+            if self._spies_on(spy, publication):
+                self._attach_spy(publication, spy.subscription)
+        if tagged_from is not None and publication.control_mode == "manual":
+            # Aeron's destinations belong to the channel endpoint the tag names; ours to each publication,
+            # so one that joins the channel by its tag starts with the destinations the channel has now
+            now_ns = self.clock.nano_time()
+            for destination in tagged_from.destinations:
+                if not destination.dynamic:
+                    publication.add_destination(destination.address, now_ns)
+        return publication
 
     add_exclusive_publication = add_publication
+
+    def _use_session_id(self, session_id: int) -> None:
+        self._session_ids[session_id] = self._session_ids.get(session_id, 0) + 1
+
+    def _release_session_id(self, session_id: int) -> None:
+        count = self._session_ids.get(session_id, 0)
+        if count <= 1:
+            self._session_ids.pop(session_id, None)
+        else:
+            self._session_ids[session_id] = count - 1
+
+    def _addressing(self, uri: ChannelUri) -> tuple[Address | None, Address | None]:
+        """What identifies a UDP channel's place on the network: its endpoint and control addresses,
+        resolved (Aeron compares channels by the canonical form built from them)."""
+        endpoint = uri.endpoint
+        control = uri.control
+        return (
+            None if endpoint is None else self.network.resolve(endpoint),
+            None if control is None else self.network.resolve(control),
+        )
+
+    def _check_session_clash(self, uri: ChannelUri, stream_id: int, session_id: int) -> None:
+        """An explicit session id may be shared with publications on other channels or streams (Aeron
+        allows it: the archive answers a client on the client's own session id), but not with one on the
+        same channel and stream, whose receivers could not tell the two apart."""
+        if uri.media == "ipc":
+            clash = any(
+                p.stream_id == stream_id and p.session_id == session_id for p in self._ipc_publications
+            )
+        else:
+            addressing = self._addressing(uri)
+            clash = any(
+                p.stream_id == stream_id
+                and p.session_id == session_id
+                and self._addressing_of.get(p) == addressing
+                for p in self._network_publications
+            )
+        if clash:
+            raise TransportError(
+                f"session-id={session_id} clashes with an existing publication on stream {stream_id} of "
+                f"the same channel: {uri.build()!r}"
+            )
+
+    def _resolve_channel_tag(self, uri: ChannelUri) -> tuple[ChannelUri, NetworkPublication | None]:
+        """A UDP channel naming another by its tag alone (``tags=T``, no endpoint, no control) takes the
+        addressing (endpoint, control, control-mode, interface) of the publication whose channel was
+        tagged ``T``, and that publication; any other channel comes back as it is."""
+        tags = uri.tags
+        if uri.endpoint is not None or uri.control is not None or tags is None or tags[0] is None:
+            return uri, None
+        for publication in self._network_publications:
+            if publication.channel_tag == tags[0]:
+                source = publication.config.channel
+                completed = uri
+                for key in _ADDRESSING_KEYS:
+                    value = source.get(key)
+                    if value is not None:
+                        completed = completed.with_param(key, value)
+                return completed, publication
+        raise ChannelUriError(f"no publication channel of this transport has tag {tags[0]}: {uri.build()!r}")
 
     def _add_network_publication(
         self, uri: ChannelUri, config: PublicationConfig, log: LogBuffers
@@ -753,7 +859,8 @@ class Transport:
             self._network_publications.remove(publication)
         endpoint: _SendEndpoint = publication._endpoint  # type: ignore[attr-defined]
         endpoint.publications.pop((publication.session_id, publication.stream_id), None)
-        self._session_ids.discard(publication.session_id)
+        self._release_session_id(publication.session_id)
+        self._addressing_of.pop(publication, None)
         if not endpoint.publications and endpoint in self._send_endpoints:
             self._send_endpoints.remove(endpoint)
             for key, shared in list(self._shared_send_endpoints.items()):
@@ -782,6 +889,8 @@ class Transport:
             on_unavailable_image=on_unavailable_image,
             on_close=self._on_subscription_closed,
         )
+        if uri.is_spy:
+            return self._add_spy_subscription(uri, subscription)
         if uri.media == "ipc":
             self._ipc_subscriptions.append(subscription)
             for publication in self._ipc_publications:
@@ -789,18 +898,25 @@ class Transport:
                     self._attach_ipc(publication, subscription)
             return subscription
         endpoint = uri.endpoint
+        tags = uri.tags
+        channel_tag = None if tags is None else tags[0]
         if endpoint is None:
-            raise ChannelUriError(f"a UDP subscription needs an endpoint: {channel!r}")
-        bind = self.network.resolve(endpoint)
-        control = None if uri.control is None else self.network.resolve(uri.control)
-        receive = self._shared_receive_endpoints.get(bind) if bind[1] != 0 else None
-        if receive is None:
-            sock = self.network.open(bind)
-            receive = _ReceiveEndpoint(self, sock, control, uri)
-            receive.key = sock.local_address
-            self._receive_endpoints.append(receive)
-            self._shared_receive_endpoints[sock.local_address] = receive
-            self._register(receive)
+            receive = self._tagged_receive_endpoint(channel_tag, channel)
+        else:
+            bind = self.network.resolve(endpoint)
+            control = None if uri.control is None else self.network.resolve(uri.control)
+            shared = self._shared_receive_endpoints.get(bind) if bind[1] != 0 else None
+            if shared is None:
+                sock = self.network.open(bind)
+                receive = _ReceiveEndpoint(self, sock, control, uri)
+                receive.key = sock.local_address
+                self._receive_endpoints.append(receive)
+                self._shared_receive_endpoints[sock.local_address] = receive
+                self._register(receive)
+            else:
+                receive = shared
+            if receive.tag is None:
+                receive.tag = channel_tag
         subscription.local_address = receive.socket.local_address
         subscription._endpoint = receive  # type: ignore[attr-defined]
         receive.streams.setdefault(stream_id, []).append((subscription, uri.session_id))
@@ -821,7 +937,76 @@ class Transport:
                 subscription._add_image(image)
         return subscription
 
+    def _tagged_receive_endpoint(self, channel_tag: int | None, channel: str) -> _ReceiveEndpoint:
+        """The receive endpoint a subscription's ``tags=T`` (with no endpoint) names: the one a subscription
+        with an endpoint and that channel tag created, whose images the new subscription shares."""
+        if channel_tag is None:
+            raise ChannelUriError(f"a UDP subscription needs an endpoint (or a channel tag): {channel!r}")
+        for receive in self._receive_endpoints:
+            if receive.tag == channel_tag:
+                return receive
+        raise ChannelUriError(f"no subscription channel of this transport has tag {channel_tag}: {channel!r}")
+
+    # ------------------------------------------------------------------ spies
+
+    def _add_spy_subscription(self, uri: ChannelUri, subscription: Subscription) -> Subscription:
+        """``aeron-spy:aeron:udp?...``: images reading matching network publications of this transport in
+        place. No socket is opened."""
+        if uri.media != "udp":
+            raise ChannelUriError(f"a spy subscription needs a UDP channel: {subscription.channel!r}")
+        tags = uri.tags
+        channel_tag = None if tags is None else tags[0]
+        has_address = uri.endpoint is not None or uri.control is not None
+        if not has_address and channel_tag is None:
+            raise ChannelUriError(
+                "a spy channel needs an endpoint, a control address or a channel tag: "
+                f"{subscription.channel!r}"
+            )
+        if len(self._spy_subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise TransportError(f"the transport has the maximum of {MAX_SUBSCRIPTIONS} spy subscriptions")
+        spy = _Spy(subscription, self._addressing(uri) if has_address else None, channel_tag, uri.session_id)
+        self._spy_subscriptions.append(spy)
+        for publication in self._network_publications:
+            if not publication.is_closed and self._spies_on(spy, publication):
+                self._attach_spy(publication, subscription)
+        return subscription
+
+    def _spies_on(self, spy: _Spy, publication: NetworkPublication) -> bool:
+        """Whether ``spy`` reads ``publication``: same stream, the session it wants (if any), the same
+        channel tag (if it names one) and the same endpoint and control addresses (if it gives them)."""
+        return (
+            publication.stream_id == spy.subscription.stream_id
+            and spy.session_id in (None, publication.session_id)
+            and (spy.channel_tag is None or publication.channel_tag == spy.channel_tag)
+            and (spy.addressing is None or self._addressing_of.get(publication) == spy.addressing)
+        )
+
+    def _attach_spy(self, publication: NetworkPublication, subscription: Subscription) -> None:
+        image = _SpyImage(subscription, publication, publication.sender_position)
+        publication.spies.append(image)
+        subscription._add_image(image)
+        publication.update_limit()
+
+    def _end_spies(self, publication: NetworkPublication) -> None:
+        """Remove the spies of a closed publication that have read to its end: end of stream for them."""
+        end = publication.end_of_stream_position
+        for image in list(publication.spies):
+            if image.position >= end and isinstance(image, _SpyImage):
+                publication.spies.remove(image)
+                image.is_end_of_stream = True
+                image.end_of_stream_position = end
+                image.subscription._remove_image(image)
+
     def _on_subscription_closed(self, subscription: Subscription) -> None:
+        for spy in self._spy_subscriptions:
+            if spy.subscription is subscription:
+                self._spy_subscriptions.remove(spy)
+                for spied in self._network_publications:
+                    before = len(spied.spies)
+                    spied.spies = [image for image in spied.spies if image.subscription is not subscription]
+                    if len(spied.spies) != before:
+                        spied.update_limit()
+                return
         if subscription in self._ipc_subscriptions:
             self._ipc_subscriptions.remove(subscription)
             for publication in self._ipc_publications:
@@ -869,12 +1054,13 @@ class Transport:
                         if isinstance(image, _IpcImage) and image.publication is publication:
                             if image.position >= publication.end_of_stream_position:
                                 image.is_end_of_stream = True
+                                image.end_of_stream_position = publication.end_of_stream_position
                                 subscription._remove_image(image)
                             else:
                                 done = False
                 if done:
                     self._ipc_publications.remove(publication)
-                    self._session_ids.discard(publication.session_id)
+                    self._release_session_id(publication.session_id)
         return work
 
     # ------------------------------------------------------------------ lifecycle
@@ -937,12 +1123,42 @@ class Transport:
         self._unpolled.clear()
         self._poller.close()
         self._network_publications.clear()
+        self._addressing_of.clear()
 
     def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Spy:
+    """A spy subscription and what it matches: endpoint and control addresses (``None``: not given), a
+    channel tag and a session id."""
+
+    subscription: Subscription
+    addressing: tuple[Address | None, Address | None] | None
+    channel_tag: int | None
+    session_id: int | None
+
+
+class _SpyImage(Image):
+    """A spy's image: a network publication's log read in place, joined at its sender position."""
+
+    def __init__(
+        self, subscription: Subscription, publication: NetworkPublication, join_position: int
+    ) -> None:
+        super().__init__(
+            subscription,
+            publication.log,
+            publication.session_id,
+            join_position,
+            "aeron:ipc",
+            publication.mtu,
+            initial_term_id=publication.initial_term_id,
+        )
+        self.publication = publication
 
 
 class _IpcImage(Image):

@@ -5,6 +5,9 @@ from __future__ import annotations
 __all__ = [
     "AgentError",
     "ChannelUriError",
+    "CounterError",
+    "CountersFullError",
+    "InvalidBlockError",
     "InvalidMtuError",
     "InvalidTermLengthError",
     "LogBufferError",
@@ -37,6 +40,19 @@ class InvalidMtuError(LogBufferError):
 
 class MessageTooLongError(LogBufferError):
     """A message (or claim) is longer than the log allows."""
+
+
+class InvalidBlockError(LogBufferError):
+    """A block given to ``offer_block`` is not a run of whole, well-formed frames of the publication at its
+    current position (Aeron's ``IllegalArgumentException`` from ``offerBlock``); nothing was written."""
+
+
+class CounterError(TransportError, ValueError):
+    """A counter was allocated with bad arguments, or used after it was closed."""
+
+
+class CountersFullError(CounterError):
+    """Every counter id of a ``CountersManager`` is in use (its ``max_counters`` is reached)."""
 
 
 class AgentError(TransportError, ValueError):

@@ -7,6 +7,9 @@ An *image* is one publication (one session id) as a subscriber sees it. Over UDP
 log in place. Each ``Subscription`` attaches an ``Image`` (a reader with its own *subscriber position*) to
 every log of its stream; ``poll`` and ``controlled_poll`` deliver fragments round-robin across images,
 at most ``fragment_limit`` per call, each with a ``Header`` whose ``position()`` is the end of the frame.
+``block_poll`` instead hands over a block of whole frames straight from the term, headers and all (what
+the archive's recorder copies into its files): DATA frames up to a length limit, but at least one; a PAD
+frame ends a block, and is a block of its own when it comes first; never past the end of the term.
 
 **Rebuilding (``ImageLog.insert_packet``).** A datagram holds one or more whole frames of one term, back
 to back at 32-byte aligned offsets (a PAD frame only its 32-byte header, last). Every frame header is
@@ -41,14 +44,16 @@ import enum
 import re
 from collections.abc import Callable
 
-from cluster.transport.errors import TransportError
+from cluster.transport.errors import LogBufferError, TransportError
 from cluster.transport.logbuffer import (
     HEADER_LENGTH,
+    BlockHandler,
     FragmentHandler,
     Header,
     LogBuffers,
     TermReader,
     compute_position,
+    scan_block,
 )
 from cluster.transport.media import Address
 from generated.aeron_transport_frames import (
@@ -406,7 +411,16 @@ class ImageLog:
 
 
 class Image:
-    """One session of a stream as one subscription reads it (Aeron's client ``Image``)."""
+    """One session of a stream as one subscription reads it (Aeron's client ``Image``).
+
+    What it tells about its stream: ``session_id``, ``stream_id``, ``initial_term_id``, ``term_length``,
+    ``mtu``, ``join_position`` (where this subscriber started), ``position`` (how far it has consumed),
+    ``source_identity`` (``host:port`` of the sender for UDP, ``aeron:ipc`` for IPC and spy images),
+    ``subscription``, ``is_closed`` (the image went away or its subscription closed) and
+    ``is_end_of_stream`` with ``end_of_stream_position`` (set when the image is removed because the
+    stream ended, before ``on_unavailable_image`` is called). Reading: ``poll``, ``controlled_poll`` and
+    ``block_poll``.
+    """
 
     def __init__(
         self,
@@ -492,6 +506,33 @@ class Image:
         self.position = position + (offset - initial_offset)
         return count
 
+    def block_poll(self, handler: BlockHandler, block_length_limit: int) -> int:
+        """Hand ``handler(term, offset, length, session_id, term_id)`` one block of whole frames straight
+        from the term at this image's position, and return its length (0: nothing available).
+
+        The block is what ``logbuffer.scan_block`` finds: DATA frames up to ``block_length_limit`` bytes,
+        but always at least the first frame whole; a PAD frame ends a block and is a block of its own (its
+        whole aligned length) when it comes first; never past the end of the term. Frames are exactly as
+        in the term, headers included. The position moves by the block's length once ``handler``
+        returns; if it raises, the exception propagates and the position stays, so the next call offers
+        the same block again (Aeron moves the position in a ``finally``)."""
+        if self.is_closed:
+            return 0
+        if block_length_limit < 1:
+            raise LogBufferError(f"block_length_limit must be positive: {block_length_limit}")
+        position = self.position
+        shift = self.shift
+        offset = position & self.mask
+        term = self.terms[(position >> shift) % 3]
+        limit_offset = offset + block_length_limit
+        length = scan_block(term, offset, limit_offset) - offset
+        if length <= 0:
+            return 0
+        term_id = (((position >> shift) + self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        handler(term, offset, length, self.session_id, term_id)
+        self.position = position + length
+        return length
+
     def close(self) -> None:
         self.is_closed = True
 
@@ -559,6 +600,15 @@ class Subscription:
             if fragments >= fragment_limit:
                 break
         return fragments
+
+    def block_poll(self, handler: BlockHandler, block_length_limit: int) -> int:
+        """``Image.block_poll`` on each image in turn, each with the whole ``block_length_limit`` (as
+        Aeron's ``Subscription.blockPoll``); returns the bytes consumed from all of them. An exception
+        from the handler propagates at once: images polled before it keep their progress."""
+        consumed = 0
+        for image in self.images:
+            consumed += image.block_poll(handler, block_length_limit)
+        return consumed
 
     def _add_image(self, image: Image) -> None:
         if self.is_closed:

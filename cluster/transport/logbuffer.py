@@ -27,6 +27,10 @@ consumers; there is no driver here), so a reader reaching the end of term ``t`` 
 rotates finds zeros, never stale frames. A consumer must therefore have left term ``t - 2`` when the
 appender enters term ``t``, which a window (``position_limit``) of at most one term guarantees.
 
+``ExclusiveAppender.append_block`` (Aeron's ``offerBlock``) appends frames someone else laid out -- a
+recorded stream being replayed -- after checking every header against the appender's session, stream,
+term and offset, copying them as they are with the first frame's length written last.
+
 Each partition keeps a *raw tail* ``term_id << 32 | term_offset`` (the tail may run past the term end
 when a message trips it), exactly like the log metadata of a real Aeron log; ``LogBuffers`` can be
 started at any ``(term_id, term_offset)``, as Aeron Cluster does for a new leadership term's log.
@@ -34,7 +38,8 @@ started at any ``(term_id, term_offset)``, as Aeron Cluster does for a new leade
 ``TermReader.read`` walks frames from a term offset up to a limit, skipping PAD, delivering DATA payloads
 as memoryviews with a reusable ``Header`` whose ``position()`` is the position of the *end* of the frame
 (Aeron's log position of an entry). It is bounded: it never reads past the term and stops (and counts)
-on any frame whose length, type or term offset could not come from a writer. ``FragmentAssembler``
+on any frame whose length, type or term offset could not come from a writer. ``scan_block`` finds the
+end of a block of whole frames for ``Image.block_poll`` (Aeron's ``TermBlockScanner``). ``FragmentAssembler``
 rebuilds fragmented messages per session in bounded buffers, passing unfragmented ones through without
 a copy and dropping (and counting) broken sequences. Its memory is bounded twice: each session's buffer
 by ``max_message_length``, and all sessions' buffers together by ``max_buffered_bytes`` (fragments come
@@ -48,6 +53,7 @@ from array import array
 from collections.abc import Callable
 
 from cluster.transport.errors import (
+    InvalidBlockError,
     InvalidMtuError,
     InvalidTermLengthError,
     LogBufferError,
@@ -57,6 +63,7 @@ from generated.aeron_transport_frames import (
     DataFlags,
     DataHeaderDecoder,
     DataHeaderEncoder,
+    FrameHeaderDecoder,
     FrameHeaderEncoder,
     FrameType,
 )
@@ -75,6 +82,7 @@ __all__ = [
     "PARTITION_COUNT",
     "TERM_MAX_LENGTH",
     "TERM_MIN_LENGTH",
+    "BlockHandler",
     "BufferClaim",
     "ExclusiveAppender",
     "FragmentAssembler",
@@ -101,6 +109,7 @@ __all__ = [
     "pack_tail",
     "partition_index",
     "position_bits_to_shift",
+    "scan_block",
     "tail_term_id",
     "tail_term_offset",
     "write_fragments",
@@ -140,6 +149,7 @@ _ZERO_CHUNK = bytes(64 * 1024)
 _unpack_data = DataHeaderDecoder.LAYOUT.unpack_from
 _pack_data = DataHeaderEncoder.LAYOUT.pack_into
 _pack_frame = FrameHeaderEncoder.LAYOUT.pack_into
+_unpack_frame = FrameHeaderDecoder.LAYOUT.unpack_from  # (frame_length, version, flags, type)
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -269,6 +279,29 @@ def write_heartbeat(
         buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0
     )
     return HEADER_LENGTH
+
+
+def _block_frame_problem(
+    values: tuple[int, ...], term_offset: int, ids: tuple[int, int, int], mtu: int
+) -> str:
+    """Why a frame of a block offered at ``term_offset`` was refused (``ids``: session, stream, term)."""
+    frame_length, version, _, frame_type, frame_offset, session_id, stream_id, term_id, _ = values
+    if version != 0:
+        return f"version {version} is not 0"
+    if frame_type == _DATA and not HEADER_LENGTH <= frame_length <= mtu:
+        return f"DATA frame length {frame_length} is not in [{HEADER_LENGTH}, mtu={mtu}]"
+    if frame_type == _PAD and frame_length < HEADER_LENGTH:
+        return f"PAD frame length {frame_length} is less than {HEADER_LENGTH}"
+    if frame_type not in (_DATA, _PAD):
+        return f"frame type {frame_type} is neither DATA nor PAD"
+    if frame_offset != term_offset:
+        return f"term offset {frame_offset} is not the frame's place in the term, {term_offset}"
+    if (session_id, stream_id, term_id) != ids:
+        return (
+            f"session/stream/term ids {session_id}/{stream_id}/{term_id} are not the publication's "
+            f"{ids[0]}/{ids[1]}/{ids[2]}"
+        )
+    return f"frame of length {frame_length} runs past the end of the block"
 
 
 # ---------------------------------------------------------------------------------------- log buffers
@@ -694,6 +727,105 @@ class ExclusiveAppender:
         self.term_offset = resulting_offset
         return self.term_begin_position + resulting_offset
 
+    def append_block(self, buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int:
+        """Append ``buffer[offset:offset + length]``, a block of whole frames already laid out as they
+        must stand in the term (headers included), at the current position in one go: Aeron's
+        ``ExclusivePublication.offerBlock``. Returns the new position, or ``ADMIN_ACTION`` (the
+        appender was at the end of its term and has rotated: retry), ``BACK_PRESSURED`` or
+        ``MAX_POSITION_EXCEEDED`` (or what ``on_limit`` says) like ``append``.
+
+        ``InvalidBlockError`` (nothing written) unless: ``length`` is a positive multiple of 32 within
+        ``buffer``; the block fits in the rest of the term; and the block is frames back to back that
+        cover it exactly, each with version 0, type DATA (length 32 to ``mtu``) or PAD (length 32 or
+        more), its own term offset, and this publication's session id, stream id and term id. The frames
+        are copied as they are -- flags, reserved values, PAD bodies -- the first frame's length word
+        last, so a reader never sees part of a block."""
+        if not isinstance(offset, int) or not isinstance(length, int):
+            raise InvalidBlockError(f"offset and length must be ints: offset={offset!r}, length={length!r}")
+        view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+        if view.itemsize != 1 or view.ndim != 1:
+            view = view.cast("B")
+        if length <= 0 or length & (FRAME_ALIGNMENT - 1):
+            raise InvalidBlockError(
+                f"block length must be a positive multiple of {FRAME_ALIGNMENT}: {length}"
+            )
+        if offset < 0 or offset + length > view.nbytes:
+            raise InvalidBlockError(
+                f"block [{offset}, {offset + length}) is outside the buffer of {view.nbytes} bytes"
+            )
+        term_offset = self.term_offset
+        term_length = self.term_length
+        if term_offset >= term_length:
+            return self._end_of_term(term_offset)
+        if self.term_begin_position + term_offset >= self.position_limit:
+            status = self._back_pressure_status(length - HEADER_LENGTH)
+            if status:
+                return status
+        if length > term_length - term_offset:
+            raise InvalidBlockError(
+                f"block length {length} is more than the {term_length - term_offset} bytes left in the "
+                f"term at term offset {term_offset}"
+            )
+        first = self._check_block(view, offset, length, term_offset)
+        term = self._term
+        # Everything but the first frame's header word goes in first; its length, written last, commits
+        # the whole block (the term beyond the tail is zeroed, so a reader stops at that frame until then).
+        term[term_offset + 8 : term_offset + length] = view[offset + 8 : offset + length]
+        _pack_frame(term, term_offset, first[0], first[1], first[2], first[3])
+        resulting_offset = term_offset + length
+        self._raw_tails[self.partition_index] = (self.term_id << 32) + resulting_offset
+        self.term_offset = resulting_offset
+        return self.term_begin_position + resulting_offset
+
+    def _check_block(self, view: memoryview, offset: int, length: int, term_offset: int) -> tuple[int, ...]:
+        """Check every frame of a block (see ``append_block``), record its frame ends, and return the
+        first frame's header; raise ``InvalidBlockError`` before anything is recorded."""
+        unpack = _unpack_data
+        mtu = self.mtu
+        session_id = self.session_id
+        stream_id = self.stream_id
+        term_id = self.term_id
+        end = offset + length
+        delta = term_offset - offset  # a block offset plus delta is a term offset
+        position = offset
+        ends: list[int] = []
+        padded = False
+        first = unpack(view, offset)
+        values = first
+        while True:
+            frame_length, version, _, frame_type, frame_offset, frame_session, frame_stream, frame_term, _ = (
+                values
+            )
+            aligned = (frame_length + 31) & -32
+            if not (
+                frame_offset == position + delta
+                and frame_session == session_id
+                and frame_stream == stream_id
+                and frame_term == term_id
+                and version == 0
+                and position + aligned <= end
+                and (
+                    (frame_type == _DATA and HEADER_LENGTH <= frame_length <= mtu)
+                    or (frame_type == _PAD and frame_length >= HEADER_LENGTH)
+                )
+            ):
+                raise InvalidBlockError(
+                    f"improperly formatted block: frame at block offset {position - offset}: "
+                    + _block_frame_problem(values, position + delta, (session_id, stream_id, term_id), mtu)
+                )
+            if frame_type == _PAD:
+                padded = True
+            position += aligned
+            ends.append(position + delta)
+            if position >= end:
+                break
+            values = unpack(view, position)
+        # the sender cuts datagrams at frame ends; a PAD amid the frames makes it walk them instead
+        self._ends.extend(ends)
+        if padded:
+            self.padded[self.partition_index] = True
+        return first
+
     def _end_of_term(self, term_offset: int) -> int:
         """The message does not fit: pad the rest of the term, rotate, and ask for a retry."""
         term_length = self.term_length
@@ -874,6 +1006,42 @@ class TermReader:
                 raise
             self.error_handler(exc)
         return fragments_read, offset
+
+
+BlockHandler = Callable[[memoryview, int, int, int, int], object]
+"""``handler(term, offset, length, session_id, term_id)``: a block of whole frames, ``term[offset:offset +
+length]``, as ``Image.block_poll`` hands it over (Aeron's ``BlockHandler.onBlock``)."""
+
+
+def scan_block(term_buffer: memoryview, term_offset: int, limit_offset: int) -> int:
+    """The end of the block of whole committed frames starting at ``term_offset`` (the offset itself when
+    no frame is there yet): Aeron's ``TermBlockScanner.scan``, except that the first frame is always taken
+    whole even when it ends beyond ``limit_offset``, so that a block poll can always make progress.
+
+    DATA frames are taken while they end at or before ``limit_offset``. A PAD frame ends the block: it is
+    excluded unless it is the first frame, in which case the block is that PAD alone, its whole aligned
+    length. The block never passes the end of the term. A frame no writer could have produced (length
+    below 32, running past the term, a type other than DATA or PAD) ends the block before it."""
+    capacity = len(term_buffer)
+    offset = term_offset
+    unpack = _unpack_frame
+    while offset < capacity:
+        frame_length, _, _, frame_type = unpack(term_buffer, offset)
+        if frame_length <= 0:
+            break
+        aligned = (frame_length + 31) & -32
+        if frame_length < HEADER_LENGTH or offset + aligned > capacity:
+            break
+        if frame_type != _DATA:
+            if frame_type == _PAD and offset == term_offset:
+                offset += aligned
+            break
+        if offset + aligned > limit_offset and offset != term_offset:
+            break
+        offset += aligned
+        if offset >= limit_offset:
+            break
+    return offset
 
 
 # ---------------------------------------------------------------------------------------- reassembly

@@ -6,6 +6,9 @@ A ``Publication`` is Aeron's *exclusive publication* (one writer; everything her
 Its ``offer`` and ``try_claim`` append to the publication's own ``LogBuffers`` through an
 ``ExclusiveAppender`` and return Aeron's results: the new position, or ``NOT_CONNECTED``,
 ``BACK_PRESSURED``, ``ADMIN_ACTION`` (a term was padded: retry), ``CLOSED`` or ``MAX_POSITION_EXCEEDED``.
+``offer_block`` appends a block of frames the caller has already laid out for this publication's
+session, stream, term and position (the archive's replay does, with frames it recorded), checked frame by
+frame and copied as they are; the sender then ships them like any others.
 The appender stops at ``position_limit`` (Aeron's publisher limit), which the transport moves:
 
 * **Network** (``NetworkPublication``): the limit is ``sender_position + term_window`` while connected
@@ -27,6 +30,12 @@ The appender stops at ``position_limit`` (Aeron's publisher limit), which the tr
   time (``add_destination``); with ``control-mode=dynamic`` a receiver joins by sending status messages
   to the ``control`` address and leaves by falling silent for 5 s. Every datagram goes to every
   destination.
+* **Spies.** A spy subscription of the same transport reads a network publication's log in place: each
+  of its images (``spies``) joins at the sender position, and the publisher limit is taken from the
+  slowest of the sender and the spies (``min(sender, spies) + term_window``; spies alone do not make the
+  publication connected). The partition of term ``t + 1`` is zeroed when that slowest consumer enters
+  term ``t``, so neither a retransmit nor a spy ever reads a cleaned partition. A closed publication
+  starts its linger only once the transport has removed every spy (each at the end of the stream).
 * **IPC** (``IpcPublication``): the log *is* what subscribers read; the limit is the slowest subscriber's
   position plus ``term_window``, and it is connected while any subscription is attached.
 """
@@ -129,6 +138,9 @@ class Publication(abc.ABC):
         self.term_length = config.term_length
         self.mtu = config.mtu
         self.log = log
+        tags = config.channel.tags
+        self.channel_tag: int | None = None if tags is None else tags[0]
+        """The channel tag of ``tags=channelTag[,entityTag]``, by which other channels can name this one."""
         self.appender = ExclusiveAppender(log, config.session_id, config.stream_id, config.mtu)
         self.max_message_length = self.appender.max_message_length
         self.max_payload_length = self.appender.max_payload_length
@@ -143,6 +155,9 @@ class Publication(abc.ABC):
         """Append one message; the new position (> 0) or a negative Aeron status."""
         self.try_claim: ClaimFunction = self.appender.try_claim
         """Reserve an unfragmented frame of ``length`` bytes in ``claim``; commit or abort it."""
+        self.offer_block: BlockOfferFunction = self.appender.append_block
+        """Append ``buffer[offset:offset + length]``, whole frames already framed for this publication at
+        its position (``ExclusiveAppender.append_block``); the new position or a negative Aeron status."""
 
     def _on_limit(self, position: int) -> int:
         if self.update_limit() and position < self.appender.position_limit:
@@ -153,6 +168,7 @@ class Publication(abc.ABC):
         self.is_closed = True
         self.offer = _offer_closed
         self.try_claim = _claim_closed
+        self.offer_block = _offer_block_closed
 
     def update_limit(self) -> bool:
         """Recompute the publisher limit; ``True`` if it moved."""
@@ -191,6 +207,14 @@ class OfferFunction(Protocol):
 
 class ClaimFunction(Protocol):
     def __call__(self, length: int, claim: BufferClaim) -> int: ...
+
+
+class BlockOfferFunction(Protocol):
+    def __call__(self, buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int: ...
+
+
+def _offer_block_closed(buffer: bytes | bytearray | memoryview, offset: int, length: int) -> int:
+    return CLOSED
 
 
 def _offer_closed(payload: bytes | bytearray | memoryview, reserved_value: int = 0) -> int:
@@ -249,6 +273,10 @@ class NetworkPublication(Publication):
         self._scratch = bytearray(64)
         self.mask = config.term_length - 1
         self.is_linger_done = False
+        self.spies: list[_Positioned] = []
+        """The images of spy subscriptions reading this log in place (the transport attaches them)."""
+        self.end_of_stream_position = -1  # the position at close
+        self._clean_term_count = self.start_position >> self.position_bits_to_shift
         # counters
         self.datagrams_sent = 0
         self.bytes_sent = 0
@@ -267,14 +295,32 @@ class NetworkPublication(Publication):
         return self._has_sm and not self.is_closed
 
     def update_limit(self) -> bool:
+        consumer_position = self.sender_position
+        spies = self.spies
+        if spies:
+            for spy in spies:
+                if spy.position < consumer_position:
+                    consumer_position = spy.position
+        if consumer_position >> self.position_bits_to_shift > self._clean_term_count:
+            self._clean_behind(consumer_position)
         if not self._has_sm:
             return False
-        return self._raise_limit(self.sender_position)
+        return self._raise_limit(consumer_position)
+
+    def _clean_behind(self, consumer_position: int) -> None:
+        """The slowest consumer (the sender, or a spy) has entered term ``t``: zero the partition of term
+        ``t + 1``, which held ``t - 2`` (for each term entered since the last time; at most three)."""
+        term_count = consumer_position >> self.position_bits_to_shift
+        first = max(self._clean_term_count + 1, term_count - 2)
+        for count in range(first, term_count + 1):
+            self.log.clean_partition((count + 1) % 3)
+        self._clean_term_count = term_count
 
     def close(self) -> None:
         if not self.is_closed:
             self._mark_closed()
             self._closed_at_ns = -1  # set on the next send
+            self.end_of_stream_position = self.appender.position
 
     # --------------------------------------------------------------- destinations
 
@@ -425,13 +471,9 @@ class NetworkPublication(Publication):
             position += length
             sent += 1
         if sent:
-            term_count = position >> self.position_bits_to_shift
-            if term_count != self.sender_position >> self.position_bits_to_shift:
-                # the sender entered a new term t: term t - 2 is beyond any retransmit, reuse its partition
-                self.log.clean_partition((term_count + 1) % 3)
             self.sender_position = position
             self._time_of_last_send_ns = now_ns
-            self.update_limit()
+            self.update_limit()  # also cleans, once the sender (and every spy) has entered a new term
             return work + sent
         if now_ns - self._time_of_last_send_ns >= HEARTBEAT_TIMEOUT_NS:
             self._send_heartbeat(now_ns)
@@ -442,8 +484,12 @@ class NetworkPublication(Publication):
         """Aeron's DRAINING then LINGER: once closed and drained -- or with no receiver left to drain to --
         linger for ``linger_ns`` (heartbeats with EOS, answering NAKs), then be done."""
         if self.is_closed:
-            if self._closed_at_ns < 0 and (
-                self.sender_position >= self.appender.position or not self._has_sm or not self._addresses
+            if (
+                self._closed_at_ns < 0
+                and (
+                    self.sender_position >= self.appender.position or not self._has_sm or not self._addresses
+                )
+                and not self.spies  # the transport removes each spy once it has read to the end
             ):
                 self._closed_at_ns = now_ns
             if self._closed_at_ns >= 0 and now_ns - self._closed_at_ns >= self.config.linger_ns:
@@ -564,7 +610,7 @@ class NetworkPublication(Publication):
 
 
 class _Positioned(Protocol):
-    """An IPC image, as its publication sees it."""
+    """An IPC or spy image, as its publication sees it."""
 
     position: int
 

@@ -373,7 +373,7 @@ def test_close_sends_end_of_stream_and_the_image_goes_after_draining() -> None:
         assert not unavailable and pair.sub.images[0].position < end
         assert sim.run_until(lambda: bool(unavailable), 2 * S, [poller(pair.sub, collector)])
         _at_ns, image = unavailable[0]
-        assert image.is_end_of_stream and image.position == end
+        assert image.is_end_of_stream and image.position == end == image.end_of_stream_position
         assert collector.payloads == producer.messages
         eos = [f for f in sim.wire.heartbeats() if f.flags & EOS]
         assert eos and all(f.flags == BEGIN | END | EOS for f in eos)
@@ -1289,6 +1289,7 @@ def test_ipc_end_of_stream_on_close() -> None:
         sub.poll(collector, 10)
         transport.do_work()
         assert len(unavailable) == 1 and unavailable[0].is_end_of_stream
+        assert unavailable[0].end_of_stream_position == pub.position
         assert collector.payloads == [message(i, 500) for i in range(10)]
         assert sub.images == []
 
