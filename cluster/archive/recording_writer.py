@@ -217,8 +217,8 @@ class RecordingWriter:
                 f"{where} (term offset {term_offset}) was given a block at term offset {offset}"
             )
         initial = self._initial_term_id
-        if initial is None:
-            initial = self._initial_term_id = _wrap32(term_id - (position >> self._shift))
+        if initial is None:  # the first block fixes it, once it has passed every check (on_block)
+            initial = _wrap32(term_id - (position >> self._shift))
         expected_term_id = term_id_of(position, term_length, initial)
         if term_id != expected_term_id:
             raise SegmentError(
@@ -271,6 +271,8 @@ class RecordingWriter:
             )
         view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
         data_end = self._check_block(view, offset, length, session_id, term_id)
+        if self._initial_term_id is None:
+            self._initial_term_id = _wrap32(term_id - (self._position >> self._shift))
         file = self._file
         file_offset = self._position - self._segment_base
         try:
