@@ -11,5 +11,15 @@ simulator runs every line above this layer as production does. Nothing else in `
 from cluster.storage.api import Storage, StorageFile, SyncLevel
 from cluster.storage.errors import StorageError
 from cluster.storage.real import RealStorage
+from cluster.storage.sim import SimDisk, SimStorage, SimulatedCrash
 
-__all__ = ["RealStorage", "Storage", "StorageError", "StorageFile", "SyncLevel"]
+__all__ = [
+    "RealStorage",
+    "SimDisk",
+    "SimStorage",
+    "SimulatedCrash",
+    "Storage",
+    "StorageError",
+    "StorageFile",
+    "SyncLevel",
+]

@@ -16,8 +16,11 @@ survives a crash only once the file is synced:
 * ``SyncLevel.DATA`` (1): the file's bytes and its length (``fdatasync``).
 * ``SyncLevel.ALL`` (2): bytes, length and the rest of the metadata (``fsync``).
 
-Creating, deleting and truncating a file are metadata operations; they are durable once the file (for
-delete: the directory) is synced at level 1 or 2 -- see ``SimDisk`` for the exact crash model.
+A truncate is durable with the file's bytes (levels 1 and 2 both make the length durable). A new
+file's directory entry is durable once the file is synced at level 1 or 2 or ``sync_directory`` runs; a
+deletion only once ``sync_directory`` runs (POSIX promises a new entry only after ``sync_directory``;
+ext4 and XFS also commit it with the file). ``cluster.storage.sim`` spells out the simulated disk's
+exact crash model.
 
 Every failure raises ``StorageError`` with the errno of the cause and a message that names the file.
 """

@@ -71,20 +71,24 @@ class RealFile(StorageFile):
                 raise _error(e, f"write {self.path} at {offset + done}") from e
 
     def size(self) -> int:
+        fd = self._check()
         try:
-            return os.fstat(self._check()).st_size
+            return os.fstat(fd).st_size
         except OSError as e:
             raise _error(e, f"stat {self.path}") from e
 
     def truncate(self, length: int) -> None:
         _check_range(self.path, length, 0)
+        fd = self._check()
         try:
-            os.ftruncate(self._check(), length)
+            os.ftruncate(fd, length)
         except OSError as e:
             raise _error(e, f"truncate {self.path} to {length}") from e
 
     def sync(self, level: SyncLevel) -> None:
         fd = self._check()
+        if isinstance(level, bool) or level not in (0, 1, 2):
+            raise StorageError(errno.EINVAL, f"sync {self.path}: sync level {level!r} is not 0, 1 or 2")
         try:
             if level == SyncLevel.DATA:
                 os.fdatasync(fd)
@@ -96,7 +100,10 @@ class RealFile(StorageFile):
     def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError as e:
+                raise _error(e, f"close {self.path}") from e
 
 
 class RealStorage(Storage):
