@@ -12,7 +12,8 @@ the catalogs Java Aeron 1.47 wrote; docs/archive.md, "Files")::
                   originalChannel, sourceIdentity) + zero padding
     ...           entry 1, 2, ...: each entry (header + descriptor + padding) is a multiple of the
                   alignment long -- 64 for new catalogs, 1024 in older ones -- and the descriptor
-                  header's ``length`` counts the descriptor and its padding
+                  header's ``length`` counts the descriptor and its padding (any power of two from
+                  32 to 1 MiB is accepted as the alignment)
     ...           zeros to the end of the file: a descriptor header whose length is 0 ends the entries
 
 The file is created at its capacity (1 MiB by default) full of zeros and grows by half its size each
@@ -66,6 +67,7 @@ __all__ = [
     "DEFAULT_CAPACITY",
     "DESCRIPTOR_HEADER_LENGTH",
     "LEGACY_ALIGNMENT",
+    "MAX_ALIGNMENT",
     "MAX_CATALOG_CAPACITY",
     "NULL_POSITION",
     "NULL_RECORD_ID",
@@ -85,6 +87,8 @@ DEFAULT_ALIGNMENT = 64
 LEGACY_ALIGNMENT = 1024
 """Entry alignment of catalogs written by older Aerons (read, never chosen)."""
 DEFAULT_CAPACITY = 1024 * 1024
+MAX_ALIGNMENT = 1024 * 1024
+"""The largest entry alignment accepted (Aeron uses 64, and 1024 in older catalogs)."""
 MAX_CATALOG_CAPACITY = 0x7FFF_FFFF
 """Growth stops here: offsets and lengths in the catalog are int32."""
 NULL_POSITION = -1
@@ -96,6 +100,7 @@ _BLOCK = codecs.RecordingDescriptorDecoder.BLOCK_LENGTH
 _VAR_DATA_PREFIX = 4
 _MIN_DESCRIPTOR = _BLOCK + 3 * _VAR_DATA_PREFIX
 _INT32_MAX = 0x7FFF_FFFF
+_INT64_MAX = 0x7FFF_FFFF_FFFF_FFFF
 
 
 def _align(value: int, alignment: int) -> int:
@@ -103,7 +108,7 @@ def _align(value: int, alignment: int) -> int:
 
 
 def _is_alignment(value: int) -> bool:
-    return CATALOG_HEADER_LENGTH <= value <= 1 << 30 and value & (value - 1) == 0
+    return CATALOG_HEADER_LENGTH <= value <= MAX_ALIGNMENT and value & (value - 1) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +293,7 @@ class Catalog:
         self._capacity = 0
         if not _is_alignment(alignment):
             raise CatalogError(
-                f"alignment {alignment} is not a power of two in 32..2^30", file=self._location
+                f"alignment {alignment} is not a power of two in 32..{MAX_ALIGNMENT}", file=self._location
             )
         if not CATALOG_HEADER_LENGTH <= capacity_bytes <= MAX_CATALOG_CAPACITY:
             raise CatalogError(
@@ -346,7 +351,8 @@ class Catalog:
     def _load(self) -> None:
         file = self._open_file()
         size = file.size()
-        if size < CATALOG_HEADER_LENGTH or file.read(0, 4) == bytes(4):
+        head = file.read(0, min(size, CATALOG_HEADER_LENGTH))
+        if len(head) < CATALOG_HEADER_LENGTH or head[:4] == bytes(4):
             if not self._read_only and self._is_blank(size):
                 self._initialise()
                 self._problems.append(
@@ -361,9 +367,7 @@ class Catalog:
                     0,
                 )
         self._capacity = size
-        decoder = codecs.CatalogHeaderDecoder().wrap(
-            file.read(0, CATALOG_HEADER_LENGTH), 0, CATALOG_HEADER_LENGTH, _VERSION
-        )
+        decoder = codecs.CatalogHeaderDecoder().wrap(head, 0, CATALOG_HEADER_LENGTH, _VERSION)
         header = CatalogHeader(decoder.version, decoder.length, decoder.next_recording_id, decoder.alignment)
         if header.version >> 16 & 0xFF != ARCHIVE_MAJOR_VERSION:
             raise self._error(
@@ -380,7 +384,7 @@ class Catalog:
             )
         if not _is_alignment(header.alignment):
             raise self._error(
-                f"alignment {header.alignment} is not a power of two in 32..2^30",
+                f"alignment {header.alignment} is not a power of two in 32..{MAX_ALIGNMENT}",
                 16,
                 "CatalogHeader.alignment",
             )
@@ -394,13 +398,12 @@ class Catalog:
                     f"nextRecordingId {header.next_recording_id} is not above "
                     f"the highest recording id {last_id}"
                 )
-            if not self._read_only:
+            repair = not self._read_only and last_id < _INT64_MAX
+            if repair:
                 self._write_catalog_header(replace(header, next_recording_id=last_id + 1))
                 self._sync()
                 message += f": set to {last_id + 1}"
-            self._problems.append(
-                CatalogProblem(0, None, "CatalogHeader.nextRecordingId", message, not self._read_only)
-            )
+            self._problems.append(CatalogProblem(0, None, "CatalogHeader.nextRecordingId", message, repair))
 
     def _scan(self, size: int) -> int:
         """Index the entries; return the highest recording id (-1 for none)."""
@@ -689,6 +692,8 @@ class Catalog:
         goes up by one). The entry is published only once complete (see the module docstring)."""
         file = self._writable()
         recording_id = self._header.next_recording_id
+        if not 0 <= recording_id < _INT64_MAX:
+            raise self._error(f"no recording id left to allocate: nextRecordingId is {recording_id}")
         descriptor = RecordingDescriptor(
             recording_id=recording_id,
             control_session_id=control_session_id,

@@ -528,7 +528,7 @@ def _refuse_if_active(storage: Storage, location: str, now_ms: int, liveness_tim
     the rest of the header; a file too short to hold them is a torn leftover of a creation."""
     try:
         with storage.open(MARK_FILE_NAME) as file:
-            data = file.read(0, _MESSAGE_HEADER + _BLOCK)
+            data = file.read(0, min(file.size(), _MESSAGE_HEADER + _BLOCK))
     except StorageError as exc:
         if exc.errno == errno.ENOENT:
             return
