@@ -1,0 +1,205 @@
+"""``python -m tools archive``: look into an Aeron Archive directory (ours or Java's).
+
+::
+
+    python -m tools archive list DIR [--json]
+    python -m tools archive describe DIR [--json]
+
+``list`` prints every recording in the catalog, DELETED ones included: with ``--json`` one JSON object
+per line under Aeron's field names (``recordingId``, ``startPosition``, ..., ``state`` by name), otherwise
+an aligned table. ``describe`` prints the mark file's header (every field, with the SBE message header's
+values) and the catalog's header (version, length, nextRecordingId, alignment, capacity) and any
+problems opening the catalog found; with ``--json`` one object ``{"markFile": ..., "catalog": ...}``.
+A missing or damaged mark file is reported (``markFile`` is null and ``markFileError`` says why) but is
+not fatal when the catalog is there.
+
+Both open the directory read-only: they never change a file, so they are safe on a directory a running
+archive owns, or on one Java wrote. Exit status 0, or 2 with ``error: ...`` when the directory or its
+catalog cannot be read.
+
+Sub-commands live in ``SUBCOMMANDS``: one ``Subcommand(help, configure, run)`` each, so adding one is
+adding its two functions and a line there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cluster.archive import (
+    MARK_FILE_NAME,
+    ArchiveMarkFile,
+    Catalog,
+    MarkFileError,
+    RecordingDescriptor,
+)
+from cluster.archive.markfile import version_text
+from cluster.storage import RealStorage, Storage
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "configure", "open_directory", "run"]
+
+
+class Subcommand(NamedTuple):
+    """One ``archive`` sub-command: its one-line help, its options, and what it does."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def open_directory(path: str | Path) -> Storage:
+    """The archive directory ``path`` (``StorageError``, a user error, if it is not a directory)."""
+    return RealStorage(Path(path))
+
+
+def _directory_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="the archive directory (holding archive.catalog)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+# ---------------------------------------------------------------------------------------------- list
+
+_LIST_COLUMNS = (
+    "recordingId",
+    "state",
+    "startPosition",
+    "stopPosition",
+    "startTimestamp",
+    "stopTimestamp",
+    "sessionId",
+    "streamId",
+    "strippedChannel",
+)
+
+
+def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    """Rows as aligned text: columns in ``right`` right-aligned, the last column unpadded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            if i == len(row) - 1:
+                cells.append(cell)
+            elif i in right:
+                cells.append(cell.rjust(widths[i]))
+            else:
+                cells.append(cell.ljust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    storage = open_directory(args.directory)
+    with Catalog(storage, read_only=True) as catalog:
+        recordings: list[RecordingDescriptor] = list(catalog.recordings(include_deleted=True))
+    out = sys.stdout
+    if args.json:
+        for descriptor in recordings:
+            out.write(json.dumps(descriptor.to_json()) + "\n")
+    elif recordings:
+        rows = [list(_LIST_COLUMNS)]
+        for descriptor in recordings:
+            values = descriptor.to_json()
+            rows.append([str(values[name]) for name in _LIST_COLUMNS])
+        numeric = {i for i, name in enumerate(_LIST_COLUMNS) if name not in ("state", "strippedChannel")}
+        out.write("\n".join(_table(rows, numeric)) + "\n")
+    else:
+        out.write(f"no recordings in {catalog.location}\n")
+    out.flush()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ describe
+
+
+def _describe(storage: Storage) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    try:
+        header = ArchiveMarkFile.read(storage)
+        mark = header.to_json()
+        mark["semanticVersion"] = header.semantic_version
+        mark["distinctErrors"] = len(ArchiveMarkFile.read_errors(storage))
+        result["markFile"] = mark
+    except MarkFileError as exc:
+        result["markFile"] = None
+        result["markFileError"] = str(exc)
+    with Catalog(storage, read_only=True) as catalog:
+        catalog_json = catalog.header.to_json()
+        catalog_json["semanticVersion"] = catalog.header.semantic_version
+        catalog_json["capacity"] = catalog.capacity_bytes
+        catalog_json["recordings"] = sum(1 for _ in catalog.recordings(include_deleted=True))
+        catalog_json["problems"] = [problem.to_json() for problem in catalog.problems]
+    result["catalog"] = catalog_json
+    return result
+
+
+def _describe_text(storage: Storage, described: dict[str, Any]) -> list[str]:
+    lines = [f"Mark file: {storage.location}/{MARK_FILE_NAME}"]
+    mark = described["markFile"]
+    if mark is None:
+        lines.append(f"  {described['markFileError']}")
+    else:
+        rows = [
+            [f"  {name}", _text(name, value)] for name, value in mark.items() if name != "semanticVersion"
+        ]
+        lines.extend(_table(rows, set()))
+    catalog = described["catalog"]
+    lines.append(f"Catalog: {storage.location}/archive.catalog")
+    shown = {name: value for name, value in catalog.items() if name not in ("problems", "semanticVersion")}
+    rows = [[f"  {name}", _text(name, value)] for name, value in shown.items()]
+    lines.extend(_table(rows, set()))
+    for problem in catalog["problems"]:
+        repaired = " (repaired)" if problem["repaired"] else ""
+        lines.append(
+            f"  problem at offset {problem['offset']}, {problem['field']}: {problem['message']}{repaired}"
+        )
+    return lines
+
+
+def _text(name: str, value: Any) -> str:
+    if name == "version" and isinstance(value, int):
+        return f"{value} ({version_text(value)})"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _run_describe(args: argparse.Namespace) -> int:
+    storage = open_directory(args.directory)
+    described = _describe(storage)
+    if args.json:
+        sys.stdout.write(json.dumps(described) + "\n")
+    else:
+        sys.stdout.write("\n".join(_describe_text(storage, described)) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+# ------------------------------------------------------------------------------------ the command
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "list": Subcommand(
+        "list every recording in the catalog (DELETED ones too)", _directory_argument, _run_list
+    ),
+    "describe": Subcommand(
+        "show the mark file's and the catalog's headers", _directory_argument, _run_describe
+    ),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    subparsers = parser.add_subparsers(dest="archive_command", metavar="<subcommand>", required=True)
+    for name, spec in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=spec.help, description=spec.help)
+        spec.configure(sub)
+        sub.set_defaults(archive_run=spec.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    action: Callable[[argparse.Namespace], int] = args.archive_run
+    return action(args)
