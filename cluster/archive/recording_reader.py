@@ -12,7 +12,7 @@ whole aligned length, so the caller learns the padding's length from the header 
 PAD of that length, as Aeron's does). ``frames()`` walks the same frames one at a time as
 ``(position, header values, payload)``, for tools.
 
-Every frame is checked before it is handed out (``segments.frame_problem``: length, term offset, term
+Every frame is checked before it is handed out (``segments.frame_check``: length, term offset, term
 id, type, and stream id when given). A frame that fails is reported with ``SegmentError`` naming the file,
 the offset in it, the position and the field -- after the good frames before it in the same read have
 been returned -- never with an ``IndexError`` or a read outside the buffer: a corrupt length is bounded
@@ -38,8 +38,8 @@ from cluster.archive.segments import (
     PAD_TYPE,
     check_layout,
     check_position,
+    frame_check,
     frame_error,
-    frame_problem,
     segment_file_name,
     unpack_header,
 )
@@ -159,8 +159,9 @@ class RecordingReader:
             if self._stop is None:
                 return False
             raise SegmentError(
-                f"{self._storage.location}/{name} is missing: it holds position {position}, below the "
-                f"stop position {self._stop} of recording {self._recording_id}"
+                f"the segment file is missing: it holds position {position}, below the stop position "
+                f"{self._stop} of recording {self._recording_id}",
+                file=f"{self._storage.location}/{name}",
             ) from None
         self._file = file
         self._file_name = name
@@ -173,8 +174,9 @@ class RecordingReader:
         below it."""
         if self._stop is not None:
             raise SegmentError(
-                f"{self._storage.location}/{self._file_name}: {what} at offset {position - self._base} "
-                f"(position {position}), below the stop position {self._stop}"
+                f"{what} at position {position}, below the stop position {self._stop}",
+                file=f"{self._storage.location}/{self._file_name}",
+                offset=position - self._base,
             )
         return None
 
@@ -217,9 +219,7 @@ class RecordingReader:
                 if offset == 0:
                     return self._end(frame_position, "no frame (frame_length 0)")
                 break
-            problem = frame_problem(
-                values, frame_position, term_length, self._initial_term_id, self._stream_id
-            )
+            problem = frame_check(values, frame_position, term_length, self._initial_term_id, self._stream_id)
             if problem is not None:
                 error = frame_error(
                     self._storage, self._file_name, file_offset + offset, frame_position, problem

@@ -190,9 +190,10 @@ class RecordingWriter:
         if data.count(0) != len(data):
             first = next(i for i, byte in enumerate(data) if byte)
             raise SegmentError(
-                f"{self._storage.location}/{segment_file_name(self._recording_id, self._segment_base)} "
-                f"holds data at offset {offset + first}, after the write position {self._position}: "
-                "cut the tail (repair_tail or truncate) before writing"
+                f"the file holds data after the write position {self._position}: cut the tail "
+                "(repair_tail or truncate) before writing",
+                file=f"{self._storage.location}/{segment_file_name(self._recording_id, self._segment_base)}",
+                offset=offset + first,
             )
 
     def _roll_over(self) -> None:

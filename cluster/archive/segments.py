@@ -25,7 +25,7 @@ of whole frames it is given to ``file_offset``; a PAD frame is written as its 32
 the rest of its length stays zero (sparse), but it still moves the position by its whole aligned
 length. Everything after the last frame is zero. So the frames are found by walking from a known frame
 position: read the header, check it, move ``align(frame_length, 32)``; a zero frame length is the end of
-what was written. ``frame_problem`` is the check, the same everywhere in the archive: the frame length
+what was written. ``frame_check`` is the check, the same everywhere in the archive: the frame length
 is at least the 32-byte header and the frame ends inside its term, the header's term offset is where the
 frame sits in its term, its term id is the one of its position (``initial_term_id + (position >>
 log2(term_length))``, wrapping at 32 bits), its type is DATA or PAD and (when the caller knows it) the
@@ -35,7 +35,7 @@ stream id is the recording's. The session id is not checked: an extended recordi
 recording whose process died while recording (``stopPosition`` -1 in the catalog). It starts at the
 base of the last segment file that exists (or at the start position, if that is later), as Aeron does,
 and walks frames into the following files while they exist; the end is the first zero frame length, the
-first frame that fails ``frame_problem``, the first DATA frame whose bytes go past the end of the file,
+first frame that fails ``frame_check``, the first DATA frame whose bytes go past the end of the file,
 or the first missing file. Because the writer makes each block visible by writing its first frame's
 length word last (and never lets a half-written length word look valid), a crash leaves either the
 whole block or a zero or negative length word where the block would start, so the scan never keeps a
@@ -76,6 +76,8 @@ __all__ = [
     "check_position",
     "delete_recording_files",
     "find_stop_position",
+    "frame_check",
+    "frame_error",
     "frame_problem",
     "parse_segment_file_name",
     "repair_tail",
@@ -207,6 +209,39 @@ def segment_files(storage: Storage, recording_id: int) -> list[tuple[int, str]]:
 # ------------------------------------------------------------------------------------------ frame check
 
 
+def frame_check(
+    values: tuple[int, ...],
+    position: int,
+    term_length: int,
+    initial_term_id: int,
+    stream_id: int | None = None,
+) -> tuple[str, str] | None:
+    """``(field, what is wrong)`` for the header ``values`` (``DataHeaderDecoder.LAYOUT`` order) of a
+    frame at ``position``, e.g. ``("term_offset", "term_offset is 4128, expected 4096")``; ``None`` when
+    it is a good DATA or PAD frame. A zero frame length is reported too; callers that take it as "no
+    more frames" test it first."""
+    frame_length = values[0]
+    term_offset = position & (term_length - 1)
+    if frame_length < HEADER_LENGTH:
+        return "frame_length", f"frame_length is {frame_length}, expected at least {HEADER_LENGTH}"
+    if term_offset + frame_length > term_length:
+        return "frame_length", (
+            f"frame_length is {frame_length}, which runs past the end of the term "
+            f"({term_length - term_offset} bytes left in it)"
+        )
+    frame_type = values[3]
+    if frame_type != DATA_TYPE and frame_type != PAD_TYPE:
+        return "type", f"type is {frame_type}, expected DATA ({DATA_TYPE}) or PAD ({PAD_TYPE})"
+    if values[4] != term_offset:
+        return "term_offset", f"term_offset is {values[4]}, expected {term_offset}"
+    expected_term_id = term_id_of(position, term_length, initial_term_id)
+    if values[7] != expected_term_id:
+        return "term_id", f"term_id is {values[7]}, expected {expected_term_id}"
+    if stream_id is not None and values[6] != stream_id:
+        return "stream_id", f"stream_id is {values[6]}, expected {stream_id}"
+    return None
+
+
 def frame_problem(
     values: tuple[int, ...],
     position: int,
@@ -214,36 +249,23 @@ def frame_problem(
     initial_term_id: int,
     stream_id: int | None = None,
 ) -> str | None:
-    """What is wrong with the header ``values`` (``DataHeaderDecoder.LAYOUT`` order) of a frame at
-    ``position``, as ``"<field> is X, expected Y"``; ``None`` when it is a good DATA or PAD frame.
-
-    A zero frame length is reported too; callers that take it as "no more frames" test it first."""
-    frame_length = values[0]
-    term_offset = position & (term_length - 1)
-    if frame_length < HEADER_LENGTH:
-        return f"frame_length is {frame_length}, expected at least {HEADER_LENGTH}"
-    if term_offset + frame_length > term_length:
-        return (
-            f"frame_length is {frame_length}, which runs past the end of the term "
-            f"({term_length - term_offset} bytes left in it)"
-        )
-    frame_type = values[3]
-    if frame_type != DATA_TYPE and frame_type != PAD_TYPE:
-        return f"type is {frame_type}, expected DATA ({DATA_TYPE}) or PAD ({PAD_TYPE})"
-    if values[4] != term_offset:
-        return f"term_offset is {values[4]}, expected {term_offset}"
-    expected_term_id = term_id_of(position, term_length, initial_term_id)
-    if values[7] != expected_term_id:
-        return f"term_id is {values[7]}, expected {expected_term_id}"
-    if stream_id is not None and values[6] != stream_id:
-        return f"stream_id is {values[6]}, expected {stream_id}"
-    return None
+    """What ``frame_check`` finds wrong with a frame header, as text (``"term_id is 5, expected 4"``),
+    or ``None`` for a good DATA or PAD frame."""
+    found = frame_check(values, position, term_length, initial_term_id, stream_id)
+    return None if found is None else found[1]
 
 
-def frame_error(storage: Storage, name: str, file_offset: int, position: int, problem: str) -> SegmentError:
-    """The ``SegmentError`` for a bad frame: file, offset in it, position, what is wrong."""
+def frame_error(
+    storage: Storage, name: str, file_offset: int, position: int, problem: tuple[str, str]
+) -> SegmentError:
+    """The ``SegmentError`` for a bad frame: the file, the offset in it, the header field, and what is
+    wrong with it at which position."""
+    field, reason = problem
     return SegmentError(
-        f"{storage.location}/{name}: bad frame at offset {file_offset} (position {position}): {problem}"
+        f"bad frame at position {position}: {reason}",
+        file=f"{storage.location}/{name}",
+        offset=file_offset,
+        field=f"dataHeader.{field}",
     )
 
 
@@ -265,7 +287,7 @@ def find_stop_position(
 
     The walk starts at ``from_position`` (a frame position, default: the base of the last segment file
     there is, or the start position if that is later) and goes on through the following segment files
-    as long as they exist. It ends at the first zero frame length, bad frame (``frame_problem``), DATA
+    as long as they exist. It ends at the first zero frame length, bad frame (``frame_check``), DATA
     frame cut by the end of its file, or missing file. Without any segment file the answer is the start
     position (or ``from_position``)."""
     check_layout(term_length, segment_length)
@@ -323,7 +345,7 @@ def _scan_file(
         frame_length = values[0]
         if frame_length == 0:
             return position
-        if frame_problem(values, position, term_length, initial_term_id, stream_id) is not None:
+        if frame_check(values, position, term_length, initial_term_id, stream_id) is not None:
             return position
         if values[3] == DATA_TYPE and position - base + frame_length > file_size:
             return position  # the frame's bytes are not all in the file

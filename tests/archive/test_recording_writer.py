@@ -5,10 +5,12 @@ byte."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support.recordings import SyntheticStream, describe_recordings, extract_java
+from support.recordings import JAVA_BY_NAME, SyntheticStream
 
 from cluster.archive.errors import SegmentError
 from cluster.archive.recording_reader import RecordingReader
@@ -152,10 +154,12 @@ def test_recording_that_starts_mid_term_and_is_extended(tmp_path: Path) -> None:
     _check_read_back(storage, stream, start=middle)
 
 
-def test_java_segment_file_re_recorded_byte_for_byte(tmp_path: Path) -> None:
+def test_java_segment_file_re_recorded_byte_for_byte(
+    tmp_path: Path, java_archive: Callable[[Any], Path], archivetool_describe: Callable[[Path], Any]
+) -> None:
     """Aeron's own recording, fed block by block to our writer, gives the same file."""
-    java = extract_java("archiveA", tmp_path / "java")
-    descriptor = describe_recordings("archiveA")[0]
+    java = java_archive(JAVA_BY_NAME["archiveA"])
+    descriptor = archivetool_describe(JAVA_BY_NAME["archiveA"].describe).descriptors[0]
     term_length = int(descriptor["termBufferLength"])
     initial_term_id = int(descriptor["initialTermId"])
     original = (java / "0-0.rec").read_bytes()
@@ -350,7 +354,9 @@ def test_writer_refuses_a_tail_that_is_not_zero(tmp_path: Path) -> None:
         _write(writer, stream, 0, stream.position, 4096)
     with storage.open("3-0.rec") as file:
         file.write(stream.position + 100, b"\x07")
-    with pytest.raises(SegmentError, match=f"holds data at offset {stream.position + 100}"):
+    with pytest.raises(
+        SegmentError, match=rf"3-0\.rec, offset {stream.position + 100}: the file holds data after"
+    ):
         _writer(storage, stream, position=stream.position)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.recordings import SyntheticStream, describe_recordings, extract_java
+from support.recordings import JAVA_BY_NAME, NODE0_DESCRIBE_AFTER_VERIFY, SyntheticStream
 
 from cluster.archive.errors import ArchiveError, SegmentError
 from cluster.archive.recording_reader import RecordingReader
@@ -149,16 +151,29 @@ def test_layout_and_position_checks() -> None:
 # ------------------------------------------------------------------------------------------ Java files
 
 
+class JavaDirectory(NamedTuple):
+    storage: RealStorage
+    descriptors: dict[int, dict[str, Any]]  # what ArchiveTool describe printed, by recording id
+
+
 @pytest.fixture(scope="module")
-def java(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RealStorage]:
-    """The Java archive directories, unpacked once for this module's read-only tests."""
-    root = tmp_path_factory.mktemp("java")
-    return {
-        name: RealStorage(extract_java(name, root)) for name in ("archiveA", "archiveB", "node0", "node1")
-    }
+def java(
+    java_archive: Callable[[Any], Path], archivetool_describe: Callable[[Path], Any]
+) -> dict[str, JavaDirectory]:
+    """The Java archive directories (shared: read only) with ArchiveTool's descriptors of them."""
+    out = {}
+    for name in ("archiveA", "archiveB", "node0", "node1"):
+        case = JAVA_BY_NAME[name]
+        out[name] = JavaDirectory(
+            RealStorage(java_archive(case)), archivetool_describe(case.describe).descriptors
+        )
+    out["node0-after-verify"] = JavaDirectory(
+        out["node0"].storage, archivetool_describe(NODE0_DESCRIBE_AFTER_VERIFY).descriptors
+    )
+    return out
 
 
-def _reader(storage: RealStorage, descriptor: dict[str, str], **overrides: object) -> RecordingReader:
+def _reader(storage: RealStorage, descriptor: dict[str, Any], **overrides: object) -> RecordingReader:
     stop = int(descriptor["stopPosition"])
     arguments: dict[str, object] = {
         "recording_id": int(descriptor["recordingId"]),
@@ -189,10 +204,12 @@ def _messages(reader: RecordingReader) -> list[bytes]:
 
 
 @pytest.mark.parametrize("archive", ["archiveA", "archiveB"])
-def test_java_archive_recording_reassembles_every_message(java: dict[str, RealStorage], archive: str) -> None:
-    descriptor = describe_recordings(archive)[0]
-    assert descriptor["stopPosition"] == "1042272"
-    with _reader(java[archive], descriptor) as reader:
+def test_java_archive_recording_reassembles_every_message(
+    java: dict[str, JavaDirectory], archive: str
+) -> None:
+    descriptor = java[archive].descriptors[0]
+    assert descriptor["stopPosition"] == 1042272
+    with _reader(java[archive].storage, descriptor) as reader:
         messages = _messages(reader)
         assert reader.position == 1042272
     assert len(messages) == 500
@@ -201,10 +218,10 @@ def test_java_archive_recording_reassembles_every_message(java: dict[str, RealSt
         assert message == bytes((i + j) % 251 for j in range(len(message))), i
 
 
-def test_java_frames_are_all_valid_and_mtu_sized(java: dict[str, RealStorage]) -> None:
-    descriptor = describe_recordings("archiveA")[0]
+def test_java_frames_are_all_valid_and_mtu_sized(java: dict[str, JavaDirectory]) -> None:
+    descriptor = java["archiveA"].descriptors[0]
     count = 0
-    with _reader(java["archiveA"], descriptor) as reader:
+    with _reader(java["archiveA"].storage, descriptor) as reader:
         for position, header, payload in reader.frames():
             assert header[0] <= 1408 and len(payload) == header[0] - HEADER_LENGTH
             assert header[4] == position & (16 * MIB - 1)
@@ -213,12 +230,12 @@ def test_java_frames_are_all_valid_and_mtu_sized(java: dict[str, RealStorage]) -
     assert count == 998
 
 
-def test_java_cluster_log_frames_valid_to_its_stop(java: dict[str, RealStorage]) -> None:
-    descriptor = describe_recordings("node1")[0]
-    assert descriptor["stopPosition"] == "895584"
+def test_java_cluster_log_frames_valid_to_its_stop(java: dict[str, JavaDirectory]) -> None:
+    descriptor = java["node1"].descriptors[0]
+    assert descriptor["stopPosition"] == 895584
     sessions = set()
     end = 0
-    with _reader(java["node1"], descriptor) as reader:
+    with _reader(java["node1"].storage, descriptor) as reader:
         for position, header, _ in reader.frames():
             sessions.add(header[5])
             end = position + ((header[0] + 31) & -32)
@@ -227,14 +244,14 @@ def test_java_cluster_log_frames_valid_to_its_stop(java: dict[str, RealStorage])
     assert sessions == {2021085391, -817021328}
 
 
-def test_read_block_limits(java: dict[str, RealStorage]) -> None:
-    descriptor = describe_recordings("node1")[0]
+def test_read_block_limits(java: dict[str, JavaDirectory]) -> None:
+    descriptor = java["node1"].descriptors[0]
     term_length = int(descriptor["termBufferLength"])
     frame_starts = []
-    with _reader(java["node1"], descriptor) as reader:
+    with _reader(java["node1"].storage, descriptor) as reader:
         frame_starts = [position for position, _, _ in reader.frames()]
     for max_length in (32, 100, 1408, 4096, 65536):
-        with _reader(java["node1"], descriptor) as reader:
+        with _reader(java["node1"].storage, descriptor) as reader:
             seen = []
             while True:
                 position = reader.position
@@ -256,35 +273,33 @@ def _one_frame(block: memoryview) -> bool:
     return (int.from_bytes(block[:4], "little") + 31) & -32 == len(block)
 
 
-def test_read_from_a_later_position_and_to_an_earlier_stop(java: dict[str, RealStorage]) -> None:
-    descriptor = describe_recordings("node1")[0]
-    with _reader(java["node1"], descriptor) as reader:
+def test_read_from_a_later_position_and_to_an_earlier_stop(java: dict[str, JavaDirectory]) -> None:
+    descriptor = java["node1"].descriptors[0]
+    with _reader(java["node1"].storage, descriptor) as reader:
         starts = [position for position, _, _ in reader.frames()]
     middle = starts[len(starts) // 2]
-    with _reader(java["node1"], descriptor, from_position=middle, stop_position=768544) as reader:
+    with _reader(java["node1"].storage, descriptor, from_position=middle, stop_position=768544) as reader:
         assert [position for position, _, _ in reader.frames()] == [p for p in starts if middle <= p < 768544]
         assert reader.position == 768544
     # a stop inside a frame: only whole frames below it
-    with _reader(java["node1"], descriptor, stop_position=starts[3] + 32) as reader:
+    with _reader(java["node1"].storage, descriptor, stop_position=starts[3] + 32) as reader:
         assert [position for position, _, _ in reader.frames()] == starts[:3]
         assert reader.read_block() is None
 
 
-def _java_cases() -> list[tuple[str, int]]:
-    return [(name, recording) for name in ("node0", "node1") for recording in describe_recordings(name)]
-
-
-@pytest.mark.parametrize(("archive", "recording_id"), _java_cases())
+@pytest.mark.parametrize(
+    ("archive", "recording_id"), [*(("node0", i) for i in range(3)), *(("node1", i) for i in range(5))]
+)
 def test_find_stop_position_on_java_recordings(
-    java: dict[str, RealStorage], archive: str, recording_id: int
+    java: dict[str, JavaDirectory], archive: str, recording_id: int
 ) -> None:
-    descriptor = describe_recordings(archive)[recording_id]
+    descriptor = java[archive].descriptors[recording_id]
     expected = int(descriptor["stopPosition"])
     if expected == -1:  # node0's log, killed while recording: ArchiveTool verify set it to 768544
-        expected = int(describe_recordings("node0-after-verify")[recording_id]["stopPosition"])
+        expected = int(java["node0-after-verify"].descriptors[recording_id]["stopPosition"])
         assert expected == 768544
     found = find_stop_position(
-        java[archive],
+        java[archive].storage,
         recording_id=recording_id,
         start_position=int(descriptor["startPosition"]),
         term_length=int(descriptor["termBufferLength"]),
@@ -295,16 +310,16 @@ def test_find_stop_position_on_java_recordings(
     assert found == expected
 
 
-def test_find_stop_position_on_node0_log(java: dict[str, RealStorage]) -> None:
+def test_find_stop_position_on_node0_log(java: dict[str, JavaDirectory]) -> None:
     arguments = dict(
         recording_id=0, start_position=0, term_length=64 * MIB, segment_length=128 * MIB, initial_term_id=0
     )
-    assert find_stop_position(java["node0"], **arguments) == 768544
-    assert find_stop_position(java["node0"], **arguments, from_position=384416) == 768544
+    assert find_stop_position(java["node0"].storage, **arguments) == 768544
+    assert find_stop_position(java["node0"].storage, **arguments, from_position=384416) == 768544
     # a wrong initial term id makes the very first frame invalid
-    assert find_stop_position(java["node0"], **{**arguments, "initial_term_id": 5}) == 0
+    assert find_stop_position(java["node0"].storage, **{**arguments, "initial_term_id": 5}) == 0
     # the reader without a stop position ends where the frames do
-    with RecordingReader(java["node0"], stop_position=None, **arguments) as reader:
+    with RecordingReader(java["node0"].storage, stop_position=None, **arguments) as reader:
         assert sum(1 for _ in reader.frames()) == 1005
         assert reader.position == 768544
 
@@ -319,7 +334,7 @@ def test_missing_segment_and_unknown_stop(tmp_path: Path) -> None:
         assert reader.read_block() is None
     with (
         RecordingReader(storage, stop_position=4096, **arguments) as reader,
-        pytest.raises(SegmentError, match=r"4-0\.rec is missing"),
+        pytest.raises(SegmentError, match=r"4-0\.rec: the segment file is missing"),
     ):
         reader.read_block()
     storage.open("4-0.rec", create=True).close()  # an empty file: the data below the stop is not there
@@ -493,8 +508,11 @@ def test_corrupt_frame_is_named_by_file_offset_and_field(tmp_path: Path) -> None
                 seen.append(position)
     assert seen == [p for p, _ in stream.frames[:5]]  # the good frames first
     message = str(caught.value)
-    assert f"0-0.rec: bad frame at offset {victim} (position {victim})" in message
-    assert f"term_offset is {victim + 32}, expected {victim}" in message
+    assert message.endswith(
+        f"0-0.rec, offset {victim}, dataHeader.term_offset: bad frame at position {victim}: "
+        f"term_offset is {victim + 32}, expected {victim}"
+    )
+    assert caught.value.offset == victim and caught.value.field == "dataHeader.term_offset"
     assert find_stop_position(storage, **layout) == victim
 
 

@@ -5,12 +5,13 @@ and the Java archive directories of ``../shared/reference/java`` unpacked with G
 ``SyntheticStream`` is a publication's log as the recording writer sees it: messages are fragmented at
 the MTU into DATA frames (BEGIN/END flags, 32-byte aligned), a PAD frame fills the end of a term when
 the next frame does not fit, and ``blocks`` hands the frames out as ``Image.block_poll`` would -- runs
-of whole frames of one term, a PAD always last in its block.
+of whole frames of one term, a PAD always last in its block. (The shared, read-only Java directories and
+ArchiveTool's output are the ``java_archive`` and ``archivetool_describe`` fixtures of
+``tests/archive/conftest.py``.)
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,33 +19,12 @@ from pathlib import Path
 
 from generated.aeron_transport_frames import DataFlags, DataHeaderEncoder, FrameType
 from support.needs import need_program, need_reference
-from support.paths import REFERENCE
+from support.paths import JAVA, JAVA_ARCHIVES
 
-__all__ = [
-    "JAVA",
-    "JAVA_TARBALLS",
-    "Block",
-    "SyntheticStream",
-    "describe_recordings",
-    "extract_java",
-]
+__all__ = ["JAVA_BY_NAME", "NODE0_DESCRIBE_AFTER_VERIFY", "Block", "SyntheticStream", "extract_java"]
 
-JAVA = REFERENCE / "java"
-JAVA_TARBALLS = {
-    "archiveA": JAVA / "archive" / "archiveA.tar.xz",
-    "archiveB": JAVA / "archive" / "archiveB.tar.xz",
-    "node0": JAVA / "cluster" / "node0.tar.xz",
-    "node1": JAVA / "cluster" / "node1.tar.xz",
-    "node2": JAVA / "cluster" / "node2.tar.xz",
-}
-JAVA_DESCRIBE = {
-    "archiveA": JAVA / "archive" / "archivetool" / "archiveA.describe.txt",
-    "archiveB": JAVA / "archive" / "archivetool" / "archiveB.describe.txt",
-    "node0": JAVA / "cluster" / "archivetool" / "node0.describe.txt",
-    "node0-after-verify": JAVA / "cluster" / "archivetool" / "node0.describe-after-verify.txt",
-    "node1": JAVA / "cluster" / "archivetool" / "node1.describe.txt",
-    "node2": JAVA / "cluster" / "archivetool" / "node2.describe.txt",
-}
+JAVA_BY_NAME = {case.name: case for case in JAVA_ARCHIVES}
+NODE0_DESCRIBE_AFTER_VERIFY = JAVA / "cluster" / "archivetool" / "node0.describe-after-verify.txt"
 
 HEADER = 32
 _BEGIN = int(DataFlags.BEGIN)
@@ -52,35 +32,16 @@ _END = int(DataFlags.END)
 
 
 def extract_java(name: str, dest: Path) -> Path:
-    """Unpack the Java tarball ``name`` (``archiveA``, ``node0``, ...) into ``dest`` with GNU tar and
-    return its archive directory."""
-    tarball = need_reference(JAVA_TARBALLS[name])
-    tar = need_program("tar")
+    """A fresh, writable copy of the Java archive directory ``name`` (``archiveA``, ``node0``, ...),
+    unpacked into ``dest`` with GNU tar; returns the archive directory. (The ``java_archive`` fixture's
+    directories are shared and must not be changed.)"""
+    case = JAVA_BY_NAME[name]
+    tarball = need_reference(case.tarball)
+    need_program("tar")
+    need_program("xz")
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run([tar, "-xJf", str(tarball), "-C", str(dest)], check=True, timeout=120)
-    archive = dest / name / "archive"
-    assert archive.is_dir(), f"{tarball} has no {name}/archive"
-    return archive
-
-
-_DESCRIPTOR = re.compile(r"\[RecordingDescriptor\]\([^)]*\):(.*)$")
-
-
-def describe_recordings(name: str) -> dict[int, dict[str, str]]:
-    """The recording descriptors ArchiveTool ``describe`` printed for ``name``, by recording id, each a
-    dict of the printed fields (values as text)."""
-    text = need_reference(JAVA_DESCRIBE[name]).read_text()
-    recordings: dict[int, dict[str, str]] = {}
-    for line in text.splitlines():
-        match = _DESCRIPTOR.search(line)
-        if match is None:
-            continue
-        fields = {}
-        for part in match.group(1).split("|"):
-            key, _, value = part.partition("=")
-            fields[key] = value.strip("'")
-        recordings[int(fields["recordingId"])] = fields
-    return recordings
+    subprocess.run(["tar", "-xJf", str(tarball), "-C", str(dest)], check=True, timeout=120)
+    return dest / case.directory
 
 
 @dataclass(frozen=True)
