@@ -8,19 +8,22 @@ torn frame."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from support.recordings import SyntheticStream
+from support.recordings import SyntheticStream, extract_java
 
+from cluster.archive.catalog import Catalog, RecordingState
 from cluster.archive.recording_reader import RecordingReader
 from cluster.archive.recording_writer import RecordingWriter
+from cluster.archive.recovery import recover
 from cluster.archive.segments import (
     find_stop_position,
     repair_tail,
     segment_file_base_position,
     segment_files,
 )
-from cluster.storage import SimDisk, SimulatedCrash, Storage, SyncLevel
+from cluster.storage import RealStorage, SimDisk, SimulatedCrash, Storage, SyncLevel
 
 KIB = 1024
 TERM = 64 * KIB
@@ -259,3 +262,134 @@ def test_canaries_keep_a_torn_frame(writer_type: type[RecordingWriter]) -> None:
     assert runs > 0
     assert problems, f"the sweep did not catch the {writer_type.__name__} canary"
     assert any("differs" in problem or "frame boundary" in problem for problem in problems)
+
+
+# ------------------------------------------------------------------------------------------ recover()
+
+NOW_MS = 1_796_540_000_000
+
+
+def test_recover_node0_stops_the_log_where_archivetool_did(tmp_path: Path) -> None:
+    directory = extract_java("node0", tmp_path)
+    storage = RealStorage(directory)
+    segment_mtime = (directory / "0-0.rec").stat().st_mtime_ns
+    with Catalog(storage) as catalog:
+        assert catalog.recording(0).stop_position == -1  # type: ignore[union-attr]
+        assert recover(storage, catalog, now_ms=NOW_MS) == [
+            f"recording 0: stopPosition -1 set to 768544, stopTimestamp {NOW_MS}"
+        ]
+        descriptor = catalog.recording(0)
+        assert descriptor is not None
+        assert (descriptor.stop_position, descriptor.stop_timestamp) == (768544, NOW_MS)
+        # the snapshots were stopped already, and nothing else changed
+        assert [d.stop_position for d in catalog.recordings()] == [768544, 8448, 352]
+        assert recover(storage, catalog, now_ms=NOW_MS + 1) == []
+    assert (directory / "0-0.rec").stat().st_mtime_ns == segment_mtime  # the tail was clean already
+
+
+def test_recover_finishes_an_interrupted_truncate_and_purge(tmp_path: Path) -> None:
+    node1 = RealStorage(extract_java("node1", tmp_path / "node1"))
+    with Catalog(node1) as catalog:
+        # a truncate that wrote the new stop position and died before cutting the file
+        catalog.update_stop(0, 384416, NOW_MS)
+        assert recover(node1, catalog, now_ms=NOW_MS) == [
+            "recording 0: erased 0-0.rec from offset 384416 (after the stop position)"
+        ]
+        assert recover(node1, catalog, now_ms=NOW_MS) == []
+    assert find_stop_position(node1, **_node_log_layout()) == 384416
+    archive_a = RealStorage(extract_java("archiveA", tmp_path / "a"))
+    archive_a.open("1-0.rec", create=True).close()  # a purge that died before deleting the file
+    with Catalog(archive_a) as catalog:
+        assert recover(archive_a, catalog, now_ms=NOW_MS) == [
+            "recording 1: deleted 1-0.rec (the recording is DELETED)"
+        ]
+    assert not archive_a.exists("1-0.rec")
+
+
+def _node_log_layout() -> dict[str, int]:
+    return {
+        "recording_id": 0,
+        "start_position": 0,
+        "term_length": 64 * 1024 * 1024,
+        "segment_length": 128 * 1024 * 1024,
+        "initial_term_id": 0,
+    }
+
+
+def test_recover_reports_what_it_cannot_repair(tmp_path: Path) -> None:
+    node1 = RealStorage(extract_java("node1", tmp_path))
+    node1.delete("3-0.rec")
+    with Catalog(node1) as catalog:
+        bad = catalog.add_recording(
+            start_position=0,
+            start_timestamp=NOW_MS,
+            initial_term_id=0,
+            segment_file_length=128 * 1024 * 1024,
+            term_buffer_length=1000,
+            mtu_length=1408,
+            session_id=1,
+            stream_id=2,
+            stripped_channel="aeron:ipc",
+            original_channel="aeron:ipc",
+            source_identity="aeron:ipc",
+        )
+        assert recover(node1, catalog, now_ms=NOW_MS) == [
+            "recording 3: its last segment file 3-0.rec (holding the stop position 8544) is missing",
+            f"recording {bad}: left alone: term length 1000 is not a power of two",
+        ]
+        assert catalog.recording(3).state == RecordingState.VALID  # type: ignore[union-attr]
+        assert catalog.recording(bad).stop_position == -1  # type: ignore[union-attr]
+
+
+def test_recover_after_crashes_with_the_catalog() -> None:
+    """A recording registered in a catalog on the simulated disk, crashed while recording at every few
+    operations: recover() sets the stop position the scan finds, which keeps every synced frame."""
+    stream = STREAMS["start-0"]
+    counting = SimDisk(0)
+    _with_catalog(counting.storage("archive"), stream, [])
+    points = counting.operation_count
+    runs = 0
+    for point in range(1, points + 1, 2):
+        for seed in range(2):
+            disk = SimDisk(_disk_seed(seed, point))
+            storage = disk.storage("archive")
+            done: list[int] = []
+            disk.crash_at(point)
+            with pytest.raises(SimulatedCrash):
+                _with_catalog(storage, stream, done)
+            disk.crash(power_loss=True)
+            if not storage.exists("archive.catalog"):
+                continue  # the crash came before the catalog existed
+            with Catalog(storage, file_sync_level=SyncLevel.DATA) as catalog:
+                if catalog.recording(0) is None:
+                    continue  # ... or before the recording was in it
+                lines = recover(storage, catalog, now_ms=NOW_MS)
+                descriptor = catalog.recording(0)
+                assert descriptor is not None
+                stop = descriptor.stop_position
+                assert lines[-1] == f"recording 0: stopPosition -1 set to {stop}, stopTimestamp {NOW_MS}"
+                synced = done[-1] if done else 0
+                assert _problem(storage, stream, stop, synced) is None, (point, seed)
+                assert recover(storage, catalog, now_ms=NOW_MS) == []
+            runs += 1
+    print(f"\n{runs} crashes recovered through the catalog")
+    assert runs > 50
+
+
+def _with_catalog(storage: Storage, stream: SyntheticStream, done: list[int]) -> None:
+    with Catalog(storage, file_sync_level=SyncLevel.DATA) as catalog:
+        recording_id = catalog.add_recording(
+            start_position=stream.start_position,
+            start_timestamp=NOW_MS,
+            initial_term_id=INITIAL_TERM_ID,
+            segment_file_length=SEGMENT,
+            term_buffer_length=TERM,
+            mtu_length=stream.mtu,
+            session_id=stream.session_id,
+            stream_id=stream.stream_id,
+            stripped_channel="aeron:ipc",
+            original_channel="aeron:ipc",
+            source_identity="aeron:ipc",
+        )
+        assert recording_id == 0
+        _record(storage, stream, stream.start_position, SyncLevel.DATA, done)
