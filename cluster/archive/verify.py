@@ -117,7 +117,7 @@ def _frame_problem(storage: Storage, descriptor: RecordingDescriptor, stop: int)
             if reader.position != stop:
                 return f"the frames end at {reader.position}, the stop position {stop} is inside a frame"
     except SegmentError as exc:
-        return str(exc)
+        return f"corrupt frame: {exc}"
     return None
 
 
@@ -147,14 +147,14 @@ def _check_recording(
         repairable = not missing and frames is None
         problems += [f"segment file {name} is missing" for name in missing]
         if frames is not None:
-            problems.append(f"corrupt frame: {frames}")
+            problems.append(frames)
         return problems, repairable, False
     problems = []
     missing = _missing_files(storage, descriptor, stop)
     problems += [f"segment file {name} is missing" for name in missing]
     frames = None if missing else _frame_problem(storage, descriptor, stop)
     if frames is not None:
-        problems.append(f"corrupt frame: {frames}")
+        problems.append(frames)
     repairable = not problems
     problems += leftover_after_stop(storage, descriptor)
     return problems, repairable, False
