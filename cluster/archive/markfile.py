@@ -341,6 +341,17 @@ class ArchiveMarkFile:
             if header_length is not None and len(data) < header_length <= size:
                 data = file.read(0, header_length)  # a header longer than Aeron's 8 KiB
             header, encoded_length = _decode_header(data, location)
+        for value, at, name in (
+            (header.header_length, 44, "headerLength"),
+            (header.error_buffer_length, 48, "errorBufferLength"),
+        ):
+            if value < 0:
+                raise MarkFileError(
+                    f"{name} {value} is negative",
+                    file=location,
+                    offset=_MESSAGE_HEADER + at,
+                    field=f"MarkFileHeader.{name}",
+                )
         if header.header_length:
             if header.header_length < encoded_length:
                 raise MarkFileError(
