@@ -271,6 +271,8 @@ class RecordingWriter:
                 f"{'broken by an earlier storage error' if self._failed else 'closed'}"
             )
         view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
         data_end = self._check_block(view, offset, length, session_id, term_id)
         if self._initial_term_id is None:
             self._initial_term_id = _wrap32(term_id - (self._position >> self._shift))
