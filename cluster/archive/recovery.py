@@ -48,7 +48,7 @@ from cluster.archive.segments import (
 )
 from cluster.storage import Storage
 
-__all__ = ["RecoveryAction", "leftover_after_stop", "recover", "recovery_actions"]
+__all__ = ["RecoveryAction", "layout_problem", "leftover_after_stop", "recover", "recovery_actions"]
 
 
 @dataclass(frozen=True, slots=True)
