@@ -47,6 +47,10 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     ),
     "aeron": CommandSpec("tools.aeron_cmd", "Aeron transport samples: send, recv, ping, pong, throughput"),
     "sim": CommandSpec("tools.sim_cmd", "run the deterministic cluster simulator over a range of seeds"),
+    "archive": CommandSpec(
+        "tools.archive_cmd",
+        "inspect an Aeron Archive directory (ours or Java's): its recordings, catalog and mark file",
+    ),
 }
 
 

@@ -36,6 +36,11 @@ after the decoded message (the application payload behind a cluster ``SessionMes
 ``"trailingHex"``; a payload no schema decodes is ``"payloadHex"``.
 
 Every output record is a JSON-ready ``dict`` whose ``"kind"`` is ``frame``, ``message`` or ``error``.
+
+``decode_recording`` gives the same records for the frames of an archive recording (``python -m tools
+archive dump``): each block of frames read from the segment files goes through the same decoder as a
+datagram would, and the records are placed by stream ``position`` instead of ``datagram`` and
+``offset``; ``format_text`` then starts the line with ``position=N``.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ __all__ = [
     "Datagram",
     "SbeCatalog",
     "decode_capture",
+    "decode_recording",
     "format_text",
     "read_datagrams",
 ]
@@ -660,6 +666,37 @@ def decode_capture(
     yield from decoder.finish()
 
 
+def decode_recording(
+    blocks: Iterable[tuple[int, bytes | memoryview]],
+    *,
+    term_length: int,
+    initial_term_id: int,
+    schemas: Sequence[str | Path] = (),
+) -> Iterator[Record]:
+    """The records of an archive recording's frames, as ``decode_capture`` gives them for a capture, but
+    placed by stream ``position`` instead of datagram and offset: frames and errors carry the position of
+    their frame, messages the position of their first fragment. ``blocks`` are ``(position, bytes)``
+    runs of whole frames as a recording holds them (a PAD as its 32-byte header), in position order;
+    fragmented messages are reassembled as for a capture."""
+    decoder = CaptureDecoder(SbeCatalog(schemas))
+    shift = term_length.bit_length() - 1
+
+    def placed(record: Record) -> Record:
+        if record["kind"] == "message":
+            term_count = ((record["termId"] - initial_term_id + 2**31) % 2**32) - 2**31
+            position = (term_count << shift) + record["termOffset"]
+        else:
+            # a block's "datagram" number is its position / 32 (positions are 32-byte aligned)
+            position = record.pop("datagram") * FRAME_ALIGNMENT + record.pop("offset")
+        return {"kind": record.pop("kind"), "position": position, **record}
+
+    for position, block in blocks:
+        for record in decoder.decode_datagram(position // FRAME_ALIGNMENT, bytes(block)):
+            yield placed(record)
+    for record in decoder.finish():
+        yield placed(record)
+
+
 # ---------------------------------------------------------------------------------------------- text form
 
 
@@ -669,20 +706,29 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
+def _where(record: Record) -> str:
+    """Where a record comes from: ``#datagram+offset`` in a capture, ``position=N`` in a recording."""
+    if "position" in record:
+        return f"position={record['position']}"
+    return f"#{record['datagram']}+{record['offset']}"
+
+
 def format_text(record: Record) -> str:
-    """One readable line for a record."""
+    """One readable line for a record (of a capture, or of a recording: see ``decode_recording``)."""
     kind = record["kind"]
     if kind == "error":
-        return f"#{record['datagram']}+{record['offset']} error: {record['error']}"
+        return f"{_where(record)} error: {record['error']}"
     if kind == "frame":
-        skip = {"kind", "type", "datagram", "offset"}
+        skip = {"kind", "type", "datagram", "offset", "position"}
         body = " ".join(f"{k}={_value_text(v)}" for k, v in record.items() if k not in skip)
         name = "HEARTBEAT" if record["type"] == "DATA" and record["frameLength"] == 0 else record["type"]
-        return f"#{record['datagram']}+{record['offset']} {name} {body}"
+        return f"{_where(record)} {name} {body}"
     head = (
         f"message session={record['sessionId']} stream={record['streamId']} term={record['termId']} "
         f"termOffset={record['termOffset']} length={record['length']}"
     )
+    if "position" in record:
+        head = f"{_where(record)} {head}"
     if "sbe" in record:
         sbe = record["sbe"]
         text = f"{head} {sbe['message']} (schema {sbe['schemaId']} v{sbe['version']}) {sbe['fields']}"

@@ -10,6 +10,7 @@ under CI) without it. Everything else here ships with the repository.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -98,3 +99,43 @@ SBE_TEST_SCHEMAS = [
     )
 ]
 REFERENCE_SCHEMAS = [*SBE_EXAMPLE_SCHEMAS, *SBE_TEST_SCHEMAS, *AERON_REFERENCE_SCHEMAS]
+
+# Java Aeron 1.47.3 archive directories (../shared/reference/java/README.md says what each run did), as
+# sparse GNU tar archives, and what Aeron's ArchiveTool printed for them. `directory` is the archive
+# directory inside the tarball.
+JAVA = REFERENCE / "java"
+
+
+class JavaArchive(NamedTuple):
+    name: str
+    tarball: Path
+    directory: str
+    describe: Path
+
+
+JAVA_ARCHIVES = [
+    JavaArchive(
+        "archiveA",
+        JAVA / "archive" / "archiveA.tar.xz",
+        "archiveA/archive",
+        JAVA / "archive" / "archivetool" / "archiveA.describe.txt",
+    ),
+    JavaArchive(
+        "archiveB",
+        JAVA / "archive" / "archiveB.tar.xz",
+        "archiveB/archive",
+        JAVA / "archive" / "archivetool" / "archiveB.describe.txt",
+    ),
+    *(
+        JavaArchive(
+            f"node{i}",
+            JAVA / "cluster" / f"node{i}.tar.xz",
+            f"node{i}/archive",
+            JAVA / "cluster" / "archivetool" / f"node{i}.describe.txt",
+        )
+        for i in range(3)
+    ),
+]
+# ClusterTool's `errors` output for the cluster members: the distinct error logs of their cluster mark
+# files (the same error-log layout as the archive mark file's).
+JAVA_CLUSTER_ERRORS = {i: JAVA / "cluster" / "clustertool" / f"node{i}.errors.txt" for i in range(3)}
