@@ -169,6 +169,8 @@ def test_liveness_is_the_activity_timestamp_within_the_timeout(tmp_path: Path) -
     # A clean close is never active, not even to a clock near zero (a simulator's).
     ArchiveMarkFile.create(storage, now_ms=0, **SETTINGS).close()
     assert is_active(100, 100, 0) and not is_active(-1, 0, 10_000) and not is_active(0, 10_001, 10_000)
+    # A timestamp from the future: live within the timeout (clock steps), garbage beyond it.
+    assert is_active(20_000, 10_000, 10_000) and not is_active(20_001, 10_000, 10_000)
 
 
 def test_another_major_version_is_refused(tmp_path: Path) -> None:
