@@ -33,10 +33,13 @@ repaired), for ``archive verify`` and friends:
 
 * ``nextRecordingId`` not above the highest recording id in the file (an entry was published but the
   header update was lost): repaired on a writable open, as Aeron does, else reported;
+* the last entry's length torn by a crash while it was being published (the low bytes of the right
+  value, a whole descriptor behind it, nothing after it): the entry was never published, so it ends
+  the entries like a zero length; its length is zeroed on a writable open, else reported;
 * recording ids that skip a value; an entry whose length is not a multiple of the alignment: reported.
 
-A writable open also repairs a catalog that is all zeros (a creation that never wrote its header) by
-creating it afresh.
+A writable open also repairs a catalog with no valid header and nothing but zeros after it (a crash
+while the catalog was being created) by creating it afresh.
 
 **Writing** goes through ``Storage`` positional writes (nothing is mapped), every record through the
 generated ``generated.aeron_archive_codecs`` codecs. ``add_recording`` writes the descriptor (and zeros
@@ -44,7 +47,9 @@ over the next entry's header), then the rest of its descriptor header, syncs (at
 and only then writes the descriptor header's ``length``: the entry exists once that is written, so a
 crash before it leaves a zero length -- the end of the entries -- and never a half-written entry.
 ``nextRecordingId`` follows, then a sync. An update (``update_stop``, ``extend``, ...) encodes the entry
-before and after the change and writes only the byte range that differs.
+before and after the change and writes only the byte range that differs; a crash that tears such a
+write can leave a field mixing old and new bytes (a stop position is re-derived from the segments by
+the archive's recovery, not trusted).
 """
 
 from __future__ import annotations
@@ -343,30 +348,20 @@ class Catalog:
         self._next_offset = self._header.length
         self._index = {}
 
-    def _is_blank(self, size: int) -> bool:
+    def _is_blank(self, size: int, start: int = 0) -> bool:
+        """Whether the file holds nothing but zeros from ``start`` to ``size``."""
         file = self._open_file()
         chunk = 64 * 1024
-        return not any(any(file.read(offset, min(chunk, size - offset))) for offset in range(0, size, chunk))
+        return not any(
+            any(file.read(offset, min(chunk, size - offset))) for offset in range(start, size, chunk)
+        )
 
-    def _load(self) -> None:
-        file = self._open_file()
-        size = file.size()
-        head = file.read(0, min(size, CATALOG_HEADER_LENGTH))
-        if len(head) < CATALOG_HEADER_LENGTH or head[:4] == bytes(4):
-            if not self._read_only and self._is_blank(size):
-                self._initialise()
-                self._problems.append(
-                    CatalogProblem(
-                        0, None, "CatalogHeader", "the catalog was all zeros: created afresh", True
-                    )
-                )
-                return
-            if size < CATALOG_HEADER_LENGTH:
-                raise self._error(
-                    f"the file is {size} bytes, shorter than the {CATALOG_HEADER_LENGTH}-byte catalog header",
-                    0,
-                )
-        self._capacity = size
+    def _check_header(self, head: bytes, size: int) -> CatalogHeader:
+        """The catalog header in ``head`` (the file's first bytes), checked."""
+        if len(head) < CATALOG_HEADER_LENGTH:
+            raise self._error(
+                f"the file is {size} bytes, shorter than the {CATALOG_HEADER_LENGTH}-byte catalog header", 0
+            )
         decoder = codecs.CatalogHeaderDecoder().wrap(head, 0, CATALOG_HEADER_LENGTH, _VERSION)
         header = CatalogHeader(decoder.version, decoder.length, decoder.next_recording_id, decoder.alignment)
         if header.version >> 16 & 0xFF != ARCHIVE_MAJOR_VERSION:
@@ -388,6 +383,27 @@ class Catalog:
                 16,
                 "CatalogHeader.alignment",
             )
+        return header
+
+    def _load(self) -> None:
+        file = self._open_file()
+        size = file.size()
+        head = file.read(0, min(size, CATALOG_HEADER_LENGTH))
+        try:
+            header = self._check_header(head, size)
+        except CatalogError:
+            # A header that never got written whole (a crash while the catalog was created) with nothing
+            # after it: no entry can be lost by starting afresh.
+            if self._read_only or not self._is_blank(size, CATALOG_HEADER_LENGTH):
+                raise
+            self._initialise()
+            self._problems.append(
+                CatalogProblem(
+                    0, None, "CatalogHeader", "no valid header and no entries: created afresh", True
+                )
+            )
+            return
+        self._capacity = size
         self._header = header
         last_id = self._scan(size)
         if header.next_recording_id <= last_id or header.next_recording_id < 0:
@@ -410,10 +426,15 @@ class Catalog:
         offset = self._header.length
         last_id = -1
         while offset + DESCRIPTOR_HEADER_LENGTH <= size:
-            header_bytes, descriptor_bytes = self._read_entry(offset, size)
-            if header_bytes is None:
+            try:
+                header_bytes, descriptor_bytes = self._read_entry(offset, size)
+                if header_bytes is None:
+                    break
+                descriptor = self._decode(offset, header_bytes, descriptor_bytes)
+            except CatalogError:
+                if not self._torn_publication(offset, size):
+                    raise
                 break
-            descriptor = self._decode(offset, header_bytes, descriptor_bytes)
             recording_id = descriptor.recording_id
             if recording_id <= last_id:
                 raise self._error(
@@ -448,6 +469,47 @@ class Catalog:
             offset += entry_length
         self._next_offset = offset
         return last_id
+
+    def _torn_publication(self, offset: int, size: int) -> bool:
+        """Whether the unreadable entry at ``offset`` is the last one, caught by a crash while its length
+        was written: a whole descriptor follows its header, the length holds the low bytes of the right
+        value (a torn little-endian write) and nothing comes after the entry. Such an entry was never
+        published, as if its length were still 0: it is zeroed (reported when read-only)."""
+        file = self._open_file()
+        header_bytes = file.read(offset, DESCRIPTOR_HEADER_LENGTH)
+        available = size - offset - DESCRIPTOR_HEADER_LENGTH
+        if len(header_bytes) < DESCRIPTOR_HEADER_LENGTH or available < _MIN_DESCRIPTOR:
+            return False
+        torn = (
+            codecs.RecordingDescriptorHeaderDecoder()
+            .wrap(header_bytes, 0, DESCRIPTOR_HEADER_LENGTH, _VERSION)
+            .length
+        )
+        try:
+            body = file.read(offset + DESCRIPTOR_HEADER_LENGTH, available)
+            encoded = codecs.RecordingDescriptorDecoder().wrap(body, 0, _BLOCK, _VERSION).total_length()
+        except CodecError:
+            return False
+        length = _align(DESCRIPTOR_HEADER_LENGTH + encoded, self._header.alignment) - DESCRIPTOR_HEADER_LENGTH
+        if (
+            length > available
+            or torn == length
+            or torn not in (length & 0xFF, length & 0xFFFF, length & 0xFF_FFFF)
+        ):
+            return False
+        after = offset + DESCRIPTOR_HEADER_LENGTH + length
+        if after + 4 <= size and any(file.read(after, 4)):
+            return False
+        message = f"descriptor length {torn} is a torn write of {length}: the entry was never published"
+        repaired = not self._read_only
+        if repaired:
+            file.write(offset, bytes(4))
+            self._sync()
+            message += "; its length is set to 0"
+        self._problems.append(
+            CatalogProblem(offset, None, "RecordingDescriptorHeader.length", message, repaired)
+        )
+        return True
 
     def _read_entry(self, offset: int, size: int | None = None) -> tuple[bytes | None, bytes]:
         """The descriptor header and descriptor (with its padding) of the entry at ``offset``;

@@ -109,9 +109,12 @@ def _align(value: int, alignment: int) -> int:
 
 def is_active(activity_timestamp: int, now_ms: int, liveness_timeout_ms: int) -> bool:
     """Whether a mark file whose activity timestamp is ``activity_timestamp`` belongs to a live archive:
-    its age ``now_ms - activity_timestamp`` is at most the timeout (a timestamp in the future counts as
-    live; ``-1``, a clean close, never does)."""
-    return activity_timestamp != -1 and now_ms - activity_timestamp <= liveness_timeout_ms
+    its age ``now_ms - activity_timestamp`` is at most the timeout. ``-1``, a clean close, is never
+    live. A timestamp in the future is live only within the timeout too: both archives run on the
+    machine that holds the directory, so they share a clock, and a timestamp further ahead is garbage
+    (a write a crash tore), which must not lock the directory until the clock catches up. Aeron counts
+    any future timestamp as live."""
+    return activity_timestamp != -1 and abs(now_ms - activity_timestamp) <= liveness_timeout_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,7 +556,8 @@ def _refuse_if_active(storage: Storage, location: str, now_ms: int, liveness_tim
     activity = decoder.activity_timestamp
     if version == 0 and activity == 0:
         return  # all zeros where the header goes: a creation that never wrote it
-    if version != 0 and version >> 16 & 0xFF != ARCHIVE_MAJOR_VERSION:
+    # Major version 0 is no archive's: a version field whose write a crash tore (it is written last).
+    if version >> 16 & 0xFF not in (0, ARCHIVE_MAJOR_VERSION):
         raise MarkFileError(
             f"mark file major version {version >> 16 & 0xFF} ({version_text(version)}) does not match "
             f"this archive's {ARCHIVE_MAJOR_VERSION}",

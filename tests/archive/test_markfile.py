@@ -169,6 +169,8 @@ def test_liveness_is_the_activity_timestamp_within_the_timeout(tmp_path: Path) -
     # A clean close is never active, not even to a clock near zero (a simulator's).
     ArchiveMarkFile.create(storage, now_ms=0, **SETTINGS).close()
     assert is_active(100, 100, 0) and not is_active(-1, 0, 10_000) and not is_active(0, 10_001, 10_000)
+    # A timestamp from the future: live within the timeout (clock steps), garbage beyond it.
+    assert is_active(20_000, 10_000, 10_000) and not is_active(20_001, 10_000, 10_000)
 
 
 def test_another_major_version_is_refused(tmp_path: Path) -> None:
@@ -374,3 +376,34 @@ def test_random_bytes_read_or_raise_mark_file_error(
     mark_fuzz_dir: Path, strict: Callable[[Storage], Storage], data: bytes
 ) -> None:
     _check_mark_file(mark_fuzz_dir, strict, data)
+
+
+# ------------------------------------------------------------------- crashes, on the simulated disk
+
+
+def _crash_scenario(storage: Storage) -> None:
+    with ArchiveMarkFile.create(storage, now_ms=1_000, error_buffer_length=256, **SETTINGS) as mark_file:
+        mark_file.update_activity_timestamp(0x01_0203_0405)
+        mark_file.record_error("an error of some length", now_ms=2_000)
+        mark_file.record_error("an error of some length", now_ms=3_000)
+
+
+def test_after_a_power_loss_at_any_write_a_restart_takes_the_directory() -> None:
+    """A crash at each storage operation of a run (several seeds each), then a restart long after: the
+    new archive takes the directory -- a torn version or timestamp must not lock it -- and its mark
+    file reads back. Runs where ``cluster.storage.sim`` (the simulated disk) is present."""
+    sim = pytest.importorskip("cluster.storage.sim", reason="the simulated disk is not on this branch")
+    probe = sim.SimDisk(seed=0)
+    _crash_scenario(probe.storage("archive"))
+    for operation in range(1, probe.operation_count + 1):
+        for seed in range(6):
+            disk = sim.SimDisk(seed=seed)
+            storage = disk.storage("archive")
+            disk.crash_at(operation)
+            with pytest.raises(sim.SimulatedCrash):
+                _crash_scenario(storage)
+            disk.crash(power_loss=True)
+            with contextlib.suppress(MarkFileError):
+                ArchiveMarkFile.read_errors(storage)
+            ArchiveMarkFile.create(storage, now_ms=10**13, **SETTINGS).close()
+            assert ArchiveMarkFile.read(storage).start_timestamp == 10**13, (operation, seed)
