@@ -6,6 +6,7 @@
     python -m tools archive describe DIR [--json]
     python -m tools archive verify DIR [--apply] [--force]
     python -m tools archive dump DIR --recording N [--from POSITION] [--json]
+    python -m tools archive run --dir DIR [--control CHANNEL] [--control-stream N] [--response-stream N]
 
 ``list`` prints every recording in the catalog, DELETED ones included: with ``--json`` one JSON object
 per line under Aeron's field names (``recordingId``, ``startPosition``, ..., ``state`` by name), otherwise
@@ -33,6 +34,10 @@ decode`` (``tools.capture``), each line starting with the stream ``position`` of
 of its first fragment): frame headers, fragmented messages reassembled, SBE payloads of the built-in
 schemas decoded. ``--from`` starts at a frame position; a recording whose stop position is -1 is read
 to where its frames end. A corrupt frame ends the dump with an error record and exit status 1.
+
+``run`` is a standalone archive process (``tools.archive_run``): the control protocol on ``--control``
+(default ``aeron:udp?endpoint=localhost:8010``) and on the local IPC control channel, until SIGINT or
+SIGTERM, then an orderly shutdown.
 
 Sub-commands live in ``SUBCOMMANDS``: one ``Subcommand(help, configure, run)`` each, so adding one is
 adding its two functions and a line there.
@@ -320,6 +325,18 @@ def _run_dump(args: argparse.Namespace) -> int:
 _DUMP_READ_LENGTH = 64 * 1024
 
 
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    from tools import archive_run
+
+    archive_run.configure(parser)
+
+
+def _run_archive(args: argparse.Namespace) -> int:
+    from tools import archive_run
+
+    return archive_run.run(args)
+
+
 # ------------------------------------------------------------------------------------ the command
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -335,6 +352,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "dump": Subcommand(
         "print a recording's frames and messages as 'decode' prints a capture's", _dump_arguments, _run_dump
     ),
+    "run": Subcommand("run an archive on DIR until SIGINT or SIGTERM", _run_arguments, _run_archive),
 }
 
 

@@ -1,0 +1,477 @@
+"""Replication: this archive copies a recording from another archive by asking it for a replay.
+
+Theory of operation
+-------------------
+A ``ReplicateRequest`` (any of its three versions) names a source archive (its control channel and
+stream) and a source recording. The destination archive -- this one -- becomes a client of the source,
+exactly as any archive client would, and walks these states::
+
+    CONNECT            add a response subscription on the replication channel and a request
+                       publication to the source; AuthConnectRequest; wait for the OK
+    DESCRIBE           ListRecordingRequest for the source recording; wait for its descriptor
+    EXTEND             create the destination recording (a copy of the source's descriptor, empty,
+                       stopped at the source's start) or check the existing one matches; subscribe
+                       on the replication channel to record the replay as an extension of it
+                       (signals REPLICATE, then EXTEND when the replay image arrives)
+    REPLAY             ReplayRequest to the source, into that subscription, from where the
+                       destination stops, with the source recording's session id on the channel
+    REPLICATE          record; when the destination reaches the target position (the stop position
+                       asked for, or the source's stop position) signal SYNC, close the source
+                       session, signal REPLICATE_END and stop the recording (STOP)
+    DONE
+
+Every signal carries the replication id as its correlation id, so the client that asked can tell its
+replication's signals apart. A failure in any state (the source does not answer in time, refuses, or
+the replay image goes before the target) sends an ERROR response with the replication id and ends the
+replication; the destination recording keeps what was recorded. Following a live source recording
+(no stop position while the source is still recording) goes on until ``StopReplicationRequest``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from cluster.archive.client import (
+    ArchiveProxy,
+    ControlResponse,
+    ControlResponsePoller,
+    _Challenge,
+    _Listed,
+)
+from cluster.archive.protocol import (
+    NULL_LENGTH,
+    NULL_POSITION,
+    NULL_VALUE,
+    PROTOCOL_SEMANTIC_VERSION,
+    ArchiveErrorCode,
+)
+from cluster.transport.uri import ChannelUri
+from generated import aeron_archive_codecs as codecs
+from generated.aeron_archive_codecs import ControlResponseCode, RecordingSignal, SourceLocation
+
+if TYPE_CHECKING:
+    from cluster.archive.archive import Archive
+    from cluster.archive.control_session import ControlSession
+
+__all__ = ["ReplicationSession", "ReplicationState", "start_replication"]
+
+
+class ReplicationState(enum.IntEnum):
+    CONNECT = 0
+    DESCRIBE = 1
+    EXTEND = 2
+    REPLAY = 3
+    REPLICATE = 4
+    DONE = 5
+
+
+def start_replication(archive: Archive, session: ControlSession, decoder: Any) -> None:
+    """Handle a replicate request: check it, answer with the replication id, start the session."""
+    template = decoder.TEMPLATE_ID
+    correlation_id = decoder.correlation_id
+    dst_recording_id = decoder.dst_recording_id
+    src_control_channel = decoder.src_control_channel_str()
+    live_destination = decoder.live_destination_str()
+    replication_channel = decoder.replication_channel_str()
+    credentials = b""
+    src_response_channel = ""
+    stop_position = NULL_POSITION
+    file_io_max_length = NULL_VALUE
+    if template == codecs.ReplicateRequest2Decoder.TEMPLATE_ID:
+        credentials = decoder.encoded_credentials_bytes()
+        src_response_channel = decoder.src_response_channel_str()
+        stop_position = decoder.stop_position
+        file_io_max_length = decoder.file_io_max_length
+    if live_destination:
+        session.send_error(
+            correlation_id, "replication merging with a live destination is not supported by this archive"
+        )
+        return
+    dst = None
+    if dst_recording_id != NULL_VALUE:
+        dst = archive._valid_recording(dst_recording_id)
+        if dst is None:
+            session.send_error(
+                correlation_id,
+                f"unknown destination recording id {dst_recording_id}",
+                ArchiveErrorCode.UNKNOWN_RECORDING,
+            )
+            return
+        if dst.stop_position == NULL_POSITION or dst_recording_id in archive.recording_sessions:
+            session.send_error(
+                correlation_id,
+                f"cannot replicate to active recording {dst_recording_id}",
+                ArchiveErrorCode.ACTIVE_RECORDING,
+            )
+            return
+    replication_id = archive.next_session_id()
+    replication = ReplicationSession(
+        archive,
+        session,
+        replication_id=replication_id,
+        src_recording_id=decoder.src_recording_id,
+        dst_recording_id=dst_recording_id,
+        stop_position=stop_position,
+        src_control_channel=src_control_channel,
+        src_control_stream_id=decoder.src_control_stream_id,
+        replication_channel=replication_channel or archive.ctx.replication_channel,
+        src_response_channel=src_response_channel,
+        credentials=credentials,
+        file_io_max_length=file_io_max_length,
+    )
+    archive.replications[replication_id] = replication
+    session.send_ok(correlation_id, replication_id)
+
+
+class ReplicationSession:
+    def __init__(
+        self,
+        archive: Archive,
+        control_session: ControlSession,
+        *,
+        replication_id: int,
+        src_recording_id: int,
+        dst_recording_id: int,
+        stop_position: int,
+        src_control_channel: str,
+        src_control_stream_id: int,
+        replication_channel: str,
+        src_response_channel: str,
+        credentials: bytes,
+        file_io_max_length: int,
+    ) -> None:
+        self.archive = archive
+        self.control_session = control_session
+        self.replication_id = replication_id
+        self.src_recording_id = src_recording_id
+        self.dst_recording_id = dst_recording_id
+        self.stop_position = stop_position
+        self.src_control_channel = src_control_channel
+        self.src_control_stream_id = src_control_stream_id
+        self.replication_channel = replication_channel
+        self.src_response_channel = src_response_channel
+        self.credentials = credentials
+        self.file_io_max_length = file_io_max_length
+        self.state = ReplicationState.CONNECT
+        self.reason = ""
+        self._proxy: ArchiveProxy | None = None
+        self._poller: ControlResponsePoller | None = None
+        self._src_control_session_id = NULL_VALUE
+        self._correlation_id = 0
+        self._awaiting = NULL_VALUE
+        self._deadline_ns = archive.clock.nano_time() + archive.ctx.connect_timeout_ns
+        self._src_descriptor: Any = None
+        self._subscription_id = NULL_VALUE
+        self._target_position = NULL_POSITION
+        self._replay_started = False
+        self._recording_seen = False
+        self._response_channel = ""
+
+    @property
+    def is_done(self) -> bool:
+        return self.state == ReplicationState.DONE
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _next_correlation(self) -> int:
+        self._correlation_id += 1
+        return self._correlation_id
+
+    def _signal(
+        self, recording_id: int, subscription_id: int, position: int, signal: RecordingSignal
+    ) -> None:
+        self.control_session.send_signal(self.replication_id, recording_id, subscription_id, position, signal)
+
+    def _fail(self, message: str, code: ArchiveErrorCode = ArchiveErrorCode.GENERIC) -> None:
+        if self.state == ReplicationState.DONE:
+            return
+        self.control_session.send_error(self.replication_id, message, code)
+        self._finish(message, stop_recording=True)
+
+    def abort(self, reason: str) -> None:
+        if self.state != ReplicationState.DONE:
+            self._finish(reason, stop_recording=True)
+
+    def _finish(self, reason: str, *, stop_recording: bool) -> None:
+        self.reason = reason
+        self.state = ReplicationState.DONE
+        proxy = self._proxy
+        if proxy is not None:
+            if self._src_control_session_id != NULL_VALUE:
+                proxy.send(codecs.CloseSessionRequestEncoder, control_session_id=self._src_control_session_id)
+            proxy.publication.close()
+        if self._poller is not None:
+            self._poller.subscription.close()
+        if stop_recording and self._subscription_id != NULL_VALUE:
+            self.archive._remove_recording_subscription(self._subscription_id)
+
+    def _responses(self) -> list[Any]:
+        assert self._poller is not None
+        self._poller.poll()
+        return self._poller.take()
+
+    def _timed_out(self, now_ns: int, what: str) -> bool:
+        if now_ns >= self._deadline_ns:
+            self._fail(
+                f"replication {self.replication_id}: {what}", ArchiveErrorCode.REPLICATION_CONNECTION_FAILURE
+            )
+            return True
+        return False
+
+    def _send(self, encoder_type: Any, **fields: Any) -> int:
+        assert self._proxy is not None
+        correlation_id = self._next_correlation()
+        if not self._proxy.send(
+            encoder_type,
+            control_session_id=self._src_control_session_id,
+            correlation_id=correlation_id,
+            **fields,
+        ):
+            self._fail(
+                f"replication {self.replication_id}: the source archive's control stream refused a request"
+            )
+            return NULL_VALUE
+        self._awaiting = correlation_id
+        self._deadline_ns = self.archive.clock.nano_time() + self.archive.ctx.connect_timeout_ns * 2
+        return correlation_id
+
+    # ------------------------------------------------------------------ states
+
+    def do_work(self, now_ns: int) -> int:
+        if self.state == ReplicationState.DONE:
+            return 0
+        try:
+            return _WORK[self.state](self, now_ns)
+        except Exception as error:
+            self._fail(f"replication {self.replication_id} failed: {error}")
+            return 1
+
+    def _work_connect(self, now_ns: int) -> int:
+        transport = self.archive.transport
+        if self._proxy is None:
+            response_channel = self.src_response_channel or self.replication_channel
+            subscription = transport.add_subscription(
+                response_channel, self.archive.ctx.control_response_stream_id
+            )
+            publication = transport.add_exclusive_publication(
+                self.src_control_channel, self.src_control_stream_id
+            )
+            uri = ChannelUri.parse(response_channel)
+            if subscription.local_address is not None and uri.endpoint is not None:
+                uri = uri.with_param("endpoint", f"{uri.endpoint[0]}:{subscription.local_address[1]}")
+            if uri.get("session-id") is None:
+                uri = uri.with_param("session-id", publication.session_id)
+            self._response_channel = uri.build()
+            self._proxy = ArchiveProxy(publication)
+            self._poller = ControlResponsePoller(subscription)
+            return 1
+        if self._awaiting == NULL_VALUE:
+            if not self._proxy.publication.is_connected:
+                return (
+                    1
+                    if self._timed_out(now_ns, "the source archive's control channel did not connect")
+                    else 0
+                )
+            correlation_id = self._next_correlation()
+            sent = self._proxy.send(
+                codecs.AuthConnectRequestEncoder,
+                correlation_id=correlation_id,
+                response_stream_id=self.archive.ctx.control_response_stream_id,
+                version=PROTOCOL_SEMANTIC_VERSION,
+                response_channel=self._response_channel,
+                encoded_credentials=self.credentials,
+            )
+            if sent:
+                self._awaiting = correlation_id
+                self._deadline_ns = now_ns + self.archive.ctx.connect_timeout_ns * 2
+            return 1
+        for message in self._responses():
+            if isinstance(message, _Challenge) and message.correlation_id == self._awaiting:
+                self._src_control_session_id = message.control_session_id
+                assert self._proxy is not None
+                self._proxy.send(
+                    codecs.ChallengeResponseEncoder,
+                    control_session_id=message.control_session_id,
+                    correlation_id=self._awaiting,
+                    encoded_credentials=self.credentials,
+                )
+            elif isinstance(message, ControlResponse) and message.correlation_id == self._awaiting:
+                if message.code != ControlResponseCode.OK:
+                    self._fail(
+                        f"replication {self.replication_id}: the source archive refused the connection: "
+                        f"{message.error_message}",
+                        ArchiveErrorCode.REPLICATION_CONNECTION_FAILURE,
+                    )
+                    return 1
+                self._src_control_session_id = message.control_session_id
+                assert self._poller is not None
+                self._poller.control_session_id = message.control_session_id
+                self.state = ReplicationState.DESCRIBE
+                self._send(codecs.ListRecordingRequestEncoder, recording_id=self.src_recording_id)
+                return 1
+        return 1 if self._timed_out(now_ns, "no connect response from the source archive") else 0
+
+    def _work_describe(self, now_ns: int) -> int:
+        for message in self._responses():
+            if isinstance(message, _Listed) and message.correlation_id == self._awaiting:
+                self._src_descriptor = message.descriptor
+                self.state = ReplicationState.EXTEND
+                return 1
+            if isinstance(message, ControlResponse) and message.correlation_id == self._awaiting:
+                self._fail(
+                    f"unknown src recording id {self.src_recording_id}"
+                    if message.code == ControlResponseCode.RECORDING_UNKNOWN
+                    else f"listing the source recording failed: {message.error_message}",
+                    ArchiveErrorCode.UNKNOWN_RECORDING,
+                )
+                return 1
+        return 1 if self._timed_out(now_ns, "no descriptor from the source archive") else 0
+
+    def _work_extend(self, now_ns: int) -> int:
+        archive = self.archive
+        src = self._src_descriptor
+        if self.dst_recording_id == NULL_VALUE:
+            self.dst_recording_id = archive.catalog.add_recording(
+                start_position=src.start_position,
+                start_timestamp=src.start_timestamp,
+                initial_term_id=src.initial_term_id,
+                segment_file_length=src.segment_file_length,
+                term_buffer_length=src.term_buffer_length,
+                mtu_length=src.mtu_length,
+                session_id=src.session_id,
+                stream_id=src.stream_id,
+                stripped_channel=src.stripped_channel,
+                original_channel=src.original_channel,
+                source_identity=src.source_identity,
+                control_session_id=self.control_session.control_session_id,
+                correlation_id=self.replication_id,
+                stop_position=src.start_position,
+                stop_timestamp=archive.clock.epoch_ms(),
+            )
+            replay_position = src.start_position
+        else:
+            dst = archive._valid_recording(self.dst_recording_id)
+            if dst is None:
+                self._fail(
+                    f"unknown destination recording id {self.dst_recording_id}",
+                    ArchiveErrorCode.UNKNOWN_RECORDING,
+                )
+                return 1
+            for name in ("initial_term_id", "term_buffer_length", "mtu_length", "stream_id"):
+                if getattr(dst, name) != getattr(src, name):
+                    self._fail(
+                        f"replication {self.replication_id}: {name} of the destination "
+                        f"({getattr(dst, name)}) differs from the source ({getattr(src, name)})",
+                        ArchiveErrorCode.INVALID_EXTENSION,
+                    )
+                    return 1
+            replay_position = dst.stop_position
+            if replay_position < src.start_position or (
+                src.stop_position != NULL_POSITION and replay_position > src.stop_position
+            ):
+                self._fail(
+                    f"replication {self.replication_id}: the destination stops at {replay_position}, "
+                    f"outside the source recording [{src.start_position}, {src.stop_position}]",
+                    ArchiveErrorCode.INVALID_POSITION,
+                )
+                return 1
+        self._replay_position = replay_position
+        target = self.stop_position if self.stop_position != NULL_POSITION else src.stop_position
+        self._target_position = target
+        self._signal(self.dst_recording_id, NULL_VALUE, replay_position, RecordingSignal.REPLICATE)
+        if target != NULL_POSITION and replay_position >= target:
+            self._complete()
+            return 1
+        channel = ChannelUri.parse(self.replication_channel).with_param("session-id", src.session_id)
+        before = set(archive.recording_subscriptions)
+        archive._add_recording_subscription(
+            self.control_session,
+            self.replication_id,
+            src.stream_id,
+            SourceLocation.REMOTE,
+            True,
+            channel.build(),
+            self.dst_recording_id,
+        )
+        added = set(archive.recording_subscriptions) - before
+        if not added:
+            self._finish("the replication's recording subscription was refused", stop_recording=False)
+            return 1
+        self._subscription_id = added.pop()
+        entry = archive.recording_subscriptions[self._subscription_id]
+        local = entry.subscription.local_address
+        replay_uri = ChannelUri.parse(self.replication_channel).with_params(session_id=src.session_id)
+        if local is not None and replay_uri.endpoint is not None:
+            replay_uri = replay_uri.with_param("endpoint", f"{replay_uri.endpoint[0]}:{local[1]}")
+        length = NULL_LENGTH if target == NULL_POSITION else target - replay_position
+        self.state = ReplicationState.REPLAY
+        self._send(
+            codecs.ReplayRequestEncoder,
+            recording_id=self.src_recording_id,
+            position=replay_position,
+            length=length,
+            replay_stream_id=src.stream_id,
+            file_io_max_length=self.file_io_max_length,
+            replay_token=NULL_VALUE,
+            replay_channel=replay_uri.build(),
+        )
+        return 1
+
+    def _work_replay(self, now_ns: int) -> int:
+        for message in self._responses():
+            if isinstance(message, ControlResponse) and message.correlation_id == self._awaiting:
+                if message.code != ControlResponseCode.OK:
+                    self._fail(f"the source archive refused the replay: {message.error_message}")
+                    return 1
+                self.state = ReplicationState.REPLICATE
+                self._deadline_ns = now_ns + self.archive.ctx.connect_timeout_ns * 2
+                return 1
+        return 1 if self._timed_out(now_ns, "no replay response from the source archive") else 0
+
+    def _work_replicate(self, now_ns: int) -> int:
+        self._responses()  # keep the source session's stream drained (liveness probes)
+        archive = self.archive
+        recording = archive.recording_sessions.get(self.dst_recording_id)
+        if recording is not None and recording.subscription_id == self._subscription_id:
+            self._recording_seen = True
+            if (
+                self._target_position != NULL_POSITION
+                and recording.recorded_position >= self._target_position
+            ):
+                self._complete()
+                return 1
+            return 0
+        if self._recording_seen:
+            # the replay image went before the target: the source stopped or went away
+            descriptor = archive._valid_recording(self.dst_recording_id)
+            position = NULL_POSITION if descriptor is None else descriptor.stop_position
+            if self._target_position != NULL_POSITION and position >= self._target_position:
+                self._complete()
+            else:
+                self._fail(
+                    f"replication {self.replication_id}: the replay ended at {position} before the target"
+                )
+            return 1
+        return 1 if self._timed_out(now_ns, "the replay image did not arrive") else 0
+
+    def _complete(self) -> None:
+        archive = self.archive
+        recording = archive.recording_sessions.get(self.dst_recording_id)
+        position = recording.recorded_position if recording is not None else self._target_position
+        self._signal(self.dst_recording_id, self._subscription_id, position, RecordingSignal.SYNC)
+        subscription_id = self._subscription_id
+        self._subscription_id = NULL_VALUE
+        self._finish("replication complete", stop_recording=False)
+        self._signal(self.dst_recording_id, NULL_VALUE, NULL_POSITION, RecordingSignal.REPLICATE_END)
+        if subscription_id != NULL_VALUE:
+            archive._remove_recording_subscription(subscription_id)
+
+
+_WORK = {
+    ReplicationState.CONNECT: ReplicationSession._work_connect,
+    ReplicationState.DESCRIBE: ReplicationSession._work_describe,
+    ReplicationState.EXTEND: ReplicationSession._work_extend,
+    ReplicationState.REPLAY: ReplicationSession._work_replay,
+    ReplicationState.REPLICATE: ReplicationSession._work_replicate,
+}

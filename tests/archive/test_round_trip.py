@@ -1,0 +1,308 @@
+"""Record, replay, extend, truncate, purge, list and replicate through the control protocol -- over the
+simulated network and disk, over real UDP on 127.0.0.1 with real files, and over IPC.
+
+A client publishes messages of the lengths of the Java reference run (32, 1000 and 5000 bytes, the long
+ones fragmented at the MTU) and remembers where each ended; every replay must give back the same bytes at
+the same positions."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.archive_world import TERM_LENGTH, World
+
+from cluster.archive.client import ArchiveClient, ArchiveRequestError, RecordingSignalEvent
+from cluster.archive.protocol import NULL_POSITION, NULL_VALUE, ArchiveErrorCode
+from cluster.transport.logbuffer import FragmentAssembler, Header
+from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
+
+STREAM = 1001
+REPLAY_STREAM = 1010
+LENGTHS = (32, 1000, 5000)
+
+
+def message(i: int) -> bytes:
+    length = LENGTHS[i % 3]
+    return bytes((i + j) % 251 for j in range(length))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Signals:
+    def __init__(self) -> None:
+        self.events: list[RecordingSignalEvent] = []
+
+    def __call__(self, event: RecordingSignalEvent) -> None:
+        self.events.append(event)
+
+    def of(self, signal: RecordingSignal) -> list[RecordingSignalEvent]:
+        return [event for event in self.events if event.signal == signal]
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, int]] = []
+        self.assembler = FragmentAssembler(self._on_message)
+
+    def _on_message(self, payload: memoryview, header: Header) -> None:
+        self.messages.append((bytes(payload), header.position()))
+
+
+class Setup:
+    def __init__(self, kind: str, tmp_path: Path, seed: int = 7) -> None:
+        self.world = World("sim" if kind == "sim" else "udp", seed=seed, tmp_path=tmp_path)
+        self.kind = kind
+        world = self.world
+        self.archive_host = world.host()
+        self.client_host = world.host()
+        if kind == "ipc":
+            self.archive_transport = world.transport(self.archive_host)
+            self.client_transport = self.archive_transport
+            self.archive = world.archive(self.archive_transport, "archive-a")
+            control = "aeron:ipc?term-length=64k"
+            self.channel = "aeron:ipc"
+            self.location = SourceLocation.LOCAL
+            self.replay_channel = "aeron:ipc"
+        else:
+            port = 8010 if kind == "sim" else free_port()
+            self.archive_transport = world.transport(self.archive_host)
+            self.client_transport = world.transport(self.client_host)
+            control = f"aeron:udp?endpoint={self.archive_host}:{port}"
+            self.archive = world.archive(self.archive_transport, "archive-a", control_channel=control)
+            record_port = 8020 if kind == "sim" else free_port()
+            replay_port = 8030 if kind == "sim" else free_port()
+            self.channel = f"aeron:udp?endpoint={self.archive_host}:{record_port}"
+            self.location = SourceLocation.REMOTE
+            self.replay_channel = f"aeron:udp?endpoint={self.client_host}:{replay_port}"
+        self.control = control
+        self.signals = Signals()
+        self.client = world.client(
+            self.client_transport, control, self.client_host, on_recording_signal=self.signals
+        )
+        self.published: list[tuple[bytes, int]] = []
+
+    def publish(self, publication: object, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            payload = message(i)
+            while True:
+                result = publication.offer(payload)  # type: ignore[attr-defined]
+                if result > 0:
+                    self.published.append((payload, result))
+                    break
+                self.world.step()
+
+    def await_signal(self, signal: RecordingSignal, count: int = 1) -> RecordingSignalEvent:
+        assert self.world.run_until(
+            lambda: (self.client.poll_for_recording_signals() >= 0) and len(self.signals.of(signal)) >= count
+        ), f"no {signal.name} signal; signals so far: {self.signals.events}"
+        return self.signals.of(signal)[count - 1]
+
+    def replay(
+        self,
+        client: ArchiveClient,
+        recording_id: int,
+        position: int,
+        length: int,
+        expected: list[tuple[bytes, int]],
+    ) -> None:
+        subscription = self.client_transport.add_subscription(self.replay_channel, REPLAY_STREAM)
+        replay_session_id = client.start_replay(
+            recording_id, position, length, self.replay_channel, REPLAY_STREAM
+        )
+        image_session_id = ((replay_session_id & 0xFFFF_FFFF) + 0x8000_0000) % (1 << 32) - 0x8000_0000
+        collector = Collector()
+
+        def poll() -> bool:
+            image = subscription.image_by_session_id(image_session_id)
+            if image is not None:
+                image.poll(collector.assembler.on_fragment, 64)
+            return len(collector.messages) >= len(expected)
+
+        assert self.world.run_until(poll, timeout_s=30), (
+            f"replay gave {len(collector.messages)} of {len(expected)} messages"
+        )
+        assert collector.messages == expected
+        subscription.close()
+
+    def close(self) -> None:
+        self.client.close()
+        self.world.close()
+
+
+@pytest.fixture(params=["sim", "udp", "ipc"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    value = Setup(request.param, tmp_path)
+    try:
+        yield value
+    finally:
+        value.close()
+
+
+def test_record_replay_extend_truncate_purge_and_list(setup: Setup) -> None:
+    client = setup.client
+    transport = setup.client_transport
+    assert client.archive_id == setup.archive.archive_id
+
+    subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
+    publication = transport.add_exclusive_publication(setup.channel, STREAM)
+    start = setup.await_signal(RecordingSignal.START)
+    recording_id = start.recording_id
+    assert (start.subscription_id, start.position) == (subscription_id, 0)
+    setup.publish(publication, 0, 60)
+    end = setup.published[-1][1]
+    assert setup.world.run_until(lambda: client.get_recording_position(recording_id) == end)
+    client.stop_recording_subscription(subscription_id)
+    stop = setup.await_signal(RecordingSignal.STOP)
+    assert (stop.recording_id, stop.position) == (recording_id, end)
+    assert client.get_recording_position(recording_id) == NULL_POSITION
+    assert client.get_stop_position(recording_id) == end
+    assert client.get_max_recorded_position(recording_id) == end
+    assert client.get_start_position(recording_id) == 0
+
+    descriptor = client.list_recording(recording_id)
+    assert descriptor is not None
+    assert (descriptor.start_position, descriptor.stop_position) == (0, end)
+    assert descriptor.term_buffer_length == TERM_LENGTH
+    assert descriptor.session_id == publication.session_id
+    assert descriptor.initial_term_id == publication.initial_term_id
+    assert descriptor.stream_id == STREAM
+    assert descriptor.original_channel == setup.channel
+
+    setup.replay(client, recording_id, 0, end, list(setup.published))
+    setup.replay(
+        client, recording_id, setup.published[29][1], end - setup.published[29][1], setup.published[30:]
+    )
+
+    # extend with a publication that continues the stream at the stop position
+    publication.close()
+    shift = TERM_LENGTH.bit_length() - 1
+    separator = "|" if "?" in setup.channel else "?"
+    extend_channel = (
+        f"{setup.channel}{separator}init-term-id={publication.initial_term_id}"
+        f"|term-id={publication.initial_term_id + (end >> shift)}"
+        f"|term-offset={end & (TERM_LENGTH - 1)}|term-length={TERM_LENGTH}|mtu={publication.mtu}"
+    )
+    extend_subscription = client.extend_recording(recording_id, setup.channel, STREAM, setup.location)
+    extension = transport.add_exclusive_publication(extend_channel, STREAM)
+    extend = setup.await_signal(RecordingSignal.EXTEND)
+    assert (extend.recording_id, extend.subscription_id, extend.position) == (
+        recording_id,
+        extend_subscription,
+        end,
+    )
+    setup.publish(extension, 60, 30)
+    extended_end = setup.published[-1][1]
+    assert setup.world.run_until(lambda: client.get_recording_position(recording_id) == extended_end)
+    client.stop_recording(setup.channel, STREAM)
+    assert setup.await_signal(RecordingSignal.STOP, 2).position == extended_end
+    listed = client.list_recording(recording_id)
+    assert listed is not None and listed.stop_position == extended_end
+    assert listed.session_id == extension.session_id
+    setup.replay(client, recording_id, 0, extended_end, list(setup.published))
+
+    # truncate back to the first stop
+    with pytest.raises(ArchiveRequestError) as bad:
+        client.truncate_recording(recording_id, end + 1)
+    assert bad.value.code == ArchiveErrorCode.INVALID_POSITION
+    client.truncate_recording(recording_id, end)
+    assert setup.await_signal(RecordingSignal.DELETE).recording_id == recording_id
+    assert client.get_stop_position(recording_id) == end
+    setup.replay(client, recording_id, 0, end, setup.published[:60])
+
+    # a second recording, then purge it: the listing ends at it
+    other_stream = STREAM + 1
+    second_subscription = client.start_recording(setup.channel, other_stream, setup.location)
+    second = transport.add_exclusive_publication(setup.channel, other_stream)
+    second_id = setup.await_signal(RecordingSignal.START, 2).recording_id
+    assert second_id == recording_id + 1
+    setup.publish(second, 0, 5)
+    assert setup.world.run_until(lambda: client.get_recording_position(second_id) == second.position)
+    client.stop_recording_subscription(second_subscription)
+    setup.await_signal(RecordingSignal.STOP, 3)
+    assert [d.recording_id for d in client.list_recordings(0, 100)] == [recording_id, second_id]
+    client.purge_recording(second_id)
+    assert setup.await_signal(RecordingSignal.DELETE, 2).recording_id == second_id
+    assert [d.recording_id for d in client.list_recordings(0, 100)] == [recording_id]
+    assert client.list_recording(second_id) is None
+    with pytest.raises(ArchiveRequestError) as unknown:
+        client.get_stop_position(second_id)
+    assert unknown.value.code == ArchiveErrorCode.UNKNOWN_RECORDING
+    assert client.find_last_matching_recording(0, "", STREAM, extension.session_id) == recording_id
+    assert client.find_last_matching_recording(0, "", STREAM, 12345) == NULL_VALUE
+
+
+def test_requests_that_break_the_rules_get_errors(setup: Setup) -> None:
+    client = setup.client
+    with pytest.raises(ArchiveRequestError) as error:
+        client.start_replay(99, 0, 100, setup.replay_channel, REPLAY_STREAM)
+    assert error.value.code == ArchiveErrorCode.UNKNOWN_RECORDING
+    client.start_recording(setup.channel, STREAM, setup.location)
+    with pytest.raises(ArchiveRequestError) as duplicate:
+        client.start_recording(setup.channel, STREAM, setup.location)
+    assert duplicate.value.code == ArchiveErrorCode.ACTIVE_SUBSCRIPTION
+    with pytest.raises(ArchiveRequestError) as missing:
+        client.stop_recording_subscription(123456789)
+    assert missing.value.code == ArchiveErrorCode.UNKNOWN_SUBSCRIPTION
+    with pytest.raises(ArchiveRequestError):
+        client.stop_replication(42)
+    assert client.list_recordings(0, 10) == []
+
+
+@pytest.mark.parametrize("kind", ["sim", "udp"])
+def test_replicate_a_stopped_recording_to_another_archive(kind: str, tmp_path: Path) -> None:
+    setup = Setup(kind, tmp_path)
+    try:
+        world = setup.world
+        client = setup.client
+        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
+        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
+        recording_id = setup.await_signal(RecordingSignal.START).recording_id
+        setup.publish(publication, 0, 40)
+        end = setup.published[-1][1]
+        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
+        client.stop_recording_subscription(subscription_id)
+        setup.await_signal(RecordingSignal.STOP)
+
+        b_host = world.host()
+        b_transport = world.transport(b_host)
+        b_port = 8110 if kind == "sim" else free_port()
+        b_control = f"aeron:udp?endpoint={b_host}:{b_port}"
+        archive_b = world.archive(
+            b_transport,
+            "archive-b",
+            control_channel=b_control,
+            replication_channel=f"aeron:udp?endpoint={b_host}:0",
+        )
+        b_signals = Signals()
+        client_b = world.client(
+            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
+        )
+        replication_id = client_b.replicate(recording_id, NULL_VALUE, 10, setup.control)
+
+        def done() -> bool:
+            client_b.poll_for_recording_signals()
+            return any(e.signal == RecordingSignal.STOP for e in b_signals.events)
+
+        assert world.run_until(done, timeout_s=30), b_signals.events
+        names = [RecordingSignal(e.signal).name for e in b_signals.events]
+        assert names == ["REPLICATE", "EXTEND", "SYNC", "REPLICATE_END", "STOP"]
+        assert {e.correlation_id for e in b_signals.events} == {replication_id}
+        dst = b_signals.events[0].recording_id
+        copied = client_b.list_recording(dst)
+        source = client.list_recording(recording_id)
+        assert copied is not None and source is not None
+        assert (copied.start_position, copied.stop_position) == (0, end)
+        for field in ("initial_term_id", "term_buffer_length", "mtu_length", "stream_id", "start_timestamp"):
+            assert getattr(copied, field) == getattr(source, field), field
+        assert archive_b.catalog.recording(dst) is not None
+        setup.replay(client_b, dst, 0, end, list(setup.published))
+        client_b.close()
+    finally:
+        setup.close()
