@@ -25,6 +25,17 @@ replication's signals apart. A failure in any state (the source does not answer 
 the replay image goes before the target) sends an ERROR response with the replication id and ends the
 replication; the destination recording keeps what was recorded. Following a live source recording
 (no stop position while the source is still recording) goes on until ``StopReplicationRequest``.
+
+**Merging with the live stream.** With a *live destination* (a channel on which this archive receives
+the source recording's live stream, e.g. as one destination of the publisher's multi-destination
+channel), the replay follows the source recording and this archive also subscribes to the live
+destination, filtered on the source recording's session id. The live image joins somewhere ahead of the
+replay and holds everything from its join position on. As soon as the recorded position reaches that
+join position, the recording session switches from the replay image to the live image at the recorded
+position (the bytes are the same stream's), the source's replay is stopped, and the signals are MERGE
+(with the position) and REPLICATE_END. The recording then goes on as a live recording of this archive,
+until the live stream ends or it is stopped. (Aeron merges through a multi-destination subscription that
+holds both destinations; a subscription of ours has one channel, so the switch is between two images.)
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from cluster.archive.protocol import (
     PROTOCOL_SEMANTIC_VERSION,
     ArchiveErrorCode,
 )
+from cluster.transport.logbuffer import scan_block
 from cluster.transport.uri import ChannelUri
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import ControlResponseCode, RecordingSignal, SourceLocation
@@ -83,9 +95,10 @@ def start_replication(archive: Archive, session: ControlSession, decoder: Any) -
         src_response_channel = decoder.src_response_channel_str()
         stop_position = decoder.stop_position
         file_io_max_length = decoder.file_io_max_length
-    if live_destination:
+    if live_destination and stop_position != NULL_POSITION:
         session.send_error(
-            correlation_id, "replication merging with a live destination is not supported by this archive"
+            correlation_id,
+            f"a replication that merges with a live destination cannot also stop at {stop_position}",
         )
         return
     dst = None
@@ -119,6 +132,7 @@ def start_replication(archive: Archive, session: ControlSession, decoder: Any) -
         src_response_channel=src_response_channel,
         credentials=credentials,
         file_io_max_length=file_io_max_length,
+        live_destination=live_destination,
     )
     archive.replications[replication_id] = replication
     session.send_ok(correlation_id, replication_id)
@@ -140,6 +154,7 @@ class ReplicationSession:
         src_response_channel: str,
         credentials: bytes,
         file_io_max_length: int,
+        live_destination: str = "",
     ) -> None:
         self.archive = archive
         self.control_session = control_session
@@ -167,6 +182,10 @@ class ReplicationSession:
         self._replay_started = False
         self._recording_seen = False
         self._response_channel = ""
+        self.live_destination = live_destination
+        self._live_subscription: Any = None
+        self._src_replay_session_id = NULL_VALUE
+        self._replay_position = NULL_POSITION
 
     @property
     def is_done(self) -> bool:
@@ -377,7 +396,10 @@ class ReplicationSession:
                 )
                 return 1
         self._replay_position = replay_position
-        target = self.stop_position if self.stop_position != NULL_POSITION else src.stop_position
+        if self.live_destination:
+            target = NULL_POSITION  # follow the source until the live stream takes over
+        else:
+            target = self.stop_position if self.stop_position != NULL_POSITION else src.stop_position
         self._target_position = target
         self._signal(self.dst_recording_id, NULL_VALUE, replay_position, RecordingSignal.REPLICATE)
         if target != NULL_POSITION and replay_position >= target:
@@ -400,6 +422,10 @@ class ReplicationSession:
             return 1
         self._subscription_id = added.pop()
         entry = archive.recording_subscriptions[self._subscription_id]
+        if self.live_destination:
+            live = ChannelUri.parse(self.live_destination).with_param("session-id", src.session_id)
+            self._live_subscription = archive.transport.add_subscription(live.build(), src.stream_id)
+            entry.extra_subscriptions.append(self._live_subscription)
         local = entry.subscription.local_address
         replay_uri = ChannelUri.parse(self.replication_channel).with_params(session_id=src.session_id)
         if local is not None and replay_uri.endpoint is not None:
@@ -424,6 +450,7 @@ class ReplicationSession:
                 if message.code != ControlResponseCode.OK:
                     self._fail(f"the source archive refused the replay: {message.error_message}")
                     return 1
+                self._src_replay_session_id = message.relevant_id
                 self.state = ReplicationState.REPLICATE
                 self._deadline_ns = now_ns + self.archive.ctx.connect_timeout_ns * 2
                 return 1
@@ -435,6 +462,8 @@ class ReplicationSession:
         recording = archive.recording_sessions.get(self.dst_recording_id)
         if recording is not None and recording.subscription_id == self._subscription_id:
             self._recording_seen = True
+            if self._live_subscription is not None:
+                return self._try_merge(recording)
             if (
                 self._target_position != NULL_POSITION
                 and recording.recorded_position >= self._target_position
@@ -455,6 +484,24 @@ class ReplicationSession:
             return 1
         return 1 if self._timed_out(now_ns, "the replay image did not arrive") else 0
 
+    def _try_merge(self, recording: Any) -> int:
+        """Hand the recording over from the replay to the live stream once the replay has reached the
+        position where the live image joined (the live image holds everything from there on)."""
+        live = self._live_subscription.image_by_session_id(self._src_descriptor.session_id)
+        if live is None or live.is_closed:
+            return 0
+        if recording.recorded_position < live.position:
+            return _keep_window_open(live)
+        recording.switch_image(live)
+        position = recording.recorded_position
+        if self._proxy is not None and self._src_replay_session_id != NULL_VALUE:
+            self._send(codecs.StopReplayRequestEncoder, replay_session_id=self._src_replay_session_id)
+        self._signal(self.dst_recording_id, self._subscription_id, position, RecordingSignal.MERGE)
+        self._subscription_id = NULL_VALUE  # the recording goes on: it is no longer this replication's
+        self._finish("merged with the live stream", stop_recording=False)
+        self._signal(self.dst_recording_id, NULL_VALUE, NULL_POSITION, RecordingSignal.REPLICATE_END)
+        return 1
+
     def _complete(self) -> None:
         archive = self.archive
         recording = archive.recording_sessions.get(self.dst_recording_id)
@@ -466,6 +513,50 @@ class ReplicationSession:
         self._signal(self.dst_recording_id, NULL_VALUE, NULL_POSITION, RecordingSignal.REPLICATE_END)
         if subscription_id != NULL_VALUE:
             archive._remove_recording_subscription(subscription_id)
+
+
+def _keep_window_open(image: Any) -> int:
+    """Skip an unread image forward so that it keeps at most ``term_length / 8`` bytes buffered.
+
+    Until the merge nobody reads the live image, and a receiver takes no data beyond its position plus
+    its window: left alone, the image would fill its window, drop everything after it, and never catch
+    up with the live stream. The replay supplies everything before the merge point, so what is skipped
+    here is never needed; what stays buffered is the stretch the replay is about to reach."""
+    keep = image.term_length >> 3
+    excess = _buffered(image) - keep
+    moved = 0
+    while excess > 0:
+        position = image.position
+        offset = position & (image.term_length - 1)
+        term = image.terms[(position >> image.shift) % 3]
+        end = scan_block(term, offset, offset + excess)
+        if end <= offset:
+            break
+        image.position = position + (end - offset)
+        excess -= end - offset
+        moved = 1
+    return moved
+
+
+def _buffered(image: Any) -> int:
+    """How many bytes of whole frames an image holds from its position on (across term ends)."""
+    term_length = image.term_length
+    position = image.position
+    total = 0
+    for _ in range(2):
+        offset = position & (term_length - 1)
+        term = image.terms[(position >> image.shift) % 3]
+        end = offset
+        while end < term_length:
+            next_end = scan_block(term, end, term_length)
+            if next_end <= end:
+                break
+            end = next_end
+        total += end - offset
+        if end < term_length:
+            break
+        position += end - offset
+    return total
 
 
 _WORK = {

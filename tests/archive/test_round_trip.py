@@ -306,3 +306,74 @@ def test_replicate_a_stopped_recording_to_another_archive(kind: str, tmp_path: P
         client_b.close()
     finally:
         setup.close()
+
+
+@pytest.mark.parametrize("kind", ["sim", "udp"])
+def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> None:
+    """Archive A records a live multi-destination stream; archive B replicates that recording while it
+    is still being written, then merges with the live stream sent to its live destination: its copy
+    holds every message, before and after the merge, at the positions they were published at.
+
+    The live publication uses min flow control, so it never runs more than a receiver window ahead of
+    archive B; with max flow control a receiver that falls that far behind loses the stream for good,
+    here as in Aeron."""
+    setup = Setup(kind, tmp_path)
+    try:
+        world = setup.world
+        client = setup.client
+        a_port = int(setup.channel.rsplit(":", 1)[1])
+        control_port = 8040 if kind == "sim" else free_port()
+        live_channel = f"aeron:udp?control={setup.client_host}:{control_port}|control-mode=manual|fc=min"
+        publication = setup.client_transport.add_exclusive_publication(live_channel, STREAM)
+        setup.client_transport.add_destination(
+            publication, f"aeron:udp?endpoint={setup.archive_host}:{a_port}"
+        )
+        client.start_recording(setup.channel, STREAM, setup.location)
+        recording_id = setup.await_signal(RecordingSignal.START).recording_id
+        setup.publish(publication, 0, 30)
+
+        b_host = world.host()
+        b_transport = world.transport(b_host)
+        b_port = 8110 if kind == "sim" else free_port()
+        live_port = 8120 if kind == "sim" else free_port()
+        b_control = f"aeron:udp?endpoint={b_host}:{b_port}"
+        world.archive(
+            b_transport,
+            "archive-b",
+            control_channel=b_control,
+            replication_channel=f"aeron:udp?endpoint={b_host}:0",
+        )
+        b_signals = Signals()
+        client_b = world.client(
+            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
+        )
+        live_destination = f"aeron:udp?endpoint={b_host}:{live_port}"
+        replication_id = client_b.replicate(
+            recording_id, NULL_VALUE, 10, setup.control, live_destination=live_destination
+        )
+        setup.client_transport.add_destination(publication, live_destination)
+
+        next_message = 30
+
+        def merged() -> bool:
+            nonlocal next_message
+            client_b.poll_for_recording_signals()
+            if next_message < 400 and publication.offer(message(next_message)) > 0:
+                setup.published.append((message(next_message), publication.position))
+                next_message += 1
+            return any(e.signal == RecordingSignal.MERGE for e in b_signals.events)
+
+        assert world.run_until(merged, timeout_s=30), b_signals.events
+        setup.publish(publication, next_message, 20)
+        end = publication.position
+        dst = b_signals.events[0].recording_id
+        assert world.run_until(lambda: client_b.get_recording_position(dst) == end, timeout_s=30)
+        names = [RecordingSignal(e.signal).name for e in b_signals.events]
+        assert names == ["REPLICATE", "EXTEND", "MERGE", "REPLICATE_END"]
+        assert {e.correlation_id for e in b_signals.events} == {replication_id}
+        merge = b_signals.events[2]
+        assert 0 < merge.position <= end
+        setup.replay(client_b, dst, 0, end, list(setup.published))
+        client_b.close()
+    finally:
+        setup.close()
