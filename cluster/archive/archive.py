@@ -691,9 +691,7 @@ class Archive:
             stripped_channel=entry.stripped,
             original_channel=entry.original,
             source_identity=image.source_identity,
-            control_session_id=entry.control_session.control_session_id,
-            correlation_id=entry.correlation_id,
-        )
+        )  # a new recording's controlSessionId and correlationId stay 0, as Java's archive leaves them
         writer = RecordingWriter(
             self.ctx.storage,
             recording_id=recording_id,
