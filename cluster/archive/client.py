@@ -70,6 +70,7 @@ NS_PER_MS = 1_000_000
 DEFAULT_MESSAGE_TIMEOUT_NS = 10_000 * NS_PER_MS
 DEFAULT_CONNECT_TIMEOUT_NS = 5_000 * NS_PER_MS
 OFFER_ATTEMPTS = 3
+MAX_PENDING_ERRORS = 64
 FRAGMENT_LIMIT = 16
 
 
@@ -298,6 +299,7 @@ class ArchiveClient:
         self.archive_id = NULL_VALUE
         self._correlation_ids = itertools.count(1)
         self._backlog: deque[Any] = deque()
+        self._errors: deque[ControlResponse] = deque()
         self.is_closed = False
 
     # ------------------------------------------------------------------ connect
@@ -461,8 +463,28 @@ class ArchiveClient:
             self._wait()
 
     def _dispatch_unsolicited(self, message: Any) -> None:
-        if isinstance(message, RecordingSignalEvent) and self.on_recording_signal is not None:
-            self.on_recording_signal(message)
+        if isinstance(message, RecordingSignalEvent):
+            if self.on_recording_signal is not None:
+                self.on_recording_signal(message)
+        elif isinstance(message, ControlResponse) and message.code == ControlResponseCode.ERROR:
+            # an error that answers no waiting request: a recording or replay that failed later
+            if len(self._errors) >= MAX_PENDING_ERRORS:
+                self._errors.popleft()
+            self._errors.append(message)
+
+    def poll_for_error_response(self) -> ControlResponse | None:
+        """The oldest ERROR response that answered no waiting request (a recording, replay or
+        replication that failed after its request was accepted), or None; Aeron's
+        ``pollForErrorResponse``. Polls the response stream first."""
+        for message in self._poll():
+            self._dispatch_unsolicited(message)
+        return self._errors.popleft() if self._errors else None
+
+    def check_for_error_response(self) -> None:
+        """Raise ``ArchiveRequestError`` for the oldest such ERROR response, if there is one."""
+        error = self.poll_for_error_response()
+        if error is not None:
+            raise ArchiveRequestError(error.error_message, error.relevant_id, error.correlation_id)
 
     def _call(self, encoder_type: Any, name: str, **fields: Any) -> int:
         correlation_id = self._request(encoder_type, name, **fields)

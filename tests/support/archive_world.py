@@ -84,6 +84,14 @@ class World:
         self.agents.append(archive.do_work)
         return archive
 
+    def archive_on(self, transport: Transport, storage: Storage, **context: object) -> Archive:
+        """An archive on an existing directory (e.g. one Java's archive wrote)."""
+        ctx = ArchiveContext(storage=storage, seed=self.seed + 100 + len(self.archives), **context)  # type: ignore[arg-type]
+        archive = Archive(transport, ctx)
+        self.archives.append(archive)
+        self.agents.append(archive.do_work)
+        return archive
+
     def client(
         self, transport: Transport, control_channel: str, response_host: str, **kwargs: object
     ) -> ArchiveClient:
