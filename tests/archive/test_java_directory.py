@@ -114,7 +114,7 @@ def test_our_archive_replays_and_extends_a_java_recording(tmp_path: Path) -> Non
         while other.offer(b"after java") < 0:
             java.world.step()
         assert java.world.run_until(lambda: java.has_signal(RecordingSignal.START))
-        started = [s for s in java.signals if s.signal == RecordingSignal.START][0]
+        started = next(s for s in java.signals if s.signal == RecordingSignal.START)
         assert started.recording_id == 2
     finally:
         java.close()
