@@ -377,3 +377,66 @@ def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> 
         client_b.close()
     finally:
         setup.close()
+
+
+def test_replicate_to_a_position_then_extend_the_copy_to_the_end(tmp_path: Path) -> None:
+    """A replication that stops at a position, then a second one into the same destination recording
+    (``dst_recording_id``), which continues it from where it stopped to the source's end."""
+    setup = Setup("sim", tmp_path)
+    try:
+        world = setup.world
+        client = setup.client
+        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
+        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
+        recording_id = setup.await_signal(RecordingSignal.START).recording_id
+        setup.publish(publication, 0, 40)
+        end = setup.published[-1][1]
+        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
+        client.stop_recording_subscription(subscription_id)
+        setup.await_signal(RecordingSignal.STOP)
+
+        b_host = world.host()
+        b_transport = world.transport(b_host)
+        b_control = f"aeron:udp?endpoint={b_host}:8110"
+        world.archive(
+            b_transport,
+            "archive-b",
+            control_channel=b_control,
+            replication_channel=f"aeron:udp?endpoint={b_host}:0",
+        )
+        b_signals = Signals()
+        client_b = world.client(
+            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
+        )
+        middle = setup.published[19][1]
+
+        def stopped(count: int) -> bool:
+            client_b.poll_for_recording_signals()
+            return len(b_signals.of(RecordingSignal.STOP)) >= count
+
+        client_b.replicate(recording_id, NULL_VALUE, 10, setup.control, stop_position=middle)
+        assert world.run_until(lambda: stopped(1), timeout_s=30), b_signals.events
+        dst = b_signals.events[0].recording_id
+        assert client_b.get_stop_position(dst) == middle
+        assert b_signals.of(RecordingSignal.SYNC)[0].position == middle
+
+        with pytest.raises(ArchiveRequestError) as unknown:
+            client_b.replicate(recording_id, dst + 7, 10, setup.control)
+        assert unknown.value.code == ArchiveErrorCode.UNKNOWN_RECORDING
+
+        second = client_b.replicate(recording_id, dst, 10, setup.control)
+        assert world.run_until(lambda: stopped(2), timeout_s=30), b_signals.events
+        later = [e for e in b_signals.events if e.correlation_id == second]
+        assert [RecordingSignal(e.signal).name for e in later] == [
+            "REPLICATE",
+            "EXTEND",
+            "SYNC",
+            "REPLICATE_END",
+            "STOP",
+        ]
+        assert later[1].position == middle  # the extension starts where the first copy stopped
+        assert client_b.get_stop_position(dst) == end
+        setup.replay(client_b, dst, 0, end, list(setup.published))
+        client_b.close()
+    finally:
+        setup.close()
