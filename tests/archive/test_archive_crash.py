@@ -27,8 +27,9 @@ promises anything (the page cache survives it), so level 0 is swept with process
 
 Each seed tries every write and sync of the segment files and the catalog, and a third of the other
 crash points (round robin, so the seeds together try every point); ``ARCHIVE_CRASH_FULL=1`` tries every
-point for every seed. A failure names the level, seed, crash point, operation and power loss, and
-``run_crash(level, seed, point, power_loss)`` replays exactly that run.
+point for every seed, and ``ARCHIVE_CRASH_SEEDS=N`` sweeps seeds 1..N (default 3). A failure names the
+level, seed, crash point, operation and power loss, and ``run_crash(level, seed, point, power_loss)``
+replays exactly that run.
 
 Canaries: a recording writer that writes a block in one write (a torn block keeps a torn frame), one
 that moves the recording-position counter before the block is synced (a reported position is lost),
@@ -75,7 +76,7 @@ STREAM = 1001
 OTHER_STREAM = 1002
 NEW_STREAM = 1003
 LENGTHS = (0, 40, 200, 700, 1400, 3000, 5000)  # 1400 and up are fragmented (MTU 1408, 1376 a frame)
-SEEDS = (1, 2, 3)
+SEEDS = tuple(range(1, 1 + int(os.environ.get("ARCHIVE_CRASH_SEEDS", "3"))))
 FULL = os.environ.get("ARCHIVE_CRASH_FULL", "") not in ("", "0")
 
 
@@ -580,27 +581,56 @@ def count_operations(level: SyncLevel, seed: int) -> list[str]:
     return trace
 
 
-def run_crash(
-    level: SyncLevel, seed: int, point: int, power_loss: bool, outcome: Outcome | None = None
-) -> list[str]:
-    """One run: the scenario crashed at operation ``point``, a new archive started, the checks made.
-    The problems found."""
-    outcome = Outcome() if outcome is None else outcome
+def _crashed(level: SyncLevel, seed: int, point: int, power_loss: bool) -> Sim:
+    """The scenario crashed at operation ``point``, its process dropped, the disk crashed, and the
+    clock past the mark file's liveness timeout: ready for a new archive."""
     disk = SimDisk(_disk_seed(seed, point))
     sim = Sim(seed, disk, level, Book())
     disk.crash_at(point)
-    try:
+    with pytest.raises(SimulatedCrash) as crash:
         scenario(sim, seed)
-    except SimulatedCrash as crash:
-        assert crash.operation == point, (crash.operation, point)
-    else:
-        return [f"the scenario ended without crashing at operation {point}"]
+    assert crash.value.operation == point, (crash.value.operation, point)
     sim.book.sample()  # the counters outlive the archive process
     sim.kill()
     sim.book.archive_transport = None
     disk.crash(power_loss=power_loss)
     sim.network.clock.advance((LIVENESS_TIMEOUT_MS + 1_000) * 1_000_000)
-    return check_recovered(sim, power_loss is False or level != SyncLevel.NONE, outcome)
+    return sim
+
+
+def run_crash(
+    level: SyncLevel,
+    seed: int,
+    point: int,
+    power_loss: bool,
+    outcome: Outcome | None = None,
+    *,
+    restart_crash: int | None = None,
+) -> list[str]:
+    """One run: the scenario crashed at operation ``point``, a new archive started, the checks made.
+    The problems found. With ``restart_crash`` the first new archive crashes too, at that operation of
+    its start (its recovery), and the checks are made on the one after it."""
+    sim = _crashed(level, seed, point, power_loss)
+    if restart_crash is not None:
+        disk = sim.disk
+        disk.crash_at(disk.operation_count + restart_crash)
+        host = sim.host()
+        with pytest.raises(SimulatedCrash):
+            sim.archive(sim.transport(host), f"aeron:udp?endpoint={host}:8010")
+        sim.kill()
+        disk.crash(power_loss=power_loss)
+        sim.network.clock.advance((LIVENESS_TIMEOUT_MS + 1_000) * 1_000_000)
+    promises = power_loss is False or level != SyncLevel.NONE
+    return check_recovered(sim, promises, Outcome() if outcome is None else outcome)
+
+
+def restart_operations(level: SyncLevel, seed: int, point: int, power_loss: bool) -> int:
+    """How many disk operations a new archive's start (its recovery) takes after that crash."""
+    sim = _crashed(level, seed, point, power_loss)
+    before = sim.disk.operation_count
+    host = sim.host()
+    sim.archive(sim.transport(host), f"aeron:udp?endpoint={host}:8010")
+    return sim.disk.operation_count - before
 
 
 def _points(seed_index: int, seeds: int, trace: list[str]) -> list[int]:
@@ -622,7 +652,10 @@ def sweep(level: SyncLevel, seeds: tuple[int, ...], power_losses: tuple[bool, ..
         print(f"  level {int(level)}, seed {seed}: {len(points)} of {len(trace)} crash points")
         for point in points:
             for power_loss in power_losses:
-                problems = run_crash(level, seed, point, power_loss, outcome)
+                try:
+                    problems = run_crash(level, seed, point, power_loss, outcome)
+                except Exception as exc:  # the new archive would not start, a wait timed out, ...
+                    problems = [f"{type(exc).__name__}: {exc}"]
                 outcome.runs += 1
                 outcome.failures += [
                     f"level {int(level)}, seed {seed}, crash at {point}/{len(trace)} ({trace[point - 1]}), "
@@ -651,6 +684,30 @@ def test_crash_sweep_of_the_whole_archive(level: SyncLevel, power_losses: tuple[
     assert outcome.failures == [], "\n".join(outcome.failures[:20])
     assert outcome.runs > 150
     assert outcome.extended > outcome.runs // 2  # most crashes leave a recording to extend
+
+
+def test_a_crash_while_the_new_archive_recovers_is_recovered_by_the_next_one() -> None:
+    """Crash points in the start of the archive after a crash, sampled (seeded): the one after it must
+    pass every check."""
+    rng = random.Random(2024)
+    level = SyncLevel.DATA
+    runs: list[str] = []
+    failures: list[str] = []
+    for seed in SEEDS:
+        trace = count_operations(level, seed)
+        for point in sorted(rng.sample(range(1, len(trace) + 1), 12)):
+            restart = restart_operations(level, seed, point, True)
+            for inner in sorted(rng.sample(range(1, restart + 1), min(3, restart))):
+                runs.append(f"{point}/{inner}")
+                where = f"seed {seed}, crash at {point} ({trace[point - 1]}), then at {inner} of {restart}"
+                try:
+                    problems = run_crash(level, seed, point, True, restart_crash=inner)
+                except Exception as exc:
+                    problems = [f"{type(exc).__name__}: {exc}"]
+                failures += [f"{where}: {problem}" for problem in problems]
+    print(f"\n{len(runs)} crashes inside the recovery of an earlier crash")
+    assert len(runs) > 50
+    assert failures == [], "\n".join(failures[:20])
 
 
 # -------------------------------------------------------------------------------------------- canaries
