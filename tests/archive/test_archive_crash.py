@@ -31,9 +31,17 @@ point for every seed, and ``ARCHIVE_CRASH_SEEDS=N`` sweeps seeds 1..N (default 3
 level, seed, crash point, operation and power loss, and ``run_crash(level, seed, point, power_loss)``
 replays exactly that run.
 
+A second test crashes the new archive too, at sampled points of its start (its recovery), and checks
+the archive after that one.
+
 Canaries: a recording writer that writes a block in one write (a torn block keeps a torn frame), one
 that moves the recording-position counter before the block is synced (a reported position is lost),
 and an archive that skips recovery -- the same checks must fail on each.
+
+The file-sync level, seen from the storage: a wrapper notes every write and sync (with its level);
+at level 0 the recording writer never syncs a segment file, at 1 and 2 it syncs at that level, and no
+recording-position counter ever covers a segment byte not synced yet (the late-sync canary must fail
+that check).
 """
 
 from __future__ import annotations
