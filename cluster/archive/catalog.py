@@ -48,8 +48,11 @@ and only then writes the descriptor header's ``length``: the entry exists once t
 crash before it leaves a zero length -- the end of the entries -- and never a half-written entry.
 ``nextRecordingId`` follows, then a sync. An update (``update_stop``, ``extend``, ...) encodes the entry
 before and after the change and writes only the byte range that differs; a crash that tears such a
-write can leave a field mixing old and new bytes (a stop position is re-derived from the segments by
-the archive's recovery, not trusted).
+write can leave a field mixing old and new bytes. For the stop position such a mix could look like a
+position (a truncate's, say: the low bytes of the new value under the high bytes of the old), so an
+update that changes it first writes the field's top byte alone as ``0x80``: until the range write's
+last byte lands, the field is negative and not -1, which the archive's recovery takes for a torn stop
+position and re-derives from the segment files (``recovery.torn_stop_position``).
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ _VAR_DATA_PREFIX = 4
 _MIN_DESCRIPTOR = _BLOCK + 3 * _VAR_DATA_PREFIX
 _INT32_MAX = 0x7FFF_FFFF
 _INT64_MAX = 0x7FFF_FFFF_FFFF_FFFF
+_STOP_POSITION_OFFSET = 48  # RecordingDescriptor.stopPosition, an int64
+_TORN_STOP_TOP_BYTE = b"\x80"  # its top byte while it is being rewritten: a negative value, not -1
 
 
 def _align(value: int, alignment: int) -> int:
@@ -638,9 +643,15 @@ class Catalog:
         new = replace(old, **changes)
         length = len(descriptor_bytes)
         try:
-            changed = _write_changes(
-                file, offset + DESCRIPTOR_HEADER_LENGTH, _encode_descriptor(old), _encode_descriptor(new)
-            )
+            old_bytes, new_bytes = _encode_descriptor(old), _encode_descriptor(new)
+            if new.stop_position != old.stop_position:
+                # The stop position's top byte goes to 0x80 first, alone: until the last byte of the
+                # write below lands, the field reads as a negative number other than -1, never as a
+                # mix of old and new bytes that looks like a position (module docstring).
+                top = _STOP_POSITION_OFFSET + 7
+                file.write(offset + DESCRIPTOR_HEADER_LENGTH + top, _TORN_STOP_TOP_BYTE)
+                old_bytes = old_bytes[:top] + _TORN_STOP_TOP_BYTE + old_bytes[top + 1 :]
+            changed = _write_changes(file, offset + DESCRIPTOR_HEADER_LENGTH, old_bytes, new_bytes)
             changed |= _write_changes(
                 file,
                 offset,

@@ -14,6 +14,10 @@ any request, and for every recording in the catalog:
   and the catalog gets that stop position with ``now_ms`` as the stop timestamp -- what Aeron's
   ArchiveTool verify does to such a recording. The files are repaired before the catalog is updated: a
   crash in between leaves -1 in the catalog, and the next recovery finds the same position again.
+* **VALID, stop position torn** (negative but not -1: a crash tore an update of it -- a stop, an
+  extension, a truncate -- before it was durable; see the catalog's module docstring): as for -1. The
+  files still hold what they held before that update (the catalog is written before a truncate cuts
+  them), so the scan finds the old end, and an unanswered truncate is simply not done.
 * **VALID, stopped**: the file holding the last byte must exist, or the recording cannot be replayed
   (reported; the catalog is left alone -- ``archive verify --apply`` marks such recordings INVALID).
   Data after the stop position -- a frame header there, or segment files after the stop's file -- is the
@@ -48,7 +52,14 @@ from cluster.archive.segments import (
 )
 from cluster.storage import Storage
 
-__all__ = ["RecoveryAction", "layout_problem", "leftover_after_stop", "recover", "recovery_actions"]
+__all__ = [
+    "RecoveryAction",
+    "layout_problem",
+    "leftover_after_stop",
+    "recover",
+    "recovery_actions",
+    "torn_stop_position",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +79,7 @@ def layout_problem(descriptor: RecordingDescriptor) -> str | None:
     try:
         check_layout(descriptor.term_buffer_length, descriptor.segment_file_length)
         check_position("startPosition", descriptor.start_position)
-        if descriptor.stop_position != NULL_POSITION:
+        if descriptor.stop_position != NULL_POSITION and not torn_stop_position(descriptor):
             check_position("stopPosition", descriptor.stop_position)
             if descriptor.stop_position < descriptor.start_position:
                 return (
@@ -78,6 +89,12 @@ def layout_problem(descriptor: RecordingDescriptor) -> str | None:
     except SegmentError as exc:
         return str(exc)
     return None
+
+
+def torn_stop_position(descriptor: RecordingDescriptor) -> bool:
+    """Whether the stop position is what a crash left of an update of it: negative but not -1 (the
+    catalog writes the field's top byte as 0x80 before rewriting it, so a torn write reads so)."""
+    return descriptor.stop_position < NULL_POSITION
 
 
 def leftover_after_stop(storage: Storage, descriptor: RecordingDescriptor) -> list[str]:
@@ -139,15 +156,20 @@ def recovery_actions(storage: Storage, catalog: Catalog, *, now_ms: int) -> list
             "term_length": descriptor.term_buffer_length,
             "segment_length": descriptor.segment_file_length,
         }
-        if descriptor.stop_position == NULL_POSITION:
+        if descriptor.stop_position == NULL_POSITION or torn_stop_position(descriptor):
             stop = find_stop_position(
                 storage, **layout, initial_term_id=descriptor.initial_term_id, stream_id=descriptor.stream_id
             )
             for line in repair_tail(storage, **layout, stop_position=stop):
                 actions.append(RecoveryAction(recording_id, line, True))
             catalog.update_stop(recording_id, stop, now_ms)
+            torn = "" if descriptor.stop_position == NULL_POSITION else " (torn by a crash)"
             actions.append(
-                RecoveryAction(recording_id, f"stopPosition -1 set to {stop}, stopTimestamp {now_ms}", True)
+                RecoveryAction(
+                    recording_id,
+                    f"stopPosition {descriptor.stop_position}{torn} set to {stop}, stopTimestamp {now_ms}",
+                    True,
+                )
             )
             continue
         missing = _last_file_missing(storage, descriptor)

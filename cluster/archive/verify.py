@@ -18,7 +18,8 @@ For every recording in the catalog, in id order, ``verify_archive`` prints one o
     (``segments.frame_check``), so a corrupt frame is named by file, offset and field;
   - stop position -1 while no process holds the archive (its mark file is not active): the recording
     was active when its archive died, and ``stopPosition -1 would be set to X`` says where the recovery
-    scan finds its end (``X`` is what ArchiveTool verify writes).
+    scan finds its end (``X`` is what ArchiveTool verify writes); a stop position that a crash tore
+    (negative, not -1: ``recovery.torn_stop_position``) is reported and repaired the same way.
 
 Files in the directory that look like segment files of recordings the catalog does not have are
 reported as ``(file NAME) ERR: ...``, and problems opening the catalog (``Catalog.problems``) as
@@ -45,7 +46,12 @@ from cluster.archive.catalog import NULL_POSITION, Catalog, RecordingDescriptor,
 from cluster.archive.errors import MarkFileError, SegmentError
 from cluster.archive.markfile import DEFAULT_LIVENESS_TIMEOUT_MS, ArchiveMarkFile, is_active
 from cluster.archive.recording_reader import RecordingReader
-from cluster.archive.recovery import layout_problem, leftover_after_stop, recovery_actions
+from cluster.archive.recovery import (
+    layout_problem,
+    leftover_after_stop,
+    recovery_actions,
+    torn_stop_position,
+)
 from cluster.archive.segments import (
     find_stop_position,
     parse_segment_file_name,
@@ -129,8 +135,8 @@ def _check_recording(
     if problem is not None:
         return [problem], False, False
     stop = descriptor.stop_position
-    if stop == NULL_POSITION:
-        if running:
+    if stop == NULL_POSITION or torn_stop_position(descriptor):
+        if running and stop == NULL_POSITION:
             return [], True, True
         found = find_stop_position(
             storage,
@@ -141,7 +147,8 @@ def _check_recording(
             initial_term_id=descriptor.initial_term_id,
             stream_id=descriptor.stream_id,
         )
-        problems = [f"stopPosition -1 would be set to {found}"]
+        torn = "" if stop == NULL_POSITION else " (torn by a crash)"
+        problems = [f"stopPosition {stop}{torn} would be set to {found}"]
         missing = _missing_files(storage, descriptor, found)
         frames = None if missing else _frame_problem(storage, descriptor, found)
         repairable = not missing and frames is None
