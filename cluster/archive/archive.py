@@ -154,7 +154,7 @@ class Archive:
             self.mark_file.close()
             raise
         self._mark_file_deadline_ms = now_ms + context.mark_file_update_interval_ms
-        self._proxy = ControlResponseProxy()
+        self._proxy = ControlResponseProxy(catalog_alignment=self.catalog.alignment)
         self._next_session_id = self._random.randrange(1 << 31)
         self._next_registration_id = self._random.randrange(1 << 20)
         self._replay_id = 1
