@@ -5,7 +5,8 @@ decoded with the built-in archive schema) reads the Java reference capture and t
 our runs (a ``support.pcap.TapRecorder`` on the network), so the two transcripts can be put side by side.
 A message keeps its payload bytes (reassembled if it was fragmented), the ports of the datagram that
 completed it, and its JSON form (``fields``, Aeron's field names; enums by name, var data as text, or
-``{"hex": ...}`` for raw bytes).
+``{"hex": ...}`` for raw bytes). The first SETUP frame of every publication comes along, for the term
+length, MTU and initial term id its sender chose.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tools.capture import CaptureDecoder, Datagram, SbeCatalog, read_datagrams
 __all__ = [
     "CONTROL_STREAMS",
     "ControlMessage",
+    "Setup",
+    "Transcript",
     "capture_transcript",
     "request_fields",
     "tap_transcript",
@@ -65,14 +68,48 @@ class _KeepPayload(SbeCatalog):
         return out
 
 
-def transcript(datagrams: Iterable[Datagram]) -> list[ControlMessage]:
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """The first SETUP frame of a publication: how its sender made it."""
+
+    session_id: int
+    stream_id: int
+    initial_term_id: int
+    term_offset: int
+    term_length: int
+    mtu: int
+
+
+class Transcript(list[ControlMessage]):
+    """The control messages of a run, in order; ``setups`` has the first SETUP of every publication
+    (of every stream), keyed by (session id, stream id)."""
+
+    def __init__(self, messages: Iterable[ControlMessage], setups: dict[tuple[int, int], Setup]) -> None:
+        super().__init__(messages)
+        self.setups = setups
+
+
+def transcript(datagrams: Iterable[Datagram]) -> Transcript:
     """The archive messages on the control streams of ``datagrams``, in the order they completed."""
     decoder = CaptureDecoder(_KeepPayload())
     out: list[ControlMessage] = []
+    setups: dict[tuple[int, int], Setup] = {}
     for datagram in datagrams:
         for record in decoder.decode_datagram(datagram.index, datagram.payload):
             if record["kind"] == "error":
                 raise AssertionError(f"datagram {datagram.index}: {record['error']}")
+            if record["kind"] == "frame" and record["type"] == "SETUP":
+                key = (record["sessionId"], record["streamId"])
+                setups.setdefault(
+                    key,
+                    Setup(
+                        *key,
+                        record["initialTermId"],
+                        record["termOffset"],
+                        record["termLength"],
+                        record["mtu"],
+                    ),
+                )
             if record["kind"] != "message" or record["streamId"] not in CONTROL_STREAMS:
                 continue
             sbe = record.get("sbe")
@@ -91,10 +128,10 @@ def transcript(datagrams: Iterable[Datagram]) -> list[ControlMessage]:
             )
     leftovers = [record for record in decoder.finish() if record["kind"] == "error"]
     assert not leftovers, leftovers
-    return out
+    return Transcript(out, setups)
 
 
-def capture_transcript(path: Path) -> list[ControlMessage]:
+def capture_transcript(path: Path) -> Transcript:
     """The control transcript of a pcap or pcapng capture."""
     items = list(read_datagrams(path))
     errors = [item for item in items if not isinstance(item, Datagram)]
@@ -102,7 +139,7 @@ def capture_transcript(path: Path) -> list[ControlMessage]:
     return transcript(item for item in items if isinstance(item, Datagram))
 
 
-def tap_transcript(datagrams: Iterable[CapturedDatagram]) -> list[ControlMessage]:
+def tap_transcript(datagrams: Iterable[CapturedDatagram]) -> Transcript:
     """The control transcript of the datagrams a ``TapRecorder`` saw."""
     return transcript(
         Datagram(index, d.source[1], d.destination[1], d.payload) for index, d in enumerate(datagrams)
