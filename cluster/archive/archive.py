@@ -688,8 +688,8 @@ class Archive:
             stripped_channel=entry.stripped,
             original_channel=entry.original,
             source_identity=image.source_identity,
-            control_session_id=entry.control_session.control_session_id,
-            correlation_id=entry.correlation_id,
+            # controlSessionId and correlationId stay 0, as in Java's catalog: only an extension (or a
+            # replication, which extends) writes the ids of the request that made it.
         )
         writer = RecordingWriter(
             self.ctx.storage,

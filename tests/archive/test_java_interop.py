@@ -28,7 +28,9 @@ appears.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,11 +47,11 @@ from support.paths import JAVA_ARCHIVE_CAPTURE, JAVA_ARCHIVES, JavaArchive
 from support.pcap import TapRecorder
 
 from cluster.archive.archive import Archive
-from cluster.archive.catalog import RecordingDescriptor
+from cluster.archive.catalog import Catalog, RecordingDescriptor
 from cluster.archive.client import ArchiveClient, RecordingSignalEvent, encode_request
 from cluster.archive.context import ArchiveContext
 from cluster.archive.control_proxy import ControlResponseProxy
-from cluster.storage import Storage
+from cluster.storage import RealStorage, Storage
 from cluster.transport.logbuffer import FragmentAssembler, Header
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import RecordingSignal, RecordingState, SourceLocation
@@ -724,3 +726,183 @@ def test_replication_replays_with_null_length(java: Transcript, ours: OurRun) ->
 @pytest.mark.xfail(reason=f"{REPLICATION_DIFFERS}: see the three tests above")
 def test_replication_session_with_the_source_is_java_s(java: Transcript, ours: OurRun) -> None:
     assert normal_form(_sessions(ours.transcript)["B-A"]) == normal_form(_sessions(java)["B-A"])
+
+
+# ------------------------------------------------------------------------- 3. the archives' files
+
+# What the archive directories hold after the run: recording 1's segment file was purged.
+ARCHIVE_FILES = ["0-0.rec", "archive-mark.dat", "archive.catalog"]
+SEGMENT_FILE_LENGTH = 128 * 1024 * 1024
+FRAMES = 998  # the frames of messages 0..499 (fragments of the 5000-byte ones included)
+
+
+def _recordings(storage: Storage) -> tuple[Any, list[RecordingDescriptor]]:
+    with Catalog(storage, read_only=True) as catalog:
+        return catalog.header, list(catalog.recordings(include_deleted=True))
+
+
+def _request_ids(transcript: list[ControlMessage], archive: str) -> dict[int, tuple[int, int]]:
+    """The (controlSessionId, correlationId) the archive's catalog should keep for each recording,
+    by Java's rule: 0 and 0 for a new recording; an extension's control session and request
+    correlation id; for a replicated recording, the replicating session and the replication id."""
+    sessions = _sessions(transcript)
+    if archive == "A":
+        extend = next(m for m in sessions["client-A"].requests if m.name == "ExtendRecordingRequest")
+        return {0: (extend.get("controlSessionId"), extend.get("correlationId")), 1: (0, 0)}
+    replicate = next(m for m in sessions["client-B"].requests if m.name == "ReplicateRequest2")
+    replication_id = next(
+        m.get("relevantId")
+        for m in sessions["client-B"].responses
+        if m.get("correlationId") == replicate.get("correlationId")
+    )
+    return {0: (replicate.get("controlSessionId"), replication_id)}
+
+
+def _last_listed(transcript: list[ControlMessage], archive: str) -> dict[int, dict[str, Any]]:
+    name = f"client-{archive}"
+    return {
+        m.get("recordingId"): m.fields
+        for m in _sessions(transcript)[name].responses
+        if m.name == "RecordingDescriptor"
+    }
+
+
+@pytest.mark.parametrize("case", [ARCHIVE_A, ARCHIVE_B], ids=lambda case: case.name)
+def test_our_catalog_holds_java_s_descriptors(
+    case: JavaArchive,
+    java_archive: Callable[[JavaArchive], Path],
+    java: Transcript,
+    ours: OurRun,
+) -> None:
+    """Field by field: the same header and recordings (A: recording 0 truncated back to 1042272 with the
+    extension's session id, recording 1 DELETED; B: the replica of A's recording 0). Timestamps are the
+    ones each archive listed last; the source identity is the recorded publication's address; the
+    session's ids follow Java's rule (``_request_ids``)."""
+    archive = case.name[-1]
+    their_header, theirs = _recordings(RealStorage(java_archive(case)))
+    our_header, mine = _recordings(ours.storages[archive])
+    assert our_header == their_header
+    assert len(mine) == len(theirs)
+    for transcript, recordings in ((java, theirs), (ours.transcript, mine)):
+        ids = _request_ids(transcript, archive)
+        listed = _last_listed(transcript, archive)
+        for d in recordings:
+            assert (d.control_session_id, d.correlation_id) == ids[d.recording_id], d
+            if d.recording_id in listed:
+                assert (d.start_timestamp, d.stop_timestamp) == (
+                    listed[d.recording_id]["startTimestamp"],
+                    listed[d.recording_id]["stopTimestamp"],
+                )
+            assert 0 < d.start_timestamp <= d.stop_timestamp
+    for our, their in zip(mine, theirs, strict=True):
+        differ = (
+            "control_session_id",
+            "correlation_id",
+            "start_timestamp",
+            "stop_timestamp",
+            "source_identity",
+        )
+        assert _without(our, differ) == _without(their, differ)
+        assert _channel(our.source_identity) == _channel(their.source_identity) == "127.0.0.1:<port>"
+
+
+def _without(descriptor: RecordingDescriptor, names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in asdict(descriptor).items() if k not in names}
+
+
+def _segment(storage: Storage, length: int) -> tuple[int, bytes]:
+    file = storage.open("0-0.rec")
+    try:
+        return file.size(), file.read(0, length)
+    finally:
+        file.close()
+
+
+@pytest.mark.parametrize("case", [ARCHIVE_A, ARCHIVE_B], ids=lambda case: case.name)
+def test_our_segment_file_holds_java_s_bytes(
+    case: JavaArchive, java_archive: Callable[[JavaArchive], Path], ours: OurRun
+) -> None:
+    """The same files, and a segment file of the same length whose bytes are Java's: the 998 frames of
+    0..1042272 (the publications pinned to Java's session ids and initial term id), then zeros where
+    the truncated extension was."""
+    archive = case.name[-1]
+    directory = java_archive(case)
+    assert sorted(path.name for path in directory.iterdir()) == ARCHIVE_FILES
+    assert sorted(ours.storages[archive].list()) == ARCHIVE_FILES
+    extent = EXTENDED_STOP + 64 * 1024
+    their_size, theirs = _segment(RealStorage(directory), extent)
+    our_size, mine = _segment(ours.storages[archive], extent)
+    assert our_size == their_size == SEGMENT_FILE_LENGTH
+    assert len(_frames(theirs)) == FRAMES
+    assert mine[:STOP] == theirs[:STOP]
+    assert not any(mine[STOP:]) and not any(theirs[STOP:])
+
+
+def _frames(segment: bytes) -> list[int]:
+    """The offsets of the frames at the start of ``segment`` (up to the first zero frame length)."""
+    offsets = []
+    offset = 0
+    while offset + 32 <= len(segment):
+        length = int.from_bytes(segment[offset : offset + 4], "little", signed=True)
+        if length <= 0:
+            break
+        offsets.append(offset)
+        offset += (length + 31) & ~31
+    return offsets
+
+
+def test_the_replica_differs_from_the_source_only_in_session_ids(ours: OurRun) -> None:
+    """As the README says of Java's B and A: every frame keeps the session id of the publication that
+    wrote it in A (-1224040349) and gets the replay's (-1224040348, A's descriptor's latest) in B."""
+    _, a = _segment(ours.storages["A"], STOP)
+    _, b = _segment(ours.storages["B"], STOP)
+    offsets = _frames(a)
+    assert len(offsets) == FRAMES and offsets == _frames(b)
+    session_ids = {offset + 12 for offset in offsets}
+    for segment, session_id in ((a, FIRST.session_id), (b, EXTENSION.session_id)):
+        assert {int.from_bytes(segment[o : o + 4], "little", signed=True) for o in session_ids} == {
+            session_id
+        }
+    masked = [bytearray(a), bytearray(b)]
+    for segment in masked:
+        for offset in session_ids:
+            segment[offset : offset + 4] = bytes(4)
+    assert masked[0] == masked[1]
+
+
+# ----------------------------------------------------------------- ours alone (no reference needed)
+
+
+def test_our_client_connects_with_a_keep_alive(ours: OurRun) -> None:
+    """AuthConnectRequest, ArchiveIdRequest, KeepAliveRequest(-1): Java's connect sequence."""
+    for name, response in (("client-A", A_RESPONSE), ("client-B", B_RESPONSE)):
+        conversation = _sessions(ours.transcript)[name]
+        connect, archive_id, keep_alive = conversation.requests[:3]
+        assert connect.get("responseChannel") == (
+            f"{response}|session-id={connect.session_id}|term-length=65536|sparse=true|mtu=1408"
+        )
+        assert (archive_id.name, keep_alive.name, keep_alive.get("correlationId")) == (
+            "ArchiveIdRequest",
+            "KeepAliveRequest",
+            -1,
+        )
+
+
+def test_our_listing_entries_carry_their_catalog_padding(ours: OurRun) -> None:
+    """A RecordingDescriptor message is the catalog entry's length (a multiple of 64 with its 32-byte
+    header) plus the message header: 232 bytes for these descriptors, as Java sends them."""
+    listed = [m for m in ours.transcript if m.name == "RecordingDescriptor"]
+    assert listed and {len(m.payload) for m in listed} == {232}
+    assert all(not any(m.payload[181:]) for m in listed)
+
+
+def test_a_new_recording_keeps_no_session_ids_in_the_catalog(ours: OurRun) -> None:
+    """Java's rule: a new recording's catalog entry has controlSessionId 0 and correlationId 0 (recording
+    1 here); an extension writes its request's (recording 0)."""
+    _, recordings = _recordings(ours.storages["A"])
+    assert [(d.recording_id, d.state) for d in recordings] == [
+        (0, RecordingState.VALID),
+        (1, RecordingState.DELETED),
+    ]
+    assert (recordings[1].control_session_id, recordings[1].correlation_id) == (0, 0)
+    assert recordings[0].control_session_id != 0 and recordings[0].correlation_id != 0
