@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +109,11 @@ def message(i: int) -> bytes:
 class OurRun:
     """What our run left: its control transcript, what the clients saw, and the archives' storages."""
 
-    transcript: list[ControlMessage]
-    client_sessions: dict[str, int]  # "A", "B": the session id of each client's request publication
-    signals: dict[str, list[RecordingSignalEvent]]
-    listed: dict[str, list[RecordingDescriptor]]
+    transcript: Transcript
+    signals: dict[str, list[RecordingSignalEvent]]  # what each client's signal handler got, by archive
     replayed: list[bytes]
     replication_id: int
     storages: dict[str, Storage]
-    recording_requests: list[str] = field(default_factory=list)
 
 
 class _Signals:
@@ -157,7 +154,6 @@ def run_java_scenario() -> OurRun:
     _archive(world, a_transport, "archiveA", A_CONTROL, A_ID)
     _archive(world, b_transport, "archiveB", B_CONTROL, B_ID)
     signals = {"A": _Signals(), "B": _Signals()}
-    listed: dict[str, list[RecordingDescriptor]] = {}
 
     def connect(request: str, response: str, name: str) -> ArchiveClient:
         return ArchiveClient.connect(
@@ -199,8 +195,7 @@ def run_java_scenario() -> OurRun:
         publication.close()
         # step 2: list, extend by 200 messages, truncate back, list, replay
         descriptor = client.list_recording(0)
-        assert descriptor is not None
-        listed["ListRecordingRequest"] = [descriptor]
+        assert descriptor is not None and descriptor.stop_position == STOP
         subscription_id = client.extend_recording(0, RECORDED, STREAM, SourceLocation.REMOTE)
         extension = client_transport.add_exclusive_publication(EXTENSION.channel(), STREAM)
         await_signal(client, "A", RecordingSignal.EXTEND, 1)
@@ -211,7 +206,7 @@ def run_java_scenario() -> OurRun:
         extension.close()
         client.truncate_recording(0, STOP)
         await_signal(client, "A", RecordingSignal.DELETE, 1)
-        listed["ListRecordingsRequest-1"] = client.list_recordings(0, 100)
+        assert [d.recording_id for d in client.list_recordings(0, 100)] == [0]
         replayed = _replay(world, client_transport, client)
         # step 3: record 100 messages on stream 1002, then purge that recording
         subscription_id = client.start_recording(RECORDED, SECOND_STREAM, SourceLocation.REMOTE)
@@ -224,17 +219,13 @@ def run_java_scenario() -> OurRun:
         second.close()
         client.purge_recording(1)
         await_signal(client, "A", RecordingSignal.DELETE, 2)
-        listed["ListRecordingsRequest-2"] = client.list_recordings(0, 100)
+        assert [d.recording_id for d in client.list_recordings(0, 100)] == [0]
         # step 4: replicate A's recording 0 to B
         client_b = connect(B_CONTROL, B_RESPONSE, "B")
         replication_id = client_b.replicate(0, -1, CONTROL_STREAM, A_CONTROL)
         await_signal(client_b, "B", RecordingSignal.STOP, 1)
-        listed["B"] = client_b.list_recordings(0, 100)
+        assert [d.stop_position for d in client_b.list_recordings(0, 100)] == [STOP]
         # step 5: close B's session, then A's; let the archives see it, then stop them
-        client_sessions = {
-            "A": client.proxy.publication.session_id,
-            "B": client_b.proxy.publication.session_id,
-        }
         client_b.close()
         client.close()
         archives = world.archives
@@ -243,9 +234,7 @@ def run_java_scenario() -> OurRun:
         world.close()
     return OurRun(
         transcript=tap_transcript(tap.datagrams),
-        client_sessions=client_sessions,
         signals={name: s.events for name, s in signals.items()},
-        listed=listed,
         replayed=replayed,
         replication_id=replication_id,
         storages={"A": world.storage("archiveA"), "B": world.storage("archiveB")},
@@ -279,7 +268,7 @@ def _replay(world: World, transport: Any, client: ArchiveClient) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def java() -> list[ControlMessage]:
+def java() -> Transcript:
     """The Java run's control transcript (streams 10 and 20)."""
     return capture_transcript(need_reference(JAVA_ARCHIVE_CAPTURE))
 
@@ -312,7 +301,7 @@ JAVA_REQUESTS = [
 
 
 @pytest.mark.parametrize("name", JAVA_REQUESTS)
-def test_our_request_encoder_writes_the_bytes_java_sent(java: list[ControlMessage], name: str) -> None:
+def test_our_request_encoder_writes_the_bytes_java_sent(java: Transcript, name: str) -> None:
     sent = [m for m in java if m.name == name]
     assert sent, f"the capture has no {name}"
     assert all(m.stream_id == CONTROL_STREAM for m in sent)
@@ -322,12 +311,12 @@ def test_our_request_encoder_writes_the_bytes_java_sent(java: list[ControlMessag
         assert bytes(buffer[:length]) == m.payload, m
 
 
-def test_every_request_in_the_capture_is_checked(java: list[ControlMessage]) -> None:
+def test_every_request_in_the_capture_is_checked(java: Transcript) -> None:
     assert {m.name for m in java if m.stream_id == CONTROL_STREAM} == set(JAVA_REQUESTS)
 
 
 @pytest.mark.parametrize("name", ["ControlResponse", "RecordingSignalEvent", "RecordingDescriptor"])
-def test_our_response_encoder_writes_the_bytes_java_sent(java: list[ControlMessage], name: str) -> None:
+def test_our_response_encoder_writes_the_bytes_java_sent(java: Transcript, name: str) -> None:
     """What the archives sent, from the same values: a listing entry comes with the padding of its
     catalog entry (Java's catalog alignment is 64, as ours)."""
     proxy = ControlResponseProxy()
@@ -650,6 +639,17 @@ def test_listed_times_relate_as_java_s_do(java: Transcript, ours: OurRun) -> Non
         assert replicated["stopTimestamp"] >= truncated["stopTimestamp"]
 
 
+def test_our_client_hands_over_the_signals_java_s_did(java: Transcript, ours: OurRun) -> None:
+    """Java's client logged 13 signals: 8 from A, 5 from B. Ours hands the same to its handler."""
+    for archive in "AB":
+        sent = [m for m in _sessions(java)[f"client-{archive}"].responses if m.name == "RecordingSignalEvent"]
+        got = ours.signals[archive]
+        assert [RecordingSignal(e.signal).name for e in got] == [m.get("signal") for m in sent]
+        assert [(e.recording_id, e.position) for e in got] == [
+            (m.get("recordingId"), m.get("position")) for m in sent
+        ]
+
+
 def test_the_replay_gives_back_the_recorded_messages(ours: OurRun) -> None:
     """Java's client got all 500 messages back byte for byte (README, step 2); so does ours."""
     assert ours.replayed == [message(i) for i in range(500)]
@@ -906,3 +906,56 @@ def test_a_new_recording_keeps_no_session_ids_in_the_catalog(ours: OurRun) -> No
     ]
     assert (recordings[1].control_session_id, recordings[1].correlation_id) == (0, 0)
     assert recordings[0].control_session_id != 0 and recordings[0].correlation_id != 0
+
+
+# ----------------------------------------------------------------------------------- liveness probes
+
+
+def test_java_s_archive_probes_liveness_busy_or_not(java: Transcript) -> None:
+    """Java's archive sent client A's session two probes (OK, correlationId -1, relevantId -1) a second
+    apart over its 2.3 s; the first went out in the same datagram as the purge's answers, so a busy
+    session gets them too."""
+    responses = _sessions(java)["client-A"].responses
+    pings = [m for m in responses if is_ping(m)]
+    assert len(pings) == 2
+    assert all(m.fields["relevantId"] == -1 and m.fields["code"] == "OK" for m in pings)
+    same_datagram = [m.name for m in responses if m.datagram == pings[0].datagram and not is_ping(m)]
+    assert same_datagram == ["ControlResponse", "RecordingSignalEvent"]
+
+
+def test_our_archive_probes_liveness_busy_or_not() -> None:
+    """A session that asks something every 200 ms for 2.4 s (virtual time) gets a probe after 1 s and
+    after 2 s, as Java's does; it has the probe's bytes (the session's id aside)."""
+    world = World("sim", seed=5)
+    tap = TapRecorder()
+    world.network.tap = tap
+    archive_transport = world.transport(HOST)
+    _archive(world, archive_transport, "archive", A_CONTROL, A_ID)
+    client = ArchiveClient.connect(
+        world.transport(HOST),
+        control_request_channel=A_CONTROL,
+        control_response_channel=A_RESPONSE,
+        invoker=world.step,
+    )
+    try:
+        for _ in range(12):
+            assert client.get_archive_id() == A_ID
+            assert not world.run_until(lambda: False, timeout_s=0.2)
+        client.close()
+        assert world.run_until(lambda: not world.archives[0].control_sessions)
+    finally:
+        world.close()
+    responses = _sessions_of(tap_transcript(tap.datagrams))
+    pings = [m for m in responses if is_ping(m)]
+    assert len(pings) == 2
+    between = responses[responses.index(pings[0]) + 1 : responses.index(pings[1])]
+    assert between and all(m.get("relevantId") == A_ID for m in between)  # busy all along
+    assert pings[0].payload == ControlResponseProxy().response_bytes(
+        client.control_session_id, -1, -1, codecs.ControlResponseCode.OK
+    )
+
+
+def _sessions_of(transcript: list[ControlMessage]) -> list[ControlMessage]:
+    """The responses of the one session of a transcript."""
+    (session,) = conversations(transcript).values()
+    return session.responses

@@ -41,6 +41,7 @@ class ControlMessage:
     """One archive control message: who sent it where, on which image, and what it says."""
 
     index: int  # order in the transcript
+    datagram: int  # the number of the datagram that completed it
     source_port: int
     destination_port: int
     session_id: int  # the image's (publication's) session id
@@ -117,6 +118,7 @@ def transcript(datagrams: Iterable[Datagram]) -> Transcript:
             out.append(
                 ControlMessage(
                     index=len(out),
+                    datagram=datagram.index,
                     source_port=datagram.source_port,
                     destination_port=datagram.destination_port,
                     session_id=record["sessionId"],
