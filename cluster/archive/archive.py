@@ -157,7 +157,7 @@ class Archive:
             self.mark_file.close()
             raise
         self._mark_file_deadline_ms = now_ms + context.mark_file_update_interval_ms
-        self._proxy = ControlResponseProxy()
+        self._proxy = ControlResponseProxy(catalog_alignment=self.catalog.alignment)
         self._next_session_id = self._random.randrange(1 << 31)
         self._next_registration_id = self._random.randrange(1 << 20)
         self._replay_id = 1
@@ -691,7 +691,9 @@ class Archive:
             stripped_channel=entry.stripped,
             original_channel=entry.original,
             source_identity=image.source_identity,
-        )  # a new recording's controlSessionId and correlationId stay 0, as Java's archive leaves them
+            # controlSessionId and correlationId stay 0, as in Java's catalog: only an extension (or a
+            # replication, which extends) writes the ids of the request that made it.
+        )
         writer = RecordingWriter(
             self.ctx.storage,
             recording_id=recording_id,

@@ -16,11 +16,17 @@ process with an archive, the archive's too; in the simulator, a step of the simu
 its idle strategy. Recording signals that arrive while a request waits, or on ``poll_for_recording_signals``,
 go to the ``on_recording_signal`` handler in arrival order.
 
-Connecting: the client adds its response subscription (an ``endpoint=host:0`` channel gets its port
-from the subscription), adds the request publication, waits for it to connect, sends an
-``AuthConnectRequest`` whose response channel carries the request publication's ``session-id`` (as Aeron's
-client does), answers a ``Challenge`` through ``on_challenge`` if the archive sends one, and takes the
-controlSessionId from the OK response. It then asks for the archive id.
+Connecting, as Aeron's client does: both control channels get ``term-length``, ``sparse`` and ``mtu``
+(64 KiB, true, 1408 unless the channel or the caller says otherwise); the client adds its response
+subscription (an ``endpoint=host:0`` channel gets its port from the subscription), adds the request
+publication, waits for it to connect, sends an ``AuthConnectRequest`` whose response channel carries
+the request publication's ``session-id`` (then the three parameters above: Java's client sends
+``aeron:udp?endpoint=127.0.0.1:9252|session-id=117448933|term-length=65536|sparse=true|mtu=1408``),
+answers a ``Challenge`` through ``on_challenge`` if the archive sends one, and takes the
+controlSessionId from the OK response. It then asks for the archive id and sends a ``KeepAliveRequest``
+with correlationId -1 (a Java archive keeps a session that has sent no request since its connect in
+AUTHENTICATED, resending the connect response, until a request comes; the keep-alive is that request
+for an archive too old to know ``ArchiveIdRequest``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from typing import Any
 from cluster.archive.catalog import RecordingDescriptor
 from cluster.archive.errors import ArchiveError
 from cluster.archive.protocol import (
+    CONTROL_MTU_LENGTH_DEFAULT,
+    CONTROL_TERM_BUFFER_LENGTH_DEFAULT,
+    CONTROL_TERM_BUFFER_SPARSE_DEFAULT,
     DEFAULT_CONTROL_RESPONSE_STREAM_ID,
     DEFAULT_CONTROL_STREAM_ID,
     NULL_POSITION,
@@ -250,6 +259,14 @@ class _Challenge:
     encoded_challenge: bytes
 
 
+def _with_defaults(uri: ChannelUri, defaults: dict[str, int | bool]) -> ChannelUri:
+    """``uri`` with each of ``defaults`` appended that it does not name."""
+    for key, value in defaults.items():
+        if uri.get(key) is None:
+            uri = uri.with_param(key, value)
+    return uri
+
+
 def descriptor_from_decoder(decoder: Any) -> RecordingDescriptor:
     """A ``RecordingDescriptor`` from a listing message (state VALID: listings send only those)."""
     return RecordingDescriptor(
@@ -320,15 +337,27 @@ class ArchiveClient:
         message_timeout_ns: int = DEFAULT_MESSAGE_TIMEOUT_NS,
         connect_timeout_ns: int = DEFAULT_CONNECT_TIMEOUT_NS,
         on_recording_signal: Callable[[RecordingSignalEvent], object] | None = None,
+        control_term_buffer_length: int = CONTROL_TERM_BUFFER_LENGTH_DEFAULT,
+        control_term_buffer_sparse: bool = CONTROL_TERM_BUFFER_SPARSE_DEFAULT,
+        control_mtu_length: int = CONTROL_MTU_LENGTH_DEFAULT,
     ) -> ArchiveClient:
-        subscription = transport.add_subscription(control_response_channel, control_response_stream_id)
-        publication = transport.add_exclusive_publication(control_request_channel, control_request_stream_id)
+        defaults = {
+            "term-length": control_term_buffer_length,
+            "sparse": control_term_buffer_sparse,
+            "mtu": control_mtu_length,
+        }
+        request_uri = _with_defaults(ChannelUri.parse(control_request_channel), defaults)
         response_uri = ChannelUri.parse(control_response_channel)
+        subscription = transport.add_subscription(
+            _with_defaults(response_uri, defaults).build(), control_response_stream_id
+        )
+        publication = transport.add_exclusive_publication(request_uri.build(), control_request_stream_id)
         if subscription.local_address is not None and response_uri.endpoint is not None:
             port = subscription.local_address[1]
             response_uri = response_uri.with_param("endpoint", f"{response_uri.endpoint[0]}:{port}")
         if response_uri.get("session-id") is None:
             response_uri = response_uri.with_param("session-id", publication.session_id)
+        response_uri = _with_defaults(response_uri, defaults)
         client = cls(
             transport,
             ArchiveProxy(publication, retry=invoker),
@@ -405,6 +434,7 @@ class ArchiveClient:
                     self.control_session_id = message.control_session_id
                     self.poller.control_session_id = message.control_session_id
                     self.archive_id = self.get_archive_id()
+                    self.keep_alive()
                     return
             if clock.nano_time() >= deadline:
                 raise ArchiveTimeoutError("no connect response from the archive within the message timeout")

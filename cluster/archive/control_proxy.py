@@ -6,10 +6,16 @@ Every message is the generated codec of ``aeron-archive-codecs.xml`` with its 8-
 ids in front), ``RecordingSignalEvent``, ``Challenge`` and ``RecordingSubscriptionDescriptor``. A
 method returns whether the publication took the message; the caller (``ControlSession``) queues what was
 refused and offers it again, so responses are never reordered or lost to back pressure.
+
+A listing entry is sent as Aeron sends it: the message header, then the descriptor as the catalog holds
+it, padding included -- the entry's length in the catalog, ``align(32 + descriptor, alignment) - 32``
+(a Java archive's listing message for a descriptor of 181 bytes is 232 bytes long, with zeros after
+the source identity). Decoders read the descriptor's fields and ignore the padding.
 """
 
 from __future__ import annotations
 
+from cluster.archive.catalog import DEFAULT_ALIGNMENT, DESCRIPTOR_HEADER_LENGTH
 from cluster.transport.publication import Publication
 from generated import aeron_archive_codecs as codecs
 
@@ -51,10 +57,12 @@ def encode_descriptor(
 
 
 class ControlResponseProxy:
-    """Encodes responses into one scratch buffer and offers them (see the module docstring)."""
+    """Encodes responses into one scratch buffer and offers them (see the module docstring).
+    ``catalog_alignment`` is the entry alignment of the catalog whose descriptors are listed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, catalog_alignment: int = DEFAULT_ALIGNMENT) -> None:
         self._buffer = bytearray(4096)
+        self.catalog_alignment = catalog_alignment
 
     def _scratch(self, length: int) -> bytearray:
         if len(self._buffer) < length:
@@ -108,7 +116,8 @@ class ControlResponseProxy:
         )
         buffer = self._scratch(length)
         written = encode_descriptor(buffer, control_session_id, correlation_id, descriptor)
-        return bytes(buffer[:written])
+        entry = _align(DESCRIPTOR_HEADER_LENGTH + written - _HEADER, self.catalog_alignment)
+        return bytes(buffer[:written]) + bytes(entry - DESCRIPTOR_HEADER_LENGTH + _HEADER - written)
 
     def challenge_bytes(self, control_session_id: int, correlation_id: int, challenge: bytes) -> bytes:
         buffer = self._scratch(_HEADER + codecs.ChallengeEncoder.BLOCK_LENGTH + 4 + len(challenge))
@@ -142,6 +151,10 @@ class ControlResponseProxy:
     def offer(publication: Publication, message: bytes) -> bool:
         """Offer one encoded message; ``True`` if the publication took it."""
         return publication.offer(message) > 0
+
+
+def _align(value: int, alignment: int) -> int:
+    return (value + alignment - 1) & ~(alignment - 1)
 
 
 def _protocol_version() -> int:

@@ -18,11 +18,12 @@ codes)::
 While ACTIVE the conductor handles its requests. Every message for the client goes through one
 bounded FIFO queue in front of the publication, so responses, listing entries and recording signals
 reach the client in the order the archive produced them, whatever the back pressure; a client that
-lets the queue fill (``MAX_QUEUED_MESSAGES``) is dropped. When nothing has been sent for the liveness
-interval the session sends an OK with correlationId -1 (``NULL_VALUE``), which lets both ends notice a
-dead peer. A session that cannot connect its response publication, or is undecided by the
-authenticator, within the connect timeout goes INACTIVE; so does one whose response publication loses
-its subscriber.
+lets the queue fill (``MAX_QUEUED_MESSAGES``) is dropped. Once every liveness interval (the first a
+whole interval after the connect request), busy or not, an ACTIVE session sends an OK with
+correlationId -1 and relevantId -1 (``NULL_VALUE``), which lets both ends notice a dead peer: Java's
+archive does the same (its capture shows one every second, the first right behind other responses).
+A session that cannot connect its response publication, or is undecided by the authenticator, within
+the connect timeout goes INACTIVE; so does one whose response publication loses its subscriber.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class ControlSession:
         self._connect_timeout_ns = connect_timeout_ns
         self._liveness_interval_ns = liveness_interval_ns
         self._deadline_ns = now_ns + connect_timeout_ns
-        self._last_sent_ns = now_ns
+        self._liveness_deadline_ns = now_ns + liveness_interval_ns
         self._epoch_ms = epoch_ms
         self._on_state = on_state
         self._queue: deque[bytes] = deque()
@@ -98,7 +99,6 @@ class ControlSession:
         self.encoded_principal = b""
         self.active_listing: ListingSession | None = None
         self._was_connected = False
-        self._sent_now = False
 
     # ------------------------------------------------------------------ state
 
@@ -147,8 +147,6 @@ class ControlSession:
                 break
             queue.popleft()
             sent += 1
-        if sent:
-            self._sent_now = True
         return sent
 
     def send_ok(self, correlation_id: int, relevant_id: int = 0) -> None:
@@ -247,12 +245,7 @@ class ControlSession:
     # ------------------------------------------------------------------ duty cycle
 
     def do_work(self, now_ns: int) -> int:
-        self._sent_now = False
-        handler = _STATE_WORK[self.state]
-        work = handler(self, now_ns)
-        if self._sent_now:
-            self._last_sent_ns = now_ns
-        return work
+        return _STATE_WORK[self.state](self, now_ns)
 
     def _work_init(self, now_ns: int) -> int:
         try:
@@ -307,7 +300,8 @@ class ControlSession:
         if not publication.is_connected:
             self.abort("response publication lost its subscriber")
             return 1
-        if not self._queue and now_ns - self._last_sent_ns >= self._liveness_interval_ns:
+        if now_ns >= self._liveness_deadline_ns:
+            self._liveness_deadline_ns = now_ns + self._liveness_interval_ns
             self.send_ok(NULL_VALUE, NULL_VALUE)
             work += 1
         return work

@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "CONTROL_MTU_LENGTH_DEFAULT",
+    "CONTROL_TERM_BUFFER_LENGTH_DEFAULT",
+    "CONTROL_TERM_BUFFER_SPARSE_DEFAULT",
     "DEFAULT_CONTROL_RESPONSE_STREAM_ID",
     "DEFAULT_CONTROL_STREAM_ID",
     "DEFAULT_LOCAL_CONTROL_CHANNEL",
@@ -59,6 +62,11 @@ DEFAULT_LOCAL_CONTROL_CHANNEL = "aeron:ipc?term-length=64k"
 DEFAULT_LOCAL_CONTROL_STREAM_ID = 10
 DEFAULT_CONTROL_RESPONSE_STREAM_ID = 20
 DEFAULT_REPLICATION_CHANNEL = "aeron:udp?endpoint=localhost:0"
+# What a client puts on its control request and response channels unless they say otherwise (Aeron's
+# AeronArchive.Context): small terms for a low-rate stream, sparse term buffers, the default MTU.
+CONTROL_TERM_BUFFER_LENGTH_DEFAULT = 64 * 1024
+CONTROL_TERM_BUFFER_SPARSE_DEFAULT = True
+CONTROL_MTU_LENGTH_DEFAULT = 1408
 
 
 class ArchiveErrorCode(enum.IntEnum):

@@ -139,3 +139,5 @@ JAVA_ARCHIVES = [
 # ClusterTool's `errors` output for the cluster members: the distinct error logs of their cluster mark
 # files (the same error-log layout as the archive mark file's).
 JAVA_CLUSTER_ERRORS = {i: JAVA / "cluster" / "clustertool" / f"node{i}.errors.txt" for i in range(3)}
+# The archive data set's capture of every datagram of the Java run (its README, "Data set 2: archive/").
+JAVA_ARCHIVE_CAPTURE = JAVA / "archive" / "capture.pcapng"
