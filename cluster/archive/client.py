@@ -51,6 +51,7 @@ from cluster.archive.protocol import (
     ArchiveErrorCode,
 )
 from cluster.transport.driver import Transport
+from cluster.transport.image import Subscription
 from cluster.transport.logbuffer import FragmentAssembler, Header
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
@@ -73,6 +74,7 @@ __all__ = [
     "ControlResponsePoller",
     "RecordingSignalEvent",
     "encode_request",
+    "open_control_channels",
 ]
 
 NS_PER_MS = 1_000_000
@@ -267,6 +269,41 @@ def _with_defaults(uri: ChannelUri, defaults: dict[str, int | bool]) -> ChannelU
     return uri
 
 
+def open_control_channels(
+    transport: Transport,
+    *,
+    control_request_channel: str,
+    control_request_stream_id: int,
+    control_response_channel: str,
+    control_response_stream_id: int,
+    term_length: int = CONTROL_TERM_BUFFER_LENGTH_DEFAULT,
+    sparse: bool = CONTROL_TERM_BUFFER_SPARSE_DEFAULT,
+    mtu: int = CONTROL_MTU_LENGTH_DEFAULT,
+) -> tuple[Publication, Subscription, str]:
+    """A client's side of a control session, as Aeron's client makes it: the response subscription, the
+    request publication (both channels get ``term-length``, ``sparse`` and ``mtu`` unless they name
+    them), and the response channel to put in the connect request -- the subscription's port when it
+    asked for port 0, and the request publication's ``session-id``. Used by ``ArchiveClient.connect``
+    and by an archive replicating from another."""
+    defaults: dict[str, int | bool] = {"term-length": term_length, "sparse": sparse, "mtu": mtu}
+    request_uri = _with_defaults(ChannelUri.parse(control_request_channel), defaults)
+    response_uri = ChannelUri.parse(control_response_channel)
+    subscription = transport.add_subscription(
+        _with_defaults(response_uri, defaults).build(), control_response_stream_id
+    )
+    try:
+        publication = transport.add_exclusive_publication(request_uri.build(), control_request_stream_id)
+    except BaseException:
+        subscription.close()
+        raise
+    if subscription.local_address is not None and response_uri.endpoint is not None:
+        port = subscription.local_address[1]
+        response_uri = response_uri.with_param("endpoint", f"{response_uri.endpoint[0]}:{port}")
+    if response_uri.get("session-id") is None:
+        response_uri = response_uri.with_param("session-id", publication.session_id)
+    return publication, subscription, _with_defaults(response_uri, defaults).build()
+
+
 def descriptor_from_decoder(decoder: Any) -> RecordingDescriptor:
     """A ``RecordingDescriptor`` from a listing message (state VALID: listings send only those)."""
     return RecordingDescriptor(
@@ -341,23 +378,16 @@ class ArchiveClient:
         control_term_buffer_sparse: bool = CONTROL_TERM_BUFFER_SPARSE_DEFAULT,
         control_mtu_length: int = CONTROL_MTU_LENGTH_DEFAULT,
     ) -> ArchiveClient:
-        defaults = {
-            "term-length": control_term_buffer_length,
-            "sparse": control_term_buffer_sparse,
-            "mtu": control_mtu_length,
-        }
-        request_uri = _with_defaults(ChannelUri.parse(control_request_channel), defaults)
-        response_uri = ChannelUri.parse(control_response_channel)
-        subscription = transport.add_subscription(
-            _with_defaults(response_uri, defaults).build(), control_response_stream_id
+        publication, subscription, response_channel = open_control_channels(
+            transport,
+            control_request_channel=control_request_channel,
+            control_request_stream_id=control_request_stream_id,
+            control_response_channel=control_response_channel,
+            control_response_stream_id=control_response_stream_id,
+            term_length=control_term_buffer_length,
+            sparse=control_term_buffer_sparse,
+            mtu=control_mtu_length,
         )
-        publication = transport.add_exclusive_publication(request_uri.build(), control_request_stream_id)
-        if subscription.local_address is not None and response_uri.endpoint is not None:
-            port = subscription.local_address[1]
-            response_uri = response_uri.with_param("endpoint", f"{response_uri.endpoint[0]}:{port}")
-        if response_uri.get("session-id") is None:
-            response_uri = response_uri.with_param("session-id", publication.session_id)
-        response_uri = _with_defaults(response_uri, defaults)
         client = cls(
             transport,
             ArchiveProxy(publication, retry=invoker),
@@ -369,7 +399,7 @@ class ArchiveClient:
         )
         try:
             client._connect(
-                response_uri.build(),
+                response_channel,
                 control_response_stream_id,
                 credentials,
                 on_challenge,

@@ -7,7 +7,9 @@ stream) and a source recording. The destination archive -- this one -- becomes a
 exactly as any archive client would, and walks these states::
 
     CONNECT            add a response subscription on the replication channel and a request
-                       publication to the source; AuthConnectRequest; wait for the OK
+                       publication to the source, as any client does (``open_control_channels``);
+                       AuthConnectRequest; wait for the OK
+    ARCHIVE_ID         ArchiveIdRequest, then a KeepAliveRequest: the sequence of Aeron's client
     DESCRIBE           ListRecordingRequest for the source recording; wait for its descriptor
     EXTEND             create the destination recording (a copy of the source's descriptor, empty,
                        stopped at the source's start) or check the existing one matches; subscribe
@@ -49,6 +51,7 @@ from cluster.archive.client import (
     ControlResponsePoller,
     _Challenge,
     _Listed,
+    open_control_channels,
 )
 from cluster.archive.protocol import (
     NULL_LENGTH,
@@ -58,7 +61,7 @@ from cluster.archive.protocol import (
     ArchiveErrorCode,
 )
 from cluster.transport.logbuffer import scan_block
-from cluster.transport.uri import ChannelUri
+from cluster.transport.uri import ChannelParams, ChannelUri
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import ControlResponseCode, RecordingSignal, SourceLocation
 
@@ -71,11 +74,12 @@ __all__ = ["ReplicationSession", "ReplicationState", "start_replication"]
 
 class ReplicationState(enum.IntEnum):
     CONNECT = 0
-    DESCRIBE = 1
-    EXTEND = 2
-    REPLAY = 3
-    REPLICATE = 4
-    DONE = 5
+    ARCHIVE_ID = 1
+    DESCRIBE = 2
+    EXTEND = 3
+    REPLAY = 4
+    REPLICATE = 5
+    DONE = 6
 
 
 def start_replication(archive: Archive, session: ControlSession, decoder: Any) -> None:
@@ -185,6 +189,7 @@ class ReplicationSession:
         self.live_destination = live_destination
         self._live_subscription: Any = None
         self._src_replay_session_id = NULL_VALUE
+        self.src_archive_id = NULL_VALUE
         self._replay_position = NULL_POSITION
 
     @property
@@ -269,19 +274,13 @@ class ReplicationSession:
     def _work_connect(self, now_ns: int) -> int:
         transport = self.archive.transport
         if self._proxy is None:
-            response_channel = self.src_response_channel or self.replication_channel
-            subscription = transport.add_subscription(
-                response_channel, self.archive.ctx.control_response_stream_id
+            publication, subscription, self._response_channel = open_control_channels(
+                transport,
+                control_request_channel=self.src_control_channel,
+                control_request_stream_id=self.src_control_stream_id,
+                control_response_channel=self.src_response_channel or self.replication_channel,
+                control_response_stream_id=self.archive.ctx.control_response_stream_id,
             )
-            publication = transport.add_exclusive_publication(
-                self.src_control_channel, self.src_control_stream_id
-            )
-            uri = ChannelUri.parse(response_channel)
-            if subscription.local_address is not None and uri.endpoint is not None:
-                uri = uri.with_param("endpoint", f"{uri.endpoint[0]}:{subscription.local_address[1]}")
-            if uri.get("session-id") is None:
-                uri = uri.with_param("session-id", publication.session_id)
-            self._response_channel = uri.build()
             self._proxy = ArchiveProxy(publication)
             self._poller = ControlResponsePoller(subscription)
             return 1
@@ -326,10 +325,29 @@ class ReplicationSession:
                 self._src_control_session_id = message.control_session_id
                 assert self._poller is not None
                 self._poller.control_session_id = message.control_session_id
+                # then as Aeron's client: the archive id, a keep-alive, and only then the real requests
+                self.state = ReplicationState.ARCHIVE_ID
+                self._send(codecs.ArchiveIdRequestEncoder)
+                return 1
+        return 1 if self._timed_out(now_ns, "no connect response from the source archive") else 0
+
+    def _work_archive_id(self, now_ns: int) -> int:
+        for message in self._responses():
+            if isinstance(message, ControlResponse) and message.correlation_id == self._awaiting:
+                if message.code != ControlResponseCode.OK:
+                    self._fail(f"the source archive refused the archive id request: {message.error_message}")
+                    return 1
+                self.src_archive_id = message.relevant_id
+                assert self._proxy is not None
+                self._proxy.send(
+                    codecs.KeepAliveRequestEncoder,
+                    control_session_id=self._src_control_session_id,
+                    correlation_id=NULL_VALUE,
+                )
                 self.state = ReplicationState.DESCRIBE
                 self._send(codecs.ListRecordingRequestEncoder, recording_id=self.src_recording_id)
                 return 1
-        return 1 if self._timed_out(now_ns, "no connect response from the source archive") else 0
+        return 1 if self._timed_out(now_ns, "no archive id from the source archive") else 0
 
     def _work_describe(self, now_ns: int) -> int:
         for message in self._responses():
@@ -427,10 +445,17 @@ class ReplicationSession:
             self._live_subscription = archive.transport.add_subscription(live.build(), src.stream_id)
             entry.extra_subscriptions.append(self._live_subscription)
         local = entry.subscription.local_address
-        replay_uri = ChannelUri.parse(self.replication_channel).with_params(session_id=src.session_id)
-        if local is not None and replay_uri.endpoint is not None:
-            replay_uri = replay_uri.with_param("endpoint", f"{replay_uri.endpoint[0]}:{local[1]}")
-        length = NULL_LENGTH if target == NULL_POSITION else target - replay_position
+        replication_uri = ChannelUri.parse(self.replication_channel)
+        params = [("session-id", str(src.session_id))]  # first, as Java's replication writes it
+        for key, value in replication_uri.params.items():
+            if key == "endpoint" and local is not None and replication_uri.endpoint is not None:
+                value = f"{replication_uri.endpoint[0]}:{local[1]}"
+            if key != "session-id":
+                params.append((key, value))
+        replay_uri = ChannelUri(replication_uri.media, ChannelParams(params))
+        # no stop position asked for: replay to the end of the source recording (Java's NULL_LENGTH),
+        # SYNC still comes at the source's stop position when it has one
+        length = NULL_LENGTH if self.stop_position == NULL_POSITION else self.stop_position - replay_position
         self.state = ReplicationState.REPLAY
         self._send(
             codecs.ReplayRequestEncoder,
@@ -561,6 +586,7 @@ def _buffered(image: Any) -> int:
 
 _WORK = {
     ReplicationState.CONNECT: ReplicationSession._work_connect,
+    ReplicationState.ARCHIVE_ID: ReplicationSession._work_archive_id,
     ReplicationState.DESCRIBE: ReplicationSession._work_describe,
     ReplicationState.EXTEND: ReplicationSession._work_extend,
     ReplicationState.REPLAY: ReplicationSession._work_replay,

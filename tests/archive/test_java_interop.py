@@ -689,12 +689,6 @@ def test_replication_asks_the_source_as_java_s_does(java: Transcript, ours: OurR
         assert (answer.get("code"), answer.get("relevantId")) == ("OK", 11660861540)
 
 
-REPLICATION_DIFFERS = "a difference of cluster/archive/replication.py from Java's ReplicationSession"
-
-
-@pytest.mark.xfail(
-    reason=f"{REPLICATION_DIFFERS}: no ArchiveIdRequest and KeepAliveRequest after the connect"
-)
 def test_replication_connects_to_the_source_as_java_s_client_does(java: Transcript, ours: OurRun) -> None:
     """Java's archive connects to the source with its AeronArchive client's sequence: AuthConnectRequest,
     ArchiveIdRequest, KeepAliveRequest(-1), then ListRecordingRequest."""
@@ -703,7 +697,6 @@ def test_replication_connects_to_the_source_as_java_s_client_does(java: Transcri
     assert [m.name for m in _sessions(ours.transcript)["B-A"].requests[:4]] == expected
 
 
-@pytest.mark.xfail(reason=f"{REPLICATION_DIFFERS}: the response channel lacks term-length, sparse and mtu")
 def test_replication_response_channel_has_the_control_defaults(java: Transcript, ours: OurRun) -> None:
     """Java's replication asks the source for responses on its replication channel with the control
     stream defaults: ``aeron:udp?endpoint=127.0.0.1:<port>|sparse=true|term-length=65536|session-id=...
@@ -714,7 +707,6 @@ def test_replication_response_channel_has_the_control_defaults(java: Transcript,
         assert {"term-length=65536", "sparse=true", "mtu=1408"} <= params
 
 
-@pytest.mark.xfail(reason=f"{REPLICATION_DIFFERS}: the replay asks for stop - start bytes, not NULL_LENGTH")
 def test_replication_replays_with_null_length(java: Transcript, ours: OurRun) -> None:
     """Java's replication of a stopped recording without a stop position asks for a replay of length -1
     (to the end of the recording) and stops recording at the source's stop position."""
@@ -723,7 +715,6 @@ def test_replication_replays_with_null_length(java: Transcript, ours: OurRun) ->
         assert replay.get("length") == -1
 
 
-@pytest.mark.xfail(reason=f"{REPLICATION_DIFFERS}: see the three tests above")
 def test_replication_session_with_the_source_is_java_s(java: Transcript, ours: OurRun) -> None:
     assert normal_form(_sessions(ours.transcript)["B-A"]) == normal_form(_sessions(java)["B-A"])
 
