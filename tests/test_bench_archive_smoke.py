@@ -40,6 +40,7 @@ def test_bench_archive_quick_json_reports_ours_plain_and_ratios(capsys: pytest.C
             assert case[f"{side}_messages_per_s"] == pytest.approx(case[f"{side}_bytes_per_s"] / 64), case_id
             assert 0 < case[f"{side}_best_s"] <= case[f"{side}_median_s"], case_id
         assert case["ratio"] == pytest.approx(case["ours_bytes_per_s"] / case["plain_bytes_per_s"]), case_id
+        assert case["median_ratio"] == pytest.approx(case["plain_median_s"] / case["ours_median_s"]), case_id
         assert case["target"] == target, case_id
         assert case["higher_is_better"] is True, case_id
         assert case["status"] in ({"ok", "MISSED"} if target is not None else {"info"}), case_id
