@@ -6,8 +6,9 @@ The recording session polls its image with ``block_poll`` and hands each block t
 offset, length, session_id, term_id)``: ``length`` bytes of whole frames starting at ``offset`` in the
 term ``buffer``, never crossing the term's end, possibly ending with a PAD frame. The writer checks the
 block (every frame's length, type, term offset, session and term id, consistent with the recording's
-position), then copies it into the segment file that holds the position, at ``position -
-segment_base`` (``cluster.archive.segments`` has the arithmetic), and moves ``position`` by ``length``.
+position; a run of alike DATA frames at once, with ``recording_reader.data_frame_run``), then copies it
+into the segment file that holds the position, at ``position - segment_base``
+(``cluster.archive.segments`` has the arithmetic), and moves ``position`` by ``length``.
 A PAD frame is written as its 32-byte header only; its padding stays zero in the sparse file, but the
 position moves over all of it, as Aeron's writer does. When the position reaches the end of a segment
 file the next one is created at once at full length (``open(create=True)`` and ``truncate``, so it is
@@ -53,6 +54,7 @@ from __future__ import annotations
 from typing import Final
 
 from cluster.archive.errors import SegmentError
+from cluster.archive.recording_reader import data_frame_run
 from cluster.archive.segments import (
     DATA_TYPE,
     FRAME_ALIGNMENT,
@@ -233,6 +235,8 @@ class RecordingWriter:
         end = offset + length
         available = len(buffer)
         frame = offset
+        if end <= available:  # a run of alike DATA frames is checked at once (recording_reader)
+            frame += data_frame_run(buffer, offset, end, offset, term_id, session_id)
         while frame < end:
             if frame + HEADER_LENGTH > available:
                 raise SegmentError(f"{where}: the block's frame at term offset {frame} is not in the buffer")

@@ -33,6 +33,9 @@ BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
     "transport": BenchmarkSpec(
         "tools.bench.transport", "our UDP transport vs the real Aeron (pyaeron): throughput and round trips"
     ),
+    "archive": BenchmarkSpec(
+        "tools.bench.archive", "the archive's record and replay paths vs plain file writes and reads"
+    ),
 }
 
 
