@@ -84,7 +84,7 @@ class RecordingSession:
             return 0
         image = self.image
         try:
-            consumed = image.block_poll(self.writer.on_block, self.block_length_limit)
+            consumed = image.committed_block_poll(self.writer.on_block, self.block_length_limit)
         except Exception as error:
             self.error = error
             self.abort(f"recording {self.recording_id} failed: {error}")

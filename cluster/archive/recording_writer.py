@@ -4,13 +4,16 @@ Theory of operation
 -------------------
 The recording session polls its image with ``block_poll`` and hands each block to ``on_block(buffer,
 offset, length, session_id, term_id)``: ``length`` bytes of whole frames starting at ``offset`` in the
-term ``buffer``, never crossing the term's end, possibly ending with a PAD frame. The writer checks the
-block (every frame's length, type, term offset, session and term id, consistent with the recording's
-position; a run of alike DATA frames at once, with ``recording_reader.data_frame_run``), then copies it
-into the segment file that holds the position, at ``position - segment_base``
-(``cluster.archive.segments`` has the arithmetic), and moves ``position`` by ``length``.
-A PAD frame is written as its 32-byte header only; its padding stays zero in the sparse file, but the
-position moves over all of it, as Aeron's writer does. When the position reaches the end of a segment
+term ``buffer``, never crossing the term's end, possibly with PAD frames. The writer checks the block
+against the recording's position (its offset, length and term) and its first frame in full (length,
+type, term offset, session and term id); the frames after the first are the transport's, which checked
+each of them as it entered the term, so the writer does not walk them again (nor does Aeron's). It then
+copies the block into the segment file that holds the position, at ``position - segment_base``
+(``cluster.archive.segments`` has the arithmetic), and moves ``position`` by ``length``, with O(1)
+Python work per block whatever the number of frames. A block that is one PAD frame is written as its
+32-byte header only (its padding stays zero in the sparse file, as Aeron's writer leaves it); a PAD
+inside a longer block -- the end-of-term padding, at most one frame long -- is written with its zero
+padding, the same bytes. When the position reaches the end of a segment
 file the next one is created at once at full length (``open(create=True)`` and ``truncate``, so it is
 sparse) -- so a recording that stops exactly at a file's end has an empty next file, as with Aeron.
 
@@ -54,7 +57,6 @@ from __future__ import annotations
 from typing import Final
 
 from cluster.archive.errors import SegmentError
-from cluster.archive.recording_reader import data_frame_run
 from cluster.archive.segments import (
     DATA_TYPE,
     FRAME_ALIGNMENT,
@@ -233,38 +235,32 @@ class RecordingWriter:
                 f"{FRAME_ALIGNMENT} within the term ({term_length - term_offset} bytes left)"
             )
         end = offset + length
-        available = len(buffer)
-        frame = offset
-        if end <= available:  # a run of alike DATA frames is checked at once (recording_reader)
-            frame += data_frame_run(buffer, offset, end, offset, term_id, session_id)
-        while frame < end:
-            if frame + HEADER_LENGTH > available:
-                raise SegmentError(f"{where}: the block's frame at term offset {frame} is not in the buffer")
-            values = unpack_header(buffer, frame)
-            frame_length, frame_type = values[0], values[3]
-            aligned = (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
-            problem = None
-            if frame_length < HEADER_LENGTH:
-                problem = f"frame_length is {frame_length}"
-            elif frame_type != DATA_TYPE and frame_type != PAD_TYPE:
-                problem = f"type is {frame_type}"
-            elif values[4] != frame:
-                problem = f"term_offset is {values[4]}"
-            elif values[7] != term_id:
-                problem = f"term_id is {values[7]}, the block's is {term_id}"
-            elif values[5] != session_id:
-                problem = f"session_id is {values[5]}, the block's is {session_id}"
-            elif frame + aligned > end:
-                problem = f"frame_length {frame_length} runs past the block's end"
-            elif frame_type == PAD_TYPE:
-                if frame + aligned == end:
-                    return frame + HEADER_LENGTH  # a PAD is written as its header
-                problem = "a PAD frame that is not the block's last"
-            elif frame + frame_length > available:
-                problem = f"frame_length {frame_length} runs past the buffer's end"
-            if problem is not None:
-                raise SegmentError(f"{where}: bad frame in the block at term offset {frame}: {problem}")
-            frame += aligned
+        if end > len(buffer) or offset + HEADER_LENGTH > len(buffer):
+            raise SegmentError(f"{where}: the block [{offset}, {end}) is not in the buffer")
+        # The first frame, which publishes the block in the file (see "Crash safety"), is checked in
+        # full; the frames after it are the transport's, which checked each one as it entered the term
+        # (an image's rebuild, an IPC publication's own appender) -- as Aeron's writer, this one does
+        # not walk them again.
+        values = unpack_header(buffer, offset)
+        frame_length, frame_type = values[0], values[3]
+        aligned = (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
+        problem = None
+        if frame_length < HEADER_LENGTH:
+            problem = f"frame_length is {frame_length}"
+        elif frame_type != DATA_TYPE and frame_type != PAD_TYPE:
+            problem = f"type is {frame_type}"
+        elif values[4] != offset:
+            problem = f"term_offset is {values[4]}"
+        elif values[7] != term_id:
+            problem = f"term_id is {values[7]}, the block's is {term_id}"
+        elif values[5] != session_id:
+            problem = f"session_id is {values[5]}, the block's is {session_id}"
+        elif offset + aligned > end:
+            problem = f"frame_length {frame_length} runs past the block's end"
+        if problem is not None:
+            raise SegmentError(f"{where}: bad frame in the block at term offset {offset}: {problem}")
+        if frame_type == PAD_TYPE and aligned == length:
+            return offset + HEADER_LENGTH  # a block of one PAD is written as its header
         return end
 
     def on_block(self, buffer: memoryview, offset: int, length: int, session_id: int, term_id: int) -> None:

@@ -70,7 +70,7 @@ from __future__ import annotations
 import abc
 import random
 import select
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cluster.transport.agent import SelectorIdleStrategy
@@ -476,6 +476,7 @@ class _ReceiveEndpoint(_Endpoint):
                 mtu,
                 initial_term_id=initial_term_id,
             )
+            image.image_log = log
             log.images.append(image)
             subscription._add_image(image)
 
@@ -933,6 +934,7 @@ class Transport:
                     log.mtu,
                     initial_term_id=log.initial_term_id,
                 )
+                image.image_log = log
                 log.images.append(image)
                 subscription._add_image(image)
         return subscription
@@ -1160,6 +1162,14 @@ class _SpyImage(Image):
         )
         self.publication = publication
 
+    def committed_position(self) -> int | None:
+        appender = self.publication.appender
+        return None if appender.open_claims else appender.position
+
+    def frame_ends(self, partition: int) -> Sequence[int] | None:
+        appender = self.publication.appender
+        return None if appender.padded[partition] else appender.frame_ends[partition]
+
 
 class _IpcImage(Image):
     """An image reading an IPC publication's log in place."""
@@ -1175,6 +1185,14 @@ class _IpcImage(Image):
             initial_term_id=publication.initial_term_id,
         )
         self.publication = publication
+
+    def committed_position(self) -> int | None:
+        appender = self.publication.appender
+        return None if appender.open_claims else appender.position
+
+    def frame_ends(self, partition: int) -> Sequence[int] | None:
+        appender = self.publication.appender
+        return None if appender.padded[partition] else appender.frame_ends[partition]
 
 
 def _check_stream_id(stream_id: int) -> None:

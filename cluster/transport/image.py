@@ -40,9 +40,10 @@ or when every subscriber has consumed up to an end-of-stream heartbeat's positio
 
 from __future__ import annotations
 
+import bisect
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cluster.transport.errors import LogBufferError, TransportError
 from cluster.transport.logbuffer import (
@@ -450,6 +451,7 @@ class Image:
         self.is_closed = False
         self.is_end_of_stream = False
         self.end_of_stream_position = -1
+        self.image_log: ImageLog | None = None  # a network image's receiving log (set by the driver)
 
     def poll(self, handler: FragmentHandler, fragment_limit: int) -> int:
         """Deliver up to ``fragment_limit`` fragments; return how many were delivered."""
@@ -532,6 +534,55 @@ class Image:
         handler(term, offset, length, self.session_id, term_id)
         self.position = position + length
         return length
+
+    def committed_block_poll(self, handler: BlockHandler, block_length_limit: int) -> int:
+        """``block_poll`` without the walk over the frames where the image knows its committed
+        position: the block is everything from this image's position up to the committed position or
+        the term's end, whichever comes first, if that fits in ``block_length_limit`` -- so it may hold
+        PAD frames (the term's end padding, padding that filled a loss gap or an aborted claim), where
+        ``block_poll`` ends a block at a PAD. Otherwise, or when the committed position is not known, it
+        is ``block_poll``. The archive's recorder uses it: it copies blocks as they are, whatever frames
+        they hold, and a walk in Python over thousands of small frames would cost more than the copy."""
+        if self.is_closed:
+            return 0
+        committed = self.committed_position()
+        if committed is None:
+            return self.block_poll(handler, block_length_limit)
+        position = self.position
+        offset = position & self.mask
+        available = committed - position
+        term_left = self.term_length - offset
+        length = available if available < term_left else term_left
+        shift = self.shift
+        partition = (position >> shift) % 3
+        if length > block_length_limit:
+            ends = self.frame_ends(partition)
+            if ends is None:
+                return self.block_poll(handler, block_length_limit)
+            # the last frame end within the limit, by bisection over the writer's own index
+            index = bisect.bisect_right(ends, offset + block_length_limit) - 1
+            if index < 0 or ends[index] <= offset:
+                return self.block_poll(handler, block_length_limit)
+            length = ends[index] - offset
+        if length <= 0:
+            return 0
+        term = self.terms[partition]
+        term_id = (((position >> shift) + self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        handler(term, offset, length, self.session_id, term_id)
+        self.position = position + length
+        return length
+
+    def frame_ends(self, partition: int) -> Sequence[int] | None:
+        """Where each frame of ``partition`` ends, in order, when the writer of this image's log keeps
+        that index (an IPC or spy image: the publication's appender); ``None`` otherwise."""
+        return None
+
+    def committed_position(self) -> int | None:
+        """The position below which every frame of this image is whole, when that is known without a
+        walk over the frames: a network image's rebuild position, an IPC or spy image's publication
+        position (when no claim is open); ``None`` otherwise."""
+        log = self.image_log
+        return None if log is None else log.rebuild_position
 
     def close(self) -> None:
         self.is_closed = True

@@ -318,15 +318,11 @@ def test_blocks_that_do_not_fit_are_refused_before_writing(tmp_path: Path) -> No
         for args, message in cases:
             with pytest.raises(SegmentError, match=message):
                 writer.on_block(*args)  # type: ignore[arg-type]
-        # a frame whose length runs past the block, and a PAD that is not last
+        # a first frame whose length runs past the block
         term = bytearray(first.buffer)
         DataHeaderEncoder.pack_into(term, 0, 5000, 0, 0xC0, 1, 0, 7, 1001, 1000, 0)
         with pytest.raises(SegmentError, match="runs past the block's end"):
             writer.on_block(memoryview(term), 0, 4096, 7, 1000)
-        DataHeaderEncoder.pack_into(term, 0, 64, 0, 0, int(FrameType.PAD), 0, 7, 1001, 1000, 0)
-        DataHeaderEncoder.pack_into(term, 64, 64, 0, 0xC0, 1, 64, 7, 1001, 1000, 0)
-        with pytest.raises(SegmentError, match="PAD frame that is not the block's last"):
-            writer.on_block(memoryview(term), 0, 128, 7, 1000)
         DataHeaderEncoder.pack_into(term, 0, 64, 0, 0, 9, 0, 7, 1001, 1000, 0)
         with pytest.raises(SegmentError, match="type is 9"):
             writer.on_block(memoryview(term), 0, 64, 7, 1000)

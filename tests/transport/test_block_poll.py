@@ -382,3 +382,75 @@ def test_block_poll_and_poll_read_the_same_stream() -> None:
         assert sim.run_until(lambda: producer.done and len(collector.messages) == 200)
         assert sim.run_until(lambda: by_block.images[0].position == pub.position)
         assert blocks.messages() == collector.payloads == producer.messages
+
+
+# ------------------------------------------------------------------------------- committed_block_poll
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(0, 2 * MTU), min_size=1, max_size=6),
+    st.lists(st.integers(1, 3 * TERM), min_size=1, max_size=6),
+    st.booleans(),
+)
+def test_committed_blocks_are_whole_frames_and_together_the_whole_stream(
+    sizes: list[int], limits: list[int], aborted_claims: bool
+) -> None:
+    """``committed_block_poll`` on an IPC image: every block is the publisher's bytes, ends on a frame
+    end within the limit (found in the appender's frame index, or by the walk when the index cannot
+    say), PAD frames may sit anywhere in it, and together the blocks are the whole stream."""
+    with Sim(14) as sim:
+        pub, _, image = ipc_pair(sim)
+        payloads = [message(i, sizes[i % len(sizes)]) for i in range(200)]
+        producer = Producer(pub, payloads)
+        blocks = Blocks(pub)  # checks each block against the publisher's term bytes; parse_frames
+        calls = [0]
+        claim = BufferClaim()
+
+        def consume() -> int:
+            calls[0] += 1
+            if aborted_claims and calls[0] % 7 == 0 and pub.try_claim(40, claim) > 0:
+                claim.abort()  # padding amid the frames
+            before = image.position
+            limit = limits[calls[0] % len(limits)]
+            count = len(blocks.blocks)
+            length = image.committed_block_poll(blocks, limit)
+            assert image.position == before + length
+            if length:
+                block = blocks.blocks[count]  # parse_frames has checked the frames tile the block
+                assert block.position == before and len(block.data) == length
+                assert block.term_offset + length <= TERM
+                if len(block.frames) > 1:
+                    assert length <= limit
+            return length
+
+        sim.add(producer, consume)
+        assert sim.run_until(lambda: producer.done and image.position == pub.position)
+        assert blocks.messages() == payloads
+        assert len(b"".join(b.data for b in blocks.blocks)) == pub.position
+
+
+def test_committed_blocks_of_a_udp_image_end_at_its_rebuild_position() -> None:
+    with Sim(15) as sim:
+        a = sim.transport(A_HOST)
+        b = sim.transport(B_HOST)
+        sub = b.add_subscription(f"aeron:udp?endpoint={B_HOST}:40457", STREAM)
+        pub = a.add_publication(f"aeron:udp?endpoint={B_HOST}:40457", STREAM)
+        payloads = [message(i, [10, 1000, 3000, 200][i % 4]) for i in range(300)]
+        producer = Producer(pub, payloads)
+        blocks = Blocks(pub)
+
+        def consume() -> int:
+            image = sub.images[0] if sub.images else None
+            if image is None:
+                return 0
+            log = image.image_log
+            assert log is not None
+            length = image.committed_block_poll(blocks, 16384)
+            assert image.position <= log.rebuild_position
+            return length
+
+        sim.add(producer, consume)
+        assert sim.run_until(lambda: producer.done and sub.images and sub.images[0].position == pub.position)
+        assert blocks.messages() == payloads
+        assert pub.position > 4 * TERM
