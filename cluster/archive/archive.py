@@ -67,6 +67,11 @@ from generated.aeron_archive_codecs import BooleanType, RecordingSignal, Recordi
 __all__ = ["RECORDING_POSITION_TYPE_ID", "Archive", "ArchiveCounters"]
 
 RECORDING_POSITION_TYPE_ID = 100  # Aeron's RecordingPos counter type
+# The longest term a client may ask for on its control response channel. Our publication logs are
+# allocated in full at once (a channel's ``term-length=1g`` would be 3 GiB), so one connect request must
+# not be able to ask for more than the transport accepts from a remote sender by default; Aeron's client
+# asks for 64 KiB.
+MAX_RESPONSE_TERM_LENGTH = 16 * 1024 * 1024
 FRAME_ALIGNMENT = 32
 FRAGMENT_LIMIT = 16
 _MAX_KEY_SOURCE_IDENTITY = 112 - 16 - 8
@@ -305,6 +310,9 @@ class Archive:
 
         def add_publication() -> Any:
             uri = ChannelUri.parse(response_channel)
+            term_length = uri.term_length
+            if term_length is not None and term_length > MAX_RESPONSE_TERM_LENGTH:
+                raise ArchiveError(f"response channel term-length={term_length} > {MAX_RESPONSE_TERM_LENGTH}")
             return transport.add_exclusive_publication(uri.build(), stream_id)
 
         session = ControlSession(
