@@ -36,7 +36,7 @@ from cluster.archive.channels import SPY_PREFIX, recording_key, replay_channel, 
 from cluster.archive.context import ArchiveContext
 from cluster.archive.control_proxy import ControlResponseProxy
 from cluster.archive.control_session import ControlSession, ControlSessionState
-from cluster.archive.errors import ArchiveError
+from cluster.archive.errors import ArchiveError, SegmentError
 from cluster.archive.listing import ListingSession, descriptor_listing, subscription_listing
 from cluster.archive.markfile import ArchiveMarkFile
 from cluster.archive.protocol import (
@@ -87,6 +87,20 @@ class ArchiveCounters:
     refused_sessions: int = 0
     recording_errors: int = 0
     replay_errors: int = 0
+
+
+class _UnopenedWriter:
+    """Stands in for a ``RecordingWriter`` whose segment file could not be opened: its recording session
+    fails on its first duty cycle, stopped where it would have started."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def on_block(self, *args: object) -> None:
+        raise SegmentError("the recording's segment file is not open")
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -699,17 +713,15 @@ class Archive:
             control_session_id=entry.control_session.control_session_id,
             correlation_id=entry.correlation_id,
         )
-        writer = RecordingWriter(
-            self.ctx.storage,
+        writer, error = self._open_writer(
             recording_id=recording_id,
             start_position=start_position,
             position=start_position,
             term_length=term_length,
             segment_length=segment_length,
-            file_sync_level=self.ctx.file_sync_level,
             initial_term_id=image.initial_term_id,
         )
-        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.START)
+        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.START, error)
 
     def _extend_recording(self, entry: _RecordingSubscription, image: Image, recording_id: int) -> None:
         session = entry.control_session
@@ -751,17 +763,43 @@ class Archive:
             correlation_id=correlation_id,
             session_id=image.session_id,
         )
-        writer = RecordingWriter(
-            self.ctx.storage,
+        writer, error = self._open_writer(
             recording_id=recording_id,
             start_position=descriptor.start_position,
             position=descriptor.stop_position,
             term_length=descriptor.term_buffer_length,
             segment_length=descriptor.segment_file_length,
-            file_sync_level=self.ctx.file_sync_level,
             initial_term_id=descriptor.initial_term_id,
         )
-        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.EXTEND)
+        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.EXTEND, error)
+
+    def _open_writer(
+        self,
+        *,
+        recording_id: int,
+        start_position: int,
+        position: int,
+        term_length: int,
+        segment_length: int,
+        initial_term_id: int,
+    ) -> tuple[Any, Exception | None]:
+        """The recording's writer, or a stand-in and the error when its segment file cannot be opened (a
+        full or failing disk): the recording then stops at once with that error, as Aeron's does when its
+        recorder cannot open the file -- the client sees START (or EXTEND), the ERROR, and STOP."""
+        try:
+            writer = RecordingWriter(
+                self.ctx.storage,
+                recording_id=recording_id,
+                start_position=start_position,
+                position=position,
+                term_length=term_length,
+                segment_length=segment_length,
+                file_sync_level=self.ctx.file_sync_level,
+                initial_term_id=initial_term_id,
+            )
+        except (StorageError, SegmentError) as error:
+            return _UnopenedWriter(position), error
+        return writer, None
 
     def _add_recording_session(
         self,
@@ -770,6 +808,7 @@ class Archive:
         recording_id: int,
         writer: Any,
         signal: RecordingSignal,
+        error: Exception | None = None,
     ) -> None:
         counter = self._position_counter(recording_id, image, entry.stripped)
         recording = RecordingSession(
@@ -788,6 +827,9 @@ class Archive:
         entry.control_session.send_signal(
             entry.correlation_id, recording_id, entry.subscription_id, image.join_position, signal
         )
+        if error is not None:
+            recording.error = error
+            recording.abort(f"recording {recording_id} failed: {error}")
 
     def _close_recording_session(self, recording: RecordingSession) -> None:
         position = recording.recorded_position

@@ -1177,3 +1177,82 @@ def test_an_extension_is_not_offered_the_image_of_a_lingering_publication(pw: Pr
     ] == []
     more = pw.publish(extension, 5, 3)
     assert pw.run_until(lambda: pw.client.get_recording_position(recording_id) == more[-1][1])
+
+
+@pytest.mark.parametrize(("operation", "error_number"), [("create", errno.ENOSPC), ("truncate", errno.EIO)])
+def test_a_segment_file_that_cannot_be_created_fails_that_recording_only(
+    pw: ProtocolWorld, operation: Any, error_number: int
+) -> None:
+    """As with Aeron, whose recorder opens the file after the conductor sent START: START, then the ERROR
+    and STOP at the start position; the recording stays in the catalog, empty and stopped."""
+    disk = pw.world.disk
+    assert disk is not None
+    other, _, other_sent = pw.record(stream_id=STREAM + 1, count=3)  # a healthy recording before
+    talk = Conversation(pw)
+    start = talk.send(
+        codecs.StartRecordingRequestEncoder,
+        stream_id=STREAM,
+        source_location=SourceLocation.REMOTE,
+        channel=pw.channel,
+    )
+    assert talk.until(1)[0][:2] == ("OK", start)
+    disk.fail_next(operation, error_number, name=f"{other + 1}-0.rec")
+    publication = pw.client_transport.add_exclusive_publication(pw.channel, STREAM)
+    log = talk.until(3)
+    assert [(what, correlation_id) for what, correlation_id, _, _ in log] == [
+        ("START", start),
+        ("ERROR", start),
+        ("STOP", start),
+    ]
+    recording_id = log[0][2]
+    assert log[2][2:] == (recording_id, 0)
+    descriptor = pw.archive.catalog.recording(recording_id)
+    assert descriptor is not None and (descriptor.start_position, descriptor.stop_position) == (0, 0)
+    assert pw.archive.counters.recording_errors == 1
+    assert recording_id not in pw.archive.recording_sessions
+    # the archive goes on: a recording of another stream, the old one replayed
+    publication.close()
+    recording, _, sent = pw.record(stream_id=STREAM + 2, count=3)
+    replay_all(pw, recording, sent)
+    replay_all(pw, other, other_sent)
+
+
+def test_an_extension_whose_segment_file_cannot_be_read_stops_where_it_was(pw: ProtocolWorld) -> None:
+    disk = pw.world.disk
+    assert disk is not None
+    recording_id, _, sent = pw.record(count=4)
+    end = sent[-1][1]
+    before = pw.archive.catalog.recording(recording_id)
+    pw.run_for(6.0)  # the recorded publication's linger is over
+    talk = Conversation(pw)
+    extend = talk.send(
+        codecs.ExtendRecordingRequestEncoder,
+        recording_id=recording_id,
+        stream_id=STREAM,
+        source_location=SourceLocation.REMOTE,
+        channel=pw.channel,
+    )
+    assert talk.until(1)[0][:2] == ("OK", extend)
+    disk.fail_next(
+        "read", errno.EIO, name=f"{recording_id}-0.rec"
+    )  # the check that the file is clean after the stop
+    assert before is not None
+    pw.client_transport.add_exclusive_publication(
+        extension_channel(
+            pw.channel,
+            initial_term_id=before.initial_term_id,
+            position=end,
+            term_length=TERM_LENGTH,
+            mtu=1408,
+        ),
+        STREAM,
+    )
+    log = talk.until(3)
+    assert [(what, correlation_id, position) for what, correlation_id, _, position in log] == [
+        ("EXTEND", extend, end),
+        ("ERROR", extend, NULL_VALUE),
+        ("STOP", extend, end),
+    ]
+    after = pw.archive.catalog.recording(recording_id)
+    assert after is not None and after.stop_position == end
+    replay_all(pw, recording_id, sent)
