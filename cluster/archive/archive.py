@@ -934,6 +934,13 @@ class Archive:
         descriptor = self._recording_or_error(session, correlation_id, recording_id)
         if descriptor is None:
             return
+        if self._has_replays(recording_id):
+            session.send_error(
+                correlation_id,
+                f"cannot truncate recording with active replay {recording_id}",
+                ArchiveErrorCode.ACTIVE_RECORDING,
+            )
+            return
         if descriptor.stop_position == NULL_POSITION or recording_id in self.recording_sessions:
             session.send_error(
                 correlation_id, "cannot truncate active recording", ArchiveErrorCode.ACTIVE_RECORDING
@@ -947,10 +954,6 @@ class Archive:
                 ArchiveErrorCode.INVALID_POSITION,
             )
             return
-        for replay in self.replay_sessions.values():
-            if replay.recording_id == recording_id:
-                replay.abort("truncate recording")
-                replay.close()
         self.catalog.update_stop(recording_id, position, descriptor.stop_timestamp)
         try:
             changes = truncate_recording_files(

@@ -1256,3 +1256,30 @@ def test_an_extension_whose_segment_file_cannot_be_read_stops_where_it_was(pw: P
     after = pw.archive.catalog.recording(recording_id)
     assert after is not None and after.stop_position == end
     replay_all(pw, recording_id, sent)
+
+
+def test_truncating_a_recording_with_an_active_replay_is_refused(pw: ProtocolWorld) -> None:
+    """As Aeron's archive does (which is why Aeron Cluster calls stopAllReplays before it truncates)."""
+    recording_id, _, sent = pw.record(count=6)
+    limit = pw.archive_transport.counters_manager.allocate(1001, "hold the replay open")
+    limit.set(sent[3][1])
+    replay = Replay(pw)
+    replay.replay_session_id = pw.client.start_bounded_replay(
+        recording_id, 0, REPLAY_ALL_AND_FOLLOW, limit.id, pw.replay_channel, REPLAY_STREAM
+    )
+    assert replay.until(4) == sent[:4]
+    assert pw.archive.replay_sessions
+    with pytest.raises(ArchiveRequestError) as busy:
+        pw.client.truncate_recording(recording_id, sent[2][1])
+    assert busy.value.code == ArchiveErrorCode.ACTIVE_RECORDING
+    assert "active replay" in str(busy.value)
+    assert pw.client.get_stop_position(recording_id) == sent[-1][1]
+    assert not replay.ended()
+    limit.set(sent[-1][1])
+    assert replay.until(6) == sent  # the replay was left alone
+    pw.client.stop_all_replays(recording_id)
+    assert replay.wait_end() == sent[-1][1]
+    assert pw.run_until(lambda: not pw.archive.replay_sessions)
+    assert pw.client.truncate_recording(recording_id, sent[2][1]) == 0
+    assert pw.client.get_stop_position(recording_id) == sent[2][1]
+    replay_all(pw, recording_id, sent[:3])
