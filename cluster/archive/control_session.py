@@ -18,8 +18,8 @@ codes)::
 While ACTIVE the conductor handles its requests. Every message for the client goes through one
 bounded FIFO queue in front of the publication, so responses, listing entries and recording signals
 reach the client in the order the archive produced them, whatever the back pressure; a client that
-lets the queue fill (``MAX_QUEUED_MESSAGES``) is dropped. When nothing has been sent for the liveness
-interval the session sends an OK with correlationId -1 (``NULL_VALUE``), which lets both ends notice a
+lets the queue fill (``MAX_QUEUED_MESSAGES``) is dropped. Once per liveness interval the session sends
+an OK with correlationId -1 (``NULL_VALUE``), busy or not, as Aeron's does; it lets both ends notice a
 dead peer. A session that cannot connect its response publication, or is undecided by the
 authenticator, within the connect timeout goes INACTIVE; so does one whose response publication loses
 its subscriber.
