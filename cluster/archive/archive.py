@@ -72,6 +72,9 @@ RECORDING_POSITION_TYPE_ID = 100  # Aeron's RecordingPos counter type
 # not be able to ask for more than the transport accepts from a remote sender by default; Aeron's client
 # asks for 64 KiB.
 MAX_RESPONSE_TERM_LENGTH = 16 * 1024 * 1024
+# The term length of a response channel that names none: Aeron's archive answers on its control term
+# buffer length (``aeron.archive.control.term.buffer.length``, 64 KiB), not the driver's default.
+CONTROL_TERM_LENGTH = 64 * 1024
 FRAME_ALIGNMENT = 32
 FRAGMENT_LIMIT = 16
 _MAX_KEY_SOURCE_IDENTITY = 112 - 16 - 8
@@ -325,7 +328,9 @@ class Archive:
         def add_publication() -> Any:
             uri = ChannelUri.parse(response_channel)
             term_length = uri.term_length
-            if term_length is not None and term_length > MAX_RESPONSE_TERM_LENGTH:
+            if term_length is None:
+                uri = uri.with_param("term-length", CONTROL_TERM_LENGTH)
+            elif term_length > MAX_RESPONSE_TERM_LENGTH:
                 raise ArchiveError(f"response channel term-length={term_length} > {MAX_RESPONSE_TERM_LENGTH}")
             return transport.add_exclusive_publication(uri.build(), stream_id)
 

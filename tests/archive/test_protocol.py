@@ -29,11 +29,12 @@ from cluster.archive.client import (
     ArchiveClient,
     ArchiveProxy,
     ArchiveRequestError,
+    ArchiveTimeoutError,
     ControlResponse,
     ControlResponsePoller,
     RecordingSignalEvent,
 )
-from cluster.archive.control_session import ControlSessionState
+from cluster.archive.control_session import MAX_QUEUED_MESSAGES, ControlSessionState
 from cluster.archive.protocol import (
     NULL_POSITION,
     NULL_VALUE,
@@ -43,7 +44,7 @@ from cluster.archive.protocol import (
     ArchiveErrorCode,
     semantic_version,
 )
-from cluster.transport.driver import Transport
+from cluster.transport.driver import Transport, TransportConfig
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import (
     ControlResponseCode,
@@ -237,6 +238,43 @@ def test_a_client_of_another_major_version_is_refused_naming_both_versions(pw: P
     raw2 = RawSession(pw, pw.world.transport(host2), host2, 9101)
     raw2.connect(correlation_id=6, version=semantic_version(1, 99, 7))
     assert raw2.response(6).code == ControlResponseCode.OK
+
+
+def test_a_response_channel_without_a_term_length_gets_the_control_term_length() -> None:
+    """As Aeron's archive does (``aeron.archive.control.term.buffer.length``, 64 KiB): not the transport's
+    default term for UDP (16 MiB, a 48 MiB log for every session). A term length the client names is kept."""
+    pw = ProtocolWorld(seed=3)
+    try:
+        host = pw.world.host()
+        transport = Transport(pw.world.network, TransportConfig(bind_host=host, seed=99))
+        pw.world.transports.append(transport)
+        pw.world.agents.append(transport.do_work)
+        assert transport.config.udp_term_length == 16 * 1024 * 1024
+        archive_transport = Transport(pw.world.network, TransportConfig(bind_host=pw.archive_host, seed=98))
+        assert archive_transport.config.udp_term_length == 16 * 1024 * 1024
+        pw.world.transports.append(archive_transport)
+        pw.world.agents.append(archive_transport.do_work)
+        control = f"aeron:udp?endpoint={pw.archive_host}:8011"
+        archive = pw.world.archive(archive_transport, "big-terms", control_channel=control)
+        client = ArchiveClient.connect(
+            transport,
+            control_request_channel=f"{control}|term-length=64k",
+            control_response_channel=f"aeron:udp?endpoint={host}:0",
+            invoker=pw.step,
+        )
+        (image,) = client.poller.subscription.images
+        assert image.term_length == 64 * 1024
+        named = ArchiveClient.connect(
+            transport,
+            control_request_channel=f"{control}|term-length=64k",
+            control_response_channel=f"aeron:udp?endpoint={host}:0|term-length=128k",
+            invoker=pw.step,
+        )
+        (image,) = named.poller.subscription.images
+        assert image.term_length == 128 * 1024
+        assert len(archive.control_sessions) == 2
+    finally:
+        pw.close()
 
 
 # -------------------------------------------------------------------------------------------------- liveness
@@ -1283,3 +1321,41 @@ def test_truncating_a_recording_with_an_active_replay_is_refused(pw: ProtocolWor
     assert pw.client.truncate_recording(recording_id, sent[2][1]) == 0
     assert pw.client.get_stop_position(recording_id) == sent[2][1]
     replay_all(pw, recording_id, sent[:3])
+
+
+def test_a_client_that_stops_reading_is_dropped_when_its_queue_is_full(pw: ProtocolWorld) -> None:
+    add_stopped(pw, 100)
+    host = pw.world.host()
+    lazy = pw.connect(pw.world.transport(host), host)  # sends listings and never reads the answers
+    session = pw.archive.control_sessions[lazy.control_session_id]
+    for correlation_id in range(1000, 1100):
+        assert lazy.proxy.send(
+            codecs.ListRecordingsRequestEncoder,
+            control_session_id=lazy.control_session_id,
+            correlation_id=correlation_id,
+            from_recording_id=0,
+            record_count=100,
+        )
+        pw.run_for(0.01)
+        if session.is_done:
+            break
+    assert session.is_done, session.queued_messages
+    assert session.reason == f"the client is not reading: {MAX_QUEUED_MESSAGES} messages queued"
+    assert lazy.control_session_id not in pw.archive.control_sessions
+    assert [d.recording_id for d in pw.client.list_recordings(0, 100)] == list(range(100))
+
+
+def test_connects_past_the_maximum_of_control_sessions_are_refused() -> None:
+    pw = ProtocolWorld(seed=5, max_control_sessions=2)
+    try:
+        host = pw.world.host()
+        transport = pw.world.transport(host)
+        second = pw.connect(transport, host)
+        with pytest.raises(ArchiveTimeoutError):
+            pw.connect(transport, host, message_timeout_ns=NS_PER_S)
+        assert pw.archive.counters.refused_sessions == 1
+        second.close()
+        assert pw.run_until(lambda: len(pw.archive.control_sessions) == 1)
+        assert pw.connect(transport, host).archive_id == pw.archive.archive_id
+    finally:
+        pw.close()
