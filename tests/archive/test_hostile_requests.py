@@ -26,8 +26,10 @@ never raises.
 from __future__ import annotations
 
 import itertools
+import socket
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.archive_protocol import (
     REPLAY_STREAM,
+    STREAM,
     Collector,
     ProtocolWorld,
     block_struct,
@@ -51,7 +54,7 @@ from cluster.archive.protocol import (
     REPLAY_ALL_AND_STOP,
 )
 from generated import aeron_archive_codecs as codecs
-from generated.aeron_archive_codecs import RecordingSignal
+from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
 HEADER = struct.Struct("<HHHH")  # blockLength, templateId, schemaId, version
 INT_RANGES = {"q": (-(2**63), 2**63 - 1), "i": (-(2**31), 2**31 - 1), "b": (-128, 127)}
@@ -324,8 +327,16 @@ class Hostile:
 
 
 def make_world(seed: int) -> tuple[ProtocolWorld, Hostile, int, list[tuple[bytes, int]]]:
+    """An archive with a stopped recording (0), a live one (1, stream 1002) followed by a replay, and the
+    hostile party connected."""
     pw = ProtocolWorld(seed=seed)
     recording_id, _, sent = pw.record(count=5)
+    pw.client.start_recording(pw.channel, STREAM + 1, SourceLocation.REMOTE)
+    live = pw.client_transport.add_exclusive_publication(pw.channel, STREAM + 1)
+    pw.await_signal(RecordingSignal.START, 2)
+    pw.publish(live, 0, 3)
+    pw.client_transport.add_subscription(pw.replay_channel, REPLAY_STREAM)
+    pw.client.start_replay(1, 0, REPLAY_ALL_AND_FOLLOW, pw.replay_channel, REPLAY_STREAM)
     hostile = Hostile(pw)
     return pw, hostile, recording_id, sent
 
@@ -358,7 +369,7 @@ def check_good_client(pw: ProtocolWorld) -> None:
 
 
 FUZZ = settings(
-    max_examples=15,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,
@@ -525,3 +536,59 @@ def test_the_client_poller_counts_corrupt_responses_and_never_raises(batch: list
     assert poller.malformed >= broken
     assert len(poller.received) + poller.malformed <= len(batch)
     world.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_hostile_bytes_over_real_udp(tmp_path: Path) -> None:
+    """The same over real UDP on 127.0.0.1 (bounded: every wait gives up after a few seconds)."""
+    world = World("udp", tmp_path=tmp_path)
+    try:
+        archive_transport = world.transport("127.0.0.1")
+        client_transport = world.transport("127.0.0.1")
+        control = f"aeron:udp?endpoint=127.0.0.1:{free_port()}"
+        archive = world.archive(
+            archive_transport, "archive", control_channel=control, connect_timeout_ns=500_000_000
+        )
+        good = world.client(client_transport, control, "127.0.0.1")
+        hostile = world.client(client_transport, control, "127.0.0.1")
+        publication = hostile.proxy.publication
+        resolve = {SELF: hostile.control_session_id, UNKNOWN: 12345, CORRELATION: 77}
+        messages = [
+            b"",
+            b"\x00" * 7,
+            bytes(range(256)) * 3,
+            corrupt(encode(68, [SELF, CORRELATION], [], resolve), "schema", 7),
+            corrupt(encode(4, [SELF, CORRELATION, 1, 0], ["aeron:ipc"], resolve), "var_length", 9),
+            encode(68, [UNKNOWN, CORRELATION], [], resolve),
+            # two connects that open sessions bound to fail: a 1 GiB response term, a response channel
+            # nobody listens on (and a client of major version 7)
+            encode(
+                58, [CORRELATION, 20, PROTOCOL_SEMANTIC_VERSION], [f"{control}|term-length=1g", b""], resolve
+            ),
+            encode(2, [CORRELATION, 20, 7 << 16], ["aeron:udp?endpoint=127.0.0.1:1"], {CORRELATION: 78}),
+        ]
+        for message in messages:
+            while publication.offer(message) <= 0:
+                world.step()
+        assert world.run_until(lambda: counters_total(archive) >= 6, timeout_s=5.0), archive.counters
+        assert archive.counters.malformed_requests == 5
+        assert archive.counters.unknown_session_requests == 1
+        assert good.get_archive_id() == archive.archive_id
+        assert hostile.get_archive_id() == archive.archive_id
+
+        def connecting() -> list[Any]:
+            return [s for s in archive.control_sessions.values() if s.correlation_id == 78]
+
+        assert world.run_until(lambda: len(connecting()) == 1, timeout_s=5.0)
+        (doomed,) = connecting()
+        assert world.run_until(lambda: doomed.is_done, timeout_s=5.0)
+        assert len(archive.control_sessions) == 2
+        good.close()
+        hostile.close()
+    finally:
+        world.close()
