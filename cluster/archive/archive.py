@@ -733,10 +733,12 @@ class Archive:
         correlation_id = entry.correlation_id
         descriptor = self._valid_recording(recording_id)
         problem = None
+        code = ArchiveErrorCode.INVALID_EXTENSION
         if descriptor is None:
             problem = f"unknown recording id: {recording_id}"
         elif recording_id in self.recording_sessions:
             problem = f"cannot extend active recording {recording_id}"
+            code = ArchiveErrorCode.ACTIVE_RECORDING  # as Aeron's archive answers it
         elif image.join_position != descriptor.stop_position:
             problem = (
                 f"cannot extend recording {recording_id} image.joinPosition={image.join_position} "
@@ -758,7 +760,7 @@ class Archive:
                 f"!= rec.mtuLength={descriptor.mtu_length}"
             )
         if problem is not None or descriptor is None:
-            session.send_error(correlation_id, problem or "", ArchiveErrorCode.INVALID_EXTENSION)
+            session.send_error(correlation_id, problem or "", code)
             if entry.auto_stop:
                 self._remove_recording_subscription(entry.subscription_id)
             return

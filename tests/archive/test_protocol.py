@@ -1074,9 +1074,8 @@ def test_responses_come_before_the_signals_they_cause_as_in_the_java_capture(pw:
     stop = talk.send(codecs.StopRecordingSubscriptionRequestEncoder, subscription_id=subscription_id)
     assert talk.until(2) == [("OK", stop, 0, NULL_VALUE), ("STOP", start, recording_id, end)]
     publication.close()
-    pw.run_for(
-        6.0
-    )  # past its linger (see test_an_extension_is_not_offered_the_image_of_a_lingering_publication)
+    # past its linger (see test_an_extension_is_not_offered_the_image_of_a_lingering_publication)
+    pw.run_for(6.0)
 
     extend = talk.send(
         codecs.ExtendRecordingRequestEncoder,
@@ -1195,7 +1194,7 @@ def test_a_storage_failure_stops_that_recording_and_nothing_else(
     strict=True,
     reason="transport: a closed publication still lingering answers a setup elicitation, so a subscription "
     "added meanwhile gets an image of it (at its end of stream); on an extend subscription the archive takes "
-    "it for a second image and sends a spurious INVALID_EXTENSION for the extend request",
+    "it for a second image and sends a spurious error (ACTIVE_RECORDING) for the extend request",
 )
 def test_an_extension_is_not_offered_the_image_of_a_lingering_publication(pw: ProtocolWorld) -> None:
     recording_id, _, sent = pw.record(count=5)  # closes its publication just after the STOP
@@ -1365,3 +1364,35 @@ def test_connects_past_the_maximum_of_control_sessions_are_refused() -> None:
         assert pw.connect(transport, host).archive_id == pw.archive.archive_id
     finally:
         pw.close()
+
+
+def test_a_second_image_for_an_extension_in_progress_gets_active_recording(pw: ProtocolWorld) -> None:
+    """Aeron answers a second image of an extend subscription, while the first is recording, with
+    ACTIVE_RECORDING ("cannot extend active recording"); the first goes on."""
+    recording_id, _, sent = pw.record(count=3)
+    pw.run_for(6.0)  # the recorded publication's linger is over
+    end = sent[-1][1]
+    descriptor = pw.archive.catalog.recording(recording_id)
+    assert descriptor is not None
+    channel = extension_channel(
+        pw.channel,
+        initial_term_id=descriptor.initial_term_id,
+        position=end,
+        term_length=TERM_LENGTH,
+        mtu=1408,
+    )
+    talk = Conversation(pw)
+    extend = talk.send(
+        codecs.ExtendRecordingRequestEncoder,
+        recording_id=recording_id,
+        stream_id=STREAM,
+        source_location=SourceLocation.REMOTE,
+        channel=pw.channel,
+    )
+    assert talk.until(1)[0][:2] == ("OK", extend)
+    first = pw.client_transport.add_exclusive_publication(channel, STREAM)
+    assert talk.until(1) == [("EXTEND", extend, recording_id, end)]
+    pw.client_transport.add_exclusive_publication(channel, STREAM)  # another session, the same stream
+    assert talk.until(1) == [("ERROR", extend, ArchiveErrorCode.ACTIVE_RECORDING, NULL_VALUE)]
+    more = pw.publish(first, 3, 3)
+    assert pw.run_until(lambda: pw.client.get_recording_position(recording_id) == more[-1][1])
