@@ -521,20 +521,28 @@ def test_the_client_poller_counts_corrupt_responses_and_never_raises(batch: list
     poller = ControlResponsePoller(subscription)
     resolve = {SELF: 77, UNKNOWN: 78, CORRELATION: 5}
     broken = 0
-    for kind, item in batch:
+    intact: list[
+        int
+    ] = []  # correlation ids of the undamaged messages with ASCII text: they must come through
+    for i, (kind, item) in enumerate(batch):
         if kind == "raw":
             message = item
         else:
             (template_id, values, data), damage = item
+            resolve[CORRELATION] = 1000 + i
             message = encode(template_id, values, data, resolve)
             if damage is not None:
                 message = corrupt(message, *damage)
+            elif all(isinstance(value, str) for value in data):
+                intact.append(1000 + i)
         broken += header_is_broken(message)
         assert publication.offer(message) > 0
     while poller.poll():
         pass
     assert poller.malformed >= broken
     assert len(poller.received) + poller.malformed <= len(batch)
+    received = [m.correlation_id for m in poller.received if m.correlation_id in intact]
+    assert received == intact
     world.close()
 
 
