@@ -36,7 +36,7 @@ from cluster.archive.channels import SPY_PREFIX, recording_key, replay_channel, 
 from cluster.archive.context import ArchiveContext
 from cluster.archive.control_proxy import ControlResponseProxy
 from cluster.archive.control_session import ControlSession, ControlSessionState
-from cluster.archive.errors import ArchiveError
+from cluster.archive.errors import ArchiveError, SegmentError
 from cluster.archive.listing import ListingSession, descriptor_listing, subscription_listing
 from cluster.archive.markfile import ArchiveMarkFile
 from cluster.archive.protocol import (
@@ -67,6 +67,14 @@ from generated.aeron_archive_codecs import BooleanType, RecordingSignal, Recordi
 __all__ = ["RECORDING_POSITION_TYPE_ID", "Archive", "ArchiveCounters"]
 
 RECORDING_POSITION_TYPE_ID = 100  # Aeron's RecordingPos counter type
+# The longest term a client may ask for on its control response channel. Our publication logs are
+# allocated in full at once (a channel's ``term-length=1g`` would be 3 GiB), so one connect request must
+# not be able to ask for more than the transport accepts from a remote sender by default; Aeron's client
+# asks for 64 KiB.
+MAX_RESPONSE_TERM_LENGTH = 16 * 1024 * 1024
+# The term length of a response channel that names none: Aeron's archive answers on its control term
+# buffer length (``aeron.archive.control.term.buffer.length``, 64 KiB), not the driver's default.
+CONTROL_TERM_LENGTH = 64 * 1024
 FRAME_ALIGNMENT = 32
 FRAGMENT_LIMIT = 16
 _MAX_KEY_SOURCE_IDENTITY = 112 - 16 - 8
@@ -82,6 +90,20 @@ class ArchiveCounters:
     refused_sessions: int = 0
     recording_errors: int = 0
     replay_errors: int = 0
+
+
+class _UnopenedWriter:
+    """Stands in for a ``RecordingWriter`` whose segment file could not be opened: its recording session
+    fails on its first duty cycle, stopped where it would have started."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def on_block(self, *args: object) -> None:
+        raise SegmentError("the recording's segment file is not open")
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -308,6 +330,11 @@ class Archive:
 
         def add_publication() -> Any:
             uri = ChannelUri.parse(response_channel)
+            term_length = uri.term_length
+            if term_length is None:
+                uri = uri.with_param("term-length", CONTROL_TERM_LENGTH)
+            elif term_length > MAX_RESPONSE_TERM_LENGTH:
+                raise ArchiveError(f"response channel term-length={term_length} > {MAX_RESPONSE_TERM_LENGTH}")
             return transport.add_exclusive_publication(uri.build(), stream_id)
 
         session = ControlSession(
@@ -694,27 +721,27 @@ class Archive:
             # controlSessionId and correlationId stay 0, as in Java's catalog: only an extension (or a
             # replication, which extends) writes the ids of the request that made it.
         )
-        writer = RecordingWriter(
-            self.ctx.storage,
+        writer, error = self._open_writer(
             recording_id=recording_id,
             start_position=start_position,
             position=start_position,
             term_length=term_length,
             segment_length=segment_length,
-            file_sync_level=self.ctx.file_sync_level,
             initial_term_id=image.initial_term_id,
         )
-        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.START)
+        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.START, error)
 
     def _extend_recording(self, entry: _RecordingSubscription, image: Image, recording_id: int) -> None:
         session = entry.control_session
         correlation_id = entry.correlation_id
         descriptor = self._valid_recording(recording_id)
         problem = None
+        code = ArchiveErrorCode.INVALID_EXTENSION
         if descriptor is None:
             problem = f"unknown recording id: {recording_id}"
         elif recording_id in self.recording_sessions:
             problem = f"cannot extend active recording {recording_id}"
+            code = ArchiveErrorCode.ACTIVE_RECORDING  # as Aeron's archive answers it
         elif image.join_position != descriptor.stop_position:
             problem = (
                 f"cannot extend recording {recording_id} image.joinPosition={image.join_position} "
@@ -736,7 +763,7 @@ class Archive:
                 f"!= rec.mtuLength={descriptor.mtu_length}"
             )
         if problem is not None or descriptor is None:
-            session.send_error(correlation_id, problem or "", ArchiveErrorCode.INVALID_EXTENSION)
+            session.send_error(correlation_id, problem or "", code)
             if entry.auto_stop:
                 self._remove_recording_subscription(entry.subscription_id)
             return
@@ -746,17 +773,43 @@ class Archive:
             correlation_id=correlation_id,
             session_id=image.session_id,
         )
-        writer = RecordingWriter(
-            self.ctx.storage,
+        writer, error = self._open_writer(
             recording_id=recording_id,
             start_position=descriptor.start_position,
             position=descriptor.stop_position,
             term_length=descriptor.term_buffer_length,
             segment_length=descriptor.segment_file_length,
-            file_sync_level=self.ctx.file_sync_level,
             initial_term_id=descriptor.initial_term_id,
         )
-        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.EXTEND)
+        self._add_recording_session(entry, image, recording_id, writer, RecordingSignal.EXTEND, error)
+
+    def _open_writer(
+        self,
+        *,
+        recording_id: int,
+        start_position: int,
+        position: int,
+        term_length: int,
+        segment_length: int,
+        initial_term_id: int,
+    ) -> tuple[Any, Exception | None]:
+        """The recording's writer, or a stand-in and the error when its segment file cannot be opened (a
+        full or failing disk): the recording then stops at once with that error, as Aeron's does when its
+        recorder cannot open the file -- the client sees START (or EXTEND), the ERROR, and STOP."""
+        try:
+            writer = RecordingWriter(
+                self.ctx.storage,
+                recording_id=recording_id,
+                start_position=start_position,
+                position=position,
+                term_length=term_length,
+                segment_length=segment_length,
+                file_sync_level=self.ctx.file_sync_level,
+                initial_term_id=initial_term_id,
+            )
+        except (StorageError, SegmentError) as error:
+            return _UnopenedWriter(position), error
+        return writer, None
 
     def _add_recording_session(
         self,
@@ -765,6 +818,7 @@ class Archive:
         recording_id: int,
         writer: Any,
         signal: RecordingSignal,
+        error: Exception | None = None,
     ) -> None:
         counter = self._position_counter(recording_id, image, entry.stripped)
         recording = RecordingSession(
@@ -783,6 +837,9 @@ class Archive:
         entry.control_session.send_signal(
             entry.correlation_id, recording_id, entry.subscription_id, image.join_position, signal
         )
+        if error is not None:
+            recording.error = error
+            recording.abort(f"recording {recording_id} failed: {error}")
 
     def _close_recording_session(self, recording: RecordingSession) -> None:
         position = recording.recorded_position
@@ -889,6 +946,13 @@ class Archive:
         descriptor = self._recording_or_error(session, correlation_id, recording_id)
         if descriptor is None:
             return
+        if self._has_replays(recording_id):
+            session.send_error(
+                correlation_id,
+                f"cannot truncate recording with active replay {recording_id}",
+                ArchiveErrorCode.ACTIVE_RECORDING,
+            )
+            return
         if descriptor.stop_position == NULL_POSITION or recording_id in self.recording_sessions:
             session.send_error(
                 correlation_id, "cannot truncate active recording", ArchiveErrorCode.ACTIVE_RECORDING
@@ -902,10 +966,6 @@ class Archive:
                 ArchiveErrorCode.INVALID_POSITION,
             )
             return
-        for replay in self.replay_sessions.values():
-            if replay.recording_id == recording_id:
-                replay.abort("truncate recording")
-                replay.close()
         self.catalog.update_stop(recording_id, position, descriptor.stop_timestamp)
         try:
             changes = truncate_recording_files(

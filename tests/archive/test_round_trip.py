@@ -207,7 +207,8 @@ def test_record_replay_extend_truncate_purge_and_list(setup: Setup) -> None:
     assert listed.session_id == extension.session_id
     setup.replay(client, recording_id, 0, extended_end, list(setup.published))
 
-    # truncate back to the first stop
+    # truncate back to the first stop (no replay may be running: stop them first, as Aeron Cluster does)
+    client.stop_all_replays(recording_id)
     with pytest.raises(ArchiveRequestError) as bad:
         client.truncate_recording(recording_id, end + 1)
     assert bad.value.code == ArchiveErrorCode.INVALID_POSITION
