@@ -89,12 +89,13 @@ def start_replication(archive: Archive, session: ControlSession, decoder: Any) -
     dst_recording_id = decoder.dst_recording_id
     src_control_channel = decoder.src_control_channel_str()
     live_destination = decoder.live_destination_str()
-    replication_channel = decoder.replication_channel_str()
+    replication_channel = ""  # the two older versions have none: the archive's own is used
     credentials = b""
     src_response_channel = ""
     stop_position = NULL_POSITION
     file_io_max_length = NULL_VALUE
     if template == codecs.ReplicateRequest2Decoder.TEMPLATE_ID:
+        replication_channel = decoder.replication_channel_str()
         credentials = decoder.encoded_credentials_bytes()
         src_response_channel = decoder.src_response_channel_str()
         stop_position = decoder.stop_position

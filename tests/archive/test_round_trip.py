@@ -441,3 +441,58 @@ def test_replicate_to_a_position_then_extend_the_copy_to_the_end(tmp_path: Path)
         client_b.close()
     finally:
         setup.close()
+
+
+@pytest.mark.parametrize("version", ["ReplicateRequest", "TaggedReplicateRequest"])
+def test_the_older_replicate_requests_replicate_too(version: str, tmp_path: Path) -> None:
+    """Versions 50 and 62 of the replicate request (no stop position, replication channel or
+    credentials): the destination uses its own replication channel and copies to the source's end."""
+    from generated import aeron_archive_codecs as codecs
+
+    setup = Setup("sim", tmp_path)
+    try:
+        world = setup.world
+        client = setup.client
+        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
+        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
+        recording_id = setup.await_signal(RecordingSignal.START).recording_id
+        setup.publish(publication, 0, 10)
+        end = setup.published[-1][1]
+        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
+        client.stop_recording_subscription(subscription_id)
+        setup.await_signal(RecordingSignal.STOP)
+        b_host = world.host()
+        b_control = f"aeron:udp?endpoint={b_host}:8110"
+        world.archive(
+            world.transport(b_host),
+            "archive-b",
+            control_channel=b_control,
+            replication_channel=f"aeron:udp?endpoint={b_host}:0",
+        )
+        b_signals = Signals()
+        client_b = world.client(
+            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
+        )
+        fields: dict[str, object] = {
+            "src_recording_id": recording_id,
+            "dst_recording_id": NULL_VALUE,
+            "src_control_stream_id": 10,
+            "src_control_channel": setup.control,
+            "live_destination": "",
+        }
+        encoder = codecs.ReplicateRequestEncoder
+        if version == "TaggedReplicateRequest":
+            encoder = codecs.TaggedReplicateRequestEncoder
+            fields.update(channel_tag_id=NULL_VALUE, subscription_tag_id=NULL_VALUE)
+        client_b._call(encoder, version, **fields)
+
+        def stopped() -> bool:
+            client_b.poll_for_recording_signals()
+            return bool(b_signals.of(RecordingSignal.STOP))
+
+        assert world.run_until(stopped, timeout_s=30), b_signals.events
+        dst = b_signals.events[0].recording_id
+        assert client_b.get_stop_position(dst) == end
+        client_b.close()
+    finally:
+        setup.close()
