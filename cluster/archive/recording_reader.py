@@ -36,14 +36,11 @@ and every error are the same either way. The recording writer uses it too.
 
 from __future__ import annotations
 
-import sys
-from array import array
 from collections.abc import Iterator
 from typing import Final
 
 from cluster.archive.errors import SegmentError
 from cluster.archive.segments import (
-    DATA_TYPE,
     FRAME_ALIGNMENT,
     HEADER_LENGTH,
     PAD_TYPE,
@@ -56,6 +53,7 @@ from cluster.archive.segments import (
     unpack_header,
 )
 from cluster.storage import Storage, StorageError, StorageFile
+from cluster.transport.logbuffer import alike_data_frames
 
 __all__ = ["DEFAULT_READ_LENGTH", "FrameRecord", "RecordingReader", "data_frame_run"]
 
@@ -64,93 +62,7 @@ DEFAULT_READ_LENGTH: Final = 64 * 1024
 # (position of the frame's first byte, header values in DataHeaderDecoder.LAYOUT order, payload)
 FrameRecord = tuple[int, tuple[int, ...], memoryview]
 
-_MIN_RUN_FRAMES: Final = 8  # below this many frames the per-frame walk is as quick
-_MAX_RUN_TERM_OFFSET: Final = 1 << 26  # runs end at or below this term offset (the table: 8 MiB at most)
-_MIN_OFFSET_TABLE: Final = 1 << 16  # entries the offset table starts with (term offsets up to 2 MiB)
-_CHECK_RUNS: Final = sys.byteorder == "little"  # the comparisons read the headers as native integers
-
-
-class _OffsetTable:
-    """``view[j] == 32 * j``: the term offsets a run of frames must have, sliced with a stride. Grown (by
-    replacing it, never in place) up to ``_MAX_RUN_TERM_OFFSET``; shared by every reader and writer."""
-
-    __slots__ = ("view",)
-
-    def __init__(self) -> None:
-        self.view = memoryview(array("i"))
-
-    def covering(self, end_offset: int) -> memoryview | None:
-        """The table up to term offset ``end_offset`` at least, or ``None`` past the table's limit."""
-        needed = (end_offset >> 5) + 1
-        view = self.view
-        if len(view) < needed:
-            if end_offset > _MAX_RUN_TERM_OFFSET:
-                return None
-            size = max(_MIN_OFFSET_TABLE, 1 << (needed - 1).bit_length())
-            view = self.view = memoryview(array("i", range(0, size * FRAME_ALIGNMENT, FRAME_ALIGNMENT)))
-        return view
-
-
-_OFFSETS: Final = _OffsetTable()
-
-
-def data_frame_run(
-    view: memoryview,
-    start: int,
-    end: int,
-    term_offset: int,
-    term_id: int,
-    session_id: int | None = None,
-    stream_id: int | None = None,
-) -> int:
-    """The length of a run of DATA frames at ``view[start:end]`` (a one-byte-format view) that pass every
-    check, or 0 when there is none to check at once (see the module docstring).
-
-    The run is of whole frames, from ``start`` to at most ``end``, all with the first frame's length (at
-    least a header), version and flags and type DATA; the frame at ``start`` sits at ``term_offset`` in
-    its term and each next one ``align(frame_length, 32)`` further, as its header's term offset must say.
-    Every header must carry ``term_id``, ``session_id`` unless it is ``None``, and ``stream_id`` -- or,
-    when that is ``None``, the first frame's stream id (a run with mixed stream ids is left to the walk,
-    which does not care). 0 also when the run would be short, or end past ``_MAX_RUN_TERM_OFFSET``."""
-    if not _CHECK_RUNS or end - start < _MIN_RUN_FRAMES * 2 * HEADER_LENGTH:
-        return 0
-    values = unpack_header(view, start)
-    frame_length: int = values[0]
-    if (
-        frame_length < HEADER_LENGTH
-        or values[3] != DATA_TYPE
-        or values[7] != term_id
-        or (session_id is not None and values[5] != session_id)
-        or (stream_id is not None and values[6] != stream_id)
-    ):
-        return 0
-    aligned = (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
-    count = (end - start) // aligned
-    if count < _MIN_RUN_FRAMES:
-        return 0
-    length = count * aligned
-    offsets = _OFFSETS.covering(term_offset + length)
-    if offsets is None:
-        return 0
-    # The first frame is right; every other one must hold what the one before it holds (each column
-    # against itself one frame on), but for the term offset, which must be the table's.
-    run = view[start : start + length]
-    longs = run.cast("q")
-    words = run.cast("i")
-    step = aligned >> 3  # in longs; twice that in words
-    last = length >> 3  # one past the last long
-    if (
-        # bytes 0-7: frame_length, version, flags, type
-        longs[0 : last - step : step] == longs[step:last:step]
-        # bytes 16-23: stream_id, term_id
-        and longs[2 : last - step : step] == longs[2 + step : last : step]
-        # bytes 8-11: term_offset
-        and words[2 :: 2 * step] == offsets[term_offset >> 5 : (term_offset + length) >> 5 : aligned >> 5]
-        # bytes 12-15: session_id
-        and (session_id is None or words[3 : 2 * (last - step) : 2 * step] == words[3 + 2 * step :: 2 * step])
-    ):
-        return length
-    return 0
+data_frame_run = alike_data_frames  # the run check lives with the term layout, in the transport
 
 
 class RecordingReader:

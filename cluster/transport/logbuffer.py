@@ -49,8 +49,10 @@ from images, so from remote peers: without a total, ``max_sessions`` half-sent m
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Callable
+from typing import Final
 
 from cluster.transport.errors import (
     InvalidBlockError,
@@ -82,6 +84,7 @@ __all__ = [
     "PARTITION_COUNT",
     "TERM_MAX_LENGTH",
     "TERM_MIN_LENGTH",
+    "TERM_OFFSETS",
     "BlockHandler",
     "BufferClaim",
     "ExclusiveAppender",
@@ -95,6 +98,7 @@ __all__ = [
     "MessageTooLongError",
     "TermReader",
     "align",
+    "alike_data_frames",
     "check_mtu",
     "check_term_length",
     "compute_position",
@@ -279,6 +283,97 @@ def write_heartbeat(
         buffer, offset, 0, 0, flags, _DATA, term_offset, session_id, stream_id, term_id, 0
     )
     return HEADER_LENGTH
+
+
+_MIN_RUN_FRAMES: Final = 8  # below this many frames the per-frame walk is as quick
+_MAX_RUN_TERM_OFFSET: Final = 1 << 26  # runs end at or below this term offset (the table: 8 MiB at most)
+_MIN_OFFSET_TABLE: Final = 1 << 16  # entries the offset table starts with (term offsets up to 2 MiB)
+_CHECK_RUNS: Final = sys.byteorder == "little"  # the comparisons read the headers as native integers
+
+
+class TermOffsetTable:
+    """``view[j] == 32 * j``: the term offsets a run of frames must have, sliced with a stride. Grown (by
+    replacing it, never in place) up to ``_MAX_RUN_TERM_OFFSET``; shared by every reader and writer of
+    frames."""
+
+    __slots__ = ("view",)
+
+    def __init__(self) -> None:
+        self.view = memoryview(array("i"))
+
+    def covering(self, end_offset: int) -> memoryview | None:
+        """The table up to term offset ``end_offset`` at least, or ``None`` past the table's limit."""
+        needed = (end_offset >> 5) + 1
+        view = self.view
+        if len(view) < needed:
+            if end_offset > _MAX_RUN_TERM_OFFSET:
+                return None
+            size = max(_MIN_OFFSET_TABLE, 1 << (needed - 1).bit_length())
+            view = self.view = memoryview(array("i", range(0, size * FRAME_ALIGNMENT, FRAME_ALIGNMENT)))
+        return view
+
+
+TERM_OFFSETS: Final = TermOffsetTable()
+
+
+def alike_data_frames(
+    view: memoryview,
+    start: int,
+    end: int,
+    term_offset: int,
+    term_id: int,
+    session_id: int | None = None,
+    stream_id: int | None = None,
+) -> int:
+    """The length of a run of DATA frames at ``view[start:end]`` (a one-byte-format view) that pass every
+    check, or 0 when there is none to check at once. The check is a few strided comparisons (C loops)
+    instead of a walk over the frames.
+
+    The run is of whole frames, from ``start`` to at most ``end``, all with the first frame's length (at
+    least a header), version and flags and type DATA; the frame at ``start`` sits at ``term_offset`` in
+    its term and each next one ``align(frame_length, 32)`` further, as its header's term offset must say.
+    Every header must carry ``term_id``, ``session_id`` unless it is ``None``, and ``stream_id`` -- or,
+    when that is ``None``, the first frame's stream id (a run with mixed stream ids is left to the walk,
+    which does not care). 0 also when the run would be short, or end past ``_MAX_RUN_TERM_OFFSET``."""
+    if not _CHECK_RUNS or end - start < _MIN_RUN_FRAMES * 2 * HEADER_LENGTH:
+        return 0
+    values = _unpack_data(view, start)
+    frame_length: int = values[0]
+    if (
+        frame_length < HEADER_LENGTH
+        or values[3] != _DATA
+        or values[7] != term_id
+        or (session_id is not None and values[5] != session_id)
+        or (stream_id is not None and values[6] != stream_id)
+    ):
+        return 0
+    aligned = (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
+    count = (end - start) // aligned
+    if count < _MIN_RUN_FRAMES:
+        return 0
+    length = count * aligned
+    offsets = TERM_OFFSETS.covering(term_offset + length)
+    if offsets is None:
+        return 0
+    # The first frame is right; every other one must hold what the one before it holds (each column
+    # against itself one frame on), but for the term offset, which must be the table's.
+    run = view[start : start + length]
+    longs = run.cast("q")
+    words = run.cast("i")
+    step = aligned >> 3  # in longs; twice that in words
+    last = length >> 3  # one past the last long
+    if (
+        # bytes 0-7: frame_length, version, flags, type
+        longs[0 : last - step : step] == longs[step:last:step]
+        # bytes 16-23: stream_id, term_id
+        and longs[2 : last - step : step] == longs[2 + step : last : step]
+        # bytes 8-11: term_offset
+        and words[2 :: 2 * step] == offsets[term_offset >> 5 : (term_offset + length) >> 5 : aligned >> 5]
+        # bytes 12-15: session_id
+        and (session_id is None or words[3 : 2 * (last - step) : 2 * step] == words[3 + 2 * step :: 2 * step])
+    ):
+        return length
+    return 0
 
 
 def _block_frame_problem(
@@ -787,11 +882,26 @@ class ExclusiveAppender:
         term_id = self.term_id
         end = offset + length
         delta = term_offset - offset  # a block offset plus delta is a term offset
-        position = offset
-        ends: list[int] = []
-        padded = False
         first = unpack(view, offset)
-        values = first
+        # A run of alike DATA frames is checked at once (their version and length are the first's,
+        # checked here); the walk below takes the rest frame by frame.
+        run = 0
+        if first[1] == 0 and first[0] <= mtu and first[4] == term_offset:
+            run = alike_data_frames(view, offset, end, term_offset, term_id, session_id, stream_id)
+        if run:
+            run_aligned = (first[0] + 31) & -32
+            table = TERM_OFFSETS.covering(term_offset + run)
+            assert table is not None  # alike_data_frames found the run within the table
+            run_ends = table[
+                (term_offset + run_aligned) >> 5 : ((term_offset + run) >> 5) + 1 : run_aligned >> 5
+            ]
+            if run == length:
+                self._ends.frombytes(run_ends.tobytes())
+                return first
+        ends: list[int] = list(run_ends) if run else []
+        position = offset + run
+        padded = False
+        values = unpack(view, position) if run else first
         while True:
             frame_length, version, _, frame_type, frame_offset, frame_session, frame_stream, frame_term, _ = (
                 values
