@@ -372,8 +372,10 @@ class NetworkPublication(Publication):
                 if len(self.destinations) < MAX_DESTINATIONS:
                     self.add_destination(source, now_ns, dynamic=True)
         if flags & _SEND_SETUP:
-            self._should_send_setup = True
-            self._time_of_last_setup_ns = now_ns - SETUP_TIMEOUT_NS
+            if not self.is_closed:
+                # a closed publication only serves the receivers it has while it lingers: no new ones
+                self._should_send_setup = True
+                self._time_of_last_setup_ns = now_ns - SETUP_TIMEOUT_NS
             if term_id == 0 and term_offset == 0 and receiver_window == 0:
                 return  # a setup-eliciting message carries no position
         if receiver_window < 0 or receiver_window > self.term_length:
@@ -452,7 +454,11 @@ class NetworkPublication(Publication):
         if not self._addresses:
             return self._check_linger(now_ns)
         work = 0
-        if self._should_send_setup and now_ns - self._time_of_last_setup_ns >= SETUP_TIMEOUT_NS:
+        if (
+            self._should_send_setup
+            and not self.is_closed
+            and now_ns - self._time_of_last_setup_ns >= SETUP_TIMEOUT_NS
+        ):
             self._send_setup(now_ns)
             work += 1
         if self._has_sm and now_ns - self._time_of_last_sm_ns > CONNECTION_TIMEOUT_NS:
