@@ -58,9 +58,11 @@ from cluster.archive.segments import delete_recording_files, truncate_recording_
 from cluster.storage import StorageError
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
+from cluster.transport.errors import TransportError
 from cluster.transport.image import Image, Subscription
 from cluster.transport.logbuffer import FragmentAssembler, Header
 from cluster.transport.uri import ChannelUri
+from codegen.runtime.errors import CodecError
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import BooleanType, RecordingSignal, RecordingState, SourceLocation
 
@@ -283,11 +285,9 @@ class Archive:
                 self._on_unsupported(decoder)
                 return
             handler(decoder, header.session_id)
-        except ArchiveError:
-            raise
-        except StorageError:
-            raise
-        except Exception:
+        except (CodecError, TransportError):
+            # not a whole, well-formed message of the schema (a field, var data or channel that does
+            # not decode): dropped and counted; anything else is a bug and surfaces
             self.counters.malformed_requests += 1
 
     def _session_for(self, decoder: Any) -> ControlSession | None:
