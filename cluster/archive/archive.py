@@ -578,7 +578,7 @@ class Archive:
     ) -> None:
         try:
             uri = ChannelUri.parse(channel)
-        except Exception as error:
+        except TransportError as error:
             session.send_error(correlation_id, f"invalid channel: {error}")
             return
         key = recording_key(stream_id, uri)
@@ -604,7 +604,7 @@ class Archive:
                     lambda: self._on_recording_image(subscription_id, image)
                 ),
             )
-        except Exception as error:
+        except (TransportError, OSError) as error:  # e.g. a port in use: the client hears why
             session.send_error(correlation_id, f"cannot subscribe to {subscribe}: {error}")
             return
         self.recording_subscriptions[subscription_id] = _RecordingSubscription(
@@ -887,7 +887,7 @@ class Archive:
         channel = decoder.channel_str()
         try:
             key = recording_key(decoder.stream_id, ChannelUri.parse(channel))
-        except Exception as error:
+        except TransportError as error:
             session.send_error(decoder.correlation_id, f"invalid channel: {error}")
             return
         subscription_id = self._subscription_by_key.get(key)
@@ -1163,7 +1163,7 @@ class Archive:
                 ),
                 replay_stream_id,
             )
-        except Exception as error:
+        except (TransportError, OSError) as error:
             session.send_error(correlation_id, f"failed to process replayChannel - {error}")
             return None
         replay_session_id = (self._replay_id << 32) | (publication.session_id & 0xFFFF_FFFF)

@@ -55,6 +55,7 @@ from cluster.transport.image import Subscription
 from cluster.transport.logbuffer import FragmentAssembler, Header
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
+from codegen.runtime.errors import CodecError
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import (
     BooleanType,
@@ -196,12 +197,12 @@ class ControlResponsePoller:
     def _on_message(self, payload: memoryview, header: Header) -> None:
         try:
             decoder = codecs.decode(payload)
-        except Exception:
+        except CodecError:
             self.malformed += 1
             return
         try:
             message = _to_event(decoder)
-        except Exception:
+        except CodecError:
             self.malformed += 1
             return
         if message is None:

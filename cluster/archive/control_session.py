@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING
 
 from cluster.archive.auth import Authenticator
 from cluster.archive.control_proxy import ControlResponseProxy
+from cluster.archive.errors import ArchiveError
 from cluster.archive.protocol import NULL_VALUE, ArchiveErrorCode
+from cluster.transport.errors import TransportError
 from cluster.transport.publication import Publication
 from generated.aeron_archive_codecs import ControlResponseCode, RecordingSignal
 
@@ -250,7 +252,7 @@ class ControlSession:
     def _work_init(self, now_ns: int) -> int:
         try:
             self.publication = self._publication_factory()
-        except Exception as error:
+        except (ArchiveError, TransportError, OSError) as error:  # this session fails, nothing else
             self.abort(f"cannot add the response publication: {error}")
             return 1
         self._transition(ControlSessionState.CONNECTING, "response publication added")

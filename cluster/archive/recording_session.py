@@ -21,6 +21,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from cluster.archive.errors import ArchiveError
+from cluster.storage import StorageError
 from cluster.transport.counters import Counter
 from cluster.transport.image import Image
 
@@ -85,7 +87,7 @@ class RecordingSession:
         image = self.image
         try:
             consumed = image.committed_block_poll(self.writer.on_block, self.block_length_limit)
-        except Exception as error:
+        except (StorageError, ArchiveError) as error:
             self.error = error
             self.abort(f"recording {self.recording_id} failed: {error}")
             return 1

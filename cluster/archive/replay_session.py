@@ -31,7 +31,9 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
+from cluster.archive.errors import ArchiveError
 from cluster.archive.protocol import ArchiveErrorCode
+from cluster.storage import StorageError
 from cluster.transport.publication import Publication
 
 __all__ = ["ReplaySession", "ReplaySessionState", "rewrite_frame_ids"]
@@ -169,7 +171,7 @@ class ReplaySession:
                 return 0  # following a live recording: wait for more
             try:
                 block = self.reader.read_block(min(self.file_io_max_length, end - self.position))
-            except Exception as error:
+            except (StorageError, ArchiveError) as error:
                 self._fail(f"replay of recording {self.recording_id} failed: {error}")
                 return 1
             if block is None:

@@ -53,6 +53,7 @@ from cluster.archive.client import (
     _Listed,
     open_control_channels,
 )
+from cluster.archive.errors import ArchiveError
 from cluster.archive.protocol import (
     NULL_LENGTH,
     NULL_POSITION,
@@ -60,8 +61,10 @@ from cluster.archive.protocol import (
     PROTOCOL_SEMANTIC_VERSION,
     ArchiveErrorCode,
 )
+from cluster.transport.errors import TransportError
 from cluster.transport.logbuffer import scan_block
 from cluster.transport.uri import ChannelParams, ChannelUri
+from codegen.runtime.errors import CodecError
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import ControlResponseCode, RecordingSignal, SourceLocation
 
@@ -268,7 +271,7 @@ class ReplicationSession:
             return 0
         try:
             return _WORK[self.state](self, now_ns)
-        except Exception as error:
+        except (CodecError, TransportError, OSError, ArchiveError) as error:
             self._fail(f"replication {self.replication_id} failed: {error}")
             return 1
 
