@@ -26,6 +26,7 @@ saying what was wrong. Nothing a client sends can stop the archive. The protocol
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -853,7 +854,9 @@ class Archive:
         self.catalog.update_stop(recording.recording_id, position, self.clock.epoch_ms())
         session = recording.control_session
         if recording.error is not None:
-            session.send_error(recording.correlation_id, str(recording.error))
+            full = isinstance(recording.error, OSError) and recording.error.errno == errno.ENOSPC
+            code = ArchiveErrorCode.STORAGE_SPACE if full else ArchiveErrorCode.GENERIC
+            session.send_error(recording.correlation_id, str(recording.error), code)
         session.send_signal(
             recording.correlation_id,
             recording.recording_id,

@@ -1172,7 +1172,11 @@ def test_a_storage_failure_stops_that_recording_and_nothing_else(
     error, stop = seen
     assert isinstance(error, ControlResponse) and error.code == ControlResponseCode.ERROR, seen
     assert error.correlation_id == start_correlation_id
-    assert error.relevant_id == ArchiveErrorCode.GENERIC
+    # a full disk is Aeron's STORAGE_SPACE; any other storage failure is GENERIC
+    expected_code = (
+        ArchiveErrorCode.STORAGE_SPACE if error_number == errno.ENOSPC else ArchiveErrorCode.GENERIC
+    )
+    assert error.relevant_id == expected_code
     assert f"{a}-0.rec" in error.error_message and errno.errorcode[error_number] in error.error_message, error
     assert (stop.recording_id, stop.position) == (a, written)
     assert pw.archive.counters.recording_errors >= 1
