@@ -10,17 +10,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.processes import spawn_tools
 
 from tools.__main__ import main
 from tools.aeron_cmd import PayloadSource, StreamDigest, payload
@@ -50,21 +48,8 @@ def _reference(count: int, sizes: Sequence[int]) -> dict[str, Any]:
     return {"messages": count, "bytes": total, "sha256": sha.hexdigest()}
 
 
-@contextlib.contextmanager
-def _spawn(*args: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools", "aeron", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.communicate(timeout=PROCESS_TIMEOUT_S)
+def _spawn(*args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    return spawn_tools("aeron", *args, timeout_s=PROCESS_TIMEOUT_S)
 
 
 def _finish(process: subprocess.Popen[str], timeout_s: float = PROCESS_TIMEOUT_S) -> tuple[int, str, str]:

@@ -386,12 +386,11 @@ class Archive:
     def _recording_or_error(
         self, session: ControlSession, correlation_id: int, recording_id: int
     ) -> RecordingDescriptor | None:
-        descriptor = self.catalog.recording(recording_id)
-        if descriptor is None or descriptor.state != RecordingState.VALID:
+        descriptor = self._valid_recording(recording_id)
+        if descriptor is None:
             session.send_error(
                 correlation_id, f"unknown recording id: {recording_id}", ArchiveErrorCode.UNKNOWN_RECORDING
             )
-            return None
         return descriptor
 
     def _valid_recording(self, recording_id: int) -> RecordingDescriptor | None:
@@ -405,44 +404,37 @@ class Archive:
         if session is not None:
             session.send_ok(decoder.correlation_id, self.archive_id)
 
-    def _on_recording_position(self, decoder: Any, image_session_id: int) -> None:
+    def _answer_position(
+        self, decoder: Any, position: Callable[[RecordingDescriptor, RecordingSession | None], int]
+    ) -> None:
+        """A position query: OK with ``position(descriptor, active recording session or None)``."""
         session = self._session_for(decoder)
-        if (
-            session is None
-            or self._recording_or_error(session, decoder.correlation_id, decoder.recording_id) is None
-        ):
+        if session is None:
             return
-        recording = self.recording_sessions.get(decoder.recording_id)
-        session.send_ok(
-            decoder.correlation_id, NULL_POSITION if recording is None else recording.recorded_position
+        descriptor = self._recording_or_error(session, decoder.correlation_id, decoder.recording_id)
+        if descriptor is not None:
+            recording = self.recording_sessions.get(decoder.recording_id)
+            session.send_ok(decoder.correlation_id, position(descriptor, recording))
+
+    def _on_recording_position(self, decoder: Any, image_session_id: int) -> None:
+        self._answer_position(
+            decoder,
+            lambda descriptor, recording: NULL_POSITION if recording is None else recording.recorded_position,
         )
 
     def _on_stop_position(self, decoder: Any, image_session_id: int) -> None:
-        session = self._session_for(decoder)
-        if session is None:
-            return
-        descriptor = self._recording_or_error(session, decoder.correlation_id, decoder.recording_id)
-        if descriptor is not None:
-            session.send_ok(decoder.correlation_id, descriptor.stop_position)
+        self._answer_position(decoder, lambda descriptor, recording: descriptor.stop_position)
 
     def _on_start_position(self, decoder: Any, image_session_id: int) -> None:
-        session = self._session_for(decoder)
-        if session is None:
-            return
-        descriptor = self._recording_or_error(session, decoder.correlation_id, decoder.recording_id)
-        if descriptor is not None:
-            session.send_ok(decoder.correlation_id, descriptor.start_position)
+        self._answer_position(decoder, lambda descriptor, recording: descriptor.start_position)
 
     def _on_max_recorded_position(self, decoder: Any, image_session_id: int) -> None:
-        session = self._session_for(decoder)
-        if session is None:
-            return
-        descriptor = self._recording_or_error(session, decoder.correlation_id, decoder.recording_id)
-        if descriptor is None:
-            return
-        recording = self.recording_sessions.get(decoder.recording_id)
-        position = descriptor.stop_position if recording is None else recording.recorded_position
-        session.send_ok(decoder.correlation_id, position)
+        self._answer_position(
+            decoder,
+            lambda descriptor, recording: (
+                descriptor.stop_position if recording is None else recording.recorded_position
+            ),
+        )
 
     def _on_find_last_matching(self, decoder: Any, image_session_id: int) -> None:
         session = self._session_for(decoder)
@@ -936,8 +928,20 @@ class Archive:
 
     # ------------------------------------------------------------------ truncate and purge
 
-    def _has_replays(self, recording_id: int) -> bool:
-        return any(replay.recording_id == recording_id for replay in self.replay_sessions.values())
+    def _may_delete(
+        self, session: ControlSession, correlation_id: int, descriptor: RecordingDescriptor, verb: str
+    ) -> bool:
+        """Truncate and purge delete data: not of a recording being replayed or still recording
+        (ACTIVE_RECORDING, as Aeron answers both)."""
+        recording_id = descriptor.recording_id
+        if any(replay.recording_id == recording_id for replay in self.replay_sessions.values()):
+            problem = f"cannot {verb} recording with active replay {recording_id}"
+        elif descriptor.stop_position == NULL_POSITION or recording_id in self.recording_sessions:
+            problem = f"cannot {verb} active recording {recording_id}"
+        else:
+            return True
+        session.send_error(correlation_id, problem, ArchiveErrorCode.ACTIVE_RECORDING)
+        return False
 
     def _on_truncate_recording(self, decoder: Any, image_session_id: int) -> None:
         session = self._session_for(decoder)
@@ -949,17 +953,7 @@ class Archive:
         descriptor = self._recording_or_error(session, correlation_id, recording_id)
         if descriptor is None:
             return
-        if self._has_replays(recording_id):
-            session.send_error(
-                correlation_id,
-                f"cannot truncate recording with active replay {recording_id}",
-                ArchiveErrorCode.ACTIVE_RECORDING,
-            )
-            return
-        if descriptor.stop_position == NULL_POSITION or recording_id in self.recording_sessions:
-            session.send_error(
-                correlation_id, "cannot truncate active recording", ArchiveErrorCode.ACTIVE_RECORDING
-            )
+        if not self._may_delete(session, correlation_id, descriptor, "truncate"):
             return
         start, stop = descriptor.start_position, descriptor.stop_position
         if position < start or position > stop or position & (FRAME_ALIGNMENT - 1):
@@ -996,19 +990,7 @@ class Archive:
         descriptor = self._recording_or_error(session, correlation_id, recording_id)
         if descriptor is None:
             return
-        if self._has_replays(recording_id):
-            session.send_error(
-                correlation_id,
-                f"cannot purge recording with active replay {recording_id}",
-                ArchiveErrorCode.ACTIVE_RECORDING,
-            )
-            return
-        if descriptor.stop_position == NULL_POSITION or recording_id in self.recording_sessions:
-            session.send_error(
-                correlation_id,
-                f"cannot purge active recording {recording_id}",
-                ArchiveErrorCode.ACTIVE_RECORDING,
-            )
+        if not self._may_delete(session, correlation_id, descriptor, "purge"):
             return
         self.catalog.change_state(recording_id, RecordingState.DELETED)
         try:

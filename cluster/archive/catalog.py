@@ -236,7 +236,7 @@ def _encode_descriptor_header(length: int, state: int, checksum: int) -> bytes:
     return bytes(buffer)
 
 
-def _encode_descriptor(descriptor: RecordingDescriptor) -> bytes:
+def encode_descriptor(descriptor: RecordingDescriptor) -> bytes:
     """The RecordingDescriptor record (block and var data, no padding)."""
     strings = (descriptor.stripped_channel, descriptor.original_channel, descriptor.source_identity)
     buffer = bytearray(_MIN_DESCRIPTOR + sum(len(text) for text in strings))
@@ -643,7 +643,7 @@ class Catalog:
         new = replace(old, **changes)
         length = len(descriptor_bytes)
         try:
-            old_bytes, new_bytes = _encode_descriptor(old), _encode_descriptor(new)
+            old_bytes, new_bytes = encode_descriptor(old), encode_descriptor(new)
             if new.stop_position != old.stop_position:
                 # The stop position's top byte goes to 0x80 first, alone: until the last byte of the
                 # write below lands, the field reads as a negative number other than -1, never as a
@@ -788,7 +788,7 @@ class Catalog:
             checksum=0,
         )
         try:
-            body = _encode_descriptor(descriptor)
+            body = encode_descriptor(descriptor)
         except CodecError as exc:
             raise self._error(f"recording {recording_id} cannot be encoded: {exc}") from None
         frame_length = _align(DESCRIPTOR_HEADER_LENGTH + len(body), self._header.alignment)

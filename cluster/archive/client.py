@@ -430,7 +430,6 @@ class ArchiveClient:
         correlation_id = next(self._correlation_ids)
         self._offer(
             codecs.AuthConnectRequestEncoder,
-            "AuthConnectRequest",
             correlation_id=correlation_id,
             response_stream_id=response_stream_id,
             version=PROTOCOL_SEMANTIC_VERSION,
@@ -450,7 +449,6 @@ class ArchiveClient:
                     answer = on_challenge(message.encoded_challenge)
                     self._offer(
                         codecs.ChallengeResponseEncoder,
-                        "ChallengeResponse",
                         control_session_id=message.control_session_id,
                         correlation_id=correlation_id,
                         encoded_credentials=bytes(answer),
@@ -490,17 +488,17 @@ class ArchiveClient:
         while backlog:
             yield backlog.popleft()
 
-    def _offer(self, encoder_type: Any, name: str, **fields: Any) -> None:
+    def _offer(self, encoder_type: Any, **fields: Any) -> None:
+        name = encoder_type.NAME
         if self.is_closed:
             raise ArchiveClientError("the archive client is closed")
         if not self.proxy.send(encoder_type, **fields):
             raise ArchiveClientError(f"failed to send {name}: the request publication refused it")
 
-    def _request(self, encoder_type: Any, name: str, **fields: Any) -> int:
+    def _request(self, encoder_type: Any, **fields: Any) -> int:
         correlation_id = next(self._correlation_ids)
         self._offer(
             encoder_type,
-            name,
             control_session_id=self.control_session_id,
             correlation_id=correlation_id,
             **fields,
@@ -547,9 +545,9 @@ class ArchiveClient:
         if error is not None:
             raise ArchiveRequestError(error.error_message, error.relevant_id, error.correlation_id)
 
-    def _call(self, encoder_type: Any, name: str, **fields: Any) -> int:
-        correlation_id = self._request(encoder_type, name, **fields)
-        return self._await_response(correlation_id, name).relevant_id
+    def _call(self, encoder_type: Any, **fields: Any) -> int:
+        correlation_id = self._request(encoder_type, **fields)
+        return self._await_response(correlation_id, encoder_type.NAME).relevant_id
 
     def poll_for_recording_signals(self) -> int:
         """Deliver the recording signals that have arrived to ``on_recording_signal``; how many."""
@@ -563,12 +561,11 @@ class ArchiveClient:
     # ------------------------------------------------------------------ requests
 
     def get_archive_id(self) -> int:
-        return self._call(codecs.ArchiveIdRequestEncoder, "ArchiveIdRequest")
+        return self._call(codecs.ArchiveIdRequestEncoder)
 
     def keep_alive(self) -> None:
         self._offer(
             codecs.KeepAliveRequestEncoder,
-            "KeepAliveRequest",
             control_session_id=self.control_session_id,
             correlation_id=NULL_VALUE,
         )
@@ -580,7 +577,6 @@ class ArchiveClient:
         if auto_stop:
             return self._call(
                 codecs.StartRecordingRequest2Encoder,
-                "StartRecordingRequest2",
                 stream_id=stream_id,
                 source_location=source_location,
                 auto_stop=BooleanType.TRUE,
@@ -588,7 +584,6 @@ class ArchiveClient:
             )
         return self._call(
             codecs.StartRecordingRequestEncoder,
-            "StartRecordingRequest",
             stream_id=stream_id,
             source_location=source_location,
             channel=channel,
@@ -606,7 +601,6 @@ class ArchiveClient:
         if auto_stop:
             return self._call(
                 codecs.ExtendRecordingRequest2Encoder,
-                "ExtendRecordingRequest2",
                 recording_id=recording_id,
                 stream_id=stream_id,
                 source_location=source_location,
@@ -615,7 +609,6 @@ class ArchiveClient:
             )
         return self._call(
             codecs.ExtendRecordingRequestEncoder,
-            "ExtendRecordingRequest",
             recording_id=recording_id,
             stream_id=stream_id,
             source_location=source_location,
@@ -623,14 +616,11 @@ class ArchiveClient:
         )
 
     def stop_recording(self, channel: str, stream_id: int) -> None:
-        self._call(
-            codecs.StopRecordingRequestEncoder, "StopRecordingRequest", stream_id=stream_id, channel=channel
-        )
+        self._call(codecs.StopRecordingRequestEncoder, stream_id=stream_id, channel=channel)
 
     def stop_recording_subscription(self, subscription_id: int) -> None:
         self._call(
             codecs.StopRecordingSubscriptionRequestEncoder,
-            "StopRecordingSubscriptionRequest",
             subscription_id=subscription_id,
         )
 
@@ -638,7 +628,6 @@ class ArchiveClient:
         return (
             self._call(
                 codecs.StopRecordingByIdentityRequestEncoder,
-                "StopRecordingByIdentityRequest",
                 recording_id=recording_id,
             )
             != 0
@@ -658,7 +647,6 @@ class ArchiveClient:
         session id, whose low 32 bits are the replay image's session id."""
         return self._call(
             codecs.ReplayRequestEncoder,
-            "ReplayRequest",
             recording_id=recording_id,
             position=position,
             length=length,
@@ -681,7 +669,6 @@ class ArchiveClient:
     ) -> int:
         return self._call(
             codecs.BoundedReplayRequestEncoder,
-            "BoundedReplayRequest",
             recording_id=recording_id,
             position=position,
             length=length,
@@ -693,10 +680,10 @@ class ArchiveClient:
         )
 
     def stop_replay(self, replay_session_id: int) -> None:
-        self._call(codecs.StopReplayRequestEncoder, "StopReplayRequest", replay_session_id=replay_session_id)
+        self._call(codecs.StopReplayRequestEncoder, replay_session_id=replay_session_id)
 
     def stop_all_replays(self, recording_id: int = NULL_VALUE) -> None:
-        self._call(codecs.StopAllReplaysRequestEncoder, "StopAllReplaysRequest", recording_id=recording_id)
+        self._call(codecs.StopAllReplaysRequestEncoder, recording_id=recording_id)
 
     def _listing(self, correlation_id: int, count: int, name: str) -> list[RecordingDescriptor]:
         clock = self.transport.clock
@@ -724,30 +711,26 @@ class ArchiveClient:
     def list_recordings(self, from_recording_id: int, record_count: int) -> list[RecordingDescriptor]:
         correlation_id = self._request(
             codecs.ListRecordingsRequestEncoder,
-            "ListRecordingsRequest",
             from_recording_id=from_recording_id,
             record_count=record_count,
         )
-        return self._listing(correlation_id, record_count, "ListRecordingsRequest")
+        return self._listing(correlation_id, record_count, codecs.ListRecordingsRequestEncoder.NAME)
 
     def list_recordings_for_uri(
         self, from_recording_id: int, record_count: int, channel_fragment: str, stream_id: int
     ) -> list[RecordingDescriptor]:
         correlation_id = self._request(
             codecs.ListRecordingsForUriRequestEncoder,
-            "ListRecordingsForUriRequest",
             from_recording_id=from_recording_id,
             record_count=record_count,
             stream_id=stream_id,
             channel=channel_fragment,
         )
-        return self._listing(correlation_id, record_count, "ListRecordingsForUriRequest")
+        return self._listing(correlation_id, record_count, codecs.ListRecordingsForUriRequestEncoder.NAME)
 
     def list_recording(self, recording_id: int) -> RecordingDescriptor | None:
-        correlation_id = self._request(
-            codecs.ListRecordingRequestEncoder, "ListRecordingRequest", recording_id=recording_id
-        )
-        found = self._listing(correlation_id, 1, "ListRecordingRequest")
+        correlation_id = self._request(codecs.ListRecordingRequestEncoder, recording_id=recording_id)
+        found = self._listing(correlation_id, 1, codecs.ListRecordingRequestEncoder.NAME)
         return found[0] if found else None
 
     def list_recording_subscriptions(
@@ -761,7 +744,6 @@ class ArchiveClient:
     ) -> list[RecordingSubscriptionDescriptor]:
         correlation_id = self._request(
             codecs.ListRecordingSubscriptionsRequestEncoder,
-            "ListRecordingSubscriptionsRequest",
             pseudo_index=pseudo_index,
             subscription_count=subscription_count,
             apply_stream_id=BooleanType.TRUE if apply_stream_id else BooleanType.FALSE,
@@ -794,29 +776,22 @@ class ArchiveClient:
 
     def get_recording_position(self, recording_id: int) -> int:
         """The recorded position of an active recording; ``NULL_POSITION`` when it is not active."""
-        return self._call(
-            codecs.RecordingPositionRequestEncoder, "RecordingPositionRequest", recording_id=recording_id
-        )
+        return self._call(codecs.RecordingPositionRequestEncoder, recording_id=recording_id)
 
     def get_start_position(self, recording_id: int) -> int:
-        return self._call(
-            codecs.StartPositionRequestEncoder, "StartPositionRequest", recording_id=recording_id
-        )
+        return self._call(codecs.StartPositionRequestEncoder, recording_id=recording_id)
 
     def get_stop_position(self, recording_id: int) -> int:
-        return self._call(codecs.StopPositionRequestEncoder, "StopPositionRequest", recording_id=recording_id)
+        return self._call(codecs.StopPositionRequestEncoder, recording_id=recording_id)
 
     def get_max_recorded_position(self, recording_id: int) -> int:
-        return self._call(
-            codecs.MaxRecordedPositionRequestEncoder, "MaxRecordedPositionRequest", recording_id=recording_id
-        )
+        return self._call(codecs.MaxRecordedPositionRequestEncoder, recording_id=recording_id)
 
     def find_last_matching_recording(
         self, min_recording_id: int, channel_fragment: str, stream_id: int, session_id: int
     ) -> int:
         return self._call(
             codecs.FindLastMatchingRecordingRequestEncoder,
-            "FindLastMatchingRecordingRequest",
             min_recording_id=min_recording_id,
             session_id=session_id,
             stream_id=stream_id,
@@ -827,16 +802,13 @@ class ArchiveClient:
         """Cut a stopped recording back to ``position``; returns how many segment files go."""
         return self._call(
             codecs.TruncateRecordingRequestEncoder,
-            "TruncateRecordingRequest",
             recording_id=recording_id,
             position=position,
         )
 
     def purge_recording(self, recording_id: int) -> int:
         """Delete a stopped recording and its files; returns how many segment files go."""
-        return self._call(
-            codecs.PurgeRecordingRequestEncoder, "PurgeRecordingRequest", recording_id=recording_id
-        )
+        return self._call(codecs.PurgeRecordingRequestEncoder, recording_id=recording_id)
 
     def replicate(
         self,
@@ -859,7 +831,6 @@ class ArchiveClient:
         returns the replication id (signals carry it as their correlation id)."""
         return self._call(
             codecs.ReplicateRequest2Encoder,
-            "ReplicateRequest2",
             src_recording_id=src_recording_id,
             dst_recording_id=dst_recording_id,
             stop_position=stop_position,
@@ -876,9 +847,7 @@ class ArchiveClient:
         )
 
     def stop_replication(self, replication_id: int) -> None:
-        self._call(
-            codecs.StopReplicationRequestEncoder, "StopReplicationRequest", replication_id=replication_id
-        )
+        self._call(codecs.StopReplicationRequestEncoder, replication_id=replication_id)
 
     def close(self) -> None:
         """Close the session (a CloseSessionRequest) and the client's publication and subscription."""

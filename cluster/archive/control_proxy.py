@@ -15,45 +15,29 @@ the source identity). Decoders read the descriptor's fields and ignore the paddi
 
 from __future__ import annotations
 
-from cluster.archive.catalog import DEFAULT_ALIGNMENT, DESCRIPTOR_HEADER_LENGTH
+from dataclasses import replace
+
+from cluster.archive.catalog import (
+    DEFAULT_ALIGNMENT,
+    DESCRIPTOR_HEADER_LENGTH,
+    RecordingDescriptor,
+    encode_descriptor,
+)
+from cluster.archive.protocol import PROTOCOL_SEMANTIC_VERSION
 from cluster.transport.publication import Publication
 from generated import aeron_archive_codecs as codecs
 
-__all__ = ["ControlResponseProxy", "encode_descriptor"]
+__all__ = ["ControlResponseProxy"]
 
 _HEADER = codecs.HEADER_SIZE
 _RESPONSE = codecs.ControlResponseEncoder
 _SIGNAL = codecs.RecordingSignalEventEncoder
 _SIGNAL_LENGTH = _HEADER + _SIGNAL.BLOCK_LENGTH
-
-
-def encode_descriptor(
-    buffer: bytearray,
-    control_session_id: int,
-    correlation_id: int,
-    descriptor: object,
-) -> int:
-    """Write ``descriptor`` (a ``catalog.RecordingDescriptor``) as a listing message into ``buffer``;
-    return its length. The buffer must hold it (``descriptor_length``)."""
-    d = descriptor
-    encoder = codecs.RecordingDescriptorEncoder().wrap_and_apply_header(buffer, 0)
-    encoder.control_session_id = control_session_id
-    encoder.correlation_id = correlation_id
-    encoder.recording_id = d.recording_id  # type: ignore[attr-defined]
-    encoder.start_timestamp = d.start_timestamp  # type: ignore[attr-defined]
-    encoder.stop_timestamp = d.stop_timestamp  # type: ignore[attr-defined]
-    encoder.start_position = d.start_position  # type: ignore[attr-defined]
-    encoder.stop_position = d.stop_position  # type: ignore[attr-defined]
-    encoder.initial_term_id = d.initial_term_id  # type: ignore[attr-defined]
-    encoder.segment_file_length = d.segment_file_length  # type: ignore[attr-defined]
-    encoder.term_buffer_length = d.term_buffer_length  # type: ignore[attr-defined]
-    encoder.mtu_length = d.mtu_length  # type: ignore[attr-defined]
-    encoder.session_id = d.session_id  # type: ignore[attr-defined]
-    encoder.stream_id = d.stream_id  # type: ignore[attr-defined]
-    encoder.put_stripped_channel(d.stripped_channel)  # type: ignore[attr-defined]
-    encoder.put_original_channel(d.original_channel)  # type: ignore[attr-defined]
-    encoder.put_source_identity(d.source_identity)  # type: ignore[attr-defined]
-    return _HEADER + encoder.encoded_length()
+_DESCRIPTOR = codecs.RecordingDescriptorEncoder
+# the message header of a listing entry: the catalog's descriptor record follows it as it is
+_DESCRIPTOR_HEADER = codecs.MessageHeaderEncoder.LAYOUT.pack(
+    _DESCRIPTOR.BLOCK_LENGTH, _DESCRIPTOR.TEMPLATE_ID, codecs.SCHEMA_ID, codecs.SCHEMA_VERSION
+)
 
 
 class ControlResponseProxy:
@@ -85,7 +69,7 @@ class ControlResponseProxy:
         encoder.correlation_id = correlation_id
         encoder.relevant_id = relevant_id
         encoder.code = code
-        encoder.version = _protocol_version()
+        encoder.version = PROTOCOL_SEMANTIC_VERSION
         encoder.put_error_message(message)
         return bytes(buffer[: _HEADER + encoder.encoded_length()])
 
@@ -104,27 +88,23 @@ class ControlResponseProxy:
         )
         return bytes(buffer[:_SIGNAL_LENGTH])
 
-    def descriptor_bytes(self, control_session_id: int, correlation_id: int, descriptor: object) -> bytes:
-        d = descriptor
-        length = (
-            _HEADER
-            + codecs.RecordingDescriptorEncoder.BLOCK_LENGTH
-            + 12
-            + len(d.stripped_channel)  # type: ignore[attr-defined]
-            + len(d.original_channel)  # type: ignore[attr-defined]
-            + len(d.source_identity)  # type: ignore[attr-defined]
+    def descriptor_bytes(
+        self, control_session_id: int, correlation_id: int, descriptor: RecordingDescriptor
+    ) -> bytes:
+        """A listing entry: the message header, then the descriptor as the catalog encodes it with the
+        session's ids in front, padded to its catalog entry's length."""
+        body = encode_descriptor(
+            replace(descriptor, control_session_id=control_session_id, correlation_id=correlation_id)
         )
-        buffer = self._scratch(length)
-        written = encode_descriptor(buffer, control_session_id, correlation_id, descriptor)
-        entry = _align(DESCRIPTOR_HEADER_LENGTH + written - _HEADER, self.catalog_alignment)
-        return bytes(buffer[:written]) + bytes(entry - DESCRIPTOR_HEADER_LENGTH + _HEADER - written)
+        entry = _align(DESCRIPTOR_HEADER_LENGTH + len(body), self.catalog_alignment)
+        return _DESCRIPTOR_HEADER + body + bytes(entry - DESCRIPTOR_HEADER_LENGTH - len(body))
 
     def challenge_bytes(self, control_session_id: int, correlation_id: int, challenge: bytes) -> bytes:
         buffer = self._scratch(_HEADER + codecs.ChallengeEncoder.BLOCK_LENGTH + 4 + len(challenge))
         encoder = codecs.ChallengeEncoder().wrap_and_apply_header(buffer, 0)
         encoder.control_session_id = control_session_id
         encoder.correlation_id = correlation_id
-        encoder.version = _protocol_version()
+        encoder.version = PROTOCOL_SEMANTIC_VERSION
         encoder.put_encoded_challenge(challenge)
         return bytes(buffer[: _HEADER + encoder.encoded_length()])
 
@@ -155,9 +135,3 @@ class ControlResponseProxy:
 
 def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) & ~(alignment - 1)
-
-
-def _protocol_version() -> int:
-    from cluster.archive.protocol import PROTOCOL_SEMANTIC_VERSION
-
-    return PROTOCOL_SEMANTIC_VERSION

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cluster.archive.auth import Authenticator
+from cluster.archive.catalog import RecordingDescriptor
 from cluster.archive.control_proxy import ControlResponseProxy
 from cluster.archive.errors import ArchiveError
 from cluster.archive.protocol import NULL_VALUE, ArchiveErrorCode
@@ -100,7 +101,6 @@ class ControlSession:
         self.reason = ""
         self.encoded_principal = b""
         self.active_listing: ListingSession | None = None
-        self._was_connected = False
 
     # ------------------------------------------------------------------ state
 
@@ -181,7 +181,7 @@ class ControlSession:
             )
         )
 
-    def send_descriptor(self, correlation_id: int, descriptor: object) -> None:
+    def send_descriptor(self, correlation_id: int, descriptor: RecordingDescriptor) -> None:
         self._send(self._proxy.descriptor_bytes(self.control_session_id, correlation_id, descriptor))
 
     def send_subscription_descriptor(
@@ -261,7 +261,6 @@ class ControlSession:
     def _work_connecting(self, now_ns: int) -> int:
         assert self.publication is not None
         if self.publication.is_connected:
-            self._was_connected = True
             self._deadline_ns = now_ns + self._connect_timeout_ns
             self._transition(ControlSessionState.CONNECTED, "response publication connected")
             return 1

@@ -187,14 +187,12 @@ class ReplicationSession:
         self._src_descriptor: Any = None
         self._subscription_id = NULL_VALUE
         self._target_position = NULL_POSITION
-        self._replay_started = False
         self._recording_seen = False
         self._response_channel = ""
         self.live_destination = live_destination
         self._live_subscription: Any = None
         self._src_replay_session_id = NULL_VALUE
         self.src_archive_id = NULL_VALUE
-        self._replay_position = NULL_POSITION
 
     @property
     def is_done(self) -> bool:
@@ -417,7 +415,6 @@ class ReplicationSession:
                     ArchiveErrorCode.INVALID_POSITION,
                 )
                 return 1
-        self._replay_position = replay_position
         if self.live_destination:
             target = NULL_POSITION  # follow the source until the live stream takes over
         else:

@@ -1145,11 +1145,15 @@ class _Spy:
     session_id: int | None
 
 
-class _SpyImage(Image):
-    """A spy's image: a network publication's log read in place, joined at its sender position."""
+class _InPlaceImage(Image):
+    """An image that reads a publication's own log in place (IPC, and spies on network publications):
+    the publication's appender says how far the frames are whole and where each one ends."""
 
     def __init__(
-        self, subscription: Subscription, publication: NetworkPublication, join_position: int
+        self,
+        subscription: Subscription,
+        publication: IpcPublication | NetworkPublication,
+        join_position: int,
     ) -> None:
         super().__init__(
             subscription,
@@ -1171,28 +1175,16 @@ class _SpyImage(Image):
         return None if appender.padded[partition] else appender.frame_ends[partition]
 
 
-class _IpcImage(Image):
+class _SpyImage(_InPlaceImage):
+    """A spy's image: a network publication's log read in place, joined at its sender position."""
+
+    publication: NetworkPublication
+
+
+class _IpcImage(_InPlaceImage):
     """An image reading an IPC publication's log in place."""
 
-    def __init__(self, subscription: Subscription, publication: IpcPublication, join_position: int) -> None:
-        super().__init__(
-            subscription,
-            publication.log,
-            publication.session_id,
-            join_position,
-            "aeron:ipc",
-            publication.mtu,
-            initial_term_id=publication.initial_term_id,
-        )
-        self.publication = publication
-
-    def committed_position(self) -> int | None:
-        appender = self.publication.appender
-        return None if appender.open_claims else appender.position
-
-    def frame_ends(self, partition: int) -> Sequence[int] | None:
-        appender = self.publication.appender
-        return None if appender.padded[partition] else appender.frame_ends[partition]
+    publication: IpcPublication
 
 
 def _check_stream_id(stream_id: int) -> None:

@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from support.processes import spawn_tools
 
 from cluster.archive.client import ArchiveClient, RecordingSignalEvent
 from cluster.transport.driver import Transport, TransportConfig
@@ -30,21 +31,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def archive_process(directory: Path, control: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools", "archive", "run", "--dir", str(directory), "--control", control],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def archive_process(
+    directory: Path, control: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    return spawn_tools(
+        "archive", "run", "--dir", str(directory), "--control", control, timeout_s=PROCESS_TIMEOUT_S
     )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.communicate(timeout=PROCESS_TIMEOUT_S)
 
 
 def connect(transport: Transport, control: str) -> tuple[ArchiveClient, list[RecordingSignalEvent]]:

@@ -1,5 +1,5 @@
-"""Our archive and archive client side by side with Java Aeron 1.47.3's, on the reference run of
-``../shared/reference/java/archive`` (its README, "Data set 2: archive/").
+"""Our archive and archive client side by side with Java Aeron 1.47.3's, on the Java reference run whose
+files ``support.paths`` names (``JAVA_ARCHIVE_CAPTURE``, ``JAVA_ARCHIVES``).
 
 The Java run: an ``AeronArchive`` client records 500 messages on stream 1001 in archive A, stops,
 extends the recording with 200 more, truncates it back, replays it, records and purges a second
@@ -275,7 +275,7 @@ def java() -> Transcript:
 
 @pytest.fixture(scope="module")
 def ours() -> OurRun:
-    """Our run of the same steps (it needs nothing from ../shared)."""
+    """Our run of the same steps (it needs no reference file)."""
     return run_java_scenario()
 
 

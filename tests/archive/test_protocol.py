@@ -2,9 +2,9 @@
 session liveness, listings, recording, replay, the order of responses and recording signals, and a storage
 failure while recording. Timeouts are the simulator's virtual time; nothing here waits on a wall clock.
 
-The order of responses and signals is the one the capture of a Java 1.47.3 archive shows
-(``../shared/reference/java/archive/capture-summary.txt``): a request's OK comes before the signal it
-causes -- StartRecording: OK, then START when the image arrives; StopRecordingSubscription: OK, then STOP;
+The order of responses and signals is the one a Java 1.47.3 archive sends (docs/archive.md, "Signals";
+``test_java_interop`` holds it against the capture): a request's OK comes before the signal it causes
+-- StartRecording: OK, then START when the image arrives; StopRecordingSubscription: OK, then STOP;
 ExtendRecording: OK, then EXTEND; TruncateRecording: OK, then DELETE; PurgeRecording: OK, then DELETE.
 """
 
@@ -44,6 +44,7 @@ from cluster.archive.protocol import (
     ArchiveErrorCode,
     semantic_version,
 )
+from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import (
@@ -819,14 +820,20 @@ def test_a_replay_follows_a_live_recording_and_ends_at_its_stop(pw: ProtocolWorl
     assert not pw.archive.replay_sessions
 
 
-def test_a_bounded_replay_never_passes_its_limit_counter(pw: ProtocolWorld) -> None:
-    recording_id, _, sent = pw.record(count=10)
+def bounded_replay(pw: ProtocolWorld, recording_id: int, limit_position: int) -> tuple[Replay, Counter]:
+    """A replay of the whole recording bounded by a fresh counter set to ``limit_position``."""
     limit = pw.archive_transport.counters_manager.allocate(1001, "replay limit")
-    limit.set(sent[2][1])
+    limit.set(limit_position)
     replay = Replay(pw)
     replay.replay_session_id = pw.client.start_bounded_replay(
         recording_id, 0, REPLAY_ALL_AND_FOLLOW, limit.id, pw.replay_channel, REPLAY_STREAM
     )
+    return replay, limit
+
+
+def test_a_bounded_replay_never_passes_its_limit_counter(pw: ProtocolWorld) -> None:
+    recording_id, _, sent = pw.record(count=10)
+    replay, limit = bounded_replay(pw, recording_id, sent[2][1])
     assert replay.until(3) == sent[:3]
     replay.idle_for(0.2)
     assert replay.messages == sent[:3] and not replay.ended()
@@ -1305,12 +1312,7 @@ def test_an_extension_whose_segment_file_cannot_be_read_stops_where_it_was(pw: P
 def test_truncating_a_recording_with_an_active_replay_is_refused(pw: ProtocolWorld) -> None:
     """As Aeron's archive does (which is why Aeron Cluster calls stopAllReplays before it truncates)."""
     recording_id, _, sent = pw.record(count=6)
-    limit = pw.archive_transport.counters_manager.allocate(1001, "hold the replay open")
-    limit.set(sent[3][1])
-    replay = Replay(pw)
-    replay.replay_session_id = pw.client.start_bounded_replay(
-        recording_id, 0, REPLAY_ALL_AND_FOLLOW, limit.id, pw.replay_channel, REPLAY_STREAM
-    )
+    replay, limit = bounded_replay(pw, recording_id, sent[3][1])  # held open at the limit
     assert replay.until(4) == sent[:4]
     assert pw.archive.replay_sessions
     with pytest.raises(ArchiveRequestError) as busy:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from support.archive_world import TERM_LENGTH, World
 
+from cluster.archive.archive import Archive
 from cluster.archive.client import ArchiveClient, ArchiveRequestError, RecordingSignalEvent
 from cluster.archive.protocol import NULL_POSITION, NULL_VALUE, ArchiveErrorCode
 from cluster.transport.logbuffer import FragmentAssembler, Header
@@ -130,6 +131,34 @@ class Setup:
         )
         assert collector.messages == expected
         subscription.close()
+
+    def record_stopped(self, count: int) -> tuple[int, int]:
+        """Record ``count`` messages on STREAM and stop: the recording id and its stop position."""
+        client = self.client
+        subscription_id = client.start_recording(self.channel, STREAM, self.location)
+        publication = self.client_transport.add_exclusive_publication(self.channel, STREAM)
+        recording_id = self.await_signal(RecordingSignal.START).recording_id
+        self.publish(publication, 0, count)
+        end = self.published[-1][1]
+        assert self.world.run_until(lambda: client.get_recording_position(recording_id) == end)
+        client.stop_recording_subscription(subscription_id)
+        self.await_signal(RecordingSignal.STOP)
+        return recording_id, end
+
+    def second_archive(self, port: int) -> tuple[Archive, ArchiveClient, Signals, str]:
+        """Archive B on a host of its own, and a client of it (from the client's transport)."""
+        world = self.world
+        host = world.host()
+        control = f"aeron:udp?endpoint={host}:{port if self.kind == 'sim' else free_port()}"
+        archive = world.archive(
+            world.transport(host),
+            "archive-b",
+            control_channel=control,
+            replication_channel=f"aeron:udp?endpoint={host}:0",
+        )
+        signals = Signals()
+        client = world.client(self.client_transport, control, self.client_host, on_recording_signal=signals)
+        return archive, client, signals, host
 
     def close(self) -> None:
         self.client.close()
@@ -262,29 +291,9 @@ def test_replicate_a_stopped_recording_to_another_archive(kind: str, tmp_path: P
     try:
         world = setup.world
         client = setup.client
-        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
-        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
-        recording_id = setup.await_signal(RecordingSignal.START).recording_id
-        setup.publish(publication, 0, 40)
-        end = setup.published[-1][1]
-        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
-        client.stop_recording_subscription(subscription_id)
-        setup.await_signal(RecordingSignal.STOP)
+        recording_id, end = setup.record_stopped(40)
 
-        b_host = world.host()
-        b_transport = world.transport(b_host)
-        b_port = 8110 if kind == "sim" else free_port()
-        b_control = f"aeron:udp?endpoint={b_host}:{b_port}"
-        archive_b = world.archive(
-            b_transport,
-            "archive-b",
-            control_channel=b_control,
-            replication_channel=f"aeron:udp?endpoint={b_host}:0",
-        )
-        b_signals = Signals()
-        client_b = world.client(
-            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
-        )
+        archive_b, client_b, b_signals, _ = setup.second_archive(8110)
         replication_id = client_b.replicate(recording_id, NULL_VALUE, 10, setup.control)
 
         def done() -> bool:
@@ -333,21 +342,8 @@ def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> 
         recording_id = setup.await_signal(RecordingSignal.START).recording_id
         setup.publish(publication, 0, 30)
 
-        b_host = world.host()
-        b_transport = world.transport(b_host)
-        b_port = 8110 if kind == "sim" else free_port()
+        _, client_b, b_signals, b_host = setup.second_archive(8110)
         live_port = 8120 if kind == "sim" else free_port()
-        b_control = f"aeron:udp?endpoint={b_host}:{b_port}"
-        world.archive(
-            b_transport,
-            "archive-b",
-            control_channel=b_control,
-            replication_channel=f"aeron:udp?endpoint={b_host}:0",
-        )
-        b_signals = Signals()
-        client_b = world.client(
-            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
-        )
         live_destination = f"aeron:udp?endpoint={b_host}:{live_port}"
         replication_id = client_b.replicate(
             recording_id, NULL_VALUE, 10, setup.control, live_destination=live_destination
@@ -386,29 +382,9 @@ def test_replicate_to_a_position_then_extend_the_copy_to_the_end(tmp_path: Path)
     setup = Setup("sim", tmp_path)
     try:
         world = setup.world
-        client = setup.client
-        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
-        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
-        recording_id = setup.await_signal(RecordingSignal.START).recording_id
-        setup.publish(publication, 0, 40)
-        end = setup.published[-1][1]
-        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
-        client.stop_recording_subscription(subscription_id)
-        setup.await_signal(RecordingSignal.STOP)
+        recording_id, end = setup.record_stopped(40)
 
-        b_host = world.host()
-        b_transport = world.transport(b_host)
-        b_control = f"aeron:udp?endpoint={b_host}:8110"
-        world.archive(
-            b_transport,
-            "archive-b",
-            control_channel=b_control,
-            replication_channel=f"aeron:udp?endpoint={b_host}:0",
-        )
-        b_signals = Signals()
-        client_b = world.client(
-            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
-        )
+        _, client_b, b_signals, _ = setup.second_archive(8110)
         middle = setup.published[19][1]
 
         def stopped(count: int) -> bool:
@@ -452,27 +428,8 @@ def test_the_older_replicate_requests_replicate_too(version: str, tmp_path: Path
     setup = Setup("sim", tmp_path)
     try:
         world = setup.world
-        client = setup.client
-        subscription_id = client.start_recording(setup.channel, STREAM, setup.location)
-        publication = setup.client_transport.add_exclusive_publication(setup.channel, STREAM)
-        recording_id = setup.await_signal(RecordingSignal.START).recording_id
-        setup.publish(publication, 0, 10)
-        end = setup.published[-1][1]
-        assert world.run_until(lambda: client.get_recording_position(recording_id) == end)
-        client.stop_recording_subscription(subscription_id)
-        setup.await_signal(RecordingSignal.STOP)
-        b_host = world.host()
-        b_control = f"aeron:udp?endpoint={b_host}:8110"
-        world.archive(
-            world.transport(b_host),
-            "archive-b",
-            control_channel=b_control,
-            replication_channel=f"aeron:udp?endpoint={b_host}:0",
-        )
-        b_signals = Signals()
-        client_b = world.client(
-            setup.client_transport, b_control, setup.client_host, on_recording_signal=b_signals
-        )
+        recording_id, end = setup.record_stopped(10)
+        _, client_b, b_signals, _ = setup.second_archive(8110)
         fields: dict[str, object] = {
             "src_recording_id": recording_id,
             "dst_recording_id": NULL_VALUE,
@@ -480,11 +437,11 @@ def test_the_older_replicate_requests_replicate_too(version: str, tmp_path: Path
             "src_control_channel": setup.control,
             "live_destination": "",
         }
-        encoder = codecs.ReplicateRequestEncoder
+        encoder: type = codecs.ReplicateRequestEncoder
         if version == "TaggedReplicateRequest":
             encoder = codecs.TaggedReplicateRequestEncoder
             fields.update(channel_tag_id=NULL_VALUE, subscription_tag_id=NULL_VALUE)
-        client_b._call(encoder, version, **fields)
+        client_b._call(encoder, **fields)
 
         def stopped() -> bool:
             client_b.poll_for_recording_signals()

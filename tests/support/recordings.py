@@ -1,6 +1,6 @@
 """Recordings for the archive tests: synthetic streams built frame by frame with the generated codecs,
-and the Java archive directories of ``../shared/reference/java`` unpacked with GNU tar (which keeps the
-128 MiB segment files sparse; Python's ``tarfile`` would write them out in full).
+and the Java archive directories named in ``support.paths.JAVA_ARCHIVES`` unpacked with GNU tar (which
+keeps the 128 MiB segment files sparse; Python's ``tarfile`` would write them out in full).
 
 ``SyntheticStream`` is a publication's log as the recording writer sees it: messages are fragmented at
 the MTU into DATA frames (BEGIN/END flags, 32-byte aligned), a PAD frame fills the end of a term when

@@ -9,6 +9,7 @@ rather than against its own idea of them.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -347,3 +348,15 @@ def image_log(transport: Transport, session_id: int, stream_id: int) -> ImageLog
         if log is not None:
             return log
     raise AssertionError(f"no image log for session {session_id} stream {stream_id}")
+
+
+def run_real(condition: Callable[[], bool], agents: list[Callable[[], int]], timeout_s: float = 20.0) -> bool:
+    """Run ``agents`` (duty cycles over real sockets) until ``condition`` holds or ``timeout_s`` of wall
+    time pass; sleeps briefly when no agent did any work."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if sum(agent() for agent in agents) == 0:
+            time.sleep(0.0002)
+    return condition()

@@ -12,7 +12,6 @@ positions: over IPC, over ``SimNetwork`` and over real UDP on 127.0.0.1.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from support.transport_sim import (
     align32,
     message,
     poller,
+    run_real,
 )
 
 from cluster.transport.driver import Transport, TransportConfig
@@ -533,16 +533,6 @@ def test_replay_over_the_simulated_network() -> None:
             lambda condition, agents: sim.run_until(condition, agents=agents),
         )
         assert b.counters.malformed_datagrams == 0
-
-
-def run_real(condition: Callable[[], bool], agents: list[Callable[[], int]], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if sum(agent() for agent in agents) == 0:
-            time.sleep(0.0002)
-    return condition()
 
 
 def test_replay_over_real_udp() -> None:

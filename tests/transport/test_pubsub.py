@@ -14,7 +14,6 @@ at a position, multi-destination-cast and IPC.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ from support.transport_sim import (
     message,
     poller,
     position_of,
+    run_real,
 )
 
 from cluster.transport.driver import Transport, TransportConfig
@@ -1295,16 +1295,6 @@ def test_ipc_end_of_stream_on_close() -> None:
 
 
 # ================================================================================== real UDP on loopback
-
-
-def run_real(condition: Callable[[], bool], agents: list[Callable[[], int]], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if sum(agent() for agent in agents) == 0:
-            time.sleep(0.0002)
-    return condition()
 
 
 def test_real_udp_with_loss_delivers_everything_in_order() -> None:

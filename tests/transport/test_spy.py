@@ -11,7 +11,6 @@ socket. Everything runs over ``SimNetwork``, with one test on real UDP.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +22,7 @@ from support.transport_sim import (
     Sim,
     message,
     poller,
+    run_real,
 )
 
 from cluster.transport.driver import Transport, TransportConfig
@@ -327,16 +327,6 @@ def test_block_poll_on_a_spy_gives_the_publication_bytes() -> None:
 
 
 # ------------------------------------------------------------------------------------------ real UDP
-
-
-def run_real(condition: Callable[[], bool], agents: list[Callable[[], int]], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if sum(agent() for agent in agents) == 0:
-            time.sleep(0.0002)
-    return condition()
 
 
 def test_a_spy_over_real_udp() -> None:
