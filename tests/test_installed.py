@@ -37,7 +37,14 @@ from generated import aeron_cluster_codecs as cluster
 
 # What a wheel is built from; everything else in the checkout (tests, scripts, .venv) stays out.
 WHEEL_SOURCES = (
-    "pyproject.toml", "README.md", "LICENSE", "schemas", "codegen", "generated", "cluster", "tools"
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "schemas",
+    "codegen",
+    "generated",
+    "cluster",
+    "tools",
 )
 OUR_PACKAGES = ("schemas", "codegen", "generated", "cluster", "tools")
 PIP_TIMEOUT_S = 600

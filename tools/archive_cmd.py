@@ -284,17 +284,7 @@ def _run_dump(args: argparse.Namespace) -> int:
     if descriptor.state == RecordingState.DELETED:
         raise CatalogError(f"recording {args.recording} is DELETED", file=location)
     stop = None if descriptor.stop_position == -1 else descriptor.stop_position
-    reader = RecordingReader(
-        storage,
-        recording_id=descriptor.recording_id,
-        start_position=descriptor.start_position,
-        stop_position=stop,
-        term_length=descriptor.term_buffer_length,
-        segment_length=descriptor.segment_file_length,
-        initial_term_id=descriptor.initial_term_id,
-        from_position=args.from_position,
-        stream_id=descriptor.stream_id,
-    )
+    reader = RecordingReader.of(storage, descriptor, stop_position=stop, from_position=args.from_position)
     failure: list[SegmentError] = []
 
     def blocks() -> Iterator[tuple[int, memoryview]]:

@@ -1153,15 +1153,8 @@ class Archive:
             return None
         replay_session_id = (self._replay_id << 32) | (publication.session_id & 0xFFFF_FFFF)
         self._replay_id += 1
-        reader = RecordingReader(
-            self.ctx.storage,
-            recording_id=recording_id,
-            start_position=start,
-            stop_position=None,
-            term_length=descriptor.term_buffer_length,
-            segment_length=descriptor.segment_file_length,
-            initial_term_id=descriptor.initial_term_id,
-            from_position=replay_position,
+        reader = RecordingReader.of(
+            self.ctx.storage, descriptor, stop_position=None, from_position=replay_position
         )
         io_length = (
             self.ctx.file_io_max_length

@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
+from cluster.archive.catalog import RecordingDescriptor
 from cluster.archive.errors import SegmentError
 from cluster.archive.segments import (
     FRAME_ALIGNMENT,
@@ -130,6 +131,29 @@ class RecordingReader:
         self._buffer = bytearray(DEFAULT_READ_LENGTH)
         self._view = memoryview(self._buffer)
         self._pending_error: SegmentError | None = None
+
+    @classmethod
+    def of(
+        cls,
+        storage: Storage,
+        descriptor: RecordingDescriptor,
+        *,
+        stop_position: int | None,
+        from_position: int | None = None,
+    ) -> RecordingReader:
+        """A reader of the recording ``descriptor`` describes, to ``stop_position`` (``None``: where
+        whole frames end), checking every frame against the recording's stream id."""
+        return cls(
+            storage,
+            recording_id=descriptor.recording_id,
+            start_position=descriptor.start_position,
+            stop_position=stop_position,
+            term_length=descriptor.term_buffer_length,
+            segment_length=descriptor.segment_file_length,
+            initial_term_id=descriptor.initial_term_id,
+            from_position=from_position,
+            stream_id=descriptor.stream_id,
+        )
 
     @property
     def position(self) -> int:

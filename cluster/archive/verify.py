@@ -108,16 +108,7 @@ def _missing_files(storage: Storage, descriptor: RecordingDescriptor, end: int) 
 def _frame_problem(storage: Storage, descriptor: RecordingDescriptor, stop: int) -> str | None:
     """The first bad frame between the start and ``stop``, or ``None``."""
     try:
-        with RecordingReader(
-            storage,
-            recording_id=descriptor.recording_id,
-            start_position=descriptor.start_position,
-            stop_position=stop,
-            term_length=descriptor.term_buffer_length,
-            segment_length=descriptor.segment_file_length,
-            initial_term_id=descriptor.initial_term_id,
-            stream_id=descriptor.stream_id,
-        ) as reader:
+        with RecordingReader.of(storage, descriptor, stop_position=stop) as reader:
             while reader.read_block(_READ_LENGTH) is not None:
                 pass
             if reader.position != stop:

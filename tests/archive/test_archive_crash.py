@@ -399,17 +399,7 @@ def frames_problem(
 ) -> str | None:
     """``None`` if every frame in [start, stop) is the one published there, else what is wrong."""
     try:
-        with RecordingReader(
-            storage,
-            recording_id=descriptor.recording_id,
-            start_position=descriptor.start_position,
-            stop_position=stop,
-            term_length=descriptor.term_buffer_length,
-            segment_length=descriptor.segment_file_length,
-            initial_term_id=descriptor.initial_term_id,
-            from_position=start,
-            stream_id=descriptor.stream_id,
-        ) as reader:
+        with RecordingReader.of(storage, descriptor, stop_position=stop, from_position=start) as reader:
             for position, header, payload in reader.frames():
                 want = expected.get(position)
                 got = (header[0], 0 if header[3] == PAD_TYPE else header[2], header[3], bytes(payload))

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.paths import JAVA_ARCHIVES, JavaArchive
+from support.recordings import DESCRIPTOR_FIELDS
 
 from cluster.archive import (
     ARCHIVE_VERSION,
@@ -33,24 +34,6 @@ ARCHIVE_B = JAVA_ARCHIVES[1]
 NODE0 = JAVA_ARCHIVES[2]
 
 # The fields a RecordingDescriptor and ArchiveTool share, ours -> Aeron's name.
-DESCRIPTOR_FIELDS = {
-    "control_session_id": "controlSessionId",
-    "correlation_id": "correlationId",
-    "recording_id": "recordingId",
-    "start_timestamp": "startTimestamp",
-    "stop_timestamp": "stopTimestamp",
-    "start_position": "startPosition",
-    "stop_position": "stopPosition",
-    "initial_term_id": "initialTermId",
-    "segment_file_length": "segmentFileLength",
-    "term_buffer_length": "termBufferLength",
-    "mtu_length": "mtuLength",
-    "session_id": "sessionId",
-    "stream_id": "streamId",
-    "stripped_channel": "strippedChannel",
-    "original_channel": "originalChannel",
-    "source_identity": "sourceIdentity",
-}
 
 
 def _java_catalog(

@@ -45,6 +45,7 @@ from support.archive_world import World
 from support.needs import need_reference
 from support.paths import JAVA_ARCHIVE_CAPTURE, JAVA_ARCHIVES, JavaArchive
 from support.pcap import TapRecorder
+from support.recordings import DESCRIPTOR_FIELDS
 
 from cluster.archive.archive import Archive
 from cluster.archive.catalog import Catalog, RecordingDescriptor
@@ -356,20 +357,9 @@ def _descriptor(fields: dict[str, Any], state: RecordingState = RecordingState.V
 
 # RecordingDescriptor fields other than the session's ids: our name -> Aeron's.
 _DESCRIPTOR_FIELDS = {
-    "recording_id": "recordingId",
-    "start_timestamp": "startTimestamp",
-    "stop_timestamp": "stopTimestamp",
-    "start_position": "startPosition",
-    "stop_position": "stopPosition",
-    "initial_term_id": "initialTermId",
-    "segment_file_length": "segmentFileLength",
-    "term_buffer_length": "termBufferLength",
-    "mtu_length": "mtuLength",
-    "session_id": "sessionId",
-    "stream_id": "streamId",
-    "stripped_channel": "strippedChannel",
-    "original_channel": "originalChannel",
-    "source_identity": "sourceIdentity",
+    ours: aerons
+    for ours, aerons in DESCRIPTOR_FIELDS.items()
+    if ours not in ("control_session_id", "correlation_id")
 }
 
 

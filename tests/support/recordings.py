@@ -21,10 +21,37 @@ from generated.aeron_transport_frames import DataFlags, DataHeaderEncoder, Frame
 from support.needs import need_program, need_reference
 from support.paths import JAVA, JAVA_ARCHIVES
 
-__all__ = ["JAVA_BY_NAME", "NODE0_DESCRIBE_AFTER_VERIFY", "Block", "SyntheticStream", "extract_java"]
+__all__ = [
+    "DESCRIPTOR_FIELDS",
+    "JAVA_BY_NAME",
+    "NODE0_DESCRIBE_AFTER_VERIFY",
+    "Block",
+    "SyntheticStream",
+    "extract_java",
+]
 
 JAVA_BY_NAME = {case.name: case for case in JAVA_ARCHIVES}
 NODE0_DESCRIBE_AFTER_VERIFY = JAVA / "cluster" / "archivetool" / "node0.describe-after-verify.txt"
+
+# A RecordingDescriptor's fields: our name -> Aeron's (ArchiveTool's output, the JSON of archive list).
+DESCRIPTOR_FIELDS = {
+    "control_session_id": "controlSessionId",
+    "correlation_id": "correlationId",
+    "recording_id": "recordingId",
+    "start_timestamp": "startTimestamp",
+    "stop_timestamp": "stopTimestamp",
+    "start_position": "startPosition",
+    "stop_position": "stopPosition",
+    "initial_term_id": "initialTermId",
+    "segment_file_length": "segmentFileLength",
+    "term_buffer_length": "termBufferLength",
+    "mtu_length": "mtuLength",
+    "session_id": "sessionId",
+    "stream_id": "streamId",
+    "stripped_channel": "strippedChannel",
+    "original_channel": "originalChannel",
+    "source_identity": "sourceIdentity",
+}
 
 HEADER = 32
 _BEGIN = int(DataFlags.BEGIN)
