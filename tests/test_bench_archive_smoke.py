@@ -14,6 +14,7 @@ CASES = {
     "record": 0.5,
     "record.writer_only": None,
     "replay": 0.5,
+    "replay.floor": None,
     "replay.reader_only": None,
 }
 TINY = ["--quick", "--messages", "400", "--term-length", "64k", "--block-length", "8k"]
@@ -45,7 +46,13 @@ def test_bench_archive_quick_json_reports_ours_plain_and_ratios(capsys: pytest.C
         assert case["higher_is_better"] is True, case_id
         assert case["status"] in ({"ok", "MISSED"} if target is not None else {"info"}), case_id
     assert set(report["missed"]) == {i for i, case in cases.items() if case["status"] == "MISSED"}
-    assert set(report["configs"]) == {"record_ours", "record_plain", "replay_ours", "replay_plain"}
+    assert set(report["configs"]) == {
+        "record_ours",
+        "record_plain",
+        "replay_ours",
+        "replay_plain",
+        "replay_floor",
+    }
     # 400 frames of 64 bytes (25,600 bytes) in blocks of at most 8 KiB: 4 blocks each way
     assert "4 blocks" in report["configs"]["record_ours"]
     assert "4 blocks" in report["configs"]["replay_ours"]

@@ -17,9 +17,13 @@ header):
   position). The plain side ``os.preadv`` s the same bytes of the same segment file in the same blocks
   into one reused buffer.
 
-Two more rows, without targets, split the archive's own code from the transport's: the writer alone
-(``on_block`` over the very blocks ``block_poll`` handed out, no ``block_poll``) and the reader alone
-(``read_block`` in the replay's block sizes, no rewrite or ``offer_block``).
+Three more rows, without targets. Two split the archive's own code from the transport's: the writer
+alone (``on_block`` over the very blocks ``block_poll`` handed out, no ``block_poll``) and the reader
+alone (``read_block`` in the replay's block sizes, no rewrite or ``offer_block``). The third is the
+replay's *floor*, the least a replay in Python can do: each block read straight into a log-sized buffer
+at its place and both ids written into every frame header with one strided assignment, nothing checked
+and nothing published. A replay's ratio cannot pass its floor's, so the floor says how much of a missed
+replay target is the code and how much is Python (docs/archive.md, Performance).
 
 What is timed, and what is not
 ------------------------------
@@ -421,7 +425,9 @@ class _Replay:
         self.subscription = stream.transport.add_subscription("aeron:ipc", REPLAY_STREAM_ID)
         self.reads = self._reader_blocks()
         self.buffer = bytearray(max(length for _, length in self.reads))
+        self.log = bytearray(self.term_length)  # the floor's stand-in for a replay publication's term
         self.checked = False
+        self.floor_checked = False
 
     def _reader(self) -> RecordingReader:
         from cluster.archive.recording_reader import RecordingReader
@@ -472,6 +478,45 @@ class _Replay:
         reader.close()
         if position != total or count != len(self.reads):
             raise RuntimeError(f"the reader read {position} bytes in {count} blocks")
+        return elapsed[0]
+
+    def floor_round(self) -> float:
+        """The least any replay in Python does, as a yardstick for the replay's ratio: each block read
+        straight into a log-sized buffer at its place in the term (where a publication's log would hold
+        it) and both ids written into every frame header with one strided assignment -- the rewrite
+        Aeron's protocol asks of a replay. No frame is checked and nothing is published: the frames are
+        known to be the stream's 64-byte ones."""
+        from array import array
+
+        fd = os.open(self.segment_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            log = memoryview(self.log)
+            ids = (REPLAY_STREAM_ID << 32) | 0x1234_5678  # stream id @16, a session id @12
+            steps = []
+            for offset, length in self.reads:
+                frames = length // FRAME_LENGTH
+                if frames * FRAME_LENGTH != length:
+                    raise RuntimeError(f"a replay block of {length} bytes is not whole 64-byte frames")
+                steps.append((log[offset : offset + length], offset, array("q", (ids,)) * frames))
+            preadv = os.preadv
+            elapsed: list[float] = []
+            with _timed(elapsed):
+                for block, offset, fill in steps:
+                    done = preadv(fd, [block], offset)
+                    if done != len(block):
+                        raise RuntimeError(f"short read at {offset}: {done} of {len(block)} bytes")
+                    # long 1 of a view from byte 4 is the 8 bytes at 12: session id, stream id
+                    with block[4 : len(block) - 4].cast("q") as longs:
+                        longs[1 :: FRAME_LENGTH >> 3] = fill
+        finally:
+            os.close(fd)
+        if not self.floor_checked:
+            expected = bytearray(self.record.term[: self.stream.total])
+            for offset in range(0, self.stream.total, FRAME_LENGTH):
+                _SESSION_AND_STREAM.pack_into(expected, offset + 12, 0x1234_5678, REPLAY_STREAM_ID)
+            if self.log[: self.stream.total] != expected:
+                raise RuntimeError("the floor's log does not hold the recording with the replay's ids")
+            self.floor_checked = True
         return elapsed[0]
 
     def session_round(self) -> float:
@@ -595,6 +640,13 @@ def measure(
                     REPLAY_TARGET,
                 ),
                 (
+                    "replay.floor",
+                    "replay: floor, read into a log + id rewrite",
+                    replay.plain_round,
+                    replay.floor_round,
+                    None,
+                ),
+                (
                     "replay.reader_only",
                     "replay: RecordingReader.read_block alone",
                     replay.plain_round,
@@ -630,6 +682,10 @@ def _configs(stream_blocks: int, replay_blocks: int) -> dict[str, str]:
             f"publication, {replay_blocks} blocks"
         ),
         "replay_plain": f"os.preadv of the same {replay_blocks} blocks of the segment file into one buffer",
+        "replay_floor": (
+            f"os.preadv of the same {replay_blocks} blocks into a log-sized buffer at their term offsets, "
+            "then one strided assignment per block writing the session and stream ids of every frame"
+        ),
     }
 
 
