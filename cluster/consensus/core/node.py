@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cluster.consensus.core import members as membership
 from cluster.consensus.core.actions import (
@@ -107,12 +108,6 @@ class _Out:
         self.actions.append(action)
 
 
-def _encode(encoder_type: type, *values: object) -> bytes:
-    buffer = bytearray(256)
-    length = encoder_type.pack_into(buffer, 0, *values)  # type: ignore[attr-defined]
-    return bytes(buffer[:length])
-
-
 class ConsensusCore:
     """One member's consensus module (see the module docstring)."""
 
@@ -170,6 +165,7 @@ class ConsensusCore:
         self._first_entry_end = -1  # leader: where its term's first entry (NewLeadershipTermEvent) ends
         self.transitions: list[tuple[str, str, str]] = []
         self.malformed_messages = 0
+        self._scratch = bytearray(512)  # every outgoing message is encoded here, then copied out
 
     # ------------------------------------------------------------------ derived state
 
@@ -375,183 +371,209 @@ class ConsensusCore:
     # ------------------------------------------------------------------ election duty
 
     def _election_work(self, now_ns: int, out: _Out) -> None:
-        state = self.state
-        canvassing = state in (_E.CANVASS, _E.NOMINATE)
-        if canvassing and now_ns - self._last_status_ns >= self.config.election_status_interval_ns:
+        """The duty of the election state the node is in (one handler per state, ``_ELECTION_WORK``)."""
+        work = _ELECTION_WORK.get(self.state)
+        if work is not None:
+            work(self, now_ns, out)
+
+    def _message(self, length: int) -> bytes:
+        """The message just encoded into the scratch buffer."""
+        return bytes(self._scratch[:length])
+
+    def _broadcast_canvass_position(self, now_ns: int, out: _Out) -> None:
+        if now_ns - self._last_status_ns >= self.config.election_status_interval_ns:
             self._last_status_ns = now_ns
+            length = codecs.CanvassPositionEncoder.pack_into(
+                self._scratch,
+                0,
+                log_leadership_term_id=self.log_leadership_term_id,
+                log_position=self.append_position,
+                leadership_term_id=self.leadership_term_id,
+                follower_member_id=self.member_id,
+                protocol_version=CONSENSUS_PROTOCOL_VERSION,
+            )
+            out.add(Broadcast(self._message(length)))
+
+    def _in_canvass(self, now_ns: int, out: _Out) -> None:
+        self._broadcast_canvass_position(now_ns, out)
+        if self._may_nominate():
+            if self._is_candidate(unanimous=True):
+                self._transition(_E.NOMINATE, now_ns, out, "unanimous candidate")
+            elif now_ns >= self._state_deadline_ns and self._is_candidate(unanimous=False):
+                self._transition(_E.NOMINATE, now_ns, out, "quorum candidate at canvass deadline")
+
+    def _in_nominate(self, now_ns: int, out: _Out) -> None:
+        self._broadcast_canvass_position(now_ns, out)
+        if now_ns >= self._state_deadline_ns:
+            self.candidate_term_id = max(self.candidate_term_id + 1, self.leadership_term_id + 1)
+            out.add(PersistCandidateTerm(self.candidate_term_id))
+            self._transition(_E.CANDIDATE_BALLOT, now_ns, out, "nomination delay over")
+            self._set_role(Role.CANDIDATE, out)
+            for peer in self.peers.values():
+                peer.vote = NO_VOTE
             out.add(
                 Broadcast(
-                    _encode(
-                        codecs.CanvassPositionEncoder,
-                        self.log_leadership_term_id,
-                        self.append_position,
-                        self.leadership_term_id,
-                        self.member_id,
-                        CONSENSUS_PROTOCOL_VERSION,
-                    )
-                )
-            )
-        if state == _E.CANVASS:
-            if self._may_nominate():
-                if self._is_candidate(unanimous=True):
-                    self._transition(_E.NOMINATE, now_ns, out, "unanimous candidate")
-                elif now_ns >= self._state_deadline_ns and self._is_candidate(unanimous=False):
-                    self._transition(_E.NOMINATE, now_ns, out, "quorum candidate at canvass deadline")
-        elif state == _E.NOMINATE:
-            if now_ns >= self._state_deadline_ns:
-                self.candidate_term_id = max(self.candidate_term_id + 1, self.leadership_term_id + 1)
-                out.add(PersistCandidateTerm(self.candidate_term_id))
-                self._transition(_E.CANDIDATE_BALLOT, now_ns, out, "nomination delay over")
-                self._set_role(Role.CANDIDATE, out)
-                for peer in self.peers.values():
-                    peer.vote = NO_VOTE
-                out.add(
-                    Broadcast(
-                        _encode(
-                            codecs.RequestVoteEncoder,
-                            self.log_leadership_term_id,
-                            self.append_position,
-                            self.candidate_term_id,
-                            self.member_id,
-                            CONSENSUS_PROTOCOL_VERSION,
+                    self._message(
+                        codecs.RequestVoteEncoder.pack_into(
+                            self._scratch,
+                            0,
+                            log_leadership_term_id=self.log_leadership_term_id,
+                            log_position=self.append_position,
+                            candidate_term_id=self.candidate_term_id,
+                            candidate_member_id=self.member_id,
+                            protocol_version=CONSENSUS_PROTOCOL_VERSION,
                         )
                     )
                 )
-        elif state == _E.CANDIDATE_BALLOT:
-            statuses = self._statuses()
-            if membership.is_unanimous_leader(
-                statuses, self.candidate_term_id, self.graceful_closed_leader_id
-            ):
-                self._start_leading(now_ns, out, "unanimous vote")
-            elif now_ns >= self._state_deadline_ns:
-                if membership.is_quorum_leader(statuses, self.candidate_term_id):
-                    self._start_leading(now_ns, out, "quorum vote at ballot timeout")
-                else:
-                    self._transition(_E.CANVASS, now_ns, out, "ballot lost")
-        elif state == _E.FOLLOWER_BALLOT:
-            if now_ns >= self._state_deadline_ns:
-                self._transition(_E.CANVASS, now_ns, out, "no new leader after voting")
-        elif state == _E.LEADER_LOG_REPLICATION:
-            self._leader_commit(out)  # nothing to commit before this term's first entry (_leader_commit)
-            self._leader_heartbeats(now_ns, out, new_term=True)
-            if self._quorum_append_position() >= self._term_base or "commit_without_quorum" in self.canaries:
-                self._transition(_E.LEADER_REPLAY, now_ns, out, "a quorum holds the leader's log")
-                self._election_work(now_ns, out)
-            elif now_ns >= self._state_deadline_ns:
-                # ours: Aeron's leader waits here with no deadline; this one gives up after the heartbeat
-                # timeout, its way out while it ignores later terms (docs/consensus.md, "Departures from
-                # Aeron")
-                self._enter_election(now_ns, out, "leader log replication timed out")
-        elif state == _E.LEADER_REPLAY:
-            self._transition(_E.LEADER_INIT, now_ns, out, "log replayed")
-            self._election_work(now_ns, out)
-        elif state == _E.LEADER_INIT:
-            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
-            out.add(
-                LogRequest(
-                    "publish",
-                    self.member_id,
-                    self.leadership_term_id,
-                    self._term_base,
-                    log_session_id=self.log_session_id,
-                )
             )
-            self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
-            self._election_work(now_ns, out)
-        elif state == _E.LEADER_READY:
-            self._leader_heartbeats(now_ns, out, new_term=True)
-            self._leader_commit(out)
-            statuses = self._statuses()
-            term, base = self.leadership_term_id, self._term_base
-            if membership.have_voters_reached_position(statuses, base, term):
-                reason = "every voter has joined the term"
-            elif now_ns >= self._state_deadline_ns and membership.has_quorum_at_position(
-                statuses, base, term
-            ):
-                reason = "a quorum has joined the term by the leader heartbeat timeout"
-            elif now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
-                # ours: Aeron's LEADER_READY has no deadline (docs/consensus.md, "Departures from Aeron")
-                self._enter_election(now_ns, out, "no quorum joined the new term")
-                return
+
+    def _in_candidate_ballot(self, now_ns: int, out: _Out) -> None:
+        statuses = self._statuses()
+        if membership.is_unanimous_leader(statuses, self.candidate_term_id, self.graceful_closed_leader_id):
+            self._start_leading(now_ns, out, "unanimous vote")
+        elif now_ns >= self._state_deadline_ns:
+            if membership.is_quorum_leader(statuses, self.candidate_term_id):
+                self._start_leading(now_ns, out, "quorum vote at ballot timeout")
             else:
-                return
-            length = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
-            start, end = entry_end(self.log_end, length, self.term_length, self.mtu)
-            event = _encode(
-                codecs.NewLeadershipTermEventEncoder,
-                self.leadership_term_id,
-                end,
-                now_ns,
-                self._term_base,
+                self._transition(_E.CANVASS, now_ns, out, "ballot lost")
+
+    def _in_follower_ballot(self, now_ns: int, out: _Out) -> None:
+        if now_ns >= self._state_deadline_ns:
+            self._transition(_E.CANVASS, now_ns, out, "no new leader after voting")
+
+    def _in_leader_log_replication(self, now_ns: int, out: _Out) -> None:
+        self._leader_commit(out)  # nothing to commit before this term's first entry (_leader_commit)
+        self._leader_heartbeats(now_ns, out, new_term=True)
+        if self._quorum_append_position() >= self._term_base or "commit_without_quorum" in self.canaries:
+            self._transition(_E.LEADER_REPLAY, now_ns, out, "a quorum holds the leader's log")
+            self._election_work(now_ns, out)
+        elif now_ns >= self._state_deadline_ns:
+            # ours: Aeron's leader waits here with no deadline; this one gives up after the heartbeat
+            # timeout, its way out while it ignores later terms (docs/consensus.md, "Departures from
+            # Aeron")
+            self._enter_election(now_ns, out, "leader log replication timed out")
+
+    def _in_leader_replay(self, now_ns: int, out: _Out) -> None:
+        self._transition(_E.LEADER_INIT, now_ns, out, "log replayed")
+        self._election_work(now_ns, out)
+
+    def _in_leader_init(self, now_ns: int, out: _Out) -> None:
+        self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+        out.add(
+            LogRequest(
+                "publish",
                 self.member_id,
-                self.log_session_id,
-                codecs.ClusterTimeUnit.NANOS,  # cluster time is now_ns (Aeron's default clock: milliseconds)
-                APP_VERSION,
+                self.leadership_term_id,
+                self._term_base,
+                log_session_id=self.log_session_id,
             )
-            out.add(AppendLog(start, event))
-            self.log_end = end
-            self._first_entry_end = end
-            self.is_startup = False
-            self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({reason})")
-        elif state == _E.FOLLOWER_LOG_REPLICATION:
-            if self.append_position >= self._pending_stop:
-                self._record_replicated_term(out, now_ns)
-                self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
-                self._election_work(now_ns, out)
-            elif now_ns >= self._state_deadline_ns:
-                # ours: the deadline is fixed on entry; Aeron extends it whenever the leader's
-                # NewLeadershipTerm or CommitPosition arrives (docs/consensus.md, "Departures from Aeron")
-                self._enter_election(now_ns, out, "log replication timed out")
-        elif state == _E.FOLLOWER_REPLAY:
-            if self._catchup_join_position > self.append_position:
-                self._transition(_E.FOLLOWER_CATCHUP_INIT, now_ns, out, "the leader's log is ahead: catch up")
-            else:
-                self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "log replayed")
+        )
+        self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
+        self._election_work(now_ns, out)
+
+    def _in_leader_ready(self, now_ns: int, out: _Out) -> None:
+        self._leader_heartbeats(now_ns, out, new_term=True)
+        self._leader_commit(out)
+        statuses = self._statuses()
+        term, base = self.leadership_term_id, self._term_base
+        if membership.have_voters_reached_position(statuses, base, term):
+            reason = "every voter has joined the term"
+        elif now_ns >= self._state_deadline_ns and membership.has_quorum_at_position(statuses, base, term):
+            reason = "a quorum has joined the term by the leader heartbeat timeout"
+        elif now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
+            # ours: Aeron's LEADER_READY has no deadline (docs/consensus.md, "Departures from Aeron")
+            self._enter_election(now_ns, out, "no quorum joined the new term")
+            return
+        else:
+            return
+        length = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
+        start, end = entry_end(self.log_end, length, self.term_length, self.mtu)
+        event = self._message(
+            codecs.NewLeadershipTermEventEncoder.pack_into(
+                self._scratch,
+                0,
+                leadership_term_id=self.leadership_term_id,
+                log_position=end,
+                timestamp=now_ns,
+                term_base_log_position=self._term_base,
+                leader_member_id=self.member_id,
+                log_session_id=self.log_session_id,
+                time_unit=codecs.ClusterTimeUnit.NANOS,  # cluster time is now_ns (Aeron's default: ms)
+                app_version=APP_VERSION,
+            )
+        )
+        out.add(AppendLog(start, event))
+        self.log_end = end
+        self._first_entry_end = end
+        self.is_startup = False
+        self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({reason})")
+
+    def _in_follower_log_replication(self, now_ns: int, out: _Out) -> None:
+        if self.append_position >= self._pending_stop:
+            self._record_replicated_term(out, now_ns)
+            self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
             self._election_work(now_ns, out)
-        elif state == _E.FOLLOWER_CATCHUP_INIT:
-            self._stop_catchup = False
-            out.add(Send(self.leader_id, self._catchup_position()))
-            out.add(
-                LogRequest(
-                    "catchup",
-                    self.leader_id,
-                    self.leadership_term_id,
-                    self.append_position,
-                    log_session_id=self.log_session_id,
-                )
+        elif now_ns >= self._state_deadline_ns:
+            # ours: the deadline is fixed on entry; Aeron extends it whenever the leader's
+            # NewLeadershipTerm or CommitPosition arrives (docs/consensus.md, "Departures from Aeron")
+            self._enter_election(now_ns, out, "log replication timed out")
+
+    def _in_follower_replay(self, now_ns: int, out: _Out) -> None:
+        if self._catchup_join_position > self.append_position:
+            self._transition(_E.FOLLOWER_CATCHUP_INIT, now_ns, out, "the leader's log is ahead: catch up")
+        else:
+            self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "log replayed")
+        self._election_work(now_ns, out)
+
+    def _in_follower_catchup_init(self, now_ns: int, out: _Out) -> None:
+        self._stop_catchup = False
+        out.add(Send(self.leader_id, self._catchup_position()))
+        out.add(
+            LogRequest(
+                "catchup",
+                self.leader_id,
+                self.leadership_term_id,
+                self.append_position,
+                log_session_id=self.log_session_id,
             )
-            self._transition(_E.FOLLOWER_CATCHUP_AWAIT, now_ns, out, "asked the leader for a catch-up replay")
-        elif state == _E.FOLLOWER_CATCHUP_AWAIT:
-            if now_ns >= self._state_deadline_ns:
-                self._enter_election(now_ns, out, "catch-up replay did not arrive")
-        elif state == _E.FOLLOWER_CATCHUP:
-            self._send_append_position(now_ns, out, force=False)
-            self._follower_commit(out)
-            if self._stop_catchup and self.commit_position >= self._catchup_join_position:
-                self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "caught up with the live log")
-                self._transition(_E.FOLLOWER_READY, now_ns, out, "following the live log")
-                self._election_work(now_ns, out)
-            elif now_ns - self._last_leader_contact_ns > self.config.leader_heartbeat_timeout_ns:
-                self._enter_election(now_ns, out, "leader heartbeat timeout during catch-up")
-        elif state == _E.FOLLOWER_LOG_INIT:
-            out.add(
-                LogRequest(
-                    "join",
-                    self.leader_id,
-                    self.leadership_term_id,
-                    self.append_position,
-                    log_session_id=self.log_session_id,
-                )
+        )
+        self._transition(_E.FOLLOWER_CATCHUP_AWAIT, now_ns, out, "asked the leader for a catch-up replay")
+
+    def _in_follower_catchup_await(self, now_ns: int, out: _Out) -> None:
+        if now_ns >= self._state_deadline_ns:
+            self._enter_election(now_ns, out, "catch-up replay did not arrive")
+
+    def _in_follower_catchup(self, now_ns: int, out: _Out) -> None:
+        self._send_append_position(now_ns, out, force=False)
+        self._follower_commit(out)
+        if self._stop_catchup and self.commit_position >= self._catchup_join_position:
+            self._transition(_E.FOLLOWER_LOG_INIT, now_ns, out, "caught up with the live log")
+            self._transition(_E.FOLLOWER_READY, now_ns, out, "following the live log")
+            self._election_work(now_ns, out)
+        elif now_ns - self._last_leader_contact_ns > self.config.leader_heartbeat_timeout_ns:
+            self._enter_election(now_ns, out, "leader heartbeat timeout during catch-up")
+
+    def _in_follower_log_init(self, now_ns: int, out: _Out) -> None:
+        out.add(
+            LogRequest(
+                "join",
+                self.leader_id,
+                self.leadership_term_id,
+                self.append_position,
+                log_session_id=self.log_session_id,
             )
-            self._transition(_E.FOLLOWER_LOG_AWAIT, now_ns, out, "waiting for the live log")
-        elif state == _E.FOLLOWER_LOG_AWAIT:
-            if now_ns >= self._state_deadline_ns:
-                self._enter_election(now_ns, out, "live log did not arrive")
-        elif state == _E.FOLLOWER_READY:
-            self._send_append_position(now_ns, out, force=True)
-            self._last_leader_contact_ns = now_ns
-            self.is_startup = False
-            self._transition(_E.CLOSED, now_ns, out, "election complete: following")
+        )
+        self._transition(_E.FOLLOWER_LOG_AWAIT, now_ns, out, "waiting for the live log")
+
+    def _in_follower_log_await(self, now_ns: int, out: _Out) -> None:
+        if now_ns >= self._state_deadline_ns:
+            self._enter_election(now_ns, out, "live log did not arrive")
+
+    def _in_follower_ready(self, now_ns: int, out: _Out) -> None:
+        self._send_append_position(now_ns, out, force=True)
+        self._last_leader_contact_ns = now_ns
+        self.is_startup = False
+        self._transition(_E.CLOSED, now_ns, out, "election complete: following")
 
     def _may_nominate(self) -> bool:
         appointed = self.config.appointed_leader_id
@@ -612,21 +634,24 @@ class ConsensusCore:
             next_term_id = following.leadership_term_id
             next_base = following.term_base_log_position
             next_log_position = following.log_position
-        return _encode(
-            codecs.NewLeadershipTermEncoder,
-            log_term_id,
-            next_term_id,
-            next_base,
-            next_log_position,
-            self.leadership_term_id,
-            self._term_base,
-            self.append_position,
-            0,  # leader recording id: one log recording, id 0
-            now_ns,
-            self.member_id,
-            self.log_session_id,
-            APP_VERSION,
-            codecs.BooleanType.TRUE if self.is_startup else codecs.BooleanType.FALSE,
+        return self._message(
+            codecs.NewLeadershipTermEncoder.pack_into(
+                self._scratch,
+                0,
+                log_leadership_term_id=log_term_id,
+                next_leadership_term_id=next_term_id,
+                next_term_base_log_position=next_base,
+                next_log_position=next_log_position,
+                leadership_term_id=self.leadership_term_id,
+                term_base_log_position=self._term_base,
+                log_position=self.append_position,
+                leader_recording_id=0,  # one log recording, id 0
+                timestamp=now_ns,
+                leader_member_id=self.member_id,
+                log_session_id=self.log_session_id,
+                app_version=APP_VERSION,
+                is_startup=codecs.BooleanType.TRUE if self.is_startup else codecs.BooleanType.FALSE,
+            )
         )
 
     def _catchup_position(self) -> bytes:
@@ -655,11 +680,14 @@ class ConsensusCore:
             self._committed_at_last_send = self.commit_position
             out.add(
                 Broadcast(
-                    _encode(
-                        codecs.CommitPositionEncoder,
-                        self.leadership_term_id,
-                        self.commit_position,
-                        self.member_id,
+                    self._message(
+                        codecs.CommitPositionEncoder.pack_into(
+                            self._scratch,
+                            0,
+                            leadership_term_id=self.leadership_term_id,
+                            log_position=self.commit_position,
+                            leader_member_id=self.member_id,
+                        )
                     )
                 )
             )
@@ -751,12 +779,15 @@ class ConsensusCore:
         out.add(
             Send(
                 self.leader_id,
-                _encode(
-                    codecs.AppendPositionEncoder,
-                    self.leadership_term_id,
-                    self.append_position,
-                    self.member_id,
-                    1 if self.state == _E.FOLLOWER_CATCHUP else 0,  # AppendPosition flags: CATCHUP
+                self._message(
+                    codecs.AppendPositionEncoder.pack_into(
+                        self._scratch,
+                        0,
+                        leadership_term_id=self.leadership_term_id,
+                        log_position=self.append_position,
+                        follower_member_id=self.member_id,
+                        flags=1 if self.state == _E.FOLLOWER_CATCHUP else 0,
+                    )
                 ),
             )
         )
@@ -774,8 +805,7 @@ class ConsensusCore:
 
     # ------------------------------------------------------------------ message handlers
 
-    def _on_canvass_position(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.CanvassPositionDecoder = message  # type: ignore[assignment]
+    def _on_canvass_position(self, now_ns: int, m: codecs.CanvassPositionDecoder, out: _Out) -> None:
         peer = self.peers.get(m.follower_member_id)
         if peer is None:
             return
@@ -793,8 +823,7 @@ class ConsensusCore:
         if self.state in (_E.CANVASS, _E.NOMINATE):
             self._election_work(now_ns, out)
 
-    def _on_request_vote(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.RequestVoteDecoder = message  # type: ignore[assignment]
+    def _on_request_vote(self, now_ns: int, m: codecs.RequestVoteDecoder, out: _Out) -> None:
         candidate = m.candidate_member_id
         if candidate == self.member_id or candidate not in self.peers:
             return
@@ -832,20 +861,22 @@ class ConsensusCore:
         out.add(
             Send(
                 candidate,
-                _encode(
-                    codecs.VoteEncoder,
-                    candidate_term,
-                    self.log_leadership_term_id,
-                    self.append_position,
-                    candidate,
-                    self.member_id,
-                    codecs.BooleanType.TRUE if granted else codecs.BooleanType.FALSE,
+                self._message(
+                    codecs.VoteEncoder.pack_into(
+                        self._scratch,
+                        0,
+                        candidate_term_id=candidate_term,
+                        log_leadership_term_id=self.log_leadership_term_id,
+                        log_position=self.append_position,
+                        candidate_member_id=candidate,
+                        follower_member_id=self.member_id,
+                        vote=codecs.BooleanType.TRUE if granted else codecs.BooleanType.FALSE,
+                    )
                 ),
             )
         )
 
-    def _on_vote(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.VoteDecoder = message  # type: ignore[assignment]
+    def _on_vote(self, now_ns: int, m: codecs.VoteDecoder, out: _Out) -> None:
         if m.candidate_member_id != self.member_id or m.candidate_term_id != self.candidate_term_id:
             return
         peer = self.peers.get(m.follower_member_id)
@@ -858,8 +889,7 @@ class ConsensusCore:
         if self.state == _E.CANDIDATE_BALLOT:
             self._election_work(now_ns, out)
 
-    def _on_new_leadership_term(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.NewLeadershipTermDecoder = message  # type: ignore[assignment]
+    def _on_new_leadership_term(self, now_ns: int, m: codecs.NewLeadershipTermDecoder, out: _Out) -> None:
         leader = m.leader_member_id
         if leader == self.member_id or leader not in self.peers:
             return
@@ -956,8 +986,7 @@ class ConsensusCore:
         self._transition(_E.FOLLOWER_REPLAY, now_ns, out, f"following member {leader} in term {term}")
         self._election_work(now_ns, out)
 
-    def _on_append_position(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.AppendPositionDecoder = message  # type: ignore[assignment]
+    def _on_append_position(self, now_ns: int, m: codecs.AppendPositionDecoder, out: _Out) -> None:
         peer = self.peers.get(m.follower_member_id)
         if peer is None or self.role != Role.LEADER:
             return
@@ -973,7 +1002,14 @@ class ConsensusCore:
             out.add(
                 Send(
                     peer.member_id,
-                    _encode(codecs.StopCatchupEncoder, self.leadership_term_id, peer.member_id),
+                    self._message(
+                        codecs.StopCatchupEncoder.pack_into(
+                            self._scratch,
+                            0,
+                            leadership_term_id=self.leadership_term_id,
+                            follower_member_id=peer.member_id,
+                        )
+                    ),
                 )
             )
         if self.state == _E.CLOSED:
@@ -981,16 +1017,14 @@ class ConsensusCore:
         else:
             self._election_work(now_ns, out)
 
-    def _on_catchup_position(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.CatchupPositionDecoder = message  # type: ignore[assignment]
+    def _on_catchup_position(self, now_ns: int, m: codecs.CatchupPositionDecoder, out: _Out) -> None:
         term_matches = m.leadership_term_id == self.leadership_term_id
         if self.role == Role.LEADER and term_matches and m.follower_member_id in self.peers:
             self._catching_up.add(
                 m.follower_member_id
             )  # the driver's replay serves it (LogRequest "catchup")
 
-    def _on_stop_catchup(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.StopCatchupDecoder = message  # type: ignore[assignment]
+    def _on_stop_catchup(self, now_ns: int, m: codecs.StopCatchupDecoder, out: _Out) -> None:
         if (
             m.follower_member_id == self.member_id
             and m.leadership_term_id == self.leadership_term_id
@@ -1000,8 +1034,7 @@ class ConsensusCore:
             self._last_leader_contact_ns = now_ns
             self._election_work(now_ns, out)
 
-    def _on_commit_position(self, now_ns: int, message: object, out: _Out) -> None:
-        m: codecs.CommitPositionDecoder = message  # type: ignore[assignment]
+    def _on_commit_position(self, now_ns: int, m: codecs.CommitPositionDecoder, out: _Out) -> None:
         term = m.leadership_term_id
         # ours: in the leader's election states a later term's CommitPosition is ignored, where Aeron's
         # LEADER_READY abandons the election (docs/consensus.md, "Departures from Aeron")
@@ -1018,6 +1051,26 @@ class ConsensusCore:
                 self._election_work(now_ns, out)
         elif self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._election_work(now_ns, out)
+
+
+_ELECTION_WORK: dict[ElectionState, Callable[[ConsensusCore, int, _Out], None]] = {
+    _E.CANVASS: ConsensusCore._in_canvass,
+    _E.NOMINATE: ConsensusCore._in_nominate,
+    _E.CANDIDATE_BALLOT: ConsensusCore._in_candidate_ballot,
+    _E.FOLLOWER_BALLOT: ConsensusCore._in_follower_ballot,
+    _E.LEADER_LOG_REPLICATION: ConsensusCore._in_leader_log_replication,
+    _E.LEADER_REPLAY: ConsensusCore._in_leader_replay,
+    _E.LEADER_INIT: ConsensusCore._in_leader_init,
+    _E.LEADER_READY: ConsensusCore._in_leader_ready,
+    _E.FOLLOWER_LOG_REPLICATION: ConsensusCore._in_follower_log_replication,
+    _E.FOLLOWER_REPLAY: ConsensusCore._in_follower_replay,
+    _E.FOLLOWER_CATCHUP_INIT: ConsensusCore._in_follower_catchup_init,
+    _E.FOLLOWER_CATCHUP_AWAIT: ConsensusCore._in_follower_catchup_await,
+    _E.FOLLOWER_CATCHUP: ConsensusCore._in_follower_catchup,
+    _E.FOLLOWER_LOG_INIT: ConsensusCore._in_follower_log_init,
+    _E.FOLLOWER_LOG_AWAIT: ConsensusCore._in_follower_log_await,
+    _E.FOLLOWER_READY: ConsensusCore._in_follower_ready,
+}
 
 
 MAX_TERM_ID = 2**62
@@ -1056,7 +1109,8 @@ def impossible_value(name: str, decoder: object) -> str | None:
     return None
 
 
-_HANDLERS: dict[str, Callable[[ConsensusCore, int, object, _Out], None]] = {
+# each handler takes its own message's decoder: the table's value type cannot say which, so it says Any
+_HANDLERS: dict[str, Callable[[ConsensusCore, int, Any, _Out], None]] = {
     "CanvassPosition": ConsensusCore._on_canvass_position,
     "RequestVote": ConsensusCore._on_request_vote,
     "Vote": ConsensusCore._on_vote,
