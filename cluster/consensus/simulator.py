@@ -3,11 +3,14 @@
 Theory of operation
 -------------------
 Each simulated ``Node`` is a real ``ConsensusCore`` plus what a real node's I/O would be, kept in memory:
-a *durable* part that survives a crash (the candidate term id of node-state.dat, the TERM records of
+a *durable* part that survives a crash (the candidate term id of node-state.dat, the entries of
 recording.log, the log bytes its archive has recorded) and a volatile part that does not (the core
-itself, the service's applied state). The ``Simulator`` is the driver: it executes each core's actions
-in order -- ``Persist*`` and ``TruncateLog`` change the durable part at once, before the next action runs,
-which is the ordering contract of ``actions.py`` -- and owns one ``random.Random(seed)`` for every choice:
+itself, the service's applied state). The ``Simulator`` is the driver, by the contract of
+``actions.py``: it executes each core's actions in order -- ``Persist*`` and ``TruncateLog`` change the
+durable part at once, before the next action runs -- delivers the answers (``on_log_appended``,
+``on_log_stopped``, ``on_log_published``, ``on_log_joined``) after the list, reads no core field (what it
+knows of a node's role, term and log session comes from its actions; only checkers look inside a core),
+and owns one ``random.Random(seed)`` for every choice:
 message delay, loss, duplication, reordering, fault schedule, client commands. Time is virtual (``now_ns``),
 moved in steps of ``tick_ns``; every core gets ``on_tick`` each step.
 
@@ -24,11 +27,15 @@ session of the term that wrote them, term id and offset following from the posit
 message did not fit in the rest of a term (``write_fragments`` of the transport lays them out). Each
 node runs a replicated key-value service (``KeyValueService``) fed the committed entries.
 
-Checkers run throughout: at most one leader per term; a leader never rewrites its log; no RequestVote
+This simulator drives the core with a model of a node's log, archive and files, not with the node's own
+code: the moves of the log above are that model's (catch-up replays, for one, are the follower's copy,
+so ``StartCatchupReplay`` and ``StopCatchupReplay`` do nothing here).
+
+Checkers run throughout: at most one leader per term; no RequestVote
 or Vote leaves before its candidate term is durable; logs agree byte for byte up to the lower of two
 commit positions; every entry committed in a term is in the log of every leader of a later term;
-commit positions never move backwards (a restarted node recovers its committed position, as Aeron's
-recovery plan does), stay within the durable log, and never see a truncation below them; a commit
+commit positions never move backwards within a node's life, stay within the durable log, and never see
+a truncation below the highest one the node ever reached; a commit
 covers only bytes a quorum holds durably -- the same bytes -- and a leader commits only what a quorum
 has recorded in its own term; committed entries survive crashes; services apply the same entries in the
 same order and have equal states at equal positions; each command is applied at most once; and, once a
@@ -38,10 +45,12 @@ run converges, every command a client was told is committed is in every live nod
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cluster.consensus.core.actions import (
+    NO_POSITION_FIELD,
     Action,
     AppendLog,
     Broadcast,
@@ -51,14 +60,18 @@ from cluster.consensus.core.actions import (
     PersistTerm,
     RoleChange,
     Send,
+    StartCatchupReplay,
     StateChange,
+    StopCatchupReplay,
+    StopLog,
     TruncateLog,
 )
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.errors import ConsensusError
-from cluster.consensus.core.log import FRAME_ALIGNMENT, HEADER_LENGTH, entry_span
+from cluster.consensus.core.log import FRAME_ALIGNMENT, HEADER_LENGTH, entry_end
 from cluster.consensus.core.members import parse_members, quorum_threshold
-from cluster.consensus.core.node import ConsensusCore, TermRecord
+from cluster.consensus.core.node import ConsensusCore
+from cluster.consensus.core.recording_log import RecordingLog
 from cluster.consensus.sim_network import (
     ConsensusNetwork,
     FaultConfig,
@@ -86,9 +99,11 @@ TERM_LENGTH = 64 * 1024  # Aeron's log default is 64 MB; a small term makes PAD 
 MTU = 1408
 LOG_STREAM_ID = 100
 INITIAL_TERM_ID = 0  # the log publication's init-term-id, so position == bytes since the cluster began
+LOG_RECORDING_ID = 0  # each node's archive holds the log in its first recording
 _pack_frame_header = DataHeaderEncoder.LAYOUT.pack_into
 _unpack_frame_header = DataHeaderDecoder.LAYOUT.unpack_from
 _UNFRAGMENTED = int(DataFlags.BEGIN) | int(DataFlags.END)
+_POSITION = struct.Struct("<q")
 _PAD = int(FrameType.PAD)
 
 
@@ -108,12 +123,12 @@ class Violation:
 @dataclass(slots=True)
 class _Durable:
     candidate_term_id: int = -1
-    terms: list[TermRecord] = field(default_factory=list)
+    recording_log: RecordingLog = field(default_factory=RecordingLog)  # recording.log's entries
     log: bytearray = field(default_factory=bytearray)  # the recorded log, position = index
     entries: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each entry
     synced: int = 0  # what a crash keeps: the log is durable up to here
-    committed: int = 0  # the highest position this node committed (recovered at restart, as Aeron's
-    # recording log gives its recovery plan a committed log position)
+    committed: int = 0  # the checkers' record: the highest position this node ever committed (the node
+    # itself does not keep it: a restarted core learns its commit position again)
 
 
 class SimulatorError(ConsensusError, ValueError):
@@ -175,6 +190,17 @@ class Node:
     next_sync_ns: int = 0
     clock_rate: float = 1.0
     clock_offset: int = 0
+    # what the node's actions said of it (a driver reads no core fields): role, term, election state,
+    # the log session it publishes
+    role: str = "FOLLOWER"
+    term: int = -1
+    state: str = "INIT"
+    log_session_id: int = 0
+
+    @property
+    def leading(self) -> bool:
+        """A leader whose election is complete: it appends clients' commands."""
+        return self.core is not None and self.role == "LEADER" and self.state == "CLOSED"
 
     @property
     def alive(self) -> bool:
@@ -255,14 +281,14 @@ class Simulator:
             self.random.random,
             now_ns=self.clock(node),
             candidate_term_id=durable.candidate_term_id,
-            terms=durable.terms,
+            recording_log=durable.recording_log,
             append_position=append,
-            commit_position=min(durable.committed, append),
-            term_length=TERM_LENGTH,
-            mtu=MTU,
             canaries=self.canaries,
         )
-        node.commit_position = min(durable.committed, append)
+        node.role, node.term, node.state = "FOLLOWER", -1, "INIT"
+        last = durable.recording_log.find_last_term()
+        node.term = -1 if last is None else last.leadership_term_id
+        node.commit_position = 0
         node.applied = []
         node.service = KeyValueService()  # no snapshots yet: a restarted service replays the log from 0
         node.states = []
@@ -271,7 +297,6 @@ class Simulator:
         for key in [key for key in self._applied_checked if node.member_id in key]:
             del self._applied_checked[key]
         node.applied_position = 0
-        self._apply(node)  # the service replays what the node recovered as committed
         node.joined = None
         node.replicate_to = -1
         node.reported = append
@@ -362,7 +387,7 @@ class Simulator:
                 self._count("crash_mid_actions")  # between two actions of one list: the rest never runs
                 self.crash(node.member_id)
                 return
-            if self._trace is not None:
+            if self._trace is not None and not isinstance(action, AppendLog):  # _append traces its own
                 self._trace(f"{self.now_ns // 1000:>10}us n{node.member_id} {_describe(action)}")
             if isinstance(action, Send):
                 self._check_durable_before_send(node, action.message)
@@ -375,23 +400,29 @@ class Simulator:
             elif isinstance(action, PersistCandidateTerm):
                 node.durable.candidate_term_id = max(node.durable.candidate_term_id, action.candidate_term_id)
             elif isinstance(action, PersistTerm):
-                terms = node.durable.terms
-                if terms and terms[-1].leadership_term_id < action.leadership_term_id:
-                    last = terms[-1]
-                    terms[-1] = TermRecord(
-                        last.leadership_term_id, last.term_base_log_position, action.term_base_log_position
-                    )
-                if not terms or terms[-1].leadership_term_id < action.leadership_term_id:
-                    terms.append(TermRecord(action.leadership_term_id, action.term_base_log_position))
+                node.durable.recording_log.append_term(
+                    action.recording_id,
+                    action.leadership_term_id,
+                    action.term_base_log_position,
+                    action.timestamp,
+                )
             elif isinstance(action, TruncateLog):
-                self._truncate(node, action.position, terms=True)
+                self._truncate(node, action.position)
+                node.durable.recording_log.truncate_to(
+                    action.position, action.leadership_term_id, reopen=action.reopen
+                )
+            elif isinstance(action, StopLog):
+                self._stop_log(node)
             elif isinstance(action, AppendLog):
-                self._append(node, action.position, action.message)
+                self._append(node, action)
             elif isinstance(action, LogRequest):
                 self._log_request(node, action)
+            elif isinstance(action, (StartCatchupReplay, StopCatchupReplay)):
+                pass  # here the follower that joins copies the leader's log itself (_move_log)
             elif isinstance(action, Commit):
                 self._commit(node, action.position)
             elif isinstance(action, RoleChange):
+                node.role, node.term = action.role, action.leadership_term_id
                 if action.role == "LEADER":
                     self._check_new_leader(node, action.leadership_term_id)
                     previous = self.leaders.setdefault(action.leadership_term_id, node.member_id)
@@ -400,15 +431,10 @@ class Simulator:
                             "one leader per term",
                             f"term {action.leadership_term_id}: {previous} and {node.member_id}",
                         )
-            elif isinstance(action, StateChange) and self.on_state_change is not None:
-                self.on_state_change(node.member_id, action.to_state)
-            if isinstance(action, StateChange) and action.to_state == "INIT":
-                # a new election stops the log recording where the core last heard it was: a written
-                # but not yet synced tail was never counted and is dropped (the leader sends it again)
-                node.joined = None
-                node.replicate_to = -1
-                if len(node.durable.log) > node.reported:
-                    self._truncate(node, node.reported, terms=False)
+            elif isinstance(action, StateChange):
+                node.state = action.to_state
+                if self.on_state_change is not None:
+                    self.on_state_change(node.member_id, action.to_state)
 
     def _check_durable_before_send(self, node: Node, message: bytes) -> None:
         """The ordering contract of ``actions.py``: a RequestVote or a Vote leaves only once the candidate
@@ -418,9 +444,7 @@ class Simulator:
         if template in _VOTE_TEMPLATES:
             term = codecs.decode(message).candidate_term_id
             durable = node.durable
-            known = max(
-                durable.candidate_term_id, durable.terms[-1].leadership_term_id if durable.terms else -1
-            )
+            known = max(durable.candidate_term_id, _last_term(durable))
             if term > known:
                 self._violate(
                     "durable before sent",
@@ -431,16 +455,27 @@ class Simulator:
     def _send(self, source: int, destination: int, message: bytes) -> None:
         self.network.send(self.now_ns, source, destination, message)
 
-    def _append(self, node: Node, position: int, message: bytes) -> None:
+    def _stop_log(self, node: Node) -> None:
+        """The log stops where the archive recorded it: a written but not yet synced tail was never
+        reported and is dropped (the leader sends it again)."""
+        node.joined = None
+        node.replicate_to = -1
+        if len(node.durable.log) > node.reported:
+            self._truncate(node, node.reported)
+        now, stop = self.clock(node), len(node.durable.log)
+        self._defer(node, lambda core: core.on_log_stopped(now, stop))
+
+    def _append(self, node: Node, action: AppendLog) -> None:
+        """The log publication: the entry goes after the log's end (a PAD frame first when it does not
+        fit in the rest of the term), in the node's log session; the core hears where it ended."""
         log = node.durable.log
-        if position < len(log):
-            self._violate(
-                "leader never rewrites its log", f"n{node.member_id} append at {position} < {len(log)}"
-            )
-            return
-        start, end = position, position + _span(len(message))
-        assert node.core is not None
-        session_id = node.core.log_session_id
+        message = action.message
+        start, end = entry_end(len(log), len(message), TERM_LENGTH, MTU)
+        if action.end_position_offset != NO_POSITION_FIELD:
+            stamped = bytearray(message)
+            _POSITION.pack_into(stamped, action.end_position_offset, end)
+            message = bytes(stamped)
+        session_id = node.log_session_id
         if start > len(log):  # the entry did not fit in the rest of the term: a PAD frame fills it
             pad = len(log)
             log.extend(bytes(start - pad))
@@ -469,44 +504,45 @@ class Simulator:
             INITIAL_TERM_ID + start // TERM_LENGTH,
         )
         node.durable.entries.append((start, end))
+        if self._trace is not None:
+            name = codecs.decode(message).NAME
+            self._trace(f"{self.now_ns // 1000:>10}us n{node.member_id} append @{start} {name}")
+        now = self.clock(node)
+        self._defer(node, lambda core: core.on_log_appended(now, end))
         if "ack_before_durable" in self.canaries:
             self._report_append(node)
 
-    def _truncate(self, node: Node, position: int, *, terms: bool) -> None:
-        """Cut the log back to ``position`` (and, for a ``TruncateLog``, the TERM records with it)."""
+    def _truncate(self, node: Node, position: int) -> None:
+        """Cut the log recording back to ``position``."""
         durable = node.durable
         committed = max(node.commit_position, durable.committed)
         if position < committed:
             self._violate(
                 "no truncation below commit", f"n{node.member_id} truncate {position} < commit {committed}"
             )
-        if terms:
-            kept = [record for record in durable.terms if record.term_base_log_position < position]
-            if kept and kept[-1].log_position != -1:
-                kept[-1] = TermRecord(kept[-1].leadership_term_id, kept[-1].term_base_log_position)
-            durable.terms = kept
         del durable.log[position:]
         durable.entries = [(s, e) for s, e in durable.entries if e <= position]
         durable.synced = min(durable.synced, position)
         node.reported = min(node.reported, position)
 
     def _log_request(self, node: Node, request: LogRequest) -> None:
-        core = node.core
-        assert core is not None
+        now = self.clock(node)
         if request.kind in ("join", "catchup"):
             node.joined = (request.leadership_term_id, request.leader_id)
-            now, position = self.clock(node), request.position
-            self._defer(node, lambda core: core.on_log_joined(now, position))
+            position = request.position
+            self._defer(node, lambda core: core.on_log_joined(now, position, LOG_RECORDING_ID))
         elif request.kind == "replicate":
             node.replicate_from = request.leader_id
             node.replicate_to = request.stop_position
-            node.replicate_term = core.leadership_term_id
+            node.replicate_term = request.leadership_term_id
         elif request.kind == "publish":
             node.joined = None
+            node.log_session_id = request.log_session_id
+            self._defer(node, lambda core: core.on_log_published(now, LOG_RECORDING_ID))
 
     def _commit(self, node: Node, position: int) -> None:
         durable = node.durable
-        previous = max(node.commit_position, durable.committed)
+        previous = node.commit_position  # in this life: a restarted core learns its commit position again
         if position < previous:
             self._violate("commit never goes backwards", f"n{node.member_id} {previous} -> {position}")
         if position > durable.synced:
@@ -527,9 +563,8 @@ class Simulator:
                 "committed only what a quorum holds",
                 f"n{node.member_id} commit {position}, {holders} hold it",
             )
-        core = node.core
-        if core is not None and core.role.name == "LEADER" and position > previous:
-            self._check_commit_in_own_term(node, core.leadership_term_id, position)
+        if node.role == "LEADER" and position > previous:
+            self._check_commit_in_own_term(node, node.term, position)
         node.commit_position = position
         durable.committed = max(durable.committed, position)
         self._apply(node)
@@ -541,9 +576,7 @@ class Simulator:
         holders = sum(
             1
             for other in self.nodes
-            if other.durable.synced >= position
-            and other.durable.terms
-            and other.durable.terms[-1].leadership_term_id >= term
+            if other.durable.synced >= position and _last_term(other.durable) >= term
         )
         if holders < quorum_threshold(len(self.nodes)):
             self._violate(
@@ -580,12 +613,8 @@ class Simulator:
                 term, source_id = node.joined
             if source_id < 0 or not self._can_talk(source_id, node.member_id):
                 continue
-            source_core = self.nodes[source_id].core
-            if (
-                source_core is None
-                or source_core.role.name != "LEADER"
-                or source_core.leadership_term_id != term
-            ):
+            source_node = self.nodes[source_id]
+            if source_node.core is None or source_node.role != "LEADER" or source_node.term != term:
                 continue  # its leadership ended: the log channel and the archive replay it served go with it
             source = self.nodes[source_id].durable
             mine = node.durable
@@ -605,7 +634,9 @@ class Simulator:
                 node.replicate_to = -1
                 mine.synced = len(mine.log)
                 node.reported = mine.synced
-                self._execute(node, node.core.on_replicated(self.clock(node), len(mine.log)))
+                self._execute(
+                    node, node.core.on_replicated(self.clock(node), len(mine.log), LOG_RECORDING_ID)
+                )
             elif copied and "ack_before_durable" in self.canaries:
                 self._report_append(node)
 
@@ -631,19 +662,19 @@ class Simulator:
         """A client command to whoever leads now (dropped if nobody does)."""
         for node in self.nodes:
             core = node.core
-            if core is not None and core.role.name == "LEADER" and core.state.name == "CLOSED":
+            if core is not None and node.leading:
                 buffer = bytearray(codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH + 8)
-                codecs.SessionMessageHeaderEncoder.pack_into(buffer, 0, core.leadership_term_id, 1, 0)
+                codecs.SessionMessageHeaderEncoder.pack_into(
+                    buffer, 0, leadership_term_id=node.term, cluster_session_id=1, timestamp=0
+                )
                 buffer[-8:] = command_id.to_bytes(8, "little")
                 self.commands_sent += 1
-                actions = core.on_ingress(self.clock(node), bytes(buffer))
-                for action in actions:
-                    if isinstance(action, AppendLog):
-                        # the client is told "committed" once this leader's commit passes the entry
-                        self._awaiting_ack.append(
-                            (node.member_id, core.leadership_term_id, action.position, command_id)
-                        )
-                self._execute(node, actions)
+                appended = len(node.durable.entries)
+                self._execute(node, core.on_ingress(self.clock(node), bytes(buffer)))
+                if len(node.durable.entries) > appended and node.core is not None:
+                    # the client is told "committed" once this leader's commit passes the entry
+                    start = node.durable.entries[appended][0]
+                    self._awaiting_ack.append((node.member_id, node.term, start, command_id))
                 return True
         return False
 
@@ -652,8 +683,8 @@ class Simulator:
         in the same term (Aeron's egress reply follows the commit)."""
         waiting = []
         for member_id, term, position, command in self._awaiting_ack:
-            core = self.nodes[member_id].core
-            if core is None or core.leadership_term_id != term or core.role.name != "LEADER":
+            leader = self.nodes[member_id]
+            if leader.core is None or leader.term != term or leader.role != "LEADER":
                 continue  # that leader is gone: the client is never told (simulated clients do not retry)
             if self.nodes[member_id].commit_position > position:
                 self.acknowledged.add(command)
@@ -711,8 +742,7 @@ class Simulator:
 
     def leader(self) -> int:
         for node in self.nodes:
-            core = node.core
-            if core is not None and core.role.name == "LEADER" and core.state.name == "CLOSED":
+            if node.leading:
                 return node.member_id
         return -1
 
@@ -779,12 +809,15 @@ class Simulator:
                 and len(node.durable.log) >= node.commit_position
             ):
                 self._committed_log = bytes(node.durable.log[: node.commit_position])
+                # a checker, not the driver: it may look inside the core
                 term = node.core.leadership_term_id if node.core is not None else -1
                 self._commits.append((term, node.commit_position))
 
 
-def _span(length: int) -> int:
-    return entry_span(length, MTU)
+def _last_term(durable: _Durable) -> int:
+    """The leadership term of the last TERM entry of a node's recording log (-1: none)."""
+    last = durable.recording_log.find_last_term()
+    return -1 if last is None else last.leadership_term_id
 
 
 def entry_message(log: bytes | bytearray, start: int, end: int) -> bytes:
@@ -803,8 +836,6 @@ def _describe(action: Action) -> str:
         decoder = codecs.decode(action.message)
         target = f"-> n{action.to}" if isinstance(action, Send) else "-> all"
         return f"{target} {decoder.NAME} {decoder.to_dict()}"
-    if isinstance(action, AppendLog):
-        return f"append @{action.position} {codecs.decode(action.message).NAME}"
     return repr(action)
 
 

@@ -7,28 +7,40 @@ of such terms; and a new leader commits nothing before a quorum holds its own te
 
 from __future__ import annotations
 
-from cluster.consensus.core.actions import AppendLog, Commit, PersistTerm, TruncateLog
+from cluster.consensus.core.actions import AppendLog, Commit, LogRequest, PersistTerm, TruncateLog
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState
-from cluster.consensus.core.node import ConsensusCore, TermRecord, _Out  # _Out: for _start_leading
+from cluster.consensus.core.node import ConsensusCore, _Out  # _Out: for _start_leading
+from cluster.consensus.core.recording_log import RecordingLog
 from cluster.consensus.simulator import member_string
 from generated import aeron_cluster_codecs as codecs
 
 MS = 1_000_000
 
 
-def _core(member_id: int, terms: list[TermRecord], append: int, members: int = 5) -> ConsensusCore:
+RECORDING_ID = 0
+
+
+def _core(member_id: int, terms: list[tuple[int, int]], append: int, members: int = 5) -> ConsensusCore:
+    """A started core whose recording log holds TERM entries ``(leadership term, base)``."""
     config = ConsensusConfig.from_member_string(member_id, member_string(members))
+    log = RecordingLog()
+    for term, base in terms:
+        log.append_term(RECORDING_ID, term, base, 0)
     core = ConsensusCore(
         config,
         lambda: 0.5,
         now_ns=0,
-        candidate_term_id=terms[-1].leadership_term_id,
-        terms=terms,
+        candidate_term_id=terms[-1][0],
+        recording_log=log,
         append_position=append,
     )
     core.start(0)
     return core
+
+
+def _history(core: ConsensusCore) -> list[tuple[int, int, int]]:
+    return [(t.leadership_term_id, t.term_base_log_position, t.log_position) for t in core.terms]
 
 
 def _new_leadership_term(**fields: int) -> bytes:
@@ -48,35 +60,37 @@ def _new_leadership_term(**fields: int) -> bytes:
         "is_startup": codecs.BooleanType.FALSE,
     } | fields
     buffer = bytearray(256)
-    length = codecs.NewLeadershipTermEncoder.pack_into(buffer, 0, *values.values())
+    length = codecs.NewLeadershipTermEncoder.pack_into(buffer, 0, **values)
     return bytes(buffer[:length])
 
 
 def test_a_leader_that_lacks_the_followers_last_term_names_its_own_earlier_one() -> None:
-    leader = _core(3, [TermRecord(0, 0)], 1440)
+    leader = _core(3, [(0, 0)], 1440)
     leader.leadership_term_id = 2
     leader._term_base = 1440
     fields = codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(1, 0))
     # logLeadershipTermId, nextLeadershipTermId, nextTermBaseLogPosition, nextLogPosition
     assert fields[:4] == (0, 2, 1440, -1)
     # a follower in a term the leader has: that term is named, and the one after it
-    leader.terms = [TermRecord(0, 0, 480), TermRecord(1, 480)]
+    leader = _core(3, [(0, 0), (1, 480)], 1440)
+    leader.leadership_term_id = 2
+    leader._term_base = 1440
     assert codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(1, 0))[:4] == (1, 2, 1440, -1)
     assert codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(0, 0))[:4] == (0, 1, 480, -1)
 
 
 def test_a_follower_cuts_the_terms_its_leader_never_had() -> None:
     # the follower's log: term 0 up to 480, then term 1 (which the leader of term 2 never had) to 672
-    follower = _core(1, [TermRecord(0, 0, 480), TermRecord(1, 480)], 672)
+    follower = _core(1, [(0, 0), (1, 480)], 672)
     assert follower.state == ElectionState.CANVASS
     actions = follower.on_message(10 * MS, _new_leadership_term())
-    assert TruncateLog(480) in actions
-    assert follower.append_position == 480 and follower.terms == [TermRecord(0, 0)]
+    assert TruncateLog(480, 0, reopen=True) in actions  # term 0 may go on in the leader's log
+    assert follower.append_position == 480 and _history(follower) == [(0, 0, -1)]
     assert follower.log_leadership_term_id == 0
 
 
 def test_a_follower_whose_term_the_leader_has_keeps_its_log() -> None:
-    follower = _core(1, [TermRecord(0, 0, 480), TermRecord(1, 480)], 672)
+    follower = _core(1, [(0, 0), (1, 480)], 672)
     actions = follower.on_message(
         10 * MS, _new_leadership_term(log_leadership_term_id=1, next_term_base_log_position=1440)
     )
@@ -87,7 +101,7 @@ def test_a_follower_whose_term_the_leader_has_keeps_its_log() -> None:
 
 def test_a_stale_view_of_the_followers_term_does_not_cut_a_term_the_leader_has() -> None:
     # the leader names term 0 but has term 1 next: it only has an old view of this follower
-    follower = _core(1, [TermRecord(0, 0, 480), TermRecord(1, 480)], 672)
+    follower = _core(1, [(0, 0), (1, 480)], 672)
     actions = follower.on_message(
         10 * MS, _new_leadership_term(next_leadership_term_id=1, next_term_base_log_position=480)
     )
@@ -96,31 +110,36 @@ def test_a_stale_view_of_the_followers_term_does_not_cut_a_term_the_leader_has()
 
 
 def test_a_follower_records_a_replicated_term_before_reporting_its_position() -> None:
-    follower = _core(1, [TermRecord(0, 0)], 384)
+    follower = _core(1, [(0, 0)], 384)
     actions = follower.on_message(
         10 * MS, _new_leadership_term(log_leadership_term_id=0, next_term_base_log_position=960)
     )
     assert follower.state == ElectionState.FOLLOWER_LOG_REPLICATION
-    actions = follower.on_replicated(20 * MS, 960)
+    assert LogRequest("replicate", 3, 2, 384, stop_position=960, leader_recording_id=0) in actions
+    actions = follower.on_replicated(20 * MS, 960, RECORDING_ID)
     kinds = [type(action).__name__ for action in actions]
     assert kinds.index("PersistTerm") < kinds.index("Send")
-    assert PersistTerm(2, 960, 20 * MS) in actions
+    assert PersistTerm(RECORDING_ID, 2, 960, 20 * MS) in actions
 
 
 def test_a_new_leader_commits_nothing_before_a_quorum_holds_its_own_first_entry() -> None:
     """Single-member clusters commit at once; here three members, driven by hand through an election."""
-    leader = _core(0, [TermRecord(0, 0)], 960, members=3)
+    leader = _core(0, [(0, 0)], 960, members=3)
     leader.candidate_term_id = 2
     leader._start_leading(0, _Out(), "test")
     assert leader.state == ElectionState.LEADER_LOG_REPLICATION
     # a follower reports the leader's whole log of older terms: the election goes on, no commit yet
     actions = leader.on_message(MS, _append_position(term=2, position=960, follower=1))
+    assert leader.state == ElectionState.LEADER_INIT
+    actions += leader.on_log_published(MS, RECORDING_ID)
     actions += leader.on_tick(2 * MS)
     actions += leader.on_append_position(3 * MS, 960)
     appended = [action for action in actions if isinstance(action, AppendLog)]
-    assert leader.state == ElectionState.CLOSED and len(appended) == 1  # the NewLeadershipTermEvent
-    assert not [action for action in actions if isinstance(action, Commit)]
+    assert leader.state == ElectionState.LEADER_READY and len(appended) == 1  # the NewLeadershipTermEvent
     end = 960 + 96
+    actions += leader.on_log_appended(3 * MS, end)
+    assert leader.state == ElectionState.CLOSED
+    assert not [action for action in actions if isinstance(action, Commit)]
     actions = leader.on_append_position(4 * MS, end)
     assert not [action for action in actions if isinstance(action, Commit)]  # only the leader holds it
     actions = leader.on_message(5 * MS, _append_position(term=2, position=end, follower=1))
@@ -129,45 +148,51 @@ def test_a_new_leader_commits_nothing_before_a_quorum_holds_its_own_first_entry(
 
 def _append_position(*, term: int, position: int, follower: int) -> bytes:
     buffer = bytearray(64)
-    length = codecs.AppendPositionEncoder.pack_into(buffer, 0, term, position, follower, 0)
+    length = codecs.AppendPositionEncoder.pack_into(
+        buffer, 0, leadership_term_id=term, log_position=position, follower_member_id=follower, flags=0
+    )
     return bytes(buffer[:length])
 
 
 def test_leader_ready_waits_for_every_voter_or_a_quorum_at_the_heartbeat_timeout() -> None:
-    leader = _core(0, [TermRecord(0, 0)], 960, members=3)
+    leader = _core(0, [(0, 0)], 960, members=3)
     leader.candidate_term_id = 2
     leader.peers[1].vote = True
     leader.peers[2].vote = False  # voted against: still a voter it waits for
     leader._start_leading(0, _Out(), "test")
     actions = leader.on_message(MS, _append_position(term=2, position=960, follower=2))
+    actions += leader.on_log_published(MS, RECORDING_ID)
     actions += leader.on_tick(2 * MS)
     assert leader.state == ElectionState.LEADER_READY
     assert not [action for action in actions if isinstance(action, AppendLog)]
     actions = leader.on_message(3 * MS, _append_position(term=2, position=960, follower=1))
-    assert leader.state == ElectionState.CLOSED
     assert len([action for action in actions if isinstance(action, AppendLog)]) == 1
+    assert leader.state == ElectionState.LEADER_READY  # until the log says where the event ended
+    leader.on_log_appended(3 * MS, 960 + 96)
+    assert leader.state == ElectionState.CLOSED
     assert leader.transitions[-1][2] == "election complete: leading (every voter has joined the term)"
 
 
 def test_leader_ready_goes_on_with_a_quorum_once_the_heartbeat_timeout_passes() -> None:
-    leader = _core(0, [TermRecord(0, 0)], 960, members=3)
+    leader = _core(0, [(0, 0)], 960, members=3)
     leader.candidate_term_id = 2
     leader.peers[1].vote = True
     leader.peers[2].vote = True
     leader._start_leading(0, _Out(), "test")
     leader.on_message(MS, _append_position(term=2, position=960, follower=2))
+    leader.on_log_published(MS, RECORDING_ID)
     leader.on_tick(2 * MS)
     assert leader.state == ElectionState.LEADER_READY
     timeout = leader.config.leader_heartbeat_timeout_ns
-    leader.on_tick(timeout - MS)
-    assert leader.state == ElectionState.LEADER_READY
-    leader.on_tick(timeout + 3 * MS)
+    assert not [a for a in leader.on_tick(timeout - MS) if isinstance(a, AppendLog)]
+    assert [a for a in leader.on_tick(timeout + 3 * MS) if isinstance(a, AppendLog)]
+    leader.on_log_appended(timeout + 3 * MS, 960 + 96)
     assert leader.state == ElectionState.CLOSED
     assert "a quorum has joined the term" in leader.transitions[-1][2]
 
 
 def test_an_empty_next_term_is_recorded_without_copying_anything() -> None:
-    follower = _core(1, [TermRecord(0, 0)], 1440)
+    follower = _core(1, [(0, 0)], 1440)
     actions = follower.on_message(
         10 * MS,
         _new_leadership_term(
@@ -178,13 +203,13 @@ def test_an_empty_next_term_is_recorded_without_copying_anything() -> None:
             term_base_log_position=2400,
         ),
     )
-    assert PersistTerm(1, 1440, 10 * MS) in actions
+    assert PersistTerm(RECORDING_ID, 1, 1440, 10 * MS) in actions
     assert follower.state == ElectionState.CANVASS and follower.log_leadership_term_id == 1
 
 
 def test_empty_terms_the_leader_never_had_are_dropped() -> None:
     # the follower joined term 1 at 1440, but its leader appended nothing; term 2's leader never had it
-    follower = _core(1, [TermRecord(0, 0, 1440), TermRecord(1, 1440)], 1440)
+    follower = _core(1, [(0, 0), (1, 1440)], 1440)
     actions = follower.on_message(10 * MS, _new_leadership_term())
-    assert TruncateLog(1440) in actions
-    assert follower.terms == [TermRecord(0, 0)] and follower.append_position == 1440
+    assert TruncateLog(1440, 0, reopen=True) in actions
+    assert _history(follower) == [(0, 0, -1)] and follower.append_position == 1440

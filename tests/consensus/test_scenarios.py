@@ -141,7 +141,7 @@ def test_a_term_only_a_follower_recorded_does_not_stall_the_cluster() -> None:
     sim.partition(f, q, one_way=True)  # F's AppendPositions never reach Q
     term = script.term(q)
     script.until(
-        lambda: any(record.leadership_term_id == term for record in sim.nodes[f].durable.terms),
+        lambda: any(record.leadership_term_id == term for record in sim.nodes[f].durable.recording_log.terms),
         "F recording Q's term",
     )
     script.isolate(f)

@@ -108,7 +108,10 @@ def transcript(nodes: int, script: Callable[[Simulator], None]) -> str:
     assert sim.violations == [], sim.violations
     summary = []
     for node in sim.nodes:
-        terms = [(t.leadership_term_id, t.term_base_log_position, t.log_position) for t in node.durable.terms]
+        terms = [
+            (t.leadership_term_id, t.term_base_log_position, t.log_position)
+            for t in node.durable.recording_log.terms
+        ]
         summary.append(
             f"# n{node.member_id}: commit {node.commit_position}, log {len(node.durable.log)}, terms {terms}"
         )

@@ -2,22 +2,29 @@
 
 Theory of operation
 -------------------
-The core never performs I/O. Each call (a message, a tick, a report from the local log) returns a list of
-actions; the *driver* -- the real node agent, the simulator, a transcript test -- executes them **in list
-order**, and that order is a contract:
+The core never performs I/O. Each call (a message, a tick, an answer from the local log) returns a list
+of actions; the *driver* -- the node agent, in a real process and in the simulator alike -- executes them
+**in list order**, and that order is a contract (docs/consensus.md, "The driver contract"):
 
-* **Durable before visible.** A ``Persist*`` action must be complete (written and, for a real node,
-  synced) before any later action in the same list is executed. Raft's safety rests on it: the candidate
-  term id is durable before a Vote or RequestVote that depends on it leaves (a restarted node never votes
-  twice in a term), a recording-log TERM entry is durable before the node acts as part of that term. The
-  driver enforces it by executing the list strictly in order, completing each durable action first; the
-  simulator also checks every RequestVote and Vote as it leaves against the durable candidate term.
-* **Local log before reports.** ``AppendLog`` bytes are appended to the local log in order; the core
-  learns that they are durable only when the driver reports the new append position back
-  (``ConsensusCore.on_append_position``). The core never counts its own append before that report: a
-  leader's own position enters the quorum only once its archive has it, as in Aeron.
+* **Durable before visible.** ``PersistCandidateTerm``, ``PersistTerm`` and ``TruncateLog`` are complete
+  (written and synced at the node's file-sync level) before any later action of the same list is
+  executed. Raft's safety rests on it: the candidate term id is durable before a Vote or RequestVote
+  that depends on it leaves, a recording-log TERM entry is durable before the node acts in that term.
+* **One term history.** ``PersistTerm`` and ``TruncateLog`` are operations of the recording-log model
+  (``RecordingLog.append_term`` and ``RecordingLog.truncate_to``) that the core has already applied to
+  its own copy; the driver applies the same operation to ``recording.log``, so the file and the core
+  never disagree.
+* **The local log reports back.** The core learns what its log holds only from the driver:
+  ``on_append_position`` (durably recorded up to), ``on_log_appended`` / ``on_log_append_failed`` (the
+  answer to each ``AppendLog``), ``on_log_stopped`` (the answer to ``StopLog``: the recording's stop
+  position), ``on_log_published`` / ``on_log_joined`` / ``on_replicated`` (answers to ``LogRequest``,
+  each naming the log's recording id). A leader's own position enters the quorum only once its archive
+  has it, as in Aeron.
+* **Answers after the list.** The driver delivers those answers only after it has executed the whole
+  list that asked for them, in the order the requests were made -- never into the middle of a list.
 * **Commit last.** ``Commit`` hands a position to the services; the driver must not let a service
   consume beyond the highest ``Commit`` position it has executed.
+* ``StateChange`` is for logs, transcripts and checkers only: a driver never acts on it.
 
 Messages travel as bytes encoded with the generated codecs of ``aeron-cluster-codecs.xml`` (the only
 message format, in the simulator too): ``Send.message`` is a whole SBE message, header included.
@@ -26,8 +33,10 @@ message format, in the simulator too): ``Send.message`` is a whole SBE message, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
+    "NO_POSITION_FIELD",
     "Action",
     "AppendLog",
     "Broadcast",
@@ -37,9 +46,15 @@ __all__ = [
     "PersistTerm",
     "RoleChange",
     "Send",
+    "StartCatchupReplay",
     "StateChange",
+    "StopCatchupReplay",
+    "StopLog",
     "TruncateLog",
 ]
+
+NO_POSITION_FIELD: Final = -1
+"""``AppendLog.end_position_offset`` of an entry that carries no position of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +74,22 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class AppendLog:
-    """Append one log entry (an encoded SBE message, plus its application payload) to the log at
-    ``position``, the position the entry starts at; only a leader appends."""
+    """Append one log entry (an encoded SBE message, plus its application payload) to the log
+    publication, after every entry appended before it; only a leader appends.
 
-    position: int
+    Where the entry lands is the publication's business: the driver answers, after the list, with
+    ``on_log_appended(end)`` (the log position after the entry) or ``on_log_append_failed(reason)``
+    (back pressure, a publication that is not connected or is closed). Once one ``AppendLog`` of a list
+    has failed, every later one of that list fails too, so the log never holds entries out of the core's
+    order. A client's entry that failed is the driver's to offer again later (back pressure to the
+    client).
+
+    ``end_position_offset``, unless ``NO_POSITION_FIELD``: the entry carries its own end position (the
+    ``logPosition`` of NewLeadershipTermEvent and ClusterActionRequest), so the driver writes the log
+    position after the entry, an int64 little-endian, at that offset of ``message`` as it appends it."""
+
     message: bytes
+    end_position_offset: int = NO_POSITION_FIELD
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +101,11 @@ class PersistCandidateTerm:
 
 @dataclass(frozen=True, slots=True)
 class PersistTerm:
-    """Make a recording-log TERM entry durable: term ``leadership_term_id`` starts at
-    ``term_base_log_position`` (and the previous term ends there)."""
+    """Make a recording-log TERM entry durable: ``RecordingLog.append_term(recording_id,
+    leadership_term_id, term_base_log_position, timestamp)``, which also closes an open previous term
+    at this base."""
 
+    recording_id: int
     leadership_term_id: int
     term_base_log_position: int
     timestamp: int
@@ -85,19 +113,41 @@ class PersistTerm:
 
 @dataclass(frozen=True, slots=True)
 class TruncateLog:
-    """Cut the local log back to ``position`` (a deposed leader's uncommitted tail, or terms the leader
-    never had), and the recording log with it: a TERM entry starting at or after ``position`` goes, and
-    the last one left is open again. Durable before anything after this action."""
+    """Cut the local log recording back to ``position`` (through the archive, with no replay of it
+    running), then ``RecordingLog.truncate_to(position, leadership_term_id, reopen=reopen)`` on the
+    recording log: term ``leadership_term_id`` holds the cut (``-1``: no term does, and every term's
+    entries go), every later term's entries go. Durable before anything after this action."""
 
     position: int
+    leadership_term_id: int
+    reopen: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StopLog:
+    """A new election starts: stop everything that moves the log -- the log publication (a leader), the
+    log subscription and its catch-up destination (a follower), the recording of the log, archive
+    replication, and every catch-up replay this node serves. The driver answers, after the list, with
+    ``on_log_stopped(stop_position)``: the recording's stop position, which is the node's append
+    position for the election (bytes that were received but never recorded are not in the log)."""
 
 
 @dataclass(frozen=True, slots=True)
 class LogRequest:
-    """Ask the driver for log data this node lacks: ``kind`` is ``"replicate"`` (copy the leader's log
-    up to ``stop_position`` into the local log), ``"catchup"`` (receive the leader's log live from
-    ``position``), ``"join"`` (follow the live log of the term from ``position``) or ``"publish"``
-    (as leader, start the log publication of the term at ``position``)."""
+    """Ask the driver to start moving log data from the leader ``leader_id`` of term
+    ``leadership_term_id``. ``kind``:
+
+    * ``"publish"`` (a leader): start the log publication of term ``leadership_term_id`` at
+      ``position`` with session ``log_session_id``, and record it (LOCAL, extending the node's log
+      recording); answered by ``on_log_published(recording_id)``;
+    * ``"replicate"``: copy the leader's log recording ``leader_recording_id`` from ``position`` up to
+      ``stop_position`` into the local log recording through archive replication; progress comes as
+      ``on_append_position``, the end as ``on_replicated(position, recording_id)``;
+    * ``"catchup"``: receive the leader's catch-up replay (session ``log_session_id``) from ``position``
+      on this node's catch-up endpoint, then the live log, recorded (REMOTE); answered by
+      ``on_log_joined(position, recording_id)`` once the log image is there;
+    * ``"join"``: follow the live log of the term from ``position`` (session ``log_session_id``),
+      recorded (REMOTE); answered by ``on_log_joined(position, recording_id)``."""
 
     kind: str
     leader_id: int
@@ -105,6 +155,27 @@ class LogRequest:
     position: int
     stop_position: int = -1
     log_session_id: int = 0
+    leader_recording_id: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StartCatchupReplay:
+    """A leader: replay the log recording from ``position`` to member ``follower_member_id``'s catch-up
+    ``endpoint``, as session ``log_session_id`` on the log stream, until ``StopCatchupReplay`` or
+    ``StopLog``."""
+
+    follower_member_id: int
+    position: int
+    endpoint: str
+    log_session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopCatchupReplay:
+    """A leader: stop the catch-up replay serving member ``follower_member_id``, which has reached the
+    live log."""
+
+    follower_member_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +187,8 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
-    """The election moved ``from_state`` -> ``to_state`` for ``reason`` (for logs and transcripts)."""
+    """The election moved ``from_state`` -> ``to_state`` for ``reason``: for logs, transcripts and
+    checkers only (a driver never acts on it)."""
 
     from_state: str
     to_state: str
@@ -138,7 +210,10 @@ Action = (
     | PersistCandidateTerm
     | PersistTerm
     | TruncateLog
+    | StopLog
     | LogRequest
+    | StartCatchupReplay
+    | StopCatchupReplay
     | Commit
     | StateChange
     | RoleChange

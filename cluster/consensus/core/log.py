@@ -9,10 +9,10 @@ payload -- is one message of an Aeron exclusive publication, so it occupies DATA
 header plus up to ``mtu - 32`` payload bytes each, every frame aligned to 32 bytes; a message never
 straddles a term: when it does not fit in the rest of the term, a PAD frame fills the term and the
 message starts at the next term's offset 0. ``entry_end`` computes the position after an entry exactly
-as the transport's appender will place it, so the core knows an entry's log position (the value Aeron
-writes into ClusterActionRequest and NewLeadershipTermEvent, and what ``Header.position()`` reports)
-without touching a log buffer. This module repeats the transport's arithmetic on purpose: the sans-IO
-core may not import the transport, and a test holds the two to the same answers.
+as the transport's appender places it. The core itself no longer uses it -- the log publication places
+entries and the driver reports where each ended (docs/consensus.md, "The driver contract") -- but the
+message-level simulator's model of the publication does. It repeats the transport's arithmetic because
+a test holds the two to the same answers, without the simulator's log model depending on log buffers.
 """
 
 from __future__ import annotations

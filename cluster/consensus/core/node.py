@@ -44,9 +44,10 @@ reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from cluster.consensus.core import members as membership
 from cluster.consensus.core.actions import (
@@ -59,33 +60,40 @@ from cluster.consensus.core.actions import (
     PersistTerm,
     RoleChange,
     Send,
+    StartCatchupReplay,
     StateChange,
+    StopCatchupReplay,
+    StopLog,
     TruncateLog,
 )
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
-from cluster.consensus.core.log import FRAME_ALIGNMENT, entry_end
+from cluster.consensus.core.log import FRAME_ALIGNMENT
+from cluster.consensus.core.recording_log import RecordingLog
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["MAX_TERM_ID", "ConsensusCore", "TermRecord", "impossible_value"]
+__all__ = ["MAX_TERM_ID", "ConsensusCore", "impossible_value"]
 
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
 APP_VERSION = 1  # 0.0.1
 NO_VOTE = None
 
 _E = ElectionState
+# where a NewLeadershipTermEvent carries its own end position: logPosition, 8 bytes into the block
+_EVENT_LOG_POSITION_OFFSET: Final = codecs.HEADER_SIZE + 8
 _BALLOTS = (_E.CANVASS, _E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
 
 
 @dataclass(frozen=True, slots=True)
-class TermRecord:
-    """One leadership term of the local log: where it starts and (once closed) ends."""
+class _Term:
+    """One leadership term of the local log's history: where it starts and (once closed) ends."""
 
     leadership_term_id: int
     term_base_log_position: int
     log_position: int = -1
+    timestamp: int = 0
 
 
 @dataclass(slots=True)
@@ -118,11 +126,8 @@ class ConsensusCore:
         *,
         now_ns: int,
         candidate_term_id: int = -1,
-        terms: Sequence[TermRecord] = (),
+        recording_log: RecordingLog | None = None,
         append_position: int = 0,
-        commit_position: int = 0,
-        term_length: int = 64 * 1024 * 1024,
-        mtu: int = 1408,
         canaries: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
@@ -131,17 +136,22 @@ class ConsensusCore:
         self.others = tuple(mid for mid in self.member_ids if mid != self.member_id)
         self._random = random
         self.canaries = canaries
-        self.term_length = term_length
-        self.mtu = mtu
         self.candidate_term_id = candidate_term_id
-        self.terms: list[TermRecord] = list(terms)
-        self.leadership_term_id = self.terms[-1].leadership_term_id if self.terms else -1
-        if not 0 <= commit_position <= append_position:
-            raise ConsensusError(f"recovered commit position {commit_position} is not within the log")
+        # the term history: the recording log's TERM entries (a copy: the driver keeps the file's), and
+        # terms walked through before the log had a recording to name in a TERM entry (_persist_term)
+        self.recording_log = RecordingLog() if recording_log is None else recording_log.copy()
+        self.log_recording_id = self.recording_log.term_recording_id  # -1 until the log is recorded
+        self._unrecorded: list[_Term] = []
+        last = self.recording_log.find_last_term()
+        self.leadership_term_id = -1 if last is None else last.leadership_term_id
+        if append_position < 0 or append_position & (FRAME_ALIGNMENT - 1):
+            raise ConsensusError(f"recovered append position {append_position} is not a log position")
         self.append_position = append_position
-        self.commit_position = commit_position  # recovered: what this node knew committed before a restart
-        self.leader_commit_position = commit_position
-        self.log_end = append_position  # the leader's publication position
+        # Commit starts at 0 in every life of the node: it is learned again from the leader (or, leading,
+        # from the quorum), never recovered from a file (docs/consensus.md, "The driver contract").
+        self.commit_position = 0
+        self.leader_commit_position = 0
+        self.log_end = append_position  # the log publication's position, as the driver last reported it
         self.role = Role.FOLLOWER
         self.state = _E.INIT
         self.leader_id = -1
@@ -156,13 +166,18 @@ class ConsensusCore:
         self._last_append_sent_ns = -(1 << 62)
         self._appended_at_last_report = -1
         self._committed_at_last_send = -1
-        self._term_base = self.terms[-1].term_base_log_position if self.terms else 0
+        self._term_base = 0 if last is None else last.term_base_log_position
         self._pending_stop = -1
         self._catchup_join_position = -1
         self._stop_catchup = False
         self._catching_up: set[int] = set()  # leader: followers being caught up
         self._pending_term = (-1, 0)
         self._first_entry_end = -1  # leader: where its term's first entry (NewLeadershipTermEvent) ends
+        self._appending_event = False  # leader: the NewLeadershipTermEvent's AppendLog awaits its answer
+        self._ready_reason = ""
+        self._publishing = False  # LEADER_INIT: the LogRequest("publish") awaits its answer
+        self._log_stopping = False  # INIT: the StopLog awaits its answer
+        self.errors = 0  # errors that sent the election back to INIT
         self.transitions: list[tuple[str, str, str]] = []
         self.malformed_messages = 0
         self._scratch = bytearray(512)  # every outgoing message is encoded here, then copied out
@@ -170,9 +185,25 @@ class ConsensusCore:
     # ------------------------------------------------------------------ derived state
 
     @property
+    def terms(self) -> list[_Term]:
+        """The local log's term history, oldest first (each term ends where the next one starts)."""
+        history = [
+            _Term(entry.leadership_term_id, entry.term_base_log_position, entry.log_position)
+            for entry in self.recording_log.terms
+        ]
+        for term in self._unrecorded:
+            if history and history[-1].log_position == -1:
+                history[-1] = replace(history[-1], log_position=term.term_base_log_position)
+            history.append(term)
+        return history
+
+    @property
     def log_leadership_term_id(self) -> int:
         """The term of the local log's last entry (``-1`` for an empty log)."""
-        return self.terms[-1].leadership_term_id if self.terms else -1
+        if self._unrecorded:
+            return self._unrecorded[-1].leadership_term_id
+        last = self.recording_log.find_last_term()
+        return -1 if last is None else last.leadership_term_id
 
     @property
     def quorum(self) -> int:
@@ -214,60 +245,129 @@ class ConsensusCore:
     # ------------------------------------------------------------------ inputs
 
     def start(self, now_ns: int) -> list[Action]:
+        """Begin: the first election, from the state the node recovered (nothing moves the log yet)."""
         out = _Out()
-        self._enter_election(now_ns, out, "node start")
+        self._enter_election(now_ns, out, "node start", stop_log=False)
         return out.actions
 
     def on_tick(self, now_ns: int) -> list[Action]:
         out = _Out()
-        if self.state == _E.CLOSED:
-            if self.role == Role.LEADER:
-                self._leader_work(now_ns, out)
+        with self._guard(now_ns, out):
+            if self.state == _E.CLOSED:
+                if self.role == Role.LEADER:
+                    self._leader_work(now_ns, out)
+                else:
+                    self._follower_work(now_ns, out)
             else:
-                self._follower_work(now_ns, out)
-        else:
-            self._election_work(now_ns, out)
-        return out.actions
-
-    def on_append_position(self, now_ns: int, position: int) -> list[Action]:
-        """The local log is durable up to ``position``."""
-        out = _Out()
-        if position < self.append_position and "ack_before_durable" not in self.canaries:
-            # errors escape to the driver; Aeron's election would restart from INIT (docs/consensus.md,
-            # "Departures from Aeron")
-            raise ConsensusError(f"append position went backwards: {self.append_position} -> {position}")
-        self.append_position = position
-        if self.role == Role.LEADER:
-            self._leader_work(now_ns, out) if self.state == _E.CLOSED else self._election_work(now_ns, out)
-        else:
-            if self.state == _E.FOLLOWER_LOG_REPLICATION and position >= self._pending_stop:
-                self._record_replicated_term(out, now_ns)  # durable before the AppendPosition below
-            self._send_append_position(now_ns, out, force=True)
-            self._follower_commit(out)
-            if self.state != _E.CLOSED:
                 self._election_work(now_ns, out)
         return out.actions
 
-    def on_log_joined(self, now_ns: int, position: int) -> list[Action]:
+    def on_append_position(self, now_ns: int, position: int) -> list[Action]:
+        """The local log recording holds ``position`` bytes, durable at the node's file-sync level."""
         out = _Out()
-        if self.state == _E.FOLLOWER_CATCHUP_AWAIT and position == self.append_position:
+        if self._log_stopping:
+            return out.actions  # the log is stopping: its stop position (on_log_stopped) is what counts
+        with self._guard(now_ns, out):
+            if position < self.append_position and "ack_before_durable" not in self.canaries:
+                raise ConsensusError(f"append position went backwards: {self.append_position} -> {position}")
+            self.append_position = position
+            if self.role == Role.LEADER:
+                if self.state == _E.CLOSED:
+                    self._leader_work(now_ns, out)
+                else:
+                    self._election_work(now_ns, out)
+            else:
+                self._send_append_position(now_ns, out, force=True)
+                self._follower_commit(out)
+                if self.state != _E.CLOSED:
+                    self._election_work(now_ns, out)
+        return out.actions
+
+    def on_log_stopped(self, now_ns: int, stop_position: int) -> list[Action]:
+        """The answer to ``StopLog``: nothing moves the log any more, and its recording stopped at
+        ``stop_position``, the append position the election starts from."""
+        out = _Out()
+        if self.state != _E.INIT or not self._log_stopping:
+            return out.actions
+        with self._guard(now_ns, out):
+            _check_position("stop position", stop_position)
+            self._log_stopping = False
+            self.append_position = stop_position
+            self.log_end = stop_position
+            self._leave_init(now_ns, out)
+        return out.actions
+
+    def on_log_published(self, now_ns: int, recording_id: int) -> list[Action]:
+        """The answer to ``LogRequest("publish")``: the log publication is up and recorded in
+        ``recording_id``."""
+        out = _Out()
+        if self.state != _E.LEADER_INIT or not self._publishing:
+            return out.actions
+        with self._guard(now_ns, out):
+            self._publishing = False
+            self._set_recording_id(recording_id, out)
             self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
-            self._transition(_E.FOLLOWER_CATCHUP, now_ns, out, "catch-up replay joined")
-            self._election_work(now_ns, out)
-        elif self.state == _E.FOLLOWER_LOG_AWAIT and position == self.append_position:
-            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
-            self._transition(_E.FOLLOWER_READY, now_ns, out, "joined the live log")
+            self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
             self._election_work(now_ns, out)
         return out.actions
 
-    def on_replicated(self, now_ns: int, position: int) -> list[Action]:
+    def on_log_joined(self, now_ns: int, position: int, recording_id: int) -> list[Action]:
+        """The answer to ``LogRequest("join")`` or ``("catchup")``: the log image is there from
+        ``position``, recorded in ``recording_id``."""
         out = _Out()
-        self.append_position = max(self.append_position, position)
-        if self.state == _E.FOLLOWER_LOG_REPLICATION and self.append_position >= self._pending_stop:
-            self._record_replicated_term(out, now_ns)  # durable before the AppendPosition that reports it
-        self._send_append_position(now_ns, out, force=True)
-        if self.state == _E.FOLLOWER_LOG_REPLICATION:
-            self._election_work(now_ns, out)
+        with self._guard(now_ns, out):
+            if self.state == _E.FOLLOWER_CATCHUP_AWAIT and position == self.append_position:
+                self._set_recording_id(recording_id, out)
+                self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+                self._transition(_E.FOLLOWER_CATCHUP, now_ns, out, "catch-up replay joined")
+                self._election_work(now_ns, out)
+            elif self.state == _E.FOLLOWER_LOG_AWAIT and position == self.append_position:
+                self._set_recording_id(recording_id, out)
+                self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+                self._transition(_E.FOLLOWER_READY, now_ns, out, "joined the live log")
+                self._election_work(now_ns, out)
+        return out.actions
+
+    def on_replicated(self, now_ns: int, position: int, recording_id: int) -> list[Action]:
+        """The answer to ``LogRequest("replicate")``: the log recording ``recording_id`` now holds the
+        leader's log up to ``position``."""
+        out = _Out()
+        if self.state != _E.FOLLOWER_LOG_REPLICATION:
+            return out.actions
+        with self._guard(now_ns, out):
+            self._set_recording_id(recording_id, out)
+            self.append_position = max(self.append_position, position)
+            if self.append_position >= self._pending_stop:
+                self._record_replicated_term(out, now_ns)  # durable before the AppendPosition below
+                self._send_append_position(now_ns, out, force=True)
+                self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
+                self._election_work(now_ns, out)
+            else:
+                self._send_append_position(now_ns, out, force=True)
+        return out.actions
+
+    def on_log_appended(self, now_ns: int, position: int) -> list[Action]:
+        """The answer to an ``AppendLog``: the entry is in the log publication, which now ends at
+        ``position``."""
+        out = _Out()
+        with self._guard(now_ns, out):
+            _check_position("appended position", position)
+            self.log_end = position
+            if self._appending_event:
+                self._appending_event = False
+                self._first_entry_end = position
+                self.is_startup = False
+                self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({self._ready_reason})")
+                self._leader_commit(out)
+        return out.actions
+
+    def on_log_append_failed(self, now_ns: int, reason: str) -> list[Action]:
+        """The answer to an ``AppendLog`` the log publication refused (``reason``): nothing was
+        appended. A NewLeadershipTermEvent is appended again on the next tick; a client's entry is the
+        driver's to offer again."""
+        out = _Out()
+        if self._appending_event:
+            self._appending_event = False
         return out.actions
 
     def on_ingress(self, now_ns: int, message: bytes) -> list[Action]:
@@ -283,9 +383,26 @@ class ConsensusCore:
         if header[0] != self.leadership_term_id:
             return out.actions  # a stale term: Aeron drops it silently
         stamped = bytearray(message)
-        codecs.SessionMessageHeaderEncoder.pack_into(stamped, 0, self.leadership_term_id, header[1], now_ns)
-        self._append(bytes(stamped), out)
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            stamped,
+            0,
+            leadership_term_id=self.leadership_term_id,
+            cluster_session_id=header[1],
+            timestamp=now_ns,
+        )
+        out.add(AppendLog(bytes(stamped)))
         return out.actions
+
+    @contextmanager
+    def _guard(self, now_ns: int, out: _Out) -> Iterator[None]:
+        """An error in the core's own rules (a ``ConsensusError``, such as a recording-log operation the
+        history refuses) sends the election back to INIT, as Aeron's election does with any error; the
+        actions already produced stay (each was a complete step)."""
+        try:
+            yield
+        except ConsensusError as error:
+            self.errors += 1
+            self._enter_election(now_ns, out, f"error: {error}")
 
     def on_message(self, now_ns: int, message: bytes) -> list[Action]:
         """One message from the consensus stream. Bytes that are not a whole message of the cluster
@@ -343,7 +460,9 @@ class ConsensusCore:
             self.role = role
             out.add(RoleChange(role.name, self.leadership_term_id))
 
-    def _enter_election(self, now_ns: int, out: _Out, reason: str) -> None:
+    def _enter_election(self, now_ns: int, out: _Out, reason: str, *, stop_log: bool = True) -> None:
+        """To INIT: stop the log (``StopLog``; the election goes on from ``on_log_stopped``), or, at
+        start, when nothing moves the log yet, straight on to the election."""
         if self.state != _E.INIT:
             self._transition(_E.INIT, now_ns, out, reason)
         elif not self.transitions:
@@ -353,10 +472,20 @@ class ConsensusCore:
         self.leader_id = -1
         self.leader_commit_position = self.commit_position
         self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
+        self._catching_up.clear()
+        self._publishing = False
+        self._appending_event = False
         for peer in self.peers.values():
             peer.append_term_id = -1
             peer.append_position = -1
             peer.vote = NO_VOTE
+        if stop_log:
+            self._log_stopping = True
+            out.add(StopLog())
+        else:
+            self._leave_init(now_ns, out)
+
+    def _leave_init(self, now_ns: int, out: _Out) -> None:
         if not self.others:
             self._become_leader_candidate(now_ns, out)
         else:
@@ -458,18 +587,20 @@ class ConsensusCore:
         self._election_work(now_ns, out)
 
     def _in_leader_init(self, now_ns: int, out: _Out) -> None:
-        self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
-        out.add(
-            LogRequest(
-                "publish",
-                self.member_id,
-                self.leadership_term_id,
-                self._term_base,
-                log_session_id=self.log_session_id,
+        # the TERM entry follows the publication (on_log_published), which names the log's recording
+        if not self._publishing:
+            self._publishing = True
+            out.add(
+                LogRequest(
+                    "publish",
+                    self.member_id,
+                    self.leadership_term_id,
+                    self._term_base,
+                    log_session_id=self.log_session_id,
+                )
             )
-        )
-        self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
-        self._election_work(now_ns, out)
+        elif now_ns >= self._state_deadline_ns:
+            self._enter_election(now_ns, out, "the log publication did not start")
 
     def _in_leader_ready(self, now_ns: int, out: _Out) -> None:
         self._leader_heartbeats(now_ns, out, new_term=True)
@@ -486,14 +617,14 @@ class ConsensusCore:
             return
         else:
             return
-        length = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
-        start, end = entry_end(self.log_end, length, self.term_length, self.mtu)
+        if self._appending_event:
+            return  # the event's AppendLog awaits its answer (on_log_appended / on_log_append_failed)
         event = self._message(
             codecs.NewLeadershipTermEventEncoder.pack_into(
                 self._scratch,
                 0,
                 leadership_term_id=self.leadership_term_id,
-                log_position=end,
+                log_position=0,  # the driver writes the event's end position here as it appends it
                 timestamp=now_ns,
                 term_base_log_position=self._term_base,
                 leader_member_id=self.member_id,
@@ -502,20 +633,14 @@ class ConsensusCore:
                 app_version=APP_VERSION,
             )
         )
-        out.add(AppendLog(start, event))
-        self.log_end = end
-        self._first_entry_end = end
-        self.is_startup = False
-        self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({reason})")
+        out.add(AppendLog(event, end_position_offset=_EVENT_LOG_POSITION_OFFSET))
+        self._appending_event = True
+        self._ready_reason = reason
 
     def _in_follower_log_replication(self, now_ns: int, out: _Out) -> None:
-        if self.append_position >= self._pending_stop:
-            self._record_replicated_term(out, now_ns)
-            self._transition(_E.CANVASS, now_ns, out, "replicated a term from the leader")
-            self._election_work(now_ns, out)
-        elif now_ns >= self._state_deadline_ns:
-            # ours: the deadline is fixed on entry; Aeron extends it whenever the leader's
-            # NewLeadershipTerm or CommitPosition arrives (docs/consensus.md, "Departures from Aeron")
+        # the replication ends with on_replicated; the deadline moves on with every NewLeadershipTerm or
+        # CommitPosition of the leader (as in Aeron)
+        if now_ns >= self._state_deadline_ns:
             self._enter_election(now_ns, out, "log replication timed out")
 
     def _in_follower_replay(self, now_ns: int, out: _Out) -> None:
@@ -623,7 +748,7 @@ class ConsensusCore:
         (docs/consensus.md, "Departures from Aeron")."""
         history = list(self.terms)
         if not history or history[-1].leadership_term_id < self.leadership_term_id:
-            history.append(TermRecord(self.leadership_term_id, self._term_base))
+            history.append(_Term(self.leadership_term_id, self._term_base))
         log_term_id = max(
             (r.leadership_term_id for r in history if r.leadership_term_id <= peer_log_term_id), default=-1
         )
@@ -645,7 +770,7 @@ class ConsensusCore:
                 leadership_term_id=self.leadership_term_id,
                 term_base_log_position=self._term_base,
                 log_position=self.append_position,
-                leader_recording_id=0,  # one log recording, id 0
+                leader_recording_id=self.log_recording_id,
                 timestamp=now_ns,
                 leader_member_id=self.member_id,
                 log_session_id=self.log_session_id,
@@ -723,23 +848,17 @@ class ConsensusCore:
         if not membership.has_active_quorum(self._statuses(), self.member_id, now_ns, timeout):
             self._enter_election(now_ns, out, "inactive follower quorum")
 
-    def _append(self, message: bytes, out: _Out) -> None:
-        start, end = entry_end(self.log_end, len(message), self.term_length, self.mtu)
-        out.add(AppendLog(start, message))
-        self.log_end = end
-
-    def _truncate_log(self, position: int, out: _Out) -> None:
-        """Cut the log back to ``position``: terms that start at or after it go from the history too.
-        The latest term this node knows stays durable as its candidate term, so that dropping a TERM
-        record never lets a restarted node forget a term it has acted in (docs/consensus.md, "Departures
-        from Aeron")."""
-        if any(r.term_base_log_position >= position for r in self.terms):
+    def _truncate_log(self, position: int, holder: int, out: _Out, *, reopen: bool) -> None:
+        """Cut the log back to ``position``; term ``holder`` holds the cut (``-1``: none does), and every
+        later term goes from the history (``RecordingLog.truncate_to``, through ``TruncateLog``). The
+        latest term this node knows stays durable as its candidate term, so that dropping a TERM entry
+        never lets a restarted node forget a term it has acted in (docs/consensus.md, "Departures from
+        Aeron")."""
+        if any(term.leadership_term_id > holder for term in self.terms):
             out.add(PersistCandidateTerm(self.candidate_term_id))
-        out.add(TruncateLog(position))
-        self.terms = [r for r in self.terms if r.term_base_log_position < position]
-        if self.terms and self.terms[-1].log_position != -1:
-            last = self.terms[-1]
-            self.terms[-1] = TermRecord(last.leadership_term_id, last.term_base_log_position)
+        self.recording_log.truncate_to(position, holder, reopen=reopen)
+        self._unrecorded.clear()  # unrecorded terms are empty terms of an empty log: all start at 0
+        out.add(TruncateLog(position, holder, reopen))
         self.append_position = position
         self.log_end = position
         self.commit_position = min(self.commit_position, position)
@@ -753,13 +872,33 @@ class ConsensusCore:
         self._persist_term(out, term_id, base, now_ns)
 
     def _persist_term(self, out: _Out, term_id: int, base: int, now_ns: int) -> None:
-        if self.terms and self.terms[-1].leadership_term_id >= term_id:
+        """Add term ``term_id``, starting at ``base``, to the history (a later term than any there). A log
+        without a recording yet cannot name one in a TERM entry: its terms -- empty ones, walked through
+        before the node first records anything -- wait in memory until ``_set_recording_id``."""
+        if self.log_leadership_term_id >= term_id:
             return
-        if self.terms:
-            last = self.terms[-1]
-            self.terms[-1] = TermRecord(last.leadership_term_id, last.term_base_log_position, base)
-        self.terms.append(TermRecord(term_id, base))
-        out.add(PersistTerm(term_id, base, now_ns))
+        if self.log_recording_id < 0:
+            self._unrecorded.append(_Term(term_id, base, -1, now_ns))
+            return
+        self.recording_log.append_term(self.log_recording_id, term_id, base, now_ns)
+        out.add(PersistTerm(self.log_recording_id, term_id, base, now_ns))
+
+    def _set_recording_id(self, recording_id: int, out: _Out) -> None:
+        """The log is recorded in ``recording_id`` (an answer to a ``LogRequest``): the terms waiting
+        for it are persisted first."""
+        if recording_id < 0:
+            raise ConsensusError(f"the log's recording id must not be negative: {recording_id}")
+        if self.log_recording_id >= 0:
+            if recording_id != self.log_recording_id:
+                raise ConsensusError(
+                    f"the log is recording {self.log_recording_id}, not {recording_id}: one recording "
+                    "holds a node's whole log"
+                )
+            return
+        self.log_recording_id = recording_id
+        waiting, self._unrecorded = self._unrecorded, []
+        for term in waiting:
+            self._persist_term(out, term.leadership_term_id, term.term_base_log_position, term.timestamp)
 
     # ------------------------------------------------------------------ following
 
@@ -902,6 +1041,11 @@ class ConsensusCore:
                 return
             else:
                 return
+        if self.state == _E.FOLLOWER_LOG_REPLICATION:
+            if term == self.leadership_term_id and leader == self.leader_id:
+                self._last_leader_contact_ns = now_ns
+                self._state_deadline_ns = now_ns + self.config.leader_heartbeat_timeout_ns
+            return
         # ours: NOMINATE accepts the leader of its candidate term too, where Aeron would stand as a
         # candidate and depose it (docs/consensus.md, "Departures from Aeron")
         acceptable = self.state == _E.CANVASS or (
@@ -932,7 +1076,10 @@ class ConsensusCore:
                 bases.append(m.next_term_base_log_position)
             keep = min(bases)
             if keep <= self.append_position:  # at the end of my log the terms were empty: drop them
-                self._truncate_log(keep, out)
+                # the term before the cut goes on in the leader's log as far as its history says: it
+                # stays open (ours: Aeron back-fills the terms instead)
+                holders = [r.leadership_term_id for r in self.terms if r.term_base_log_position < keep]
+                self._truncate_log(keep, holders[-1] if holders else -1, out, reopen=True)
                 self._enter_election(now_ns, out, f"truncated terms the leader never had, to {keep}")
                 return
         if m.log_leadership_term_id != my_log_term:
@@ -952,7 +1099,8 @@ class ConsensusCore:
         self._catchup_join_position = m.log_position
         next_base = m.next_term_base_log_position
         if m.next_leadership_term_id > self.log_leadership_term_id and 0 <= next_base < self.append_position:
-            self._truncate_log(next_base, out)
+            # Aeron's rule: my term ends at the cut, where the leader's next term starts
+            self._truncate_log(next_base, self.log_leadership_term_id, out, reopen=False)
             self._enter_election(now_ns, out, f"truncated a diverging log tail to {next_base}")
             return
         if self.append_position < self._term_base:
@@ -978,7 +1126,12 @@ class ConsensusCore:
             self._transition(_E.FOLLOWER_LOG_REPLICATION, now_ns, out, f"missing log up to {stop}")
             out.add(
                 LogRequest(
-                    "replicate", leader, m.next_leadership_term_id, self.append_position, stop_position=stop
+                    "replicate",
+                    leader,
+                    term,
+                    self.append_position,
+                    stop_position=stop,
+                    leader_recording_id=m.leader_recording_id,
                 )
             )
             return
@@ -999,6 +1152,7 @@ class ConsensusCore:
         peer.time_of_last_append_ns = now_ns
         if peer.member_id in self._catching_up and peer.append_position >= self.log_end:
             self._catching_up.discard(peer.member_id)
+            out.add(StopCatchupReplay(peer.member_id))
             out.add(
                 Send(
                     peer.member_id,
@@ -1018,11 +1172,23 @@ class ConsensusCore:
             self._election_work(now_ns, out)
 
     def _on_catchup_position(self, now_ns: int, m: codecs.CatchupPositionDecoder, out: _Out) -> None:
-        term_matches = m.leadership_term_id == self.leadership_term_id
-        if self.role == Role.LEADER and term_matches and m.follower_member_id in self.peers:
-            self._catching_up.add(
-                m.follower_member_id
-            )  # the driver's replay serves it (LogRequest "catchup")
+        """A follower behind the live log asks for a catch-up replay from its position: the leader's
+        archive replays the log to the follower's catch-up endpoint until the follower's AppendPosition
+        reaches the log publication's position (then StopCatchupReplay and StopCatchup)."""
+        member = m.follower_member_id
+        if self.role != Role.LEADER or member not in self.peers:
+            return
+        if m.leadership_term_id != self.leadership_term_id:
+            return
+        try:
+            endpoint = m.catchup_endpoint_str()
+        except CodecError:
+            self.malformed_messages += 1
+            return
+        if member in self._catching_up:
+            out.add(StopCatchupReplay(member))  # it asks again, from where it is now
+        self._catching_up.add(member)
+        out.add(StartCatchupReplay(member, m.log_position, endpoint, self.log_session_id))
 
     def _on_stop_catchup(self, now_ns: int, m: codecs.StopCatchupDecoder, out: _Out) -> None:
         if (
@@ -1050,7 +1216,7 @@ class ConsensusCore:
             if self.state == _E.FOLLOWER_CATCHUP:
                 self._election_work(now_ns, out)
         elif self.state == _E.FOLLOWER_LOG_REPLICATION:
-            self._election_work(now_ns, out)
+            self._state_deadline_ns = now_ns + self.config.leader_heartbeat_timeout_ns  # as in Aeron
 
 
 _ELECTION_WORK: dict[ElectionState, Callable[[ConsensusCore, int, _Out], None]] = {
@@ -1071,6 +1237,11 @@ _ELECTION_WORK: dict[ElectionState, Callable[[ConsensusCore, int, _Out], None]] 
     _E.FOLLOWER_LOG_AWAIT: ConsensusCore._in_follower_log_await,
     _E.FOLLOWER_READY: ConsensusCore._in_follower_ready,
 }
+
+
+def _check_position(what: str, position: int) -> None:
+    if not isinstance(position, int) or position < 0 or position & (FRAME_ALIGNMENT - 1):
+        raise ConsensusError(f"{what} {position!r} is not a log position (a multiple of 32, >= 0)")
 
 
 MAX_TERM_ID = 2**62

@@ -503,6 +503,11 @@ class RecordingLog:
     def _valid_terms(self) -> list[RecordingLogEntry]:
         return [entry for entry in self._entries if entry.is_term and entry.is_valid]
 
+    @property
+    def terms(self) -> tuple[RecordingLogEntry, ...]:
+        """The valid TERM entries, by leadership term id: the log's term history."""
+        return tuple(self._valid_terms())
+
     def _neighbours(
         self, leadership_term_id: int
     ) -> tuple[RecordingLogEntry | None, RecordingLogEntry | None]:
@@ -850,17 +855,33 @@ class RecordingLog:
             raise
 
     def truncate_to(
-        self, log_position: int, leadership_term_id: int | None = None
+        self, log_position: int, leadership_term_id: int | None = None, *, reopen: bool = False
     ) -> tuple[RecordingLogEntry, ...]:
         """Cut the log's history at ``log_position`` after the local log recording was truncated there.
 
         The term holding the cut -- ``leadership_term_id``, or by default the last valid term starting
         at or before ``log_position`` -- is closed at ``log_position`` (it must start at or before it,
         and not have ended before it), and every entry of a later term is removed (TERM entries, valid or
-        not, and invalid snapshots). Refused if a valid snapshot lies beyond the cut or in a later term.
+        not, and invalid snapshots). With ``reopen`` the holding term is left open instead (its end
+        unknown again), for a cut inside a term that goes on past the cut in the leader's log.
+        ``leadership_term_id=NULL_VALUE`` says no term holds the cut: every term must start at or after
+        it, and every entry goes. Refused if a valid snapshot lies beyond the cut or in a later term.
         Returns the removed entries.
         """
         _check_int("log_position", log_position, 0, INT64_MAX)
+        if leadership_term_id == NULL_VALUE:
+            where = f"truncate_to log_position={log_position} with no term holding it"
+            for entry in self._entries:
+                if entry.is_valid and entry.is_term and entry.term_base_log_position < log_position:
+                    raise RecordingLogError(
+                        f"{where}: term {entry.leadership_term_id} starts before it, at "
+                        f"{entry.term_base_log_position}"
+                    )
+                if entry.is_valid and not entry.is_term:
+                    raise RecordingLogError(f"{where}: valid snapshot entry {entry.entry_index} would go")
+            removed = tuple(self._entries)
+            self._entries = []
+            return removed
         if leadership_term_id is None:
             candidates = [
                 entry for entry in self._valid_terms() if entry.term_base_log_position <= log_position
@@ -895,8 +916,9 @@ class RecordingLog:
         self._entries = [
             entry for entry in self._entries if entry.leadership_term_id <= term.leadership_term_id
         ]
-        if term.log_position != log_position:
-            self._set(term, replace(term, log_position=log_position))
+        end = NULL_POSITION if reopen else log_position
+        if term.log_position != end:
+            self._set(term, replace(term, log_position=end))
         return removed
 
     # ------------------------------------------------------------------ recovery
