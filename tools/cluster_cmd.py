@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,6 +46,7 @@ from cluster.consensus.files import (
 )
 from cluster.storage import RealStorage, Storage
 from cluster.storage.markfile import version_text
+from tools.subcommands import Subcommand, add_subcommands, run_subcommand
 
 __all__ = [
     "SUBCOMMANDS",
@@ -65,14 +65,6 @@ class ClusterDirectoryError(Exception):
     """The directory given is not a cluster directory, or lacks one of the node's files."""
 
     is_user_error = True
-
-
-class Subcommand(NamedTuple):
-    """One ``cluster`` sub-command: its one-line help, its options, and what it does."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
 
 
 def find_cluster_dir(path: str | Path) -> Path:
@@ -222,13 +214,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    subparsers = parser.add_subparsers(dest="cluster_command", metavar="<subcommand>", required=True)
-    for name, spec in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=spec.help, description=spec.help)
-        spec.configure(sub)
-        sub.set_defaults(cluster_run=spec.run)
+    add_subcommands(parser, SUBCOMMANDS, "cluster_command")
 
 
 def run(args: argparse.Namespace) -> int:
-    action: Callable[[argparse.Namespace], int] = args.cluster_run
-    return action(args)
+    return run_subcommand(args)
