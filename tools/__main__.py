@@ -51,6 +51,10 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
         "tools.archive_cmd",
         "inspect an Aeron Archive directory (ours or Java's): its recordings, catalog and mark file",
     ),
+    "cluster": CommandSpec(
+        "tools.cluster_cmd",
+        "inspect an Aeron Cluster node directory (ours or Java's): mark file, node state, recording log",
+    ),
 }
 
 

@@ -49,9 +49,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from cluster.archive import (
     MARK_FILE_NAME,
@@ -65,16 +65,9 @@ from cluster.archive.markfile import version_text
 from cluster.archive.recording_reader import RecordingReader
 from cluster.archive.verify import verify_archive
 from cluster.storage import RealStorage, Storage
+from tools.subcommands import Subcommand, add_subcommands, run_subcommand
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "configure", "open_directory", "run"]
-
-
-class Subcommand(NamedTuple):
-    """One ``archive`` sub-command: its one-line help, its options, and what it does."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
 
 
 def open_directory(path: str | Path) -> Storage:
@@ -347,13 +340,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    subparsers = parser.add_subparsers(dest="archive_command", metavar="<subcommand>", required=True)
-    for name, spec in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=spec.help, description=spec.help)
-        spec.configure(sub)
-        sub.set_defaults(archive_run=spec.run)
+    add_subcommands(parser, SUBCOMMANDS, "archive_command")
 
 
 def run(args: argparse.Namespace) -> int:
-    action: Callable[[argparse.Namespace], int] = args.archive_run
-    return action(args)
+    return run_subcommand(args)

@@ -64,6 +64,7 @@ from typing import Any
 from cluster.archive.errors import CatalogError
 from cluster.archive.markfile import ARCHIVE_MAJOR_VERSION, ARCHIVE_VERSION, version_text
 from cluster.storage import Storage, StorageFile, SyncLevel
+from cluster.storage.markfile import write_changes
 from codegen.runtime import CodecError
 from generated import aeron_archive_codecs as codecs
 from generated.aeron_archive_codecs import RecordingState
@@ -258,16 +259,6 @@ def encode_descriptor(descriptor: RecordingDescriptor) -> bytes:
     encoder.put_original_channel(descriptor.original_channel)
     encoder.put_source_identity(descriptor.source_identity)
     return bytes(buffer[: encoder.encoded_length()])
-
-
-def _write_changes(file: StorageFile, offset: int, old: bytes, new: bytes) -> bool:
-    """Write the one byte range in which ``new`` differs from ``old`` (same length); whether any did."""
-    first = next((i for i in range(len(new)) if old[i] != new[i]), None)
-    if first is None:
-        return False
-    last = next(i for i in range(len(new) - 1, -1, -1) if old[i] != new[i])
-    file.write(offset + first, new[first : last + 1])
-    return True
 
 
 class Catalog:
@@ -609,7 +600,7 @@ class Catalog:
 
     def _write_catalog_header(self, header: CatalogHeader) -> None:
         file = self._writable()
-        _write_changes(file, 0, _encode_catalog_header(self._header), _encode_catalog_header(header))
+        write_changes(file, 0, _encode_catalog_header(self._header), _encode_catalog_header(header))
         self._header = header
 
     def _offset_of(self, recording_id: int) -> int:
@@ -651,8 +642,8 @@ class Catalog:
                 top = _STOP_POSITION_OFFSET + 7
                 file.write(offset + DESCRIPTOR_HEADER_LENGTH + top, _TORN_STOP_TOP_BYTE)
                 old_bytes = old_bytes[:top] + _TORN_STOP_TOP_BYTE + old_bytes[top + 1 :]
-            changed = _write_changes(file, offset + DESCRIPTOR_HEADER_LENGTH, old_bytes, new_bytes)
-            changed |= _write_changes(
+            changed = write_changes(file, offset + DESCRIPTOR_HEADER_LENGTH, old_bytes, new_bytes)
+            changed |= write_changes(
                 file,
                 offset,
                 _encode_descriptor_header(length, old.state, old.checksum),

@@ -8,6 +8,8 @@ a damaged directory learns which bytes to look at.
 
 from __future__ import annotations
 
+from cluster.storage.errors import FileFormatError
+
 __all__ = ["ArchiveError", "CatalogError", "MarkFileError", "SegmentError"]
 
 
@@ -17,29 +19,8 @@ class ArchiveError(Exception):
     is_user_error = True
 
 
-class _FileFormatError(ArchiveError):
+class _FileFormatError(ArchiveError, FileFormatError):
     """An error about the bytes of one file: where they are, and which field is wrong."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        file: str | None = None,
-        offset: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.file = file
-        self.offset = offset
-        self.field = field
-        where = []
-        if file is not None:
-            where.append(file)
-        if offset is not None:
-            where.append(f"offset {offset}")
-        if field is not None:
-            where.append(field)
-        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
 
 
 class CatalogError(_FileFormatError):

@@ -28,25 +28,29 @@ Creating follows Aeron's order: the header is written with ``version`` 0, synced
 version written -- a reader that finds 0 knows the file is not initialised yet. A fresh file replaces
 whatever was there before, error log included.
 
-**The error log** holds one record per distinct error, each aligned to 8 bytes::
-
-    0 length i32 (of the record, header included; 0 ends the log) | 4 observationCount i32
-    8 lastObservationTimestamp i64 | 16 firstObservationTimestamp i64 | 24 the error text, UTF-8
-
-A repeated error (the same text) is not written again: its count goes up and its last timestamp moves.
-The record's length is written last, so a reader never sees half a record. ``read_error_log`` reads
-the log of any Aeron mark file laid out this way (the cluster's mark files use the same error log).
+The liveness rule, the creation order, the in-place rewrites and the distinct error log are every
+Aeron mark file's, and live in ``cluster.storage.markfile`` (the cluster's mark files use them too);
+``read_error_log`` reads the error log of any of them.
 """
 
 from __future__ import annotations
 
-import errno
-import struct
 from dataclasses import dataclass, replace
 from typing import Any
 
 from cluster.archive.errors import MarkFileError
-from cluster.storage import Storage, StorageError, StorageFile, SyncLevel
+from cluster.storage import Storage, SyncLevel
+from cluster.storage import markfile as shared
+from cluster.storage.markfile import (
+    DEFAULT_LIVENESS_TIMEOUT_MS,
+    ERROR_RECORD_ALIGNMENT,
+    ERROR_RECORD_HEADER_LENGTH,
+    ErrorObservation,
+    MarkFileWriter,
+    compose_version,
+    is_active,
+    version_text,
+)
 from codegen.runtime import CodecError
 from generated import aeron_archive_mark_codecs as mark_codecs
 
@@ -74,47 +78,17 @@ MARK_FILE_NAME = "archive-mark.dat"
 HEADER_LENGTH = 8192
 """Bytes before the error log; the header and its channel strings must fit in it."""
 ERROR_BUFFER_LENGTH = 1024 * 1024
-DEFAULT_LIVENESS_TIMEOUT_MS = 10_000
 
 ARCHIVE_MAJOR_VERSION = 3
 ARCHIVE_MINOR_VERSION = 1
 ARCHIVE_PATCH_VERSION = 0
 
-ERROR_RECORD_HEADER_LENGTH = 24
-ERROR_RECORD_ALIGNMENT = 8
-
 _MESSAGE_HEADER = mark_codecs.HEADER_SIZE
 _BLOCK = mark_codecs.MarkFileHeaderDecoder.BLOCK_LENGTH
-# The error log's record header (not an SBE record: Agrona's own layout).
-_ERROR_RECORD = struct.Struct("<iiqq")
-
-
-def compose_version(major: int, minor: int, patch: int) -> int:
-    """Aeron's semantic version as one int: ``major << 16 | minor << 8 | patch``."""
-    return (major & 0xFF) << 16 | (minor & 0xFF) << 8 | (patch & 0xFF)
-
-
-def version_text(version: int) -> str:
-    """``"3.1.0"`` for 196864."""
-    return f"{version >> 16 & 0xFF}.{version >> 8 & 0xFF}.{version & 0xFF}"
 
 
 ARCHIVE_VERSION = compose_version(ARCHIVE_MAJOR_VERSION, ARCHIVE_MINOR_VERSION, ARCHIVE_PATCH_VERSION)
 """The version the mark file and the catalog carry: 3.1.0, i.e. 196864."""
-
-
-def _align(value: int, alignment: int) -> int:
-    return (value + alignment - 1) & ~(alignment - 1)
-
-
-def is_active(activity_timestamp: int, now_ms: int, liveness_timeout_ms: int) -> bool:
-    """Whether a mark file whose activity timestamp is ``activity_timestamp`` belongs to a live archive:
-    its age ``now_ms - activity_timestamp`` is at most the timeout. ``-1``, a clean close, is never
-    live. A timestamp in the future is live only within the timeout too: both archives run on the
-    machine that holds the directory, so they share a clock, and a timestamp further ahead is garbage
-    (a write a crash tore), which must not lock the directory until the clock catches up. Aeron counts
-    any future timestamp as live."""
-    return activity_timestamp != -1 and abs(now_ms - activity_timestamp) <= liveness_timeout_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,26 +142,6 @@ class ArchiveMarkFileHeader:
             "localControlChannel": self.local_control_channel,
             "eventsChannel": self.events_channel,
             "aeronDirectory": self.aeron_directory,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorObservation:
-    """One record of a distinct error log: an error seen ``observation_count`` times."""
-
-    offset: int
-    observation_count: int
-    first_observation_timestamp: int
-    last_observation_timestamp: int
-    text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "offset": self.offset,
-            "observationCount": self.observation_count,
-            "firstObservationTimestamp": self.first_observation_timestamp,
-            "lastObservationTimestamp": self.last_observation_timestamp,
-            "text": self.text,
         }
 
 
@@ -266,40 +220,12 @@ def _encode_header(header: ArchiveMarkFileHeader, file: str) -> bytes:
     return bytes(buffer[:length])
 
 
-def _write_changes(file: StorageFile, offset: int, old: bytes, new: bytes) -> None:
-    """Write the one byte range in which ``new`` differs from ``old`` (same length), if any."""
-    first = next((i for i in range(len(new)) if old[i] != new[i]), None)
-    if first is None:
-        return
-    last = next(i for i in range(len(new) - 1, -1, -1) if old[i] != new[i])
-    file.write(offset + first, new[first : last + 1])
-
-
 def read_error_log(
     buffer: bytes | bytearray | memoryview, *, file: str = "error log", base: int = 0
 ) -> list[ErrorObservation]:
-    """The records of a distinct error log held in ``buffer``; a zero length ends the log.
-
-    ``base`` is where ``buffer`` starts in its file (for offsets and messages). A record whose length is
-    shorter than its header or runs past the buffer raises ``MarkFileError``."""
-    view = memoryview(buffer).cast("B")
-    out: list[ErrorObservation] = []
-    offset = 0
-    while offset + ERROR_RECORD_HEADER_LENGTH <= len(view):
-        length, count, last, first = _ERROR_RECORD.unpack_from(view, offset)
-        if length == 0:
-            break
-        if length < ERROR_RECORD_HEADER_LENGTH or offset + length > len(view):
-            raise MarkFileError(
-                f"error record length {length} is outside {ERROR_RECORD_HEADER_LENGTH}..{len(view) - offset}",
-                file=file,
-                offset=base + offset,
-                field="errorLog.length",
-            )
-        text = bytes(view[offset + ERROR_RECORD_HEADER_LENGTH : offset + length]).decode("utf-8", "replace")
-        out.append(ErrorObservation(base + offset, count, first, last, text))
-        offset += _align(length, ERROR_RECORD_ALIGNMENT)
-    return out
+    """The records of a distinct error log held in ``buffer`` (``cluster.storage.markfile``); a damaged
+    record raises ``MarkFileError``."""
+    return shared.read_error_log(buffer, file=file, base=base, error=MarkFileError)
 
 
 class ArchiveMarkFile:
@@ -307,22 +233,11 @@ class ArchiveMarkFile:
 
     FILE_NAME = MARK_FILE_NAME
 
-    def __init__(
-        self,
-        storage: Storage,
-        file: StorageFile,
-        header: ArchiveMarkFileHeader,
-        image: bytes,
-        sync_level: SyncLevel,
-    ) -> None:
+    def __init__(self, storage: Storage, writer: MarkFileWriter, header: ArchiveMarkFileHeader) -> None:
         """Use ``ArchiveMarkFile.create``."""
         self._storage = storage
-        self._file: StorageFile | None = file
+        self._writer = writer
         self._header = header
-        self._image = image  # the header's bytes as last written
-        self._sync_level = sync_level
-        self._errors: dict[str, ErrorObservation] = {}
-        self._error_end = 0  # where the next error record goes, relative to the error log
 
     # ------------------------------------------------------------------------------------- reading
 
@@ -332,45 +247,20 @@ class ArchiveMarkFile:
         (a message header that is not template 200 of schema 100, strings running past the header,
         a file shorter than its header and error log)."""
         location = _location(storage)
-        if not storage.exists(MARK_FILE_NAME):
-            raise MarkFileError("there is no mark file", file=location)
-        with storage.open(MARK_FILE_NAME) as file:
-            size = file.size()
-            data = file.read(0, min(size, HEADER_LENGTH))
-            try:
-                header_length = mark_codecs.MarkFileHeaderDecoder().wrap_header(data, 0).header_length
-            except CodecError as exc:
-                raise _codec_error(exc, location) from None
-            if header_length is not None and len(data) < header_length <= size:
-                data = file.read(0, header_length)  # a header longer than Aeron's 8 KiB
-            header, encoded_length = _decode_header(data, location)
-        for value, at, name in (
-            (header.header_length, 44, "headerLength"),
-            (header.error_buffer_length, 48, "errorBufferLength"),
-        ):
-            if value < 0:
-                raise MarkFileError(
-                    f"{name} {value} is negative",
-                    file=location,
-                    offset=_MESSAGE_HEADER + at,
-                    field=f"MarkFileHeader.{name}",
-                )
-        if header.header_length:
-            if header.header_length < encoded_length:
-                raise MarkFileError(
-                    f"header length {header.header_length} is shorter than the header written in it",
-                    file=location,
-                    offset=_MESSAGE_HEADER + 44,
-                    field="MarkFileHeader.headerLength",
-                )
-            if size < header.header_length + header.error_buffer_length:
-                raise MarkFileError(
-                    f"the file is {size} bytes, shorter than its header and error log "
-                    f"({header.header_length} + {header.error_buffer_length})",
-                    file=location,
-                    offset=_MESSAGE_HEADER + 48,
-                    field="MarkFileHeader.errorBufferLength",
-                )
+        data, size = shared.read_header_region(
+            storage, MARK_FILE_NAME, HEADER_LENGTH, lambda data: _header_length(data, location), MarkFileError
+        )
+        header, encoded_length = _decode_header(data, location)
+        shared.check_region(
+            header_length=header.header_length,
+            error_buffer_length=header.error_buffer_length,
+            encoded_length=encoded_length,
+            size=size,
+            header_length_offset=_MESSAGE_HEADER + 44,
+            error_buffer_length_offset=_MESSAGE_HEADER + 48,
+            file=location,
+            error=MarkFileError,
+        )
         return header
 
     @staticmethod
@@ -411,13 +301,9 @@ class ArchiveMarkFile:
         ``liveness_timeout_ms`` of ``now_ms``) or carries another major version, as Aeron refuses both;
         a file too short to hold those fields is a torn leftover and is replaced."""
         location = _location(storage)
-        if liveness_timeout_ms <= 0:
-            raise MarkFileError(f"liveness timeout {liveness_timeout_ms} ms is not positive", file=location)
-        if not 0 < error_buffer_length <= 0x7FFF_FFFF - HEADER_LENGTH:
-            raise MarkFileError(
-                f"error buffer length {error_buffer_length} is outside 1..{0x7FFF_FFFF - HEADER_LENGTH}",
-                file=location,
-            )
+        shared.check_settings(
+            liveness_timeout_ms, error_buffer_length, HEADER_LENGTH, location, MarkFileError
+        )
         header = ArchiveMarkFileHeader(
             template_id=mark_codecs.MarkFileHeaderEncoder.TEMPLATE_ID,
             schema_id=mark_codecs.SCHEMA_ID,
@@ -445,22 +331,26 @@ class ArchiveMarkFile:
                 f"the header with its channels takes {len(image)} bytes, more than {HEADER_LENGTH}",
                 file=location,
             )
-        if storage.exists(MARK_FILE_NAME):
-            _refuse_if_active(storage, location, now_ms, liveness_timeout_ms)
-        file = storage.open(MARK_FILE_NAME, create=True)
-        try:
-            file.truncate(0)
-            file.truncate(HEADER_LENGTH + error_buffer_length)
-            file.write(0, unready)
-            file.sync(file_sync_level)
-            if file_sync_level != SyncLevel.NONE:
-                storage.sync_directory()
-            _write_changes(file, 0, unready, image)
-            file.sync(file_sync_level)
-        except BaseException:
-            file.close()
-            raise
-        return cls(storage, file, header, image, file_sync_level)
+        # Major version 0 is no archive's: a version field whose write a crash tore (it is written last).
+        shared.refuse_if_active(
+            storage,
+            MARK_FILE_NAME,
+            now_ms=now_ms,
+            liveness_timeout_ms=liveness_timeout_ms,
+            major_versions=(0, ARCHIVE_MAJOR_VERSION),
+            error=MarkFileError,
+        )
+        writer = MarkFileWriter.create(
+            storage,
+            MARK_FILE_NAME,
+            unready=unready,
+            image=image,
+            header_length=HEADER_LENGTH,
+            error_buffer_length=error_buffer_length,
+            sync_level=file_sync_level,
+            error=MarkFileError,
+        )
+        return cls(storage, writer, header)
 
     # ------------------------------------------------------------------------------------- running
 
@@ -469,16 +359,8 @@ class ArchiveMarkFile:
         """The header as last written."""
         return self._header
 
-    def _open_file(self) -> StorageFile:
-        if self._file is None:
-            raise MarkFileError("the mark file is closed", file=_location(self._storage))
-        return self._file
-
     def _rewrite(self, header: ArchiveMarkFileHeader) -> None:
-        file = self._open_file()
-        image = _encode_header(header, _location(self._storage))
-        _write_changes(file, 0, self._image, image)
-        self._image = image
+        self._writer.rewrite(_encode_header(header, _location(self._storage)))
         self._header = header
 
     def update_activity_timestamp(self, now_ms: int) -> None:
@@ -486,47 +368,21 @@ class ArchiveMarkFile:
         self._rewrite(replace(self._header, activity_timestamp=now_ms))
 
     def record_error(self, text: str, *, now_ms: int) -> bool:
-        """Add an observation of the error ``text`` at ``now_ms`` to the error log: a new record for a
-        text not seen before, else one more observation of its record. ``False`` when a new record does
-        not fit in what is left of the log (the error is then not recorded, as in Agrona)."""
-        file = self._open_file()
-        base = self._header.header_length
-        seen = self._errors.get(text)
-        if seen is not None:
-            count = seen.observation_count + 1
-            record = _ERROR_RECORD.pack(0, count, now_ms, seen.first_observation_timestamp)
-            file.write(seen.offset + 8, record[8:16])
-            file.write(seen.offset + 4, record[4:8])
-            self._errors[text] = replace(seen, observation_count=count, last_observation_timestamp=now_ms)
-            return True
-        encoded = text.encode("utf-8")
-        length = ERROR_RECORD_HEADER_LENGTH + len(encoded)
-        if self._error_end + _align(length, ERROR_RECORD_ALIGNMENT) > self._header.error_buffer_length:
-            return False
-        offset = base + self._error_end
-        record = _ERROR_RECORD.pack(length, 1, now_ms, now_ms) + encoded
-        file.write(offset + 4, record[4:])
-        file.write(offset, record[:4])  # the length last: the record exists once it is complete
-        self._errors[text] = ErrorObservation(offset, 1, now_ms, now_ms, text)
-        self._error_end += _align(length, ERROR_RECORD_ALIGNMENT)
-        return True
+        """Add an observation of the error ``text`` at ``now_ms`` to the error log
+        (``MarkFileWriter.record_error``); ``False`` when a new record does not fit."""
+        return self._writer.record_error(text, now_ms=now_ms)
 
     def errors(self) -> list[ErrorObservation]:
         """The error log as it is in the file now."""
-        file = self._open_file()
-        data = file.read(self._header.header_length, self._header.error_buffer_length)
-        return read_error_log(data, file=_location(self._storage), base=self._header.header_length)
+        return self._writer.errors()
 
     def close(self) -> None:
         """Leave the directory: activity timestamp ``-1`` (a clean close), synced. Idempotent."""
-        if self._file is None:
+        if self._writer.is_closed:
             return
-        try:
-            self._rewrite(replace(self._header, activity_timestamp=-1))
-            self._file.sync(max(self._sync_level, SyncLevel.DATA))
-        finally:
-            file, self._file = self._file, None
-            file.close()
+        header = replace(self._header, activity_timestamp=-1)
+        self._writer.close(_encode_header(header, _location(self._storage)))
+        self._header = header
 
     def __enter__(self) -> ArchiveMarkFile:
         return self
@@ -535,41 +391,8 @@ class ArchiveMarkFile:
         self.close()
 
 
-def _refuse_if_active(storage: Storage, location: str, now_ms: int, liveness_timeout_ms: int) -> None:
-    """``MarkFileError`` if the existing mark file belongs to a live archive or another major version.
-
-    Like Aeron, this reads the version and activity timestamp at their fixed places without trusting
-    the rest of the header; a file too short to hold them is a torn leftover of a creation."""
+def _header_length(data: bytes, location: str) -> int | None:
     try:
-        with storage.open(MARK_FILE_NAME) as file:
-            data = file.read(0, min(file.size(), _MESSAGE_HEADER + _BLOCK))
-    except StorageError as exc:
-        if exc.errno == errno.ENOENT:
-            return
-        raise
-    if len(data) < _MESSAGE_HEADER + _BLOCK:
-        return
-    decoder = mark_codecs.MarkFileHeaderDecoder().wrap(
-        data, _MESSAGE_HEADER, _BLOCK, mark_codecs.SCHEMA_VERSION
-    )
-    version = decoder.version
-    activity = decoder.activity_timestamp
-    if version == 0 and activity == 0:
-        return  # all zeros where the header goes: a creation that never wrote it
-    # Major version 0 is no archive's: a version field whose write a crash tore (it is written last).
-    if version >> 16 & 0xFF not in (0, ARCHIVE_MAJOR_VERSION):
-        raise MarkFileError(
-            f"mark file major version {version >> 16 & 0xFF} ({version_text(version)}) does not match "
-            f"this archive's {ARCHIVE_MAJOR_VERSION}",
-            file=location,
-            offset=_MESSAGE_HEADER,
-            field="MarkFileHeader.version",
-        )
-    if is_active(activity, now_ms, liveness_timeout_ms):
-        raise MarkFileError(
-            f"active mark file detected: activity timestamp {activity} is {now_ms - activity} ms before "
-            f"now ({now_ms}), within the liveness timeout of {liveness_timeout_ms} ms",
-            file=location,
-            offset=_MESSAGE_HEADER + 8,
-            field="MarkFileHeader.activityTimestamp",
-        )
+        return mark_codecs.MarkFileHeaderDecoder().wrap_header(data, 0).header_length
+    except CodecError as exc:
+        raise _codec_error(exc, location) from None

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.needs import need_program, need_reference
+from support.needs import need_reference
 from support.paths import JavaArchive
+from support.tarballs import Extractor
 
 from cluster.storage import Storage, StorageFile, SyncLevel
 
@@ -80,17 +80,10 @@ def parse_describe(path: Path) -> ArchiveToolDescribe:
 def java_archive(tmp_path_factory: pytest.TempPathFactory) -> Callable[[JavaArchive], Path]:
     """``java_archive(case)``: the case's archive directory, extracted (once per session) with GNU tar.
     Tests must not write into it: copy what a test changes."""
-    extracted: dict[Path, Path] = {}
+    extractor = Extractor(tmp_path_factory)
 
     def extract(case: JavaArchive) -> Path:
-        tarball = need_reference(case.tarball)
-        if tarball not in extracted:
-            need_program("tar")
-            need_program("xz")
-            root = tmp_path_factory.mktemp(case.name)
-            subprocess.run(["tar", "-xJf", str(tarball), "-C", str(root)], check=True, timeout=120)
-            extracted[tarball] = root
-        return extracted[tarball] / case.directory
+        return extractor(case.tarball, case.name) / case.directory
 
     return extract
 

@@ -141,3 +141,29 @@ JAVA_ARCHIVES = [
 JAVA_CLUSTER_ERRORS = {i: JAVA / "cluster" / "clustertool" / f"node{i}.errors.txt" for i in range(3)}
 # The archive data set's capture of every datagram of the Java run (its README, "Data set 2: archive/").
 JAVA_ARCHIVE_CAPTURE = JAVA / "archive" / "capture.pcapng"
+
+
+class JavaClusterNode(NamedTuple):
+    """One member's directory of the Java cluster run: ``directory`` is the cluster directory inside the
+    tarball; the ``clustertool`` files are what ClusterTool printed for it (``describe``,
+    ``recording-log``, ``pid``)."""
+
+    name: str
+    tarball: Path
+    directory: str
+    describe: Path
+    recording_log: Path
+    pid: Path
+
+
+JAVA_CLUSTER_NODES = [
+    JavaClusterNode(
+        f"node{i}",
+        JAVA / "cluster" / f"node{i}.tar.xz",
+        f"node{i}/cluster",
+        JAVA / "cluster" / "clustertool" / f"node{i}.describe.txt",
+        JAVA / "cluster" / "clustertool" / f"node{i}.recording-log.txt",
+        JAVA / "cluster" / "clustertool" / f"node{i}.pid.txt",
+    )
+    for i in range(3)
+]

@@ -66,11 +66,14 @@ from cluster.consensus.core.errors import RecordingLogError
 
 __all__ = [
     "CM_SERVICE_ID",
+    "ENDPOINT_OFFSET",
+    "INVALID_FLAG",
     "MAX_ENDPOINT_LENGTH",
     "MAX_RECORDS",
     "NULL_POSITION",
     "NULL_VALUE",
     "RECORD_ALIGNMENT",
+    "REMOVED_TYPE",
     "EntryType",
     "RecordingLog",
     "RecordingLogEntry",
