@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cluster.consensus.core.errors import ConsensusError, RecordingLogError
 from cluster.consensus.core.recording_log import (
     MAX_ENDPOINT_LENGTH,
+    NULL_VALUE,
     EntryType,
     RecordingLog,
     RecordingLogEntry,
@@ -369,6 +370,37 @@ def test_truncate_refuses_to_drop_a_snapshot_of_a_later_term() -> None:
     log.append_snapshot(20, 1, 1000, 1000, 1, -1)
     with pytest.raises(RecordingLogError, match="is beyond the cut"):
         log.truncate_to(1000, leadership_term_id=0)
+
+
+def test_truncate_with_reopen_leaves_the_holding_term_open_and_lets_it_grow() -> None:
+    log = term_log(0, 1000, 1500)
+    removed = log.truncate_to(1200, leadership_term_id=1, reopen=True)
+    assert [e.leadership_term_id for e in removed] == [2]
+    assert terms(log) == [(0, 0, 1000, True), (1, 1000, -1, True)]
+    # the term goes on past the cut in the leader's log: a later term may start beyond it
+    log.append_term(LOG_ID, 2, 1700, 1)
+    assert terms(log) == [(0, 0, 1000, True), (1, 1000, 1700, True), (2, 1700, -1, True)]
+
+
+def test_truncate_with_no_holding_term_removes_every_term() -> None:
+    log = term_log(0, 1000)
+    removed = log.truncate_to(0, leadership_term_id=NULL_VALUE)
+    assert [e.leadership_term_id for e in removed] == [0, 1]
+    assert terms(log) == [] and log.term_recording_id == NULL_VALUE
+    log.append_term(LOG_ID + 1, 3, 0, 1)  # a new history, even in another recording
+    assert terms(log) == [(3, 0, -1, True)]
+
+
+def test_truncate_with_no_holding_term_refuses_a_term_that_starts_before_the_cut() -> None:
+    log = term_log(0, 1000)
+    before = log.copy()
+    with pytest.raises(RecordingLogError, match="term 0 starts before it, at 0"):
+        log.truncate_to(1000, leadership_term_id=NULL_VALUE)
+    assert log == before
+    log = term_log(0)
+    log.append_snapshot(20, 0, 0, 0, 1, -1)
+    with pytest.raises(RecordingLogError, match="valid snapshot entry 1 would go"):
+        log.truncate_to(0, leadership_term_id=NULL_VALUE)
 
 
 # ---------------------------------------------------------------------------------- recovery plan
