@@ -454,6 +454,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("archive.segment.file.length", "archive_segment_file_length", _SegmentLength()),
 )
 _BY_KEY: Final[dict[str, Setting]] = {setting.key: setting for setting in SETTINGS}
+_MAX_KEY_DOTS: Final = max(setting.key.count(".") for setting in SETTINGS)
 # The tables the keys make: "cluster", "cluster.member", "cluster.leader.archive", ...
 _TABLES: Final[frozenset[str]] = frozenset(
     setting.key.rsplit(".", depth)[0]
@@ -471,7 +472,8 @@ class NodeConfig:
 
     Build one with ``load``, ``from_toml``, ``from_mapping`` or ``local_cluster``, or directly; every
     field is checked when the value is built (``NodeConfigError``). Fields whose default is ``""`` are
-    derived from the others (see the module docstring). Durations are nanoseconds.
+    derived from the others (see the module docstring) and then hold their value: ``dataclasses.replace``
+    does not derive them again. Durations are nanoseconds.
     """
 
     members: tuple[ClusterMember, ...]
@@ -632,6 +634,8 @@ class NodeConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise NodeConfigError(_syntax_error(source, text, error)) from None
+        except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+            raise NodeConfigError(f"{source}: TOML syntax: arrays or tables nested too deeply") from None
         try:
             return cls.from_mapping(data)
         except NodeConfigError as error:
@@ -755,8 +759,8 @@ def _flatten_into(table: Mapping[Any, object], prefix: str, flat: dict[str, obje
             raise NodeConfigError(f"{prefix}{name!r}: a key must be a string")
         key = prefix + name
         if isinstance(value, Mapping) and key not in _BY_KEY:
-            if not value and key not in _TABLES:
-                raise _fail(key, _unknown(key, _TABLES, "table"))
+            if key not in _TABLES and (not value or key.count(".") >= _MAX_KEY_DOTS):
+                raise _fail(key, _unknown(key, _TABLES, "table"))  # empty, or deeper than any key
             _flatten_into(value, key + ".", flat)
             continue
         if key not in _BY_KEY:

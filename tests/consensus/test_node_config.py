@@ -545,6 +545,14 @@ def test_toml_syntax_errors_name_file_line_and_column(text: str, message: str) -
     assert str(caught.value) == message
 
 
+def test_deep_nesting_is_a_user_error() -> None:
+    with pytest.raises(NodeConfigError, match=r"^n\.toml: TOML syntax: arrays or tables nested too deeply$"):
+        NodeConfig.from_toml("a = " + "[" * 5_000 + "]" * 5_000, source="n.toml")
+    deep = ".".join(["cluster"] + ["x"] * 5000)
+    with pytest.raises(NodeConfigError, match=r"^n\.toml: cluster\.x\.x\.x\.x: unknown table"):
+        NodeConfig.from_toml(deep + " = 1", source="n.toml")
+
+
 def test_load_reads_a_file(tmp_path: Path) -> None:
     path = tmp_path / "node1.toml"
     path.write_text(MINIMAL_TOML, encoding="utf-8")
