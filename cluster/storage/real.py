@@ -8,7 +8,7 @@ import os
 from cluster.storage.api import Storage, StorageFile, SyncLevel, check_name
 from cluster.storage.errors import StorageError
 
-__all__ = ["RealFile", "RealStorage"]
+__all__ = ["RealFile", "RealStorage", "read_path"]
 
 
 def _error(cause: OSError, what: str) -> StorageError:
@@ -165,6 +165,32 @@ class RealStorage(Storage):
             raise _error(e, f"sync directory {self.path}") from e
         finally:
             os.close(fd)
+
+
+def read_path(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
+    """The whole of the file at ``path``, opened read-only: for a file that lives outside any ``Storage``
+    directory and is only read, such as a node's configuration file (which may well be read-only to the
+    process). ``StorageError`` if it cannot be opened or read, ``EFBIG`` if it holds more than
+    ``max_bytes``; a pipe is read to its end too."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise _error(e, name) from e
+    try:
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - total)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as e:
+        raise _error(e, name) from e
+    finally:
+        os.close(fd)
+    raise StorageError(errno.EFBIG, f"{name}: longer than {max_bytes} bytes")
 
 
 def _check_range(path: str, offset: int, length: int) -> None:
