@@ -175,7 +175,8 @@ class ConsensusCore:
         self._first_entry_end = -1  # leader: where its term's first entry (NewLeadershipTermEvent) ends
         self._appending_event = False  # leader: the NewLeadershipTermEvent's AppendLog awaits its answer
         self._ready_reason = ""
-        self._publishing = False  # LEADER_INIT: the LogRequest("publish") awaits its answer
+        self._publishing = False  # a leader's LogRequest("publish") awaits its answer
+        self._published = False  # ... and has had it: the term's log is published and recorded
         self._log_stopping = False  # INIT: the StopLog awaits its answer
         self.errors = 0  # errors that sent the election back to INIT
         self.transitions: list[tuple[str, str, str]] = []
@@ -301,14 +302,14 @@ class ConsensusCore:
         """The answer to ``LogRequest("publish")``: the log publication is up and recorded in
         ``recording_id``."""
         out = _Out()
-        if self.state != _E.LEADER_INIT or not self._publishing:
+        if self.role != Role.LEADER or not self._publishing:
             return out.actions
         with self._guard(now_ns, out):
             self._publishing = False
+            self._published = True
             self._set_recording_id(recording_id, out)
-            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
-            self._transition(_E.LEADER_READY, now_ns, out, "log publication ready")
-            self._election_work(now_ns, out)
+            if self.state == _E.LEADER_INIT:
+                self._election_work(now_ns, out)
         return out.actions
 
     def on_log_joined(self, now_ns: int, position: int, recording_id: int) -> list[Action]:
@@ -473,7 +474,7 @@ class ConsensusCore:
         self.leader_commit_position = self.commit_position
         self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
         self._catching_up.clear()
-        self._publishing = False
+        self._publishing = self._published = False
         self._appending_event = False
         for peer in self.peers.values():
             peer.append_term_id = -1
@@ -587,20 +588,14 @@ class ConsensusCore:
         self._election_work(now_ns, out)
 
     def _in_leader_init(self, now_ns: int, out: _Out) -> None:
-        # the TERM entry follows the publication (on_log_published), which names the log's recording
-        if not self._publishing:
-            self._publishing = True
-            out.add(
-                LogRequest(
-                    "publish",
-                    self.member_id,
-                    self.leadership_term_id,
-                    self._term_base,
-                    log_session_id=self.log_session_id,
-                )
-            )
+        # the TERM entry follows the recording of the publication (on_log_published), which names the
+        # log's recording id
+        if self._published:
+            self._persist_term(out, self.leadership_term_id, self._term_base, now_ns)
+            self._transition(_E.LEADER_READY, now_ns, out, "log publication recorded")
+            self._election_work(now_ns, out)
         elif now_ns >= self._state_deadline_ns:
-            self._enter_election(now_ns, out, "the log publication did not start")
+            self._enter_election(now_ns, out, "the log publication was not recorded")
 
     def _in_leader_ready(self, now_ns: int, out: _Out) -> None:
         self._leader_heartbeats(now_ns, out, new_term=True)
@@ -730,6 +725,18 @@ class ConsensusCore:
         self.log_session_id = ((self.leadership_term_id + 2**31) % 2**32) - 2**31
         self._transition(_E.LEADER_LOG_REPLICATION, now_ns, out, reason)
         self._set_role(Role.LEADER, out)
+        # the term's log publication starts now, at the log's end, so that followers can join it while
+        # the leader waits for a quorum (as in Aeron); it is recorded and its TERM entry follows
+        self._publishing, self._published = True, False
+        out.add(
+            LogRequest(
+                "publish",
+                self.member_id,
+                self.leadership_term_id,
+                self._term_base,
+                log_session_id=self.log_session_id,
+            )
+        )
         self._last_heartbeat_ns = -(1 << 62)
         for peer in self.peers.values():
             peer.time_of_last_append_ns = now_ns

@@ -1,0 +1,527 @@
+"""``ConsensusModuleAgent``: one member's consensus module, driving the consensus core with the
+transport, the local archive and the cluster directory's files.
+
+Theory of operation
+-------------------
+The agent is the driver of ``ConsensusCore`` (docs/consensus.md, "The driver contract"), and the only
+one a running node has: in a real process over UDP and files, and in the simulator over the simulated
+network and disk -- the same code. Each duty cycle (``do_work``) it
+
+1. polls the consensus subscription (stream 108 on this member's consensus endpoint) and hands every
+   message to ``on_message``;
+2. polls the ingress subscription (stream 101 on this member's ingress endpoint) and, while the core
+   leads, hands each SessionMessageHeader to ``on_ingress`` (client sessions come later: this is the
+   core's minimal ingress);
+3. polls the archive's recording signals and finishes the log requests waiting for them;
+4. reads the log recording's position counter (the archive's ``rec-pos`` counter) and reports a change
+   with ``on_append_position``: a node's append position is what its archive has recorded, as in Aeron;
+5. ticks the core, and once a second stamps the mark file's activity timestamp.
+
+Every list of actions is executed in order (``_execute``); answers to requests (``on_log_*``,
+``on_replicated``) are queued and delivered after the list, each answer's own actions executed the same
+way. The archive is this process's own, reached over IPC with the synchronous ``ArchiveClient``, whose
+invoker runs the transport's and the archive's duty cycles while it waits -- never this agent's, so an
+action is never interrupted by another input.
+
+**The log.** A leader publishes the log of its term on an exclusive publication of the log channel with
+``control-mode=manual`` (multi-destination-cast: each follower's log endpoint is a destination) that
+continues the log's positions -- ``init-term-id=0``, ``term-id``/``term-offset`` of the term's base,
+the term's log session id -- and records it LOCAL (through a spy) in its archive, extending the node's
+one log recording. A follower subscribes on its log endpoint, filtered on the term's log session id, and
+its archive records what arrives (REMOTE), extending the same recording. ``StopLog`` closes all of it
+and answers with the recording's stop position.
+
+**Files.** ``cluster-mark.dat`` is created at start (a live one means another process owns the
+directory), ``node-state.dat`` keeps the candidate term, ``recording.log`` the term history; each
+change is synced at the node's file-sync level before the next action runs.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
+from cluster.archive.client import ArchiveClient, RecordingSignalEvent
+from cluster.archive.protocol import NULL_POSITION, NULL_VALUE
+from cluster.consensus.core.actions import (
+    NO_POSITION_FIELD,
+    Action,
+    AppendLog,
+    Broadcast,
+    Commit,
+    LogRequest,
+    PersistCandidateTerm,
+    PersistTerm,
+    RoleChange,
+    Send,
+    StartCatchupReplay,
+    StateChange,
+    StopCatchupReplay,
+    StopLog,
+    TruncateLog,
+)
+from cluster.consensus.core.node import ConsensusCore
+from cluster.consensus.files.mark_file import ClusterMarkFile
+from cluster.consensus.files.node_state import NodeStateFile
+from cluster.consensus.files.recording_log_file import RecordingLogFile
+from cluster.consensus.node_config import NodeConfig
+from cluster.storage import Storage
+from cluster.transport.counters import Counter
+from cluster.transport.driver import Transport
+from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
+from cluster.transport.publication import Publication
+from cluster.transport.uri import ChannelUri
+from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
+
+__all__ = ["ConsensusModuleAgent", "LogEvent"]
+
+NS_PER_MS: Final = 1_000_000
+MARK_FILE_UPDATE_INTERVAL_NS: Final = 1_000 * NS_PER_MS
+APPEND_ATTEMPTS: Final = 3  # an append that meets a term's end is tried again, as Aeron's log publisher does
+FRAGMENT_LIMIT: Final = 32
+STOP_WAIT_CYCLES: Final = 10_000  # duty cycles of the transport and archive a recording may take to stop
+_POSITION = struct.Struct("<q")
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One line for the node's event log: what the core did (a state or role change) or the agent."""
+
+    time_ns: int
+    text: str
+
+
+@dataclass(slots=True)
+class _PendingLog:
+    """A log request waiting for its recording to start (the archive's START or EXTEND signal)."""
+
+    kind: str  # "publish" or "join"
+    subscription_id: int
+    position: int
+
+
+class ConsensusModuleAgent:
+    """One member's consensus module (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        transport: Transport,
+        cluster_storage: Storage,
+        invoker: Callable[[], object],
+        random: Callable[[], float],
+        pid: int,
+        canaries: frozenset[str] = frozenset(),
+        on_event: Callable[[LogEvent], object] | None = None,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.clock = transport.clock
+        self.member = config.member
+        self.on_event = on_event
+        sync_level = config.archive_file_sync_level
+        now_ms = self.clock.epoch_ms()
+        self.mark_file = ClusterMarkFile.create(
+            cluster_storage,
+            member_id=config.member_id,
+            cluster_id=config.cluster_id,
+            pid=pid,
+            now_ms=now_ms,
+            aeron_directory="",
+            control_channel=config.archive_local_control_channel,
+            ingress_channel=config.ingress_channel,
+            archive_stream_id=config.archive_local_control_stream_id,
+            ingress_stream_id=config.ingress_stream_id,
+            file_sync_level=sync_level,
+        )
+        self._closers: list[Callable[[], object]] = [self.mark_file.close]
+        try:
+            self.node_state = NodeStateFile.open(cluster_storage, sync_level=sync_level)
+            self._closers.append(self.node_state.close)
+            self.recording_log = RecordingLogFile.open(cluster_storage, sync_level=sync_level)
+            self._closers.append(self.recording_log.close)
+            self.archive = ArchiveClient.connect(
+                transport,
+                control_request_channel=config.archive_local_control_channel,
+                control_request_stream_id=config.archive_local_control_stream_id,
+                control_response_channel="aeron:ipc",
+                invoker=invoker,
+                on_recording_signal=self._on_recording_signal,
+            )
+            self._closers.append(self.archive.close)
+            self._open_channels()
+            log = self.recording_log.log
+            self.log_recording_id = log.term_recording_id
+            append = self._recorded_position() if self.log_recording_id >= 0 else 0
+            self.core = ConsensusCore(
+                config.consensus_config(),
+                random,
+                now_ns=self.clock.nano_time(),
+                candidate_term_id=self.node_state.candidate_term.candidate_term_id,
+                recording_log=log,
+                append_position=append,
+                canaries=canaries,
+            )
+        except BaseException:
+            self._close_all()
+            raise
+        self.append_position = append
+        self.commit_position = 0
+        self.role = "FOLLOWER"
+        self.leadership_term_id = -1
+        self.election_state = "INIT"
+        self._answers: deque[Callable[[], list[Action]]] = deque()
+        self._log_publication: Publication | None = None
+        self._log_session_id = 0
+        self._recording_subscription_id = NULL_VALUE
+        self._pending_log: _PendingLog | None = None
+        self._replication_id = NULL_VALUE
+        self._replication_stop = NULL_POSITION
+        self._catchup_replays: dict[int, int] = {}  # follower member id -> replay session id
+        self._position_counter: Counter | None = None
+        self._claim = BufferClaim()
+        self._next_mark_file_ns = self.clock.nano_time() + MARK_FILE_UPDATE_INTERVAL_NS
+        self.is_closed = False
+        self._execute(self.core.start(self.clock.nano_time()))
+
+    # ------------------------------------------------------------------ set-up
+
+    def _open_channels(self) -> None:
+        config = self.config
+        consensus = ChannelUri.parse(config.consensus_channel)
+        self._consensus_subscription = self.transport.add_subscription(
+            consensus.with_params(endpoint=self.member.consensus).build(), config.consensus_stream_id
+        )
+        self._closers.append(self._consensus_subscription.close)
+        self._consensus_publications: dict[int, Publication] = {}
+        for member in config.members:
+            if member.id != config.member_id:
+                publication = self.transport.add_exclusive_publication(
+                    consensus.with_params(endpoint=member.consensus).build(), config.consensus_stream_id
+                )
+                self._consensus_publications[member.id] = publication
+                self._closers.append(publication.close)
+        ingress = ChannelUri.parse(config.ingress_channel)
+        self._ingress_subscription = self.transport.add_subscription(
+            ingress.with_params(endpoint=self.member.ingress).build(), config.ingress_stream_id
+        )
+        self._closers.append(self._ingress_subscription.close)
+
+    # ------------------------------------------------------------------ duty cycle
+
+    def do_work(self) -> int:
+        """One duty cycle (see the module docstring); the amount of work done."""
+        if self.is_closed:
+            return 0
+        work = self._consensus_subscription.poll(self._on_consensus_fragment, FRAGMENT_LIMIT)
+        if self.role == "LEADER" and self.election_state == "CLOSED":
+            work += self._ingress_subscription.poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
+        else:
+            work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
+        work += self.archive.poll_for_recording_signals()
+        work += self._check_append_position()
+        now_ns = self.clock.nano_time()
+        self._execute(self.core.on_tick(now_ns))
+        if now_ns >= self._next_mark_file_ns:
+            self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
+            self.mark_file.update_activity(self.clock.epoch_ms())
+        return work
+
+    def _on_consensus_fragment(self, buffer: memoryview, header: object) -> None:
+        self._execute(self.core.on_message(self.clock.nano_time(), bytes(buffer)))
+
+    def _on_ingress_fragment(self, buffer: memoryview, header: object) -> None:
+        self._execute(self.core.on_ingress(self.clock.nano_time(), bytes(buffer)))
+
+    def _check_append_position(self) -> int:
+        counter = self._position_counter
+        if counter is None:
+            return 0
+        position = counter.get()
+        if position == self.append_position:
+            return 0
+        self.append_position = position
+        self._execute(self.core.on_append_position(self.clock.nano_time(), position))
+        return 1
+
+    # ------------------------------------------------------------------ actions
+
+    def _execute(self, actions: Iterable[Action]) -> None:
+        """Run ``actions`` in order, then the answers they asked for (each with its own actions), in the
+        order they were asked for."""
+        self._run(actions)
+        while self._answers:
+            self._run(self._answers.popleft()())
+
+    def _answer(self, answer: Callable[[], list[Action]]) -> None:
+        self._answers.append(answer)
+
+    def _run(self, actions: Iterable[Action]) -> None:
+        appends_failed = False
+        for action in actions:
+            if isinstance(action, Send):
+                publication = self._consensus_publications.get(action.to)
+                if publication is not None:
+                    publication.offer(action.message)  # lost if not connected: the core sends again
+            elif isinstance(action, Broadcast):
+                for publication in self._consensus_publications.values():
+                    publication.offer(action.message)
+            elif isinstance(action, AppendLog):
+                appends_failed = self._append(action, appends_failed)
+            elif isinstance(action, PersistCandidateTerm):
+                self.node_state.update_candidate_term(
+                    action.candidate_term_id, self.append_position, self.clock.epoch_ms()
+                )
+            elif isinstance(action, PersistTerm):
+                self.recording_log.append_term(
+                    action.recording_id,
+                    action.leadership_term_id,
+                    action.term_base_log_position,
+                    action.timestamp,
+                )
+            elif isinstance(action, TruncateLog):
+                self._truncate(action)
+            elif isinstance(action, StopLog):
+                self._stop_log()
+            elif isinstance(action, LogRequest):
+                self._log_request(action)
+            elif isinstance(action, StartCatchupReplay):
+                self._start_catchup_replay(action)
+            elif isinstance(action, StopCatchupReplay):
+                replay = self._catchup_replays.pop(action.follower_member_id, None)
+                if replay is not None:
+                    self.archive.stop_replay(replay)
+            elif isinstance(action, Commit):
+                self.commit_position = action.position
+            elif isinstance(action, RoleChange):
+                self.role = action.role
+                self.leadership_term_id = action.leadership_term_id
+                self._event(f"role {action.role} in term {action.leadership_term_id}")
+            elif isinstance(action, StateChange):
+                self.election_state = action.to_state
+                self._event(f"election {action.from_state} -> {action.to_state}: {action.reason}")
+
+    def _event(self, text: str) -> None:
+        if self.on_event is not None:
+            self.on_event(LogEvent(self.clock.nano_time(), text))
+
+    # ------------------------------------------------------------------ the log
+
+    def _append(self, action: AppendLog, failed: bool) -> bool:
+        """Append one entry (``AppendLog``); queue its answer; ``True`` once an append of the list failed."""
+        publication = self._log_publication
+        reason = "no log publication" if publication is None else ""
+        result = 0
+        if not failed and publication is not None:
+            for _ in range(APPEND_ATTEMPTS):
+                result = self._offer(publication, action)
+                if result != ADMIN_ACTION:
+                    break
+            if result <= 0:
+                reason = f"the log publication refused the entry ({result})"
+        now_ns = self.clock.nano_time()
+        if result > 0 and not failed:
+            end = result
+            self._answer(lambda: self.core.on_log_appended(now_ns, end))
+            return False
+        why = reason or "an earlier entry of the list failed"
+        self._answer(lambda: self.core.on_log_append_failed(now_ns, why))
+        return True
+
+    def _offer(self, publication: Publication, action: AppendLog) -> int:
+        if action.end_position_offset == NO_POSITION_FIELD:
+            return publication.offer(action.message)
+        # the entry carries its own end position: claim its frame to learn where it ends, then write it
+        claim = self._claim
+        result = publication.try_claim(len(action.message), claim)
+        if result > 0:
+            claim.buffer[:] = action.message
+            _POSITION.pack_into(claim.buffer, action.end_position_offset, result)
+            claim.commit()
+        return result
+
+    def _log_channel(self, request: LogRequest) -> str:
+        """The leader's log publication channel for the term ``request`` starts."""
+        uri = ChannelUri.parse(self.config.log_channel)
+        term_length = self.config.log_term_length
+        base = request.position
+        return uri.with_params(
+            control_mode="manual",
+            control=self.member.log,
+            init_term_id=0,
+            term_id=base // term_length,
+            term_offset=base % term_length,
+            session_id=request.log_session_id,
+            alias="log",
+        ).build()
+
+    def _log_request(self, request: LogRequest) -> None:
+        self.leadership_term_id = request.leadership_term_id  # the term whose log this node now follows
+        if request.kind == "publish":
+            channel = self._log_channel(request)
+            publication = self.transport.add_exclusive_publication(channel, self.config.log_stream_id)
+            self._log_publication = publication
+            self._log_session_id = request.log_session_id
+            for member in self.config.members:
+                if member.id != self.config.member_id:
+                    self.transport.add_destination(publication, f"aeron:udp?endpoint={member.log}")
+            self._record(channel, SourceLocation.LOCAL, "publish", request.position)
+        elif request.kind in ("join", "catchup"):
+            if request.kind == "join":
+                uri, endpoint = ChannelUri.parse(self.config.log_channel), self.member.log
+            else:
+                uri, endpoint = ChannelUri.parse(self.config.follower_catchup_channel), self.member.catchup
+            channel = uri.with_params(endpoint=endpoint, session_id=request.log_session_id).build()
+            self._log_session_id = request.log_session_id
+            self._record(channel, SourceLocation.REMOTE, "join", request.position)
+        elif request.kind == "replicate":
+            leader = next(m for m in self.config.members if m.id == request.leader_id)
+            self._replication_stop = request.stop_position
+            self._replication_id = self.archive.replicate(
+                request.leader_recording_id,
+                self.log_recording_id,
+                self.config.archive_control_stream_id,
+                f"aeron:udp?endpoint={leader.archive}",
+                stop_position=request.stop_position,
+                replication_channel=self.config.archive_replication_channel,
+            )
+
+    def _record(self, channel: str, location: SourceLocation, kind: str, position: int) -> None:
+        stream_id = self.config.log_stream_id
+        if self.log_recording_id >= 0:
+            subscription_id = self.archive.extend_recording(
+                self.log_recording_id, channel, stream_id, location
+            )
+        else:
+            subscription_id = self.archive.start_recording(channel, stream_id, location)
+        self._recording_subscription_id = subscription_id
+        self._pending_log = _PendingLog(kind, subscription_id, position)
+
+    def _on_recording_signal(self, event: RecordingSignalEvent) -> None:
+        signal = event.signal
+        pending = self._pending_log
+        if (
+            pending is not None
+            and event.subscription_id == pending.subscription_id
+            and signal in (RecordingSignal.START, RecordingSignal.EXTEND)
+        ):
+            self._pending_log = None
+            self._use_recording(event.recording_id)
+            now_ns = self.clock.nano_time()
+            recording_id = event.recording_id
+            if pending.kind == "publish":
+                self._answer(lambda: self.core.on_log_published(now_ns, recording_id))
+            else:
+                position = pending.position
+                self._answer(lambda: self.core.on_log_joined(now_ns, position, recording_id))
+        elif event.correlation_id == self._replication_id and self._replication_id != NULL_VALUE:
+            if signal in (RecordingSignal.REPLICATE, RecordingSignal.EXTEND):
+                self._use_recording(event.recording_id)
+            elif signal in (RecordingSignal.SYNC, RecordingSignal.REPLICATE_END):
+                self._replication_id = NULL_VALUE
+                self._use_recording(event.recording_id)
+                now_ns = self.clock.nano_time()
+                recording_id, position = event.recording_id, self._recorded_position()
+                self._answer(lambda: self.core.on_replicated(now_ns, position, recording_id))
+        if self._answers:
+            self._execute(())
+
+    def _use_recording(self, recording_id: int) -> None:
+        """The log is recorded in ``recording_id``: follow its position counter."""
+        self.log_recording_id = recording_id
+        self._position_counter = self.transport.counters_manager.find(
+            RECORDING_POSITION_TYPE_ID,
+            lambda key: len(key) >= 8 and int.from_bytes(key[:8], "little", signed=True) == recording_id,
+        )
+
+    def _recorded_position(self) -> int:
+        """How far the log recording goes: the live counter's position, or the catalog's stop position."""
+        counter = self._position_counter
+        if counter is not None and not counter.is_closed:
+            return counter.get()
+        position = self.archive.get_max_recorded_position(self.log_recording_id)
+        return max(position, 0)
+
+    def _stop_log(self) -> None:
+        """``StopLog``: stop every mover of the log, then answer with the recording's stop position."""
+        if self._log_publication is not None:
+            self._log_publication.close()
+            self._log_publication = None
+        if self._recording_subscription_id != NULL_VALUE:
+            self.archive.stop_recording_subscription(self._recording_subscription_id)
+            self._recording_subscription_id = NULL_VALUE
+        if self._replication_id != NULL_VALUE:
+            self.archive.stop_replication(self._replication_id)
+            self._replication_id = NULL_VALUE
+        for replay in self._catchup_replays.values():
+            self.archive.stop_replay(replay)
+        self._catchup_replays.clear()
+        self._pending_log = None
+        stop = 0
+        if self.log_recording_id >= 0:
+            stop = self._await_stop_position()
+        self._position_counter = None
+        self.append_position = stop
+        now_ns = self.clock.nano_time()
+        self._answer(lambda: self.core.on_log_stopped(now_ns, stop))
+
+    def _await_stop_position(self) -> int:
+        for _ in range(STOP_WAIT_CYCLES):
+            position = self.archive.get_stop_position(self.log_recording_id)
+            if position != NULL_POSITION:
+                return position
+        raise ConsensusAgentError(
+            f"the archive did not stop recording {self.log_recording_id} after {STOP_WAIT_CYCLES} requests"
+        )
+
+    def _truncate(self, action: TruncateLog) -> None:
+        if self.log_recording_id >= 0 and self._recorded_position() > action.position:
+            self.archive.stop_all_replays(self.log_recording_id)
+            self.archive.truncate_recording(self.log_recording_id, action.position)
+        self.recording_log.truncate_to(action.position, action.leadership_term_id, reopen=action.reopen)
+        self.append_position = action.position
+
+    def _start_catchup_replay(self, action: StartCatchupReplay) -> None:
+        uri = ChannelUri.parse(self.config.follower_catchup_channel)
+        channel = uri.with_params(
+            endpoint=action.endpoint, linger=0, eos=False, session_id=action.log_session_id
+        ).build()
+        self._catchup_replays[action.follower_member_id] = self.archive.start_replay(
+            self.log_recording_id, action.position, _MAX_LENGTH, channel, self.config.log_stream_id
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop the log and close the files and channels. Idempotent."""
+        if self.is_closed:
+            return
+        self.is_closed = True
+        try:
+            if self._log_publication is not None:
+                self._log_publication.close()
+            if self._recording_subscription_id != NULL_VALUE and not self.archive.is_closed:
+                self.archive.stop_recording_subscription(self._recording_subscription_id)
+        finally:
+            self._close_all()
+
+    def _close_all(self) -> None:
+        closers, self._closers = self._closers, []
+        for close in reversed(closers):
+            close()
+
+
+class ConsensusAgentError(Exception):
+    """The agent's world broke a promise it relies on (the archive did not answer as it must)."""
+
+
+_MAX_LENGTH: Final = (1 << 63) - 1  # a replay with no end: it follows the live recording
+
+
+def _drop(buffer: memoryview, header: object) -> None:
+    """Ingress while not leading: dropped (client sessions will answer with a redirect)."""

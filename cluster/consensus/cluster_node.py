@@ -1,0 +1,122 @@
+"""``ClusterNode``: one member as one program -- its transport, its archive and its consensus module --
+in either world.
+
+Theory of operation
+-------------------
+A node is three agents that one thread runs in turn: the ``Transport`` (Aeron's client and media
+driver), the ``Archive`` (recording the log, replaying and replicating it) and the
+``ConsensusModuleAgent`` (driving the consensus core). What makes the world real or simulated is only
+what the node is given: a ``Network`` (UDP, or the deterministic ``SimNetwork``, which also supplies the
+clock) and two ``Storage`` directories (real files, or ``SimDisk``), so the simulator runs exactly the
+code a real process runs.
+
+The archive client the consensus module uses waits for answers by running the transport's and the
+archive's duty cycles (``_invoke``), never the consensus module's own.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable
+
+from cluster.archive.archive import Archive
+from cluster.archive.context import ArchiveContext
+from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
+from cluster.consensus.node_config import NodeConfig
+from cluster.storage import Storage
+from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.media import Network
+
+__all__ = ["ClusterNode"]
+
+MIB = 1024 * 1024
+
+
+class ClusterNode:
+    """One cluster member: transport, archive and consensus module (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        network: Network,
+        cluster_storage: Storage,
+        archive_storage: Storage,
+        pid: int,
+        seed: int | None = None,
+        bind_host: str = "0.0.0.0",
+        canaries: frozenset[str] = frozenset(),
+        on_event: Callable[[LogEvent], object] | None = None,
+    ) -> None:
+        self.config = config
+        rng = random_module.Random(seed)
+        term_length = config.log_term_length
+        self.transport = Transport(
+            network,
+            TransportConfig(
+                bind_host=bind_host,
+                seed=rng.getrandbits(63),
+                # the log's terms arrive at this node: its images must be allowed to hold them
+                max_receive_term_length=max(term_length, 16 * MIB),
+                max_image_memory_bytes=max(512 * MIB, 3 * 3 * term_length),
+            ),
+        )
+        try:
+            self.archive = Archive(
+                self.transport,
+                ArchiveContext(
+                    storage=archive_storage,
+                    control_channel=config.archive_control_channel,
+                    control_stream_id=config.archive_control_stream_id,
+                    local_control_channel=config.archive_local_control_channel,
+                    local_control_stream_id=config.archive_local_control_stream_id,
+                    replication_channel=config.archive_replication_channel,
+                    segment_file_length=max(config.archive_segment_file_length, term_length),
+                    file_sync_level=config.archive_file_sync_level,
+                    catalog_file_sync_level=config.archive_catalog_file_sync_level,
+                    pid=pid,
+                    seed=rng.getrandbits(63),
+                ),
+            )
+        except BaseException:
+            self.transport.close()
+            raise
+        try:
+            self.agent = ConsensusModuleAgent(
+                config,
+                transport=self.transport,
+                cluster_storage=cluster_storage,
+                invoker=self._invoke,
+                random=rng.random,
+                pid=pid,
+                canaries=canaries,
+                on_event=on_event,
+            )
+        except BaseException:
+            self.archive.close()
+            self.transport.close()
+            raise
+        self.is_closed = False
+
+    def _invoke(self) -> None:
+        self.transport.do_work()
+        self.archive.do_work()
+
+    def do_work(self) -> int:
+        """One duty cycle of each of the node's agents; the amount of work done."""
+        if self.is_closed:
+            return 0
+        return self.transport.do_work() + self.archive.do_work() + self.agent.do_work()
+
+    def close(self) -> None:
+        """Stop in order: the consensus module (its log and files), the archive, the transport."""
+        if self.is_closed:
+            return
+        self.is_closed = True
+        try:
+            self.agent.close()
+        finally:
+            try:
+                self.archive.close()
+            finally:
+                self.transport.close()

@@ -1,0 +1,66 @@
+"""The cluster node -- transport, archive and consensus module, one program -- in both worlds: elect, publish
+and record the log, replicate it to every member's archive, commit what clients send.
+
+The same test runs over the simulated network and disk (virtual time, a seed) and over UDP on 127.0.0.1
+with real files (wall-clock time, bounded).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.archive_world import World
+from support.node_world import Cluster, IngressClient
+
+from cluster.consensus.files.node_state import NodeStateFile
+from cluster.consensus.files.recording_log_file import RecordingLogFile
+
+ENTRY = 96  # a SessionMessageHeader with an 8-byte command: 64 bytes of frame payload, 96 aligned
+EVENT = 96  # the NewLeadershipTermEvent that opens each term
+
+
+@pytest.fixture(params=["sim", "udp"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    return World(request.param, seed=3, tmp_path=tmp_path)
+
+
+def test_three_nodes_elect_a_leader_and_commit_what_clients_send(world: World) -> None:
+    cluster = Cluster.start(world, 3)
+    try:
+        assert world.run_until(cluster.settled, timeout_s=20), [
+            (n.agent.role, n.agent.election_state) for n in cluster.running()
+        ]
+        leader = cluster.leader()
+        assert leader is not None
+        term = leader.agent.leadership_term_id
+        assert [node.agent.leadership_term_id for node in cluster.running()] == [term] * 3
+        client = IngressClient(world)
+        assert world.run_until(lambda: client.offer(leader, 0), timeout_s=10)
+        for command in range(1, 20):
+            assert world.run_until(lambda command=command: client.offer(leader, command), timeout_s=10)
+        end = EVENT + 20 * ENTRY
+        assert world.run_until(
+            lambda: all(node.agent.commit_position == end for node in cluster.running()), timeout_s=20
+        ), [(node.agent.append_position, node.agent.commit_position) for node in cluster.running()]
+        # every member's archive holds the same log, in one recording extended across terms
+        logs = []
+        for node in cluster.running():
+            recording_id = node.agent.log_recording_id
+            assert recording_id >= 0
+            assert node.agent.archive.get_max_recorded_position(recording_id) == end
+            logs.append(node.agent.recording_log.log)
+        for log in logs:
+            last = log.find_last_term()
+            assert last is not None and last.leadership_term_id == term
+            assert last.term_base_log_position == 0 and last.log_position == -1
+    finally:
+        cluster.close()
+    # what the nodes left on disk: the candidate term and the term history, in Aeron's formats
+    for member_id in range(3):
+        storage = world.storage(f"node{member_id}/cluster")
+        state = NodeStateFile.read(storage)
+        assert state.candidate_term.candidate_term_id == term
+        log = RecordingLogFile.read(storage).log
+        terms = [(entry.leadership_term_id, entry.term_base_log_position) for entry in log.terms]
+        assert terms == [(term, 0)]
