@@ -140,6 +140,7 @@ class ConsensusModuleAgent:
             file_sync_level=sync_level,
         )
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
+        self._position_counter: Counter | None = None
         try:
             self.node_state = NodeStateFile.open(cluster_storage, sync_level=sync_level)
             self._closers.append(self.node_state.close)
@@ -183,7 +184,6 @@ class ConsensusModuleAgent:
         self._replication_id = NULL_VALUE
         self._replication_stop = NULL_POSITION
         self._catchup_replays: dict[int, int] = {}  # follower member id -> replay session id
-        self._position_counter: Counter | None = None
         self._claim = BufferClaim()
         self._next_mark_file_ns = self.clock.nano_time() + MARK_FILE_UPDATE_INTERVAL_NS
         self.is_closed = False
