@@ -350,7 +350,7 @@ class ConsensusModuleAgent:
         uri = ChannelUri.parse(self.config.log_channel)
         term_length = self.config.log_term_length
         base = request.position
-        return uri.with_params(
+        uri = uri.with_params(
             control_mode="manual",
             control=self.member.log,
             init_term_id=0,
@@ -358,7 +358,10 @@ class ConsensusModuleAgent:
             term_offset=base % term_length,
             session_id=request.log_session_id,
             alias="log",
-        ).build()
+        )
+        if len(self.config.members) == 1:
+            uri = uri.with_param("ssc", True)  # only the archive's spy reads a one-member cluster's log
+        return uri.build()
 
     def _log_request(self, request: LogRequest) -> None:
         self.leadership_term_id = request.leadership_term_id  # the term whose log this node now follows

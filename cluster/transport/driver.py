@@ -689,6 +689,7 @@ class Transport:
             eos=uri.get_bool("eos") is not False,
             ttl=uri.ttl or 0,
             flow_control="max" if fc == "max" else "min",
+            spies_simulate_connection=uri.get_bool("ssc") is True,
         )
         if is_ipc:
             ipc = IpcPublication(config, log)

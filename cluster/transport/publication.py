@@ -124,6 +124,7 @@ class PublicationConfig:
     eos: bool = True
     ttl: int = 0
     flow_control: str = "max"
+    spies_simulate_connection: bool = False  # ssc=true: a spy counts as a receiver (no SM needed)
 
 
 class Publication(abc.ABC):
@@ -292,18 +293,26 @@ class NetworkPublication(Publication):
 
     @property
     def is_connected(self) -> bool:
-        return self._has_sm and not self.is_closed
+        return (self._has_sm or self._spies_connect) and not self.is_closed
+
+    @property
+    def _spies_connect(self) -> bool:
+        """``ssc=true`` with a spy there: the spies are the publication's consumers (Aeron's
+        spies-simulate-connection, which a one-member cluster's log uses: nobody else reads it)."""
+        return self.config.spies_simulate_connection and bool(self.spies)
 
     def update_limit(self) -> bool:
-        consumer_position = self.sender_position
         spies = self.spies
+        simulated = not self._has_sm and self._spies_connect
+        # with receivers the sender's position counts; with only simulating spies, just the spies'
+        consumer_position = self.appender.position if simulated else self.sender_position
         if spies:
             for spy in spies:
                 if spy.position < consumer_position:
                     consumer_position = spy.position
         if consumer_position >> self.position_bits_to_shift > self._clean_term_count:
             self._clean_behind(consumer_position)
-        if not self._has_sm:
+        if not self._has_sm and not simulated:
             return False
         return self._raise_limit(consumer_position)
 

@@ -64,3 +64,19 @@ def test_three_nodes_elect_a_leader_and_commit_what_clients_send(world: World) -
         log = RecordingLogFile.read(storage).log
         terms = [(entry.leadership_term_id, entry.term_base_log_position) for entry in log.terms]
         assert terms == [(term, 0)]
+
+
+def test_a_one_member_cluster_leads_alone_and_commits(world: World) -> None:
+    cluster = Cluster.start(world, 1)
+    try:
+        assert world.run_until(cluster.settled, timeout_s=10)
+        node = cluster.nodes[0]
+        assert node is not None and node.agent.role == "LEADER"
+        client = IngressClient(world)
+        for command in range(5):
+            assert world.run_until(lambda command=command: client.offer(node, command), timeout_s=10)
+        end = EVENT + 5 * ENTRY
+        assert world.run_until(lambda: node.agent.commit_position == end, timeout_s=10)
+        assert node.agent.archive.get_max_recorded_position(node.agent.log_recording_id) == end
+    finally:
+        cluster.close()

@@ -348,3 +348,29 @@ def test_a_spy_over_real_udp() -> None:
             [producer, a.do_work, b.do_work, poller(spy, spied), poller(remote, received)],
         )
         assert spied.payloads == received.payloads == producer.messages
+
+
+# ------------------------------------------------------------------------------ ssc: spies connect
+
+
+@pytest.mark.parametrize("ssc", [True, False])
+def test_with_ssc_a_spy_alone_connects_a_publication_without_receivers(ssc: bool) -> None:
+    """``ssc=true`` (Aeron's spies-simulate-connection, the log of a one-member cluster): with a spy and no
+    receiver, the publication is connected and runs as far as the spy reads; without ``ssc`` it is not
+    connected and refuses offers."""
+    with Sim(5) as sim:
+        a = sim.transport(A_HOST)
+        mdc = f"aeron:udp?control={A_HOST}:40997|control-mode=manual" + ("|ssc=true" if ssc else "")
+        pub = a.add_publication(mdc, STREAM)
+        assert not pub.is_connected and pub.offer(message(0, 100)) == NOT_CONNECTED
+        spy = a.add_subscription(f"aeron-spy:{mdc}", STREAM)
+        assert pub.is_connected is ssc
+        spied = Collector()
+        producer = Producer(pub, [message(i, 900) for i in range(200)])  # several term windows
+        sim.add(producer, poller(spy, spied))
+        if ssc:
+            assert sim.run_until(lambda: len(spied.messages) == 200)
+            assert spied.payloads == producer.messages
+        else:
+            sim.run_for(200 * MS)
+            assert spied.messages == [] and pub.offer(message(1, 100)) == NOT_CONNECTED
