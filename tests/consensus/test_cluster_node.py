@@ -80,3 +80,44 @@ def test_a_one_member_cluster_leads_alone_and_commits(world: World) -> None:
         assert node.agent.archive.get_max_recorded_position(node.agent.log_recording_id) == end
     finally:
         cluster.close()
+
+
+def _commit_all(world: World, cluster: Cluster, client: IngressClient, commands: range) -> int:
+    """Send ``commands`` to the leader and wait until every running member has committed them; the
+    commit position."""
+    leader = cluster.leader()
+    assert leader is not None
+    for command in commands:
+        assert world.run_until(lambda command=command: client.offer(leader, command), timeout_s=10)
+    assert world.run_until(
+        lambda: (
+            len({node.agent.commit_position for node in cluster.running()}) == 1
+            and leader.agent.commit_position == leader.agent.append_position
+            and leader.agent.commit_position > 0
+        ),
+        timeout_s=20,
+    )
+    return leader.agent.commit_position
+
+
+def test_when_the_leader_stops_the_others_elect_a_new_one_and_go_on_committing(world: World) -> None:
+    cluster = Cluster.start(world, 3)
+    try:
+        assert world.run_until(cluster.settled, timeout_s=20)
+        client = IngressClient(world)
+        before = _commit_all(world, cluster, client, range(10))
+        old = cluster.leader()
+        assert old is not None
+        old_term = old.agent.leadership_term_id
+        cluster.stop(old.config.member_id)
+        assert world.run_until(cluster.settled, timeout_s=30)
+        new = cluster.leader()
+        assert new is not None and new.agent.leadership_term_id > old_term
+        after = _commit_all(world, cluster, client, range(10, 20))
+        # the new term opened with its NewLeadershipTermEvent after everything committed before
+        assert after == before + EVENT + 10 * ENTRY
+        for node in cluster.running():
+            terms = [entry.leadership_term_id for entry in node.agent.recording_log.log.terms]
+            assert terms[0] == old_term and terms[-1] == new.agent.leadership_term_id
+    finally:
+        cluster.close()
