@@ -118,6 +118,7 @@ class ConsensusModuleAgent:
         pid: int,
         canaries: frozenset[str] = frozenset(),
         on_event: Callable[[LogEvent], object] | None = None,
+        mark_file_liveness_timeout_ms: int = 10_000,
     ) -> None:
         self.config = config
         self.transport = transport
@@ -138,6 +139,7 @@ class ConsensusModuleAgent:
             archive_stream_id=config.archive_local_control_stream_id,
             ingress_stream_id=config.ingress_stream_id,
             file_sync_level=sync_level,
+            liveness_timeout_ms=mark_file_liveness_timeout_ms,
         )
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
         self._position_counter: Counter | None = None

@@ -47,7 +47,11 @@ class ClusterNode:
         bind_host: str = "0.0.0.0",
         canaries: frozenset[str] = frozenset(),
         on_event: Callable[[LogEvent], object] | None = None,
+        mark_file_liveness_timeout_ms: int = 10_000,
     ) -> None:
+        """``mark_file_liveness_timeout_ms``: how recent a mark file's activity timestamp must be for
+        the directory to count as another live process's (Aeron's 10 s; the simulator scales it down
+        with its other timeouts)."""
         self.config = config
         rng = random_module.Random(seed)
         term_length = config.log_term_length
@@ -76,6 +80,7 @@ class ClusterNode:
                     catalog_file_sync_level=config.archive_catalog_file_sync_level,
                     pid=pid,
                     seed=rng.getrandbits(63),
+                    mark_file_liveness_timeout_ms=mark_file_liveness_timeout_ms,
                 ),
             )
         except BaseException:
@@ -91,6 +96,7 @@ class ClusterNode:
                 pid=pid,
                 canaries=canaries,
                 on_event=on_event,
+                mark_file_liveness_timeout_ms=mark_file_liveness_timeout_ms,
             )
         except BaseException:
             self.archive.close()

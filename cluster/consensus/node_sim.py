@@ -1,0 +1,508 @@
+"""The node simulator: N real cluster nodes (``ClusterNode``: transport, archive, consensus module) over the
+simulated network and simulated disks, with faults, checkers and one seed.
+
+Theory of operation
+-------------------
+Every member is the program a real process runs -- the same ``ClusterNode`` -- given a ``SimNetwork`` and
+two directories of its own ``SimDisk``. The simulator never drives the consensus core itself: it only
+injects faults where the world has them and watches.
+
+* **Network**: the ``SimNetwork`` links (loss, duplication, delay, jitter, reordering) and partitions,
+  symmetric or one way, between the members' hosts (``10.0.0.1`` ... one per member).
+* **Storage**: each member's ``SimDisk``. A crash is a process crash, or -- at a file-sync level of 1 or
+  more, where the node claims to be safe against it -- a power loss that keeps only what was synced,
+  tearing the last pending write at a seeded byte.
+* **Process crashes**: the node's sockets close at once (``Transport.abort``: no goodbye), its objects are
+  dropped unclosed, its disk crashes; a restart builds a new ``ClusterNode`` from the directories.
+* **Clock**: virtual time moves in the ``SimNetwork``'s clock; every node reads it.
+
+A client on its own host offers commands (a SessionMessageHeader with an 8-byte command id) to the
+member that leads now, through its ingress endpoint -- the core's minimal ingress.
+
+**Checkers**, after every step or at checkpoints: at most one leader per term; a member's commit position
+never goes backwards within its life and never passes what its archive has recorded; the logs of any two
+members agree byte for byte up to the lower of their commit positions; a command is committed at most
+once; and once the run has converged, every member's log begins with everything that was ever seen
+committed, every command seen committed is in it exactly once, and all members agree.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cluster.archive.recording_reader import RecordingReader
+from cluster.consensus.agent import LogEvent
+from cluster.consensus.cluster_node import ClusterNode
+from cluster.consensus.core.members import ClusterMember, format_members
+from cluster.consensus.node_config import NodeConfig
+from cluster.storage.sim import SimDisk
+from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.publication import Publication
+from cluster.transport.simnet import LinkConfig, SimNetwork
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = ["MS", "NodeSimulator", "SeedResult", "run_seed"]
+
+MS: Final = 1_000_000
+EPOCH_BASE_MS: Final = 1_796_527_000_000
+CLIENT_HOST: Final = "10.0.0.100"
+MARK_FILE_LIVENESS_TIMEOUT_MS: Final = 1_000  # Aeron's 10 s scaled down with the other timeouts
+RESTART_DELAY_NS: Final = 1_100 * MS  # a crashed member's mark files are stale by then
+SETTINGS: Final = {
+    # Aeron's defaults scaled down (all of them are configurable), so a short run sees many elections
+    "cluster.log.channel": "aeron:udp?term-length=64k",
+    "cluster.leader.heartbeat.timeout": "2s",
+    "cluster.startup.canvass.timeout": "4s",
+    "cluster.election.timeout": "500ms",
+    "archive.segment.file.length": "256k",
+}
+_HEADER = 32
+_COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+
+
+@dataclass(slots=True)
+class Violation:
+    seed: int
+    time_ns: int
+    checker: str
+    detail: str
+
+
+@dataclass(slots=True)
+class _Member:
+    member_id: int
+    host: str
+    disk: SimDisk
+    node: ClusterNode | None = None
+    commit: int = 0  # in this life
+    crashed_at_ns: int = -(1 << 62)
+
+
+@dataclass(slots=True)
+class SeedResult:
+    seed: int
+    nodes: int
+    commands_committed: int
+    faults: dict[str, int]
+    violations: list[Violation]
+    liveness_failure: str | None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations) or self.liveness_failure is not None
+
+
+def member_configs(count: int, settings: dict[str, object]) -> tuple[NodeConfig, ...]:
+    """The members' configurations: member i on host ``10.0.0.<i+1>`` with Aeron's test ports."""
+    hosts = [f"10.0.0.{i + 1}" for i in range(count)]
+    members = format_members(
+        ClusterMember(i, f"{host}:9002", f"{host}:9003", f"{host}:9004", f"{host}:9005", f"{host}:8010")
+        for i, host in enumerate(hosts)
+    )
+    return tuple(
+        NodeConfig.from_mapping(
+            {
+                **settings,
+                "cluster.members": members,
+                "cluster.member.id": i,
+                "cluster.dir": f"/node{i}/cluster",
+                "archive.dir": f"/node{i}/archive",
+            }
+        )
+        for i in range(count)
+    )
+
+
+class NodeSimulator:
+    """N real nodes, one seed (see the module docstring)."""
+
+    def __init__(
+        self,
+        seed: int,
+        node_count: int = 3,
+        *,
+        canaries: frozenset[str] = frozenset(),
+        settings: dict[str, object] | None = None,
+        file_sync_level: int = 0,
+        trace: Callable[[str], object] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.random = random.Random(seed)
+        self.canaries = canaries
+        self.network = SimNetwork(seed, epoch_base_ms=EPOCH_BASE_MS)
+        self.file_sync_level = file_sync_level
+        merged = {**SETTINGS, **(settings or {})}
+        if file_sync_level:
+            merged["archive.file.sync.level"] = file_sync_level
+            merged["archive.catalog.file.sync.level"] = file_sync_level
+        self.configs = member_configs(node_count, merged)
+        self.members = [
+            _Member(i, f"10.0.0.{i + 1}", SimDisk(seed * 1000 + i, label=f"node{i}"))
+            for i in range(node_count)
+        ]
+        self._trace = trace
+        self.violations: list[Violation] = []
+        self._violated: set[str] = set()
+        self.fault_counts: dict[str, int] = {}
+        self.leaders: dict[int, int] = {}  # term -> member
+        self.committed_log = b""  # the longest committed prefix seen on any member
+        self.committed_commands: set[int] = set()
+        self.commands_sent = 0
+        self._client = Transport(self.network, TransportConfig(bind_host=CLIENT_HOST, seed=seed))
+        self._ingress: dict[int, Publication] = {}
+        for member in self.members:
+            self.start(member.member_id)
+
+    # ------------------------------------------------------------------ members
+
+    def start(self, member_id: int) -> None:
+        member = self.members[member_id]
+        assert member.node is None
+        member.node = ClusterNode(
+            self.configs[member_id],
+            network=self.network,
+            cluster_storage=member.disk.storage("cluster"),
+            archive_storage=member.disk.storage("archive"),
+            pid=1000 + member_id,
+            seed=self.random.getrandbits(63),
+            bind_host=member.host,
+            canaries=self.canaries,
+            on_event=lambda event: self._on_event(member_id, event),
+            mark_file_liveness_timeout_ms=MARK_FILE_LIVENESS_TIMEOUT_MS,
+        )
+        member.commit = 0
+
+    def _on_event(self, member_id: int, event: LogEvent) -> None:
+        if self._trace is not None:
+            self._trace(f"{event.time_ns // 1000:>10}us n{member_id} {event.text}")
+
+    def crash(self, member_id: int, *, power_loss: bool | None = None) -> None:
+        """End member ``member_id`` as a killed process ends; its disk loses what was not synced when a
+        power loss is part of the crash (by default, when the node syncs: file-sync level >= 1)."""
+        member = self.members[member_id]
+        if member.node is None:
+            return
+        member.node.transport.abort()
+        member.node = None
+        lose_power = self.file_sync_level > 0 if power_loss is None else power_loss
+        member.disk.crash(power_loss=lose_power)
+        member.crashed_at_ns = self.now_ns
+        self._count("crash_power_loss" if lose_power else "crash")
+
+    def restart(self, member_id: int) -> bool:
+        """Start a crashed member again once its mark files have gone stale; ``True`` if it started."""
+        member = self.members[member_id]
+        if member.node is not None or self.now_ns < member.crashed_at_ns + RESTART_DELAY_NS:
+            return False
+        self.start(member_id)
+        self._count("restart")
+        return True
+
+    def partition(self, a: int, b: int, *, one_way: bool = False) -> None:
+        self.network.partition(self.members[a].host, self.members[b].host, one_way=one_way)
+        self._count("partition_one_way" if one_way else "partition")
+
+    def heal(self) -> None:
+        self.network.heal()
+
+    def set_link(self, config: LinkConfig) -> None:
+        self.network.default_link = config
+
+    def _count(self, kind: str) -> None:
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+
+    # ------------------------------------------------------------------ running
+
+    def step(self) -> None:
+        """One round: every running node's duty cycle, the client's, then time moves."""
+        work = self._client.do_work()
+        for member in self.members:
+            if member.node is not None:
+                work += member.node.do_work()
+        network = self.network
+        now = network.clock.nano_time()
+        if work == 0:
+            next_ns = network.next_delivery_ns()
+            target = now + MS if next_ns is None else min(next_ns, now + MS)
+            network.clock.set(max(target, now + 1))
+        else:
+            network.advance(1_000)
+        self._check_step()
+
+    def run(self, duration_ns: int, *, every: Callable[[], object] | None = None) -> None:
+        end = self.network.clock.nano_time() + duration_ns
+        while self.network.clock.nano_time() < end:
+            self.step()
+            if every is not None:
+                every()
+
+    @property
+    def now_ns(self) -> int:
+        return self.network.clock.nano_time()
+
+    def leader(self) -> ClusterNode | None:
+        """The member that leads with its election complete, if one does (the client's view)."""
+        for member in self.members:
+            node = member.node
+            if node is not None and node.agent.role == "LEADER" and node.agent.election_state == "CLOSED":
+                return node
+        return None
+
+    def submit(self, command: int) -> bool:
+        """Offer command ``command`` to the leader's ingress; ``False`` if there is none to take it."""
+        node = self.leader()
+        if node is None:
+            return False
+        member_id = node.config.member_id
+        publication = self._ingress.get(member_id)
+        if publication is None:
+            publication = self._client.add_exclusive_publication(
+                f"aeron:udp?endpoint={node.config.member.ingress}", node.config.ingress_stream_id
+            )
+            self._ingress[member_id] = publication
+        if not publication.is_connected:
+            return False
+        message = bytearray(codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH + 8)
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            message, 0, leadership_term_id=node.agent.leadership_term_id, cluster_session_id=1, timestamp=0
+        )
+        message[-8:] = command.to_bytes(8, "little")
+        if publication.offer(message) > 0:
+            self.commands_sent += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ checkers
+
+    def _violate(self, checker: str, detail: str) -> None:
+        if checker not in self._violated:
+            self._violated.add(checker)
+            self.violations.append(Violation(self.seed, self.now_ns, checker, detail))
+
+    def _check_step(self) -> None:
+        for member in self.members:
+            node = member.node
+            if node is None:
+                continue
+            agent = node.agent
+            if agent.role == "LEADER" and agent.election_state in ("LEADER_READY", "CLOSED"):
+                term = agent.leadership_term_id
+                previous = self.leaders.setdefault(term, member.member_id)
+                if previous != member.member_id:
+                    self._violate("one leader per term", f"term {term}: n{previous} and n{member.member_id}")
+            commit = agent.commit_position
+            if commit < member.commit:
+                self._violate(
+                    "commit never goes backwards", f"n{member.member_id} {member.commit} -> {commit}"
+                )
+            if commit > agent.append_position:
+                self._violate(
+                    "commit within the recorded log",
+                    f"n{member.member_id} commit {commit} > recorded {agent.append_position}",
+                )
+            member.commit = commit
+
+    def log_of(self, member_id: int, upto: int) -> bytes:
+        """Member ``member_id``'s recorded log ``[0, upto)``, read from its archive's segment files, with
+        every frame's session id zeroed: a log that came by archive replication or a catch-up replay
+        carries the replay's session id in its frame headers where the leader's recording has each
+        term's own, as in Aeron, so members agree on everything but that field."""
+        node = self.members[member_id].node
+        if node is None or upto <= 0:
+            return b""
+        agent = node.agent
+        descriptor = node.archive.catalog.recording(agent.log_recording_id)
+        if descriptor is None:
+            return b""
+        out = bytearray()
+        with RecordingReader.of(node.archive.ctx.storage, descriptor, stop_position=None) as reader:
+            while reader.position < upto:
+                block = reader.read_block(min(64 * 1024, upto - reader.position))
+                if block is None:
+                    break
+                out += block
+                if len(block) == _HEADER and reader.position - len(out) > 0:
+                    out += bytes(reader.position - len(out))  # a PAD frame's body, as the log holds it
+        return _without_session_ids(out[:upto])
+
+    def check_logs(self) -> None:
+        """Logs agree up to the lower commit position; commands are committed at most once; the committed
+        prefix grows."""
+        running = [m for m in self.members if m.node is not None]
+        logs = {m.member_id: self.log_of(m.member_id, m.commit) for m in running}
+        for i, a in enumerate(running):
+            for b in running[i + 1 :]:
+                upto = min(a.commit, b.commit)
+                if logs[a.member_id][:upto] != logs[b.member_id][:upto]:
+                    self._violate(
+                        "logs agree up to commit", f"n{a.member_id} and n{b.member_id} differ below {upto}"
+                    )
+        for member in running:
+            log = logs[member.member_id]
+            shorter = min(len(log), len(self.committed_log))
+            if log[:shorter] != self.committed_log[:shorter]:
+                self._violate(
+                    "committed entries are never lost",
+                    f"n{member.member_id} differs from what was committed below {shorter}",
+                )
+            if len(log) > len(self.committed_log) and log.startswith(self.committed_log):
+                self.committed_log = log
+        commands = commands_of(self.committed_log)
+        if len(commands) != len(set(commands)):
+            self._violate("each command committed once", "a command appears twice in the committed log")
+        self.committed_commands.update(commands)
+
+    def converged(self) -> bool:
+        """Every member runs, one leads, and all have committed the same whole log."""
+        leader = self.leader()
+        if leader is None or any(m.node is None for m in self.members):
+            return False
+        target = leader.agent.append_position
+        return target > 0 and all(
+            m.node is not None
+            and m.node.agent.commit_position == target
+            and m.node.agent.append_position == target
+            for m in self.members
+        )
+
+    def check_converged(self) -> None:
+        """After convergence: every log holds everything ever committed, the same bytes on every member."""
+        self.check_logs()
+        logs = [self.log_of(m.member_id, m.commit) for m in self.members]
+        for member, log in zip(self.members, logs, strict=True):
+            if not log.startswith(self.committed_log):
+                self._violate(
+                    "committed entries are never lost",
+                    f"n{member.member_id}'s log lacks what was committed (below {len(self.committed_log)})",
+                )
+            if log != logs[0]:
+                self._violate("members converge on one log", f"n{member.member_id} differs from n0")
+
+    def close(self) -> None:
+        for member in self.members:
+            if member.node is not None:
+                member.node.transport.abort()
+                member.node = None
+        self._client.abort()
+
+
+def _without_session_ids(log: bytearray) -> bytes:
+    offset = 0
+    while offset + _HEADER <= len(log):
+        frame_length = int.from_bytes(log[offset : offset + 4], "little", signed=True)
+        if frame_length <= 0:
+            break
+        log[offset + 12 : offset + 16] = bytes(4)
+        offset += (frame_length + 31) & -32
+    return bytes(log)
+
+
+def commands_of(log: bytes) -> list[int]:
+    """The command ids of the client entries in ``log`` (whole frames; PAD frames skipped)."""
+    commands = []
+    offset = 0
+    while offset + _HEADER <= len(log):
+        frame_length = int.from_bytes(log[offset : offset + 4], "little", signed=True)
+        if frame_length <= 0:
+            break
+        frame_type = int.from_bytes(log[offset + 6 : offset + 8], "little")
+        if frame_type == 1 and frame_length >= _HEADER + 8:
+            payload = log[offset + _HEADER : offset + frame_length]
+            if codecs.MessageHeaderDecoder.unpack(payload)[1] == _COMMAND_TEMPLATE and len(payload) >= 8:
+                commands.append(int.from_bytes(payload[-8:], "little"))
+        offset += (frame_length + 31) & -32
+    return commands
+
+
+def run_seed(
+    seed: int,
+    node_count: int = 3,
+    canaries: frozenset[str] = frozenset(),
+    *,
+    safety_ns: int = 15_000 * MS,
+    liveness_ns: int = 30_000 * MS,
+    file_sync_level: int = 0,
+) -> SeedResult:
+    """One run: a safety phase with faults chosen by ``seed``, then a liveness phase with every fault
+    healed, in which a leader must be elected and every member must converge on its commit."""
+    chooser = random.Random(seed ^ 0x5EED)
+    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=file_sync_level)
+    try:
+        link = LinkConfig(
+            loss=chooser.choice([0.0, 0.01, 0.05]),
+            duplicate=chooser.choice([0.0, 0.02]),
+            delay_ns=100_000,
+            jitter_ns=chooser.choice([1 * MS, 5 * MS]),
+        )
+        sim.set_link(link)
+        sim._count("link_faults")
+        command = 0
+        steps = 0
+        down: set[int] = set()
+        next_fault = sim.now_ns + 500 * MS
+        next_check = sim.now_ns
+        while sim.now_ns < safety_ns:
+            sim.step()
+            steps += 1
+            if steps % 50 == 0 and sim.submit(command):
+                command += 1
+            if sim.now_ns >= next_check:
+                next_check = sim.now_ns + 500 * MS
+                sim.check_logs()
+            if sim.now_ns >= next_fault:
+                next_fault = sim.now_ns + chooser.choice([300, 800, 1500]) * MS
+                roll = chooser.random()
+                member = chooser.randrange(node_count)
+                if roll < 0.25 and member not in down and len(down) < (node_count - 1) // 2:
+                    sim.crash(member)
+                    down.add(member)
+                elif roll < 0.5 and down:
+                    victim = chooser.choice(sorted(down))
+                    if sim.restart(victim):
+                        down.discard(victim)
+                elif roll < 0.65 and node_count > 1:
+                    other = (member + 1 + chooser.randrange(node_count - 1)) % node_count
+                    sim.partition(member, other, one_way=chooser.random() < 0.5)
+                elif roll < 0.8:
+                    sim.heal()
+        # liveness: heal everything, bring everyone back
+        sim.heal()
+        sim.set_link(LinkConfig())
+        deadline = sim.now_ns + liveness_ns
+        failure: str | None = "no leader elected and converged within the liveness bound"
+        final_sent = False
+        while sim.now_ns < deadline:
+            sim.step()
+            for member in sorted(down):
+                if sim.restart(member):
+                    down.discard(member)
+            if not final_sent and sim.submit(command):
+                final_sent = True
+                command += 1
+            if final_sent and sim.converged():
+                failure = None
+                break
+        if failure is None:
+            sim.check_converged()
+        return SeedResult(
+            seed,
+            node_count,
+            len(sim.committed_commands),
+            dict(sorted({**sim.fault_counts, **_network_faults(sim.network)}.items())),
+            list(sim.violations),
+            failure,
+        )
+    finally:
+        sim.close()
+
+
+def _network_faults(network: SimNetwork) -> dict[str, int]:
+    stats = network.stats()
+    return {
+        "loss": stats.dropped_loss,
+        "duplicate": stats.duplicated,
+        "dropped_partition": stats.dropped_partition,
+    }
