@@ -33,12 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.recording_reader import RecordingReader
 from cluster.consensus.agent import LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage.sim import SimDisk
+from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig, SimNetwork
@@ -79,6 +81,8 @@ class _Member:
     node: ClusterNode | None = None
     commit: int = 0  # in this life
     crashed_at_ns: int = -(1 << 62)
+    counter: Counter | None = None  # its log recording's position counter, once found
+    counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
 
 
 @dataclass(slots=True)
@@ -294,16 +298,50 @@ class NodeSimulator:
                 if previous != member.member_id:
                     self._violate("one leader per term", f"term {term}: n{previous} and n{member.member_id}")
             commit = agent.commit_position
+            if commit > member.commit and agent.role == "LEADER":
+                self._check_quorum_recorded(member.member_id, commit)
             if commit < member.commit:
                 self._violate(
                     "commit never goes backwards", f"n{member.member_id} {member.commit} -> {commit}"
                 )
-            if commit > agent.append_position:
+            recorded = self.recorded_position(member.member_id)
+            if commit > recorded:
                 self._violate(
                     "commit within the recorded log",
-                    f"n{member.member_id} commit {commit} > recorded {agent.append_position}",
+                    f"n{member.member_id} commit {commit} > recorded {recorded}",
                 )
             member.commit = commit
+
+    def recorded_position(self, member_id: int) -> int:
+        """How much of the log member ``member_id``'s archive holds: its recording's position counter
+        while it records, else the catalog's stop position (0 without a log recording)."""
+        node = self.members[member_id].node
+        if node is None:
+            return 0
+        recording_id = node.agent.log_recording_id
+        if recording_id < 0:
+            return 0
+        member = self.members[member_id]
+        counter = member.counter
+        if counter is None or counter.is_closed or member.counter_of != (node, recording_id):
+            counter = node.transport.counters_manager.find(
+                RECORDING_POSITION_TYPE_ID,
+                lambda key: len(key) >= 8 and int.from_bytes(key[:8], "little", signed=True) == recording_id,
+            )
+            member.counter, member.counter_of = counter, (node, recording_id)
+        if counter is not None:
+            return counter.get()
+        descriptor = node.archive.catalog.recording(recording_id)
+        return 0 if descriptor is None else max(descriptor.stop_position, 0)
+
+    def _check_quorum_recorded(self, leader_id: int, commit: int) -> None:
+        """A leader commits only what a quorum of archives have recorded."""
+        holders = sum(1 for m in self.members if self.recorded_position(m.member_id) >= commit)
+        if holders < len(self.members) // 2 + 1:
+            self._violate(
+                "committed only what a quorum has recorded",
+                f"n{leader_id} commit {commit}: {holders} archives hold it",
+            )
 
     def log_of(self, member_id: int, upto: int) -> bytes:
         """Member ``member_id``'s recorded log ``[0, upto)``, read from its archive's segment files, with
