@@ -28,17 +28,17 @@ from support.transport_sim import (
     SM,
     Collector,
     Producer,
+    RealWorld,
     S,
     Sim,
     message,
     poller,
-    run_real,
 )
 
-from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.driver import Transport
 from cluster.transport.errors import ChannelUriError, TransportError
 from cluster.transport.image import Image, ImageLog, Subscription
-from cluster.transport.media import Address, UdpNetwork, format_address
+from cluster.transport.media import Address, format_address
 from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig
 
@@ -84,6 +84,42 @@ def socket_address(publication: Publication) -> Address:
     return address
 
 
+@dataclass
+class TwoSources:
+    """A follower's MDS subscription with two destinations, and a publication of the same session on
+    each: ``one`` from the leader (starting at position 0), ``two`` from the archive at ``two_at``."""
+
+    leader: Transport
+    archive: Transport
+    follower: Transport
+    subscription: Subscription
+    first: Address
+    second: Address
+    one: Publication
+    two: Publication
+
+
+def two_sources(
+    sim: Sim,
+    *,
+    initial_term_id: int = 0,
+    two_at: int = 0,
+    two_params: str = "",
+    on_available_image: Callable[[Image], object] | None = None,
+    on_unavailable_image: Callable[[Image], object] | None = None,
+) -> TwoSources:
+    leader, archive, follower = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
+    sub = follower.add_subscription(
+        MDS, STREAM, on_available_image=on_available_image, on_unavailable_image=on_unavailable_image
+    )
+    first = follower.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
+    second = follower.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
+    start = f"init-term-id={initial_term_id}|term-id={initial_term_id}|term-offset=0"
+    one = leader.add_publication(f"{udp(first)}|{start}", STREAM)
+    two = archive.add_publication(starting_at(f"{udp(second)}{two_params}", one, two_at), STREAM)
+    return TwoSources(leader, archive, follower, sub, first, second, one, two)
+
+
 class Pacer:
     """An agent that lets ``producer`` offer one more message every ``interval_ns`` of the clock, the first
     one interval from now (it does no work of its own, so a simulated clock moves on)."""
@@ -103,49 +139,24 @@ class Pacer:
         return 0
 
 
-class RealWorld:
-    """``Sim``'s interface over real UDP on 127.0.0.1, with wall-clock deadlines."""
-
-    def __init__(self, seed: int) -> None:
-        self.network = UdpNetwork()
-        self.seed = seed
-        self.transports: list[Transport] = []
-        self.agents: list[Callable[[], int]] = []
-
-    def transport(self, host: str, **config: object) -> Transport:
-        options: dict[str, object] = {
-            "bind_host": LOCAL,
-            "udp_term_length": TERM,
-            "seed": self.seed * 1000 + len(self.transports),
-        }
-        options.update(config)
-        transport = Transport(self.network, TransportConfig(**options))  # type: ignore[arg-type]
-        self.transports.append(transport)
-        self.agents.append(transport.do_work)
-        return transport
-
-    def add(self, *agents: Callable[[], int]) -> None:
-        self.agents.extend(agents)
-
-    @property
-    def now_ns(self) -> int:
-        return self.network.clock.nano_time()
-
-    def run_until(self, condition: Callable[[], bool], timeout_ns: int = 10 * S) -> bool:
-        return run_real(condition, self.agents, timeout_ns / S)
-
-    def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
-
-    def __enter__(self) -> RealWorld:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 World = Sim | RealWorld
+
+
+def live_log(
+    world: World, leader: Transport, leader_host: str, other: Transport, other_host: str
+) -> tuple[Publication, Collector]:
+    """The leader's live log, from position 0: a manual MDC publication kept connected by another
+    follower that keeps up (its messages are collected in the returned collector)."""
+    other_sub = other.add_subscription(f"aeron:udp?endpoint={other_host}:0", STREAM)
+    other_collector = Collector()
+    world.add(poller(other_sub, other_collector))
+    live = leader.add_publication(
+        f"aeron:udp?control={leader_host}:0|control-mode=manual|init-term-id=0|term-id=0|term-offset=0",
+        STREAM,
+    )
+    assert other_sub.local_address is not None
+    leader.add_destination(live, udp(other_sub.local_address))
+    return live, other_collector
 
 
 @dataclass
@@ -183,16 +194,7 @@ def catch_up(
     follower = world.transport(follower_host, **(follower_config or {}))
     archive = world.transport(archive_host)
     other = world.transport(other_host)
-    # the live log: a manual MDC publication that another, up-to-date follower keeps connected
-    other_sub = other.add_subscription(f"aeron:udp?endpoint={other_host}:0", STREAM)
-    other_collector = Collector()
-    world.add(poller(other_sub, other_collector))
-    live = leader.add_publication(
-        f"aeron:udp?control={leader_host}:0|control-mode=manual|init-term-id=0|term-id=0|term-offset=0",
-        STREAM,
-    )
-    assert other_sub.local_address is not None
-    leader.add_destination(live, udp(other_sub.local_address))
+    live, other_collector = live_log(world, leader, leader_host, other, other_host)
     messages = [message(i, SIZES[i % len(SIZES)]) for i in range(count)]
     live_producer = Producer(live, messages)
     ahead = count // 2
@@ -299,7 +301,7 @@ def test_a_replay_and_the_live_stream_merge_into_one_gap_free_image_over_a_lossy
 
 
 def test_a_replay_and_the_live_stream_merge_into_one_image_over_real_udp_with_loss() -> None:
-    with RealWorld(seed=7) as world:
+    with RealWorld(seed=7, term_length=TERM) as world:
         # the follower drops 5% of the DATA datagrams it receives, on either destination
         run = catch_up(
             world, (LOCAL, LOCAL, LOCAL, LOCAL), count=160, start=30, follower_config={"data_loss": 0.05}
@@ -310,13 +312,9 @@ def test_a_replay_and_the_live_stream_merge_into_one_image_over_real_udp_with_lo
 
 def test_the_same_stream_from_two_sources_is_delivered_once() -> None:
     with Sim(11, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
-        sub = b.add_subscription(MDS, STREAM)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        assert (first, second) == ((FOLLOWER, 40600), (FOLLOWER, 40601))
-        one = a.add_publication(f"{udp(first)}|init-term-id=5|term-id=5|term-offset=0", STREAM)
-        two = r.add_publication(starting_at(udp(second), one, 0), STREAM)
+        sources = two_sources(sim, initial_term_id=5)
+        sub, one, two = sources.subscription, sources.one, sources.two
+        assert (sources.first, sources.second) == ((FOLLOWER, 40600), (FOLLOWER, 40601))
         messages = [message(i, SIZES[i % len(SIZES)]) for i in range(150)]
         producers = [Producer(one, messages), Producer(two, messages)]
         collector = Collector()
@@ -343,14 +341,7 @@ def test_live_frames_beyond_the_window_are_dropped_and_recovered_by_nak_from_the
     rebuild position, those beyond it are dropped, and NAKs to the live source fill both gaps."""
     with Sim(21, term_length=TERM) as sim:
         leader, archive, follower, other = (sim.transport(h) for h in (LEADER, ARCHIVE, FOLLOWER, OTHER))
-        other_sub = other.add_subscription(f"aeron:udp?endpoint={OTHER}:40456", STREAM)
-        other_collector = Collector()
-        sim.add(poller(other_sub, other_collector))
-        live = leader.add_publication(
-            f"aeron:udp?control={LEADER}:40500|control-mode=manual|init-term-id=0|term-id=0|term-offset=0",
-            STREAM,
-        )
-        leader.add_destination(live, f"aeron:udp?endpoint={OTHER}:40456")
+        live, other_collector = live_log(sim, leader, LEADER, other, OTHER)
         messages = [message(i, 1000) for i in range(110)]  # 1056 bytes of term each
         live_producer = Producer(live, messages)
         live_producer.limit = 38  # the live stream is at 40128
@@ -381,7 +372,7 @@ def test_live_frames_beyond_the_window_are_dropped_and_recovered_by_nak_from_the
         assert collector.payloads == messages
         assert log.out_of_window_packets > 0
         naks = [f for f in sim.wire.of(NAK, source_host=FOLLOWER) if f.source == live_address]
-        assert naks and {f.destination for f in naks} == {(LEADER, 40500)}
+        assert naks and {f.destination for f in naks} == {socket_address(live)}
         assert live.retransmits_sent > 0  # type: ignore[attr-defined]
         assert replay.retransmits_sent == 0  # type: ignore[attr-defined]  # asked, but it has none of it
 
@@ -389,14 +380,10 @@ def test_live_frames_beyond_the_window_are_dropped_and_recovered_by_nak_from_the
 def test_each_destination_recovers_its_own_losses() -> None:
     """Loss on both links: NAKs go to every source heard from, each retransmits what it has."""
     with Sim(22, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
         sim.net.set_link(LEADER, FOLLOWER, LinkConfig(loss=0.2))
         sim.net.set_link(ARCHIVE, FOLLOWER, LinkConfig(loss=0.2))
-        sub = b.add_subscription(MDS, STREAM)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        one = a.add_publication(f"{udp(first)}|init-term-id=0|term-id=0|term-offset=0", STREAM)
-        two = r.add_publication(starting_at(udp(second), one, 0), STREAM)
+        sources = two_sources(sim)
+        sub, one, two = sources.subscription, sources.one, sources.two
         messages = [message(i, 1200) for i in range(300)]
         collector = Collector()
         sim.add(Producer(one, messages), Producer(two, messages), poller(sub, collector))
@@ -404,8 +391,8 @@ def test_each_destination_recovers_its_own_losses() -> None:
         assert collector.payloads == messages
         naks = sim.wire.of(NAK, source_host=FOLLOWER)
         assert {(f.source, f.destination) for f in naks} == {
-            (first, socket_address(one)),
-            (second, socket_address(two)),
+            (sources.first, socket_address(one)),
+            (sources.second, socket_address(two)),
         }
 
 
@@ -503,16 +490,12 @@ def test_one_image_per_session_and_its_end_when_every_source_has_ended() -> None
     """End of stream from one source while another still feeds the image does not end it; the image ends
     once every source it has has sent end of stream, at the furthest end position."""
     with Sim(41, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
         available: list[Image] = []
         unavailable: list[Image] = []
-        sub = b.add_subscription(
-            MDS, STREAM, on_available_image=available.append, on_unavailable_image=unavailable.append
+        sources = two_sources(
+            sim, on_available_image=available.append, on_unavailable_image=unavailable.append
         )
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        one = a.add_publication(f"{udp(first)}|init-term-id=0|term-id=0|term-offset=0", STREAM)
-        two = r.add_publication(starting_at(udp(second), one, 0), STREAM)
+        sub, one, two = sources.subscription, sources.one, sources.two
         messages = [message(i, 800) for i in range(80)]
         producers = [Producer(one, messages[:40]), Producer(two, messages)]
         producers[1].limit = 40
@@ -536,13 +519,9 @@ def test_one_image_per_session_and_its_end_when_every_source_has_ended() -> None
 
 def test_end_of_stream_from_the_last_source_left_after_a_removal_ends_the_image() -> None:
     with Sim(42, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
         unavailable: list[Image] = []
-        sub = b.add_subscription(MDS, STREAM, on_unavailable_image=unavailable.append)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        one = a.add_publication(f"{udp(first)}|init-term-id=0|term-id=0|term-offset=0", STREAM)
-        two = r.add_publication(starting_at(f"{udp(second)}|eos=false", one, 0), STREAM)
+        sources = two_sources(sim, two_params="|eos=false", on_unavailable_image=unavailable.append)
+        sub, one, two = sources.subscription, sources.one, sources.two
         messages = [message(i, 800) for i in range(40)]
         collector = Collector()
         sim.add(Producer(one, messages), Producer(two, messages), poller(sub, collector))
@@ -551,24 +530,20 @@ def test_end_of_stream_from_the_last_source_left_after_a_removal_ends_the_image(
         one.close()
         sim.run_for(500 * MS)
         assert not unavailable  # the second source has not ended (it never will: eos=false)
-        b.remove_rcv_destination(sub, udp(second))
+        sources.follower.remove_rcv_destination(sub, udp(sources.second))
         assert sim.run_until(lambda: bool(unavailable), 1 * S)
         assert unavailable[0].is_end_of_stream and unavailable[0].end_of_stream_position == one.position
 
 
 def test_an_image_whose_sources_all_fall_silent_goes_after_the_liveness_timeout() -> None:
     with Sim(43, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
         unavailable: list[Image] = []
-        sub = b.add_subscription(MDS, STREAM, on_unavailable_image=unavailable.append)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        one = a.add_publication(f"{udp(first)}|init-term-id=0|term-id=0|term-offset=0", STREAM)
-        r.add_publication(starting_at(udp(second), one, 0), STREAM)
+        sources = two_sources(sim, on_unavailable_image=unavailable.append)
+        sub = sources.subscription
         assert sim.run_until(lambda: sub.image_count == 1 and len(image_log(sub).connections) == 2)
-        a.abort()
+        sources.leader.abort()
         sim.run_for(3 * S)
-        r.abort()
+        sources.archive.abort()
         silent_at = sim.now_ns
         assert sim.run_until(lambda: bool(unavailable), 11 * S)
         # ten seconds after the last heartbeat (they come every 100 ms)
@@ -578,14 +553,10 @@ def test_an_image_whose_sources_all_fall_silent_goes_after_the_liveness_timeout(
 
 def test_status_messages_go_only_to_sources_heard_from_in_the_last_five_seconds() -> None:
     with Sim(44, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
-        sub = b.add_subscription(MDS, STREAM)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        one = a.add_publication(f"{udp(first)}|init-term-id=0|term-id=0|term-offset=0", STREAM)
-        r.add_publication(starting_at(udp(second), one, 0), STREAM)
+        sources = two_sources(sim)
+        sub, first, second = sources.subscription, sources.first, sources.second
         assert sim.run_until(lambda: sub.image_count == 1 and len(image_log(sub).connections) == 2)
-        r.abort()  # the second source falls silent
+        sources.archive.abort()  # the second source falls silent
         silent_at = sim.now_ns
         sim.run_for(7 * S)
         sms = [f for f in sim.wire.of(SM, source_host=FOLLOWER) if f.time_ns > silent_at]
@@ -752,15 +723,10 @@ def test_any_interleaving_of_two_overlapping_sources_gives_the_exact_stream(
     ends = layout(sizes)
     context = f"seed={seed} ranges=[0,{first_end}) [{second_start},{len(sizes)}) schedule={schedule}"
     with Sim(seed, term_length=TERM) as sim:
-        a, r, b = sim.transport(LEADER), sim.transport(ARCHIVE), sim.transport(FOLLOWER)
         sim.net.set_link(LEADER, FOLLOWER, link_one)
         sim.net.set_link(ARCHIVE, FOLLOWER, link_two)
-        sub = b.add_subscription(MDS, STREAM)
-        first = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40600")
-        second = b.add_rcv_destination(sub, f"aeron:udp?endpoint={FOLLOWER}:40601")
-        start = f"init-term-id={initial_term_id}|term-id={initial_term_id}|term-offset=0"
-        one = a.add_publication(f"{udp(first)}|{start}", STREAM)
-        two = r.add_publication(starting_at(udp(second), one, ends[second_start - 1]), STREAM)
+        sources = two_sources(sim, initial_term_id=initial_term_id, two_at=ends[second_start - 1])
+        sub, one, two = sources.subscription, sources.one, sources.two
         producers = [Producer(one, messages[:first_end]), Producer(two, messages[second_start:])]
         for producer in producers:
             producer.limit = 0
