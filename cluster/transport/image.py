@@ -184,6 +184,9 @@ class ImageLog:
         self.connections: list[ImageConnection] = [first]
         """One per receive destination that has delivered frames of this image (see the module docstring)."""
         self._connection: ImageConnection | None = first  # the one that delivered last
+        self.active_transport_count = 1
+        """The connections heard from within the image liveness timeout, as of the last status message
+        (Aeron's active transport count: a multi-destination subscription sees a second source join)."""
         self.receiver_id = receiver_id
         self.log = LogBuffers(term_length, initial_term_id)
         self.terms = self.log.terms
@@ -310,6 +313,7 @@ class ImageLog:
         for index, connection in enumerate(self.connections):
             if connection.destination is destination:
                 del self.connections[index]
+                self.active_transport_count = min(self.active_transport_count, len(self.connections))
                 if self._connection is connection:
                     self._connection = None
                 if self.connections and self.end_of_stream_position < 0:
@@ -508,6 +512,9 @@ class ImageLog:
         self._last_sm_window_limit = position + self.receiver_window
         self._time_of_last_sm_ns = now_ns
         self._sm_due = False
+        self.active_transport_count = sum(
+            1 for c in self.connections if now_ns - c.time_of_last_frame_ns <= IMAGE_LIVENESS_TIMEOUT_NS
+        )
 
     def _answered(self, now_ns: int) -> Sequence[ImageConnection]:
         """The connections status messages and NAKs go to: those heard from within the receive-destination
@@ -694,6 +701,14 @@ class Image:
         handler(term, offset, length, self.session_id, term_id)
         self.position = position + length
         return length
+
+    @property
+    def active_transport_count(self) -> int:
+        """How many receive destinations have delivered this network image's frames lately (Aeron's
+        ``Image.activeTransportCount``): 1 for a unicast image, up to the number of destinations for a
+        multi-destination subscription; 0 for IPC and spy images."""
+        log = self.image_log
+        return 0 if log is None else log.active_transport_count
 
     def frame_ends(self, partition: int) -> Sequence[int] | None:
         """Where each frame of ``partition`` ends, in order, when the writer of this image's log keeps

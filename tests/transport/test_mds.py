@@ -331,6 +331,9 @@ def test_the_same_stream_from_two_sources_is_delivered_once() -> None:
         assert len(datagrams) == 2  # both sources sent the stream
         assert log.packets_received > max(datagrams.values())  # duplicates arrived and were ignored
         assert sub.image_count == 1 and len(log.connections) == 2
+        assert sub.images[0].active_transport_count == 2
+        sources.follower.remove_rcv_destination(sub, udp(sources.first))
+        assert sub.images[0].active_transport_count == 1
 
 
 # ============================================================================ 2. the window, and loss
