@@ -352,8 +352,15 @@ class _ReceiveDestination(_Endpoint):
             ):
                 counters.data_loss_drops += 1
                 return
+            endpoints = self.endpoints
+            if len(endpoints) == 1:
+                # the common case, inline: one subscription channel on this socket, its image known
+                image = endpoints[0].images.get((values[5], values[6]))
+                if image is not None:
+                    image.insert_packet(self.view, length, values, now_ns, self, source)
+                    return
             wanted = False
-            for endpoint in self.endpoints:
+            for endpoint in endpoints:
                 if endpoint.on_data(self, values, length, source, now_ns):
                     wanted = True
             if not wanted:
