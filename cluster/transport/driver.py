@@ -1039,6 +1039,11 @@ class Transport:
         if channel_tag is not None:
             for receive in self._receive_endpoints:
                 if receive.tag == channel_tag:
+                    if is_mds and not receive.is_mds:
+                        raise ChannelUriError(
+                            f"tag {channel_tag} names a subscription channel that is not a multi-destination "
+                            f"one: {channel!r}"
+                        )
                     return receive
         if is_mds:
             return None

@@ -632,6 +632,9 @@ def test_misuse_raises_the_transports_errors() -> None:
                 b.add_rcv_destination(mds, bad)
         with pytest.raises(ChannelUriError, match="not an endpoint"):
             b.add_subscription(f"aeron:udp?endpoint={FOLLOWER}:40601|control-mode=manual", STREAM)
+        b.add_subscription(f"aeron:udp?endpoint={FOLLOWER}:40702|tags=3", STREAM)
+        with pytest.raises(ChannelUriError, match="not a multi-destination one"):
+            b.add_subscription(f"{MDS}|tags=3", STREAM)
         b.remove_rcv_destination(mds, channel)
         with pytest.raises(TransportError, match="is not a destination"):
             b.remove_rcv_destination(mds, channel)
