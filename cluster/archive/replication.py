@@ -462,10 +462,12 @@ class ReplicationSession:
             self._replay_destination = f"aeron:udp?endpoint={format_address(endpoint)}"
             local = archive.transport.add_rcv_destination(entry.subscription, self._replay_destination)
         params = [("session-id", str(src.session_id))]  # first, as Java's replication writes it
+        # merging: the replay ends when it is stopped, with no linger and no end of stream (as Aeron's)
+        replaced = ("session-id", "linger", "eos") if self.live_destination else ("session-id",)
         for key, value in replication_uri.params.items():
             if key == "endpoint" and local is not None and replication_uri.endpoint is not None:
                 value = f"{replication_uri.endpoint[0]}:{local[1]}"
-            if key != "session-id":
+            if key not in replaced:
                 params.append((key, value))
         if self.live_destination:
             params += [("linger", "0"), ("eos", "false")]
