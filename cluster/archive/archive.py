@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cluster.archive.catalog import Catalog, RecordingDescriptor
@@ -122,9 +122,6 @@ class _RecordingSubscription:
     auto_stop: bool
     extend_recording_id: int | None  # None: each image is a new recording
     sessions: int = 0
-    # Subscriptions that feed this entry's recording too (a replication's live destination after a
-    # merge); closed with it.
-    extra_subscriptions: list[Subscription] = field(default_factory=list)
 
 
 def recording_position_key(
@@ -871,8 +868,6 @@ class Archive:
             if recording.subscription_id == subscription_id:
                 recording.abort("stop recording")
         entry.subscription.close()
-        for extra in entry.extra_subscriptions:
-            extra.close()
         return True
 
     def _on_stop_recording(self, decoder: Any, image_session_id: int) -> None:

@@ -71,16 +71,6 @@ class RecordingSession:
             self.state = RecordingSessionState.STOPPING
             self.reason = reason
 
-    def switch_image(self, image: Image) -> None:
-        """Go on recording from ``image`` -- another image of the same stream (same session, initial
-        term id, term length) that holds the data at the recorded position (a replication merging with
-        the live stream). Its subscriber position is moved to the recorded position."""
-        position = self.recorded_position
-        if image.join_position > position:
-            raise ValueError(f"image joined at {image.join_position}, after the recorded position {position}")
-        image.position = position
-        self.image = image
-
     def do_work(self, now_ns: int) -> int:
         if self.state != RecordingSessionState.RECORDING:
             return 0

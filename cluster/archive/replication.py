@@ -28,16 +28,20 @@ the replay image goes before the target) sends an ERROR response with the replic
 replication; the destination recording keeps what was recorded. Following a live source recording
 (no stop position while the source is still recording) goes on until ``StopReplicationRequest``.
 
-**Merging with the live stream.** With a *live destination* (a channel on which this archive receives
-the source recording's live stream, e.g. as one destination of the publisher's multi-destination
-channel), the replay follows the source recording and this archive also subscribes to the live
-destination, filtered on the source recording's session id. The live image joins somewhere ahead of the
-replay and holds everything from its join position on. As soon as the recorded position reaches that
-join position, the recording session switches from the replay image to the live image at the recorded
-position (the bytes are the same stream's), the source's replay is stopped, and the signals are MERGE
-(with the position) and REPLICATE_END. The recording then goes on as a live recording of this archive,
-until the live stream ends or it is stopped. (Aeron merges through a multi-destination subscription that
-holds both destinations; a subscription of ours has one channel, so the switch is between two images.)
+**Merging with the live stream.** With a *live destination* (a channel on which this archive can
+receive the source recording's live stream, e.g. as one destination of the publisher's multi-destination
+channel), the recording subscription is a multi-destination subscription (``control-mode=manual``,
+filtered on the source recording's session id) and the replay goes to one of its destinations, the
+replication channel's endpoint, following the source recording (no length, ``linger=0``, ``eos=false``).
+While recording, the replication keeps asking the source how far it has recorded. Once the recorded
+position is within ``min(term_length / 4, 32 MiB)`` of that, the live destination is added to the same
+subscription: the live stream's frames go into the same image, at their positions, and fill it where the
+replay has not yet been (``docs/transport.md``, "Multi-destination subscriptions"). When the recorded
+position has reached the source's recorded position and the image has heard from both destinations, the
+replay is stopped, its destination removed, and the signals are MERGE (with the position) and
+REPLICATE_END; the recording goes on from the live destination as a live recording of this archive,
+until the live stream ends or it is stopped. This is Aeron's sequence (its replication session's CATCHUP
+and ATTEMPT_LIVE_JOIN).
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ from cluster.archive.protocol import (
     ArchiveErrorCode,
 )
 from cluster.transport.errors import TransportError
-from cluster.transport.logbuffer import scan_block
+from cluster.transport.media import Address, format_address
 from cluster.transport.uri import ChannelParams, ChannelUri
 from codegen.runtime.errors import CodecError
 from generated import aeron_archive_codecs as codecs
@@ -73,6 +77,8 @@ if TYPE_CHECKING:
     from cluster.archive.control_session import ControlSession
 
 __all__ = ["ReplicationSession", "ReplicationState", "start_replication"]
+
+LIVE_ADD_MAX_WINDOW = 32 * 1024 * 1024  # the live destination is added this close (or term_length / 4)
 
 
 class ReplicationState(enum.IntEnum):
@@ -190,7 +196,9 @@ class ReplicationSession:
         self._recording_seen = False
         self._response_channel = ""
         self.live_destination = live_destination
-        self._live_subscription: Any = None
+        self._replay_destination = ""  # with a live destination: the replay's, on the recording subscription
+        self._live_added = False
+        self._src_recording_position = NULL_POSITION  # the source's recorded position, last heard
         self._src_replay_session_id = NULL_VALUE
         self.src_archive_id = NULL_VALUE
 
@@ -424,7 +432,11 @@ class ReplicationSession:
         if target != NULL_POSITION and replay_position >= target:
             self._complete()
             return 1
-        channel = ChannelUri.parse(self.replication_channel).with_param("session-id", src.session_id)
+        replication_uri = ChannelUri.parse(self.replication_channel)
+        channel = replication_uri.with_param("session-id", src.session_id)
+        if self.live_destination:
+            # one image fed by the replay's destination and, near the end, the live one
+            channel = channel.with_params(endpoint=None, control_mode="manual")
         before = set(archive.recording_subscriptions)
         archive._add_recording_subscription(
             self.control_session,
@@ -441,18 +453,24 @@ class ReplicationSession:
             return 1
         self._subscription_id = added.pop()
         entry = archive.recording_subscriptions[self._subscription_id]
+        local: Address | None = entry.subscription.local_address
         if self.live_destination:
-            live = ChannelUri.parse(self.live_destination).with_param("session-id", src.session_id)
-            self._live_subscription = archive.transport.add_subscription(live.build(), src.stream_id)
-            entry.extra_subscriptions.append(self._live_subscription)
-        local = entry.subscription.local_address
-        replication_uri = ChannelUri.parse(self.replication_channel)
+            endpoint = replication_uri.endpoint
+            if endpoint is None:
+                self._fail(f"the replication channel has no endpoint to replay to: {replication_uri.build()}")
+                return 1
+            self._replay_destination = f"aeron:udp?endpoint={format_address(endpoint)}"
+            local = archive.transport.add_rcv_destination(entry.subscription, self._replay_destination)
         params = [("session-id", str(src.session_id))]  # first, as Java's replication writes it
+        # merging: the replay ends when it is stopped, with no linger and no end of stream (as Aeron's)
+        replaced = ("session-id", "linger", "eos") if self.live_destination else ("session-id",)
         for key, value in replication_uri.params.items():
             if key == "endpoint" and local is not None and replication_uri.endpoint is not None:
                 value = f"{replication_uri.endpoint[0]}:{local[1]}"
-            if key != "session-id":
+            if key not in replaced:
                 params.append((key, value))
+        if self.live_destination:
+            params += [("linger", "0"), ("eos", "false")]
         replay_uri = ChannelUri(replication_uri.media, ChannelParams(params))
         # no stop position asked for: replay to the end of the source recording (Java's NULL_LENGTH),
         # SYNC still comes at the source's stop position when it has one
@@ -477,19 +495,20 @@ class ReplicationSession:
                     self._fail(f"the source archive refused the replay: {message.error_message}")
                     return 1
                 self._src_replay_session_id = message.relevant_id
+                self._awaiting = NULL_VALUE
                 self.state = ReplicationState.REPLICATE
                 self._deadline_ns = now_ns + self.archive.ctx.connect_timeout_ns * 2
                 return 1
         return 1 if self._timed_out(now_ns, "no replay response from the source archive") else 0
 
     def _work_replicate(self, now_ns: int) -> int:
-        self._responses()  # keep the source session's stream drained (liveness probes)
+        responses = self._responses()  # keeps the source session's stream drained (liveness probes)
         archive = self.archive
         recording = archive.recording_sessions.get(self.dst_recording_id)
         if recording is not None and recording.subscription_id == self._subscription_id:
             self._recording_seen = True
-            if self._live_subscription is not None:
-                return self._try_merge(recording)
+            if self.live_destination:
+                return self._merge(recording, responses, now_ns)
             if (
                 self._target_position != NULL_POSITION
                 and recording.recorded_position >= self._target_position
@@ -510,23 +529,53 @@ class ReplicationSession:
             return 1
         return 1 if self._timed_out(now_ns, "the replay image did not arrive") else 0
 
-    def _try_merge(self, recording: Any) -> int:
-        """Hand the recording over from the replay to the live stream once the replay has reached the
-        position where the live image joined (the live image holds everything from there on)."""
-        live = self._live_subscription.image_by_session_id(self._src_descriptor.session_id)
-        if live is None or live.is_closed:
-            return 0
-        if recording.recorded_position < live.position:
-            return _keep_window_open(live)
-        recording.switch_image(live)
+    def _merge(self, recording: Any, responses: list[Any], now_ns: int) -> int:
+        """Follow the source's recorded position; add the live destination when the recording is close to
+        it, and merge once the recording has reached it with both destinations feeding the image."""
+        work = 0
+        for message in responses:
+            if isinstance(message, ControlResponse) and message.correlation_id == self._awaiting:
+                if message.code != ControlResponseCode.OK or message.relevant_id == NULL_POSITION:
+                    self._fail(
+                        f"replication {self.replication_id}: cannot merge with the live stream without an "
+                        f"active source recording: {message.error_message}"
+                    )
+                    return 1
+                self._awaiting = NULL_VALUE
+                self._src_recording_position = message.relevant_id
+                work = 1
+        source_position = self._src_recording_position
+        if source_position != NULL_POSITION:
+            position = recording.recorded_position
+            term_length = self._src_descriptor.term_buffer_length
+            if not self._live_added:
+                if source_position - position <= min(term_length >> 2, LIVE_ADD_MAX_WINDOW):
+                    entry = self.archive.recording_subscriptions[self._subscription_id]
+                    self.archive.transport.add_rcv_destination(entry.subscription, self.live_destination)
+                    self._live_added = True
+                    work = 1
+            elif position >= source_position and recording.image.active_transport_count >= 2:
+                self._merged(recording)
+                return 1
+        if self._awaiting == NULL_VALUE:
+            self._send(codecs.RecordingPositionRequestEncoder, recording_id=self.src_recording_id)
+            return 1
+        if self._timed_out(now_ns, "no recording position from the source archive"):
+            return 1
+        return work
+
+    def _merged(self, recording: Any) -> None:
+        """The recording has reached the live stream: stop the replay and let its destination go; the
+        recording goes on from the live destination and is no longer this replication's."""
+        entry = self.archive.recording_subscriptions[self._subscription_id]
+        self.archive.transport.remove_rcv_destination(entry.subscription, self._replay_destination)
         position = recording.recorded_position
         if self._proxy is not None and self._src_replay_session_id != NULL_VALUE:
             self._send(codecs.StopReplayRequestEncoder, replay_session_id=self._src_replay_session_id)
         self._signal(self.dst_recording_id, self._subscription_id, position, RecordingSignal.MERGE)
-        self._subscription_id = NULL_VALUE  # the recording goes on: it is no longer this replication's
+        self._subscription_id = NULL_VALUE
         self._finish("merged with the live stream", stop_recording=False)
         self._signal(self.dst_recording_id, NULL_VALUE, NULL_POSITION, RecordingSignal.REPLICATE_END)
-        return 1
 
     def _complete(self) -> None:
         archive = self.archive
@@ -539,50 +588,6 @@ class ReplicationSession:
         self._signal(self.dst_recording_id, NULL_VALUE, NULL_POSITION, RecordingSignal.REPLICATE_END)
         if subscription_id != NULL_VALUE:
             archive._remove_recording_subscription(subscription_id)
-
-
-def _keep_window_open(image: Any) -> int:
-    """Skip an unread image forward so that it keeps at most ``term_length / 8`` bytes buffered.
-
-    Until the merge nobody reads the live image, and a receiver takes no data beyond its position plus
-    its window: left alone, the image would fill its window, drop everything after it, and never catch
-    up with the live stream. The replay supplies everything before the merge point, so what is skipped
-    here is never needed; what stays buffered is the stretch the replay is about to reach."""
-    keep = image.term_length >> 3
-    excess = _buffered(image) - keep
-    moved = 0
-    while excess > 0:
-        position = image.position
-        offset = position & (image.term_length - 1)
-        term = image.terms[(position >> image.shift) % 3]
-        end = scan_block(term, offset, offset + excess)
-        if end <= offset:
-            break
-        image.position = position + (end - offset)
-        excess -= end - offset
-        moved = 1
-    return moved
-
-
-def _buffered(image: Any) -> int:
-    """How many bytes of whole frames an image holds from its position on (across term ends)."""
-    term_length = image.term_length
-    position = image.position
-    total = 0
-    for _ in range(2):
-        offset = position & (term_length - 1)
-        term = image.terms[(position >> image.shift) % 3]
-        end = offset
-        while end < term_length:
-            next_end = scan_block(term, end, term_length)
-            if next_end <= end:
-                break
-            end = next_end
-        total += end - offset
-        if end < term_length:
-            break
-        position += end - offset
-    return total
 
 
 _WORK = {

@@ -17,6 +17,12 @@ Channels:
 * ``aeron:udp?control=host:port|control-mode=manual`` -- multi-destination-cast: the publication binds
   the control address and sends to the destinations added with ``add_destination``;
   ``control-mode=dynamic`` lets subscriptions (``endpoint=...|control=...``) join by status messages.
+* ``aeron:udp?control-mode=manual`` (a subscription) -- multi-destination subscription: no socket of its
+  own; ``add_rcv_destination`` binds each ``aeron:udp?endpoint=host:port`` it is given (or shares the
+  socket already bound there) and ``remove_rcv_destination`` lets it go. Frames of one session arriving
+  on any of its destinations feed one image (a ``_ReceiveEndpoint`` keys images by session and stream,
+  whichever ``_ReceiveDestination`` socket they came on); each destination answers its own source
+  (``image.py``, "Connections").
 * ``aeron:ipc`` -- the publication's log is read in place by the subscriptions of this transport.
 * ``aeron-spy:aeron:udp?...`` -- a spy subscription: no socket; its images read the logs of this
   transport's network publications on the same channel (the same ``endpoint`` and ``control``
@@ -132,6 +138,7 @@ MAX_DATAGRAMS_PER_POLL = 64
 REMOVED_SESSION_TIMEOUT_NS = 1_000_000_000
 MAX_SUBSCRIPTIONS = 4096
 MAX_IMAGES_PER_ENDPOINT = 1024
+MAX_RCV_DESTINATIONS = 1024
 MAX_ELICITED_SESSIONS = 4096
 MAX_REMOVED_SESSIONS = 4096
 _ADDRESSING_KEYS = ("endpoint", "control", "control-mode", "interface")
@@ -320,32 +327,14 @@ class _SendEndpoint(_Endpoint):
             counters.malformed_datagrams += 1
 
 
-class _ReceiveEndpoint(_Endpoint):
-    """A bound socket for subscriptions: DATA, PAD, SETUP and RTTM arrive here; images live here."""
+class _ReceiveDestination(_Endpoint):
+    """A bound receive socket: DATA, PAD, SETUP and RTTM arrive here, and go to every receive endpoint it
+    feeds -- the endpoint of the unicast subscription channel that bound it, the multi-destination
+    subscriptions that added it as a destination, or both when they name the same address."""
 
-    def __init__(
-        self, transport: Transport, sock: DatagramSocket, control: Address | None, channel: ChannelUri
-    ) -> None:
+    def __init__(self, transport: Transport, sock: DatagramSocket) -> None:
         super().__init__(transport, sock)
-        # the image parameters of this channel: its own settings, else the transport's defaults
-        config = transport.config
-        window = channel.get_size("rcv-wnd")
-        self.receiver_window = config.receiver_window if window is None else window
-        delay = channel.get_duration_ns("nak-delay")
-        self.nak_delay_ns = config.nak_delay_ns if delay is None else delay
-        self.reliable = channel.reliable is not False
-        self.streams: dict[int, list[tuple[Subscription, int | None]]] = {}
-        self.images: dict[tuple[int, int], ImageLog] = {}
-        self.elicited: dict[tuple[int, int], int] = {}
-        self.removed: dict[tuple[int, int], int] = {}
-        self.control = control
-        self._time_of_last_control_elicit_ns = -SETUP_TIMEOUT_NS
-        self.key: Address | None = None
-        self.tag: int | None = None  # the channel tag (tags=T) other subscriptions can name it by
-        # Each receive endpoint has its own receiver id, as in Aeron's C driver (next_receiver_id++): a
-        # sender's min/tagged flow control tells receivers apart by it.
-        self.receiver_id = transport._next_receiver_id
-        transport._next_receiver_id = (self.receiver_id + 1) & (2**63 - 1)
+        self.endpoints: list[_ReceiveEndpoint] = []
 
     def on_datagram(self, frame_type: int, length: int, source: Address, now_ns: int) -> None:
         transport = self.transport
@@ -363,87 +352,170 @@ class _ReceiveEndpoint(_Endpoint):
             ):
                 counters.data_loss_drops += 1
                 return
-            key = (values[5], values[6])
-            image = self.images.get(key)
-            if image is not None:
-                image.insert_packet(self.view, length, values, now_ns)
-                return
-            self._on_unknown_session(key, values[2], source, now_ns)
+            endpoints = self.endpoints
+            if len(endpoints) == 1:
+                # the common case, inline: one subscription channel on this socket, its image known
+                image = endpoints[0].images.get((values[5], values[6]))
+                if image is not None:
+                    image.insert_packet(self.view, length, values, now_ns, self, source)
+                    return
+            wanted = False
+            for endpoint in endpoints:
+                if endpoint.on_data(self, values, length, source, now_ns):
+                    wanted = True
+            if not wanted:
+                counters.unknown_stream_datagrams += 1
         elif frame_type == _SETUP:
-            self._on_setup(length, source, now_ns)
+            if length < 40:
+                counters.malformed_datagrams += 1
+                return
+            values = _unpack_setup(self.buffer, 0)
+            if values[0] < 40:
+                counters.malformed_datagrams += 1
+                return
+            wanted = False
+            for endpoint in self.endpoints:
+                if endpoint.on_setup(self, values, source, now_ns):
+                    wanted = True
+            if not wanted:
+                counters.unknown_stream_datagrams += 1
         elif frame_type == _RTTM:
             self.reply_rttm(length, source)
         else:
             counters.unknown_stream_datagrams += 1
+
+
+class _ReceiveEndpoint:
+    """The images of one subscription channel and the subscriptions that read them (Aeron's receive
+    channel endpoint and its data packet dispatcher), fed by its destinations: the one socket a unicast
+    channel binds, or the destinations added to a multi-destination subscription (``is_mds``). Images are
+    keyed by session and stream, whichever destination their frames arrive on."""
+
+    def __init__(
+        self, transport: Transport, control: Address | None, channel: ChannelUri, *, is_mds: bool
+    ) -> None:
+        self.transport = transport
+        # the image parameters of this channel: its own settings, else the transport's defaults
+        config = transport.config
+        window = channel.get_size("rcv-wnd")
+        self.receiver_window = config.receiver_window if window is None else window
+        delay = channel.get_duration_ns("nak-delay")
+        self.nak_delay_ns = config.nak_delay_ns if delay is None else delay
+        self.reliable = channel.reliable is not False
+        self.is_mds = is_mds
+        self.destinations: list[_ReceiveDestination] = []
+        self.added_as: dict[_ReceiveDestination, Address] = {}  # an MDS destination: the address asked for
+        self.streams: dict[int, list[tuple[Subscription, int | None]]] = {}
+        self.images: dict[tuple[int, int], ImageLog] = {}
+        self.elicited: dict[tuple[int, int], int] = {}
+        self.removed: dict[tuple[int, int], int] = {}
+        self.control = control
+        self._time_of_last_control_elicit_ns = -SETUP_TIMEOUT_NS
+        self.key: Address | None = None  # a unicast channel's bound address (how others share it)
+        self.tag: int | None = None  # the channel tag (tags=T) other subscriptions can name it by
+        # Each receive endpoint has its own receiver id, as in Aeron's C driver (next_receiver_id++): a
+        # sender's min/tagged flow control tells receivers apart by it.
+        self.receiver_id = transport._next_receiver_id
+        transport._next_receiver_id = (self.receiver_id + 1) & (2**63 - 1)
+
+    def add_destination(self, destination: _ReceiveDestination, added_as: Address) -> None:
+        self.destinations.append(destination)
+        self.added_as[destination] = added_as
+        destination.endpoints.append(self)
+
+    def remove_destination(self, destination: _ReceiveDestination) -> None:
+        """Stop taking frames from ``destination``; images keep what they have and lose its connection."""
+        self.destinations.remove(destination)
+        del self.added_as[destination]
+        destination.endpoints.remove(self)
+        for log in self.images.values():
+            log.remove_connection(destination)
+
+    def on_data(
+        self,
+        destination: _ReceiveDestination,
+        values: tuple[int, ...],
+        length: int,
+        source: Address,
+        now_ns: int,
+    ) -> bool:
+        """A DATA/PAD datagram (``values``: its first header) that arrived on ``destination``; ``False`` if
+        no subscription of this endpoint wants its stream and session."""
+        key = (values[5], values[6])
+        image = self.images.get(key)
+        if image is not None:
+            image.insert_packet(destination.view, length, values, now_ns, destination, source)
+            return True
+        return self._on_unknown_session(destination, key, source, now_ns)
 
     def _wanted(self, session_id: int, stream_id: int) -> list[Subscription]:
         return [
             sub for sub, wanted in self.streams.get(stream_id, ()) if wanted is None or wanted == session_id
         ]
 
-    def _on_unknown_session(self, key: tuple[int, int], flags: int, source: Address, now_ns: int) -> None:
-        counters = self.transport.counters
+    def _on_unknown_session(
+        self, destination: _ReceiveDestination, key: tuple[int, int], source: Address, now_ns: int
+    ) -> bool:
         if not self._wanted(*key):
-            counters.unknown_stream_datagrams += 1
-            return
+            return False
         removed_at = self.removed.get(key)
         if removed_at is not None and now_ns - removed_at < REMOVED_SESSION_TIMEOUT_NS:
-            return
+            return True
         last = self.elicited.get(key)
         if last is not None and now_ns - last < SETUP_TIMEOUT_NS:
-            return
+            return True
         # Data for a session we have no image of: ask its sender for a SETUP (Aeron's PENDING_SETUP_FRAME).
         self.elicited[key] = now_ns
         if len(self.elicited) > MAX_ELICITED_SESSIONS:
             self.elicited.clear()
         message = bytearray(36)
         _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, key[0], key[1], 0, 0, 0, self.receiver_id)
-        self.send(message, source)
-        counters.setup_elicitations += 1
+        destination.send(message, source)
+        self.transport.counters.setup_elicitations += 1
+        return True
 
-    def _on_setup(self, length: int, source: Address, now_ns: int) -> None:
+    def on_setup(
+        self, destination: _ReceiveDestination, values: tuple[int, ...], source: Address, now_ns: int
+    ) -> bool:
+        """A SETUP (``values``: its header) that arrived on ``destination``: an image for a wanted session
+        that has none, a new connection for one that has; ``False`` if no subscription wants it."""
         transport = self.transport
         counters = transport.counters
-        if length < 40:
-            counters.malformed_datagrams += 1
-            return
-        values = _unpack_setup(self.buffer, 0)
-        if values[0] < 40:
-            counters.malformed_datagrams += 1
-            return
         term_offset, session_id, stream_id = values[4], values[5], values[6]
         initial_term_id, active_term_id, term_length, mtu = values[7], values[8], values[9], values[10]
         key = (session_id, stream_id)
-        if key in self.images:
-            return
+        existing = self.images.get(key)
+        if existing is not None:
+            # another source of the same session (a multi-destination subscription), or a repeat
+            existing.track_connection(destination, source, now_ns)
+            return True
         subscriptions = self._wanted(session_id, stream_id)
         if not subscriptions:
-            counters.unknown_stream_datagrams += 1
-            return
+            return False
         removed_at = self.removed.get(key)
         if removed_at is not None and now_ns - removed_at < REMOVED_SESSION_TIMEOUT_NS:
-            return
+            return True
         config = transport.config
         if _term_length_refused(term_length, config.max_receive_term_length):
             counters.setups_refused_term_length += 1
-            return
+            return True
         if _mtu_refused(mtu, term_length):
             counters.setups_refused_mtu += 1
-            return
+            return True
         if (
             not 0 <= term_offset <= term_length
             or term_offset & 31
             or ((active_term_id - initial_term_id) & 0xFFFF_FFFF) >= 0x8000_0000
         ):
             counters.malformed_datagrams += 1
-            return
+            return True
         if len(self.images) >= MAX_IMAGES_PER_ENDPOINT:
             counters.images_refused_endpoint_limit += 1
-            return
+            return True
         log_length = PARTITION_COUNT * term_length
         if transport._image_memory_bytes + log_length > config.max_image_memory_bytes:
             counters.images_refused_memory += 1
-            return
+            return True
         log = ImageLog(
             session_id=session_id,
             stream_id=stream_id,
@@ -453,8 +525,7 @@ class _ReceiveEndpoint(_Endpoint):
             term_length=term_length,
             mtu=mtu,
             source=source,
-            control=source,
-            send=self.send,
+            destination=destination,
             receiver_id=self.receiver_id,
             now_ns=now_ns,
             receiver_window=self.receiver_window,
@@ -479,6 +550,7 @@ class _ReceiveEndpoint(_Endpoint):
             image.image_log = log
             log.images.append(image)
             subscription._add_image(image)
+        return True
 
     def do_work(self, now_ns: int) -> int:
         work = 0
@@ -504,13 +576,18 @@ class _ReceiveEndpoint(_Endpoint):
                 # forget the oldest: a late datagram of theirs at worst elicits a SETUP again
                 for key in list(removed)[: len(removed) - MAX_REMOVED_SESSIONS]:
                     del removed[key]
-        if self.control is not None and now_ns - self._time_of_last_control_elicit_ns >= SETUP_TIMEOUT_NS:
+        if (
+            self.control is not None
+            and self.destinations
+            and now_ns - self._time_of_last_control_elicit_ns >= SETUP_TIMEOUT_NS
+        ):
             self._time_of_last_control_elicit_ns = now_ns
+            send = self.destinations[0].send
             for stream_id in self.streams:
                 if not any(key[1] == stream_id for key in self.images):
                     message = bytearray(36)
                     _pack_sm(message, 0, 36, 0, _SEND_SETUP, _SM, 0, stream_id, 0, 0, 0, self.receiver_id)
-                    self.send(message, self.control)
+                    send(message, self.control)
                     work += 1
         return work
 
@@ -570,7 +647,9 @@ class Transport:
         self._send_endpoints: list[_SendEndpoint] = []
         self._shared_send_endpoints: dict[Address, _SendEndpoint] = {}
         self._receive_endpoints: list[_ReceiveEndpoint] = []
-        self._shared_receive_endpoints: dict[Address, _ReceiveEndpoint] = {}
+        self._shared_receive_endpoints: dict[Address, _ReceiveEndpoint] = {}  # unicast, by bound address
+        self._receive_destinations: list[_ReceiveDestination] = []
+        self._shared_receive_destinations: dict[Address, _ReceiveDestination] = {}
         self._network_publications: list[NetworkPublication] = []
         self._ipc_publications: list[IpcPublication] = []
         self._ipc_subscriptions: list[Subscription] = []
@@ -902,24 +981,35 @@ class Transport:
         endpoint = uri.endpoint
         tags = uri.tags
         channel_tag = None if tags is None else tags[0]
+        is_mds = uri.control_mode == "manual"
         if endpoint is None:
-            receive = self._tagged_receive_endpoint(channel_tag, channel)
+            receive = self._tagged_receive_endpoint(channel_tag, channel, is_mds)
+            if receive is None:
+                # a multi-destination subscription: no socket until destinations are added
+                receive = _ReceiveEndpoint(self, None, uri, is_mds=True)
+                receive.tag = channel_tag
+                self._receive_endpoints.append(receive)
         else:
+            if is_mds:
+                raise ChannelUriError(
+                    "a multi-destination subscription (control-mode=manual) takes its addresses as "
+                    f"destinations (add_rcv_destination), not an endpoint: {channel!r}"
+                )
             bind = self.network.resolve(endpoint)
             control = None if uri.control is None else self.network.resolve(uri.control)
             shared = self._shared_receive_endpoints.get(bind) if bind[1] != 0 else None
             if shared is None:
-                sock = self.network.open(bind)
-                receive = _ReceiveEndpoint(self, sock, control, uri)
-                receive.key = sock.local_address
+                destination = self._receive_destination(bind)
+                receive = _ReceiveEndpoint(self, control, uri, is_mds=False)
+                receive.add_destination(destination, bind)
+                receive.key = destination.socket.local_address
                 self._receive_endpoints.append(receive)
-                self._shared_receive_endpoints[sock.local_address] = receive
-                self._register(receive)
+                self._shared_receive_endpoints[receive.key] = receive
             else:
                 receive = shared
             if receive.tag is None:
                 receive.tag = channel_tag
-        subscription.local_address = receive.socket.local_address
+        subscription.local_address = receive.key
         subscription._endpoint = receive  # type: ignore[attr-defined]
         receive.streams.setdefault(stream_id, []).append((subscription, uri.session_id))
         for (session_id, image_stream_id), log in list(receive.images.items()):
@@ -940,15 +1030,107 @@ class Transport:
                 subscription._add_image(image)
         return subscription
 
-    def _tagged_receive_endpoint(self, channel_tag: int | None, channel: str) -> _ReceiveEndpoint:
+    def _tagged_receive_endpoint(
+        self, channel_tag: int | None, channel: str, is_mds: bool
+    ) -> _ReceiveEndpoint | None:
         """The receive endpoint a subscription's ``tags=T`` (with no endpoint) names: the one a subscription
-        with an endpoint and that channel tag created, whose images the new subscription shares."""
+        with an endpoint and that channel tag, or a multi-destination subscription with it, created; the
+        new subscription shares its images. ``None`` for a multi-destination channel that names no such
+        endpoint (it makes its own)."""
+        if channel_tag is not None:
+            for receive in self._receive_endpoints:
+                if receive.tag == channel_tag:
+                    if is_mds and not receive.is_mds:
+                        raise ChannelUriError(
+                            f"tag {channel_tag} names a subscription channel that is not a multi-destination "
+                            f"one: {channel!r}"
+                        )
+                    return receive
+        if is_mds:
+            return None
         if channel_tag is None:
             raise ChannelUriError(f"a UDP subscription needs an endpoint (or a channel tag): {channel!r}")
-        for receive in self._receive_endpoints:
-            if receive.tag == channel_tag:
-                return receive
         raise ChannelUriError(f"no subscription channel of this transport has tag {channel_tag}: {channel!r}")
+
+    def _receive_destination(self, bind: Address) -> _ReceiveDestination:
+        """The receive socket bound to ``bind``: the one already there (a port other than 0), else a new
+        one."""
+        if bind[1] != 0:
+            shared = self._shared_receive_destinations.get(bind)
+            if shared is not None:
+                return shared
+        destination = _ReceiveDestination(self, self.network.open(bind))
+        self._receive_destinations.append(destination)
+        self._shared_receive_destinations[destination.socket.local_address] = destination
+        self._register(destination)
+        return destination
+
+    def _release_receive_destination(self, destination: _ReceiveDestination) -> None:
+        """Close a receive socket that no endpoint uses any more."""
+        if destination.endpoints or destination not in self._receive_destinations:
+            return
+        self._receive_destinations.remove(destination)
+        address = destination.socket.local_address
+        if self._shared_receive_destinations.get(address) is destination:
+            del self._shared_receive_destinations[address]
+        self._unregister(destination)
+        destination.socket.close()
+
+    # ------------------------------------------------------------------ multi-destination subscriptions
+
+    def add_rcv_destination(self, subscription: Subscription, channel: str) -> Address:
+        """Add ``aeron:udp?endpoint=host:port`` as a destination of a multi-destination subscription
+        (``aeron:udp?control-mode=manual``): its address is bound (or the socket already bound there
+        shared) and the frames arriving on it feed the subscription's images. Returns the bound address
+        (port 0 asks for an ephemeral one). Only the endpoint of ``channel`` is used."""
+        receive = self._mds_endpoint(subscription)
+        address = self._rcv_destination_address(channel)
+        if address[1] != 0 and self._find_rcv_destination(receive, address) is not None:
+            raise TransportError(f"{channel!r} is already a destination of {subscription.channel!r}")
+        if len(receive.destinations) >= MAX_RCV_DESTINATIONS:
+            raise TransportError(
+                f"{subscription.channel!r} has the maximum of {MAX_RCV_DESTINATIONS} destinations"
+            )
+        destination = self._receive_destination(address)
+        receive.add_destination(destination, address)
+        return destination.socket.local_address
+
+    def remove_rcv_destination(self, subscription: Subscription, channel: str) -> None:
+        """Remove a destination added with ``add_rcv_destination`` (named as it was added, or by its bound
+        address): its frames no longer reach the subscription's images, which keep what they hold and
+        go on with their other destinations; its socket closes unless something else uses it."""
+        receive = self._mds_endpoint(subscription)
+        destination = self._find_rcv_destination(receive, self._rcv_destination_address(channel))
+        if destination is None:
+            raise TransportError(f"{channel!r} is not a destination of {subscription.channel!r}")
+        receive.remove_destination(destination)
+        self._release_receive_destination(destination)
+
+    def _mds_endpoint(self, subscription: Subscription) -> _ReceiveEndpoint:
+        self._check_open()
+        receive: _ReceiveEndpoint | None = getattr(subscription, "_endpoint", None)
+        if receive is None or not receive.is_mds:
+            raise TransportError(
+                "receive destinations can only be changed on a multi-destination subscription "
+                f"(aeron:udp?control-mode=manual): {subscription.channel!r}"
+            )
+        if subscription.is_closed:
+            raise TransportError(f"the subscription is closed: {subscription.channel!r}")
+        return receive
+
+    def _rcv_destination_address(self, channel: str) -> Address:
+        uri = ChannelUri.parse(channel)
+        endpoint = uri.endpoint
+        if uri.media != "udp" or uri.is_spy or endpoint is None:
+            raise ChannelUriError(f"a receive destination must be aeron:udp?endpoint=host:port: {channel!r}")
+        return self.network.resolve(endpoint)
+
+    @staticmethod
+    def _find_rcv_destination(receive: _ReceiveEndpoint, address: Address) -> _ReceiveDestination | None:
+        for destination in receive.destinations:
+            if receive.added_as[destination] == address or destination.socket.local_address == address:
+                return destination
+        return None
 
     # ------------------------------------------------------------------ spies
 
@@ -1018,7 +1200,7 @@ class Transport:
                 ]
             return
         receive: _ReceiveEndpoint | None = getattr(subscription, "_endpoint", None)
-        if receive is None:
+        if receive is None or receive not in self._receive_endpoints:
             return
         entries = receive.streams.get(subscription.stream_id, [])
         entries[:] = [(s, f) for s, f in entries if s is not subscription]
@@ -1032,8 +1214,9 @@ class Transport:
             self._receive_endpoints.remove(receive)
             if receive.key is not None:
                 self._shared_receive_endpoints.pop(receive.key, None)
-            self._unregister(receive)
-            receive.socket.close()
+            for destination in list(receive.destinations):
+                receive.remove_destination(destination)
+                self._release_receive_destination(destination)
 
     # ------------------------------------------------------------------ ipc
 
@@ -1114,7 +1297,7 @@ class Transport:
 
     def _release(self) -> None:
         self.is_closed = True
-        for endpoint in [*self._send_endpoints, *self._receive_endpoints]:
+        for endpoint in [*self._send_endpoints, *self._receive_destinations]:
             self._unregister(endpoint)
             endpoint.socket.close()
         for receive in self._receive_endpoints:
@@ -1122,6 +1305,9 @@ class Transport:
                 receive.remove_image(key)
         self._send_endpoints.clear()
         self._receive_endpoints.clear()
+        self._shared_receive_endpoints.clear()
+        self._receive_destinations.clear()
+        self._shared_receive_destinations.clear()
         self._by_fd.clear()
         self._unpolled.clear()
         self._poller.close()

@@ -34,6 +34,19 @@ whenever 200 ms pass, the position moves more than a quarter window, or the imag
 **Cleaning.** When the slowest subscriber enters term ``t``, the partition of term ``t + 1`` (which held
 ``t - 2``) is zeroed; the window keeps all data the sender may send within ``t`` and ``t + 1``.
 
+**Connections.** An image may be fed through more than one receive destination (a multi-destination
+subscription: the same session and stream arriving on several sockets, typically an archive's replay on one
+and the live stream on another). Each destination that delivers the image's frames has an
+``ImageConnection``: the socket they arrived on and the address they came from. Where a frame came from
+does not matter for the term: it is placed by its term id and offset, and the first copy wins. Status
+messages and NAKs go to every connection heard from within the receive-destination timeout (5 s), each
+from its own socket to its own source; when all have been silent that long, to the one heard from last
+(so a single-source image always answers its source). A connection is heard from when a datagram of it
+lands in the window, or arrives less than a window behind it, or when it sends a SETUP; frames beyond
+the window do not count (as in Aeron). End of stream takes an EOS heartbeat from every connection the
+image has (the end position is the furthest of them): one source ending while another still feeds the
+image does not end it.
+
 **Lifecycle.** An image becomes unavailable when no frame has arrived for the liveness timeout (10 s),
 or when every subscriber has consumed up to an end-of-stream heartbeat's position.
 """
@@ -44,6 +57,8 @@ import bisect
 import enum
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from cluster.transport.errors import LogBufferError, TransportError
 from cluster.transport.logbuffer import (
@@ -72,7 +87,9 @@ __all__ = [
     "ControlledAction",
     "ControlledFragmentHandler",
     "Image",
+    "ImageConnection",
     "ImageLog",
+    "ReceiveDestination",
     "Subscription",
 ]
 
@@ -82,6 +99,7 @@ IMAGE_LIVENESS_TIMEOUT_NS = 10_000 * NS_PER_MS
 DEFAULT_NAK_DELAY_NS = 100_000
 NAK_RETRY_RATIO = 100
 DEFAULT_RECEIVER_WINDOW = 128 * 1024
+RECEIVE_DESTINATION_TIMEOUT_NS = 5_000 * NS_PER_MS
 
 _DATA = int(FrameType.DATA)
 _PAD = int(FrameType.PAD)
@@ -115,6 +133,25 @@ def _i32(value: int) -> int:
     return ((value + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
 
 
+class ReceiveDestination(Protocol):
+    """A receive socket an image's frames arrive on; its answers (SM, NAK) leave from the same socket."""
+
+    def send(self, data: bytes | bytearray | memoryview, address: Address) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class ImageConnection:
+    """One receive destination's link to the source of an image (Aeron's image connection): the socket
+    the frames arrived on, the address they came from (answers go back there; the first address heard on
+    this destination stays), when it last delivered, and the position of its end-of-stream heartbeat
+    (-1: none yet)."""
+
+    destination: ReceiveDestination
+    address: Address
+    time_of_last_frame_ns: int
+    eos_position: int = -1
+
+
 class ImageLog:
     """The receiving side of one network session: the rebuilt log and its loss, SM and liveness state."""
 
@@ -129,8 +166,7 @@ class ImageLog:
         term_length: int,
         mtu: int,
         source: Address,
-        control: Address,
-        send: Callable[[bytes | bytearray | memoryview, Address], bool],
+        destination: ReceiveDestination,
         receiver_id: int,
         now_ns: int,
         receiver_window: int = DEFAULT_RECEIVER_WINDOW,
@@ -143,8 +179,14 @@ class ImageLog:
         self.term_length = term_length
         self.mtu = mtu
         self.source = source
-        self.control = control
-        self._send = send
+        """The address of the first SETUP or frame (the image's ``source_identity``)."""
+        first = ImageConnection(destination, source, now_ns)
+        self.connections: list[ImageConnection] = [first]
+        """One per receive destination that has delivered frames of this image (see the module docstring)."""
+        self._connection: ImageConnection | None = first  # the one that delivered last
+        self.active_transport_count = 1
+        """The connections heard from within the image liveness timeout, as of the last status message
+        (Aeron's active transport count: a multi-destination subscription sees a second source join)."""
         self.receiver_id = receiver_id
         self.log = LogBuffers(term_length, initial_term_id)
         self.terms = self.log.terms
@@ -192,9 +234,18 @@ class ImageLog:
 
     # ------------------------------------------------------------------ datagrams in
 
-    def insert_packet(self, buffer: memoryview, length: int, first: tuple[int, ...], now_ns: int) -> bool:
+    def insert_packet(
+        self,
+        buffer: memoryview,
+        length: int,
+        first: tuple[int, ...],
+        now_ns: int,
+        destination: ReceiveDestination,
+        source: Address,
+    ) -> bool:
         """Take one DATA/PAD datagram (already known to be for this session and stream; ``first`` is its
-        first header, unpacked); ``False`` if it was dropped (malformed or outside the window)."""
+        first header, unpacked) that arrived on ``destination`` from ``source``; ``False`` if it was
+        dropped (malformed or outside the window)."""
         term_length = self.term_length
         term_offset = first[4]
         term_id = first[7]
@@ -203,7 +254,7 @@ class ImageLog:
             return False
         packet_position = compute_position(term_id, term_offset, self.shift, self.initial_term_id)
         if first[0] == 0 and length == HEADER_LENGTH:
-            return self._on_heartbeat(first[2], packet_position, now_ns)
+            return self._on_heartbeat(first[2], packet_position, now_ns, destination, source)
         chain_length = self._check_frames(buffer, length, first, term_offset)
         if chain_length <= 0:
             self.malformed_packets += 1
@@ -211,14 +262,22 @@ class ImageLog:
         last_sm = self.last_sm_position
         if packet_position < last_sm or packet_position + length > self._last_sm_window_limit:
             self.out_of_window_packets += 1
+            if packet_position < last_sm and packet_position + length >= last_sm - self.receiver_window:
+                # behind the window, but not far: the source must still hear where the image is
+                self.track_connection(destination, source, now_ns)
             return False
+        connection = self._connection
+        if connection is None or connection.destination is not destination:
+            connection = self.track_connection(destination, source, now_ns)
+        connection.time_of_last_frame_ns = now_ns
         term = self.terms[(packet_position >> self.shift) % 3]
         self.time_of_last_packet_ns = now_ns
         self.packets_received += 1
         self.bytes_received += length
         if _frame_header(term, term_offset)[0] != 0:
-            # Aeron's TermRebuilder.insert never overwrites: this is a duplicate, or a late datagram
-            # for a gap already filled with padding (reliable=false), which must stay as it is
+            # Aeron's TermRebuilder.insert never overwrites: this is a duplicate (from this source or
+            # another), or a late datagram for a gap already filled with padding (reliable=false), which
+            # must stay as it is
             return True
         term[term_offset : term_offset + length] = buffer[:length]
         end = packet_position + chain_length
@@ -230,6 +289,37 @@ class ImageLog:
             if self.hwm_position > end:
                 self._advance_rebuild()
         return True
+
+    def track_connection(
+        self, destination: ReceiveDestination, source: Address, now_ns: int
+    ) -> ImageConnection:
+        """Note that ``destination`` heard from the image's source now: its connection (added, answering
+        ``source``, if it had none -- the new source is then sent a status message at once) becomes the
+        current one."""
+        for connection in self.connections:
+            if connection.destination is destination:
+                break
+        else:
+            connection = ImageConnection(destination, source, now_ns)
+            self.connections.append(connection)
+            self._sm_due = True
+        connection.time_of_last_frame_ns = now_ns
+        self._connection = connection
+        return connection
+
+    def remove_connection(self, destination: ReceiveDestination) -> bool:
+        """Forget the connection of a destination that was removed; ``False`` if it had none. If every
+        connection left has sent end of stream, the stream has ended."""
+        for index, connection in enumerate(self.connections):
+            if connection.destination is destination:
+                del self.connections[index]
+                self.active_transport_count = min(self.active_transport_count, len(self.connections))
+                if self._connection is connection:
+                    self._connection = None
+                if self.connections and self.end_of_stream_position < 0:
+                    self._check_end_of_stream()
+                return True
+        return False
 
     def _check_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
         """The term bytes the datagram's frames cover (PAD counts in full), or 0 if any header is bad."""
@@ -267,18 +357,36 @@ class ImageLog:
                 return 0
             values = _unpack_data(buffer, offset)
 
-    def _on_heartbeat(self, flags: int, position: int, now_ns: int) -> bool:
+    def _on_heartbeat(
+        self, flags: int, position: int, now_ns: int, destination: ReceiveDestination, source: Address
+    ) -> bool:
         if position < self.last_sm_position - self.term_length or position > self._last_sm_window_limit:
             self.out_of_window_packets += 1
             return False
+        connection = self._connection
+        if connection is None or connection.destination is not destination:
+            connection = self.track_connection(destination, source, now_ns)
+        connection.time_of_last_frame_ns = now_ns
         self.time_of_last_packet_ns = now_ns
         self.heartbeats_received += 1
         if position > self.hwm_position:
             self.hwm_position = position
-        if flags & _EOS and position >= self.rebuild_position and self.end_of_stream_position < 0:
-            self.end_of_stream_position = position
-            self._sm_due = True
+        if flags & _EOS and self.end_of_stream_position < 0:
+            connection.eos_position = position
+            self._check_end_of_stream()
         return True
+
+    def _check_end_of_stream(self) -> None:
+        """The stream has ended once every connection has sent end of stream (Aeron's rule for an image
+        with several sources): at the furthest of their end positions."""
+        end = -1
+        for connection in self.connections:
+            if connection.eos_position < 0:
+                return
+            end = max(end, connection.eos_position)
+        if end >= self.rebuild_position:
+            self.end_of_stream_position = end
+            self._sm_due = True
 
     def _advance_rebuild(self) -> None:
         """Walk complete frames from the rebuild position towards the high-water mark."""
@@ -341,7 +449,7 @@ class ImageLog:
         if not self.reliable:
             self._fill_gap(position, gap_end - position)
             return 1
-        self._send_nak(position, gap_end - position)
+        self._send_nak(position, gap_end - position, now_ns)
         self._nak_deadline_ns = now_ns + self.nak_delay_ns * NAK_RETRY_RATIO
         return 1
 
@@ -356,7 +464,7 @@ class ImageLog:
         self._gap = None
         self._advance_rebuild()
 
-    def _send_nak(self, position: int, length: int) -> None:
+    def _send_nak(self, position: int, length: int, now_ns: int) -> None:
         term_id = _i32((position >> self.shift) + self.initial_term_id)
         _pack_nak(
             self._scratch,
@@ -371,8 +479,10 @@ class ImageLog:
             position & self.mask,
             length,
         )
-        self._send(memoryview(self._scratch)[:28], self.control)
-        self.naks_sent += 1
+        message = memoryview(self._scratch)[:28]
+        for connection in self._answered(now_ns):
+            connection.destination.send(message, connection.address)
+            self.naks_sent += 1
 
     def send_status_message(self, position: int, now_ns: int) -> None:
         flags = 0
@@ -394,12 +504,28 @@ class ImageLog:
             self.receiver_window,
             self.receiver_id,
         )
-        self._send(memoryview(self._scratch)[:36], self.control)
+        message = memoryview(self._scratch)[:36]
+        for connection in self._answered(now_ns):
+            connection.destination.send(message, connection.address)
+            self.sms_sent += 1
         self.last_sm_position = position
         self._last_sm_window_limit = position + self.receiver_window
         self._time_of_last_sm_ns = now_ns
         self._sm_due = False
-        self.sms_sent += 1
+        self.active_transport_count = sum(
+            1 for c in self.connections if now_ns - c.time_of_last_frame_ns <= IMAGE_LIVENESS_TIMEOUT_NS
+        )
+
+    def _answered(self, now_ns: int) -> Sequence[ImageConnection]:
+        """The connections status messages and NAKs go to: those heard from within the receive-destination
+        timeout, or, when every one has been silent that long, the one heard from last."""
+        connections = self.connections
+        if len(connections) <= 1:
+            return connections
+        alive = [c for c in connections if now_ns - c.time_of_last_frame_ns < RECEIVE_DESTINATION_TIMEOUT_NS]
+        if alive:
+            return alive
+        return [max(connections, key=_time_of_last_frame)]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -409,6 +535,10 @@ class ImageLog:
             return True
         eos = self.end_of_stream_position
         return eos >= 0 and self.subscriber_position() >= eos and self.rebuild_position >= eos
+
+
+def _time_of_last_frame(connection: ImageConnection) -> int:
+    return connection.time_of_last_frame_ns
 
 
 class Image:
@@ -571,6 +701,14 @@ class Image:
         handler(term, offset, length, self.session_id, term_id)
         self.position = position + length
         return length
+
+    @property
+    def active_transport_count(self) -> int:
+        """How many receive destinations have delivered this network image's frames lately (Aeron's
+        ``Image.activeTransportCount``): 1 for a unicast image, up to the number of destinations for a
+        multi-destination subscription; 0 for IPC and spy images."""
+        log = self.image_log
+        return 0 if log is None else log.active_transport_count
 
     def frame_ends(self, partition: int) -> Sequence[int] | None:
         """Where each frame of ``partition`` ends, in order, when the writer of this image's log keeps

@@ -342,7 +342,7 @@ def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> 
         recording_id = setup.await_signal(RecordingSignal.START).recording_id
         setup.publish(publication, 0, 30)
 
-        _, client_b, b_signals, b_host = setup.second_archive(8110)
+        archive_b, client_b, b_signals, b_host = setup.second_archive(8110)
         live_port = 8120 if kind == "sim" else free_port()
         live_destination = f"aeron:udp?endpoint={b_host}:{live_port}"
         replication_id = client_b.replicate(
@@ -361,6 +361,10 @@ def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> 
             return any(e.signal == RecordingSignal.MERGE for e in b_signals.events)
 
         assert world.run_until(merged, timeout_s=30), b_signals.events
+        # one multi-destination subscription, left with the live destination alone
+        (entry,) = archive_b.recording_subscriptions.values()
+        receive = entry.subscription._endpoint  # type: ignore[attr-defined]
+        assert receive.is_mds and [d.socket.local_address[1] for d in receive.destinations] == [live_port]
         setup.publish(publication, next_message, 20)
         end = publication.position
         dst = b_signals.events[0].recording_id
@@ -371,6 +375,32 @@ def test_replicate_and_merge_with_the_live_stream(kind: str, tmp_path: Path) -> 
         merge = b_signals.events[2]
         assert 0 < merge.position <= end
         setup.replay(client_b, dst, 0, end, list(setup.published))
+        client_b.close()
+    finally:
+        setup.close()
+
+
+def test_a_merge_with_the_live_stream_needs_an_active_source_recording(tmp_path: Path) -> None:
+    """As Aeron's replication: the source's recorded position is what the merge waits for, and a stopped
+    recording has none."""
+    setup = Setup("sim", tmp_path)
+    try:
+        recording_id, _ = setup.record_stopped(10)
+        _, client_b, _, b_host = setup.second_archive(8110)
+        replication_id = client_b.replicate(
+            recording_id, NULL_VALUE, 10, setup.control, live_destination=f"aeron:udp?endpoint={b_host}:8120"
+        )
+        errors = []
+
+        def failed() -> bool:
+            error = client_b.poll_for_error_response()
+            if error is not None:
+                errors.append(error)
+            return bool(errors)
+
+        assert setup.world.run_until(failed, timeout_s=30)
+        assert errors[0].correlation_id == replication_id
+        assert "without an active source recording" in errors[0].error_message
         client_b.close()
     finally:
         setup.close()

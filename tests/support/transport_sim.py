@@ -12,6 +12,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.image import ImageLog
@@ -23,7 +24,7 @@ from cluster.transport.logbuffer import (
     FragmentAssembler,
     Header,
 )
-from cluster.transport.media import Address
+from cluster.transport.media import Address, UdpNetwork
 from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig, SimNetwork
 
@@ -264,7 +265,51 @@ class Producer:
         return work
 
 
-class Sim:
+class _World:
+    """Transports on one network (each registered as an agent) and the agents that run them."""
+
+    def __init__(self, network: SimNetwork | UdpNetwork, seed: int, term_length: int) -> None:
+        self.network = network
+        self.seed = seed
+        self.term_length = term_length
+        self.transports: list[Transport] = []
+        self.agents: list[Callable[[], int]] = []
+
+    def _bind_host(self, host: str) -> str:
+        return host
+
+    def transport(self, host: str, **config: object) -> Transport:
+        options: dict[str, object] = {
+            "bind_host": self._bind_host(host),
+            "udp_term_length": self.term_length,
+            "ipc_term_length": self.term_length,
+            "seed": self.seed * 1000 + len(self.transports),
+        }
+        options.update(config)
+        transport = Transport(self.network, TransportConfig(**options))  # type: ignore[arg-type]
+        self.transports.append(transport)
+        self.agents.append(transport.do_work)
+        return transport
+
+    def add(self, *agents: Callable[[], int]) -> None:
+        self.agents.extend(agents)
+
+    @property
+    def now_ns(self) -> int:
+        return self.network.clock.nano_time()
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Sim(_World):
     """A simulated network with transports on hosts, run by ``run_until`` over every registered agent."""
 
     def __init__(
@@ -275,31 +320,8 @@ class Sim:
         term_length: int = 64 * 1024,
     ) -> None:
         self.net = SimNetwork(seed=seed, default_link=link or LinkConfig())
+        super().__init__(self.net, seed, term_length)
         self.wire = Wire(self.net)
-        self.seed = seed
-        self.term_length = term_length
-        self.transports: list[Transport] = []
-        self.agents: list[Callable[[], int]] = []
-
-    def transport(self, host: str, **config: object) -> Transport:
-        options: dict[str, object] = {
-            "bind_host": host,
-            "udp_term_length": self.term_length,
-            "ipc_term_length": self.term_length,
-            "seed": self.seed * 1000 + len(self.transports),
-        }
-        options.update(config)
-        transport = Transport(self.net, TransportConfig(**options))  # type: ignore[arg-type]
-        self.transports.append(transport)
-        self.agents.append(transport.do_work)
-        return transport
-
-    def add(self, *agents: Callable[[], int]) -> None:
-        self.agents.extend(agents)
-
-    @property
-    def now_ns(self) -> int:
-        return self.net.clock.nano_time()
 
     def run_until(
         self,
@@ -318,15 +340,19 @@ class Sim:
     ) -> None:
         self.net.run_for(duration_ns, agents=[*self.agents, *agents], step_ns=step_ns)
 
-    def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
 
-    def __enter__(self) -> Sim:
-        return self
+class RealWorld(_World):
+    """``Sim``'s interface over real UDP: every transport binds 127.0.0.1 whatever host it is given, and
+    ``run_until`` has a wall-clock deadline (``run_real``)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __init__(self, seed: int, *, term_length: int = 64 * 1024) -> None:
+        super().__init__(UdpNetwork(), seed, term_length)
+
+    def _bind_host(self, host: str) -> str:
+        return "127.0.0.1"
+
+    def run_until(self, condition: Callable[[], bool], timeout_ns: int = 10 * S) -> bool:
+        return run_real(condition, self.agents, timeout_ns / S)
 
 
 def poller(

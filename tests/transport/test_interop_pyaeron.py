@@ -9,7 +9,9 @@ loss interceptor (``AERON_UDP_CHANNEL_INCOMING_INTERCEPTORS=loss``), so its NAKs
 publication retransmit. Positions must agree on both sides, end of stream must reach the other side,
 and a subscriber joining a running stream must be sent a SETUP on request, each way. Multi-destination
 cast too: real subscriptions on our dynamic (joining by the control address) and manual publications, a
-real dynamic publication to two of our subscriptions, and two real sessions into one of ours.
+real dynamic publication to two of our subscriptions, and two real sessions into one of ours. And
+multi-destination subscription: two real publications of one session, the second started mid-stream,
+into two destinations of one of ours.
 
 Both sides run in this one process: pyaeron's driver runs its own thread (``threading="shared"``), our
 transport runs when a test's loop calls ``do_work``. Every loop is bounded by a wall-clock deadline and
@@ -757,5 +759,69 @@ def test_two_real_publications_into_one_of_our_subscriptions(real_aeron: Any) ->
         ]
         real_publication_to_our_subscriptions(transport, real_pubs, [sub], images=2)
         assert transport.counters.images_created == 2
+    finally:
+        transport.close()
+
+
+# -------------------------------------------------------------------- real sources -> our MDS subscription
+
+
+def test_two_real_publications_of_one_session_into_our_multi_destination_subscription(
+    real_aeron: Any,
+) -> None:
+    """Aeron Cluster's catch-up shape with real senders: one real publication feeds our multi-destination
+    subscription from position 0; a second real publication of the same session, started at the first
+    one's position (as an archive replay is), joins on the other destination and both send the rest. Our
+    side drops 5% of what arrives, so our NAKs go to both real drivers, each from its own destination;
+    one image gets every message once, in order."""
+    transport = make_transport(data_loss=LOSS_RATE, seed=11)
+    try:
+        sub = transport.add_subscription("aeron:udp?control-mode=manual", STREAM_ID)
+        first = transport.add_rcv_destination(sub, "aeron:udp?endpoint=127.0.0.1:0")
+        second = transport.add_rcv_destination(sub, "aeron:udp?endpoint=127.0.0.1:0")
+        session = "session-id=424242|term-length=64k"
+        one = real_aeron.add_exclusive_publication(
+            f"aeron:udp?endpoint=127.0.0.1:{first[1]}|{session}|init-term-id=0|term-id=0|term-offset=0",
+            STREAM_ID,
+        )
+        stream = MessageStream(MDC_BYTES, MDC_SIZES)
+        assembler = FragmentAssembler(
+            lambda buffer, header: stream.on_message(bytes(buffer), header.position())
+        )
+        half = stream.count // 2
+        publications = [one]
+        sent = [0, half]
+
+        def step() -> None:
+            transport.do_work()
+            limit = half if len(publications) == 1 else stream.count
+            for i, publication in enumerate(publications):
+                while sent[i] < limit:
+                    result = publication.offer(stream.payload(sent[i]))
+                    if result is True:
+                        sent[i] += 1
+                    elif result != pyaeron.ADMIN_ACTION:
+                        break
+            sub.poll(assembler, 64)
+
+        def diagnostics() -> str:
+            return f"{stream.verdict()}; offered {sent}; {image_counters(sub)}; {transport.counters}"
+
+        run_until(
+            lambda: stream.received >= half // 2 and sent[0] >= half, step, "the first half", diagnostics
+        )
+        position = one.position
+        two = real_aeron.add_exclusive_publication(
+            f"aeron:udp?endpoint=127.0.0.1:{second[1]}|{session}|init-term-id=0"
+            f"|term-id={position >> 16}|term-offset={position & 0xFFFF}",
+            STREAM_ID,
+        )
+        publications.append(two)
+        run_until(lambda: stream.done, step, "every message", diagnostics)
+        stream.assert_complete()
+        assert stream.last_position == one.position == two.position, diagnostics()
+        (log,) = image_logs(sub)
+        assert sub.image_count == 1 and len(log.connections) == 2, diagnostics()
+        assert log.naks_sent > 0 and transport.counters.malformed_datagrams == 0, diagnostics()
     finally:
         transport.close()
