@@ -72,6 +72,7 @@ from cluster.consensus.node_config import NodeConfig
 from cluster.storage import Storage
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
+from cluster.transport.image import Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
@@ -84,6 +85,7 @@ MARK_FILE_UPDATE_INTERVAL_NS: Final = 1_000 * NS_PER_MS
 APPEND_ATTEMPTS: Final = 3  # an append that meets a term's end is tried again, as Aeron's log publisher does
 FRAGMENT_LIMIT: Final = 32
 STOP_WAIT_CYCLES: Final = 10_000  # duty cycles of the transport and archive a recording may take to stop
+LOG_TAG_BASE: Final = 1 << 30  # channel tags of a follower's log subscriptions: one per subscription
 _POSITION = struct.Struct("<q")
 
 
@@ -186,6 +188,9 @@ class ConsensusModuleAgent:
         self._replication_id = NULL_VALUE
         self._replication_stop = NULL_POSITION
         self._catchup_replays: dict[int, int] = {}  # follower member id -> replay session id
+        self._log_subscription: Subscription | None = None  # a follower's (multi-destination)
+        self._live_destination_wanted = False
+        self._log_tag = LOG_TAG_BASE + 1_000 * config.member_id
         self._claim = BufferClaim()
         self._next_mark_file_ns = self.clock.nano_time() + MARK_FILE_UPDATE_INTERVAL_NS
         self.is_closed = False
@@ -226,6 +231,10 @@ class ConsensusModuleAgent:
         else:
             work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
+        if self._log_subscription is not None:
+            # the archive records the log; this member's own reading of it is for the services, later:
+            # until then it only keeps up, so that it never holds back the image's window
+            work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
         now_ns = self.clock.nano_time()
         self._execute(self.core.on_tick(now_ns))
@@ -354,7 +363,9 @@ class ConsensusModuleAgent:
         base = request.position
         uri = uri.with_params(
             control_mode="manual",
-            control=self.member.log,
+            # the publication's own address (status messages come back to it): an ephemeral port on this
+            # member's log host, never the log endpoint, which this member binds when it follows
+            control=f"{self.member.log.rsplit(':', 1)[0]}:0",
             init_term_id=0,
             term_id=base // term_length,
             term_offset=base % term_length,
@@ -377,13 +388,7 @@ class ConsensusModuleAgent:
                     self.transport.add_destination(publication, f"aeron:udp?endpoint={member.log}")
             self._record(channel, SourceLocation.LOCAL, "publish", request.position)
         elif request.kind in ("join", "catchup"):
-            if request.kind == "join":
-                uri, endpoint = ChannelUri.parse(self.config.log_channel), self.member.log
-            else:
-                uri, endpoint = ChannelUri.parse(self.config.follower_catchup_channel), self.member.catchup
-            channel = uri.with_params(endpoint=endpoint, session_id=request.log_session_id).build()
-            self._log_session_id = request.log_session_id
-            self._record(channel, SourceLocation.REMOTE, "join", request.position)
+            self._follow_log(request)
         elif request.kind == "replicate":
             leader = next(m for m in self.config.members if m.id == request.leader_id)
             self._replication_stop = request.stop_position
@@ -395,6 +400,37 @@ class ConsensusModuleAgent:
                 stop_position=request.stop_position,
                 replication_channel=self.config.archive_replication_channel,
             )
+
+    def _follow_log(self, request: LogRequest) -> None:
+        """A follower's log: a multi-destination subscription filtered on the term's log session, whose
+        images the archive records REMOTE through the subscription's channel tag. Joining, its one
+        destination is this member's log endpoint; catching up, it is first the catch-up endpoint (where
+        the leader's archive replays the log from this member's position), and the live log endpoint is
+        added once that image exists -- so the image starts at this member's position, and the live
+        stream's frames, arriving ahead, wait in it until the replay has filled the gap (Aeron adds the
+        live destination only once it is close; the image's merge makes the wait safe)."""
+        self._close_log_subscription()
+        self._log_tag += 1
+        tag = self._log_tag
+        channel = (
+            ChannelUri.parse("aeron:udp")
+            .with_params(control_mode="manual", session_id=request.log_session_id, tags=f"{tag}")
+            .build()
+        )
+        subscription = self.transport.add_subscription(channel, self.config.log_stream_id)
+        self._log_subscription = subscription
+        first = self.member.log if request.kind == "join" else self.member.catchup
+        self.transport.add_rcv_destination(subscription, f"aeron:udp?endpoint={first}")
+        self._live_destination_wanted = request.kind == "catchup"
+        self._log_session_id = request.log_session_id
+        recorded = f"aeron:udp?tags={tag}|session-id={request.log_session_id}"
+        self._record(recorded, SourceLocation.REMOTE, "join", request.position)
+
+    def _close_log_subscription(self) -> None:
+        if self._log_subscription is not None:
+            self._log_subscription.close()
+            self._log_subscription = None
+        self._live_destination_wanted = False
 
     def _record(self, channel: str, location: SourceLocation, kind: str, position: int) -> None:
         stream_id = self.config.log_stream_id
@@ -417,6 +453,12 @@ class ConsensusModuleAgent:
         ):
             self._pending_log = None
             self._use_recording(event.recording_id)
+            if self._live_destination_wanted and self._log_subscription is not None:
+                # the catch-up image is there, at this member's position: the live log may join it now
+                self._live_destination_wanted = False
+                self.transport.add_rcv_destination(
+                    self._log_subscription, f"aeron:udp?endpoint={self.member.log}"
+                )
             now_ns = self.clock.nano_time()
             recording_id = event.recording_id
             if pending.kind == "publish":
@@ -460,6 +502,7 @@ class ConsensusModuleAgent:
         if self._recording_subscription_id != NULL_VALUE:
             self.archive.stop_recording_subscription(self._recording_subscription_id)
             self._recording_subscription_id = NULL_VALUE
+        self._close_log_subscription()
         if self._replication_id != NULL_VALUE:
             self.archive.stop_replication(self._replication_id)
             self._replication_id = NULL_VALUE
