@@ -81,6 +81,7 @@ class _Member:
     node: ClusterNode | None = None
     commit: int = 0  # in this life
     crashed_at_ns: int = -(1 << 62)
+    kept: int = 0  # while down: how much of the log its disk is known to hold
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
 
@@ -189,9 +190,12 @@ class NodeSimulator:
         member = self.members[member_id]
         if member.node is None:
             return
+        lose_power = self.file_sync_level > 0 if power_loss is None else power_loss
+        # what the disk keeps of the log: everything recorded, after a process crash (the page cache
+        # survives); after a power loss, what was synced, which the checkers take as nothing
+        member.kept = 0 if lose_power else self.recorded_position(member_id)
         member.node.transport.abort()
         member.node = None
-        lose_power = self.file_sync_level > 0 if power_loss is None else power_loss
         member.disk.crash(power_loss=lose_power)
         member.crashed_at_ns = self.now_ns
         self._count("crash_power_loss" if lose_power else "crash")
@@ -335,8 +339,13 @@ class NodeSimulator:
         return 0 if descriptor is None else max(descriptor.stop_position, 0)
 
     def _check_quorum_recorded(self, leader_id: int, commit: int) -> None:
-        """A leader commits only what a quorum of archives have recorded."""
-        holders = sum(1 for m in self.members if self.recorded_position(m.member_id) >= commit)
+        """A leader commits only what a quorum of archives have recorded (a member that is down counts
+        with what its disk kept: all it had recorded, unless the crash was a power loss)."""
+        holders = sum(
+            1
+            for m in self.members
+            if (self.recorded_position(m.member_id) if m.node is not None else m.kept) >= commit
+        )
         if holders < len(self.members) // 2 + 1:
             self._violate(
                 "committed only what a quorum has recorded",
