@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import tools.__main__ as cli
+from cluster.consensus.node_sim import run_seed as node_run_seed
 from cluster.consensus.simulator import CANARIES, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +99,27 @@ def test_the_module_runs_as_a_process_with_the_documented_form() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["seeds"] == 1
+
+
+def test_the_node_engine_runs_real_nodes_and_prints_a_reproducing_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, lines = _sim(capsys, "--seeds", "1", "--first-seed", "2", "--engine", "node", "--quiet")
+    assert status == 0
+    summary = json.loads(lines[-1])
+    assert set(summary) == SUMMARY_KEYS and summary["failed_seeds"] == []
+    assert summary["commands_committed"] == node_run_seed(2, 3).commands_committed > 0
+    status, lines = _sim(
+        capsys, "--seeds", "1", "--first-seed", "2", "--engine", "node", "--canary", "commit_without_quorum"
+    )
+    assert status == 1
+    failure = next(line for line in lines if line.startswith("seed 2 failed:"))
+    assert failure.endswith(
+        "reproduce: python -m tools sim --seeds 1 --first-seed 2 --nodes 3 --canary commit_without_quorum "
+        "--engine node"
+    )
+
+
+def test_the_node_engine_has_no_network_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sim", "--seeds", "1", "--engine", "node", "--network", "transport"]) == 2
+    assert capsys.readouterr().err.startswith("error: --network chooses how the core engine")
