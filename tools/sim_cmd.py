@@ -3,7 +3,8 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
-                        [--engine core|node] [--network message|transport] [--quiet]
+                        [--engine core|node] [--network message|transport]
+                        [--file-sync-level 0|1|2] [--quiet]
     python -m tools sim --list-canaries
 
 Seeds S to S+N-1 each run a safety phase with faults and a liveness phase
@@ -130,14 +131,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "node: real cluster nodes -- transport, archive, consensus module -- over the simulated network "
         "and disks",
     )
+    parser.add_argument(
+        "--file-sync-level",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="with --engine node: the nodes' file-sync level; at 1 or 2 a crash is a power loss (0)",
+    )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _reproduce(seed: int, nodes: int, canary: str | None, network: str, engine: str) -> str:
+def _reproduce(seed: int, nodes: int, canary: str | None, network: str, engine: str, level: int) -> str:
     command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {nodes}"
     command += f" --canary {canary}" if canary else ""
     command += f" --engine {engine}" if engine != "core" else ""
+    command += f" --file-sync-level {level}" if level else ""
     return command + (f" --network {network}" if network != "message" else "")
 
 
@@ -150,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         raise SimUsageError("--seeds N is required (or --list-canaries)")
     canaries = frozenset({args.canary}) if args.canary else frozenset()
+    if args.engine != "node" and args.file_sync_level:
+        raise SimUsageError("--file-sync-level is the node engine's: use it with --engine node")
     if args.engine == "node" and args.network != "message":
         raise SimUsageError(
             "--network chooses how the core engine moves messages; --engine node runs the transport"
@@ -162,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else Progress(args.seeds, sys.stderr)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         result = (
-            run_node_seed(seed, args.nodes, canaries)
+            run_node_seed(seed, args.nodes, canaries, file_sync_level=args.file_sync_level)
             if args.engine == "node"
             else run_seed(seed, args.nodes, canaries, network=args.network)
         )
@@ -190,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
                 result.violations[0].checker + ": " + result.violations[0].detail if result.violations else ""
             )
             what = what or str(result.liveness_failure)
-            reproduce = _reproduce(seed, args.nodes, args.canary, args.network, args.engine)
+            reproduce = _reproduce(
+                seed, args.nodes, args.canary, args.network, args.engine, args.file_sync_level
+            )
             out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
         if progress is not None:

@@ -231,6 +231,7 @@ class ConsensusModuleAgent:
         else:
             work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
+        self._check_archive_errors()
         if self._log_subscription is not None:
             # the archive records the log; this member's own reading of it is for the services, later:
             # until then it only keeps up, so that it never holds back the image's window
@@ -242,6 +243,19 @@ class ConsensusModuleAgent:
             self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
             self.mark_file.update_activity(self.clock.epoch_ms())
         return work
+
+    def _check_archive_errors(self) -> None:
+        """An archive error that answers no request: a replication that failed ends (the core's
+        replication deadline takes it from there); anything else -- the log's recording failed to write
+        -- ends the node, as an I/O error ends Aeron's (``ConsensusAgentError``)."""
+        error = self.archive.poll_for_error_response()
+        if error is None:
+            return
+        if self._replication_id != NULL_VALUE and error.correlation_id == self._replication_id:
+            self._replication_id = NULL_VALUE
+            self._event(f"log replication failed: {error.error_message}")
+            return
+        raise ConsensusAgentError(f"the archive failed: {error.error_message}")
 
     def _on_consensus_fragment(self, buffer: memoryview, header: object) -> None:
         self._execute(self.core.on_message(self.clock.nano_time(), bytes(buffer)))

@@ -28,6 +28,7 @@ committed, every command seen committed is in it exactly once, and all members a
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,11 +36,12 @@ from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.recording_reader import RecordingReader
-from cluster.consensus.agent import LogEvent
+from cluster.consensus.agent import ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.node_config import NodeConfig
-from cluster.storage.sim import SimDisk
+from cluster.storage import StorageError
+from cluster.storage.sim import SimDisk, SimulatedCrash
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.publication import Publication
@@ -82,6 +84,7 @@ class _Member:
     commit: int = 0  # in this life
     crashed_at_ns: int = -(1 << 62)
     kept: int = 0  # while down: how much of the log its disk is known to hold
+    armed: bool = False  # a storage fault waits on its disk
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
 
@@ -184,12 +187,13 @@ class NodeSimulator:
         if self._trace is not None:
             self._trace(f"{event.time_ns // 1000:>10}us n{member_id} {event.text}")
 
-    def crash(self, member_id: int, *, power_loss: bool | None = None) -> None:
+    def crash(self, member_id: int, *, power_loss: bool | None = None, kind: str = "crash") -> None:
         """End member ``member_id`` as a killed process ends; its disk loses what was not synced when a
         power loss is part of the crash (by default, when the node syncs: file-sync level >= 1)."""
         member = self.members[member_id]
         if member.node is None:
             return
+        member.armed = False
         lose_power = self.file_sync_level > 0 if power_loss is None else power_loss
         # what the disk keeps of the log: everything recorded, after a process crash (the page cache
         # survives); after a power loss, what was synced, which the checkers take as nothing
@@ -198,7 +202,36 @@ class NodeSimulator:
         member.node = None
         member.disk.crash(power_loss=lose_power)
         member.crashed_at_ns = self.now_ns
-        self._count("crash_power_loss" if lose_power else "crash")
+        self._count(f"{kind}_power_loss" if lose_power else kind)
+
+    def down(self) -> set[int]:
+        """The members whose process is not running."""
+        return {m.member_id for m in self.members if m.node is None}
+
+    def armed(self) -> int:
+        """How many running members have a storage fault waiting."""
+        return sum(1 for m in self.members if m.node is not None and m.armed)
+
+    def disarm_storage_faults(self) -> None:
+        for member in self.members:
+            if member.armed:
+                member.disk.crash_at(None)
+                member.disk.clear_failures()
+                member.armed = False
+
+    def arm_storage_fault(self, member_id: int, chooser: random.Random) -> None:
+        """Make a member's disk fail soon: crash at one of its next storage operations, or fail its next
+        sync with EIO."""
+        disk = self.members[member_id].disk
+        if self.members[member_id].node is None:
+            return
+        self.members[member_id].armed = True
+        if chooser.random() < 0.5:
+            disk.crash_at(disk.operation_count + chooser.randint(1, 40))
+            self._count("storage_crash_point")
+        else:
+            disk.fail_next("sync", errno.EIO)
+            self._count("storage_sync_failure")
 
     def restart(self, member_id: int) -> bool:
         """Start a crashed member again once its mark files have gone stale; ``True`` if it started."""
@@ -229,7 +262,19 @@ class NodeSimulator:
         work = self._client.do_work()
         for member in self.members:
             if member.node is not None:
-                work += member.node.do_work()
+                try:
+                    work += member.node.do_work()
+                except SimulatedCrash:
+                    # the disk's armed crash point was reached inside the node: the process ends there
+                    self.crash(member.member_id, kind="crash_at_storage_operation")
+                except ConsensusAgentError:
+                    # the archive failed to record the log (a failed write or sync): the node ends
+                    self.crash(member.member_id, kind="archive_error")
+                except Exception as error:
+                    if not _from_storage(error):
+                        raise
+                    # a failed write or sync ends the node's process, as an I/O error ends Aeron's
+                    self.crash(member.member_id, kind="io_error")
         network = self.network
         now = network.clock.nano_time()
         if work == 0:
@@ -436,6 +481,18 @@ class NodeSimulator:
         self._client.abort()
 
 
+def _from_storage(error: BaseException) -> bool:
+    """Whether ``error`` is, or was caused by, a storage failure."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, StorageError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _without_session_ids(log: bytearray) -> bytes:
     offset = 0
     while offset + _HEADER <= len(log):
@@ -488,7 +545,7 @@ def run_seed(
         sim._count("link_faults")
         command = 0
         steps = 0
-        down: set[int] = set()
+        minority = (node_count - 1) // 2  # at most this many members are down (or armed to go down)
         next_fault = sim.now_ns + 500 * MS
         next_check = sim.now_ns
         while sim.now_ns < safety_ns:
@@ -503,29 +560,30 @@ def run_seed(
                 next_fault = sim.now_ns + chooser.choice([300, 800, 1500]) * MS
                 roll = chooser.random()
                 member = chooser.randrange(node_count)
-                if roll < 0.25 and member not in down and len(down) < (node_count - 1) // 2:
+                down = sim.down()
+                may_fail = member not in down and len(down) + sim.armed() < minority
+                if roll < 0.25 and may_fail:
                     sim.crash(member)
-                    down.add(member)
                 elif roll < 0.5 and down:
-                    victim = chooser.choice(sorted(down))
-                    if sim.restart(victim):
-                        down.discard(victim)
+                    sim.restart(chooser.choice(sorted(down)))
                 elif roll < 0.65 and node_count > 1:
                     other = (member + 1 + chooser.randrange(node_count - 1)) % node_count
                     sim.partition(member, other, one_way=chooser.random() < 0.5)
                 elif roll < 0.8:
                     sim.heal()
+                elif roll < 0.9 and may_fail:
+                    sim.arm_storage_fault(member, chooser)
         # liveness: heal everything, bring everyone back
         sim.heal()
         sim.set_link(LinkConfig())
         deadline = sim.now_ns + liveness_ns
         failure: str | None = "no leader elected and converged within the liveness bound"
         final_sent = False
+        sim.disarm_storage_faults()
         while sim.now_ns < deadline:
             sim.step()
-            for member in sorted(down):
-                if sim.restart(member):
-                    down.discard(member)
+            for member in sorted(sim.down()):
+                sim.restart(member)
             if not final_sent and sim.submit(command):
                 final_sent = True
                 command += 1

@@ -369,6 +369,10 @@ class SimDisk:
             check_name(name)
         self._failures.append(_Failure(operation, error, name, count))
 
+    def clear_failures(self) -> None:
+        """Forget every failure ``fail_next`` armed that has not happened yet."""
+        self._failures.clear()
+
     def crash(self, *, power_loss: bool = True) -> None:
         """End the process using the disk; with ``power_loss`` also lose or tear what was not synced."""
         self.crashes += 1

@@ -18,6 +18,13 @@ def test_a_seed_runs_clean_and_converges(seed: int, nodes: int) -> None:
     assert result.faults.get("crash", 0) > 0 and result.faults.get("restart", 0) > 0
 
 
+def test_at_file_sync_level_1_crashes_lose_power_and_storage_faults_end_nodes_yet_nothing_is_lost() -> None:
+    result = run_seed(1, 3, file_sync_level=1)
+    assert result.violations == [] and result.liveness_failure is None
+    assert result.faults.get("crash_power_loss", 0) > 0
+    assert result.faults.get("storage_sync_failure", 0) + result.faults.get("storage_crash_point", 0) > 0
+
+
 def test_a_leader_that_commits_without_a_quorum_is_caught() -> None:
     result = run_seed(2, 3, frozenset({"commit_without_quorum"}))
     checkers = {violation.checker for violation in result.violations}
