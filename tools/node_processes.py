@@ -311,3 +311,139 @@ class ClusterView:
             if status.is_leading and (chosen is None or status.member in chosen)
         ]
         return max(leaders, key=lambda status: status.term, default=None)
+
+
+# ------------------------------------------------------------------------------------ a whole cluster
+
+
+class ProcessCluster:
+    """A local cluster whose members are ``NodeProcess`` es, with a ``ClusterView`` of what they print and
+    an ingress client (``cluster.consensus.ingress``) on a transport of this process.
+
+    Every member's stderr goes to ``directory/node<i>.stderr`` (appended across restarts).
+    ``close()`` stops every member still running by pid (SIGTERM, then SIGKILL) and closes the client;
+    use it in a ``finally`` or as a context manager.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int,
+        settings: Mapping[str, object] | None = None,
+        *,
+        base_port: int | None = None,
+    ) -> None:
+        from cluster.consensus.ingress import IngressPublisher
+        from cluster.transport.driver import Transport, TransportConfig
+
+        self.directory = directory.absolute()
+        port = free_base_port(nodes) if base_port is None else base_port
+        self.configs = local_configs(nodes, self.directory, port, settings)
+        self.paths = write_configs(self.configs, self.directory)
+        self.view = ClusterView()
+        self.processes: dict[int, NodeProcess] = {}
+        self.transport = Transport(config=TransportConfig(bind_host="127.0.0.1"))
+        self.ingress = IngressPublisher(self.transport)
+
+    def __enter__(self) -> ProcessCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stderr_path(self, member_id: int) -> Path:
+        return self.directory / f"node{member_id}.stderr"
+
+    def start(self, member_id: int) -> NodeProcess:
+        """Start member ``member_id`` (again) on its configuration and directories."""
+        running = self.processes.get(member_id)
+        assert running is None or not running.is_running, f"member {member_id} is running"
+        self.view.forget(member_id)
+        with open(self.stderr_path(member_id), "a", encoding="utf-8") as stderr:
+            process = NodeProcess(member_id, self.paths[member_id], on_line=self.view.on_line, stderr=stderr)
+        self.processes[member_id] = process
+        return process
+
+    def start_all(self, members: Iterable[int] | None = None) -> None:
+        for member_id in range(len(self.configs)) if members is None else members:
+            self.start(member_id)
+
+    def kill(self, member_id: int) -> int:
+        """``kill -9`` member ``member_id`` by pid; its exit status."""
+        status = self.processes[member_id].kill()
+        self.processes[member_id].close_pipes()
+        self.view.forget(member_id)
+        return status
+
+    def stop(self, member_id: int, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM member ``member_id`` (SIGKILL after ``timeout_s``); its exit status."""
+        status = self.processes[member_id].stop(timeout_s)
+        self.processes[member_id].close_pipes()
+        self.view.forget(member_id)
+        return status
+
+    def running(self) -> list[int]:
+        return [member_id for member_id, process in self.processes.items() if process.is_running]
+
+    def wait_for(self, condition: Callable[[], object], timeout_s: float) -> bool:
+        """Run the client's transport until ``condition()`` is true (``True``) or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if condition():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if self.transport.do_work() == 0:
+                time.sleep(0.001)
+
+    def leader(self) -> NodeStatus | None:
+        """The leading member among those running, if one leads."""
+        return self.view.leader(self.running())
+
+    def settled(self, members: Iterable[int] | None = None) -> NodeStatus | None:
+        """The leader, once ``members`` (default: all running) have completed their election in its
+        term; else ``None``."""
+        leader = self.leader()
+        if leader is None:
+            return None
+        for member_id in self.running() if members is None else members:
+            status = self.view.status(member_id)
+            if status is None or status.state != "CLOSED" or status.term != leader.term:
+                return None
+        return leader
+
+    def offer(self, leader: NodeStatus, command: int) -> bool:
+        """Offer a command to ``leader`` in its term; ``True`` once it has left (see ``IngressPublisher``)."""
+        endpoint = self.configs[leader.member].member.ingress
+        return self.ingress.offer(endpoint, leader.term, command)
+
+    def send(self, leader: NodeStatus, commands: Iterable[int], timeout_s: float) -> bool:
+        """Offer each command to ``leader`` until it leaves, within ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        for command in commands:
+
+            def sent(command: int = command) -> bool:
+                return self.offer(leader, command)
+
+            if not self.wait_for(sent, deadline - time.monotonic()):
+                return False
+        return True
+
+    def stderr_text(self) -> str:
+        """Every member's stderr, for a failure report."""
+        parts = []
+        for member_id in range(len(self.configs)):
+            path = self.stderr_path(member_id)
+            if path.exists():
+                parts.append(
+                    f"--- member {member_id} stderr\n{path.read_text(encoding='utf-8', errors='replace')}"
+                )
+        return "\n".join(parts)
+
+    def close(self) -> dict[int, int]:
+        """Stop every member (by pid) and close the client; exit status by member id."""
+        try:
+            return stop_all(self.processes.values())
+        finally:
+            self.ingress.close()
+            self.transport.close()
