@@ -29,7 +29,8 @@ Observability (docs/node.md). stdout carries one JSON object per line, each flus
        "commitPosition": 1056}
 
 stderr carries a line when the node starts and when it has closed (and, like every command, an
-``error: ...`` line for a user error).
+``error: ...`` line for a user error). A stdout closed by its reader stops the node as SIGTERM does, at
+the next line it would print, with exit status 141 (a shell's status for SIGPIPE).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from cluster.storage import RealStorage, Storage, StorageError
 from cluster.storage.markfile import DEFAULT_LIVENESS_TIMEOUT_MS, is_active, read_liveness
 from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
 from cluster.transport.media import UdpNetwork
+from tools.__main__ import BROKEN_PIPE_STATUS
 
 __all__ = ["STATUS_INTERVAL_NS", "NodeAgent", "NodeReporter", "configure", "run"]
 
@@ -71,16 +73,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class NodeReporter:
     """The node's stdout: an event line per ``LogEvent``, and throttled status lines (module docstring)."""
 
-    def __init__(self, member_id: int, out: TextIO, *, interval_ns: int = STATUS_INTERVAL_NS) -> None:
+    def __init__(
+        self,
+        member_id: int,
+        out: TextIO,
+        *,
+        interval_ns: int = STATUS_INTERVAL_NS,
+        on_broken: Callable[[], object] = lambda: None,
+    ) -> None:
         self.member_id = member_id
         self.out = out
         self.interval_ns = interval_ns
+        self.on_broken = on_broken
+        self.is_broken = False
+        """stdout was closed by its reader: nothing more is written, and ``on_broken`` was called."""
         self._shown: tuple[str, str, int, int] | None = None
         self._next_ns = 0
 
     def _write(self, record: dict[str, object]) -> None:
-        self.out.write(json.dumps(record) + "\n")
-        self.out.flush()
+        # never raises into the consensus module, whose callback this may be: a closed stdout stops the
+        # node through ``on_broken`` (an orderly close), as SIGTERM does
+        if self.is_broken:
+            return
+        try:
+            self.out.write(json.dumps(record) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.is_broken = True
+            self.on_broken()
 
     def on_event(self, event: LogEvent) -> None:
         self._write({"member": self.member_id, "timeNs": event.time_ns, "event": event.text})
@@ -199,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     runner: AgentRunner | None = None
     stop_requested = False
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def stop(signum: int = 0, frame: FrameType | None = None) -> None:
         nonlocal stop_requested
         stop_requested = True
         if runner is not None:
@@ -212,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             [(cluster_storage, CLUSTER_MARK_FILE_NAME), (archive_storage, ARCHIVE_MARK_FILE_NAME)],
             member_id=config.member_id,
         )
-        reporter = NodeReporter(config.member_id, sys.stdout)
+        reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
             config,
             network=UdpNetwork(),
@@ -240,4 +260,9 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         idle.close()
     print(f"node {config.member_id} closed", file=sys.stderr, flush=True)
+    if reporter.is_broken:
+        # like ``... | head``: keep Python from complaining again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     return 0

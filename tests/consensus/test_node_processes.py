@@ -11,6 +11,7 @@ and ``_kill_pids``), and every wait is bounded. The timeouts are the fast ones o
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,8 @@ from support.node_world import FAST
 from support.paths import REPO
 from support.processes import spawn_tools
 
+from cluster.consensus.agent import LogEvent
+from tools.node_cmd import NodeReporter
 from tools.node_processes import NodeStatus, ProcessCluster, free_base_port
 
 ENTRY = 96  # a SessionMessageHeader with an 8-byte command: 64 bytes of frame payload, 96 aligned
@@ -35,6 +39,7 @@ ELECTION_TIMEOUT_S = 30.0  # far above a 2 s heartbeat timeout, on a machine sha
 COMMIT_TIMEOUT_S = 20.0
 # a node restarted within the mark files' liveness timeout (10 s) of a kill -9 waits for them to go stale
 RESTART_TIMEOUT_S = 45.0
+LIVE_TIMEOUT_S = 10.0  # commits take well under a second: enough to tell that they do not come
 
 
 MakeCluster = Callable[..., ProcessCluster]
@@ -128,30 +133,85 @@ def test_kill_9_of_the_leader_elects_another_that_goes_on_committing(make_cluste
     _commit(cluster, successor, range(6, 11), survivors, end + EVENT)
 
 
-@pytest.mark.slow  # the restart waits out the mark files' liveness timeout (10 s) after the kill -9
-@pytest.mark.xfail(strict=True, reason="catch-up needs multi-destination subscriptions")
-def test_the_killed_leader_restarts_on_its_directories_and_catches_up(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(3)
-    cluster.start_all()
-    leader = _settle(cluster, [0, 1, 2], EVENT)
-    end = _commit(cluster, leader, range(1, 6), [0, 1, 2], EVENT)
-    cluster.kill(leader.member)
-    survivors = [member for member in range(3) if member != leader.member]
-    successor = _settle(cluster, survivors, end + EVENT)
-    end = _commit(cluster, successor, range(6, 11), survivors, end + EVENT)
-    cluster.start(leader.member)  # the same configuration and directories: it recovers, then follows
+@dataclass
+class Restarted:
+    """A three-member cluster whose leader was killed with SIGKILL while the other two went on, then
+    started again on its configuration and directories (``restarted``)."""
 
-    def caught_up() -> bool:
-        status = cluster.view.status(leader.member)
-        return status is not None and (status.role, status.state, status.term, status.append_position) == (
-            "FOLLOWER",
-            "CLOSED",
-            successor.term,
-            end,
+    cluster: ProcessCluster
+    killed: int
+    successor: NodeStatus
+    end: int  # the log's end when the killed member was restarted
+    caught_up: bool
+
+
+@pytest.fixture(scope="module")
+def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restarted]:
+    """One run shared by the restart tests (the restart waits out the mark files' liveness timeout)."""
+    cluster = ProcessCluster(tmp_path_factory.mktemp("restart"), 3, FAST)
+    try:
+        cluster.start_all()
+        leader = _settle(cluster, [0, 1, 2], EVENT)
+        end = _commit(cluster, leader, range(1, 6), [0, 1, 2], EVENT)
+        assert cluster.kill(leader.member) == -signal.SIGKILL
+        survivors = [member for member in range(3) if member != leader.member]
+        successor = _settle(cluster, survivors, end + EVENT)
+        end = _commit(cluster, successor, range(6, 11), survivors, end + EVENT)
+        cluster.start(leader.member)  # the same configuration and directories: it recovers, then follows
+
+        def caught_up() -> bool:
+            status = cluster.view.status(leader.member)
+            return status is not None and (
+                status.role,
+                status.state,
+                status.term,
+                status.append_position,
+            ) == (
+                "FOLLOWER",
+                "CLOSED",
+                successor.term,
+                end,
+            )
+
+        yield Restarted(
+            cluster, leader.member, successor, end, cluster.wait_for(caught_up, RESTART_TIMEOUT_S)
         )
+    finally:
+        cluster.close()
 
-    assert cluster.wait_for(caught_up, RESTART_TIMEOUT_S), _diagnosis(cluster)
-    _commit(cluster, successor, range(11, 16), [0, 1, 2], end)  # and it follows the live log from there
+
+def test_the_killed_leader_restarts_on_its_directories_and_catches_up(restarted: Restarted) -> None:
+    cluster = restarted.cluster
+    assert restarted.caught_up, _diagnosis(cluster)
+    # it waited for its crashed predecessor's mark files to go stale, then recovered from its files
+    assert (
+        "which is no longer running; waiting up to 10 s" in cluster.stderr_path(restarted.killed).read_text()
+    )
+    status = cluster.view.status(restarted.killed)
+    assert status is not None and status.commit_position == restarted.end
+
+
+@pytest.mark.xfail(strict=True, reason="catch-up needs multi-destination subscriptions")
+def test_the_restarted_member_follows_the_live_log_after_catching_up(restarted: Restarted) -> None:
+    cluster, end = restarted.cluster, restarted.end
+    assert restarted.caught_up, _diagnosis(cluster)
+    assert cluster.send(restarted.successor, range(11, 16), COMMIT_TIMEOUT_S), _diagnosis(cluster)
+    assert cluster.wait_for(_at(cluster, [0, 1, 2], end + 5 * ENTRY), LIVE_TIMEOUT_S), _diagnosis(cluster)
+
+
+def test_a_member_killed_with_sigkill_restarts_on_its_directories_and_recovers(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster(1, {"cluster.log.channel": "aeron:ipc?term-length=64k"})
+    cluster.start(0)
+    leader = _settle(cluster, [0], EVENT)
+    end = _commit(cluster, leader, range(1, 11), [0], EVENT)
+    assert cluster.kill(0) == -signal.SIGKILL  # the mark files stay active, the recording unfinished
+    cluster.start(0)
+    again = _settle(cluster, [0], end + EVENT)  # all of the log survived, and the next term follows it
+    assert again.term == leader.term + 1
+    _commit(cluster, again, range(11, 16), [0], end + EVENT)
+    assert "which is no longer running; waiting up to 10 s" in cluster.stderr_path(0).read_text()
 
 
 def test_five_processes_commit_with_two_followers_killed(make_cluster: MakeCluster) -> None:
@@ -354,3 +414,49 @@ def test_node_stops_on_sigterm_with_status_0_and_a_restart_recovers_at_once(
     assert again.term == leader.term + 1
     _commit(cluster, again, range(11, 16), [0], end + EVENT)
     assert cluster.stop(0) == 0
+
+
+# --------------------------------------------------------------------------------- the node's stdout
+
+
+class _Agent:
+    """What ``NodeReporter.poll`` reads of a ``ConsensusModuleAgent``."""
+
+    role, election_state, leadership_term_id, append_position, commit_position = "FOLLOWER", "INIT", -1, 0, 0
+
+
+def test_node_status_lines_are_throttled_to_one_per_interval_and_always_show_the_last_state() -> None:
+    out = io.StringIO()
+    reporter = NodeReporter(3, out, interval_ns=100)
+    agent = _Agent()
+    assert reporter.poll(agent, 0) == 1  # type: ignore[arg-type]
+    agent.commit_position = agent.append_position = 96
+    assert reporter.poll(agent, 50) == 0  # type: ignore[arg-type]  # within the interval: held back
+    agent.role, agent.election_state, agent.leadership_term_id = "LEADER", "CLOSED", 0
+    assert reporter.poll(agent, 99) == 0  # type: ignore[arg-type]
+    assert reporter.poll(agent, 100) == 1  # type: ignore[arg-type]  # the interval is over: the latest
+    assert reporter.poll(agent, 500) == 0  # type: ignore[arg-type]  # nothing changed
+    agent.append_position = 192
+    assert reporter.poll(agent, 600) == 0  # type: ignore[arg-type]  # the append position alone: no line
+    reporter.on_event(LogEvent(7, "role LEADER in term 0"))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    keys = ["member", "role", "state", "term", "appendPosition", "commitPosition"]
+    assert [list(line) for line in lines] == [keys, keys, ["member", "timeNs", "event"]]
+    assert [list(line.values()) for line in lines] == [
+        [3, "FOLLOWER", "INIT", -1, 0, 0],
+        [3, "LEADER", "CLOSED", 0, 96, 96],
+        [3, 7, "role LEADER in term 0"],
+    ]
+
+
+def test_a_closed_stdout_stops_the_node_through_its_callback_and_never_raises() -> None:
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    stops: list[bool] = []
+    reporter = NodeReporter(0, Closed(), on_broken=lambda: stops.append(True))
+    reporter.on_event(LogEvent(1, "election INIT -> INIT: node start"))
+    reporter.on_event(LogEvent(2, "election INIT -> CANVASS: election started"))
+    assert reporter.poll(_Agent(), 0) == 1  # type: ignore[arg-type]
+    assert reporter.is_broken and stops == [True]  # told once; nothing more written
