@@ -184,25 +184,28 @@ def await_stale_mark_files(
     liveness_timeout_ms: int = DEFAULT_LIVENESS_TIMEOUT_MS,
     err: TextIO = sys.stderr,
     sleep: Callable[[float], None] = time.sleep,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
     """Wait while a mark file is active but its owner is not running here (a crashed node), at most the
-    liveness timeout and a second. A mark file of a running owner, or one still active at the end, is
-    left for the node's own start to refuse with its usual error."""
+    liveness timeout and a second, or until ``stopped()``. A mark file of a running owner, or one still
+    active at the end, is left for the node's own start to refuse with its usual error. A mark file
+    naming this process's own pid names a dead one (a restarted container reuses pids): this process
+    has not written it yet."""
     deadline = time.monotonic() + liveness_timeout_ms / 1000 + 1
     for storage, name in marks:
         announced = False
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopped():
             found = read_liveness(storage, name)
             if found is None or not is_active(found[1], int(time.time() * 1000), liveness_timeout_ms):
                 break
             pid = _owner(storage, name)
-            if pid is None or pid == os.getpid() or _is_running(pid):
+            if pid is None or (pid != os.getpid() and _is_running(pid)):
                 break
             if not announced:
                 announced = True
                 print(
                     f"node {member_id}: {storage.location}/{name} was left active by pid {pid}, which is no "
-                    f"longer running; waiting up to {liveness_timeout_ms // 1000} s for it to go stale",
+                    f"longer running; waiting up to {liveness_timeout_ms / 1000:g} s for it to go stale",
                     file=err,
                     flush=True,
                 )
@@ -231,7 +234,10 @@ def run(args: argparse.Namespace) -> int:
         await_stale_mark_files(
             [(cluster_storage, CLUSTER_MARK_FILE_NAME), (archive_storage, ARCHIVE_MARK_FILE_NAME)],
             member_id=config.member_id,
+            stopped=lambda: stop_requested,
         )
+        if stop_requested:
+            return 0  # a signal while waiting: nothing was started
         reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
             config,

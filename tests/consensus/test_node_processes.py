@@ -30,7 +30,9 @@ from support.paths import REPO
 from support.processes import spawn_tools
 
 from cluster.consensus.agent import LogEvent
-from tools.node_cmd import NodeReporter
+from cluster.consensus.files import CLUSTER_MARK_FILE_NAME, ClusterMarkFile
+from cluster.storage import RealStorage
+from tools.node_cmd import NodeReporter, await_stale_mark_files
 from tools.node_processes import NodeStatus, ProcessCluster, free_base_port
 
 ENTRY = 96  # a SessionMessageHeader with an 8-byte command: 64 bytes of frame payload, 96 aligned
@@ -454,3 +456,44 @@ def test_a_closed_stdout_stops_the_node_through_its_callback_and_never_raises() 
     reporter.on_event(LogEvent(2, "election INIT -> CANVASS: election started"))
     assert reporter.poll(_Agent(), 0) == 1  # type: ignore[arg-type]
     assert reporter.is_broken and stops == [True]  # told once; nothing more written
+
+
+# ----------------------------------------------------------------------------- a crash's mark files
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+@pytest.mark.parametrize(
+    ("owner", "waits"),
+    [("dead", True), ("this process", True), ("running", False)],
+)
+def test_a_node_waits_out_an_active_mark_file_only_when_its_owner_is_gone(
+    tmp_path: Path, owner: str, waits: bool
+) -> None:
+    pid = {"dead": _dead_pid(), "this process": os.getpid(), "running": os.getppid()}[owner]
+    storage = RealStorage(tmp_path, create=True)
+    mark = ClusterMarkFile.create(
+        storage, member_id=0, cluster_id=0, pid=pid, now_ms=int(time.time() * 1000), aeron_directory="",
+        control_channel="aeron:ipc",
+    )  # fmt: skip
+    try:
+        err = io.StringIO()
+        started = time.monotonic()
+        await_stale_mark_files(
+            [(storage, CLUSTER_MARK_FILE_NAME)], member_id=4, liveness_timeout_ms=300, err=err
+        )
+        elapsed = time.monotonic() - started
+        if waits:  # until the timestamp is older than the liveness timeout, and said so once
+            assert 0.2 < elapsed < 1.5
+            assert err.getvalue() == (
+                f"node 4: {tmp_path}/cluster-mark.dat was left active by pid {pid}, which is no longer "
+                "running; waiting up to 0.3 s for it to go stale\n"
+            )
+        else:  # a live owner: the node's start refuses it at once, naming the pid
+            assert elapsed < 0.2 and err.getvalue() == ""
+    finally:
+        mark.close()
