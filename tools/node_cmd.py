@@ -43,20 +43,18 @@ import sys
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-from cluster.archive.errors import MarkFileError
-from cluster.archive.markfile import MARK_FILE_NAME as ARCHIVE_MARK_FILE_NAME
-from cluster.archive.markfile import ArchiveMarkFile
-from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
-from cluster.consensus.cluster_node import ClusterNode
-from cluster.consensus.files import CLUSTER_MARK_FILE_NAME, ClusterFileError, ClusterMarkFile
-from cluster.consensus.node_config import NodeConfig
-from cluster.storage import RealStorage, Storage, StorageError
-from cluster.storage.markfile import DEFAULT_LIVENESS_TIMEOUT_MS, is_active, read_liveness
-from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
-from cluster.transport.media import UdpNetwork
 from tools.__main__ import BROKEN_PIPE_STATUS
+
+# The node's modules take most of a second to import. ``run`` imports them only after it has taken
+# over SIGINT and SIGTERM, so a node stopped while it starts still closes in order (or exits 0 before
+# creating anything), instead of dying by the default action or with a KeyboardInterrupt's traceback.
+if TYPE_CHECKING:
+    from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
+    from cluster.consensus.cluster_node import ClusterNode
+    from cluster.storage import Storage
+    from cluster.transport.agent import AgentRunner
 
 __all__ = ["STATUS_INTERVAL_NS", "NodeAgent", "NodeReporter", "configure", "run"]
 
@@ -169,6 +167,11 @@ def _is_running(pid: int) -> bool:
 
 def _owner(storage: Storage, name: str) -> int | None:
     """The pid named in mark file ``name``, or ``None`` if it cannot be read (creation will decide)."""
+    from cluster.archive.errors import MarkFileError
+    from cluster.archive.markfile import ArchiveMarkFile
+    from cluster.consensus.files import CLUSTER_MARK_FILE_NAME, ClusterFileError, ClusterMarkFile
+    from cluster.storage import StorageError
+
     try:
         if name == CLUSTER_MARK_FILE_NAME:
             return ClusterMarkFile.read(storage).pid
@@ -181,7 +184,7 @@ def await_stale_mark_files(
     marks: list[tuple[Storage, str]],
     *,
     member_id: int,
-    liveness_timeout_ms: int = DEFAULT_LIVENESS_TIMEOUT_MS,
+    liveness_timeout_ms: int = 10_000,  # cluster.storage.markfile.DEFAULT_LIVENESS_TIMEOUT_MS, Aeron's
     err: TextIO = sys.stderr,
     sleep: Callable[[float], None] = time.sleep,
     stopped: Callable[[], bool] = lambda: False,
@@ -191,6 +194,8 @@ def await_stale_mark_files(
     active at the end, is left for the node's own start to refuse with its usual error. A mark file
     naming this process's own pid names a dead one (a restarted container reuses pids): this process
     has not written it yet."""
+    from cluster.storage.markfile import is_active, read_liveness
+
     deadline = time.monotonic() + liveness_timeout_ms / 1000 + 1
     for storage, name in marks:
         announced = False
@@ -215,29 +220,52 @@ def await_stale_mark_files(
 # ------------------------------------------------------------------------------------------------ run
 
 
+class _Stop:
+    """SIGINT, SIGTERM and a closed stdout: ask the node to stop -- through its runner once there is one."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.runner: AgentRunner | None = None
+
+    def __call__(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        self.requested = True
+        if self.runner is not None:
+            self.runner.close()
+
+
 def run(args: argparse.Namespace) -> int:
-    config = NodeConfig.load(args.config)
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args.config, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(config_path: str, stop: _Stop) -> int:
+    from cluster.archive.markfile import MARK_FILE_NAME as ARCHIVE_MARK_FILE_NAME
+    from cluster.consensus.cluster_node import ClusterNode
+    from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
+    from cluster.consensus.node_config import NodeConfig
+    from cluster.storage import RealStorage
+    from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
+    from cluster.transport.media import UdpNetwork
+
+    config = NodeConfig.load(config_path)
+    if stop.requested:
+        return 0  # stopped before it started: nothing was created
     cluster_storage = RealStorage(config.cluster_dir, create=True)
     archive_storage = RealStorage(config.archive_dir, create=True)
-    runner: AgentRunner | None = None
-    stop_requested = False
-
-    def stop(signum: int = 0, frame: FrameType | None = None) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-        if runner is not None:
-            runner.close()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    await_stale_mark_files(
+        [(cluster_storage, CLUSTER_MARK_FILE_NAME), (archive_storage, ARCHIVE_MARK_FILE_NAME)],
+        member_id=config.member_id,
+        stopped=lambda: stop.requested,
+    )
+    if stop.requested:
+        return 0  # a signal while waiting: nothing was started
     idle = SelectorIdleStrategy()
     try:
-        await_stale_mark_files(
-            [(cluster_storage, CLUSTER_MARK_FILE_NAME), (archive_storage, ARCHIVE_MARK_FILE_NAME)],
-            member_id=config.member_id,
-            stopped=lambda: stop_requested,
-        )
-        if stop_requested:
-            return 0  # a signal while waiting: nothing was started
         reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
             config,
@@ -248,9 +276,9 @@ def run(args: argparse.Namespace) -> int:
             on_event=reporter.on_event,
             idle=idle,
         )
-        runner = AgentRunner(NodeAgent(node, reporter), idle)
-        if stop_requested:
-            runner.close()  # a signal during start-up: no duty cycle at all
+        runner = stop.runner = AgentRunner(NodeAgent(node, reporter), idle)
+        if stop.requested:
+            runner.close()  # a signal while it started: no duty cycle at all
         print(
             f"node {config.member_id} running: cluster {config.cluster_dir}, archive {config.archive_dir}, "
             f"ingress {config.member.ingress}, pid {os.getpid()}",
@@ -262,8 +290,6 @@ def run(args: argparse.Namespace) -> int:
         finally:
             node.close()  # on_close did it, unless a signal closed the runner before it ever started
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         idle.close()
     print(f"node {config.member_id} closed", file=sys.stderr, flush=True)
     if reporter.is_broken:

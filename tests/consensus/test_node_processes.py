@@ -334,6 +334,31 @@ def test_cluster_up_prints_its_members_then_runs_them_until_sigterm_and_describe
     assert entries[0]["termBaseLogPosition"] == 0 and entries[0]["recordingId"] == 0
 
 
+def test_cluster_up_reports_a_member_that_dies_and_does_not_restart_it(tmp_path: Path) -> None:
+    pids: list[int] = []
+    with spawn_tools(
+        "cluster", "up", "--nodes", "3", "--dir", str(tmp_path / "up"), "--base-port", str(free_base_port(3)),
+        timeout_s=60,
+    ) as process:  # fmt: skip
+        try:
+            lines = _lines(process)
+            pids = json.loads(lines.get(timeout=30))["pids"]
+            os.kill(pids[1], signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _running(pids[1]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # cluster up looks at its members every 100 ms
+            os.kill(process.pid, signal.SIGTERM)
+            assert process.wait(timeout=30) == 1  # a member died: not a clean run
+            assert process.stderr is not None
+            err = process.stderr.read()
+            assert f"cluster up: member 1 (pid {pids[1]}) killed by SIGKILL\n" in err, err
+            assert err.count("cluster up:") == 1, err  # the others closed in order; nothing restarted
+            assert not any(_running(pid) for pid in pids)
+        finally:
+            _kill_pids(pids)
+
+
 def test_cluster_up_refuses_bad_arguments_with_one_error_line(tmp_path: Path) -> None:
     for args, message in [
         (["--nodes", "0"], "error: --nodes 0: a cluster has 1 to 64 members\n"),
