@@ -53,7 +53,10 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     ),
     "cluster": CommandSpec(
         "tools.cluster_cmd",
-        "inspect an Aeron Cluster node directory (ours or Java's): mark file, node state, recording log",
+        "run a local cluster (up), or inspect a node directory, ours or Java's (describe)",
+    ),
+    "node": CommandSpec(
+        "tools.node_cmd", "run one cluster member (transport, archive, consensus module) from a config file"
     ),
 }
 

@@ -1,8 +1,24 @@
-"""``python -m tools cluster``: look into an Aeron Cluster node's directory (ours or Java's).
+"""``python -m tools cluster``: run a local cluster, or look into a node's directory (ours or Java's).
 
 ::
 
+    python -m tools cluster up --nodes N --dir DIR [--base-port P] [--set KEY=VALUE ...]
     python -m tools cluster describe DIR [--json]
+
+``up`` writes the configurations of a local cluster of N members on 127.0.0.1
+(``NodeConfig.local_cluster``, ``DIR/node<i>.toml``, every ``--set`` applied to all of them), starts
+one ``python -m tools node`` process per member and prints, as its first stdout line, one JSON object::
+
+    {"members": "<the members string>", "ingressEndpoints": "0=127.0.0.1:20002,1=...",
+     "pids": [<member 0's pid>, ...], "dirs": ["<member 0's cluster dir>", ...]}
+
+then every line the nodes print (events and status lines, each naming its member; docs/node.md). It
+runs until SIGINT or SIGTERM, then stops every node by pid -- SIGTERM, and SIGKILL for any still
+running after ``STOP_TIMEOUT_S`` -- and waits for them. A node that exits meanwhile is reported on stderr
+in one line (member, pid, exit status) and is not restarted. Its exit status is 0 when every node
+closed in order on its SIGTERM, 1 otherwise (a node died, or had to be killed); it ends by itself, with
+1, once every node has exited. Run again on the same DIR, it rewrites the same configurations and the
+nodes recover their state from their directories.
 
 ``describe`` reads the node's three files -- the consensus module's mark file (``cluster-mark.dat``),
 the node state (``node-state.dat``) and the recording log (``recording.log``) -- and prints them. DIR
@@ -22,8 +38,7 @@ It only reads: nothing is changed, so it is safe on a directory a running node o
 with a crash's torn leftovers is shown as a node would load it, with a note of the repair the node
 would make. A missing file or a bad directory is one ``error: ...`` line and exit status 2.
 
-Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``), so ``cluster up`` can join
-``describe`` there.
+Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``).
 """
 
 from __future__ import annotations
@@ -31,10 +46,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import signal
 import sys
+import threading
+import time
+import tomllib
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import FrameType
+from typing import Any, Final, NamedTuple
 
+from cluster.consensus.core.members import MAX_MEMBERS, format_members
 from cluster.consensus.core.recording_log import RecordingLogEntry
 from cluster.consensus.files import (
     CLUSTER_MARK_FILE_NAME,
@@ -46,11 +67,24 @@ from cluster.consensus.files import (
 )
 from cluster.storage import RealStorage, Storage
 from cluster.storage.markfile import version_text
+from tools.node_processes import (
+    STOP_TIMEOUT_S,
+    NodeProcess,
+    describe_exit,
+    ingress_endpoints,
+    local_configs,
+    member_ports,
+    port_in_use,
+    stop_all,
+    write_configs,
+)
 from tools.subcommands import Subcommand, add_subcommands, run_subcommand
 
 __all__ = [
+    "DEFAULT_BASE_PORT",
     "SUBCOMMANDS",
     "ClusterDirectoryError",
+    "ClusterUpError",
     "Subcommand",
     "configure",
     "describe",
@@ -59,6 +93,10 @@ __all__ = [
 ]
 
 NODE_FILES = (CLUSTER_MARK_FILE_NAME, NODE_STATE_FILE_NAME, RECORDING_LOG_FILE_NAME)
+DEFAULT_BASE_PORT: Final = 20_000
+"""``cluster up``'s: member i uses 20000 + 100 * i + 1..5, clear of Aeron's 8010 and 9000-range
+examples and of the Linux ephemeral range (32768 and up) for up to 127 members."""
+SUPERVISE_INTERVAL_S: Final = 0.1
 
 
 class ClusterDirectoryError(Exception):
@@ -206,7 +244,132 @@ def _run_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- up
+
+
+class ClusterUpError(Exception):
+    """``cluster up`` was given arguments it cannot run a cluster with."""
+
+    is_user_error = True
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``: the value as a TOML value if it is one (``101``, ``"x"``), else as a string
+    (``2s``, ``aeron:udp?term-length=64k``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ClusterUpError(f"--set {text!r}: expected KEY=VALUE (a key of docs/node-config.md)")
+    try:
+        parsed: object = tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, required=True, metavar="N", help="how many members")
+    parser.add_argument(
+        "--dir", required=True, metavar="DIR", help="where the configs (DIR/node<i>.toml) and directories go"
+    )
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        metavar="P",
+        help=f"member i uses ports P + 100 * i + 1..5 (default {DEFAULT_BASE_PORT})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every member, e.g. cluster.leader.heartbeat.timeout=2s (repeatable)",
+    )
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    nodes, base_port = args.nodes, args.base_port
+    if not 1 <= nodes <= MAX_MEMBERS:
+        raise ClusterUpError(f"--nodes {nodes}: a cluster has 1 to {MAX_MEMBERS} members")
+    top = base_port + 100 * (nodes - 1) + 5
+    if base_port < 1 or top > 65535:
+        raise ClusterUpError(f"--base-port {base_port}: {nodes} members need ports {base_port + 1} to {top}")
+    directory = Path(args.dir)
+    configs = local_configs(nodes, directory, base_port, dict(_setting(text) for text in args.set))
+    busy = port_in_use(member_ports(nodes, base_port))
+    if busy is not None:
+        raise ClusterUpError(f"--base-port {base_port}: port {busy} on 127.0.0.1 is in use")
+    paths = write_configs(configs, directory)
+
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    lock = threading.Lock()
+    first_line_out = threading.Event()
+    relaying = True
+
+    def relay(process: NodeProcess, line: str) -> None:
+        nonlocal relaying
+        first_line_out.wait()
+        with lock:
+            if not relaying:
+                return  # our stdout is gone: keep draining the node's, so it never blocks
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                relaying = False
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes: list[NodeProcess] = []
+    died: set[int] = set()
+    try:
+        for config, path in zip(configs, paths, strict=True):
+            processes.append(NodeProcess(config.member_id, path, on_line=relay))
+        first = {
+            "members": format_members(configs[0].members),
+            "ingressEndpoints": ingress_endpoints(configs[0].members),
+            "pids": [process.pid for process in processes],
+            "dirs": [config.cluster_dir for config in configs],
+        }
+        with lock:
+            sys.stdout.write(json.dumps(first) + "\n")
+            sys.stdout.flush()
+        first_line_out.set()
+        while not stopping and len(died) < len(processes):
+            time.sleep(SUPERVISE_INTERVAL_S)
+            for process in processes:
+                status = process.poll()
+                if status is not None and process.member_id not in died:
+                    died.add(process.member_id)
+                    _report(process, describe_exit(status))
+        if len(died) == len(processes):
+            print("cluster up: every member has exited", file=sys.stderr, flush=True)
+    finally:
+        first_line_out.set()
+        statuses = stop_all(processes, STOP_TIMEOUT_S)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for process in processes:
+        status = statuses[process.member_id]
+        if process.member_id not in died and status != 0:
+            _report(process, f"{describe_exit(status)} when stopped")
+    return 0 if not died and all(status == 0 for status in statuses.values()) else 1
+
+
+def _report(process: NodeProcess, what: str) -> None:
+    print(f"cluster up: member {process.member_id} (pid {process.pid}) {what}", file=sys.stderr, flush=True)
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "up": Subcommand(
+        "run a local cluster: N member processes on 127.0.0.1, until SIGINT or SIGTERM",
+        _up_arguments,
+        _run_up,
+    ),
     "describe": Subcommand(
         "show a node's mark file, node state and recording log (offline)", _describe_arguments, _run_describe
     ),

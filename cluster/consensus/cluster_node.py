@@ -12,6 +12,10 @@ code a real process runs.
 
 The archive client the consensus module uses waits for answers by running the transport's and the
 archive's duty cycles (``_invoke``), never the consensus module's own.
+
+A process that runs the node on an ``AgentRunner`` passes the runner's ``SelectorIdleStrategy`` as
+``idle``: the transport registers every socket it opens with it, so an idle node sleeps in the kernel
+and wakes on the first datagram (``python -m tools node`` does this).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from cluster.archive.context import ArchiveContext
 from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage import Storage
+from cluster.transport.agent import SelectorIdleStrategy
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.media import Network
 
@@ -48,10 +53,12 @@ class ClusterNode:
         canaries: frozenset[str] = frozenset(),
         on_event: Callable[[LogEvent], object] | None = None,
         mark_file_liveness_timeout_ms: int = 10_000,
+        idle: SelectorIdleStrategy | None = None,
     ) -> None:
         """``mark_file_liveness_timeout_ms``: how recent a mark file's activity timestamp must be for
         the directory to count as another live process's (Aeron's 10 s; the simulator scales it down
-        with its other timeouts)."""
+        with its other timeouts). ``idle``, if given, is handed to the transport, which registers its
+        sockets with it (the strategy stays the caller's to close)."""
         self.config = config
         rng = random_module.Random(seed)
         term_length = config.log_term_length
@@ -64,6 +71,7 @@ class ClusterNode:
                 max_receive_term_length=max(term_length, 16 * MIB),
                 max_image_memory_bytes=max(512 * MIB, 3 * 3 * term_length),
             ),
+            idle=idle,
         )
         try:
             self.archive = Archive(

@@ -5,17 +5,15 @@ steps them and moves virtual time), plus a minimal ingress client.
 
 from __future__ import annotations
 
-import random
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cluster.consensus.agent import LogEvent
 from cluster.consensus.cluster_node import ClusterNode
+from cluster.consensus.ingress import IngressPublisher
 from cluster.consensus.node_config import NodeConfig
-from cluster.transport.publication import Publication
-from generated import aeron_cluster_codecs as codecs
 from support.archive_world import World
+from tools.node_processes import free_base_port
 
 # Aeron's timeouts scaled down, so a test sees elections in seconds of (virtual) time
 FAST = {
@@ -24,29 +22,6 @@ FAST = {
     "cluster.startup.canvass.timeout": "4s",
     "cluster.election.timeout": "500ms",
 }
-PORT_STRIDE = 100
-PORTS_PER_MEMBER = 5
-
-
-def free_base_port(nodes: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
-    """A base port whose member ports (``NodeConfig.local_cluster``'s layout) are all free now."""
-    chooser = random.Random()
-    for _ in range(attempts):
-        base = chooser.randrange(20_000, 60_000 - PORT_STRIDE * nodes, 10)
-        ports = [base + PORT_STRIDE * i + k for i in range(nodes) for k in range(1, PORTS_PER_MEMBER + 1)]
-        sockets = []
-        try:
-            for port in ports:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind((host, port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return base
-    raise RuntimeError(f"no free base port for {nodes} members after {attempts} attempts")
 
 
 @dataclass
@@ -128,25 +103,13 @@ class Cluster:
 
 
 class IngressClient:
-    """Offers SessionMessageHeader + 8-byte command messages to a member's ingress endpoint (stream 101),
-    the core's minimal ingress until client sessions exist."""
+    """Offers commands (``cluster.consensus.ingress``: SessionMessageHeader + 8 bytes) to a member's
+    ingress endpoint, stream 101 -- the core's minimal ingress until client sessions exist."""
 
     def __init__(self, world: World, host: str = "127.0.0.1") -> None:
         self.world = world
         self.transport = world.transport(host)
-        self._publications: dict[str, Publication] = {}
+        self.publisher = IngressPublisher(self.transport)
 
     def offer(self, node: ClusterNode, command: int) -> bool:
-        endpoint = node.config.member.ingress
-        publication = self._publications.get(endpoint)
-        if publication is None:
-            publication = self.transport.add_exclusive_publication(f"aeron:udp?endpoint={endpoint}", 101)
-            self._publications[endpoint] = publication
-        if not publication.is_connected:
-            return False
-        message = bytearray(codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH + 8)
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            message, 0, leadership_term_id=node.agent.leadership_term_id, cluster_session_id=1, timestamp=0
-        )
-        message[-8:] = command.to_bytes(8, "little")
-        return publication.offer(message) > 0
+        return self.publisher.offer(node.config.member.ingress, node.agent.leadership_term_id, command)

@@ -36,6 +36,9 @@ BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
     "archive": BenchmarkSpec(
         "tools.bench.archive", "the archive's record and replay paths vs plain file writes and reads"
     ),
+    "failover": BenchmarkSpec(
+        "tools.bench.failover", "three member processes: time from kill -9 of the leader to the next commit"
+    ),
 }
 
 
