@@ -127,6 +127,10 @@ class ConsensusModuleAgent:
         self.clock = transport.clock
         self.member = config.member
         self.on_event = on_event
+        # the core's time: the clock's monotonic nanoseconds, moved to read as nanoseconds since the
+        # epoch when the agent started -- monotonic for its timers, and the cluster time (NANOS) that its
+        # entries and recording.log carry
+        self._epoch_offset_ns = self.clock.epoch_ms() * NS_PER_MS - self.clock.nano_time()
         sync_level = config.archive_file_sync_level
         now_ms = self.clock.epoch_ms()
         self.mark_file = ClusterMarkFile.create(
@@ -166,7 +170,7 @@ class ConsensusModuleAgent:
             self.core = ConsensusCore(
                 config.consensus_config(),
                 random,
-                now_ns=self.clock.nano_time(),
+                now_ns=self._now(),
                 candidate_term_id=self.node_state.candidate_term.candidate_term_id,
                 recording_log=log,
                 append_position=append,
@@ -192,9 +196,13 @@ class ConsensusModuleAgent:
         self._live_destination_wanted = False
         self._log_tag = LOG_TAG_BASE + 1_000 * config.member_id
         self._claim = BufferClaim()
-        self._next_mark_file_ns = self.clock.nano_time() + MARK_FILE_UPDATE_INTERVAL_NS
+        self._next_mark_file_ns = self._now() + MARK_FILE_UPDATE_INTERVAL_NS
         self.is_closed = False
-        self._execute(self.core.start(self.clock.nano_time()))
+        try:
+            self._execute(self.core.start(self._now()))
+        except BaseException:
+            self._close_all()
+            raise
 
     # ------------------------------------------------------------------ set-up
 
@@ -237,7 +245,7 @@ class ConsensusModuleAgent:
             # until then it only keeps up, so that it never holds back the image's window
             work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
-        now_ns = self.clock.nano_time()
+        now_ns = self._now()
         self._execute(self.core.on_tick(now_ns))
         if now_ns >= self._next_mark_file_ns:
             self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
@@ -257,11 +265,15 @@ class ConsensusModuleAgent:
             return
         raise ConsensusAgentError(f"the archive failed: {error.error_message}")
 
+    def _now(self) -> int:
+        """The core's time: epoch-aligned monotonic nanoseconds (see ``__init__``)."""
+        return self._epoch_offset_ns + self.clock.nano_time()
+
     def _on_consensus_fragment(self, buffer: memoryview, header: object) -> None:
-        self._execute(self.core.on_message(self.clock.nano_time(), bytes(buffer)))
+        self._execute(self.core.on_message(self._now(), bytes(buffer)))
 
     def _on_ingress_fragment(self, buffer: memoryview, header: object) -> None:
-        self._execute(self.core.on_ingress(self.clock.nano_time(), bytes(buffer)))
+        self._execute(self.core.on_ingress(self._now(), bytes(buffer)))
 
     def _check_append_position(self) -> int:
         counter = self._position_counter
@@ -271,7 +283,7 @@ class ConsensusModuleAgent:
         if position == self.append_position:
             return 0
         self.append_position = position
-        self._execute(self.core.on_append_position(self.clock.nano_time(), position))
+        self._execute(self.core.on_append_position(self._now(), position))
         return 1
 
     # ------------------------------------------------------------------ actions
@@ -333,7 +345,7 @@ class ConsensusModuleAgent:
 
     def _event(self, text: str) -> None:
         if self.on_event is not None:
-            self.on_event(LogEvent(self.clock.nano_time(), text))
+            self.on_event(LogEvent(self._now(), text))
 
     # ------------------------------------------------------------------ the log
 
@@ -349,7 +361,7 @@ class ConsensusModuleAgent:
                     break
             if result <= 0:
                 reason = f"the log publication refused the entry ({result})"
-        now_ns = self.clock.nano_time()
+        now_ns = self._now()
         if result > 0 and not failed:
             end = result
             self._answer(lambda: self.core.on_log_appended(now_ns, end))
@@ -473,7 +485,7 @@ class ConsensusModuleAgent:
                 self.transport.add_rcv_destination(
                     self._log_subscription, f"aeron:udp?endpoint={self.member.log}"
                 )
-            now_ns = self.clock.nano_time()
+            now_ns = self._now()
             recording_id = event.recording_id
             if pending.kind == "publish":
                 self._answer(lambda: self.core.on_log_published(now_ns, recording_id))
@@ -486,7 +498,7 @@ class ConsensusModuleAgent:
             elif signal in (RecordingSignal.SYNC, RecordingSignal.REPLICATE_END):
                 self._replication_id = NULL_VALUE
                 self._use_recording(event.recording_id)
-                now_ns = self.clock.nano_time()
+                now_ns = self._now()
                 recording_id, position = event.recording_id, self._recorded_position()
                 self._answer(lambda: self.core.on_replicated(now_ns, position, recording_id))
         if self._answers:
@@ -529,7 +541,7 @@ class ConsensusModuleAgent:
             stop = self._await_stop_position()
         self._position_counter = None
         self.append_position = stop
-        now_ns = self.clock.nano_time()
+        now_ns = self._now()
         self._answer(lambda: self.core.on_log_stopped(now_ns, stop))
 
     def _await_stop_position(self) -> int:

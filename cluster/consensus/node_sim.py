@@ -84,6 +84,7 @@ class _Member:
     commit: int = 0  # in this life
     crashed_at_ns: int = -(1 << 62)
     kept: int = 0  # while down: how much of the log its disk is known to hold
+    recorded: int = 0  # while up: its archive's recorded position, as last seen
     armed: bool = False  # a storage fault waits on its disk
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
@@ -195,9 +196,10 @@ class NodeSimulator:
             return
         member.armed = False
         lose_power = self.file_sync_level > 0 if power_loss is None else power_loss
-        # what the disk keeps of the log: everything recorded, after a process crash (the page cache
-        # survives); after a power loss, what was synced, which the checkers take as nothing
-        member.kept = 0 if lose_power else self.recorded_position(member_id)
+        # What the disk keeps of the log: everything recorded, after a process crash (the page cache
+        # survives), and after a power loss too when the node syncs (file-sync level >= 1: the archive
+        # moves its position counter only after the sync); at level 0 a power loss may take it all.
+        member.kept = 0 if lose_power and self.file_sync_level == 0 else member.recorded
         member.node.transport.abort()
         member.node = None
         member.disk.crash(power_loss=lose_power)
@@ -354,6 +356,7 @@ class NodeSimulator:
                     "commit never goes backwards", f"n{member.member_id} {member.commit} -> {commit}"
                 )
             recorded = self.recorded_position(member.member_id)
+            member.recorded = recorded
             if commit > recorded:
                 self._violate(
                     "commit within the recorded log",

@@ -15,6 +15,12 @@ def test_a_seed_runs_clean_and_converges(seed: int, nodes: int) -> None:
     assert result.violations == []
     assert result.liveness_failure is None
     assert result.commands_committed > 0
+    assert sum(result.faults.values()) > 0
+
+
+def test_crashed_members_restart_and_catch_up() -> None:
+    result = run_seed(1, 3)
+    assert result.violations == [] and result.liveness_failure is None
     assert result.faults.get("crash", 0) > 0 and result.faults.get("restart", 0) > 0
 
 
