@@ -40,6 +40,7 @@ from cluster.consensus.agent import ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.node_config import NodeConfig
+from cluster.consensus.sim_results import SeedResult, Violation
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
 from cluster.transport.counters import Counter
@@ -68,14 +69,6 @@ _COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
 
 
 @dataclass(slots=True)
-class Violation:
-    seed: int
-    time_ns: int
-    checker: str
-    detail: str
-
-
-@dataclass(slots=True)
 class _Member:
     member_id: int
     host: str
@@ -88,20 +81,6 @@ class _Member:
     armed: bool = False  # a storage fault waits on its disk
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
-
-
-@dataclass(slots=True)
-class SeedResult:
-    seed: int
-    nodes: int
-    commands_committed: int
-    faults: dict[str, int]
-    violations: list[Violation]
-    liveness_failure: str | None
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.violations) or self.liveness_failure is not None
 
 
 def member_configs(count: int, settings: dict[str, object]) -> tuple[NodeConfig, ...]:

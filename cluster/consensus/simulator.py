@@ -78,6 +78,7 @@ from cluster.consensus.sim_network import (
     MessageNetwork,
     TransportNetwork,
 )
+from cluster.consensus.sim_results import SeedResult, Violation
 from cluster.transport.logbuffer import write_fragments
 from generated import aeron_cluster_codecs as codecs
 from generated.aeron_transport_frames import DataFlags, DataHeaderDecoder, DataHeaderEncoder, FrameType
@@ -110,14 +111,6 @@ _PAD = int(FrameType.PAD)
 def member_string(count: int) -> str:
     """Aeron's member string for ``count`` simulated members on hosts ``n0``, ``n1``, ..."""
     return "|".join(f"{i},n{i}:9002,n{i}:9003,n{i}:9004,n{i}:9005,n{i}:8010" for i in range(count))
-
-
-@dataclass(slots=True)
-class Violation:
-    seed: int
-    time_ns: int
-    checker: str
-    detail: str
 
 
 @dataclass(slots=True)
@@ -862,20 +855,6 @@ SIM_TIMEOUTS: dict[str, int] = {
     "startup_canvass_timeout_ns": 4_000 * MS,
     "election_timeout_ns": 500 * MS,
 }
-
-
-@dataclass(slots=True)
-class SeedResult:
-    seed: int
-    nodes: int
-    commands_committed: int
-    faults: dict[str, int]
-    violations: list[Violation]
-    liveness_failure: str | None
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.violations) or self.liveness_failure is not None
 
 
 _AIMED_STATES = frozenset(
