@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
-from cluster.archive.client import ArchiveClient, RecordingSignalEvent
+from cluster.archive.client import ArchiveClient, ArchiveClientError, RecordingSignalEvent
 from cluster.archive.protocol import NULL_POSITION, NULL_VALUE
 from cluster.consensus.core.actions import (
     NO_POSITION_FIELD,
@@ -290,10 +290,15 @@ class ConsensusModuleAgent:
 
     def _execute(self, actions: Iterable[Action]) -> None:
         """Run ``actions`` in order, then the answers they asked for (each with its own actions), in the
-        order they were asked for."""
-        self._run(actions)
-        while self._answers:
-            self._run(self._answers.popleft()())
+        order they were asked for. An archive request that fails (the archive could not truncate,
+        record or replay: an I/O error, a refusal) ends the node with ``ConsensusAgentError``: the core's
+        contract cannot be kept without it."""
+        try:
+            self._run(actions)
+            while self._answers:
+                self._run(self._answers.popleft()())
+        except ArchiveClientError as error:
+            raise ConsensusAgentError(f"an archive request failed: {error}") from error
 
     def _answer(self, answer: Callable[[], list[Action]]) -> None:
         self._answers.append(answer)
