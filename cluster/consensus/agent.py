@@ -253,15 +253,17 @@ class ConsensusModuleAgent:
         return work
 
     def _check_archive_errors(self) -> None:
-        """An archive error that answers no request: a replication that failed ends (the core's
-        replication deadline takes it from there); anything else -- the log's recording failed to write
-        -- ends the node, as an I/O error ends Aeron's (``ConsensusAgentError``)."""
+        """An archive error that answers no request: a replication that failed is reported to the core
+        (``on_replication_failed``: a new election); anything else -- the log's recording failed to
+        write -- ends the node, as an I/O error ends Aeron's (``ConsensusAgentError``)."""
         error = self.archive.poll_for_error_response()
         if error is None:
             return
         if self._replication_id != NULL_VALUE and error.correlation_id == self._replication_id:
             self._replication_id = NULL_VALUE
-            self._event(f"log replication failed: {error.error_message}")
+            reason = error.error_message
+            self._event(f"log replication failed: {reason}")
+            self._execute(self.core.on_replication_failed(self._now(), reason))
             return
         raise ConsensusAgentError(f"the archive failed: {error.error_message}")
 

@@ -213,3 +213,18 @@ def test_empty_terms_the_leader_never_had_are_dropped() -> None:
     actions = follower.on_message(10 * MS, _new_leadership_term())
     assert TruncateLog(1440, 0, reopen=True) in actions
     assert _history(follower) == [(0, 0, -1)] and follower.append_position == 1440
+
+
+def test_a_failed_replication_starts_a_new_election() -> None:
+    """The replication deadline moves on while the leader is heard (as in Aeron), so a replication that
+    failed must end the state itself."""
+    follower = _core(1, [(0, 0)], 384)
+    follower.on_message(
+        10 * MS, _new_leadership_term(log_leadership_term_id=0, next_term_base_log_position=960)
+    )
+    assert follower.state == ElectionState.FOLLOWER_LOG_REPLICATION
+    actions = follower.on_replication_failed(20 * MS, "the replay image did not arrive")
+    assert follower.state == ElectionState.INIT
+    assert follower.transitions[-1][2] == "log replication failed: the replay image did not arrive"
+    assert [type(action).__name__ for action in actions].count("StopLog") == 1
+    assert follower.on_replication_failed(30 * MS, "late") == []  # nothing to end any more

@@ -142,7 +142,8 @@ class LogRequest:
       recording); answered by ``on_log_published(recording_id)``;
     * ``"replicate"``: copy the leader's log recording ``leader_recording_id`` from ``position`` up to
       ``stop_position`` into the local log recording through archive replication; progress comes as
-      ``on_append_position``, the end as ``on_replicated(position, recording_id)``;
+      ``on_append_position``, the end as ``on_replicated(position, recording_id)``, a failure as
+      ``on_replication_failed(reason)``;
     * ``"catchup"``: receive the leader's catch-up replay (session ``log_session_id``) from ``position``
       on this node's catch-up endpoint, then the live log, recorded (REMOTE); answered by
       ``on_log_joined(position, recording_id)`` once the log image is there;

@@ -347,6 +347,15 @@ class ConsensusCore:
                 self._send_append_position(now_ns, out, force=True)
         return out.actions
 
+    def on_replication_failed(self, now_ns: int, reason: str) -> list[Action]:
+        """The answer to ``LogRequest("replicate")`` when the replication failed (``reason``): the
+        election starts again, as Aeron's does on a replication error. (The replication deadline alone
+        would never end it: it moves on while the leader is heard.)"""
+        out = _Out()
+        if self.state == _E.FOLLOWER_LOG_REPLICATION:
+            self._enter_election(now_ns, out, f"log replication failed: {reason}")
+        return out.actions
+
     def on_log_appended(self, now_ns: int, position: int) -> list[Action]:
         """The answer to an ``AppendLog``: the entry is in the log publication, which now ends at
         ``position``."""
