@@ -46,6 +46,7 @@ the settings came from a file; a TOML syntax error is ``<file>:<line>:<column>: 
 
 from __future__ import annotations
 
+import abc
 import difflib
 import os
 import re
@@ -132,20 +133,20 @@ def _show(value: object, limit: int = 80) -> str:
 # ------------------------------------------------------------------------------------------ kinds
 
 
-class _Kind:
+class _Kind(abc.ABC):
     """How one setting's TOML value is read, its field value checked, and the value written as TOML."""
 
     def read(self, key: str, raw: object) -> Any:
         """The field value for the TOML value ``raw`` (checked)."""
         return self.check(key, raw)
 
+    @abc.abstractmethod
     def check(self, key: str, value: Any) -> Any:
         """``value`` if it is a valid field value (normalised), else ``NodeConfigError``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def write(self, value: Any) -> str:
         """``value`` as a TOML value that ``read`` turns back into it."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)

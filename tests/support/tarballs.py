@@ -1,4 +1,4 @@
-"""Java's directories from ``../shared/reference/java``: sparse GNU tar archives, extracted once per test
+"""Java's directories (the tarballs ``support.paths`` names): sparse GNU tar archives, extracted once per test
 session with GNU tar, which keeps them sparse (Python's ``tarfile`` would write every hole)."""
 
 from __future__ import annotations

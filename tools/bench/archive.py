@@ -71,6 +71,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from tools.bench.harness import verdict_lines
+
 if TYPE_CHECKING:  # the modules are imported when the benchmark runs, not when ``bench`` builds its parser
     from cluster.archive.recording_reader import RecordingReader
     from cluster.archive.recording_writer import RecordingWriter
@@ -710,17 +712,7 @@ def format_table(
             f"{c.ours_messages_per_s:>12,.0f}  {c.plain_messages_per_s:>13,.0f}  {c.ratio:>6.3f}x  "
             f"{c.target_text:>8}  {c.status}"
         )
-    lines.append("")
-    for name, text in configs.items():
-        lines.append(f"{name.replace('_', ' ')}: {text}")
-    targeted = [c for c in cases if c.target is not None]
-    missed = [c for c in targeted if c.status == "MISSED"]
-    lines.append("")
-    if missed:
-        lines.append(f"MISSED {len(missed)} of {len(targeted)} targets:")
-        lines.extend(f"  MISSED {c.id}: {c.ratio:.3f}x, target {c.target_text} ({c.title})" for c in missed)
-    else:
-        lines.append(f"all {len(targeted)} targets met")
+    lines.extend(verdict_lines(cases, configs, digits=3))
     return "\n".join(lines)
 
 

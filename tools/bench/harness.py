@@ -33,7 +33,7 @@ import time
 import timeit
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 __all__ = [
     "UNROLL",
@@ -207,3 +207,37 @@ def to_json(benchmark: str, results: Sequence[Result], settings: Settings, quick
         "missed": [r.case.id for r in results if r.status == "MISSED"],
     }
     return json.dumps(report, indent=2)
+
+
+class Targeted(Protocol):
+    """A compared figure with an optional target (``BenchCase`` of the transport and archive benchmarks)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def target(self) -> float | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def ratio(self) -> float: ...
+    @property
+    def target_text(self) -> str: ...
+
+
+def verdict_lines(cases: Sequence[Targeted], configs: Mapping[str, str], *, digits: int) -> list[str]:
+    """The end of a benchmark's table: what each side ran, then the missed targets or "all met"."""
+    lines = [""]
+    lines.extend(f"{name.replace('_', ' ')}: {text}" for name, text in configs.items())
+    targeted = [c for c in cases if c.target is not None]
+    missed = [c for c in targeted if c.status == "MISSED"]
+    lines.append("")
+    if missed:
+        lines.append(f"MISSED {len(missed)} of {len(targeted)} targets:")
+        lines.extend(
+            f"  MISSED {c.id}: {c.ratio:.{digits}f}x, target {c.target_text} ({c.title})" for c in missed
+        )
+    else:
+        lines.append(f"all {len(targeted)} targets met")
+    return lines

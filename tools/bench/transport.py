@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+from tools.bench.harness import verdict_lines
+
 __all__ = [
     "LATENCY_P99_TARGET",
     "THROUGHPUT_TARGET",
@@ -458,17 +460,7 @@ def format_table(cases: Sequence[BenchCase], settings: Settings, idle: str, pyae
             f"{title:<{width}}  {number.format(c.ours)}  {number.format(c.pyaeron)}  {c.ratio:>6.2f}x  "
             f"{c.target_text:>8}  {c.status}"
         )
-    lines.append("")
-    for name, text in _configs(idle).items():
-        lines.append(f"{name.replace('_', ' ')}: {text}")
-    targeted = [c for c in cases if c.target is not None]
-    missed = [c for c in targeted if c.status == "MISSED"]
-    lines.append("")
-    if missed:
-        lines.append(f"MISSED {len(missed)} of {len(targeted)} targets:")
-        lines.extend(f"  MISSED {c.id}: {c.ratio:.2f}x, target {c.target_text} ({c.title})" for c in missed)
-    else:
-        lines.append(f"all {len(targeted)} targets met")
+    lines.extend(verdict_lines(cases, _configs(idle), digits=2))
     return "\n".join(lines)
 
 
