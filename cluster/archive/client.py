@@ -353,6 +353,9 @@ class ArchiveClient:
         self.control_session_id = NULL_VALUE
         self.archive_id = NULL_VALUE
         self._correlation_ids = itertools.count(1)
+        self.last_correlation_id = NULL_VALUE
+        """The correlation id of the latest request (Aeron's ``lastCorrelationId``): an error that
+        arrives later for an accepted request (``poll_for_error_response``) carries it."""
         self._backlog: deque[Any] = deque()
         self._errors: deque[ControlResponse] = deque()
         self.is_closed = False
@@ -496,7 +499,7 @@ class ArchiveClient:
             raise ArchiveClientError(f"failed to send {name}: the request publication refused it")
 
     def _request(self, encoder_type: Any, **fields: Any) -> int:
-        correlation_id = next(self._correlation_ids)
+        correlation_id = self.last_correlation_id = next(self._correlation_ids)
         self._offer(
             encoder_type,
             control_session_id=self.control_session_id,

@@ -69,7 +69,7 @@ from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
 from cluster.consensus.node_config import NodeConfig
-from cluster.storage import Storage
+from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.image import Subscription
@@ -78,7 +78,7 @@ from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
-__all__ = ["ConsensusModuleAgent", "LogEvent"]
+__all__ = ["DRIVER_CANARIES", "ConsensusModuleAgent", "LogEvent"]
 
 NS_PER_MS: Final = 1_000_000
 MARK_FILE_UPDATE_INTERVAL_NS: Final = 1_000 * NS_PER_MS
@@ -104,6 +104,7 @@ class _PendingLog:
     kind: str  # "publish" or "join"
     subscription_id: int
     position: int
+    correlation_id: int  # of the start or extend request: a later refusal carries it
 
 
 class ConsensusModuleAgent:
@@ -149,8 +150,11 @@ class ConsensusModuleAgent:
         )
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
         self._position_counter: Counter | None = None
+        self.canaries = canaries & DRIVER_CANARIES.keys()
         try:
-            self.node_state = NodeStateFile.open(cluster_storage, sync_level=sync_level)
+            # canary vote_before_persist: the candidate term is written but never synced
+            node_state_sync = SyncLevel.NONE if "vote_before_persist" in self.canaries else sync_level
+            self.node_state = NodeStateFile.open(cluster_storage, sync_level=node_state_sync)
             self._closers.append(self.node_state.close)
             self.recording_log = RecordingLogFile.open(cluster_storage, sync_level=sync_level)
             self._closers.append(self.recording_log.close)
@@ -174,7 +178,7 @@ class ConsensusModuleAgent:
                 candidate_term_id=self.node_state.candidate_term.candidate_term_id,
                 recording_log=log,
                 append_position=append,
-                canaries=canaries,
+                canaries=canaries - DRIVER_CANARIES.keys(),
             )
         except BaseException:
             self._close_all()
@@ -185,6 +189,7 @@ class ConsensusModuleAgent:
         self.leadership_term_id = -1
         self.election_state = "INIT"
         self._answers: deque[Callable[[], list[Action]]] = deque()
+        self._executing = False
         self._log_publication: Publication | None = None
         self._log_session_id = 0
         self._recording_subscription_id = NULL_VALUE
@@ -265,7 +270,27 @@ class ConsensusModuleAgent:
             self._event(f"log replication failed: {reason}")
             self._execute(self.core.on_replication_failed(self._now(), reason))
             return
+        pending = self._pending_log
+        if pending is not None and error.correlation_id == pending.correlation_id:
+            # the archive refused to extend the log recording from the image (it joined elsewhere)
+            self._log_failed(error.error_message)
+            return
         raise ConsensusAgentError(f"the archive failed: {error.error_message}")
+
+    def _log_failed(self, reason: str) -> None:
+        """A log request's recording could not start where the log ends: undo it, tell the core."""
+        self._pending_log = None
+        if self._recording_subscription_id != NULL_VALUE:
+            self.archive.stop_recording_subscription(self._recording_subscription_id)
+            self._recording_subscription_id = NULL_VALUE
+        self._close_log_subscription()
+        if self._log_publication is not None:
+            self._log_publication.close()
+            self._log_publication = None
+        self._event(f"log request failed: {reason}")
+        now_ns = self._now()
+        self._answer(lambda: self.core.on_log_failed(now_ns, reason))
+        self._execute(())
 
     def _now(self) -> int:
         """The core's time: epoch-aligned monotonic nanoseconds (see ``__init__``)."""
@@ -282,11 +307,22 @@ class ConsensusModuleAgent:
         if counter is None:
             return 0
         position = counter.get()
+        if "ack_before_durable" in self.canaries:
+            position = max(position, self._transported_position())
         if position == self.append_position:
             return 0
         self.append_position = position
         self._execute(self.core.on_append_position(self._now(), position))
         return 1
+
+    def _transported_position(self) -> int:
+        """Canary ack_before_durable: how far the log has come through the transport -- the leader's
+        publication, a follower's image -- recorded or not."""
+        if self._log_publication is not None and not self._log_publication.is_closed:
+            return self._log_publication.position
+        subscription = self._log_subscription
+        image = None if subscription is None else subscription.image_by_session_id(self._log_session_id)
+        return 0 if image is None or image.is_closed else image.position
 
     # ------------------------------------------------------------------ actions
 
@@ -295,12 +331,22 @@ class ConsensusModuleAgent:
         order they were asked for. An archive request that fails (the archive could not truncate,
         record or replay: an I/O error, a refusal) ends the node with ``ConsensusAgentError``: the core's
         contract cannot be kept without it."""
+        if self._executing:
+            # a recording signal that came while an action waited on the archive: the list being run
+            # delivers what it asked for after itself, as the contract says
+            if actions:
+                held = list(actions)
+                self._answers.append(lambda: held)
+            return
+        self._executing = True
         try:
             self._run(actions)
             while self._answers:
                 self._run(self._answers.popleft()())
         except ArchiveClientError as error:
             raise ConsensusAgentError(f"an archive request failed: {error}") from error
+        finally:
+            self._executing = False
 
     def _answer(self, answer: Callable[[], list[Action]]) -> None:
         self._answers.append(answer)
@@ -474,7 +520,7 @@ class ConsensusModuleAgent:
         else:
             subscription_id = self.archive.start_recording(channel, stream_id, location)
         self._recording_subscription_id = subscription_id
-        self._pending_log = _PendingLog(kind, subscription_id, position)
+        self._pending_log = _PendingLog(kind, subscription_id, position, self.archive.last_correlation_id)
 
     def _on_recording_signal(self, event: RecordingSignalEvent) -> None:
         signal = event.signal
@@ -484,6 +530,13 @@ class ConsensusModuleAgent:
             and event.subscription_id == pending.subscription_id
             and signal in (RecordingSignal.START, RecordingSignal.EXTEND)
         ):
+            if event.position != pending.position:
+                # a new recording of an image that joined the live log past this member's position
+                # (the leader moved on since it said where the log was): the log would have a hole
+                self._log_failed(
+                    f"the log image joined at {event.position}, not at the log's end {pending.position}"
+                )
+                return
             self._pending_log = None
             self._use_recording(event.recording_id)
             if self._live_destination_wanted and self._log_subscription is not None:
@@ -561,7 +614,8 @@ class ConsensusModuleAgent:
         )
 
     def _truncate(self, action: TruncateLog) -> None:
-        if self.log_recording_id >= 0 and self._recorded_position() > action.position:
+        skip = "skip_log_truncation" in self.canaries  # canary: the recording keeps its cut tail
+        if self.log_recording_id >= 0 and self._recorded_position() > action.position and not skip:
             self.archive.stop_all_replays(self.log_recording_id)
             self.archive.truncate_recording(self.log_recording_id, action.position)
         self.recording_log.truncate_to(action.position, action.leadership_term_id, reopen=action.reopen)
@@ -595,6 +649,14 @@ class ConsensusModuleAgent:
         closers, self._closers = self._closers, []
         for close in reversed(closers):
             close()
+
+
+DRIVER_CANARIES: Final[dict[str, str]] = {
+    # deliberately broken variants of this driver, for the simulator's checkers to catch
+    "ack_before_durable": "report the log's position as the transport has it, before the archive records it",
+    "vote_before_persist": "write the candidate term a vote grants without syncing it (file-sync level 1+)",
+    "skip_log_truncation": "cut the term history but leave the archive's recording of the log uncut",
+}
 
 
 class ConsensusAgentError(Exception):

@@ -20,25 +20,38 @@ A client on its own host offers commands (a SessionMessageHeader with an 8-byte 
 member that leads now, through its ingress endpoint -- the core's minimal ingress.
 
 **Checkers**, after every step or at checkpoints: at most one leader per term; a member's commit position
-never goes backwards within its life and never passes what its archive has recorded; the logs of any two
-members agree byte for byte up to the lower of their commit positions; a command is committed at most
-once; and once the run has converged, every member's log begins with everything that was ever seen
-committed, every command seen committed is in it exactly once, and all members agree.
+never goes backwards within its life and never passes what its archive has recorded; a leader commits
+only what a quorum of archives has recorded, and a follower only what a leader has announced in a
+CommitPosition; the logs of any two members agree byte for byte up to the lower of their commit
+positions; a command is committed at most once; and once the run has converged, every member's log
+begins with everything that was ever seen committed, every command seen committed is in it exactly once,
+and all members agree. The simulator also reads the consensus messages the members send off the wire (a
+tap on the ``SimNetwork``, not the cores): a member grants at most one candidate its vote in a candidate
+term, across all its lives.
+
+**Canaries** (``CANARIES``) are deliberately broken variants of the core (``CORE_CANARIES``) or of the
+agent, its driver (``DRIVER_CANARIES``); each must make some seed fail. A canary that breaks a promise the
+node makes only at a file-sync level of 1 or more runs at that level at least
+(``CANARY_FILE_SYNC_LEVELS``).
 """
 
 from __future__ import annotations
 
 import errno
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.recording_reader import RecordingReader
-from cluster.consensus.agent import ConsensusAgentError, LogEvent
+from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
+from cluster.consensus.core.node import CORE_CANARIES
+from cluster.consensus.files.errors import NodeStateError
+from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
 from cluster.consensus.sim_results import SeedResult, Violation
 from cluster.storage import StorageError
@@ -47,15 +60,18 @@ from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig, SimNetwork
+from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["MS", "NodeSimulator", "SeedResult", "run_seed"]
+__all__ = ["CANARIES", "CANARY_FILE_SYNC_LEVELS", "MS", "NodeSimulator", "SeedResult", "run_seed"]
 
 MS: Final = 1_000_000
 EPOCH_BASE_MS: Final = 1_796_527_000_000
 CLIENT_HOST: Final = "10.0.0.100"
 MARK_FILE_LIVENESS_TIMEOUT_MS: Final = 1_000  # Aeron's 10 s scaled down with the other timeouts
 RESTART_DELAY_NS: Final = 1_100 * MS  # a crashed member's mark files are stale by then
+STORM_WINDOW_NS: Final = 1_000 * MS
+STORM_EVENTS: Final = 200  # more state and role changes than this within the window is a storm
 SETTINGS: Final = {
     # Aeron's defaults scaled down (all of them are configurable), so a short run sees many elections
     "cluster.log.channel": "aeron:udp?term-length=64k",
@@ -64,8 +80,12 @@ SETTINGS: Final = {
     "cluster.election.timeout": "500ms",
     "archive.segment.file.length": "256k",
 }
+CANARIES: Final[dict[str, str]] = {**CORE_CANARIES, **DRIVER_CANARIES}
+CANARY_FILE_SYNC_LEVELS: Final = {"vote_before_persist": 1}  # the lowest level at which each is a bug
 _HEADER = 32
 _COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+_DATA_FRAME = 1
+_UNFRAGMENTED = 0xC0  # BEGIN and END flags: a whole message in one frame
 
 
 @dataclass(slots=True)
@@ -79,6 +99,9 @@ class _Member:
     kept: int = 0  # while down: how much of the log its disk is known to hold
     recorded: int = 0  # while up: its archive's recorded position, as last seen
     armed: bool = False  # a storage fault waits on its disk
+    paused_until_ns: int = 0  # a paused process (a stop signal, a long pause) runs no duty cycle
+    state: str = "INIT"  # its election state, as last seen
+    recent_events: deque[int] = field(default_factory=deque)  # when its latest events happened
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
 
@@ -139,6 +162,12 @@ class NodeSimulator:
         self.committed_log = b""  # the longest committed prefix seen on any member
         self.committed_commands: set[int] = set()
         self.commands_sent = 0
+        self.votes: dict[tuple[int, int], int] = {}  # (voter, candidate term) -> the candidate granted
+        self.announced_commit = 0  # the highest commit position a CommitPosition has carried
+        self.on_state_change: Callable[[int, str], object] | None = None
+        self._member_of_host = {member.host: member.member_id for member in self.members}
+        self._consensus_stream_id = self.configs[0].consensus_stream_id if self.configs else 108
+        self.network.tap = self._on_datagram
         self._client = Transport(self.network, TransportConfig(bind_host=CLIENT_HOST, seed=seed))
         self._ingress: dict[int, Publication] = {}
         for member in self.members:
@@ -166,6 +195,19 @@ class NodeSimulator:
     def _on_event(self, member_id: int, event: LogEvent) -> None:
         if self._trace is not None:
             self._trace(f"{event.time_ns // 1000:>10}us n{member_id} {event.text}")
+        # an election storm: state changes with no time between them, a member going round in circles
+        # (the election's own timeouts space out every honest retry)
+        now_ns = self.now_ns
+        recent = self.members[member_id].recent_events
+        recent.append(now_ns)
+        while recent and recent[0] < now_ns - STORM_WINDOW_NS:
+            recent.popleft()
+        if len(recent) > STORM_EVENTS:
+            self._violate(
+                "elections settle",
+                f"n{member_id}: {len(recent)} state changes within {STORM_WINDOW_NS // MS} ms",
+            )
+            recent.clear()
 
     def crash(self, member_id: int, *, power_loss: bool | None = None, kind: str = "crash") -> None:
         """End member ``member_id`` as a killed process ends; its disk loses what was not synced when a
@@ -223,6 +265,18 @@ class NodeSimulator:
         self._count("restart")
         return True
 
+    def pause(self, member_id: int, duration_ns: int) -> None:
+        """Stop member ``member_id``'s process for ``duration_ns`` (a stop signal, a long pause): its
+        duty cycles do not run, its sockets keep what arrives, up to their limits."""
+        member = self.members[member_id]
+        if member.node is not None:
+            member.paused_until_ns = max(member.paused_until_ns, self.now_ns + duration_ns)
+            self._count("pause")
+
+    def resume_all(self) -> None:
+        for member in self.members:
+            member.paused_until_ns = 0
+
     def partition(self, a: int, b: int, *, one_way: bool = False) -> None:
         self.network.partition(self.members[a].host, self.members[b].host, one_way=one_way)
         self._count("partition_one_way" if one_way else "partition")
@@ -241,8 +295,9 @@ class NodeSimulator:
     def step(self) -> None:
         """One round: every running node's duty cycle, the client's, then time moves."""
         work = self._client.do_work()
+        now = self.network.clock.nano_time()
         for member in self.members:
-            if member.node is not None:
+            if member.node is not None and member.paused_until_ns <= now:
                 try:
                     work += member.node.do_work()
                 except SimulatedCrash:
@@ -257,7 +312,6 @@ class NodeSimulator:
                     # a failed write or sync ends the node's process, as an I/O error ends Aeron's
                     self.crash(member.member_id, kind="io_error")
         network = self.network
-        now = network.clock.nano_time()
         if work == 0:
             next_ns = network.next_delivery_ns()
             target = now + MS if next_ns is None else min(next_ns, now + MS)
@@ -316,12 +370,58 @@ class NodeSimulator:
             self._violated.add(checker)
             self.violations.append(Violation(self.seed, self.now_ns, checker, detail))
 
+    def _on_datagram(self, source: tuple[str, int], destination: tuple[str, int], payload: bytes) -> None:
+        """The network's tap: every datagram a member sends, before faults act on it."""
+        sender = self._member_of_host.get(source[0])
+        if sender is None:
+            return
+        for message in _whole_messages(payload, self._consensus_stream_id):
+            try:
+                decoder = codecs.decode(message)
+            except CodecError:
+                continue
+            if isinstance(decoder, codecs.VoteDecoder):
+                if decoder.vote == codecs.BooleanType.TRUE:
+                    self._check_vote(
+                        decoder.follower_member_id, decoder.candidate_term_id, decoder.candidate_member_id
+                    )
+            elif isinstance(decoder, codecs.CommitPositionDecoder):
+                self.announced_commit = max(self.announced_commit, decoder.log_position)
+
+    def _check_vote(self, voter: int, candidate_term: int, candidate: int) -> None:
+        granted = self.votes.setdefault((voter, candidate_term), candidate)
+        if granted != candidate:
+            self._violate(
+                "one vote per candidate term",
+                f"n{voter} voted for n{granted} and n{candidate} in candidate term {candidate_term}",
+            )
+        if self.file_sync_level and 0 <= voter < len(self.members):
+            # at a level that claims to survive power loss, the vote's term is on the disk for good first
+            durable = self.members[voter].disk.storage("cluster").durable_bytes(NODE_STATE_FILE_NAME)
+            durable_term = -1
+            if durable is not None:
+                try:
+                    durable_term = decode_node_state(
+                        durable, "node-state.dat"
+                    ).candidate_term.candidate_term_id
+                except NodeStateError:
+                    durable_term = -1
+            if durable_term < candidate_term:
+                self._violate(
+                    "a vote leaves only once its term is durable",
+                    f"n{voter} voted in candidate term {candidate_term}; its disk holds {durable_term}",
+                )
+
     def _check_step(self) -> None:
         for member in self.members:
             node = member.node
             if node is None:
                 continue
             agent = node.agent
+            if agent.election_state != member.state:
+                member.state = agent.election_state
+                if self.on_state_change is not None:
+                    self.on_state_change(member.member_id, member.state)
             if agent.role == "LEADER" and agent.election_state in ("LEADER_READY", "CLOSED"):
                 term = agent.leadership_term_id
                 previous = self.leaders.setdefault(term, member.member_id)
@@ -330,6 +430,11 @@ class NodeSimulator:
             commit = agent.commit_position
             if commit > member.commit and agent.role == "LEADER":
                 self._check_quorum_recorded(member.member_id, commit)
+            elif commit > member.commit and commit > self.announced_commit:
+                self._violate(
+                    "followers commit only what a leader committed",
+                    f"n{member.member_id} commit {commit} > {self.announced_commit}, the highest announced",
+                )
             if commit < member.commit:
                 self._violate(
                     "commit never goes backwards", f"n{member.member_id} {member.commit} -> {commit}"
@@ -475,6 +580,25 @@ def _from_storage(error: BaseException) -> bool:
     return False
 
 
+def _whole_messages(payload: bytes, stream_id: int) -> Iterator[bytes]:
+    """The unfragmented messages of stream ``stream_id`` in one datagram of Aeron frames."""
+    offset = 0
+    end = len(payload)
+    while offset + _HEADER <= end:
+        frame_length = int.from_bytes(payload[offset : offset + 4], "little", signed=True)
+        if frame_length < 8 or offset + frame_length > end:
+            return
+        if (
+            frame_length > _HEADER
+            and payload[offset + 6] == _DATA_FRAME
+            and payload[offset + 7] == 0
+            and payload[offset + 5] & _UNFRAGMENTED == _UNFRAGMENTED
+            and int.from_bytes(payload[offset + 16 : offset + 20], "little", signed=True) == stream_id
+        ):
+            yield payload[offset + _HEADER : offset + frame_length]
+        offset += (frame_length + 31) & -32
+
+
 def _without_session_ids(log: bytearray) -> bytes:
     offset = 0
     while offset + _HEADER <= len(log):
@@ -503,6 +627,76 @@ def commands_of(log: bytes) -> list[int]:
     return commands
 
 
+_AIMED_STATES: Final = frozenset(
+    {
+        "CANVASS",
+        "CANDIDATE_BALLOT",
+        "FOLLOWER_BALLOT",
+        "LEADER_LOG_REPLICATION",
+        "LEADER_INIT",
+        "LEADER_READY",
+        "FOLLOWER_LOG_REPLICATION",
+        "FOLLOWER_CATCHUP",
+        "FOLLOWER_LOG_AWAIT",
+        "CLOSED",
+    }
+)
+
+
+def _may_fail(sim: NodeSimulator, member: int) -> bool:
+    """Whether ``member`` may go down now: it runs, and a majority stays up (down or armed count)."""
+    minority = (len(sim.members) - 1) // 2
+    return sim.members[member].node is not None and len(sim.down()) + sim.armed() < minority
+
+
+def _scheduled_fault(sim: NodeSimulator, chooser: random.Random) -> None:
+    """One fault of the clock-driven schedule."""
+    node_count = len(sim.members)
+    roll = chooser.random()
+    member = chooser.randrange(node_count)
+    down = sim.down()
+    if roll < 0.2 and _may_fail(sim, member):
+        sim.crash(member)
+    elif roll < 0.4 and down:
+        sim.restart(chooser.choice(sorted(down)))
+    elif roll < 0.55 and node_count > 1:
+        other = (member + 1 + chooser.randrange(node_count - 1)) % node_count
+        sim.partition(member, other, one_way=chooser.random() < 0.5)
+    elif roll < 0.7:
+        sim.heal()
+    elif roll < 0.8:
+        sim.pause(member, chooser.choice([300 * MS, 1_500 * MS, 3_000 * MS]))
+    elif roll < 0.9 and _may_fail(sim, member):
+        sim.arm_storage_fault(member, chooser)
+
+
+def _aimed_fault(sim: NodeSimulator, chooser: random.Random, member: int) -> None:
+    """A fault for ``member``, which has just changed election state: the transitions are where the
+    protocol is most fragile, and a clock-driven schedule reaches them only by luck."""
+    node_count = len(sim.members)
+    other = (member + 1 + chooser.randrange(node_count - 1)) % node_count if node_count > 1 else member
+    roll = chooser.random()
+    sim._count("aimed_at_transition")
+    if roll < 0.25 and other != member:
+        sim.partition(member, other, one_way=chooser.random() < 0.5)
+    elif roll < 0.4 and other != member:
+        for peer in range(node_count):
+            if peer != member:
+                sim.partition(member, peer, one_way=chooser.random() < 0.3)
+    elif roll < 0.55 and _may_fail(sim, member):
+        sim.crash(member)
+    elif roll < 0.65 and _may_fail(sim, member):
+        sim.arm_storage_fault(member, chooser)
+    elif roll < 0.75:
+        sim.pause(member, chooser.choice([300 * MS, 1_500 * MS, 3_000 * MS]))
+    elif roll < 0.85:
+        sim.heal()
+    elif roll < 0.95 and sim.down():
+        sim.restart(chooser.choice(sorted(sim.down())))
+    elif _may_fail(sim, other):
+        sim.crash(other)
+
+
 def run_seed(
     seed: int,
     node_count: int = 3,
@@ -512,10 +706,16 @@ def run_seed(
     liveness_ns: int = 30_000 * MS,
     file_sync_level: int = 0,
 ) -> SeedResult:
-    """One run: a safety phase with faults chosen by ``seed``, then a liveness phase with every fault
-    healed, in which a leader must be elected and every member must converge on its commit."""
+    """One run: a safety phase with faults chosen by ``seed`` -- a clock-driven schedule, and faults
+    aimed at members' election transitions -- then a liveness phase with every fault healed, in which a
+    leader must be elected and every member must converge on its commit. A canary raises the file-sync
+    level to the one it needs (``CANARY_FILE_SYNC_LEVELS``)."""
+    unknown = canaries - CANARIES.keys()
+    if unknown:
+        raise ValueError(f"unknown canaries: {sorted(unknown)}")
+    level = max([file_sync_level, *(CANARY_FILE_SYNC_LEVELS.get(name, 0) for name in canaries)])
     chooser = random.Random(seed ^ 0x5EED)
-    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=file_sync_level)
+    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=level)
     try:
         link = LinkConfig(
             loss=chooser.choice([0.0, 0.01, 0.05]),
@@ -525,13 +725,22 @@ def run_seed(
         )
         sim.set_link(link)
         sim._count("link_faults")
+        aim = chooser.choice([0.0, 0.1, 0.25])
+        aimed: list[int] = []
+
+        def on_state_change(member: int, state: str) -> None:
+            if aim and state in _AIMED_STATES and chooser.random() < aim:
+                aimed.append(member)
+
+        sim.on_state_change = on_state_change
         command = 0
         steps = 0
-        minority = (node_count - 1) // 2  # at most this many members are down (or armed to go down)
         next_fault = sim.now_ns + 500 * MS
         next_check = sim.now_ns
-        while sim.now_ns < safety_ns:
+        while sim.now_ns < safety_ns and not sim.violations:  # a violation fails the seed: stop there
             sim.step()
+            while aimed:
+                _aimed_fault(sim, chooser, aimed.pop(0))
             steps += 1
             if steps % 50 == 0 and sim.submit(command):
                 command += 1
@@ -540,29 +749,17 @@ def run_seed(
                 sim.check_logs()
             if sim.now_ns >= next_fault:
                 next_fault = sim.now_ns + chooser.choice([300, 800, 1500]) * MS
-                roll = chooser.random()
-                member = chooser.randrange(node_count)
-                down = sim.down()
-                may_fail = member not in down and len(down) + sim.armed() < minority
-                if roll < 0.25 and may_fail:
-                    sim.crash(member)
-                elif roll < 0.5 and down:
-                    sim.restart(chooser.choice(sorted(down)))
-                elif roll < 0.65 and node_count > 1:
-                    other = (member + 1 + chooser.randrange(node_count - 1)) % node_count
-                    sim.partition(member, other, one_way=chooser.random() < 0.5)
-                elif roll < 0.8:
-                    sim.heal()
-                elif roll < 0.9 and may_fail:
-                    sim.arm_storage_fault(member, chooser)
+                _scheduled_fault(sim, chooser)
         # liveness: heal everything, bring everyone back
+        sim.on_state_change = None
         sim.heal()
+        sim.resume_all()
         sim.set_link(LinkConfig())
         deadline = sim.now_ns + liveness_ns
         failure: str | None = "no leader elected and converged within the liveness bound"
         final_sent = False
         sim.disarm_storage_faults()
-        while sim.now_ns < deadline:
+        while sim.now_ns < deadline and not sim.violations:
             sim.step()
             for member in sorted(sim.down()):
                 sim.restart(member)
@@ -572,18 +769,31 @@ def run_seed(
             if final_sent and sim.converged():
                 failure = None
                 break
-        if failure is None:
+        if sim.violations:
+            failure = None  # the seed failed on a violation: the liveness phase did not finish
+        elif failure is None:
             sim.check_converged()
         return SeedResult(
             seed,
             node_count,
             len(sim.committed_commands),
-            dict(sorted({**sim.fault_counts, **_network_faults(sim.network)}.items())),
+            dict(
+                sorted({**sim.fault_counts, **_network_faults(sim.network), **_storage_faults(sim)}.items())
+            ),
             list(sim.violations),
             failure,
         )
     finally:
         sim.close()
+
+
+def _storage_faults(sim: NodeSimulator) -> dict[str, int]:
+    disks = [member.disk for member in sim.members]
+    faults = {
+        "storage_lost_unsynced_writes": sum(disk.lost_writes for disk in disks),
+        "storage_torn_writes": sum(disk.torn_writes for disk in disks),
+    }
+    return {kind: count for kind, count in faults.items() if count}
 
 
 def _network_faults(network: SimNetwork) -> dict[str, int]:

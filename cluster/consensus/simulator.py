@@ -844,7 +844,6 @@ CANARIES: dict[str, str] = {
     "apply_before_commit": "followers hand the services what they appended, before the commit",
     "ack_before_durable": "report an append position before the log is durable",
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
-    "vote_before_persist": "a granted vote leaves before the candidate term it grants is durable",
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
 }
 

@@ -305,6 +305,10 @@ class SimDisk:
         """Successful mutating operations so far (see "Crash points" in the module docstring)."""
         self.crashes = 0
         """How many times ``crash`` has run."""
+        self.lost_writes = 0
+        """Unsynced writes and truncations that power losses dropped whole."""
+        self.torn_writes = 0
+        """Unsynced writes that power losses tore (a prefix of the bytes landed)."""
         self._directories: dict[str, _Directory] = {}
         self._crash_at: int | None = None
         self._halted: SimulatedCrash | None = None
@@ -395,7 +399,9 @@ class SimDisk:
                     if chosen is not None:
                         entries[name] = chosen
                 for node in entries.values():
-                    _lose_power(node, rng)
+                    lost, torn = _lose_power(node, rng)
+                    self.lost_writes += lost
+                    self.torn_writes += torn
                 directory.entries = entries
                 directory.durable_entries = dict(entries)
             for node in directory.entries.values():
@@ -446,18 +452,21 @@ class SimDisk:
             )
 
 
-def _lose_power(node: _Node, rng: random.Random) -> None:
-    """Make ``node`` its durable image plus a seeded prefix of its pending operations, the last torn."""
+def _lose_power(node: _Node, rng: random.Random) -> tuple[int, int]:
+    """Make ``node`` its durable image plus a seeded prefix of its pending operations, the last torn;
+    return how many pending operations were lost whole and how many torn (0 or 1)."""
     pending = node.pending
     if not pending:
-        return  # the current image is the durable one already
+        return 0, 0  # the current image is the durable one already
     image = node.durable
     choice = rng.randrange(3)
     if choice == 1:  # all of them: the current image is what survived
         for op in pending:
             image.apply(op)
         node.pending = []
-        return
+        return 0, 0
+    torn = 0
+    lost = len(pending)
     if choice == 2:
         keep = rng.randint(1, len(pending))
         for op in pending[: keep - 1]:
@@ -467,8 +476,11 @@ def _lose_power(node: _Node, rng: random.Random) -> None:
             image.truncate(position)
         else:
             image.write(position, data[: rng.randint(0, len(data))])
+            torn = 1
+        lost = len(pending) - keep
     node.current = image.copy()
     node.pending = []
+    return lost, torn
 
 
 class SimStorage(Storage):
@@ -516,6 +528,14 @@ class SimStorage(Storage):
         check_name(name)
         self.disk._check_alive()
         return name in self._directory.entries
+
+    def durable_bytes(self, name: str) -> bytes | None:
+        """What a power loss that kept nothing pending would leave of ``name``: its durable image, or
+        ``None`` if its directory entry is not durable. For tests and the simulator's checkers; it is
+        not a storage operation and never fails."""
+        check_name(name)
+        node = self._directory.durable_entries.get(name)
+        return None if node is None else node.durable.read(0, node.durable.size)
 
     def list(self) -> list[str]:
         self.disk._check_alive()

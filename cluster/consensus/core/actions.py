@@ -148,7 +148,10 @@ class LogRequest:
       on this node's catch-up endpoint, then the live log, recorded (REMOTE); answered by
       ``on_log_joined(position, recording_id)`` once the log image is there;
     * ``"join"``: follow the live log of the term from ``position`` (session ``log_session_id``),
-      recorded (REMOTE); answered by ``on_log_joined(position, recording_id)``."""
+      recorded (REMOTE); answered by ``on_log_joined(position, recording_id)``.
+
+    A ``publish``, ``catchup`` or ``join`` that cannot be recorded from ``position`` (the image joined
+    elsewhere, the archive refused to extend the recording) is answered by ``on_log_failed(reason)``."""
 
     kind: str
     leader_id: int

@@ -74,7 +74,17 @@ from cluster.consensus.core.recording_log import RecordingLog
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["MAX_TERM_ID", "ConsensusCore", "impossible_value"]
+__all__ = ["CORE_CANARIES", "MAX_TERM_ID", "ConsensusCore", "impossible_value"]
+
+CORE_CANARIES: dict[str, str] = {
+    # deliberately broken variants of the core, for the simulator's checkers to catch
+    "vote_twice": "grant a vote for a candidate term already voted in",
+    "skip_log_comparison": "grant a vote without comparing logs",
+    "commit_without_quorum": "the leader commits what it has appended, quorum or not",
+    "apply_before_commit": "followers commit what they appended, before the leader has committed it",
+    "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
+    "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
+}
 
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
 APP_VERSION = 1  # 0.0.1
@@ -269,7 +279,7 @@ class ConsensusCore:
         if self._log_stopping:
             return out.actions  # the log is stopping: its stop position (on_log_stopped) is what counts
         with self._guard(now_ns, out):
-            if position < self.append_position and "ack_before_durable" not in self.canaries:
+            if position < self.append_position:
                 raise ConsensusError(f"append position went backwards: {self.append_position} -> {position}")
             self.append_position = position
             if self.role == Role.LEADER:
@@ -354,6 +364,16 @@ class ConsensusCore:
         out = _Out()
         if self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._enter_election(now_ns, out, f"log replication failed: {reason}")
+        return out.actions
+
+    def on_log_failed(self, now_ns: int, reason: str) -> list[Action]:
+        """A ``LogRequest("publish")``, ``("join")`` or ``("catchup")`` that failed (``reason``): the log
+        could not be recorded from where this node's log ends -- a follower's image joined the live log
+        past its append position, say, because the leader had moved on -- so the election starts again,
+        as Aeron's does when a log image joins at the wrong position."""
+        out = _Out()
+        if self.state != _E.INIT:
+            self._enter_election(now_ns, out, f"log request failed: {reason}")
         return out.actions
 
     def on_log_appended(self, now_ns: int, position: int) -> list[Action]:
@@ -1003,12 +1023,8 @@ class ConsensusCore:
             return
         if self.state in _BALLOTS:
             self.candidate_term_id = max(self.candidate_term_id, candidate_term)
-            if "vote_before_persist" in self.canaries:  # the vote leaves before the term is durable
-                self._vote(candidate, candidate_term, True, out)
-                out.add(PersistCandidateTerm(self.candidate_term_id))
-            else:
-                out.add(PersistCandidateTerm(self.candidate_term_id))
-                self._vote(candidate, candidate_term, True, out)
+            out.add(PersistCandidateTerm(self.candidate_term_id))
+            self._vote(candidate, candidate_term, True, out)
             self._set_role(Role.FOLLOWER, out)
             self._transition(_E.FOLLOWER_BALLOT, now_ns, out, f"voted for member {candidate}")
 
