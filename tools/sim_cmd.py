@@ -3,27 +3,25 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
-                        [--engine core|node] [--network message|transport]
                         [--file-sync-level 0|1|2] [--quiet]
     python -m tools sim --list-canaries
 
-Seeds S to S+N-1 each run a safety phase with faults and a liveness phase
-(:func:`cluster.consensus.simulator.run_seed`). Every failed seed prints one line with what failed and
-the single command that reproduces it. The last line is a JSON object ``{"seeds", "commands_committed",
-"faults": {kind: count}, "violations", "liveness_failures", "failed_seeds": [...]}``; with ``--json``
-each seed's result is printed as a JSON line before it. The exit status is 1 if any seed had a
-violation or a liveness failure (which is what a canary run expects), 0 otherwise.
+The simulator runs real cluster nodes -- the transport, archive and consensus module a node process
+runs -- over the simulated network and disks (:mod:`cluster.consensus.node_sim`). Seeds S to S+N-1
+each run a safety phase with faults and a liveness phase (:func:`cluster.consensus.node_sim.run_seed`).
+Every failed seed prints one line with what failed and the single command that reproduces it. The last
+line is a JSON object ``{"seeds", "commands_committed", "faults": {kind: count}, "violations",
+"liveness_failures", "failed_seeds": [...]}``; with ``--json`` each seed's result is printed as a JSON
+line before it. The exit status is 1 if any seed had a violation or a liveness failure (which is what a
+canary run expects), 0 otherwise.
+
+``--file-sync-level`` is the nodes' file-sync level: at 1 or 2 they claim to survive power loss, so a
+crash is a power loss that keeps only what was synced (and tears the last pending write); at 0 a crash
+is a process crash. A canary that breaks a promise made only at level 1 or more runs at that level.
 
 A long run shows its progress on stderr, one line at most every :data:`PROGRESS_INTERVAL_S` seconds
 (seeds done, failures so far, commands committed, time elapsed and an estimate of the time left), and a
 last one when it ends; ``--quiet`` turns that off. Standard output is unchanged by it.
-
-``--engine`` chooses what runs: ``core`` (the default, for now) drives the consensus cores with a model
-of their log, archive and files (:mod:`cluster.consensus.simulator`); ``node`` runs real cluster nodes --
-the transport, archive and consensus module a process runs -- over the simulated network and disks
-(:mod:`cluster.consensus.node_sim`). With the core engine, ``--network`` chooses how consensus messages
-travel: ``message`` (the default) moves whole messages, ``transport`` runs Aeron publications and
-subscriptions over the transport's simulated network (``cluster.consensus.sim_network``).
 """
 
 from __future__ import annotations
@@ -35,13 +33,11 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from cluster.consensus.node_sim import run_seed as run_node_seed
-from cluster.consensus.simulator import CANARIES, NETWORKS, run_seed
+from cluster.consensus.node_sim import CANARIES, run_seed
 
 __all__ = ["PROGRESS_INTERVAL_S", "Progress", "configure", "run"]
 
 MAX_SEEDS = 1_000_000
-ENGINES = ("core", "node")
 PROGRESS_INTERVAL_S = 5.0
 
 
@@ -118,36 +114,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="also print each seed's result as a JSON line")
     parser.add_argument(
-        "--network",
-        choices=NETWORKS,
-        default="message",
-        help="with --engine core: how consensus messages travel (message)",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="core",
-        help="core: the consensus cores with a model of their log, archive and files (the default, for now); "
-        "node: real cluster nodes -- transport, archive, consensus module -- over the simulated network "
-        "and disks",
-    )
-    parser.add_argument(
         "--file-sync-level",
         type=int,
         choices=(0, 1, 2),
         default=0,
-        help="with --engine node: the nodes' file-sync level; at 1 or 2 a crash is a power loss (0)",
+        help="the nodes' file-sync level; at 1 or 2 a crash is a power loss (0)",
     )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _reproduce(seed: int, nodes: int, canary: str | None, network: str, engine: str, level: int) -> str:
+def _reproduce(seed: int, nodes: int, canary: str | None, level: int) -> str:
     command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {nodes}"
     command += f" --canary {canary}" if canary else ""
-    command += f" --engine {engine}" if engine != "core" else ""
-    command += f" --file-sync-level {level}" if level else ""
-    return command + (f" --network {network}" if network != "message" else "")
+    return command + (f" --file-sync-level {level}" if level else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,12 +139,6 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         raise SimUsageError("--seeds N is required (or --list-canaries)")
     canaries = frozenset({args.canary}) if args.canary else frozenset()
-    if args.engine != "node" and args.file_sync_level:
-        raise SimUsageError("--file-sync-level is the node engine's: use it with --engine node")
-    if args.engine == "node" and args.network != "message":
-        raise SimUsageError(
-            "--network chooses how the core engine moves messages; --engine node runs the transport"
-        )
     committed = 0
     faults: dict[str, int] = {}
     violations = 0
@@ -172,11 +146,7 @@ def run(args: argparse.Namespace) -> int:
     failed: list[int] = []
     progress = None if args.quiet else Progress(args.seeds, sys.stderr)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        result = (
-            run_node_seed(seed, args.nodes, canaries, file_sync_level=args.file_sync_level)
-            if args.engine == "node"
-            else run_seed(seed, args.nodes, canaries, network=args.network)
-        )
+        result = run_seed(seed, args.nodes, canaries, file_sync_level=args.file_sync_level)
         committed += result.commands_committed
         for kind, count in result.faults.items():
             faults[kind] = faults.get(kind, 0) + count
@@ -201,9 +171,7 @@ def run(args: argparse.Namespace) -> int:
                 result.violations[0].checker + ": " + result.violations[0].detail if result.violations else ""
             )
             what = what or str(result.liveness_failure)
-            reproduce = _reproduce(
-                seed, args.nodes, args.canary, args.network, args.engine, args.file_sync_level
-            )
+            reproduce = _reproduce(seed, args.nodes, args.canary, args.file_sync_level)
             out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
         if progress is not None:

@@ -72,7 +72,7 @@ from cluster.consensus.node_config import NodeConfig
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
-from cluster.transport.image import Subscription
+from cluster.transport.image import ControlledAction, Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
@@ -190,6 +190,7 @@ class ConsensusModuleAgent:
         self.election_state = "INIT"
         self._answers: deque[Callable[[], list[Action]]] = deque()
         self._executing = False
+        self._append_refused = False  # the log publication refused an entry of the ingress fragment
         self._log_publication: Publication | None = None
         self._log_session_id = 0
         self._recording_subscription_id = NULL_VALUE
@@ -240,7 +241,7 @@ class ConsensusModuleAgent:
             return 0
         work = self._consensus_subscription.poll(self._on_consensus_fragment, FRAGMENT_LIMIT)
         if self.role == "LEADER" and self.election_state == "CLOSED":
-            work += self._ingress_subscription.poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
+            work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
         else:
             work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
@@ -299,8 +300,13 @@ class ConsensusModuleAgent:
     def _on_consensus_fragment(self, buffer: memoryview, header: object) -> None:
         self._execute(self.core.on_message(self._now(), bytes(buffer)))
 
-    def _on_ingress_fragment(self, buffer: memoryview, header: object) -> None:
+    def _on_ingress_fragment(self, buffer: memoryview, header: object) -> ControlledAction:
+        """A client's message, offered to the core; if the log publication refuses its entry (back
+        pressure), the fragment stays in the ingress image and comes again on a later poll, as Aeron's
+        ingress adapter aborts it -- nothing a client sent is lost to a full log buffer."""
+        self._append_refused = False
         self._execute(self.core.on_ingress(self._now(), bytes(buffer)))
+        return ControlledAction.ABORT if self._append_refused else ControlledAction.CONTINUE
 
     def _check_append_position(self) -> int:
         counter = self._position_counter
@@ -420,6 +426,7 @@ class ConsensusModuleAgent:
             self._answer(lambda: self.core.on_log_appended(now_ns, end))
             return False
         why = reason or "an earlier entry of the list failed"
+        self._append_refused = True
         self._answer(lambda: self.core.on_log_append_failed(now_ns, why))
         return True
 

@@ -53,17 +53,27 @@ from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
-from cluster.consensus.sim_results import SeedResult, Violation
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
+from cluster.transport.clock import ManualClock
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.media import Address, DatagramSocket, Tap
 from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig, SimNetwork
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["CANARIES", "CANARY_FILE_SYNC_LEVELS", "MS", "NodeSimulator", "SeedResult", "run_seed"]
+__all__ = [
+    "CANARIES",
+    "CANARY_FILE_SYNC_LEVELS",
+    "MS",
+    "MemberClock",
+    "NodeSimulator",
+    "SeedResult",
+    "Violation",
+    "run_seed",
+]
 
 MS: Final = 1_000_000
 EPOCH_BASE_MS: Final = 1_796_527_000_000
@@ -88,16 +98,84 @@ _DATA_FRAME = 1
 _UNFRAGMENTED = 0xC0  # BEGIN and END flags: a whole message in one frame
 
 
+class MemberClock:
+    """One member's clock: the network's virtual time run at the member's own rate from an offset of its
+    own (drift), and a wall clock set apart from the other members' (skew). Monotonic as long as the
+    network's clock is; the same object serves every life of the member, as a machine's clock would."""
+
+    __slots__ = ("_base", "_epoch_base_ms", "_offset_ns", "_rate")
+
+    def __init__(self, base: ManualClock, *, rate: float, offset_ns: int, epoch_base_ms: int) -> None:
+        self._base = base
+        self._rate = rate
+        self._offset_ns = offset_ns
+        self._epoch_base_ms = epoch_base_ms
+
+    def nano_time(self) -> int:
+        return self._offset_ns + int(self._base.nano_time() * self._rate)
+
+    def epoch_ms(self) -> int:
+        return self._epoch_base_ms + (self.nano_time() - self._offset_ns) // MS
+
+
+class _MemberNetwork:
+    """The simulated network as one member sees it: the same sockets, the member's own clock."""
+
+    def __init__(self, network: SimNetwork, clock: MemberClock) -> None:
+        self._network = network
+        self._clock = clock
+        self.tap: Tap | None = None  # the network's own tap watches every member
+
+    @property
+    def clock(self) -> MemberClock:
+        return self._clock
+
+    def open(self, address: Address) -> DatagramSocket:
+        return self._network.open(address)
+
+    def resolve(self, address: Address) -> Address:
+        return self._network.resolve(address)
+
+
+@dataclass(slots=True)
+class Violation:
+    """A checker found a property broken: which one, when (virtual time), and the details."""
+
+    seed: int
+    time_ns: int
+    checker: str
+    detail: str
+
+
+@dataclass(slots=True)
+class SeedResult:
+    """One seed's run: how much it committed, the faults injected by kind, what the checkers found, and
+    the liveness failure if the cluster did not converge in time."""
+
+    seed: int
+    nodes: int
+    commands_committed: int
+    faults: dict[str, int]
+    violations: list[Violation]
+    liveness_failure: str | None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations) or self.liveness_failure is not None
+
+
 @dataclass(slots=True)
 class _Member:
     member_id: int
     host: str
     disk: SimDisk
+    network: _MemberNetwork
     node: ClusterNode | None = None
     commit: int = 0  # in this life
     crashed_at_ns: int = -(1 << 62)
     kept: int = 0  # while down: how much of the log its disk is known to hold
     recorded: int = 0  # while up: its archive's recorded position, as last seen
+    kept_term: int = -1  # while down: the latest term its disk's term history holds
     armed: bool = False  # a storage fault waits on its disk
     paused_until_ns: int = 0  # a paused process (a stop signal, a long pause) runs no duty cycle
     state: str = "INIT"  # its election state, as last seen
@@ -139,7 +217,10 @@ class NodeSimulator:
         settings: dict[str, object] | None = None,
         file_sync_level: int = 0,
         trace: Callable[[str], object] | None = None,
+        drift: list[tuple[float, int, int]] | None = None,
     ) -> None:
+        """``drift``: each member's clock as ``(rate, offset_ns, epoch_skew_ms)`` (``MemberClock``); by
+        default every member reads the network's clock as it is."""
         self.seed = seed
         self.random = random.Random(seed)
         self.canaries = canaries
@@ -150,9 +231,20 @@ class NodeSimulator:
             merged["archive.file.sync.level"] = file_sync_level
             merged["archive.catalog.file.sync.level"] = file_sync_level
         self.configs = member_configs(node_count, merged)
+        drift = drift or [(1.0, 0, 0)] * node_count
         self.members = [
-            _Member(i, f"10.0.0.{i + 1}", SimDisk(seed * 1000 + i, label=f"node{i}"))
-            for i in range(node_count)
+            _Member(
+                i,
+                f"10.0.0.{i + 1}",
+                SimDisk(seed * 1000 + i, label=f"node{i}"),
+                _MemberNetwork(
+                    self.network,
+                    MemberClock(
+                        self.network.clock, rate=rate, offset_ns=offset, epoch_base_ms=EPOCH_BASE_MS + skew
+                    ),
+                ),
+            )
+            for i, (rate, offset, skew) in enumerate(drift)
         ]
         self._trace = trace
         self.violations: list[Violation] = []
@@ -180,7 +272,7 @@ class NodeSimulator:
         assert member.node is None
         member.node = ClusterNode(
             self.configs[member_id],
-            network=self.network,
+            network=member.network,
             cluster_storage=member.disk.storage("cluster"),
             archive_storage=member.disk.storage("archive"),
             pid=1000 + member_id,
@@ -221,6 +313,7 @@ class NodeSimulator:
         # survives), and after a power loss too when the node syncs (file-sync level >= 1: the archive
         # moves its position counter only after the sync); at level 0 a power loss may take it all.
         member.kept = 0 if lose_power and self.file_sync_level == 0 else member.recorded
+        member.kept_term = -1 if lose_power and self.file_sync_level == 0 else self._last_term(member_id)
         member.node.transport.abort()
         member.node = None
         member.disk.crash(power_loss=lose_power)
@@ -471,18 +564,36 @@ class NodeSimulator:
         return 0 if descriptor is None else max(descriptor.stop_position, 0)
 
     def _check_quorum_recorded(self, leader_id: int, commit: int) -> None:
-        """A leader commits only what a quorum of archives have recorded (a member that is down counts
-        with what its disk kept: all it had recorded, unless the crash was a power loss)."""
-        holders = sum(
-            1
-            for m in self.members
-            if (self.recorded_position(m.member_id) if m.node is not None else m.kept) >= commit
-        )
-        if holders < len(self.members) // 2 + 1:
+        """A leader of term T commits only what a quorum of archives have recorded (a member that is down
+        counts with what its disk kept: all it had recorded, unless the crash was a power loss) -- and
+        only once each of that quorum has recorded term T, or a later one, in its term history: Raft's
+        rule for committing older terms' entries. A member holding the bytes under an older last term
+        still compares as a log of that term, and a candidate with a longer log of a term in between
+        could win its vote and cut what was committed."""
+        term = self._last_term(leader_id)
+        majority = len(self.members) // 2 + 1
+        holders = [m.member_id for m in self.members if self._kept(m) >= commit]
+        if len(holders) < majority:
             self._violate(
                 "committed only what a quorum has recorded",
-                f"n{leader_id} commit {commit}: {holders} archives hold it",
+                f"n{leader_id} commit {commit}: {len(holders)} archives hold it",
             )
+        elif sum(1 for member_id in holders if self._last_term(member_id) >= term) < majority:
+            self._violate(
+                "a leader commits only what a quorum holds in its term",
+                f"n{leader_id} term {term} commit {commit}: holders {holders} have not all recorded the term",
+            )
+
+    def _kept(self, member: _Member) -> int:
+        return self.recorded_position(member.member_id) if member.node is not None else member.kept
+
+    def _last_term(self, member_id: int) -> int:
+        """The latest term in member ``member_id``'s term history (recording.log), as its disk holds it."""
+        member = self.members[member_id]
+        if member.node is None:
+            return member.kept_term
+        terms = member.node.agent.recording_log.log.terms
+        return terms[-1].leadership_term_id if terms else -1
 
     def log_of(self, member_id: int, upto: int) -> bytes:
         """Member ``member_id``'s recorded log ``[0, upto)``, read from its archive's segment files, with
@@ -715,7 +826,14 @@ def run_seed(
         raise ValueError(f"unknown canaries: {sorted(unknown)}")
     level = max([file_sync_level, *(CANARY_FILE_SYNC_LEVELS.get(name, 0) for name in canaries)])
     chooser = random.Random(seed ^ 0x5EED)
-    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=level)
+    # every member's clock runs at its own rate (within 1%) from its own origin, its wall clock up to 5 s
+    # apart from the others'
+    drift = [
+        (1.0 + chooser.uniform(-0.01, 0.01), chooser.randrange(0, 10**12), chooser.randint(-5_000, 5_000))
+        for _ in range(node_count)
+    ]
+    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=level, drift=drift)
+    sim.fault_counts["clock_drift"] = node_count
     try:
         link = LinkConfig(
             loss=chooser.choice([0.0, 0.01, 0.05]),

@@ -76,7 +76,28 @@ def test_a_leader_that_lacks_the_followers_last_term_names_its_own_earlier_one()
     leader.leadership_term_id = 2
     leader._term_base = 1440
     assert codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(1, 0))[:4] == (1, 2, 1440, -1)
-    assert codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(0, 0))[:4] == (0, 1, 480, -1)
+    # term 1 is still open in the history, but the leader's term 2 starts at 1440: that is where it ends
+    assert codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(0, 0))[:4] == (0, 1, 480, 1440)
+
+
+def test_a_term_left_open_by_a_gap_in_the_history_ends_where_the_next_recorded_term_starts() -> None:
+    # the leader led term 0 to 96, followed term 2 from 96 (term 1 was empty: never recorded, so term 0
+    # stays open in its history) and leads term 4 from 8544
+    leader = _core(1, [(0, 0), (2, 96)], 8544)
+    assert _history(leader) == [(0, 0, -1), (2, 96, -1)]
+    leader.leadership_term_id = 4
+    leader._term_base = 8544
+    fields = codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(-1, 0))
+    assert fields[:4] == (-1, 0, 0, 96)  # the follower's empty log: term 0 comes next, from 0 to 96
+    follower = ConsensusCore(
+        ConsensusConfig.from_member_string(2, member_string(5)), lambda: 0.5, now_ns=0, recording_log=RecordingLog()
+    )
+    follower.start(0)
+    actions = follower.on_message(10 * MS, leader._new_leadership_term(-1, 0))
+    # term 0 is recorded before its bytes arrive, and only term 0's bytes are copied under it
+    assert PersistTerm(RECORDING_ID, 0, 0, 10 * MS) in actions or follower._unrecorded
+    requests = [action for action in actions if isinstance(action, LogRequest)]
+    assert [(r.kind, r.position, r.stop_position) for r in requests] == [("replicate", 0, 96)]
 
 
 def test_a_follower_cuts_the_terms_its_leader_never_had() -> None:

@@ -56,3 +56,32 @@ def test_a_member_restarts_only_once_its_mark_files_are_stale() -> None:
         assert sim.restart(1)
     finally:
         sim.close()
+
+
+def test_a_member_clock_runs_at_its_own_rate_from_its_own_origin() -> None:
+    from cluster.consensus.node_sim import MemberClock
+    from cluster.transport.clock import ManualClock
+
+    base = ManualClock(epoch_base_ms=1_000_000)
+    fast = MemberClock(base, rate=1.01, offset_ns=5_000, epoch_base_ms=2_000_000)
+    start_ns, start_ms = fast.nano_time(), fast.epoch_ms()
+    assert (start_ns, start_ms) == (5_000, 2_000_000)
+    base.advance(1_000 * 1_000_000)
+    assert fast.nano_time() - start_ns == 1_010 * 1_000_000  # 1% fast
+    assert fast.epoch_ms() - start_ms == 1_010  # its wall clock moves with it
+
+
+def test_members_with_drifting_clocks_elect_and_commit() -> None:
+    sim = NodeSimulator(11, 3, drift=[(0.99, 7, -4_000), (1.01, 10**9, 0), (1.0, 0, 4_000)])
+    try:
+        sim.run(6_000 * 1_000_000)
+        assert sim.leader() is not None
+        for _ in range(5_000):  # the client's ingress publication connects first
+            if sim.submit(1):
+                break
+            sim.step()
+        sim.run(500 * 1_000_000)
+        sim.check_logs()
+        assert sim.violations == [] and sim.committed_commands == {1}
+    finally:
+        sim.close()

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 import tools.__main__ as cli
-from cluster.consensus.node_sim import run_seed as node_run_seed
-from cluster.consensus.simulator import CANARIES, run_seed
+from cluster.consensus.node_sim import CANARIES, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"seeds", "commands_committed", "faults", "violations", "liveness_failures", "failed_seeds"}
@@ -35,7 +34,9 @@ def test_seeds_s_to_s_plus_n_minus_1_run_and_the_last_line_is_the_json_summary(
     assert summary["failed_seeds"] == []
     expected = [run_seed(seed, 3) for seed in (7, 8)]
     assert summary["commands_committed"] == sum(result.commands_committed for result in expected)
-    for kind in ("crash", "partition", "clock_drift"):
+    kinds = {kind for result in expected for kind in result.faults}
+    assert {"crash", "partition", "loss", "clock_drift"} <= kinds
+    for kind in kinds:
         assert summary["faults"][kind] == sum(result.faults.get(kind, 0) for result in expected)
 
 
@@ -59,13 +60,6 @@ def test_a_caught_canary_fails_the_run_and_prints_the_command_that_reproduces_it
 def test_list_canaries_prints_one_name_per_line(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = _sim(capsys, "--list-canaries")
     assert status == 0 and lines == sorted(CANARIES) and len(lines) >= 5
-
-
-def test_the_transport_network_option_runs_the_same_checks(capsys: pytest.CaptureFixture[str]) -> None:
-    status, lines = _sim(capsys, "--seeds", "1", "--first-seed", "2", "--network", "transport")
-    assert status == 0
-    summary = json.loads(lines[-1])
-    assert summary["commands_committed"] == run_seed(2, 3, network="transport").commands_committed > 0
 
 
 @pytest.mark.parametrize(
@@ -101,25 +95,23 @@ def test_the_module_runs_as_a_process_with_the_documented_form() -> None:
     assert json.loads(done.stdout.splitlines()[-1])["seeds"] == 1
 
 
-def test_the_node_engine_runs_real_nodes_and_prints_a_reproducing_command(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    status, lines = _sim(capsys, "--seeds", "1", "--first-seed", "2", "--engine", "node", "--quiet")
-    assert status == 0
-    summary = json.loads(lines[-1])
-    assert set(summary) == SUMMARY_KEYS and summary["failed_seeds"] == []
-    assert summary["commands_committed"] == node_run_seed(2, 3).commands_committed > 0
+def test_the_file_sync_level_is_in_the_reproducing_command(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = _sim(
-        capsys, "--seeds", "1", "--first-seed", "2", "--engine", "node", "--canary", "commit_without_quorum"
+        capsys, "--seeds", "1", "--first-seed", "2", "--file-sync-level", "1", "--canary", "commit_without_quorum"
     )
     assert status == 1
     failure = next(line for line in lines if line.startswith("seed 2 failed:"))
     assert failure.endswith(
         "reproduce: python -m tools sim --seeds 1 --first-seed 2 --nodes 3 --canary commit_without_quorum "
-        "--engine node"
+        "--file-sync-level 1"
     )
+    status, lines = _sim(capsys, "--seeds", "1", "--first-seed", "4", "--file-sync-level", "1", "--quiet")
+    summary = json.loads(lines[-1])
+    assert status == 0 and summary["faults"].get("crash_power_loss", 0) > 0
 
 
-def test_the_node_engine_has_no_network_option(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["sim", "--seeds", "1", "--engine", "node", "--network", "transport"]) == 2
-    assert capsys.readouterr().err.startswith("error: --network chooses how the core engine")
+@pytest.mark.parametrize("gone", ["--engine", "--network"])
+def test_the_retired_engine_options_are_usage_errors(gone: str) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["sim", "--seeds", "1", gone, "node"])
+    assert excinfo.value.code == 2

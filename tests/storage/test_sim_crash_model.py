@@ -253,15 +253,21 @@ def test_crash_at_n_stops_exactly_at_operation_n(
 # ------------------------------------------------------------- every outcome of the model happens
 
 
-def outcome(seed: int) -> tuple[bytes, bool]:
-    """What a power loss leaves of a synced write, two pending ones and an unsynced new file."""
-    disk = SimDisk(seed)
+def synced_then_two_pending(disk: SimDisk) -> Storage:
+    """File ``f`` of directory ``d``: ``AAAA`` synced, then ``BBBB`` and ``CCCC`` written, not synced."""
     storage = disk.storage("d")
     with storage.open("f", create=True) as file:
         file.write(0, b"AAAA")
         file.sync(SyncLevel.DATA)
         file.write(4, b"BBBB")
         file.write(8, b"CCCC")
+    return storage
+
+
+def outcome(seed: int) -> tuple[bytes, bool]:
+    """What a power loss leaves of a synced write, two pending ones and an unsynced new file."""
+    disk = SimDisk(seed)
+    storage = synced_then_two_pending(disk)
     with storage.open("new", create=True) as file:
         file.write(0, b"x")
     disk.crash()
@@ -289,3 +295,41 @@ def test_crash_point_zero_or_past_is_refused() -> None:
     disk.crash_at(None)  # disarmed
     disk.storage("d").delete("f")
     assert disk.operation_count == 2 and not disk.halted
+
+
+def test_power_losses_count_the_writes_they_dropped_and_tore() -> None:
+    seen = set()
+    for seed in range(60):
+        disk = SimDisk(seed)
+        storage = synced_then_two_pending(disk)
+        disk.crash()
+        kept = storage.read_file("f")
+        counts = (disk.lost_writes, disk.torn_writes)
+        seen.add(counts)
+        # two pending writes: dropped whole, kept whole, or some kept and the last of those torn
+        assert counts in {(2, 0), (0, 0), (1, 1), (0, 1)}
+        if counts == (2, 0):
+            assert kept == b"AAAA"
+        elif counts == (0, 0):
+            assert kept == b"AAAABBBBCCCC"
+        elif counts == (1, 1):
+            assert kept.startswith(b"AAAA") and b"C" not in kept  # B torn, C dropped
+        else:
+            assert kept.startswith(b"AAAABBBB")  # B kept, C torn
+    assert seen == {(2, 0), (0, 0), (1, 1), (0, 1)}
+
+
+def test_durable_bytes_show_what_a_power_loss_would_surely_keep() -> None:
+    disk = SimDisk(3)
+    storage = disk.storage("d")
+    assert storage.durable_bytes("f") is None
+    with storage.open("f", create=True) as file:
+        file.write(0, b"AAAA")
+        assert storage.durable_bytes("f") is None  # the entry itself is not durable yet
+        file.sync(SyncLevel.DATA)
+        file.write(4, b"BBBB")
+    assert storage.durable_bytes("f") == b"AAAA"
+    assert storage.read_file("f") == b"AAAABBBB"
+    ops = disk.operation_count
+    storage.durable_bytes("f")
+    assert disk.operation_count == ops  # reading it is not a storage operation

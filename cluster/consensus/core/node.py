@@ -69,7 +69,6 @@ from cluster.consensus.core.actions import (
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
-from cluster.consensus.core.log import FRAME_ALIGNMENT
 from cluster.consensus.core.recording_log import RecordingLog
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -86,6 +85,7 @@ CORE_CANARIES: dict[str, str] = {
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
 }
 
+FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
 APP_VERSION = 1  # 0.0.1
 NO_VOTE = None
@@ -795,6 +795,11 @@ class ConsensusCore:
             next_term_id = following.leadership_term_id
             next_base = following.term_base_log_position
             next_log_position = following.log_position
+            if next_log_position < 0:
+                # still open in the history (a later term was recorded with none between them): it ends
+                # where the next recorded term starts -- the follower must not copy past that as this term
+                later = next(r for r in history if r.leadership_term_id > next_term_id)
+                next_log_position = later.term_base_log_position
         return self._message(
             codecs.NewLeadershipTermEncoder.pack_into(
                 self._scratch,
