@@ -6,6 +6,7 @@ condition within a bound of virtual time, isolate a member, submit commands unti
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.node_sim import MS, NodeSimulator
@@ -111,13 +112,9 @@ class Script:
         """Offer each command to the leader until it takes it (the ingress connects, a leader is elected),
         then let 10 ms pass."""
         for command in commands:
-            self.until(_offer(self.sim, command), f"command {command} taken", limit_ns)
+            self.until(partial(self.sim.submit, command), f"command {command} taken", limit_ns)
             self.run(10 * MS)
 
     def committed_everywhere(self) -> bool:
         """Every member runs and has committed and appended the leader's whole log."""
         return self.sim.converged()
-
-
-def _offer(sim: NodeSimulator, command: int) -> Callable[[], bool]:
-    return lambda: sim.submit(command)
