@@ -8,10 +8,10 @@ subscription of our transport, SETUP/status-message handshake included -- and de
 twice: with the generated decoders and with the run-time (OTF) decoder driven by the schema XML alone.
 Then it runs an archive: a stream sent over UDP on loopback is recorded into segment files in a
 temporary directory, replayed, and compared byte for byte and position for position. Then it runs a
-3-member cluster in the deterministic simulator (virtual time, consensus messages over
-our Aeron transport on the simulated network): the members elect a leader, a client's commands are
-committed and applied by every member's key-value service, the leader crashes, the others elect a new
-one, the old leader comes back and catches up, and every checker stays silent. Later milestones make
+3-member cluster in the deterministic node simulator (real cluster nodes -- transport, archive,
+consensus module -- in virtual time over a simulated network and disks): the members elect a leader, a
+client's commands are committed by every member, the leader crashes, the others elect a new one, the old
+leader comes back and catches up, and every checker stays silent. Later milestones make
 this start a local cluster of real processes.
 """
 
@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from tools import codegen_cmd
+
+if TYPE_CHECKING:
+    from cluster.consensus.node_sim import NodeSimulator
 
 CLIENT_PROTOCOL_VERSION = 768  # 0.3.0, the version Aeron Cluster clients send
 APPLICATION_PAYLOAD = b"hello, cluster"
@@ -225,54 +230,84 @@ def _archive_round_trip() -> int:
 DEMO_SEED = 1
 
 
-def _simulated_cluster() -> int:
-    from cluster.consensus.simulator import MS, SIM_TIMEOUTS, Simulator
+DEMO_LIMIT_MS = 30_000  # of virtual time, for each thing the demo waits for
 
-    sim = Simulator(DEMO_SEED, 3, timeouts=SIM_TIMEOUTS, network="transport")
+
+def _simulated_cluster() -> int:
+    from cluster.consensus.node_sim import NodeSimulator
+
+    sim = NodeSimulator(DEMO_SEED, 3)
+    try:
+        return _run_simulated_cluster(sim)
+    finally:
+        sim.close()
+
+
+def _run_simulated_cluster(sim: NodeSimulator) -> int:
+    """Elect, commit 5 commands, crash the leader, elect again, commit 5 more, bring the old leader back;
+    0 if every member ends with the same log and every checker stayed silent."""
+    from cluster.consensus.node_sim import MS, RESTART_DELAY_NS
 
     def show(what: str) -> None:
         print(f"  {sim.now_ns // MS:>6} ms  {what}")
-        for node in sim.nodes:
-            core = node.core
-            if core is None:
-                print(f"           member {node.member_id}: down")
+        for member in sim.members:
+            node = member.node
+            if node is None:
+                print(f"           member {member.member_id}: down")
                 continue
-            state = node.service.state()
+            agent = node.agent
             print(
-                f"           member {node.member_id}: {core.role.name.lower():<9}"
-                f" term {core.leadership_term_id}  commit {node.commit_position:>5}"
-                f"  service: {state[0]} commands, keys {[value for value in state[1:] if value >= 0]}"
+                f"           member {member.member_id}: {agent.role.lower():<9}"
+                f" term {agent.leadership_term_id}  commit {agent.commit_position:>5}"
             )
 
-    def elect(what: str) -> int:
-        for _ in range(10_000):
-            if sim.leader() >= 0:
-                break
+    def until(condition: Callable[[], bool], what: str) -> bool:
+        end = sim.now_ns + DEMO_LIMIT_MS * MS
+        while not condition():
+            if sim.now_ns >= end or sim.violations:
+                print(f"  FAILED: {sim.violations or f'never happened: {what}'}")
+                return False
             sim.step()
-        show(what)
-        return sim.leader()
+        return True
 
-    def send(commands: range) -> None:
+    def leader() -> int:
+        node = sim.leader()
+        return -1 if node is None else node.config.member_id
+
+    def send(commands: range) -> bool:
         for command in commands:
-            sim.submit(command)
+            if not until(partial(sim.submit, command), f"command {command} taken by the leader"):
+                return False
             sim.run(10 * MS)
-        sim.run(500 * MS)
+        return True
 
     print(
-        "\na simulated 3-member cluster (seed 1, consensus over the Aeron transport on a simulated network)"
+        "\na simulated 3-member cluster (seed 1; real cluster nodes -- transport, archive, consensus"
+        " module -- over a simulated network and disks)"
     )
-    leader = elect("a leader is elected")
-    send(range(0, 5))
-    show("5 client commands committed")
-    sim.crash(leader)
-    elect(f"the leader (member {leader}) crashed; the others elected a new one")
-    send(range(5, 10))
-    sim.restart(leader)
-    sim.run(3_000 * MS)
-    show(f"5 more commands; member {leader} restarted and caught up")
-    positions = {node.commit_position for node in sim.nodes}
-    if sim.violations or len(positions) != 1 or sim.committed_commands != set(range(10)):
-        print(f"  FAILED: {sim.violations or 'the members did not converge'}")
+    if not until(lambda: leader() >= 0, "a leader elected"):
         return 1
-    print("  every member holds the same log and service state; no checker found a violation")
+    show("a leader is elected")
+    old = leader()
+    if not (send(range(0, 5)) and until(sim.converged, "5 commands committed")):
+        return 1
+    show("5 client commands committed")
+    sim.crash(old)
+    restart_ns = sim.now_ns + RESTART_DELAY_NS  # its mark files must go stale before it starts again
+    if not until(lambda: leader() >= 0, "a new leader elected"):
+        return 1
+    show(f"the leader (member {old}) crashed; the others elected a new one")
+    if not send(range(5, 10)):
+        return 1
+    if not until(lambda: sim.now_ns >= restart_ns and sim.restart(old), f"member {old} restarted"):
+        return 1
+    if not until(sim.converged, f"member {old} caught up"):
+        return 1
+    show(f"5 more commands; member {old} restarted and caught up")
+    sim.check_converged()
+    positions = {member.node.agent.commit_position for member in sim.members if member.node is not None}
+    if sim.violations or len(positions) != 1 or sim.committed_commands != set(range(10)):
+        print(f"  FAILED: {sim.violations or 'the members did not converge on the 10 commands'}")
+        return 1
+    print("  every member holds the same log; no checker found a violation")
     return 0

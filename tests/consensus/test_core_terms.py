@@ -10,9 +10,9 @@ from __future__ import annotations
 from cluster.consensus.core.actions import AppendLog, Commit, LogRequest, PersistTerm, TruncateLog
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState
+from cluster.consensus.core.members import ClusterMember
 from cluster.consensus.core.node import ConsensusCore, _Out  # _Out: for _start_leading
 from cluster.consensus.core.recording_log import RecordingLog
-from cluster.consensus.simulator import member_string
 from generated import aeron_cluster_codecs as codecs
 
 MS = 1_000_000
@@ -21,9 +21,17 @@ MS = 1_000_000
 RECORDING_ID = 0
 
 
+def _members(count: int) -> tuple[ClusterMember, ...]:
+    """``count`` members on hosts ``n0``, ``n1``, ... with Aeron's test ports."""
+    return tuple(
+        ClusterMember(i, f"n{i}:9002", f"n{i}:9003", f"n{i}:9004", f"n{i}:9005", f"n{i}:8010")
+        for i in range(count)
+    )
+
+
 def _core(member_id: int, terms: list[tuple[int, int]], append: int, members: int = 5) -> ConsensusCore:
     """A started core whose recording log holds TERM entries ``(leadership term, base)``."""
-    config = ConsensusConfig.from_member_string(member_id, member_string(members))
+    config = ConsensusConfig(member_id, _members(members))
     log = RecordingLog()
     for term, base in terms:
         log.append_term(RECORDING_ID, term, base, 0)

@@ -1,124 +1,120 @@
 """Scripted adversarial scenarios: schedules of partitions and crashes aimed at election transitions,
-which random seeds reach rarely. Each once broke safety; each must now end with no violation and with
-every live log equal to the leader's.
+which random seeds reach rarely, run on real cluster nodes in the node simulator. Each once broke the
+consensus core; each must now end with no violation, a converged cluster and every log equal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 
-from cluster.consensus.simulator import MS, FaultConfig, Simulator
+from support.node_script import MS, Script
 
-STEADY = FaultConfig(loss=0.0, duplicate=0.0, min_delay_ns=1 * MS, max_delay_ns=1 * MS)
-TIMEOUTS = {
-    "leader_heartbeat_timeout_ns": 2_000 * MS,
-    "startup_canvass_timeout_ns": 4_000 * MS,
-    "election_timeout_ns": 500 * MS,
-}
+from cluster.consensus.node_sim import NodeSimulator
+
+B_COMMANDS = 1_000  # ~96 KB of log: an archive replication copies it in several steps
+FINAL_COMMAND = 1_000_000  # the one command every scenario ends with
+B_RANGE = range(10_000, 10_000 + B_COMMANDS)  # the commands of term B
 
 
-class Script:
-    """A simulator with steady links and helpers to steer it."""
+def _new_term(script: Script, a: int, b: int, above: int) -> int:
+    """End the term that members ``a`` and ``b`` (the only ones up) are in, by partitioning them until
+    neither leads nor follows, then heal: they elect a leader of a term later than ``above``."""
+    sim = script.sim
+    sim.partition(a, b)
+    script.until(lambda: "CLOSED" not in (script.state(a), script.state(b)), f"n{a} and n{b} parted")
+    sim.heal()
+    script.until(
+        lambda: script.leader_id() >= 0 and script.term(script.leader_id()) > above,
+        f"a leader of a term after {above}",
+    )
+    return script.leader_id()
 
-    def __init__(self, nodes: int, *, entries_per_step: int | None = None) -> None:
-        self.sim = Simulator(3, nodes, faults=STEADY, timeouts=TIMEOUTS)
-        self.sim.entries_per_step = entries_per_step
 
-    def until(self, condition: Callable[[], bool], what: str, limit_ms: int = 40_000) -> None:
-        for _ in range(limit_ms // 2):
-            if condition():
-                return
-            self.sim.step()
-        raise AssertionError(f"never happened: {what}; violations {self.sim.violations}")
+def _submit_paced(script: Script, commands: range) -> None:
+    """Offer a command every millisecond (faster, the leader's log publication pushes back, and the
+    agent drops what it cannot append)."""
+    for command in commands:
+        script.until(partial(script.sim.submit, command), f"command {command} taken")
+        script.run(1 * MS)
 
-    def isolate(self, member: int) -> None:
-        for other in range(len(self.sim.nodes)):
-            if other != member:
-                self.sim.partition(member, other)
 
-    def state(self, member: int) -> str:
-        core = self.sim.nodes[member].core
-        return core.state.name if core is not None else "DOWN"
+def _term_at(terms: list[tuple[int, int, int]], position: int) -> int:
+    """The leadership term a recording log labels the byte at ``position`` with (-1: none)."""
+    label = -1
+    for term, base, end in terms:
+        if base <= position and (end < 0 or position < end):
+            label = term
+    return label
 
-    def role(self, member: int) -> str:
-        core = self.sim.nodes[member].core
-        return core.role.name if core is not None else "DOWN"
 
-    def term(self, member: int) -> int:
-        core = self.sim.nodes[member].core
-        assert core is not None
-        return core.leadership_term_id
-
-    def submit(self, *commands: int) -> None:
-        for command in commands:
-            self.sim.submit(command)
-            self.sim.run(10 * MS)
-
-    def converge(self) -> None:
-        sim = self.sim
-        sim.heal()
-        for member in sorted(sim.down):
-            sim.restart(member)
-        self.until(lambda: sim.leader() >= 0, "a leader once healed")
-        self.submit(1_000)
-        sim.run(3_000 * MS)
-        leader = sim.nodes[sim.leader()]
-        assert sim.violations == []
-        for node in sim.nodes:
-            assert bytes(node.durable.log) == bytes(leader.durable.log)
-            assert node.commit_position == leader.commit_position
+def _converge(script: Script) -> None:
+    """Heal everything, restart every member that is down, commit one more command, and require a
+    converged cluster with no violation and every log equal."""
+    sim = script.sim
+    sim.heal()
+    for member in sorted(sim.down()):
+        script.restart(member)
+    script.elected("a leader once healed")
+    script.submit(FINAL_COMMAND)
+    script.until(sim.converged, "every member committed the leader's whole log")
+    sim.check_converged()
+    assert sim.violations == []
+    logs = [sim.log_of(member, script.commit(member)) for member in range(len(sim.members))]
+    assert all(log == logs[0] for log in logs) and len(logs[0]) > 0
+    assert FINAL_COMMAND in sim.committed_commands
 
 
 def test_a_follower_cut_off_while_copying_a_term_never_labels_its_bytes_as_an_older_term() -> None:
-    """F copies term B's own bytes (it sits at B's base); before the fix its last recorded term stayed
-    the older L until the copy finished, so a crash part-way left B's bytes labelled L. F then beat a
-    node holding other bytes of term L, walked it by copying only the missing tail, and the two logs
-    differed below the commit."""
-    script = Script(3, entries_per_step=1)
-    sim = script.sim
-    sim.run(1_500 * MS)
-    script.submit(0, 1, 2)
-    sim.run(300 * MS)
-    f = (sim.leader() + 1) % 3
-    for a in range(3):
-        for b in range(a + 1, 3):
-            sim.partition(a, b)
-    sim.run(3_000 * MS)
-    sim.heal()
-    script.isolate(f)
-    script.until(lambda: sim.leader() >= 0, "a leader G of term L without F")
-    g = sim.leader()
-    bl = 3 - f - g
-    script.submit(10, 11)
-    sim.run(300 * MS)
-    sim.partition(g, bl, one_way=True)  # G's next term-L entry reaches nobody
-    script.submit(20)
-    sim.run(50 * MS)
-    g_end = len(sim.nodes[g].durable.log)
-    script.isolate(g)
-    sim.heal()
-    script.isolate(g)
-    script.until(lambda: script.state(f) == "FOLLOWER_LOG_REPLICATION", "F replicating term L")
-    script.until(lambda: script.state(f) == "CANVASS", "F done with term L")
-    sim.partition(bl, f, one_way=True)  # F hears nothing more from Bl
-    script.until(lambda: sim.leader() == bl, "Bl leading term B")
-    script.submit(30, 31, 32, 33)
-    script.until(lambda: script.state(bl) != "CLOSED", "Bl stepping down")
-    sim.heal()
-    script.isolate(g)
-    script.until(lambda: script.state(f) == "FOLLOWER_LOG_REPLICATION", "F replicating term B")
-    script.until(lambda: sim.nodes[f].durable.synced > g_end, "F durably past G's log end")
-    sim.crash(f)
-    sim.heal()
-    script.isolate(bl)
-    sim.restart(f)
-    script.until(lambda: sim.leader() >= 0 and sim.leader() != bl, "a new leader without Bl")
-    sim.run(1_000 * MS)
-    script.submit(40, 41)
-    sim.run(1_000 * MS)
-    assert sim.violations == []
-    assert bytes(sim.nodes[f].durable.log) == bytes(sim.nodes[g].durable.log)
-    script.converge()
+    """F sits at the base of term B with its log in the older term L, and the leader of a later term C
+    walks it: F copies B's own bytes (FOLLOWER_LOG_REPLICATION). It must record B before any of those
+    bytes land -- before the fix its last recorded term stayed L until the copy finished, so a cut or a
+    crash part-way left B's bytes labelled L.
+
+    Not the old message-level schedule: there a leader could append in a term no follower had joined, so
+    F could meet a member G holding *other* bytes of L past B's base, beat it and walk it by copying only
+    the missing tail (the logs then differed below the commit). A real leader completes its election only
+    once a quorum has joined its term, so in three members no G with such a tail can outlive B. The
+    closest real-node schedule keeps the risk itself: F is cut off, then crashed, part-way through copying
+    B, and the term its recording log gives every byte it holds -- live, and as read back after a restart
+    -- must be the leader's.
+    """
+    with Script(3) as script:
+        sim = script.sim
+        p = script.elected("a leader P of term L")
+        f, q = (p + 1) % 3, (p + 2) % 3
+        script.submit(0, 1, 2)
+        script.run(300 * MS)
+        l_term, b_base = script.term(p), script.append(f)
+        sim.crash(f)
+        b_leader = _new_term(script, p, q, l_term)
+        b_term = script.term(b_leader)
+        _submit_paced(script, B_RANGE)
+        script.run(500 * MS)
+        assert _committed(sim) >= set(B_RANGE)
+        b_end = script.append(b_leader)
+        c_leader = _new_term(script, p, q, b_term)
+        script.submit(200)
+        script.run(100 * MS)
+        assert _term_at(script.terms(c_leader), b_base) == b_term
+
+        script.restart(f)
+        script.until(lambda: script.state(f) == "FOLLOWER_LOG_REPLICATION", "F copying term B")
+        script.until(lambda: sim.recorded_position(f) > b_base, "F holding some of B's bytes")
+        held = sim.recorded_position(f)
+        assert held < b_end, "the copy finished in one step: nothing was cut part-way"
+        script.isolate(f)  # cut off while copying
+        assert _term_at(script.terms(f), held - 1) == b_term
+        script.until(lambda: script.state(f) != "FOLLOWER_LOG_REPLICATION", "F giving up the copy")
+        held = sim.recorded_position(f)
+        sim.crash(f)
+        script.restart(f)  # still cut off: it reads its recording log back from its disk
+        assert sim.recorded_position(f) == held
+        leader_terms = script.terms(script.leader_id())
+        for position in (b_base, held - 1):
+            assert _term_at(script.terms(f), position) == _term_at(leader_terms, position) == b_term
+        assert sim.violations == []
+        _converge(script)
+        assert set(B_RANGE) <= sim.committed_commands
 
 
 def test_a_term_only_a_follower_recorded_does_not_stall_the_cluster() -> None:
@@ -126,39 +122,61 @@ def test_a_term_only_a_follower_recorded_does_not_stall_the_cluster() -> None:
     joined the term and did. The next leader lacks that term: F must drop it (it holds no bytes of it)
     to be walked on, or it waits in CANVASS for ever -- and with one healthy member down, so does the
     cluster."""
-    script = Script(3)
-    sim = script.sim
-    sim.run(1_500 * MS)
-    p = sim.leader()
-    q, f = [member for member in range(3) if member != p]
-    script.submit(0, 1, 2)
-    sim.run(500 * MS)
-    script.isolate(p)
-    script.until(lambda: script.role(q) == "CANDIDATE" or script.role(f) == "CANDIDATE", "a candidate")
-    if script.role(f) == "CANDIDATE":
-        q, f = f, q
-    script.until(lambda: script.role(q) == "LEADER", "Q leading")
-    sim.partition(f, q, one_way=True)  # F's AppendPositions never reach Q
-    term = script.term(q)
-    script.until(
-        lambda: any(record.leadership_term_id == term for record in sim.nodes[f].durable.recording_log.terms),
-        "F recording Q's term",
+    with Script(3) as script:
+        sim = script.sim
+        p = script.elected("a leader P")
+        q, f = [member for member in range(3) if member != p]
+        script.submit(0, 1, 2)
+        script.run(500 * MS)
+        script.isolate(p)
+        script.until(lambda: "CANDIDATE" in (script.role(q), script.role(f)), "a candidate")
+        if script.role(f) == "CANDIDATE":
+            q, f = f, q
+        script.until(lambda: script.role(q) == "LEADER", "Q leading")
+        sim.partition(f, q, one_way=True)  # F's AppendPositions never reach Q
+        term = script.term(q)
+        script.until(lambda: term in _term_ids(script, f), "F recording Q's term")
+        script.isolate(f)
+        script.until(lambda: script.state(q) != "LEADER_LOG_REPLICATION", "Q giving up")
+        assert term not in _term_ids(script, q)
+        sim.heal()
+        script.isolate(f)
+        script.until(
+            lambda: script.leader_id() in (p, q) and script.term(script.leader_id()) > term,
+            "P or Q leading a later term",
+        )
+        leader = script.leader_id()
+        assert term not in _term_ids(script, leader)
+        sim.heal()
+        script.until(lambda: _follows(sim, f, leader), "F walked on and following")
+        assert script.terms(f) == script.terms(leader)
+        script.submit(100, 101, 102)
+        script.run(1_000 * MS)
+        healthy = 3 - f - leader
+        sim.crash(healthy)
+        script.submit(200, 201, 202)
+        script.until(
+            lambda: _committed(sim) >= {200, 201, 202}, "commands committed without the healthy member"
+        )
+        _converge(script)
+
+
+def _term_ids(script: Script, member: int) -> list[int]:
+    return [term for term, _, _ in script.terms(member)]
+
+
+def _follows(sim: NodeSimulator, member: int, leader: int) -> bool:
+    node = sim.members[member].node
+    leader_node = sim.members[leader].node
+    return (
+        node is not None
+        and leader_node is not None
+        and node.agent.election_state == "CLOSED"
+        and node.agent.role == "FOLLOWER"
+        and node.agent.leadership_term_id == leader_node.agent.leadership_term_id
     )
-    script.isolate(f)
-    script.until(lambda: script.state(q) != "LEADER_LOG_REPLICATION", "Q giving up")
-    sim.heal()
-    script.isolate(f)
-    script.until(
-        lambda: sim.leader() in (p, q) and script.term(sim.leader()) > term, "P or Q leading a later term"
-    )
-    sim.heal()
-    sim.run(20_000 * MS)
-    script.submit(100, 101, 102)
-    sim.run(3_000 * MS)
-    healthy = 3 - f - sim.leader()
-    sim.crash(healthy)
-    sim.run(20_000 * MS)
-    script.submit(200, 201, 202)
-    sim.run(3_000 * MS)
-    assert {200, 201, 202} <= sim.committed_commands
-    script.converge()
+
+
+def _committed(sim: NodeSimulator) -> set[int]:
+    sim.check_logs()
+    return sim.committed_commands
