@@ -98,7 +98,7 @@ def test_a_term_left_open_by_a_gap_in_the_history_ends_where_the_next_recorded_t
     fields = codecs.NewLeadershipTermDecoder.unpack(leader._new_leadership_term(-1, 0))
     assert fields[:4] == (-1, 0, 0, 96)  # the follower's empty log: term 0 comes next, from 0 to 96
     follower = ConsensusCore(
-        ConsensusConfig.from_member_string(2, member_string(5)), lambda: 0.5, now_ns=0, recording_log=RecordingLog()
+        ConsensusConfig(2, _members(5)), lambda: 0.5, now_ns=0, recording_log=RecordingLog()
     )
     follower.start(0)
     actions = follower.on_message(10 * MS, leader._new_leadership_term(-1, 0))
@@ -257,3 +257,33 @@ def test_a_failed_replication_starts_a_new_election() -> None:
     assert follower.transitions[-1][2] == "log replication failed: the replay image did not arrive"
     assert [type(action).__name__ for action in actions].count("StopLog") == 1
     assert follower.on_replication_failed(30 * MS, "late") == []  # nothing to end any more
+
+
+def test_a_failed_log_request_starts_a_new_election() -> None:
+    follower = _core(1, [(0, 0)], 384)
+    follower.on_message(
+        10 * MS, _new_leadership_term(log_leadership_term_id=0, next_term_base_log_position=384)
+    )
+    assert follower.state != ElectionState.INIT
+    actions = follower.on_log_failed(20 * MS, "the log image joined at 480, not at the log's end 384")
+    assert follower.state == ElectionState.INIT
+    assert follower.transitions[-1][2].startswith("log request failed: the log image joined at 480")
+    assert [type(action).__name__ for action in actions].count("StopLog") == 1
+    assert follower.on_log_failed(30 * MS, "late") == []  # in INIT already: nothing more to end
+
+
+def _commit_position(term: int, leader: int) -> bytes:
+    buffer = bytearray(64)
+    length = codecs.CommitPositionEncoder.pack_into(
+        buffer, 0, leadership_term_id=term, log_position=96, leader_member_id=leader
+    )
+    return bytes(buffer[:length])
+
+
+def test_a_commit_position_in_the_name_of_no_member_moves_nothing() -> None:
+    follower = _core(1, [(0, 0)], 384)
+    follower.state, follower.leadership_term_id, follower.leader_id = ElectionState.CLOSED, 0, 3
+    assert follower.on_message(10 * MS, _commit_position(7, 99)) == []  # member 99 does not exist
+    assert follower.state == ElectionState.CLOSED
+    actions = follower.on_message(20 * MS, _commit_position(7, 3))  # a member's later term: an election
+    assert follower.state == ElectionState.INIT and any(type(a).__name__ == "StopLog" for a in actions)

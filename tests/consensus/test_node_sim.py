@@ -4,9 +4,11 @@ CI's larger sweeps are ``python -m tools sim``'s."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
-from cluster.consensus.node_sim import NodeSimulator, run_seed
+from cluster.consensus.node_sim import NodeSimulator, commands_of, run_seed
 
 
 @pytest.mark.parametrize(("seed", "nodes"), [(0, 3), (1, 3), (2, 3), (3, 5)])
@@ -85,3 +87,21 @@ def test_members_with_drifting_clocks_elect_and_commit() -> None:
         assert sim.violations == [] and sim.committed_commands == {1}
     finally:
         sim.close()
+
+
+def test_commands_sent_faster_than_the_log_takes_them_are_all_committed_in_order() -> None:
+    # 1,000 commands as fast as the client's ingress publication takes them: the leader's log publication
+    # pushes back (its 64 KiB term fills before the followers' status messages open its window), and every
+    # command must still be appended once, in the order sent
+    from support.node_script import Script
+
+    with Script(3) as script:
+        script.elected()
+        for command in range(1_000):
+            script.until(partial(script.sim.submit, command), f"command {command} taken", 5_000 * 1_000_000)
+        script.until(script.sim.converged, "every member holds the whole log", 20_000 * 1_000_000)
+        leader = script.leader_id()
+        log = script.sim.log_of(leader, script.commit(leader))
+        assert commands_of(log) == list(range(1_000))
+        script.sim.check_converged()
+        assert script.sim.violations == []

@@ -96,9 +96,8 @@ def test_the_module_runs_as_a_process_with_the_documented_form() -> None:
 
 
 def test_the_file_sync_level_is_in_the_reproducing_command(capsys: pytest.CaptureFixture[str]) -> None:
-    status, lines = _sim(
-        capsys, "--seeds", "1", "--first-seed", "2", "--file-sync-level", "1", "--canary", "commit_without_quorum"
-    )
+    canary = ["--canary", "commit_without_quorum"]
+    status, lines = _sim(capsys, "--seeds", "1", "--first-seed", "2", "--file-sync-level", "1", *canary)
     assert status == 1
     failure = next(line for line in lines if line.startswith("seed 2 failed:"))
     assert failure.endswith(

@@ -1238,6 +1238,8 @@ class ConsensusCore:
             self._election_work(now_ns, out)
 
     def _on_commit_position(self, now_ns: int, m: codecs.CommitPositionDecoder, out: _Out) -> None:
+        if m.leader_member_id not in self.peers:
+            return  # no member of this cluster sent it: it moves nothing, an election least of all
         term = m.leadership_term_id
         # ours: in the leader's election states a later term's CommitPosition is ignored, where Aeron's
         # LEADER_READY abandons the election (docs/consensus.md, "Departures from Aeron")
