@@ -11,7 +11,7 @@ network and disk -- the same code. Each duty cycle (``do_work``) it
    message to ``on_message``;
 2. polls the ingress subscription (stream 101 on this member's ingress endpoint) and, while the core
    leads, hands each SessionMessageHeader to ``on_ingress`` (client sessions come later: this is the
-   core's minimal ingress);
+   core's minimal ingress) -- a controlled poll, so a message whose entry the log refuses comes again;
 3. polls the archive's recording signals and finishes the log requests waiting for them;
 4. reads the log recording's position counter (the archive's ``rec-pos`` counter) and reports a change
    with ``on_append_position``: a node's append position is what its archive has recorded, as in Aeron;

@@ -286,7 +286,7 @@ class NodeSimulator:
 
     def _on_event(self, member_id: int, event: LogEvent) -> None:
         if self._trace is not None:
-            self._trace(f"{event.time_ns // 1000:>10}us n{member_id} {event.text}")
+            self._trace(f"{self.now_ns // 1000:>10}us n{member_id} {event.text}")  # the network's time
         # an election storm: state changes with no time between them, a member going round in circles
         # (the election's own timeouts space out every honest retry)
         now_ns = self.now_ns

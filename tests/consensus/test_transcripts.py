@@ -35,8 +35,7 @@ class Transcript:
         self._commits: dict[int, int] = {}
 
     def _on_trace(self, line: str) -> None:
-        # the node simulator stamps a line with the member's own clock (epoch-aligned to the millisecond
-        # it started, so a restarted member's runs a little behind); the transcript uses the network's
+        # the node simulator stamps a line in microseconds of the network's clock; a transcript in ms
         _, text = line.lstrip().split("us ", 1)
         self.note(text)
 
