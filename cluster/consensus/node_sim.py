@@ -12,9 +12,14 @@ injects faults where the world has them and watches.
 * **Storage**: each member's ``SimDisk``. A crash is a process crash, or -- at a file-sync level of 1 or
   more, where the node claims to be safe against it -- a power loss that keeps only what was synced,
   tearing the last pending write at a seeded byte.
+  Besides, a disk can be armed to crash the process at one of its next operations, or to fail a sync.
 * **Process crashes**: the node's sockets close at once (``Transport.abort``: no goodbye), its objects are
-  dropped unclosed, its disk crashes; a restart builds a new ``ClusterNode`` from the directories.
-* **Clock**: virtual time moves in the ``SimNetwork``'s clock; every node reads it.
+  dropped unclosed, its disk crashes; a restart builds a new ``ClusterNode`` from the directories. A
+  process can also pause (no duty cycle for a while).
+* **Clock**: virtual time moves in the ``SimNetwork``'s clock; each member reads it through a clock of its
+  own (``MemberClock``) that runs at its own rate from its own origin, its wall clock skewed.
+
+Faults come on a clock-driven schedule, and aimed at members the moment they change election state.
 
 A client on its own host offers commands (a SessionMessageHeader with an 8-byte command id) to the
 member that leads now, through its ingress endpoint -- the core's minimal ingress.
@@ -27,7 +32,10 @@ positions; a command is committed at most once; and once the run has converged, 
 begins with everything that was ever seen committed, every command seen committed is in it exactly once,
 and all members agree. The simulator also reads the consensus messages the members send off the wire (a
 tap on the ``SimNetwork``, not the cores): a member grants at most one candidate its vote in a candidate
-term, across all its lives.
+term, across all its lives, and -- at a file-sync level of 1 or more -- only once its disk durably holds
+that candidate term. A leader's commit also needs a quorum that has recorded its term; more than
+``STORM_EVENTS`` state changes of one member within ``STORM_WINDOW_NS`` is an election storm. A seed stops at
+its first violation.
 
 **Canaries** (``CANARIES``) are deliberately broken variants of the core (``CORE_CANARIES``) or of the
 agent, its driver (``DRIVER_CANARIES``); each must make some seed fail. A canary that breaks a promise the
