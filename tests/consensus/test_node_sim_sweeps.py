@@ -24,6 +24,9 @@ REGRESSION_SEEDS: list[tuple[int, int, int]] = [  # (seed, nodes, file-sync leve
     (83, 3, 0),  # the same
     (85, 3, 0),  # the same
     (113, 3, 0),  # the same
+    (57, 3, 0),  # a leader's history had a gap (term 0, then 2): its NewLeadershipTerm left term 0 open, the
+    # follower copied terms 0 and 2 as term 0 and later cut below its commit (fixed: the open term ends
+    # where the next recorded term starts)
 ]
 CANARY_CHECKERS = {  # canary -> the checkers that may catch it
     "vote_twice": {"one vote per candidate term"},
