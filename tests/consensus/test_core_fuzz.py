@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from support.node_script import MS, STEADY
 
 from cluster.consensus.cluster_node import ClusterNode
+from cluster.consensus.core.node import ConsensusCore
 from cluster.consensus.node_sim import NodeSimulator
 from cluster.transport.simnet import SimNetwork, SimSocket
 from codegen.runtime.errors import CodecError
@@ -263,6 +264,26 @@ FUZZ = settings(
 AT = {"point": st.sampled_from(POINTS), "offset": st.integers(0, 2)}
 
 
+def _core_state(core: ConsensusCore) -> tuple[object, ...]:
+    return (
+        core.state,
+        core.leadership_term_id,
+        core.candidate_term_id,
+        core.append_position,
+        core.commit_position,
+    )
+
+
+def _hand_all(sim: NodeSimulator, member: int, batch: list[bytes]) -> int:
+    """Hand every message of ``batch`` to member ``member``'s core, as its consensus subscription would;
+    how many the core counted as malformed."""
+    node = _node(sim, member)
+    before = node.agent.core.malformed_messages
+    for message in batch:
+        _hand_to_core(node, message)
+    return node.agent.core.malformed_messages - before
+
+
 @FUZZ
 @given(batch=st.lists(garbage, min_size=1, max_size=30), **AT)
 def test_bytes_no_member_could_send_are_counted_and_change_nothing(
@@ -271,12 +292,9 @@ def test_bytes_no_member_could_send_are_counted_and_change_nothing(
     sim, member = _simulator(point, offset)
     try:
         core = _node(sim, member).agent.core
-        before = core.malformed_messages
-        state = (core.state, core.leadership_term_id, core.candidate_term_id, core.append_position)
-        for message in batch:
-            _hand_to_core(_node(sim, member), message)
-        assert core.malformed_messages - before == len(batch)
-        assert (core.state, core.leadership_term_id, core.candidate_term_id, core.append_position) == state
+        state = _core_state(core)
+        assert _hand_all(sim, member, batch) == len(batch)
+        assert _core_state(core) == state
         sim.run(500 * MS)  # no exception escapes a step
         _recovers(sim)
         assert sim.violations == []
@@ -292,10 +310,7 @@ def test_forged_consensus_messages_handed_to_a_core_never_break_the_node(
     sim, member = _simulator(point, offset)
     try:
         core = _node(sim, member).agent.core
-        before = core.malformed_messages
-        for message in batch:
-            _hand_to_core(_node(sim, member), message)
-        assert core.malformed_messages - before == sum(1 for message in batch if not _decodes(message))
+        assert _hand_all(sim, member, batch) == sum(1 for message in batch if not _decodes(message))
         sim.run(500 * MS)  # no exception escapes a step
         assert _node(sim, member).agent.core is core, "the member ended"
         _recovers(sim)
@@ -406,24 +421,9 @@ def test_positions_off_a_frame_boundary_and_terms_out_of_range_are_counted_and_d
                 flags=0,
             ),
         ]
-        before = core.malformed_messages
-        state = (
-            core.state,
-            core.leadership_term_id,
-            core.candidate_term_id,
-            core.append_position,
-            core.commit_position,
-        )
-        for message in forged:
-            _hand_to_core(follower, message)
-        assert core.malformed_messages - before == len(forged)
-        assert (
-            core.state,
-            core.leadership_term_id,
-            core.candidate_term_id,
-            core.append_position,
-            core.commit_position,
-        ) == state
+        state = _core_state(core)
+        assert _hand_all(sim, follower_id, forged) == len(forged)
+        assert _core_state(core) == state
         sim.run(500 * MS)
         _recovers(sim)
         assert sim.violations == []
