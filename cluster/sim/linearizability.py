@@ -187,7 +187,9 @@ def _lookup(state: frozenset[tuple[object, object]], key: object) -> object:
     return None
 
 
-def _store(state: frozenset[tuple[object, object]], key: object, value: object) -> frozenset[tuple[object, object]]:
+def _store(
+    state: frozenset[tuple[object, object]], key: object, value: object
+) -> frozenset[tuple[object, object]]:
     kept = frozenset(kv for kv in state if kv[0] != key)
     return kept if value is None else kept | {(key, value)}
 
@@ -248,7 +250,9 @@ def _explain_failure(model: Model, failure: PartitionFailure) -> str:
         f"not linearizable: partition {failure.label!r} ({len(failure.operations)} operations)",
         f"longest linearization found ({len(failure.linearized)} operations), with the state after each:",
     ]
-    lines += [f"  {_describe(model, op)}  => {model.describe_state(state)}" for op, state in failure.linearized]
+    lines += [
+        f"  {_describe(model, op)}  => {model.describe_state(state)}" for op, state in failure.linearized
+    ]
     lines.append("from there, no order places this operation before its return:")
     lines.append(f"  {_describe(model, failure.blocked_by)}")
     rest = [op for op in failure.operations if id(op) not in placed and op is not failure.blocked_by]
@@ -361,7 +365,9 @@ def _search(model: Model, ops: Sequence[Operation], max_steps: int | None) -> _O
         assert entry is not None and entry.op is not None, "the list always ends with a return"
         ret = entry.match
         if ret is not None:  # a call: try it as the next linearization point
-            accepted, after = step(state, entry.op.input, UNKNOWN if entry.op.return_ is None else entry.op.output)
+            accepted, after = step(
+                state, entry.op.input, UNKNOWN if entry.op.return_ is None else entry.op.output
+            )
             if accepted:
                 placed = linearized | entry.bit
                 memo = (placed, key(after))
@@ -390,4 +396,6 @@ def _search(model: Model, ops: Sequence[Operation], max_steps: int | None) -> _O
 def _snapshot(stack: list[tuple[_Entry, object]], state: object) -> tuple[tuple[Operation, object], ...]:
     """The placed operations in order, each with the state after it."""
     afters = [before for _, before in stack[1:]] + [state]
-    return tuple((entry.op, after) for (entry, _), after in zip(stack, afters, strict=True) if entry.op is not None)
+    return tuple(
+        (entry.op, after) for (entry, _), after in zip(stack, afters, strict=True) if entry.op is not None
+    )
