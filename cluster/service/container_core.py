@@ -1,0 +1,264 @@
+"""The service container's core, sans-IO: the committed log, one entry at a time, turned into a service's
+callbacks -- and the ``Cluster`` facade and ``ClientSession``s the service acts through.
+
+Theory of operation
+-------------------
+The container reads the log only up to the commit position (the reading is the container's agent's
+job); each whole entry it reads comes here as ``on_log_entry(message, position)`` -- the SBE message and
+the log position of its end. What each entry does:
+
+* SessionOpenEvent: a ``ContainerSession`` joins the sessions, then ``on_session_open``;
+* SessionMessageHeader + payload: ``on_session_message`` with the session named in the header, or with
+  none when the header names no open session (a service message: the cluster session id is then the
+  sending service's);
+* TimerEvent: ``on_timer_event``;
+* SessionCloseEvent: ``on_session_close``, then the session leaves;
+* NewLeadershipTermEvent: the cluster's time unit and the term move on, then
+  ``on_new_leadership_term_event``;
+* anything else (ClusterActionRequest, the legacy MembershipChangeEvent) moves time and position only
+  here; snapshots come later.
+
+Before each callback the facade's ``time()`` becomes the entry's timestamp and ``log_position`` its end,
+so replicas that read the same log make the same calls with the same arguments. A service acts on the
+cluster only from a log callback: scheduling a timer, sending to a client or to the log, or closing a
+session from ``on_start``, ``on_role_change``, ``on_terminate`` or background work raises
+``ClusterServiceError``, as Aeron's container refuses them. What it asks for goes to the consensus module
+through ``ConsensusModuleProxy`` (ScheduleTimer, CancelTimer, CloseSession, a service message) and to
+clients through ``EgressSender``; on a member that does not lead, ``ClientSession.offer`` sends nothing
+and answers ``MOCKED_OFFER``, as in Aeron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from cluster.service.api import ClientSession, CloseReason, ClusteredService, ClusterTimeUnit, Role
+from codegen.runtime.errors import CodecError
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = [
+    "MOCKED_OFFER",
+    "ClusterServiceError",
+    "ConsensusModuleProxy",
+    "ContainerCore",
+    "ContainerSession",
+    "EgressSender",
+]
+
+MOCKED_OFFER: Final = 1  # what ClientSession.offer answers on a member that does not lead
+_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
+
+
+class ClusterServiceError(Exception):
+    """A service asked for something the container refuses, or the log held something it cannot read."""
+
+
+class ConsensusModuleProxy(Protocol):
+    """The container's requests to its node's consensus module (stream 105)."""
+
+    def schedule_timer(self, correlation_id: int, deadline: int) -> bool: ...
+
+    def cancel_timer(self, correlation_id: int) -> bool: ...
+
+    def close_session(self, cluster_session_id: int) -> bool: ...
+
+    def offer_service_message(self, message: bytes) -> int:
+        """A SessionMessageHeader (cluster session id = the service's id) and payload, for the log."""
+        ...
+
+
+class EgressSender(Protocol):
+    """Messages to a client's egress (only a leader's container sends them)."""
+
+    def send(self, session: ContainerSession, message: bytes) -> int: ...
+
+
+@dataclass(slots=True)
+class ContainerSession:
+    """A client session as the container keeps it (the service sees it as a ``ClientSession``)."""
+
+    id: int
+    response_stream_id: int
+    response_channel: str
+    encoded_principal: bytes
+    core: ContainerCore = field(repr=False)
+    is_closing: bool = False
+
+    def offer(self, message: bytes | bytearray | memoryview) -> int:
+        self.core._check_may_act("send to a client")
+        if self.core.role != Role.LEADER:
+            return MOCKED_OFFER
+        framed = bytearray(_HEADER_LENGTH + len(message))
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            framed,
+            0,
+            leadership_term_id=self.core.leadership_term_id,
+            cluster_session_id=self.id,
+            timestamp=self.core.time(),
+        )
+        framed[_HEADER_LENGTH:] = message
+        return self.core.egress.send(self, bytes(framed))
+
+    def close(self) -> bool:
+        if self.is_closing:
+            return False
+        self.core._check_may_act("close a session")
+        self.is_closing = True
+        return self.core.proxy.close_session(self.id)
+
+
+class ContainerCore:
+    """One service's container, without I/O (see the module docstring). It is the service's ``Cluster``."""
+
+    def __init__(
+        self,
+        service: ClusteredService,
+        *,
+        service_id: int,
+        member_id: int,
+        proxy: ConsensusModuleProxy,
+        egress: EgressSender,
+    ) -> None:
+        self.service = service
+        self.service_id = service_id
+        self._member_id = member_id
+        self.proxy = proxy
+        self.egress = egress
+        self.role = Role.FOLLOWER
+        self.leadership_term_id = -1
+        self._time = 0
+        self._time_unit = ClusterTimeUnit.MILLIS
+        self._log_position = 0
+        self._sessions: dict[int, ContainerSession] = {}
+        self._acting = False  # inside a log callback: the service may act on the cluster
+
+    # ------------------------------------------------------------------ the Cluster facade
+
+    @property
+    def member_id(self) -> int:
+        return self._member_id
+
+    @property
+    def log_position(self) -> int:
+        return self._log_position
+
+    @property
+    def time_unit(self) -> ClusterTimeUnit:
+        return self._time_unit
+
+    def time(self) -> int:
+        return self._time
+
+    @property
+    def client_sessions(self) -> Collection[ClientSession]:
+        return tuple(self._sessions.values())
+
+    def get_client_session(self, cluster_session_id: int) -> ClientSession | None:
+        return self._sessions.get(cluster_session_id)
+
+    def close_client_session(self, cluster_session_id: int) -> bool:
+        session = self._sessions.get(cluster_session_id)
+        if session is None:
+            raise ClusterServiceError(f"no open session {cluster_session_id}")
+        return session.close()
+
+    def schedule_timer(self, correlation_id: int, deadline: int) -> bool:
+        self._check_may_act("schedule a timer")
+        return self.proxy.schedule_timer(correlation_id, deadline)
+
+    def cancel_timer(self, correlation_id: int) -> bool:
+        self._check_may_act("cancel a timer")
+        return self.proxy.cancel_timer(correlation_id)
+
+    def offer(self, message: bytes | bytearray | memoryview) -> int:
+        self._check_may_act("send a message to the log")
+        framed = bytearray(_HEADER_LENGTH + len(message))
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            framed,
+            0,
+            leadership_term_id=self.leadership_term_id,
+            cluster_session_id=self.service_id,
+            timestamp=0,
+        )
+        framed[_HEADER_LENGTH:] = message
+        return self.proxy.offer_service_message(bytes(framed))
+
+    def _check_may_act(self, what: str) -> None:
+        if not self._acting:
+            raise ClusterServiceError(
+                f"a service may {what} only from a log callback (not from on_start, on_role_change, "
+                "on_terminate or background work)"
+            )
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self) -> None:
+        """``on_start`` (snapshots come later: a service starts empty)."""
+        self.service.on_start(self, None)
+
+    def on_role_change(self, role: Role) -> None:
+        if role != self.role:
+            self.role = role
+            self.service.on_role_change(role)
+
+    def on_log_entry(self, message: bytes | memoryview, position: int) -> None:
+        """One committed log entry, ending at log position ``position``."""
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)
+        except CodecError as error:
+            raise ClusterServiceError(
+                f"log entry ending at {position} is not a cluster message: {error}"
+            ) from error
+        self._log_position = position
+        self._acting = True
+        try:
+            self._dispatch(decoder, message)
+        finally:
+            self._acting = False
+
+    def _dispatch(self, decoder: object, message: bytes | memoryview) -> None:
+        service = self.service
+        if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
+            self._time = decoder.timestamp
+            session = self._sessions.get(decoder.cluster_session_id)
+            service.on_session_message(session, decoder.timestamp, memoryview(message)[_HEADER_LENGTH:])
+        elif isinstance(decoder, codecs.TimerEventDecoder):
+            self._time = decoder.timestamp
+            service.on_timer_event(decoder.correlation_id, decoder.timestamp)
+        elif isinstance(decoder, codecs.SessionOpenEventDecoder):
+            self._time = decoder.timestamp
+            session = ContainerSession(
+                decoder.cluster_session_id,
+                decoder.response_stream_id,
+                decoder.response_channel_str(),
+                bytes(decoder.encoded_principal_bytes()),
+                self,
+            )
+            self._sessions[session.id] = session
+            service.on_session_open(session, decoder.timestamp)
+        elif isinstance(decoder, codecs.SessionCloseEventDecoder):
+            self._time = decoder.timestamp
+            closed = self._sessions.pop(decoder.cluster_session_id, None)
+            if closed is not None:
+                closed.is_closing = True
+                service.on_session_close(closed, decoder.timestamp, CloseReason(decoder.close_reason_raw))
+        elif isinstance(decoder, codecs.NewLeadershipTermEventDecoder):
+            self._time = decoder.timestamp
+            self.leadership_term_id = decoder.leadership_term_id
+            unit = decoder.time_unit_raw  # absent before schema version 4: milliseconds, the default
+            self._time_unit = ClusterTimeUnit.MILLIS if unit is None else ClusterTimeUnit(unit)
+            service.on_new_leadership_term_event(
+                decoder.leadership_term_id,
+                decoder.log_position,
+                decoder.timestamp,
+                decoder.term_base_log_position,
+                decoder.leader_member_id,
+                decoder.log_session_id,
+                self._time_unit,
+                decoder.app_version or 0,
+            )
+        elif isinstance(decoder, codecs.ClusterActionRequestDecoder):
+            self._time = decoder.timestamp
