@@ -41,6 +41,7 @@ __all__ = [
     "ClientProtocolError",
     "ConnectFailed",
     "Connected",
+    "Event",
     "Message",
     "NewLeader",
     "Redirected",

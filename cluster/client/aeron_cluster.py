@@ -1,0 +1,250 @@
+"""``AeronCluster``: a client's session with a cluster, over our transport (Aeron's ``AeronCluster``).
+
+Theory of operation
+-------------------
+The session protocol is ``ClientProtocol``'s (sans-IO); this class moves its bytes. It subscribes to the
+egress channel (a port of 0 becomes the port the subscription bound, which the cluster must answer on),
+opens an exclusive ingress publication to each member's ingress endpoint (or one on the ingress channel
+as given), and connects: the connect request goes out on the first publication that connects; a
+REDIRECT names the leader, whose publication the next request goes on; a Challenge is answered; OK opens
+the session. ``connect`` runs ``invoker`` (by default the transport's duty cycle) while it waits, up to
+the message timeout, and raises ``ClusterClientError`` on a timeout, a rejection or an error.
+
+Open, ``offer`` sends a message to the leader's ingress behind the session header, ``poll_egress`` hands
+the session's egress events to a handler (``Message``, ``NewLeader``, ``AdminResponse``,
+``SessionClosed``), and after a NewLeaderEvent later messages go to the new leader's ingress endpoint
+with the new term -- the session survives the change. ``send_keep_alive`` keeps an idle session open;
+``close`` asks the cluster to close it and closes the channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from cluster.client.protocol import (
+    DEFAULT_MESSAGE_TIMEOUT_NS,
+    ClientProtocol,
+    ClientProtocolError,
+    Connected,
+    ConnectFailed,
+    Event,
+    NewLeader,
+    Redirected,
+    SessionClosed,
+    State,
+    parse_ingress_endpoints,
+)
+from cluster.transport.driver import Transport
+from cluster.transport.image import Subscription
+from cluster.transport.publication import Publication
+from cluster.transport.uri import ChannelUri
+
+__all__ = ["AeronCluster", "ClusterClientError"]
+
+FRAGMENT_LIMIT: Final = 10
+
+
+class ClusterClientError(Exception):
+    """The session could not be had or kept: a timeout, a rejection, an error, a closed session."""
+
+
+class AeronCluster:
+    """One session with a cluster (see the module docstring). Build it with ``connect``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        protocol: ClientProtocol,
+        egress: Subscription,
+        ingress: dict[int, Publication],
+        ingress_channel: str,
+        ingress_stream_id: int,
+        invoker: Callable[[], object],
+    ) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self._egress = egress
+        self._ingress = ingress
+        self._ingress_channel = ingress_channel
+        self._ingress_stream_id = ingress_stream_id
+        self._invoker = invoker
+        self._leader: Publication | None = None
+        self._events: list[Event] = []
+        self.is_closed = False
+
+    # ------------------------------------------------------------------ connecting
+
+    @classmethod
+    def connect(
+        cls,
+        transport: Transport,
+        *,
+        egress_channel: str,
+        ingress_endpoints: str | None = None,
+        ingress_channel: str = "aeron:udp",
+        ingress_stream_id: int = 101,
+        egress_stream_id: int = 102,
+        credentials: Callable[[], bytes] = bytes,
+        on_challenge: Callable[[bytes], bytes] = lambda challenge: b"",
+        message_timeout_ns: int = DEFAULT_MESSAGE_TIMEOUT_NS,
+        invoker: Callable[[], object] | None = None,
+    ) -> AeronCluster:
+        egress = transport.add_subscription(egress_channel, egress_stream_id)
+        uri = ChannelUri.parse(egress_channel)
+        endpoint = uri.params.get("endpoint", "")
+        if endpoint.endswith(":0") and egress.local_address is not None:
+            host, port = egress.local_address
+            egress_channel = uri.with_param("endpoint", f"{host}:{port}").build()
+        protocol = ClientProtocol(
+            egress_channel=egress_channel,
+            egress_stream_id=egress_stream_id,
+            credentials=credentials,
+            on_challenge=on_challenge,
+            message_timeout_ns=message_timeout_ns,
+        )
+        ingress: dict[int, Publication] = {}
+        client = cls(
+            transport,
+            protocol,
+            egress,
+            ingress,
+            ingress_channel,
+            ingress_stream_id,
+            invoker or transport.do_work,
+        )
+        try:
+            if ingress_endpoints:
+                for member_id, member_endpoint in parse_ingress_endpoints(ingress_endpoints).items():
+                    ingress[member_id] = client._publication(member_endpoint)
+            else:
+                ingress[-1] = transport.add_exclusive_publication(ingress_channel, ingress_stream_id)
+            client._await_connected()
+        except BaseException:
+            client._close_channels()
+            raise
+        return client
+
+    def _publication(self, endpoint: str) -> Publication:
+        channel = ChannelUri.parse(self._ingress_channel).with_param("endpoint", endpoint).build()
+        return self.transport.add_exclusive_publication(channel, self._ingress_stream_id)
+
+    def _await_connected(self) -> None:
+        protocol = self.protocol
+        clock = self.transport.clock
+        sent_on: Publication | None = None
+        pending: bytes | None = None
+        deadline_ns = clock.nano_time() + protocol.message_timeout_ns  # for an ingress to connect at all
+        while True:
+            self._invoker()
+            now_ns = clock.nano_time()
+            if sent_on is None:
+                target = self._leader or next((p for p in self._ingress.values() if p.is_connected), None)
+                if target is not None:
+                    sent_on, pending = target, protocol.connect_request(now_ns)
+            if pending is not None and sent_on is not None and sent_on.offer(pending) > 0:
+                pending = None
+            self._egress.poll(self._on_fragment, FRAGMENT_LIMIT)
+            while self._events:
+                event = self._events.pop(0)
+                if isinstance(event, Connected):
+                    self._leader = sent_on
+                    self._events.clear()
+                    return
+                if isinstance(event, Redirected):
+                    self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
+                    sent_on = None
+                    deadline_ns = now_ns + protocol.message_timeout_ns
+                elif isinstance(event, ConnectFailed):
+                    raise ClusterClientError(f"connect failed: {event.code}: {event.detail}")
+            if protocol.state == State.CONNECTING and (timeout := protocol.on_tick(now_ns)) is not None:
+                assert isinstance(timeout, ConnectFailed)
+                raise ClusterClientError(f"connect failed: {timeout.code}: {timeout.detail}")
+            if sent_on is None and now_ns >= deadline_ns:
+                timeout_ms = protocol.message_timeout_ns // 1_000_000
+                raise ClusterClientError(
+                    f"connect failed: no ingress publication connected within {timeout_ms} ms"
+                )
+
+    def _leader_publication(self, member_id: int, endpoints: dict[int, str]) -> Publication:
+        publication = self._ingress.get(member_id)
+        if publication is None or publication.is_closed:
+            if member_id not in endpoints:
+                raise ClusterClientError(
+                    f"the cluster named leader {member_id} but no ingress endpoint for it"
+                )
+            publication = self._ingress[member_id] = self._publication(endpoints[member_id])
+        return publication
+
+    def _on_fragment(self, buffer: memoryview, header: object) -> None:
+        try:
+            event, reply = self.protocol.on_egress(self.transport.clock.nano_time(), bytes(buffer))
+        except ClientProtocolError:
+            return  # not a cluster message on the egress: nothing this session can use
+        if reply is not None and self._leader is not None:
+            self._leader.offer(reply)
+        elif reply is not None:
+            for publication in self._ingress.values():
+                if publication.is_connected:
+                    publication.offer(reply)
+                    break
+        if event is not None:
+            self._events.append(event)
+
+    # ------------------------------------------------------------------ open
+
+    @property
+    def cluster_session_id(self) -> int:
+        return self.protocol.cluster_session_id
+
+    @property
+    def leadership_term_id(self) -> int:
+        return self.protocol.leadership_term_id
+
+    @property
+    def leader_member_id(self) -> int:
+        return self.protocol.leader_member_id
+
+    def offer(self, payload: bytes | bytearray | memoryview) -> int:
+        """Send ``payload`` to the leader behind the session header; the publication's result (a
+        position, or a negative back-pressure or not-connected code to try again on)."""
+        self._check_open()
+        assert self._leader is not None
+        return self._leader.offer(self.protocol.session_message(payload))
+
+    def send_keep_alive(self) -> bool:
+        self._check_open()
+        assert self._leader is not None
+        return self._leader.offer(self.protocol.keep_alive()) > 0
+
+    def poll_egress(self, handler: Callable[[Event], object], fragment_limit: int = FRAGMENT_LIMIT) -> int:
+        """Hand this session's egress events to ``handler``; how many fragments were read. A NewLeader
+        moves the ingress to the new leader first."""
+        count = self._egress.poll(self._on_fragment, fragment_limit)
+        events, self._events = self._events, []
+        for event in events:
+            if isinstance(event, NewLeader):
+                self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
+            elif isinstance(event, SessionClosed):
+                self._close_channels()
+            handler(event)
+        return count
+
+    def _check_open(self) -> None:
+        if self.is_closed or self.protocol.state != State.OPEN:
+            raise ClusterClientError(f"the session is {self.protocol.state.value}")
+
+    def close(self) -> None:
+        """Ask the cluster to close the session (best effort), then close the channels. Idempotent."""
+        if self.is_closed:
+            return
+        if self.protocol.state == State.OPEN and self._leader is not None:
+            self._leader.offer(self.protocol.close_request())
+        self._close_channels()
+
+    def _close_channels(self) -> None:
+        self.is_closed = True
+        for publication in self._ingress.values():
+            publication.close()
+        self._ingress.clear()
+        self._egress.close()
