@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from cluster.session_message import SESSION_HEADER_LENGTH, session_message
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -52,7 +53,6 @@ __all__ = [
 
 CLIENT_PROTOCOL_VERSION: Final = (0 << 16) | (3 << 8) | 0  # 0.3.0: the major version must match
 DEFAULT_MESSAGE_TIMEOUT_NS: Final = 5_000_000_000  # Aeron's aeron.cluster.message.timeout
-_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
 _E = codecs.EventCode
 
 
@@ -192,16 +192,7 @@ class ClientProtocol:
     def session_message(self, payload: bytes | bytearray | memoryview) -> bytes:
         """``payload`` behind the session's SessionMessageHeader, for the leader's ingress."""
         self._require_open("send a message")
-        message = bytearray(_HEADER_LENGTH + len(payload))
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            message,
-            0,
-            leadership_term_id=self.leadership_term_id,
-            cluster_session_id=self.cluster_session_id,
-            timestamp=0,
-        )
-        message[_HEADER_LENGTH:] = payload
-        return bytes(message)
+        return session_message(self.leadership_term_id, self.cluster_session_id, 0, payload)
 
     def keep_alive(self) -> bytes:
         self._require_open("send a keep-alive")
@@ -255,7 +246,9 @@ class ClientProtocol:
         if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             if self.state != State.OPEN or decoder.cluster_session_id != self.cluster_session_id:
                 return None, None
-            return Message(decoder.leadership_term_id, decoder.timestamp, bytes(data[_HEADER_LENGTH:])), None
+            return Message(
+                decoder.leadership_term_id, decoder.timestamp, bytes(data[SESSION_HEADER_LENGTH:])
+            ), None
         if isinstance(decoder, codecs.SessionEventDecoder):
             return self._on_session_event(decoder), None
         if isinstance(decoder, codecs.ChallengeDecoder):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from cluster.consensus.core.errors import ConsensusError
+from cluster.session_message import session_message
 from cluster.transport.driver import Transport
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
@@ -33,16 +34,9 @@ MAX_ENDPOINTS: Final = 64  # one publication per member; a cluster has at most a
 def command_message(leadership_term_id: int, command: int, *, cluster_session_id: int = 1) -> bytes:
     """A SessionMessageHeader for ``leadership_term_id`` followed by ``command`` (int64, little-endian).
     The leader stamps the timestamp as it appends."""
-    message = bytearray(COMMAND_MESSAGE_LENGTH)
-    codecs.SessionMessageHeaderEncoder.pack_into(
-        message,
-        0,
-        leadership_term_id=leadership_term_id,
-        cluster_session_id=cluster_session_id,
-        timestamp=0,
+    return session_message(
+        leadership_term_id, cluster_session_id, 0, command.to_bytes(COMMAND_LENGTH, "little", signed=True)
     )
-    message[-COMMAND_LENGTH:] = command.to_bytes(COMMAND_LENGTH, "little", signed=True)
-    return bytes(message)
 
 
 class IngressError(ConsensusError, ValueError):

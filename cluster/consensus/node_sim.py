@@ -60,6 +60,7 @@ from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
+from cluster.consensus.ingress import command_message
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
@@ -454,12 +455,7 @@ class NodeSimulator:
             self._ingress[member_id] = publication
         if not publication.is_connected:
             return False
-        message = bytearray(codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH + 8)
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            message, 0, leadership_term_id=node.agent.leadership_term_id, cluster_session_id=1, timestamp=0
-        )
-        message[-8:] = command.to_bytes(8, "little")
-        if publication.offer(message) > 0:
+        if publication.offer(command_message(node.agent.leadership_term_id, command)) > 0:
             self.commands_sent += 1
             return True
         return False

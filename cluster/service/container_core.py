@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from cluster.service.api import ClientSession, CloseReason, ClusteredService, ClusterTimeUnit, Role
+from cluster.session_message import SESSION_HEADER_LENGTH, session_message
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 MOCKED_OFFER: Final = 1  # what ClientSession.offer answers on a member that does not lead
-_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
 
 
 class ClusterServiceError(Exception):
@@ -90,16 +90,8 @@ class ContainerSession:
         self.core._check_may_act("send to a client")
         if self.core.role != Role.LEADER:
             return MOCKED_OFFER
-        framed = bytearray(_HEADER_LENGTH + len(message))
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            framed,
-            0,
-            leadership_term_id=self.core.leadership_term_id,
-            cluster_session_id=self.id,
-            timestamp=self.core.time(),
-        )
-        framed[_HEADER_LENGTH:] = message
-        return self.core.egress.send(self, bytes(framed))
+        framed = session_message(self.core.leadership_term_id, self.id, self.core.time(), message)
+        return self.core.egress.send(self, framed)
 
     def close(self) -> bool:
         if self.is_closing:
@@ -174,16 +166,8 @@ class ContainerCore:
 
     def offer(self, message: bytes | bytearray | memoryview) -> int:
         self._check_may_act("send a message to the log")
-        framed = bytearray(_HEADER_LENGTH + len(message))
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            framed,
-            0,
-            leadership_term_id=self.leadership_term_id,
-            cluster_session_id=self.service_id,
-            timestamp=0,
-        )
-        framed[_HEADER_LENGTH:] = message
-        return self.proxy.offer_service_message(bytes(framed))
+        framed = session_message(self.leadership_term_id, self.service_id, 0, message)
+        return self.proxy.offer_service_message(framed)
 
     def _check_may_act(self, what: str) -> None:
         if not self._acting:
@@ -224,7 +208,9 @@ class ContainerCore:
         if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             self._time = decoder.timestamp
             session = self._sessions.get(decoder.cluster_session_id)
-            service.on_session_message(session, decoder.timestamp, memoryview(message)[_HEADER_LENGTH:])
+            service.on_session_message(
+                session, decoder.timestamp, memoryview(message)[SESSION_HEADER_LENGTH:]
+            )
         elif isinstance(decoder, codecs.TimerEventDecoder):
             self._time = decoder.timestamp
             service.on_timer_event(decoder.correlation_id, decoder.timestamp)

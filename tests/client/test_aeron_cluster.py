@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from support.cluster_messages import pack
 
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message, NewLeader
@@ -20,16 +21,6 @@ from generated import aeron_cluster_codecs as codecs
 MS = 1_000_000
 HEADER = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
 ENDPOINTS = "0=10.0.0.1:9002,1=10.0.0.2:9002,2=10.0.0.3:9002"
-
-
-def _pack(encoder: type, var: dict[str, bytes | str] | None = None, **fields: int) -> bytes:
-    buffer = bytearray(512)
-    instance = encoder().wrap_and_apply_header(buffer, 0)
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    for name, value in (var or {}).items():
-        getattr(instance, f"put_{name}")(value)
-    return bytes(buffer[: codecs.HEADER_SIZE + instance.encoded_length()])
 
 
 @dataclass
@@ -75,7 +66,7 @@ class Member:
             elif self.member_id != self.leader:
                 code, detail, session_id = codecs.EventCode.REDIRECT, ENDPOINTS, -1
             self.egress[session_id] = egress
-            event = _pack(
+            event = pack(
                 codecs.SessionEventEncoder,
                 {"detail": detail},
                 cluster_session_id=session_id,
@@ -106,7 +97,7 @@ class Member:
         self.leader = self.member_id
         egress = self.transport.add_exclusive_publication(egress_channel, 102)
         self.egress[session_id] = egress
-        event = _pack(
+        event = pack(
             codecs.NewLeaderEventEncoder,
             {"ingress_endpoints": ENDPOINTS},
             leadership_term_id=self.term,

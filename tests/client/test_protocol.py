@@ -9,6 +9,7 @@ import contextlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cluster_messages import pack
 
 from cluster.client.protocol import (
     CLIENT_PROTOCOL_VERSION,
@@ -31,17 +32,6 @@ ENDPOINTS = "0=10.0.0.1:9002,1=10.0.0.2:9002,2=10.0.0.3:9002"
 MS = 1_000_000
 
 
-def _message(encoder_type: type, var: dict[str, bytes | str] | None = None, **fields: int) -> bytes:
-    """A whole message (header, block, var data in schema order) from the generated encoder."""
-    buffer = bytearray(512)
-    encoder = encoder_type().wrap_and_apply_header(buffer, 0)
-    for name, value in fields.items():
-        setattr(encoder, name, value)
-    for name, value in (var or {}).items():
-        getattr(encoder, f"put_{name}")(value)
-    return bytes(buffer[: codecs.HEADER_SIZE + encoder.encoded_length()])
-
-
 def _event(protocol: ClientProtocol, code: codecs.EventCode, detail: str = "", **fields: int) -> bytes:
     values = {
         "cluster_session_id": 5,
@@ -51,7 +41,7 @@ def _event(protocol: ClientProtocol, code: codecs.EventCode, detail: str = "", *
         "code": code,
         "version": CLIENT_PROTOCOL_VERSION,
     } | fields
-    return _message(codecs.SessionEventEncoder, {"detail": detail}, **values)
+    return pack(codecs.SessionEventEncoder, {"detail": detail}, **values)
 
 
 def _connected() -> ClientProtocol:
@@ -107,7 +97,7 @@ def test_an_error_or_a_rejection_fails_the_connect_with_the_clusters_detail(code
 def test_a_challenge_is_answered_with_what_the_credentials_supplier_gives() -> None:
     protocol = ClientProtocol(egress_channel=EGRESS, on_challenge=lambda challenge: challenge[::-1])
     protocol.connect_request(0)
-    challenge = _message(
+    challenge = pack(
         codecs.ChallengeEncoder,
         {"encoded_challenge": b"nonce"},
         correlation_id=protocol.correlation_id,
@@ -144,7 +134,7 @@ def test_egress_of_this_session_becomes_events_and_another_sessions_is_ignored()
         other, 0, leadership_term_id=3, cluster_session_id=6, timestamp=77
     )
     assert protocol.on_egress(MS, bytes(other)) == (None, None)
-    leader = _message(
+    leader = pack(
         codecs.NewLeaderEventEncoder,
         {"ingress_endpoints": ENDPOINTS},
         leadership_term_id=4,
@@ -154,7 +144,7 @@ def test_egress_of_this_session_becomes_events_and_another_sessions_is_ignored()
     event, _ = protocol.on_egress(2 * MS, leader)
     assert isinstance(event, NewLeader) and (event.leadership_term_id, event.leader_member_id) == (4, 2)
     assert codecs.SessionMessageHeaderDecoder.unpack(protocol.session_message(b""))[0] == 4  # the new term
-    admin = _message(
+    admin = pack(
         codecs.AdminResponseEncoder,
         {"message": "ok", "payload": b"\x01"},
         cluster_session_id=5,

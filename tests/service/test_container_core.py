@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from support.cluster_messages import pack
 
 from cluster.service.api import ClientSession, CloseReason, ClusteredService, ClusterTimeUnit, Role
 from cluster.service.container_core import (
@@ -53,18 +54,8 @@ class Egress:
         return len(self.sent)
 
 
-def _pack(encoder: type, var: dict[str, bytes | str] | None = None, **fields: int) -> bytes:
-    buffer = bytearray(256)
-    instance = encoder().wrap_and_apply_header(buffer, 0)
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    for name, value in (var or {}).items():
-        getattr(instance, f"put_{name}")(value)
-    return bytes(buffer[: codecs.HEADER_SIZE + instance.encoded_length()])
-
-
 def new_term(timestamp: int, unit: ClusterTimeUnit = ClusterTimeUnit.MILLIS) -> bytes:
-    return _pack(
+    return pack(
         codecs.NewLeadershipTermEventEncoder,
         leadership_term_id=TERM,
         log_position=0,
@@ -78,7 +69,7 @@ def new_term(timestamp: int, unit: ClusterTimeUnit = ClusterTimeUnit.MILLIS) -> 
 
 
 def session_open(session_id: int, timestamp: int) -> bytes:
-    return _pack(
+    return pack(
         codecs.SessionOpenEventEncoder,
         {"response_channel": "aeron:udp?endpoint=client:9020", "encoded_principal": b"alice"},
         leadership_term_id=TERM,
@@ -98,13 +89,13 @@ def message(session_id: int, timestamp: int, payload: bytes) -> bytes:
 
 
 def timer(correlation_id: int, timestamp: int) -> bytes:
-    return _pack(
+    return pack(
         codecs.TimerEventEncoder, leadership_term_id=TERM, correlation_id=correlation_id, timestamp=timestamp
     )
 
 
 def session_close(session_id: int, timestamp: int, reason: CloseReason) -> bytes:
-    return _pack(
+    return pack(
         codecs.SessionCloseEventEncoder,
         leadership_term_id=TERM,
         cluster_session_id=session_id,

@@ -1,0 +1,29 @@
+"""A session message: a SessionMessageHeader (the leadership term, the cluster session, a timestamp)
+followed by an application payload -- the one message shape that the client's ingress, the log, a
+service's egress and a service's messages to the log all share."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = ["SESSION_HEADER_LENGTH", "session_message"]
+
+SESSION_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
+
+
+def session_message(
+    leadership_term_id: int, cluster_session_id: int, timestamp: int, payload: bytes | bytearray | memoryview
+) -> bytes:
+    """The header, then ``payload``."""
+    message = bytearray(SESSION_HEADER_LENGTH + len(payload))
+    codecs.SessionMessageHeaderEncoder.pack_into(
+        message,
+        0,
+        leadership_term_id=leadership_term_id,
+        cluster_session_id=cluster_session_id,
+        timestamp=timestamp,
+    )
+    message[SESSION_HEADER_LENGTH:] = payload
+    return bytes(message)
