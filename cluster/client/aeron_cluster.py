@@ -219,7 +219,9 @@ class AeronCluster:
 
     def poll_egress(self, handler: Callable[[Event], object], fragment_limit: int = FRAGMENT_LIMIT) -> int:
         """Hand this session's egress events to ``handler``; how many fragments were read. A NewLeader
-        moves the ingress to the new leader first."""
+        moves the ingress to the new leader first; a closed session reads nothing."""
+        if self.is_closed:
+            return 0
         count = self._egress.poll(self._on_fragment, fragment_limit)
         events, self._events = self._events, []
         for event in events:

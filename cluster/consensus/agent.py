@@ -195,6 +195,7 @@ class ConsensusModuleAgent:
         self._log_session_id = 0
         self._recording_subscription_id = NULL_VALUE
         self._pending_log: _PendingLog | None = None
+        self._log_failure: str | None = None  # a log request's recording started in the wrong place
         self._replication_id = NULL_VALUE
         self._replication_stop = NULL_POSITION
         self._catchup_replays: dict[int, int] = {}  # follower member id -> replay session id
@@ -246,6 +247,9 @@ class ConsensusModuleAgent:
             work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
         self._check_archive_errors()
+        if self._log_failure is not None:
+            reason, self._log_failure = self._log_failure, None
+            self._log_failed(reason)
         if self._log_subscription is not None:
             # the archive records the log; this member's own reading of it is for the services, later:
             # until then it only keeps up, so that it never holds back the image's window
@@ -527,6 +531,7 @@ class ConsensusModuleAgent:
         else:
             subscription_id = self.archive.start_recording(channel, stream_id, location)
         self._recording_subscription_id = subscription_id
+        self._log_failure = None  # a failure of an earlier request is moot
         self._pending_log = _PendingLog(kind, subscription_id, position, self.archive.last_correlation_id)
 
     def _on_recording_signal(self, event: RecordingSignalEvent) -> None:
@@ -540,7 +545,10 @@ class ConsensusModuleAgent:
             if event.position != pending.position:
                 # a new recording of an image that joined the live log past this member's position
                 # (the leader moved on since it said where the log was): the log would have a hole
-                self._log_failed(
+                # handled from the duty cycle: this signal may come while an action waits on the archive,
+                # and undoing the request takes archive requests of its own
+                self._pending_log = None
+                self._log_failure = (
                     f"the log image joined at {event.position}, not at the log's end {pending.position}"
                 )
                 return
@@ -603,6 +611,7 @@ class ConsensusModuleAgent:
             self.archive.stop_replay(replay)
         self._catchup_replays.clear()
         self._pending_log = None
+        self._log_failure = None
         stop = 0
         if self.log_recording_id >= 0:
             stop = self._await_stop_position()

@@ -48,6 +48,7 @@ state itself). ``KV_MODEL`` is a map of registers with reads, writes and compare
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -101,17 +102,18 @@ class Operation:
         return self.return_ is None
 
 
-class Model:
+class Model(ABC):
     """A sequential specification. Subclasses implement ``init`` and ``step``; the rest has defaults."""
 
+    @abstractmethod
     def init(self) -> object:
-        raise NotImplementedError
+        """The state before any operation."""
 
+    @abstractmethod
     def step(self, state: object, input: object, output: object) -> tuple[bool, object]:
         """Whether ``input`` may answer ``output`` in ``state``, and the state after it.
 
         ``output`` is ``UNKNOWN`` for an indeterminate operation: accept it and apply its effect."""
-        raise NotImplementedError
 
     def partition(self, history: Sequence[Operation]) -> Mapping[object, Sequence[Operation]]:
         """Independent parts of the history, by a label the report names. Default: one part."""
@@ -119,7 +121,8 @@ class Model:
 
     def key(self, state: object) -> Hashable:
         """What the memo compares states by: equal keys, equal states."""
-        assert isinstance(state, Hashable), f"state {state!r} is not hashable: override Model.key"
+        if not isinstance(state, Hashable):
+            raise TypeError(f"state {state!r} is not hashable: override Model.key")
         return state
 
     def describe_operation(self, input: object, output: object) -> str:
