@@ -32,10 +32,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from cluster.consensus.core.members import ClusterMember
 from cluster.consensus.node_config import NodeConfig
+
+if TYPE_CHECKING:
+    from cluster.client.aeron_cluster import AeronCluster
 
 __all__ = [
     "STOP_TIMEOUT_S",
@@ -318,7 +321,7 @@ class ClusterView:
 
 class ProcessCluster:
     """A local cluster whose members are ``NodeProcess`` es, with a ``ClusterView`` of what they print and
-    an ingress client (``cluster.consensus.ingress``) on a transport of this process.
+    a client session (``AeronCluster``) on a transport of this process.
 
     Every member's stderr goes to ``directory/node<i>.stderr`` (appended across restarts).
     ``close()`` stops every member still running by pid (SIGTERM, then SIGKILL) and closes the client;
@@ -333,7 +336,6 @@ class ProcessCluster:
         *,
         base_port: int | None = None,
     ) -> None:
-        from cluster.consensus.ingress import IngressPublisher
         from cluster.transport.driver import Transport, TransportConfig
 
         self.directory = directory.absolute()
@@ -343,7 +345,7 @@ class ProcessCluster:
         self.view = ClusterView()
         self.processes: dict[int, NodeProcess] = {}
         self.transport = Transport(config=TransportConfig(bind_host="127.0.0.1"))
-        self.ingress = IngressPublisher(self.transport)
+        self.session: AeronCluster | None = None
 
     def __enter__(self) -> ProcessCluster:
         return self
@@ -412,10 +414,53 @@ class ProcessCluster:
                 return None
         return leader
 
+    def _open_session(self) -> AeronCluster | None:
+        """The client's session with the cluster, connecting one step at a time when it has none."""
+        from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
+
+        session = self.session
+        try:
+            if session is None:
+                session = self.session = AeronCluster.begin_connect(
+                    self.transport,
+                    egress_channel="aeron:udp?endpoint=127.0.0.1:0",
+                    ingress_endpoints=ingress_endpoints(self.configs[0].members),
+                )
+            if not session.poll_connect():
+                return None
+            session.poll_egress(lambda event: None)
+        except ClusterClientError:
+            if session is not None:
+                session.close()
+            self.session = None
+            return None
+        if session.is_closed:
+            self.session = None
+            return None
+        return session
+
+    def connect(self, timeout_s: float) -> bool:
+        """Open the client's session (if it has none open), within ``timeout_s``."""
+        return self.wait_for(lambda: self._open_session() is not None, timeout_s)
+
+    @property
+    def open_event_length(self) -> int:
+        """The log bytes of the client session's SessionOpenEvent (its frame, aligned)."""
+        from cluster.transport.logbuffer import HEADER_LENGTH, align
+        from generated import aeron_cluster_codecs as codecs
+
+        assert self.session is not None
+        channel = len(self.session.protocol.egress_channel)
+        block = codecs.SessionOpenEventEncoder.BLOCK_LENGTH
+        return align(HEADER_LENGTH + codecs.HEADER_SIZE + block + 4 + channel + 4)
+
     def offer(self, leader: NodeStatus, command: int) -> bool:
-        """Offer a command to ``leader`` in its term; ``True`` once it has left (see ``IngressPublisher``)."""
-        endpoint = self.configs[leader.member].member.ingress
-        return self.ingress.offer(endpoint, leader.term, command)
+        """Offer a command through the client's session once it knows ``leader`` as the leader; ``True``
+        once it has left."""
+        session = self._open_session()
+        if session is None or session.leader_member_id != leader.member:
+            return False
+        return session.offer(command.to_bytes(8, "little", signed=True)) > 0
 
     def send(self, leader: NodeStatus, commands: Iterable[int], timeout_s: float) -> bool:
         """Offer each command to ``leader`` until it leaves, within ``timeout_s`` in all."""
@@ -445,5 +490,6 @@ class ProcessCluster:
         try:
             return stop_all(self.processes.values())
         finally:
-            self.ingress.close()
+            if self.session is not None:
+                self.session.close()
             self.transport.close()

@@ -71,6 +71,9 @@ class AeronCluster:
         self._invoker = invoker
         self._leader: Publication | None = None
         self._events: list[Event] = []
+        self._sent_on: Publication | None = None  # connecting: where the connect request went
+        self._pending: bytes | None = None  # connecting: the request, until it has left
+        self._connect_deadline_ns = 0
         self.is_closed = False
 
     # ------------------------------------------------------------------ connecting
@@ -90,6 +93,45 @@ class AeronCluster:
         message_timeout_ns: int = DEFAULT_MESSAGE_TIMEOUT_NS,
         invoker: Callable[[], object] | None = None,
     ) -> AeronCluster:
+        """Connect, running ``invoker`` (default: the transport's duty cycle) until the session is open;
+        ``ClusterClientError`` on a timeout, a rejection or an error."""
+        client = cls.begin_connect(
+            transport,
+            egress_channel=egress_channel,
+            ingress_endpoints=ingress_endpoints,
+            ingress_channel=ingress_channel,
+            ingress_stream_id=ingress_stream_id,
+            egress_stream_id=egress_stream_id,
+            credentials=credentials,
+            on_challenge=on_challenge,
+            message_timeout_ns=message_timeout_ns,
+            invoker=invoker,
+        )
+        try:
+            while not client.poll_connect():
+                client._invoker()
+        except BaseException:
+            client._close_channels()
+            raise
+        return client
+
+    @classmethod
+    def begin_connect(
+        cls,
+        transport: Transport,
+        *,
+        egress_channel: str,
+        ingress_endpoints: str | None = None,
+        ingress_channel: str = "aeron:udp",
+        ingress_stream_id: int = 101,
+        egress_stream_id: int = 102,
+        credentials: Callable[[], bytes] = bytes,
+        on_challenge: Callable[[bytes], bytes] = lambda challenge: b"",
+        message_timeout_ns: int = DEFAULT_MESSAGE_TIMEOUT_NS,
+        invoker: Callable[[], object] | None = None,
+    ) -> AeronCluster:
+        """The channels of a session, not yet connected: call ``poll_connect`` while running the
+        transport, until it answers ``True`` (Aeron's asynchronous connect)."""
         egress = transport.add_subscription(egress_channel, egress_stream_id)
         uri = ChannelUri.parse(egress_channel)
         endpoint = uri.params.get("endpoint", "")
@@ -119,52 +161,53 @@ class AeronCluster:
                     ingress[member_id] = client._publication(member_endpoint)
             else:
                 ingress[-1] = transport.add_exclusive_publication(ingress_channel, ingress_stream_id)
-            client._await_connected()
         except BaseException:
             client._close_channels()
             raise
+        client._connect_deadline_ns = transport.clock.nano_time() + protocol.message_timeout_ns
         return client
 
     def _publication(self, endpoint: str) -> Publication:
         channel = ChannelUri.parse(self._ingress_channel).with_param("endpoint", endpoint).build()
         return self.transport.add_exclusive_publication(channel, self._ingress_stream_id)
 
-    def _await_connected(self) -> None:
+    def poll_connect(self) -> bool:
+        """One step of connecting (it does not run the transport): ``True`` once the session is open;
+        ``ClusterClientError`` on a timeout, a rejection or an error."""
+        if self.protocol.state == State.OPEN:
+            return True
+        if self.is_closed:
+            raise ClusterClientError("the session is closed")
         protocol = self.protocol
-        clock = self.transport.clock
-        sent_on: Publication | None = None
-        pending: bytes | None = None
-        deadline_ns = clock.nano_time() + protocol.message_timeout_ns  # for an ingress to connect at all
-        while True:
-            self._invoker()
-            now_ns = clock.nano_time()
-            if sent_on is None:
-                target = self._leader or next((p for p in self._ingress.values() if p.is_connected), None)
-                if target is not None:
-                    sent_on, pending = target, protocol.connect_request(now_ns)
-            if pending is not None and sent_on is not None and sent_on.offer(pending) > 0:
-                pending = None
-            self._egress.poll(self._on_fragment, FRAGMENT_LIMIT)
-            while self._events:
-                event = self._events.pop(0)
-                if isinstance(event, Connected):
-                    self._leader = sent_on
-                    self._events.clear()
-                    return
-                if isinstance(event, Redirected):
-                    self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
-                    sent_on = None
-                    deadline_ns = now_ns + protocol.message_timeout_ns
-                elif isinstance(event, ConnectFailed):
-                    raise ClusterClientError(f"connect failed: {event.code}: {event.detail}")
-            if protocol.state == State.CONNECTING and (timeout := protocol.on_tick(now_ns)) is not None:
-                assert isinstance(timeout, ConnectFailed)
-                raise ClusterClientError(f"connect failed: {timeout.code}: {timeout.detail}")
-            if sent_on is None and now_ns >= deadline_ns:
-                timeout_ms = protocol.message_timeout_ns // 1_000_000
-                raise ClusterClientError(
-                    f"connect failed: no ingress publication connected within {timeout_ms} ms"
-                )
+        now_ns = self.transport.clock.nano_time()
+        if self._sent_on is None:
+            target = self._leader or next((p for p in self._ingress.values() if p.is_connected), None)
+            if target is not None:
+                self._sent_on, self._pending = target, protocol.connect_request(now_ns)
+        if self._pending is not None and self._sent_on is not None and self._sent_on.offer(self._pending) > 0:
+            self._pending = None
+        self._egress.poll(self._on_fragment, FRAGMENT_LIMIT)
+        while self._events:
+            event = self._events.pop(0)
+            if isinstance(event, Connected):
+                self._leader = self._sent_on
+                self._events.clear()
+                return True
+            if isinstance(event, Redirected):
+                self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
+                self._sent_on = None
+                self._connect_deadline_ns = now_ns + protocol.message_timeout_ns
+            elif isinstance(event, ConnectFailed):
+                raise ClusterClientError(f"connect failed: {event.code}: {event.detail}")
+        if protocol.state == State.CONNECTING and (timeout := protocol.on_tick(now_ns)) is not None:
+            assert isinstance(timeout, ConnectFailed)
+            raise ClusterClientError(f"connect failed: {timeout.code}: {timeout.detail}")
+        if self._sent_on is None and now_ns >= self._connect_deadline_ns:
+            timeout_ms = protocol.message_timeout_ns // 1_000_000
+            raise ClusterClientError(
+                f"connect failed: no ingress publication connected within {timeout_ms} ms"
+            )
+        return False
 
     def _leader_publication(self, member_id: int, endpoints: dict[int, str]) -> Publication:
         publication = self._ingress.get(member_id)

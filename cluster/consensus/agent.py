@@ -9,9 +9,10 @@ network and disk -- the same code. Each duty cycle (``do_work``) it
 
 1. polls the consensus subscription (stream 108 on this member's consensus endpoint) and hands every
    message to ``on_message``;
-2. polls the ingress subscription (stream 101 on this member's ingress endpoint) and, while the core
-   leads, hands each SessionMessageHeader to ``on_ingress`` (client sessions come later: this is the
-   core's minimal ingress) -- a controlled poll, so a message whose entry the log refuses comes again;
+2. polls the ingress subscription (stream 101 on this member's ingress endpoint) and hands each client
+   message to ``on_ingress`` (the core's client sessions decide: docs/sessions.md) -- a controlled
+   poll, so a message whose entry the log refuses comes again -- and the services' stream (105) to
+   ``on_service_message``;
 3. polls the archive's recording signals and finishes the log requests waiting for them;
 4. reads the log recording's position counter (the archive's ``rec-pos`` counter) and reports a change
    with ``on_append_position``: a node's append position is what its archive has recorded, as in Aeron;
@@ -52,12 +53,17 @@ from cluster.consensus.core.actions import (
     Action,
     AppendLog,
     Broadcast,
+    CloseEgress,
     Commit,
     LogRequest,
+    OpenEgress,
     PersistCandidateTerm,
     PersistTerm,
+    ReadLog,
     RoleChange,
     Send,
+    SendEgress,
+    ServiceControl,
     StartCatchupReplay,
     StateChange,
     StopCatchupReplay,
@@ -65,20 +71,37 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.node import ConsensusCore
+from cluster.consensus.core.sessions import Authenticator, AuthorisationService
 from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
+from cluster.consensus.log_reader import LogReader
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
+from cluster.transport.errors import TransportError
 from cluster.transport.image import ControlledAction, Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
-__all__ = ["DRIVER_CANARIES", "ConsensusModuleAgent", "LogEvent"]
+__all__ = [
+    "COMMIT_POSITION_TYPE_ID",
+    "DRIVER_CANARIES",
+    "NODE_ROLE_TYPE_ID",
+    "ConsensusModuleAgent",
+    "LogEvent",
+]
+
+NODE_ROLE_TYPE_ID: Final = 201  # Aeron's cluster node role counter: 0 FOLLOWER, 1 CANDIDATE, 2 LEADER
+COMMIT_POSITION_TYPE_ID: Final = 203  # Aeron's cluster commit-pos counter: how far services may read
+EGRESS_HELD_LIMIT: Final = 16  # messages an egress holds while it connects
+EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000 * 1_000_000  # an egress nobody answers is dropped (a client's
+# message timeout: by then the client has given up on what it asked)
+EGRESS_OFFER_ATTEMPTS: Final = 3
+_ROLE_VALUES: Final = {"FOLLOWER": 0, "CANDIDATE": 1, "LEADER": 2}
 
 NS_PER_MS: Final = 1_000_000
 MARK_FILE_UPDATE_INTERVAL_NS: Final = 1_000 * NS_PER_MS
@@ -95,6 +118,17 @@ class LogEvent:
 
     time_ns: int
     text: str
+
+
+@dataclass(slots=True)
+class _Egress:
+    """An egress publication to a client (``OpenEgress``), with what it holds until it connects."""
+
+    publication: Publication
+    deadline_ns: int
+    held: deque[bytes]
+    reported: bool = False  # on_egress_connected told
+    closing: bool = False
 
 
 @dataclass(slots=True)
@@ -122,6 +156,8 @@ class ConsensusModuleAgent:
         canaries: frozenset[str] = frozenset(),
         on_event: Callable[[LogEvent], object] | None = None,
         mark_file_liveness_timeout_ms: int = 10_000,
+        authenticator: Authenticator | None = None,
+        authorisation: AuthorisationService | None = None,
     ) -> None:
         self.config = config
         self.transport = transport
@@ -167,6 +203,14 @@ class ConsensusModuleAgent:
                 on_recording_signal=self._on_recording_signal,
             )
             self._closers.append(self.archive.close)
+            self._log_reader = LogReader(
+                transport,
+                self.archive,
+                member_id=config.member_id,
+                replay_channel=config.replay_channel,
+                replay_stream_id=config.replay_stream_id,
+            )
+            self._closers.append(self._log_reader.close)
             self._open_channels()
             log = self.recording_log.log
             self.log_recording_id = log.term_recording_id
@@ -179,6 +223,8 @@ class ConsensusModuleAgent:
                 recording_log=log,
                 append_position=append,
                 canaries=canaries - DRIVER_CANARIES.keys(),
+                authenticator=authenticator,
+                authorisation=authorisation,
             )
         except BaseException:
             self._close_all()
@@ -203,6 +249,7 @@ class ConsensusModuleAgent:
         self._live_destination_wanted = False
         self._log_tag = LOG_TAG_BASE + 1_000 * config.member_id
         self._claim = BufferClaim()
+        self._egress: dict[int, _Egress] = {}
         self._next_mark_file_ns = self._now() + MARK_FILE_UPDATE_INTERVAL_NS
         self.is_closed = False
         try:
@@ -233,6 +280,25 @@ class ConsensusModuleAgent:
             ingress.with_params(endpoint=self.member.ingress).build(), config.ingress_stream_id
         )
         self._closers.append(self._ingress_subscription.close)
+        # this node's services: JoinLog and the like go out on 104, their messages come in on 105
+        self._service_publication = self.transport.add_publication(
+            config.control_channel, config.service_stream_id
+        )
+        self._closers.append(self._service_publication.close)
+        self._services_subscription = self.transport.add_subscription(
+            config.control_channel, config.consensus_module_stream_id
+        )
+        self._closers.append(self._services_subscription.close)
+        key = config.cluster_id.to_bytes(4, "little", signed=True)
+        counters = self.transport.counters_manager
+        self.commit_counter = counters.allocate(
+            COMMIT_POSITION_TYPE_ID, f"Cluster commit-pos: clusterId={config.cluster_id}", key
+        )
+        self._closers.append(self.commit_counter.close)
+        self.role_counter = counters.allocate(
+            NODE_ROLE_TYPE_ID, f"Cluster node role: clusterId={config.cluster_id}", key
+        )
+        self._closers.append(self.role_counter.close)
 
     # ------------------------------------------------------------------ duty cycle
 
@@ -241,10 +307,8 @@ class ConsensusModuleAgent:
         if self.is_closed:
             return 0
         work = self._consensus_subscription.poll(self._on_consensus_fragment, FRAGMENT_LIMIT)
-        if self.role == "LEADER" and self.election_state == "CLOSED":
-            work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
-        else:
-            work += self._ingress_subscription.poll(_drop, FRAGMENT_LIMIT)
+        work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
+        work += self._services_subscription.poll(self._on_service_fragment, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
         self._check_archive_errors()
         if self._log_failure is not None:
@@ -255,7 +319,9 @@ class ConsensusModuleAgent:
             # until then it only keeps up, so that it never holds back the image's window
             work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
+        work += self._log_reader.poll(self._on_log_entry, self._on_log_position, FRAGMENT_LIMIT)
         now_ns = self._now()
+        work += self._egress_work(now_ns)
         self._execute(self.core.on_tick(now_ns))
         if now_ns >= self._next_mark_file_ns:
             self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
@@ -311,6 +377,45 @@ class ConsensusModuleAgent:
         self._append_refused = False
         self._execute(self.core.on_ingress(self._now(), bytes(buffer)))
         return ControlledAction.ABORT if self._append_refused else ControlledAction.CONTINUE
+
+    def _on_service_fragment(self, buffer: memoryview, header: object) -> None:
+        self._execute(self.core.on_service_message(self._now(), bytes(buffer)))
+
+    def _on_log_entry(self, message: memoryview, position: int) -> None:
+        self._execute(self.core.on_log_entry(self._now(), message, position))
+
+    def _on_log_position(self, position: int) -> None:
+        self._execute(self.core.on_log_position(self._now(), position))
+
+    def _egress_work(self, now_ns: int) -> int:
+        """Egress publications: report each one that connects, send what it holds, close the ones asked
+        to close once they are empty, and drop the ones nobody answered in time."""
+        work = 0
+        for key, egress in list(self._egress.items()):
+            publication = egress.publication
+            if publication.is_connected:
+                if not egress.reported:
+                    egress.reported = True
+                    work += 1
+                    self._execute(self.core.on_egress_connected(now_ns, key))
+                while egress.held:
+                    if not self._offer_egress(publication, egress.held[0]):
+                        break
+                    egress.held.popleft()
+                    work += 1
+                if egress.closing and not egress.held:
+                    self._close_egress(key)
+            elif now_ns >= egress.deadline_ns:
+                self._close_egress(key)
+        return work
+
+    def _offer_egress(self, publication: Publication, message: bytes) -> bool:
+        return any(publication.offer(message) > 0 for _ in range(EGRESS_OFFER_ATTEMPTS))
+
+    def _close_egress(self, key: int) -> None:
+        egress = self._egress.pop(key, None)
+        if egress is not None:
+            egress.publication.close()
 
     def _check_append_position(self) -> int:
         counter = self._position_counter
@@ -398,13 +503,44 @@ class ConsensusModuleAgent:
                     self.archive.stop_replay(replay)
             elif isinstance(action, Commit):
                 self.commit_position = action.position
+                self.commit_counter.set(action.position)
+            elif isinstance(action, ReadLog):
+                self._log_reader.read(self.log_recording_id, action.position, action.limit)
+            elif isinstance(action, OpenEgress):
+                self._open_egress(action)
+            elif isinstance(action, SendEgress):
+                egress = self._egress.get(action.key)
+                if egress is not None and not egress.closing:
+                    if egress.publication.is_connected and not egress.held:
+                        # refused after a few tries: lost, as Aeron's egress loses it (SendEgress)
+                        self._offer_egress(egress.publication, action.message)
+                    elif len(egress.held) < EGRESS_HELD_LIMIT:
+                        egress.held.append(action.message)
+            elif isinstance(action, CloseEgress):
+                egress = self._egress.get(action.key)
+                if egress is not None:
+                    egress.closing = True
+                    if not egress.held:
+                        self._close_egress(action.key)
+            elif isinstance(action, ServiceControl):
+                self._service_publication.offer(action.message)  # no services: nobody reads it
             elif isinstance(action, RoleChange):
                 self.role = action.role
+                self.role_counter.set(_ROLE_VALUES.get(action.role, 0))
                 self.leadership_term_id = action.leadership_term_id
                 self._event(f"role {action.role} in term {action.leadership_term_id}")
             elif isinstance(action, StateChange):
                 self.election_state = action.to_state
                 self._event(f"election {action.from_state} -> {action.to_state}: {action.reason}")
+
+    def _open_egress(self, action: OpenEgress) -> None:
+        self._close_egress(action.key)
+        try:
+            publication = self.transport.add_exclusive_publication(action.channel, action.stream_id)
+        except TransportError as error:  # a client's bad channel is the client's problem, not the node's
+            self._event(f"egress {action.key}: cannot open {action.channel!r}: {error}")
+            return
+        self._egress[action.key] = _Egress(publication, self._now() + EGRESS_CONNECT_TIMEOUT_NS, deque())
 
     def _event(self, text: str) -> None:
         if self.on_event is not None:
@@ -582,6 +718,9 @@ class ConsensusModuleAgent:
     def _use_recording(self, recording_id: int) -> None:
         """The log is recorded in ``recording_id``: follow its position counter."""
         self.log_recording_id = recording_id
+        reader = self._log_reader
+        if reader.recording_id != recording_id:
+            reader.read(recording_id, reader.position, reader.limit)
         self._position_counter = self.transport.counters_manager.find(
             RECORDING_POSITION_TYPE_ID,
             lambda key: len(key) >= 8 and int.from_bytes(key[:8], "little", signed=True) == recording_id,
@@ -654,6 +793,8 @@ class ConsensusModuleAgent:
             return
         self.is_closed = True
         try:
+            for key in list(self._egress):
+                self._close_egress(key)
             if self._log_publication is not None:
                 self._log_publication.close()
             if self._recording_subscription_id != NULL_VALUE and not self.archive.is_closed:
@@ -683,4 +824,5 @@ _MAX_LENGTH: Final = (1 << 63) - 1  # a replay with no end: it follows the live 
 
 
 def _drop(buffer: memoryview, header: object) -> None:
-    """Ingress while not leading: dropped (client sessions will answer with a redirect)."""
+    """A follower's live log image is recorded by the archive; the node reads its log back from the
+    recording (``LogReader``), so this subscription only keeps up."""

@@ -399,6 +399,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.dir", "cluster_dir", _PATH),
     Setting("cluster.appointed.leader.id", "appointed_leader_id", _Int(NULL_VALUE, INT32_MAX)),
     Setting("cluster.service.count", "service_count", _Int(0, MAX_SERVICE_COUNT)),
+    Setting("cluster.max.sessions", "max_sessions", _Int(0, INT32_MAX)),
     Setting("cluster.ingress.channel", "ingress_channel", _Channel(_UDP)),
     Setting("cluster.ingress.stream.id", "ingress_stream_id", _INT32),
     Setting(
@@ -426,6 +427,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "cluster.replication.channel", "replication_channel", _Channel(_UDP), _derive_replication_channel
     ),
     Setting("cluster.replay.channel", "replay_channel", _Channel(_IPC)),
+    Setting("cluster.control.channel", "control_channel", _Channel(_IPC)),
+    Setting("cluster.service.stream.id", "service_stream_id", _INT32),
+    Setting("cluster.consensus.module.stream.id", "consensus_module_stream_id", _INT32),
     Setting("cluster.replay.stream.id", "replay_stream_id", _INT32),
     Setting("cluster.election.timeout", "election_timeout_ns", _DURATION_KIND),
     Setting("cluster.election.status.interval", "election_status_interval_ns", _DURATION_KIND),
@@ -483,6 +487,7 @@ class NodeConfig:
     cluster_id: int = 0
     appointed_leader_id: int = _CORE_DEFAULTS["appointed_leader_id"]
     service_count: int = _CORE_DEFAULTS["service_count"]
+    max_sessions: int = _CORE_DEFAULTS["max_sessions"]
     ingress_channel: str = "aeron:udp"
     ingress_stream_id: int = _CORE_DEFAULTS["ingress_stream_id"]
     log_channel: str = "aeron:udp?term-length=64m"
@@ -494,6 +499,9 @@ class NodeConfig:
     replication_channel: str = ""
     replay_channel: str = "aeron:ipc"
     replay_stream_id: int = 103
+    control_channel: str = "aeron:ipc?term-length=128k"
+    service_stream_id: int = 104
+    consensus_module_stream_id: int = 105
     election_timeout_ns: int = _CORE_DEFAULTS["election_timeout_ns"]
     election_status_interval_ns: int = _CORE_DEFAULTS["election_status_interval_ns"]
     leader_heartbeat_interval_ns: int = _CORE_DEFAULTS["leader_heartbeat_interval_ns"]
@@ -600,6 +608,7 @@ class NodeConfig:
             members=self.members,
             appointed_leader_id=self.appointed_leader_id,
             service_count=self.service_count,
+            max_sessions=self.max_sessions,
             election_timeout_ns=self.election_timeout_ns,
             election_status_interval_ns=self.election_status_interval_ns,
             leader_heartbeat_interval_ns=self.leader_heartbeat_interval_ns,

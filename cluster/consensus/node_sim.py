@@ -21,8 +21,9 @@ injects faults where the world has them and watches.
 
 Faults come on a clock-driven schedule, and aimed at members the moment they change election state.
 
-A client on its own host offers commands (a SessionMessageHeader with an 8-byte command id) to the
-member that leads now, through its ingress endpoint -- the core's minimal ingress.
+A client on its own host holds a session with the cluster (``AeronCluster``: it connects, is redirected,
+follows NewLeaderEvents, connects again when its session is closed) and offers commands (an 8-byte
+command id behind the session header) to the member it knows as the leader.
 
 **Checkers**, after every step or at checkpoints: at most one leader per term; a member's commit position
 never goes backwards within its life and never passes what its archive has recorded; a leader commits
@@ -54,13 +55,13 @@ from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.recording_reader import RecordingReader
+from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
-from cluster.consensus.ingress import command_message
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
@@ -68,7 +69,6 @@ from cluster.transport.clock import ManualClock
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.media import Address, DatagramSocket, Tap
-from cluster.transport.publication import Publication
 from cluster.transport.simnet import LinkConfig, SimNetwork
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -271,7 +271,8 @@ class NodeSimulator:
         self._consensus_stream_id = self.configs[0].consensus_stream_id if self.configs else 108
         self.network.tap = self._on_datagram
         self._client = Transport(self.network, TransportConfig(bind_host=CLIENT_HOST, seed=seed))
-        self._ingress: dict[int, Publication] = {}
+        self._session: AeronCluster | None = None
+        self.client_events: dict[str, int] = {}  # what the client's session saw, by kind
         for member in self.members:
             self.start(member.member_id)
 
@@ -443,23 +444,46 @@ class NodeSimulator:
         return None
 
     def submit(self, command: int) -> bool:
-        """Offer command ``command`` to the leader's ingress; ``False`` if there is none to take it."""
-        node = self.leader()
-        if node is None:
+        """Offer command ``command`` through the client's session; ``False`` while it connects, while
+        it knows no leader to send to, or when the leader's ingress pushes back."""
+        session = self._client_session()
+        if session is None:
             return False
-        member_id = node.config.member_id
-        publication = self._ingress.get(member_id)
-        if publication is None:
-            publication = self._client.add_exclusive_publication(
-                f"aeron:udp?endpoint={node.config.member.ingress}", node.config.ingress_stream_id
-            )
-            self._ingress[member_id] = publication
-        if not publication.is_connected:
-            return False
-        if publication.offer(command_message(node.agent.leadership_term_id, command)) > 0:
+        if session.offer(command.to_bytes(8, "little", signed=True)) > 0:
             self.commands_sent += 1
             return True
         return False
+
+    def _client_session(self) -> AeronCluster | None:
+        """The client's open session, connecting (a step at a time) when it has none."""
+        session = self._session
+        try:
+            if session is None:
+                endpoints = ",".join(f"{c.member_id}={c.member.ingress}" for c in self.configs)
+                session = self._session = AeronCluster.begin_connect(
+                    self._client,
+                    egress_channel=f"aeron:udp?endpoint={CLIENT_HOST}:0",
+                    ingress_endpoints=endpoints,
+                )
+            if not session.poll_connect():
+                return None
+            session.poll_egress(self._on_client_event)
+        except ClusterClientError as error:
+            self._count_client_event(f"connect failed: {str(error).split(':')[1].strip()}")
+            if session is not None:
+                session.close()
+            self._session = None
+            return None
+        if session.is_closed:
+            self._session = None
+            return None
+        return session
+
+    def _on_client_event(self, event: object) -> None:
+        self._count_client_event(type(event).__name__)
+
+    def _count_client_event(self, kind: str) -> None:
+        self.client_events[kind] = self.client_events.get(kind, 0) + 1
 
     # ------------------------------------------------------------------ checkers
 
@@ -683,6 +707,8 @@ class NodeSimulator:
             if member.node is not None:
                 member.node.transport.abort()
                 member.node = None
+        if self._session is not None:
+            self._session.close()
         self._client.abort()
 
 

@@ -11,7 +11,7 @@ from cluster.consensus.core.actions import AppendLog, Commit, LogRequest, Persis
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState
 from cluster.consensus.core.members import ClusterMember
-from cluster.consensus.core.node import ConsensusCore, _Out  # _Out: for _start_leading
+from cluster.consensus.core.node import ConsensusCore
 from cluster.consensus.core.recording_log import RecordingLog
 from generated import aeron_cluster_codecs as codecs
 
@@ -159,10 +159,12 @@ def test_a_new_leader_commits_nothing_before_a_quorum_holds_its_own_first_entry(
     """Single-member clusters commit at once; here three members, driven by hand through an election."""
     leader = _core(0, [(0, 0)], 960, members=3)
     leader.candidate_term_id = 2
-    leader._start_leading(0, _Out(), "test")
+    leader._start_leading(0, leader._out(), "test")
     assert leader.state == ElectionState.LEADER_LOG_REPLICATION
     # a follower reports the leader's whole log of older terms: the election goes on, no commit yet
     actions = leader.on_message(MS, _append_position(term=2, position=960, follower=1))
+    assert leader.state == ElectionState.LEADER_REPLAY  # it reads its log back before it appends
+    actions += leader.on_log_position(MS, 960)
     assert leader.state == ElectionState.LEADER_INIT
     actions += leader.on_log_published(MS, RECORDING_ID)
     actions += leader.on_tick(2 * MS)
@@ -192,8 +194,9 @@ def test_leader_ready_waits_for_every_voter_or_a_quorum_at_the_heartbeat_timeout
     leader.candidate_term_id = 2
     leader.peers[1].vote = True
     leader.peers[2].vote = False  # voted against: still a voter it waits for
-    leader._start_leading(0, _Out(), "test")
+    leader._start_leading(0, leader._out(), "test")
     actions = leader.on_message(MS, _append_position(term=2, position=960, follower=2))
+    actions += leader.on_log_position(MS, 960)
     actions += leader.on_log_published(MS, RECORDING_ID)
     actions += leader.on_tick(2 * MS)
     assert leader.state == ElectionState.LEADER_READY
@@ -211,8 +214,9 @@ def test_leader_ready_goes_on_with_a_quorum_once_the_heartbeat_timeout_passes() 
     leader.candidate_term_id = 2
     leader.peers[1].vote = True
     leader.peers[2].vote = True
-    leader._start_leading(0, _Out(), "test")
+    leader._start_leading(0, leader._out(), "test")
     leader.on_message(MS, _append_position(term=2, position=960, follower=2))
+    leader.on_log_position(MS, 960)
     leader.on_log_published(MS, RECORDING_ID)
     leader.on_tick(2 * MS)
     assert leader.state == ElectionState.LEADER_READY

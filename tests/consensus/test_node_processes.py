@@ -95,6 +95,9 @@ def _commit(
 ) -> int:
     """Send ``commands`` to ``leader``, whose log is at ``start``, and wait until ``members`` have
     appended and committed them; the position they end at."""
+    if cluster.session is None:  # the client's session opens first: its SessionOpenEvent is logged
+        assert cluster.connect(COMMIT_TIMEOUT_S), _diagnosis(cluster)
+        start += cluster.open_event_length
     end = start + len(commands) * ENTRY
     assert cluster.send(leader, commands, COMMIT_TIMEOUT_S), _diagnosis(cluster)
     assert cluster.wait_for(_at(cluster, members, end), COMMIT_TIMEOUT_S), _diagnosis(cluster)

@@ -1,6 +1,6 @@
 """Cluster nodes (``ClusterNode``: transport, archive and consensus module) in a test world: over the
 simulated network and disk, or over real UDP on 127.0.0.1 and real files (``archive_world.World``
-steps them and moves virtual time), plus a minimal ingress client.
+steps them and moves virtual time), plus a client session.
 """
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cluster.client.aeron_cluster import AeronCluster
 from cluster.consensus.agent import LogEvent
 from cluster.consensus.cluster_node import ClusterNode
-from cluster.consensus.ingress import IngressPublisher
 from cluster.consensus.node_config import NodeConfig
+from generated import aeron_cluster_codecs as codecs
 from support.archive_world import World
 from tools.node_processes import free_base_port
 
@@ -103,13 +104,48 @@ class Cluster:
 
 
 class IngressClient:
-    """Offers commands (``cluster.consensus.ingress``: SessionMessageHeader + 8 bytes) to a member's
-    ingress endpoint, stream 101 -- the core's minimal ingress until client sessions exist."""
+    """A client session with the cluster (``AeronCluster``, connected without blocking as the world
+    steps), offering 8-byte commands to the leader."""
 
-    def __init__(self, world: World, host: str = "127.0.0.1") -> None:
+    def __init__(self, world: World, cluster: Cluster, host: str = "127.0.0.1") -> None:
         self.world = world
+        self.cluster = cluster
+        self.host = host
         self.transport = world.transport(host)
-        self.publisher = IngressPublisher(self.transport)
+        self.session: AeronCluster | None = None
+        self.events: list[object] = []
+
+    def connected(self) -> bool:
+        """Connect (one step at a time); ``True`` once the session is open."""
+        if self.session is None:
+            endpoints = ",".join(f"{m.id}={m.ingress}" for m in self.cluster.configs[0].members)
+            self.session = AeronCluster.begin_connect(
+                self.transport,
+                egress_channel=f"aeron:udp?endpoint={self.host}:0",
+                ingress_endpoints=endpoints,
+            )
+        return self.session.poll_connect()
+
+    @property
+    def open_event_length(self) -> int:
+        """The log bytes of this session's SessionOpenEvent (its frame, aligned)."""
+        assert self.session is not None
+        channel = len(self.session.protocol.egress_channel)
+        unaligned = 32 + codecs.HEADER_SIZE + codecs.SessionOpenEventEncoder.BLOCK_LENGTH + 4 + channel + 4
+        return (unaligned + 31) & -32
 
     def offer(self, node: ClusterNode, command: int) -> bool:
-        return self.publisher.offer(node.config.member.ingress, node.agent.leadership_term_id, command)
+        """Offer ``command`` once the session is open and knows ``node`` as its leader (a NewLeaderEvent
+        moves it); ``False`` until then, and until the message has left."""
+        if not self.connected():
+            return False
+        session = self.session
+        assert session is not None
+        session.poll_egress(self.events.append)
+        if session.leader_member_id != node.config.member_id:
+            return False
+        return session.offer(command.to_bytes(8, "little", signed=True)) > 0
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()

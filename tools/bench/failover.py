@@ -4,7 +4,7 @@ its leader is killed.
 Three ``python -m tools node`` processes on 127.0.0.1 (``tools.node_processes.ProcessCluster``: a
 local cluster's configurations in a temporary directory, real UDP, real files), with Aeron's default
 timeouts or the given leader heartbeat timeout. Once a leader leads and every member has completed
-the election, commands go through the leader's ingress (``cluster.consensus.ingress``) until every
+the election, commands go through the client's session to the leader until every
 member has committed them. Then the leader is killed with SIGKILL, and the benchmark watches the
 survivors' lines (docs/node.md) for
 
@@ -102,12 +102,12 @@ class FailoverError(Exception):
 
 def _entry_lengths() -> tuple[int, int]:
     """The framed lengths in the log of a client's command and of a NewLeadershipTermEvent."""
-    from cluster.consensus.ingress import COMMAND_MESSAGE_LENGTH
+    from cluster.session_message import SESSION_HEADER_LENGTH
     from cluster.transport.logbuffer import HEADER_LENGTH, align
     from generated import aeron_cluster_codecs as codecs
 
     event = codecs.HEADER_SIZE + codecs.NewLeadershipTermEventEncoder.BLOCK_LENGTH
-    return align(HEADER_LENGTH + COMMAND_MESSAGE_LENGTH), align(HEADER_LENGTH + event)
+    return align(HEADER_LENGTH + SESSION_HEADER_LENGTH + 8), align(HEADER_LENGTH + event)
 
 
 def _settled_and_committed(cluster: ProcessCluster, timeout_s: float) -> NodeStatus:
@@ -139,6 +139,9 @@ def measure(directory: Path, heartbeat_timeout: str | None) -> FailoverResult:
         config = cluster.configs[0]
         cluster.start_all()
         leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S)
+        if not cluster.connect(STARTUP_TIMEOUT_S):
+            raise FailoverError(f"the client could not open a session: {cluster.view.statuses()}")
+        leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S)  # its SessionOpenEvent committed
         if not cluster.send(leader, range(WARMUP_COMMANDS), STARTUP_TIMEOUT_S):
             raise FailoverError(f"the leader's ingress took no command: {cluster.view.statuses()}")
         warm_end = leader.append_position + WARMUP_COMMANDS * entry_length

@@ -40,12 +40,17 @@ __all__ = [
     "Action",
     "AppendLog",
     "Broadcast",
+    "CloseEgress",
     "Commit",
     "LogRequest",
+    "OpenEgress",
     "PersistCandidateTerm",
     "PersistTerm",
+    "ReadLog",
     "RoleChange",
     "Send",
+    "SendEgress",
+    "ServiceControl",
     "StartCatchupReplay",
     "StateChange",
     "StopCatchupReplay",
@@ -190,6 +195,54 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadLog:
+    """Read the local log back from ``position`` up to ``limit`` and hand each whole entry to
+    ``on_log_entry(message, end position)`` (and a position reached with no entry ending there -- a
+    term's padding -- to ``on_log_position``). A reader already at ``position`` goes on from where it
+    is; one elsewhere starts again at ``position``. ``limit`` never exceeds what the log durably holds;
+    ``limit == position`` stops the reading (a leader applies its own entries as it appends them)."""
+
+    position: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEgress:
+    """Open an egress publication, known by ``key``, to a client's response ``channel`` and
+    ``stream_id`` (a session's key is its cluster session id; a redirect's is negative). The driver
+    reports it with ``on_egress_connected(key)`` once it is connected."""
+
+    key: int
+    channel: str
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendEgress:
+    """Send ``message`` (a whole SBE message) on egress ``key``. The driver holds it, in order, until
+    the publication is connected (a bounded wait: an egress nobody answers is dropped with what it
+    holds); a message the connected publication still refuses after a few tries is lost, as Aeron's
+    egress publisher loses it -- a client that misses an event times out and acts on that."""
+
+    key: int
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseEgress:
+    """Close egress ``key`` once what it holds has been sent (or dropped)."""
+
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceControl:
+    """Send ``message`` (JoinLog, ...) to this member's services on the service control stream (104)."""
+
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StateChange:
     """The election moved ``from_state`` -> ``to_state`` for ``reason``: for logs, transcripts and
     checkers only (a driver never acts on it)."""
@@ -210,6 +263,11 @@ class RoleChange:
 Action = (
     Send
     | Broadcast
+    | ReadLog
+    | OpenEgress
+    | SendEgress
+    | CloseEgress
+    | ServiceControl
     | AppendLog
     | PersistCandidateTerm
     | PersistTerm

@@ -71,6 +71,7 @@ class ConsensusConfig:
     members: tuple[ClusterMember, ...]
     appointed_leader_id: int = NULL_VALUE
     service_count: int = 1
+    max_sessions: int = 10
     election_timeout_ns: int = 1 * NANOS_PER_SECOND
     election_status_interval_ns: int = 100 * NANOS_PER_MILLI
     leader_heartbeat_interval_ns: int = 200 * NANOS_PER_MILLI
@@ -104,6 +105,8 @@ class ConsensusConfig:
         service_count = _check_int("service_count", self.service_count)
         if not 0 <= service_count <= MAX_SERVICE_COUNT:
             raise ConfigError(f"service_count={service_count} is not in [0, {MAX_SERVICE_COUNT}]")
+        if _check_int("max_sessions", self.max_sessions) < 0:
+            raise ConfigError(f"max_sessions={self.max_sessions} must not be negative")
         for name in _DURATIONS:
             if _check_int(name, getattr(self, name)) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be positive")

@@ -44,6 +44,7 @@ reason.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ from typing import Any, Final
 
 from cluster.consensus.core import members as membership
 from cluster.consensus.core.actions import (
+    NO_POSITION_FIELD,
     Action,
     AppendLog,
     Broadcast,
@@ -58,8 +60,10 @@ from cluster.consensus.core.actions import (
     LogRequest,
     PersistCandidateTerm,
     PersistTerm,
+    ReadLog,
     RoleChange,
     Send,
+    ServiceControl,
     StartCatchupReplay,
     StateChange,
     StopCatchupReplay,
@@ -70,6 +74,8 @@ from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.recording_log import RecordingLog
+from cluster.consensus.core.sessions import Authenticator, AuthorisationService, ClientSessions
+from cluster.messages import pack
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -118,12 +124,29 @@ class _Peer:
     time_of_last_append_ns: int = -(1 << 62)
 
 
+_AppendAnswer = tuple[Callable[[int, "_Out"], None] | None, Callable[["_Out"], None] | None]
+
+
 @dataclass(slots=True)
 class _Out:
+    """The actions of one call; ``append`` also queues what to do with the driver's answer to the
+    ``AppendLog`` (answers come in the order of the appends: ``ConsensusCore._append_answers``)."""
+
+    answers: deque[_AppendAnswer]
     actions: list[Action] = field(default_factory=list)
 
     def add(self, action: Action) -> None:
         self.actions.append(action)
+
+    def append(
+        self,
+        message: bytes,
+        on_appended: Callable[[int, _Out], None] | None = None,
+        on_failed: Callable[[_Out], None] | None = None,
+        end_position_offset: int = NO_POSITION_FIELD,
+    ) -> None:
+        self.actions.append(AppendLog(message, end_position_offset))
+        self.answers.append((on_appended, on_failed))
 
 
 class ConsensusCore:
@@ -139,6 +162,8 @@ class ConsensusCore:
         recording_log: RecordingLog | None = None,
         append_position: int = 0,
         canaries: frozenset[str] = frozenset(),
+        authenticator: Authenticator | None = None,
+        authorisation: AuthorisationService | None = None,
     ) -> None:
         self.config = config
         self.member_id = config.member_id
@@ -192,6 +217,25 @@ class ConsensusCore:
         self.transitions: list[tuple[str, str, str]] = []
         self.malformed_messages = 0
         self._scratch = bytearray(512)  # every outgoing message is encoded here, then copied out
+        self._now_ns = now_ns  # the time of the input being handled, for answers' callbacks
+        self._append_answers: deque[_AppendAnswer] = deque()  # one per AppendLog not answered yet
+        self.sessions = ClientSessions(
+            member_id=config.member_id,
+            members=config.members,
+            service_count=config.service_count,
+            max_sessions=config.max_sessions,
+            session_timeout_ns=config.session_timeout_ns,
+            authenticator=authenticator,
+            authorisation=authorisation,
+        )
+        self._read_limit = 0  # the last ReadLog's limit
+        self._reading = (0, 0)  # the last ReadLog's position and limit
+        # each service's latest ack: (ack id, log position, relevant id); ack ids count from 0
+        self.service_acks: list[tuple[int, int, int]] = [(-1, -1, -1)] * config.service_count
+        self.ack_errors = 0
+
+    def _out(self) -> _Out:
+        return _Out(self._append_answers)
 
     # ------------------------------------------------------------------ derived state
 
@@ -257,12 +301,12 @@ class ConsensusCore:
 
     def start(self, now_ns: int) -> list[Action]:
         """Begin: the first election, from the state the node recovered (nothing moves the log yet)."""
-        out = _Out()
+        out = self._out()
         self._enter_election(now_ns, out, "node start", stop_log=False)
         return out.actions
 
     def on_tick(self, now_ns: int) -> list[Action]:
-        out = _Out()
+        out = self._out()
         with self._guard(now_ns, out):
             if self.state == _E.CLOSED:
                 if self.role == Role.LEADER:
@@ -275,7 +319,7 @@ class ConsensusCore:
 
     def on_append_position(self, now_ns: int, position: int) -> list[Action]:
         """The local log recording holds ``position`` bytes, durable at the node's file-sync level."""
-        out = _Out()
+        out = self._out()
         if self._log_stopping:
             return out.actions  # the log is stopping: its stop position (on_log_stopped) is what counts
         with self._guard(now_ns, out):
@@ -297,7 +341,7 @@ class ConsensusCore:
     def on_log_stopped(self, now_ns: int, stop_position: int) -> list[Action]:
         """The answer to ``StopLog``: nothing moves the log any more, and its recording stopped at
         ``stop_position``, the append position the election starts from."""
-        out = _Out()
+        out = self._out()
         if self.state != _E.INIT or not self._log_stopping:
             return out.actions
         with self._guard(now_ns, out):
@@ -311,7 +355,7 @@ class ConsensusCore:
     def on_log_published(self, now_ns: int, recording_id: int) -> list[Action]:
         """The answer to ``LogRequest("publish")``: the log publication is up and recorded in
         ``recording_id``."""
-        out = _Out()
+        out = self._out()
         if self.role != Role.LEADER or not self._publishing:
             return out.actions
         with self._guard(now_ns, out):
@@ -325,7 +369,7 @@ class ConsensusCore:
     def on_log_joined(self, now_ns: int, position: int, recording_id: int) -> list[Action]:
         """The answer to ``LogRequest("join")`` or ``("catchup")``: the log image is there from
         ``position``, recorded in ``recording_id``."""
-        out = _Out()
+        out = self._out()
         with self._guard(now_ns, out):
             if self.state == _E.FOLLOWER_CATCHUP_AWAIT and position == self.append_position:
                 self._set_recording_id(recording_id, out)
@@ -342,7 +386,7 @@ class ConsensusCore:
     def on_replicated(self, now_ns: int, position: int, recording_id: int) -> list[Action]:
         """The answer to ``LogRequest("replicate")``: the log recording ``recording_id`` now holds the
         leader's log up to ``position``."""
-        out = _Out()
+        out = self._out()
         if self.state != _E.FOLLOWER_LOG_REPLICATION:
             return out.actions
         with self._guard(now_ns, out):
@@ -361,7 +405,7 @@ class ConsensusCore:
         """The answer to ``LogRequest("replicate")`` when the replication failed (``reason``): the
         election starts again, as Aeron's does on a replication error. (The replication deadline alone
         would never end it: it moves on while the leader is heard.)"""
-        out = _Out()
+        out = self._out()
         if self.state == _E.FOLLOWER_LOG_REPLICATION:
             self._enter_election(now_ns, out, f"log replication failed: {reason}")
         return out.actions
@@ -371,57 +415,108 @@ class ConsensusCore:
         could not be recorded from where this node's log ends -- a follower's image joined the live log
         past its append position, say, because the leader had moved on -- so the election starts again,
         as Aeron's does when a log image joins at the wrong position."""
-        out = _Out()
+        out = self._out()
         if self.state != _E.INIT:
             self._enter_election(now_ns, out, f"log request failed: {reason}")
         return out.actions
 
     def on_log_appended(self, now_ns: int, position: int) -> list[Action]:
-        """The answer to an ``AppendLog``: the entry is in the log publication, which now ends at
-        ``position``."""
-        out = _Out()
+        """The answer to an ``AppendLog`` (the oldest not answered yet): the entry is in the log
+        publication, which now ends at ``position``."""
+        out = self._out()
+        on_appended, _ = self._next_append_answer()
+        self._now_ns = now_ns
         with self._guard(now_ns, out):
             _check_position("appended position", position)
             self.log_end = position
-            if self._appending_event:
-                self._appending_event = False
-                self._first_entry_end = position
-                self.is_startup = False
-                self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({self._ready_reason})")
-                self._leader_commit(out)
+            if self.role == Role.LEADER:
+                self.sessions.on_appended(position)
+            if on_appended is not None:
+                on_appended(position, out)
         return out.actions
 
     def on_log_append_failed(self, now_ns: int, reason: str) -> list[Action]:
         """The answer to an ``AppendLog`` the log publication refused (``reason``): nothing was
-        appended. A NewLeadershipTermEvent is appended again on the next tick; a client's entry is the
-        driver's to offer again."""
-        out = _Out()
-        if self._appending_event:
-            self._appending_event = False
+        appended. A NewLeadershipTermEvent is appended again on the next tick, and so are the leader's
+        own entries (session events, timers, service messages); a client's message is the driver's to
+        offer again."""
+        out = self._out()
+        _, on_failed = self._next_append_answer()
+        if on_failed is not None:
+            on_failed(out)
         return out.actions
 
+    def _next_append_answer(self) -> _AppendAnswer:
+        if not self._append_answers:
+            raise ConsensusError("an answer to an AppendLog that was never asked for")
+        return self._append_answers.popleft()
+
     def on_ingress(self, now_ns: int, message: bytes) -> list[Action]:
-        """A client's SessionMessageHeader + payload: appended by a ready leader, dropped otherwise."""
-        out = _Out()
-        if self.role != Role.LEADER or self.state != _E.CLOSED:
-            return out.actions
-        try:
-            header = codecs.SessionMessageHeaderDecoder.unpack(message)
-        except CodecError:
-            self.malformed_messages += 1
-            return out.actions
-        if header[0] != self.leadership_term_id:
-            return out.actions  # a stale term: Aeron drops it silently
-        stamped = bytearray(message)
-        codecs.SessionMessageHeaderEncoder.pack_into(
-            stamped,
-            0,
+        """A client's message from the ingress (``ClientSessions.on_ingress``): a leader whose election
+        is over acts on it; a follower whose election is over redirects connects and forwards challenge
+        responses; anything else is dropped."""
+        out = self._out()
+        closed = self.state == _E.CLOSED
+        self.sessions.on_ingress(
+            now_ns,
+            message,
+            out,
+            leading=closed and self.role == Role.LEADER,
+            following=closed and self.role == Role.FOLLOWER and self.leader_id >= 0,
             leadership_term_id=self.leadership_term_id,
-            cluster_session_id=header[1],
-            timestamp=now_ns,
+            leader_id=self.leader_id,
+            forward=lambda forwarded: out.add(Send(self.leader_id, forwarded)),
         )
-        out.add(AppendLog(bytes(stamped)))
         return out.actions
+
+    def on_service_message(self, now_ns: int, message: bytes) -> list[Action]:
+        """A message from one of this member's services (stream 105): ScheduleTimer, CancelTimer,
+        CloseSession, ServiceAck or a service's message for the log."""
+        out = self._out()
+        ack = self.sessions.on_service_message(
+            now_ns,
+            message,
+            out,
+            leading=self.state == _E.CLOSED and self.role == Role.LEADER,
+            leadership_term_id=self.leadership_term_id,
+        )
+        if ack is not None:
+            self._on_service_ack(ack)
+        return out.actions
+
+    def _on_service_ack(self, ack: codecs.ServiceAckDecoder) -> None:
+        """Each service counts its acks from 0 (docs/sessions.md, "Service acks"); one out of sequence is
+        counted in ``ack_errors`` and otherwise ignored."""
+        service_id, expected = ack.service_id, None
+        if 0 <= service_id < len(self.service_acks):
+            expected = self.service_acks[service_id][0] + 1
+        if expected is None or ack.ack_id != expected:
+            self.ack_errors += 1
+            return
+        self.service_acks[service_id] = (ack.ack_id, ack.log_position, ack.relevant_id)
+
+    def on_log_entry(self, now_ns: int, message: bytes | memoryview, position: int) -> list[Action]:
+        """The answer to ``ReadLog``: a whole entry of the local log, ending at ``position``."""
+        out = self._out()
+        if position > self._read_limit:
+            raise ConsensusError(f"a log entry ending at {position}, past the read limit {self._read_limit}")
+        self.sessions.on_log_entry(now_ns, message, position)
+        if self.state == _E.LEADER_REPLAY:
+            self._election_work(now_ns, out)
+        return out.actions
+
+    def on_log_position(self, now_ns: int, position: int) -> list[Action]:
+        """The answer to ``ReadLog``: the log was read up to ``position`` with no entry ending there."""
+        out = self._out()
+        self.sessions.on_log_position(min(position, self._read_limit))
+        if self.state == _E.LEADER_REPLAY:
+            self._election_work(now_ns, out)
+        return out.actions
+
+    def on_egress_connected(self, now_ns: int, key: int) -> list[Action]:
+        """The egress publication ``key`` (an ``OpenEgress``) is connected."""
+        self.sessions.on_egress_connected(key)
+        return []
 
     @contextmanager
     def _guard(self, now_ns: int, out: _Out) -> Iterator[None]:
@@ -438,7 +533,7 @@ class ConsensusCore:
         """One message from the consensus stream. Bytes that are not a whole message of the cluster
         schema, or a message with a value no member could have sent (``impossible_value``), are counted
         in ``malformed_messages`` and dropped: the network is not trusted to be tidy."""
-        out = _Out()
+        out = self._out()
         try:
             decoder = codecs.decode(message)
             type(decoder).unpack(message)  # the whole message, var data included, before any state moves
@@ -498,7 +593,10 @@ class ConsensusCore:
         elif not self.transitions:
             self.transitions.append(("INIT", "INIT", reason))
             out.add(StateChange("INIT", "INIT", reason))
+        # what a leader did beyond the commit position is undone (docs/sessions.md, "Rollback")
+        self.sessions.on_election(self.commit_position, out, self.leadership_term_id, self.leader_id)
         self._set_role(Role.FOLLOWER, out)
+        self._read_log(out, self.commit_position)
         self.leader_id = -1
         self.leader_commit_position = self.commit_position
         self.candidate_term_id = max(self.candidate_term_id, self.leadership_term_id)
@@ -613,6 +711,14 @@ class ConsensusCore:
             self._enter_election(now_ns, out, "leader log replication timed out")
 
     def _in_leader_replay(self, now_ns: int, out: _Out) -> None:
+        """The leader's sessions, timers and service messages must be its whole log's before it
+        appends: it reads its log back to its end (entries older terms left uncommitted included, which
+        its term will commit)."""
+        if self.sessions.consumed_position < self.append_position:
+            self._read_log(out, self.append_position)
+            if now_ns >= self._state_deadline_ns:
+                self._enter_election(now_ns, out, "the log could not be read back")
+            return
         self._transition(_E.LEADER_INIT, now_ns, out, "log replayed")
         self._election_work(now_ns, out)
 
@@ -657,9 +763,25 @@ class ConsensusCore:
                 app_version=APP_VERSION,
             )
         )
-        out.add(AppendLog(event, end_position_offset=_EVENT_LOG_POSITION_OFFSET))
+        out.append(event, self._event_appended, self._event_failed, _EVENT_LOG_POSITION_OFFSET)
         self._appending_event = True
         self._ready_reason = reason
+
+    def _event_appended(self, position: int, out: _Out) -> None:
+        """The term's NewLeadershipTermEvent is in the log: the election is over, this member leads."""
+        if not self._appending_event:
+            return  # an election started since it was appended: the event is an uncommitted entry
+        self._appending_event = False
+        self._first_entry_end = position
+        self.is_startup = False
+        now_ns = self._now_ns
+        self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({self._ready_reason})")
+        out.add(self._join_log(self._term_base))
+        self.sessions.on_leading(now_ns, out)
+        self._leader_commit(out)
+
+    def _event_failed(self, out: _Out) -> None:
+        self._appending_event = False  # appended again on the next tick
 
     def _in_follower_log_replication(self, now_ns: int, out: _Out) -> None:
         # the replication ends with on_replicated; the deadline moves on with every NewLeadershipTerm or
@@ -723,6 +845,25 @@ class ConsensusCore:
         self._last_leader_contact_ns = now_ns
         self.is_startup = False
         self._transition(_E.CLOSED, now_ns, out, "election complete: following")
+        out.add(self._join_log(self.append_position))
+
+    def _join_log(self, position: int) -> ServiceControl:
+        """JoinLog for this member's services: the term's log starts at ``position`` and this member's
+        role in it. (Our services read the committed log back from the archive, not from the channel,
+        so the log channel is left empty; docs/sessions.md.)"""
+        return ServiceControl(
+            pack(
+                codecs.JoinLogEncoder,
+                {"log_channel": ""},
+                log_position=position,
+                max_log_position=position,
+                member_id=self.member_id,
+                log_session_id=self.log_session_id,
+                log_stream_id=self.config.log_stream_id,
+                is_startup=codecs.BooleanType.FALSE,
+                role=int(self.role),
+            )
+        )
 
     def _may_nominate(self) -> bool:
         appointed = self.config.appointed_leader_id
@@ -878,6 +1019,7 @@ class ConsensusCore:
                 return
         if commit > self.commit_position:
             self.commit_position = commit
+            self.sessions.on_commit(commit)
             out.add(Commit(commit))
             self._send_commit(out, force=False)
 
@@ -888,6 +1030,10 @@ class ConsensusCore:
         timeout = self.config.leader_heartbeat_timeout_ns
         if not membership.has_active_quorum(self._statuses(), self.member_id, now_ns, timeout):
             self._enter_election(now_ns, out, "inactive follower quorum")
+            return
+        # the sessions' work appends entries, so it comes after anything that may end the term: an
+        # election never starts in the list of actions that appends (their answers find the term over)
+        self.sessions.leader_tick(now_ns, out, self.leadership_term_id)
 
     def _truncate_log(self, position: int, holder: int, out: _Out, *, reopen: bool) -> None:
         """Cut the log back to ``position``; term ``holder`` holds the cut (``-1``: none does), and every
@@ -982,6 +1128,16 @@ class ConsensusCore:
         if commit > self.commit_position:
             self.commit_position = commit
             out.add(Commit(commit))
+            self._read_log(out, commit)
+
+    def _read_log(self, out: _Out, limit: int) -> None:
+        """Have the driver read the local log back, to ``limit``, into the sessions' state."""
+        position = self.sessions.consumed_position
+        limit = max(limit, position)
+        if (position, limit) != self._reading:
+            self._reading = (position, limit)
+            self._read_limit = limit
+            out.add(ReadLog(position, limit))
 
     # ------------------------------------------------------------------ message handlers
 

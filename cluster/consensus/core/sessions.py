@@ -1,0 +1,811 @@
+"""Client sessions, the services' timers and the services' messages: the consensus module's state that
+the log carries, sans-IO.
+
+Theory of operation
+-------------------
+``ClientSessions`` is owned by ``ConsensusCore``, which calls it with what arrives and hands it an
+``Out`` to put actions in (docs/sessions.md has the whole flow).
+
+**Two ways to learn.** A *leader* changes this state as it appends: it opens a session when its
+SessionOpenEvent is appended (``on_log_appended``), fires a timer when its TimerEvent is, and so on --
+before the entry commits. Every other member learns the same state only from the committed log, which
+the driver reads back to it (``on_log_entry``). ``consumed_position`` is how far the state reflects the
+log. What a leader did that is not committed yet is remembered (docs/sessions.md, "Rollback"): when an
+election starts, it is undone -- sessions opened after the commit position are closed (their clients are
+told CLOSED "election"), connects in progress are dropped, closes are taken back, fired timers are
+scheduled again, appended service messages go back to the queue -- and the log is read again from the
+commit position, so that the state is once more the log's.
+
+**Connect** (leader; a follower answers REDIRECT with the members' ingress endpoints). A connect request
+gets a session id and an egress (``OpenEgress``); the version's major must be 0 and the number of
+sessions below ``max_sessions``, else the client gets SessionEvent ERROR. The ``Authenticator`` is asked
+(Aeron's four callbacks); once the egress is connected it may challenge, authenticate or reject through
+a ``SessionProxy``. An authenticated session's SessionOpenEvent is appended; once it is, the session is
+OPEN and the client gets SessionEvent OK.
+
+**Steady state** (leader): a session message with the leader's term from an OPEN session is appended
+(a stale term is dropped, as Aeron drops it); a keepalive refreshes the session; a session idle for the
+session timeout is closed (SessionCloseEvent TIMEOUT, and SessionEvent CLOSED); a close request closes
+it (CLIENT_ACTION), a service's CloseSession too (SERVICE_ACTION). AdminRequest is answered with
+AdminResponse once the ``AuthorisationService`` allows it (the default allows no admin request).
+
+**Leader change.** A new leader re-creates the egress of every open session, refreshes it, and sends
+each NewLeaderEvent with the members' ingress endpoints once its egress connects.
+
+**Timers** are the services' (ScheduleTimer, CancelTimer on stream 105, on every member); only a leader
+fires them, appending TimerEvent; the others cancel a timer when they read its TimerEvent.
+
+**Service messages** (a SessionMessageHeader from a service, stream 105) are queued on every member
+with ids ``(service id << 56) | (Long.MIN_VALUE + n)``, in the order the service sent them; a leader
+appends them under those ids, the others drop their copy when they read it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from cluster.consensus.core.actions import Action, CloseEgress, OpenEgress, SendEgress
+from cluster.consensus.core.members import ClusterMember
+from cluster.consensus.core.timers import TimerService
+from cluster.messages import pack
+from cluster.session_message import SESSION_HEADER_LENGTH
+from codegen.runtime.errors import CodecError
+from generated import aeron_cluster_codecs as codecs
+
+__all__ = [
+    "CLIENT_PROTOCOL_MAJOR",
+    "MAX_ENCODED_PRINCIPAL_LENGTH",
+    "AcceptAllAuthenticator",
+    "AllowNothingAdmin",
+    "Authenticator",
+    "AuthorisationService",
+    "ClientSessions",
+    "ClusterSession",
+    "Out",
+    "SessionProxy",
+    "SessionState",
+    "ingress_endpoints",
+    "service_message_id_base",
+]
+
+CLIENT_PROTOCOL_MAJOR: Final = 0
+CLIENT_PROTOCOL_VERSION: Final = 0 << 16 | 3 << 8 | 0  # 0.3.0, the client protocol this cluster speaks
+MAX_ENCODED_PRINCIPAL_LENGTH: Final = 4096
+SESSION_LIMIT_DETAIL: Final = "concurrent session limit"
+VERSION_DETAIL: Final = "invalid client version"
+ELECTION_DETAIL: Final = "election"
+SERVICE_MESSAGES_PER_TICK: Final = 20  # a leader appends at most this many queued service messages a tick
+NS_PER_MS: Final = 1_000_000
+_LONG_MIN: Final = -(1 << 63)
+_E = codecs.EventCode
+_REASON = codecs.CloseReason
+
+
+class SessionState(enum.Enum):
+    """Aeron's session states."""
+
+    INIT = 0
+    CONNECTING = 1
+    CONNECTED = 2
+    CHALLENGED = 3
+    AUTHENTICATED = 4
+    REJECTED = 5
+    OPEN = 6
+    CLOSING = 7
+    INVALID = 8
+    CLOSED = 9
+
+
+@dataclass(eq=False, slots=True)
+class ClusterSession:
+    """One client session as the consensus module keeps it."""
+
+    id: int
+    correlation_id: int
+    response_stream_id: int
+    response_channel: str
+    state: SessionState
+    time_of_last_activity_ns: int
+    encoded_principal: bytes = b""
+    opened_position: int = -1  # the log position after its SessionOpenEvent (-1: not appended yet)
+    close_reason: int = -1  # a CloseReason value once closing
+    egress_connected: bool = False
+    event: tuple[int, str] | None = None  # a rejection to send once the egress connects
+    new_leader_event_pending: bool = False
+
+
+class Out(Protocol):
+    """Where ``ClientSessions`` puts its actions: ``add`` for any action, ``append`` for a log entry with
+        what to do once the driver answers: ``on_appended(end position, out)`` or ``on_failed(out)``, with the
+    ``Out`` of the call that delivers the answer."""
+
+    def add(self, action: Action) -> None: ...
+
+    def append(
+        self,
+        message: bytes,
+        on_appended: Callable[[int, Out], None] | None = None,
+        on_failed: Callable[[Out], None] | None = None,
+    ) -> None: ...
+
+
+class SessionProxy:
+    """What an ``Authenticator`` may do to a session it is asked about (Aeron's ``SessionProxy``)."""
+
+    def __init__(self, sessions: ClientSessions, session: ClusterSession, out: Out) -> None:
+        self._sessions = sessions
+        self._session = session
+        self._out = out
+
+    @property
+    def session_id(self) -> int:
+        return self._session.id
+
+    def challenge(self, encoded_challenge: bytes) -> bool:
+        """Send the client a Challenge; the session waits for its ChallengeResponse."""
+        session = self._session
+        message = pack(
+            codecs.ChallengeEncoder,
+            {"encoded_challenge": bytes(encoded_challenge)},
+            correlation_id=session.correlation_id,
+            cluster_session_id=session.id,
+        )
+        self._out.add(SendEgress(session.id, message))
+        session.state = SessionState.CHALLENGED
+        return True
+
+    def authenticate(self, encoded_principal: bytes | None = None) -> bool:
+        """Accept the session, as ``encoded_principal`` (at most 4 KiB)."""
+        principal = b"" if encoded_principal is None else bytes(encoded_principal)
+        if len(principal) > MAX_ENCODED_PRINCIPAL_LENGTH:
+            raise ValueError(
+                f"an encoded principal is at most {MAX_ENCODED_PRINCIPAL_LENGTH} bytes, not {len(principal)}"
+            )
+        self._session.encoded_principal = principal
+        self._session.state = SessionState.AUTHENTICATED
+        return True
+
+    def reject(self) -> None:
+        """Refuse the session: the client gets SessionEvent AUTHENTICATION_REJECTED."""
+        self._session.state = SessionState.REJECTED
+        self._session.event = (_E.AUTHENTICATION_REJECTED, "authentication rejected")
+
+
+class Authenticator(Protocol):
+    """Aeron's authenticator: told of connects and challenge responses, then asked, each tick, about
+    sessions whose egress is connected (``on_connected_session``) or that were challenged
+    (``on_challenged_session``) until it decides through the proxy. Times are in milliseconds."""
+
+    def on_connect_request(self, session_id: int, encoded_credentials: bytes, now_ms: int) -> None: ...
+
+    def on_challenge_response(self, session_id: int, encoded_credentials: bytes, now_ms: int) -> None: ...
+
+    def on_connected_session(self, proxy: SessionProxy, now_ms: int) -> None: ...
+
+    def on_challenged_session(self, proxy: SessionProxy, now_ms: int) -> None: ...
+
+
+class AcceptAllAuthenticator:
+    """The default: every session is authenticated, with an empty principal."""
+
+    def on_connect_request(self, session_id: int, encoded_credentials: bytes, now_ms: int) -> None:
+        pass
+
+    def on_challenge_response(self, session_id: int, encoded_credentials: bytes, now_ms: int) -> None:
+        pass
+
+    def on_connected_session(self, proxy: SessionProxy, now_ms: int) -> None:
+        proxy.authenticate(b"")
+
+    def on_challenged_session(self, proxy: SessionProxy, now_ms: int) -> None:
+        proxy.authenticate(b"")
+
+
+class AuthorisationService(Protocol):
+    """May the session with ``encoded_principal`` perform ``action_id`` (a template id of schema
+    ``protocol_id``) of ``type_`` (e.g. the AdminRequestType)?"""
+
+    def is_authorised(
+        self, protocol_id: int, action_id: int, type_: object, encoded_principal: bytes
+    ) -> bool: ...
+
+
+class AllowNothingAdmin:
+    """The default authorisation, as Aeron's: only a BackupQuery is allowed, so every AdminRequest is
+    refused (UNAUTHORISED_ACCESS)."""
+
+    def is_authorised(
+        self, protocol_id: int, action_id: int, type_: object, encoded_principal: bytes
+    ) -> bool:
+        return protocol_id == codecs.SCHEMA_ID and action_id == codecs.BackupQueryEncoder.TEMPLATE_ID
+
+
+def ingress_endpoints(members: Iterable[ClusterMember]) -> str:
+    """The members' ingress endpoints as a client takes them: ``id=host:port,...`` in member order."""
+    return ",".join(f"{member.id}={member.ingress}" for member in members)
+
+
+def service_message_id_base(service_id: int) -> int:
+    """The id before the first of service ``service_id``'s messages (its ids count up from here + 1)."""
+    return (service_id << 56) | _LONG_MIN
+
+
+@dataclass(slots=True)
+class _ServiceMessages:
+    """One service's messages for the log, queued on every member (Aeron's pending message tracker)."""
+
+    service_id: int
+    next_id: int  # the id the next message the service sends gets
+    logged_id: int  # the latest id the log holds
+    pending: deque[tuple[int, bytes]] = field(default_factory=deque)  # (id, message), oldest first
+    appended: deque[tuple[int, int, bytes]] = field(default_factory=deque)  # leader: (end, id, message)
+
+
+@dataclass(slots=True)
+class _Uncommitted:
+    """What a leader did beyond the commit position, to undo if an election comes first."""
+
+    opened: list[ClusterSession] = field(default_factory=list)
+    closed: list[tuple[int, ClusterSession]] = field(default_factory=list)  # (end, session)
+    timers: list[tuple[int, int, int]] = field(default_factory=list)  # (end, correlation id, deadline)
+
+
+class ClientSessions:
+    """The sessions, timers and service messages of one member (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        member_id: int,
+        members: tuple[ClusterMember, ...],
+        service_count: int,
+        max_sessions: int,
+        session_timeout_ns: int,
+        authenticator: Authenticator | None = None,
+        authorisation: AuthorisationService | None = None,
+    ) -> None:
+        self.member_id = member_id
+        self.ingress_endpoints = ingress_endpoints(members)
+        self.max_sessions = max_sessions
+        self.session_timeout_ns = session_timeout_ns
+        self.authenticator: Authenticator = authenticator or AcceptAllAuthenticator()
+        self.authorisation: AuthorisationService = authorisation or AllowNothingAdmin()
+        self.sessions: dict[int, ClusterSession] = {}  # OPEN and CLOSING, by id
+        self.pending: dict[int, ClusterSession] = {}  # connecting (leader), by id
+        self.next_session_id = 1
+        self._redirects = 0  # egress keys of redirects are -1, -2, ...
+        self.timers = TimerService()
+        self.services = [
+            _ServiceMessages(s, service_message_id_base(s) + 1, service_message_id_base(s))
+            for s in range(service_count)
+        ]
+        self.consumed_position = 0  # the state is the log's up to here
+        self.read_position = 0  # the log has been read back (ReadLog) up to here
+        self._uncommitted = _Uncommitted()
+        self._closing_now: set[int] = set()  # sessions whose SessionCloseEvent awaits its append's answer
+        self.malformed = 0
+
+    # ------------------------------------------------------------------ ingress
+
+    def on_ingress(
+        self,
+        now_ns: int,
+        message: bytes,
+        out: Out,
+        *,
+        leading: bool,
+        following: bool,
+        leadership_term_id: int,
+        leader_id: int,
+        forward: Callable[[bytes], None],
+    ) -> None:
+        """A client's message. ``leading``: a leader with its election over; ``following``: a follower
+        with its election over (it answers connects with REDIRECT and forwards challenge responses to
+        the leader through ``forward``); in an election everything is dropped (the client retries)."""
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)
+        except CodecError:
+            self.malformed += 1
+            return
+        if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
+            if leading:
+                self._on_session_message(now_ns, decoder, message, out, leadership_term_id)
+        elif isinstance(decoder, codecs.SessionConnectRequestDecoder):
+            if leading:
+                self._on_connect(now_ns, decoder, out)
+            elif following:
+                self._redirect(decoder, out, leadership_term_id, leader_id)
+        elif isinstance(decoder, codecs.SessionKeepAliveDecoder):
+            session = self._open_session(
+                decoder.cluster_session_id, decoder.leadership_term_id, leadership_term_id
+            )
+            if leading and session is not None:
+                session.time_of_last_activity_ns = now_ns
+        elif isinstance(decoder, codecs.SessionCloseRequestDecoder):
+            session = self._open_session(
+                decoder.cluster_session_id, decoder.leadership_term_id, leadership_term_id
+            )
+            if leading and session is not None:
+                self._close(now_ns, session, _REASON.CLIENT_ACTION, out, leadership_term_id, tell=False)
+        elif isinstance(decoder, codecs.ChallengeResponseDecoder):
+            if leading:
+                self.on_challenge_response(now_ns, decoder)
+            elif following:
+                forward(bytes(message))
+        elif isinstance(decoder, codecs.AdminRequestDecoder):
+            session = self._open_session(
+                decoder.cluster_session_id, decoder.leadership_term_id, leadership_term_id
+            )
+            if leading and session is not None:
+                self._on_admin_request(now_ns, session, decoder, out)
+
+    def _open_session(self, session_id: int, term: int, leadership_term_id: int) -> ClusterSession | None:
+        session = self.sessions.get(session_id)
+        if session is None or session.state != SessionState.OPEN or term != leadership_term_id:
+            return None
+        return session
+
+    def _on_session_message(
+        self,
+        now_ns: int,
+        header: codecs.SessionMessageHeaderDecoder,
+        message: bytes,
+        out: Out,
+        leadership_term_id: int,
+    ) -> None:
+        session = self._open_session(header.cluster_session_id, header.leadership_term_id, leadership_term_id)
+        if session is None:
+            return  # a stale term, or no open session: dropped, as Aeron drops it
+        stamped = bytearray(message)
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            stamped, 0, leadership_term_id=leadership_term_id, cluster_session_id=session.id, timestamp=now_ns
+        )
+        session.time_of_last_activity_ns = now_ns
+        out.append(bytes(stamped))
+
+    def _on_connect(self, now_ns: int, request: codecs.SessionConnectRequestDecoder, out: Out) -> None:
+        session = ClusterSession(
+            self.next_session_id,
+            request.correlation_id,
+            request.response_stream_id,
+            request.response_channel_str(),
+            SessionState.INIT,
+            now_ns,
+        )
+        self.next_session_id += 1
+        self.pending[session.id] = session
+        out.add(OpenEgress(session.id, session.response_channel, session.response_stream_id))
+        version = request.version or 0
+        if (version >> 16) & 0xFF != CLIENT_PROTOCOL_MAJOR:
+            session.state = SessionState.REJECTED
+            session.event = (
+                _E.ERROR,
+                f"{VERSION_DETAIL}: {version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}",
+            )
+        elif len(self.sessions) + len(self.pending) > self.max_sessions:
+            session.state = SessionState.REJECTED
+            session.event = (_E.ERROR, SESSION_LIMIT_DETAIL)
+        else:
+            session.state = SessionState.CONNECTING
+            credentials = bytes(request.encoded_credentials_bytes())
+            self.authenticator.on_connect_request(session.id, credentials, now_ns // NS_PER_MS)
+
+    def _redirect(
+        self, request: codecs.SessionConnectRequestDecoder, out: Out, leadership_term_id: int, leader_id: int
+    ) -> None:
+        """A follower's answer to a connect: the leader and where the members' ingress is."""
+        self._redirects += 1
+        key = -self._redirects
+        out.add(OpenEgress(key, request.response_channel_str(), request.response_stream_id))
+        event = self._session_event(
+            -1, request.correlation_id, leadership_term_id, leader_id, _E.REDIRECT, self.ingress_endpoints
+        )
+        out.add(SendEgress(key, event))
+        out.add(CloseEgress(key))
+
+    def on_challenge_response(self, now_ns: int, response: codecs.ChallengeResponseDecoder) -> None:
+        """A client's answer to a Challenge (from the ingress, or forwarded by a follower)."""
+        session = self.pending.get(response.cluster_session_id)
+        if session is not None and session.state == SessionState.CHALLENGED:
+            credentials = bytes(response.encoded_credentials_bytes())
+            self.authenticator.on_challenge_response(session.id, credentials, now_ns // NS_PER_MS)
+
+    def _on_admin_request(
+        self, now_ns: int, session: ClusterSession, request: codecs.AdminRequestDecoder, out: Out
+    ) -> None:
+        session.time_of_last_activity_ns = now_ns
+        request_type = request.request_type_raw
+        allowed = self.authorisation.is_authorised(
+            codecs.SCHEMA_ID, codecs.AdminRequestEncoder.TEMPLATE_ID, request_type, session.encoded_principal
+        )
+        if not allowed:
+            code, text = codecs.AdminResponseCode.UNAUTHORISED_ACCESS, "admin request not authorised"
+        elif request_type == codecs.AdminRequestType.SNAPSHOT:
+            # snapshots are not taken by this node yet: say so rather than pretend one was triggered
+            code, text = codecs.AdminResponseCode.ERROR, "snapshots are not supported by this node yet"
+        else:
+            code, text = codecs.AdminResponseCode.ERROR, f"unknown admin request type {request_type}"
+        response = pack(
+            codecs.AdminResponseEncoder,
+            {"message": text, "payload": b""},
+            cluster_session_id=session.id,
+            correlation_id=request.correlation_id,
+            request_type=request_type,
+            response_code=code,
+        )
+        out.add(SendEgress(session.id, response))
+
+    # ------------------------------------------------------------------ the leader's duty
+
+    def on_egress_connected(self, session_id: int) -> None:
+        """The driver: the egress publication of ``session_id`` is connected."""
+        session = self.pending.get(session_id) or self.sessions.get(session_id)
+        if session is not None:
+            session.egress_connected = True
+
+    def leader_tick(self, now_ns: int, out: Out, leadership_term_id: int) -> None:
+        """A leader's sessions, timers and service messages: connects move on, idle sessions time out,
+        due timers fire, queued service messages are appended."""
+        for session in list(self.pending.values()):
+            self._connect_work(now_ns, session, out, leadership_term_id)
+        for session in list(self.sessions.values()):
+            if session.state == SessionState.OPEN:
+                if session.new_leader_event_pending and session.egress_connected:
+                    session.new_leader_event_pending = False
+                    out.add(SendEgress(session.id, self._new_leader_event(session, leadership_term_id)))
+                if now_ns - session.time_of_last_activity_ns > self.session_timeout_ns:
+                    self._close(now_ns, session, _REASON.TIMEOUT, out, leadership_term_id, tell=True)
+            elif (
+                session.state == SessionState.CLOSING
+                and session.close_reason >= 0
+                and not self._closing(session)
+            ):
+                # a close taken back by an election (or one whose append failed): append it again
+                self._append_close(now_ns, session, out, leadership_term_id)
+        self.timers.poll(
+            now_ns, lambda correlation_id: self._fire(now_ns, correlation_id, out, leadership_term_id)
+        )
+        for tracker in self.services:
+            for _ in range(min(SERVICE_MESSAGES_PER_TICK, len(tracker.pending))):
+                self._append_service_message(now_ns, tracker, out, leadership_term_id)
+
+    def _connect_work(self, now_ns: int, session: ClusterSession, out: Out, leadership_term_id: int) -> None:
+        if now_ns - session.time_of_last_activity_ns > self.session_timeout_ns:
+            del self.pending[session.id]  # the client gave up long ago
+            out.add(CloseEgress(session.id))
+            return
+        if not session.egress_connected:
+            return
+        now_ms = now_ns // NS_PER_MS
+        if session.state == SessionState.CONNECTING:
+            session.state = SessionState.CONNECTED
+        if session.state == SessionState.CONNECTED:
+            self.authenticator.on_connected_session(SessionProxy(self, session, out), now_ms)
+        elif session.state == SessionState.CHALLENGED:
+            self.authenticator.on_challenged_session(SessionProxy(self, session, out), now_ms)
+        if session.state == SessionState.AUTHENTICATED:
+            session.state = SessionState.OPEN  # held as OPEN-to-be: the open event is being appended
+            del self.pending[session.id]
+            self.sessions[session.id] = session
+            self._append_open(now_ns, session, out, leadership_term_id)
+        elif session.state == SessionState.REJECTED:
+            del self.pending[session.id]
+            code, detail = session.event or (_E.ERROR, "rejected")
+            out.add(
+                SendEgress(
+                    session.id,
+                    self._session_event(
+                        session.id, session.correlation_id, leadership_term_id, self.member_id, code, detail
+                    ),
+                )
+            )
+            out.add(CloseEgress(session.id))
+
+    def _append_open(self, now_ns: int, session: ClusterSession, out: Out, leadership_term_id: int) -> None:
+        event = pack(
+            codecs.SessionOpenEventEncoder,
+            {"response_channel": session.response_channel, "encoded_principal": session.encoded_principal},
+            leadership_term_id=leadership_term_id,
+            correlation_id=session.correlation_id,
+            cluster_session_id=session.id,
+            timestamp=now_ns,
+            response_stream_id=session.response_stream_id,
+        )
+
+        def appended(end: int, out: Out) -> None:
+            session.opened_position = end
+            session.time_of_last_activity_ns = now_ns
+            self._uncommitted.opened.append(session)
+            ok = self._session_event(
+                session.id, session.correlation_id, leadership_term_id, self.member_id, _E.OK, ""
+            )
+            out.add(SendEgress(session.id, ok))
+
+        def failed(out: Out) -> None:
+            # the log refused it: connect again on a later tick
+            self.sessions.pop(session.id, None)
+            session.state = SessionState.AUTHENTICATED
+            self.pending[session.id] = session
+
+        out.append(event, appended, failed)
+
+    def _close(
+        self,
+        now_ns: int,
+        session: ClusterSession,
+        reason: int,
+        out: Out,
+        leadership_term_id: int,
+        *,
+        tell: bool,
+    ) -> None:
+        session.state = SessionState.CLOSING
+        session.close_reason = int(reason)
+        if tell:
+            detail = _REASON(reason).name
+            out.add(
+                SendEgress(
+                    session.id,
+                    self._session_event(
+                        session.id,
+                        session.correlation_id,
+                        leadership_term_id,
+                        self.member_id,
+                        _E.CLOSED,
+                        detail,
+                    ),
+                )
+            )
+        self._append_close(now_ns, session, out, leadership_term_id)
+
+    def _closing(self, session: ClusterSession) -> bool:
+        """Its SessionCloseEvent is being appended, or is appended and not committed yet."""
+        return session.id in self._closing_now or any(s is session for _, s in self._uncommitted.closed)
+
+    def _append_close(self, now_ns: int, session: ClusterSession, out: Out, leadership_term_id: int) -> None:
+        event = codecs.SessionCloseEventEncoder.pack_into(
+            scratch := bytearray(64),
+            0,
+            leadership_term_id=leadership_term_id,
+            cluster_session_id=session.id,
+            timestamp=now_ns,
+            close_reason=session.close_reason,
+        )
+        self._closing_now.add(session.id)
+
+        def appended(end: int, out: Out) -> None:
+            self._closing_now.discard(session.id)
+            if self.sessions.pop(session.id, None) is not None:
+                self._uncommitted.closed.append((end, session))
+            out.add(CloseEgress(session.id))
+
+        def failed(out: Out) -> None:
+            self._closing_now.discard(session.id)  # appended again on a later tick
+
+        out.append(bytes(scratch[:event]), appended, failed)
+
+    def _fire(self, now_ns: int, correlation_id: int, out: Out, leadership_term_id: int) -> bool:
+        deadline = self.timers.deadline(correlation_id)
+        length = codecs.TimerEventEncoder.pack_into(
+            scratch := bytearray(64),
+            0,
+            leadership_term_id=leadership_term_id,
+            correlation_id=correlation_id,
+            timestamp=now_ns,
+        )
+
+        def appended(end: int, out: Out) -> None:
+            self._uncommitted.timers.append((end, correlation_id, 0 if deadline is None else deadline))
+
+        def failed(out: Out) -> None:
+            if self.timers.deadline(correlation_id) is None:
+                self.timers.schedule(correlation_id, 0 if deadline is None else deadline)
+
+        out.append(bytes(scratch[:length]), appended, failed)
+        return True
+
+    def _append_service_message(
+        self, now_ns: int, tracker: _ServiceMessages, out: Out, leadership_term_id: int
+    ) -> None:
+        message_id, message = tracker.pending.popleft()
+        stamped = bytearray(message)
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            stamped, 0, leadership_term_id=leadership_term_id, cluster_session_id=message_id, timestamp=now_ns
+        )
+
+        def appended(end: int, out: Out) -> None:
+            tracker.appended.append((end, message_id, message))
+            tracker.logged_id = max(tracker.logged_id, message_id)
+
+        def failed(out: Out) -> None:
+            tracker.pending.appendleft((message_id, message))
+
+        out.append(bytes(stamped), appended, failed)
+
+    @staticmethod
+    def _session_event(
+        session_id: int, correlation_id: int, leadership_term_id: int, leader_id: int, code: int, detail: str
+    ) -> bytes:
+        return pack(
+            codecs.SessionEventEncoder,
+            {"detail": detail},
+            cluster_session_id=session_id,
+            correlation_id=correlation_id,
+            leadership_term_id=leadership_term_id,
+            leader_member_id=leader_id,
+            code=code,
+            version=CLIENT_PROTOCOL_VERSION,
+        )
+
+    def _new_leader_event(self, session: ClusterSession, leadership_term_id: int) -> bytes:
+        return pack(
+            codecs.NewLeaderEventEncoder,
+            {"ingress_endpoints": self.ingress_endpoints},
+            leadership_term_id=leadership_term_id,
+            cluster_session_id=session.id,
+            leader_member_id=self.member_id,
+        )
+
+    # ------------------------------------------------------------------ commit, election, leader change
+
+    def on_commit(self, position: int) -> None:
+        """The log is committed up to ``position``: what a leader did up to there can no longer be
+        undone."""
+        pending = self._uncommitted
+        pending.opened = [s for s in pending.opened if s.opened_position > position]
+        pending.closed = [(end, s) for end, s in pending.closed if end > position]
+        pending.timers = [t for t in pending.timers if t[0] > position]
+        for tracker in self.services:
+            while tracker.appended and tracker.appended[0][0] <= position:
+                tracker.appended.popleft()
+
+    def on_election(self, commit_position: int, out: Out, leadership_term_id: int, leader_id: int) -> None:
+        """An election starts: undo what the leader did beyond ``commit_position`` (docs/sessions.md,
+        "Rollback"); the log is read again from there."""
+        self.on_commit(commit_position)
+        undo = self._uncommitted
+        for session in undo.opened:
+            if self.sessions.pop(session.id, None) is not None:
+                closed = self._session_event(
+                    session.id,
+                    session.correlation_id,
+                    leadership_term_id,
+                    leader_id,
+                    _E.CLOSED,
+                    ELECTION_DETAIL,
+                )
+                out.add(SendEgress(session.id, closed))
+                out.add(CloseEgress(session.id))
+        for session in self.pending.values():
+            closed = self._session_event(
+                session.id, session.correlation_id, leadership_term_id, leader_id, _E.CLOSED, ELECTION_DETAIL
+            )
+            out.add(SendEgress(session.id, closed))
+            out.add(CloseEgress(session.id))
+        self.pending.clear()
+        for _end, session in undo.closed:
+            session.state = SessionState.CLOSING
+            self.sessions[session.id] = session
+        for _end, correlation_id, _deadline in undo.timers:
+            self.timers.schedule(correlation_id, 0)  # fire again as soon as this node leads
+        for tracker in self.services:
+            while tracker.appended:
+                _end, message_id, message = tracker.appended.pop()
+                tracker.pending.appendleft((message_id, message))
+            if tracker.pending:
+                tracker.logged_id = min(tracker.logged_id, tracker.pending[0][0] - 1)
+        self._uncommitted = _Uncommitted()
+        self._closing_now.clear()
+        for session in self.sessions.values():
+            if session.egress_connected or session.new_leader_event_pending:
+                out.add(CloseEgress(session.id))
+            session.egress_connected = False
+            session.new_leader_event_pending = False
+        # a leader's state past the commit is undone, but not what it read back from its log before it led
+        self.consumed_position = max(min(self.consumed_position, commit_position), self.read_position)
+
+    def on_leading(self, now_ns: int, out: Out) -> None:
+        """This member now leads (its election is over): every open session gets an egress again, is
+        refreshed, and is told of the new leader once its egress connects."""
+        for session in self.sessions.values():
+            session.time_of_last_activity_ns = now_ns
+            session.egress_connected = False
+            out.add(OpenEgress(session.id, session.response_channel, session.response_stream_id))
+            session.new_leader_event_pending = session.state == SessionState.OPEN
+
+    def on_appended(self, position: int) -> None:
+        """A leader's entry is in the log: its state is the log's up to ``position``."""
+        self.consumed_position = max(self.consumed_position, position)
+
+    # ------------------------------------------------------------------ the log, read back
+
+    def on_log_entry(self, now_ns: int, message: bytes | memoryview, position: int) -> None:
+        """A committed log entry (or, for a leader replaying its log, one of its own log), ending at
+        ``position``: the state follows it. Bytes that are no cluster message are counted and skipped."""
+        self.consumed_position = self.read_position = position
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)
+        except CodecError:
+            self.malformed += 1
+            return
+        if isinstance(decoder, codecs.SessionOpenEventDecoder):
+            session = ClusterSession(
+                decoder.cluster_session_id,
+                decoder.correlation_id,
+                decoder.response_stream_id,
+                decoder.response_channel_str(),
+                SessionState.OPEN,
+                now_ns,
+                bytes(decoder.encoded_principal_bytes()),
+                opened_position=position,
+            )
+            self.sessions[session.id] = session
+            self.next_session_id = max(self.next_session_id, session.id + 1)
+        elif isinstance(decoder, codecs.SessionCloseEventDecoder):
+            self.sessions.pop(decoder.cluster_session_id, None)
+        elif isinstance(decoder, codecs.TimerEventDecoder):
+            self.timers.on_timer_event(decoder.correlation_id)
+        elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
+            session_id = decoder.cluster_session_id
+            if session_id < 0:
+                self._on_logged_service_message(session_id)
+            else:
+                active = self.sessions.get(session_id)
+                if active is not None:
+                    active.time_of_last_activity_ns = now_ns
+
+    def on_log_position(self, position: int) -> None:
+        """The log has been read up to ``position`` with no whole entry ending there (padding)."""
+        self.read_position = max(self.read_position, position)
+        self.consumed_position = max(self.consumed_position, position)
+
+    def _on_logged_service_message(self, message_id: int) -> None:
+        service_id = (message_id >> 56) & 0x7F
+        if service_id >= len(self.services):
+            return
+        tracker = self.services[service_id]
+        tracker.logged_id = max(tracker.logged_id, message_id)
+        while tracker.pending and tracker.pending[0][0] <= message_id:
+            tracker.pending.popleft()
+
+    # ------------------------------------------------------------------ the services (stream 105)
+
+    def on_service_message(
+        self, now_ns: int, message: bytes, out: Out, *, leading: bool, leadership_term_id: int
+    ) -> codecs.ServiceAckDecoder | None:
+        """A message from one of this member's services: a timer scheduled or cancelled, a session to
+        close, a message for the log; a ServiceAck is returned for the caller to check. Bytes that are
+        no such message are counted and dropped."""
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)
+        except CodecError:
+            self.malformed += 1
+            return None
+        if isinstance(decoder, codecs.ScheduleTimerDecoder):
+            self.timers.schedule(decoder.correlation_id, decoder.deadline)
+        elif isinstance(decoder, codecs.CancelTimerDecoder):
+            self.timers.cancel(decoder.correlation_id)
+        elif isinstance(decoder, codecs.CloseSessionDecoder):
+            session = self.sessions.get(decoder.cluster_session_id)
+            if leading and session is not None and session.state == SessionState.OPEN:
+                self._close(now_ns, session, _REASON.SERVICE_ACTION, out, leadership_term_id, tell=True)
+        elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
+            service_id = decoder.cluster_session_id
+            if 0 <= service_id < len(self.services) and len(message) >= SESSION_HEADER_LENGTH:
+                tracker = self.services[service_id]
+                tracker.pending.append((tracker.next_id, bytes(message)))
+                tracker.next_id += 1
+            else:
+                self.malformed += 1
+        elif isinstance(decoder, codecs.ServiceAckDecoder):
+            return decoder
+        else:
+            self.malformed += 1
+        return None
