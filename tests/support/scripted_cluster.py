@@ -28,8 +28,9 @@ FRAGMENT_LIMIT = 64
 class Member:
     """A scripted member: what a consensus module answers on its ingress, no consensus behind it.
 
-    ``drop_echo(n)`` says whether to leave the ``n``-th session message it received (from 0) unanswered;
-    ``echo = False`` stops all echoes (a deposed leader)."""
+    ``drop_echo(n)`` says whether to leave the ``n``-th session message it received (from 0) unanswered,
+    ``corrupt_echo(n)`` whether to change the last byte of its echo; ``echo = False`` stops all echoes
+    (a deposed leader)."""
 
     member_id: int
     transport: Transport
@@ -40,6 +41,7 @@ class Member:
     endpoints: str = ENDPOINTS
     echo: bool = True
     drop_echo: Callable[[int], bool] = lambda n: False
+    corrupt_echo: Callable[[int], bool] = lambda n: False
     egress: dict[int, Publication] = field(default_factory=dict)  # session id -> its egress
     response_channels: dict[int, str] = field(default_factory=dict)  # session id -> its egress channel
     pending: list[tuple[Publication, bytes]] = field(default_factory=list)
@@ -106,6 +108,8 @@ class Member:
                 cluster_session_id=decoder.cluster_session_id,
                 timestamp=42,
             )
+            if self.corrupt_echo(number):
+                echo[-1] ^= 0xFF
             self._send(self.egress[decoder.cluster_session_id], bytes(echo))
 
     def announce(self, session_id: int, egress_channel: str) -> None:
