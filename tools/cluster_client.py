@@ -360,55 +360,59 @@ def _exchange(
             state["ended"] = 1
             on_error(f"the cluster closed the session: {event.detail or 'no detail'}")
 
-    while True:
-        work = 0
-        now_ns = clock()
-        index = state["next"]
-        if stop_sending_ns is not None and now_ns >= stop_sending_ns:
-            count = index  # the duration is over: what was sent is all there is
-        # the window counts what was sent since the last leader change (module docstring)
+    def in_window(index: int) -> bool:
+        """Whether message ``index`` may go: the window counts the messages in flight that were sent
+        since the last leader change (module docstring)."""
         head = in_flight[0][0] if in_flight else index
-        while index < count and index - max(head, state["term_start"]) < window and now_ns >= next_send_ns:
-            result = offer(payloads(index))
-            if result <= 0:
-                if result in (CLOSED, MAX_POSITION_EXCEEDED):
-                    state["errors"] += 1
-                    state["ended"] = 1
-                    what = "closed" if result == CLOSED else "full"
-                    on_error(f"message {index}: the leader's ingress publication is {what}")
+        return index - max(head, state["term_start"]) < window
+
+    try:
+        while True:
+            work = 0
+            now_ns = clock()
+            index = state["next"]
+            if stop_sending_ns is not None and now_ns >= stop_sending_ns:
+                count = index  # the duration is over: what was sent is all there is
+            while index < count and in_window(index) and now_ns >= next_send_ns:
+                result = offer(payloads(index))
+                if result <= 0:
+                    if result in (CLOSED, MAX_POSITION_EXCEEDED):
+                        state["errors"] += 1
+                        state["ended"] = 1
+                        what = "closed" if result == CLOSED else "full"
+                        on_error(f"message {index}: the leader's ingress publication is {what}")
+                    break
+                if index == 0:
+                    first_offer_ns = now_ns
+                in_flight.append((index, now_ns))
+                index += 1
+                work += 1
+                progress_ns = ingress_ns = now_ns
+                next_send_ns = next_send_ns + interval_ns if interval_ns else now_ns
+            state["next"] = index
+            work += duty()
+            if not cluster.is_closed:
+                work += cluster.poll_egress(on_egress, FRAGMENT_LIMIT)
+            if state["ended"] or cluster.is_closed or (index >= count and not in_flight):
                 break
-            if index == 0:
-                first_offer_ns = now_ns
-            in_flight.append((index, now_ns))
-            index += 1
-            work += 1
-            progress_ns = ingress_ns = now_ns
-            next_send_ns = next_send_ns + interval_ns if interval_ns else now_ns
-        state["next"] = index
-        work += duty()
-        if not cluster.is_closed:
-            work += cluster.poll_egress(on_egress, FRAGMENT_LIMIT)
-        if state["ended"] or cluster.is_closed or (index >= count and not in_flight):
-            break
-        now_ns = clock()
-        if now_ns - progress_ns > timeout_ns:
-            on_error(
-                f"no progress for {settings.timeout_s:g} s: {len(in_flight)} messages in flight not echoed, "
-                f"{count - index} not sent"
-            )
-            break
-        if now_ns - ingress_ns > KEEP_ALIVE_INTERVAL_NS and cluster.send_keep_alive():
-            ingress_ns = now_ns
-        if work:
-            idle.idle(work)
-        elif (
-            paced is not None
-            and index < count
-            and index - max(in_flight[0][0] if in_flight else index, state["term_start"]) < window
-        ):
-            paced.idle_until(next_send_ns - now_ns)  # a rate holds the next message back
-        else:
-            idle.idle(0)
+            now_ns = clock()
+            if now_ns - progress_ns > timeout_ns:
+                on_error(
+                    f"no progress for {settings.timeout_s:g} s: {len(in_flight)} messages in flight not "
+                    f"echoed, {count - index} not sent"
+                )
+                break
+            if now_ns - ingress_ns > KEEP_ALIVE_INTERVAL_NS and cluster.send_keep_alive():
+                ingress_ns = now_ns
+            if work:
+                idle.idle(work)
+            elif paced is not None and index < count and in_window(index):
+                paced.idle_until(next_send_ns - now_ns)  # a rate holds the next message back
+            else:
+                idle.idle(0)
+    except ClusterClientError as error:  # the session cannot go on (a leader it has no endpoint for)
+        state["errors"] += 1
+        on_error(str(error))
     lost.extend(index for index, _ in in_flight)
     if lost:
         shown = ", ".join(map(str, lost[:MAX_LOST_SHOWN])) + (", ..." if len(lost) > MAX_LOST_SHOWN else "")
