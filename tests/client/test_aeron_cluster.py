@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.scripted_cluster import ENDPOINTS, Member
+from support.scripted_cluster import ENDPOINTS, Member, scripted_world
 
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message, NewLeader
-from cluster.transport.driver import Transport, TransportConfig
+from cluster.transport.driver import Transport
 from cluster.transport.simnet import SimNetwork
 from generated import aeron_cluster_codecs as codecs
 
@@ -21,16 +21,7 @@ MS = 1_000_000
 
 @pytest.fixture
 def world() -> Iterator[tuple[SimNetwork, Transport, list[Member]]]:
-    network = SimNetwork(7)
-    client = Transport(network, TransportConfig(bind_host="10.0.0.100", seed=1))
-    members = [
-        Member(i, Transport(network, TransportConfig(bind_host=f"10.0.0.{i + 1}", seed=10 + i)), leader=1)
-        for i in range(3)
-    ]
-    yield network, client, members
-    client.close()
-    for member in members:
-        member.transport.close()
+    yield from scripted_world(7)
 
 
 def _invoker(network: SimNetwork, client: Transport, members: list[Member]) -> object:

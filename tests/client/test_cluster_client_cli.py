@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from support.processes import spawn_tools
-from support.scripted_cluster import ENDPOINTS, Member, serve
+from support.scripted_cluster import ENDPOINTS, Member, scripted_world, serve
 
 from cluster.transport.agent import SelectorIdleStrategy
 from cluster.transport.driver import Transport, TransportConfig
@@ -47,16 +47,7 @@ def _expected_sha256(indices: Sequence[int], sizes: Sequence[int]) -> str:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    network = SimNetwork(11)
-    client = Transport(network, TransportConfig(bind_host="10.0.0.100", seed=1))
-    members = [
-        Member(i, Transport(network, TransportConfig(bind_host=f"10.0.0.{i + 1}", seed=10 + i)), leader=1)
-        for i in range(3)
-    ]
-    yield network, client, members
-    client.close()
-    for member in members:
-        member.transport.close()
+    yield from scripted_world(11)
 
 
 def _run(

@@ -6,12 +6,13 @@ tests, real UDP on 127.0.0.1 (``serve`` on a thread) for tests that run the clie
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cluster.transport.agent import SelectorIdleStrategy
-from cluster.transport.driver import Transport
+from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.publication import Publication
+from cluster.transport.simnet import SimNetwork
 from generated import aeron_cluster_codecs as codecs
 from support.cluster_messages import pack
 
@@ -139,3 +140,17 @@ def serve(member: Member, idle: SelectorIdleStrategy, stop: threading.Event) -> 
     thread = threading.Thread(target=loop, name=f"scripted-member-{member.member_id}", daemon=True)
     thread.start()
     return thread
+
+
+def scripted_world(seed: int) -> Iterator[tuple[SimNetwork, Transport, list[Member]]]:
+    """A client's transport and three scripted members (member 1 leads) on a ``SimNetwork``; closed after."""
+    network = SimNetwork(seed)
+    client = Transport(network, TransportConfig(bind_host="10.0.0.100", seed=1))
+    members = [
+        Member(i, Transport(network, TransportConfig(bind_host=f"10.0.0.{i + 1}", seed=10 + i)), leader=1)
+        for i in range(3)
+    ]
+    yield network, client, members
+    client.close()
+    for member in members:
+        member.transport.close()
