@@ -4,6 +4,8 @@
 
     python -m tools cluster up --nodes N --dir DIR [--base-port P] [--set KEY=VALUE ...]
     python -m tools cluster describe DIR [--json]
+    python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
+        [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
 ``up`` writes the configurations of a local cluster of N members on 127.0.0.1
 (``NodeConfig.local_cluster``, ``DIR/node<i>.toml``, every ``--set`` applied to all of them), starts
@@ -38,6 +40,10 @@ It only reads: nothing is changed, so it is safe on a directory a running node o
 with a crash's torn leftovers is shown as a node would load it, with a note of the repair the node
 would make. A missing file or a bad directory is one ``error: ...`` line and exit status 2.
 
+``client`` is a client session against an echo service: it sends K messages, waits for every echo and
+prints JSON lines, the result last; ``tools.cluster_client`` says what it prints and how it keeps its
+session across a leader change.
+
 Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``).
 """
 
@@ -67,6 +73,7 @@ from cluster.consensus.files import (
 )
 from cluster.storage import RealStorage, Storage
 from cluster.storage.markfile import version_text
+from tools import cluster_client
 from tools.node_processes import (
     STOP_TIMEOUT_S,
     NodeProcess,
@@ -372,6 +379,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "describe": Subcommand(
         "show a node's mark file, node state and recording log (offline)", _describe_arguments, _run_describe
+    ),
+    "client": Subcommand(
+        "a client session: send messages to an echo service, wait for every echo, report hash and "
+        "round trips (tools.cluster_client)",
+        cluster_client.configure,
+        cluster_client.run,
     ),
 }
 

@@ -39,6 +39,10 @@ BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
     "failover": BenchmarkSpec(
         "tools.bench.failover", "three member processes: time from kill -9 of the leader to the next commit"
     ),
+    "cluster": BenchmarkSpec(
+        "tools.bench.cluster",
+        "a client of three member processes with the echo service vs a pysyncobj counter: rate, round trips",
+    ),
 }
 
 
