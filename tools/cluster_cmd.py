@@ -2,14 +2,17 @@
 
 ::
 
-    python -m tools cluster up --nodes N --dir DIR [--base-port P] [--set KEY=VALUE ...]
+    python -m tools cluster up --nodes N --dir DIR [--base-port P] [--service echo|kv|MODULE:CLASS]
+        [--set KEY=VALUE ...]
     python -m tools cluster describe DIR [--json]
     python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
         [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
 ``up`` writes the configurations of a local cluster of N members on 127.0.0.1
-(``NodeConfig.local_cluster``, ``DIR/node<i>.toml``, every ``--set`` applied to all of them), starts
-one ``python -m tools node`` process per member and prints, as its first stdout line, one JSON object::
+(``NodeConfig.local_cluster``, ``DIR/node<i>.toml``, every ``--set`` applied to all of them, and
+``cluster.service.class`` from ``--service``: the example echo service by default, the key-value one, or
+a ``ClusteredService`` class the nodes can import), starts one ``python -m tools node`` process per
+member and prints, as its first stdout line, one JSON object::
 
     {"members": "<the members string>", "ingressEndpoints": "0=127.0.0.1:20002,1=...",
      "pids": [<member 0's pid>, ...], "dirs": ["<member 0's cluster dir>", ...]}
@@ -71,6 +74,7 @@ from cluster.consensus.files import (
     NodeStateFile,
     RecordingLogFile,
 )
+from cluster.service.loader import load_service
 from cluster.storage import RealStorage, Storage
 from cluster.storage.markfile import version_text
 from tools import cluster_client
@@ -286,6 +290,12 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"member i uses ports P + 100 * i + 1..5 (default {DEFAULT_BASE_PORT})",
     )
     parser.add_argument(
+        "--service",
+        default="echo",
+        metavar="echo|kv|MODULE:CLASS",
+        help="the clustered service every member runs (cluster.service.class; default echo)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -302,7 +312,12 @@ def _run_up(args: argparse.Namespace) -> int:
     if base_port < 1 or top > 65535:
         raise ClusterUpError(f"--base-port {base_port}: {nodes} members need ports {base_port + 1} to {top}")
     directory = Path(args.dir)
-    configs = local_configs(nodes, directory, base_port, dict(_setting(text) for text in args.set))
+    settings = dict(_setting(text) for text in args.set)
+    if "cluster.service.class" in settings and settings["cluster.service.class"] != args.service:
+        raise ClusterUpError("--set cluster.service.class and --service disagree: give --service alone")
+    settings["cluster.service.class"] = args.service
+    load_service(args.service)  # a name that imports nothing fails here, before any member starts
+    configs = local_configs(nodes, directory, base_port, settings)
     busy = port_in_use(member_ports(nodes, base_port))
     if busy is not None:
         raise ClusterUpError(f"--base-port {base_port}: port {busy} on 127.0.0.1 is in use")

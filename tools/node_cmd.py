@@ -248,11 +248,13 @@ def _run(config_path: str, stop: _Stop) -> int:
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
     from cluster.consensus.node_config import NodeConfig
+    from cluster.service.loader import load_service
     from cluster.storage import RealStorage
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
     from cluster.transport.media import UdpNetwork
 
     config = NodeConfig.load(config_path)
+    service = load_service(config.service_class) if config.service_count > 0 else None
     if stop.requested:
         return 0  # stopped before it started: nothing was created
     cluster_storage = RealStorage(config.cluster_dir, create=True)
@@ -275,13 +277,15 @@ def _run(config_path: str, stop: _Stop) -> int:
             pid=os.getpid(),
             on_event=reporter.on_event,
             idle=idle,
+            service=service,
         )
         runner = stop.runner = AgentRunner(NodeAgent(node, reporter), idle)
         if stop.requested:
             runner.close()  # a signal while it started: no duty cycle at all
         print(
             f"node {config.member_id} running: cluster {config.cluster_dir}, archive {config.archive_dir}, "
-            f"ingress {config.member.ingress}, pid {os.getpid()}",
+            f"ingress {config.member.ingress}, services {config.service_count} x {config.service_class}, "
+            f"pid {os.getpid()}",
             file=sys.stderr,
             flush=True,
         )

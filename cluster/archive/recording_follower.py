@@ -28,7 +28,9 @@ are the recording's positions. The follower
    the replay failed -- closes the subscription and starts a new replay from its own position;
 5. when the limit counter goes or is replaced (a new counter owner), or the recording id changes, stops
    its replay at once (``StopReplayRequest``) and reads nothing more from it: a replay whose limit counter
-   closed would run on to the recording's stop position.
+   closed would run on to the recording's stop position;
+6. when its owner moves it (``seek``: the consensus module reads its log from where its state is), stops
+   its replay the same way and starts the next one at the new position.
 
 Its position is the end of the last message it delivered (or, between messages, the end of the padding
 it has read), so a new replay starts on a message boundary: a message cut off by an ended image is read
@@ -198,6 +200,19 @@ class RecordingFollower:
     def _transition(self, state: FollowerState, reason: str) -> None:
         self.state = state
         self.reason = reason
+
+    def seek(self, position: int) -> None:
+        """Read on from ``position`` (a message boundary of the recording) instead: a running replay is
+        stopped, and the next poll starts one there. Nothing happens if the follower is already there."""
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0 or position & 31:
+            raise RecordingFollowerError(f"position must be a non-negative multiple of 32: {position!r}")
+        if self.state == FollowerState.CLOSED:
+            raise RecordingFollowerError("the follower is closed")
+        if position == self._position:
+            return
+        if self._replay is not None:
+            self._stop(f"moved from {self._position} to {position}")
+        self._position = position
 
     # ------------------------------------------------------------------ the duty cycle
 

@@ -74,6 +74,7 @@ class AeronCluster:
         self._sent_on: Publication | None = None  # connecting: where the connect request went
         self._pending: bytes | None = None  # connecting: the request, until it has left
         self._connect_deadline_ns = 0
+        self._opened = False  # the connect succeeded (the session may have been closed since)
         self.is_closed = False
 
     # ------------------------------------------------------------------ connecting
@@ -173,8 +174,9 @@ class AeronCluster:
 
     def poll_connect(self) -> bool:
         """One step of connecting (it does not run the transport): ``True`` once the session is open;
-        ``ClusterClientError`` on a timeout, a rejection or an error."""
-        if self.protocol.state == State.OPEN:
+        ``ClusterClientError`` on a timeout, a rejection or an error. Events that came after the
+        session opened (a message, a new leader, even its close) wait for ``poll_egress``."""
+        if self._opened:
             return True
         if self.is_closed:
             raise ClusterClientError("the session is closed")
@@ -191,7 +193,7 @@ class AeronCluster:
             event = self._events.pop(0)
             if isinstance(event, Connected):
                 self._leader = self._sent_on
-                self._events.clear()
+                self._opened = True
                 return True
             if isinstance(event, Redirected):
                 self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)

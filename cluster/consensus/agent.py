@@ -48,6 +48,13 @@ from typing import Final
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.client import ArchiveClient, ArchiveClientError, RecordingSignalEvent
 from cluster.archive.protocol import NULL_POSITION, NULL_VALUE
+from cluster.archive.recording_follower import RecordingFollower
+from cluster.cluster_counters import (
+    COMMIT_POSITION_TYPE_ID,
+    LOG_READ_LIMIT_TYPE_ID,
+    NODE_ROLE_TYPE_ID,
+    cluster_counter_key,
+)
 from cluster.consensus.core.actions import (
     NO_POSITION_FIELD,
     Action,
@@ -75,7 +82,6 @@ from cluster.consensus.core.sessions import Authenticator, AuthorisationService
 from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
-from cluster.consensus.log_reader import LogReader
 from cluster.consensus.node_config import NodeConfig
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
@@ -88,15 +94,11 @@ from cluster.transport.uri import ChannelUri
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
 __all__ = [
-    "COMMIT_POSITION_TYPE_ID",
     "DRIVER_CANARIES",
-    "NODE_ROLE_TYPE_ID",
     "ConsensusModuleAgent",
     "LogEvent",
 ]
 
-NODE_ROLE_TYPE_ID: Final = 201  # Aeron's cluster node role counter: 0 FOLLOWER, 1 CANDIDATE, 2 LEADER
-COMMIT_POSITION_TYPE_ID: Final = 203  # Aeron's cluster commit-pos counter: how far services may read
 EGRESS_HELD_LIMIT: Final = 16  # messages an egress holds while it connects
 EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000 * 1_000_000  # an egress nobody answers is dropped (a client's
 # message timeout: by then the client has given up on what it asked)
@@ -203,13 +205,28 @@ class ConsensusModuleAgent:
                 on_recording_signal=self._on_recording_signal,
             )
             self._closers.append(self.archive.close)
-            self._log_reader = LogReader(
+            # the log read back to the core (ReadLog): a bounded replay, through an archive client of its
+            # own so that the follower's error polling never takes the log recording's errors
+            self._log_archive = ArchiveClient.connect(
                 transport,
-                self.archive,
-                member_id=config.member_id,
+                control_request_channel=config.archive_local_control_channel,
+                control_request_stream_id=config.archive_local_control_stream_id,
+                control_response_channel="aeron:ipc",
+                invoker=invoker,
+            )
+            self._closers.append(self._log_archive.close)
+            self._log_read_limit = transport.counters_manager.allocate(
+                LOG_READ_LIMIT_TYPE_ID, f"Cluster log read limit: memberId={config.member_id}"
+            )
+            self._closers.append(self._log_read_limit.close)
+            self._log_reader = RecordingFollower(
+                self._log_archive,
+                recording_id=lambda: self.log_recording_id,
+                limit_counter=lambda: self._log_read_limit,
                 replay_channel=config.replay_channel,
                 replay_stream_id=config.replay_stream_id,
             )
+            self._log_read_reported = 0
             self._closers.append(self._log_reader.close)
             self._open_channels()
             log = self.recording_log.log
@@ -289,7 +306,7 @@ class ConsensusModuleAgent:
             config.control_channel, config.consensus_module_stream_id
         )
         self._closers.append(self._services_subscription.close)
-        key = config.cluster_id.to_bytes(4, "little", signed=True)
+        key = cluster_counter_key(config.cluster_id)
         counters = self.transport.counters_manager
         self.commit_counter = counters.allocate(
             COMMIT_POSITION_TYPE_ID, f"Cluster commit-pos: clusterId={config.cluster_id}", key
@@ -319,7 +336,7 @@ class ConsensusModuleAgent:
             # until then it only keeps up, so that it never holds back the image's window
             work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
-        work += self._log_reader.poll(self._on_log_entry, self._on_log_position, FRAGMENT_LIMIT)
+        work += self._read_log()
         now_ns = self._now()
         work += self._egress_work(now_ns)
         self._execute(self.core.on_tick(now_ns))
@@ -381,11 +398,18 @@ class ConsensusModuleAgent:
     def _on_service_fragment(self, buffer: memoryview, header: object) -> None:
         self._execute(self.core.on_service_message(self._now(), bytes(buffer)))
 
-    def _on_log_entry(self, message: memoryview, position: int) -> None:
-        self._execute(self.core.on_log_entry(self._now(), message, position))
+    def _read_log(self) -> int:
+        """The log read back (``ReadLog``): each whole entry to the core, then how far padding took it."""
+        reader = self._log_reader
+        work = reader.poll(self._on_log_entry, FRAGMENT_LIMIT)
+        if reader.position > self._log_read_reported:
+            self._log_read_reported = reader.position
+            self._execute(self.core.on_log_position(self._now(), reader.position))
+        return work
 
-    def _on_log_position(self, position: int) -> None:
-        self._execute(self.core.on_log_position(self._now(), position))
+    def _on_log_entry(self, message: memoryview, position: int) -> None:
+        self._log_read_reported = position
+        self._execute(self.core.on_log_entry(self._now(), message, position))
 
     def _egress_work(self, now_ns: int) -> int:
         """Egress publications: report each one that connects, send what it holds, close the ones asked
@@ -505,7 +529,9 @@ class ConsensusModuleAgent:
                 self.commit_position = action.position
                 self.commit_counter.set(action.position)
             elif isinstance(action, ReadLog):
-                self._log_reader.read(self.log_recording_id, action.position, action.limit)
+                self._log_reader.seek(action.position)
+                self._log_read_reported = action.position
+                self._log_read_limit.set(action.limit)
             elif isinstance(action, OpenEgress):
                 self._open_egress(action)
             elif isinstance(action, SendEgress):
@@ -717,10 +743,7 @@ class ConsensusModuleAgent:
 
     def _use_recording(self, recording_id: int) -> None:
         """The log is recorded in ``recording_id``: follow its position counter."""
-        self.log_recording_id = recording_id
-        reader = self._log_reader
-        if reader.recording_id != recording_id:
-            reader.read(recording_id, reader.position, reader.limit)
+        self.log_recording_id = recording_id  # the log reader follows it (a new replay if it changed)
         self._position_counter = self.transport.counters_manager.find(
             RECORDING_POSITION_TYPE_ID,
             lambda key: len(key) >= 8 and int.from_bytes(key[:8], "little", signed=True) == recording_id,
@@ -825,4 +848,4 @@ _MAX_LENGTH: Final = (1 << 63) - 1  # a replay with no end: it follows the live 
 
 def _drop(buffer: memoryview, header: object) -> None:
     """A follower's live log image is recorded by the archive; the node reads its log back from the
-    recording (``LogReader``), so this subscription only keeps up."""
+    recording (``RecordingFollower``), so this subscription only keeps up."""

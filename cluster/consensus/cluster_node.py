@@ -1,14 +1,15 @@
-"""``ClusterNode``: one member as one program -- its transport, its archive and its consensus module --
-in either world.
+"""``ClusterNode``: one member as one program -- its transport, its archive, its consensus module and its
+services' containers -- in either world.
 
 Theory of operation
 -------------------
-A node is three agents that one thread runs in turn: the ``Transport`` (Aeron's client and media
-driver), the ``Archive`` (recording the log, replaying and replicating it) and the
-``ConsensusModuleAgent`` (driving the consensus core). What makes the world real or simulated is only
-what the node is given: a ``Network`` (UDP, or the deterministic ``SimNetwork``, which also supplies the
-clock) and two ``Storage`` directories (real files, or ``SimDisk``), so the simulator runs exactly the
-code a real process runs.
+A node is agents that one thread runs in turn: the ``Transport`` (Aeron's client and media driver), the
+``Archive`` (recording the log, replaying and replicating it), the ``ConsensusModuleAgent`` (driving the
+consensus core) and one ``ContainerAgent`` per service (reading the committed log into the service, each
+with an archive client of its own; they talk to the consensus module over IPC, as Aeron's do). What
+makes the world real or simulated is only what the node is given: a ``Network`` (UDP, or the
+deterministic ``SimNetwork``, which also supplies the clock) and two ``Storage`` directories (real
+files, or ``SimDisk``), so the simulator runs exactly the code a real process runs.
 
 The archive client the consensus module uses waits for answers by running the transport's and the
 archive's duty cycles (``_invoke``), never the consensus module's own.
@@ -24,9 +25,12 @@ import random as random_module
 from collections.abc import Callable
 
 from cluster.archive.archive import Archive
+from cluster.archive.client import ArchiveClient
 from cluster.archive.context import ArchiveContext
 from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
 from cluster.consensus.node_config import NodeConfig
+from cluster.service.api import ClusteredService
+from cluster.service.container_agent import ContainerAgent
 from cluster.storage import Storage
 from cluster.transport.agent import SelectorIdleStrategy
 from cluster.transport.driver import Transport, TransportConfig
@@ -54,11 +58,14 @@ class ClusterNode:
         on_event: Callable[[LogEvent], object] | None = None,
         mark_file_liveness_timeout_ms: int = 10_000,
         idle: SelectorIdleStrategy | None = None,
+        service: Callable[[], ClusteredService] | None = None,
     ) -> None:
         """``mark_file_liveness_timeout_ms``: how recent a mark file's activity timestamp must be for
         the directory to count as another live process's (Aeron's 10 s; the simulator scales it down
         with its other timeouts). ``idle``, if given, is handed to the transport, which registers its
-        sockets with it (the strategy stays the caller's to close)."""
+        sockets with it (the strategy stays the caller's to close). ``service``, if given, makes a
+        service for each of the ``cluster.service.count`` containers the node then runs (service ids 0
+        up); without it the node runs none."""
         self.config = config
         rng = random_module.Random(seed)
         term_length = config.log_term_length
@@ -110,7 +117,44 @@ class ClusterNode:
             self.archive.close()
             self.transport.close()
             raise
+        self.containers: list[ContainerAgent] = []
+        self._container_archives: list[ArchiveClient] = []
         self.is_closed = False
+        if service is not None:
+            try:
+                for service_id in range(config.service_count):
+                    self._start_container(service_id, service())
+            except BaseException:
+                self.close()
+                raise
+
+    def _start_container(self, service_id: int, service: ClusteredService) -> None:
+        config = self.config
+        archive = ArchiveClient.connect(
+            self.transport,
+            control_request_channel=config.archive_local_control_channel,
+            control_request_stream_id=config.archive_local_control_stream_id,
+            control_response_channel="aeron:ipc",
+            invoker=self._invoke,
+        )
+        self._container_archives.append(archive)
+        agent = self.agent
+        self.containers.append(
+            ContainerAgent(
+                self.transport,
+                service,
+                service_id=service_id,
+                member_id=config.member_id,
+                cluster_id=config.cluster_id,
+                archive=archive,
+                log_recording_id=lambda: agent.log_recording_id,
+                control_channel=config.control_channel,
+                service_stream_id=config.service_stream_id,
+                consensus_module_stream_id=config.consensus_module_stream_id,
+                replay_channel=config.replay_channel,
+                replay_stream_id=config.replay_stream_id,
+            )
+        )
 
     def _invoke(self) -> None:
         self.transport.do_work()
@@ -120,14 +164,22 @@ class ClusterNode:
         """One duty cycle of each of the node's agents; the amount of work done."""
         if self.is_closed:
             return 0
-        return self.transport.do_work() + self.archive.do_work() + self.agent.do_work()
+        work = self.transport.do_work() + self.archive.do_work() + self.agent.do_work()
+        for container in self.containers:
+            work += container.do_work()
+        return work
 
     def close(self) -> None:
-        """Stop in order: the consensus module (its log and files), the archive, the transport."""
+        """Stop in order: the services' containers, the consensus module (its log and files), the
+        archive, the transport."""
         if self.is_closed:
             return
         self.is_closed = True
         try:
+            for container in self.containers:
+                container.close()
+            for archive in self._container_archives:
+                archive.close()
             self.agent.close()
         finally:
             try:

@@ -65,6 +65,7 @@ from cluster.consensus.core.members import (
     parse_members,
     validate_members,
 )
+from cluster.service.loader import check_service_name
 from cluster.storage import StorageError, SyncLevel, read_path
 from cluster.transport.errors import ChannelUriError
 from cluster.transport.uri import (
@@ -347,11 +348,13 @@ class Setting:
     derive: Callable[[NodeConfig], str] | None = None
 
     @property
-    def aeron_property(self) -> str:
-        """Aeron's name for the setting: every key is one, without its ``aeron.`` prefix."""
-        return "aeron." + self.key
+    def aeron_property(self) -> str | None:
+        """Aeron's name for the setting: the key with Aeron's ``aeron.`` prefix; ``None`` for our own
+        keys, which Aeron has no property for."""
+        return None if self.key in OUR_KEYS else "aeron." + self.key
 
 
+OUR_KEYS: Final = frozenset({"cluster.service.class"})
 _FROM_MEMBERS = "each member's endpoint comes from cluster.members"
 _PER_TERM = "the node sets the log's position and session id itself, for each leadership term"
 _UDP: Final = ("udp",)
@@ -386,12 +389,28 @@ def _derive_archive_replication_channel(config: NodeConfig) -> str:
     return config.replication_channel
 
 
+class _ServiceName(_Kind):
+    """Which service the node's containers run: echo, kv or package.module:Class (cluster.service.loader)."""
+
+    def check(self, key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _fail(key, f"{_show(value)} is not a string (echo, kv or package.module:Class)")
+        problem = check_service_name(value)
+        if problem is not None:
+            raise _fail(key, problem)
+        return value
+
+    def write(self, value: Any) -> str:
+        return _toml_string(value)
+
+
 _MEMBERS = _Members()
 _PATH = _Path()
 _DURATION_KIND = _Duration()
 _SYNC_LEVEL = _SyncLevel()
 
-# In file order. Every key is an Aeron property without its "aeron." prefix.
+# In file order. Every key is an Aeron property without its "aeron." prefix, but cluster.service.class,
+# ours: Aeron's container is given its service in code.
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.members", "members", _MEMBERS),
     Setting("cluster.member.id", "member_id", _Int(0, INT32_MAX)),
@@ -399,6 +418,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.dir", "cluster_dir", _PATH),
     Setting("cluster.appointed.leader.id", "appointed_leader_id", _Int(NULL_VALUE, INT32_MAX)),
     Setting("cluster.service.count", "service_count", _Int(0, MAX_SERVICE_COUNT)),
+    Setting("cluster.service.class", "service_class", _ServiceName()),
     Setting("cluster.max.sessions", "max_sessions", _Int(0, INT32_MAX)),
     Setting("cluster.ingress.channel", "ingress_channel", _Channel(_UDP)),
     Setting("cluster.ingress.stream.id", "ingress_stream_id", _INT32),
@@ -487,6 +507,7 @@ class NodeConfig:
     cluster_id: int = 0
     appointed_leader_id: int = _CORE_DEFAULTS["appointed_leader_id"]
     service_count: int = _CORE_DEFAULTS["service_count"]
+    service_class: str = "echo"
     max_sessions: int = _CORE_DEFAULTS["max_sessions"]
     ingress_channel: str = "aeron:udp"
     ingress_stream_id: int = _CORE_DEFAULTS["ingress_stream_id"]
@@ -784,7 +805,7 @@ def _unknown(name: str, known: Collection[str], what: str) -> str:
     """Why the key or table ``name`` is refused, with the one that was probably meant."""
     if name.startswith("aeron.") and name[len("aeron.") :] in known:
         return f"unknown {what}; names leave out Aeron's 'aeron.' prefix: {name[len('aeron.') :]}"
-    # Outside its table (members), or under the other one (cluster.control.channel).
+    # Outside its table (members), or under the other one (cluster.segment.file.length).
     table, _, rest = name.partition(".")
     wanted = {name, rest} if table in _TABLES and rest else {name}
     moved = [candidate for candidate in known if candidate.partition(".")[2] in wanted]

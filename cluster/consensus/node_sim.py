@@ -63,6 +63,7 @@ from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
+from cluster.service.api import ClusteredService
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
 from cluster.transport.clock import ManualClock
@@ -228,9 +229,12 @@ class NodeSimulator:
         file_sync_level: int = 0,
         trace: Callable[[str], object] | None = None,
         drift: list[tuple[float, int, int]] | None = None,
+        service: Callable[[], ClusteredService] | None = None,
     ) -> None:
         """``drift``: each member's clock as ``(rate, offset_ns, epoch_skew_ms)`` (``MemberClock``); by
-        default every member reads the network's clock as it is."""
+        default every member reads the network's clock as it is. ``service``: each node runs its
+        ``cluster.service.count`` containers with services it makes (``ClusterNode``); none without."""
+        self.service = service
         self.seed = seed
         self.random = random.Random(seed)
         self.canaries = canaries
@@ -292,6 +296,7 @@ class NodeSimulator:
             canaries=self.canaries,
             on_event=lambda event: self._on_event(member_id, event),
             mark_file_liveness_timeout_ms=MARK_FILE_LIVENESS_TIMEOUT_MS,
+            service=self.service,
         )
         member.commit = 0
 
@@ -443,11 +448,15 @@ class NodeSimulator:
                 return node
         return None
 
-    def submit(self, command: int) -> bool:
+    def submit(self, command: int, *, to_leader: tuple[int, int] | None = None) -> bool:
         """Offer command ``command`` through the client's session; ``False`` while it connects, while
-        it knows no leader to send to, or when the leader's ingress pushes back."""
+        it knows no leader to send to, or when the leader's ingress pushes back. With ``to_leader`` (a
+        member id and its leadership term), also ``False`` while the session knows another leader: a
+        script that waits for a command to be taken by the leader it sees elected."""
         session = self._client_session()
         if session is None:
+            return False
+        if to_leader is not None and (session.leader_member_id, session.leadership_term_id) != to_leader:
             return False
         if session.offer(command.to_bytes(8, "little", signed=True)) > 0:
             self.commands_sent += 1

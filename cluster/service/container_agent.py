@@ -45,7 +45,13 @@ result), and the core decides what the service sees.
 channel and stream, opened when the session opens in the log (or when a service first answers it) and,
 for every open session, when the role becomes LEADER; closed when the session closes in the log (before
 the service hears of it) and, for all, when the role stops being LEADER. A response channel that cannot
-be opened is counted and not tried again until the next leadership.
+be opened is counted and not tried again until the next leadership. A new publication needs a round trip
+to the client before it connects, and a session's first messages often commit in the same batch as its
+SessionOpenEvent: what the service offers before the publication connects is *held* (up to
+``EGRESS_HOLD_LIMIT`` messages per session, for at most ``EGRESS_CONNECT_TIMEOUT_NS``) and sent in order
+once it connects -- the offer answers 1, accepted. Aeron's services block in the callback and retry
+instead; one thread runs the whole node here, so nothing may block. Past the limit the offer answers
+``BACK_PRESSURED``; after the timeout, ``NOT_CONNECTED``, and what was held is dropped and counted.
 
 **Service messages in the log.** The consensus module logs a service's message under a cluster session
 id of its own, ``(serviceId << 56) | sequence`` with the sign bit set -- negative, so it names no client
@@ -59,7 +65,6 @@ consensus module and its own replay of the log, all reading the consensus module
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -71,13 +76,14 @@ from cluster.archive.recording_follower import (
     DEFAULT_REPLAY_STREAM_ID,
     RecordingFollower,
 )
+from cluster.cluster_counters import COMMIT_POSITION_TYPE_ID, NODE_ROLE_TYPE_ID, cluster_counter_key
 from cluster.service.api import ClientSession, ClusteredService, Role
 from cluster.service.container_core import ClusterServiceError, ContainerCore, ContainerSession
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
 from cluster.transport.image import Subscription
-from cluster.transport.logbuffer import NOT_CONNECTED, FragmentAssembler, Header
+from cluster.transport.logbuffer import BACK_PRESSURED, NOT_CONNECTED, FragmentAssembler, Header
 from cluster.transport.publication import Publication
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -86,6 +92,9 @@ __all__ = [
     "COMMIT_POSITION_TYPE_ID",
     "CONSENSUS_MODULE_STREAM_ID",
     "DEFAULT_CONTROL_CHANNEL",
+    "EGRESS_CONNECT_TIMEOUT_NS",
+    "EGRESS_HOLD_LIMIT",
+    "HELD",
     "MAX_PENDING_ACKS",
     "NODE_ROLE_TYPE_ID",
     "SERVICE_STREAM_ID",
@@ -98,19 +107,19 @@ __all__ = [
     "cluster_counter_key",
 ]
 
-COMMIT_POSITION_TYPE_ID: Final = 203  # "Cluster commit-pos: clusterId=<id>"
-NODE_ROLE_TYPE_ID: Final = 201  # "Cluster node role: clusterId=<id>"
 DEFAULT_CONTROL_CHANNEL: Final = "aeron:ipc?term-length=128k"
 SERVICE_STREAM_ID: Final = 104  # consensus module -> services
 CONSENSUS_MODULE_STREAM_ID: Final = 105  # services -> consensus module
 MAX_SERVICE_ID: Final = 127  # a logged service message carries the service id in bits 56..62
 MAX_PENDING_ACKS: Final = 1024
+EGRESS_HOLD_LIMIT: Final = 1024  # messages held per session while its egress publication connects
+EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000_000_000  # how long they are held at most
+HELD: Final = 1  # an egress offer's answer for a message held until the publication connects
 LOG_FRAGMENT_LIMIT: Final = 50
 CONTROL_FRAGMENT_LIMIT: Final = 10
 MAX_CONTROL_MESSAGE_LENGTH: Final = 64 * 1024
 NULL_VALUE: Final = -1
 
-_CLUSTER_ID_KEY = struct.Struct("<i")
 _ROLES: Final = frozenset(int(role) for role in Role)
 _SESSION_OPEN_EVENT: Final = codecs.SessionOpenEventDecoder.TEMPLATE_ID
 _SESSION_CLOSE_EVENT: Final = codecs.SessionCloseEventDecoder.TEMPLATE_ID
@@ -122,11 +131,6 @@ class ContainerAgentError(ClusterServiceError):
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def cluster_counter_key(cluster_id: int) -> bytes:
-    """The key of a cluster's commit-position and node-role counters: the cluster id, int32 little-endian."""
-    return _CLUSTER_ID_KEY.pack(cluster_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +192,17 @@ class ConsensusModulePublisher:
 
 class EgressPublisher:
     """The container's replies to clients: one exclusive publication per open session while the node
-    leads (the core's ``EgressSender``)."""
+    leads (the core's ``EgressSender``), and what is held for each until it connects (module docstring)."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.leading = False
         self._publications: dict[int, Publication] = {}
+        self._opened_ns: dict[int, int] = {}  # session -> when its publication was opened
+        self._held: dict[int, deque[bytes]] = {}  # session -> offered before its publication connected
         self._refused: set[int] = set()  # sessions whose response channel would not open, this leadership
         self.open_failures = 0
+        self.held_dropped = 0
 
     def publication(self, session_id: int) -> Publication | None:
         """The session's egress publication, if it has one."""
@@ -212,9 +219,16 @@ class EgressPublisher:
         """The node no longer leads: close every publication."""
         self.leading = False
         self._refused.clear()
+        self._drop_held()
+        self._opened_ns.clear()
         publications, self._publications = self._publications, {}
         for publication in publications.values():
             publication.close()
+
+    def _drop_held(self, session_id: int | None = None) -> None:
+        sessions = list(self._held) if session_id is None else [session_id]
+        for session in sessions:
+            self.held_dropped += len(self._held.pop(session, ()))
 
     def open(self, session: ClientSession) -> Publication | None:
         """The session's publication, opened now if the node leads and it has none."""
@@ -230,10 +244,13 @@ class EgressPublisher:
             self.open_failures += 1
             return None
         self._publications[session.id] = publication
+        self._opened_ns[session.id] = self.transport.clock.nano_time()
         return publication
 
     def close(self, session_id: int) -> None:
         self._refused.discard(session_id)
+        self._drop_held(session_id)
+        self._opened_ns.pop(session_id, None)
         publication = self._publications.pop(session_id, None)
         if publication is not None:
             publication.close()
@@ -244,7 +261,43 @@ class EgressPublisher:
             publication = None if session.is_closing else self.open(session)
             if publication is None:
                 return NOT_CONNECTED
-        return publication.offer(message)
+        held = self._held.get(session.id)
+        if held is None and publication.is_connected:
+            return publication.offer(message)
+        if not publication.is_connected and self._connect_timed_out(session.id):
+            self._drop_held(session.id)
+            return NOT_CONNECTED
+        if held is None:
+            held = self._held[session.id] = deque()
+        if len(held) >= EGRESS_HOLD_LIMIT:
+            return BACK_PRESSURED
+        held.append(bytes(message))
+        return HELD
+
+    def _connect_timed_out(self, session_id: int) -> bool:
+        opened = self._opened_ns.get(session_id, 0)
+        return self.transport.clock.nano_time() - opened >= EGRESS_CONNECT_TIMEOUT_NS
+
+    def do_work(self) -> int:
+        """Send what is held for each publication that has connected; drop what waited too long."""
+        work = 0
+        for session_id in list(self._held):
+            held = self._held[session_id]
+            publication = self._publications.get(session_id)
+            if publication is None:
+                self._drop_held(session_id)
+                continue
+            if not publication.is_connected:
+                if self._connect_timed_out(session_id):
+                    self._drop_held(session_id)
+                    work += 1
+                continue
+            while held and publication.offer(held[0]) > 0:
+                held.popleft()
+                work += 1
+            if not held:
+                del self._held[session_id]
+        return work
 
 
 class ServiceAdapter:
@@ -400,6 +453,7 @@ class ContainerAgent:
         work += self._check_role()
         work += self.follower.poll(self._on_log_entry, LOG_FRAGMENT_LIMIT)
         work += self._send_acks()
+        work += self.egress.do_work()
         work += self.service.do_background_work(self.clock.nano_time())
         return work
 

@@ -11,7 +11,7 @@ import pytest
 from support.scripted_cluster import ENDPOINTS, Member, scripted_world
 
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
-from cluster.client.protocol import Message, NewLeader
+from cluster.client.protocol import Message, NewLeader, SessionClosed
 from cluster.transport.driver import Transport
 from cluster.transport.simnet import SimNetwork
 from generated import aeron_cluster_codecs as codecs
@@ -93,6 +93,31 @@ def test_after_a_new_leader_event_the_session_sends_to_the_new_leader_in_the_new
         if members[2].received:
             break
     assert [codecs.SessionMessageHeaderDecoder.unpack(m)[:2] for m in members[2].received] == [(4, 101)]
+
+
+def test_a_session_closed_in_the_same_batch_as_its_open_is_reported_closed_not_lost(
+    world: tuple[SimNetwork, Transport, list[Member]],
+) -> None:
+    # the OK and the CLOSED arrive in one egress poll: the connect succeeds, and the close waits for
+    # poll_egress (it once was dropped with the events behind the OK, leaving an open-looking session)
+    network, client, members = world
+    invoke = _invoker(network, client, members)
+    members[1].close_on_open = "session limit reached"
+    session = AeronCluster.begin_connect(
+        client, egress_channel="aeron:udp?endpoint=10.0.0.100:0", ingress_endpoints=ENDPOINTS
+    )
+    for _ in range(2_000):
+        if session.poll_connect():
+            break
+        for _ in range(20):  # let both events land before the next poll
+            invoke()
+    assert session.poll_connect()  # connected, and stays so until its events are read
+    events: list[object] = []
+    session.poll_egress(events.append)
+    assert events == [SessionClosed("session limit reached")]
+    assert session.is_closed
+    with pytest.raises(ClusterClientError, match="CLOSED"):
+        session.offer(b"too late")
 
 
 def test_an_error_from_the_leader_fails_the_connect_with_its_detail(

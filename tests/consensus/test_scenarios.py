@@ -34,7 +34,7 @@ def _submit_paced(script: Script, commands: range) -> None:
     """Offer a command every millisecond (faster, the leader's log publication pushes back, and the
     agent drops what it cannot append)."""
     for command in commands:
-        script.until(partial(script.sim.submit, command), f"command {command} taken")
+        script.until(partial(script.offer, command), f"command {command} taken")
         script.run(1 * MS)
 
 

@@ -109,11 +109,16 @@ class Script:
     # ------------------------------------------------------------------ commands
 
     def submit(self, *commands: int, limit_ns: int = 5_000 * MS) -> None:
-        """Offer each command to the leader until it takes it (the ingress connects, a leader is elected),
-        then let 10 ms pass."""
+        """Offer each command to the elected leader until it takes it (the ingress connects, a leader is
+        elected, and the client's session follows it), then let 10 ms pass."""
         for command in commands:
-            self.until(partial(self.sim.submit, command), f"command {command} taken", limit_ns)
+            self.until(partial(self.offer, command), f"command {command} taken", limit_ns)
             self.run(10 * MS)
+
+    def offer(self, command: int) -> bool:
+        """Offer ``command`` once to the elected leader through the client's session; whether it was taken."""
+        leader = self.leader_id()
+        return leader >= 0 and self.sim.submit(command, to_leader=(leader, self.term(leader)))
 
     def committed_everywhere(self) -> bool:
         """Every member runs and has committed and appended the leader's whole log."""

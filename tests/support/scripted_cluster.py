@@ -29,7 +29,8 @@ FRAGMENT_LIMIT = 64
 class Member:
     """A scripted member: what a consensus module answers on its ingress, no consensus behind it.
 
-    ``drop_echo(n)`` says whether to leave the ``n``-th session message it received (from 0) unanswered,
+    ``close_on_open`` closes each session as soon as it is open (both events in one batch); ``drop_echo(n)``
+    says whether to leave the ``n``-th session message it received (from 0) unanswered,
     ``corrupt_echo(n)`` whether to change the last byte of its echo; ``echo = False`` stops all echoes
     (a deposed leader)."""
 
@@ -41,6 +42,7 @@ class Member:
     ingress_endpoint: str = ""  # default: 10.0.0.<member id + 1>:9002
     endpoints: str = ENDPOINTS
     echo: bool = True
+    close_on_open: str = ""  # a SessionEvent CLOSED with this detail right behind the OK, if set
     drop_echo: Callable[[int], bool] = lambda n: False
     corrupt_echo: Callable[[int], bool] = lambda n: False
     egress: dict[int, Publication] = field(default_factory=dict)  # session id -> its egress
@@ -94,6 +96,18 @@ class Member:
                 version=0,
             )
             self._send(egress, event)
+            if self.close_on_open and code == codecs.EventCode.OK:
+                closed = pack(
+                    codecs.SessionEventEncoder,
+                    {"detail": self.close_on_open},
+                    cluster_session_id=session_id,
+                    correlation_id=decoder.correlation_id,
+                    leadership_term_id=self.term,
+                    leader_member_id=self.leader,
+                    code=codecs.EventCode.CLOSED,
+                    version=0,
+                )
+                self._send(egress, closed)
         elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             number = len(self.received)
             self.received.append(bytes(buffer))
