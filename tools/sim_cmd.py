@@ -3,7 +3,7 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
-                        [--file-sync-level 0|1|2] [--quiet]
+                        [--file-sync-level 0|1|2] [--services] [--quiet]
     python -m tools sim --list-canaries
 
 The simulator runs real cluster nodes -- the transport, archive and consensus module a node process
@@ -14,6 +14,11 @@ line is a JSON object ``{"seeds", "commands_committed", "faults": {kind: count},
 "liveness_failures", "failed_seeds": [...]}``; with ``--json`` each seed's result is printed as a JSON
 line before it. The exit status is 1 if any seed had a violation or a liveness failure (which is what a
 canary run expects), 0 otherwise.
+
+``--services`` runs a service container in every node, with the simulator's checked echo service
+(:mod:`cluster.sim.services`): every committed command must reach every replica once, in order, only once
+committed; timers fire once; replicas agree at equal log positions; the last command's reply reaches the
+client. A canary that only those checkers can catch turns it on by itself.
 
 ``--file-sync-level`` is the nodes' file-sync level: at 1 or 2 they claim to survive power loss, so a
 crash is a power loss that keeps only what was synced (and tears the last pending write); at 0 a crash
@@ -120,14 +125,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="the nodes' file-sync level; at 1 or 2 a crash is a power loss (0)",
     )
+    parser.add_argument(
+        "--services", action="store_true", help="run the checked service in every node, and its checkers"
+    )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _reproduce(seed: int, nodes: int, canary: str | None, level: int) -> str:
+def _reproduce(seed: int, nodes: int, canary: str | None, level: int, services: bool) -> str:
     command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {nodes}"
     command += f" --canary {canary}" if canary else ""
-    return command + (f" --file-sync-level {level}" if level else "")
+    command += f" --file-sync-level {level}" if level else ""
+    return command + (" --services" if services else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
     failed: list[int] = []
     progress = None if args.quiet else Progress(args.seeds, sys.stderr)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        result = run_seed(seed, args.nodes, canaries, file_sync_level=args.file_sync_level)
+        result = run_seed(
+            seed, args.nodes, canaries, file_sync_level=args.file_sync_level, services=args.services
+        )
         committed += result.commands_committed
         for kind, count in result.faults.items():
             faults[kind] = faults.get(kind, 0) + count
@@ -171,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                 result.violations[0].checker + ": " + result.violations[0].detail if result.violations else ""
             )
             what = what or str(result.liveness_failure)
-            reproduce = _reproduce(seed, args.nodes, args.canary, args.file_sync_level)
+            reproduce = _reproduce(seed, args.nodes, args.canary, args.file_sync_level, args.services)
             out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
         if progress is not None:

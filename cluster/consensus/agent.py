@@ -451,6 +451,8 @@ class ConsensusModuleAgent:
         if position == self.append_position:
             return 0
         self.append_position = position
+        if "deliver_before_commit" in self.canaries:
+            self.commit_counter.set(max(self.commit_counter.get(), position))
         self._execute(self.core.on_append_position(self._now(), position))
         return 1
 
@@ -527,7 +529,8 @@ class ConsensusModuleAgent:
                     self.archive.stop_replay(replay)
             elif isinstance(action, Commit):
                 self.commit_position = action.position
-                self.commit_counter.set(action.position)
+                if "deliver_before_commit" not in self.canaries:
+                    self.commit_counter.set(action.position)
             elif isinstance(action, ReadLog):
                 self._log_reader.seek(action.position)
                 self._log_read_reported = action.position
@@ -836,6 +839,7 @@ DRIVER_CANARIES: Final[dict[str, str]] = {
     "ack_before_durable": "report the log's position as the transport has it, before the archive records it",
     "vote_before_persist": "write the candidate term a vote grants without syncing it (file-sync level 1+)",
     "skip_log_truncation": "cut the term history but leave the archive's recording of the log uncut",
+    "deliver_before_commit": "let the services read as far as the log is appended, not committed",
 }
 
 

@@ -56,6 +56,7 @@ from typing import Final
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.recording_reader import RecordingReader
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
+from cluster.client.protocol import Message
 from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.core.members import ClusterMember, format_members
@@ -64,6 +65,7 @@ from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
 from cluster.service.api import ClusteredService
+from cluster.sim.services import ServiceChecker
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
 from cluster.transport.clock import ManualClock
@@ -230,11 +232,16 @@ class NodeSimulator:
         trace: Callable[[str], object] | None = None,
         drift: list[tuple[float, int, int]] | None = None,
         service: Callable[[], ClusteredService] | None = None,
+        checked_services: bool = False,
     ) -> None:
         """``drift``: each member's clock as ``(rate, offset_ns, epoch_skew_ms)`` (``MemberClock``); by
         default every member reads the network's clock as it is. ``service``: each node runs its
-        ``cluster.service.count`` containers with services it makes (``ClusterNode``); none without."""
+        ``cluster.service.count`` containers with services it makes (``ClusterNode``); none without.
+        ``checked_services``: each node runs ``CheckedService`` instead, judged by ``service_checker``."""
         self.service = service
+        self.service_checker: ServiceChecker | None = None
+        if checked_services:
+            self.service_checker = ServiceChecker(self._violate)
         self.seed = seed
         self.random = random.Random(seed)
         self.canaries = canaries
@@ -277,6 +284,7 @@ class NodeSimulator:
         self._client = Transport(self.network, TransportConfig(bind_host=CLIENT_HOST, seed=seed))
         self._session: AeronCluster | None = None
         self.client_events: dict[str, int] = {}  # what the client's session saw, by kind
+        self.client_messages: list[bytes] = []  # the payloads the services sent the client, in order
         for member in self.members:
             self.start(member.member_id)
 
@@ -296,9 +304,39 @@ class NodeSimulator:
             canaries=self.canaries,
             on_event=lambda event: self._on_event(member_id, event),
             mark_file_liveness_timeout_ms=MARK_FILE_LIVENESS_TIMEOUT_MS,
-            service=self.service,
+            service=self._service_of(member),
         )
         member.commit = 0
+
+    def _service_of(self, member: _Member) -> Callable[[], ClusteredService] | None:
+        checker = self.service_checker
+        if checker is None:
+            return self.service
+
+        def commit_position() -> int:
+            assert member.node is not None
+            return member.node.agent.commit_position
+
+        return lambda: checker.service(member.member_id, commit_position)
+
+    def services_caught_up(self) -> bool:
+        """Every running member's services have read its node's whole committed log."""
+        return all(
+            container.log_position == member.node.agent.commit_position
+            for member in self.members
+            if member.node is not None
+            for container in member.node.containers
+        )
+
+    def check_services(self) -> None:
+        """Once the services have caught up: each replica saw exactly the committed commands, in order."""
+        checker = self.service_checker
+        if checker is None:
+            return
+        for member in self.members:
+            if member.node is not None:
+                log = self.log_of(member.member_id, member.node.agent.commit_position)
+                checker.check_complete(member.member_id, commands_of(log))
 
     def _on_event(self, member_id: int, event: LogEvent) -> None:
         if self._trace is not None:
@@ -488,8 +526,14 @@ class NodeSimulator:
             return None
         return session
 
+    def poll_client(self) -> AeronCluster | None:
+        """Read the client's egress (connecting it if it has no session); its open session, if any."""
+        return self._client_session()
+
     def _on_client_event(self, event: object) -> None:
         self._count_client_event(type(event).__name__)
+        if isinstance(event, Message):
+            self.client_messages.append(event.payload)
 
     def _count_client_event(self, kind: str) -> None:
         self.client_events[kind] = self.client_events.get(kind, 0) + 1
@@ -858,11 +902,14 @@ def run_seed(
     safety_ns: int = 15_000 * MS,
     liveness_ns: int = 30_000 * MS,
     file_sync_level: int = 0,
+    services: bool = False,
 ) -> SeedResult:
     """One run: a safety phase with faults chosen by ``seed`` -- a clock-driven schedule, and faults
     aimed at members' election transitions -- then a liveness phase with every fault healed, in which a
     leader must be elected and every member must converge on its commit. A canary raises the file-sync
-    level to the one it needs (``CANARY_FILE_SYNC_LEVELS``)."""
+    level to the one it needs (``CANARY_FILE_SYNC_LEVELS``). With ``services`` every member runs the
+    checked service (``cluster.sim.services``), and the liveness phase also waits for every service to
+    catch up and for the client to get the last command's reply."""
     unknown = canaries - CANARIES.keys()
     if unknown:
         raise ValueError(f"unknown canaries: {sorted(unknown)}")
@@ -874,7 +921,10 @@ def run_seed(
         (1.0 + chooser.uniform(-0.01, 0.01), chooser.randrange(0, 10**12), chooser.randint(-5_000, 5_000))
         for _ in range(node_count)
     ]
-    sim = NodeSimulator(seed, node_count, canaries=canaries, file_sync_level=level, drift=drift)
+    services = services or bool(canaries & SERVICE_CANARIES)
+    sim = NodeSimulator(
+        seed, node_count, canaries=canaries, file_sync_level=level, drift=drift, checked_services=services
+    )
     sim.fault_counts["clock_drift"] = node_count
     try:
         link = LinkConfig(
@@ -919,20 +969,26 @@ def run_seed(
         failure: str | None = "no leader elected and converged within the liveness bound"
         final_sent = False
         sim.disarm_storage_faults()
+        final = b""
         while sim.now_ns < deadline and not sim.violations:
             sim.step()
             for member in sorted(sim.down()):
                 sim.restart(member)
             if not final_sent and sim.submit(command):
-                final_sent = True
+                final_sent, final = True, command.to_bytes(8, "little", signed=True)
                 command += 1
+            elif services:
+                sim.poll_client()
             if final_sent and sim.converged():
-                failure = None
-                break
+                if not services or (sim.services_caught_up() and final in sim.client_messages):
+                    failure = None
+                    break
+                failure = "the services did not catch up, or the last command got no reply, in time"
         if sim.violations:
             failure = None  # the seed failed on a violation: the liveness phase did not finish
         elif failure is None:
             sim.check_converged()
+            sim.check_services()
         return SeedResult(
             seed,
             node_count,
@@ -945,6 +1001,10 @@ def run_seed(
         )
     finally:
         sim.close()
+
+
+SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer"})
+"""Canaries only the service checkers can catch: a run with one of them runs the checked services."""
 
 
 def _storage_faults(sim: NodeSimulator) -> dict[str, int]:

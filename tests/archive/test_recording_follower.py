@@ -245,6 +245,39 @@ def test_the_recording_stopped_and_extended_by_a_new_publication_is_read_across(
     assert reader.idle() == sent
 
 
+def test_seek_stops_the_replay_and_reads_on_from_the_new_position(log: LogWorld) -> None:
+    # the consensus module moves its reader to where its state is: forward past entries it appended
+    # itself, or back after an election undid what it had read
+    log.start_log()
+    sent = log.append(*[200 + 8 * i for i in range(12)])
+    reader = Reader(log)
+    log.limit.set(sent[3][1])
+    assert reader.until(4) == sent[:4]
+    first = reader.follower.replay_session_id
+    reader.follower.seek(sent[7][1])  # forward, over four messages
+    assert reader.follower.position == sent[7][1] and reader.follower.state == FollowerState.IDLE
+    log.limit.set(sent[-1][1])
+    assert reader.until(8)[4:] == sent[8:]
+    reader.follower.seek(sent[1][1])  # back
+    assert reader.until(18)[8:] == sent[2:]
+    assert reader.idle()[8:] == sent[2:]
+    follower = reader.follower
+    assert follower.replay_session_id not in (first, NULL_VALUE)
+    assert (follower.replays_started, follower.replays_stopped) == (3, 2)
+    reader.follower.seek(follower.position)  # where it is: the replay goes on
+    assert follower.replays_stopped == 2 and follower.state == FollowerState.READING
+
+
+@pytest.mark.parametrize("position", [-32, 33, 1.0, True])
+def test_seek_refuses_a_position_that_is_no_frame_boundary(log: LogWorld, position: object) -> None:
+    reader = Reader(log)
+    with pytest.raises(RecordingFollowerError, match="multiple of 32"):
+        reader.follower.seek(position)  # type: ignore[arg-type]
+    reader.follower.close()
+    with pytest.raises(RecordingFollowerError, match="closed"):
+        reader.follower.seek(0)
+
+
 def test_a_replay_left_running_across_a_stop_and_extension_goes_on(log: LogWorld) -> None:
     log.start_log()
     log.append(*[200] * 4)

@@ -43,6 +43,11 @@ CANARY_CHECKERS = {  # canary -> the checkers that may catch it
     "ack_before_durable": {"committed only what a quorum has recorded", "commit within the recorded log"},
     "vote_before_persist": {"a vote leaves only once its term is durable"},
     "skip_log_truncation": {"elections settle"},
+    "deliver_before_commit": {
+        "services see only committed entries",
+        "service states are equal at equal log positions",
+    },
+    "refire_committed_timer": {"timers fire once"},
 }
 CANARY_SEEDS = 10  # each canary must fail one of seeds 0..9
 # A leader's own append counts toward its quorum alone only in a one-member cluster: with more members,

@@ -422,6 +422,43 @@ def test_the_echo_service_replies_through_egress_only_while_the_role_counter_say
     assert agent.egress.publication(1) is None  # a closed session's egress goes
 
 
+def test_replies_offered_before_the_egress_connects_are_held_and_sent_in_order(node: Node) -> None:
+    # the session's open and its first messages commit in one batch: the service answers before the new
+    # publication has heard from the client, and nothing may be lost for that
+    client = Client(node)
+    agent = node.container(EchoService())
+    node.role.set(Role.LEADER)
+    node.run_until(lambda: agent.role == Role.LEADER)
+    node.start_log()
+    pings = [f"ping {i}".encode() for i in range(5)]
+    entries = [client_message(1, 1_020 + i, ping) for i, ping in enumerate(pings)]
+    node.commit.set(node.append(new_term(1_000), session_open(1, 1_010, client.channel), *entries)[-1])
+    node.run_until(lambda: agent.log_position == node.ends[-1])
+    egress = agent.egress.publication(1)
+    assert egress is not None and not egress.is_connected  # all five answered, none could leave yet
+    node.run_until(lambda: client.poll() >= 0 and len(client.messages) == 5)
+    assert [payload for _, payload in client.messages] == pings
+    assert agent.egress.held_dropped == 0
+
+
+def test_held_replies_are_bounded_and_dropped_when_the_egress_never_connects(node: Node) -> None:
+    from cluster.service.container_agent import EGRESS_CONNECT_TIMEOUT_NS, EGRESS_HOLD_LIMIT, HELD
+    from cluster.service.container_core import ContainerSession
+    from cluster.transport.logbuffer import BACK_PRESSURED, NOT_CONNECTED
+
+    agent = node.container(EchoService())
+    egress = agent.egress
+    egress.leading = True
+    nobody = ContainerSession(7, RESPONSE_STREAM, "aeron:udp?endpoint=10.9.9.9:9020", b"", agent.core)
+    assert egress.open(nobody) is not None
+    assert [egress.send(nobody, b"x") for _ in range(EGRESS_HOLD_LIMIT)] == [HELD] * EGRESS_HOLD_LIMIT
+    assert egress.send(nobody, b"one too many") == BACK_PRESSURED
+    node.world.network.advance(EGRESS_CONNECT_TIMEOUT_NS)
+    assert egress.do_work() == 1 and egress.held_dropped == EGRESS_HOLD_LIMIT
+    assert egress.send(nobody, b"late") == NOT_CONNECTED  # and nothing more is held for it
+    assert egress.do_work() == 0
+
+
 def test_a_follower_sends_no_egress(node: Node) -> None:
     client = Client(node)
     agent = node.container(EchoService())

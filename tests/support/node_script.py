@@ -10,6 +10,7 @@ from functools import partial
 
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.node_sim import MS, NodeSimulator
+from cluster.service.api import ClusteredService
 from cluster.transport.simnet import LinkConfig
 
 __all__ = ["MS", "STEADY", "Script"]
@@ -21,9 +22,14 @@ class Script:
     """A ``NodeSimulator`` on steady links, and helpers to steer it. Close it (``with``) when done."""
 
     def __init__(
-        self, node_count: int, *, seed: int = 3, trace: Callable[[str], object] | None = None
+        self,
+        node_count: int,
+        *,
+        seed: int = 3,
+        trace: Callable[[str], object] | None = None,
+        service: Callable[[], ClusteredService] | None = None,
     ) -> None:
-        self.sim = NodeSimulator(seed, node_count, trace=trace)
+        self.sim = NodeSimulator(seed, node_count, trace=trace, service=service)
         self.sim.set_link(STEADY)
         self.after_step: Callable[[], object] | None = None
 

@@ -89,6 +89,7 @@ CORE_CANARIES: dict[str, str] = {
     "apply_before_commit": "followers commit what they appended, before the leader has committed it",
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
+    "refire_committed_timer": "a new leader fires again the timers it fired or read fired in its log",
 }
 
 FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it
@@ -227,6 +228,7 @@ class ConsensusCore:
             session_timeout_ns=config.session_timeout_ns,
             authenticator=authenticator,
             authorisation=authorisation,
+            canaries=canaries,
         )
         self._read_limit = 0  # the last ReadLog's limit
         self._reading = (0, 0)  # the last ReadLog's position and limit

@@ -267,8 +267,12 @@ class ClientSessions:
         session_timeout_ns: int,
         authenticator: Authenticator | None = None,
         authorisation: AuthorisationService | None = None,
+        canaries: frozenset[str] = frozenset(),
     ) -> None:
         self.member_id = member_id
+        self.canaries = canaries
+        self._fired: list[int] = []  # refire_committed_timer's memory: the timers fired, or read in the log
+        self._refire: list[int] = []  # and what it fires again, past the timer service, once it leads again
         self.ingress_endpoints = ingress_endpoints(members)
         self.max_sessions = max_sessions
         self.session_timeout_ns = session_timeout_ns
@@ -470,6 +474,8 @@ class ClientSessions:
         self.timers.poll(
             now_ns, lambda correlation_id: self._fire(now_ns, correlation_id, out, leadership_term_id)
         )
+        while self._refire:  # only with the canary refire_committed_timer
+            self._fire(now_ns, self._refire.pop(), out, leadership_term_id)
         for tracker in self.services:
             for _ in range(min(SERVICE_MESSAGES_PER_TICK, len(tracker.pending))):
                 self._append_service_message(now_ns, tracker, out, leadership_term_id)
@@ -601,6 +607,8 @@ class ClientSessions:
 
         def appended(end: int, out: Out) -> None:
             self._uncommitted.timers.append((end, correlation_id, 0 if deadline is None else deadline))
+            if "refire_committed_timer" in self.canaries:
+                self._fired.append(correlation_id)
 
         def failed(out: Out) -> None:
             if self.timers.deadline(correlation_id) is None:
@@ -712,6 +720,7 @@ class ClientSessions:
     def on_leading(self, now_ns: int, out: Out) -> None:
         """This member now leads (its election is over): every open session gets an egress again, is
         refreshed, and is told of the new leader once its egress connects."""
+        self._refire, self._fired = self._fired, []  # the canary's: fired again on the next tick
         for session in self.sessions.values():
             session.time_of_last_activity_ns = now_ns
             session.egress_connected = False
@@ -751,6 +760,8 @@ class ClientSessions:
             self.sessions.pop(decoder.cluster_session_id, None)
         elif isinstance(decoder, codecs.TimerEventDecoder):
             self.timers.on_timer_event(decoder.correlation_id)
+            if "refire_committed_timer" in self.canaries:
+                self._fired.append(decoder.correlation_id)
         elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             session_id = decoder.cluster_session_id
             if session_id < 0:

@@ -1,0 +1,98 @@
+"""Services in real nodes (``ClusterNode`` with its containers) in the node simulator: a client's
+messages reach every replica's service once each, in order, only once committed; the leader's service
+answers the client; the session and the answers go on across a leader change; a restarted member's
+service catches up from its log; replicas at the same log position hold the same state."""
+
+from __future__ import annotations
+
+from support.node_script import MS, Script
+
+from cluster.consensus.node_sim import NodeSimulator
+from cluster.service.echo import EchoService
+from cluster.service.kv import KeyValueService, Status, decode_reply, encode_read, encode_write
+
+
+def _command(i: int) -> bytes:
+    return i.to_bytes(8, "little", signed=True)  # what Script.submit offers
+
+
+def _echoes(script: Script, count: int) -> list[bytes]:
+    sim = script.sim
+    script.until(
+        lambda: sim.poll_client() is not None and len(sim.client_messages) >= count, f"{count} echoes"
+    )
+    return sim.client_messages
+
+
+def _services(sim: NodeSimulator) -> dict[int, tuple[int, object]]:
+    """Each running member's service (its only one) with the log position it has read to."""
+    return {
+        member.member_id: (member.node.containers[0].log_position, member.node.containers[0].service)
+        for member in sim.members
+        if member.node is not None
+    }
+
+
+def _caught_up(sim: NodeSimulator) -> bool:
+    """Every running member's service has read its node's whole committed log."""
+    return all(
+        member.node.containers[0].log_position == member.node.agent.commit_position
+        for member in sim.members
+        if member.node is not None
+    )
+
+
+def test_each_message_reaches_every_replica_once_in_order_and_the_leader_answers() -> None:
+    with Script(3, service=EchoService) as script:
+        script.elected()
+        script.submit(*range(10))
+        assert _echoes(script, 10) == [_command(i) for i in range(10)]
+        script.until(lambda: script.sim.converged() and _caught_up(script.sim), "every service caught up")
+        services = _services(script.sim)
+        assert len({position for position, _ in services.values()}) == 1
+        assert [service.messages for _, service in services.values()] == [10, 10, 10]  # type: ignore
+        assert script.sim.violations == []
+
+
+def test_the_session_and_the_answers_go_on_across_a_leader_change_and_a_restart() -> None:
+    with Script(3, service=EchoService) as script:
+        sim = script.sim
+        old = script.elected()
+        script.submit(*range(5))
+        assert _echoes(script, 5) == [_command(i) for i in range(5)]
+        session = sim.poll_client()
+        assert session is not None
+        session_id = session.cluster_session_id
+        sim.crash(old)
+        script.elected("a new leader", 40_000 * MS)
+        script.until(lambda: script.leader_id() not in (-1, old), "a leader other than the old one")
+        script.submit(*range(5, 10))
+        assert _echoes(script, 10)[5:] == [_command(i) for i in range(5, 10)]
+        session = sim.poll_client()
+        assert session is not None and session.cluster_session_id == session_id  # the same session
+        assert sim.client_events.get("NewLeader", 0) >= 1
+        script.restart(old)
+        script.until(lambda: sim.converged() and _caught_up(sim), "the old leader's service caught up")
+        services = _services(sim)
+        assert len({position for position, _ in services.values()}) == 1
+        assert [service.messages for _, service in services.values()] == [10, 10, 10]  # type: ignore
+        assert sim.violations == []
+
+
+def test_key_value_replicas_hold_the_same_store_at_the_same_log_position() -> None:
+    with Script(3, service=KeyValueService, seed=11) as script:
+        sim = script.sim
+        script.elected()
+        script.until(lambda: sim.poll_client() is not None, "a session")
+        requests = [encode_write(i, f"k{i % 3}".encode(), f"v{i}".encode()) for i in range(9)]
+        requests.append(encode_read(9, b"k2"))
+        for request in requests:
+            script.until(lambda r=request: sim.poll_client().offer(r) > 0, "a request taken")  # type: ignore
+            script.run(5 * MS)
+        replies = [decode_reply(message) for message in _echoes(script, len(requests))]
+        assert [reply.request_id for reply in replies] == list(range(10))
+        assert replies[-1].status == Status.OK and replies[-1].value == b"v8"
+        script.until(lambda: sim.converged() and _caught_up(sim), "every service caught up")
+        stores = [service.store for _, service in _services(sim).values()]  # type: ignore[attr-defined]
+        assert stores[0] == {b"k0": b"v6", b"k1": b"v7", b"k2": b"v8"}
+        assert stores == [stores[0]] * 3
