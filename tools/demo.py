@@ -27,14 +27,18 @@ Theory of operation of step 3
 The members are ``tools.node_processes.ProcessCluster``'s children; what each prints on stdout (its
 role, election state, term and positions; docs/node.md) is all the demo knows of them. Each wait of the
 story (``_Story.until``) runs the client's transport and session -- it polls the egress, and sends a
-keep-alive when the session has sent nothing for a second -- until its condition holds, and fails the
-story with a message naming what did not happen, and within how long, when its bound passes; it also
-fails at once when a member that should be running has exited. A key-value request carries a request
-id and its reply names it. Ingress is at most once (a request in flight when the leader dies can be
-lost), so a request with no reply within ``RESEND_AFTER_S`` is sent again with the same id; every
-request of the demo is idempotent (a write of the same value, a read), so a duplicate does no harm and
-its second reply is ignored. The timeouts are Aeron's scaled down (``DEMO_SETTINGS``) so that a
-failover takes seconds, not tens of seconds.
+keep-alive when the session has sent nothing for a second -- until its condition holds. Every wait has
+a bound, and all of them together ``STORY_TIMEOUT_S``; a wait whose bound passes fails the story with a
+line naming what did not happen, and so does a member that exits when it should be running.
+
+A key-value request carries a request id, and its reply names it. Ingress is at most once (a request
+in flight when the leader dies can be lost), so a request with no reply within ``RESEND_AFTER_S`` is
+sent again with the same id; every request of the demo is idempotent (a write of the same value, a
+read), so a duplicate does no harm and its second reply is ignored. A node prints a status line only
+when something changed, at most one per 100 ms, so the commit position shown after the requests is
+read once every member agrees and ``STATUS_QUIET_S`` have passed since the last reply. The timeouts
+are Aeron's scaled down (``DEMO_SETTINGS``, as the process tests have them), so that a failover takes
+seconds, not tens of seconds.
 """
 
 from __future__ import annotations
@@ -269,12 +273,13 @@ BASE_PORTS: Final = range(20_000, 32_000, 10)  # below Linux's ephemeral ports, 
 BASE_PORT_ATTEMPTS: Final = 50
 ELECTION_TIMEOUT_S: Final = 30.0  # a first election, or one after the leader is killed
 CONNECT_TIMEOUT_S: Final = 15.0
-REQUEST_TIMEOUT_S: Final = 15.0
+REQUEST_TIMEOUT_S: Final = 10.0
 RESEND_AFTER_S: Final = 2.0
 CATCH_UP_TIMEOUT_S: Final = 40.0  # includes the restarted node's wait for stale mark files (<= 11 s)
 KEEP_ALIVE_INTERVAL_S: Final = 1.0
 STATUS_QUIET_S: Final = 0.5  # after the last reply, before the members' status lines are believed
 CLOSE_LINGER_S: Final = 0.1  # the client's close request leaves before its transport closes
+STORY_TIMEOUT_S: Final = 90.0  # all the waits of the story together (about 15 s when nothing is wrong)
 STOP_TIMEOUT_S: Final = 10.0  # SIGTERM, then SIGKILL
 INTERRUPTED_STATUS: Final = 130  # a shell's status for SIGINT
 MARK_FILE_LIVENESS_S: Final = 10  # the mark files' liveness timeout, Aeron's default
@@ -537,15 +542,18 @@ class _Story:
     # ------------------------------------------------------------------------------------ waiting
 
     def until(self, condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
-        """Run the client until ``condition()`` gives a value; ``_StoryFailed`` after ``timeout_s``, or at
-        once when a member that should be running has exited."""
-        deadline = time.monotonic() + timeout_s
+        """Run the client until ``condition()`` gives a value; ``_StoryFailed`` after ``timeout_s`` (or
+        when the whole story's ``STORY_TIMEOUT_S`` runs out), or at once when a member that should be
+        running has exited."""
+        deadline = min(time.monotonic() + timeout_s, self.started_s + STORY_TIMEOUT_S)
         while True:
             value = condition()
             if value:
                 return value
             self._check_members()
             if time.monotonic() >= deadline:
+                if deadline == self.started_s + STORY_TIMEOUT_S:
+                    raise _StoryFailed(f"the story's {STORY_TIMEOUT_S:g} s ran out before: {what}")
                 raise _StoryFailed(f"never happened within {timeout_s:g} s: {what}")
             if self._pump() == 0:
                 time.sleep(0.001)
@@ -631,8 +639,12 @@ class _Story:
 
     def diagnose(self) -> None:
         """What the members said last, for a failed story."""
+        print("  what the members said last:")
         for member, status in sorted(self.cluster.view.statuses().items()):
-            print(f"    member {member}: {status}")
+            print(
+                f"    member {member}: {status.role} {status.state}, term {status.term}, append position "
+                f"{status.append_position}, commit position {status.commit_position}"
+            )
         for event in self.cluster.view.events()[-10:]:
             print(f"    member {event.member}: {event.text}")
         for member in range(NODES):
