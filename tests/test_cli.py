@@ -1,8 +1,11 @@
 """The ``python -m tools`` dispatcher: command table, lazy imports, exit statuses, user errors."""
 
 import argparse
+import os
+import re
 import shutil
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -109,24 +112,71 @@ def test_other_exceptions_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
         cli.main(["fake"])
 
 
-def test_demo_sends_the_cluster_messages_over_udp_and_decodes_them(
+def test_demo_tells_the_story_of_a_process_cluster_through_a_leader_kill_and_stops_every_node(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    started = time.monotonic()
     assert cli.main(["demo"]) == 0
+    elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert "up to date: the generated codecs are exactly what the schemas generate" in out
     assert out.count("  received  ") == 2
     assert "SessionConnectRequest: 65 bytes" in out and "SessionMessageHeader: 46 bytes" in out
     assert "MISMATCH" not in out
     assert "payload   b'hello, cluster'" in out
-    # then a simulated 3-member cluster elects, commits, loses its leader, re-elects and converges
-    cluster = out[out.index("a simulated 3-member cluster") :]
-    assert "a leader is elected" in cluster and "crashed; the others elected a new one" in cluster
-    final = cluster[cluster.index("restarted and caught up") :].splitlines()[1:4]
-    commits = {line.split("commit")[-1].strip() for line in final}
-    assert len(final) == 3 and len(commits) == 1 and int(commits.pop()) > 0  # all at one commit position
-    assert sum("leader" in line for line in final) == 1
-    assert "no checker found a violation" in cluster and "FAILED" not in cluster
+    assert "replayed 200 messages: the same bytes at the same positions" in out
+    # then a cluster of three node processes on 127.0.0.1 running the key-value service
+    story = out[out.index("a local 3-member cluster of real processes") :]
+    assert "FAILED" not in story, story
+    pids = [int(pid) for pid in re.findall(r"member \d \(pid (\d+)\)", _line(story, "started member 0"))]
+    assert len(pids) == 3
+    assert re.search(r"ingress at (127\.0\.0\.1:\d+, ){2}127\.0\.0\.1:\d+$", _line(story, "started member 0"))
+    first = re.search(r"member (\d) leads term (\d+); members \d and \d follow", story)
+    session = re.search(r"client connected: cluster session (\d+), leader member (\d), term (\d+)", story)
+    assert first and session and session.group(2, 3) == first.group(1, 2)
+    for request, answer in [
+        (1, "write colour = blue -> OK"), (4, "read colour -> blue"), (6, "read size -> large"),
+        (7, "write after = failover -> OK"), (8, "read colour -> blue"), (9, "read after -> failover"),
+    ]:  # fmt: skip
+        assert f"request {request}: {answer}" in story  # re-sent or not, each request got its answer
+    committed = re.search(r"every member committed them: commit position (\d+)", story)
+    killed = re.search(r"kill -9 member (\d), the leader \(pid (\d+)\)", story)
+    assert committed and killed and killed.group(1) == first.group(1)
+    assert int(killed.group(2)) == pids[int(killed.group(1))]
+    # a new leader among the other two, in a later term, with everything committed before the kill
+    new = re.search(r"new leader elected: member (\d) leads term (\d+); member (\d) follows; "
+                    r"commit position (\d+)", story)  # fmt: skip
+    assert new and new.group(1) != killed.group(1) and int(new.group(2)) > int(first.group(2))
+    assert int(new.group(4)) >= int(committed.group(1))
+    assert (
+        f"the client's session {session.group(1)} was told: new leader member {new.group(1)} "
+        f"in term {new.group(2)}" in story
+    )
+    assert f"same session {session.group(1)}: the client carried on through the leader change" in story
+    restarted = re.search(rf"member {killed.group(1)} restarted on its directories \(pid (\d+)\)", story)
+    caught_up = re.search(
+        rf"member {killed.group(1)} caught up: it follows member (\d) in term (\d+) at commit position "
+        r"(\d+), the leader's",
+        story,
+    )
+    assert restarted and caught_up and caught_up.group(1, 2) == new.group(1, 2)
+    final = _line(story, "every member:")
+    assert final.count(f"at {caught_up.group(3)}") == 3 and final.count("leader") == 1
+    pids.append(int(restarted.group(1)))
+    stopped = _line(story, "stopped every node process:")
+    assert [int(pid) for pid in re.findall(r"pid (\d+)", stopped)] == pids
+    assert stopped.count("exit status 0") == 3 and f"pid {killed.group(2)} killed by SIGKILL" in stopped
+    for pid in pids:  # stopped and reaped: none is left, not even as a zombie
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert elapsed < 60
+
+
+def _line(text: str, start: str) -> str:
+    """The line of ``text`` whose story part (after the elapsed time) starts with ``start``."""
+    lines = [line for line in text.splitlines() if line.split(" s  ", 1)[-1].startswith(start)]
+    assert len(lines) == 1, (start, text)
+    return lines[0]
 
 
 def test_demo_checks_the_codecs_and_never_rewrites_them(
