@@ -439,6 +439,10 @@ class ProcessCluster:
             return None
         return session
 
+    def poll_session(self) -> AeronCluster | None:
+        """Read the client's egress (connecting a session if it has none); its open session, if any."""
+        return self._open_session()
+
     def connect(self, timeout_s: float) -> bool:
         """Open the client's session (if it has none open), within ``timeout_s``."""
         return self.wait_for(lambda: self._open_session() is not None, timeout_s)

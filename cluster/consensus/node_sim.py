@@ -969,13 +969,16 @@ def run_seed(
         failure: str | None = "no leader elected and converged within the liveness bound"
         final_sent = False
         sim.disarm_storage_faults()
-        final = b""
+        final, resend_at = b"", 0
         while sim.now_ns < deadline and not sim.violations:
             sim.step()
             for member in sorted(sim.down()):
                 sim.restart(member)
+            if services and final_sent and final not in sim.client_messages and sim.now_ns >= resend_at:
+                final_sent = False  # no reply: lost in a leader change (ingress is at most once); again
             if not final_sent and sim.submit(command):
                 final_sent, final = True, command.to_bytes(8, "little", signed=True)
+                resend_at = sim.now_ns + FINAL_REPLY_TIMEOUT_NS
                 command += 1
             elif services:
                 sim.poll_client()
@@ -1003,6 +1006,7 @@ def run_seed(
         sim.close()
 
 
+FINAL_REPLY_TIMEOUT_NS: Final = 2_000 * MS  # the liveness phase sends a new last command after this
 SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer"})
 """Canaries only the service checkers can catch: a run with one of them runs the checked services."""
 

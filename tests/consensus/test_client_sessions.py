@@ -375,6 +375,48 @@ def test_a_follower_learns_sessions_and_timers_from_the_log_it_reads_back() -> N
     assert not s.sessions and s.consumed_position == 256
 
 
+def _restored(session_id: int) -> ClientSessions:
+    """A member that read one open session back from its log."""
+    s = sessions()
+    opened = pack(
+        codecs.SessionOpenEventEncoder,
+        {"response_channel": EGRESS, "encoded_principal": b""},
+        leadership_term_id=TERM,
+        correlation_id=1,
+        cluster_session_id=session_id,
+        timestamp=0,
+        response_stream_id=102,
+    )
+    s.on_log_entry(0, opened, 128)
+    return s
+
+
+def test_a_new_leader_keeps_the_sessions_and_tells_each_client_of_the_new_leader() -> None:
+    s = _restored(5)
+    out = Out()
+    s.on_leading(10, out, TERM + 1)
+    assert out.of(OpenEgress) == [OpenEgress(5, EGRESS, 102)] and not out.of(AppendLog)
+    s.on_egress_connected(5)
+    told = tick(s, 20)
+    assert [type(decode(a.message)).__name__ for a in told.of(SendEgress)] == ["NewLeaderEventDecoder"]
+    assert 5 in s.sessions
+
+
+def test_a_leader_in_the_first_election_of_its_life_closes_the_sessions_it_restored() -> None:
+    # a whole cluster restarted: the clients of the sessions in its log have long given up (Aeron's rule)
+    s = _restored(5)
+    out = Out()
+    s.on_leading(10, out, TERM + 1, startup=True)
+    assert out.of(OpenEgress) == [OpenEgress(5, EGRESS, 102)]
+    told = decode(out.of(SendEgress)[0].message)
+    assert (told.cluster_session_id, told.code, told.detail_str()) == (5, codecs.EventCode.CLOSED, "TIMEOUT")
+    closed = decode(out.of(AppendLog)[0].message)
+    assert (closed.cluster_session_id, closed.close_reason) == (5, codecs.CloseReason.TIMEOUT)
+    assert s.sessions[5].state.name == "CLOSING" and not s.sessions[5].new_leader_event_pending
+    out.appended(224)
+    assert 5 not in s.sessions  # gone once its close is in the log
+
+
 def test_service_messages_get_the_same_ids_everywhere_and_leave_the_queue_once_logged() -> None:
     leader, follower = sessions(), sessions()
     for member in (leader, follower):

@@ -37,6 +37,7 @@ from tools.node_processes import NodeStatus, ProcessCluster, free_base_port
 
 ENTRY = 96  # a SessionMessageHeader with an 8-byte command: 64 bytes of frame payload, 96 aligned
 EVENT = 96  # the NewLeadershipTermEvent that opens each term
+CLOSE_EVENT = 96  # a SessionCloseEvent: 28 bytes of block behind the 8-byte message header, 96 aligned
 ELECTION_TIMEOUT_S = 30.0  # far above a 2 s heartbeat timeout, on a machine shared with other tests
 COMMIT_TIMEOUT_S = 20.0
 # a node restarted within the mark files' liveness timeout (10 s) of a kill -9 waits for them to go stale
@@ -427,7 +428,9 @@ def test_a_stopped_node_restarts_on_its_directories_and_recovers(
         assert cluster.kill(0) == -signal.SIGKILL  # the mark files stay active, the recording unfinished
     started = time.monotonic()
     cluster.start(0)
-    again = _settle(cluster, [0], end + EVENT)  # all of the log survived, and the next term follows it
+    # all of the log survived, and the next term follows it; leading in the first election of its life,
+    # the node closes the session it restored from its log (a SessionCloseEvent, TIMEOUT)
+    again = _settle(cluster, [0], end + EVENT + CLOSE_EVENT)
     waited = "which is no longer running; waiting up to 10 s" in cluster.stderr_path(0).read_text()
     if signal_number == signal.SIGTERM:
         # the mark files were closed: it starts at once, without waiting for them to go stale
@@ -435,7 +438,12 @@ def test_a_stopped_node_restarts_on_its_directories_and_recovers(
     else:
         assert waited  # for the mark files of the process it replaces, gone without closing them
     assert again.term == leader.term + 1
-    _commit(cluster, again, range(11, 16), [0], end + EVENT)
+    # the client hears of the close on its egress and opens a new session
+    old = cluster.session
+    assert old is not None
+    assert cluster.wait_for(lambda: cluster.poll_session() is not old and old.is_closed, COMMIT_TIMEOUT_S)
+    assert cluster.session is None
+    _commit(cluster, again, range(11, 16), [0], end + EVENT + CLOSE_EVENT)
     assert cluster.stop(0) == 0
 
 

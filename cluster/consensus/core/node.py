@@ -775,11 +775,11 @@ class ConsensusCore:
             return  # an election started since it was appended: the event is an uncommitted entry
         self._appending_event = False
         self._first_entry_end = position
-        self.is_startup = False
+        startup, self.is_startup = self.is_startup, False
         now_ns = self._now_ns
         self._transition(_E.CLOSED, now_ns, out, f"election complete: leading ({self._ready_reason})")
         out.add(self._join_log(self._term_base))
-        self.sessions.on_leading(now_ns, out)
+        self.sessions.on_leading(now_ns, out, self.leadership_term_id, startup=startup)
         self._leader_commit(out)
 
     def _event_failed(self, out: _Out) -> None:

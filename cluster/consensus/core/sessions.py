@@ -717,15 +717,20 @@ class ClientSessions:
         # a leader's state past the commit is undone, but not what it read back from its log before it led
         self.consumed_position = max(min(self.consumed_position, commit_position), self.read_position)
 
-    def on_leading(self, now_ns: int, out: Out) -> None:
+    def on_leading(self, now_ns: int, out: Out, leadership_term_id: int, *, startup: bool = False) -> None:
         """This member now leads (its election is over): every open session gets an egress again, is
-        refreshed, and is told of the new leader once its egress connects."""
+        refreshed, and is told of the new leader once its egress connects. A member that leads in the
+        first election of its life (``startup``: a whole cluster restarted, say) closes instead the
+        sessions it restored from its log, with TIMEOUT, as Aeron's leader does: their clients have
+        likely long given up."""
         self._refire, self._fired = self._fired, []  # the canary's: fired again on the next tick
-        for session in self.sessions.values():
+        for session in list(self.sessions.values()):
             session.time_of_last_activity_ns = now_ns
             session.egress_connected = False
             out.add(OpenEgress(session.id, session.response_channel, session.response_stream_id))
-            session.new_leader_event_pending = session.state == SessionState.OPEN
+            session.new_leader_event_pending = session.state == SessionState.OPEN and not startup
+            if startup and session.state == SessionState.OPEN:
+                self._close(now_ns, session, _REASON.TIMEOUT, out, leadership_term_id, tell=True)
 
     def on_appended(self, position: int) -> None:
         """A leader's entry is in the log: its state is the log's up to ``position``."""
