@@ -34,9 +34,10 @@ begins with everything that was ever seen committed, every command seen committe
 and all members agree. The simulator also reads the consensus messages the members send off the wire (a
 tap on the ``SimNetwork``, not the cores): a member grants at most one candidate its vote in a candidate
 term, across all its lives, and -- at a file-sync level of 1 or more -- only once its disk durably holds
-that candidate term. A leader's commit also needs a quorum that has recorded its term; more than
-``STORM_EVENTS`` state changes of one member within ``STORM_WINDOW_NS`` is an election storm. A seed stops at
-its first violation.
+that candidate term. A leader's commit also needs a quorum that has recorded the term it leads (judged as
+the leader's duty cycle makes the commit, before another member acts); more than ``STORM_EVENTS`` state
+changes of one member within ``STORM_WINDOW_NS`` is an election storm. A seed stops at its first
+violation.
 
 **Canaries** (``CANARIES``) are deliberately broken variants of the core (``CORE_CANARIES``) or of the
 agent, its driver (``DRIVER_CANARIES``); each must make some seed fail. A canary that breaks a promise the
@@ -447,6 +448,7 @@ class NodeSimulator:
             if member.node is not None and member.paused_until_ns <= now:
                 try:
                     work += member.node.do_work()
+                    self._check_leader_commit(member)  # at once: before another member acts
                 except SimulatedCrash:
                     # the disk's armed crash point was reached inside the node: the process ends there
                     self.crash(member.member_id, kind="crash_at_storage_operation")
@@ -605,9 +607,8 @@ class NodeSimulator:
                 if previous != member.member_id:
                     self._violate("one leader per term", f"term {term}: n{previous} and n{member.member_id}")
             commit = agent.commit_position
-            if commit > member.commit and agent.role == "LEADER":
-                self._check_quorum_recorded(member.member_id, commit)
-            elif commit > member.commit and commit > self.announced_commit:
+            self._check_leader_commit(member)
+            if commit > member.commit and commit > self.announced_commit:
                 self._violate(
                     "followers commit only what a leader committed",
                     f"n{member.member_id} commit {commit} > {self.announced_commit}, the highest announced",
@@ -647,14 +648,31 @@ class NodeSimulator:
         descriptor = node.archive.catalog.recording(recording_id)
         return 0 if descriptor is None else max(descriptor.stop_position, 0)
 
-    def _check_quorum_recorded(self, leader_id: int, commit: int) -> None:
-        """A leader of term T commits only what a quorum of archives have recorded (a member that is down
-        counts with what its disk kept: all it had recorded, unless the crash was a power loss) -- and
-        only once each of that quorum has recorded term T, or a later one, in its term history: Raft's
-        rule for committing older terms' entries. A member holding the bytes under an older last term
-        still compares as a log of that term, and a candidate with a longer log of a term in between
-        could win its vote and cut what was committed."""
-        term = self._last_term(leader_id)
+    def _check_leader_commit(self, member: _Member) -> None:
+        """A leader's commit, judged as its duty cycle leaves it (``step``): the other members' archives
+        and term histories are then as they were when it committed, for none has acted since."""
+        node = member.node
+        if node is None or node.agent.role != "LEADER":
+            return
+        commit = node.agent.commit_position
+        if commit > member.commit:
+            self._check_quorum_recorded(member.member_id, node.agent.leadership_term_id, commit)
+            member.commit = commit
+
+    def _check_quorum_recorded(self, leader_id: int, term: int, commit: int) -> None:
+        """A leader of term ``term`` commits only what a quorum of archives have recorded (a member that is
+        down counts with what its disk kept: all it had recorded, unless the crash was a power loss) --
+        and only once each of that quorum has recorded ``term``, or a later one, in its term history:
+        Raft's rule for committing older terms' entries (section 5.4.2). A member holding the bytes under
+        an older last term still compares as a log of that term, and a candidate with a longer log of a
+        term in between could win its vote and cut what was committed.
+
+        ``term`` is the term the leader leads (its role's), not the latest in its own history: a new
+        leader records its term only in LEADER_INIT, after reading its log back (LEADER_REPLAY, which
+        takes duty cycles), so while it replicates and replays its own history still ends in an older
+        term -- and its own log, too, compares as that older term's until then. Judged against its
+        history, a commit made in those states would be measured against the older term, which every
+        holder has, and nothing could fail."""
         majority = len(self.members) // 2 + 1
         holders = [m.member_id for m in self.members if self._kept(m) >= commit]
         if len(holders) < majority:
@@ -662,10 +680,13 @@ class NodeSimulator:
                 "committed only what a quorum has recorded",
                 f"n{leader_id} commit {commit}: {len(holders)} archives hold it",
             )
-        elif sum(1 for member_id in holders if self._last_term(member_id) >= term) < majority:
+            return
+        in_term = [member_id for member_id in holders if self._last_term(member_id) >= term]
+        if len(in_term) < majority:
             self._violate(
                 "a leader commits only what a quorum holds in its term",
-                f"n{leader_id} term {term} commit {commit}: holders {holders} have not all recorded the term",
+                f"n{leader_id} term {term} commit {commit}: of the holders {holders}, only {in_term} "
+                f"have recorded term {term} (last terms {[self._last_term(i) for i in holders]})",
             )
 
     def _kept(self, member: _Member) -> int:

@@ -39,6 +39,8 @@ CANARY_CHECKERS = {  # canary -> the checkers that may catch it
     "commit_without_quorum": {"committed only what a quorum has recorded"},
     "apply_before_commit": {"followers commit only what a leader committed"},
     "commit_beyond_append": {"commit within the recorded log"},
+    # judged against the term the leader leads: its own history lists that term only from LEADER_INIT on,
+    # after LEADER_REPLAY, so the canary's commits (in LEADER_LOG_REPLICATION) precede it
     "commit_older_terms": {"a leader commits only what a quorum holds in its term"},
     "ack_before_durable": {"committed only what a quorum has recorded", "commit within the recorded log"},
     "vote_before_persist": {"a vote leaves only once its term is durable"},
