@@ -110,15 +110,16 @@ def _entry_lengths() -> tuple[int, int]:
     return align(HEADER_LENGTH + SESSION_HEADER_LENGTH + 8), align(HEADER_LENGTH + event)
 
 
-def _settled_and_committed(cluster: ProcessCluster, timeout_s: float) -> NodeStatus:
-    """The leader, once every member is in its term and all have committed all the leader appended."""
+def _settled_and_committed(cluster: ProcessCluster, timeout_s: float, least: int = 1) -> NodeStatus:
+    """The leader, once every member is in its term and all have committed all the leader appended, at
+    least ``least`` bytes of log."""
 
     def ready() -> bool:
         leader = cluster.settled()
         if leader is None or len(cluster.view.statuses()) < MEMBERS:
             return False
         return all(
-            status.commit_position == status.append_position == leader.append_position > 0
+            status.commit_position == status.append_position == leader.append_position >= least
             for status in cluster.view.statuses().values()
         )
 
@@ -141,7 +142,9 @@ def measure(directory: Path, heartbeat_timeout: str | None) -> FailoverResult:
         leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S)
         if not cluster.connect(STARTUP_TIMEOUT_S):
             raise FailoverError(f"the client could not open a session: {cluster.view.statuses()}")
-        leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S)  # its SessionOpenEvent committed
+        # its SessionOpenEvent committed (the status lines are throttled: one may still show the log
+        # without it)
+        leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S, event_length + cluster.open_event_length)
         if not cluster.send(leader, range(WARMUP_COMMANDS), STARTUP_TIMEOUT_S):
             raise FailoverError(f"the leader's ingress took no command: {cluster.view.statuses()}")
         warm_end = leader.append_position + WARMUP_COMMANDS * entry_length
