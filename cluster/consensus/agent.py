@@ -83,6 +83,7 @@ from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
 from cluster.consensus.node_config import NodeConfig
+from cluster.session_message import SESSION_HEADER_LENGTH, session_message
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
@@ -91,6 +92,8 @@ from cluster.transport.image import ControlledAction, Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
+from codegen.runtime.errors import CodecError
+from generated import aeron_cluster_codecs as codecs
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
 __all__ = [
@@ -189,6 +192,8 @@ class ConsensusModuleAgent:
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
         self._position_counter: Counter | None = None
         self.canaries = canaries & DRIVER_CANARIES.keys()
+        # canary local_reads: the node gives the agent its service's read, answered outside the log
+        self.local_read: Callable[[bytes], bytes | None] | None = None
         try:
             # canary vote_before_persist: the candidate term is written but never synced
             node_state_sync = SyncLevel.NONE if "vote_before_persist" in self.canaries else sync_level
@@ -392,8 +397,31 @@ class ConsensusModuleAgent:
         pressure), the fragment stays in the ingress image and comes again on a later poll, as Aeron's
         ingress adapter aborts it -- nothing a client sent is lost to a full log buffer."""
         self._append_refused = False
+        if self.local_read is not None and self._read_locally(bytes(buffer)):
+            return ControlledAction.CONTINUE
         self._execute(self.core.on_ingress(self._now(), bytes(buffer)))
         return ControlledAction.ABORT if self._append_refused else ControlledAction.CONTINUE
+
+    def _read_locally(self, message: bytes) -> bool:
+        """Canary local_reads: a member that believes it leads answers a key-value read from its own
+        service's state, never putting it in the log. Whether it did."""
+        assert self.local_read is not None
+        if self.role != "LEADER" or len(message) <= SESSION_HEADER_LENGTH:
+            return False
+        try:
+            header = codecs.SessionMessageHeaderDecoder.unpack(message)
+        except CodecError:
+            return False
+        payload = message[SESSION_HEADER_LENGTH:]
+        if payload[0] != 1:  # the key-value service's READ
+            return False
+        reply = self.local_read(payload)
+        if reply is None:
+            return False
+        session_id = header[1]
+        framed = session_message(self.leadership_term_id, session_id, self._now(), reply)
+        self._execute([SendEgress(session_id, framed)])
+        return True
 
     def _on_service_fragment(self, buffer: memoryview, header: object) -> None:
         self._execute(self.core.on_service_message(self._now(), bytes(buffer)))
@@ -840,6 +868,7 @@ DRIVER_CANARIES: Final[dict[str, str]] = {
     "vote_before_persist": "write the candidate term a vote grants without syncing it (file-sync level 1+)",
     "skip_log_truncation": "cut the term history but leave the archive's recording of the log uncut",
     "deliver_before_commit": "let the services read as far as the log is appended, not committed",
+    "local_reads": "a member that believes it leads answers key-value reads from its own state, unlogged",
 }
 
 

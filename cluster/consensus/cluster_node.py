@@ -127,6 +127,10 @@ class ClusterNode:
             except BaseException:
                 self.close()
                 raise
+        if "local_reads" in canaries and self.containers:
+            # the canary's broken leader reads its first service's key-value state directly
+            state = self.containers[0].service
+            self.agent.local_read = getattr(getattr(state, "kv", state), "apply", None)
 
     def _start_container(self, service_id: int, service: ClusteredService) -> None:
         config = self.config

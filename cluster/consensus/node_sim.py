@@ -65,7 +65,10 @@ from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
+from cluster.consensus.sim_kv_client import KvClient
 from cluster.service.api import ClusteredService
+from cluster.sim.linearizability import KV_MODEL, Result
+from cluster.sim.linearizability import check as check_history
 from cluster.sim.services import ServiceChecker
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
@@ -91,6 +94,9 @@ __all__ = [
 MS: Final = 1_000_000
 EPOCH_BASE_MS: Final = 1_796_527_000_000
 CLIENT_HOST: Final = "10.0.0.100"
+CLIENT_SILENCE_NS: Final = 5_000 * 1_000_000  # with services: no echo this long, a new session
+KV_CLIENTS_DEFAULT: Final = 2  # key-value clients in a run with services, on hosts 10.0.0.200 and up
+KV_CLIENT_HOST_BASE: Final = 200
 MARK_FILE_LIVENESS_TIMEOUT_MS: Final = 1_000  # Aeron's 10 s scaled down with the other timeouts
 RESTART_DELAY_NS: Final = 1_100 * MS  # a crashed member's mark files are stale by then
 STORM_WINDOW_NS: Final = 1_000 * MS
@@ -107,6 +113,8 @@ CANARIES: Final[dict[str, str]] = {**CORE_CANARIES, **DRIVER_CANARIES}
 CANARY_FILE_SYNC_LEVELS: Final = {"vote_before_persist": 1}  # the lowest level at which each is a bug
 _HEADER = 32
 _COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+# a session message carrying an 8-byte command
+_COMMAND_MESSAGE = codecs.HEADER_SIZE + codecs.SessionMessageHeaderDecoder.BLOCK_LENGTH + 8
 _DATA_FRAME = 1
 _WATCHED: Final = frozenset({codecs.VoteDecoder.TEMPLATE_ID, codecs.CommitPositionDecoder.TEMPLATE_ID})
 _UNFRAGMENTED = 0xC0  # BEGIN and END flags: a whole message in one frame
@@ -172,6 +180,8 @@ class SeedResult:
     faults: dict[str, int]
     violations: list[Violation]
     liveness_failure: str | None
+    kv_operations: int = 0  # the key-value clients' operations checked for linearizability (services)
+    kv_indeterminate: int = 0  # of which timed out
 
     @property
     def failed(self) -> bool:
@@ -234,11 +244,14 @@ class NodeSimulator:
         drift: list[tuple[float, int, int]] | None = None,
         service: Callable[[], ClusteredService] | None = None,
         checked_services: bool = False,
+        kv_clients: int = KV_CLIENTS_DEFAULT,
     ) -> None:
         """``drift``: each member's clock as ``(rate, offset_ns, epoch_skew_ms)`` (``MemberClock``); by
         default every member reads the network's clock as it is. ``service``: each node runs its
         ``cluster.service.count`` containers with services it makes (``ClusterNode``); none without.
-        ``checked_services``: each node runs ``CheckedService`` instead, judged by ``service_checker``."""
+        ``checked_services``: each node runs ``CheckedService`` instead, judged by ``service_checker``,
+        and ``kv_clients`` key-value clients (``KvClient``) record histories for the linearizability
+        checker."""
         self.service = service
         self.service_checker: ServiceChecker | None = None
         if checked_services:
@@ -283,9 +296,21 @@ class NodeSimulator:
         self._consensus_stream_id = self.configs[0].consensus_stream_id if self.configs else 108
         self.network.tap = self._on_datagram
         self._client = Transport(self.network, TransportConfig(bind_host=CLIENT_HOST, seed=seed))
+        self.kv_clients: list[KvClient] = []
+        self._kv_transports: list[Transport] = []
+        if checked_services:
+            endpoints = ",".join(f"{c.member_id}={c.member.ingress}" for c in self.configs)
+            for i in range(kv_clients):
+                host = f"10.0.0.{KV_CLIENT_HOST_BASE + i}"
+                transport = Transport(self.network, TransportConfig(bind_host=host, seed=seed * 31 + i))
+                self._kv_transports.append(transport)
+                self.kv_clients.append(
+                    KvClient(i, transport, endpoints, f"aeron:udp?endpoint={host}:0", seed * 131 + i)
+                )
         self._session: AeronCluster | None = None
         self.client_events: dict[str, int] = {}  # what the client's session saw, by kind
         self.client_messages: list[bytes] = []  # the payloads the services sent the client, in order
+        self._awaiting_reply_since_ns: int | None = None  # the oldest command sent since the last echo
         for member in self.members:
             self.start(member.member_id)
 
@@ -441,9 +466,12 @@ class NodeSimulator:
     # ------------------------------------------------------------------ running
 
     def step(self) -> None:
-        """One round: every running node's duty cycle, the client's, then time moves."""
+        """One round: every running node's duty cycle, the clients', then time moves."""
         work = self._client.do_work()
         now = self.network.clock.nano_time()
+        for transport, client in zip(self._kv_transports, self.kv_clients, strict=True):
+            work += transport.do_work()
+            client.do_work(now)
         for member in self.members:
             if member.node is not None and member.paused_until_ns <= now:
                 try:
@@ -498,10 +526,26 @@ class NodeSimulator:
             return False
         if to_leader is not None and (session.leader_member_id, session.leadership_term_id) != to_leader:
             return False
+        if self._replies_stopped():
+            # with services every command is echoed: commands and no echo for this long, and the
+            # session is likely one the cluster closed while its CLOSED event could not reach the client
+            session.close()
+            self._session = None
+            self._count_client_event("reconnect after silence")
+            return False
         if session.offer(command.to_bytes(8, "little", signed=True)) > 0:
             self.commands_sent += 1
+            if self._awaiting_reply_since_ns is None:
+                self._awaiting_reply_since_ns = self.now_ns
             return True
         return False
+
+    def _replies_stopped(self) -> bool:
+        since = self._awaiting_reply_since_ns
+        if self.service_checker is None or since is None or self.now_ns - since < CLIENT_SILENCE_NS:
+            return False
+        self._awaiting_reply_since_ns = None
+        return True
 
     def _client_session(self) -> AeronCluster | None:
         """The client's open session, connecting (a step at a time) when it has none."""
@@ -536,6 +580,7 @@ class NodeSimulator:
         self._count_client_event(type(event).__name__)
         if isinstance(event, Message):
             self.client_messages.append(event.payload)
+            self._awaiting_reply_since_ns = None
 
     def _count_client_event(self, kind: str) -> None:
         self.client_events[kind] = self.client_events.get(kind, 0) + 1
@@ -784,6 +829,20 @@ class NodeSimulator:
         if self._session is not None:
             self._session.close()
         self._client.abort()
+        for client, transport in zip(self.kv_clients, self._kv_transports, strict=True):
+            client.close()
+            transport.abort()
+
+    def check_linearizable(self) -> Result | None:
+        """The key-value clients' histories, checked together (``None`` without key-value clients);
+        a history that is not linearizable is a violation."""
+        if not self.kv_clients:
+            return None
+        history = [op for client in self.kv_clients for op in client.history]
+        result = check_history(KV_MODEL, history)
+        if result.ok is False:
+            self._violate("key-value answers are linearizable", result.explain())
+        return result
 
 
 def _from_storage(error: BaseException) -> bool:
@@ -837,9 +896,9 @@ def commands_of(log: bytes) -> list[int]:
         if frame_length <= 0:
             break
         frame_type = int.from_bytes(log[offset + 6 : offset + 8], "little")
-        if frame_type == 1 and frame_length >= _HEADER + 8:
+        if frame_type == 1 and frame_length == _HEADER + _COMMAND_MESSAGE:  # not a key-value request
             payload = log[offset + _HEADER : offset + frame_length]
-            if codecs.MessageHeaderDecoder.unpack(payload)[1] == _COMMAND_TEMPLATE and len(payload) >= 8:
+            if codecs.MessageHeaderDecoder.unpack(payload)[1] == _COMMAND_TEMPLATE:
                 commands.append(int.from_bytes(payload[-8:], "little"))
         offset += (frame_length + 31) & -32
     return commands
@@ -1013,6 +1072,7 @@ def run_seed(
         elif failure is None:
             sim.check_converged()
             sim.check_services()
+            sim.check_linearizable()
         return SeedResult(
             seed,
             node_count,
@@ -1022,13 +1082,15 @@ def run_seed(
             ),
             list(sim.violations),
             failure,
+            sum(len(client.history) for client in sim.kv_clients),
+            sum(op.indeterminate for client in sim.kv_clients for op in client.history),
         )
     finally:
         sim.close()
 
 
 FINAL_REPLY_TIMEOUT_NS: Final = 2_000 * MS  # the liveness phase sends a new last command after this
-SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer"})
+SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer", "local_reads"})
 """Canaries only the service checkers can catch: a run with one of them runs the checked services."""
 
 

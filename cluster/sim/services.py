@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Each simulated member runs ``CheckedService`` in its container: an echo service (each client message goes
 back to its session) that also schedules a timer for every fourth command, and that reports each event it
-is handed to the run's one ``ServiceChecker``. The simulator's client sends 8-byte commands numbered from
-0, in order, each once; the service is the real container's, fed by the real consensus module, so the
-checker judges what users run.
+is handed to the run's one ``ServiceChecker``; requests of the key-value clients (anything but an 8-byte
+command) go to the key-value service inside it, whose answers the linearizability checker judges. The
+simulator's client sends 8-byte commands numbered from 0, in order, each once; the service is the real
+container's, fed by the real consensus module, so the checker judges what users run.
 
 The checker holds, as the run goes:
 
@@ -28,11 +29,13 @@ and ``violate`` are the simulator's.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from cluster.service.api import ClientSession, Cluster, ClusteredService, SnapshotReader
+from cluster.service.kv import KeyValueService
 
 __all__ = ["TIMER_EVERY", "CheckedService", "ServiceChecker"]
 
@@ -71,7 +74,7 @@ class ServiceChecker:
         return [] if replica is None else list(replica.commands)
 
     def on_event(self, member_id: int, position: int, commit: int, kind: str, value: int) -> None:
-        """Replica ``member_id`` was handed an event (``kind`` "command" or "timer") ending at
+        """Replica ``member_id`` was handed an event (``kind`` "command", "timer" or "request") ending at
         ``position`` while its member's commit position was ``commit``."""
         self.events += 1
         replica = self._replicas.setdefault(member_id, _Replica())
@@ -80,7 +83,9 @@ class ServiceChecker:
                 "services see only committed entries",
                 f"n{member_id}'s service was handed a {kind} at {position}, past its commit {commit}",
             )
-        if kind == "command":
+        if kind == "request":
+            pass  # a key-value request: it counts in the state's digest only
+        elif kind == "command":
             if replica.commands and value <= replica.commands[-1]:
                 self._violate(
                     "each command reaches each service once, in the client's order",
@@ -121,6 +126,7 @@ class CheckedService(ClusteredService):
         self.member_id = member_id
         self.commit_position = commit_position
         self.cluster: Cluster | None = None
+        self.kv = KeyValueService()  # answers the key-value clients (their histories are checked apart)
 
     def on_start(self, cluster: Cluster, snapshot: SnapshotReader | None) -> None:
         self.cluster = cluster
@@ -131,8 +137,12 @@ class CheckedService(ClusteredService):
         self.checker.on_event(self.member_id, self.cluster.log_position, self.commit_position(), kind, value)
 
     def on_session_message(self, session: ClientSession | None, timestamp: int, message: memoryview) -> None:
-        if len(message) != _COMMAND_LENGTH:
-            return  # not one of the simulator's commands
+        if len(message) != _COMMAND_LENGTH:  # a key-value client's request
+            reply = self.kv.apply(message)
+            self._report("request", zlib.crc32(message))
+            if session is not None and reply is not None:
+                session.offer(reply)
+            return
         command = int.from_bytes(message, "little", signed=True)
         self._report("command", command)
         if command % TIMER_EVERY == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from cluster.consensus.cluster_node import ClusterNode
 from cluster.consensus.node_sim import MS, NodeSimulator
@@ -28,8 +29,10 @@ class Script:
         seed: int = 3,
         trace: Callable[[str], object] | None = None,
         service: Callable[[], ClusteredService] | None = None,
+        **options: Any,
     ) -> None:
-        self.sim = NodeSimulator(seed, node_count, trace=trace, service=service)
+        """``options`` go to ``NodeSimulator`` as they are (canaries, checked_services, kv_clients)."""
+        self.sim = NodeSimulator(seed, node_count, trace=trace, service=service, **options)
         self.sim.set_link(STEADY)
         self.after_step: Callable[[], object] | None = None
 
