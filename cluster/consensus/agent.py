@@ -43,7 +43,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.client import ArchiveClient, ArchiveClientError, RecordingSignalEvent
@@ -201,24 +201,12 @@ class ConsensusModuleAgent:
             self._closers.append(self.node_state.close)
             self.recording_log = RecordingLogFile.open(cluster_storage, sync_level=sync_level)
             self._closers.append(self.recording_log.close)
-            self.archive = ArchiveClient.connect(
-                transport,
-                control_request_channel=config.archive_local_control_channel,
-                control_request_stream_id=config.archive_local_control_stream_id,
-                control_response_channel="aeron:ipc",
-                invoker=invoker,
-                on_recording_signal=self._on_recording_signal,
-            )
+            self._invoker = invoker
+            self.archive = self.connect_archive(on_recording_signal=self._on_recording_signal)
             self._closers.append(self.archive.close)
             # the log read back to the core (ReadLog): a bounded replay, through an archive client of its
             # own so that the follower's error polling never takes the log recording's errors
-            self._log_archive = ArchiveClient.connect(
-                transport,
-                control_request_channel=config.archive_local_control_channel,
-                control_request_stream_id=config.archive_local_control_stream_id,
-                control_response_channel="aeron:ipc",
-                invoker=invoker,
-            )
+            self._log_archive = self.connect_archive()
             self._closers.append(self._log_archive.close)
             self._log_read_limit = transport.counters_manager.allocate(
                 LOG_READ_LIMIT_TYPE_ID, f"Cluster log read limit: memberId={config.member_id}"
@@ -401,6 +389,19 @@ class ConsensusModuleAgent:
             return ControlledAction.CONTINUE
         self._execute(self.core.on_ingress(self._now(), bytes(buffer)))
         return ControlledAction.ABORT if self._append_refused else ControlledAction.CONTINUE
+
+    def connect_archive(self, **options: Any) -> ArchiveClient:
+        """A new client of the node's archive over its local (IPC) control channel, waiting for answers
+        with the node's invoker; ``options`` go to ``ArchiveClient.connect``. The caller closes it."""
+        config = self.config
+        return ArchiveClient.connect(
+            self.transport,
+            control_request_channel=config.archive_local_control_channel,
+            control_request_stream_id=config.archive_local_control_stream_id,
+            control_response_channel="aeron:ipc",
+            invoker=self._invoker,
+            **options,
+        )
 
     def _read_locally(self, message: bytes) -> bool:
         """Canary local_reads: a member that believes it leads answers a key-value read from its own

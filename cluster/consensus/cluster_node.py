@@ -134,13 +134,7 @@ class ClusterNode:
 
     def _start_container(self, service_id: int, service: ClusteredService) -> None:
         config = self.config
-        archive = ArchiveClient.connect(
-            self.transport,
-            control_request_channel=config.archive_local_control_channel,
-            control_request_stream_id=config.archive_local_control_stream_id,
-            control_response_channel="aeron:ipc",
-            invoker=self._invoke,
-        )
+        archive = self.agent.connect_archive()
         self._container_archives.append(archive)
         agent = self.agent
         self.containers.append(

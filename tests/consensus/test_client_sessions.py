@@ -348,17 +348,7 @@ def test_an_election_rolls_back_what_the_leader_did_beyond_the_commit_position()
 
 
 def test_a_follower_learns_sessions_and_timers_from_the_log_it_reads_back() -> None:
-    s = sessions()
-    opened = pack(
-        codecs.SessionOpenEventEncoder,
-        {"response_channel": EGRESS, "encoded_principal": b""},
-        leadership_term_id=TERM,
-        correlation_id=1,
-        cluster_session_id=5,
-        timestamp=0,
-        response_stream_id=102,
-    )
-    s.on_log_entry(0, opened, 128)
+    s = _restored(5)
     assert 5 in s.sessions and s.next_session_id == 6
     s.timers.schedule(9, 100)
     timer = pack(codecs.TimerEventEncoder, leadership_term_id=TERM, correlation_id=9, timestamp=100)

@@ -46,7 +46,7 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from cluster.consensus.core.actions import Action, CloseEgress, OpenEgress, SendEgress
 from cluster.consensus.core.members import ClusterMember
@@ -310,11 +310,8 @@ class ClientSessions:
         """A client's message. ``leading``: a leader with its election over; ``following``: a follower
         with its election over (it answers connects with REDIRECT and forwards challenge responses to
         the leader through ``forward``); in an election everything is dropped (the client retries)."""
-        try:
-            decoder = codecs.decode(message)
-            type(decoder).unpack(message)
-        except CodecError:
-            self.malformed += 1
+        decoder = self._decode(message)
+        if decoder is None:
             return
         if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             if leading:
@@ -347,6 +344,17 @@ class ClientSessions:
             )
             if leading and session is not None:
                 self._on_admin_request(now_ns, session, decoder, out)
+
+    def _decode(self, message: bytes | memoryview) -> Any:
+        """The message's decoder, every field checked; ``None`` (counted in ``malformed``) for bytes that
+        are no whole cluster message."""
+        try:
+            decoder = codecs.decode(message)
+            type(decoder).unpack(message)
+        except CodecError:
+            self.malformed += 1
+            return None
+        return decoder
 
     def _open_session(self, session_id: int, term: int, leadership_term_id: int) -> ClusterSession | None:
         session = self.sessions.get(session_id)
@@ -742,11 +750,8 @@ class ClientSessions:
         """A committed log entry (or, for a leader replaying its log, one of its own log), ending at
         ``position``: the state follows it. Bytes that are no cluster message are counted and skipped."""
         self.consumed_position = self.read_position = position
-        try:
-            decoder = codecs.decode(message)
-            type(decoder).unpack(message)
-        except CodecError:
-            self.malformed += 1
+        decoder = self._decode(message)
+        if decoder is None:
             return
         if isinstance(decoder, codecs.SessionOpenEventDecoder):
             session = ClusterSession(
@@ -798,11 +803,8 @@ class ClientSessions:
         """A message from one of this member's services: a timer scheduled or cancelled, a session to
         close, a message for the log; a ServiceAck is returned for the caller to check. Bytes that are
         no such message are counted and dropped."""
-        try:
-            decoder = codecs.decode(message)
-            type(decoder).unpack(message)
-        except CodecError:
-            self.malformed += 1
+        decoder = self._decode(message)
+        if decoder is None:
             return None
         if isinstance(decoder, codecs.ScheduleTimerDecoder):
             self.timers.schedule(decoder.correlation_id, decoder.deadline)
