@@ -8,7 +8,7 @@ from typing import Final
 
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["SESSION_HEADER_LENGTH", "session_message"]
+__all__ = ["SESSION_HEADER_LENGTH", "session_message", "write_session_header"]
 
 SESSION_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
 
@@ -18,12 +18,19 @@ def session_message(
 ) -> bytes:
     """The header, then ``payload``."""
     message = bytearray(SESSION_HEADER_LENGTH + len(payload))
+    write_session_header(message, leadership_term_id, cluster_session_id, timestamp)
+    message[SESSION_HEADER_LENGTH:] = payload
+    return bytes(message)
+
+
+def write_session_header(
+    buffer: bytearray | memoryview, leadership_term_id: int, cluster_session_id: int, timestamp: int
+) -> None:
+    """The header, at the start of ``buffer`` (a claimed frame's, say); the payload goes after it."""
     codecs.SessionMessageHeaderEncoder.pack_into(
-        message,
+        buffer,
         0,
         leadership_term_id=leadership_term_id,
         cluster_session_id=cluster_session_id,
         timestamp=timestamp,
     )
-    message[SESSION_HEADER_LENGTH:] = payload
-    return bytes(message)

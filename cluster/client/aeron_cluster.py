@@ -10,7 +10,9 @@ REDIRECT names the leader, whose publication the next request goes on; a Challen
 the session. ``connect`` runs ``invoker`` (by default the transport's duty cycle) while it waits, up to
 the message timeout, and raises ``ClusterClientError`` on a timeout, a rejection or an error.
 
-Open, ``offer`` sends a message to the leader's ingress behind the session header, ``poll_egress`` hands
+Open, ``offer`` sends a message to the leader's ingress behind the session header (``try_claim`` claims
+a frame with the header written, for a payload written in place), ``send_admin_request`` asks for an
+administrative action, ``poll_egress`` hands
 the session's egress events to a handler (``Message``, ``NewLeader``, ``AdminResponse``,
 ``SessionClosed``), and after a NewLeaderEvent later messages go to the new leader's ingress endpoint
 with the new term -- the session survives the change. ``send_keep_alive`` keeps an idle session open;
@@ -35,10 +37,13 @@ from cluster.client.protocol import (
     State,
     parse_ingress_endpoints,
 )
+from cluster.session_message import SESSION_HEADER_LENGTH, write_session_header
 from cluster.transport.driver import Transport
 from cluster.transport.image import Subscription
+from cluster.transport.logbuffer import BufferClaim
 from cluster.transport.publication import Publication
 from cluster.transport.uri import ChannelUri
+from generated import aeron_cluster_codecs as codecs
 
 __all__ = ["AeronCluster", "ClusterClientError"]
 
@@ -256,6 +261,30 @@ class AeronCluster:
         self._check_open()
         assert self._leader is not None
         return self._leader.offer(self.protocol.session_message(payload))
+
+    def try_claim(self, length: int, claim: BufferClaim) -> int:
+        """Claim a frame on the leader's ingress for a ``length``-byte payload, with the session's header
+        already written at its start: write the payload into ``claim.buffer[SESSION_HEADER_LENGTH:]``,
+        then ``claim.commit()`` (or ``abort()``). The publication's result, as ``offer``'s."""
+        self._check_open()
+        assert self._leader is not None
+        result = self._leader.try_claim(SESSION_HEADER_LENGTH + length, claim)
+        if result > 0:
+            protocol = self.protocol
+            write_session_header(claim.buffer, protocol.leadership_term_id, protocol.cluster_session_id, 0)
+        return result
+
+    def send_admin_request(
+        self,
+        correlation_id: int,
+        request_type: int = codecs.AdminRequestType.SNAPSHOT,
+        payload: bytes | bytearray | memoryview = b"",
+    ) -> bool:
+        """Ask the cluster for an administrative action (Aeron's ``sendAdminRequestToTakeSnapshot``); its
+        AdminResponse, with ``correlation_id``, comes to ``poll_egress``. Whether the request left."""
+        self._check_open()
+        assert self._leader is not None
+        return self._leader.offer(self.protocol.admin_request(correlation_id, request_type, payload)) > 0
 
     def send_keep_alive(self) -> bool:
         self._check_open()

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from cluster.messages import pack
 from cluster.session_message import SESSION_HEADER_LENGTH, session_message
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -200,6 +201,21 @@ class ClientProtocol:
             codecs.SessionKeepAliveEncoder,
             leadership_term_id=self.leadership_term_id,
             cluster_session_id=self.cluster_session_id,
+        )
+
+    def admin_request(
+        self, correlation_id: int, request_type: int, payload: bytes | bytearray | memoryview = b""
+    ) -> bytes:
+        """An AdminRequest (``request_type``: ``AdminRequestType.SNAPSHOT``, Aeron's only one), answered by
+        an AdminResponse with ``correlation_id``."""
+        self._require_open("send an admin request")
+        return pack(
+            codecs.AdminRequestEncoder,
+            {"payload": bytes(payload)},
+            leadership_term_id=self.leadership_term_id,
+            cluster_session_id=self.cluster_session_id,
+            correlation_id=correlation_id,
+            request_type=request_type,
         )
 
     def close_request(self) -> bytes:

@@ -31,6 +31,7 @@ from typing import Protocol
 from generated.aeron_cluster_codecs import CloseReason, ClusterTimeUnit
 
 __all__ = [
+    "Claim",
     "ClientSession",
     "CloseReason",
     "Cluster",
@@ -77,9 +78,28 @@ class ClientSession(Protocol):
         offer), so the result must never steer the service's state."""
         ...
 
+    def try_claim(self, length: int, claim: Claim) -> int:
+        """Claim a frame on the client's egress for a ``length``-byte payload, the SessionMessageHeader
+        already written at its start: write the payload into ``claim.buffer[SESSION_HEADER_LENGTH:]``
+        (32 bytes in), then ``claim.commit()``. Positive on success; on a follower the claim is a scratch
+        frame that goes nowhere (Aeron's mocked claim), so the same code runs on every replica."""
+        ...
+
     def close(self) -> bool:
         """Ask for the session to be closed (a SessionCloseEvent with SERVICE_ACTION follows in the log)."""
         ...
+
+
+class Claim(Protocol):
+    """A claimed frame (the transport's ``BufferClaim``): write ``buffer``, then commit or abort."""
+
+    buffer: memoryview
+
+    def wrap_scratch(self, length: int) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class SnapshotWriter(Protocol):

@@ -77,7 +77,7 @@ from cluster.archive.recording_follower import (
     RecordingFollower,
 )
 from cluster.cluster_counters import COMMIT_POSITION_TYPE_ID, NODE_ROLE_TYPE_ID, cluster_counter_key
-from cluster.service.api import ClientSession, ClusteredService, Role
+from cluster.service.api import Claim, ClientSession, ClusteredService, Role
 from cluster.service.container_core import ClusterServiceError, ContainerCore, ContainerSession
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
@@ -273,6 +273,20 @@ class EgressPublisher:
             return BACK_PRESSURED
         held.append(bytes(message))
         return HELD
+
+    def try_claim(self, session: ContainerSession, length: int, claim: Claim) -> int:
+        """A claim on the session's publication: only once it is connected with nothing held for it (a
+        claim cannot be held; ``offer`` can)."""
+        publication = self._publications.get(session.id)
+        if publication is None:
+            publication = None if session.is_closing else self.open(session)
+            if publication is None:
+                return NOT_CONNECTED
+        if not publication.is_connected:
+            return NOT_CONNECTED
+        if session.id in self._held:
+            return BACK_PRESSURED
+        return publication.try_claim(length, claim)  # type: ignore[arg-type]
 
     def _connect_timed_out(self, session_id: int) -> bool:
         opened = self._opened_ns.get(session_id, 0)

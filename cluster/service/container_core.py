@@ -34,8 +34,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from cluster.service.api import ClientSession, CloseReason, ClusteredService, ClusterTimeUnit, Role
-from cluster.session_message import SESSION_HEADER_LENGTH, session_message
+from cluster.service.api import (
+    Claim,
+    ClientSession,
+    CloseReason,
+    ClusteredService,
+    ClusterTimeUnit,
+    Role,
+)
+from cluster.session_message import SESSION_HEADER_LENGTH, session_message, write_session_header
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -74,6 +81,10 @@ class EgressSender(Protocol):
 
     def send(self, session: ContainerSession, message: bytes) -> int: ...
 
+    def try_claim(self, session: ContainerSession, length: int, claim: Claim) -> int:
+        """Claim ``length`` bytes (the session header included) on the session's egress."""
+        ...
+
 
 @dataclass(slots=True)
 class ContainerSession:
@@ -92,6 +103,18 @@ class ContainerSession:
             return MOCKED_OFFER
         framed = session_message(self.core.leadership_term_id, self.id, self.core.time(), message)
         return self.core.egress.send(self, framed)
+
+    def try_claim(self, length: int, claim: Claim) -> int:
+        self.core._check_may_act("send to a client")
+        core = self.core
+        if core.role != Role.LEADER:
+            claim.wrap_scratch(SESSION_HEADER_LENGTH + length)
+            result = MOCKED_OFFER
+        else:
+            result = core.egress.try_claim(self, SESSION_HEADER_LENGTH + length, claim)
+        if result > 0:
+            write_session_header(claim.buffer, core.leadership_term_id, self.id, core.time())
+        return result
 
     def close(self) -> bool:
         if self.is_closing:

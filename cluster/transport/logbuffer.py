@@ -535,6 +535,21 @@ class BufferClaim:
         self._header = header
         self.buffer = term[offset + HEADER_LENGTH : offset + frame_length]
 
+    def wrap_scratch(self, length: int) -> None:
+        """Hold a frame of ``length`` payload bytes in a scratch buffer of the claim's own, in no log: for
+        code that must write as if it had claimed (a follower's service, whose replies go nowhere, as
+        Aeron mocks them). ``commit`` and ``abort`` then discard it."""
+        if length < 0:
+            raise LogBufferError(f"a claim of {length} bytes")
+        assert self._term is None, "claim already holds an uncommitted frame"
+        frame_length = HEADER_LENGTH + length
+        self._owner = None
+        self._term = memoryview(bytearray((frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT))
+        self._offset = 0
+        self._frame_length = frame_length
+        self._header = (0, 0, 0)
+        self.buffer = self._term[HEADER_LENGTH:frame_length]
+
     def _release(self) -> memoryview:
         term = self._term
         if term is None:

@@ -12,7 +12,9 @@ from support.scripted_cluster import ENDPOINTS, Member, scripted_world
 
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message, NewLeader, SessionClosed
+from cluster.session_message import SESSION_HEADER_LENGTH
 from cluster.transport.driver import Transport
+from cluster.transport.logbuffer import BufferClaim
 from cluster.transport.simnet import SimNetwork
 from generated import aeron_cluster_codecs as codecs
 
@@ -65,6 +67,34 @@ def test_a_client_redirected_by_a_follower_connects_to_the_leader_and_its_messag
     assert [codecs.SessionMessageHeaderDecoder.unpack(m)[:2] for m in members[1].received] == [(3, 101)] * 5
     cluster.close()
     assert cluster.is_closed
+
+
+def test_try_claim_writes_the_session_header_and_the_payload_goes_after_it(
+    world: tuple[SimNetwork, Transport, list[Member]],
+) -> None:
+    network, client, members = world
+    invoke = _invoker(network, client, members)
+    cluster = AeronCluster.connect(
+        client,
+        egress_channel="aeron:udp?endpoint=10.0.0.100:0",
+        ingress_endpoints=ENDPOINTS,
+        invoker=invoke,  # type: ignore[arg-type]
+    )
+    claim = BufferClaim()
+    while cluster.try_claim(5, claim) <= 0:
+        invoke()
+    assert len(claim.buffer) == SESSION_HEADER_LENGTH + 5
+    claim.buffer[SESSION_HEADER_LENGTH:] = b"hello"
+    claim.commit()
+    events: list[object] = []
+    for _ in range(2_000):
+        invoke()
+        cluster.poll_egress(events.append)
+        if events:
+            break
+    assert [event.payload for event in events if isinstance(event, Message)] == [b"hello"]
+    header = codecs.SessionMessageHeaderDecoder.unpack(members[1].received[0])
+    assert header[:2] == (cluster.leadership_term_id, cluster.cluster_session_id)
 
 
 def test_after_a_new_leader_event_the_session_sends_to_the_new_leader_in_the_new_term(

@@ -34,10 +34,10 @@ from cluster.service.container_agent import (
     ContainerAgentError,
     cluster_counter_key,
 )
-from cluster.service.container_core import ClusterServiceError
+from cluster.service.container_core import MOCKED_OFFER, ClusterServiceError
 from cluster.service.echo import EchoService
 from cluster.session_message import SESSION_HEADER_LENGTH, session_message
-from cluster.transport.logbuffer import FragmentAssembler, Header
+from cluster.transport.logbuffer import BufferClaim, FragmentAssembler, Header
 from cluster.transport.publication import Publication
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -457,6 +457,41 @@ def test_held_replies_are_bounded_and_dropped_when_the_egress_never_connects(nod
     assert egress.do_work() == 1 and egress.held_dropped == EGRESS_HOLD_LIMIT
     assert egress.send(nobody, b"late") == NOT_CONNECTED  # and nothing more is held for it
     assert egress.do_work() == 0
+
+
+class ClaimingEcho(ClusteredService):
+    """Echoes through ``try_claim``, as a service that writes its replies in place would; keeps each
+    claim's result."""
+
+    def __init__(self) -> None:
+        self.claim = BufferClaim()
+        self.results: list[int] = []
+
+    def on_session_message(self, session: ClientSession | None, timestamp: int, message: memoryview) -> None:
+        assert session is not None
+        result = session.try_claim(len(message), self.claim)
+        self.results.append(result)
+        if result > 0:
+            self.claim.buffer[SESSION_HEADER_LENGTH:] = message
+            self.claim.commit()
+
+
+def test_try_claim_replies_on_the_leader_and_is_a_scratch_claim_on_a_follower(node: Node) -> None:
+    client = Client(node)
+    service = ClaimingEcho()
+    agent = node.container(service)
+    node.role.set(Role.FOLLOWER)
+    node.start_log()
+    node.append(new_term(1_000), session_open(1, 1_010, client.channel))
+    node.commit.set(node.append(client_message(1, 1_020, b"a"))[-1])
+    node.run_until(lambda: agent.log_position == node.ends[-1])
+    assert service.results == [MOCKED_OFFER]  # written into a scratch frame, sent nowhere
+    node.role.set(Role.LEADER)
+    node.run_until(lambda: (egress := agent.egress.publication(1)) is not None and egress.is_connected)
+    node.commit.set(node.append(client_message(1, 1_030, b"claimed"))[-1])
+    node.run_until(lambda: client.poll() >= 0 and len(client.messages) == 1)
+    assert client.messages == [((TERM, 1, 1_030), b"claimed")]  # the container wrote the header
+    assert service.results[1] > 0
 
 
 def test_a_follower_sends_no_egress(node: Node) -> None:

@@ -1,15 +1,20 @@
 """Services in real nodes (``ClusterNode`` with its containers) in the node simulator: a client's
 messages reach every replica's service once each, in order, only once committed; the leader's service
 answers the client; the session and the answers go on across a leader change; a restarted member's
-service catches up from its log; replicas at the same log position hold the same state."""
+service catches up from its log; replicas at the same log position hold the same state; an admin
+request is answered (refused by the default authorisation)."""
 
 from __future__ import annotations
 
 from support.node_script import MS, Script
 
+from cluster.client.aeron_cluster import AeronCluster
+from cluster.client.protocol import AdminResponse
 from cluster.consensus.node_sim import NodeSimulator
 from cluster.service.echo import EchoService
 from cluster.service.kv import KeyValueService, Status, decode_reply, encode_read, encode_write
+from cluster.transport.driver import Transport, TransportConfig
+from generated import aeron_cluster_codecs as codecs
 
 
 def _command(i: int) -> bytes:
@@ -96,3 +101,29 @@ def test_key_value_replicas_hold_the_same_store_at_the_same_log_position() -> No
         stores = [service.store for _, service in _services(sim).values()]  # type: ignore[attr-defined]
         assert stores[0] == {b"k0": b"v6", b"k1": b"v7", b"k2": b"v8"}
         assert stores == [stores[0]] * 3
+
+
+def test_an_admin_request_is_answered_and_the_default_authorisation_refuses_it() -> None:
+    with Script(3, service=EchoService) as script:
+        script.elected()
+        host = "10.0.0.150"
+        transport = Transport(script.sim.network, TransportConfig(bind_host=host, seed=9))
+        endpoints = ",".join(f"{c.member_id}={c.member.ingress}" for c in script.sim.configs)
+        session = AeronCluster.begin_connect(
+            transport, egress_channel=f"aeron:udp?endpoint={host}:0", ingress_endpoints=endpoints
+        )
+        events: list[object] = []
+        script.after_step = lambda: transport.do_work() and None
+        script.until(session.poll_connect, "the session open")
+        script.until(lambda: session.send_admin_request(77), "the request sent")
+        script.until(lambda: session.poll_egress(events.append) >= 0 and bool(events), "an answer")
+        assert events == [
+            AdminResponse(
+                77,
+                codecs.AdminRequestType.SNAPSHOT,
+                codecs.AdminResponseCode.UNAUTHORISED_ACCESS,
+                "admin request not authorised",
+                b"",
+            )
+        ]
+        session.close()
