@@ -18,7 +18,9 @@ canary run expects), 0 otherwise.
 ``--services`` runs a service container in every node, with the simulator's checked echo service
 (:mod:`cluster.sim.services`): every committed command must reach every replica once, in order, only once
 committed; timers fire once; replicas agree at equal log positions; the last command's reply reaches the
-client. A canary that only those checkers can catch turns it on by itself.
+client; two key-value clients' histories are linearizable (their operation counts join each JSON line and
+the summary as ``kv_operations`` and ``kv_indeterminate``). A canary that only those checkers can catch
+turns it on by itself.
 
 ``--file-sync-level`` is the nodes' file-sync level: at 1 or 2 they claim to survive power loss, so a
 crash is a power loss that keeps only what was synced (and tears the last pending write); at 0 a crash
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         raise SimUsageError("--seeds N is required (or --list-canaries)")
     canaries = frozenset({args.canary}) if args.canary else frozenset()
-    committed = 0
+    committed = kv_operations = kv_indeterminate = 0
     faults: dict[str, int] = {}
     violations = 0
     liveness_failures = 0
@@ -159,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
             seed, args.nodes, canaries, file_sync_level=args.file_sync_level, services=args.services
         )
         committed += result.commands_committed
+        kv_operations += result.kv_operations
+        kv_indeterminate += result.kv_indeterminate
         for kind, count in result.faults.items():
             faults[kind] = faults.get(kind, 0) + count
         violations += len(result.violations)
@@ -172,6 +176,14 @@ def run(args: argparse.Namespace) -> int:
                         "faults": result.faults,
                         "violations": [f"{v.checker}: {v.detail}" for v in result.violations],
                         "liveness_failure": result.liveness_failure,
+                        **(
+                            {
+                                "kv_operations": result.kv_operations,
+                                "kv_indeterminate": result.kv_indeterminate,
+                            }
+                            if args.services
+                            else {}
+                        ),
                     }
                 )
                 + "\n"
@@ -197,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         "liveness_failures": liveness_failures,
         "failed_seeds": failed,
     }
+    if args.services:  # the key-value clients' operations, all checked for linearizability
+        summary |= {"kv_operations": kv_operations, "kv_indeterminate": kv_indeterminate}
     out.write(json.dumps(summary) + "\n")
     out.flush()
     return 1 if failed else 0
