@@ -1,8 +1,7 @@
-"""``python -m tools bench cluster``: the pysyncobj anchor runs briefly for real and the report has its
-shape; our side runs once ``cluster up`` has ``--service`` (found from its ``--help``) and is skipped,
-with the reason in the report, until then. Timings depend on the machine: only the shape, the
-figures' signs and the arithmetic of ratios and targets are checked. The benchmark stops every process
-it starts itself."""
+"""``python -m tools bench cluster``: each side -- our 3-node echo cluster of real processes and the
+pysyncobj anchor -- runs briefly for real, and the report has its shape. Timings depend on the machine:
+only the shape, the figures' signs and the arithmetic of ratios and targets are checked. The benchmark
+stops every process it starts itself."""
 
 import json
 import sys
@@ -12,8 +11,7 @@ import pytest
 from support.needs import need_module
 
 from tools.__main__ import main
-from tools.bench import cluster as bench_cluster
-from tools.bench.cluster import Figures, Settings, format_table, report, service_option_available
+from tools.bench.cluster import Figures, Settings, format_table, report
 
 KEYS = [
     "benchmark", "python", "pysyncobj", "members", "message_size", "rate", "duration_s", "count", "window",
@@ -60,23 +58,11 @@ def test_bench_cluster_our_side_against_cluster_up_with_the_echo_service(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     need_module("pysyncobj", "the anchor of bench cluster")
-    if not service_option_available():
-        pytest.skip("`cluster up` has no --service option yet: no echo service to measure")
     assert main(["bench", "cluster", "--sides", "ours", "--duration", "0.5", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     _check_figures(data["ours"])
     assert data["ours_skipped"] is None
     assert data["targets"][1]["value"] == data["ours"]["rate_p50_us"]
-
-
-def test_bench_cluster_skips_our_side_with_the_reason_while_cluster_up_has_no_service(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    need_module("pysyncobj", "the anchor of bench cluster")
-    monkeypatch.setattr(bench_cluster, "service_option_available", lambda: False)
-    assert main(["bench", "cluster", "--sides", "ours", "--duration", "0.5"]) == 0
-    out = capsys.readouterr().out
-    assert "ours skipped: `python -m tools cluster up` has no --service option yet" in out
 
 
 def test_the_table_shows_ratios_targets_and_the_java_reference() -> None:

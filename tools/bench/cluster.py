@@ -23,8 +23,7 @@ Cluster 1.47 does on 2 cores. A benchmark is not a test: a missed target is prin
 stays 0. Exit status 1 when a side that was to run could not (its processes did not come up, the
 client could not connect); 2 without pysyncobj.
 
-Until ``cluster up`` has ``--service`` (another change brings it), our side is skipped with that reason,
-found from ``cluster up --help``; the report says so and the anchor still runs. Every process started
+Every process started
 is stopped by its pid at the end, on an error and on Ctrl-C: the pysyncobj members are asked to quit
 and killed if they have not within a bound; ``cluster up`` gets SIGTERM (it stops its nodes in order)
 and, if it has not exited within a bound, SIGKILL, as do any of its nodes still running then.
@@ -63,7 +62,6 @@ __all__ = [
     "format_table",
     "report",
     "run",
-    "service_option_available",
 ]
 
 MEMBERS: Final = 3
@@ -360,18 +358,6 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- ours
-
-
-def service_option_available() -> bool:
-    """Whether ``cluster up`` has ``--service`` (read from its ``--help``)."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "tools", "cluster", "up", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=REQUEST_TIMEOUT_S,
-        check=False,
-    )
-    return "--service" in completed.stdout
 
 
 class _LocalCluster:
@@ -689,13 +675,7 @@ def run(args: argparse.Namespace) -> int:
     steps: list[tuple[str, Callable[[], None]]] = []
 
     def run_ours() -> None:
-        nonlocal ours, ours_skipped
-        if not service_option_available():
-            ours_skipped = (
-                "`python -m tools cluster up` has no --service option yet, so there is no echo service to "
-                "measure (cluster up --help does not list it)"
-            )
-            return
+        nonlocal ours
         ours = measure_ours(settings, verbose=verbose)
 
     def run_anchor() -> None:
