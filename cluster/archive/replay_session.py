@@ -169,8 +169,14 @@ class ReplaySession:
                     self.abort("replay complete")
                     return 1
                 return 0  # following a live recording: wait for more
+            # no further than the publication may go: a block is appended whole once it starts below
+            # the limit, and a block that ran a term past the slowest reader would have the publication
+            # clean the partition that reader is still in (a frame longer than the window still goes)
+            window = self.publication.position_limit - self.position
+            if window <= 0:
+                return 0
             try:
-                block = self.reader.read_block(min(self.file_io_max_length, end - self.position))
+                block = self.reader.read_block(min(self.file_io_max_length, end - self.position, window))
             except (StorageError, ArchiveError) as error:
                 self._fail(f"replay of recording {self.recording_id} failed: {error}")
                 return 1

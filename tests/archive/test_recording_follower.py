@@ -334,6 +334,25 @@ def test_two_followers_on_one_replay_stream_do_not_hold_each_other_back(log: Log
     assert first.follower.foreign_bytes_drained > 0 and second.follower.foreign_bytes_drained > 0
 
 
+def test_a_replay_never_runs_more_than_a_window_ahead_of_a_reader_that_does_not_read(log: LogWorld) -> None:
+    # a block is appended whole once it starts below the publication's limit: the replay must read no more
+    # than the window allows, or one block runs a term past the reader, the next rotation cleans the
+    # partition the reader is still in, and what it had not read is gone (a reader beside a faster one on
+    # the replay stream once stalled for ever that way)
+    log.start_log()
+    log.append(*[1000] * 200)  # three terms of 64 KiB
+    subscription = log.transport.add_subscription("aeron:ipc", 103)  # joins, then never reads
+    log.cm.start_replay(log.recording_id, 0, 1 << 62, "aeron:ipc", 103)
+    for _ in range(IDLE_CYCLES):
+        log.step()
+    (replay,) = log.archive.replay_sessions.values()
+    publication = replay.publication
+    assert publication.position > 0  # it replayed what the window allows ...
+    window = publication.position_limit  # ... the reader at 0: the limit is the window
+    assert publication.position <= window + FRAGMENT_FRAME  # ... and at most one frame past it
+    assert [image.position for image in subscription.images] == [0]
+
+
 def test_a_handler_that_raises_has_consumed_its_message(log: LogWorld) -> None:
     log.start_log()
     sent = log.append(100, 200, 300)

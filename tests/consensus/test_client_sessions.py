@@ -407,6 +407,50 @@ def test_a_leader_in_the_first_election_of_its_life_closes_the_sessions_it_resto
     assert 5 not in s.sessions  # gone once its close is in the log
 
 
+def test_entries_read_back_beyond_the_commit_are_undone_by_an_election_and_read_again() -> None:
+    # a new leader reads its whole log (LEADER_REPLAY), uncommitted entries of older terms included; if an
+    # election comes before it commits them, the next leader may cut them: nothing of them may stay
+    s = _restored(5)
+    s.on_commit(128)
+    s.timers.schedule(9, 100)
+    opened = pack(
+        codecs.SessionOpenEventEncoder,
+        {"response_channel": EGRESS, "encoded_principal": b""},
+        leadership_term_id=TERM,
+        correlation_id=2,
+        cluster_session_id=6,
+        timestamp=0,
+        response_stream_id=102,
+    )
+    closed = pack(
+        codecs.SessionCloseEventEncoder,
+        leadership_term_id=TERM,
+        cluster_session_id=5,
+        timestamp=1,
+        close_reason=0,
+    )
+    s.on_log_entry(0, opened, 256)
+    s.on_log_entry(0, closed, 320)
+    for correlation_id, end in ((9, 384), (10, 448)):  # 10: its TimerEvent before its ScheduleTimer
+        timer = pack(
+            codecs.TimerEventEncoder, leadership_term_id=TERM, correlation_id=correlation_id, timestamp=100
+        )
+        s.on_log_entry(0, timer, end)
+    assert set(s.sessions) == {6} and s.next_session_id == 7 and s.timers.deadline(9) is None
+    s.on_election(128, Out(), TERM, 1)
+    assert set(s.sessions) == {5} and s.next_session_id == 6
+    assert s.timers.deadline(9) == 100
+    assert s.timers.schedule(10, 50)  # the early TimerEvent's count is gone: this schedule stands
+    assert (s.consumed_position, s.read_position) == (128, 128)  # read again from the commit
+
+
+def test_entries_read_up_to_the_commit_stay_through_an_election() -> None:
+    s = _restored(5)
+    s.on_commit(128)
+    s.on_election(128, Out(), TERM, 1)
+    assert set(s.sessions) == {5} and s.consumed_position == 128
+
+
 def test_service_messages_get_the_same_ids_everywhere_and_leave_the_queue_once_logged() -> None:
     leader, follower = sessions(), sessions()
     for member in (leader, follower):

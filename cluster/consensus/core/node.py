@@ -1129,6 +1129,7 @@ class ConsensusCore:
             commit = min(self.leader_commit_position, self.append_position)
         if commit > self.commit_position:
             self.commit_position = commit
+            self.sessions.on_commit(commit)
             out.add(Commit(commit))
             self._read_log(out, commit)
 

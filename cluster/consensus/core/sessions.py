@@ -252,6 +252,8 @@ class _Uncommitted:
     opened: list[ClusterSession] = field(default_factory=list)
     closed: list[tuple[int, ClusterSession]] = field(default_factory=list)  # (end, session)
     timers: list[tuple[int, int, int]] = field(default_factory=list)  # (end, correlation id, deadline)
+    # entries read back beyond the commit position (a new leader's LEADER_REPLAY): (end, how to undo)
+    read: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
 
 
 class ClientSessions:
@@ -289,6 +291,7 @@ class ClientSessions:
         ]
         self.consumed_position = 0  # the state is the log's up to here
         self.read_position = 0  # the log has been read back (ReadLog) up to here
+        self._commit_position = 0  # as the core last told (on_commit)
         self._uncommitted = _Uncommitted()
         self._closing_now: set[int] = set()  # sessions whose SessionCloseEvent awaits its append's answer
         self.malformed = 0
@@ -676,6 +679,8 @@ class ClientSessions:
         pending.opened = [s for s in pending.opened if s.opened_position > position]
         pending.closed = [(end, s) for end, s in pending.closed if end > position]
         pending.timers = [t for t in pending.timers if t[0] > position]
+        pending.read = [r for r in pending.read if r[0] > position]
+        self._commit_position = max(self._commit_position, position)
         for tracker in self.services:
             while tracker.appended and tracker.appended[0][0] <= position:
                 tracker.appended.popleft()
@@ -715,6 +720,8 @@ class ClientSessions:
                 tracker.pending.appendleft((message_id, message))
             if tracker.pending:
                 tracker.logged_id = min(tracker.logged_id, tracker.pending[0][0] - 1)
+        for _end, undo_read in reversed(undo.read):  # what it read back beyond the commit, newest first
+            undo_read()
         self._uncommitted = _Uncommitted()
         self._closing_now.clear()
         for session in self.sessions.values():
@@ -722,8 +729,9 @@ class ClientSessions:
                 out.add(CloseEgress(session.id))
             session.egress_connected = False
             session.new_leader_event_pending = False
-        # a leader's state past the commit is undone, but not what it read back from its log before it led
-        self.consumed_position = max(min(self.consumed_position, commit_position), self.read_position)
+        # the state is the log's up to the commit position, and the log is read again from there
+        self.consumed_position = min(self.consumed_position, commit_position)
+        self.read_position = min(self.read_position, commit_position)
 
     def on_leading(self, now_ns: int, out: Out, leadership_term_id: int, *, startup: bool = False) -> None:
         """This member now leads (its election is over): every open session gets an egress again, is
@@ -753,7 +761,10 @@ class ClientSessions:
         decoder = self._decode(message)
         if decoder is None:
             return
+        undoable = position > self._commit_position  # read beyond the commit: an election may undo it
         if isinstance(decoder, codecs.SessionOpenEventDecoder):
+            if undoable:
+                self._undo_on_election(position, decoder.cluster_session_id)
             session = ClusterSession(
                 decoder.cluster_session_id,
                 decoder.correlation_id,
@@ -767,19 +778,55 @@ class ClientSessions:
             self.sessions[session.id] = session
             self.next_session_id = max(self.next_session_id, session.id + 1)
         elif isinstance(decoder, codecs.SessionCloseEventDecoder):
+            if undoable:
+                self._undo_on_election(position, decoder.cluster_session_id)
             self.sessions.pop(decoder.cluster_session_id, None)
         elif isinstance(decoder, codecs.TimerEventDecoder):
-            self.timers.on_timer_event(decoder.correlation_id)
+            correlation_id = decoder.correlation_id
+            deadline = self.timers.on_timer_event(correlation_id)
+            if undoable:
+                self._uncommitted.read.append(
+                    (position, lambda: self.timers.undo_timer_event(correlation_id, deadline))
+                )
             if "refire_committed_timer" in self.canaries:
-                self._fired.append(decoder.correlation_id)
+                self._fired.append(correlation_id)
         elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             session_id = decoder.cluster_session_id
             if session_id < 0:
+                if undoable:
+                    self._undo_service_message_on_election(position, session_id)
                 self._on_logged_service_message(session_id)
             else:
                 active = self.sessions.get(session_id)
                 if active is not None:
                     active.time_of_last_activity_ns = now_ns
+
+    def _undo_on_election(self, position: int, session_id: int) -> None:
+        """Remember session ``session_id`` as it is before the entry ending at ``position`` changes it."""
+        before, next_session_id = self.sessions.get(session_id), self.next_session_id
+
+        def undo() -> None:
+            self.next_session_id = next_session_id
+            if before is None:
+                self.sessions.pop(session_id, None)
+            else:
+                self.sessions[session_id] = before
+
+        self._uncommitted.read.append((position, undo))
+
+    def _undo_service_message_on_election(self, position: int, message_id: int) -> None:
+        service_id = (message_id >> 56) & 0x7F
+        if service_id >= len(self.services):
+            return
+        tracker = self.services[service_id]
+        logged_id, pending = tracker.logged_id, list(tracker.pending)
+
+        def undo() -> None:
+            tracker.logged_id = logged_id
+            tracker.pending.clear()
+            tracker.pending.extend(pending)
+
+        self._uncommitted.read.append((position, undo))
 
     def on_log_position(self, position: int) -> None:
         """The log has been read up to ``position`` with no whole entry ending there (padding)."""

@@ -99,10 +99,25 @@ class TimerService:
             fired += 1
         return fired
 
-    def on_timer_event(self, correlation_id: int) -> None:
-        """The log holds a TimerEvent for ``correlation_id``: it fired (on the leader of its term)."""
+    def on_timer_event(self, correlation_id: int) -> int | None:
+        """The log holds a TimerEvent for ``correlation_id``: it fired (on the leader of its term). The
+        deadline of the timer it removed, or ``None`` if none was scheduled (then it is counted)."""
+        deadline = self.deadline(correlation_id)
         if not self._remove(correlation_id):
             self._expired_counts[correlation_id] = self._expired_counts.get(correlation_id, 0) + 1
+        return deadline
+
+    def undo_timer_event(self, correlation_id: int, deadline: int | None) -> None:
+        """Take back ``on_timer_event`` (its TimerEvent left the log): the timer it removed is scheduled
+        again, or the count it made is taken off."""
+        if deadline is not None:
+            self.schedule(correlation_id, deadline)
+            return
+        count = self._expired_counts.get(correlation_id, 0)
+        if count <= 1:
+            self._expired_counts.pop(correlation_id, None)
+        else:
+            self._expired_counts[correlation_id] = count - 1
 
     def timers(self) -> list[tuple[int, int]]:
         """``(correlation id, deadline)`` of every scheduled timer, in firing order."""
