@@ -26,6 +26,16 @@ def world() -> Iterator[tuple[SimNetwork, Transport, list[Member]]]:
     yield from scripted_world(7)
 
 
+def _connect(client: Transport, invoke: object, egress_channel: str) -> AeronCluster:
+    """A session with the scripted cluster, connected while ``invoke`` runs the world."""
+    return AeronCluster.connect(
+        client,
+        egress_channel=egress_channel,
+        ingress_endpoints=ENDPOINTS,
+        invoker=invoke,  # type: ignore[arg-type]
+    )
+
+
 def _invoker(network: SimNetwork, client: Transport, members: list[Member]) -> object:
     def invoke() -> None:
         client.do_work()
@@ -44,12 +54,7 @@ def test_a_client_redirected_by_a_follower_connects_to_the_leader_and_its_messag
     members[1].leader = 1
     for member in members:
         member.leader = 1
-    cluster = AeronCluster.connect(
-        client,
-        egress_channel="aeron:udp?endpoint=10.0.0.100:0",
-        ingress_endpoints=ENDPOINTS,
-        invoker=invoke,  # type: ignore[arg-type]
-    )
+    cluster = _connect(client, invoke, "aeron:udp?endpoint=10.0.0.100:0")
     assert (cluster.cluster_session_id, cluster.leadership_term_id, cluster.leader_member_id) == (101, 3, 1)
     payloads = [bytes([i]) * (i + 1) for i in range(5)]
     for payload in payloads:
@@ -74,12 +79,7 @@ def test_try_claim_writes_the_session_header_and_the_payload_goes_after_it(
 ) -> None:
     network, client, members = world
     invoke = _invoker(network, client, members)
-    cluster = AeronCluster.connect(
-        client,
-        egress_channel="aeron:udp?endpoint=10.0.0.100:0",
-        ingress_endpoints=ENDPOINTS,
-        invoker=invoke,  # type: ignore[arg-type]
-    )
+    cluster = _connect(client, invoke, "aeron:udp?endpoint=10.0.0.100:0")
     claim = BufferClaim()
     while cluster.try_claim(5, claim) <= 0:
         invoke()
@@ -102,12 +102,7 @@ def test_after_a_new_leader_event_the_session_sends_to_the_new_leader_in_the_new
 ) -> None:
     network, client, members = world
     invoke = _invoker(network, client, members)
-    cluster = AeronCluster.connect(
-        client,
-        egress_channel="aeron:udp?endpoint=10.0.0.100:19020",
-        ingress_endpoints=ENDPOINTS,
-        invoker=invoke,  # type: ignore[arg-type]
-    )
+    cluster = _connect(client, invoke, "aeron:udp?endpoint=10.0.0.100:19020")
     members[2].announce(cluster.cluster_session_id, "aeron:udp?endpoint=10.0.0.100:19020")
     events: list[object] = []
     for _ in range(2_000):

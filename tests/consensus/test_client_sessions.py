@@ -354,13 +354,7 @@ def test_a_follower_learns_sessions_and_timers_from_the_log_it_reads_back() -> N
     timer = pack(codecs.TimerEventEncoder, leadership_term_id=TERM, correlation_id=9, timestamp=100)
     s.on_log_entry(0, timer, 192)
     assert s.timers.deadline(9) is None
-    closed = pack(
-        codecs.SessionCloseEventEncoder,
-        leadership_term_id=TERM,
-        cluster_session_id=5,
-        timestamp=1,
-        close_reason=0,
-    )
+    closed = close_event(5)
     s.on_log_entry(0, closed, 256)
     assert not s.sessions and s.consumed_position == 256
 
@@ -368,17 +362,32 @@ def test_a_follower_learns_sessions_and_timers_from_the_log_it_reads_back() -> N
 def _restored(session_id: int) -> ClientSessions:
     """A member that read one open session back from its log."""
     s = sessions()
-    opened = pack(
+    s.on_log_entry(0, open_event(session_id), 128)
+    return s
+
+
+def open_event(session_id: int, correlation_id: int = 1) -> bytes:
+    """A SessionOpenEvent of session ``session_id``, as the log holds it."""
+    return pack(
         codecs.SessionOpenEventEncoder,
         {"response_channel": EGRESS, "encoded_principal": b""},
         leadership_term_id=TERM,
-        correlation_id=1,
+        correlation_id=correlation_id,
         cluster_session_id=session_id,
         timestamp=0,
         response_stream_id=102,
     )
-    s.on_log_entry(0, opened, 128)
-    return s
+
+
+def close_event(session_id: int) -> bytes:
+    """A SessionCloseEvent (reason CLIENT_ACTION) of session ``session_id``, as the log holds it."""
+    return pack(
+        codecs.SessionCloseEventEncoder,
+        leadership_term_id=TERM,
+        cluster_session_id=session_id,
+        timestamp=1,
+        close_reason=0,
+    )
 
 
 def test_a_new_leader_keeps_the_sessions_and_tells_each_client_of_the_new_leader() -> None:
@@ -413,22 +422,8 @@ def test_entries_read_back_beyond_the_commit_are_undone_by_an_election_and_read_
     s = _restored(5)
     s.on_commit(128)
     s.timers.schedule(9, 100)
-    opened = pack(
-        codecs.SessionOpenEventEncoder,
-        {"response_channel": EGRESS, "encoded_principal": b""},
-        leadership_term_id=TERM,
-        correlation_id=2,
-        cluster_session_id=6,
-        timestamp=0,
-        response_stream_id=102,
-    )
-    closed = pack(
-        codecs.SessionCloseEventEncoder,
-        leadership_term_id=TERM,
-        cluster_session_id=5,
-        timestamp=1,
-        close_reason=0,
-    )
+    opened = open_event(6, correlation_id=2)
+    closed = close_event(5)
     s.on_log_entry(0, opened, 256)
     s.on_log_entry(0, closed, 320)
     for correlation_id, end in ((9, 384), (10, 448)):  # 10: its TimerEvent before its ScheduleTimer
