@@ -22,7 +22,7 @@ with the new term -- the session survives the change. ``send_keep_alive`` keeps 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from cluster.client.protocol import (
     DEFAULT_MESSAGE_TIMEOUT_NS,
@@ -85,34 +85,11 @@ class AeronCluster:
     # ------------------------------------------------------------------ connecting
 
     @classmethod
-    def connect(
-        cls,
-        transport: Transport,
-        *,
-        egress_channel: str,
-        ingress_endpoints: str | None = None,
-        ingress_channel: str = "aeron:udp",
-        ingress_stream_id: int = 101,
-        egress_stream_id: int = 102,
-        credentials: Callable[[], bytes] = bytes,
-        on_challenge: Callable[[bytes], bytes] = lambda challenge: b"",
-        message_timeout_ns: int = DEFAULT_MESSAGE_TIMEOUT_NS,
-        invoker: Callable[[], object] | None = None,
-    ) -> AeronCluster:
-        """Connect, running ``invoker`` (default: the transport's duty cycle) until the session is open;
-        ``ClusterClientError`` on a timeout, a rejection or an error."""
-        client = cls.begin_connect(
-            transport,
-            egress_channel=egress_channel,
-            ingress_endpoints=ingress_endpoints,
-            ingress_channel=ingress_channel,
-            ingress_stream_id=ingress_stream_id,
-            egress_stream_id=egress_stream_id,
-            credentials=credentials,
-            on_challenge=on_challenge,
-            message_timeout_ns=message_timeout_ns,
-            invoker=invoker,
-        )
+    def connect(cls, transport: Transport, *, egress_channel: str, **options: Any) -> AeronCluster:
+        """Connect, running the ``invoker`` option (default: the transport's duty cycle) until the session
+        is open; ``ClusterClientError`` on a timeout, a rejection or an error. The options are
+        ``begin_connect``'s."""
+        client = cls.begin_connect(transport, egress_channel=egress_channel, **options)
         try:
             while not client.poll_connect():
                 client._invoker()
