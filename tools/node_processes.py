@@ -85,11 +85,16 @@ def port_in_use(ports: Iterable[int], host: str = "127.0.0.1") -> int | None:
             sock.close()
 
 
+EPHEMERAL_PORTS_START: Final = 32_768  # Linux's default ip_local_port_range starts here
+
+
 def free_base_port(nodes: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
-    """A base port whose member ports (``NodeConfig.local_cluster``'s layout) are all free now."""
+    """A base port whose member ports (``NodeConfig.local_cluster``'s layout) are all free now, below
+    Linux's ephemeral range (32768 and up): a port free now but in that range can be taken a moment later
+    by any socket bound to port 0 -- another member's, as it starts before this one."""
     chooser = random.Random()
     for _ in range(attempts):
-        base = chooser.randrange(20_000, 60_000 - PORT_STRIDE * nodes, 10)
+        base = chooser.randrange(20_000, EPHEMERAL_PORTS_START - PORT_STRIDE * nodes, 10)
         if port_in_use(member_ports(nodes, base), host) is None:
             return base
     raise RuntimeError(f"no free base port for {nodes} members after {attempts} attempts")
