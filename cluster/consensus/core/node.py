@@ -209,6 +209,7 @@ class ConsensusCore:
         self._catching_up: set[int] = set()  # leader: followers being caught up
         self._pending_term = (-1, 0)
         self._first_entry_end = -1  # leader: where its term's first entry (NewLeadershipTermEvent) ends
+        self._progress_at, self._progress_ns = 0, 0  # follower: its append position, and when it last moved
         self._appending_event = False  # leader: the NewLeadershipTermEvent's AppendLog awaits its answer
         self._ready_reason = ""
         self._publishing = False  # a leader's LogRequest("publish") awaits its answer
@@ -845,6 +846,7 @@ class ConsensusCore:
     def _in_follower_ready(self, now_ns: int, out: _Out) -> None:
         self._send_append_position(now_ns, out, force=True)
         self._last_leader_contact_ns = now_ns
+        self._progress_at, self._progress_ns = self.append_position, now_ns
         self.is_startup = False
         self._transition(_E.CLOSED, now_ns, out, "election complete: following")
         out.add(self._join_log(self.append_position))
@@ -1093,8 +1095,18 @@ class ConsensusCore:
 
     def _follower_work(self, now_ns: int, out: _Out) -> None:
         self._send_append_position(now_ns, out, force=False)
-        if now_ns - self._last_leader_contact_ns > self.config.leader_heartbeat_timeout_ns:
+        timeout = self.config.leader_heartbeat_timeout_ns
+        if now_ns - self._last_leader_contact_ns > timeout:
             self._enter_election(now_ns, out, "leader heartbeat timeout")
+            return
+        # ours: a follower whose live log stopped short of the leader's commit for a heartbeat timeout
+        # (it fell further behind than the leader's log buffers reach back, while paused or cut off one
+        # way) can never catch up on the live log: an election brings it a catch-up replay instead
+        # (docs/consensus.md, "Departures from Aeron")
+        if self.append_position >= self.leader_commit_position or self.append_position != self._progress_at:
+            self._progress_at, self._progress_ns = self.append_position, now_ns
+        elif now_ns - self._progress_ns > timeout:
+            self._enter_election(now_ns, out, "the live log stopped short of the leader's commit")
 
     def _send_append_position(self, now_ns: int, out: _Out, *, force: bool) -> None:
         if self.leader_id < 0 or self.leader_id == self.member_id:
