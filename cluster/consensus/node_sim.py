@@ -838,7 +838,7 @@ class NodeSimulator:
         a history that is not linearizable is a violation."""
         if not self.kv_clients:
             return None
-        history = [op for client in self.kv_clients for op in client.history]
+        history = [op for client in self.kv_clients for op in client.finish()]
         result = check_history(KV_MODEL, history)
         if result.ok is False:
             self._violate("key-value answers are linearizable", result.explain())

@@ -174,6 +174,13 @@ class KvClient:
                 return op.input[-1]  # type: ignore[index,no-any-return]
         return None
 
+    def finish(self) -> list[Operation]:
+        """The history, with the request still outstanding (if any) as indeterminate: it may have taken
+        effect, and another client may have seen it."""
+        if self._outstanding is not None:
+            self._give_up()
+        return self.history
+
     def close(self) -> None:
         if self.session is not None:
             self.session.close()

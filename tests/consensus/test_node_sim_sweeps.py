@@ -22,6 +22,8 @@ SERVICE_REGRESSION_SEEDS = [  # seeds with services (3 members) that once failed
     # member's log reader stalled beside its container's (fixed: a replay reads no more than its window)
     10054,  # a follower paused while the leader ran on fell further behind than the leader's log buffers
     # reach: it stayed a follower that could never catch up (fixed: such a follower starts an election)
+    20136,  # a read saw a write whose request was still outstanding when the run ended, so it was in no
+    # history (fixed: the checker gets the outstanding request too, as indeterminate)
 ]
 REGRESSION_SEEDS: list[tuple[int, int, int]] = [  # (seed, nodes, file-sync level)
     (17, 3, 0),  # a failed election-time replication left the follower in FOLLOWER_LOG_REPLICATION: its
