@@ -64,6 +64,7 @@ class KvClient:
         self._next_at = 0
         self._written = 0
         self._timeouts = 0  # requests in a row that got no reply
+        self._seen: dict[bytes, bytes | None] = {}  # key -> the last value this client saw it hold
         self.connect_failures = 0
 
     @property
@@ -120,6 +121,12 @@ class KvClient:
         else:
             output = reply.status == Status.OK
         self.history.append(Operation(self.client_id, input, call, output, now_ns))
+        key = input[1]
+        assert isinstance(key, bytes)
+        if input[0] == "read":
+            self._seen[key] = reply.value
+        elif input[0] == "write" or output is True:
+            self._seen[key] = input[-1]  # type: ignore[assignment]
         self._outstanding = None
         self._timeouts = 0
         self._next_at = now_ns + self.random.randrange(MAX_THINK_NS)
@@ -165,14 +172,7 @@ class KvClient:
 
     def _guess(self, key: bytes) -> bytes | None:
         """An expected value for a compare-and-set: the last value this client saw for ``key``."""
-        for op in reversed(self.history):
-            if op.indeterminate or op.input[1] != key:  # type: ignore[index]
-                continue
-            if op.input[0] == "read":  # type: ignore[index]
-                return op.output  # type: ignore[return-value]
-            if op.input[0] == "write" or op.output is True:  # type: ignore[index]
-                return op.input[-1]  # type: ignore[index,no-any-return]
-        return None
+        return self._seen.get(key)
 
     def finish(self) -> list[Operation]:
         """The history, with the request still outstanding (if any) as indeterminate: it may have taken
