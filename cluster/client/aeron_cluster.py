@@ -41,7 +41,7 @@ from cluster.session_message import SESSION_HEADER_LENGTH, write_session_header
 from cluster.transport.driver import Transport
 from cluster.transport.image import Subscription
 from cluster.transport.logbuffer import BufferClaim
-from cluster.transport.publication import Publication
+from cluster.transport.publication import Publication, offer_past_rotation
 from cluster.transport.uri import ChannelUri
 from generated import aeron_cluster_codecs as codecs
 
@@ -209,11 +209,11 @@ class AeronCluster:
         except ClientProtocolError:
             return  # not a cluster message on the egress: nothing this session can use
         if reply is not None and self._leader is not None:
-            self._leader.offer(reply)
+            offer_past_rotation(self._leader, reply)
         elif reply is not None:
             for publication in self._ingress.values():
                 if publication.is_connected:
-                    publication.offer(reply)
+                    offer_past_rotation(publication, reply)
                     break
         if event is not None:
             self._events.append(event)
@@ -261,12 +261,13 @@ class AeronCluster:
         AdminResponse, with ``correlation_id``, comes to ``poll_egress``. Whether the request left."""
         self._check_open()
         assert self._leader is not None
-        return self._leader.offer(self.protocol.admin_request(correlation_id, request_type, payload)) > 0
+        request = self.protocol.admin_request(correlation_id, request_type, payload)
+        return offer_past_rotation(self._leader, request) > 0
 
     def send_keep_alive(self) -> bool:
         self._check_open()
         assert self._leader is not None
-        return self._leader.offer(self.protocol.keep_alive()) > 0
+        return offer_past_rotation(self._leader, self.protocol.keep_alive()) > 0
 
     def poll_egress(self, handler: Callable[[Event], object], fragment_limit: int = FRAGMENT_LIMIT) -> int:
         """Hand this session's egress events to ``handler``; how many fragments were read. A NewLeader
@@ -292,7 +293,7 @@ class AeronCluster:
         if self.is_closed:
             return
         if self.protocol.state == State.OPEN and self._leader is not None:
-            self._leader.offer(self.protocol.close_request())
+            offer_past_rotation(self._leader, self.protocol.close_request())
         self._close_channels()
 
     def _close_channels(self) -> None:

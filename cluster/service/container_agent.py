@@ -49,7 +49,9 @@ be opened is counted and not tried again until the next leadership. A new public
 to the client before it connects, and a session's first messages often commit in the same batch as its
 SessionOpenEvent: what the service offers before the publication connects is *held* (up to
 ``EGRESS_HOLD_LIMIT`` messages per session, for at most ``EGRESS_CONNECT_TIMEOUT_NS``) and sent in order
-once it connects -- the offer answers 1, accepted. Aeron's services block in the callback and retry
+once it connects -- the offer answers 1, accepted. A connected publication that refuses a message for
+back pressure (a slow client) or at a term's end (``ADMIN_ACTION``) has it held in the same way, and
+everything after it, so replies keep their order. Aeron's services block in the callback and retry
 instead; one thread runs the whole node here, so nothing may block. Past the limit the offer answers
 ``BACK_PRESSURED``; after the timeout, ``NOT_CONNECTED``, and what was held is dropped and counted.
 
@@ -83,8 +85,8 @@ from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
 from cluster.transport.image import Subscription
-from cluster.transport.logbuffer import BACK_PRESSURED, NOT_CONNECTED, FragmentAssembler, Header
-from cluster.transport.publication import Publication
+from cluster.transport.logbuffer import ADMIN_ACTION, BACK_PRESSURED, NOT_CONNECTED, FragmentAssembler, Header
+from cluster.transport.publication import Publication, offer_past_rotation
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -153,7 +155,7 @@ class ConsensusModulePublisher:
         self._buffer = bytearray(64)
 
     def _offer(self, length: int) -> bool:
-        return self.publication.offer(memoryview(self._buffer)[:length]) > 0
+        return offer_past_rotation(self.publication, memoryview(self._buffer)[:length]) > 0
 
     def schedule_timer(self, correlation_id: int, deadline: int) -> bool:
         return self._offer(
@@ -174,7 +176,7 @@ class ConsensusModulePublisher:
 
     def offer_service_message(self, message: bytes) -> int:
         """``message`` is already framed (SessionMessageHeader with the service id, then the payload)."""
-        return self.publication.offer(message)
+        return offer_past_rotation(self.publication, message)
 
     def ack(self, ack: ServiceAck) -> bool:
         return self._offer(
@@ -207,6 +209,10 @@ class EgressPublisher:
     def publication(self, session_id: int) -> Publication | None:
         """The session's egress publication, if it has one."""
         return self._publications.get(session_id)
+
+    def held(self, session_id: int) -> int:
+        """How many of the session's replies are held, waiting for its publication."""
+        return len(self._held.get(session_id, ()))
 
     def lead(self, sessions: Collection[ClientSession]) -> None:
         """The node leads: open a publication for every open session."""
@@ -263,8 +269,11 @@ class EgressPublisher:
                 return NOT_CONNECTED
         held = self._held.get(session.id)
         if held is None and publication.is_connected:
-            return publication.offer(message)
-        if not publication.is_connected and self._connect_timed_out(session.id):
+            result = publication.offer(message)
+            if result not in (BACK_PRESSURED, ADMIN_ACTION):
+                return result
+            # a slow client or a term's end: hold it, to go in order once the publication takes it
+        elif not publication.is_connected and self._connect_timed_out(session.id):
             self._drop_held(session.id)
             return NOT_CONNECTED
         if held is None:

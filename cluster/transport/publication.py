@@ -83,6 +83,7 @@ __all__ = [
     "NetworkPublication",
     "Publication",
     "PublicationConfig",
+    "offer_past_rotation",
 ]
 
 NS_PER_MS = 1_000_000
@@ -200,6 +201,16 @@ class Publication(abc.ABC):
 
     def close(self) -> None:
         self._mark_closed()
+
+
+def offer_past_rotation(publication: Publication, payload: bytes | bytearray | memoryview) -> int:
+    """``publication.offer(payload)``, offered once more if the first attempt met a term's end
+    (``ADMIN_ACTION``: the term was padded and rotated, so the second attempt starts the next term) --
+    what every caller that means "offer this message" needs, where Aeron's callers loop."""
+    result = publication.offer(payload)
+    if result == ADMIN_ACTION:
+        result = publication.offer(payload)
+    return result
 
 
 class OfferFunction(Protocol):

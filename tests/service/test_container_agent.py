@@ -441,6 +441,26 @@ def test_replies_offered_before_the_egress_connects_are_held_and_sent_in_order(n
     assert agent.egress.held_dropped == 0
 
 
+def test_replies_refused_at_a_term_end_or_for_back_pressure_are_held_and_none_is_lost(node: Node) -> None:
+    # 800 replies of 96 bytes framed: more than a 64 KiB term holds (one meets its end, ADMIN_ACTION) and
+    # more than its 32 KiB window lets out before the client reads (BACK_PRESSURED); the echo service
+    # offers each once
+    client = Client(node)
+    channel = f"{client.channel}|term-length=65536"
+    agent = node.container(EchoService())
+    node.role.set(Role.LEADER)
+    node.start_log()
+    node.commit.set(node.append(new_term(1_000), session_open(1, 1_010, channel))[-1])
+    node.run_until(lambda: (egress := agent.egress.publication(1)) is not None and egress.is_connected)
+    payloads = [i.to_bytes(4, "little") * 8 for i in range(800)]
+    node.commit.set(node.append(*(client_message(1, 1_020, p) for p in payloads))[-1])
+    node.run_until(lambda: agent.log_position == node.ends[-1])
+    assert agent.egress.held(1) > 0  # the publication took some; the rest waits, in order
+    node.run_until(lambda: client.poll() >= 0 and len(client.messages) == 800)
+    assert [payload for _, payload in client.messages] == payloads
+    assert agent.egress.held_dropped == 0
+
+
 def test_held_replies_are_bounded_and_dropped_when_the_egress_never_connects(node: Node) -> None:
     from cluster.service.container_agent import EGRESS_CONNECT_TIMEOUT_NS, EGRESS_HOLD_LIMIT, HELD
     from cluster.service.container_core import ContainerSession
