@@ -482,12 +482,22 @@ class ArchiveClient:
         if self._idle is not None:
             self._idle()
 
+    def _receive(self) -> bool:
+        """Poll the response stream; whether any message waits to be handled."""
+        poller = self.poller
+        poller.poll()
+        if poller.received:
+            self._backlog.extend(poller.take())
+        return bool(self._backlog)
+
     def _poll(self) -> Iterator[Any]:
         """The messages received and not yet handled, oldest first. A caller that stops early (its
         answer came) leaves the rest for the next call: nothing is dropped or reordered."""
-        self.poller.poll()
+        self._receive()
+        return self._drain()
+
+    def _drain(self) -> Iterator[Any]:
         backlog = self._backlog
-        backlog.extend(self.poller.take())
         while backlog:
             yield backlog.popleft()
 
@@ -538,8 +548,9 @@ class ArchiveClient:
         """The oldest ERROR response that answered no waiting request (a recording, replay or
         replication that failed after its request was accepted), or None; Aeron's
         ``pollForErrorResponse``. Polls the response stream first."""
-        for message in self._poll():
-            self._dispatch_unsolicited(message)
+        if self._receive():
+            for message in self._drain():
+                self._dispatch_unsolicited(message)
         return self._errors.popleft() if self._errors else None
 
     def check_for_error_response(self) -> None:
@@ -555,7 +566,9 @@ class ArchiveClient:
     def poll_for_recording_signals(self) -> int:
         """Deliver the recording signals that have arrived to ``on_recording_signal``; how many."""
         count = 0
-        for message in self._poll():
+        if not self._receive():
+            return 0
+        for message in self._drain():
             if isinstance(message, RecordingSignalEvent):
                 count += 1
             self._dispatch_unsolicited(message)

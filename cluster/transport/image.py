@@ -56,6 +56,7 @@ from __future__ import annotations
 import bisect
 import enum
 import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -110,6 +111,7 @@ _SM_EOS = int(StatusFlags.EOS)
 _UNFRAGMENTED = int(DataFlags.BEGIN | DataFlags.END)
 
 _unpack_data = DataHeaderDecoder.LAYOUT.unpack_from  # callers check the 32 bytes are there
+_unpack_frame_length = struct.Struct("<i").unpack_from
 _pack_data = DataHeaderEncoder.LAYOUT.pack_into
 _pack_sm = StatusMessageHeaderEncoder.pack_into
 _pack_nak = NakHeaderEncoder.pack_into
@@ -590,6 +592,8 @@ class Image:
         position = self.position
         offset = position & self.mask
         term = self.terms[(position >> self.shift) % 3]
+        if _unpack_frame_length(term, offset)[0] <= 0:
+            return 0  # nothing written there yet: the common case of an idle poll
         count, new_offset = self.reader.read(term, offset, handler, fragment_limit, self.term_length)
         if new_offset != offset:
             self.position = position + (new_offset - offset)

@@ -662,7 +662,10 @@ class IpcPublication(Publication):
             # are NOT_CONNECTED rather than filling a log nobody reads
             self.appender.position_limit = min(self.appender.position_limit, self.appender.position)
             return False
-        return self._raise_limit(min(subscriber.position for subscriber in self.subscribers))
+        subscribers = self.subscribers
+        if len(subscribers) == 1:
+            return self._raise_limit(subscribers[0].position)
+        return self._raise_limit(min(subscriber.position for subscriber in subscribers))
 
     def close(self) -> None:
         if not self.is_closed:
