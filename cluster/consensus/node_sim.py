@@ -113,6 +113,8 @@ CANARIES: Final[dict[str, str]] = {**CORE_CANARIES, **DRIVER_CANARIES}
 CANARY_FILE_SYNC_LEVELS: Final = {"vote_before_persist": 1}  # the lowest level at which each is a bug
 _HEADER = 32
 _COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+_OPEN_TEMPLATE = codecs.SessionOpenEventDecoder.TEMPLATE_ID
+_UNFRAGMENTED = 0xC0  # a DATA frame's BEGIN and END flags: a whole entry
 # a session message carrying an 8-byte command
 _COMMAND_MESSAGE = codecs.HEADER_SIZE + codecs.SessionMessageHeaderDecoder.BLOCK_LENGTH + 8
 _DATA_FRAME = 1
@@ -794,6 +796,34 @@ class NodeSimulator:
         if len(commands) != len(set(commands)):
             self._violate("each command committed once", "a command appears twice in the committed log")
         self.committed_commands.update(commands)
+        for member in running:
+            self._check_sessions_logged(member)
+
+    def _check_sessions_logged(self, member: _Member) -> None:
+        """Outside an election, every session a member's consensus module holds was opened in its log:
+        one whose open an election undid (never committed, cut from the log) must be gone with it. A
+        leader's newest opens may not be recorded yet: only those its archive holds count for it; a
+        follower learns sessions from its committed, recorded log, so all of its count."""
+        node = member.node
+        assert node is not None
+        agent = node.agent
+        if agent.election_state != "CLOSED":
+            return
+        recorded = self.recorded_position(member.member_id)
+        bound = recorded if agent.role == "LEADER" else None
+        held = {
+            (session.id, session.correlation_id)
+            for session in agent.core.sessions.sessions.values()
+            if session.opened_position > 0 and (bound is None or session.opened_position <= bound)
+        }
+        if not held:
+            return
+        phantoms = held - sessions_opened(self.log_of(member.member_id, recorded))
+        if phantoms:
+            self._violate(
+                "nothing uncommitted survives an election",
+                f"n{member.member_id} holds sessions its log never opened: {sorted(phantoms)}",
+            )
 
     def converged(self) -> bool:
         """Every member runs, one leads, and all have committed the same whole log."""
@@ -887,21 +917,38 @@ def _without_session_ids(log: bytearray) -> bytes:
     return bytes(log)
 
 
-def commands_of(log: bytes) -> list[int]:
-    """The command ids of the client entries in ``log`` (whole frames; PAD frames skipped)."""
-    commands = []
+def log_entries(log: bytes) -> Iterator[bytes]:
+    """The payloads of the unfragmented DATA frames of ``log`` (whole frames, in order; PAD frames and
+    the fragments of longer entries skipped: no checked entry is that long)."""
     offset = 0
     while offset + _HEADER <= len(log):
         frame_length = int.from_bytes(log[offset : offset + 4], "little", signed=True)
         if frame_length <= 0:
             break
-        frame_type = int.from_bytes(log[offset + 6 : offset + 8], "little")
-        if frame_type == 1 and frame_length == _HEADER + _COMMAND_MESSAGE:  # not a key-value request
-            payload = log[offset + _HEADER : offset + frame_length]
-            if codecs.MessageHeaderDecoder.unpack(payload)[1] == _COMMAND_TEMPLATE:
-                commands.append(int.from_bytes(payload[-8:], "little"))
+        flags, frame_type = log[offset + 5], int.from_bytes(log[offset + 6 : offset + 8], "little")
+        if frame_type == 1 and flags & _UNFRAGMENTED == _UNFRAGMENTED:
+            yield log[offset + _HEADER : offset + frame_length]
         offset += (frame_length + 31) & -32
-    return commands
+
+
+def commands_of(log: bytes) -> list[int]:
+    """The command ids of the client entries in ``log``."""
+    return [
+        int.from_bytes(payload[-8:], "little")
+        for payload in log_entries(log)
+        if len(payload) == _COMMAND_MESSAGE  # not a key-value request
+        and codecs.MessageHeaderDecoder.unpack(payload)[1] == _COMMAND_TEMPLATE
+    ]
+
+
+def sessions_opened(log: bytes) -> set[tuple[int, int]]:
+    """(cluster session id, correlation id) of every SessionOpenEvent in ``log``."""
+    return {
+        (decoder.cluster_session_id, decoder.correlation_id)
+        for payload in log_entries(log)
+        if codecs.MessageHeaderDecoder.unpack(payload)[1] == _OPEN_TEMPLATE
+        and isinstance(decoder := codecs.decode(payload), codecs.SessionOpenEventDecoder)
+    }
 
 
 _AIMED_STATES: Final = frozenset(

@@ -66,6 +66,7 @@ CANARY_CHECKERS = {  # canary -> the checkers that may catch it
 # that takes a write, and a client that has not heard of the new leader.
 SCENARIO_CANARIES = {
     "local_reads": "tests/service/test_stale_reads.py (key-value answers are linearizable)",
+    "keep_uncommitted_session": "tests/consensus/test_uncommitted_session.py (nothing uncommitted survives)",
 }
 CANARY_SEEDS = 10  # each canary must fail one of seeds 0..9
 # A leader's own append counts toward its quorum alone only in a one-member cluster: with more members,

@@ -90,6 +90,7 @@ CORE_CANARIES: dict[str, str] = {
     "commit_beyond_append": "followers commit the leader's commit position beyond their own durable log",
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
     "refire_committed_timer": "a new leader fires again the timers it fired or read fired in its log",
+    "keep_uncommitted_session": "a leader keeps through an election a session whose open it never committed",
 }
 
 FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it

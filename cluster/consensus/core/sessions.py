@@ -690,6 +690,8 @@ class ClientSessions:
         "Rollback"); the log is read again from there."""
         self.on_commit(commit_position)
         undo = self._uncommitted
+        if "keep_uncommitted_session" in self.canaries:
+            undo.opened.clear()
         for session in undo.opened:
             if self.sessions.pop(session.id, None) is not None:
                 closed = self._session_event(
