@@ -55,7 +55,6 @@ import argparse
 import hashlib
 import json
 import math
-import select
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -71,7 +70,7 @@ from cluster.client.protocol import (
     SessionClosed,
     parse_ingress_endpoints,
 )
-from cluster.transport.agent import FileObject, IdleStrategy, NoOpIdleStrategy, SelectorIdleStrategy
+from cluster.transport.agent import PRECISE_WAIT_NS, IdleStrategy, NoOpIdleStrategy, SelectorIdleStrategy
 from cluster.transport.driver import Transport, TransportConfig
 from cluster.transport.errors import ChannelUriError
 from cluster.transport.logbuffer import CLOSED, MAX_POSITION_EXCEEDED
@@ -105,10 +104,6 @@ FRAGMENT_LIMIT: Final = 256
 KEEP_ALIVE_INTERVAL_NS: Final = 1_000_000_000
 CLOSE_LINGER_NS: Final = 100_000_000
 """How long the duty cycle runs after the close request, so it leaves before the transport closes."""
-PRECISE_WAIT_NS: Final = 2_000_000
-"""A send due sooner than this is waited for with ``select`` (microseconds), not the selector's epoll
-(whose timeouts round up to a millisecond)."""
-FD_SETSIZE: Final = 1024  # select()'s limit on descriptor numbers
 MAX_LOST_SHOWN: Final = 10
 NS_PER_S: Final = 1_000_000_000
 
@@ -192,35 +187,19 @@ class ClientResult:
 
 class PacedSelectorIdleStrategy(SelectorIdleStrategy):
     """The selector idle strategy, plus ``idle_until``: wait for a datagram or a deadline, whichever
-    comes first, to the microsecond (``select``), where the selector's epoll would round up to a
-    millisecond. Give it to the ``Transport`` (``idle=``) so it knows the sockets."""
+    comes first (to the microsecond when it is near). Give it to the ``Transport`` (``idle=``) so it
+    knows the sockets."""
 
-    __slots__ = ("_fds",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._fds: set[int] = set()
-
-    @staticmethod
-    def _fd(fileobj: FileObject) -> int:
-        return fileobj if isinstance(fileobj, int) else fileobj.fileno()
-
-    def register(self, fileobj: FileObject) -> None:
-        super().register(fileobj)
-        self._fds.add(self._fd(fileobj))
-
-    def unregister(self, fileobj: FileObject) -> None:
-        super().unregister(fileobj)
-        self._fds.discard(self._fd(fileobj))
+    __slots__ = ()
 
     def idle_until(self, wait_ns: int) -> None:
         """Wait at most ``wait_ns`` (0 or less: not at all) for a registered socket to be readable."""
         if wait_ns <= 0:
             return
-        if wait_ns >= PRECISE_WAIT_NS or not self._fds or max(self._fds) >= FD_SETSIZE:
+        if wait_ns >= PRECISE_WAIT_NS:
             self.idle(0)
             return
-        select.select(list(self._fds), [], [], wait_ns / NS_PER_S)
+        self.wait(wait_ns)
 
 
 # ----------------------------------------------------------------------------------------------- run

@@ -12,7 +12,10 @@ deterministic ``SimNetwork``, which also supplies the clock) and two ``Storage``
 files, or ``SimDisk``), so the simulator runs exactly the code a real process runs.
 
 The archive client the consensus module uses waits for answers by running the transport's and the
-archive's duty cycles (``_invoke``), never the consensus module's own.
+archive's duty cycles (``_invoke``), never the consensus module's own. A duty cycle ends with the
+transport's sending half again (``send_work``): what the agents offered in the cycle -- the log to the
+followers, an append position to the leader, a reply to a client -- leaves at once instead of a cycle
+later, one cycle less on every hop of a round trip.
 
 A process that runs the node on an ``AgentRunner`` passes the runner's ``SelectorIdleStrategy`` as
 ``idle``: the transport registers every socket it opens with it, so an idle node sleeps in the kernel
@@ -165,7 +168,7 @@ class ClusterNode:
         work = self.transport.do_work() + self.archive.do_work() + self.agent.do_work()
         for container in self.containers:
             work += container.do_work()
-        return work
+        return work + self.transport.send_work()  # what the agents offered leaves now, not next cycle
 
     def close(self) -> None:
         """Stop in order: the services' containers, the consensus module (its log and files), the

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import select
 import selectors
 import socket
 import sys
@@ -96,6 +97,10 @@ DEFAULT_MAX_PARK_NS = 1_000_000
 DEFAULT_SLEEP_NS = 1_000_000
 DEFAULT_SELECTOR_MIN_TIMEOUT_NS = 100_000
 DEFAULT_SELECTOR_MAX_TIMEOUT_NS = 10_000_000
+PRECISE_WAIT_NS = 2_000_000
+"""A wait shorter than this is made with ``select.select`` (microseconds), not the selector's epoll, whose
+timeouts round up to a whole millisecond -- a 100 us back-off would sleep ten times longer."""
+FD_SETSIZE = 1024  # select()'s limit on descriptor numbers
 
 WAKE_DRAIN_BYTES = 64
 
@@ -332,11 +337,14 @@ class SelectorIdleStrategy:
 
     Each ``idle(0)`` that times out doubles the timeout, from ``min_timeout_ns`` up to
     ``max_timeout_ns``; ``idle(n > 0)`` and ``reset()`` return it to ``min_timeout_ns``. A readable
-    registered socket or a ``wake()`` ends the wait at once. Owns a selector and a wake-up socket pair:
-    call ``close()`` when done (``AgentRunner`` does it for the strategy it creates).
+    registered socket or a ``wake()`` ends the wait at once. A wait shorter than ``PRECISE_WAIT_NS`` is
+    made with ``select.select``, to the microsecond (while every descriptor is below ``FD_SETSIZE``);
+    longer ones with the selector. Owns a selector and a wake-up socket pair: call ``close()`` when done
+    (``AgentRunner`` does it for the strategy it creates).
     """
 
     __slots__ = (
+        "_fds",
         "_lock",
         "_selector",
         "_wake_reader",
@@ -365,6 +373,7 @@ class SelectorIdleStrategy:
         self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
+        self._fds: list[int] = [self._wake_reader.fileno()]  # what a precise wait watches, wake-up first
         try:
             self._wake_reader.setblocking(False)
             self._wake_writer.setblocking(False)
@@ -384,9 +393,10 @@ class SelectorIdleStrategy:
         if self.registered_count >= MAX_REGISTERED:
             raise AgentError(f"SelectorIdleStrategy already watches the maximum of {MAX_REGISTERED}")
         try:
-            self._selector.register(fileobj, selectors.EVENT_READ)
+            key = self._selector.register(fileobj, selectors.EVENT_READ)
         except (KeyError, ValueError, OSError) as exc:
             raise AgentError(f"cannot register {fileobj!r}: {exc}") from exc
+        self._fds.append(key.fd)
 
     def unregister(self, fileobj: FileObject) -> None:
         """Stop watching ``fileobj``; it must have been registered."""
@@ -394,22 +404,35 @@ class SelectorIdleStrategy:
         if fileobj is self._wake_reader:
             raise AgentError("cannot unregister the internal wake-up socket")
         try:
-            self._selector.unregister(fileobj)
+            key = self._selector.unregister(fileobj)
         except (KeyError, ValueError) as exc:
             raise AgentError(f"cannot unregister {fileobj!r}: it is not registered") from exc
+        self._fds.remove(key.fd)
 
     def idle(self, work_count: int) -> None:
         if work_count > 0:
             self.timeout_ns = self.min_timeout_ns
             return
         self._check_open("idle")
-        events = self._selector.select(self.timeout_ns / NANOS_PER_SECOND)
-        if not events:
+        if not self.wait(self.timeout_ns):
             self.timeout_ns = min(self.timeout_ns * 2, self.max_timeout_ns)
-            return
+
+    def wait(self, timeout_ns: int) -> bool:
+        """Wait at most ``timeout_ns`` (0 or less: only look) for a registered socket to be readable or a
+        ``wake()``; whether one came (a wake-up is consumed here)."""
+        self._check_open("wait")
+        timeout_s = max(0, timeout_ns) / NANOS_PER_SECOND
+        fds = self._fds
+        if timeout_ns < PRECISE_WAIT_NS and max(fds) < FD_SETSIZE:
+            readable = select.select(fds, [], [], timeout_s)[0]
+            if fds[0] in readable:
+                self._drain_wake()
+            return bool(readable)
+        events = self._selector.select(timeout_s)
         for key, _mask in events:
             if key.fileobj is self._wake_reader:
                 self._drain_wake()
+        return bool(events)
 
     def reset(self) -> None:
         self.timeout_ns = self.min_timeout_ns
