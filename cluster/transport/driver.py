@@ -37,7 +37,11 @@ Channels:
 
 A publication's ``session-id`` may be given; it may repeat the session id of a publication on another
 channel or stream (the archive's response publication reuses its client's), but not of one on the same
-channel and stream (``TransportError``). Random session ids avoid every one in use.
+channel and stream (``TransportError``). Random session ids avoid every one in use. A subscription's
+``session-id`` -- UDP, IPC or spy alike, as in Aeron -- takes only that session: its images are those of
+the publications with that session id, whether they were there before it or came after, and to any
+other publication it is no subscriber at all (an IPC publication wanted by no subscription is not
+connected, and a subscription it does not match does not hold back its limit).
 
 Datagrams go through a ``Network`` (``cluster.transport.media``): real UDP, or the deterministic
 ``SimNetwork``; the clock comes from the network, so the same code runs in real and virtual time. Every
@@ -652,7 +656,7 @@ class Transport:
         self._shared_receive_destinations: dict[Address, _ReceiveDestination] = {}
         self._network_publications: list[NetworkPublication] = []
         self._ipc_publications: list[IpcPublication] = []
-        self._ipc_subscriptions: list[Subscription] = []
+        self._ipc_subscriptions: dict[Subscription, int | None] = {}  # -> the session it wants, if one
         self._spy_subscriptions: list[_Spy] = []
         if not hasattr(select, "epoll"):
             raise TransportError("the transport runs on Linux only: it polls its sockets with epoll")
@@ -785,8 +789,8 @@ class Transport:
             ipc = IpcPublication(config, log)
             self._ipc_publications.append(ipc)
             self._use_session_id(session_id)
-            for subscription in self._ipc_subscriptions:
-                if subscription.stream_id == stream_id:
+            for subscription, wanted in self._ipc_subscriptions.items():
+                if subscription.stream_id == stream_id and wanted in (None, session_id):
                     self._attach_ipc(ipc, subscription)
             return ipc
         publication = self._add_network_publication(uri, config, log)
@@ -984,9 +988,14 @@ class Transport:
         if uri.is_spy:
             return self._add_spy_subscription(uri, subscription)
         if uri.media == "ipc":
-            self._ipc_subscriptions.append(subscription)
+            wanted = uri.session_id
+            self._ipc_subscriptions[subscription] = wanted
             for publication in self._ipc_publications:
-                if publication.stream_id == stream_id and not publication.is_closed:
+                if (
+                    publication.stream_id == stream_id
+                    and wanted in (None, publication.session_id)
+                    and not publication.is_closed
+                ):
                     self._attach_ipc(publication, subscription)
             return subscription
         endpoint = uri.endpoint
@@ -1204,7 +1213,7 @@ class Transport:
                         spied.update_limit()
                 return
         if subscription in self._ipc_subscriptions:
-            self._ipc_subscriptions.remove(subscription)
+            del self._ipc_subscriptions[subscription]
             for publication in self._ipc_publications:
                 publication.subscribers = [
                     image for image in publication.subscribers if image.subscription is not subscription

@@ -1294,6 +1294,81 @@ def test_ipc_end_of_stream_on_close() -> None:
         assert sub.images == []
 
 
+@pytest.mark.parametrize("subscription_first", [True, False])
+def test_an_ipc_session_id_filter_takes_only_its_session_whichever_comes_first(
+    subscription_first: bool,
+) -> None:
+    # Aeron's IPC subscription, like its UDP one, links only the publications of the session its
+    # ``session-id`` names: those already there when it is added, and those added after it
+    with Sim(96) as sim:
+        transport = sim.transport(A_HOST)
+        only: Subscription | None = None
+        if subscription_first:
+            only = transport.add_subscription("aeron:ipc?session-id=1234", 9)
+        chosen = transport.add_publication("aeron:ipc?session-id=1234", 9)
+        other = transport.add_publication("aeron:ipc?session-id=5678", 9)
+        if only is None:
+            only = transport.add_subscription("aeron:ipc?session-id=1234", 9)
+        every = transport.add_subscription("aeron:ipc", 9)
+        assert [image.session_id for image in only.images] == [1234]
+        assert sorted(image.session_id for image in every.images) == [1234, 5678]
+        only_collector, every_collector = Collector(), Collector()
+        producers = [
+            Producer(chosen, [message(i, 100) for i in range(30)]),
+            Producer(other, [message(i + 30, 2000) for i in range(30)]),
+        ]
+        sim.add(*producers, poller(only, only_collector), poller(every, every_collector))
+        assert sim.run_until(lambda: len(every_collector.messages) == 60, 2 * S)
+        sim.run_for(10 * MS)
+        assert only_collector.payloads == producers[0].messages
+        assert every_collector.by_session(1234) == producers[0].messages
+        assert every_collector.by_session(5678) == producers[1].messages
+
+
+def test_an_ipc_publication_no_subscription_wants_is_not_connected() -> None:
+    # a subscription for another session is no subscriber: it neither connects the publication nor
+    # holds back its limit
+    with Sim(97) as sim:
+        transport = sim.transport(A_HOST)
+        only = transport.add_subscription("aeron:ipc?session-id=1234", 9)
+        other = transport.add_publication("aeron:ipc?session-id=5678", 9)
+        assert not other.is_connected and other.offer(b"x") == NOT_CONNECTED
+        chosen = transport.add_publication("aeron:ipc?session-id=1234", 9)
+        assert chosen.is_connected and chosen.offer(b"x") > 0
+        assert [image.session_id for image in only.images] == [1234]
+
+
+ipc_steps = st.lists(
+    st.tuples(st.sampled_from(["publication", "subscription"]), st.sampled_from([None, 1001, 1002, 1003])),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ipc_steps)
+def test_an_ipc_subscription_has_an_image_of_exactly_the_sessions_it_wants(
+    steps: list[tuple[str, int | None]],
+) -> None:
+    # publications and subscriptions of one stream added in any order: each subscription ends with one
+    # image per publication of its session (every publication without ``session-id``)
+    with Sim(98) as sim:
+        transport = sim.transport(A_HOST)
+        publications: list[Publication] = []
+        subscriptions: list[tuple[Subscription, int | None]] = []
+        for kind, session_id in steps:
+            suffix = "" if session_id is None else f"?session-id={session_id}"
+            if kind == "subscription":
+                subscriptions.append((transport.add_subscription("aeron:ipc" + suffix, 9), session_id))
+            elif session_id is None or all(p.session_id != session_id for p in publications):
+                publications.append(transport.add_publication("aeron:ipc" + suffix, 9))
+        for subscription, wanted in subscriptions:
+            expected = sorted(p.session_id for p in publications if wanted in (None, p.session_id))
+            assert sorted(image.session_id for image in subscription.images) == expected
+        for publication in publications:
+            wanted_by = [s for s, wanted in subscriptions if wanted in (None, publication.session_id)]
+            assert publication.is_connected == bool(wanted_by)
+
+
 # ================================================================================== real UDP on loopback
 
 
