@@ -12,6 +12,13 @@ whole aligned length, so the caller learns the padding's length from the header 
 PAD of that length, as Aeron's does). ``frames()`` walks the same frames one at a time as
 ``(position, header values, payload)``, for tools.
 
+One read may be bounded further, by ``read_block(max_length, limit_position)``: a replay bounded by a
+counter whose value need not be a frame end. The limit cuts that read as the stop position cuts them
+all: the read takes no more than the bytes up to it (a header's 32 when it is closer than that), the
+block holds no frame, DATA or PAD, that ends past it, and the answer is ``None`` when the next frame
+does, so the "at least one frame" rule never carries a block beyond it. A limit at or beyond where the
+block would end anyway changes nothing: the block is read and checked as without it.
+
 Every frame is checked before it is handed out (``segments.frame_check``: length, term offset, term
 id, type, and stream id when given). A frame that fails is reported with ``SegmentError`` naming the file,
 the offset in it, the position and the field -- after the good frames before it in the same read have
@@ -221,9 +228,15 @@ class RecordingReader:
             self._buffer = bytearray(length)
             self._view = memoryview(self._buffer)
 
-    def read_block(self, max_length: int = DEFAULT_READ_LENGTH) -> memoryview | None:
+    def read_block(
+        self, max_length: int = DEFAULT_READ_LENGTH, limit_position: int | None = None
+    ) -> memoryview | None:
         """The next run of whole frames (at most ``max_length`` bytes unless one frame is longer), or
-        ``None`` at the end; ``SegmentError`` for a bad frame or data missing below the stop position."""
+        ``None`` at the end; ``SegmentError`` for a bad frame or data missing below the stop position.
+
+        ``limit_position`` bounds this read as the stop position bounds them all: only frames that end
+        at or before it, and ``None`` (nothing read, ``position`` unchanged) when the next frame ends
+        past it, even when it falls inside that frame's header."""
         if self._pending_error is not None:
             error, self._pending_error = self._pending_error, None
             raise error
@@ -231,6 +244,8 @@ class RecordingReader:
             raise SegmentError(f"max length {max_length} is less than a frame header ({HEADER_LENGTH})")
         position = self._position
         stop = self._stop
+        if limit_position is not None and (stop is None or limit_position < stop):
+            stop = limit_position  # from here on ``stop`` is this read's bound, not only the recording's
         if stop is not None and position >= stop:
             return None
         if not self._open_segment(position):
@@ -272,13 +287,13 @@ class RecordingReader:
                 self._pending_error = error
                 break
             aligned = (frame_length + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT
+            if stop is not None and frame_position + aligned > stop:
+                break  # only frames that end at or before the stop position (or the read's limit)
             if values[3] == PAD_TYPE:
                 if offset:
                     break  # a PAD comes alone
                 self._position = position + aligned
                 return self._view[:HEADER_LENGTH]
-            if stop is not None and frame_position + aligned > stop:
-                break  # only frames that end at or before the stop position
             if offset + aligned > count:
                 if offset:
                     break

@@ -20,6 +20,15 @@ position once it has stopped, the recording-position counter of a live recording
 a recording that is still being written), or the counter a bounded replay names. When a followed
 recording stops, the replay finishes at the stop position. Closing the publication ends the stream
 (the subscriber sees end of stream, unless the channel says ``eos=false``).
+
+The two ends differ where they fall inside a frame, as in Aeron. A frame that starts before the end of
+``replay_length`` goes whole, and the replay ends after it. The limit is a position no replayed byte may
+pass: only frames that end at or before it are sent (the reader cuts each block at the last such frame
+end, ``RecordingReader.read_block(max_length, limit_position)``), so a bounded replay whose counter stands
+inside a frame holds that frame back until the counter reaches its end. A limit that can no longer move
+(a stopped recording, a closed counter) with no whole frame below it ends the replay there: a recording
+truncated inside a frame replays up to that frame's start. When the limit is at or beyond the end of
+what a read may take -- the common case -- the block is the same as without it.
 """
 
 from __future__ import annotations
@@ -175,13 +184,20 @@ class ReplaySession:
             window = self.publication.position_limit - self.position
             if window <= 0:
                 return 0
+            # the read is as long as the length, the file I/O length and the window allow (a frame that
+            # starts before the replay's end but ends after it still goes whole) and holds only frames
+            # that end at or before the limit: the reader cuts a block there, frame by frame
+            max_length = min(self.file_io_max_length, self.end_position - self.position, window)
             try:
-                block = self.reader.read_block(min(self.file_io_max_length, end - self.position, window))
+                block = self.reader.read_block(max(max_length, HEADER_LENGTH), limit)
             except (StorageError, ArchiveError) as error:
                 self._fail(f"replay of recording {self.recording_id} failed: {error}")
                 return 1
             if block is None:
-                return 0
+                if may_grow:
+                    return 0  # the next frame ends past the limit, or is not written yet: wait
+                self.abort("replay complete")  # the limit is final and no whole frame fits below it
+                return 1
             length = len(block)
             pending = self._pending
             pending[:length] = block

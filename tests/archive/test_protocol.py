@@ -855,6 +855,65 @@ def test_a_bounded_replay_never_passes_its_limit_counter(pw: ProtocolWorld) -> N
     assert past.value.code == ArchiveErrorCode.INVALID_POSITION
 
 
+def record_lengths(pw: ProtocolWorld, lengths: list[int]) -> tuple[int, list[tuple[bytes, int]]]:
+    """Record one message of each length (each one frame) and stop: (recording id, messages with the
+    position after each)."""
+    recording_id, publication = live_recording(pw)
+    sent = [pw.publish(publication, i, 1, length)[0] for i, length in enumerate(lengths)]
+    assert pw.run_until(lambda: pw.client.get_recording_position(recording_id) == sent[-1][1])
+    pw.client.stop_recording(pw.channel, STREAM)
+    pw.await_signal(RecordingSignal.STOP)
+    publication.close()
+    return recording_id, sent
+
+
+def test_a_bounded_replay_sends_no_frame_that_ends_past_its_limit(pw: ProtocolWorld) -> None:
+    # a limit inside a frame holds that frame back until the limit reaches its end (Aeron sends whole
+    # frames that end at or before the limit), however far inside it falls -- under a header's length too
+    recording_id, sent = record_lengths(pw, [100, 40, 700, 1000, 10, 300, 1300, 60])
+    ends = [position for _, position in sent]
+    replay, limit = bounded_replay(pw, recording_id, ends[2] + 8)
+    assert replay.until(3) == sent[:3]
+    for inside in (ends[2] + 8, ends[2] + 64, ends[3] - 32, ends[3] - 1):
+        limit.set(inside)
+        replay.idle_for(0.1)
+        assert replay.messages == sent[:3], inside
+        assert replay.image.position == ends[2] and not replay.ended()
+    limit.set(ends[3])
+    assert replay.until(4) == sent[:4]
+    limit.set(ends[6] - 100)  # several frames at once, the last of them held back
+    assert replay.until(6) == sent[:6]
+    replay.idle_for(0.1)
+    assert replay.messages == sent[:6] and replay.image.position == ends[5]
+    limit.set(ends[-1])
+    assert replay.until(len(sent)) == sent
+    assert len(pw.archive.replay_sessions) == 1  # still following its counter
+
+
+def test_a_replay_length_that_ends_inside_a_frame_sends_that_frame_whole(pw: ProtocolWorld) -> None:
+    # the length is not a limit: a frame that starts before its end goes whole (as Aeron's does), even
+    # when the length ends under a header's length into it
+    recording_id, sent = record_lengths(pw, [100, 700, 40])
+    ends = [position for _, position in sent]
+    for length in (ends[0] + 8, ends[0] + 200):
+        replay = Replay(pw).start(recording_id, 0, length)
+        assert replay.wait_end() == ends[1]
+        assert replay.messages == sent[:2]
+        replay.subscription.close()  # else it would hold the next replay's image open, never polled
+
+
+def test_a_recording_truncated_inside_a_frame_replays_up_to_that_frame(pw: ProtocolWorld) -> None:
+    # the stop position is a final limit: the frame it cuts (its tail erased by the truncation) is not
+    # sent, and the replay ends at its start instead of waiting for ever
+    recording_id, sent = record_lengths(pw, [100, 700, 40])
+    ends = [position for _, position in sent]
+    pw.client.truncate_recording(recording_id, ends[0] + 32)
+    replay = Replay(pw).start(recording_id, 0, REPLAY_ALL_AND_STOP)
+    assert replay.wait_end() == ends[0]
+    assert replay.messages == sent[:1]
+    assert pw.run_until(lambda: not pw.archive.replay_sessions)
+
+
 def test_replays_from_the_middle_and_all_and_stop(pw: ProtocolWorld) -> None:
     recording_id, _, sent = pw.record(count=10)
     middle = Replay(pw).start(recording_id, sent[3][1], sent[7][1] - sent[3][1])

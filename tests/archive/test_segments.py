@@ -380,6 +380,61 @@ def _file_bytes(storage: RealStorage, name: str) -> bytes:
     return storage.read_file(name)
 
 
+@pytest.fixture(scope="module")
+def padded(tmp_path_factory: pytest.TempPathFactory) -> tuple[RealStorage, int]:
+    """A recording of a bit more than one term, a PAD at the term's end: (storage, stop position)."""
+    storage = RealStorage(tmp_path_factory.mktemp("padded"))
+    stream = _stream(120)
+    _record(storage, stream)
+    return storage, stream.position
+
+
+def _block_frame_ends(position: int, block: bytes) -> list[int]:
+    """Where each frame of a block read at ``position`` ends (a PAD block: its whole aligned length)."""
+    ends, offset = [], 0
+    while offset < len(block):
+        offset += (int.from_bytes(block[offset : offset + 4], "little") + 31) & -32
+        ends.append(position + offset)
+    return ends
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.integers(0, 80 * KIB), min_size=1, max_size=5).map(sorted),
+    st.sampled_from([32, 100, 1408, 4096, 65536]),
+    st.booleans(),
+)
+def test_a_read_limit_cuts_each_block_at_the_last_frame_end_at_or_before_it(
+    padded: tuple[RealStorage, int], limits: list[int], max_length: int, with_stop: bool
+) -> None:
+    # what a bounded replay reads: the block a read without the limit gives, cut after its last frame
+    # that ends at or before the limit (DATA or PAD); None, with the position kept, when no frame does
+    storage, stop = padded
+    layout = dict(
+        recording_id=0, start_position=0, term_length=TERM, segment_length=SEGMENT, initial_term_id=-5
+    )
+    with RecordingReader(storage, **layout, stop_position=stop) as whole:  # type: ignore[arg-type]
+        frames = [(position + ((header[0] + 31) & -32), header[3]) for position, header, _ in whole.frames()]
+    ends = [end for end, _ in frames]
+    assert (TERM, 0) in frames  # the PAD at the term's end
+    with RecordingReader(storage, **layout, stop_position=stop if with_stop else None) as reader:
+        for limit in limits:
+            while True:
+                position = reader.position
+                with RecordingReader(storage, **layout, stop_position=None, from_position=position) as free:
+                    unbounded = free.read_block(max_length)
+                    whole = b"" if unbounded is None else bytes(unbounded)
+                kept = [end for end in _block_frame_ends(position, whole) if end <= limit]
+                block = reader.read_block(max_length, limit)
+                if block is None:
+                    assert not kept and reader.position == position
+                    break
+                # (a PAD block is its header alone: the slice past that is the header)
+                assert bytes(block) == whole[: kept[-1] - position]
+                assert reader.position == kept[-1] <= limit
+            assert reader.position == max([0, *(end for end in ends if end <= limit)])
+
+
 def test_truncate_mid_segment_and_at_a_segment_base(tmp_path: Path) -> None:
     storage = RealStorage(tmp_path)
     stream = _stream(300)  # a bit more than 4 terms: files 0-0, 0-131072, 0-262144
