@@ -707,6 +707,17 @@ class Catalog:
             raise self._error(f"the entry of recording {recording_id} is gone", offset)
         return self._decode(offset, header_bytes, descriptor_bytes)
 
+    def stop_position(self, recording_id: int) -> int | None:
+        """The recording's stop position as its entry holds it (``recording(...).stop_position``, read
+        alone: one field, no descriptor decoded); ``None`` if the id was never allocated."""
+        offset = self._index.get(recording_id)
+        if offset is None:
+            return None
+        field = self._open_file().read(offset + DESCRIPTOR_HEADER_LENGTH + _STOP_POSITION_OFFSET, 8)
+        if len(field) < 8:
+            raise self._error(f"the entry of recording {recording_id} is cut off by the file's end", offset)
+        return int.from_bytes(field, "little", signed=True)
+
     def recordings(self, *, include_deleted: bool = False) -> Iterator[RecordingDescriptor]:
         """Every recording, ascending by id: VALID and INVALID ones, and DELETED ones when asked."""
         for recording_id in list(self._index):

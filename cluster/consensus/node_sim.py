@@ -692,8 +692,8 @@ class NodeSimulator:
             member.counter, member.counter_of = counter, (node, recording_id)
         if counter is not None:
             return counter.get()
-        descriptor = node.archive.catalog.recording(recording_id)
-        return 0 if descriptor is None else max(descriptor.stop_position, 0)
+        stop = node.archive.catalog.stop_position(recording_id)
+        return 0 if stop is None else max(stop, 0)
 
     def _check_leader_commit(self, member: _Member) -> None:
         """A leader's commit, judged as its duty cycle leaves it (``step``): the other members' archives

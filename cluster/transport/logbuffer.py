@@ -49,6 +49,7 @@ from images, so from remote peers: without a total, ``max_sessions`` half-sent m
 
 from __future__ import annotations
 
+import mmap
 import sys
 from array import array
 from collections.abc import Callable
@@ -405,8 +406,9 @@ def _block_frame_problem(
 class LogBuffers:
     """The three term partitions of one log and their raw tails, as Aeron's log buffer keeps them.
 
-    ``terms[i]`` is a writable memoryview of partition ``i``, over ``buffer`` (allocated when not given,
-    or e.g. an mmap of a log file of at least ``3 * term_length`` bytes, zeroed). Constructed with ``term_id``
+    ``terms[i]`` is a writable memoryview of partition ``i``, over ``buffer``: when not given, an anonymous
+    memory mapping (zeroed pages, taken from the kernel only as they are written); else e.g. an mmap of a
+    log file of at least ``3 * term_length`` bytes, zeroed. Constructed with ``term_id``
     (and ``term_offset``) the log starts mid-stream, as an exclusive publication created at a position.
     """
 
@@ -428,13 +430,15 @@ class LogBuffers:
         *,
         term_id: int | None = None,
         term_offset: int = 0,
-        buffer: bytearray | memoryview | None = None,
+        buffer: bytearray | memoryview | mmap.mmap | None = None,
         clean_on_rotate: bool = True,
     ) -> None:
         check_term_length(term_length)
         _check_int32("initial_term_id", initial_term_id)
         if buffer is None:
-            buffer = bytearray(PARTITION_COUNT * term_length)
+            # an anonymous mapping: zeroed pages the kernel supplies as they are first touched, so a 16
+            # MiB term costs nothing until it is written (a bytearray would be zeroed here, all of it)
+            buffer = mmap.mmap(-1, PARTITION_COUNT * term_length)
         view = memoryview(buffer).cast("B")
         if view.readonly or view.nbytes < PARTITION_COUNT * term_length:
             raise LogBufferError(

@@ -138,7 +138,7 @@ def test_node0_was_killed_while_recording_its_log(java_archive: Callable[[JavaAr
     with Catalog(RealStorage(java_archive(NODE0)), read_only=True) as catalog:
         log = catalog.recording(0)
         assert log is not None and log.state == RecordingState.VALID
-        assert (log.stop_position, log.stop_timestamp) == (-1, -1)
+        assert (log.stop_position, log.stop_timestamp) == (-1, -1) and catalog.stop_position(0) == -1
         assert catalog.find_last(0, log.session_id, 100, "alias=log") == 0
         assert catalog.find_last(1, log.session_id, 100, "alias=log") == -1
 
@@ -232,6 +232,10 @@ def test_recordings_round_trip_through_a_reopened_catalog(tmp_path: Path) -> Non
     assert (after[3].control_session_id, after[3].correlation_id, after[3].session_id) == (9, 10, 11)
     assert after[4].state == RecordingState.INVALID
     assert [d.recording_id for d in after] == ids
+    with Catalog(RealStorage(tmp_path), create=False) as catalog:  # the field read alone says the same
+        stops = [catalog.stop_position(i) for i in ids]
+        assert stops == [d.stop_position for d in after] == [-1, 4096, -1, -1, -1]
+        assert catalog.stop_position(len(ids)) is None
     assert after[0] == RecordingDescriptor(
         recording_id=0,
         control_session_id=0,
