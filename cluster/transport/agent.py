@@ -64,6 +64,7 @@ from cluster.transport.clock import Clock, SystemClock
 from cluster.transport.errors import AgentError
 
 __all__ = [
+    "PRECISE_WAIT_NS",
     "Agent",
     "AgentRunner",
     "BackoffIdleStrategy",

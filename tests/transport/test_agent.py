@@ -15,6 +15,7 @@ import pytest
 
 from cluster.transport.agent import (
     MAX_IDLE_NS,
+    PRECISE_WAIT_NS,
     AgentRunner,
     BackoffIdleStrategy,
     BackoffState,
@@ -306,6 +307,29 @@ def test_selector_register_and_unregister_are_checked(
     strategy.wake()  # a no-op once closed
     with pytest.raises(AgentError, match="after close"):
         strategy.idle(0)
+
+
+@pytest.mark.parametrize("timeout_ns", [0, 100_000, PRECISE_WAIT_NS - 1, PRECISE_WAIT_NS, 5_000_000])
+def test_selector_waits_short_and_long_alike(
+    udp_socket: socket.socket, selector_strategy: Callable[..., SelectorIdleStrategy], timeout_ns: int
+) -> None:
+    # below PRECISE_WAIT_NS the wait is select's, from there the selector's: both tell the same
+    strategy = selector_strategy()
+    strategy.register(udp_socket)
+    assert strategy.wait(timeout_ns) is False  # nothing came
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"hello", udp_socket.getsockname())
+        assert strategy.wait(MAX_IDLE_NS) is True  # a datagram ends even the longest wait at once
+        assert strategy.wait(timeout_ns) is True  # still unread: still readable
+        assert udp_socket.recv(64) == b"hello"
+    finally:
+        sender.close()
+    strategy.wake()
+    assert strategy.wait(timeout_ns) is True
+    assert strategy.wait(timeout_ns) is False  # the wake-up was consumed
+    strategy.unregister(udp_socket)
+    assert strategy.wait(timeout_ns) is False
 
 
 @pytest.mark.parametrize(("lo", "hi"), [(0, 10), (10, 5), (1, MAX_IDLE_NS + 1)])

@@ -264,6 +264,20 @@ def test_offer_is_not_connected_once_the_connection_is_lost() -> None:
         assert pair.pub.offer(b"again") > 0
 
 
+def test_send_work_sends_what_was_offered_since_the_duty_cycle_at_once() -> None:
+    # a program that runs its agents after the transport ends its cycle with send_work: the message
+    # leaves in that cycle, not the next one
+    with Sim(13) as sim:
+        pair = unicast(sim)
+        assert sim.run_until(lambda: pair.pub.is_connected)
+        sent = len(sim.wire.data())
+        assert pair.pub.offer(b"now") > 0
+        assert pair.a.send_work() > 0
+        assert len(sim.wire.data()) == sent + 1
+        assert pair.a.send_work() == 0  # nothing more to send
+        assert pair.b.send_work() == 0  # a transport with no publication sends nothing
+
+
 # =========================================================================================== 2. handshake
 
 
