@@ -4,14 +4,14 @@ starts, and what the log read back teaches a follower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.cluster_messages import pack
+from support.session_out import Out
 
-from cluster.consensus.core.actions import Action, AppendLog, CloseEgress, OpenEgress, SendEgress
+from cluster.consensus.core.actions import AppendLog, CloseEgress, OpenEgress, SendEgress
 from cluster.consensus.core.members import parse_members
 from cluster.consensus.core.sessions import ClientSessions, SessionProxy, service_message_id_base
 from cluster.session_message import session_message
@@ -25,34 +25,6 @@ TERM = 3
 S = 1_000_000_000
 TIMEOUT = 10 * S
 EGRESS = "aeron:udp?endpoint=client:7000"
-
-
-@dataclass
-class Out:
-    """Collects actions; keeps each append's answer callbacks for the test to deliver."""
-
-    actions: list[Action] = field(default_factory=list)
-    answers: list[tuple[Callable[[int, Out], None] | None, Callable[[Out], None] | None]] = field(
-        default_factory=list
-    )
-
-    def add(self, action: Action) -> None:
-        self.actions.append(action)
-
-    def append(self, message: bytes, on_appended=None, on_failed=None) -> None:  # type: ignore[no-untyped-def]
-        self.actions.append(AppendLog(message))
-        self.answers.append((on_appended, on_failed))
-
-    def appended(self, *ends: int) -> Out:
-        """Answer the appends, in order, as appended at ``ends``; the actions those answers produce."""
-        out = Out()
-        for (ok, _), end in zip(self.answers, ends, strict=True):
-            if ok is not None:
-                ok(end, out)
-        return out
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        return [a for a in self.actions if isinstance(a, kind)]
 
 
 def sessions(**overrides: object) -> ClientSessions:
@@ -396,8 +368,20 @@ def test_a_new_leader_keeps_the_sessions_and_tells_each_client_of_the_new_leader
     s.on_leading(10, out, TERM + 1)
     assert out.of(OpenEgress) == [OpenEgress(5, EGRESS, 102)] and not out.of(AppendLog)
     s.on_egress_connected(5)
-    told = tick(s, 20)
-    assert [type(decode(a.message)).__name__ for a in told.of(SendEgress)] == ["NewLeaderEventDecoder"]
+    leading = Out()
+    s.leader_tick(20, leading, TERM + 1)
+    told = [decode(a.message) for a in leading.of(SendEgress)]
+    # a session learned from the log hears OK from its new leader first, as Aeron's leader says it
+    assert [type(d).__name__ for d in told] == ["SessionEventDecoder", "NewLeaderEventDecoder"]
+    ok, new_leader = told
+    assert (ok.cluster_session_id, ok.correlation_id, ok.code, ok.version) == (5, 1, codecs.EventCode.OK, 768)
+    assert (ok.leadership_term_id, ok.leader_member_id) == (TERM + 1, 0)
+    assert (new_leader.cluster_session_id, new_leader.leadership_term_id, new_leader.leader_member_id) == (
+        5,
+        TERM + 1,
+        0,
+    )
+    assert tick(s, 30).of(SendEgress) == []  # each once
     assert 5 in s.sessions
 
 

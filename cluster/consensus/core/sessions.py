@@ -116,6 +116,7 @@ class ClusterSession:
     egress_connected: bool = False
     event: tuple[int, str] | None = None  # a rejection to send once the egress connects
     new_leader_event_pending: bool = False
+    open_event_pending: bool = False  # learned from the log: this member has not told the client OK
 
 
 class Out(Protocol):
@@ -470,6 +471,13 @@ class ClientSessions:
             self._connect_work(now_ns, session, out, leadership_term_id)
         for session in list(self.sessions.values()):
             if session.state == SessionState.OPEN:
+                if session.open_event_pending and session.egress_connected:
+                    # a session this member learned from its log: OK, from this leader, comes first
+                    session.open_event_pending = False
+                    ok = self._session_event(
+                        session.id, session.correlation_id, leadership_term_id, self.member_id, _E.OK, ""
+                    )
+                    out.add(SendEgress(session.id, ok))
                 if session.new_leader_event_pending and session.egress_connected:
                     session.new_leader_event_pending = False
                     out.add(SendEgress(session.id, self._new_leader_event(session, leadership_term_id)))
@@ -776,6 +784,7 @@ class ClientSessions:
                 now_ns,
                 bytes(decoder.encoded_principal_bytes()),
                 opened_position=position,
+                open_event_pending=True,
             )
             self.sessions[session.id] = session
             self.next_session_id = max(self.next_session_id, session.id + 1)
