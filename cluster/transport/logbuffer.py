@@ -52,7 +52,7 @@ from __future__ import annotations
 import mmap
 import sys
 from array import array
-from collections.abc import Callable
+from collections.abc import Buffer, Callable
 from typing import Final
 
 from cluster.transport.errors import (
@@ -430,7 +430,7 @@ class LogBuffers:
         *,
         term_id: int | None = None,
         term_offset: int = 0,
-        buffer: bytearray | memoryview | mmap.mmap | None = None,
+        buffer: Buffer | None = None,
         clean_on_rotate: bool = True,
     ) -> None:
         check_term_length(term_length)
