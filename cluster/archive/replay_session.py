@@ -27,8 +27,9 @@ pass: only frames that end at or before it are sent (the reader cuts each block 
 end, ``RecordingReader.read_block(max_length, limit_position)``), so a bounded replay whose counter stands
 inside a frame holds that frame back until the counter reaches its end. A limit that can no longer move
 (a stopped recording, a closed counter) with no whole frame below it ends the replay there: a recording
-truncated inside a frame replays up to that frame's start. When the limit is at or beyond the end of
-what a read may take -- the common case -- the block is the same as without it.
+truncated inside a frame replays up to that frame's start. If no frame is there at all -- data missing
+below the recording's own limit -- the replay fails with an error instead. When the limit is at or
+beyond the end of what a read may take -- the common case -- the block is the same as without it.
 """
 
 from __future__ import annotations
@@ -149,6 +150,24 @@ class ReplaySession:
         self.error_code = code
         self.abort(reason)
 
+    def _end_at_final_limit(self, limit: int) -> int:
+        """The limit can no longer move and no whole frame fits below it: complete if a frame is there
+        and only ends past the limit (a recording truncated inside a frame); fail if none is -- the
+        recording's data is missing below its own limit (a lost segment file, a hole)."""
+        try:
+            beyond = self.reader.read_block(HEADER_LENGTH)  # at least one whole frame, whatever its end
+        except (StorageError, ArchiveError) as error:
+            self._fail(f"replay of recording {self.recording_id} failed: {error}")
+            return 1
+        if beyond is None:
+            self._fail(
+                f"replay of recording {self.recording_id} failed: no frame at position {self.position}, "
+                f"below the recording's limit {limit}"
+            )
+        else:
+            self.abort("replay complete")
+        return 1
+
     def do_work(self, now_ns: int) -> int:
         state = self.state
         if state == ReplaySessionState.CONNECTING:
@@ -196,8 +215,7 @@ class ReplaySession:
             if block is None:
                 if may_grow:
                     return 0  # the next frame ends past the limit, or is not written yet: wait
-                self.abort("replay complete")  # the limit is final and no whole frame fits below it
-                return 1
+                return self._end_at_final_limit(limit)
             length = len(block)
             pending = self._pending
             pending[:length] = block

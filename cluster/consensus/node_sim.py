@@ -114,7 +114,7 @@ CANARY_FILE_SYNC_LEVELS: Final = {"vote_before_persist": 1}  # the lowest level 
 _HEADER = 32
 _COMMAND_TEMPLATE = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
 _OPEN_TEMPLATE = codecs.SessionOpenEventDecoder.TEMPLATE_ID
-_UNFRAGMENTED = 0xC0  # a DATA frame's BEGIN and END flags: a whole entry
+_BEGIN, _END = 0x80, 0x40  # a DATA frame's flags: the first and the last fragment of an entry
 # a session message carrying an 8-byte command
 _COMMAND_MESSAGE = codecs.HEADER_SIZE + codecs.SessionMessageHeaderDecoder.BLOCK_LENGTH + 8
 _DATA_FRAME = 1
@@ -918,16 +918,24 @@ def _without_session_ids(log: bytearray) -> bytes:
 
 
 def log_entries(log: bytes) -> Iterator[bytes]:
-    """The payloads of the unfragmented DATA frames of ``log`` (whole frames, in order; PAD frames and
-    the fragments of longer entries skipped: no checked entry is that long)."""
+    """The entries of ``log``, in order: each DATA frame's payload, the fragments of a longer entry put
+    back together (BEGIN to END); PAD frames skipped."""
     offset = 0
+    parts: list[bytes] | None = None  # the fragments of an entry begun and not yet ended
     while offset + _HEADER <= len(log):
         frame_length = int.from_bytes(log[offset : offset + 4], "little", signed=True)
         if frame_length <= 0:
             break
         flags, frame_type = log[offset + 5], int.from_bytes(log[offset + 6 : offset + 8], "little")
-        if frame_type == 1 and flags & _UNFRAGMENTED == _UNFRAGMENTED:
-            yield log[offset + _HEADER : offset + frame_length]
+        if frame_type == 1:
+            payload = log[offset + _HEADER : offset + frame_length]
+            if flags & _BEGIN:
+                parts = []
+            if parts is not None:
+                parts.append(payload)
+                if flags & _END:
+                    yield b"".join(parts)
+                    parts = None
         offset += (frame_length + 31) & -32
 
 

@@ -49,11 +49,15 @@ be opened is counted and not tried again until the next leadership. A new public
 to the client before it connects, and a session's first messages often commit in the same batch as its
 SessionOpenEvent: what the service offers before the publication connects is *held* (up to
 ``EGRESS_HOLD_LIMIT`` messages per session, for at most ``EGRESS_CONNECT_TIMEOUT_NS``) and sent in order
-once it connects -- the offer answers 1, accepted. A connected publication that refuses a message for
-back pressure (a slow client) or at a term's end (``ADMIN_ACTION``) has it held in the same way, and
-everything after it, so replies keep their order. Aeron's services block in the callback and retry
-instead; one thread runs the whole node here, so nothing may block. Past the limit the offer answers
-``BACK_PRESSURED``; after the timeout, ``NOT_CONNECTED``, and what was held is dropped and counted.
+once it connects -- the offer answers 1, accepted. A message that meets a term's end (``ADMIN_ACTION``)
+is offered again at once, in the next term. A connected publication that refuses a message for back
+pressure (a slow client) has it held too, with everything after it, so replies keep their order; those
+wait as long as the publication stays connected (a publication that loses its client drops them). A
+session that closes keeps its publication until it has taken what is held for it, for at most
+``EGRESS_CONNECT_TIMEOUT_NS``.
+Aeron's services block in the callback and retry instead; one thread runs the whole node here, so
+nothing may block. Past the limit the offer answers ``BACK_PRESSURED``; after the timeout,
+``NOT_CONNECTED``, and what was held is dropped and counted.
 
 **Service messages in the log.** The consensus module logs a service's message under a cluster session
 id of its own, ``(serviceId << 56) | sequence`` with the sign bit set -- negative, so it names no client
@@ -85,7 +89,7 @@ from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
 from cluster.transport.image import Subscription
-from cluster.transport.logbuffer import ADMIN_ACTION, BACK_PRESSURED, NOT_CONNECTED, FragmentAssembler, Header
+from cluster.transport.logbuffer import BACK_PRESSURED, NOT_CONNECTED, FragmentAssembler, Header
 from cluster.transport.publication import Publication, offer_past_rotation
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -114,9 +118,9 @@ SERVICE_STREAM_ID: Final = 104  # consensus module -> services
 CONSENSUS_MODULE_STREAM_ID: Final = 105  # services -> consensus module
 MAX_SERVICE_ID: Final = 127  # a logged service message carries the service id in bits 56..62
 MAX_PENDING_ACKS: Final = 1024
-EGRESS_HOLD_LIMIT: Final = 1024  # messages held per session while its egress publication connects
-EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000_000_000  # how long they are held at most
-HELD: Final = 1  # an egress offer's answer for a message held until the publication connects
+EGRESS_HOLD_LIMIT: Final = 1024  # messages held per session until its egress publication takes them
+EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000_000_000  # how long they wait at most for it to connect
+HELD: Final = 1  # an egress offer's answer for a message held until the publication takes it
 LOG_FRAGMENT_LIMIT: Final = 50
 CONTROL_FRAGMENT_LIMIT: Final = 10
 MAX_CONTROL_MESSAGE_LENGTH: Final = 64 * 1024
@@ -201,7 +205,8 @@ class EgressPublisher:
         self.leading = False
         self._publications: dict[int, Publication] = {}
         self._opened_ns: dict[int, int] = {}  # session -> when its publication was opened
-        self._held: dict[int, deque[bytes]] = {}  # session -> offered before its publication connected
+        self._held: dict[int, deque[bytes]] = {}  # session -> offered, not yet taken by its publication
+        self._closing: dict[int, int] = {}  # closed session -> when to give up on what is held for it
         self._refused: set[int] = set()  # sessions whose response channel would not open, this leadership
         self.open_failures = 0
         self.held_dropped = 0
@@ -225,6 +230,7 @@ class EgressPublisher:
         """The node no longer leads: close every publication."""
         self.leading = False
         self._refused.clear()
+        self._closing.clear()
         self._drop_held()
         self._opened_ns.clear()
         publications, self._publications = self._publications, {}
@@ -254,7 +260,18 @@ class EgressPublisher:
         return publication
 
     def close(self, session_id: int) -> None:
+        """The session closed. Replies still held for it -- the service gave them before the close --
+        keep their publication open until it has taken them, or until ``EGRESS_CONNECT_TIMEOUT_NS`` has
+        passed, when the rest are dropped and counted; then the publication closes."""
         self._refused.discard(session_id)
+        publication = self._publications.get(session_id)
+        if self._held.get(session_id) and publication is not None and publication.is_connected:
+            self._closing[session_id] = self.transport.clock.nano_time() + EGRESS_CONNECT_TIMEOUT_NS
+            return
+        self._finish_close(session_id)
+
+    def _finish_close(self, session_id: int) -> None:
+        self._closing.pop(session_id, None)
         self._drop_held(session_id)
         self._opened_ns.pop(session_id, None)
         publication = self._publications.pop(session_id, None)
@@ -269,10 +286,10 @@ class EgressPublisher:
                 return NOT_CONNECTED
         held = self._held.get(session.id)
         if held is None and publication.is_connected:
-            result = publication.offer(message)
-            if result not in (BACK_PRESSURED, ADMIN_ACTION):
+            result = offer_past_rotation(publication, message)
+            if result != BACK_PRESSURED:
                 return result
-            # a slow client or a term's end: hold it, to go in order once the publication takes it
+            # a slow client: hold it, to go in order once the publication takes it
         elif not publication.is_connected and self._connect_timed_out(session.id):
             self._drop_held(session.id)
             return NOT_CONNECTED
@@ -315,11 +332,17 @@ class EgressPublisher:
                     self._drop_held(session_id)
                     work += 1
                 continue
-            while held and publication.offer(held[0]) > 0:
+            while held and offer_past_rotation(publication, held[0]) > 0:
                 held.popleft()
                 work += 1
             if not held:
                 del self._held[session_id]
+        if self._closing:
+            now_ns = self.transport.clock.nano_time()
+            for session_id, deadline_ns in list(self._closing.items()):
+                if not self._held.get(session_id) or now_ns >= deadline_ns:
+                    self._finish_close(session_id)
+                    work += 1
         return work
 
 

@@ -425,10 +425,16 @@ class SelectorIdleStrategy:
         timeout_s = max(0, timeout_ns) / NANOS_PER_SECOND
         fds = self._fds
         if timeout_ns < PRECISE_WAIT_NS and max(fds) < FD_SETSIZE:
-            readable = select.select(fds, [], [], timeout_s)[0]
-            if fds[0] in readable:
-                self._drain_wake()
-            return bool(readable)
+            try:
+                readable = select.select(fds, [], [], timeout_s)[0]
+            except (OSError, ValueError):
+                # a registered socket was closed before it was unregistered: the selector (epoll has
+                # forgotten it) still serves; ``select`` will again once it is unregistered
+                readable = None
+            if readable is not None:
+                if fds[0] in readable:
+                    self._drain_wake()
+                return bool(readable)
         events = self._selector.select(timeout_s)
         for key, _mask in events:
             if key.fileobj is self._wake_reader:

@@ -438,7 +438,8 @@ class LogBuffers:
         if buffer is None:
             # an anonymous mapping: zeroed pages the kernel supplies as they are first touched, so a 16
             # MiB term costs nothing until it is written (a bytearray would be zeroed here, all of it)
-            buffer = mmap.mmap(-1, PARTITION_COUNT * term_length)
+            # (private: a forked child gets a copy on write, as it would of a bytearray, not the same log)
+            buffer = mmap.mmap(-1, PARTITION_COUNT * term_length, flags=mmap.MAP_PRIVATE)
         view = memoryview(buffer).cast("B")
         if view.readonly or view.nbytes < PARTITION_COUNT * term_length:
             raise LogBufferError(

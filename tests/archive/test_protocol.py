@@ -914,6 +914,35 @@ def test_a_recording_truncated_inside_a_frame_replays_up_to_that_frame(pw: Proto
     assert pw.run_until(lambda: not pw.archive.replay_sessions)
 
 
+def test_a_stopped_recording_with_a_hole_below_its_stop_fails_the_replay_rather_than_end_it(
+    pw: ProtocolWorld,
+) -> None:
+    # the second frame's header is gone (zeros: a hole the disk left): the replay sends the first frame,
+    # then reports the missing data instead of ending as if the recording ended there
+    recording_id, sent = record_lengths(pw, [100, 700, 40])
+    ends = [position for _, position in sent]
+    segment = pw.archive.ctx.storage.open(f"{recording_id}-0.rec")
+    segment.write(ends[0], bytes(32))
+    segment.close()
+    replay = Replay(pw).start(recording_id, 0, REPLAY_ALL_AND_STOP)
+    errors: list[ControlResponse] = []
+
+    def failed() -> bool:
+        replay.poll()
+        errors.extend(
+            m
+            for m in responses(pw.client)
+            if isinstance(m, ControlResponse) and m.code == ControlResponseCode.ERROR
+        )
+        return bool(errors)
+
+    assert pw.run_until(failed, timeout_s=5.0)
+    expected = f"no frame at position {ends[0]}, below the recording's limit {ends[-1]}"
+    assert expected in errors[0].error_message
+    assert replay.messages == sent[:1]
+    assert pw.run_until(lambda: not pw.archive.replay_sessions)
+
+
 def test_replays_from_the_middle_and_all_and_stop(pw: ProtocolWorld) -> None:
     recording_id, _, sent = pw.record(count=10)
     middle = Replay(pw).start(recording_id, sent[3][1], sent[7][1] - sent[3][1])

@@ -441,12 +441,21 @@ def test_replies_offered_before_the_egress_connects_are_held_and_sent_in_order(n
     assert agent.egress.held_dropped == 0
 
 
-def test_replies_refused_at_a_term_end_or_for_back_pressure_are_held_and_none_is_lost(node: Node) -> None:
-    # 800 replies of 96 bytes framed: more than a 64 KiB term holds (one meets its end, ADMIN_ACTION) and
-    # more than its 32 KiB window lets out before the client reads (BACK_PRESSURED); the echo service
-    # offers each once
+@pytest.mark.parametrize(
+    ("options", "held"),
+    [
+        # a 64 KiB term: a reply meets its end (ADMIN_ACTION) and goes again, in the next term
+        ("term-length=65536", False),
+        # an 8 KiB publication window: the client reads nothing for a while, and replies wait (held)
+        ("term-length=65536|pub-wnd=8192", True),
+    ],
+)
+def test_replies_at_a_term_end_or_under_back_pressure_are_none_of_them_lost(
+    node: Node, options: str, held: bool
+) -> None:
+    # 800 replies of 96 bytes framed: more than a 64 KiB term holds; the echo service offers each once
     client = Client(node)
-    channel = f"{client.channel}|term-length=65536"
+    channel = f"{client.channel}|{options}"
     agent = node.container(EchoService())
     node.role.set(Role.LEADER)
     node.start_log()
@@ -454,10 +463,39 @@ def test_replies_refused_at_a_term_end_or_for_back_pressure_are_held_and_none_is
     node.run_until(lambda: (egress := agent.egress.publication(1)) is not None and egress.is_connected)
     payloads = [i.to_bytes(4, "little") * 8 for i in range(800)]
     node.commit.set(node.append(*(client_message(1, 1_020, p) for p in payloads))[-1])
-    node.run_until(lambda: agent.log_position == node.ends[-1])
-    assert agent.egress.held(1) > 0  # the publication took some; the rest waits, in order
+    node.run_until(lambda: (held or client.poll() >= 0) and agent.log_position == node.ends[-1])
+    publication = agent.egress.publication(1)
+    assert publication is not None
+    if held:  # the window stopped it short of the term's end: back pressure, not a rotation, held these
+        assert agent.egress.held(1) > 0 and publication.position < 65536
+    else:  # the publication reached the term's end (padded and rotated): a reply met it there
+        assert publication.position >= 65536
     node.run_until(lambda: client.poll() >= 0 and len(client.messages) == 800)
     assert [payload for _, payload in client.messages] == payloads
+    assert agent.egress.held_dropped == 0
+
+
+def test_a_sessions_close_sends_what_is_held_for_it_first(node: Node) -> None:
+    # more replies than the client's receiver window and the publication's window hold: the rest wait
+    # for a client that reads nothing yet, and the session's close comes before it does
+    client = Client(node)
+    agent = node.container(EchoService())
+    node.role.set(Role.LEADER)
+    node.start_log()
+    channel = f"{client.channel}|term-length=65536|pub-wnd=4096"
+    node.commit.set(node.append(new_term(1_000), session_open(1, 1_010, channel))[-1])
+    node.run_until(lambda: (egress := agent.egress.publication(1)) is not None and egress.is_connected)
+    payloads = [i.to_bytes(4, "little") * 8 for i in range(600)]
+    entries = [client_message(1, 1_020, p) for p in payloads]
+    node.commit.set(node.append(*entries)[-1])
+    node.run_until(lambda: agent.log_position == node.ends[-1])
+    assert agent.egress.held(1) > 0  # the client has read nothing yet
+    node.commit.set(node.append(session_close(1, 1_050))[-1])
+    node.run_until(lambda: agent.log_position == node.ends[-1])
+    assert agent.egress.held(1) > 0  # closed in the log, its replies still waiting for the client
+    node.run_until(lambda: client.poll() >= 0 and len(client.messages) == 600)
+    assert [payload for _, payload in client.messages] == payloads
+    node.run_until(lambda: agent.egress.publication(1) is None)  # then the publication goes
     assert agent.egress.held_dropped == 0
 
 

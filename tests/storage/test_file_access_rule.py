@@ -17,7 +17,7 @@ functions included). Forbidden outside ``real.py``:
 
 One exception is memory, not a file: ``cluster/transport/logbuffer.py`` allocates the log buffers as
 anonymous memory mappings, so it may ``import mmap`` -- and every use of it there must be a call
-``mmap.mmap(-1, ...)``, a mapping of no file (``ANONYMOUS_MEMORY``).
+``mmap.mmap(-1, ...)``, a mapping of no file, or the flag ``mmap.MAP_PRIVATE`` (``ANONYMOUS_MEMORY``).
 
 ``os`` itself stays allowed, for what is not a file: ``os.sched_yield`` (the idle strategies of
 ``cluster/transport/agent.py``), the environment, the process id. Sockets are not files here: the
@@ -151,14 +151,13 @@ def anonymous_memory_only(source: str) -> tuple[str, list[tuple[int, str]]]:
             if node.names[0].asname is None:
                 import_lines.add(node.lineno)
         elif isinstance(node, ast.Name) and node.id == "mmap" and isinstance(node.ctx, ast.Load):
-            parent_is_call = any(
+            allowed = any(
                 isinstance(attribute, ast.Attribute)
                 and attribute.value is node
-                and attribute.attr == "mmap"
-                and id(attribute) in calls
+                and ((attribute.attr == "mmap" and id(attribute) in calls) or attribute.attr == "MAP_PRIVATE")
                 for attribute in ast.walk(tree)
             )
-            if not parent_is_call:
+            if not allowed:
                 found.append((node.lineno, "mmap other than mmap.mmap(-1, ...)"))
     lines = source.splitlines()
     kept = "\n".join("" if number in import_lines else line for number, line in enumerate(lines, 1))
@@ -307,6 +306,8 @@ def test_the_checker_allows_what_is_not_a_file() -> None:
     "snippet, ok",
     [
         ("import mmap\nbuffer = mmap.mmap(-1, 4096)", True),
+        ("import mmap\nbuffer = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE)", True),
+        ("import mmap\nbuffer = mmap.mmap(fd, 4096, flags=mmap.MAP_PRIVATE)", False),
         ("import mmap\nbuffer = mmap.mmap(fd, 4096)", False),  # a file's mapping
         ("import mmap\nbuffer = mmap.mmap(3, 4096)", False),
         ("import mmap\nsize = mmap.PAGESIZE", False),

@@ -449,3 +449,17 @@ def test_composite_agent_rejects_empty_and_duplicates() -> None:
         CompositeAgent()
     with pytest.raises(AgentError, match="more than once"):
         CompositeAgent(agent, agent)
+
+
+def test_a_socket_closed_before_it_is_unregistered_does_not_break_short_waits(
+    selector_strategy: Callable[..., SelectorIdleStrategy],
+) -> None:
+    strategy = selector_strategy()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    strategy.register(sock)
+    sock.close()  # out of order: select() would fail on its descriptor
+    assert strategy.wait(100_000) is False  # the selector waits instead
+    strategy.wake()
+    assert strategy.wait(100_000) is True
+    strategy.unregister(sock)
+    assert strategy.wait(100_000) is False

@@ -7,6 +7,7 @@ under test.
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any
 
@@ -726,3 +727,16 @@ def test_frame_ends_record_every_frame_boundary_of_each_partition(
         == any(claims[i % len(claims)] and size <= 1376 and i % 2 for i, size in enumerate(sizes))
         or appender.term_id != 3
     )
+
+
+def test_a_forked_child_writes_its_own_copy_of_the_log_never_the_parents() -> None:
+    # the log's memory is private: after a fork each process has its own, as with any Python object
+    log = lb.LogBuffers(64 * 1024, 7)
+    log.terms[0][:4] = b"mine"
+    pid = os.fork()
+    if pid == 0:  # the child: write, and leave at once without Python's clean-up
+        log.terms[0][:4] = b"kids"
+        os._exit(0 if bytes(log.terms[0][:4]) == b"kids" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert bytes(log.terms[0][:4]) == b"mine"
