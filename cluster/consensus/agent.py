@@ -90,7 +90,7 @@ from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
 from cluster.transport.image import ControlledAction, Subscription
 from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
-from cluster.transport.publication import Publication
+from cluster.transport.publication import Publication, offer_past_rotation
 from cluster.transport.uri import ChannelUri
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
@@ -105,7 +105,6 @@ __all__ = [
 EGRESS_HELD_LIMIT: Final = 16  # messages an egress holds while it connects
 EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000 * 1_000_000  # an egress nobody answers is dropped (a client's
 # message timeout: by then the client has given up on what it asked)
-EGRESS_OFFER_ATTEMPTS: Final = 3
 _ROLE_VALUES: Final = {"FOLLOWER": 0, "CANDIDATE": 1, "LEADER": 2}
 
 NS_PER_MS: Final = 1_000_000
@@ -463,7 +462,7 @@ class ConsensusModuleAgent:
         return work
 
     def _offer_egress(self, publication: Publication, message: bytes) -> bool:
-        return any(publication.offer(message) > 0 for _ in range(EGRESS_OFFER_ATTEMPTS))
+        return offer_past_rotation(publication, message) > 0
 
     def _close_egress(self, key: int) -> None:
         egress = self._egress.pop(key, None)
@@ -581,7 +580,8 @@ class ConsensusModuleAgent:
                     if not egress.held:
                         self._close_egress(action.key)
             elif isinstance(action, ServiceControl):
-                self._service_publication.offer(action.message)  # no services: nobody reads it
+                # lost only when no service reads the stream: with none, nobody needs it
+                offer_past_rotation(self._service_publication, action.message)
             elif isinstance(action, RoleChange):
                 self.role = action.role
                 self.role_counter.set(_ROLE_VALUES.get(action.role, 0))
