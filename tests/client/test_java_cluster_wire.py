@@ -1,6 +1,7 @@
-"""Our session protocol against the bytes of a real Java Aeron Cluster (1.47.3, the capture
-``../shared/reference/java/cluster/capture.pcapng``): two Java clients, each redirected by a follower,
-connected to the leader and echoed, and client B carried across a leader failover.
+"""Our session protocol against the bytes of a real Java Aeron Cluster (1.47.3): a capture of a 3-member
+Java cluster's traffic, in the shared reference data (``support.paths.JAVA``), in which two Java clients
+are each redirected by a follower, connect to the leader and are echoed, and client B is carried across
+a leader failover.
 
 Both sides are held to the wire, byte for byte:
 

@@ -145,20 +145,24 @@ def anonymous_memory_only(source: str) -> tuple[str, list[tuple[int, str]]]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and node.args and _is_minus_one(node.args[0])
     }
+    allowed = {  # the ``mmap`` names of mmap.mmap(-1, ...) calls and of mmap.MAP_PRIVATE
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and ((node.attr == "mmap" and id(node) in calls) or node.attr == "MAP_PRIVATE")
+    }
     import_lines = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and [a.name for a in node.names] == ["mmap"]:
             if node.names[0].asname is None:
                 import_lines.add(node.lineno)
-        elif isinstance(node, ast.Name) and node.id == "mmap" and isinstance(node.ctx, ast.Load):
-            allowed = any(
-                isinstance(attribute, ast.Attribute)
-                and attribute.value is node
-                and ((attribute.attr == "mmap" and id(attribute) in calls) or attribute.attr == "MAP_PRIVATE")
-                for attribute in ast.walk(tree)
-            )
-            if not allowed:
-                found.append((node.lineno, "mmap other than mmap.mmap(-1, ...)"))
+        elif (
+            isinstance(node, ast.Name)
+            and node.id == "mmap"
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in allowed
+        ):
+            found.append((node.lineno, "mmap other than mmap.mmap(-1, ...)"))
     lines = source.splitlines()
     kept = "\n".join("" if number in import_lines else line for number, line in enumerate(lines, 1))
     return kept, found
