@@ -119,7 +119,7 @@ _BEGIN, _END = 0x80, 0x40  # a DATA frame's flags: the first and the last fragme
 _COMMAND_MESSAGE = codecs.HEADER_SIZE + codecs.SessionMessageHeaderDecoder.BLOCK_LENGTH + 8
 _DATA_FRAME = 1
 _WATCHED: Final = frozenset({codecs.VoteDecoder.TEMPLATE_ID, codecs.CommitPositionDecoder.TEMPLATE_ID})
-_UNFRAGMENTED = 0xC0  # BEGIN and END flags: a whole message in one frame
+_UNFRAGMENTED = _BEGIN | _END  # a whole message in one frame
 
 
 class MemberClock:
@@ -954,7 +954,8 @@ def sessions_opened(log: bytes) -> set[tuple[int, int]]:
     return {
         (decoder.cluster_session_id, decoder.correlation_id)
         for payload in log_entries(log)
-        if codecs.MessageHeaderDecoder.unpack(payload)[1] == _OPEN_TEMPLATE
+        if len(payload) >= codecs.HEADER_SIZE
+        and codecs.MessageHeaderDecoder.unpack(payload)[1] == _OPEN_TEMPLATE
         and isinstance(decoder := codecs.decode(payload), codecs.SessionOpenEventDecoder)
     }
 
