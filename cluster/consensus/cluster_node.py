@@ -165,7 +165,9 @@ class ClusterNode:
         """One duty cycle of each of the node's agents; the amount of work done."""
         if self.is_closed:
             return 0
-        work = self.transport.do_work() + self.archive.do_work() + self.agent.do_work()
+        archive = self.archive
+        work = self.transport.do_work() + archive.do_work() + self.agent.do_work()
+        work += archive.do_work()  # what the consensus module appended or committed, recorded or replayed now
         for container in self.containers:
             work += container.do_work()
         return work + self.transport.send_work()  # what the agents offered leaves now, not next cycle
