@@ -6,11 +6,26 @@ from __future__ import annotations
 
 from typing import Final
 
+from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
-__all__ = ["SESSION_HEADER_LENGTH", "session_message", "write_session_header"]
+__all__ = ["SESSION_HEADER_LENGTH", "read_session_header", "session_message", "write_session_header"]
 
 SESSION_HEADER_LENGTH: Final = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
+
+
+_UNPACK_SESSION_HEADER: Final = codecs.SessionMessageHeaderDecoder.unpack
+
+
+def read_session_header(message: bytes | bytearray | memoryview) -> tuple[int, int, int] | None:
+    """``(leadership_term_id, cluster_session_id, timestamp)`` of a session message, or ``None`` when
+    ``message`` is another cluster message or no whole message at all. The log's readers take it first,
+    as nearly every entry is a session message, and decode the rest in full."""
+    try:
+        fields = _UNPACK_SESSION_HEADER(message)
+    except CodecError:
+        return None
+    return fields[0], fields[1], fields[2]
 
 
 def session_message(

@@ -20,9 +20,9 @@ are the recording's positions. The follower
 2. adds its subscription *before* it asks for the replay, so the replay publication has its reader from
    the start and the image joins exactly at the position asked for, then takes only the replay's image
    (its session id is the low 32 bits of the replay session id);
-3. reads that image with a controlled poll, reassembling fragmented messages, and refuses (ABORT) any
-   fragment that ends past the limit read at the start of the poll -- the archive already stops there;
-   this is the second wall;
+3. reads that image with a controlled poll bounded by the limit read at the start of the poll, so no
+   fragment that ends past the limit is delivered -- the archive already stops there; this is the
+   second wall -- and reassembles fragmented messages;
 4. when the image goes -- the replay ended: the recording was stopped under it and the archive finished,
    someone stopped every replay of the recording (the consensus module does so before it truncates),
    the replay failed -- closes the subscription and starts a new replay from its own position;
@@ -84,6 +84,7 @@ DEFAULT_RETRY_INTERVAL_NS: Final = 100 * NS_PER_MS
 DEFAULT_IMAGE_TIMEOUT_NS: Final = 5_000 * NS_PER_MS  # the archive's connect timeout for a replay
 
 _END: Final = int(DataFlags.END)
+_UNFRAGMENTED: Final = int(DataFlags.BEGIN | DataFlags.END)
 
 MessageHandler = Callable[[memoryview, int], object]
 """``handler(message, end_position)``: one whole message (valid during the call only) and the log position
@@ -167,7 +168,6 @@ class RecordingFollower:
         self._retry_at_ns = 0
         self._assembler = FragmentAssembler(self._on_message, max_message_length)
         self._handler: MessageHandler = _discard
-        self._bound = 0
         self._in_message = False
         self._error: BaseException | None = None
         # what happened, for tools and tests
@@ -314,9 +314,8 @@ class RecordingFollower:
 
     def _read(self, image: Image, handler: MessageHandler, fragment_limit: int, bound: int) -> int:
         self._handler = handler
-        self._bound = bound
         try:
-            fragments = image.controlled_poll(self._on_fragment, fragment_limit)
+            fragments = image.controlled_poll(self._on_fragment, fragment_limit, bound)
         finally:
             self._handler = _discard
         if not self._in_message and self._position < image.position <= bound:
@@ -328,10 +327,13 @@ class RecordingFollower:
         return fragments
 
     def _on_fragment(self, payload: memoryview, header: Header) -> ControlledAction:
-        if header.position() > self._bound:
-            return ControlledAction.ABORT
-        self._in_message = not header.values[2] & _END
-        self._assembler.on_fragment(payload, header)
+        # the image delivers no frame that ends past the bound
+        flags = header.values[2]
+        if flags & _UNFRAGMENTED == _UNFRAGMENTED and not self._in_message:
+            self._on_message(payload, header)  # a whole message in one frame: nothing to assemble
+        else:
+            self._in_message = not flags & _END
+            self._assembler.on_fragment(payload, header)
         if self._error is not None:
             return ControlledAction.BREAK  # the message is consumed; the error leaves from poll
         return ControlledAction.CONTINUE

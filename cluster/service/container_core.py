@@ -42,7 +42,12 @@ from cluster.service.api import (
     ClusterTimeUnit,
     Role,
 )
-from cluster.session_message import SESSION_HEADER_LENGTH, session_message, write_session_header
+from cluster.session_message import (
+    SESSION_HEADER_LENGTH,
+    read_session_header,
+    session_message,
+    write_session_header,
+)
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -212,6 +217,18 @@ class ContainerCore:
 
     def on_log_entry(self, message: bytes | memoryview, position: int) -> None:
         """One committed log entry, ending at log position ``position``."""
+        header = read_session_header(message)
+        if header is not None:  # a session message, nearly every entry
+            self._log_position = position
+            self._time = timestamp = header[2]
+            self._acting = True
+            try:
+                self.service.on_session_message(
+                    self._sessions.get(header[1]), timestamp, memoryview(message)[SESSION_HEADER_LENGTH:]
+                )
+            finally:
+                self._acting = False
+            return
         try:
             decoder = codecs.decode(message)
             type(decoder).unpack(message)
@@ -228,13 +245,7 @@ class ContainerCore:
 
     def _dispatch(self, decoder: object, message: bytes | memoryview) -> None:
         service = self.service
-        if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
-            self._time = decoder.timestamp
-            session = self._sessions.get(decoder.cluster_session_id)
-            service.on_session_message(
-                session, decoder.timestamp, memoryview(message)[SESSION_HEADER_LENGTH:]
-            )
-        elif isinstance(decoder, codecs.TimerEventDecoder):
+        if isinstance(decoder, codecs.TimerEventDecoder):
             self._time = decoder.timestamp
             service.on_timer_event(decoder.correlation_id, decoder.timestamp)
         elif isinstance(decoder, codecs.SessionOpenEventDecoder):

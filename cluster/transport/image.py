@@ -599,8 +599,11 @@ class Image:
             self.position = position + (new_offset - offset)
         return count
 
-    def controlled_poll(self, handler: ControlledFragmentHandler, fragment_limit: int) -> int:
-        """Deliver fragments until the handler says ABORT or BREAK, or ``fragment_limit`` is reached."""
+    def controlled_poll(
+        self, handler: ControlledFragmentHandler, fragment_limit: int, limit_position: int | None = None
+    ) -> int:
+        """Deliver fragments until the handler says ABORT or BREAK, or ``fragment_limit`` is reached;
+        with ``limit_position``, never a frame that ends past it (Aeron's bounded controlled poll)."""
         if self.is_closed:
             return 0
         position = self.position
@@ -609,6 +612,9 @@ class Image:
         initial_offset = offset
         term = self.terms[(position >> self.shift) % 3]
         term_length = self.term_length
+        limit_offset = term_length
+        if limit_position is not None and limit_position - position < term_length - offset:
+            limit_offset = offset + limit_position - position
         header = self.reader.header
         count = 0
         while count < fragment_limit and offset + HEADER_LENGTH <= term_length:
@@ -620,6 +626,8 @@ class Image:
             if frame_length < HEADER_LENGTH or offset + aligned > term_length or values[4] != offset:
                 self.reader.corrupt_frame_count += 1
                 break
+            if offset + aligned > limit_offset:
+                break  # past the limit: it stays for a later poll
             frame_offset = offset
             if values[3] == _PAD:
                 offset += aligned

@@ -929,6 +929,31 @@ def test_controlled_poll_abort_break_commit_and_continue() -> None:
         assert image.position == positions[-1]
 
 
+def test_a_bounded_controlled_poll_delivers_no_frame_ending_past_its_limit() -> None:
+    with Sim(64) as sim:
+        pair = unicast(sim)
+        assert sim.run_until(lambda: pair.pub.is_connected)
+        positions = publish_and_wait(sim, pair, [bytes([i]) * 50 for i in range(4)])
+        image = pair.sub.images[0]
+        seen: list[int] = []
+
+        def handler(payload: memoryview, header: Header) -> ControlledAction:
+            seen.append(payload[0])
+            return ControlledAction.CONTINUE
+
+        # a limit inside the third frame: the first two only
+        assert image.controlled_poll(handler, 10, positions[2] - 1) == 2
+        assert seen == [0, 1] and image.position == positions[1]
+        # a limit at the image's position: nothing
+        assert image.controlled_poll(handler, 10, positions[1]) == 0
+        # a limit exactly at a frame's end takes that frame
+        assert image.controlled_poll(handler, 10, positions[2]) == 1
+        assert seen == [0, 1, 2] and image.position == positions[2]
+        # a limit beyond the data: the rest
+        assert image.controlled_poll(handler, 10, positions[-1] + 4096) == 1
+        assert seen == [0, 1, 2, 3] and image.position == positions[-1]
+
+
 def test_poll_respects_the_fragment_limit() -> None:
     with Sim(63) as sim:
         pair = unicast(sim)

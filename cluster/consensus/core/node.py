@@ -45,8 +45,7 @@ reason.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -149,6 +148,28 @@ class _Out:
     ) -> None:
         self.actions.append(AppendLog(message, end_position_offset))
         self.answers.append((on_appended, on_failed))
+
+
+class _Guard:
+    """``ConsensusCore._guard``'s context manager: a plain class, as it wraps every appended entry."""
+
+    __slots__ = ("core", "now_ns", "out")
+
+    def __init__(self, core: ConsensusCore, now_ns: int, out: _Out) -> None:
+        self.core = core
+        self.now_ns = now_ns
+        self.out = out
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, ConsensusError):
+            return False
+        core = self.core
+        core.errors += 1
+        core._enter_election(self.now_ns, self.out, f"error: {exc}")
+        return True
 
 
 class ConsensusCore:
@@ -522,16 +543,11 @@ class ConsensusCore:
         self.sessions.on_egress_connected(key)
         return []
 
-    @contextmanager
-    def _guard(self, now_ns: int, out: _Out) -> Iterator[None]:
+    def _guard(self, now_ns: int, out: _Out) -> _Guard:
         """An error in the core's own rules (a ``ConsensusError``, such as a recording-log operation the
         history refuses) sends the election back to INIT, as Aeron's election does with any error; the
         actions already produced stay (each was a complete step)."""
-        try:
-            yield
-        except ConsensusError as error:
-            self.errors += 1
-            self._enter_election(now_ns, out, f"error: {error}")
+        return _Guard(self, now_ns, out)
 
     def on_message(self, now_ns: int, message: bytes) -> list[Action]:
         """One message from the consensus stream. Bytes that are not a whole message of the cluster

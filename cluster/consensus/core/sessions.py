@@ -52,7 +52,7 @@ from cluster.consensus.core.actions import Action, CloseEgress, OpenEgress, Send
 from cluster.consensus.core.members import ClusterMember
 from cluster.consensus.core.timers import TimerService
 from cluster.messages import pack
-from cluster.session_message import SESSION_HEADER_LENGTH
+from cluster.session_message import SESSION_HEADER_LENGTH, read_session_header
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -314,13 +314,15 @@ class ClientSessions:
         """A client's message. ``leading``: a leader with its election over; ``following``: a follower
         with its election over (it answers connects with REDIRECT and forwards challenge responses to
         the leader through ``forward``); in an election everything is dropped (the client retries)."""
+        header = read_session_header(message)
+        if header is not None:  # a session message, nearly everything a client sends
+            if leading:
+                self._on_session_message(now_ns, header[0], header[1], message, out, leadership_term_id)
+            return
         decoder = self._decode(message)
         if decoder is None:
             return
-        if isinstance(decoder, codecs.SessionMessageHeaderDecoder):
-            if leading:
-                self._on_session_message(now_ns, decoder, message, out, leadership_term_id)
-        elif isinstance(decoder, codecs.SessionConnectRequestDecoder):
+        if isinstance(decoder, codecs.SessionConnectRequestDecoder):
             if leading:
                 self._on_connect(now_ns, decoder, out)
             elif following:
@@ -369,12 +371,13 @@ class ClientSessions:
     def _on_session_message(
         self,
         now_ns: int,
-        header: codecs.SessionMessageHeaderDecoder,
+        message_term_id: int,
+        session_id: int,
         message: bytes,
         out: Out,
         leadership_term_id: int,
     ) -> None:
-        session = self._open_session(header.cluster_session_id, header.leadership_term_id, leadership_term_id)
+        session = self._open_session(session_id, message_term_id, leadership_term_id)
         if session is None:
             return  # a stale term, or no open session: dropped, as Aeron drops it
         stamped = bytearray(message)
@@ -768,6 +771,12 @@ class ClientSessions:
         """A committed log entry (or, for a leader replaying its log, one of its own log), ending at
         ``position``: the state follows it. Bytes that are no cluster message are counted and skipped."""
         self.consumed_position = self.read_position = position
+        header = read_session_header(message)
+        if header is not None and header[1] >= 0:  # a client's message, nearly every entry
+            active = self.sessions.get(header[1])
+            if active is not None:
+                active.time_of_last_activity_ns = now_ns
+            return
         decoder = self._decode(message)
         if decoder is None:
             return
