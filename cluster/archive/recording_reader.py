@@ -10,7 +10,8 @@ longer than ``max_length`` -- and only frames that end at or before the stop pos
 comes in a block of its own, as the 32-byte header the file holds; ``position`` still moves over its
 whole aligned length, so the caller learns the padding's length from the header (a replay appends a
 PAD of that length, as Aeron's does). ``frames()`` walks the same frames one at a time as
-``(position, header values, payload)``, for tools.
+``(position, header values, payload)``, for tools, and ``messages()`` puts fragmented messages back
+together (a snapshot's loader reads them so).
 
 One read may be bounded further, by ``read_block(max_length, limit_position)``: a replay bounded by a
 counter whose value need not be a frame end. The limit cuts that read as the stop position cuts them
@@ -62,10 +63,13 @@ from cluster.archive.segments import (
 )
 from cluster.storage import Storage, StorageError, StorageFile
 from cluster.transport.logbuffer import alike_data_frames
+from generated.aeron_transport_frames import DataFlags
 
 __all__ = ["DEFAULT_READ_LENGTH", "FrameRecord", "RecordingReader", "data_frame_run"]
 
 DEFAULT_READ_LENGTH: Final = 64 * 1024
+_BEGIN: Final = int(DataFlags.BEGIN)
+_END: Final = int(DataFlags.END)
 
 # (position of the frame's first byte, header values in DataHeaderDecoder.LAYOUT order, payload)
 FrameRecord = tuple[int, tuple[int, ...], memoryview]
@@ -321,6 +325,37 @@ class RecordingReader:
             )
         self._position = position + aligned
         return self._view[:aligned]
+
+    def messages(self, max_length: int = DEFAULT_READ_LENGTH) -> Iterator[tuple[int, bytes]]:
+        """``(position of its end, message)`` of every whole message from here on, its fragments put
+        back together; padding is skipped. The reader must stand on a message's first fragment. A
+        fragment out of sequence -- a continuation with no message begun, a new message before the last
+        one ended -- is a ``SegmentError``; a message the recording ends inside is not given."""
+        parts: list[bytes] = []
+        begun = False
+        for position, values, payload in self.frames(max_length):
+            if values[3] == PAD_TYPE:
+                continue
+            flags = values[2]
+            if flags & _BEGIN:
+                if begun:
+                    raise self._sequence_error(position, "a message begins before the last one ended")
+                begun = True
+            elif not begun:
+                raise self._sequence_error(position, "a continuation with no message begun")
+            parts.append(bytes(payload))
+            if flags & _END:
+                end = position + ((values[0] + FRAME_ALIGNMENT - 1) & -FRAME_ALIGNMENT)
+                yield end, parts[0] if len(parts) == 1 else b"".join(parts)
+                parts.clear()
+                begun = False
+
+    def _sequence_error(self, position: int, reason: str) -> SegmentError:
+        return SegmentError(
+            f"fragment at position {position} out of sequence: {reason}",
+            file=f"{self._storage.location}/{self._file_name}",
+            field="dataHeader.flags",
+        )
 
     def frames(self, max_length: int = DEFAULT_READ_LENGTH) -> Iterator[FrameRecord]:
         """``(position, header values, payload)`` of every frame from here on, read ``max_length`` bytes
