@@ -39,6 +39,7 @@ from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
 __all__ = [
+    "APP_VERSION",
     "CONSENSUS_MODULE_TYPE_ID",
     "SERVICE_TYPE_ID",
     "ConsensusModuleSnapshot",
@@ -57,6 +58,9 @@ __all__ = [
 
 CONSENSUS_MODULE_TYPE_ID: Final = 1
 SERVICE_TYPE_ID: Final = 2
+APP_VERSION: Final = 1
+"""The application version a node writes (in NewLeadershipTermEvent and the snapshot markers): 0.0.1,
+packed as major << 16 | minor << 8 | patch, Aeron's default."""
 
 _MARK = codecs.SnapshotMark
 _NULL_ENUM: Final = -(2**31)  # the null value of the schema's int32 enums

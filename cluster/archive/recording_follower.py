@@ -5,7 +5,8 @@ and extensions.
 Theory of operation
 -------------------
 The follower reads recording ``recording_id()`` from ``position`` onwards and hands each whole message to
-``poll``'s handler with the position of the message's end, in order, once. How far it may read is the
+``poll``'s handler with the position of the message's end, in order, once (a handler that returns
+``True`` ends that poll after its message: a container stops at a snapshot). How far it may read is the
 value of a counter (``limit_counter()``): a service container reads the cluster's log recording bounded
 by the node's commit position.
 
@@ -170,6 +171,7 @@ class RecordingFollower:
         self._handler: MessageHandler = _discard
         self._in_message = False
         self._error: BaseException | None = None
+        self._end_poll = False  # the handler asked to end the poll after its message
         # what happened, for tools and tests
         self.messages = 0
         self.replays_started = 0
@@ -334,8 +336,9 @@ class RecordingFollower:
         else:
             self._in_message = not flags & _END
             self._assembler.on_fragment(payload, header)
-        if self._error is not None:
-            return ControlledAction.BREAK  # the message is consumed; the error leaves from poll
+        if self._error is not None or self._end_poll:
+            self._end_poll = False
+            return ControlledAction.BREAK  # the message is consumed; an error leaves from poll
         return ControlledAction.CONTINUE
 
     def _on_message(self, message: memoryview, header: Header) -> None:
@@ -343,7 +346,7 @@ class RecordingFollower:
         self._position = end_position
         self.messages += 1
         try:
-            self._handler(message, end_position)
+            self._end_poll = self._handler(message, end_position) is True
         except BaseException as error:  # re-raised from poll once the image's position is past it
             self._error = error
 

@@ -77,6 +77,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from cluster.archive.client import ArchiveClient
+from cluster.archive.message_recorder import DEFAULT_TIMEOUT_NS, MessageRecorder, RecorderState
 from cluster.archive.recording_follower import (
     DEFAULT_REPLAY_CHANNEL,
     DEFAULT_REPLAY_STREAM_ID,
@@ -123,6 +124,8 @@ EGRESS_CONNECT_TIMEOUT_NS: Final = 5_000_000_000  # how long they wait at most f
 HELD: Final = 1  # an egress offer's answer for a message held until the publication takes it
 LOG_FRAGMENT_LIMIT: Final = 50
 CONTROL_FRAGMENT_LIMIT: Final = 10
+DEFAULT_SNAPSHOT_CHANNEL: Final = "aeron:ipc?alias=snapshot"
+SERVICE_SNAPSHOT_STREAM_ID: Final = 106
 MAX_CONTROL_MESSAGE_LENGTH: Final = 64 * 1024
 NULL_VALUE: Final = -1
 
@@ -402,6 +405,9 @@ class ContainerAgent:
         consensus_module_stream_id: int = CONSENSUS_MODULE_STREAM_ID,
         replay_channel: str = DEFAULT_REPLAY_CHANNEL,
         replay_stream_id: int = DEFAULT_REPLAY_STREAM_ID,
+        snapshot_channel: str = DEFAULT_SNAPSHOT_CHANNEL,
+        snapshot_stream_id: int = SERVICE_SNAPSHOT_STREAM_ID,
+        snapshot_timeout_ns: int = DEFAULT_TIMEOUT_NS,
     ) -> None:
         """``archive``: a client of the node's archive for this container alone; ``log_recording_id()``:
         the node's log recording, -1 while it has none."""
@@ -419,6 +425,14 @@ class ContainerAgent:
             raise ContainerAgentError(f"cluster_id must be an int32: {cluster_id!r}")
         self.transport = transport
         self.clock = transport.clock
+        self.archive = archive
+        self.snapshot_channel = snapshot_channel
+        self.snapshot_stream_id = snapshot_stream_id
+        self.snapshot_timeout_ns = snapshot_timeout_ns
+        self._snapshot: tuple[int, MessageRecorder] | None = None  # (log position, its recorder)
+        self.snapshots_taken = 0
+        self.snapshots_failed = 0
+        self.last_snapshot_error = ""
         self.service = service
         self.service_id = service_id
         self.member_id = member_id
@@ -457,7 +471,9 @@ class ContainerAgent:
                 member_id=member_id,
                 proxy=self.consensus_module,
                 egress=self.egress,
+                snapshots=self,
             )
+            self._closers.append(self._abandon_snapshot)
             self.core.start()
             self._queue_ack(self.follower.position, relevant_id=self.client_id)
         except BaseException:
@@ -497,7 +513,10 @@ class ContainerAgent:
         work = self.service_adapter.poll(CONTROL_FRAGMENT_LIMIT)
         work += self._send_acks()
         work += self._check_role()
-        work += self.follower.poll(self._on_log_entry, LOG_FRAGMENT_LIMIT)
+        if self._snapshot is not None:
+            work += self._snapshot_work()
+        if self._snapshot is None:  # the log waits while a snapshot is recorded, as Aeron's service does
+            work += self.follower.poll(self._on_log_entry, LOG_FRAGMENT_LIMIT)
         work += self._send_acks()
         work += self.egress.do_work()
         work += self.service.do_background_work(self.clock.nano_time())
@@ -558,9 +577,50 @@ class ContainerAgent:
             self.egress.follow()
         self.core.on_role_change(role)
 
+    # ------------------------------------------------------------------ snapshots
+
+    def take_snapshot(self, log_position: int, messages: list[bytes]) -> None:
+        """``SnapshotTaker``: record the snapshot the core made at ``log_position``; the log is read no
+        further until it is recorded (or has failed) and acknowledged."""
+        recorder = MessageRecorder(
+            self.transport,
+            self.archive,
+            self.snapshot_channel,
+            self.snapshot_stream_id,
+            messages,
+            timeout_ns=self.snapshot_timeout_ns,
+        )
+        self._snapshot = (log_position, recorder)
+
+    def _snapshot_work(self) -> int:
+        assert self._snapshot is not None
+        log_position, recorder = self._snapshot
+        work = recorder.do_work()
+        if recorder.done:
+            self._snapshot = None
+            if recorder.state == RecorderState.DONE:
+                self.snapshots_taken += 1
+            else:
+                self.snapshots_failed += 1
+                self.last_snapshot_error = recorder.error
+            # the ack names the snapshot's recording, or -1: the consensus module then takes none
+            self._queue_ack(
+                log_position,
+                relevant_id=recorder.recording_id if recorder.state == RecorderState.DONE else NULL_VALUE,
+            )
+            work += 1
+        return work
+
+    def _abandon_snapshot(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot[1].close()
+            self._snapshot = None
+
     # ------------------------------------------------------------------ the log
 
-    def _on_log_entry(self, message: memoryview, end_position: int) -> None:
+    def _on_log_entry(self, message: memoryview, end_position: int) -> bool:
+        """One committed entry to the core; ``True`` (the follower's poll ends here) once it started a
+        snapshot."""
         try:
             template_id = codecs.MessageHeaderDecoder.unpack(message)[1]
         except CodecError:
@@ -575,6 +635,7 @@ class ContainerAgent:
             session = None if session_id is None else self.core.get_client_session(session_id)
             if session is not None:
                 self.egress.open(session)
+        return self._snapshot is not None
 
     @staticmethod
     def _session_id(

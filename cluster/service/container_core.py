@@ -15,8 +15,11 @@ the log position of its end. What each entry does:
 * SessionCloseEvent: ``on_session_close``, then the session leaves;
 * NewLeadershipTermEvent: the cluster's time unit and the term move on, then
   ``on_new_leadership_term_event``;
-* anything else (ClusterActionRequest, the legacy MembershipChangeEvent) moves time and position only
-  here; snapshots come later.
+* ClusterActionRequest SNAPSHOT (without the standby flag): the service's snapshot at the action's log
+  position -- a BEGIN marker, one record per open session, END, then what ``on_take_snapshot`` writes
+  (``cluster.snapshots``; the service may not act on the cluster from there) -- goes to the
+  ``SnapshotTaker``, which records it and acknowledges it;
+* anything else (SUSPEND, RESUME, the legacy MembershipChangeEvent) moves time and position only.
 
 Before each callback the facade's ``time()`` becomes the entry's timestamp and ``log_position`` its end,
 so replicas that read the same log make the same calls with the same arguments. A service acts on the
@@ -48,6 +51,13 @@ from cluster.session_message import (
     session_message,
     write_session_header,
 )
+from cluster.snapshots import (
+    APP_VERSION,
+    SERVICE_TYPE_ID,
+    ServiceSnapshot,
+    SnapshotClientSession,
+    SnapshotMarker,
+)
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -78,6 +88,15 @@ class ConsensusModuleProxy(Protocol):
 
     def offer_service_message(self, message: bytes) -> int:
         """A SessionMessageHeader (cluster session id = the service's id) and payload, for the log."""
+        ...
+
+
+class SnapshotTaker(Protocol):
+    """Where the container's snapshots go (the agent records them in the node's archive)."""
+
+    def take_snapshot(self, log_position: int, messages: list[bytes]) -> None:
+        """Record ``messages`` -- the snapshot's markers and sessions, then the service's own messages --
+        as the service's snapshot at ``log_position``, and acknowledge it once recorded."""
         ...
 
 
@@ -129,6 +148,21 @@ class ContainerSession:
         return self.core.proxy.close_session(self.id)
 
 
+class _SnapshotBuffer:
+    """The ``SnapshotWriter`` a service's ``on_take_snapshot`` writes to: every message is kept, in order;
+    the taker records them once the callback returns (nothing here may wait for the archive)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.position = 0
+
+    def offer(self, message: bytes | bytearray | memoryview) -> int:
+        data = bytes(message)
+        self.messages.append(data)
+        self.position += len(data)
+        return self.position
+
+
 class ContainerCore:
     """One service's container, without I/O (see the module docstring). It is the service's ``Cluster``."""
 
@@ -140,8 +174,12 @@ class ContainerCore:
         member_id: int,
         proxy: ConsensusModuleProxy,
         egress: EgressSender,
+        snapshots: SnapshotTaker | None = None,
+        app_version: int = APP_VERSION,
     ) -> None:
         self.service = service
+        self.snapshots = snapshots
+        self.app_version = app_version
         self.service_id = service_id
         self._member_id = member_id
         self.proxy = proxy
@@ -196,6 +234,25 @@ class ContainerCore:
         self._check_may_act("send a message to the log")
         framed = session_message(self.leadership_term_id, self.service_id, 0, message)
         return self.proxy.offer_service_message(framed)
+
+    def _take_snapshot(self, log_position: int) -> None:
+        """The service's snapshot at ``log_position``: the markers and the open sessions, then whatever
+        ``on_take_snapshot`` writes, handed to the snapshot taker."""
+        if self.snapshots is None:
+            return
+        marker = SnapshotMarker(
+            SERVICE_TYPE_ID, log_position, self.leadership_term_id, 0, int(self._time_unit), self.app_version
+        )
+        sessions = tuple(
+            SnapshotClientSession(s.id, s.response_stream_id, s.response_channel, s.encoded_principal)
+            for s in self._sessions.values()
+        )
+        writer = _SnapshotBuffer()
+        self._acting = False  # a snapshot changes nothing: no timers, messages or closes from it
+        self.service.on_take_snapshot(writer)
+        self.snapshots.take_snapshot(
+            log_position, [*ServiceSnapshot(marker, sessions).messages(), *writer.messages]
+        )
 
     def _check_may_act(self, what: str) -> None:
         if not self._acting:
@@ -282,3 +339,5 @@ class ContainerCore:
             )
         elif isinstance(decoder, codecs.ClusterActionRequestDecoder):
             self._time = decoder.timestamp
+            if decoder.action_raw == codecs.ClusterAction.SNAPSHOT and not decoder.flags:
+                self._take_snapshot(decoder.log_position)

@@ -75,6 +75,7 @@ from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.recording_log import RecordingLog
 from cluster.consensus.core.sessions import Authenticator, AuthorisationService, ClientSessions
 from cluster.messages import pack
+from cluster.snapshots import APP_VERSION
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -94,7 +95,6 @@ CORE_CANARIES: dict[str, str] = {
 
 FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
-APP_VERSION = 1  # 0.0.1
 NO_VOTE = None
 
 _E = ElectionState
