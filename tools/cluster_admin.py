@@ -197,7 +197,11 @@ def _latest_snapshot_json(log: RecordingLog) -> dict[str, Any] | None:
 
 
 def _utc(timestamp_ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
+    """Epoch milliseconds as a UTC time; a value no calendar holds (a damaged field) as it is."""
+    try:
+        moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
+    except (OverflowError, ValueError, OSError):
+        return f"{timestamp_ms} ms since the epoch, out of the calendar's range"
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{timestamp_ms % 1000:03d} UTC"
 
 

@@ -1,10 +1,18 @@
-"""``python -m tools cluster``: run a local cluster, or look into a node's directory (ours or Java's).
+"""``python -m tools cluster``: run a local cluster, or look into and repair a node's directory (ours or
+Java's).
 
 ::
 
     python -m tools cluster up --nodes N --dir DIR [--base-port P] [--service echo|kv|MODULE:CLASS]
         [--set KEY=VALUE ...]
     python -m tools cluster describe DIR [--json]
+    python -m tools cluster recording-log DIR [--json]
+    python -m tools cluster recovery-plan DIR [--json] [--service-count N] [--archive-dir ARCHIVE]
+    python -m tools cluster errors DIR [--json]
+    python -m tools cluster pid DIR [--json]
+    python -m tools cluster invalidate-latest-snapshot DIR [--json]
+    python -m tools cluster seed-recording-log-from-snapshot DIR [--json]
+    python -m tools cluster sort-recording-log DIR [--json]
     python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
         [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
@@ -25,29 +33,33 @@ closed in order on its SIGTERM, 1 otherwise (a node died, or had to be killed); 
 1, once every node has exited. Run again on the same DIR, it rewrites the same configurations and the
 nodes recover their state from their directories.
 
-``describe`` reads the node's three files -- the consensus module's mark file (``cluster-mark.dat``),
-the node state (``node-state.dat``) and the recording log (``recording.log``) -- and prints them. DIR
-is the cluster directory, or a directory holding it as ``cluster/`` (as Java's node directories do:
-``node0/cluster/``). With ``--json`` it prints one JSON object::
+The offline verbs -- ``describe`` to ``sort-recording-log`` -- work on a node's files, not on a running
+node: they live in ``tools.cluster_admin``, whose docstring says what each reads, prints and changes.
+DIR is the cluster directory, or a directory holding it as ``cluster/`` (as Java's node directories
+do: ``node0/cluster/``). ``describe`` prints the consensus module's mark file, the node state, the
+recording log and the latest valid snapshot; with ``--json`` one JSON object::
 
     {"markFile": {...every field of the MarkFileHeader, under the schema's names...},
      "nodeState": {"version": 768, "candidateTerm": {"candidateTermId": ..., "timestamp": ...,
                    "logPosition": ...}, "clusterMembers": null},
      "recordingLog": [{"type": "TERM", "recordingId": 0, "leadershipTermId": 0,
                        "termBaseLogPosition": 0, "logPosition": -1, "timestamp": ..., "serviceId": -1,
-                       "isValid": true}, ...]}
+                       "isValid": true}, ...],
+     "latestSnapshot": {"consensusModule": {"entryIndex": 5, "type": "SNAPSHOT", ...},
+                        "services": [{"entryIndex": 4, ..., "serviceId": 0, ...}]} or null}
 
-Without it, the same as text: one ``name: value`` line per field, and the recording log as a table.
-
-It only reads: nothing is changed, so it is safe on a directory a running node owns. A recording log
-with a crash's torn leftovers is shown as a node would load it, with a note of the repair the node
-would make. A missing file or a bad directory is one ``error: ...`` line and exit status 2.
+``recording-log``, ``recovery-plan``, ``errors`` and ``pid`` only read, like ``describe``, and are safe
+on a directory a running node owns; ``invalidate-latest-snapshot``, ``seed-recording-log-from-snapshot``
+and ``sort-recording-log`` change ``recording.log`` and refuse while the node runs (its mark file's
+activity timestamp within the 10 s liveness timeout of now). A missing file, a damaged one or a bad
+directory is one ``error: ...`` line and exit status 2. docs/admin-tool.md describes them all.
 
 ``client`` is a client session against an echo service: it sends K messages, waits for every echo and
 prints JSON lines, the result last; ``tools.cluster_client`` says what it prints and how it keeps its
 session across a leader change.
 
-Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``).
+Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``); the offline verbs' come from
+``tools.cluster_admin.SUBCOMMANDS``.
 """
 
 from __future__ import annotations

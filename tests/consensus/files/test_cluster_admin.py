@@ -342,6 +342,20 @@ def test_changing_verbs_on_copies_of_java_directories(
 # --------------------------------------------------------------------------------------------- fuzzing
 
 
+@pytest.mark.parametrize("timestamp", [2**62, -(2**62), 2**53])
+def test_a_time_out_of_the_calendars_range_is_printed_as_a_number(tmp_path: Path, timestamp: int) -> None:
+    _node(tmp_path)
+    for name, offset in (("cluster-mark.dat", 8192 + 8), ("cluster-mark.dat", 8 + 16)):  # error log, start
+        with RealStorage(tmp_path / "cluster").open(name) as file:
+            file.write(offset, timestamp.to_bytes(8, "little", signed=True))
+    for verb in ("errors", "describe"):  # describe shows a start time as a time only when it is positive
+        status, out, err = _cli(verb, str(tmp_path))
+        assert (status, err) == (0, "")
+        assert (f"{timestamp} ms since the epoch, out of the calendar's range" in out) == (
+            verb == "errors" or timestamp > 0
+        )
+
+
 @pytest.fixture(scope="module")
 def fuzz_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("admin-template")
@@ -359,7 +373,7 @@ def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _MUTABLE = ["recording.log", "cluster-mark.dat", "cluster-mark-service-0.dat"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_every_verb_exits_0_or_with_one_error_line(
     fuzz_template: dict[str, bytes], fuzz_root: Path, data: st.DataObject
@@ -370,9 +384,14 @@ def test_fuzz_every_verb_exits_0_or_with_one_error_line(
     for name, content in fuzz_template.items():
         whole = bytearray(content)
         if name in _MUTABLE:
-            limit = len(whole) if name == "recording.log" else 8192 + 256
+            # anywhere in the recording log; in a mark file, its header or the start of its error log
+            offsets = (
+                st.integers(0, len(whole) - 1)
+                if name == "recording.log"
+                else st.one_of(st.integers(0, 300), st.integers(8192, 8192 + 255))
+            )
             for _ in range(data.draw(st.integers(0, 4), label=f"{name} changes")):
-                at = data.draw(st.integers(0, min(limit, len(whole)) - 1), label=f"{name} offset")
+                at = data.draw(offsets, label=f"{name} offset")
                 whole[at] = data.draw(st.integers(0, 255), label=f"{name} byte")
             whole = whole[: data.draw(st.integers(0, len(whole)), label=f"{name} length")]
         (cluster / name).write_bytes(bytes(whole))
