@@ -1,16 +1,7 @@
 """The offline verbs of ``python -m tools cluster``: look into a stopped (or running) node's cluster
 directory, ours or one Java's Aeron wrote, and make the few repairs Aeron's ClusterTool makes to it.
 
-::
-
-    python -m tools cluster describe DIR [--json]
-    python -m tools cluster recording-log DIR [--json]
-    python -m tools cluster recovery-plan DIR [--json] [--service-count N] [--archive-dir ARCHIVE]
-    python -m tools cluster errors DIR [--json]
-    python -m tools cluster pid DIR [--json]
-    python -m tools cluster invalidate-latest-snapshot DIR [--json]
-    python -m tools cluster seed-recording-log-from-snapshot DIR [--json]
-    python -m tools cluster sort-recording-log DIR [--json]
+The command lines are listed in ``tools.cluster_cmd``; each verb takes ``DIR`` and ``--json``.
 
 Theory of operation
 -------------------
@@ -30,7 +21,7 @@ DIR is the cluster directory, or a directory holding it as ``cluster/`` (Java's 
   position, which only the archive's catalog knows: the catalog of ``--archive-dir`` (default: the
   directory ``archive`` beside the cluster directory) is read. A recording whose stop position is -1
   (its archive stopped while recording, as a ``kill -9`` leaves it) gets the position the archive's
-  recovery would set, found by the same scan of its segment files (``segments.find_stop_position``),
+  recovery would set, found by the same scan of its segment files (``recovery.scanned_stop_position``),
   and the text form says so. The snapshot set has ``--service-count`` services; by default as many as
   the latest snapshot set holds (Aeron's ClusterTool asks for the number);
 * ``errors``: the distinct error log of the consensus module's mark file and of each service's
@@ -74,8 +65,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cluster.archive import CATALOG_FILE_NAME, Catalog, RecordingDescriptor
-from cluster.archive.recovery import layout_problem, torn_stop_position
-from cluster.archive.segments import find_stop_position
+from cluster.archive.recovery import layout_problem, scanned_stop_position, torn_stop_position
 from cluster.consensus.core.recording_log import RecordingLog, RecordingLogEntry
 from cluster.consensus.files import (
     CLUSTER_MARK_FILE_NAME,
@@ -377,15 +367,7 @@ def _log_stop_position(archive: Storage, descriptor: RecordingDescriptor) -> tup
             f"{archive.location}: recording {descriptor.recording_id} cannot be scanned for its stop "
             f"position: {problem}"
         )
-    found = find_stop_position(
-        archive,
-        recording_id=descriptor.recording_id,
-        start_position=descriptor.start_position,
-        term_length=descriptor.term_buffer_length,
-        segment_length=descriptor.segment_file_length,
-        initial_term_id=descriptor.initial_term_id,
-        stream_id=descriptor.stream_id,
-    )
+    found = scanned_stop_position(archive, descriptor)
     return found, (
         f"the catalog's stopPosition of log recording {descriptor.recording_id} is {stop} (its archive "
         f"stopped while recording): {found} is where its segment files end, as the archive's recovery "

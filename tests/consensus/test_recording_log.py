@@ -198,11 +198,19 @@ def test_snapshot_matching_an_invalidated_one_revalidates_it_in_place() -> None:
     ]
 
 
-def test_invalidate_latest_snapshot_falls_back_to_the_previous_set() -> None:
+def two_snapshot_sets(services: int, services_later: int | None = None) -> RecordingLog:
+    """Term 0 with a snapshot at 640 (recordings 20, 21, ...), term 1 from 1000 with one at 1500 (30, ...)."""
     log = term_log(0)
-    snapshot_set(log, 0, 0, 640, services=2, first_id=20)
+    snapshot_set(log, 0, 0, 640, services=services, first_id=20)
     log.append_term(LOG_ID, 1, 1000, 5)
-    snapshot_set(log, 1, 1000, 1500, services=2, first_id=30)
+    snapshot_set(
+        log, 1, 1000, 1500, services=services if services_later is None else services_later, first_id=30
+    )
+    return log
+
+
+def test_invalidate_latest_snapshot_falls_back_to_the_previous_set() -> None:
+    log = two_snapshot_sets(2)
     invalidated = log.invalidate_latest_snapshot()
     assert [(e.service_id, e.recording_id, e.is_valid) for e in invalidated] == [
         (-1, 30, False),
@@ -230,10 +238,7 @@ def test_incomplete_snapshot_set_is_refused() -> None:
 
 
 def test_latest_snapshot_set_finds_the_services_without_being_told_how_many() -> None:
-    log = term_log(0)
-    snapshot_set(log, 0, 0, 640, services=3, first_id=20)
-    log.append_term(LOG_ID, 1, 1000, 5)
-    snapshot_set(log, 1, 1000, 1500, services=2, first_id=30)
+    log = two_snapshot_sets(3, 2)
     assert [(e.service_id, e.recording_id) for e in log.latest_snapshot_set()] == [(-1, 30), (0, 31), (1, 32)]
     assert log.latest_snapshot_set() == log.latest_snapshots(2)
     log.invalidate_latest_snapshot()
@@ -262,11 +267,7 @@ def test_sorted_copy_renumbers_the_entries_in_aerons_order_and_drops_removed_rec
 
 
 def test_seeding_keeps_the_latest_snapshot_set_at_position_zero_without_terms() -> None:
-    log = term_log(0)
-    snapshot_set(log, 0, 0, 640, services=2, first_id=20)
-    log.append_term(LOG_ID, 1, 1000, 5)
-    snapshot_set(log, 1, 1000, 1500, services=2, first_id=30)
-    seeded = log.seeded_from_latest_snapshot()
+    seeded = two_snapshot_sets(2).seeded_from_latest_snapshot()
     fields = ("entry_index", "recording_id", "leadership_term_id", "term_base_log_position", "log_position")
     fields += ("service_id", "entry_type", "is_valid")
     assert [tuple(getattr(e, name) for name in fields) for e in seeded.entries] == [
