@@ -53,7 +53,7 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     ),
     "cluster": CommandSpec(
         "tools.cluster_cmd",
-        "run a local cluster (up), or inspect a node directory, ours or Java's (describe)",
+        "run a local cluster (up), or inspect and repair a node directory, ours or Java's (describe, ...)",
     ),
     "node": CommandSpec(
         "tools.node_cmd", "run one cluster member (transport, archive, consensus module) from a config file"

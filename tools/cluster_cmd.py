@@ -1,10 +1,18 @@
-"""``python -m tools cluster``: run a local cluster, or look into a node's directory (ours or Java's).
+"""``python -m tools cluster``: run a local cluster, or look into and repair a node's directory (ours or
+Java's).
 
 ::
 
     python -m tools cluster up --nodes N --dir DIR [--base-port P] [--service echo|kv|MODULE:CLASS]
         [--set KEY=VALUE ...]
     python -m tools cluster describe DIR [--json]
+    python -m tools cluster recording-log DIR [--json]
+    python -m tools cluster recovery-plan DIR [--json] [--service-count N] [--archive-dir ARCHIVE]
+    python -m tools cluster errors DIR [--json]
+    python -m tools cluster pid DIR [--json]
+    python -m tools cluster invalidate-latest-snapshot DIR [--json]
+    python -m tools cluster seed-recording-log-from-snapshot DIR [--json]
+    python -m tools cluster sort-recording-log DIR [--json]
     python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
         [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
@@ -25,35 +33,38 @@ closed in order on its SIGTERM, 1 otherwise (a node died, or had to be killed); 
 1, once every node has exited. Run again on the same DIR, it rewrites the same configurations and the
 nodes recover their state from their directories.
 
-``describe`` reads the node's three files -- the consensus module's mark file (``cluster-mark.dat``),
-the node state (``node-state.dat``) and the recording log (``recording.log``) -- and prints them. DIR
-is the cluster directory, or a directory holding it as ``cluster/`` (as Java's node directories do:
-``node0/cluster/``). With ``--json`` it prints one JSON object::
+The offline verbs -- ``describe`` to ``sort-recording-log`` -- work on a node's files, not on a running
+node: they live in ``tools.cluster_admin``, whose docstring says what each reads, prints and changes.
+DIR is the cluster directory, or a directory holding it as ``cluster/`` (as Java's node directories
+do: ``node0/cluster/``). ``describe`` prints the consensus module's mark file, the node state, the
+recording log and the latest valid snapshot; with ``--json`` one JSON object::
 
     {"markFile": {...every field of the MarkFileHeader, under the schema's names...},
      "nodeState": {"version": 768, "candidateTerm": {"candidateTermId": ..., "timestamp": ...,
                    "logPosition": ...}, "clusterMembers": null},
      "recordingLog": [{"type": "TERM", "recordingId": 0, "leadershipTermId": 0,
                        "termBaseLogPosition": 0, "logPosition": -1, "timestamp": ..., "serviceId": -1,
-                       "isValid": true}, ...]}
+                       "isValid": true}, ...],
+     "latestSnapshot": {"consensusModule": {"entryIndex": 5, "type": "SNAPSHOT", ...},
+                        "services": [{"entryIndex": 4, ..., "serviceId": 0, ...}]} or null}
 
-Without it, the same as text: one ``name: value`` line per field, and the recording log as a table.
-
-It only reads: nothing is changed, so it is safe on a directory a running node owns. A recording log
-with a crash's torn leftovers is shown as a node would load it, with a note of the repair the node
-would make. A missing file or a bad directory is one ``error: ...`` line and exit status 2.
+``recording-log``, ``recovery-plan``, ``errors`` and ``pid`` only read, like ``describe``, and are safe
+on a directory a running node owns; ``invalidate-latest-snapshot``, ``seed-recording-log-from-snapshot``
+and ``sort-recording-log`` change ``recording.log`` and refuse while the node runs (its mark file's
+activity timestamp within the 10 s liveness timeout of now). A missing file, a damaged one or a bad
+directory is one ``error: ...`` line and exit status 2. docs/admin-tool.md describes them all.
 
 ``client`` is a client session against an echo service: it sends K messages, waits for every echo and
 prints JSON lines, the result last; ``tools.cluster_client`` says what it prints and how it keeps its
 session across a leader change.
 
-Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``).
+Sub-commands live in ``SUBCOMMANDS`` (as in ``tools.archive_cmd``); the offline verbs' come from
+``tools.cluster_admin.SUBCOMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import signal
 import sys
@@ -62,22 +73,12 @@ import time
 import tomllib
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, NamedTuple
+from typing import Final
 
 from cluster.consensus.core.members import MAX_MEMBERS, format_members
-from cluster.consensus.core.recording_log import RecordingLogEntry
-from cluster.consensus.files import (
-    CLUSTER_MARK_FILE_NAME,
-    NODE_STATE_FILE_NAME,
-    RECORDING_LOG_FILE_NAME,
-    ClusterMarkFile,
-    NodeStateFile,
-    RecordingLogFile,
-)
 from cluster.service.loader import load_service
-from cluster.storage import RealStorage, Storage
-from cluster.storage.markfile import version_text
-from tools import cluster_client
+from tools import cluster_admin, cluster_client
+from tools.cluster_admin import ClusterAdminError, ClusterDirectoryError, describe, find_cluster_dir
 from tools.node_processes import (
     STOP_TIMEOUT_S,
     NodeProcess,
@@ -94,6 +95,7 @@ from tools.subcommands import Subcommand, add_subcommands, run_subcommand
 __all__ = [
     "DEFAULT_BASE_PORT",
     "SUBCOMMANDS",
+    "ClusterAdminError",
     "ClusterDirectoryError",
     "ClusterUpError",
     "Subcommand",
@@ -103,156 +105,10 @@ __all__ = [
     "run",
 ]
 
-NODE_FILES = (CLUSTER_MARK_FILE_NAME, NODE_STATE_FILE_NAME, RECORDING_LOG_FILE_NAME)
 DEFAULT_BASE_PORT: Final = 20_000
 """``cluster up``'s: member i uses 20000 + 100 * i + 1..5, clear of Aeron's 8010 and 9000-range
 examples and of the Linux ephemeral range (32768 and up) for up to 127 members."""
 SUPERVISE_INTERVAL_S: Final = 0.1
-
-
-class ClusterDirectoryError(Exception):
-    """The directory given is not a cluster directory, or lacks one of the node's files."""
-
-    is_user_error = True
-
-
-def find_cluster_dir(path: str | Path) -> Path:
-    """The cluster directory at ``path``: ``path`` itself if it holds any of the node's files, else its
-    ``cluster/`` sub-directory if that does; ``ClusterDirectoryError`` otherwise."""
-    directory = Path(path)
-    if not directory.is_dir():
-        raise ClusterDirectoryError(f"{directory}: not a directory")
-    for candidate in (directory, directory / "cluster"):
-        if candidate.is_dir() and any((candidate / name).is_file() for name in NODE_FILES):
-            return candidate
-    raise ClusterDirectoryError(
-        f"{directory}: not a cluster directory (it holds none of {', '.join(NODE_FILES)}, nor does "
-        f"{directory / 'cluster'})"
-    )
-
-
-def entry_json(entry: RecordingLogEntry) -> dict[str, Any]:
-    """One recording-log entry under ClusterTool's names, the type by name."""
-    return {
-        "type": entry.entry_type.name,
-        "recordingId": entry.recording_id,
-        "leadershipTermId": entry.leadership_term_id,
-        "termBaseLogPosition": entry.term_base_log_position,
-        "logPosition": entry.log_position,
-        "timestamp": entry.timestamp,
-        "serviceId": entry.service_id,
-        "isValid": entry.is_valid,
-    }
-
-
-class Described(NamedTuple):
-    """What ``describe`` read: the JSON form, and notes (repairs a node would make) for the text form."""
-
-    json: dict[str, Any]
-    entry_indices: list[int]
-    notes: list[str]
-
-
-def describe(storage: Storage) -> Described:
-    """Read the node's three files in ``storage`` (a ``ClusterDirectoryError`` names a missing one)."""
-    missing = [name for name in NODE_FILES if not storage.exists(name)]
-    if missing:
-        raise ClusterDirectoryError(f"{storage.location}: missing {', '.join(missing)}")
-    mark = ClusterMarkFile.read(storage)
-    node_state = NodeStateFile.read(storage)
-    reading = RecordingLogFile.read(storage)
-    entries = sorted(reading.log.entries, key=lambda entry: entry.entry_index)
-    notes = [
-        f"{RECORDING_LOG_FILE_NAME} would be repaired when a node opens it: {repair}"
-        for repair in reading.repairs
-    ]
-    return Described(
-        {
-            "markFile": mark.to_json(),
-            "nodeState": node_state.to_json(),
-            "recordingLog": [entry_json(entry) for entry in entries],
-        },
-        [entry.entry_index for entry in entries],
-        notes,
-    )
-
-
-def _utc(timestamp_ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{timestamp_ms % 1000:03d} UTC"
-
-
-def _field(name: str, value: Any) -> str:
-    if name == "version" and isinstance(value, int):
-        return f"  {name}: {value} ({version_text(value)})"
-    if name in ("activityTimestamp", "startTimestamp") and isinstance(value, int) and value > 0:
-        return f"  {name}: {value} ({_utc(value)})"
-    if isinstance(value, str) and name != "componentType":
-        return f"  {name}: {value!r}"
-    return f"  {name}: {value}"
-
-
-_COLUMNS = (
-    "entryIndex",
-    "type",
-    "recordingId",
-    "leadershipTermId",
-    "termBaseLogPosition",
-    "logPosition",
-    "timestamp",
-    "serviceId",
-    "isValid",
-)
-
-
-def describe_text(directory: str, described: Described) -> list[str]:
-    """The text form of ``describe``."""
-    data = described.json
-    lines = [f"cluster directory: {directory}", f"mark file ({CLUSTER_MARK_FILE_NAME}):"]
-    lines += [_field(name, value) for name, value in data["markFile"].items()]
-    node_state = data["nodeState"]
-    lines.append(f"node state ({NODE_STATE_FILE_NAME}):")
-    lines.append(_field("version", node_state["version"]))
-    lines += [_field(name, value) for name, value in node_state["candidateTerm"].items()]
-    if node_state["clusterMembers"] is not None:
-        lines += [_field(name, value) for name, value in node_state["clusterMembers"].items()]
-    entries = data["recordingLog"]
-    lines.append(f"recording log ({RECORDING_LOG_FILE_NAME}): {len(entries)} entries")
-    if entries:
-        rows = [list(_COLUMNS)]
-        for index, entry in zip(described.entry_indices, entries, strict=True):
-            rows.append(
-                [
-                    str(index),
-                    *(
-                        str(entry[name]).lower() if name == "isValid" else str(entry[name])
-                        for name in _COLUMNS[1:]
-                    ),
-                ]
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        for row in rows:
-            cells = [cell.ljust(widths[i]) if i == 1 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
-            lines.append("  " + "  ".join(cells).rstrip())
-    lines += [f"note: {note}" for note in described.notes]
-    return lines
-
-
-def _describe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "directory", metavar="DIR", help="the cluster directory, or a node directory holding it as cluster/"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-
-def _run_describe(args: argparse.Namespace) -> int:
-    directory = find_cluster_dir(args.directory)
-    described = describe(RealStorage(directory))
-    if args.json:
-        sys.stdout.write(json.dumps(described.json) + "\n")
-    else:
-        sys.stdout.write("\n".join(describe_text(str(directory), described)) + "\n")
-    return 0
 
 
 # ----------------------------------------------------------------------------------------------- up
@@ -392,9 +248,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         _up_arguments,
         _run_up,
     ),
-    "describe": Subcommand(
-        "show a node's mark file, node state and recording log (offline)", _describe_arguments, _run_describe
-    ),
+    **cluster_admin.SUBCOMMANDS,
     "client": Subcommand(
         "a client session: send messages to an echo service, wait for every echo, report hash and "
         "round trips (tools.cluster_client)",

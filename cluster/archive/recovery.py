@@ -58,6 +58,7 @@ __all__ = [
     "leftover_after_stop",
     "recover",
     "recovery_actions",
+    "scanned_stop_position",
     "torn_stop_position",
 ]
 
@@ -95,6 +96,21 @@ def torn_stop_position(descriptor: RecordingDescriptor) -> bool:
     """Whether the stop position is what a crash left of an update of it: negative but not -1 (the
     catalog writes the field's top byte as 0x80 before rewriting it, so a torn write reads so)."""
     return descriptor.stop_position < NULL_POSITION
+
+
+def scanned_stop_position(storage: Storage, descriptor: RecordingDescriptor) -> int:
+    """Where the recording's frames really end: recovery's scan of its segment files
+    (``segments.find_stop_position``) with the descriptor's layout -- the stop position recovery gives a
+    recording left at -1 or torn. It only reads."""
+    return find_stop_position(
+        storage,
+        recording_id=descriptor.recording_id,
+        start_position=descriptor.start_position,
+        term_length=descriptor.term_buffer_length,
+        segment_length=descriptor.segment_file_length,
+        initial_term_id=descriptor.initial_term_id,
+        stream_id=descriptor.stream_id,
+    )
 
 
 def leftover_after_stop(storage: Storage, descriptor: RecordingDescriptor) -> list[str]:
@@ -157,9 +173,7 @@ def recovery_actions(storage: Storage, catalog: Catalog, *, now_ms: int) -> list
             "segment_length": descriptor.segment_file_length,
         }
         if descriptor.stop_position == NULL_POSITION or torn_stop_position(descriptor):
-            stop = find_stop_position(
-                storage, **layout, initial_term_id=descriptor.initial_term_id, stream_id=descriptor.stream_id
-            )
+            stop = scanned_stop_position(storage, descriptor)
             for line in repair_tail(storage, **layout, stop_position=stop):
                 actions.append(RecoveryAction(recording_id, line, True))
             catalog.update_stop(recording_id, stop, now_ms)

@@ -50,10 +50,10 @@ from cluster.archive.recovery import (
     layout_problem,
     leftover_after_stop,
     recovery_actions,
+    scanned_stop_position,
     torn_stop_position,
 )
 from cluster.archive.segments import (
-    find_stop_position,
     parse_segment_file_name,
     segment_file_base_position,
     segment_file_name,
@@ -129,15 +129,7 @@ def _check_recording(
     if stop == NULL_POSITION or torn_stop_position(descriptor):
         if running and stop == NULL_POSITION:
             return [], True, True
-        found = find_stop_position(
-            storage,
-            recording_id=descriptor.recording_id,
-            start_position=descriptor.start_position,
-            term_length=descriptor.term_buffer_length,
-            segment_length=descriptor.segment_file_length,
-            initial_term_id=descriptor.initial_term_id,
-            stream_id=descriptor.stream_id,
-        )
+        found = scanned_stop_position(storage, descriptor)
         torn = "" if stop == NULL_POSITION else " (torn by a crash)"
         problems = [f"stopPosition {stop}{torn} would be set to {found}"]
         missing = _missing_files(storage, descriptor, found)

@@ -18,9 +18,14 @@ survives a crash only once the file is synced:
 
 A truncate is durable with the file's bytes (levels 1 and 2 both make the length durable). A new
 file's directory entry is durable once the file is synced at level 1 or 2 or ``sync_directory`` runs; a
-deletion only once ``sync_directory`` runs (POSIX promises a new entry only after ``sync_directory``;
-ext4 and XFS also commit it with the file). ``cluster.storage.sim`` spells out the simulated disk's
-exact crash model.
+deletion or a rename only once ``sync_directory`` runs (POSIX promises a new entry only after
+``sync_directory``; ext4 and XFS also commit it with the file). ``cluster.storage.sim`` spells out the
+simulated disk's exact crash model.
+
+**Replacing a whole file** crash-safely is ``replace_file``: the new bytes go to a temporary file,
+which is synced and then renamed over the old name (``rename`` replaces the target in one step, as
+POSIX ``rename`` does), and the directory is synced. A crash at any point leaves the name with its old
+bytes or its new ones, whole -- never a mix -- and possibly the temporary file beside it.
 
 Every failure raises ``StorageError`` with the errno of the cause and a message that names the file.
 """
@@ -127,7 +132,29 @@ class Storage(abc.ABC):
     def sync_directory(self) -> None:
         """Make the directory's entries (files created and deleted) durable."""
 
+    def rename(self, source: str, target: str) -> None:
+        """Give the file ``source`` the name ``target``, replacing any file ``target`` in one step (the
+        name holds the old file or the new one, never neither). Durable once ``sync_directory`` runs.
+        ``StorageError(ENOENT)`` if there is no ``source``. A storage that cannot rename (a test's
+        wrapper) raises ``StorageError(ENOTSUP)``."""
+        raise StorageError(errno.ENOTSUP, f"rename {source} to {target} in {self.location}: not supported")
+
     def read_file(self, name: str) -> bytes:
         """The whole of ``name`` (for small files: mark files, the recording log)."""
         with self.open(name) as file:
             return file.read(0, file.size())
+
+    def replace_file(self, name: str, data: bytes | bytearray | memoryview, *, temporary: str = "") -> None:
+        """Make ``name`` hold exactly ``data``, crash-safely (module docstring): write ``temporary``
+        (default ``<name>.tmp``, cut to nothing first), sync it, rename it over ``name``, sync the
+        directory. When this returns the new bytes are durable; a crash before leaves ``name`` as it
+        was or with ``data`` whole, and may leave the temporary file."""
+        temporary = temporary or f"{check_name(name)}.tmp"
+        if temporary == name:
+            raise StorageError(errno.EINVAL, f"replace {name}: the temporary file cannot be the file itself")
+        with self.open(temporary, create=True) as file:
+            file.truncate(0)
+            file.write(0, data)
+            file.sync(SyncLevel.DATA)
+        self.rename(temporary, name)
+        self.sync_directory()

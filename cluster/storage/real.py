@@ -154,6 +154,13 @@ class RealStorage(Storage):
         except OSError as e:
             raise _error(e, f"delete {path}") from e
 
+    def rename(self, source: str, target: str) -> None:
+        old, new = self._path(source), self._path(target)
+        try:
+            os.replace(old, new)
+        except OSError as e:
+            raise _error(e, f"rename {old} to {new}") from e
+
     def sync_directory(self) -> None:
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

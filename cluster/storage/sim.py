@@ -24,7 +24,9 @@ which ``fdatasync`` must make durable too, and there is no mtime to tell them ap
 **Directory entries** are durable separately. A directory has its current entries (name -> file) and
 its durable ones. A new file's entry becomes durable when the file is synced at level 1 or 2 (as ext4
 and XFS commit the entry of a file they fsync) or when ``sync_directory`` runs after it was made; a
-deletion becomes durable only through ``sync_directory``. A file whose entry is durable but which was
+deletion becomes durable only through ``sync_directory``, and so does a rename, which changes two
+entries: the source name goes, the target name gets the file (an open handle keeps working, and
+follows the file to its new name). A file whose entry is durable but which was
 never synced has an empty durable image: a power loss leaves it empty or with a prefix of its writes.
 
 **Crashes.** ``disk.crash(power_loss=...)`` ends the process that was using the disk: every ``SimFile``
@@ -50,8 +52,8 @@ stateless and go on working).
   product code must not rely on it either); a directory's own existence is always durable.
 
 **Crash points.** ``operation_count`` counts every successful mutating call -- a creation (``open`` with
-``create`` of a missing file), ``write``, ``truncate``, ``sync`` at any level, ``delete`` and
-``sync_directory`` -- numbered from 1 over the life of the disk (crashes do not reset it). Calls that
+``create`` of a missing file), ``write``, ``truncate``, ``sync`` at any level, ``delete``, ``rename``
+and ``sync_directory`` -- numbered from 1 over the life of the disk (crashes do not reset it). Calls that
 fail change nothing and are not counted. ``crash_at(n)`` arms operation number ``n`` (an absolute index,
 greater than ``operation_count``): that operation is applied to the current image, counted, and then
 raises ``SimulatedCrash``. ``SimulatedCrash`` is a ``BaseException``, so product code that catches
@@ -93,7 +95,9 @@ __all__ = ["PAGE_SIZE", "Operation", "SimDisk", "SimFile", "SimStorage", "Simula
 PAGE_SIZE = 4096
 """Bytes per page of a simulated file: the unit of allocation, sparseness and ``capacity_bytes``."""
 
-Operation = Literal["create", "write", "truncate", "sync", "delete", "sync_directory", "read", "any"]
+Operation = Literal[
+    "create", "write", "truncate", "sync", "delete", "rename", "sync_directory", "read", "any"
+]
 """What ``SimDisk.fail_next`` can make fail; ``"any"`` is any mutating operation (not ``read``)."""
 
 _OPERATIONS: frozenset[str] = frozenset(get_args(Operation))
@@ -555,6 +559,28 @@ class SimStorage(Storage):
         if node.open_files == 0:
             disk._used_pages -= len(node.current.pages)
         disk._done("delete", where)
+
+    def rename(self, source: str, target: str) -> None:
+        check_name(source)
+        check_name(target)
+        disk = self.disk
+        disk._check_alive()
+        where = f"{self._where(source)} to {target}"
+        entries = self._directory.entries
+        node = entries.get(source)
+        if node is None:
+            raise StorageError(errno.ENOENT, f"rename {where}: no such file")
+        disk._inject("rename", source, where)
+        if source != target:
+            replaced = entries.get(target)
+            del entries[source]
+            entries[target] = node
+            node.name = target
+            if replaced is not None:
+                replaced.linked = False
+                if replaced.open_files == 0:
+                    disk._used_pages -= len(replaced.current.pages)
+        disk._done("rename", where)
 
     def sync_directory(self) -> None:
         disk = self.disk

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import re
 import shutil
 import struct
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.needs import need_reference
+from support.clustertool import clustertool_errors
 from support.paths import JAVA_ARCHIVES, JAVA_CLUSTER_ERRORS, JavaArchive
 
 from cluster.archive import ARCHIVE_VERSION, ArchiveMarkFile, MarkFileError, read_error_log
@@ -259,25 +258,6 @@ def test_a_full_error_log_drops_new_errors_but_counts_known_ones(tmp_path: Path)
         assert [(e.text, e.observation_count) for e in mark_file.errors()] == [("x" * 30, 2)]
 
 
-_OBSERVATION = re.compile(
-    r"(\d+) observations from (\S+ \S+) to (\S+ \S+) for:\n(.*?)\n\n"
-    r"(?=\d+ observations from |\d+ distinct errors)",
-    re.DOTALL,
-)
-
-
-def _clustertool_errors(path: Path) -> list[list[tuple[int, str, str, str]]]:
-    """ClusterTool ``errors``: per "Cluster component error log" (cluster-mark.dat, then the service's
-    cluster-mark-service-0.dat), its observations as (count, first, last, text)."""
-    text = need_reference(path).read_text(encoding="utf-8")
-    sections = text.split("Cluster component error log:\n")[1:]
-    out = []
-    for section in sections:
-        section = section.split("Aeron driver error log")[0]
-        out.append([(int(m[1]), m[2], m[3], m[4]) for m in _OBSERVATION.finditer(section)])
-    return out
-
-
 def _utc(timestamp_ms: int) -> str:
     moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{timestamp_ms % 1000:03d}+0000"
@@ -289,7 +269,7 @@ def test_java_cluster_mark_file_error_logs_read_as_clustertool_printed_them(
 ) -> None:
     """The archive mark files of these runs have empty error logs; the cluster's mark files, which use
     the same distinct error log after their 8 KiB header, have errors, and ClusterTool printed them."""
-    expected = _clustertool_errors(JAVA_CLUSTER_ERRORS[node])
+    expected = clustertool_errors(JAVA_CLUSTER_ERRORS[node])
     cluster_dir = java_archive(JAVA_ARCHIVES[2 + node]).parent / "cluster"
     for name, printed in zip(("cluster-mark.dat", "cluster-mark-service-0.dat"), expected, strict=True):
         data = (cluster_dir / name).read_bytes()

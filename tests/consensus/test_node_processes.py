@@ -325,7 +325,8 @@ def test_cluster_up_prints_its_members_then_runs_them_until_sigterm_and_describe
         check=True,
     )
     state = json.loads(described.stdout)
-    assert list(state) == ["markFile", "nodeState", "recordingLog"]
+    assert list(state) == ["markFile", "nodeState", "recordingLog", "latestSnapshot"]
+    assert state["latestSnapshot"] is None  # no snapshot was taken
     mark = state["markFile"]
     assert mark["componentType"] == "CONSENSUS_MODULE" and mark["memberId"] == 0
     assert mark["pid"] == pids[0] and mark["activityTimestamp"] == -1  # closed in order

@@ -198,11 +198,19 @@ def test_snapshot_matching_an_invalidated_one_revalidates_it_in_place() -> None:
     ]
 
 
-def test_invalidate_latest_snapshot_falls_back_to_the_previous_set() -> None:
+def two_snapshot_sets(services: int, services_later: int | None = None) -> RecordingLog:
+    """Term 0 with a snapshot at 640 (recordings 20, 21, ...), term 1 from 1000 with one at 1500 (30, ...)."""
     log = term_log(0)
-    snapshot_set(log, 0, 0, 640, services=2, first_id=20)
+    snapshot_set(log, 0, 0, 640, services=services, first_id=20)
     log.append_term(LOG_ID, 1, 1000, 5)
-    snapshot_set(log, 1, 1000, 1500, services=2, first_id=30)
+    snapshot_set(
+        log, 1, 1000, 1500, services=services if services_later is None else services_later, first_id=30
+    )
+    return log
+
+
+def test_invalidate_latest_snapshot_falls_back_to_the_previous_set() -> None:
+    log = two_snapshot_sets(2)
     invalidated = log.invalidate_latest_snapshot()
     assert [(e.service_id, e.recording_id, e.is_valid) for e in invalidated] == [
         (-1, 30, False),
@@ -227,6 +235,49 @@ def test_incomplete_snapshot_set_is_refused() -> None:
     with pytest.raises(RecordingLogError, match="has no valid snapshot for service 1 of 2"):
         log.latest_snapshots(2)
     assert [e.service_id for e in log.latest_snapshots(0)] == [-1]
+
+
+def test_latest_snapshot_set_finds_the_services_without_being_told_how_many() -> None:
+    log = two_snapshot_sets(3, 2)
+    assert [(e.service_id, e.recording_id) for e in log.latest_snapshot_set()] == [(-1, 30), (0, 31), (1, 32)]
+    assert log.latest_snapshot_set() == log.latest_snapshots(2)
+    log.invalidate_latest_snapshot()
+    assert [e.recording_id for e in log.latest_snapshot_set()] == [20, 21, 22, 23]
+    log.invalidate_entry(next(e.entry_index for e in log.entries if e.recording_id == 22))  # service 1
+    assert [e.recording_id for e in log.latest_snapshot_set()] == [20, 21]  # the run stops at the gap
+    log.invalidate_latest_snapshot()
+    assert log.latest_snapshot_set() == ()
+
+
+def test_sorted_copy_renumbers_the_entries_in_aerons_order_and_drops_removed_records() -> None:
+    log = term_log(0)
+    log.append_term(LOG_ID, 1, 1000, 5)
+    snapshot_set(log, 0, 0, 640, services=1, first_id=20)  # term 0's snapshot, after term 1's record
+    removed = struct.pack("<qqqqqii", 0, 0, 0, 0, 0, 0, -1).ljust(64, b"\0")
+    log = RecordingLog.from_bytes(removed + log.to_bytes())
+    assert [e.entry_index for e in log.entries] == [1, 3, 4, 2] and not log.is_sorted
+    ordered = log.sorted_copy()
+    assert ordered.is_sorted and ordered.next_entry_index == 4
+    assert [e.entry_index for e in ordered.entries] == [0, 1, 2, 3]
+    assert [(e.leadership_term_id, e.entry_type, e.service_id) for e in ordered.entries] == [
+        (e.leadership_term_id, e.entry_type, e.service_id) for e in log.entries
+    ]
+    assert RecordingLog.from_bytes(ordered.to_bytes()) == ordered
+    assert term_log(0, 10).is_sorted and RecordingLog().is_sorted
+
+
+def test_seeding_keeps_the_latest_snapshot_set_at_position_zero_without_terms() -> None:
+    seeded = two_snapshot_sets(2).seeded_from_latest_snapshot()
+    fields = ("entry_index", "recording_id", "leadership_term_id", "term_base_log_position", "log_position")
+    fields += ("service_id", "entry_type", "is_valid")
+    assert [tuple(getattr(e, name) for name in fields) for e in seeded.entries] == [
+        (0, 32, 1, 0, 0, 1, EntryType.SNAPSHOT, True),
+        (1, 31, 1, 0, 0, 0, EntryType.SNAPSHOT, True),
+        (2, 30, 1, 0, 0, -1, EntryType.SNAPSHOT, True),
+    ]
+    assert [e.recording_id for e in seeded.recovery_plan(2, NULL_VALUE).snapshots] == [30, 31, 32]
+    with pytest.raises(RecordingLogError, match="no valid consensus module snapshot"):
+        term_log(0).seeded_from_latest_snapshot()
 
 
 def test_standby_snapshot_carries_its_archive_endpoint_and_is_not_a_recovery_snapshot() -> None:

@@ -174,6 +174,51 @@ def test_a_recreated_name_holds_the_old_or_the_new_file() -> None:
     assert (("f", b"old"),) in outcomes and (("f", b"new"),) in outcomes
 
 
+def test_a_rename_is_durable_only_after_sync_directory() -> None:
+    def create(storage: Storage) -> None:
+        for name, data in (("f", b"old"), ("f.tmp", b"new")):
+            with storage.open(name, create=True) as file:
+                file.write(0, data)
+                file.sync(SyncLevel.DATA)
+
+    def unsynced_rename(storage: Storage) -> None:
+        create(storage)
+        storage.rename("f.tmp", "f")
+
+    def synced_rename(storage: Storage) -> None:
+        unsynced_rename(storage)
+        storage.sync_directory()
+
+    outcomes = power_loss_outcomes(unsynced_rename)
+    assert {dict(outcome)["f"] for outcome in outcomes} == {b"old", b"new"}  # one file or the other
+    assert {"f.tmp" in dict(outcome) for outcome in outcomes} == {True, False}
+    assert power_loss_outcomes(synced_rename) == {(("f", b"new"),)}
+
+
+def test_replace_file_leaves_the_old_or_the_new_bytes_whole_at_every_crash_point() -> None:
+    def prepare(storage: Storage) -> None:
+        storage.replace_file("f", b"old bytes")
+
+    first = SimDisk(0)
+    prepare(first.storage("d"))
+    start = first.operation_count
+    first.storage("d").replace_file("f", b"the new bytes")
+    operations = first.operation_count - start
+    assert operations == 6  # create, truncate, write, sync, rename, sync_directory
+    for seed in SEEDS:
+        for crash_point in range(1, operations + 1):
+            disk = SimDisk(seed)
+            storage = disk.storage("d")
+            prepare(storage)
+            disk.crash_at(disk.operation_count + crash_point)
+            with pytest.raises(SimulatedCrash):
+                storage.replace_file("f", b"the new bytes")
+            disk.crash(power_loss=True)
+            assert storage.read_file("f") in (b"old bytes", b"the new bytes"), (seed, crash_point)
+            if crash_point == operations:
+                assert storage.read_file("f") == b"the new bytes"
+
+
 def test_syncing_a_deleted_file_does_not_bring_its_name_back() -> None:
     def scenario(storage: Storage) -> None:
         file = storage.open("f", create=True)
@@ -384,6 +429,7 @@ def prepared() -> tuple[SimDisk, Storage]:
         ("create", lambda s: s.open("c", create=True)),
         ("delete", lambda s: s.delete("a")),
         ("sync_directory", lambda s: s.sync_directory()),
+        ("rename", lambda s: s.rename("a", "b")),
         ("read", lambda s: s.open("a").read(0, 1)),
         ("read", lambda s: s.open("a").read_into(0, bytearray(1))),
         ("any", lambda s: s.open("a").write(0, b"q")),
@@ -432,7 +478,7 @@ def test_any_does_not_fail_reads_and_rules_match_in_order() -> None:
 
 @pytest.mark.parametrize(
     "args, kwargs",
-    [(("rename",), {}), (("write",), {"count": 0}), (("write", 0), {}), (("write",), {"name": "a/b"})],
+    [(("move",), {}), (("write",), {"count": 0}), (("write", 0), {}), (("write",), {"name": "a/b"})],
 )
 def test_fail_next_arguments_are_checked(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
     with pytest.raises(StorageError) as caught:

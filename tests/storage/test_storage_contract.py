@@ -39,6 +39,9 @@ def test_every_operation_checks_the_name(storage: Storage, name: str) -> None:
         lambda: storage.open(name, create=True),
         lambda: storage.exists(name),
         lambda: storage.delete(name),
+        lambda: storage.rename(name, "x"),
+        lambda: storage.rename("x", name),
+        lambda: storage.replace_file(name, b""),
     ):
         with pytest.raises(StorageError) as caught:
             call()
@@ -85,6 +88,38 @@ def test_list_is_sorted_and_delete_removes(storage: Storage) -> None:
     assert caught.value.errno == errno.ENOENT
     storage.sync_directory()
     assert storage.list() == ["0", "a", "c.rec"]
+
+
+def test_rename_moves_a_file_and_replaces_the_target(storage: Storage) -> None:
+    with storage.open("a", create=True) as file:
+        file.write(0, b"new")
+    with storage.open("b", create=True) as file:
+        file.write(0, b"old bytes")
+    handle = storage.open("a")
+    storage.rename("a", "b")
+    assert storage.list() == ["b"] and storage.read_file("b") == b"new"
+    handle.write(3, b"!")  # an open handle follows its file to the new name
+    handle.close()
+    assert storage.read_file("b") == b"new!"
+    with pytest.raises(StorageError) as caught:
+        storage.rename("a", "c")
+    assert caught.value.errno == errno.ENOENT and storage.list() == ["b"]
+    storage.rename("b", "b")
+    assert storage.read_file("b") == b"new!"
+
+
+def test_replace_file_writes_the_whole_file_through_a_temporary(storage: Storage) -> None:
+    storage.replace_file("f", b"first")
+    assert storage.list() == ["f"] and storage.read_file("f") == b"first"
+    with storage.open("f.tmp", create=True) as file:
+        file.write(0, b"a leftover of an earlier crash, longer than the new bytes")
+    storage.replace_file("f", b"second")
+    assert storage.list() == ["f"] and storage.read_file("f") == b"second"
+    storage.replace_file("f", b"third", temporary="scratch")
+    assert storage.list() == ["f"] and storage.read_file("f") == b"third"
+    with pytest.raises(StorageError) as caught:
+        storage.replace_file("f", b"", temporary="f")
+    assert caught.value.errno == errno.EINVAL
 
 
 def test_location_names_the_directory(storage: Storage) -> None:

@@ -146,7 +146,7 @@ JAVA_ARCHIVE_CAPTURE = JAVA / "archive" / "capture.pcapng"
 class JavaClusterNode(NamedTuple):
     """One member's directory of the Java cluster run: ``directory`` is the cluster directory inside the
     tarball; the ``clustertool`` files are what ClusterTool printed for it (``describe``,
-    ``recording-log``, ``pid``)."""
+    ``recording-log``, ``pid``, ``errors``, ``recovery-plan 1`` and ``describe-latest-cm-snapshot``)."""
 
     name: str
     tarball: Path
@@ -154,6 +154,9 @@ class JavaClusterNode(NamedTuple):
     describe: Path
     recording_log: Path
     pid: Path
+    errors: Path
+    recovery_plan: Path
+    latest_cm_snapshot: Path
 
 
 JAVA_CLUSTER_NODES = [
@@ -164,6 +167,9 @@ JAVA_CLUSTER_NODES = [
         JAVA / "cluster" / "clustertool" / f"node{i}.describe.txt",
         JAVA / "cluster" / "clustertool" / f"node{i}.recording-log.txt",
         JAVA / "cluster" / "clustertool" / f"node{i}.pid.txt",
+        JAVA_CLUSTER_ERRORS[i],
+        JAVA / "cluster" / "clustertool" / f"node{i}.recovery-plan.txt",
+        JAVA / "cluster" / "clustertool" / f"node{i}.describe-latest-cm-snapshot.txt",
     )
     for i in range(3)
 ]

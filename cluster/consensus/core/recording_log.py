@@ -793,6 +793,53 @@ class RecordingLog:
             )
         return (latest, *(found[service_id] for service_id in range(service_count)))
 
+    def latest_snapshot_set(self) -> tuple[RecordingLogEntry, ...]:
+        """The newest valid snapshot set without a service count: the consensus module's entry, then the
+        entries of services 0, 1, 2, ... found where Aeron's order puts them -- just before it, each a
+        valid SNAPSHOT with its term and position -- for as long as they go on. ``()`` if there is no
+        valid consensus module snapshot. This is how Aeron's ClusterTool finds the set it seeds a new log
+        from; ``latest_snapshots`` is the check a node makes, knowing how many services it runs."""
+        latest = self._latest_cm_snapshot()
+        if latest is None:
+            return ()
+        found = [latest]
+        for entry in reversed(self._entries[: self._entries.index(latest)]):
+            if not (
+                entry.is_snapshot
+                and entry.is_valid
+                and entry.service_id == len(found) - 1
+                and entry.leadership_term_id == latest.leadership_term_id
+                and entry.log_position == latest.log_position
+            ):
+                break
+            found.append(entry)
+        return tuple(found)
+
+    @property
+    def is_sorted(self) -> bool:
+        """Whether the file holds the entries in Aeron's order: entry ``i`` of ``entries`` is record ``i``
+        (Aeron's ClusterTool test; trailing removed records do not count)."""
+        return all(entry.entry_index == index for index, entry in enumerate(self._entries))
+
+    def sorted_copy(self) -> RecordingLog:
+        """The same entries renumbered in Aeron's order, removed records dropped: what ClusterTool's
+        sort-recording-log writes (a node reads the same log from it; only the record order changes)."""
+        return RecordingLog(replace(entry, entry_index=index) for index, entry in enumerate(self._entries))
+
+    def seeded_from_latest_snapshot(self) -> RecordingLog:
+        """A new log holding only the newest valid snapshot set (``latest_snapshot_set``), as Aeron's
+        ClusterTool seed-recording-log-from-snapshot writes it: each entry keeps its recording id, term,
+        timestamp and service id, its term base and log position become 0, and there are no TERM entries,
+        so the log of a node started on it begins afresh at position 0 from the snapshot's state.
+        ``RecordingLogError`` if there is no valid snapshot to seed from."""
+        snapshot_set = self.latest_snapshot_set()
+        if not snapshot_set:
+            raise RecordingLogError("no valid consensus module snapshot to seed a recording log from")
+        return RecordingLog(
+            replace(entry, term_base_log_position=0, log_position=0, entry_index=index)
+            for index, entry in enumerate(reversed(snapshot_set))
+        )
+
     def ensure_coherent(
         self,
         recording_id: int,

@@ -29,6 +29,7 @@ still active, naming the pid that owns it.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -70,6 +71,7 @@ _MESSAGE_HEADER = mark_codecs.HEADER_SIZE
 _BLOCK = mark_codecs.MarkFileHeaderDecoder.BLOCK_LENGTH
 _PID = struct.Struct("<q")
 _PID_OFFSET = _MESSAGE_HEADER + 24
+_SERVICE_MARK_FILE = re.compile(r"cluster-mark-service-(0|[1-9][0-9]{0,9})\.dat")
 
 
 def service_mark_file_name(service_id: int) -> str:
@@ -234,6 +236,39 @@ class ClusterMarkFile:
             data, file=_location(storage, name), base=header.header_length, error=ClusterMarkFileError
         )
 
+    @staticmethod
+    def refuse_if_active(
+        storage: Storage,
+        name: str = CLUSTER_MARK_FILE_NAME,
+        *,
+        now_ms: int,
+        liveness_timeout_ms: int = DEFAULT_LIVENESS_TIMEOUT_MS,
+    ) -> None:
+        """``ClusterMarkFileError`` (a user error, naming the owner's pid) if the mark file ``name`` belongs
+        to a live process -- its activity timestamp within ``liveness_timeout_ms`` of ``now_ms`` (Aeron's
+        rule; ``cluster.storage.markfile.is_active``) -- or carries a major version this code does not
+        read. No file, a clean close (``-1``), a stale timestamp or a torn creation is no obstacle."""
+        owner = _owner_pid(storage, name)
+        shared.refuse_if_active(
+            storage,
+            name,
+            now_ms=now_ms,
+            liveness_timeout_ms=liveness_timeout_ms,
+            major_versions=(CLUSTER_MARK_MAJOR_VERSION,),
+            error=ClusterMarkFileError,
+            owner="" if owner is None else f"pid {owner}",
+        )
+
+    @staticmethod
+    def service_mark_files(storage: Storage) -> list[tuple[int, str]]:
+        """``(service id, file name)`` of every ``cluster-mark-service-<id>.dat`` in ``storage``, by id."""
+        found = []
+        for name in storage.list():
+            match = _SERVICE_MARK_FILE.fullmatch(name)
+            if match is not None:
+                found.append((int(match.group(1)), name))
+        return sorted(found)
+
     # ------------------------------------------------------------------------------------ creating
 
     @classmethod
@@ -307,15 +342,8 @@ class ClusterMarkFile:
                 f"the header with its strings takes {len(image)} bytes, more than {HEADER_LENGTH}",
                 file=location,
             )
-        owner = _owner_pid(storage, name)
-        shared.refuse_if_active(
-            storage,
-            name,
-            now_ms=now_ms,
-            liveness_timeout_ms=liveness_timeout_ms,
-            major_versions=(CLUSTER_MARK_MAJOR_VERSION,),
-            error=ClusterMarkFileError,
-            owner="" if owner is None else f"pid {owner}",
+        ClusterMarkFile.refuse_if_active(
+            storage, name, now_ms=now_ms, liveness_timeout_ms=liveness_timeout_ms
         )
         writer = MarkFileWriter.create(
             storage,

@@ -41,7 +41,9 @@ within one sector whole; ``SimDisk`` tears at any byte, so the crash tests leave
 their power-loss sweeps.
 
 ``RecordingLogFile.open`` repairs (and syncs the repair); ``RecordingLogFile.read`` only reads and
-reports what it would repair, so a tool can look at a directory a node owns.
+reports what it would repair, so a tool can look at a directory a node owns. ``RecordingLogFile.replace``
+is the one whole-file rewrite, for tools working on a stopped node's directory (sorting the records,
+seeding a log from a snapshot): a temporary file, synced, renamed over ``recording.log``.
 """
 
 from __future__ import annotations
@@ -300,6 +302,20 @@ class RecordingLogFile:
             raise RecordingLogFileError("there is no recording log", file=location)
         log, scan = _load(storage.read_file(RECORDING_LOG_FILE_NAME), location)
         return RecordingLogReading(log, tuple(scan.repairs))
+
+    @staticmethod
+    def replace(storage: Storage, log: RecordingLog, *, backup: str = "") -> RecordingLogReading:
+        """Write ``log`` as a new ``recording.log`` in ``storage``, in place of the one there: whole, through
+        a synced temporary renamed over it (``Storage.replace_file``), so a crash leaves the old file or
+        the new one. With ``backup`` (a file name) the old file's bytes are first kept, as durably, under
+        that name. For tools rewriting the log of a stopped node (Aeron's ClusterTool sort and seed); a
+        node changes its log in place (``update``). Returns the old file's reading;
+        ``RecordingLogFileError`` if there is no recording log or it is damaged."""
+        old = RecordingLogFile.read(storage)
+        if backup:
+            storage.replace_file(backup, storage.read_file(RECORDING_LOG_FILE_NAME))
+        storage.replace_file(RECORDING_LOG_FILE_NAME, log.to_bytes())
+        return old
 
     # ------------------------------------------------------------------------------------- reading
 

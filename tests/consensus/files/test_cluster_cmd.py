@@ -82,6 +82,8 @@ recording log (recording.log): 3 entries
            0  TERM                0                 0                    0           -1  1796526851085         -1     true
            1  SNAPSHOT            1                 0                    0          384  1796526856305          0    false
            2  SNAPSHOT            2                 0                    0          384  1796526856305         -1     true
+latest snapshot: leadershipTermId 0, termBaseLogPosition 0, logPosition 384, timestamp 1796526856305
+  consensus module: recordingId 2 (entry 2)
 """
 
 
@@ -97,7 +99,7 @@ def test_describe_json_is_one_object_with_exactly_these_keys(
     status, out, err = _run(capsys, "describe", str(tmp_path), "--json")
     assert (status, err, out.count("\n")) == (0, "", 1)
     described = json.loads(out)
-    assert list(described) == ["markFile", "nodeState", "recordingLog"]
+    assert list(described) == ["markFile", "nodeState", "recordingLog", "latestSnapshot"]
     assert described["markFile"]["componentType"] == "CONSENSUS_MODULE"
     assert described["nodeState"] == {
         "version": 768,
@@ -115,6 +117,10 @@ def test_describe_json_is_one_object_with_exactly_these_keys(
         "isValid": False,
     }
     assert all(entry["logPosition"] == -1 for entry in described["recordingLog"] if entry["type"] == "TERM")
+    assert described["latestSnapshot"] == {  # service 0's entry is invalid: the set is the CM's alone
+        "consensusModule": {"entryIndex": 2, **described["recordingLog"][2]},
+        "services": [],
+    }
 
 
 def test_a_torn_recording_log_is_shown_as_a_node_would_load_it(

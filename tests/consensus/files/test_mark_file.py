@@ -94,6 +94,31 @@ def test_a_live_mark_file_is_refused_naming_its_pid() -> None:
         assert taken_over.header.pid == 99
 
 
+def test_refuse_if_active_is_the_rule_create_applies() -> None:
+    storage = SimDisk(1).storage("node")
+    ClusterMarkFile.refuse_if_active(storage, now_ms=1_000_000)  # no mark file: nobody runs here
+    mark_file = _create(storage, now_ms=1_000_000)
+    for now_ms in (990_000, 1_000_000, 1_010_000):  # within 10 s either side
+        with pytest.raises(ClusterMarkFileError, match=r"owner: pid 4242"):
+            ClusterMarkFile.refuse_if_active(storage, now_ms=now_ms)
+    ClusterMarkFile.refuse_if_active(storage, now_ms=1_010_001)
+    with pytest.raises(ClusterMarkFileError):
+        ClusterMarkFile.refuse_if_active(storage, now_ms=1_010_001, liveness_timeout_ms=20_000)
+    mark_file.close()
+    ClusterMarkFile.refuse_if_active(storage, now_ms=1_000_000)  # closed cleanly: -1
+
+
+def test_service_mark_files_are_listed_by_service_id() -> None:
+    storage = SimDisk(1).storage("node")
+    for service in ("10", "2", "x", "02"):
+        storage.open(f"cluster-mark-service-{service}.dat", create=True).close()
+    storage.open(NAME, create=True).close()
+    assert ClusterMarkFile.service_mark_files(storage) == [
+        (2, "cluster-mark-service-2.dat"),
+        (10, "cluster-mark-service-10.dat"),
+    ]
+
+
 def test_a_closed_mark_file_is_taken_at_once() -> None:
     storage = SimDisk(1).storage("node")
     _create(storage).close()

@@ -314,6 +314,40 @@ def test_crash_sweep_power_loss_at_every_operation() -> None:
     assert count > 20 and repaired > 5
 
 
+def test_replace_writes_a_whole_new_file_and_keeps_a_backup() -> None:
+    storage = SimDisk(1).storage("node")
+    whole = _written(HISTORY)
+    with storage.open(NAME, create=True) as handle:
+        handle.write(0, whole)
+    sorted_log = _model_after(HISTORY).sorted_copy()
+    old = RecordingLogFile.replace(storage, sorted_log, backup="recording.log.bak")
+    assert old.log == _model_after(HISTORY)
+    assert storage.list() == ["recording.log", "recording.log.bak"]
+    assert storage.read_file("recording.log.bak") == whole
+    assert RecordingLogFile.read(storage).log == sorted_log
+    with pytest.raises(RecordingLogFileError, match="there is no recording log"):
+        RecordingLogFile.replace(SimDisk(1).storage("empty"), sorted_log)
+
+
+def test_replace_under_power_loss_leaves_the_old_log_or_the_new_one() -> None:
+    before = _model_after(HISTORY)
+    new = before.seeded_from_latest_snapshot()
+    for seed in range(8):
+        for crash_point in range(1, 13):  # backup: 6 operations, then the log: 6
+            disk = SimDisk(seed)
+            storage = disk.storage("node")
+            _run(storage, HISTORY, [])
+            old_bytes = storage.read_file(NAME)
+            disk.crash_at(disk.operation_count + crash_point)
+            with pytest.raises(SimulatedCrash):
+                RecordingLogFile.replace(storage, new, backup="recording.log.bak")
+            disk.crash(power_loss=True)
+            loaded = RecordingLogFile.read(storage)
+            assert loaded.repairs == () and loaded.log in (before, new), (seed, crash_point)
+            if crash_point >= 6:  # the backup's rename was synced before the log was touched
+                assert storage.read_file("recording.log.bak") == old_bytes
+
+
 # ---------------------------------------------------------------------------------------- fuzzing
 
 
