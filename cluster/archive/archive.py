@@ -246,6 +246,21 @@ class Archive:
         work += self._run_sessions(now_ns)
         return work
 
+    def replay_work(self) -> int:
+        """Only the replays' duty: what a replay may send now goes out. A node runs it again after its
+        consensus module, so that a commit reaches the services' replays in the same duty cycle."""
+        if self.is_closed:
+            return 0
+        return self._run_replays(self.clock.nano_time())
+
+    def _run_replays(self, now_ns: int) -> int:
+        work = 0
+        for replay in list(self.replay_sessions.values()):
+            work += replay.do_work(now_ns)
+            if replay.is_done:
+                self._close_replay_session(replay)
+        return work
+
     def _run_sessions(self, now_ns: int) -> int:
         work = 0
         for session in list(self.control_sessions.values()):
@@ -262,10 +277,7 @@ class Archive:
             if recording.state == RecordingSessionState.STOPPING:
                 self._close_recording_session(recording)
                 work += 1
-        for replay in list(self.replay_sessions.values()):
-            work += replay.do_work(now_ns)
-            if replay.is_done:
-                self._close_replay_session(replay)
+        work += self._run_replays(now_ns)
         for replication in list(self.replications.values()):
             work += replication.do_work(now_ns)
             if replication.is_done:

@@ -474,6 +474,11 @@ class ArchiveClient:
 
     # ------------------------------------------------------------------ plumbing
 
+    def wait(self) -> None:
+        """One step of waiting, as the client's own requests wait: the invoker (the process's other duty
+        cycles), then the idle strategy -- for a caller that waits on the archive's work in its own loop."""
+        self._wait()
+
     def _wait(self) -> None:
         if self._invoker is not None:
             self._invoker()

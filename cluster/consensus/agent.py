@@ -47,12 +47,17 @@ from typing import Any, Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
 from cluster.archive.client import ArchiveClient, ArchiveClientError, RecordingSignalEvent
+from cluster.archive.errors import ArchiveError
+from cluster.archive.message_recorder import MessageRecorder, RecorderState
+from cluster.archive.message_replay import replay_messages
 from cluster.archive.protocol import NULL_POSITION, NULL_VALUE
 from cluster.archive.recording_follower import RecordingFollower
 from cluster.cluster_counters import (
     COMMIT_POSITION_TYPE_ID,
     LOG_READ_LIMIT_TYPE_ID,
     NODE_ROLE_TYPE_ID,
+    RECOVERY_STATE_TYPE_ID,
+    RecoveryState,
     cluster_counter_key,
 )
 from cluster.consensus.core.actions import (
@@ -65,8 +70,10 @@ from cluster.consensus.core.actions import (
     LogRequest,
     OpenEgress,
     PersistCandidateTerm,
+    PersistSnapshot,
     PersistTerm,
     ReadLog,
+    RecordSnapshot,
     RoleChange,
     Send,
     SendEgress,
@@ -78,12 +85,20 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.node import ConsensusCore
+from cluster.consensus.core.recording_log import RecordingLogEntry
 from cluster.consensus.core.sessions import Authenticator, AuthorisationService
 from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
 from cluster.consensus.node_config import NodeConfig
 from cluster.session_message import SESSION_HEADER_LENGTH, session_message
+from cluster.snapshots import (
+    ConsensusModuleSnapshot,
+    SnapshotError,
+    SnapshotMarker,
+    load_consensus_module_snapshot,
+    load_service_snapshot,
+)
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
@@ -95,6 +110,7 @@ from cluster.transport.uri import ChannelUri
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
+from generated.aeron_cluster_codecs import ClusterTimeUnit
 
 __all__ = [
     "DRIVER_CANARIES",
@@ -189,6 +205,7 @@ class ConsensusModuleAgent:
             liveness_timeout_ms=mark_file_liveness_timeout_ms,
         )
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
+        self._snapshot_recorder: MessageRecorder | None = None
         self._position_counter: Counter | None = None
         self.canaries = canaries & DRIVER_CANARIES.keys()
         # canary local_reads: the node gives the agent its service's read, answered outside the log
@@ -221,6 +238,7 @@ class ConsensusModuleAgent:
             self._log_read_reported = 0
             self._closers.append(self._log_reader.close)
             self._open_channels()
+            snapshot = self._load_latest_snapshot()  # may invalidate a damaged one first
             log = self.recording_log.log
             self.log_recording_id = log.term_recording_id
             append = self._recorded_position() if self.log_recording_id >= 0 else 0
@@ -234,6 +252,7 @@ class ConsensusModuleAgent:
                 canaries=canaries - DRIVER_CANARIES.keys(),
                 authenticator=authenticator,
                 authorisation=authorisation,
+                snapshot=snapshot,
             )
         except BaseException:
             self._close_all()
@@ -268,6 +287,83 @@ class ConsensusModuleAgent:
             raise
 
     # ------------------------------------------------------------------ set-up
+
+    def _load_latest_snapshot(self) -> ConsensusModuleSnapshot | None:
+        """The consensus module's latest snapshot, read back through the archive, with every service's
+        snapshot of its set checked the same way (a whole recording, BEGIN to END, at the entry's term and
+        position); then the recovery-state counter tells the services where to begin. A set that cannot
+        be read -- a damaged or truncated recording -- is refused: its entries are invalidated in the
+        recording log, durably, and the set before it is tried, down to none (the whole log is then
+        replayed). A snapshot of another time unit is no damage but a different cluster: the node stops."""
+        config = self.config
+        log_file = self.recording_log
+        while True:
+            entries = log_file.log.latest_snapshots(config.service_count)
+            if not entries:
+                self._publish_recovery_state(None, ())
+                return None
+            cm_entry, service_entries = entries[0], entries[1:]
+            try:
+                snapshot = load_consensus_module_snapshot(self._replay_snapshot(cm_entry))
+                self._check_snapshot_marker(snapshot.marker, cm_entry)
+                for entry in service_entries:
+                    service_snapshot, _ = load_service_snapshot(self._replay_snapshot(entry))
+                    self._check_snapshot_marker(service_snapshot.marker, entry)
+            except (SnapshotError, ArchiveError) as error:
+                self._event(
+                    f"the snapshot at {cm_entry.log_position} (term {cm_entry.leadership_term_id}) is "
+                    f"refused: {error}; it is invalidated and the one before it is used"
+                )
+                log_file.invalidate_latest_snapshot()
+                continue
+            time_unit = snapshot.marker.time_unit
+            if time_unit is not None and time_unit != int(ClusterTimeUnit.NANOS):
+                raise ConsensusAgentError(
+                    f"the snapshot at {cm_entry.log_position} was taken by a cluster whose time unit is "
+                    f"{ClusterTimeUnit(time_unit).name}; this node's is NANOS"
+                )
+            self._event(
+                f"starting from the snapshot at {cm_entry.log_position} (term {cm_entry.leadership_term_id}, "
+                f"recordings {[entry.recording_id for entry in entries]})"
+            )
+            self._publish_recovery_state(cm_entry, service_entries)
+            return snapshot
+
+    def _replay_snapshot(self, entry: RecordingLogEntry) -> list[bytes]:
+        return replay_messages(
+            self.archive,
+            entry.recording_id,
+            channel=self.config.replay_channel,
+            stream_id=self.config.replay_stream_id,
+        )
+
+    @staticmethod
+    def _check_snapshot_marker(marker: SnapshotMarker, entry: RecordingLogEntry) -> None:
+        if (marker.log_position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
+            raise SnapshotError(
+                f"recording {entry.recording_id} holds the snapshot at {marker.log_position} (term "
+                f"{marker.leadership_term_id}), not the one its entry names at {entry.log_position} (term "
+                f"{entry.leadership_term_id})"
+            )
+
+    def _publish_recovery_state(
+        self, cm_entry: RecordingLogEntry | None, service_entries: tuple[RecordingLogEntry, ...]
+    ) -> None:
+        state = RecoveryState(
+            -1 if cm_entry is None else cm_entry.leadership_term_id,
+            0 if cm_entry is None else cm_entry.log_position,
+            0 if cm_entry is None else cm_entry.timestamp,
+            self.config.cluster_id,
+            tuple(entry.recording_id for entry in service_entries)
+            or (NULL_VALUE,) * self.config.service_count,
+        )
+        counter = self.transport.counters_manager.allocate(
+            RECOVERY_STATE_TYPE_ID,
+            f"Cluster recovery: leadershipTermId={state.leadership_term_id} logPosition={state.log_position} "
+            f"clusterId={state.cluster_id}",
+            state.key(),
+        )
+        self._closers.append(counter.close)
 
     def _open_channels(self) -> None:
         config = self.config
@@ -316,7 +412,8 @@ class ConsensusModuleAgent:
         if self.is_closed:
             return 0
         work = self._consensus_subscription.poll(self._on_consensus_fragment, FRAGMENT_LIMIT)
-        work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
+        if self.core.ingress_open:  # a cluster action holds the log still: clients' messages wait
+            work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
         work += self._services_subscription.poll(self._on_service_fragment, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
         self._check_archive_errors()
@@ -329,6 +426,8 @@ class ConsensusModuleAgent:
             work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
         work += self._read_log()
+        if self._snapshot_recorder is not None:
+            work += self._record_snapshot()
         now_ns = self._now()
         work += self._egress_work(now_ns)
         self._execute(self.core.on_tick(now_ns))
@@ -427,7 +526,10 @@ class ConsensusModuleAgent:
         self._execute(self.core.on_service_message(self._now(), bytes(buffer)))
 
     def _read_log(self) -> int:
-        """The log read back (``ReadLog``): each whole entry to the core, then how far padding took it."""
+        """The log read back (``ReadLog``): each whole entry to the core, then how far padding took it;
+        nothing while the core holds its reading (a snapshot in progress)."""
+        if self.core.log_paused:
+            return 0
         reader = self._log_reader
         work = reader.poll(self._on_log_entry, FRAGMENT_LIMIT)
         if reader.position > self._log_read_reported:
@@ -435,9 +537,24 @@ class ConsensusModuleAgent:
             self._execute(self.core.on_log_position(self._now(), reader.position))
         return work
 
-    def _on_log_entry(self, message: memoryview, position: int) -> None:
+    def _on_log_entry(self, message: memoryview, position: int) -> bool:
         self._log_read_reported = position
         self._execute(self.core.on_log_entry(self._now(), message, position))
+        return self.core.log_paused  # True ends the reader's poll at this entry
+
+    def _record_snapshot(self) -> int:
+        """``RecordSnapshot`` in progress: a duty cycle of its recorder, and the core's answer once done."""
+        recorder = self._snapshot_recorder
+        assert recorder is not None
+        work = recorder.do_work()
+        if recorder.done:
+            self._snapshot_recorder = None
+            recording_id = recorder.recording_id if recorder.state == RecorderState.DONE else NULL_VALUE
+            if recording_id == NULL_VALUE:
+                self._event(f"the consensus module's snapshot failed: {recorder.error}")
+            self._execute(self.core.on_snapshot_recorded(self._now(), recording_id, recorder.error))
+            work += 1
+        return work
 
     def _egress_work(self, now_ns: int) -> int:
         """Egress publications: report each one that connects, send what it holds, close the ones asked
@@ -535,6 +652,22 @@ class ConsensusModuleAgent:
             elif isinstance(action, PersistCandidateTerm):
                 self.node_state.update_candidate_term(
                     action.candidate_term_id, self.append_position, self.clock.epoch_ms()
+                )
+            elif isinstance(action, RecordSnapshot):
+                if self._snapshot_recorder is not None:
+                    self._snapshot_recorder.close()
+                self._snapshot_recorder = MessageRecorder(
+                    self.transport,
+                    self.archive,
+                    self.config.snapshot_channel,
+                    self.config.consensus_module_snapshot_stream_id,
+                    action.messages,
+                )
+            elif isinstance(action, PersistSnapshot):
+                for entry in action.entries:
+                    self.recording_log.append_snapshot(*entry)
+                self._event(
+                    f"snapshot at {action.entries[-1][3]}: recordings {[e[0] for e in action.entries]}"
                 )
             elif isinstance(action, PersistTerm):
                 self.recording_log.append_term(
@@ -848,6 +981,8 @@ class ConsensusModuleAgent:
             return
         self.is_closed = True
         try:
+            if self._snapshot_recorder is not None:
+                self._snapshot_recorder.close()
             for key in list(self._egress):
                 self._close_egress(key)
             if self._log_publication is not None:

@@ -154,6 +154,8 @@ class ClusterNode:
                 consensus_module_stream_id=config.consensus_module_stream_id,
                 replay_channel=config.replay_channel,
                 replay_stream_id=config.replay_stream_id,
+                snapshot_channel=config.snapshot_channel,
+                snapshot_stream_id=config.service_snapshot_stream_id,
             )
         )
 
@@ -167,7 +169,7 @@ class ClusterNode:
             return 0
         archive = self.archive
         work = self.transport.do_work() + archive.do_work() + self.agent.do_work()
-        work += archive.do_work()  # what the consensus module appended or committed, recorded or replayed now
+        work += archive.replay_work()  # what the consensus module committed reaches the services now
         for container in self.containers:
             work += container.do_work()
         return work + self.transport.send_work()  # what the agents offered leaves now, not next cycle

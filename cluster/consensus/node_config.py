@@ -354,7 +354,9 @@ class Setting:
         return None if self.key in OUR_KEYS else "aeron." + self.key
 
 
-OUR_KEYS: Final = frozenset({"cluster.service.class"})
+# cluster.service.snapshot.stream.id is ours too: Aeron's container reads cluster.snapshot.stream.id in its
+# own process, where our one file gives that key to the consensus module
+OUR_KEYS: Final = frozenset({"cluster.service.class", "cluster.service.snapshot.stream.id"})
 _FROM_MEMBERS = "each member's endpoint comes from cluster.members"
 _PER_TERM = "the node sets the log's position and session id itself, for each leadership term"
 _UDP: Final = ("udp",)
@@ -451,6 +453,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.service.stream.id", "service_stream_id", _INT32),
     Setting("cluster.consensus.module.stream.id", "consensus_module_stream_id", _INT32),
     Setting("cluster.replay.stream.id", "replay_stream_id", _INT32),
+    Setting("cluster.snapshot.channel", "snapshot_channel", _Channel(_IPC)),
+    Setting("cluster.snapshot.stream.id", "consensus_module_snapshot_stream_id", _INT32),
+    Setting("cluster.service.snapshot.stream.id", "service_snapshot_stream_id", _INT32),
     Setting("cluster.election.timeout", "election_timeout_ns", _DURATION_KIND),
     Setting("cluster.election.status.interval", "election_status_interval_ns", _DURATION_KIND),
     Setting("cluster.leader.heartbeat.interval", "leader_heartbeat_interval_ns", _DURATION_KIND),
@@ -523,6 +528,9 @@ class NodeConfig:
     control_channel: str = "aeron:ipc?term-length=128k"
     service_stream_id: int = 104
     consensus_module_stream_id: int = 105
+    snapshot_channel: str = "aeron:ipc?alias=snapshot"
+    consensus_module_snapshot_stream_id: int = 107
+    service_snapshot_stream_id: int = 106
     election_timeout_ns: int = _CORE_DEFAULTS["election_timeout_ns"]
     election_status_interval_ns: int = _CORE_DEFAULTS["election_status_interval_ns"]
     leader_heartbeat_interval_ns: int = _CORE_DEFAULTS["leader_heartbeat_interval_ns"]

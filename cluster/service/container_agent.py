@@ -77,15 +77,24 @@ from dataclasses import dataclass
 from typing import Final
 
 from cluster.archive.client import ArchiveClient
+from cluster.archive.errors import ArchiveError
 from cluster.archive.message_recorder import DEFAULT_TIMEOUT_NS, MessageRecorder, RecorderState
+from cluster.archive.message_replay import replay_messages
 from cluster.archive.recording_follower import (
     DEFAULT_REPLAY_CHANNEL,
     DEFAULT_REPLAY_STREAM_ID,
     RecordingFollower,
 )
-from cluster.cluster_counters import COMMIT_POSITION_TYPE_ID, NODE_ROLE_TYPE_ID, cluster_counter_key
+from cluster.cluster_counters import (
+    COMMIT_POSITION_TYPE_ID,
+    NODE_ROLE_TYPE_ID,
+    RECOVERY_STATE_TYPE_ID,
+    RecoveryState,
+    cluster_counter_key,
+)
 from cluster.service.api import Claim, ClientSession, ClusteredService, Role
 from cluster.service.container_core import ClusterServiceError, ContainerCore, ContainerSession
+from cluster.snapshots import ServiceSnapshot, SnapshotError, load_service_snapshot
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
@@ -456,10 +465,12 @@ class ContainerAgent:
             self.consensus_module = ConsensusModulePublisher(publication, service_id)
             self.egress = EgressPublisher(transport)
             self._closers.append(self.egress.follow)
+            snapshot, own_messages = self._load_snapshot(replay_channel, replay_stream_id)
             self.follower = RecordingFollower(
                 archive,
                 recording_id=log_recording_id,
                 limit_counter=self._find_commit_counter,
+                position=0 if snapshot is None else snapshot.marker.log_position,
                 replay_channel=replay_channel,
                 replay_stream_id=replay_stream_id,
             )
@@ -474,7 +485,7 @@ class ContainerAgent:
                 snapshots=self,
             )
             self._closers.append(self._abandon_snapshot)
-            self.core.start()
+            self.core.start(snapshot, own_messages)
             self._queue_ack(self.follower.position, relevant_id=self.client_id)
         except BaseException:
             self._close_all()
@@ -578,6 +589,37 @@ class ContainerAgent:
         self.core.on_role_change(role)
 
     # ------------------------------------------------------------------ snapshots
+
+    def _load_snapshot(self, channel: str, stream_id: int) -> tuple[ServiceSnapshot | None, list[bytes]]:
+        """This service's snapshot, as the consensus module's recovery state names it (none: the service
+        starts empty), read back through the archive. The consensus module checked the recording when it
+        chose it; one that cannot be read now stops the container."""
+        counter = self.transport.counters_manager.find(
+            RECOVERY_STATE_TYPE_ID,
+            lambda key: (
+                (state := RecoveryState.from_key(bytes(key))) is not None
+                and state.cluster_id == self.cluster_id
+            ),
+        )
+        state = None if counter is None else RecoveryState.from_key(bytes(counter.key))
+        recording_id = NULL_VALUE if state is None else state.snapshot_recording_id(self.service_id)
+        if state is None or recording_id < 0:
+            return None, []
+        try:
+            snapshot, own = load_service_snapshot(
+                replay_messages(self.archive, recording_id, channel=channel, stream_id=stream_id)
+            )
+        except (ArchiveError, SnapshotError) as error:
+            raise ContainerAgentError(
+                f"service {self.service_id}: its snapshot, recording {recording_id}: {error}"
+            ) from error
+        if snapshot.marker.log_position != state.log_position:
+            raise ContainerAgentError(
+                f"service {self.service_id}: recording {recording_id} holds the snapshot at "
+                f"{snapshot.marker.log_position}, not at {state.log_position}, where the consensus module "
+                "began"
+            )
+        return snapshot, own
 
     def take_snapshot(self, log_position: int, messages: list[bytes]) -> None:
         """``SnapshotTaker``: record the snapshot the core made at ``log_position``; the log is read no

@@ -33,7 +33,7 @@ and answers ``MOCKED_OFFER``, as in Aeron.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -163,6 +163,28 @@ class _SnapshotBuffer:
         return self.position
 
 
+class _SnapshotMessages:
+    """The ``SnapshotReader`` a service's ``on_start`` reads its snapshot from: its own messages, in
+    order."""
+
+    def __init__(self, messages: Sequence[bytes]) -> None:
+        self._messages = messages
+        self._next = 0
+
+    def poll(self, handler: Callable[[memoryview], object], limit: int) -> int:
+        count = 0
+        while count < limit and self._next < len(self._messages):
+            message = self._messages[self._next]
+            self._next += 1
+            count += 1
+            handler(memoryview(message))
+        return count
+
+
+def _version_text(version: int) -> str:
+    return f"{version >> 16 & 0xFF}.{version >> 8 & 0xFF}.{version & 0xFF}"
+
+
 class ContainerCore:
     """One service's container, without I/O (see the module docstring). It is the service's ``Cluster``."""
 
@@ -263,9 +285,35 @@ class ContainerCore:
 
     # ------------------------------------------------------------------ inputs
 
-    def start(self) -> None:
-        """``on_start`` (snapshots come later: a service starts empty)."""
-        self.service.on_start(self, None)
+    def start(self, snapshot: ServiceSnapshot | None = None, messages: Sequence[bytes] = ()) -> None:
+        """``on_start``: empty, or from ``snapshot`` -- its sessions become the container's, the time unit
+        and term the snapshot's, the log position its position -- with the service's own ``messages``
+        (those after the snapshot's END) handed to the service through a ``SnapshotReader``. A snapshot
+        of an application whose major version differs from this one's is refused."""
+        if snapshot is None:
+            self.service.on_start(self, None)
+            return
+        marker = snapshot.marker
+        version = marker.app_version or 0
+        if version >> 16 != self.app_version >> 16:
+            raise ClusterServiceError(
+                f"the snapshot at {marker.log_position} was written by application version "
+                f"{_version_text(version)}, whose major version is not this one's "
+                f"({_version_text(self.app_version)})"
+            )
+        if marker.time_unit is not None:
+            self._time_unit = ClusterTimeUnit(marker.time_unit)
+        self.leadership_term_id = marker.leadership_term_id
+        self._log_position = marker.log_position
+        for record in snapshot.sessions:
+            self._sessions[record.cluster_session_id] = ContainerSession(
+                record.cluster_session_id,
+                record.response_stream_id,
+                record.response_channel,
+                record.encoded_principal,
+                self,
+            )
+        self.service.on_start(self, _SnapshotMessages(messages))
 
     def on_role_change(self, role: Role) -> None:
         if role != self.role:

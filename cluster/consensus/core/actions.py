@@ -6,20 +6,21 @@ The core never performs I/O. Each call (a message, a tick, an answer from the lo
 of actions; the *driver* -- the node agent, in a real process and in the simulator alike -- executes them
 **in list order**, and that order is a contract (docs/consensus.md, "The driver contract"):
 
-* **Durable before visible.** ``PersistCandidateTerm``, ``PersistTerm`` and ``TruncateLog`` are complete
-  (written and synced at the node's file-sync level) before any later action of the same list is
-  executed. Raft's safety rests on it: the candidate term id is durable before a Vote or RequestVote
-  that depends on it leaves, a recording-log TERM entry is durable before the node acts in that term.
-* **One term history.** ``PersistTerm`` and ``TruncateLog`` are operations of the recording-log model
-  (``RecordingLog.append_term`` and ``RecordingLog.truncate_to``) that the core has already applied to
-  its own copy; the driver applies the same operation to ``recording.log``, so the file and the core
-  never disagree.
+* **Durable before visible.** ``PersistCandidateTerm``, ``PersistTerm``, ``PersistSnapshot`` and
+  ``TruncateLog`` are complete (written and synced at the node's file-sync level) before any later
+  action of the same list is executed. Raft's safety rests on it: the candidate term id is durable
+  before a Vote or RequestVote that depends on it leaves, a recording-log TERM entry is durable before
+  the node acts in that term.
+* **One term history.** ``PersistTerm``, ``PersistSnapshot`` and ``TruncateLog`` are operations of the
+  recording-log model (``RecordingLog.append_term``, ``append_snapshot`` and ``truncate_to``) that the
+  core has already applied to its own copy; the driver applies the same operation to ``recording.log``,
+  so the file and the core never disagree.
 * **The local log reports back.** The core learns what its log holds only from the driver:
   ``on_append_position`` (durably recorded up to), ``on_log_appended`` / ``on_log_append_failed`` (the
   answer to each ``AppendLog``), ``on_log_stopped`` (the answer to ``StopLog``: the recording's stop
   position), ``on_log_published`` / ``on_log_joined`` / ``on_replicated`` (answers to ``LogRequest``,
-  each naming the log's recording id). A leader's own position enters the quorum only once its archive
-  has it, as in Aeron.
+  each naming the log's recording id), ``on_snapshot_recorded`` (the answer to ``RecordSnapshot``). A
+  leader's own position enters the quorum only once its archive has it, as in Aeron.
 * **Answers after the list.** The driver delivers those answers only after it has executed the whole
   list that asked for them, in the order the requests were made -- never into the middle of a list.
 * **Commit last.** ``Commit`` hands a position to the services; the driver must not let a service
@@ -45,8 +46,10 @@ __all__ = [
     "LogRequest",
     "OpenEgress",
     "PersistCandidateTerm",
+    "PersistSnapshot",
     "PersistTerm",
     "ReadLog",
+    "RecordSnapshot",
     "RoleChange",
     "Send",
     "SendEgress",
@@ -236,6 +239,27 @@ class CloseEgress:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSnapshot:
+    """Record ``messages`` -- the consensus module's snapshot at ``log_position``, BEGIN to END
+    (``cluster.snapshots``) -- as a new recording of the local archive. The driver answers, after the
+    list, with ``on_snapshot_recorded(recording_id, reason)``: the recording's id once it holds every
+    message, or -1 and why it could not."""
+
+    log_position: int
+    messages: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSnapshot:
+    """Append these SNAPSHOT entries to ``recording.log``, in this order, and make them durable before
+    the next action: each ``(recording_id, leadership_term_id, term_base_log_position, log_position,
+    timestamp, service_id)``, the services' first and the consensus module's (service id -1) last --
+    ``RecordingLog.append_snapshot``, already applied to the core's copy."""
+
+    entries: tuple[tuple[int, int, int, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceControl:
     """Send ``message`` (JoinLog, ...) to this member's services on the service control stream (104)."""
 
@@ -271,6 +295,8 @@ Action = (
     | AppendLog
     | PersistCandidateTerm
     | PersistTerm
+    | PersistSnapshot
+    | RecordSnapshot
     | TruncateLog
     | StopLog
     | LogRequest

@@ -58,8 +58,10 @@ from cluster.consensus.core.actions import (
     Commit,
     LogRequest,
     PersistCandidateTerm,
+    PersistSnapshot,
     PersistTerm,
     ReadLog,
+    RecordSnapshot,
     RoleChange,
     Send,
     ServiceControl,
@@ -69,13 +71,14 @@ from cluster.consensus.core.actions import (
     StopLog,
     TruncateLog,
 )
+from cluster.consensus.core.cluster_actions import ModuleState, SnapshotAcks
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.recording_log import RecordingLog
 from cluster.consensus.core.sessions import Authenticator, AuthorisationService, ClientSessions
 from cluster.messages import pack
-from cluster.snapshots import APP_VERSION
+from cluster.snapshots import APP_VERSION, CONSENSUS_MODULE_TYPE_ID, ConsensusModuleSnapshot, SnapshotMarker
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -101,6 +104,9 @@ _E = ElectionState
 # where a NewLeadershipTermEvent carries its own end position: logPosition, 8 bytes into the block
 _EVENT_LOG_POSITION_OFFSET: Final = codecs.HEADER_SIZE + 8
 _BALLOTS = (_E.CANVASS, _E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
+# where a ClusterActionRequest carries its own end position: logPosition, after the leadership term id
+_ACTION_LOG_POSITION_OFFSET: Final = codecs.HEADER_SIZE + 8
+_RECENT: Final = 64  # recent service acks and JoinLog positions kept for a snapshot that begins late
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +193,10 @@ class ConsensusCore:
         canaries: frozenset[str] = frozenset(),
         authenticator: Authenticator | None = None,
         authorisation: AuthorisationService | None = None,
+        snapshot: ConsensusModuleSnapshot | None = None,
     ) -> None:
+        """``snapshot``: the consensus module's latest snapshot, when the member starts from one (its
+        recording log names it); the state begins there, and the log is read back from its position."""
         self.config = config
         self.member_id = config.member_id
         self.member_ids = tuple(member.id for member in config.members)
@@ -258,6 +267,19 @@ class ConsensusCore:
         # each service's latest ack: (ack id, log position, relevant id); ack ids count from 0
         self.service_acks: list[tuple[int, int, int]] = [(-1, -1, -1)] * config.service_count
         self.ack_errors = 0
+        # cluster actions and snapshots (cluster_actions.py)
+        self.module_state = ModuleState.ACTIVE
+        self._snapshot: SnapshotAcks | None = None
+        self._snapshot_requested = False  # leader: a ClusterActionRequest SNAPSHOT is to be appended
+        self._recent_acks: deque[tuple[int, int, int]] = deque(maxlen=_RECENT * max(1, config.service_count))
+        self._recent_join_logs: deque[int] = deque(maxlen=_RECENT)
+        self.snapshots_taken = 0
+        self.snapshots_failed = 0
+        self.last_snapshot_failure = ""
+        self.sessions.request_snapshot = self.request_snapshot
+        self.snapshot_position = 0  # where the state began: the loaded snapshot's position, or 0
+        if snapshot is not None:
+            self._restore(snapshot, now_ns)
 
     def _out(self) -> _Out:
         return _Out(self._append_answers)
@@ -506,12 +528,13 @@ class ConsensusCore:
             leadership_term_id=self.leadership_term_id,
         )
         if ack is not None:
-            self._on_service_ack(ack)
+            with self._guard(now_ns, out):
+                self._on_service_ack(ack, now_ns, out)
         return out.actions
 
-    def _on_service_ack(self, ack: codecs.ServiceAckDecoder) -> None:
+    def _on_service_ack(self, ack: codecs.ServiceAckDecoder, now_ns: int, out: _Out) -> None:
         """Each service counts its acks from 0 (docs/sessions.md, "Service acks"); one out of sequence is
-        counted in ``ack_errors`` and otherwise ignored."""
+        counted in ``ack_errors`` and otherwise ignored. An ack may answer a snapshot in progress."""
         service_id, expected = ack.service_id, None
         if 0 <= service_id < len(self.service_acks):
             expected = self.service_acks[service_id][0] + 1
@@ -519,6 +542,170 @@ class ConsensusCore:
             self.ack_errors += 1
             return
         self.service_acks[service_id] = (ack.ack_id, ack.log_position, ack.relevant_id)
+        self._recent_acks.append((service_id, ack.log_position, ack.relevant_id))
+        if self._snapshot is not None:
+            self._snapshot.on_ack(service_id, ack.log_position, ack.relevant_id)
+            self._check_snapshot(now_ns, out)
+
+    # ------------------------------------------------------------------ cluster actions and snapshots
+
+    def _restore(self, snapshot: ConsensusModuleSnapshot, now_ns: int) -> None:
+        """Begin from the consensus module's snapshot: the sessions' state is the snapshot's, and its
+        position was committed -- a snapshot is only ever taken of committed state."""
+        position = snapshot.marker.log_position
+        if position > self.append_position:
+            raise ConsensusError(
+                f"the snapshot at {position} is beyond the log, which ends at {self.append_position}"
+            )
+        self.sessions.restore(snapshot, now_ns)
+        self.snapshot_position = position
+        self.commit_position = self.leader_commit_position = position
+        self.sessions.on_commit(position)
+
+    @property
+    def ingress_open(self) -> bool:
+        """Whether the driver may hand this member client messages: not while a cluster action (a
+        snapshot, a suspension) holds the log still. What waits stays in the ingress, unread."""
+        return self.module_state == ModuleState.ACTIVE
+
+    @property
+    def log_paused(self) -> bool:
+        """Whether the driver must stop reading the log back (``ReadLog``): a snapshot in progress needs
+        the state at its position, so the reading waits there until the snapshot is taken."""
+        return self._snapshot is not None
+
+    def request_snapshot(self) -> bool:
+        """Order a snapshot of the whole cluster (an authorised AdminRequest, the admin tool): a leader
+        whose election is over and whose module is ACTIVE appends a ClusterActionRequest SNAPSHOT on its
+        next tick. Whether it will."""
+        if (
+            self.role != Role.LEADER
+            or self.state != _E.CLOSED
+            or self.module_state != ModuleState.ACTIVE
+            or self._snapshot_requested
+        ):
+            return False
+        self._snapshot_requested = True
+        return True
+
+    def _append_snapshot_action(self, now_ns: int, out: _Out) -> None:
+        """The leader's ClusterActionRequest SNAPSHOT; the snapshot begins at its end once appended (an
+        append that fails is tried again on a later tick)."""
+        leadership_term_id = self.leadership_term_id
+        length = codecs.ClusterActionRequestEncoder.pack_into(
+            self._scratch,
+            0,
+            leadership_term_id=leadership_term_id,
+            log_position=0,  # the driver writes the entry's end here
+            timestamp=now_ns,
+            action=int(codecs.ClusterAction.SNAPSHOT),
+            flags=0,
+        )
+
+        def appended(end: int, out: _Out) -> None:
+            self._snapshot_requested = False
+            self._begin_snapshot(end, leadership_term_id, now_ns, out)
+
+        out.append(bytes(self._scratch[:length]), appended, None, _ACTION_LOG_POSITION_OFFSET)
+
+    def _on_actions_read(self, now_ns: int, out: _Out) -> None:
+        """ClusterActionRequests the sessions read from the log: a SNAPSHOT (not a standby one) begins
+        this member's snapshot at its position."""
+        actions, self.sessions.actions_read = self.sessions.actions_read, []
+        for leadership_term_id, log_position, timestamp, action, flags in actions:
+            if action == codecs.ClusterAction.SNAPSHOT and flags == 0:
+                self._begin_snapshot(log_position, leadership_term_id, timestamp, out)
+
+    def _begin_snapshot(self, position: int, leadership_term_id: int, timestamp: int, out: _Out) -> None:
+        if self._snapshot is not None and self._snapshot.log_position == position:
+            return  # the leader began it as it appended the action, and reads the action back later
+        if any(
+            e.is_valid and e.is_snapshot and e.service_id == -1 and e.log_position == position
+            for e in self.recording_log.entries
+        ):
+            return  # taken before: the log is being read again (recovery, an election's replay)
+        snapshot = SnapshotAcks(position, leadership_term_id, timestamp, self.config.service_count)
+        for service_id, log_position, relevant_id in self._recent_acks:
+            snapshot.on_ack(service_id, log_position, relevant_id)
+        for join_position in self._recent_join_logs:
+            snapshot.on_join_log(join_position)
+        self._snapshot = snapshot
+        self.module_state = ModuleState.SNAPSHOT
+        self._check_snapshot(self._now_ns, out)
+
+    def _check_snapshot(self, now_ns: int, out: _Out) -> None:
+        """Once every service has answered: record the module's own snapshot, or give up on a failure."""
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.recording:
+            return
+        results = snapshot.results()
+        if results is None:
+            return
+        failed = [service_id for service_id, result in enumerate(results) if result < 0]
+        if failed:
+            self._end_snapshot(now_ns, f"service {failed[0]} could not take its snapshot")
+            return
+        snapshot.recording = True
+        marker = SnapshotMarker(
+            CONSENSUS_MODULE_TYPE_ID,
+            snapshot.log_position,
+            snapshot.leadership_term_id,
+            0,
+            int(codecs.ClusterTimeUnit.NANOS),
+            APP_VERSION,
+        )
+        out.add(RecordSnapshot(snapshot.log_position, tuple(self.sessions.snapshot(marker).messages())))
+
+    def on_snapshot_recorded(self, now_ns: int, recording_id: int, reason: str = "") -> list[Action]:
+        """The answer to ``RecordSnapshot``: the module's snapshot is recording ``recording_id`` (-1: it
+        could not be recorded, for ``reason``). The recording log gets the snapshot's entries -- the
+        services' in descending service id, then the module's -- and the module is ACTIVE again."""
+        out = self._out()
+        snapshot = self._snapshot
+        if snapshot is None or not snapshot.recording:
+            return out.actions  # given up meanwhile
+        with self._guard(now_ns, out):
+            if recording_id < 0:
+                self._end_snapshot(now_ns, f"the consensus module's snapshot was not recorded: {reason}")
+                return out.actions
+            results = snapshot.results()
+            assert results is not None
+            term_id, position, timestamp = (
+                snapshot.leadership_term_id,
+                snapshot.log_position,
+                snapshot.timestamp,
+            )
+            base = self._term_base_of(term_id, position)
+            entries = [
+                (results[service_id], term_id, base, position, timestamp, service_id)
+                for service_id in reversed(range(self.config.service_count))
+            ]
+            entries.append((recording_id, term_id, base, position, timestamp, -1))
+            for entry in entries:
+                self.recording_log.append_snapshot(*entry)
+            out.add(PersistSnapshot(tuple(entries)))
+            self.snapshots_taken += 1
+            self._end_snapshot(now_ns, "")
+        return out.actions
+
+    def _term_base_of(self, leadership_term_id: int, position: int) -> int:
+        for term in reversed(self.terms):
+            if term.leadership_term_id == leadership_term_id:
+                return term.term_base_log_position
+        raise ConsensusError(
+            f"a snapshot at {position} in term {leadership_term_id}, which this log never had"
+        )
+
+    def _end_snapshot(self, now_ns: int, failure: str) -> None:
+        """The snapshot is over (taken, or given up for ``failure``): the module is ACTIVE again, the log is
+        read on, and every session's activity is fresh (the snapshot held the cluster still)."""
+        self._snapshot = None
+        self.module_state = ModuleState.ACTIVE
+        if failure:
+            self.snapshots_failed += 1
+            self.last_snapshot_failure = failure
+        for session in self.sessions.sessions.values():
+            session.time_of_last_activity_ns = now_ns
 
     def on_log_entry(self, now_ns: int, message: bytes | memoryview, position: int) -> list[Action]:
         """The answer to ``ReadLog``: a whole entry of the local log, ending at ``position``."""
@@ -526,6 +713,9 @@ class ConsensusCore:
         if position > self._read_limit:
             raise ConsensusError(f"a log entry ending at {position}, past the read limit {self._read_limit}")
         self.sessions.on_log_entry(now_ns, message, position)
+        if self.sessions.actions_read:
+            with self._guard(now_ns, out):
+                self._on_actions_read(now_ns, out)
         if self.state == _E.LEADER_REPLAY:
             self._election_work(now_ns, out)
         return out.actions
@@ -613,6 +803,11 @@ class ConsensusCore:
         elif not self.transitions:
             self.transitions.append(("INIT", "INIT", reason))
             out.add(StateChange("INIT", "INIT", reason))
+        self._snapshot_requested = False
+        if self._snapshot is not None and self._snapshot.log_position > self.commit_position:
+            # its action may yet be cut from the log: no service will see it unless it commits, and a
+            # member that reads it again then begins the snapshot again
+            self._end_snapshot(now_ns, "an election began before the snapshot's action was committed")
         # what a leader did beyond the commit position is undone (docs/sessions.md, "Rollback")
         self.sessions.on_election(self.commit_position, out, self.leadership_term_id, self.leader_id)
         self._set_role(Role.FOLLOWER, out)
@@ -872,6 +1067,9 @@ class ConsensusCore:
         """JoinLog for this member's services: the term's log starts at ``position`` and this member's
         role in it. (Our services read the committed log back from the archive, not from the channel,
         so the log channel is left empty; docs/sessions.md.)"""
+        self._recent_join_logs.append(position)
+        if self._snapshot is not None:
+            self._snapshot.on_join_log(position)
         return ServiceControl(
             pack(
                 codecs.JoinLogEncoder,
@@ -1054,6 +1252,11 @@ class ConsensusCore:
             return
         # the sessions' work appends entries, so it comes after anything that may end the term: an
         # election never starts in the list of actions that appends (their answers find the term over)
+        if self.module_state != ModuleState.ACTIVE:
+            return  # a cluster action holds the log still: no timers, service messages or timeouts
+        if self._snapshot_requested:
+            self._append_snapshot_action(now_ns, out)  # the last entry before the snapshot: nothing after it
+            return
         self.sessions.leader_tick(now_ns, out, self.leadership_term_id)
 
     def _truncate_log(self, position: int, holder: int, out: _Out, *, reopen: bool) -> None:

@@ -49,10 +49,18 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from cluster.consensus.core.actions import Action, CloseEgress, OpenEgress, SendEgress
+from cluster.consensus.core.errors import ConsensusError
 from cluster.consensus.core.members import ClusterMember
 from cluster.consensus.core.timers import TimerService
 from cluster.messages import pack
 from cluster.session_message import SESSION_HEADER_LENGTH, read_session_header
+from cluster.snapshots import (
+    ConsensusModuleSnapshot,
+    PendingMessages,
+    SnapshotClusterSession,
+    SnapshotMarker,
+    SnapshotTimer,
+)
 from codegen.runtime.errors import CodecError
 from generated import aeron_cluster_codecs as codecs
 
@@ -296,6 +304,11 @@ class ClientSessions:
         self._uncommitted = _Uncommitted()
         self._closing_now: set[int] = set()  # sessions whose SessionCloseEvent awaits its append's answer
         self.malformed = 0
+        # the core's: asked on an authorised AdminRequest SNAPSHOT, answers whether it will take one
+        self.request_snapshot: Callable[[], bool] = lambda: False
+        # ClusterActionRequests read from the log, for the core: (leadership term, log position, timestamp,
+        # action, flags), in log order
+        self.actions_read: list[tuple[int, int, int, int, int]] = []
 
     # ------------------------------------------------------------------ ingress
 
@@ -445,8 +458,13 @@ class ClientSessions:
         if not allowed:
             code, text = codecs.AdminResponseCode.UNAUTHORISED_ACCESS, "admin request not authorised"
         elif request_type == codecs.AdminRequestType.SNAPSHOT:
-            # snapshots are not taken by this node yet: say so rather than pretend one was triggered
-            code, text = codecs.AdminResponseCode.ERROR, "snapshots are not supported by this node yet"
+            if self.request_snapshot():
+                code, text = codecs.AdminResponseCode.OK, ""
+            else:
+                code, text = (
+                    codecs.AdminResponseCode.ERROR,
+                    "a snapshot cannot be taken now (another cluster action is in progress)",
+                )
         else:
             code, text = codecs.AdminResponseCode.ERROR, f"unknown admin request type {request_type}"
         response = pack(
@@ -458,6 +476,98 @@ class ClientSessions:
             response_code=code,
         )
         out.add(SendEgress(session.id, response))
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self, marker: SnapshotMarker) -> ConsensusModuleSnapshot:
+        """This state as the consensus module's snapshot at ``marker.log_position`` (docs/snapshots.md):
+        the next session id, the open and closing sessions, the scheduled timers, and each service's
+        messages not in the log yet (service 0's bookkeeping also in the ``ConsensusModule`` record)."""
+        sessions = tuple(
+            SnapshotClusterSession(
+                session.id,
+                session.correlation_id,
+                session.opened_position,
+                session.time_of_last_activity_ns,
+                session.response_stream_id,
+                session.response_channel,
+                None if session.state == SessionState.OPEN else session.close_reason,
+            )
+            for session in self.sessions.values()
+            if session.state in (SessionState.OPEN, SessionState.CLOSING)
+        )
+        timers = tuple(
+            SnapshotTimer(correlation_id, deadline) for correlation_id, deadline in self.timers.timers()
+        )
+        pending = tuple(
+            PendingMessages(
+                tracker.service_id,
+                tracker.next_id,
+                tracker.logged_id,
+                0,
+                tuple(self._stamped(message_id, message) for message_id, message in tracker.pending),
+            )
+            for tracker in self.services
+        )
+        first = self.services[0] if self.services else None
+        # the record's optional fields: Long.MIN_VALUE (no service message logged yet) and a capacity of 0
+        # are their null values, and read back as None
+        return ConsensusModuleSnapshot(
+            marker,
+            self.next_session_id,
+            None if first is None else first.next_id,
+            None if first is None or first.logged_id == _LONG_MIN else first.logged_id,
+            None,
+            sessions=sessions,
+            timers=timers,
+            pending=pending,
+        )
+
+    def restore(self, snapshot: ConsensusModuleSnapshot, now_ns: int) -> None:
+        """Begin from ``snapshot`` (a member starting from its latest snapshot): its sessions (OPEN, or
+        CLOSING with their close reason; active as of ``now_ns``), timers, services' queued messages and
+        next session id; the state is the log's up to the snapshot's position. Only into a fresh state."""
+        if self.sessions or self.pending or len(self.timers) or self.consumed_position:
+            raise ConsensusError("a snapshot is restored only into a fresh state")
+        position = snapshot.marker.log_position
+        self.next_session_id = snapshot.next_session_id
+        for record in snapshot.sessions:
+            closing = record.close_reason is not None
+            self.sessions[record.cluster_session_id] = ClusterSession(
+                record.cluster_session_id,
+                record.correlation_id,
+                record.response_stream_id,
+                record.response_channel,
+                SessionState.CLOSING if closing else SessionState.OPEN,
+                now_ns,
+                opened_position=record.opened_log_position,
+                close_reason=record.close_reason if record.close_reason is not None else -1,
+            )
+        self.timers.restore((timer.correlation_id, timer.deadline) for timer in snapshot.timers)
+        for tracker in snapshot.pending:
+            if not 0 <= tracker.service_id < len(self.services):
+                raise ConsensusError(
+                    f"the snapshot holds messages of service {tracker.service_id}; this member runs "
+                    f"{len(self.services)} services"
+                )
+            queue = self.services[tracker.service_id]
+            queue.next_id = tracker.next_service_session_id
+            queue.logged_id = tracker.log_service_session_id
+            queue.pending = deque(
+                (codecs.SessionMessageHeaderDecoder.unpack(message)[1], message)
+                for message in tracker.messages
+            )
+        self.consumed_position = self.read_position = self._commit_position = position
+
+    @staticmethod
+    def _stamped(message_id: int, message: bytes) -> bytes:
+        """A queued service message with its id in the header's cluster session id, as a snapshot keeps it."""
+        stamped = bytearray(message)
+        header = codecs.SessionMessageHeaderDecoder.unpack(message)
+        codecs.SessionMessageHeaderEncoder.pack_into(
+            stamped, 0, leadership_term_id=header[0], cluster_session_id=message_id, timestamp=header[2]
+        )
+        return bytes(stamped)
 
     # ------------------------------------------------------------------ the leader's duty
 
@@ -810,6 +920,16 @@ class ClientSessions:
                 )
             if "refire_committed_timer" in self.canaries:
                 self._fired.append(correlation_id)
+        elif isinstance(decoder, codecs.ClusterActionRequestDecoder):
+            self.actions_read.append(
+                (
+                    decoder.leadership_term_id,
+                    decoder.log_position,
+                    decoder.timestamp,
+                    decoder.action_raw,
+                    decoder.flags or 0,
+                )
+            )
         elif isinstance(decoder, codecs.SessionMessageHeaderDecoder):
             session_id = decoder.cluster_session_id
             if session_id < 0:
