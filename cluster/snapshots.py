@@ -283,8 +283,7 @@ class _Loader:
 
     def _begin(self, decoder: object) -> None:
         if not isinstance(decoder, codecs.SnapshotMarkerDecoder) or decoder.mark_raw != _MARK.BEGIN:
-            name = "a message of another schema" if decoder is None else _name(decoder)
-            raise self._fail(f"the first message must be a BEGIN marker, not {name}")
+            raise self._fail(f"the first message must be a BEGIN marker, not {_name(decoder)}")
         if decoder.type_id != self.type_id:
             got = _TYPE_NAMES.get(decoder.type_id, f"type {decoder.type_id}")
             raise self._fail(f"BEGIN marks a {got} snapshot")
@@ -301,6 +300,26 @@ class _Loader:
         if not self.done:
             raise self._fail("the snapshot ends before its END marker")
 
+    def on_message(self, message: bytes | memoryview) -> bool:
+        """Take the next message; ``True`` once it was END (the snapshot is complete)."""
+        if self.done:
+            raise self._fail(self._after_end)
+        decoder = self._decode(message)
+        self.count += 1
+        if self.marker is None:
+            self._begin(decoder)
+            return False
+        if isinstance(decoder, codecs.SnapshotMarkerDecoder):
+            return self._on_marker(decoder)
+        self._on_record(decoder, message)
+        return False
+
+    _after_end = "a message after END"
+
+    def _on_record(self, decoder: Any, message: bytes | memoryview) -> None:
+        """A record between BEGIN and END (``decoder`` is ``None`` for a message of another schema)."""
+        raise NotImplementedError
+
 
 @dataclass(slots=True)
 class ServiceSnapshotLoader(_Loader):
@@ -310,27 +329,19 @@ class ServiceSnapshotLoader(_Loader):
     type_id: int = SERVICE_TYPE_ID
     sessions: list[SnapshotClientSession] = field(default_factory=list)
 
-    def on_message(self, message: bytes | memoryview) -> bool:
-        if self.done:
-            raise self._fail("a message after END is the service's own, not the loader's")
-        decoder = self._decode(message)
-        self.count += 1
-        if self.marker is None:
-            self._begin(decoder)
-            return False
-        if isinstance(decoder, codecs.SnapshotMarkerDecoder):
-            return self._on_marker(decoder)
-        if isinstance(decoder, codecs.ClientSessionDecoder):
-            self.sessions.append(
-                SnapshotClientSession(
-                    decoder.cluster_session_id,
-                    decoder.response_stream_id,
-                    decoder.response_channel_str(),
-                    bytes(decoder.encoded_principal_bytes()),
-                )
+    _after_end = "a message after END is the service's own, not the loader's"
+
+    def _on_record(self, decoder: Any, message: bytes | memoryview) -> None:
+        if not isinstance(decoder, codecs.ClientSessionDecoder):
+            raise self._fail(f"a service snapshot holds no {_name(decoder)} before END")
+        self.sessions.append(
+            SnapshotClientSession(
+                decoder.cluster_session_id,
+                decoder.response_stream_id,
+                decoder.response_channel_str(),
+                bytes(decoder.encoded_principal_bytes()),
             )
-            return False
-        raise self._fail(f"a service snapshot holds no {_name(decoder)} before END")
+        )
 
     @property
     def snapshot(self) -> ServiceSnapshot:
@@ -352,18 +363,9 @@ class ConsensusModuleSnapshotLoader(_Loader):
     pending: dict[int, list[bytes]] = field(default_factory=dict)
     extension: list[bytes] = field(default_factory=list)
 
-    def on_message(self, message: bytes | memoryview) -> bool:
-        if self.done:
-            raise self._fail("a message after END")
-        decoder = self._decode(message)
-        self.count += 1
-        if self.marker is None:
-            self._begin(decoder)
-            return False
+    def _on_record(self, decoder: Any, message: bytes | memoryview) -> None:
         if decoder is None:
             self.extension.append(bytes(message))
-        elif isinstance(decoder, codecs.SnapshotMarkerDecoder):
-            return self._on_marker(decoder)
         elif isinstance(decoder, codecs.ConsensusModuleDecoder):
             if self.state is not None:
                 raise self._fail("a second ConsensusModule record")
@@ -404,7 +406,6 @@ class ConsensusModuleSnapshotLoader(_Loader):
             self.pending.setdefault(service_id, []).append(bytes(message))
         elif not isinstance(decoder, codecs.ClusterMembersDecoder):
             raise self._fail(f"a consensus module snapshot holds no {_name(decoder)}")
-        return False
 
     @property
     def snapshot(self) -> ConsensusModuleSnapshot:
@@ -441,7 +442,7 @@ def _enum_value(raw: int | None) -> int | None:
 
 
 def _name(decoder: object) -> str:
-    return type(decoder).__name__.removesuffix("Decoder")
+    return "message of another schema" if decoder is None else type(decoder).__name__.removesuffix("Decoder")
 
 
 def load_service_snapshot(messages: Iterable[bytes | memoryview]) -> tuple[ServiceSnapshot, list[bytes]]:

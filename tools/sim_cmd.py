@@ -3,7 +3,7 @@
 ::
 
     python -m tools sim --seeds N [--first-seed S] [--nodes 3|5] [--canary NAME] [--json]
-                        [--file-sync-level 0|1|2] [--services] [--quiet]
+                        [--file-sync-level 0|1|2] [--services] [--snapshots] [--quiet]
     python -m tools sim --list-canaries
 
 The simulator runs real cluster nodes -- the transport, archive and consensus module a node process
@@ -21,6 +21,12 @@ committed; timers fire once; replicas agree at equal log positions; the last com
 client; two key-value clients' histories are linearizable (their operation counts join each JSON line and
 the summary as ``kv_operations`` and ``kv_indeterminate``). A canary that only those checkers can catch
 turns it on by itself.
+
+``--snapshots`` asks the leader for a snapshot every few seconds and now and then crashes a member while it
+takes one; the snapshot checkers judge every snapshot entry (it names a whole snapshot at its position,
+and members' snapshots at one position hold the same state) and every restart (a member starts from its
+newest valid snapshot). With ``--services`` a restarted replica that starts from a snapshot is judged by
+the service checkers as one that replayed the whole log. The count of snapshots taken joins the faults.
 
 ``--file-sync-level`` is the nodes' file-sync level: at 1 or 2 they claim to survive power loss, so a
 crash is a power loss that keeps only what was synced (and tears the last pending write); at 0 a crash
@@ -130,15 +136,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--services", action="store_true", help="run the checked service in every node, and its checkers"
     )
+    parser.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="take snapshots as the run goes, crash members during them, and check them",
+    )
     parser.add_argument("--list-canaries", action="store_true", help="print the canary names, one per line")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def _reproduce(seed: int, nodes: int, canary: str | None, level: int, services: bool) -> str:
-    command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {nodes}"
-    command += f" --canary {canary}" if canary else ""
-    command += f" --file-sync-level {level}" if level else ""
-    return command + (" --services" if services else "")
+def _reproduce(args: argparse.Namespace, seed: int) -> str:
+    command = f"python -m tools sim --seeds 1 --first-seed {seed} --nodes {args.nodes}"
+    command += f" --canary {args.canary}" if args.canary else ""
+    command += f" --file-sync-level {args.file_sync_level}" if args.file_sync_level else ""
+    command += " --services" if args.services else ""
+    return command + (" --snapshots" if args.snapshots else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +170,12 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else Progress(args.seeds, sys.stderr)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         result = run_seed(
-            seed, args.nodes, canaries, file_sync_level=args.file_sync_level, services=args.services
+            seed,
+            args.nodes,
+            canaries,
+            file_sync_level=args.file_sync_level,
+            services=args.services,
+            snapshots=args.snapshots,
         )
         committed += result.commands_committed
         kv_operations += result.kv_operations
@@ -194,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
                 result.violations[0].checker + ": " + result.violations[0].detail if result.violations else ""
             )
             what = what or str(result.liveness_failure)
-            reproduce = _reproduce(seed, args.nodes, args.canary, args.file_sync_level, args.services)
+            reproduce = _reproduce(args, seed)
             out.write(f"seed {seed} failed: {what}; reproduce: {reproduce}\n")
         out.flush()
         if progress is not None:

@@ -426,6 +426,7 @@ class ConsensusModuleAgent:
             work += self._log_subscription.poll(_drop, FRAGMENT_LIMIT * 32)
         work += self._check_append_position()
         work += self._read_log()
+        self._publish_service_limit()
         if self._snapshot_recorder is not None:
             work += self._record_snapshot()
         now_ns = self._now()
@@ -536,6 +537,19 @@ class ConsensusModuleAgent:
             self._log_read_reported = reader.position
             self._execute(self.core.on_log_position(self._now(), reader.position))
         return work
+
+    def _publish_service_limit(self) -> None:
+        """The commit-position counter the services read to: the commit position, but never beyond what
+        this module has read of its log. A service's ScheduleTimer, CancelTimer and messages to the log
+        answer entries it has read; a module that has not read those entries yet would hold timers
+        and messages ahead of its own state, and a snapshot of it would mix two positions. A leader has
+        read all it appended; a follower's module reads the committed log a duty cycle or so ahead of
+        its services."""
+        if "deliver_before_commit" in self.canaries:
+            return  # the canary moves the counter itself, to the append position
+        limit = min(self.commit_position, self.core.sessions.consumed_position)
+        if limit > self.commit_counter.get():
+            self.commit_counter.set(limit)
 
     def _on_log_entry(self, message: memoryview, position: int) -> bool:
         self._log_read_reported = position
@@ -664,8 +678,7 @@ class ConsensusModuleAgent:
                     action.messages,
                 )
             elif isinstance(action, PersistSnapshot):
-                for entry in action.entries:
-                    self.recording_log.append_snapshot(*entry)
+                self.recording_log.put_snapshots(action.entries)
                 self._event(
                     f"snapshot at {action.entries[-1][3]}: recordings {[e[0] for e in action.entries]}"
                 )
@@ -690,8 +703,7 @@ class ConsensusModuleAgent:
                     self.archive.stop_replay(replay)
             elif isinstance(action, Commit):
                 self.commit_position = action.position
-                if "deliver_before_commit" not in self.canaries:
-                    self.commit_counter.set(action.position)
+                self._publish_service_limit()
             elif isinstance(action, ReadLog):
                 self._log_reader.seek(action.position)
                 self._log_read_reported = action.position

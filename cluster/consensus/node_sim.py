@@ -51,17 +51,20 @@ import errno
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
+from cluster.archive.errors import ArchiveError
 from cluster.archive.recording_reader import RecordingReader
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message
 from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
+from cluster.consensus.core.cluster_actions import ModuleState
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.core.node import CORE_CANARIES
+from cluster.consensus.core.recording_log import RecordingLogEntry
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
@@ -70,6 +73,7 @@ from cluster.service.api import ClusteredService
 from cluster.sim.linearizability import KV_MODEL, Result
 from cluster.sim.linearizability import check as check_history
 from cluster.sim.services import ServiceChecker
+from cluster.snapshots import SnapshotError, load_consensus_module_snapshot, load_service_snapshot
 from cluster.storage import StorageError
 from cluster.storage.sim import SimDisk, SimulatedCrash
 from cluster.transport.clock import ManualClock
@@ -313,6 +317,9 @@ class NodeSimulator:
         self.client_events: dict[str, int] = {}  # what the client's session saw, by kind
         self.client_messages: list[bytes] = []  # the payloads the services sent the client, in order
         self._awaiting_reply_since_ns: int | None = None  # the oldest command sent since the last echo
+        self._snapshots_checked: set[tuple[int, int]] = set()  # (member, recording id) loaded and judged
+        self._snapshot_contents: dict[tuple[int, int], tuple[object, int]] = {}  # (position, service) ->
+        self.snapshots_taken = 0  # (what a member's snapshot held, which member) -- and how many were
         for member in self.members:
             self.start(member.member_id)
 
@@ -335,6 +342,7 @@ class NodeSimulator:
             service=self._service_of(member),
         )
         member.commit = 0
+        self._check_recovery(member)
 
     def _service_of(self, member: _Member) -> Callable[[], ClusteredService] | None:
         checker = self.service_checker
@@ -770,6 +778,92 @@ class NodeSimulator:
                     out += bytes(reader.position - len(out))  # a PAD frame's body, as the log holds it
         return _without_session_ids(out[:upto])
 
+    # ------------------------------------------------------------------ snapshots
+
+    def request_snapshot(self) -> bool:
+        """The leader (if there is one) is asked for a snapshot of the cluster; whether it will take one."""
+        leader = self.leader()
+        if leader is None or not leader.agent.core.request_snapshot():
+            return False
+        self._count("snapshot_requested")
+        return True
+
+    def _check_recovery(self, member: _Member) -> None:
+        """A member starts from the newest valid snapshot its recording log names (one it found damaged
+        it has invalidated first), or from the log's start if there is none."""
+        node = member.node
+        assert node is not None
+        latest = node.agent.recording_log.log.latest_snapshots(node.config.service_count)
+        expected = latest[0].log_position if latest else 0
+        if node.agent.core.snapshot_position != expected:
+            self._violate(
+                "recovery uses the newest valid snapshot",
+                f"n{member.member_id} started from {node.agent.core.snapshot_position}, its newest valid "
+                f"snapshot is at {expected}",
+            )
+
+    def check_snapshots(self) -> None:
+        """Every valid SNAPSHOT entry of a running member names a whole snapshot -- its recording reads
+        back, BEGIN to END, at the entry's term and position -- and members' snapshots at one position
+        hold the same state: the services' own messages, the consensus module's sessions (their activity
+        times are each member's own), timers and queued messages."""
+        for member in self.members:
+            node = member.node
+            if node is None:
+                continue
+            for entry in node.agent.recording_log.log.entries:
+                key = (member.member_id, entry.recording_id)
+                if not (entry.is_snapshot and entry.is_valid) or key in self._snapshots_checked:
+                    continue
+                self._snapshots_checked.add(key)
+                self.snapshots_taken += entry.service_id == -1
+                content = self._snapshot_content(node, entry)
+                if content is None:
+                    self._violate(
+                        "snapshot entries name whole snapshots",
+                        f"n{member.member_id}'s entry {entry.entry_index} (service {entry.service_id}, at "
+                        f"{entry.log_position}) names recording {entry.recording_id}, which is no whole "
+                        "snapshot there",
+                    )
+                    continue
+                seen = self._snapshot_contents.setdefault(
+                    (entry.log_position, entry.service_id), (content, member.member_id)
+                )
+                if seen[0] != content:
+                    self._violate(
+                        "snapshots are equal at equal positions",
+                        f"n{member.member_id}'s snapshot of service {entry.service_id} at "
+                        f"{entry.log_position} differs from n{seen[1]}'s",
+                    )
+
+    @staticmethod
+    def _snapshot_content(node: ClusterNode, entry: RecordingLogEntry) -> object | None:
+        """What the entry's snapshot holds, to compare between members; ``None`` if it is no whole
+        snapshot at the entry's term and position."""
+        descriptor = node.archive.catalog.recording(entry.recording_id)
+        if descriptor is None or descriptor.stop_position < 0:
+            return None
+        try:
+            with RecordingReader.of(
+                node.archive.ctx.storage, descriptor, stop_position=descriptor.stop_position
+            ) as reader:
+                messages = [message for _, message in reader.messages()]
+            if entry.service_id >= 0:
+                service, own = load_service_snapshot(messages)
+                marker = service.marker
+                content: object = own
+            else:
+                module = load_consensus_module_snapshot(messages)
+                marker = module.marker
+                content = replace(
+                    module, sessions=tuple(replace(s, time_of_last_activity=0) for s in module.sessions)
+                )
+        except (ArchiveError, SnapshotError):
+            return None
+        if (marker.log_position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
+            return None
+        return content
+
     def check_logs(self) -> None:
         """Logs agree up to the lower commit position; commands are committed at most once; the committed
         prefix grows."""
@@ -1003,6 +1097,25 @@ def _scheduled_fault(sim: NodeSimulator, chooser: random.Random) -> None:
         sim.arm_storage_fault(member, chooser)
 
 
+SNAPSHOT_INTERVALS_MS: Final = (1_000, 2_500, 4_000)  # between a run's snapshot requests
+CRASH_DURING_SNAPSHOT: Final = 0.02  # the chance, each step, that a member taking a snapshot crashes
+
+
+def _crash_during_snapshot(sim: NodeSimulator, chooser: random.Random) -> None:
+    """Now and then, a member that is taking a snapshot crashes (a power loss, at file-sync levels that
+    model one) -- before, while or after its services and consensus module record theirs."""
+    for member in sim.members:
+        node = member.node
+        if (
+            node is not None
+            and node.agent.core.module_state == ModuleState.SNAPSHOT
+            and chooser.random() < CRASH_DURING_SNAPSHOT
+            and _may_fail(sim, member.member_id)
+        ):
+            sim.crash(member.member_id)
+            sim._count("crash_during_snapshot")
+
+
 def _aimed_fault(sim: NodeSimulator, chooser: random.Random, member: int) -> None:
     """A fault for ``member``, which has just changed election state: the transitions are where the
     protocol is most fragile, and a clock-driven schedule reaches them only by luck."""
@@ -1039,13 +1152,17 @@ def run_seed(
     liveness_ns: int = 30_000 * MS,
     file_sync_level: int = 0,
     services: bool = False,
+    snapshots: bool = False,
 ) -> SeedResult:
     """One run: a safety phase with faults chosen by ``seed`` -- a clock-driven schedule, and faults
     aimed at members' election transitions -- then a liveness phase with every fault healed, in which a
     leader must be elected and every member must converge on its commit. A canary raises the file-sync
     level to the one it needs (``CANARY_FILE_SYNC_LEVELS``). With ``services`` every member runs the
     checked service (``cluster.sim.services``), and the liveness phase also waits for every service to
-    catch up and for the client to get the last command's reply."""
+    catch up and for the client to get the last command's reply. With ``snapshots`` the leader is asked
+    for a snapshot every few seconds, a member is sometimes crashed while it takes one, and the snapshot
+    checkers run (``check_snapshots``; a restart is judged by ``_check_recovery``). Its choices come from
+    a generator of their own, so a seed without snapshots runs as it always did."""
     unknown = canaries - CANARIES.keys()
     if unknown:
         raise ValueError(f"unknown canaries: {sorted(unknown)}")
@@ -1058,6 +1175,7 @@ def run_seed(
         for _ in range(node_count)
     ]
     services = services or bool(canaries & SERVICE_CANARIES)
+    snapshots = snapshots or bool(canaries & SNAPSHOT_CANARIES)
     sim = NodeSimulator(
         seed, node_count, canaries=canaries, file_sync_level=level, drift=drift, checked_services=services
     )
@@ -1083,6 +1201,8 @@ def run_seed(
         steps = 0
         next_fault = sim.now_ns + 500 * MS
         next_check = sim.now_ns
+        snapshot_chooser = random.Random(seed ^ 0x5A4B)
+        next_snapshot = sim.now_ns + snapshot_chooser.choice(SNAPSHOT_INTERVALS_MS) * MS
         while sim.now_ns < safety_ns and not sim.violations:  # a violation fails the seed: stop there
             sim.step()
             while aimed:
@@ -1090,9 +1210,16 @@ def run_seed(
             steps += 1
             if steps % 50 == 0 and sim.submit(command):
                 command += 1
+            if snapshots:
+                if sim.now_ns >= next_snapshot:
+                    next_snapshot = sim.now_ns + snapshot_chooser.choice(SNAPSHOT_INTERVALS_MS) * MS
+                    sim.request_snapshot()
+                _crash_during_snapshot(sim, snapshot_chooser)
             if sim.now_ns >= next_check:
                 next_check = sim.now_ns + 500 * MS
                 sim.check_logs()
+                if snapshots:
+                    sim.check_snapshots()
             if sim.now_ns >= next_fault:
                 next_fault = sim.now_ns + chooser.choice([300, 800, 1500]) * MS
                 _scheduled_fault(sim, chooser)
@@ -1129,6 +1256,9 @@ def run_seed(
             sim.check_converged()
             sim.check_services()
             sim.check_linearizable()
+            if snapshots:
+                sim.check_snapshots()
+                sim.fault_counts["snapshots_taken"] = sim.snapshots_taken
         return SeedResult(
             seed,
             node_count,
@@ -1148,6 +1278,8 @@ def run_seed(
 FINAL_REPLY_TIMEOUT_NS: Final = 2_000 * MS  # the liveness phase sends a new last command after this
 SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer", "local_reads"})
 """Canaries only the service checkers can catch: a run with one of them runs the checked services."""
+SNAPSHOT_CANARIES: Final = frozenset({"snapshot_before_acks"})
+"""Canaries of snapshots: a run with one of them takes snapshots."""
 
 
 def _storage_faults(sim: NodeSimulator) -> dict[str, int]:

@@ -20,7 +20,10 @@ The checker holds, as the run goes:
 
 At the end of a run, ``check_complete`` asks that every running replica has seen exactly the committed
 commands, in order, and no more: every command committed reached every replica once. A member that
-restarts starts a new replica (``on_start``): it reads the log from the beginning again.
+restarts starts a new replica (``on_start``): it reads the log from the beginning again, or from its
+latest snapshot, which holds the replica's state as the checker had it (the digest, the commands and the
+timers seen) and the key-value store -- so a replica that starts from a snapshot is judged by the same
+rules as one that replayed the whole log, and "equal states at equal positions" compares the two.
 
 The checker imports nothing of the transport, archive, consensus module or storage: ``commit_position``
 and ``violate`` are the simulator's.
@@ -29,12 +32,13 @@ and ``violate`` are the simulator's.
 from __future__ import annotations
 
 import hashlib
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from cluster.service.api import ClientSession, Cluster, ClusteredService, SnapshotReader
+from cluster.service.api import ClientSession, Cluster, ClusteredService, SnapshotReader, SnapshotWriter
 from cluster.service.kv import KeyValueService
 
 __all__ = ["TIMER_EVERY", "CheckedService", "ServiceChecker"]
@@ -42,6 +46,7 @@ __all__ = ["TIMER_EVERY", "CheckedService", "ServiceChecker"]
 TIMER_EVERY: Final = 4  # the service schedules a timer for every fourth command
 TIMER_DELAY_NS: Final = 5_000_000
 _COMMAND_LENGTH: Final = 8
+_INT64: Final = struct.Struct("<q")
 
 
 @dataclass(slots=True)
@@ -66,8 +71,12 @@ class ServiceChecker:
         """A new replica for ``member_id`` (a start or a restart: it reads the log from its start)."""
         return CheckedService(self, member_id, commit_position)
 
-    def on_start(self, member_id: int) -> None:
-        self._replicas[member_id] = _Replica()
+    def on_start(self, member_id: int, replica: _Replica | None = None) -> None:
+        """A replica begins: empty, or as a snapshot left it."""
+        self._replicas[member_id] = _Replica() if replica is None else replica
+
+    def replica(self, member_id: int) -> _Replica:
+        return self._replicas.setdefault(member_id, _Replica())
 
     def replica_commands(self, member_id: int) -> list[int]:
         replica = self._replicas.get(member_id)
@@ -130,7 +139,31 @@ class CheckedService(ClusteredService):
 
     def on_start(self, cluster: Cluster, snapshot: SnapshotReader | None) -> None:
         self.cluster = cluster
-        self.checker.on_start(self.member_id)
+        if snapshot is None:
+            self.checker.on_start(self.member_id)
+            return
+        parts: list[bytes] = []
+        while len(parts) < 3 and snapshot.poll(lambda message: parts.append(bytes(message)), 3 - len(parts)):
+            pass
+        if len(parts) < 3:
+            raise ValueError("the checked service's snapshot ends before its own three parts")
+        digest, commands, timers = parts
+        replica = _Replica(
+            [value for (value,) in _INT64.iter_unpack(commands)],
+            {value for (value,) in _INT64.iter_unpack(timers)},
+            digest,
+        )
+        self.checker.on_start(self.member_id, replica)
+        self.kv.on_start(cluster, snapshot)
+
+    def on_take_snapshot(self, snapshot: SnapshotWriter) -> None:
+        """The replica's state as the checker holds it (digest, commands, timers), then the key-value
+        store's."""
+        replica = self.checker.replica(self.member_id)
+        snapshot.offer(replica.digest)
+        snapshot.offer(b"".join(_INT64.pack(value) for value in replica.commands))
+        snapshot.offer(b"".join(_INT64.pack(value) for value in sorted(replica.timers)))
+        self.kv.on_take_snapshot(snapshot)
 
     def _report(self, kind: str, value: int) -> None:
         assert self.cluster is not None

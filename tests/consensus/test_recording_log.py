@@ -776,3 +776,17 @@ def test_any_operation_sequence_keeps_the_terms_coherent(ops: list[tuple[str, in
         for e in valid:
             assert e.log_position == -1 or e.log_position >= e.term_base_log_position
         assert RecordingLog.from_bytes(log.to_bytes()) == log
+
+
+def test_a_snapshot_put_again_supersedes_what_a_crash_left_of_it() -> None:
+    log = RecordingLog()
+    log.append_term(0, 0, 0, 1)
+    log.append_snapshot(7, 0, 0, 640, 2, 0)  # the service's entry; the crash came before the module's
+    assert log.latest_snapshots(1) == ()
+    log.put_snapshot(9, 0, 0, 640, 3, 0)
+    log.put_snapshot(10, 0, 0, 640, 3, -1)
+    cm, service = log.latest_snapshots(1)
+    assert (cm.recording_id, service.recording_id) == (10, 9)
+    assert [(e.recording_id, e.is_valid) for e in log.entries if e.is_snapshot] == [(9, True), (10, True)]
+    with pytest.raises(RecordingLogError):
+        log.append_snapshot(11, 0, 0, 640, 4, 0)  # append alone still refuses a second valid entry

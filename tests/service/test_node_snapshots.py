@@ -162,6 +162,16 @@ def _store(script: Script, member: int) -> dict[bytes, bytes]:
     return dict(script.node(member).containers[0].service.store)  # type: ignore[attr-defined]
 
 
+def _snapshot_after_writes(script: Script, writes: int) -> int:
+    """A leader, ``writes`` key-value writes, then a snapshot on every member; the leader's id."""
+    sim = script.sim
+    leader = script.elected()
+    _write_all(script, writes)
+    assert script.node(leader).agent.core.request_snapshot()
+    script.until(lambda: all(len(_snapshot_entries(sim, m)) == 2 for m in range(3)), "a snapshot everywhere")
+    return leader
+
+
 class StartingKv(KeyValueService):
     """The key-value service, remembering what it held once ``on_start`` had run."""
 
@@ -174,12 +184,7 @@ class StartingKv(KeyValueService):
 def test_a_restarted_member_starts_from_its_snapshot_and_replays_only_what_follows() -> None:
     with Script(3, service=StartingKv, seed=24) as script:
         sim = script.sim
-        leader = script.elected()
-        _write_all(script, 6)
-        assert script.node(leader).agent.core.request_snapshot()
-        script.until(
-            lambda: all(len(_snapshot_entries(sim, m)) == 2 for m in range(3)), "a snapshot everywhere"
-        )
+        leader = _snapshot_after_writes(script, 6)
         position = _snapshot_entries(sim, leader)[0][1]
         before = _replies(sim)
         for i in range(6, 10):
@@ -204,12 +209,7 @@ def test_a_restarted_member_starts_from_its_snapshot_and_replays_only_what_follo
 def test_a_damaged_snapshot_is_refused_invalidated_and_the_log_replayed_instead() -> None:
     with Script(3, service=StartingKv, seed=25) as script:
         sim = script.sim
-        leader = script.elected()
-        _write_all(script, 6)
-        assert script.node(leader).agent.core.request_snapshot()
-        script.until(
-            lambda: all(len(_snapshot_entries(sim, m)) == 2 for m in range(3)), "a snapshot everywhere"
-        )
+        leader = _snapshot_after_writes(script, 6)
         script.until(lambda: sim.converged() and _caught_up(sim), "every service caught up")
         follower = next(m for m in range(3) if m != leader)
         (_, _, service_recording), (_, _, cm_recording) = _snapshot_entries(sim, follower)

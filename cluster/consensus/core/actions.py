@@ -251,10 +251,10 @@ class RecordSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class PersistSnapshot:
-    """Append these SNAPSHOT entries to ``recording.log``, in this order, and make them durable before
-    the next action: each ``(recording_id, leadership_term_id, term_base_log_position, log_position,
-    timestamp, service_id)``, the services' first and the consensus module's (service id -1) last --
-    ``RecordingLog.append_snapshot``, already applied to the core's copy."""
+    """Add these SNAPSHOT entries to ``recording.log``, in this order, and make them durable together
+    before the next action: each ``(recording_id, leadership_term_id, term_base_log_position,
+    log_position, timestamp, service_id)``, the services' first and the consensus module's (service id
+    -1) last -- ``RecordingLog.put_snapshot``, already applied to the core's copy."""
 
     entries: tuple[tuple[int, int, int, int, int, int], ...]
 

@@ -50,6 +50,7 @@ class SnapshotAcks:
     acks: list[list[int]] = field(default_factory=list)  # per service: the relevant ids of acks at P
     join_logs: int = 0  # JoinLogs at P sent to the services
     recording: bool = False  # the module's own snapshot is being recorded
+    canary_results: list[int] | None = None  # canary snapshot_before_acks: the services' ids it wrote
 
     def __post_init__(self) -> None:
         if not self.acks:

@@ -94,6 +94,7 @@ CORE_CANARIES: dict[str, str] = {
     "commit_older_terms": "a new leader commits older terms' entries before a quorum holds its own term",
     "refire_committed_timer": "a new leader fires again the timers it fired or read fired in its log",
     "keep_uncommitted_session": "a leader keeps through an election a session whose open it never committed",
+    "snapshot_before_acks": "the consensus module writes a snapshot's entries before every service has acked",
 }
 
 FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it
@@ -613,7 +614,13 @@ class ConsensusCore:
         this member's snapshot at its position."""
         actions, self.sessions.actions_read = self.sessions.actions_read, []
         for leadership_term_id, log_position, timestamp, action, flags in actions:
-            if action == codecs.ClusterAction.SNAPSHOT and flags == 0:
+            # an action read beyond the commit position (a new leader's replay of its log) may yet be cut,
+            # and a snapshot begun there would hold the reading the election needs: none is taken
+            if (
+                action == codecs.ClusterAction.SNAPSHOT
+                and flags == 0
+                and log_position <= self.commit_position
+            ):
                 self._begin_snapshot(log_position, leadership_term_id, timestamp, out)
 
     def _begin_snapshot(self, position: int, leadership_term_id: int, timestamp: int, out: _Out) -> None:
@@ -639,6 +646,9 @@ class ConsensusCore:
         if snapshot is None or snapshot.recording:
             return
         results = snapshot.results()
+        if "snapshot_before_acks" in self.canaries and results is None:
+            results = [self._acked_or_previous(snapshot, s) for s in range(self.config.service_count)]
+            snapshot.canary_results = results
         if results is None:
             return
         failed = [service_id for service_id, result in enumerate(results) if result < 0]
@@ -668,7 +678,7 @@ class ConsensusCore:
             if recording_id < 0:
                 self._end_snapshot(now_ns, f"the consensus module's snapshot was not recorded: {reason}")
                 return out.actions
-            results = snapshot.results()
+            results = snapshot.results() or snapshot.canary_results
             assert results is not None
             term_id, position, timestamp = (
                 snapshot.leadership_term_id,
@@ -681,12 +691,29 @@ class ConsensusCore:
                 for service_id in reversed(range(self.config.service_count))
             ]
             entries.append((recording_id, term_id, base, position, timestamp, -1))
-            for entry in entries:
-                self.recording_log.append_snapshot(*entry)
+            try:
+                for entry in entries:
+                    self.recording_log.put_snapshot(*entry)
+            except ConsensusError as error:
+                self._end_snapshot(now_ns, f"the snapshot's entries could not be added: {error}")
+                raise
             out.add(PersistSnapshot(tuple(entries)))
             self.snapshots_taken += 1
             self._end_snapshot(now_ns, "")
         return out.actions
+
+    def _acked_or_previous(self, snapshot: SnapshotAcks, service_id: int) -> int:
+        """Canary snapshot_before_acks: the service's snapshot recording if it has acked, else the one of
+        its latest snapshot entry (0 if it has none) -- whatever is at hand."""
+        result = snapshot.service_result(service_id)
+        if result is not None and result >= 0:
+            return result
+        previous = [
+            e.recording_id
+            for e in self.recording_log.entries
+            if e.is_valid and e.is_snapshot and e.service_id == service_id
+        ]
+        return previous[-1] if previous else 0
 
     def _term_base_of(self, leadership_term_id: int, position: int) -> int:
         for term in reversed(self.terms):

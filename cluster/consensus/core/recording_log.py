@@ -638,6 +638,31 @@ class RecordingLog:
             None,
         )
 
+    def put_snapshot(
+        self,
+        recording_id: int,
+        leadership_term_id: int,
+        term_base_log_position: int,
+        log_position: int,
+        timestamp: int,
+        service_id: int,
+    ) -> RecordingLogEntry:
+        """``append_snapshot``, superseding a valid entry of the same service, term and position: a crash
+        between the entries of a snapshot leaves some of them, and the snapshot taken again at that
+        position (on the member's next read of its action) replaces them."""
+        for entry in self._entries:
+            if (
+                entry.is_valid
+                and entry.entry_type is EntryType.SNAPSHOT
+                and entry.service_id == service_id
+                and entry.leadership_term_id == leadership_term_id
+                and entry.log_position == log_position
+            ):
+                self.invalidate_entry(entry.entry_index)
+        return self.append_snapshot(
+            recording_id, leadership_term_id, term_base_log_position, log_position, timestamp, service_id
+        )
+
     def append_standby_snapshot(
         self,
         recording_id: int,

@@ -49,7 +49,7 @@ seeding a log from a snapshot): a temporary file, synced, renamed over ``recordi
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -422,6 +422,13 @@ class RecordingLogFile:
                 recording_id, leadership_term_id, term_base_log_position, log_position, timestamp, service_id
             )
         )
+
+    def put_snapshots(self, entries: Iterable[tuple[int, int, int, int, int, int]]) -> None:
+        """``RecordingLog.put_snapshot`` for each of a snapshot's entries (``(recording_id,
+        leadership_term_id, term_base_log_position, log_position, timestamp, service_id)``), persisted
+        together."""
+        listed = list(entries)
+        self.update(lambda log: [log.put_snapshot(*entry) for entry in listed])
 
     def commit_log_position(self, leadership_term_id: int, log_position: int) -> RecordingLogEntry:
         """``RecordingLog.commit_log_position``, persisted."""
