@@ -130,6 +130,11 @@ class ControlledAction(enum.IntEnum):
 
 ControlledFragmentHandler = Callable[[memoryview, Header], ControlledAction | int]
 
+_ABORT = ControlledAction.ABORT
+_BREAK = ControlledAction.BREAK
+_COMMIT = ControlledAction.COMMIT
+_CONTINUE = ControlledAction.CONTINUE
+
 
 def _i32(value: int) -> int:
     return ((value + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
@@ -615,37 +620,42 @@ class Image:
         limit_offset = term_length
         if limit_position is not None and limit_position - position < term_length - offset:
             limit_offset = offset + limit_position - position
-        header = self.reader.header
+        reader = self.reader
+        header = reader.header
+        unpack = _unpack_data
         count = 0
         while count < fragment_limit and offset + HEADER_LENGTH <= term_length:
-            values = _unpack_data(term, offset)
+            values = unpack(term, offset)
             frame_length = values[0]
             if frame_length <= 0:
                 break
-            aligned = (frame_length + 31) & -32
-            if frame_length < HEADER_LENGTH or offset + aligned > term_length or values[4] != offset:
-                self.reader.corrupt_frame_count += 1
+            frame_end = offset + ((frame_length + 31) & -32)
+            if frame_length < HEADER_LENGTH or frame_end > term_length or values[4] != offset:
+                reader.corrupt_frame_count += 1
                 break
-            if offset + aligned > limit_offset:
+            if frame_end > limit_offset:
                 break  # past the limit: it stays for a later poll
-            frame_offset = offset
-            if values[3] == _PAD:
-                offset += aligned
-                continue
-            if values[3] != _DATA:
-                self.reader.corrupt_frame_count += 1
+            frame_type = values[3]
+            if frame_type != _DATA:
+                if frame_type == _PAD:
+                    offset = frame_end
+                    continue
+                reader.corrupt_frame_count += 1
                 break
             header.values = values
-            header.offset = frame_offset
+            header.offset = offset
             count += 1
-            action = handler(term[frame_offset + HEADER_LENGTH : frame_offset + frame_length], header)
-            if action == ControlledAction.ABORT:
+            action = handler(term[offset + HEADER_LENGTH : offset + frame_length], header)
+            if action == _CONTINUE:
+                offset = frame_end
+                continue
+            if action == _ABORT:
                 count -= 1
                 break
-            offset += aligned
-            if action == ControlledAction.BREAK:
+            offset = frame_end
+            if action == _BREAK:
                 break
-            if action == ControlledAction.COMMIT:
+            if action == _COMMIT:
                 self.position = position + (offset - initial_offset)
         self.position = position + (offset - initial_offset)
         return count
