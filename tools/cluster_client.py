@@ -285,7 +285,8 @@ def _exchange(
     count, window = settings.count, settings.window
     timeout_ns = round(settings.timeout_s * NS_PER_S)
     interval_ns = round(NS_PER_S / settings.rate) if settings.rate else 0
-    payloads = PayloadSource(settings.sizes)
+    payload_cycle = iter(PayloadSource(settings.sizes))  # message i's payload is the i-th it gives
+    next_payload: memoryview | None = None  # the next message's, taken from the cycle, not yet sent
     histogram = new_histogram()
     recorder = RoundTripRecorder(histogram)
     record = recorder.record
@@ -357,8 +358,14 @@ def _exchange(
             index = state["next"]
             if stop_sending_ns is not None and now_ns >= stop_sending_ns:
                 count = index  # the duration is over: what was sent is all there is
-            while index < count and now_ns >= next_send_ns and in_window(index):
-                payload = payloads(index)
+            while (
+                index < count
+                and now_ns >= next_send_ns
+                and index - max(in_flight[0][0] if in_flight else index, term_start) < window  # in_window
+            ):
+                if next_payload is None:
+                    next_payload = next(payload_cycle)  # message ``index``'s: the cycle runs in step
+                payload = next_payload
                 result = offer(payload)
                 if result <= 0:
                     if result in (CLOSED, MAX_POSITION_EXCEEDED):
@@ -370,6 +377,7 @@ def _exchange(
                 if index == 0:
                     first_offer_ns = now_ns
                 in_flight.append((index, now_ns, payload))
+                next_payload = None
                 index += 1
                 work += 1
                 progress_ns = ingress_ns = now_ns

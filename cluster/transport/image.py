@@ -14,8 +14,9 @@ frame ends a block, and is a block of its own when it comes first; never past th
 **Rebuilding (``ImageLog.insert_packet``).** A datagram holds one or more whole frames of one term, back
 to back at 32-byte aligned offsets (a PAD frame only its 32-byte header, last). Every frame header is
 checked -- version, type, term offset equal to where it sits, the same session, stream and term, the
-length within the datagram and the term -- and a datagram that fails any check is dropped and counted,
-never written. A datagram that passes is copied into the term at its offset, provided it lies within the
+length within the datagram and the term (a datagram of alike DATA frames, a batch of small messages, in
+one strided comparison: ``alike_data_frames``) -- and a datagram that fails any check is dropped and
+counted, never written. A datagram that passes is copied into the term at its offset, provided it lies within the
 receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control under-
 and over-run checks), which also guarantees it lands in a partition that no subscriber still reads. The
 *rebuild position* (everything before it is complete) advances over contiguous frames; the *high-water
@@ -69,6 +70,7 @@ from cluster.transport.logbuffer import (
     Header,
     LogBuffers,
     TermReader,
+    alike_data_frames,
     compute_position,
     scan_block,
 )
@@ -330,6 +332,19 @@ class ImageLog:
 
     def _check_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
         """The term bytes the datagram's frames cover (PAD counts in full), or 0 if any header is bad."""
+        session_id = first[5]
+        stream_id = first[6]
+        term_id = first[7]
+        if first[1] == 0 and term_offset + length <= self.term_length:
+            # a datagram of alike DATA frames (a batch of small messages) is checked at once, in C; any
+            # other goes through the walk below, which checks the same things frame by frame
+            run = alike_data_frames(buffer, 0, length, term_offset, term_id, session_id, stream_id)
+            if run == length:
+                return length
+        return self._walk_frames(buffer, length, first, term_offset)
+
+    def _walk_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
+        """``_check_frames`` frame by frame."""
         session_id = first[5]
         stream_id = first[6]
         term_id = first[7]
