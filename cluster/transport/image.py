@@ -16,11 +16,11 @@ to back at 32-byte aligned offsets (a PAD frame only its 32-byte header, last). 
 checked -- version, type, term offset equal to where it sits, the same session, stream and term, the
 length within the datagram and the term (a datagram of alike DATA frames, a batch of small messages, in
 one strided comparison: ``alike_data_frames``) -- and a datagram that fails any check is dropped and
-counted, never written. A datagram that passes is copied into the term at its offset, provided it lies within the
-receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control under-
-and over-run checks), which also guarantees it lands in a partition that no subscriber still reads. The
-*rebuild position* (everything before it is complete) advances over contiguous frames; the *high-water
-mark* is the furthest position seen, heartbeats included, so a lost tail is noticed too.
+counted, never written. A datagram that passes is copied into the term at its offset, provided it lies
+within the receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control
+under- and over-run checks), which also guarantees it lands in a partition that no subscriber still
+reads. The *rebuild position* (everything before it is complete) advances over contiguous frames; the
+*high-water mark* is the furthest position seen, heartbeats included, so a lost tail is noticed too.
 
 **Loss.** When the high-water mark is ahead of the rebuild position there is a gap: it starts at the
 rebuild position and ends at the next received frame (the first non-zero byte: partitions are zeroed
