@@ -325,7 +325,8 @@ def _exchange(
                     return
                 lost.extend(in_flight.popleft()[0] for _ in range(later))
                 sent_ns = in_flight.popleft()[1]
-            record(max(1, now_ns - sent_ns))
+            round_trip_ns = now_ns - sent_ns
+            record(round_trip_ns if round_trip_ns > 0 else 1)
             sha256.update(payload)
             echoed += 1
             progress_ns = last_echo_ns = now_ns
@@ -358,11 +359,10 @@ def _exchange(
             index = state["next"]
             if stop_sending_ns is not None and now_ns >= stop_sending_ns:
                 count = index  # the duration is over: what was sent is all there is
-            while (
-                index < count
-                and now_ns >= next_send_ns
-                and index - max(in_flight[0][0] if in_flight else index, term_start) < window  # in_window
-            ):
+            while index < count and now_ns >= next_send_ns:
+                head = in_flight[0][0] if in_flight else index  # in_window(index), inline
+                if index - (head if head > term_start else term_start) >= window:
+                    break
                 if next_payload is None:
                     next_payload = next(payload_cycle)  # message ``index``'s: the cycle runs in step
                 payload = next_payload
