@@ -1082,9 +1082,9 @@ class Header:
     def position(self) -> int:
         """The stream position of the end of this frame (Aeron's ``Header.position()``)."""
         values = self.values
-        return compute_position(
-            values[7], (values[4] + values[0] + 31) & -32, self.position_bits_to_shift, self.initial_term_id
-        )
+        # compute_position, inline (readers ask it of every message)
+        term_count = ((values[7] - self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        return (term_count << self.position_bits_to_shift) + ((values[4] + values[0] + 31) & -32)
 
     @property
     def frame_length(self) -> int:
