@@ -629,8 +629,10 @@ class Image:
         position = self.position
         mask = self.mask
         offset = position & mask
-        initial_offset = offset
         term = self.terms[(position >> self.shift) % 3]
+        if _unpack_frame_length(term, offset)[0] <= 0:
+            return 0  # nothing written there yet: the common case of an idle poll
+        initial_offset = offset
         term_length = self.term_length
         limit_offset = term_length
         if limit_position is not None and limit_position - position < term_length - offset:
