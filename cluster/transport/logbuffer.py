@@ -165,6 +165,10 @@ _MAX_FRAME_PACKERS: Final = 256
 _MAX_PACKED_PAYLOAD: Final = 4096
 
 
+# a DATA header alone, with an empty payload field: the header of a payload copied in before it
+_pack_header: Final = struct.Struct(f"{DataHeaderEncoder.LAYOUT.format}0s").pack_into
+
+
 def _frame_packer(length: int) -> Callable[..., None] | None:
     """The ``pack_into`` of a DATA header and a ``length``-byte payload, made once; ``None`` past the
     cache's bounds."""
@@ -788,39 +792,26 @@ class ExclusiveAppender:
             pack = _FRAME_PACKERS.get(length) if type(payload) is bytes else None
             if pack is None and type(payload) is bytes:
                 pack = _frame_packer(length)
-            if pack is not None:
-                # header and payload in one call, which no reader of this single-threaded log can split
-                pack(
-                    term,
-                    term_offset,
-                    frame_length,
-                    0,
-                    _UNFRAGMENTED,
-                    _DATA,
-                    term_offset,
-                    self.session_id,
-                    self.stream_id,
-                    term_id,
-                    reserved_value,
-                    payload,
-                )
-            else:
+            if pack is None:
                 # The payload first, then the whole header: its positive frame length commits the frame
                 # (the header slot is zero until then, so a reader stops there, as at a negative length).
                 term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
-                _pack_data(
-                    term,
-                    term_offset,
-                    frame_length,
-                    0,
-                    _UNFRAGMENTED,
-                    _DATA,
-                    term_offset,
-                    self.session_id,
-                    self.stream_id,
-                    term_id,
-                    reserved_value,
-                )
+                pack, payload = _pack_header, b""
+            # (a ``bytes`` payload goes with its header, in one call no reader of this log can split)
+            pack(
+                term,
+                term_offset,
+                frame_length,
+                0,
+                _UNFRAGMENTED,
+                _DATA,
+                term_offset,
+                self.session_id,
+                self.stream_id,
+                term_id,
+                reserved_value,
+                payload,
+            )
             self._ends.append(resulting_offset)
             self.term_offset = resulting_offset
             return self.term_begin_position + resulting_offset
