@@ -212,11 +212,7 @@ def test_a_session_message_reads_as_the_generated_decoder_reads_it(
 
 def test_a_session_message_header_that_is_not_the_common_one_is_decoded_in_full() -> None:
     protocol = _connected()
-    message = bytearray(codecs.HEADER_SIZE + 24 + 3)
-    codecs.SessionMessageHeaderEncoder.pack_into(
-        message, 0, leadership_term_id=3, cluster_session_id=5, timestamp=1
-    )
-    message[-3:] = b"abc"
+    message = session_message(3, 5, 1, b"abc")
     longer_block = bytearray(message)
     longer_block[0:2] = (25).to_bytes(2, "little")  # a later version's longer block: still a message
     event, _ = protocol.on_egress(MS, bytes(longer_block))
