@@ -17,15 +17,18 @@ Frames sit back to back in a term, each at a 32-byte aligned offset (``FRAME_ALI
 ``aeron_transport_frames`` codecs. The writer (``ExclusiveAppender``, one thread, no atomics needed) writes
 each frame's header with a *negative* frame length, copies the payload, then commits by rewriting the
 frame length positive; a reader in the same process or over shared memory therefore treats a
-``frame_length <= 0`` as "not yet written" and never sees half a frame. A message longer than
-``mtu - 32`` bytes is fragmented (BEGIN, middle..., END flags); all fragments are contiguous in one
-term, so a message never straddles terms. When the message does not fit in the rest of the term the
-appender fills the rest with one PAD frame, rotates to the next term and returns ``ADMIN_ACTION``; the
-caller retries and the message lands at offset 0 of the next term. Rotating into term ``t`` zeroes the
-partition of term ``t + 1``, which last held term ``t - 2`` (Aeron's driver "cleans" behind its
-consumers; there is no driver here), so a reader reaching the end of term ``t`` before the appender
-rotates finds zeros, never stale frames. A consumer must therefore have left term ``t - 2`` when the
-appender enters term ``t``, which a window (``position_limit``) of at most one term guarantees.
+``frame_length <= 0`` as "not yet written" and never sees half a frame. (Into a private log -- the
+anonymous mapping ``LogBuffers`` makes by default, which no other process sees -- an unfragmented
+``bytes`` message and its header go in one ``pack_into``: no reader can run between its bytes.) A
+message longer than ``mtu - 32`` bytes is fragmented (BEGIN, middle..., END flags); all fragments are
+contiguous in one term, so a message never straddles terms. When the message does not fit in the rest of
+the term the appender fills the rest with one PAD frame, rotates to the next term and returns
+``ADMIN_ACTION``; the caller retries and the message lands at offset 0 of the next term. Rotating into
+term ``t`` zeroes the partition of term ``t + 1``, which last held term ``t - 2`` (Aeron's driver
+"cleans" behind its consumers; there is no driver here), so a reader reaching the end of term ``t``
+before the appender rotates finds zeros, never stale frames. A consumer must therefore have left term
+``t - 2`` when the appender enters term ``t``, which a window (``position_limit``) of at most one term
+guarantees.
 
 ``ExclusiveAppender.append_block`` (Aeron's ``offerBlock``) appends frames someone else laid out -- a
 recorded stream being replayed -- after checking every header against the appender's session, stream,
@@ -462,6 +465,7 @@ class LogBuffers:
         "clean_on_rotate",
         "initial_term_id",
         "position_bits_to_shift",
+        "private",
         "raw_tails",
         "term_length",
         "terms",
@@ -479,6 +483,7 @@ class LogBuffers:
     ) -> None:
         check_term_length(term_length)
         _check_int32("initial_term_id", initial_term_id)
+        private = buffer is None
         if buffer is None:
             # an anonymous mapping: zeroed pages the kernel supplies as they are first touched, so a 16
             # MiB term costs nothing until it is written (a bytearray would be zeroed here, all of it)
@@ -500,6 +505,9 @@ class LogBuffers:
         self.raw_tails: list[int] = [0] * PARTITION_COUNT
         self.active_term_count = 0
         self.clean_on_rotate = clean_on_rotate
+        self.private = private
+        """The log's memory is this process's alone (the anonymous mapping made when no ``buffer`` is
+        given): no reader outside the process can look at a frame while it is being written."""
         if term_id is None:
             self._initialise_tails(initial_term_id, 0)
         else:
@@ -710,6 +718,7 @@ class ExclusiveAppender:
     __slots__ = (
         "_ends",
         "_max_unfragmented",
+        "_one_call",
         "_raw_tails",
         "_term",
         "frame_ends",
@@ -749,6 +758,8 @@ class ExclusiveAppender:
         self.position_limit = self.max_possible_position
         self.on_limit: Callable[[int], int] | None = None
         self._raw_tails = log.raw_tails
+        # a private log takes a ``bytes`` message and its header in one write (see ``append``)
+        self._one_call = log.private
         # ExclusivePublication's constructor: pick the state up from the active partition's tail.
         index = log.active_partition_index
         raw_tail = log.raw_tails[index]
@@ -789,15 +800,15 @@ class ExclusiveAppender:
             if resulting_offset > self.term_length:
                 return self._end_of_term(term_offset)
             term = self._term
-            pack = _FRAME_PACKERS.get(length) if type(payload) is bytes else None
-            if pack is None and type(payload) is bytes:
-                pack = _frame_packer(length)
+            pack = None
+            if type(payload) is bytes and self._one_call:
+                # header and payload in one call: no reader of a private log runs while it writes
+                pack = _FRAME_PACKERS.get(length) or _frame_packer(length)
             if pack is None:
                 # The payload first, then the whole header: its positive frame length commits the frame
                 # (the header slot is zero until then, so a reader stops there, as at a negative length).
                 term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
                 pack, payload = _pack_header, b""
-            # (a ``bytes`` payload goes with its header, in one call no reader of this log can split)
             pack(
                 term,
                 term_offset,

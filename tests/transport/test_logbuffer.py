@@ -747,18 +747,21 @@ def test_a_forked_child_writes_its_own_copy_of_the_log_never_the_parents() -> No
     sizes=st.lists(st.integers(0, 1376), min_size=1, max_size=40), reserved=st.integers(-(2**63), 2**63 - 1)
 )
 def test_an_appended_frame_is_the_same_whatever_the_payloads_type(sizes: list[int], reserved: int) -> None:
-    # ``bytes`` payloads go in with their header in one pack (a packer per length, cached); other
-    # bytes-likes are copied in, then the header packed: the terms must come out byte for byte alike
+    # ``bytes`` payloads go into a private log with their header in one pack (a packer per length,
+    # cached); other bytes-likes, and anything written into a log over a given buffer, are copied in,
+    # then the header packed: the terms must come out byte for byte alike
     logs = [lb.LogBuffers(KIB64, 5) for _ in range(3)]
+    logs.append(lb.LogBuffers(KIB64, 5, buffer=bytearray(3 * KIB64)))
+    assert [log.private for log in logs] == [True, True, True, False]
     appenders = [lb.ExclusiveAppender(log, SESSION_ID, STREAM_ID, 1408) for log in logs]
-    kinds = (bytes, bytearray, lambda data: memoryview(bytearray(data)))
+    kinds = (bytes, bytearray, lambda data: memoryview(bytearray(data)), bytes)
     for seed, size in enumerate(sizes):
         payload = payload_of(size, seed)
         results = {
             appender.append(kind(payload), reserved) for appender, kind in zip(appenders, kinds, strict=True)
         }
         assert len(results) == 1
-    assert logs[0].terms[0] == logs[1].terms[0] == logs[2].terms[0]
+    assert logs[0].terms[0] == logs[1].terms[0] == logs[2].terms[0] == logs[3].terms[0]
     assert len({appender.position for appender in appenders}) == 1
 
 
