@@ -261,7 +261,9 @@ class ImageLog:
         if term_offset < 0 or term_offset & 31 or term_offset + min(length, HEADER_LENGTH) > term_length:
             self.malformed_packets += 1
             return False
-        packet_position = compute_position(term_id, term_offset, self.shift, self.initial_term_id)
+        # compute_position, inline: once per datagram
+        term_count = ((term_id - self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        packet_position = (term_count << self.shift) + term_offset
         if first[0] == 0 and length == HEADER_LENGTH:
             return self._on_heartbeat(first[2], packet_position, now_ns, destination, source)
         chain_length = self._check_frames(buffer, length, first, term_offset)
