@@ -31,6 +31,7 @@ from cluster.client.protocol import (
     Connected,
     ConnectFailed,
     Event,
+    Message,
     NewLeader,
     Redirected,
     SessionClosed,
@@ -281,6 +282,9 @@ class AeronCluster:
         count = self._egress.poll(self._on_fragment, fragment_limit)
         events, self._events = self._events, []
         for event in events:
+            if type(event) is Message:  # nearly every event: nothing for the session to do first
+                handler(event)
+                continue
             if isinstance(event, NewLeader):
                 self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
             elif isinstance(event, SessionClosed):
