@@ -435,7 +435,8 @@ class ImageLog:
             work += self._scan_for_gap(now_ns)
         elif self._gap is not None:
             self._gap = None
-        position = self.subscriber_position()
+        images = self.images
+        position = images[0].position if len(images) == 1 else self.subscriber_position()
         term_count = position >> self.shift
         if term_count > self._clean_term_count:
             self._clean_term_count = term_count
