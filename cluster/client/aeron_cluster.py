@@ -31,6 +31,7 @@ from cluster.client.protocol import (
     Connected,
     ConnectFailed,
     Event,
+    Message,
     NewLeader,
     Redirected,
     SessionClosed,
@@ -80,6 +81,7 @@ class AeronCluster:
         self._pending: bytes | None = None  # connecting: the request, until it has left
         self._connect_deadline_ns = 0
         self._opened = False  # the connect succeeded (the session may have been closed since)
+        self._nano_time = transport.clock.nano_time
         self.is_closed = False
 
     # ------------------------------------------------------------------ connecting
@@ -205,7 +207,8 @@ class AeronCluster:
 
     def _on_fragment(self, buffer: memoryview, header: object) -> None:
         try:
-            event, reply = self.protocol.on_egress(self.transport.clock.nano_time(), bytes(buffer))
+            # the fragment as it stands in the term: what the event keeps, the protocol copies
+            event, reply = self.protocol.on_egress(self._nano_time(), buffer)
         except ClientProtocolError:
             return  # not a cluster message on the egress: nothing this session can use
         if reply is not None and self._leader is not None:
@@ -235,9 +238,11 @@ class AeronCluster:
     def offer(self, payload: bytes | bytearray | memoryview) -> int:
         """Send ``payload`` to the leader behind the session header; the publication's result (a
         position, or a negative back-pressure or not-connected code to try again on)."""
-        self._check_open()
-        assert self._leader is not None
-        return self._leader.offer(self.protocol.session_message(payload))
+        leader = self._leader
+        if leader is None or self.is_closed or self.protocol.state is not State.OPEN:
+            self._check_open()
+        assert leader is not None
+        return leader.offer(self.protocol.session_message(payload))
 
     def try_claim(self, length: int, claim: BufferClaim) -> int:
         """Claim a frame on the leader's ingress for a ``length``-byte payload, with the session's header
@@ -277,6 +282,9 @@ class AeronCluster:
         count = self._egress.poll(self._on_fragment, fragment_limit)
         events, self._events = self._events, []
         for event in events:
+            if type(event) is Message:  # nearly every event: nothing for the session to do first
+                handler(event)
+                continue
             if isinstance(event, NewLeader):
                 self._leader = self._leader_publication(event.leader_member_id, event.ingress_endpoints)
             elif isinstance(event, SessionClosed):

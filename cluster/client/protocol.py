@@ -27,6 +27,7 @@ that does not concern this session (another session's, a stale correlation id) i
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -55,6 +56,15 @@ __all__ = [
 CLIENT_PROTOCOL_VERSION: Final = (0 << 16) | (3 << 8) | 0  # 0.3.0: the major version must match
 DEFAULT_MESSAGE_TIMEOUT_NS: Final = 5_000_000_000  # Aeron's aeron.cluster.message.timeout
 _E = codecs.EventCode
+
+# A SessionMessageHeader whole, its SBE message header included: (block length, template id, schema id,
+# version, leadership term id, cluster session id, timestamp). ``on_egress`` reads an echo with it in one
+# unpack when the header says what the generated decoder would accept at once.
+_SESSION_MESSAGE: Final = struct.Struct("<HHHHqqq")
+_SESSION_BLOCK_LENGTH: Final = codecs.SessionMessageHeaderDecoder.BLOCK_LENGTH
+_SESSION_TEMPLATE_ID: Final = codecs.SessionMessageHeaderDecoder.TEMPLATE_ID
+_SCHEMA_ID: Final = codecs.SCHEMA_ID
+assert _SESSION_MESSAGE.size == SESSION_HEADER_LENGTH
 
 
 class ClientProtocolError(Exception):
@@ -116,6 +126,12 @@ class SessionClosed:
     detail: str
 
 
+_new_object = object.__new__
+_set_message_term: Callable[[Message, int], None] = Message.__dict__["leadership_term_id"].__set__
+_set_message_timestamp: Callable[[Message, int], None] = Message.__dict__["timestamp"].__set__
+_set_message_payload: Callable[[Message, bytes], None] = Message.__dict__["payload"].__set__
+
+
 Event = Connected | Redirected | ConnectFailed | NewLeader | Message | AdminResponse | SessionClosed
 
 
@@ -158,6 +174,9 @@ class ClientProtocol:
         self.correlation_id = -1  # of the pending connect request
         self.connect_deadline_ns = 0
         self._next_correlation_id = first_correlation_id
+        # the session header of the last ``session_message``, and the (term, session) it was made for
+        self._session_header = b""
+        self._session_header_ids = (0, 0)
 
     def _new_correlation_id(self) -> int:
         correlation_id = self._next_correlation_id
@@ -192,8 +211,14 @@ class ClientProtocol:
 
     def session_message(self, payload: bytes | bytearray | memoryview) -> bytes:
         """``payload`` behind the session's SessionMessageHeader, for the leader's ingress."""
-        self._require_open("send a message")
-        return session_message(self.leadership_term_id, self.cluster_session_id, 0, payload)
+        if self.state is not State.OPEN:
+            self._require_open("send a message")
+        ids = (self.leadership_term_id, self.cluster_session_id)
+        if ids != self._session_header_ids or not self._session_header:
+            # the header is the same for every message of a term: made again only when the term moves
+            self._session_header = session_message(ids[0], ids[1], 0, b"")
+            self._session_header_ids = ids
+        return self._session_header + payload
 
     def keep_alive(self) -> bytes:
         self._require_open("send a keep-alive")
@@ -254,6 +279,24 @@ class ClientProtocol:
     def on_egress(self, now_ns: int, data: bytes | memoryview) -> tuple[Event | None, bytes | None]:
         """One egress message: the event it means for this session (or ``None``), and a reply to send on
         the ingress (a ChallengeResponse), if any."""
+        if len(data) >= SESSION_HEADER_LENGTH:
+            # the common case first, in one unpack: a session message (what the generated decoder would
+            # take at once: this schema and template, the block length every version has)
+            values = _SESSION_MESSAGE.unpack_from(data)
+            if (
+                values[0] == _SESSION_BLOCK_LENGTH
+                and values[1] == _SESSION_TEMPLATE_ID
+                and values[2] == _SCHEMA_ID
+            ):
+                if self.state is not State.OPEN or values[5] != self.cluster_session_id:
+                    return None, None
+                # Message(...), made as its frozen dataclass __init__ makes it -- each slot set through
+                # its descriptor -- without that __init__'s three calls through Python: half the cost
+                message = _new_object(Message)
+                _set_message_term(message, values[4])
+                _set_message_timestamp(message, values[6])
+                _set_message_payload(message, bytes(data[SESSION_HEADER_LENGTH:]))
+                return message, None
         try:
             decoder = codecs.decode(data)
             type(decoder).unpack(data)

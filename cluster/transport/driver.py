@@ -558,20 +558,23 @@ class _ReceiveEndpoint:
 
     def do_work(self, now_ns: int) -> int:
         work = 0
-        for key, log in list(self.images.items()):
+        drained: list[tuple[tuple[int, int], ImageLog]] | None = None
+        for key, log in self.images.items():
             work += log.do_work(now_ns)
             if log.is_drained(now_ns):
-                if log.end_of_stream_position >= 0:
-                    log.send_status_message(log.subscriber_position(), now_ns)
-                self.remove_image(key)
-                self.removed.pop(key, None)  # re-inserted last: the table is oldest first
-                self.removed[key] = now_ns
-                self.transport.counters.images_removed += 1
-                for image in log.images:
-                    image.is_end_of_stream = log.end_of_stream_position >= 0
-                    image.end_of_stream_position = log.end_of_stream_position
-                    image.subscription._remove_image(image)
-                log.images.clear()
+                drained = [*(drained or ()), (key, log)]
+        for key, log in drained or ():
+            if log.end_of_stream_position >= 0:
+                log.send_status_message(log.subscriber_position(), now_ns)
+            self.remove_image(key)
+            self.removed.pop(key, None)  # re-inserted last: the table is oldest first
+            self.removed[key] = now_ns
+            self.transport.counters.images_removed += 1
+            for image in log.images:
+                image.is_end_of_stream = log.end_of_stream_position >= 0
+                image.end_of_stream_position = log.end_of_stream_position
+                image.subscription._remove_image(image)
+            log.images.clear()
         if self.removed and len(self.removed) > 256:
             removed = self.removed
             for key in [k for k, at in removed.items() if now_ns - at >= REMOVED_SESSION_TIMEOUT_NS]:

@@ -14,12 +14,13 @@ frame ends a block, and is a block of its own when it comes first; never past th
 **Rebuilding (``ImageLog.insert_packet``).** A datagram holds one or more whole frames of one term, back
 to back at 32-byte aligned offsets (a PAD frame only its 32-byte header, last). Every frame header is
 checked -- version, type, term offset equal to where it sits, the same session, stream and term, the
-length within the datagram and the term -- and a datagram that fails any check is dropped and counted,
-never written. A datagram that passes is copied into the term at its offset, provided it lies within the
-receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control under-
-and over-run checks), which also guarantees it lands in a partition that no subscriber still reads. The
-*rebuild position* (everything before it is complete) advances over contiguous frames; the *high-water
-mark* is the furthest position seen, heartbeats included, so a lost tail is noticed too.
+length within the datagram and the term (a datagram of alike DATA frames, a batch of small messages, in
+one strided comparison: ``alike_data_frames``) -- and a datagram that fails any check is dropped and
+counted, never written. A datagram that passes is copied into the term at its offset, provided it lies
+within the receive window ``[last SM position, last SM position + receiver_window]`` (Aeron's flow-control
+under- and over-run checks), which also guarantees it lands in a partition that no subscriber still
+reads. The *rebuild position* (everything before it is complete) advances over contiguous frames; the
+*high-water mark* is the furthest position seen, heartbeats included, so a lost tail is noticed too.
 
 **Loss.** When the high-water mark is ahead of the rebuild position there is a gap: it starts at the
 rebuild position and ends at the next received frame (the first non-zero byte: partitions are zeroed
@@ -69,6 +70,7 @@ from cluster.transport.logbuffer import (
     Header,
     LogBuffers,
     TermReader,
+    alike_data_frames,
     compute_position,
     scan_block,
 )
@@ -129,6 +131,11 @@ class ControlledAction(enum.IntEnum):
 
 
 ControlledFragmentHandler = Callable[[memoryview, Header], ControlledAction | int]
+
+_ABORT = ControlledAction.ABORT
+_BREAK = ControlledAction.BREAK
+_COMMIT = ControlledAction.COMMIT
+_CONTINUE = ControlledAction.CONTINUE
 
 
 def _i32(value: int) -> int:
@@ -254,7 +261,9 @@ class ImageLog:
         if term_offset < 0 or term_offset & 31 or term_offset + min(length, HEADER_LENGTH) > term_length:
             self.malformed_packets += 1
             return False
-        packet_position = compute_position(term_id, term_offset, self.shift, self.initial_term_id)
+        # compute_position, inline: once per datagram
+        term_count = ((term_id - self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        packet_position = (term_count << self.shift) + term_offset
         if first[0] == 0 and length == HEADER_LENGTH:
             return self._on_heartbeat(first[2], packet_position, now_ns, destination, source)
         chain_length = self._check_frames(buffer, length, first, term_offset)
@@ -325,6 +334,19 @@ class ImageLog:
 
     def _check_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
         """The term bytes the datagram's frames cover (PAD counts in full), or 0 if any header is bad."""
+        session_id = first[5]
+        stream_id = first[6]
+        term_id = first[7]
+        if first[1] == 0 and term_offset + length <= self.term_length:
+            # a datagram of alike DATA frames (a batch of small messages) is checked at once, in C; any
+            # other goes through the walk below, which checks the same things frame by frame
+            run = alike_data_frames(buffer, 0, length, term_offset, term_id, session_id, stream_id)
+            if run == length:
+                return length
+        return self._walk_frames(buffer, length, first, term_offset)
+
+    def _walk_frames(self, buffer: memoryview, length: int, first: tuple[int, ...], term_offset: int) -> int:
+        """``_check_frames`` frame by frame."""
         session_id = first[5]
         stream_id = first[6]
         term_id = first[7]
@@ -413,7 +435,8 @@ class ImageLog:
             work += self._scan_for_gap(now_ns)
         elif self._gap is not None:
             self._gap = None
-        position = self.subscriber_position()
+        images = self.images
+        position = images[0].position if len(images) == 1 else self.subscriber_position()
         term_count = position >> self.shift
         if term_count > self._clean_term_count:
             self._clean_term_count = term_count
@@ -609,43 +632,50 @@ class Image:
         position = self.position
         mask = self.mask
         offset = position & mask
-        initial_offset = offset
         term = self.terms[(position >> self.shift) % 3]
+        if _unpack_frame_length(term, offset)[0] <= 0:
+            return 0  # nothing written there yet: the common case of an idle poll
+        initial_offset = offset
         term_length = self.term_length
         limit_offset = term_length
         if limit_position is not None and limit_position - position < term_length - offset:
             limit_offset = offset + limit_position - position
-        header = self.reader.header
+        reader = self.reader
+        header = reader.header
+        unpack = _unpack_data
         count = 0
         while count < fragment_limit and offset + HEADER_LENGTH <= term_length:
-            values = _unpack_data(term, offset)
+            values = unpack(term, offset)
             frame_length = values[0]
             if frame_length <= 0:
                 break
-            aligned = (frame_length + 31) & -32
-            if frame_length < HEADER_LENGTH or offset + aligned > term_length or values[4] != offset:
-                self.reader.corrupt_frame_count += 1
+            frame_end = offset + ((frame_length + 31) & -32)
+            if frame_length < HEADER_LENGTH or frame_end > term_length or values[4] != offset:
+                reader.corrupt_frame_count += 1
                 break
-            if offset + aligned > limit_offset:
+            if frame_end > limit_offset:
                 break  # past the limit: it stays for a later poll
-            frame_offset = offset
-            if values[3] == _PAD:
-                offset += aligned
-                continue
-            if values[3] != _DATA:
-                self.reader.corrupt_frame_count += 1
+            frame_type = values[3]
+            if frame_type != _DATA:
+                if frame_type == _PAD:
+                    offset = frame_end
+                    continue
+                reader.corrupt_frame_count += 1
                 break
             header.values = values
-            header.offset = frame_offset
+            header.offset = offset
             count += 1
-            action = handler(term[frame_offset + HEADER_LENGTH : frame_offset + frame_length], header)
-            if action == ControlledAction.ABORT:
+            action = handler(term[offset + HEADER_LENGTH : offset + frame_length], header)
+            if action == _CONTINUE:
+                offset = frame_end
+                continue
+            if action == _ABORT:
                 count -= 1
                 break
-            offset += aligned
-            if action == ControlledAction.BREAK:
+            offset = frame_end
+            if action == _BREAK:
                 break
-            if action == ControlledAction.COMMIT:
+            if action == _COMMIT:
                 self.position = position + (offset - initial_offset)
         self.position = position + (offset - initial_offset)
         return count

@@ -17,15 +17,18 @@ Frames sit back to back in a term, each at a 32-byte aligned offset (``FRAME_ALI
 ``aeron_transport_frames`` codecs. The writer (``ExclusiveAppender``, one thread, no atomics needed) writes
 each frame's header with a *negative* frame length, copies the payload, then commits by rewriting the
 frame length positive; a reader in the same process or over shared memory therefore treats a
-``frame_length <= 0`` as "not yet written" and never sees half a frame. A message longer than
-``mtu - 32`` bytes is fragmented (BEGIN, middle..., END flags); all fragments are contiguous in one
-term, so a message never straddles terms. When the message does not fit in the rest of the term the
-appender fills the rest with one PAD frame, rotates to the next term and returns ``ADMIN_ACTION``; the
-caller retries and the message lands at offset 0 of the next term. Rotating into term ``t`` zeroes the
-partition of term ``t + 1``, which last held term ``t - 2`` (Aeron's driver "cleans" behind its
-consumers; there is no driver here), so a reader reaching the end of term ``t`` before the appender
-rotates finds zeros, never stale frames. A consumer must therefore have left term ``t - 2`` when the
-appender enters term ``t``, which a window (``position_limit``) of at most one term guarantees.
+``frame_length <= 0`` as "not yet written" and never sees half a frame. (Into a private log -- the
+anonymous mapping ``LogBuffers`` makes by default, which no other process sees -- an unfragmented
+``bytes`` message and its header go in one ``pack_into``: no reader can run between its bytes.) A
+message longer than ``mtu - 32`` bytes is fragmented (BEGIN, middle..., END flags); all fragments are
+contiguous in one term, so a message never straddles terms. When the message does not fit in the rest of
+the term the appender fills the rest with one PAD frame, rotates to the next term and returns
+``ADMIN_ACTION``; the caller retries and the message lands at offset 0 of the next term. Rotating into
+term ``t`` zeroes the partition of term ``t + 1``, which last held term ``t - 2`` (Aeron's driver
+"cleans" behind its consumers; there is no driver here), so a reader reaching the end of term ``t``
+before the appender rotates finds zeros, never stale frames. A consumer must therefore have left term
+``t - 2`` when the appender enters term ``t``, which a window (``position_limit``) of at most one term
+guarantees.
 
 ``ExclusiveAppender.append_block`` (Aeron's ``offerBlock``) appends frames someone else laid out -- a
 recorded stream being replayed -- after checking every header against the appender's session, stream,
@@ -50,6 +53,7 @@ from images, so from remote peers: without a total, ``max_sessions`` half-sent m
 from __future__ import annotations
 
 import mmap
+import struct
 import sys
 from array import array
 from collections.abc import Buffer, Callable
@@ -155,6 +159,26 @@ _unpack_data = DataHeaderDecoder.LAYOUT.unpack_from
 _pack_data = DataHeaderEncoder.LAYOUT.pack_into
 _pack_frame = FrameHeaderEncoder.LAYOUT.pack_into
 _unpack_frame = FrameHeaderDecoder.LAYOUT.unpack_from  # (frame_length, version, flags, type)
+
+# ``pack_into`` functions of a DATA header followed by a payload of a given length (the key): an append
+# of a ``bytes`` payload writes its frame in one call. At most ``_MAX_FRAME_PACKERS`` lengths are kept;
+# a payload of any other length is copied in, then its header packed.
+_FRAME_PACKERS: dict[int, Callable[..., None]] = {}
+_MAX_FRAME_PACKERS: Final = 256
+_MAX_PACKED_PAYLOAD: Final = 4096
+
+
+# a DATA header alone, with an empty payload field: the header of a payload copied in before it
+_pack_header: Final = struct.Struct(f"{DataHeaderEncoder.LAYOUT.format}0s").pack_into
+
+
+def _frame_packer(length: int) -> Callable[..., None] | None:
+    """The ``pack_into`` of a DATA header and a ``length``-byte payload, made once; ``None`` past the
+    cache's bounds."""
+    if length > _MAX_PACKED_PAYLOAD or len(_FRAME_PACKERS) >= _MAX_FRAME_PACKERS:
+        return None
+    packer = _FRAME_PACKERS[length] = struct.Struct(f"{DataHeaderEncoder.LAYOUT.format}{length}s").pack_into
+    return packer
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -295,7 +319,8 @@ _CHECK_RUNS: Final = sys.byteorder == "little"  # the comparisons read the heade
 class TermOffsetTable:
     """``view[j] == 32 * j``: the term offsets a run of frames must have, sliced with a stride. Grown (by
     replacing it, never in place) up to ``_MAX_RUN_TERM_OFFSET``; shared by every reader and writer of
-    frames."""
+    frames. Each growth doubles the table with a few C-level byte operations (see ``_doubled``): built
+    entry by entry, the 8 MiB table would take a tenth of a second."""
 
     __slots__ = ("view",)
 
@@ -310,8 +335,30 @@ class TermOffsetTable:
             if end_offset > _MAX_RUN_TERM_OFFSET:
                 return None
             size = max(_MIN_OFFSET_TABLE, 1 << (needed - 1).bit_length())
-            view = self.view = memoryview(array("i", range(0, size * FRAME_ALIGNMENT, FRAME_ALIGNMENT)))
+            if len(view):
+                table = bytearray(view.cast("B"))
+            else:
+                table = bytearray(array("i", range(0, _MIN_OFFSET_TABLE * FRAME_ALIGNMENT, FRAME_ALIGNMENT)))
+            while len(table) < size * 4:
+                table = _doubled(table)
+            view = self.view = memoryview(table).cast("i")
         return view
+
+
+def _doubled(table: bytearray) -> bytearray:
+    """The offset table of ``n`` int32 entries ``32 * j`` (``n`` a power of two of at least
+    ``_MIN_OFFSET_TABLE``) extended to ``2 * n``: entry ``n + j`` is ``32 * j + 32 * n``, and ``32 * n`` is
+    a power of two above every entry of the first half, so the second half is the first with that one bit
+    set in every entry -- one byte of each, set through a translation table, all in C."""
+    entries = len(table) // 4
+    bit = (FRAME_ALIGNMENT * entries).bit_length() - 1
+    byte, bit_in_byte = divmod(bit, 8)
+    if sys.byteorder == "big":
+        byte = 3 - byte
+    set_bit = bytes(value | (1 << bit_in_byte) for value in range(256))
+    second = bytearray(table)
+    second[byte::4] = second[byte::4].translate(set_bit)
+    return table + second
 
 
 TERM_OFFSETS: Final = TermOffsetTable()
@@ -418,6 +465,7 @@ class LogBuffers:
         "clean_on_rotate",
         "initial_term_id",
         "position_bits_to_shift",
+        "private",
         "raw_tails",
         "term_length",
         "terms",
@@ -435,6 +483,7 @@ class LogBuffers:
     ) -> None:
         check_term_length(term_length)
         _check_int32("initial_term_id", initial_term_id)
+        private = buffer is None
         if buffer is None:
             # an anonymous mapping: zeroed pages the kernel supplies as they are first touched, so a 16
             # MiB term costs nothing until it is written (a bytearray would be zeroed here, all of it)
@@ -456,6 +505,9 @@ class LogBuffers:
         self.raw_tails: list[int] = [0] * PARTITION_COUNT
         self.active_term_count = 0
         self.clean_on_rotate = clean_on_rotate
+        self.private = private
+        """The log's memory is this process's alone (the anonymous mapping made when no ``buffer`` is
+        given): no reader outside the process can look at a frame while it is being written."""
         if term_id is None:
             self._initialise_tails(initial_term_id, 0)
         else:
@@ -666,6 +718,7 @@ class ExclusiveAppender:
     __slots__ = (
         "_ends",
         "_max_unfragmented",
+        "_one_call",
         "_raw_tails",
         "_term",
         "frame_ends",
@@ -705,6 +758,8 @@ class ExclusiveAppender:
         self.position_limit = self.max_possible_position
         self.on_limit: Callable[[int], int] | None = None
         self._raw_tails = log.raw_tails
+        # a private log takes a ``bytes`` message and its header in one write (see ``append``)
+        self._one_call = log.private
         # ExclusivePublication's constructor: pick the state up from the active partition's tail.
         index = log.active_partition_index
         raw_tail = log.raw_tails[index]
@@ -745,10 +800,16 @@ class ExclusiveAppender:
             if resulting_offset > self.term_length:
                 return self._end_of_term(term_offset)
             term = self._term
-            # The payload first, then the whole header: its positive frame length commits the frame (the
-            # header slot is zero until then, so a reader stops there, as at a negative length).
-            term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
-            _pack_data(
+            pack = None
+            if type(payload) is bytes and self._one_call:
+                # header and payload in one call: no reader of a private log runs while it writes
+                pack = _FRAME_PACKERS.get(length) or _frame_packer(length)
+            if pack is None:
+                # The payload first, then the whole header: its positive frame length commits the frame
+                # (the header slot is zero until then, so a reader stops there, as at a negative length).
+                term[term_offset + HEADER_LENGTH : term_offset + frame_length] = payload
+                pack, payload = _pack_header, b""
+            pack(
                 term,
                 term_offset,
                 frame_length,
@@ -760,6 +821,7 @@ class ExclusiveAppender:
                 self.stream_id,
                 term_id,
                 reserved_value,
+                payload,
             )
             self._ends.append(resulting_offset)
             self.term_offset = resulting_offset
@@ -1022,9 +1084,9 @@ class Header:
     def position(self) -> int:
         """The stream position of the end of this frame (Aeron's ``Header.position()``)."""
         values = self.values
-        return compute_position(
-            values[7], (values[4] + values[0] + 31) & -32, self.position_bits_to_shift, self.initial_term_id
-        )
+        # compute_position, inline (readers ask it of every message)
+        term_count = ((values[7] - self.initial_term_id + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000
+        return (term_count << self.position_bits_to_shift) + ((values[4] + values[0] + 31) & -32)
 
     @property
     def frame_length(self) -> int:

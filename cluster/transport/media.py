@@ -101,10 +101,11 @@ class Network(Protocol):
 class UdpSocket:
     """A non-blocking UDP socket (IPv4 or IPv6 by the host's form)."""
 
-    __slots__ = ("_local", "_network", "_recv", "_send", "sock")
+    __slots__ = ("_ipv6", "_local", "_network", "_recv", "_send", "sock")
 
     def __init__(self, network: UdpNetwork, address: Address, rcvbuf: int) -> None:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._ipv6 = family == socket.AF_INET6  # its sources come with flow info and scope id
         self._network = network
         try:
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -144,14 +145,17 @@ class UdpSocket:
 
     def receive(self, buffer: bytearray | memoryview) -> tuple[int, Address] | None:
         try:
-            length, source = self._recv(buffer)
+            result: tuple[int, Address] = self._recv(buffer)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
             if exc.errno in _TRANSIENT_ERRNOS:
                 return None
             raise MediaError(f"receive on {format_address(self._local)}: {exc}") from exc
-        return length, (source[0], source[1])
+        if self._ipv6:
+            source = result[1]
+            return result[0], (source[0], source[1])
+        return result  # an IPv4 source is (host, port) already
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -139,6 +139,7 @@ class Publication(abc.ABC):
         self.initial_term_id = config.initial_term_id
         self.term_length = config.term_length
         self.mtu = config.mtu
+        self._term_window = config.term_window
         self.log = log
         tags = config.channel.tags
         self.channel_tag: int | None = None if tags is None else tags[0]
@@ -179,9 +180,10 @@ class Publication(abc.ABC):
     def _raise_limit(self, consumer_position: int) -> bool:
         """Let the publisher run ``term_window`` ahead of ``consumer_position``; ``True`` if that moved
         the limit (it never moves back here)."""
-        limit = consumer_position + self.config.term_window
-        if limit > self.appender.position_limit:
-            self.appender.position_limit = limit
+        appender = self.appender
+        limit = consumer_position + self._term_window
+        if limit > appender.position_limit:
+            appender.position_limit = limit
             return True
         return False
 
@@ -284,6 +286,7 @@ class NetworkPublication(Publication):
         self._closed_at_ns = 0
         self._scratch = bytearray(64)
         self.mask = config.term_length - 1
+        self._min_flow_control = config.flow_control == "min"
         self.is_linger_done = False
         self.spies: list[_Positioned] = []
         """The images of spy subscriptions reading this log in place (the transport attaches them)."""
@@ -416,7 +419,7 @@ class NetworkPublication(Publication):
         else:
             receiver.limit = max(receiver.limit, proposed)
             receiver.time_of_last_sm_ns = now_ns
-        if self.config.flow_control == "min":
+        if self._min_flow_control:
             limit = min(r.limit for r in self._receivers.values())
         else:
             limit = max(self.sender_limit, proposed)
@@ -485,10 +488,13 @@ class NetworkPublication(Publication):
             self._on_connection_lost()
         if self._has_sm and self.control_mode == "dynamic":
             self._expire_dynamic_destinations(now_ns)
-        if self.config.flow_control == "min" and self._receivers:
+        if self._min_flow_control and self._receivers:
             self._expire_receivers(now_ns)
         sent = 0
-        limit = min(self.sender_limit, self.appender.position)
+        appender = self.appender
+        limit = appender.term_begin_position + appender.term_offset  # what the publisher has appended
+        if self.sender_limit < limit:
+            limit = self.sender_limit
         position = self.sender_position
         while position < limit and sent < MAX_DATAGRAMS_PER_SEND:
             length = self._send_block(position, min(limit - position, self.mtu))
@@ -504,7 +510,9 @@ class NetworkPublication(Publication):
         if now_ns - self._time_of_last_send_ns >= HEARTBEAT_TIMEOUT_NS:
             self._send_heartbeat(now_ns)
             work += 1
-        return work + self._check_linger(now_ns)
+        if self.is_closed:
+            self._check_linger(now_ns)  # an open publication does not linger
+        return work
 
     def _check_linger(self, now_ns: int) -> int:
         """Aeron's DRAINING then LINGER: once closed and drained -- or with no receiver left to drain to --

@@ -25,6 +25,7 @@ from cluster.client.protocol import (
     State,
     parse_ingress_endpoints,
 )
+from cluster.session_message import session_message
 from generated import aeron_cluster_codecs as codecs
 
 EGRESS = "aeron:udp?endpoint=10.0.0.100:19020"
@@ -181,3 +182,56 @@ def test_egress_bytes_are_an_event_nothing_or_a_protocol_error(data: bytes) -> N
         event, reply = protocol.on_egress(MS, data)
         assert reply is None  # a challenge is answered only while connecting
         assert event is None or isinstance(event, Message | NewLeader | AdminResponse | SessionClosed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    version=st.integers(0, 0xFFFF),
+    term=st.integers(-(2**63), 2**63 - 1),
+    session=st.sampled_from([5, 6]),
+    timestamp=st.integers(-(2**63), 2**63 - 1),
+    payload=st.binary(max_size=40),
+)
+def test_a_session_message_reads_as_the_generated_decoder_reads_it(
+    version: int, term: int, session: int, timestamp: int, payload: bytes
+) -> None:
+    # ``on_egress`` reads session messages in one unpack: whatever the acting version, as bytes or as a
+    # view of a term, the event is the one the generated decoder's fields make
+    protocol = _connected()
+    data = bytearray(codecs.HEADER_SIZE + 24) + payload
+    codecs.SessionMessageHeaderEncoder.pack_into(
+        data, 0, leadership_term_id=term, cluster_session_id=session, timestamp=timestamp
+    )
+    data[6:8] = version.to_bytes(2, "little")
+    decoder = codecs.decode(bytes(data))
+    assert isinstance(decoder, codecs.SessionMessageHeaderDecoder)
+    expected = Message(decoder.leadership_term_id, decoder.timestamp, payload) if session == 5 else None
+    assert protocol.on_egress(MS, bytes(data)) == (expected, None)
+    assert protocol.on_egress(MS, memoryview(data)) == (expected, None)
+
+
+def test_a_session_message_header_that_is_not_the_common_one_is_decoded_in_full() -> None:
+    protocol = _connected()
+    message = session_message(3, 5, 1, b"abc")
+    longer_block = bytearray(message)
+    longer_block[0:2] = (25).to_bytes(2, "little")  # a later version's longer block: still a message
+    event, _ = protocol.on_egress(MS, bytes(longer_block))
+    assert isinstance(event, Message) and (event.leadership_term_id, event.timestamp) == (3, 1)
+    short_block = bytearray(message)
+    short_block[0:2] = (23).to_bytes(2, "little")
+    with pytest.raises(ClientProtocolError):
+        protocol.on_egress(MS, bytes(short_block))
+    other_schema = bytearray(message)
+    other_schema[4:6] = (112).to_bytes(2, "little")
+    with pytest.raises(ClientProtocolError):
+        protocol.on_egress(MS, bytes(other_schema))
+
+
+def test_session_messages_carry_the_current_term_and_session_whatever_the_payloads_type() -> None:
+    protocol = _connected()
+    for payload in (b"xyz", bytearray(b"xyz"), memoryview(b"xyz"), b""):
+        assert protocol.session_message(payload) == session_message(3, 5, 0, payload)
+    protocol.leadership_term_id = 9
+    assert protocol.session_message(b"xyz") == session_message(9, 5, 0, b"xyz")
+    protocol.cluster_session_id = 10
+    assert protocol.session_message(b"xyz") == session_message(9, 10, 0, b"xyz")

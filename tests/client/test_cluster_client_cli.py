@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,8 @@ from cluster.transport.media import UdpNetwork
 from cluster.transport.simnet import SimNetwork
 from generated import aeron_cluster_codecs as codecs
 from tools.__main__ import main
-from tools.cluster_client import ClientResult, ClientSettings, run_client
+from tools.aeron_cmd import new_histogram
+from tools.cluster_client import ClientResult, ClientSettings, RoundTripRecorder, run_client
 
 HEADER = codecs.HEADER_SIZE + codecs.SessionMessageHeaderEncoder.BLOCK_LENGTH
 EGRESS = "aeron:udp?endpoint=10.0.0.100:0"
@@ -293,3 +295,25 @@ def test_the_command_over_udp_exits_1_when_echoes_are_dropped(udp_leader: Member
     assert result["sha256"] == _expected_sha256([i for i in range(20) if i != 3], (32,))
     assert "1 messages sent were never echoed (3)" in err
     assert "cluster client: 19 of 20 sent echoed" in err  # the human summary, without --json
+
+
+def test_the_round_trip_recorder_fills_the_histogram_as_record_value_would() -> None:
+    rng = random.Random(5)
+    values = [1, 2, 2047, 2048, 2049, 10**6, 59_999_999_999, 60 * 10**9, 10**12, -3]
+    values += [rng.randrange(1, 1 << rng.randrange(1, 40)) for _ in range(5000)]
+    by_record_value, by_recorder = new_histogram(), new_histogram()
+    recorder = RoundTripRecorder(by_recorder)
+    for i, value in enumerate(values):
+        by_record_value.record_value(value)
+        recorder.record(value)
+        if i == 2500:
+            recorder.flush()  # flushing midway changes nothing
+    recorder.flush()
+    assert list(by_recorder.counts) == list(by_record_value.counts)
+    assert by_recorder.get_total_count() == by_record_value.get_total_count()
+    assert by_recorder.get_max_value() == by_record_value.get_max_value()
+    assert by_recorder.get_min_value() == by_record_value.get_min_value()
+    for percentile in (0.0, 50.0, 99.0, 99.9, 100.0):
+        assert by_recorder.get_value_at_percentile(percentile) == by_record_value.get_value_at_percentile(
+            percentile
+        )

@@ -53,7 +53,7 @@ from support.transport_sim import (
 from cluster.transport import image
 from cluster.transport.driver import DEFAULT_MAX_RECEIVE_TERM_LENGTH, Transport, TransportConfig
 from cluster.transport.image import ImageLog
-from cluster.transport.logbuffer import LogBuffers
+from cluster.transport.logbuffer import ExclusiveAppender, LogBuffers, _unpack_data
 from cluster.transport.media import Address, UdpNetwork
 from cluster.transport.publication import NetworkPublication
 
@@ -499,3 +499,56 @@ def _seeded_hostile(rng: random.Random) -> Hostile:
     if name == "control_data":
         return Hostile(name, rng.choice([DATA, PAD, SETUP]))
     return Hostile(name, rng.randrange(0, 100))
+
+
+def _image_log(term_offset: int) -> ImageLog:
+    return ImageLog(
+        session_id=REAL_SESSION,
+        stream_id=STREAM,
+        initial_term_id=5,
+        active_term_id=5,
+        term_offset=term_offset,
+        term_length=TERM,
+        mtu=1408,
+        source=(A_HOST, 1),
+        destination=mock.Mock(),
+        receiver_id=1,
+        now_ns=0,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.integers(1, 20),
+    payload=st.integers(0, 200),
+    term_offset=st.sampled_from([0, 32, 4096, TERM - 20 * 256, TERM - 64]),
+    flips=st.lists(st.tuples(st.integers(0, 20 * 256 - 1), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 64),
+)
+def test_a_datagram_of_alike_frames_is_checked_as_the_walk_checks_it(
+    frames: int, payload: int, term_offset: int, flips: list[tuple[int, int]], cut: int
+) -> None:
+    # ``_check_frames`` takes a batch of alike DATA frames in one strided comparison; whatever bytes a
+    # datagram holds, it must find what the frame-by-frame walk finds
+    log = LogBuffers(TERM, 5, term_id=5, term_offset=term_offset)
+    writer = ExclusiveAppender(log, REAL_SESSION, STREAM, 8192)
+    end = term_offset
+    for _ in range(frames):
+        if writer.append(bytes(payload)) < 0:
+            break  # the term is full (and padded): the datagram is what fitted before
+        end = writer.term_offset
+    length = end - term_offset
+    if length == 0:
+        return
+    data = bytearray(log.terms[0][term_offset : term_offset + length])
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    length = max(32, length - cut)
+    buffer = memoryview(bytearray(65536))
+    buffer[:length] = data[:length]
+    first = _unpack_data(buffer, 0)
+    receiver = _image_log(term_offset)
+    assert receiver._check_frames(buffer, length, first, term_offset) == receiver._walk_frames(
+        buffer, length, first, term_offset
+    )

@@ -740,3 +740,57 @@ def test_a_forked_child_writes_its_own_copy_of_the_log_never_the_parents() -> No
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert bytes(log.terms[0][:4]) == b"mine"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 1376), min_size=1, max_size=40), reserved=st.integers(-(2**63), 2**63 - 1)
+)
+def test_an_appended_frame_is_the_same_whatever_the_payloads_type(sizes: list[int], reserved: int) -> None:
+    # ``bytes`` payloads go into a private log with their header in one pack (a packer per length,
+    # cached); other bytes-likes, and anything written into a log over a given buffer, are copied in,
+    # then the header packed: the terms must come out byte for byte alike
+    logs = [lb.LogBuffers(KIB64, 5) for _ in range(3)]
+    logs.append(lb.LogBuffers(KIB64, 5, buffer=bytearray(3 * KIB64)))
+    assert [log.private for log in logs] == [True, True, True, False]
+    appenders = [lb.ExclusiveAppender(log, SESSION_ID, STREAM_ID, 1408) for log in logs]
+    kinds = (bytes, bytearray, lambda data: memoryview(bytearray(data)), bytes)
+    for seed, size in enumerate(sizes):
+        payload = payload_of(size, seed)
+        results = {
+            appender.append(kind(payload), reserved) for appender, kind in zip(appenders, kinds, strict=True)
+        }
+        assert len(results) == 1
+    assert logs[0].terms[0] == logs[1].terms[0] == logs[2].terms[0] == logs[3].terms[0]
+    assert len({appender.position for appender in appenders}) == 1
+
+
+def test_a_full_packer_cache_and_long_payloads_fall_back_to_the_copy() -> None:
+    saved = dict(lb._FRAME_PACKERS)
+    try:
+        lb._FRAME_PACKERS.clear()
+        log = lb.LogBuffers(KIB64, 5)
+        appender = lb.ExclusiveAppender(log, SESSION_ID, STREAM_ID, 8192)
+        long_payload = payload_of(lb._MAX_PACKED_PAYLOAD + 1, 1)
+        assert appender.append(long_payload) > 0
+        assert lb._MAX_PACKED_PAYLOAD + 1 not in lb._FRAME_PACKERS
+        for size in range(lb._MAX_FRAME_PACKERS + 10):
+            assert appender.append(payload_of(size, size)) > 0
+        assert len(lb._FRAME_PACKERS) <= lb._MAX_FRAME_PACKERS
+        reader = lb.TermReader(5, KIB64)
+        seen: list[bytes] = []
+        reader.read(log.terms[0], 0, lambda payload, header: seen.append(bytes(payload)), 10_000, KIB64)
+        assert seen[0] == long_payload
+        assert seen[1:] == [payload_of(size, size) for size in range(lb._MAX_FRAME_PACKERS + 10)]
+    finally:
+        lb._FRAME_PACKERS.clear()
+        lb._FRAME_PACKERS.update(saved)
+
+
+def test_the_term_offset_table_doubles_to_exactly_the_offsets() -> None:
+    table = lb.TermOffsetTable()
+    for end_offset in (0, 40, 5_000_000, 9_000_000, 1 << 26):
+        view = table.covering(end_offset)
+        assert view is not None and view.format == "i" and len(view) > end_offset >> 5
+        assert view.tolist() == list(range(0, len(view) * 32, 32))
+    assert table.covering((1 << 26) + 32 * len(table.view)) is None
