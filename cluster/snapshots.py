@@ -262,14 +262,7 @@ class _Loader:
     def _on_marker(self, decoder: codecs.SnapshotMarkerDecoder) -> bool:
         """Take a marker; whether it was END."""
         mark = decoder.mark_raw
-        marker = SnapshotMarker(
-            decoder.type_id,
-            decoder.log_position,
-            decoder.leadership_term_id,
-            decoder.index,
-            _enum_value(decoder.time_unit_raw),
-            decoder.app_version,
-        )
+        marker = _marker_of(decoder)
         if mark == _MARK.SECTION:
             return False
         if mark == _MARK.BEGIN:
@@ -287,14 +280,7 @@ class _Loader:
         if decoder.type_id != self.type_id:
             got = _TYPE_NAMES.get(decoder.type_id, f"type {decoder.type_id}")
             raise self._fail(f"BEGIN marks a {got} snapshot")
-        self.marker = SnapshotMarker(
-            decoder.type_id,
-            decoder.log_position,
-            decoder.leadership_term_id,
-            decoder.index,
-            _enum_value(decoder.time_unit_raw),
-            decoder.app_version,
-        )
+        self.marker = _marker_of(decoder)
 
     def _end_of_stream(self) -> None:
         if not self.done:
@@ -435,6 +421,17 @@ class ConsensusModuleSnapshotLoader(_Loader):
             pending=pending,
             extension=tuple(self.extension),
         )
+
+
+def _marker_of(decoder: codecs.SnapshotMarkerDecoder) -> SnapshotMarker:
+    return SnapshotMarker(
+        decoder.type_id,
+        decoder.log_position,
+        decoder.leadership_term_id,
+        decoder.index,
+        _enum_value(decoder.time_unit_raw),
+        decoder.app_version,
+    )
 
 
 def _enum_value(raw: int | None) -> int | None:
