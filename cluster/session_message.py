@@ -22,10 +22,9 @@ def read_session_header(message: bytes | bytearray | memoryview) -> tuple[int, i
     ``message`` is another cluster message or no whole message at all. The log's readers take it first,
     as nearly every entry is a session message, and decode the rest in full."""
     try:
-        fields = _UNPACK_SESSION_HEADER(message)
+        return _UNPACK_SESSION_HEADER(message)  # the block: three int64s
     except CodecError:
         return None
-    return fields[0], fields[1], fields[2]
 
 
 def session_message(

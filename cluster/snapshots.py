@@ -30,6 +30,7 @@ an extension's state, kept as they are (``extension``); pending messages that co
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -232,7 +233,7 @@ class ConsensusModuleSnapshot:
 
 
 @dataclass(slots=True)
-class _Loader:
+class _Loader(ABC):
     """BEGIN, records, END: the part both kinds of snapshot share."""
 
     type_id: int
@@ -302,9 +303,9 @@ class _Loader:
 
     _after_end = "a message after END"
 
+    @abstractmethod
     def _on_record(self, decoder: Any, message: bytes | memoryview) -> None:
         """A record between BEGIN and END (``decoder`` is ``None`` for a message of another schema)."""
-        raise NotImplementedError
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ and wakes on the first datagram (``python -m tools node`` does this).
 
 from __future__ import annotations
 
+import dataclasses
 import random as random_module
 from collections.abc import Callable
 
@@ -68,7 +69,10 @@ class ClusterNode:
         with its other timeouts). ``idle``, if given, is handed to the transport, which registers its
         sockets with it (the strategy stays the caller's to close). ``service``, if given, makes a
         service for each of the ``cluster.service.count`` containers the node then runs (service ids 0
-        up); without it the node runs none."""
+        up); without it the node runs none, and its consensus module counts no services (it waits for
+        no service's ack: a snapshot is then the module's alone)."""
+        if service is None and config.service_count:
+            config = dataclasses.replace(config, service_count=0)
         self.config = config
         rng = random_module.Random(seed)
         term_length = config.log_term_length

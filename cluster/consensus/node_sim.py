@@ -1174,7 +1174,7 @@ def run_seed(
         (1.0 + chooser.uniform(-0.01, 0.01), chooser.randrange(0, 10**12), chooser.randint(-5_000, 5_000))
         for _ in range(node_count)
     ]
-    services = services or bool(canaries & SERVICE_CANARIES)
+    services = services or bool(canaries & (SERVICE_CANARIES | SNAPSHOT_CANARIES))
     snapshots = snapshots or bool(canaries & SNAPSHOT_CANARIES)
     sim = NodeSimulator(
         seed, node_count, canaries=canaries, file_sync_level=level, drift=drift, checked_services=services
@@ -1279,7 +1279,8 @@ FINAL_REPLY_TIMEOUT_NS: Final = 2_000 * MS  # the liveness phase sends a new las
 SERVICE_CANARIES: Final = frozenset({"deliver_before_commit", "refire_committed_timer", "local_reads"})
 """Canaries only the service checkers can catch: a run with one of them runs the checked services."""
 SNAPSHOT_CANARIES: Final = frozenset({"snapshot_before_acks"})
-"""Canaries of snapshots: a run with one of them takes snapshots."""
+"""Canaries of snapshots and the services' acks of them: a run with one of them takes snapshots and runs
+the checked services (a node without services has no ack to wait for)."""
 
 
 def _storage_faults(sim: NodeSimulator) -> dict[str, int]:

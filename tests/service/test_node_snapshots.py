@@ -230,3 +230,20 @@ def test_a_damaged_snapshot_is_refused_invalidated_and_the_log_replayed_instead(
         assert _store(script, follower) == expected
         assert sim.violations == []
         assert service_recording != cm_recording
+
+
+def test_a_cluster_without_services_snapshots_its_consensus_module_alone() -> None:
+    with Script(3, seed=26) as script:
+        sim = script.sim
+        leader = script.elected()
+        script.submit(*range(5))
+        assert script.node(leader).agent.core.request_snapshot()
+        script.until(
+            lambda: all(len(_snapshot_entries(sim, m)) == 1 for m in range(3)), "a snapshot everywhere"
+        )
+        assert all(
+            _snapshot_entries(sim, m)[0][0] == -1 for m in range(3)
+        )  # the module's: no service waited on
+        assert all(script.node(m).agent.core.module_state == ModuleState.ACTIVE for m in range(3))
+        script.submit(5, 6)  # and the cluster carries on
+        assert sim.violations == []

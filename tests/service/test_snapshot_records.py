@@ -72,7 +72,7 @@ def java_service_state(message_count: int, byte_count: int) -> list[bytes]:
     ]
 
 
-# the Java run (../shared/reference/java/README.md): the snapshot at 384416 on every member, and the
+# the Java run (docs/snapshots.md, "Checked against Java"): the snapshot at 384416 on every member, and the
 # shutdown's at 895584 on members 1 and 2, which holds client B's open session 2
 JAVA_SNAPSHOTS = [
     ("node0", 1, 2, 384416, 0, 2, (), 300, 357600),

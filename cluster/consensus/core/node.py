@@ -678,7 +678,9 @@ class ConsensusCore:
             if recording_id < 0:
                 self._end_snapshot(now_ns, f"the consensus module's snapshot was not recorded: {reason}")
                 return out.actions
-            results = snapshot.results() or snapshot.canary_results
+            results = snapshot.results()
+            if results is None:
+                results = snapshot.canary_results
             assert results is not None
             term_id, position, timestamp = (
                 snapshot.leadership_term_id,
