@@ -174,7 +174,7 @@ def _entry_line(entry: RecordingLogEntry) -> str:
     )
 
 
-def _latest_snapshot_json(log: RecordingLog) -> dict[str, Any] | None:
+def latest_snapshot_json(log: RecordingLog) -> dict[str, Any] | None:
     """The newest valid snapshot set: ``{"consensusModule": entry, "services": [entry, ...]}`` (by service
     id, each entry with its ``entryIndex``), or ``None``."""
     snapshot_set = log.latest_snapshot_set()
@@ -195,7 +195,7 @@ def _utc(timestamp_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{timestamp_ms % 1000:03d} UTC"
 
 
-def _latest_snapshot_text(latest: dict[str, Any] | None) -> list[str]:
+def latest_snapshot_text(latest: dict[str, Any] | None) -> list[str]:
     if latest is None:
         return ["latest snapshot: none"]
     cm = latest["consensusModule"]
@@ -256,7 +256,7 @@ def describe(storage: Storage) -> Described:
             "markFile": mark.to_json(),
             "nodeState": node_state.to_json(),
             "recordingLog": [entry_json(entry) for entry in entries],
-            "latestSnapshot": _latest_snapshot_json(reading.log),
+            "latestSnapshot": latest_snapshot_json(reading.log),
         },
         [entry.entry_index for entry in entries],
         _notes(reading),
@@ -315,7 +315,7 @@ def describe_text(directory: str, described: Described) -> list[str]:
         for row in rows:
             cells = [cell.ljust(widths[i]) if i == 1 else cell.rjust(widths[i]) for i, cell in enumerate(row)]
             lines.append("  " + "  ".join(cells).rstrip())
-    lines += _latest_snapshot_text(data["latestSnapshot"])
+    lines += latest_snapshot_text(data["latestSnapshot"])
     lines += [f"note: {note}" for note in described.notes]
     return lines
 
@@ -596,7 +596,7 @@ def sort_recording_log(storage: Storage, *, now_ms: int) -> tuple[RecordingLog, 
 def _run_invalidate(args: argparse.Namespace) -> int:
     storage = RealStorage(find_cluster_dir(args.directory))
     invalidated = invalidate_latest_snapshot(storage, now_ms=_now_ms())
-    latest = _latest_snapshot_json(RecordingLogFile.read(storage).log)
+    latest = latest_snapshot_json(RecordingLogFile.read(storage).log)
     if args.json:
         _write(
             [
@@ -610,7 +610,7 @@ def _run_invalidate(args: argparse.Namespace) -> int:
     where = f"leadershipTermId {cm.leadership_term_id}, logPosition {cm.log_position}"
     lines = [f"invalidated the snapshot at {where}:"]
     lines += ["  " + _entry_line(entry) for entry in invalidated]
-    lines += _latest_snapshot_text(latest)
+    lines += latest_snapshot_text(latest)
     if latest is None:
         lines.append("a node will now replay its log from the start")
     _write(lines)

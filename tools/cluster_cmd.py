@@ -13,6 +13,9 @@ Java's).
     python -m tools cluster invalidate-latest-snapshot DIR [--json]
     python -m tools cluster seed-recording-log-from-snapshot DIR [--json]
     python -m tools cluster sort-recording-log DIR [--json]
+    python -m tools cluster snapshot|suspend|resume|shutdown|abort DIR [--json] [--timeout S]
+    python -m tools cluster is-leader DIR [--json]
+    python -m tools cluster list-members DIR [--json]
     python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
         [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
@@ -28,10 +31,15 @@ member and prints, as its first stdout line, one JSON object::
 then every line the nodes print (events and status lines, each naming its member; docs/node.md). It
 runs until SIGINT or SIGTERM, then stops every node by pid -- SIGTERM, and SIGKILL for any still
 running after ``STOP_TIMEOUT_S`` -- and waits for them. A node that exits meanwhile is reported on stderr
-in one line (member, pid, exit status) and is not restarted. Its exit status is 0 when every node
-closed in order on its SIGTERM, 1 otherwise (a node died, or had to be killed); it ends by itself, with
-1, once every node has exited. Run again on the same DIR, it rewrites the same configurations and the
+in one line (member, pid, exit status) and is not restarted. It ends by itself once every node has
+exited. Its exit status is 0 when every node closed in order -- on its SIGTERM, or by itself with exit
+status 0 after the cluster's ``shutdown`` or ``abort`` -- and 1 otherwise (a node died, or had to be
+killed). Run again on the same DIR, it rewrites the same configurations and the
 nodes recover their state from their directories.
+
+The verbs on a running node -- ``snapshot``, ``suspend``, ``resume``, ``shutdown``, ``abort``,
+``is-leader`` and ``list-members`` -- reach it through its control file and live in
+``tools.cluster_control``, whose docstring says how they wait and what they print.
 
 The offline verbs -- ``describe`` to ``sort-recording-log`` -- work on a node's files, not on a running
 node: they live in ``tools.cluster_admin``, whose docstring says what each reads, prints and changes.
@@ -77,7 +85,7 @@ from typing import Final
 
 from cluster.consensus.core.members import MAX_MEMBERS, format_members
 from cluster.service.loader import load_service
-from tools import cluster_admin, cluster_client
+from tools import cluster_admin, cluster_client, cluster_control
 from tools.cluster_admin import ClusterAdminError, ClusterDirectoryError, describe, find_cluster_dir
 from tools.node_processes import (
     STOP_TIMEOUT_S,
@@ -203,7 +211,8 @@ def _run_up(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     processes: list[NodeProcess] = []
-    died: set[int] = set()
+    died: set[int] = set()  # exited by themselves, whatever their status
+    failed: set[int] = set()  # of those, with a status other than 0
     try:
         for config, path in zip(configs, paths, strict=True):
             processes.append(NodeProcess(config.member_id, path, on_line=relay))
@@ -223,6 +232,8 @@ def _run_up(args: argparse.Namespace) -> int:
                 status = process.poll()
                 if status is not None and process.member_id not in died:
                     died.add(process.member_id)
+                    if status != 0:
+                        failed.add(process.member_id)
                     _report(process, describe_exit(status))
         if len(died) == len(processes):
             print("cluster up: every member has exited", file=sys.stderr, flush=True)
@@ -235,7 +246,7 @@ def _run_up(args: argparse.Namespace) -> int:
         status = statuses[process.member_id]
         if process.member_id not in died and status != 0:
             _report(process, f"{describe_exit(status)} when stopped")
-    return 0 if not died and all(status == 0 for status in statuses.values()) else 1
+    return 0 if not failed and all(status == 0 for status in statuses.values()) else 1
 
 
 def _report(process: NodeProcess, what: str) -> None:
@@ -249,6 +260,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         _run_up,
     ),
     **cluster_admin.SUBCOMMANDS,
+    **cluster_control.SUBCOMMANDS,
     "client": Subcommand(
         "a client session: send messages to an echo service, wait for every echo, report hash and "
         "round trips (tools.cluster_client)",

@@ -5,13 +5,14 @@ and real files (``cluster.dir`` and ``archive.dir`` of the configuration, create
 duty cycle on the main thread: an ``AgentRunner`` with the selector idle strategy, which the transport
 registers its sockets with, so an idle node sleeps in the kernel and wakes on the first datagram.
 
-Stopping. SIGTERM or SIGINT closes the runner; the node then stops in order (``ClusterNode.close``: the
-consensus module -- its log publication and recording, its files, the mark file marked closed -- then
-the archive, then the transport) and the process exits 0, so a node started again on the same
-directories starts at once. After a crash (``kill -9``) the mark files stay active for up to their
-liveness timeout (10 s); a node started on such a directory whose owner process is no longer running
-waits for them to go stale (one line on stderr says so) and then recovers: the consensus module from
-``recording.log`` and ``node-state.dat``, the log from the archive, which repairs its own crash. A
+Stopping. SIGTERM or SIGINT closes the runner, and so does the cluster's orderly end (the admin tool's
+``shutdown`` or ``abort``: ``ClusterNode.is_terminated``); the node then stops in order
+(``ClusterNode.close``: the consensus module -- its log publication and recording, its files, the mark
+file marked closed -- then the archive, then the transport) and the process exits 0, so a node started
+again on the same directories starts at once. After a crash (``kill -9``) the mark files stay active for
+up to their liveness timeout (10 s); a node started on such a directory whose owner process is no longer
+running waits for them to go stale (one line on stderr says so) and then recovers: the consensus module
+from ``recording.log`` and ``node-state.dat``, the log from the archive, which repairs its own crash. A
 mark file whose owner is still running is refused at once (``error: ...``, exit status 2), as is a bad
 configuration (the message names the file and the key).
 
@@ -129,9 +130,12 @@ class NodeAgent:
 
     role_name = "node"
 
-    def __init__(self, node: ClusterNode, reporter: NodeReporter) -> None:
+    def __init__(
+        self, node: ClusterNode, reporter: NodeReporter, on_terminated: Callable[[], object] = lambda: None
+    ) -> None:
         self.node = node
         self.reporter = reporter
+        self.on_terminated = on_terminated
 
     def on_start(self) -> None:
         pass
@@ -139,6 +143,8 @@ class NodeAgent:
     def do_work(self) -> int:
         work = self.node.do_work()
         self.reporter.poll(self.node.agent, self.node.transport.clock.nano_time())
+        if self.node.is_terminated:
+            self.on_terminated()  # the cluster was shut down or aborted: the node closes, exit status 0
         return work
 
     def on_close(self) -> None:
@@ -279,7 +285,7 @@ def _run(config_path: str, stop: _Stop) -> int:
             idle=idle,
             service=service,
         )
-        runner = stop.runner = AgentRunner(NodeAgent(node, reporter), idle)
+        runner = stop.runner = AgentRunner(NodeAgent(node, reporter, on_terminated=stop), idle)
         if stop.requested:
             runner.close()  # a signal while it started: no duty cycle at all
         print(

@@ -31,7 +31,6 @@ for an archive too old to know ``ArchiveIdRequest``).
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -352,7 +351,6 @@ class ArchiveClient:
         self.on_recording_signal = on_recording_signal
         self.control_session_id = NULL_VALUE
         self.archive_id = NULL_VALUE
-        self._correlation_ids = itertools.count(1)
         self.last_correlation_id = NULL_VALUE
         """The correlation id of the latest request (Aeron's ``lastCorrelationId``): an error that
         arrives later for an accepted request (``poll_for_error_response``) carries it."""
@@ -430,7 +428,7 @@ class ArchiveClient:
             if clock.nano_time() >= deadline:
                 raise ArchiveTimeoutError("the archive's control request channel did not connect")
             self._wait()
-        correlation_id = next(self._correlation_ids)
+        correlation_id = self.transport.next_correlation_id()
         self._offer(
             codecs.AuthConnectRequestEncoder,
             correlation_id=correlation_id,
@@ -514,7 +512,7 @@ class ArchiveClient:
             raise ArchiveClientError(f"failed to send {name}: the request publication refused it")
 
     def _request(self, encoder_type: Any, **fields: Any) -> int:
-        correlation_id = self.last_correlation_id = next(self._correlation_ids)
+        correlation_id = self.last_correlation_id = self.transport.next_correlation_id()
         self._offer(
             encoder_type,
             control_session_id=self.control_session_id,

@@ -82,11 +82,16 @@ from cluster.consensus.core.actions import (
     StateChange,
     StopCatchupReplay,
     StopLog,
+    Terminate,
     TruncateLog,
 )
+from cluster.consensus.core.cluster_actions import ControlOutcome, ModuleState, ToggleState
+from cluster.consensus.core.errors import ConsensusError
+from cluster.consensus.core.members import format_members
 from cluster.consensus.core.node import ConsensusCore
 from cluster.consensus.core.recording_log import RecordingLogEntry
 from cluster.consensus.core.sessions import Authenticator, AuthorisationService
+from cluster.consensus.files.control_file import CONTROL_INTERVAL_NS, ClusterControlFile
 from cluster.consensus.files.mark_file import ClusterMarkFile
 from cluster.consensus.files.node_state import NodeStateFile
 from cluster.consensus.files.recording_log_file import RecordingLogFile
@@ -161,6 +166,37 @@ class _PendingLog:
     correlation_id: int  # of the start or extend request: a later refusal carries it
 
 
+@dataclass(frozen=True, slots=True)
+class _ControlRequest:
+    """A control request the core took on, with the snapshot counts when it did: how its end shows."""
+
+    request_id: int
+    action: int  # a ToggleState value
+    snapshots_taken: int
+    snapshots_failed: int
+
+    def outcome(self, core: ConsensusCore) -> ControlOutcome | None:
+        """DONE or FAILED once the request is over, ``None`` while it goes on. SUSPEND and RESUME are done
+        once the module's state is theirs; a snapshot once it is taken; SHUTDOWN and ABORT once the node
+        terminates (``_terminate``). A request an election dropped before it was appended failed."""
+        appended = core.requested is None
+        if self.action == ToggleState.SNAPSHOT:
+            if core.snapshots_taken > self.snapshots_taken:
+                return ControlOutcome.DONE
+            if core.snapshots_failed > self.snapshots_failed or (
+                appended and core.module_state != ModuleState.SNAPSHOT
+            ):
+                return ControlOutcome.FAILED
+            return None
+        if self.action in (ToggleState.SUSPEND, ToggleState.RESUME):
+            wanted = ModuleState.SUSPENDED if self.action == ToggleState.SUSPEND else ModuleState.ACTIVE
+            if not appended:
+                return None
+            return ControlOutcome.DONE if core.module_state == wanted else ControlOutcome.FAILED
+        # SHUTDOWN and ABORT: over when the node terminates, or lost before the termination began
+        return ControlOutcome.FAILED if appended and core.termination is None else None
+
+
 class ConsensusModuleAgent:
     """One member's consensus module (see the module docstring)."""
 
@@ -205,6 +241,7 @@ class ConsensusModuleAgent:
             liveness_timeout_ms=mark_file_liveness_timeout_ms,
         )
         self._closers: list[Callable[[], object]] = [self.mark_file.close]
+        self.control: ClusterControlFile | None = None
         self._snapshot_recorder: MessageRecorder | None = None
         self._position_counter: Counter | None = None
         self.canaries = canaries & DRIVER_CANARIES.keys()
@@ -217,6 +254,10 @@ class ConsensusModuleAgent:
             self._closers.append(self.node_state.close)
             self.recording_log = RecordingLogFile.open(cluster_storage, sync_level=sync_level)
             self._closers.append(self.recording_log.close)
+            self.control = ClusterControlFile.create(
+                cluster_storage, member_id=config.member_id, members=format_members(config.members)
+            )
+            self._closers.append(self.control.close)
             self._invoker = invoker
             self.archive = self.connect_archive(on_recording_signal=self._on_recording_signal)
             self._closers.append(self.archive.close)
@@ -279,6 +320,9 @@ class ConsensusModuleAgent:
         self._claim = BufferClaim()
         self._egress: dict[int, _Egress] = {}
         self._next_mark_file_ns = self._now() + MARK_FILE_UPDATE_INTERVAL_NS
+        self._next_control_ns = 0
+        self._control_request: _ControlRequest | None = None
+        self.terminated: Terminate | None = None  # the core's Terminate: the node is to stop
         self.is_closed = False
         try:
             self._execute(self.core.start(self._now()))
@@ -432,10 +476,48 @@ class ConsensusModuleAgent:
         now_ns = self._now()
         work += self._egress_work(now_ns)
         self._execute(self.core.on_tick(now_ns))
+        if now_ns >= self._next_control_ns:
+            self._next_control_ns = now_ns + CONTROL_INTERVAL_NS
+            self._control_work()
         if now_ns >= self._next_mark_file_ns:
             self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
             self.mark_file.update_activity(self.clock.epoch_ms())
         return work
+
+    def _control_work(self) -> None:
+        """The control file (``cluster-control.dat``): a new request goes to the core, which answers it at
+        once; one it took on is answered again once it is over; the status is brought up to date."""
+        control = self.control
+        assert control is not None
+        core = self.core
+        request = control.poll_request()
+        if request is not None:
+            request_id, action = request
+            outcome = core.request_action(action)
+            control.answer(request_id, outcome)
+            if outcome == ControlOutcome.ACCEPTED:
+                self._control_request = _ControlRequest(
+                    request_id, action, core.snapshots_taken, core.snapshots_failed
+                )
+                self._event(f"control request {request_id}: {ToggleState(action).name} accepted")
+            else:
+                self._event(f"control request {request_id}: action {action} {outcome.name}")
+        pending = self._control_request
+        if pending is not None:
+            result = pending.outcome(core)
+            if result is not None:
+                self._control_request = None
+                control.answer(pending.request_id, result)
+                self._event(f"control request {pending.request_id}: {result.name}")
+        in_progress = self._control_request
+        control.update(
+            toggle=ToggleState.NEUTRAL if in_progress is None else in_progress.action,
+            role=_ROLE_VALUES.get(self.role, 0),
+            module_state=int(core.module_state),
+            leader_member_id=core.leader_id,
+            leadership_term_id=core.leadership_term_id,
+            snapshot_count=core.snapshots_taken,
+        )
 
     def _check_archive_errors(self) -> None:
         """An archive error that answers no request: a replication that failed is reported to the core
@@ -735,6 +817,23 @@ class ConsensusModuleAgent:
             elif isinstance(action, StateChange):
                 self.election_state = action.to_state
                 self._event(f"election {action.from_state} -> {action.to_state}: {action.reason}")
+            elif isinstance(action, Terminate):
+                self._terminate(action)
+
+    def _terminate(self, action: Terminate) -> None:
+        """The cluster stops (SHUTDOWN or ABORT): the term's end goes into ``recording.log``, a request in
+        progress is answered, and the node is to close (``terminated``); its runner closes it."""
+        try:
+            self.recording_log.commit_log_position(action.leadership_term_id, action.log_position)
+        except ConsensusError as error:  # a term this log never opened: nothing to mark
+            self._event(f"termination: the term's end was not recorded: {error}")
+        pending, self._control_request = self._control_request, None
+        if pending is not None and self.control is not None:
+            self.control.answer(pending.request_id, ControlOutcome.DONE)
+        self.terminated = action
+        self._event(
+            f"terminated at {action.log_position} in term {action.leadership_term_id}: {action.reason}"
+        )
 
     def _open_egress(self, action: OpenEgress) -> None:
         self._close_egress(action.key)

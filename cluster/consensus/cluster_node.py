@@ -182,6 +182,12 @@ class ClusterNode:
             work += container.do_work()
         return work + self.transport.send_work()  # what the agents offered leaves now, not next cycle
 
+    @property
+    def is_terminated(self) -> bool:
+        """The cluster was shut down or aborted and this member has stopped at its position (its
+        services acknowledged it): whoever runs the node closes it now."""
+        return self.agent.terminated is not None
+
     def close(self) -> None:
         """Stop in order: the services' containers, the consensus module (its log and files), the
         archive, the transport."""

@@ -61,10 +61,12 @@ from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message
 from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
 from cluster.consensus.cluster_node import ClusterNode
-from cluster.consensus.core.cluster_actions import ModuleState
+from cluster.consensus.core.actions import Terminate
+from cluster.consensus.core.cluster_actions import ModuleState, ToggleState
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.core.recording_log import RecordingLogEntry
+from cluster.consensus.files.control_file import submit_request
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
 from cluster.consensus.node_config import NodeConfig
@@ -212,6 +214,7 @@ class _Member:
     recent_events: deque[int] = field(default_factory=deque)  # when its latest events happened
     counter: Counter | None = None  # its log recording's position counter, once found
     counter_of: tuple[object, int] | None = None  # (node, recording id) the counter belongs to
+    terminated_at: Terminate | None = None  # the cluster's shutdown or abort stopped it, there
 
 
 def member_configs(count: int, settings: dict[str, object]) -> tuple[NodeConfig, ...]:
@@ -410,6 +413,16 @@ class NodeSimulator:
         member.crashed_at_ns = self.now_ns
         self._count(f"{kind}_power_loss" if lose_power else kind)
 
+    def _terminated(self, member: _Member) -> None:
+        """The cluster was shut down or aborted and the member has stopped: its process closes in order,
+        as ``python -m tools node`` does, and it is not started again."""
+        node = member.node
+        assert node is not None
+        member.terminated_at = node.agent.terminated
+        node.close()
+        member.node = None
+        self._count("terminated")
+
     def down(self) -> set[int]:
         """The members whose process is not running."""
         return {m.member_id for m in self.members if m.node is None}
@@ -442,7 +455,11 @@ class NodeSimulator:
     def restart(self, member_id: int) -> bool:
         """Start a crashed member again once its mark files have gone stale; ``True`` if it started."""
         member = self.members[member_id]
-        if member.node is not None or self.now_ns < member.crashed_at_ns + RESTART_DELAY_NS:
+        if (
+            member.node is not None
+            or member.terminated_at is not None
+            or self.now_ns < member.crashed_at_ns + RESTART_DELAY_NS
+        ):
             return False
         self.start(member_id)
         self._count("restart")
@@ -487,6 +504,8 @@ class NodeSimulator:
                 try:
                     work += member.node.do_work()
                     self._check_leader_commit(member)  # at once: before another member acts
+                    if member.node.is_terminated:
+                        self._terminated(member)
                 except SimulatedCrash:
                     # the disk's armed crash point was reached inside the node: the process ends there
                     self.crash(member.member_id, kind="crash_at_storage_operation")
@@ -781,12 +800,16 @@ class NodeSimulator:
     # ------------------------------------------------------------------ snapshots
 
     def request_snapshot(self) -> bool:
-        """The leader (if there is one) is asked for a snapshot of the cluster; whether it will take one."""
-        leader = self.leader()
-        if leader is None or not leader.agent.core.request_snapshot():
-            return False
-        self._count("snapshot_requested")
-        return True
+        """The leader (if there is one) is asked for a snapshot of the cluster, as an operator's tool
+        asks: through its control file, which the node reads on its next control tick. Whether there
+        was a leader to ask."""
+        for member in self.members:
+            node = member.node
+            if node is not None and node.agent.role == "LEADER" and node.agent.election_state == "CLOSED":
+                submit_request(member.disk.storage("cluster"), ToggleState.SNAPSHOT)
+                self._count("snapshot_requested")
+                return True
+        return False
 
     def _check_recovery(self, member: _Member) -> None:
         """A member starts from the newest valid snapshot its recording log names (one it found damaged

@@ -10,9 +10,9 @@ Each duty cycle it
 
 1. polls the consensus module's control stream (``ServiceAdapter``, stream 104 on the control channel,
    which every container of the node reads): a JoinLog -- the consensus module started a term's log --
-   is acknowledged and its role adopted; ServiceTerminationPosition, RequestServiceAck and the cluster
-   members' responses are decoded and skipped for now; anything that is not a whole cluster message is
-   counted (``malformed_messages``) and dropped;
+   is acknowledged and its role adopted; a ServiceTerminationPosition -- the cluster stops there -- is
+   kept; RequestServiceAck and the cluster members' responses are decoded and skipped for now; anything
+   that is not a whole cluster message is counted (``malformed_messages``) and dropped;
 2. sends its queued acknowledgements (ServiceAck) on its own publication to the consensus module
    (``ConsensusModulePublisher``, stream 105);
 3. reads the node-role counter (type 201, keyed by the cluster id) and tells the core of a new role;
@@ -20,6 +20,10 @@ Each duty cycle it
    archive, bounded by the commit-position counter (type 203, keyed by the cluster id), and each whole
    entry goes to ``ContainerCore.on_log_entry`` with the position of its end;
 5. gives the service its background work.
+
+**Termination.** Once the service has read the log to the termination position, the container calls
+``on_terminate``, acknowledges the position (relevant id -1) and does nothing more: its consensus module,
+on every service's ack, stops the node, which closes the container.
 
 **Reading the log.** Aeron's containers read the live log image the consensus module subscribes to;
 ours read the committed log through a bounded replay of the node's own archive (``log_recording_id()``
@@ -360,17 +364,25 @@ class EgressPublisher:
 
 class ServiceAdapter:
     """Polls the consensus module's messages to the services (stream 104), decodes them and hands each
-    well-formed JoinLog to ``on_join_log(log_position, role)``. What is not a whole cluster message, or a
-    JoinLog with a negative log position or an unknown role, is counted and dropped; the other messages
-    of the stream are skipped for now."""
+    well-formed JoinLog to ``on_join_log(log_position, role)`` and each ServiceTerminationPosition to
+    ``on_termination(log_position)``. What is not a whole cluster message, or one with a negative log
+    position or an unknown role, is counted and dropped; the other messages of the stream are skipped for
+    now."""
 
-    def __init__(self, subscription: Subscription, on_join_log: Callable[[int, Role], object]) -> None:
+    def __init__(
+        self,
+        subscription: Subscription,
+        on_join_log: Callable[[int, Role], object],
+        on_termination: Callable[[int], object] = lambda position: None,
+    ) -> None:
         self.subscription = subscription
         self._on_join_log = on_join_log
+        self._on_termination = on_termination
         self._assembler = FragmentAssembler(
             self._on_message, MAX_CONTROL_MESSAGE_LENGTH, max_buffered_bytes=16 * MAX_CONTROL_MESSAGE_LENGTH
         )
         self.join_logs = 0
+        self.termination_positions = 0
         self.skipped_messages = 0
         self.malformed_messages = 0
 
@@ -384,8 +396,15 @@ class ServiceAdapter:
         except CodecError:
             self.malformed_messages += 1
             return
+        if isinstance(decoder, codecs.ServiceTerminationPositionDecoder):
+            if decoder.log_position < 0:
+                self.malformed_messages += 1
+            else:
+                self.termination_positions += 1
+                self._on_termination(decoder.log_position)
+            return
         if not isinstance(decoder, codecs.JoinLogDecoder):
-            self.skipped_messages += 1  # ServiceTerminationPosition, RequestServiceAck, members: later
+            self.skipped_messages += 1  # RequestServiceAck, the members' responses: later
             return
         log_position = decoder.log_position
         role = decoder.role
@@ -454,6 +473,8 @@ class ContainerAgent:
         self._next_ack_id = 0
         self.acks_dropped = 0
         self.bad_role_values = 0
+        self.termination_position: int | None = None  # where the cluster stops, once told
+        self.terminated = False
         self.is_closed = False
         self._closers: list[Callable[[], object]] = []
         try:
@@ -461,7 +482,7 @@ class ContainerAgent:
             self._closers.append(subscription.close)
             publication = transport.add_exclusive_publication(control_channel, consensus_module_stream_id)
             self._closers.append(publication.close)
-            self.service_adapter = ServiceAdapter(subscription, self._on_join_log)
+            self.service_adapter = ServiceAdapter(subscription, self._on_join_log, self._on_termination)
             self.consensus_module = ConsensusModulePublisher(publication, service_id)
             self.egress = EgressPublisher(transport)
             self._closers.append(self.egress.follow)
@@ -521,6 +542,8 @@ class ContainerAgent:
         an exception from the service's callback, leaves from here once its entry is consumed."""
         if self.is_closed:
             return 0
+        if self.terminated:  # its last ack, should the publication have refused it; the stream drained
+            return self.service_adapter.poll(CONTROL_FRAGMENT_LIMIT) + self._send_acks()
         work = self.service_adapter.poll(CONTROL_FRAGMENT_LIMIT)
         work += self._send_acks()
         work += self._check_role()
@@ -528,6 +551,7 @@ class ContainerAgent:
             work += self._snapshot_work()
         if self._snapshot is None:  # the log waits while a snapshot is recorded, as Aeron's service does
             work += self.follower.poll(self._on_log_entry, LOG_FRAGMENT_LIMIT)
+            work += self._check_termination()
         work += self._send_acks()
         work += self.egress.do_work()
         work += self.service.do_background_work(self.clock.nano_time())
@@ -553,6 +577,23 @@ class ContainerAgent:
     def _on_join_log(self, log_position: int, role: Role) -> None:
         self._queue_ack(log_position, relevant_id=NULL_VALUE)
         self._set_role(role)
+
+    def _on_termination(self, log_position: int) -> None:
+        self.termination_position = log_position
+
+    def _check_termination(self) -> int:
+        """The termination position reached: ``on_terminate``, then the ack the consensus module waits
+        for; the container does nothing more."""
+        position = self.termination_position
+        if position is None or self.follower.position < position:
+            return 0
+        self.terminated = True
+        try:
+            self.core.terminate()
+        finally:
+            self._queue_ack(position, relevant_id=NULL_VALUE)
+            self._send_acks()
+        return 1
 
     def _find(self, type_id: int) -> Counter | None:
         key = self._counter_key
@@ -677,7 +718,8 @@ class ContainerAgent:
             session = None if session_id is None else self.core.get_client_session(session_id)
             if session is not None:
                 self.egress.open(session)
-        return self._snapshot is not None
+        stop = self.termination_position
+        return self._snapshot is not None or (stop is not None and end_position >= stop)
 
     @staticmethod
     def _session_id(

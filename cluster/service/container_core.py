@@ -320,6 +320,10 @@ class ContainerCore:
             self.role = role
             self.service.on_role_change(role)
 
+    def terminate(self) -> None:
+        """The cluster stops here (its consensus module's ServiceTerminationPosition): ``on_terminate``."""
+        self.service.on_terminate(self)
+
     def on_log_entry(self, message: bytes | memoryview, position: int) -> None:
         """One committed log entry, ending at log position ``position``."""
         header = read_session_header(message)

@@ -78,6 +78,7 @@ logs being files in a file system of fixed size (``/dev/shm``).
 from __future__ import annotations
 
 import abc
+import itertools
 import random
 import select
 from collections.abc import Callable, Sequence
@@ -643,6 +644,7 @@ class Transport:
         self.config = TransportConfig() if config is None else config
         self.counters = TransportCounters()
         self.counters_manager = CountersManager(self.config.max_counters)
+        self._correlation_ids = itertools.count(1)
         """The counters clients of this transport allocate and find (``cluster.transport.counters``)."""
         self._random = random.Random(self.config.seed)
         self._loss_random = random.Random(self._random.getrandbits(64))
@@ -688,6 +690,12 @@ class Transport:
 
     def on_close(self) -> None:
         self.close()
+
+    def next_correlation_id(self) -> int:
+        """A correlation id no other user of this transport gets (Aeron's ``Aeron.nextCorrelationId``):
+        clients that share a response stream -- the archive clients of one node on ``aeron:ipc`` -- tell
+        their answers apart by it."""
+        return next(self._correlation_ids)
 
     def do_work(self) -> int:
         now_ns = self.clock.nano_time()

@@ -347,6 +347,9 @@ def test_cluster_up_reports_a_member_that_dies_and_does_not_restart_it(tmp_path:
         try:
             lines = _lines(process)
             pids = json.loads(lines.get(timeout=30))["pids"]
+            heard: set[int] = set()
+            while heard != {0, 1, 2}:  # each node runs (and handles SIGTERM) once it prints
+                heard.add(json.loads(lines.get(timeout=30))["member"])
             os.kill(pids[1], signal.SIGKILL)
             deadline = time.monotonic() + 10
             while _running(pids[1]) and time.monotonic() < deadline:

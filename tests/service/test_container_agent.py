@@ -684,7 +684,7 @@ hostile = st.one_of(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(messages=st.lists(hostile, min_size=1, max_size=12))
+@given(messages=st.lists(hostile, min_size=1, max_size=10))  # one control poll's worth
 def test_hostile_bytes_on_stream_104_never_crash_the_agent(messages: list[bytes]) -> None:
     node = Node(seed=len(messages))
     try:
@@ -694,9 +694,15 @@ def test_hostile_bytes_on_stream_104_never_crash_the_agent(messages: list[bytes]
                 node.send(message)
         node.idle(20)  # any exception from the agent fails the test here
         adapter = agent.service_adapter
-        handled = adapter.join_logs + adapter.skipped_messages + adapter.malformed_messages
+        handled = (
+            adapter.join_logs
+            + adapter.termination_positions
+            + adapter.skipped_messages
+            + adapter.malformed_messages
+        )
         assert handled == sum(1 for message in messages if message)
         valid_join_logs = 0
+        termination = None  # the last well-formed ServiceTerminationPosition's position
         for message in messages:
             try:
                 decoder = codecs.decode(message)
@@ -709,8 +715,14 @@ def test_hostile_bytes_on_stream_104_never_crash_the_agent(messages: list[bytes]
                 and decoder.role in (0, 1, 2)
             ):
                 valid_join_logs += 1
+            if isinstance(decoder, codecs.ServiceTerminationPositionDecoder) and decoder.log_position >= 0:
+                termination = decoder.log_position
         assert adapter.join_logs == valid_join_logs
-        node.run_until(lambda: len(node.received("ServiceAck")) == 1 + valid_join_logs)
-        assert [ack["ackId"] for ack in node.received("ServiceAck")] == list(range(1 + valid_join_logs))
+        # all arrive in one poll: every JoinLog is acknowledged, then a termination where the service is
+        # (position 0, an empty log) ends the container with one more ack
+        acks = 1 + valid_join_logs + (termination == 0)
+        node.run_until(lambda: len(node.received("ServiceAck")) == acks)
+        assert [ack["ackId"] for ack in node.received("ServiceAck")] == list(range(acks))
+        assert agent.terminated == (termination == 0)
     finally:
         node.close()

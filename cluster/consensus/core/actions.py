@@ -58,6 +58,7 @@ __all__ = [
     "StateChange",
     "StopCatchupReplay",
     "StopLog",
+    "Terminate",
     "TruncateLog",
 ]
 
@@ -267,6 +268,18 @@ class ServiceControl:
 
 
 @dataclass(frozen=True, slots=True)
+class Terminate:
+    """The member stops, in order: the cluster was shut down or aborted at ``log_position`` of term
+    ``leadership_term_id`` and its services have acknowledged it (``reason`` says how it ended). The
+    driver marks the term's end there in ``recording.log`` and closes the node; the core does nothing
+    more."""
+
+    leadership_term_id: int
+    log_position: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StateChange:
     """The election moved ``from_state`` -> ``to_state`` for ``reason``: for logs, transcripts and
     checkers only (a driver never acts on it)."""
@@ -297,6 +310,7 @@ Action = (
     | PersistTerm
     | PersistSnapshot
     | RecordSnapshot
+    | Terminate
     | TruncateLog
     | StopLog
     | LogRequest

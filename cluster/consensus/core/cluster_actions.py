@@ -17,6 +17,19 @@ every ack at P per service and counts the JoinLogs at P the module sent: a servi
 ack at P names a recording (success) or it sent more -1 acks at P than there were JoinLogs at P (failure).
 The module takes its own snapshot only once every service succeeded; with one failure it takes none and
 writes no recording-log entry (Aeron's rule).
+
+**Requests.** An operator asks the leader for an action through the control toggle (``ToggleState``,
+Aeron's values; the node's ``cluster-control.dat`` carries it, docs/admin-tool.md). Only a leader whose
+election is over acts on one, and only from the state the action leaves: SNAPSHOT, SUSPEND and SHUTDOWN
+from ACTIVE, RESUME from SUSPENDED, ABORT from either. The core answers a request at once with a
+``ControlOutcome``: ACCEPTED, NOT_LEADER or REFUSED; whoever asked watches the module for the result.
+
+**Termination.** SHUTDOWN appends a SNAPSHOT action and tells the followers, with TerminationPosition,
+to stop where it ends; ABORT tells them to stop at the leader's append position, without a snapshot.
+Every member, once it has read its log to that position (and taken the snapshot there, for a
+shutdown), is TERMINATING: it tells its services the position (ServiceTerminationPosition), waits for
+each to acknowledge it, and stops -- a follower after a TerminationAck to the leader, the leader once
+every follower acknowledged or the termination timeout passed.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["ModuleState", "SnapshotAcks"]
+__all__ = ["ControlOutcome", "ModuleState", "SnapshotAcks", "Termination", "ToggleState"]
 
 
 class ModuleState(enum.IntEnum):
@@ -37,6 +50,46 @@ class ModuleState(enum.IntEnum):
     QUITTING = 4
     TERMINATING = 5
     CLOSED = 6
+
+
+class ToggleState(enum.IntEnum):
+    """Aeron's cluster control toggle: what an operator asks of the leader. INACTIVE: no node runs;
+    NEUTRAL: nothing asked, or the last request is over."""
+
+    INACTIVE = 0
+    NEUTRAL = 1
+    SUSPEND = 2
+    RESUME = 3
+    SNAPSHOT = 4
+    SHUTDOWN = 5
+    ABORT = 6
+    STANDBY_SNAPSHOT = 7
+
+
+class ControlOutcome(enum.IntEnum):
+    """How a node answered a control request (ours; ``cluster-control.dat``'s reply)."""
+
+    NONE = 0  # not answered yet
+    ACCEPTED = 1  # the leader took it on
+    DONE = 2  # the action is in the log (and, for a snapshot, taken)
+    FAILED = 3  # taken on, then lost: an election, or a service could not take its snapshot
+    NOT_LEADER = 4  # this member does not lead, or its election is not over
+    REFUSED = 5  # the module is not in a state to do it, or another request is in progress
+    UNSUPPORTED = 6  # an action this node does not take (STANDBY_SNAPSHOT, an unknown value)
+
+
+@dataclass(slots=True)
+class Termination:
+    """Where this member stops, and how far it got (see the module docstring)."""
+
+    leadership_term_id: int
+    log_position: int
+    with_snapshot: bool
+    services_told: bool = False  # ServiceTerminationPosition sent
+    acks_before: tuple[int, ...] = ()  # each service's last ack id when it was told
+    services_done: bool = False  # every service acknowledged the position
+    acked_by: set[int] = field(default_factory=set)  # leader: the followers that sent TerminationAck
+    deadline_ns: int = 0  # leader: when it stops waiting for TerminationAcks
 
 
 @dataclass(slots=True)

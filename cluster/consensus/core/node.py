@@ -69,9 +69,16 @@ from cluster.consensus.core.actions import (
     StateChange,
     StopCatchupReplay,
     StopLog,
+    Terminate,
     TruncateLog,
 )
-from cluster.consensus.core.cluster_actions import ModuleState, SnapshotAcks
+from cluster.consensus.core.cluster_actions import (
+    ControlOutcome,
+    ModuleState,
+    SnapshotAcks,
+    Termination,
+    ToggleState,
+)
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError
@@ -108,6 +115,19 @@ _BALLOTS = (_E.CANVASS, _E.NOMINATE, _E.CANDIDATE_BALLOT, _E.FOLLOWER_BALLOT)
 # where a ClusterActionRequest carries its own end position: logPosition, after the leadership term id
 _ACTION_LOG_POSITION_OFFSET: Final = codecs.HEADER_SIZE + 8
 _RECENT: Final = 64  # recent service acks and JoinLog positions kept for a snapshot that begins late
+# the control requests a leader takes, and the module states it takes each from (cluster_actions.py)
+_REQUESTS: Final = {
+    ToggleState.SUSPEND: (ModuleState.ACTIVE,),
+    ToggleState.RESUME: (ModuleState.SUSPENDED,),
+    ToggleState.SNAPSHOT: (ModuleState.ACTIVE,),
+    ToggleState.SHUTDOWN: (ModuleState.ACTIVE,),
+    ToggleState.ABORT: (ModuleState.ACTIVE, ModuleState.SUSPENDED),
+}
+# the module state the log's SUSPEND and RESUME actions leave
+_ACTION_STATES: Final = {
+    int(codecs.ClusterAction.SUSPEND): ModuleState.SUSPENDED,
+    int(codecs.ClusterAction.RESUME): ModuleState.ACTIVE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +291,12 @@ class ConsensusCore:
         # cluster actions and snapshots (cluster_actions.py)
         self.module_state = ModuleState.ACTIVE
         self._snapshot: SnapshotAcks | None = None
-        self._snapshot_requested = False  # leader: a ClusterActionRequest SNAPSHOT is to be appended
+        self.requested: ToggleState | None = None  # leader: a control request to append on its next tick
+        # the log's SUSPEND and RESUME actions: the position of the last one applied, and what each undoes
+        self._action_state_position = 0
+        self._action_state_undo: list[tuple[int, ModuleState, int]] = []
+        self.termination: Termination | None = None
+        self.terminated = False
         self._recent_acks: deque[tuple[int, int, int]] = deque(maxlen=_RECENT * max(1, config.service_count))
         self._recent_join_logs: deque[int] = deque(maxlen=_RECENT)
         self.snapshots_taken = 0
@@ -356,11 +381,15 @@ class ConsensusCore:
     def on_tick(self, now_ns: int) -> list[Action]:
         out = self._out()
         with self._guard(now_ns, out):
+            if self.terminated:
+                return out.actions
             if self.state == _E.CLOSED:
                 if self.role == Role.LEADER:
                     self._leader_work(now_ns, out)
                 else:
                     self._follower_work(now_ns, out)
+                if self.state == _E.CLOSED:
+                    self._termination_work(now_ns, out)
             else:
                 self._election_work(now_ns, out)
         return out.actions
@@ -576,22 +605,54 @@ class ConsensusCore:
         return self._snapshot is not None
 
     def request_snapshot(self) -> bool:
-        """Order a snapshot of the whole cluster (an authorised AdminRequest, the admin tool): a leader
-        whose election is over and whose module is ACTIVE appends a ClusterActionRequest SNAPSHOT on its
-        next tick. Whether it will."""
-        if (
-            self.role != Role.LEADER
-            or self.state != _E.CLOSED
-            or self.module_state != ModuleState.ACTIVE
-            or self._snapshot_requested
-        ):
-            return False
-        self._snapshot_requested = True
-        return True
+        """Order a snapshot of the whole cluster (an authorised AdminRequest): ``request_action``
+        SNAPSHOT. Whether the leader took it on."""
+        return self.request_action(ToggleState.SNAPSHOT) == ControlOutcome.ACCEPTED
 
-    def _append_snapshot_action(self, now_ns: int, out: _Out) -> None:
-        """The leader's ClusterActionRequest SNAPSHOT; the snapshot begins at its end once appended (an
-        append that fails is tried again on a later tick)."""
+    def request_action(self, action: int) -> ControlOutcome:
+        """A control request (the admin tool's, through the control toggle; cluster_actions.py): a leader
+        whose election is over, in a state the action is taken from, appends it on its next tick. The
+        answer is ACCEPTED, or why not; what follows shows in ``module_state``, ``snapshots_taken`` and
+        ``termination``."""
+        try:
+            toggle = ToggleState(action)
+        except ValueError:
+            return ControlOutcome.UNSUPPORTED
+        states = _REQUESTS.get(toggle)
+        if states is None:
+            return ControlOutcome.UNSUPPORTED
+        if self.role != Role.LEADER or self.state != _E.CLOSED:
+            return ControlOutcome.NOT_LEADER
+        if self.requested is not None or self.termination is not None or self.module_state not in states:
+            return ControlOutcome.REFUSED
+        self.requested = toggle
+        return ControlOutcome.ACCEPTED
+
+    def _append_requested(self, now_ns: int, out: _Out) -> None:
+        """The leader's tick appends the request taken on (if its state still allows it): a SNAPSHOT or
+        SHUTDOWN appends a SNAPSHOT action, SUSPEND and RESUME their own, and ABORT begins the
+        termination at the end of the log."""
+        toggle, self.requested = self.requested, None
+        if toggle is None or self.module_state not in _REQUESTS[toggle]:
+            return
+        if toggle == ToggleState.ABORT:
+            self._begin_termination(self.leadership_term_id, self.log_end, now_ns, out)
+        elif toggle in (ToggleState.SUSPEND, ToggleState.RESUME):
+            action = (
+                codecs.ClusterAction.SUSPEND if toggle == ToggleState.SUSPEND else codecs.ClusterAction.RESUME
+            )
+            self._append_action(action, now_ns, out)
+        else:
+            self._append_action(
+                codecs.ClusterAction.SNAPSHOT, now_ns, out, terminate=toggle == ToggleState.SHUTDOWN
+            )
+
+    def _append_action(
+        self, action: codecs.ClusterAction, now_ns: int, out: _Out, *, terminate: bool = False
+    ) -> None:
+        """The leader's ClusterActionRequest: it acts on it once appended -- a snapshot begins at its end,
+        SUSPEND and RESUME set the module's state -- as the other members do when they read it. An append
+        that fails is not tried again: the request is lost, which its asker sees."""
         leadership_term_id = self.leadership_term_id
         length = codecs.ClusterActionRequestEncoder.pack_into(
             self._scratch,
@@ -599,21 +660,152 @@ class ConsensusCore:
             leadership_term_id=leadership_term_id,
             log_position=0,  # the driver writes the entry's end here
             timestamp=now_ns,
-            action=int(codecs.ClusterAction.SNAPSHOT),
+            action=int(action),
             flags=0,
         )
 
         def appended(end: int, out: _Out) -> None:
-            self._snapshot_requested = False
-            self._begin_snapshot(end, leadership_term_id, now_ns, out)
+            if action == codecs.ClusterAction.SNAPSHOT:
+                self._begin_snapshot(end, leadership_term_id, now_ns, out)
+                if terminate:
+                    self._begin_termination(leadership_term_id, end, now_ns, out)
+            else:
+                self._apply_action_state(end, _ACTION_STATES[int(action)])
 
         out.append(bytes(self._scratch[:length]), appended, None, _ACTION_LOG_POSITION_OFFSET)
 
+    def _apply_action_state(self, position: int, state: ModuleState) -> None:
+        """A SUSPEND or RESUME at ``position`` -- appended by this leader, or read from the log -- sets the
+        module's state, unless a later action set it already (a leader reads its own actions back after
+        it applied them). What an election may cut is undone then (``_undo_action_states``)."""
+        if position <= self._action_state_position or self.module_state not in (
+            ModuleState.ACTIVE,
+            ModuleState.SUSPENDED,
+        ):
+            return
+        self._action_state_undo.append((position, self.module_state, self._action_state_position))
+        del self._action_state_undo[:-_RECENT]
+        self._action_state_position = position
+        self.module_state = state
+
+    def _undo_action_states(self) -> None:
+        """An election: the SUSPEND and RESUME actions beyond the commit position may be cut from the log;
+        the module's state goes back to the state before them (a member that reads them again, once
+        committed, applies them again)."""
+        undo = self._action_state_undo
+        while undo and undo[-1][0] > self.commit_position:
+            _, state, position = undo.pop()
+            if self.module_state in (ModuleState.ACTIVE, ModuleState.SUSPENDED):
+                self.module_state = state
+            self._action_state_position = position
+
+    # ------------------------------------------------------------------ termination
+
+    def _begin_termination(self, leadership_term_id: int, position: int, now_ns: int, out: _Out) -> None:
+        """The leader orders every member to stop at ``position`` (TerminationPosition), itself too; with
+        a snapshot in progress there (a SHUTDOWN), once it is taken."""
+        self.termination = Termination(leadership_term_id, position, with_snapshot=self._snapshot is not None)
+        out.add(
+            Broadcast(
+                self._message(
+                    codecs.TerminationPositionEncoder.pack_into(
+                        self._scratch, 0, leadership_term_id=leadership_term_id, log_position=position
+                    )
+                )
+            )
+        )
+        self._termination_work(now_ns, out)
+
+    def _on_termination_position(self, now_ns: int, m: codecs.TerminationPositionDecoder, out: _Out) -> None:
+        """A follower is told where its leader stops the cluster: it stops there too."""
+        if (
+            self.termination is None
+            and self.role == Role.FOLLOWER
+            and m.leadership_term_id == self.leadership_term_id
+            and m.log_position >= 0
+        ):
+            self.termination = Termination(m.leadership_term_id, m.log_position, with_snapshot=False)
+            self._termination_work(now_ns, out)
+
+    def _on_termination_ack(self, now_ns: int, m: codecs.TerminationAckDecoder, out: _Out) -> None:
+        termination = self.termination
+        if (
+            termination is not None
+            and self.role == Role.LEADER
+            and m.leadership_term_id == termination.leadership_term_id
+            and m.log_position >= termination.log_position
+            and m.member_id in self.peers
+        ):
+            termination.acked_by.add(m.member_id)
+            self._termination_work(now_ns, out)
+
+    def _termination_work(self, now_ns: int, out: _Out) -> None:
+        """Stop once it is time (cluster_actions.py): the log read to the position, no snapshot in
+        progress, then the services told and each acknowledging it, then -- a follower -- a TerminationAck
+        to the leader, or -- the leader -- every follower's TerminationAck or the termination timeout."""
+        termination = self.termination
+        if termination is None or self.terminated:
+            return
+        position = termination.log_position
+        if not termination.services_told:
+            if self.sessions.consumed_position < position or self._snapshot is not None:
+                return
+            termination.services_told = True
+            termination.acks_before = tuple(ack_id for ack_id, _, _ in self.service_acks)
+            self.module_state = ModuleState.TERMINATING
+            out.add(
+                ServiceControl(
+                    self._message(
+                        codecs.ServiceTerminationPositionEncoder.pack_into(
+                            self._scratch, 0, log_position=position
+                        )
+                    )
+                )
+            )
+        if not termination.services_done:
+            if any(
+                ack_id <= before or log_position < position
+                for (ack_id, log_position, _), before in zip(
+                    self.service_acks, termination.acks_before, strict=True
+                )
+            ):
+                return
+            termination.services_done = True
+            termination.deadline_ns = now_ns + self.config.termination_timeout_ns
+        if self.role == Role.LEADER:
+            if not termination.acked_by >= set(self.peers) and now_ns < termination.deadline_ns:
+                return
+            missing = sorted(set(self.peers) - termination.acked_by)
+            reason = "every member stopped" if not missing else f"no TerminationAck from {missing} in time"
+        else:
+            if self.leader_id >= 0:
+                out.add(
+                    Send(
+                        self.leader_id,
+                        self._message(
+                            codecs.TerminationAckEncoder.pack_into(
+                                self._scratch,
+                                0,
+                                leadership_term_id=termination.leadership_term_id,
+                                log_position=position,
+                                member_id=self.member_id,
+                            )
+                        ),
+                    )
+                )
+            reason = "the leader ordered it"
+        self.terminated = True
+        out.add(Terminate(termination.leadership_term_id, position, reason))
+
     def _on_actions_read(self, now_ns: int, out: _Out) -> None:
         """ClusterActionRequests the sessions read from the log: a SNAPSHOT (not a standby one) begins
-        this member's snapshot at its position."""
+        this member's snapshot at its position; SUSPEND and RESUME set the module's state."""
         actions, self.sessions.actions_read = self.sessions.actions_read, []
         for leadership_term_id, log_position, timestamp, action, flags in actions:
+            state = _ACTION_STATES.get(action)
+            if state is not None:
+                self._apply_action_state(log_position, state)
+                continue
             # an action read beyond the commit position (a new leader's replay of its log) may yet be cut,
             # and a snapshot begun there would hold the reading the election needs: none is taken
             if (
@@ -729,7 +921,8 @@ class ConsensusCore:
         """The snapshot is over (taken, or given up for ``failure``): the module is ACTIVE again, the log is
         read on, and every session's activity is fresh (the snapshot held the cluster still)."""
         self._snapshot = None
-        self.module_state = ModuleState.ACTIVE
+        if self.module_state == ModuleState.SNAPSHOT:
+            self.module_state = ModuleState.ACTIVE
         if failure:
             self.snapshots_failed += 1
             self.last_snapshot_failure = failure
@@ -832,7 +1025,8 @@ class ConsensusCore:
         elif not self.transitions:
             self.transitions.append(("INIT", "INIT", reason))
             out.add(StateChange("INIT", "INIT", reason))
-        self._snapshot_requested = False
+        self.requested = None
+        self._undo_action_states()
         if self._snapshot is not None and self._snapshot.log_position > self.commit_position:
             # its action may yet be cut from the log: no service will see it unless it commits, and a
             # member that reads it again then begins the snapshot again
@@ -1281,11 +1475,11 @@ class ConsensusCore:
             return
         # the sessions' work appends entries, so it comes after anything that may end the term: an
         # election never starts in the list of actions that appends (their answers find the term over)
+        if self.requested is not None:
+            self._append_requested(now_ns, out)  # a snapshot's action is the last entry before it
+            return
         if self.module_state != ModuleState.ACTIVE:
             return  # a cluster action holds the log still: no timers, service messages or timeouts
-        if self._snapshot_requested:
-            self._append_snapshot_action(now_ns, out)  # the last entry before the snapshot: nothing after it
-            return
         self.sessions.leader_tick(now_ns, out, self.leadership_term_id)
 
     def _truncate_log(self, position: int, holder: int, out: _Out, *, reopen: bool) -> None:
@@ -1749,6 +1943,8 @@ _HANDLERS: dict[str, Callable[[ConsensusCore, int, Any, _Out], None]] = {
     "CommitPosition": ConsensusCore._on_commit_position,
     "CatchupPosition": ConsensusCore._on_catchup_position,
     "StopCatchup": ConsensusCore._on_stop_catchup,
+    "TerminationPosition": ConsensusCore._on_termination_position,
+    "TerminationAck": ConsensusCore._on_termination_ack,
 }
 
 

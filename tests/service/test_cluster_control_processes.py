@@ -1,0 +1,159 @@
+"""The admin tool on a running 3-node cluster of real processes (``python -m tools node``, the key-value
+example service): ``is-leader``, ``list-members``, ``snapshot``, ``suspend``/``resume`` and ``shutdown``
+in their exact command-line forms; after the shutdown every node exits 0, every member holds the same
+snapshot at the same position, and a restart loads it and replays only the short tail after it; an
+invalidated snapshot falls back to the one before it.
+
+Every process is stopped by its pid even when a test fails (``ProcessCluster.close``), and every wait is
+bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.node_world import FAST
+from support.processes import spawn_tools
+
+from cluster.archive import Catalog
+from cluster.archive.recording_reader import RecordingReader
+from cluster.consensus.files import RecordingLogFile
+from cluster.service.kv import encode_write
+from cluster.storage import RealStorage
+from tools.node_processes import ProcessCluster
+
+SETTLE_S = 30.0
+TOOL_TIMEOUT_S = 60.0
+
+
+def _tool(*args: str) -> tuple[int, str]:
+    """``python -m tools cluster ARGS``: its exit status and stdout."""
+    with spawn_tools("cluster", *args) as process:
+        out, err = process.communicate(timeout=TOOL_TIMEOUT_S)
+    assert "Traceback" not in err, err
+    return process.returncode, out
+
+
+def _write(cluster: ProcessCluster, first: int, count: int) -> None:
+    """Write ``count`` keys through the client's session, each taken by the leader's ingress."""
+    for i in range(first, first + count):
+        payload = encode_write(i, f"key{i % 50}".encode(), f"value{i}".encode())
+        assert cluster.wait_for(
+            lambda p=payload: (session := cluster.poll_session()) is not None and session.offer(p) > 0,
+            SETTLE_S,
+        ), f"write {i} not taken"
+
+
+def _committed(cluster: ProcessCluster, position: int) -> bool:
+    statuses = cluster.view.statuses()
+    return len(statuses) == 3 and all(status.commit_position >= position for status in statuses.values())
+
+
+def _snapshot_service_bytes(directory: Path, recording_id: int) -> list[bytes]:
+    """The messages of a member's snapshot recording, read offline from its archive."""
+    storage = RealStorage(directory / "archive")
+    with Catalog(storage, read_only=True) as catalog:
+        descriptor = catalog.recording(recording_id)
+    assert descriptor is not None
+    with RecordingReader.of(storage, descriptor, stop_position=descriptor.stop_position) as reader:
+        return [bytes(message) for _, message in reader.messages()]
+
+
+def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -> None:
+    settings = dict(FAST) | {"cluster.service.class": "kv"}
+    with ProcessCluster(tmp_path, 3, settings) as cluster:
+        cluster.start_all()
+        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader"
+        leader = cluster.settled()
+        assert leader is not None
+        dirs = [str(tmp_path / f"node{i}") for i in range(3)]
+        follower = (leader.member + 1) % 3
+
+        status, out = _tool("is-leader", dirs[leader.member])
+        assert status == 0 and "is the leader" in out
+        status, out = _tool("is-leader", dirs[follower], "--json")
+        assert status == 1 and json.loads(out) == {
+            "isLeader": False,
+            "role": "FOLLOWER",
+            "memberId": follower,
+        }
+        status, out = _tool("list-members", dirs[follower], "--json")
+        members = json.loads(out)
+        assert status == 0 and members["leaderMemberId"] == leader.member
+        assert [m["id"] for m in members["activeMembers"]] == [0, 1, 2]
+        assert [m["isLeader"] for m in members["activeMembers"]] == [i == leader.member for i in range(3)]
+
+        _write(cluster, 0, 40)
+        status, out = _tool("snapshot", dirs[follower])  # only through the leader
+        assert status == 1 and f"the leader is member {leader.member}" in out
+        status, out = _tool("snapshot", dirs[leader.member], "--json")
+        first = json.loads(out)
+        assert status == 0 and first["done"] is True, out
+        first_position = first["latestSnapshot"]["consensusModule"]["logPosition"]
+
+        status, out = _tool("suspend", dirs[leader.member])
+        assert status == 0 and "suspended" in out
+        status, out = _tool("suspend", dirs[leader.member])
+        assert status == 1 and "SUSPENDED" in out  # refused: it is suspended already
+        status, out = _tool("resume", dirs[leader.member])
+        assert status == 0 and "resumed" in out
+
+        _write(cluster, 40, 40)
+        status, out = _tool("shutdown", dirs[leader.member], "--json")
+        shutdown = json.loads(out)
+        assert status == 0 and shutdown["done"] is True, out
+        position = shutdown["latestSnapshot"]["consensusModule"]["logPosition"]
+        assert position > first_position
+        for member_id, process in cluster.processes.items():
+            assert process.wait(SETTLE_S) == 0, f"member {member_id} did not exit 0"
+
+        # every member took the same snapshot at the same position, and marked the term's end there
+        contents = []
+        for directory in dirs:
+            log = RecordingLogFile.read(RealStorage(Path(directory) / "cluster")).log
+            latest = log.latest_snapshots(1)
+            assert [entry.log_position for entry in latest] == [position, position]
+            assert log.find_last_term() is not None and log.find_last_term().log_position == position  # type: ignore[union-attr]
+            contents.append(_snapshot_service_bytes(Path(directory), latest[1].recording_id))
+        assert contents[0] == contents[1] == contents[2]
+        assert len(contents[0]) > 2  # markers, a session, and the service's own state
+
+        # a restart loads the snapshot and replays nothing before it
+        cluster.start_all()
+        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader after restart"
+        for member_id in range(3):
+            stderr = cluster.stderr_path(member_id)
+            assert cluster.wait_for(lambda s=stderr: "running" in s.read_text(), SETTLE_S)
+        events = [event.text for event in cluster.view.events()]
+        assert sum(f"starting from the snapshot at {position}" in text for text in events) == 3, events
+        _write(cluster, 80, 5)  # and the cluster takes writes again
+
+
+def test_an_invalidated_snapshot_falls_back_to_the_one_before(tmp_path: Path) -> None:
+    settings = dict(FAST) | {"cluster.service.class": "kv"}
+    with ProcessCluster(tmp_path, 3, settings) as cluster:
+        cluster.start_all()
+        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader"
+        leader = cluster.settled()
+        assert leader is not None
+        dirs = [str(tmp_path / f"node{i}") for i in range(3)]
+        _write(cluster, 0, 10)
+        status, out = _tool("snapshot", dirs[leader.member], "--json")
+        assert status == 0, out
+        older = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
+        _write(cluster, 10, 10)
+        status, out = _tool("shutdown", dirs[leader.member], "--json")
+        assert status == 0, out
+        newer = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
+        for process in cluster.processes.values():
+            assert process.wait(SETTLE_S) == 0
+        for directory in dirs:
+            status, out = _tool("invalidate-latest-snapshot", directory, "--json")
+            assert status == 0, out
+            assert json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"] == older
+        cluster.start_all()  # the mark files were closed cleanly: the nodes start at once
+        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader after restart"
+        assert cluster.wait_for(lambda: _committed(cluster, newer), SETTLE_S), "the log was not replayed"
+        events = [event.text for event in cluster.view.events()]
+        assert sum(f"starting from the snapshot at {older}" in text for text in events) == 3, events
