@@ -114,13 +114,13 @@ def request_action(
                 raise ControlRefused(_refusal(action, ControlOutcome(outcome), status), status)
         if time.monotonic() >= deadline:
             answer = "no answer" if status.reply_id != request_id else f"only {_outcome_name(status)}"
-            raise ControlRefused(f"{action.name}: {answer} within {timeout_s:g} s", status)
+            raise ControlRefused(f"{answer} within {timeout_s:g} s", status)
         sleep(POLL_INTERVAL_S)
     if action in (ToggleState.SHUTDOWN, ToggleState.ABORT):
         # DONE is written as the node stops; it has stopped once its files are closed
         while status.toggle != ToggleState.INACTIVE:
             if time.monotonic() >= deadline:
-                raise ControlRefused(f"{action.name}: the node did not close within {timeout_s:g} s", status)
+                raise ControlRefused(f"the node did not close within {timeout_s:g} s", status)
             sleep(POLL_INTERVAL_S)
             status = read_control(storage)
     return status
@@ -136,13 +136,13 @@ def _outcome_name(status: ControlStatus) -> str:
 def _refusal(action: ToggleState, outcome: ControlOutcome, status: ControlStatus) -> str:
     if outcome == ControlOutcome.REFUSED:
         return (
-            f"{action.name} refused: the consensus module is {status.module_state_name} "
+            f"refused: the consensus module is {status.module_state_name} "
             f"(toggle {status.toggle_name}); it takes {action.name} only "
             f"{'when SUSPENDED' if action == ToggleState.RESUME else 'when ACTIVE'} and one request at a time"
         )
     if outcome == ControlOutcome.UNSUPPORTED:
-        return f"{action.name}: this node does not take that action"
-    return f"{action.name} failed (an election, or a service could not take its snapshot)"
+        return "this node does not take that action"
+    return "failed (an election dropped it, or a service could not take its snapshot)"
 
 
 # ------------------------------------------------------------------------------------- command line

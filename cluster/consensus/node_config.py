@@ -254,6 +254,9 @@ def _format_duration(ns: int) -> str:
 
 
 class _Duration(_Kind):
+    def __init__(self, *, zero_allowed: bool = False) -> None:
+        self.zero_allowed = zero_allowed
+
     def read(self, key: str, raw: object) -> int:
         if isinstance(raw, str):
             match = _DURATION.fullmatch(raw)
@@ -274,10 +277,9 @@ class _Duration(_Kind):
             )
         return self._check_range(key, value, value)
 
-    @staticmethod
-    def _check_range(key: str, ns: int, raw: object) -> int:
-        if ns <= 0:
-            raise _fail(key, f"{_show(raw)} is not positive")
+    def _check_range(self, key: str, ns: int, raw: object) -> int:
+        if ns < 0 or (ns == 0 and not self.zero_allowed):
+            raise _fail(key, f"{_show(raw)} is not {'zero or ' if self.zero_allowed else ''}positive")
         if ns > INT64_MAX:
             raise _fail(
                 key, f"{_show(raw)} is more than 2^63-1 nanoseconds (Aeron holds a duration in a long)"
@@ -356,7 +358,10 @@ class Setting:
 
 # cluster.service.snapshot.stream.id is ours too: Aeron's container reads cluster.snapshot.stream.id in its
 # own process, where our one file gives that key to the consensus module
-OUR_KEYS: Final = frozenset({"cluster.service.class", "cluster.service.snapshot.stream.id"})
+# cluster.snapshot.interval is ours: Aeron's open-source consensus module snapshots only when asked
+OUR_KEYS: Final = frozenset(
+    {"cluster.service.class", "cluster.service.snapshot.stream.id", "cluster.snapshot.interval"}
+)
 _FROM_MEMBERS = "each member's endpoint comes from cluster.members"
 _PER_TERM = "the node sets the log's position and session id itself, for each leadership term"
 _UDP: Final = ("udp",)
@@ -463,6 +468,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.startup.canvass.timeout", "startup_canvass_timeout_ns", _DURATION_KIND),
     Setting("cluster.session.timeout", "session_timeout_ns", _DURATION_KIND),
     Setting("cluster.termination.timeout", "termination_timeout_ns", _DURATION_KIND),
+    Setting("cluster.snapshot.interval", "snapshot_interval_ns", _Duration(zero_allowed=True)),
     Setting("archive.dir", "archive_dir", _PATH, _derive_archive_dir),
     Setting(
         "archive.control.channel",
@@ -538,6 +544,7 @@ class NodeConfig:
     startup_canvass_timeout_ns: int = _CORE_DEFAULTS["startup_canvass_timeout_ns"]
     session_timeout_ns: int = _CORE_DEFAULTS["session_timeout_ns"]
     termination_timeout_ns: int = _CORE_DEFAULTS["termination_timeout_ns"]
+    snapshot_interval_ns: int = 0  # 0: only when asked
     archive_dir: str = ""
     archive_control_channel: str = ""
     archive_control_stream_id: int = 10
@@ -645,6 +652,7 @@ class NodeConfig:
             startup_canvass_timeout_ns=self.startup_canvass_timeout_ns,
             session_timeout_ns=self.session_timeout_ns,
             termination_timeout_ns=self.termination_timeout_ns,
+            snapshot_interval_ns=self.snapshot_interval_ns,
             log_stream_id=self.log_stream_id,
             consensus_stream_id=self.consensus_stream_id,
             ingress_stream_id=self.ingress_stream_id,

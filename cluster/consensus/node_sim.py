@@ -799,17 +799,25 @@ class NodeSimulator:
 
     # ------------------------------------------------------------------ snapshots
 
-    def request_snapshot(self) -> bool:
-        """The leader (if there is one) is asked for a snapshot of the cluster, as an operator's tool
-        asks: through its control file, which the node reads on its next control tick. Whether there
-        was a leader to ask."""
+    def request_action(self, action: ToggleState) -> bool:
+        """The leader (if there is one) is asked for ``action`` (a snapshot, a suspension, ...), as an
+        operator's tool asks: through its control file, which the node reads on its next control tick.
+        Whether there was a leader to ask."""
         for member in self.members:
             node = member.node
             if node is not None and node.agent.role == "LEADER" and node.agent.election_state == "CLOSED":
-                submit_request(member.disk.storage("cluster"), ToggleState.SNAPSHOT)
-                self._count("snapshot_requested")
+                submit_request(member.disk.storage("cluster"), action)
+                self._count(f"{action.name.lower()}_requested")
                 return True
         return False
+
+    def request_snapshot(self) -> bool:
+        return self.request_action(ToggleState.SNAPSHOT)
+
+    def leader_suspended(self) -> bool:
+        """Whether the leader (if there is one) has its cluster suspended."""
+        leader = self.leader()
+        return leader is not None and leader.agent.core.module_state == ModuleState.SUSPENDED
 
     def _check_recovery(self, member: _Member) -> None:
         """A member starts from the newest valid snapshot its recording log names (one it found damaged
@@ -1121,6 +1129,7 @@ def _scheduled_fault(sim: NodeSimulator, chooser: random.Random) -> None:
 
 
 SNAPSHOT_INTERVALS_MS: Final = (1_000, 2_500, 4_000)  # between a run's snapshot requests
+SUSPEND_CHANCE: Final = 0.2  # of a request being a suspension (resumed at the next request)
 CRASH_DURING_SNAPSHOT: Final = 0.02  # the chance, each step, that a member taking a snapshot crashes
 
 
@@ -1236,7 +1245,13 @@ def run_seed(
             if snapshots:
                 if sim.now_ns >= next_snapshot:
                     next_snapshot = sim.now_ns + snapshot_chooser.choice(SNAPSHOT_INTERVALS_MS) * MS
-                    sim.request_snapshot()
+                    # the operator: mostly snapshots, now and then a suspension, resumed at the next turn
+                    if sim.leader_suspended():
+                        sim.request_action(ToggleState.RESUME)
+                    elif snapshot_chooser.random() < SUSPEND_CHANCE:
+                        sim.request_action(ToggleState.SUSPEND)
+                    else:
+                        sim.request_snapshot()
                 _crash_during_snapshot(sim, snapshot_chooser)
             if sim.now_ns >= next_check:
                 next_check = sim.now_ns + 500 * MS
@@ -1256,10 +1271,14 @@ def run_seed(
         final_sent = False
         sim.disarm_storage_faults()
         final, resend_at = b"", 0
+        resume_at = 0
         while sim.now_ns < deadline and not sim.violations:
             sim.step()
             for member in sorted(sim.down()):
                 sim.restart(member)
+            if snapshots and sim.now_ns >= resume_at and sim.leader_suspended():
+                resume_at = sim.now_ns + 500 * MS  # the operator resumes a cluster left suspended
+                sim.request_action(ToggleState.RESUME)
             if services and final_sent and final not in sim.client_messages and sim.now_ns >= resend_at:
                 final_sent = False  # no reply: lost in a leader change (ingress is at most once); again
             if not final_sent and sim.submit(command):

@@ -10,7 +10,9 @@ bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from support.node_world import FAST
@@ -60,17 +62,22 @@ def _snapshot_service_bytes(directory: Path, recording_id: int) -> list[bytes]:
         return [bytes(message) for _, message in reader.messages()]
 
 
-def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -> None:
-    settings = dict(FAST) | {"cluster.service.class": "kv"}
-    with ProcessCluster(tmp_path, 3, settings) as cluster:
+@contextlib.contextmanager
+def _kv_cluster(directory: Path) -> Iterator[tuple[ProcessCluster, int, list[str]]]:
+    """A running 3-node cluster of the key-value service: it, its leader, and its members' directories."""
+    with ProcessCluster(directory, 3, dict(FAST) | {"cluster.service.class": "kv"}) as cluster:
         cluster.start_all()
         assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader"
         leader = cluster.settled()
         assert leader is not None
-        dirs = [str(tmp_path / f"node{i}") for i in range(3)]
-        follower = (leader.member + 1) % 3
+        yield cluster, leader.member, [str(directory / f"node{i}") for i in range(3)]
 
-        status, out = _tool("is-leader", dirs[leader.member])
+
+def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -> None:
+    with _kv_cluster(tmp_path) as (cluster, leader_id, dirs):
+        follower = (leader_id + 1) % 3
+
+        status, out = _tool("is-leader", dirs[leader_id])
         assert status == 0 and "is the leader" in out
         status, out = _tool("is-leader", dirs[follower], "--json")
         assert status == 1 and json.loads(out) == {
@@ -80,27 +87,27 @@ def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -
         }
         status, out = _tool("list-members", dirs[follower], "--json")
         members = json.loads(out)
-        assert status == 0 and members["leaderMemberId"] == leader.member
+        assert status == 0 and members["leaderMemberId"] == leader_id
         assert [m["id"] for m in members["activeMembers"]] == [0, 1, 2]
-        assert [m["isLeader"] for m in members["activeMembers"]] == [i == leader.member for i in range(3)]
+        assert [m["isLeader"] for m in members["activeMembers"]] == [i == leader_id for i in range(3)]
 
         _write(cluster, 0, 40)
         status, out = _tool("snapshot", dirs[follower])  # only through the leader
-        assert status == 1 and f"the leader is member {leader.member}" in out
-        status, out = _tool("snapshot", dirs[leader.member], "--json")
+        assert status == 1 and f"the leader is member {leader_id}" in out
+        status, out = _tool("snapshot", dirs[leader_id], "--json")
         first = json.loads(out)
         assert status == 0 and first["done"] is True, out
         first_position = first["latestSnapshot"]["consensusModule"]["logPosition"]
 
-        status, out = _tool("suspend", dirs[leader.member])
+        status, out = _tool("suspend", dirs[leader_id])
         assert status == 0 and "suspended" in out
-        status, out = _tool("suspend", dirs[leader.member])
+        status, out = _tool("suspend", dirs[leader_id])
         assert status == 1 and "SUSPENDED" in out  # refused: it is suspended already
-        status, out = _tool("resume", dirs[leader.member])
+        status, out = _tool("resume", dirs[leader_id])
         assert status == 0 and "resumed" in out
 
         _write(cluster, 40, 40)
-        status, out = _tool("shutdown", dirs[leader.member], "--json")
+        status, out = _tool("shutdown", dirs[leader_id], "--json")
         shutdown = json.loads(out)
         assert status == 0 and shutdown["done"] is True, out
         position = shutdown["latestSnapshot"]["consensusModule"]["logPosition"]
@@ -131,19 +138,13 @@ def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -
 
 
 def test_an_invalidated_snapshot_falls_back_to_the_one_before(tmp_path: Path) -> None:
-    settings = dict(FAST) | {"cluster.service.class": "kv"}
-    with ProcessCluster(tmp_path, 3, settings) as cluster:
-        cluster.start_all()
-        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader"
-        leader = cluster.settled()
-        assert leader is not None
-        dirs = [str(tmp_path / f"node{i}") for i in range(3)]
+    with _kv_cluster(tmp_path) as (cluster, leader_id, dirs):
         _write(cluster, 0, 10)
-        status, out = _tool("snapshot", dirs[leader.member], "--json")
+        status, out = _tool("snapshot", dirs[leader_id], "--json")
         assert status == 0, out
         older = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
         _write(cluster, 10, 10)
-        status, out = _tool("shutdown", dirs[leader.member], "--json")
+        status, out = _tool("shutdown", dirs[leader_id], "--json")
         assert status == 0, out
         newer = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
         for process in cluster.processes.values():

@@ -5,6 +5,8 @@ a member that does not lead is refused."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import ClassVar
 
 from support.node_script import MS, Script
@@ -97,18 +99,28 @@ def _stopped_at(script: Script) -> set[tuple[int, int]]:
     }
 
 
-def test_shutdown_snapshots_then_stops_every_member_at_one_position() -> None:
+@contextlib.contextmanager
+def _stopped(action: ToggleState, seed: int) -> Iterator[tuple[Script, tuple[int, int]]]:
+    """A 3-node cluster stopped by ``action`` (SHUTDOWN or ABORT) after a few writes: the script, and
+    the (term, position) where every member stopped -- one place for all."""
     _Service.terminated = []
-    with Script(3, service=_Service, seed=7) as script:
+    with Script(3, service=_Service, seed=seed) as script:
         sim = script.sim
         leader = script.elected()
         _write(script, 5)
         script.until(lambda: _replies(sim) >= 5, "5 replies")
-        request = _request(script, leader, ToggleState.SHUTDOWN)
+        request = _request(script, leader, action)
         script.until(lambda: all(m.node is None for m in sim.members), "every member stopped")
         assert _reply(script, leader) == (request, ControlOutcome.DONE)
         (stop,) = _stopped_at(script)
         assert sorted(_Service.terminated) == [0, 1, 2]
+        assert sim.fault_counts.get("terminated") == 3
+        yield script, stop
+
+
+def test_shutdown_snapshots_then_stops_every_member_at_one_position() -> None:
+    with _stopped(ToggleState.SHUTDOWN, seed=7) as (script, stop):
+        sim = script.sim
         for member in sim.members:
             storage = member.disk.storage("cluster")
             assert read_control(storage).toggle == ToggleState.INACTIVE
@@ -126,16 +138,28 @@ def test_shutdown_snapshots_then_stops_every_member_at_one_position() -> None:
 
 
 def test_abort_stops_every_member_at_one_position_without_a_snapshot() -> None:
-    _Service.terminated = []
-    with Script(3, service=_Service, seed=9) as script:
+    with _stopped(ToggleState.ABORT, seed=9) as (script, stop):
+        for member in script.sim.members:
+            log = RecordingLogFile.read(member.disk.storage("cluster")).log
+            assert not [e for e in log.entries if e.is_snapshot]
+            assert log.find_term(stop[0]).log_position == stop[1]  # type: ignore[union-attr]
+
+
+def test_a_snapshot_interval_makes_the_leader_snapshot_by_itself() -> None:
+    with Script(3, service=KeyValueService, seed=11, settings={"cluster.snapshot.interval": "2s"}) as script:
         sim = script.sim
         leader = script.elected()
-        _write(script, 4)
-        script.until(lambda: _replies(sim) >= 4, "4 replies")
-        request = _request(script, leader, ToggleState.ABORT)
-        script.until(lambda: all(m.node is None for m in sim.members), "every member stopped")
-        assert _reply(script, leader) == (request, ControlOutcome.DONE)
-        assert len(_stopped_at(script)) == 1
-        assert sorted(_Service.terminated) == [0, 1, 2]
-        assert sim.fault_counts.get("terminated") == 3
-        assert not sim.snapshots_taken
+        _write(script, 3)
+        script.run(5_000 * MS)
+        node = script.node(leader)
+        assert node.agent.core.snapshots_taken >= 2
+        positions = {
+            member: [
+                e.log_position
+                for e in m.node.agent.recording_log.log.entries
+                if e.is_snapshot and e.service_id == -1
+            ]
+            for member, m in enumerate(sim.members)
+            if m.node is not None
+        }
+        assert positions[0] and positions[0] == positions[1] == positions[2]

@@ -79,6 +79,7 @@ class ConsensusConfig:
     startup_canvass_timeout_ns: int = 60 * NANOS_PER_SECOND
     session_timeout_ns: int = 10 * NANOS_PER_SECOND
     termination_timeout_ns: int = 10 * NANOS_PER_SECOND
+    snapshot_interval_ns: int = 0  # ours: a leader snapshots this often (0: only when asked)
     log_stream_id: int = 100
     consensus_stream_id: int = 108
     ingress_stream_id: int = 101
@@ -110,6 +111,8 @@ class ConsensusConfig:
         for name in _DURATIONS:
             if _check_int(name, getattr(self, name)) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be positive")
+        if _check_int("snapshot_interval_ns", self.snapshot_interval_ns) < 0:
+            raise ConfigError(f"snapshot_interval_ns={self.snapshot_interval_ns} must be 0 (off) or positive")
         for name in _STREAM_IDS:
             value = _check_int(name, getattr(self, name))
             if not INT32_MIN <= value <= INT32_MAX:

@@ -297,6 +297,7 @@ class ConsensusCore:
         self._action_state_undo: list[tuple[int, ModuleState, int]] = []
         self.termination: Termination | None = None
         self.terminated = False
+        self._snapshot_due_ns: int | None = None  # leader, with a snapshot interval: when it takes the next
         self._recent_acks: deque[tuple[int, int, int]] = deque(maxlen=_RECENT * max(1, config.service_count))
         self._recent_join_logs: deque[int] = deque(maxlen=_RECENT)
         self.snapshots_taken = 0
@@ -923,6 +924,8 @@ class ConsensusCore:
         self._snapshot = None
         if self.module_state == ModuleState.SNAPSHOT:
             self.module_state = ModuleState.ACTIVE
+        if self._snapshot_due_ns is not None:
+            self._snapshot_due_ns = now_ns + self.config.snapshot_interval_ns
         if failure:
             self.snapshots_failed += 1
             self.last_snapshot_failure = failure
@@ -1026,6 +1029,7 @@ class ConsensusCore:
             self.transitions.append(("INIT", "INIT", reason))
             out.add(StateChange("INIT", "INIT", reason))
         self.requested = None
+        self._snapshot_due_ns = None
         self._undo_action_states()
         if self._snapshot is not None and self._snapshot.log_position > self.commit_position:
             # its action may yet be cut from the log: no service will see it unless it commits, and a
@@ -1480,6 +1484,16 @@ class ConsensusCore:
             return
         if self.module_state != ModuleState.ACTIVE:
             return  # a cluster action holds the log still: no timers, service messages or timeouts
+        if self.config.snapshot_interval_ns and self.termination is None:
+            # ours (cluster.snapshot.interval): a snapshot an interval after the leadership began or the
+            # last one ended
+            if self._snapshot_due_ns is None:
+                self._snapshot_due_ns = now_ns + self.config.snapshot_interval_ns
+            elif now_ns >= self._snapshot_due_ns:
+                self._snapshot_due_ns = now_ns + self.config.snapshot_interval_ns
+                self.requested = ToggleState.SNAPSHOT
+                self._append_requested(now_ns, out)
+                return
         self.sessions.leader_tick(now_ns, out, self.leadership_term_id)
 
     def _truncate_log(self, position: int, holder: int, out: _Out, *, reopen: bool) -> None:
