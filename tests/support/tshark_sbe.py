@@ -37,6 +37,7 @@ from codegen.ir import (
 )
 from codegen.output import DirectoryOutput
 from codegen.targets import lua
+from codegen.targets.lua.context import text_kind as lua_text_kind
 from support.pcap import CapturedDatagram, write_capture
 
 Pairs = list[tuple[str, Any]]
@@ -80,10 +81,10 @@ def tshark_command(
     return command
 
 
-def dissect_json(command: list[str]) -> list[Pairs]:
+def dissect_json(command: list[str], env: dict[str, str] | None = None) -> list[Pairs]:
     """The packets of tshark's ``-T json`` output, each as ordered (key, value) pairs."""
     result = subprocess.run(
-        [*command, "-T", "json"], capture_output=True, text=True, timeout=600, check=False
+        [*command, "-T", "json"], capture_output=True, text=True, timeout=600, check=False, env=env
     )
     assert result.returncode == 0, f"{' '.join(command)} failed: {result.stderr}"
     assert "Lua Error" not in result.stderr and "Lua: Error" not in result.stderr, result.stderr
@@ -320,7 +321,7 @@ class TsharkSbe:
             if value is None:
                 out[v.name] = None
             elif v.is_text:
-                out[v.name] = value
+                out[v.name] = _text(value, v.character_encoding)
             else:
                 out[v.name] = {"hex": value.replace(":", "")}
         return out
@@ -329,21 +330,17 @@ class TsharkSbe:
         count = get(tree, key)
         if count is None:
             return None
-        entries_tree = get(tree, f"{key}_tree") or []
-        entry_keys = [k for k, _ in entries_tree if not k.endswith("_tree")]
-        entry_key = entry_keys[0] if entry_keys else f"{key}.entry"
-        entries = [v for k, v in entries_tree if k == f"{entry_key}_tree"]
-        empty = [None for k, v in entries_tree if k == entry_key]
-        if len(entries) < len(empty):  # an entry of no bytes and no fields has no subtree
-            entries += [[] for _ in range(len(empty) - len(entries))]
+        entries_tree = _subtree(tree, key)
+        entries = [v if isinstance(v, list) else [] for k, v in entries_tree if not k.endswith("_tree")]
         assert len(entries) == int(count), f"{key}: {count} entries, {len(entries)} shown"
         return [self.block(e, key, g.fields, g.groups, g.var_data) for e in entries]
 
     def value(self, tree: Pairs, key: str, node: TypeNode, optional: bool) -> Any:
         if isinstance(node, CompositeType):
-            if get(tree, key) is None:
+            item = get(tree, key)
+            if item is None:
                 return None
-            sub = get(tree, f"{key}_tree") or []
+            sub = _subtree(tree, key)
             out = {}
             for m in node.members:
                 if not isinstance(m.type, CompositeType) and m.type.encoding.presence is Presence.CONSTANT:
@@ -382,13 +379,23 @@ class TsharkSbe:
                 null = int(node.encoding.null_value)
                 if raw == ("" if null == 0 else chr(null)):
                     return None
-            return raw
+            return _text(raw, node.encoding.character_encoding)
         value = _number(raw, node.primitive)
         if optional:
             null = node.encoding.null_value
             if (isinstance(null, float) and math.isnan(null) and value != value) or value == null:
                 return None
         return value
+
+
+def _subtree(tree: Pairs, key: str) -> Pairs:
+    """The children of item ``key``: tshark writes an item without a value as ``key: {children}``, one
+    with a value as ``key: value, key_tree: {children}``."""
+    item = get(tree, key)
+    if isinstance(item, list):
+        return item
+    found: Pairs = get(tree, f"{key}_tree") or []
+    return found
 
 
 def _number(text: str, primitive: Primitive) -> Any:
@@ -398,3 +405,16 @@ def _number(text: str, primitive: Primitive) -> Any:
     if primitive is Primitive.FLOAT:
         value = struct.unpack("<f", struct.pack("<f", value))[0]
     return value
+
+
+def _text(shown: str, encoding: str | None) -> str:
+    """Text as the plugin shows it; in an encoding it does not convert (GB18030), non-ASCII text is hex."""
+    if lua_text_kind(encoding) != "other":
+        return shown
+    try:
+        data = bytes.fromhex(shown)
+    except ValueError:
+        return shown
+    if all(b < 0x80 for b in data):
+        return shown
+    return data.decode(encoding or "ascii")
