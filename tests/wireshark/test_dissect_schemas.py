@@ -71,7 +71,11 @@ def same(shown: Any, decoded: Any) -> bool:
     """Equal, but floats only to the digits Wireshark prints (FLT_DIG, 6, for a float; DBL_DIG, 15, for a
     double: its JSON and text show no more)."""
     if isinstance(shown, float) and isinstance(decoded, float):
+        if math.isinf(shown) and not math.isinf(decoded):  # DBL_MAX to 15 digits reads back as infinity
+            return abs(decoded) > 1.7976931348623e308 and (shown > 0) == (decoded > 0)
         return math.isclose(shown, decoded, rel_tol=1e-5, abs_tol=1e-300) or shown == decoded
+    if isinstance(shown, str) and isinstance(decoded, str):  # a Wireshark string ends at its first NUL
+        return shown == decoded.split("\x00")[0]
     if isinstance(shown, dict) and isinstance(decoded, dict):
         return shown.keys() == decoded.keys() and all(same(shown[k], decoded[k]) for k in shown)
     if isinstance(shown, list) and isinstance(decoded, list):
@@ -224,8 +228,8 @@ def test_every_test_schema_dissects_as_the_codec_decodes(
     assert set(shown) == set(expected)
 
 
-@settings(max_examples=6, deadline=None, phases=NO_SHRINK, suppress_health_check=SLOW_OK)
-@given(drawn=st.lists(random_schemas(), min_size=1, max_size=4), data=st.data())
+@settings(max_examples=4, deadline=None, phases=NO_SHRINK, suppress_health_check=SLOW_OK)
+@given(drawn=st.lists(random_schemas(), min_size=1, max_size=3), data=st.data())
 def test_random_schemas_dissect_as_the_codec_decodes(
     drawn: list[Any], data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -249,10 +253,10 @@ def test_damaged_and_truncated_messages_are_malformed_exactly_when_the_codec_ref
 ) -> None:
     tmp_path = tmp_path_factory.mktemp("damaged")
     rng = data.draw(st.randoms(use_true_random=False))
-    schemas = [s for s in test_schemas if converts_all_text(s)]
+    schemas = [s for s in test_schemas if converts_all_text(s) and len(s.messages) <= 8]
     refused = 0
     for batch in batches(schemas):
-        items = [(schema, damaged(encode_all(schema, data, 3), rng, schema.header.size)) for schema in batch]
+        items = [(schema, damaged(encode_all(schema, data, 2), rng, schema.header.size)) for schema in batch]
         expected, shown = run(tmp_path, items)
         for key, value in expected.items():
             got = shown.get(key)

@@ -123,12 +123,6 @@ def _float_literal(value: float) -> str:
     return repr(value)
 
 
-def _mask_literal(bit: int) -> str:
-    if bit < 31:
-        return f"0x{1 << bit:x}"
-    return f"UInt64.new(0x{(1 << bit) & 0xFFFFFFFF:x}, 0x{(1 << bit) >> 32:x})"
-
-
 @dataclass(slots=True)
 class FieldDecl:
     """One ``ProtoField``: ``F[key] = ProtoField.<ctor>("<proto>.<key>", label, args...)``."""
@@ -338,10 +332,14 @@ class _Builder:
             )
             for choice in node.choices:
                 choice_key = f"{key}.{choice.name}"
-                self.declare(
-                    choice_key, "ProtoField.bool", choice.name, f", {bits}, nil, {_mask_literal(choice.bit)}"
-                )
-                ctx.choices.append(choice_key)
+                if choice.bit < 32:
+                    self.declare(
+                        choice_key, "ProtoField.bool", choice.name, f", {bits}, nil, 0x{1 << choice.bit:x}"
+                    )
+                    ctx.choices.append(f'F["{choice_key}"]')
+                else:  # Wireshark 4.0 takes 32-bit masks only: the plugin tests the bit itself
+                    self.declare(choice_key, "ProtoField.bool", choice.name, ", base.NONE")
+                    ctx.choices.append(f'{{ F["{choice_key}"], {choice.bit} }}')
             return ctx
         assert isinstance(node, EncodedType)
         enc = node.encoding
