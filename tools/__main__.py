@@ -55,6 +55,10 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
         "tools.cluster_cmd",
         "run a local cluster (up), or inspect and repair a node directory, ours or Java's (describe, ...)",
     ),
+    "wireshark": CommandSpec(
+        "tools.wireshark_cmd",
+        "install the generated SBE dissectors into Wireshark: install [--schema XML ...]",
+    ),
     "node": CommandSpec(
         "tools.node_cmd", "run one cluster member (transport, archive, consensus module) from a config file"
     ),
