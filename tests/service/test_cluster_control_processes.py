@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,38 @@ def test_an_invalidated_snapshot_falls_back_to_the_one_before(tmp_path: Path) ->
         assert cluster.wait_for(lambda: _committed(cluster, newer), SETTLE_S), "the log was not replayed"
         events = [event.text for event in cluster.view.events()]
         assert sum(f"starting from the snapshot at {older}" in text for text in events) == 3, events
+
+
+def test_a_member_rebuilt_from_an_empty_directory_catches_up_to_the_same_state(tmp_path: Path) -> None:
+    with _kv_cluster(tmp_path) as (cluster, leader_id, dirs):
+        _write(cluster, 0, 30)
+        rebuilt = (leader_id + 1) % 3
+        assert cluster.stop(rebuilt) == 0
+        shutil.rmtree(dirs[rebuilt])  # its cluster and archive directories, gone
+        _write(cluster, 30, 30)
+        cluster.start(rebuilt)
+        leader = cluster.view.status(leader_id)
+        assert leader is not None
+        assert cluster.wait_for(
+            lambda: (
+                (status := cluster.view.status(rebuilt)) is not None
+                and status.commit_position >= leader.commit_position
+            ),
+            SETTLE_S,
+        ), "the rebuilt member did not catch up"
+        status, out = _tool("snapshot", dirs[leader_id], "--json")
+        assert status == 0, out
+        position = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
+        contents = []
+        for directory in dirs:
+            storage = RealStorage(Path(directory) / "cluster")
+            assert cluster.wait_for(
+                lambda s=storage: (
+                    [e.log_position for e in RecordingLogFile.read(s).log.latest_snapshots(1)]
+                    == [position, position]
+                ),
+                SETTLE_S,
+            ), f"{directory}: no snapshot at {position}"
+            latest = RecordingLogFile.read(storage).log.latest_snapshots(1)
+            contents.append(_snapshot_service_bytes(Path(directory), latest[1].recording_id))
+        assert contents[0] == contents[1] == contents[2]  # the key-value state, identical everywhere

@@ -196,3 +196,16 @@ def test_describe_java_directories_as_clustertool_printed_them(
     ]
     status, text, _ = _run(capsys, "describe", str(node_directory))
     assert status == 0 and f"recording log (recording.log): {len(printed)} entries" in text
+
+
+def test_the_verbs_on_a_running_node_say_when_no_node_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _node(tmp_path)  # a node's files, its mark file closed: no node runs here
+    status, out, _ = _run(capsys, "is-leader", str(tmp_path))
+    assert status == 1 and "no node is running here" in out
+    status, out, _ = _run(capsys, "snapshot", str(tmp_path), "--json")
+    record = json.loads(out)
+    assert status == 1 and record["done"] is False and "no node is running" in record["reason"]
+    status, out, _ = _run(capsys, "list-members", str(tmp_path))
+    assert status == 1 and "no node is running" in out
+    status, _, err = _run(capsys, "shutdown", str(tmp_path / "missing"))
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1
