@@ -198,7 +198,9 @@ def test_describe_java_directories_as_clustertool_printed_them(
     assert status == 0 and f"recording log (recording.log): {len(printed)} entries" in text
 
 
-def test_the_verbs_on_a_running_node_say_when_no_node_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_verbs_on_a_running_node_say_when_no_node_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _node(tmp_path)  # a node's files, its mark file closed: no node runs here
     status, out, _ = _run(capsys, "is-leader", str(tmp_path))
     assert status == 1 and "no node is running here" in out
