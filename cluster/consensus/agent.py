@@ -16,7 +16,8 @@ network and disk -- the same code. Each duty cycle (``do_work``) it
 3. polls the archive's recording signals and finishes the log requests waiting for them;
 4. reads the log recording's position counter (the archive's ``rec-pos`` counter) and reports a change
    with ``on_append_position``: a node's append position is what its archive has recorded, as in Aeron;
-5. ticks the core, and once a second stamps the mark file's activity timestamp.
+5. ticks the core; every 10 ms reads the control file for an operator's request (below); once a second
+   stamps the mark file's activity timestamp.
 
 Every list of actions is executed in order (``_execute``); answers to requests (``on_log_*``,
 ``on_replicated``) are queued and delivered after the list, each answer's own actions executed the same
@@ -34,7 +35,12 @@ and answers with the recording's stop position.
 
 **Files.** ``cluster-mark.dat`` is created at start (a live one means another process owns the
 directory), ``node-state.dat`` keeps the candidate term, ``recording.log`` the term history; each
-change is synced at the node's file-sync level before the next action runs.
+change is synced at the node's file-sync level before the next action runs. ``cluster-control.dat``
+(``ClusterControlFile``) is how the admin tool reaches the running node: a new request goes to the core
+(``request_action``), whose answer -- and, once the action is over, DONE or FAILED -- goes back into the
+file with the node's role, module state and leader (docs/cluster-files.md). The core's ``Terminate`` (a
+shutdown or abort reached this member) marks the term's end in ``recording.log`` and sets ``terminated``:
+whoever runs the node closes it.
 """
 
 from __future__ import annotations
