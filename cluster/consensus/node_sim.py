@@ -66,6 +66,7 @@ from cluster.consensus.core.cluster_actions import ModuleState, ToggleState
 from cluster.consensus.core.members import ClusterMember, format_members
 from cluster.consensus.core.node import CORE_CANARIES
 from cluster.consensus.core.recording_log import RecordingLogEntry
+from cluster.consensus.files import RecordingLogFile
 from cluster.consensus.files.control_file import submit_request
 from cluster.consensus.files.errors import NodeStateError
 from cluster.consensus.files.node_state import NODE_STATE_FILE_NAME, decode_node_state
@@ -1300,6 +1301,7 @@ def run_seed(
             sim.check_linearizable()
             if snapshots:
                 sim.check_snapshots()
+                failure = _shut_down(sim, liveness_ns)
                 sim.fault_counts["snapshots_taken"] = sim.snapshots_taken
         return SeedResult(
             seed,
@@ -1315,6 +1317,41 @@ def run_seed(
         )
     finally:
         sim.close()
+
+
+def _shut_down(sim: NodeSimulator, bound_ns: int) -> str | None:
+    """The run's end, with snapshots: the operator shuts the cluster down (SHUTDOWN through the leader's
+    control file). Every member must stop within ``bound_ns``, all at one position, each with a whole
+    snapshot there in its recording log. A liveness failure if they do not stop; a violation if they stop
+    apart or without the snapshot."""
+    deadline = sim.now_ns + bound_ns
+    asked_at = -(1 << 62)
+    while any(member.node is not None for member in sim.members):
+        if sim.now_ns >= deadline:
+            return "the cluster did not shut down within the liveness bound"
+        # a request an election dropped is asked again
+        if sim.now_ns >= asked_at + 2_000 * MS and sim.request_action(ToggleState.SHUTDOWN):
+            asked_at = sim.now_ns
+        sim.step()
+    stops = {
+        (m.terminated_at.leadership_term_id, m.terminated_at.log_position)
+        for m in sim.members
+        if m.terminated_at is not None
+    }
+    if len(stops) != 1 or any(m.terminated_at is None for m in sim.members):
+        sim._violate("a shutdown stops every member at one position", f"members stopped at {sorted(stops)}")
+        return None
+    ((_, position),) = stops
+    for member in sim.members:
+        log = RecordingLogFile.read(member.disk.storage("cluster")).log
+        latest = [e.log_position for e in log.entries if e.is_snapshot and e.is_valid and e.service_id == -1]
+        if not latest or latest[-1] != position:
+            sim._violate(
+                "a shutdown snapshots where the members stop",
+                f"n{member.member_id} stopped at {position}; its latest snapshot is at "
+                f"{latest[-1] if latest else None}",
+            )
+    return None
 
 
 FINAL_REPLY_TIMEOUT_NS: Final = 2_000 * MS  # the liveness phase sends a new last command after this
