@@ -113,6 +113,8 @@ class Restart:
     """Every member's election complete."""
     read_s: float
     """The read's reply came."""
+    snapshot_read_s: float | None = None
+    """The last member said it starts from the snapshot: its consensus module has read the snapshots."""
 
     @property
     def total_s(self) -> float:
@@ -127,6 +129,7 @@ class Restart:
             "allMembersSeconds": round(self.settled_s, 3),
             "readSeconds": round(self.read_s, 3),
             "restartSeconds": round(self.total_s, 3),
+            "snapshotReadSeconds": None if self.snapshot_read_s is None else round(self.snapshot_read_s, 3),
         }
 
 
@@ -379,11 +382,12 @@ def _closed_s(cluster: ProcessCluster, member_id: int, since: float) -> float | 
     return None
 
 
-def _snapshot_loaded(cluster: ProcessCluster, member_id: int, since: float) -> int | None:
-    """The position of the snapshot member ``member_id`` said it started from after ``since``, if any."""
+def _snapshot_loaded(cluster: ProcessCluster, member_id: int, since: float) -> tuple[int, float] | None:
+    """The position of the snapshot member ``member_id`` said it started from after ``since``, and when
+    this process read that, if it did."""
     for event in cluster.view.events(member_id):
         if event.received_s >= since and event.text.startswith(SNAPSHOT_EVENT):
-            return int(event.text[len(SNAPSHOT_EVENT) :].split()[0])
+            return int(event.text[len(SNAPSHOT_EVENT) :].split()[0]), event.received_s
     return None
 
 
@@ -404,7 +408,9 @@ def _timed_restart(cluster: ProcessCluster, log_bytes: int, last_key: int, timeo
     if not cluster.wait_for(all_closed, timeout_s) or (leader := cluster.settled()) is None:
         raise RecoveryError(f"the members did not all join one term: {cluster.view.statuses()}")
     closed = {member_id: _closed_s(cluster, member_id, started) or 0.0 for member_id in range(MEMBERS)}
-    positions = {_snapshot_loaded(cluster, member_id, started) for member_id in range(MEMBERS)}
+    loaded = [_snapshot_loaded(cluster, member_id, started) for member_id in range(MEMBERS)]
+    positions = {None if said is None else said[0] for said in loaded}
+    read_at = [said[1] for said in loaded if said is not None]
     if len(positions) != 1:
         raise RecoveryError(f"the members did not start from the same snapshot: {positions}")
     return Restart(
@@ -413,6 +419,7 @@ def _timed_restart(cluster: ProcessCluster, log_bytes: int, last_key: int, timeo
         leader_s=closed[leader.member] - started,
         settled_s=max(closed.values()) - started,
         read_s=read_s,
+        snapshot_read_s=max(read_at) - started if read_at else None,
     )
 
 
@@ -516,6 +523,11 @@ def format_text(result: RecoveryResult) -> str:
             + "  ".join(f"{value:>13.2f}" for value in figures)
         )
     verdict = "met" if result.status == "ok" else "MISSED"
+    if result.from_snapshot.snapshot_read_s is not None:
+        lines.append(
+            f"  {'':{width}}  every member's consensus module had read the snapshot at "
+            f"{result.from_snapshot.snapshot_read_s:.2f} s"
+        )
     lines += [
         "",
         f"  ratio full replay / from the snapshot: {result.ratio:.2f}x (target >= {TARGET:g}x): {verdict}",
