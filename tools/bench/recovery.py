@@ -525,7 +525,7 @@ def format_text(result: RecoveryResult) -> str:
     verdict = "met" if result.status == "ok" else "MISSED"
     if result.from_snapshot.snapshot_read_s is not None:
         lines.append(
-            f"  {'':{width}}  every member's consensus module had read the snapshot at "
+            "  from the snapshot: every member's consensus module had read the snapshots by "
             f"{result.from_snapshot.snapshot_read_s:.2f} s"
         )
     lines += [
