@@ -193,8 +193,8 @@ def _key(index: int) -> bytes:
     return b"key-%08d" % index
 
 
-def _value(index: int, round_: int = 0) -> bytes:
-    return (b"v%d-%d-" % (round_, index)).ljust(VALUE_LENGTH, b".")
+def _value(index: int) -> bytes:
+    return (b"value-%d-" % index).ljust(VALUE_LENGTH, b".")
 
 
 # ------------------------------------------------------------------------------------------ client
@@ -444,7 +444,8 @@ def _load_and_stop(
     started = time.monotonic()
     client.write_all(0, keys, WINDOW)
     load_s = time.monotonic() - started
-    note(f"wrote {keys:,} keys in {load_s:.2f} s ({keys / load_s:,.0f}/s)")
+    if keys:
+        note(f"wrote {keys:,} keys in {load_s:.2f} s ({keys / load_s:,.0f}/s)")
     snapshot_s = snapshot_position = None
     if snapshot:
         leader = _settled_and_committed(cluster, STARTUP_TIMEOUT_S)
