@@ -43,6 +43,10 @@ BENCHMARKS: Final[Mapping[str, BenchmarkSpec]] = {
         "tools.bench.cluster",
         "a client of three member processes with the echo service vs a pysyncobj counter: rate, round trips",
     ),
+    "recovery": BenchmarkSpec(
+        "tools.bench.recovery",
+        "three key-value member processes: snapshot time, restart from a snapshot vs a full log replay",
+    ),
 }
 
 
