@@ -10,7 +10,9 @@ summary, one JSON object::
      "directory"}
 
 The exit status is 0 for a clean run, 1 for any violation, lost write or history not shown
-linearizable. The run's directory (``--dir``, by default a new one under the system's temporary
+linearizable, 130 when interrupted (SIGINT or SIGTERM: every node process is stopped first).
+
+The run's directory (``--dir``, by default a new one under the system's temporary
 directory) keeps the history (``history.jsonl``), the fault log (``faults.jsonl``), each member's
 configuration, stderr and directories, for a post-mortem.
 """
@@ -20,13 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 __all__ = ["configure", "run"]
 
 NODE_COUNTS = (3, 5)
+INTERRUPTED_STATUS = 130  # a shell's status for SIGINT
 
 
 class ChaosUsageError(ValueError):
@@ -68,6 +73,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as SIGINT: the run unwinds through its ``finally`` and stops every node by its pid."""
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from tools.chaos.nemesis import FaultKind
     from tools.chaos.run import ChaosConfig, run_chaos
@@ -99,7 +109,14 @@ def run(args: argparse.Namespace) -> int:
         f"chaos: {args.nodes} members, {args.seconds:g} s, nemesis {nemesis or 'none'}, seed {seed}, "
         f"{args.clients} clients; directory {directory}"
     )
-    summary = run_chaos(config, say)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = run_chaos(config, say)
+    except KeyboardInterrupt:
+        print("chaos: interrupted; every node process was stopped", file=sys.stderr, flush=True)
+        return INTERRUPTED_STATUS
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = bool(summary["violations"]) or summary["lost"] > 0 or summary["linearizable"] is not True
     if not args.json:
         verdict = "FAILED" if failed else "passed"
