@@ -62,6 +62,10 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     "node": CommandSpec(
         "tools.node_cmd", "run one cluster member (transport, archive, consensus module) from a config file"
     ),
+    "chaos": CommandSpec(
+        "tools.chaos_cmd",
+        "a fault run on real node processes: kill -9 and SIGSTOP under key-value clients, then the checkers",
+    ),
 }
 
 

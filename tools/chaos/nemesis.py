@@ -1,0 +1,309 @@
+"""Nemeses: seeded schedules of faults on a cluster's real node processes, one fault at a time.
+
+Theory of operation
+-------------------
+A ``Schedule`` is a ``random.Random(seed)`` that draws the next ``PlannedFault`` on demand: its kind
+(one of the kinds asked for), whether it aims at the leader or at a member chosen by number, how long
+the cluster stays quiet before it (``gap_s``) and how long it lasts (``duration_s``). The same seed
+always draws the same faults; when each fires depends on the real cluster, since the next fault waits
+for the previous one to heal.
+
+The ``Nemesis`` runs one fault at a time through four states, driven by ``do_work(now_s)`` from the
+harness's loop (it never blocks longer than a ``kill -9`` and its reaping, or a process start):
+
+* ``QUIET``: waiting ``gap_s``; then the fault is injected, aimed at the member that leads now (the
+  harness's view of the nodes' status lines) or at member ``choice % nodes``.
+* ``FAULTY``: the fault holds for ``duration_s``, then it is healed.
+* ``REJOINING``: the member is back (restarted, or running again); the fault is over when that member
+  has printed a status line since it healed that shows its election done in the leader's term. A
+  restarted member first waits for the mark files its killed process left to go stale (up to their
+  10 s liveness timeout, ``tools.node_cmd.await_stale_mark_files``), so a kill lasts at least that.
+  A member that does not rejoin within ``REJOIN_TIMEOUT_S`` is a violation, and the nemesis stops.
+* ``IDLE``: no more faults (``stop_injecting``, or ``heal_all`` at the end of the run).
+
+The kinds:
+
+* ``kill``: ``kill -9`` of the member's process by its pid (reaped at once, so it leaves no zombie),
+  then, after ``duration_s`` (0 to 2 s), a new process on the same configuration and directories.
+* ``pause``: SIGSTOP of the member's process, then SIGCONT after 1.25 to 2.5 times the leader heartbeat
+  timeout: long enough that a paused leader is deposed while it sleeps, and wakes up believing it
+  still leads.
+
+Every fault is one line of the fault log (JSON lines, ``FaultRecord.to_record``), written when it is
+over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import random
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+from tools.node_processes import ProcessCluster
+
+__all__ = [
+    "KINDS",
+    "REJOIN_TIMEOUT_S",
+    "FaultKind",
+    "FaultRecord",
+    "Nemesis",
+    "NemesisState",
+    "PlannedFault",
+    "Schedule",
+]
+
+REJOIN_TIMEOUT_S: Final = 60.0
+"""From a fault's healing until its member is back in the leader's term; past it, a violation. A kill's
+restart alone can take 11 s (the stale mark files), on a 2-core machine shared with the clients."""
+GAP_S: Final = (1.0, 3.0)
+KILL_DOWN_S: Final = (0.0, 2.0)
+PAUSE_HEARTBEATS: Final = (1.25, 2.5)
+LEADER_SHARE: Final = 0.5  # the share of faults aimed at the leader
+
+
+class FaultKind(enum.StrEnum):
+    KILL = "kill"
+    PAUSE = "pause"
+
+
+KINDS: Final = tuple(kind.value for kind in FaultKind)
+"""The nemesis names ``python -m tools chaos --nemesis`` accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    """One fault as the schedule drew it; whom it hits is decided when it fires."""
+
+    kind: FaultKind
+    at_leader: bool
+    choice: int  # the member is ``choice % nodes`` when not aimed at the leader (or none leads)
+    gap_s: float
+    duration_s: float
+
+
+class Schedule:
+    """The seeded sequence of planned faults (module docstring)."""
+
+    def __init__(self, seed: int, kinds: Sequence[FaultKind], heartbeat_timeout_s: float) -> None:
+        self.random = random.Random(seed)
+        self.kinds = tuple(kinds)
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+
+    def next(self) -> PlannedFault | None:
+        """The next fault; ``None`` when the schedule has no kinds (a run without faults)."""
+        if not self.kinds:
+            return None
+        rng = self.random
+        kind = rng.choice(self.kinds)
+        at_leader = rng.random() < LEADER_SHARE
+        choice = rng.randrange(1 << 16)
+        gap_s = rng.uniform(*GAP_S)
+        if kind == FaultKind.KILL:
+            duration_s = rng.uniform(*KILL_DOWN_S)
+        else:
+            duration_s = rng.uniform(*PAUSE_HEARTBEATS) * self.heartbeat_timeout_s
+        return PlannedFault(kind, at_leader, choice, gap_s, duration_s)
+
+
+@dataclass(slots=True)
+class FaultRecord:
+    """One fault as it happened; times in seconds since the run began."""
+
+    kind: FaultKind
+    member: int
+    pid: int
+    was_leader: bool
+    injected_s: float
+    healed_s: float | None = None
+    rejoined_s: float | None = None
+    new_pid: int | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "member": self.member,
+            "pid": self.pid,
+            "wasLeader": self.was_leader,
+            "injectedS": round(self.injected_s, 3),
+            "healedS": None if self.healed_s is None else round(self.healed_s, 3),
+            "rejoinedS": None if self.rejoined_s is None else round(self.rejoined_s, 3),
+            "newPid": self.new_pid,
+        }
+
+    def describe(self) -> str:
+        aim = "the leader" if self.was_leader else "a follower"
+        verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
+        return f"{verb} member {self.member} ({aim}, pid {self.pid})"
+
+
+class NemesisState(enum.Enum):
+    QUIET = 1
+    FAULTY = 2
+    REJOINING = 3
+    IDLE = 4
+
+
+class Nemesis:
+    """Injects the schedule's faults into ``cluster``, one at a time (module docstring)."""
+
+    def __init__(
+        self,
+        cluster: ProcessCluster,
+        schedule: Schedule,
+        log_path: Path,
+        *,
+        now_s: float,
+        say: Callable[[str], object] = lambda text: None,
+    ) -> None:
+        self.cluster = cluster
+        self.schedule = schedule
+        self.say = say
+        self.nodes = len(cluster.configs)
+        self.faults: list[FaultRecord] = []
+        self.violations: list[str] = []
+        self._planned = schedule.next()
+        self.state = NemesisState.QUIET if self._planned is not None else NemesisState.IDLE
+        self.reason = "started"
+        self._since_s = now_s
+        self._current: FaultRecord | None = None
+        self._log: IO[str] = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 -- closed by close()
+
+    def _transition(self, state: NemesisState, now_s: float, reason: str) -> None:
+        self.state = state
+        self.reason = reason
+        self._since_s = now_s
+
+    @property
+    def busy(self) -> bool:
+        """A fault is in progress (injected, not yet over)."""
+        return self.state in (NemesisState.FAULTY, NemesisState.REJOINING)
+
+    @property
+    def down(self) -> set[int]:
+        """The members a fault holds down now: they are not expected to run (killed) or answer."""
+        current = self._current
+        return set() if current is None or self.state != NemesisState.FAULTY else {current.member}
+
+    def do_work(self, now_s: float) -> int:
+        """One step of the state machine; 1 if something happened."""
+        elapsed = now_s - self._since_s
+        planned = self._planned
+        if planned is None or self.state == NemesisState.IDLE:
+            return 0
+        if self.state == NemesisState.QUIET and elapsed >= planned.gap_s:
+            self._inject(now_s, planned)
+            return 1
+        if self.state == NemesisState.FAULTY and elapsed >= planned.duration_s:
+            self._heal(now_s)
+            return 1
+        if self.state == NemesisState.REJOINING:
+            current = self._current
+            assert current is not None
+            if self._rejoined(current.member, self._since_s):
+                current.rejoined_s = now_s
+                self._finish(current)
+                self.say(
+                    f"member {current.member} rejoined, {now_s - current.injected_s:.1f} s after the fault"
+                )
+                self._planned = self.schedule.next()
+                self._transition(NemesisState.QUIET, now_s, "rejoined")
+                return 1
+            if elapsed >= REJOIN_TIMEOUT_S:
+                self.violations.append(
+                    f"member {current.member} did not rejoin within {REJOIN_TIMEOUT_S:g} s after "
+                    f"{current.describe()} was healed at {current.healed_s:.1f} s"
+                )
+                self._finish(current)
+                self._transition(NemesisState.IDLE, now_s, "a member did not rejoin")
+                return 1
+        return 0
+
+    def _rejoined(self, member: int, healed_s: float) -> bool:
+        """Member ``member`` has spoken since it healed, and every running member's last word is that
+        its election is done in the highest term any of them names, which one of them leads. (A
+        resumed leader's first lines can still say it leads an old term: the highest term decides.)"""
+        statuses = self.cluster.view.statuses()
+        status = statuses.get(member)
+        if status is None or status.received_s < healed_s:
+            return False
+        running = [statuses.get(m) for m in self.cluster.running()]
+        known = [s for s in running if s is not None]
+        if len(known) != len(running):
+            return False
+        top = max(s.term for s in known)
+        return all(s.state == "CLOSED" and s.term == top for s in known) and any(s.is_leading for s in known)
+
+    def _inject(self, now_s: float, planned: PlannedFault) -> None:
+        leader = self.cluster.leader()
+        running = self.cluster.running()
+        if planned.at_leader and leader is not None:
+            member = leader.member
+        else:
+            member = planned.choice % self.nodes
+        if member not in running:  # cannot happen while faults come one at a time; stay safe
+            self._transition(NemesisState.QUIET, now_s, f"member {member} is not running")
+            return
+        process = self.cluster.processes[member]
+        record = FaultRecord(
+            planned.kind, member, process.pid, leader is not None and leader.member == member, now_s
+        )
+        if planned.kind == FaultKind.KILL:
+            self.cluster.kill(member)
+        else:
+            os.kill(process.pid, signal.SIGSTOP)
+        self.faults.append(record)
+        self._current = record
+        self.say(f"{record.describe()} for {planned.duration_s:.1f} s")
+        self._transition(NemesisState.FAULTY, now_s, "injected")
+
+    def _heal(self, now_s: float) -> None:
+        current = self._current
+        assert current is not None
+        if current.kind == FaultKind.KILL:
+            current.new_pid = self.cluster.start(current.member).pid
+            self.say(f"restarted member {current.member} on its directories (pid {current.new_pid})")
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(current.pid, signal.SIGCONT)
+            self.say(f"SIGCONT member {current.member} (pid {current.pid})")
+        current.healed_s = now_s
+        self._transition(NemesisState.REJOINING, now_s, "healed")
+
+    def _finish(self, record: FaultRecord) -> None:
+        self._log.write(json.dumps(record.to_record()) + "\n")
+        self._log.flush()
+        self._current = None
+
+    def stop_injecting(self, now_s: float) -> None:
+        """No new fault; one in progress runs to its end."""
+        if self.state == NemesisState.QUIET:
+            self._transition(NemesisState.IDLE, now_s, "stopped")
+
+    def heal_all(self, now_s: float) -> None:
+        """End the fault in progress now (restart or resume its member); no new fault after it. The
+        caller waits for every member to rejoin."""
+        if self.state == NemesisState.FAULTY:
+            self._heal(now_s)
+        if self.state == NemesisState.REJOINING:
+            current = self._current
+            assert current is not None
+            self._finish(current)
+        self._transition(NemesisState.IDLE, now_s, "healed at the end")
+
+    def resume_everything(self) -> None:
+        """SIGCONT to every member process (a cleanup that never hurts: a stopped process cannot even
+        take SIGTERM until it runs again)."""
+        for process in self.cluster.processes.values():
+            if process.is_running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        self._log.close()
