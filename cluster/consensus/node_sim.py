@@ -420,6 +420,9 @@ class NodeSimulator:
         node = member.node
         assert node is not None
         member.terminated_at = node.agent.terminated
+        # what its disk keeps: all it recorded, and its term history (a closed process loses nothing)
+        member.kept = self.recorded_position(member.member_id)
+        member.kept_term = self._last_term(member.member_id)
         node.close()
         member.node = None
         self._count("terminated")

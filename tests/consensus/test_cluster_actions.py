@@ -84,7 +84,8 @@ def _sessions() -> ClientSessions:
 
 def test_the_sessions_state_goes_through_a_snapshot_and_back() -> None:
     sessions = _sessions()
-    sessions.next_session_id = 9
+    sessions.next_session_id = 10  # one connect still pending: the log implies 9
+    sessions.logged_next_session_id = 9
     sessions.sessions[7] = ClusterSession(
         7, 70, 102, "aeron:udp?endpoint=c:1", SessionState.OPEN, 5, opened_position=64
     )

@@ -34,6 +34,9 @@ SNAPSHOT_REGRESSION_SEEDS = [  # seeds with services and snapshots that once fai
     40006,  # a follower's services ran ahead of its module's reading of the log; their ScheduleTimers put
     # timers of later entries in the module's snapshot at an earlier position (fixed: the commit-position
     # counter the services read never passes what the module has read)
+    61011,  # the leader's module snapshot held its own next session id, which counts a connect still
+    # pending, so it differed from the followers' at one position (fixed: a snapshot holds the next id as
+    # the log implies it); then, after the closing shutdown, stopped members counted as holding nothing
 ]
 REGRESSION_SEEDS: list[tuple[int, int, int]] = [  # (seed, nodes, file-sync level)
     (17, 3, 0),  # a failed election-time replication left the follower in FOLLOWER_LOG_REPLICATION: its

@@ -125,6 +125,7 @@ class ClusterSession:
     event: tuple[int, str] | None = None  # a rejection to send once the egress connects
     new_leader_event_pending: bool = False
     open_event_pending: bool = False  # learned from the log: this member has not told the client OK
+    logged_next_before: int = 1  # a leader's: the log-implied next session id before its open was appended
 
 
 class Out(Protocol):
@@ -291,7 +292,11 @@ class ClientSessions:
         self.authorisation: AuthorisationService = authorisation or AllowNothingAdmin()
         self.sessions: dict[int, ClusterSession] = {}  # OPEN and CLOSING, by id
         self.pending: dict[int, ClusterSession] = {}  # connecting (leader), by id
-        self.next_session_id = 1
+        self.next_session_id = 1  # the next id this member hands out (a leader: on each connect)
+        # the next id as the log read so far implies it (one more than the highest opened): what a
+        # snapshot holds, so that every member's snapshot at one position is the same -- a leader's own
+        # counter also counts connects still pending, which the log never saw
+        self.logged_next_session_id = 1
         self._redirects = 0  # egress keys of redirects are -1, -2, ...
         self.timers = TimerService()
         self.services = [
@@ -514,7 +519,7 @@ class ClientSessions:
         # are their null values, and read back as None
         return ConsensusModuleSnapshot(
             marker,
-            self.next_session_id,
+            self.logged_next_session_id,
             None if first is None else first.next_id,
             None if first is None or first.logged_id == _LONG_MIN else first.logged_id,
             None,
@@ -530,7 +535,7 @@ class ClientSessions:
         if self.sessions or self.pending or len(self.timers) or self.consumed_position:
             raise ConsensusError("a snapshot is restored only into a fresh state")
         position = snapshot.marker.log_position
-        self.next_session_id = snapshot.next_session_id
+        self.next_session_id = self.logged_next_session_id = snapshot.next_session_id
         for record in snapshot.sessions:
             closing = record.close_reason is not None
             self.sessions[record.cluster_session_id] = ClusterSession(
@@ -658,6 +663,8 @@ class ClientSessions:
         def appended(end: int, out: Out) -> None:
             session.opened_position = end
             session.time_of_last_activity_ns = now_ns
+            session.logged_next_before = self.logged_next_session_id
+            self.logged_next_session_id = max(self.logged_next_session_id, session.id + 1)
             self._uncommitted.opened.append(session)
             ok = self._session_event(
                 session.id, session.correlation_id, leadership_term_id, self.member_id, _E.OK, ""
@@ -813,6 +820,8 @@ class ClientSessions:
         undo = self._uncommitted
         if "keep_uncommitted_session" in self.canaries:
             undo.opened.clear()
+        if undo.opened:  # the log may lose these opens: it implies the next id as it was before them
+            self.logged_next_session_id = undo.opened[0].logged_next_before
         for session in undo.opened:
             if self.sessions.pop(session.id, None) is not None:
                 closed = self._session_event(
@@ -907,6 +916,7 @@ class ClientSessions:
             )
             self.sessions[session.id] = session
             self.next_session_id = max(self.next_session_id, session.id + 1)
+            self.logged_next_session_id = max(self.logged_next_session_id, session.id + 1)
         elif isinstance(decoder, codecs.SessionCloseEventDecoder):
             if undoable:
                 self._undo_on_election(position, decoder.cluster_session_id)
@@ -944,9 +954,11 @@ class ClientSessions:
     def _undo_on_election(self, position: int, session_id: int) -> None:
         """Remember session ``session_id`` as it is before the entry ending at ``position`` changes it."""
         before, next_session_id = self.sessions.get(session_id), self.next_session_id
+        logged_next_session_id = self.logged_next_session_id
 
         def undo() -> None:
             self.next_session_id = next_session_id
+            self.logged_next_session_id = logged_next_session_id
             if before is None:
                 self.sessions.pop(session_id, None)
             else:
