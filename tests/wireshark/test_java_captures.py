@@ -1,7 +1,7 @@
-"""The generated plugins against ``python -m tools decode`` on the captures of Java Aeron 1.47.3
-(``../shared/reference/java/*/capture.pcapng``): every SBE message tshark shows -- its name, header and
-every field value -- equals what ``tools decode --json`` prints for the same frames, and every message
-``tools decode`` finds is shown by tshark.
+"""The generated plugins against ``python -m tools decode`` on the captures of a Java Aeron 1.47.3 run
+(``support.paths.JAVA``; skipped where the reference data is absent): every SBE message tshark shows --
+its name, header and every field value -- equals what ``tools decode --json`` prints for the same
+frames, and every message ``tools decode`` finds is shown by tshark.
 
 tshark runs once per capture, with the four Aeron preferences on and Aeron's UDP heuristic marking the
 traffic, so fragmented messages are handed to the plugins reassembled. Messages are matched by the

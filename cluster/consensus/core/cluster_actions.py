@@ -84,7 +84,6 @@ class Termination:
 
     leadership_term_id: int
     log_position: int
-    with_snapshot: bool
     services_told: bool = False  # ServiceTerminationPosition sent
     acks_before: tuple[int, ...] = ()  # each service's last ack id when it was told
     services_done: bool = False  # every service acknowledged the position

@@ -705,7 +705,7 @@ class ConsensusCore:
     def _begin_termination(self, leadership_term_id: int, position: int, now_ns: int, out: _Out) -> None:
         """The leader orders every member to stop at ``position`` (TerminationPosition), itself too; with
         a snapshot in progress there (a SHUTDOWN), once it is taken."""
-        self.termination = Termination(leadership_term_id, position, with_snapshot=self._snapshot is not None)
+        self.termination = Termination(leadership_term_id, position)
         out.add(
             Broadcast(
                 self._message(
@@ -725,7 +725,7 @@ class ConsensusCore:
             and m.leadership_term_id == self.leadership_term_id
             and m.log_position >= 0
         ):
-            self.termination = Termination(m.leadership_term_id, m.log_position, with_snapshot=False)
+            self.termination = Termination(m.leadership_term_id, m.log_position)
             self._termination_work(now_ns, out)
 
     def _on_termination_ack(self, now_ns: int, m: codecs.TerminationAckDecoder, out: _Out) -> None:
