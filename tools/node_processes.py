@@ -138,6 +138,7 @@ class NodeProcess:
         on_line: Callable[[NodeProcess, str], object],
         stderr: IO[Any] | int | None = None,
         cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.member_id = member_id
         self.config_path = config_path
@@ -147,6 +148,7 @@ class NodeProcess:
             stderr=stderr,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env=env,
             text=True,
             encoding="utf-8",
             errors="replace",
@@ -340,10 +342,12 @@ class ProcessCluster:
         settings: Mapping[str, object] | None = None,
         *,
         base_port: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         from cluster.transport.driver import Transport, TransportConfig
 
         self.directory = directory.absolute()
+        self.env = env  # the members' environment (default: this process's)
         port = free_base_port(nodes) if base_port is None else base_port
         self.configs = local_configs(nodes, self.directory, port, settings)
         self.paths = write_configs(self.configs, self.directory)
@@ -367,7 +371,9 @@ class ProcessCluster:
         assert running is None or not running.is_running, f"member {member_id} is running"
         self.view.forget(member_id)
         with open(self.stderr_path(member_id), "a", encoding="utf-8") as stderr:
-            process = NodeProcess(member_id, self.paths[member_id], on_line=self.view.on_line, stderr=stderr)
+            process = NodeProcess(
+                member_id, self.paths[member_id], on_line=self.view.on_line, stderr=stderr, env=self.env
+            )
         self.processes[member_id] = process
         return process
 

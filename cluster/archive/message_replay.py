@@ -4,8 +4,10 @@ archive -- how a starting node loads its snapshots.
 The caller waits: the function asks the archive for a replay of the whole recording onto ``channel`` and
 ``stream_id`` (IPC by default), subscribes first so that the replay image joins at the recording's start,
 puts fragmented messages back together, and returns once the image has reached the recording's stop
-position. While it waits it runs the archive client's invoker (the process's other duty cycles), as the
-client's own requests do; a node loads its snapshots before its agents start, so nothing else waits on it.
+position -- or, given ``until``, once ``until`` has said yes to a message: the replay is then stopped,
+and the rest of the recording is never read. While it waits it runs the archive client's invoker (the
+process's other duty cycles), as the client's own requests do; a node loads its snapshots before its
+agents start, so nothing else waits on it.
 
 A recording that does not exist or is still being recorded, a replay the archive refuses or reports
 failed (any error the client receives meanwhile counts: nothing else uses the client while a node
@@ -15,6 +17,7 @@ transport's clock all raise an ``ArchiveError`` saying which.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from cluster.archive.client import ArchiveClient
@@ -35,8 +38,10 @@ def replay_messages(
     stream_id: int = 103,
     timeout_ns: int = DEFAULT_TIMEOUT_NS,
     max_message_length: int = MAX_MESSAGE_LENGTH,
+    until: Callable[[bytes], bool] | None = None,
 ) -> list[bytes]:
-    """The recording's messages, in order (see the module docstring)."""
+    """The recording's messages, in order, up to the one ``until`` says yes to, if given (see the module
+    docstring)."""
     descriptor = archive.list_recording(recording_id)
     if descriptor is None:
         raise ArchiveError(f"there is no recording {recording_id} to replay")
@@ -46,9 +51,14 @@ def replay_messages(
     if stop == start:
         return []
     messages: list[bytes] = []
+    wanted = [True]  # False once ``until`` has said yes
 
     def on_message(payload: memoryview, header: Header) -> None:
-        messages.append(bytes(payload))
+        if wanted[0]:
+            message = bytes(payload)
+            messages.append(message)
+            if until is not None and until(message):
+                wanted[0] = False
 
     assembler = FragmentAssembler(on_message, max_message_length)
     transport = archive.transport
@@ -67,6 +77,9 @@ def replay_messages(
                 if image.poll(assembler, _FRAGMENT_LIMIT) > 0:
                     deadline = clock.nano_time() + timeout_ns
                 if image.position >= stop:
+                    return messages
+                if not wanted[0]:
+                    archive.stop_replay(replay_session_id)
                     return messages
                 if image.is_closed:
                     raise ArchiveError(

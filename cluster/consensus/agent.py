@@ -105,10 +105,10 @@ from cluster.consensus.node_config import NodeConfig
 from cluster.session_message import SESSION_HEADER_LENGTH, session_message
 from cluster.snapshots import (
     ConsensusModuleSnapshot,
+    ConsensusModuleSnapshotLoader,
+    ServiceSnapshotLoader,
     SnapshotError,
     SnapshotMarker,
-    load_consensus_module_snapshot,
-    load_service_snapshot,
 )
 from cluster.storage import Storage, SyncLevel
 from cluster.transport.counters import Counter
@@ -340,9 +340,10 @@ class ConsensusModuleAgent:
 
     def _load_latest_snapshot(self) -> ConsensusModuleSnapshot | None:
         """The consensus module's latest snapshot, read back through the archive, with every service's
-        snapshot of its set checked the same way (a whole recording, BEGIN to END, at the entry's term and
-        position); then the recovery-state counter tells the services where to begin. A set that cannot
-        be read -- a damaged or truncated recording -- is refused: its entries are invalidated in the
+        snapshot of its set checked the same way (BEGIN to END, at the entry's term and position: the
+        service's own state after END is its container's to read); then the recovery-state counter tells
+        the services where to begin. A set that cannot be read -- a damaged recording, one cut before
+        END -- is refused: its entries are invalidated in the
         recording log, durably, and the set before it is tried, down to none (the whole log is then
         replayed). A snapshot of another time unit is no damage but a different cluster: the node stops."""
         config = self.config
@@ -354,11 +355,15 @@ class ConsensusModuleAgent:
                 return None
             cm_entry, service_entries = entries[0], entries[1:]
             try:
-                snapshot = load_consensus_module_snapshot(self._replay_snapshot(cm_entry))
+                loader = ConsensusModuleSnapshotLoader()
+                self._replay_snapshot(cm_entry, until=loader.on_message)
+                snapshot = loader.snapshot
                 self._check_snapshot_marker(snapshot.marker, cm_entry)
                 for entry in service_entries:
-                    service_snapshot, _ = load_service_snapshot(self._replay_snapshot(entry))
-                    self._check_snapshot_marker(service_snapshot.marker, entry)
+                    # read to END only: the service's own state after it is its container's to load
+                    service_loader = ServiceSnapshotLoader()
+                    self._replay_snapshot(entry, until=service_loader.on_message)
+                    self._check_snapshot_marker(service_loader.snapshot.marker, entry)
             except (SnapshotError, ArchiveError) as error:
                 self._event(
                     f"the snapshot at {cm_entry.log_position} (term {cm_entry.leadership_term_id}) is "
@@ -379,12 +384,13 @@ class ConsensusModuleAgent:
             self._publish_recovery_state(cm_entry, service_entries)
             return snapshot
 
-    def _replay_snapshot(self, entry: RecordingLogEntry) -> list[bytes]:
-        return replay_messages(
+    def _replay_snapshot(self, entry: RecordingLogEntry, until: Callable[[bytes], bool]) -> None:
+        replay_messages(
             self.archive,
             entry.recording_id,
             channel=self.config.replay_channel,
             stream_id=self.config.replay_stream_id,
+            until=until,
         )
 
     @staticmethod

@@ -14,7 +14,9 @@ reads answers. An optional byte string is an ``int32`` length, ``-1`` for absent
 * reply: ``int64 request id``, ``uint8 status`` (0 OK, 1 compare-and-set refused, 2 bad request), then
   the value: for a read the value read, for a compare-and-set the value the key holds after it.
 
-The snapshot holds one message per key, ``key`` then ``value``, in key order.
+The snapshot holds the entries in key order, each ``key`` then ``value``, as many to a message as fit in
+``SNAPSHOT_MESSAGE_BYTES`` (an entry longer than that has a message of its own): a snapshot of many small
+entries is then a few large messages, read back at a fraction of the cost of one message per entry.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _LENGTH = struct.Struct("<i")
 _REPLY = struct.Struct("<qB")
 MAX_BYTES = 64 * 1024  # a key or value longer than this is a bad request
 SNAPSHOT_BATCH = 256
+SNAPSHOT_MESSAGE_BYTES = 32 * 1024
 
 
 class Op(enum.IntEnum):
@@ -127,15 +130,40 @@ class KeyValueService(ClusteredService):
                 pass
 
     def _load(self, message: memoryview) -> None:
-        key, offset = _read_optional(message, 0)
-        value, _ = _read_optional(message, offset)
-        if key is None or value is None:
-            raise KvError("a snapshot entry without a key or a value")
-        self.store[key] = value
+        # the per-entry loop of a large snapshot's load: the lengths read inline, not through
+        # _read_optional (a third of the time)
+        data = bytes(message)
+        unpack = _LENGTH.unpack_from
+        store = self.store
+        offset, end = 0, len(data)
+        while offset < end:
+            if offset + 8 > end:
+                raise KvError(f"a snapshot entry at {offset} runs past the end ({end} bytes)")
+            (length,) = unpack(data, offset)
+            key_at = offset + 4
+            offset = key_at + length
+            if not 0 <= length <= MAX_BYTES or offset + 4 > end:
+                raise KvError(f"a snapshot key of {length} bytes at {key_at - 4} does not fit ({end} bytes)")
+            (length,) = unpack(data, offset)
+            value_at = offset + 4
+            offset = value_at + length
+            if not 0 <= length <= MAX_BYTES or offset > end:
+                raise KvError(
+                    f"a snapshot value of {length} bytes at {value_at - 4} does not fit ({end} bytes)"
+                )
+            store[data[key_at : value_at - 4]] = data[value_at:offset]
 
     def on_take_snapshot(self, snapshot: SnapshotWriter) -> None:
-        for key in sorted(self.store):
-            snapshot.offer(_optional(key) + _optional(self.store[key]))
+        chunk = bytearray()
+        store = self.store
+        for key in sorted(store):
+            entry = _optional(key) + _optional(store[key])
+            if chunk and len(chunk) + len(entry) > SNAPSHOT_MESSAGE_BYTES:
+                snapshot.offer(chunk)
+                chunk = bytearray()
+            chunk += entry
+        if chunk:
+            snapshot.offer(chunk)
 
     def on_session_message(self, session: ClientSession | None, timestamp: int, message: memoryview) -> None:
         reply = self.apply(message)

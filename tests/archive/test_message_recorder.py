@@ -8,6 +8,7 @@ from support.archive_world import TERM_LENGTH, World
 
 from cluster.archive.client import ArchiveClient
 from cluster.archive.message_recorder import MessageRecorder, RecorderState
+from cluster.archive.message_replay import replay_messages
 from cluster.archive.protocol import DEFAULT_LOCAL_CONTROL_CHANNEL
 from cluster.archive.recording_reader import RecordingReader
 
@@ -124,3 +125,25 @@ def test_closing_a_recorder_before_it_is_done_fails_it() -> None:
     recorder.close()
     assert recorder.state == RecorderState.FAILED and "closed" in recorder.error
     assert recorder.publication.is_closed
+
+
+def test_replay_messages_reads_a_recording_back_whole_or_up_to_the_message_until_accepts() -> None:
+    node = Node(seed=10)
+    messages = [bytes([i]) * (100 + 37 * i) for i in range(200)]  # several IPC terms' worth
+    recording_id = node.record(messages).recording_id
+    assert replay_messages(node.client, recording_id) == messages
+
+    seen: list[bytes] = []
+
+    def until(message: bytes) -> bool:
+        seen.append(message)
+        return message[:1] == bytes([4])
+
+    assert replay_messages(node.client, recording_id, until=until) == messages[:5]
+    assert seen == messages[:5]  # nothing after the accepted message is handed on
+    # the rest is never read: the replay was stopped, not left to run out against a closed subscription
+    replays = [
+        replay for replay in node.archive.replay_sessions.values() if replay.recording_id == recording_id
+    ]
+    assert all(replay.reason == "stop replay" for replay in replays)
+    assert replay_messages(node.client, recording_id, until=lambda _: False) == messages

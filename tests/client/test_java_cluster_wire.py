@@ -167,9 +167,7 @@ def _egress(wire: list[tuple[int, bytes]], client: str, name: str) -> list[bytes
 
 
 def _connects(wire: list[tuple[int, bytes]], port: int) -> list[bytes]:
-    return [
-        m for p, m in wire if p == port and isinstance(_decode(m), codecs.SessionConnectRequestDecoder)
-    ]
+    return [m for p, m in wire if p == port and isinstance(_decode(m), codecs.SessionConnectRequestDecoder)]
 
 
 def test_our_follower_redirects_with_the_java_followers_bytes(wire: list[tuple[int, bytes]]) -> None:

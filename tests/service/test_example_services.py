@@ -5,6 +5,7 @@ are answered, never raised, and change nothing."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from cluster.service.api import ClusteredService
 from cluster.service.echo import EchoService
 from cluster.service.kv import (
+    SNAPSHOT_MESSAGE_BYTES,
     KeyValueService,
     KvError,
     Reply,
@@ -223,6 +225,40 @@ def test_a_snapshot_carries_the_whole_state(before: list[bytes], after: list[byt
         _deliver(kv, original_session, request)
         _deliver(restored, restored_session, request)
     assert original_session.sent == restored_session.sent
+
+
+def test_a_large_store_snapshots_into_few_messages_and_an_entry_longer_than_one_has_its_own() -> None:
+    kv = KeyValueService()
+    kv.store = {f"key{i:05}".encode(): f"value{i}".encode() for i in range(5_000)}
+    kv.store[b"big"] = bytes(range(256)) * 200  # longer than a snapshot message alone
+    snapshot = Snapshot()
+    kv.on_take_snapshot(snapshot)
+    assert 4 <= len(snapshot.messages) <= 10  # ~110 KB of small entries, and the big one
+    assert all(len(m) <= SNAPSHOT_MESSAGE_BYTES for m in snapshot.messages if b"big" not in m[:16])
+    fresh = KeyValueService()
+    fresh.on_start(None, snapshot)  # type: ignore[arg-type]
+    assert fresh.store == kv.store and list(fresh.store) == sorted(kv.store)
+
+
+def test_a_snapshot_of_one_entry_per_message_loads_too() -> None:
+    snapshot = Snapshot()
+    snapshot.messages = [
+        struct.pack("<i", len(k)) + k + struct.pack("<i", len(v)) + v for k, v in ((b"a", b"1"), (b"b", b""))
+    ]
+    fresh = KeyValueService()
+    fresh.on_start(None, snapshot)  # type: ignore[arg-type]
+    assert fresh.store == {b"a": b"1", b"b": b""}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [b"\x01\x00\x00\x00a", b"\x01\x00\x00\x00a\xff\xff\xff\xff", b"\x01\x00\x00\x00a\x01\x00\x00\x00b\x05"],
+)
+def test_a_damaged_snapshot_message_is_a_kv_error(message: bytes) -> None:
+    snapshot = Snapshot()
+    snapshot.messages = [message]
+    with pytest.raises(KvError):
+        KeyValueService().on_start(None, snapshot)  # type: ignore[arg-type]
 
 
 @settings(max_examples=300, deadline=None)

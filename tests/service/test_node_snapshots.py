@@ -5,12 +5,17 @@ holds still while it does, then carries on; a snapshot whose action an election 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from support.node_script import MS, Script
 
 from cluster.archive.recording_reader import RecordingReader
 from cluster.consensus.core.cluster_actions import ModuleState
+from cluster.consensus.files.recording_log_file import RecordingLogFile
 from cluster.consensus.node_sim import NodeSimulator
 from cluster.service.api import Cluster, SnapshotReader
+from cluster.service.container_agent import ContainerAgentError
 from cluster.service.kv import KeyValueService, decode_reply, encode_write
 from cluster.snapshots import (
     CONSENSUS_MODULE_TYPE_ID,
@@ -43,6 +48,19 @@ def _recording(sim: NodeSimulator, member: int, recording_id: int) -> list[bytes
     storage = node.archive.ctx.storage
     with RecordingReader.of(storage, descriptor, stop_position=descriptor.stop_position) as reader:
         return [message for _, message in reader.messages()]
+
+
+class _Reader:
+    """A ``SnapshotReader`` over a list of messages."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = messages
+
+    def poll(self, handler: Callable[[memoryview], object], limit: int) -> int:
+        batch, self.messages = self.messages[:limit], self.messages[limit:]
+        for message in batch:
+            handler(memoryview(message))
+        return len(batch)
 
 
 def _replies(sim: NodeSimulator) -> int:
@@ -92,7 +110,9 @@ def test_every_member_snapshots_its_service_and_consensus_module_at_the_action()
             assert (loaded.marker.type_id, loaded.marker.log_position) == (SERVICE_TYPE_ID, position)
             assert [s.cluster_session_id for s in loaded.sessions] == [sim.poll_client().cluster_session_id]  # type: ignore[union-attr]
             store = script.node(member).containers[0].service.store  # type: ignore[attr-defined]
-            assert len(own) == len(store) == 5
+            restored = KeyValueService()
+            restored.on_start(None, _Reader(own))  # type: ignore[arg-type]  # no cluster needed to load
+            assert len(store) == 5 and restored.store == store
 
             cm_snapshot = load_consensus_module_snapshot(_recording(sim, member, cm_recording))
             assert isinstance(cm_snapshot, ConsensusModuleSnapshot)
@@ -247,3 +267,30 @@ def test_a_cluster_without_services_snapshots_its_consensus_module_alone() -> No
         assert all(script.node(m).agent.core.module_state == ModuleState.ACTIVE for m in range(3))
         script.submit(5, 6)  # and the cluster carries on
         assert sim.violations == []
+
+
+def test_damage_in_a_services_own_snapshot_state_stops_the_member_with_its_containers_error() -> None:
+    """The module reads each service snapshot to END only; what follows is the service's, and its container
+    finds damage there as it loads it: the member does not start, and says which recording is at fault."""
+    with Script(3, service=StartingKv, seed=25) as script:
+        sim = script.sim
+        leader = _snapshot_after_writes(script, 6)
+        script.until(lambda: sim.converged() and _caught_up(sim), "every service caught up")
+        follower = next(m for m in range(3) if m != leader)
+        (_, _, service_recording), _ = _snapshot_entries(sim, follower)
+        storage = script.node(follower).archive.ctx.storage
+        with storage.open(f"{service_recording}-0.rec") as segment:
+            frames = []  # the offsets of the recording's frames
+            offset = 0
+            while (length := int.from_bytes(segment.read(offset, 4), "little", signed=True)) > 0:
+                frames.append(offset)
+                offset += (length + 31) & ~31
+            assert len(frames) >= 4  # BEGIN, END, then the service's own state
+            segment.write(frames[-1] + 20, b"\xff\xff\xff\x7f")  # the last frame's term id
+            segment.sync(SyncLevel.DATA)
+        sim.crash(follower)
+        with pytest.raises(ContainerAgentError, match=f"its snapshot, recording {service_recording}: "):
+            script.restart(follower)
+        # the module found its part whole: the entries stay valid, for the operator to judge
+        with RecordingLogFile.open(sim.members[follower].disk.storage("cluster")) as recording_log:
+            assert [e.is_valid for e in recording_log.log.entries if e.is_snapshot] == [True, True]
