@@ -633,8 +633,9 @@ class ContainerAgent:
 
     def _load_snapshot(self, channel: str, stream_id: int) -> tuple[ServiceSnapshot | None, list[bytes]]:
         """This service's snapshot, as the consensus module's recovery state names it (none: the service
-        starts empty), read back through the archive. The consensus module checked the recording when it
-        chose it; one that cannot be read now stops the container."""
+        starts empty), read back through the archive. The consensus module checked the recording up to
+        its END marker when it chose it; the rest, the service's own state, is read here first, and a
+        recording that cannot be read stops the container."""
         counter = self.transport.counters_manager.find(
             RECOVERY_STATE_TYPE_ID,
             lambda key: (
