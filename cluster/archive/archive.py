@@ -55,7 +55,13 @@ from cluster.archive.recording_session import RecordingSession, RecordingSession
 from cluster.archive.recording_writer import RecordingWriter
 from cluster.archive.recovery import recover
 from cluster.archive.replay_session import ReplaySession
-from cluster.archive.segments import delete_recording_files, truncate_recording_files
+from cluster.archive.segments import (
+    attachable_start,
+    delete_detached_segments,
+    delete_recording_files,
+    segment_file_base_position,
+    truncate_recording_files,
+)
 from cluster.storage import StorageError
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
@@ -1231,6 +1237,118 @@ class Archive:
             self.counters.replay_errors += 1
             replay.control_session.send_error(replay.correlation_id, replay.reason, replay.error_code)
 
+    # ------------------------------------------------------------------ detached segments
+
+    def _detach_problem(self, descriptor: RecordingDescriptor, position: int) -> str | None:
+        """Why the recording's start may not move to ``position`` (Aeron's rules), or ``None``: a segment
+        base, after the first segment, not past the segment holding the recorded end (the segment being
+        written stays), and not past the segment a replay of the recording is reading."""
+        start = descriptor.start_position
+        term_length, segment_length = descriptor.term_buffer_length, descriptor.segment_file_length
+        if position < start or position != segment_file_base_position(
+            start, position, term_length, segment_length
+        ):
+            return f"invalid segment start: newStartPosition={position}"
+        lower = segment_file_base_position(start, start, term_length, segment_length) + segment_length
+        if position < lower:
+            return f"invalid detach: newStartPosition={position} lowerBound={lower}"
+        recording = self.recording_sessions.get(descriptor.recording_id)
+        end = descriptor.stop_position if recording is None else recording.recorded_position
+        upper = segment_file_base_position(start, max(end, start), term_length, segment_length)
+        if position > upper:
+            return f"invalid detach: in use, newStartPosition={position} upperBound={upper}"
+        replays = [
+            segment_file_base_position(start, max(replay.position, start), term_length, segment_length)
+            for replay in self.replay_sessions.values()
+            if replay.recording_id == descriptor.recording_id
+        ]
+        if replays and position > min(replays):
+            return (
+                f"invalid detach: replay in progress, newStartPosition={position} upperBound={min(replays)}"
+            )
+        return None
+
+    def _detach(self, decoder: Any) -> tuple[ControlSession, RecordingDescriptor] | None:
+        """Detach and purge: check the request, move the recording's start; the session and the recording
+        as they were, or ``None`` once an error has been answered."""
+        session = self._session_for(decoder)
+        if session is None:
+            return None
+        correlation_id = decoder.correlation_id
+        descriptor = self._recording_or_error(session, correlation_id, decoder.recording_id)
+        if descriptor is None:
+            return None
+        problem = self._detach_problem(descriptor, decoder.new_start_position)
+        if problem is not None:
+            session.send_error(correlation_id, problem)
+            return None
+        self.catalog.update_start_position(descriptor.recording_id, decoder.new_start_position)
+        return session, descriptor
+
+    def _delete_detached(self, session: ControlSession, correlation_id: int, recording_id: int) -> None:
+        descriptor = self.catalog.recording(recording_id)
+        assert descriptor is not None
+        try:
+            deleted = delete_detached_segments(
+                self.ctx.storage,
+                recording_id,
+                descriptor.start_position,
+                descriptor.term_buffer_length,
+                descriptor.segment_file_length,
+            )
+        except StorageError as error:
+            session.send_error(
+                correlation_id, f"delete of detached segments of recording {recording_id} failed: {error}"
+            )
+            return
+        session.send_ok(correlation_id, len(deleted))
+        if deleted:
+            session.send_signal(correlation_id, recording_id, NULL_VALUE, NULL_VALUE, RecordingSignal.DELETE)
+
+    def _on_detach_segments(self, decoder: Any, image_session_id: int) -> None:
+        detached = self._detach(decoder)
+        if detached is not None:
+            detached[0].send_ok(decoder.correlation_id, 0)
+
+    def _on_purge_segments(self, decoder: Any, image_session_id: int) -> None:
+        detached = self._detach(decoder)
+        if detached is not None:
+            self._delete_detached(detached[0], decoder.correlation_id, decoder.recording_id)
+
+    def _on_delete_detached_segments(self, decoder: Any, image_session_id: int) -> None:
+        session = self._session_for(decoder)
+        if session is None:
+            return
+        if self._recording_or_error(session, decoder.correlation_id, decoder.recording_id) is not None:
+            self._delete_detached(session, decoder.correlation_id, decoder.recording_id)
+
+    def _on_attach_segments(self, decoder: Any, image_session_id: int) -> None:
+        session = self._session_for(decoder)
+        if session is None:
+            return
+        correlation_id = decoder.correlation_id
+        descriptor = self._recording_or_error(session, correlation_id, decoder.recording_id)
+        if descriptor is None:
+            return
+        try:
+            start, attached = attachable_start(
+                self.ctx.storage,
+                descriptor.recording_id,
+                descriptor.start_position,
+                descriptor.term_buffer_length,
+                descriptor.segment_file_length,
+                descriptor.initial_term_id,
+                descriptor.stream_id,
+            )
+        except (StorageError, ArchiveError) as error:
+            session.send_error(
+                correlation_id, f"attach of segments of recording {descriptor.recording_id} failed: {error}"
+            )
+            return
+        if start != descriptor.start_position:
+            self.catalog.update_start_position(descriptor.recording_id, start)
+        session.send_ok(correlation_id, attached)
+
     # ------------------------------------------------------------------ replication
 
     def _on_replicate(self, decoder: Any, image_session_id: int) -> None:
@@ -1329,6 +1447,10 @@ def _request_handlers(archive: Archive) -> dict[int, Callable[[Any, int], None]]
         c.ArchiveIdRequestDecoder.TEMPLATE_ID: archive._on_archive_id,
         c.FindLastMatchingRecordingRequestDecoder.TEMPLATE_ID: archive._on_find_last_matching,
         c.TruncateRecordingRequestDecoder.TEMPLATE_ID: archive._on_truncate_recording,
+        c.DetachSegmentsRequestDecoder.TEMPLATE_ID: archive._on_detach_segments,
+        c.DeleteDetachedSegmentsRequestDecoder.TEMPLATE_ID: archive._on_delete_detached_segments,
+        c.PurgeSegmentsRequestDecoder.TEMPLATE_ID: archive._on_purge_segments,
+        c.AttachSegmentsRequestDecoder.TEMPLATE_ID: archive._on_attach_segments,
         c.PurgeRecordingRequestDecoder.TEMPLATE_ID: archive._on_purge_recording,
         c.ReplicateRequestDecoder.TEMPLATE_ID: archive._on_replicate,
         c.TaggedReplicateRequestDecoder.TEMPLATE_ID: archive._on_replicate,

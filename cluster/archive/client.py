@@ -829,6 +829,32 @@ class ArchiveClient:
         """Delete a stopped recording and its files; returns how many segment files go."""
         return self._call(codecs.PurgeRecordingRequestEncoder, recording_id=recording_id)
 
+    def detach_segments(self, recording_id: int, new_start_position: int) -> None:
+        """Move the recording's start forward to the segment base ``new_start_position``; the segment
+        files before it stay on disk, detached."""
+        self._call(
+            codecs.DetachSegmentsRequestEncoder,
+            recording_id=recording_id,
+            new_start_position=new_start_position,
+        )
+
+    def delete_detached_segments(self, recording_id: int) -> int:
+        """Delete the recording's detached segment files; returns how many went."""
+        return self._call(codecs.DeleteDetachedSegmentsRequestEncoder, recording_id=recording_id)
+
+    def purge_segments(self, recording_id: int, new_start_position: int) -> int:
+        """Detach the segments before ``new_start_position`` and delete them; returns how many went."""
+        return self._call(
+            codecs.PurgeSegmentsRequestEncoder,
+            recording_id=recording_id,
+            new_start_position=new_start_position,
+        )
+
+    def attach_segments(self, recording_id: int) -> int:
+        """Take back the detached segment files still on disk before the recording's start; returns how
+        many were attached."""
+        return self._call(codecs.AttachSegmentsRequestEncoder, recording_id=recording_id)
+
     def replicate(
         self,
         src_recording_id: int,

@@ -51,6 +51,11 @@ deleted before the file holding the new end is cut, highest base first, so a cra
 files of a prefix of the recording, which the next recovery finishes off; the caller records a truncate's
 new stop position in the catalog *before* calling it, so the catalog never points past a cut.
 
+**Detached segments.** A recording's start can move forward to a later segment base (Aeron's detach: the
+catalog's start position changes, nothing else); the files before it are then *detached*, kept until
+``delete_detached_segments`` removes them, or found again by ``attachable_start`` (Aeron's attach: from
+the file just before the start, backwards while files are there, each checked for its first frame).
+
 Errors: arithmetic and files report ``SegmentError`` (``cluster.archive.errors``) with a message that
 names the file, the offset and the field; the storage's own ``StorageError`` propagates unchanged.
 """
@@ -72,8 +77,10 @@ __all__ = [
     "SEGMENT_FILE_SUFFIX",
     "TERM_MAX_LENGTH",
     "TERM_MIN_LENGTH",
+    "attachable_start",
     "check_layout",
     "check_position",
+    "delete_detached_segments",
     "delete_recording_files",
     "find_stop_position",
     "frame_check",
@@ -470,3 +477,89 @@ def delete_recording_files(storage: Storage, recording_id: int) -> list[str]:
     if names:
         storage.sync_directory()
     return names
+
+
+# ------------------------------------------------------------------------------------ detached segments
+
+
+def delete_detached_segments(
+    storage: Storage, recording_id: int, start_position: int, term_length: int, segment_length: int
+) -> list[str]:
+    """Delete the segment files of ``recording_id`` wholly before the segment holding ``start_position``
+    (detached ones), highest base first, and sync the directory. Returns the names deleted."""
+    first = segment_file_base_position(start_position, start_position, term_length, segment_length)
+    names = [name for base, name in reversed(segment_files(storage, recording_id)) if base < first]
+    for name in names:
+        storage.delete(name)
+    if names:
+        storage.sync_directory()
+    return names
+
+
+def attachable_start(
+    storage: Storage,
+    recording_id: int,
+    start_position: int,
+    term_length: int,
+    segment_length: int,
+    initial_term_id: int,
+    stream_id: int,
+) -> tuple[int, int]:
+    """``(new start position, files attached)``: the detached segment files just before the recording's
+    start, taken back while they are there, from the nearest one down. A file must be a whole segment long
+    and hold a good frame first in its first term (a file of the recording's very start may begin with
+    zeros up to it); the start becomes the file's base, or that first frame's position. Raises
+    ``SegmentError`` naming the file when one is not a segment of this recording."""
+    check_layout(term_length, segment_length)
+    _check_recording_id(recording_id)
+    check_position("start position", start_position)
+    start = start_position
+    base = segment_file_base_position(start, start, term_length, segment_length)
+    attached = 0
+    if base != start:
+        return start, 0  # the recording began inside this segment: nothing of it lies before
+    while base >= segment_length:
+        base -= segment_length
+        name = segment_file_name(recording_id, base)
+        if not storage.exists(name):
+            break
+        with storage.open(name) as file:
+            if file.size() != segment_length:
+                raise SegmentError(
+                    f"{name} is {file.size()} bytes, not a segment of {segment_length}",
+                    file=f"{storage.location}/{name}",
+                )
+            offset = _first_frame_offset(storage, name, file, base, term_length, initial_term_id, stream_id)
+        attached += 1
+        start = base + offset
+        if offset:
+            break  # the recording began in this file
+    return start, attached
+
+
+def _first_frame_offset(
+    storage: Storage,
+    name: str,
+    file: StorageFile,
+    base: int,
+    term_length: int,
+    initial_term_id: int,
+    stream_id: int,
+) -> int:
+    """The offset of the first frame in the first term of the segment file at ``base``, checked."""
+    chunk_at = 0
+    while chunk_at < term_length:
+        chunk = file.read(chunk_at, min(_SCAN_CHUNK, term_length - chunk_at))
+        zeros = len(chunk) - len(chunk.lstrip(b"\x00"))
+        offset = zeros & -FRAME_ALIGNMENT  # the header holding the first byte that is not zero
+        if zeros < len(chunk) and offset + HEADER_LENGTH <= len(chunk):
+            at = chunk_at + offset
+            values = unpack_header(chunk, offset)
+            problem = frame_check(values, base + at, term_length, initial_term_id, stream_id)
+            if problem is not None:
+                raise frame_error(storage, name, at, base + at, problem)
+            return at
+        if len(chunk) < min(_SCAN_CHUNK, term_length - chunk_at):
+            break  # the file ends early
+        chunk_at += len(chunk)
+    raise SegmentError(f"no frame in the first term of {name}", file=f"{storage.location}/{name}", offset=0)

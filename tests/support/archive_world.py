@@ -73,9 +73,9 @@ class World:
         return RealStorage(self.tmp_path / name, create=True)
 
     def archive(self, transport: Transport, name: str, **context: object) -> Archive:
+        context.setdefault("segment_file_length", SEGMENT_LENGTH)
         ctx = ArchiveContext(
             storage=self.storage(name),
-            segment_file_length=SEGMENT_LENGTH,
             seed=self.seed + 100 + len(self.archives),
             **context,  # type: ignore[arg-type]
         )
