@@ -471,7 +471,11 @@ def repair_tail(
 def delete_recording_files(storage: Storage, recording_id: int) -> list[str]:
     """Delete every segment file of ``recording_id`` (purge), highest base first, and sync the directory.
     Returns the names deleted."""
-    names = [name for _, name in reversed(segment_files(storage, recording_id))]
+    return _delete(storage, [name for _, name in reversed(segment_files(storage, recording_id))])
+
+
+def _delete(storage: Storage, names: list[str]) -> list[str]:
+    """Delete ``names`` in order, then sync the directory (if any went); returns them."""
     for name in names:
         storage.delete(name)
     if names:
@@ -488,12 +492,9 @@ def delete_detached_segments(
     """Delete the segment files of ``recording_id`` wholly before the segment holding ``start_position``
     (detached ones), highest base first, and sync the directory. Returns the names deleted."""
     first = segment_file_base_position(start_position, start_position, term_length, segment_length)
-    names = [name for base, name in reversed(segment_files(storage, recording_id)) if base < first]
-    for name in names:
-        storage.delete(name)
-    if names:
-        storage.sync_directory()
-    return names
+    return _delete(
+        storage, [name for base, name in reversed(segment_files(storage, recording_id)) if base < first]
+    )
 
 
 def attachable_start(

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.archive_protocol import REPLAY_STREAM, STREAM, Collector, ProtocolWorld, payload
+from support.archive_protocol import REPLAY_STREAM, STREAM, ProtocolWorld, payload
 
 from cluster.archive.client import ArchiveRequestError
-from cluster.archive.protocol import REPLAY_ALL_AND_FOLLOW, REPLAY_ALL_AND_STOP
+from cluster.archive.protocol import REPLAY_ALL_AND_FOLLOW
 from cluster.archive.segments import segment_file_name, segment_files
 from generated.aeron_archive_codecs import RecordingSignal, SourceLocation
 
@@ -37,23 +37,6 @@ def _start(pw: ProtocolWorld, recording_id: int) -> int:
     return descriptor.start_position
 
 
-def replay_all(
-    pw: ProtocolWorld, recording_id: int, expected: list[tuple[bytes, int]], position: int = 0
-) -> None:
-    """Replay ``recording_id`` from ``position`` to its stop; it must give ``expected``."""
-    stream = REPLAY_STREAM + 50
-    subscription = pw.client_transport.add_subscription(pw.replay_channel, stream)
-    replay = pw.client.start_replay(recording_id, position, REPLAY_ALL_AND_STOP, pw.replay_channel, stream)
-    collector = Collector()
-    assert pw.run_until(
-        lambda: (
-            collector.poll(pw.replay_image(subscription, replay)) or len(collector.messages) >= len(expected)
-        )
-    ), f"{len(collector.messages)} of {len(expected)}"
-    assert collector.messages == expected
-    subscription.close()
-
-
 def _recorded(pw: ProtocolWorld, count: int = 1000) -> tuple[int, list[tuple[bytes, int]]]:
     recording_id, _, sent = pw.record(count=count)
     assert sent[-1][1] > 3 * SEGMENT  # four segment files at least
@@ -66,7 +49,7 @@ def test_detach_moves_the_start_and_keeps_the_files_until_they_are_deleted(pw: P
     pw.client.detach_segments(recording_id, 2 * SEGMENT)
     assert _start(pw, recording_id) == 2 * SEGMENT
     assert _files(pw, recording_id) == files  # detached, still there
-    replay_all(pw, recording_id, [(m, p) for m, p in sent if p > 2 * SEGMENT], position=2 * SEGMENT)
+    pw.replay_all(recording_id, [(m, p) for m, p in sent if p > 2 * SEGMENT], position=2 * SEGMENT)
     assert pw.client.delete_detached_segments(recording_id) == 2
     assert _files(pw, recording_id) == files[2:]
     pw.await_signal(RecordingSignal.DELETE)
@@ -82,7 +65,7 @@ def test_purge_detaches_and_deletes_in_one_request_and_a_replay_before_the_start
     assert _files(pw, recording_id)[0] == 3 * SEGMENT
     with pytest.raises(ArchiveRequestError, match="less than recording start"):
         pw.client.start_replay(recording_id, 0, -1, pw.replay_channel, REPLAY_STREAM)
-    replay_all(pw, recording_id, [(m, p) for m, p in sent if p > 3 * SEGMENT], position=3 * SEGMENT)
+    pw.replay_all(recording_id, [(m, p) for m, p in sent if p > 3 * SEGMENT], position=3 * SEGMENT)
 
 
 def test_attach_takes_back_the_detached_files_still_there(pw: ProtocolWorld) -> None:
@@ -90,7 +73,7 @@ def test_attach_takes_back_the_detached_files_still_there(pw: ProtocolWorld) -> 
     pw.client.detach_segments(recording_id, 3 * SEGMENT)
     assert pw.client.attach_segments(recording_id) == 3
     assert _start(pw, recording_id) == 0
-    replay_all(pw, recording_id, sent)
+    pw.replay_all(recording_id, sent)
     assert pw.client.attach_segments(recording_id) == 0  # nothing before the start any more
 
 
@@ -123,7 +106,7 @@ def test_attach_of_a_recording_that_began_inside_its_first_file_starts_at_its_fi
     pw.client.detach_segments(recording_id, 2 * SEGMENT)
     assert pw.client.attach_segments(recording_id) == 2
     assert _start(pw, recording_id) == start.position
-    replay_all(pw, recording_id, [(m, p) for m, p in later], position=start.position)
+    pw.replay_all(recording_id, [(m, p) for m, p in later], position=start.position)
 
 
 @pytest.mark.parametrize(

@@ -531,23 +531,6 @@ def test_list_recording_subscriptions(pw: ProtocolWorld) -> None:
 # ------------------------------------------------------------------------------------------------- recording
 
 
-def replay_all(
-    pw: ProtocolWorld, recording_id: int, expected: list[tuple[bytes, int]], position: int = 0
-) -> None:
-    """Replay ``recording_id`` from ``position`` to its stop and compare with ``expected``."""
-    stream = REPLAY_STREAM + 50
-    subscription = pw.client_transport.add_subscription(pw.replay_channel, stream)
-    replay = pw.client.start_replay(recording_id, position, REPLAY_ALL_AND_STOP, pw.replay_channel, stream)
-    collector = Collector()
-    assert pw.run_until(
-        lambda: (
-            collector.poll(pw.replay_image(subscription, replay)) or len(collector.messages) >= len(expected)
-        )
-    ), f"{len(collector.messages)} of {len(expected)}"
-    assert collector.messages == expected
-    subscription.close()
-
-
 def test_local_recording_of_a_udp_publication_of_the_archive_transport_is_a_spy(pw: ProtocolWorld) -> None:
     channel = f"aeron:udp?endpoint={pw.client_host}:8060"
     receiver = pw.client_transport.add_subscription(channel, STREAM)  # the publication's real subscriber
@@ -563,7 +546,7 @@ def test_local_recording_of_a_udp_publication_of_the_archive_transport_is_a_spy(
     assert pw.await_signal(RecordingSignal.STOP).position == sent[-1][1]
     descriptor = pw.client.list_recording(start.recording_id)
     assert descriptor is not None and descriptor.session_id == publication.session_id
-    replay_all(pw, start.recording_id, sent)
+    pw.replay_all(start.recording_id, sent)
     receiver.close()
 
 
@@ -579,7 +562,7 @@ def test_local_recording_of_an_ipc_publication(pw: ProtocolWorld) -> None:
     descriptor = pw.client.list_recording(start.recording_id)
     assert descriptor is not None
     assert (descriptor.stripped_channel, descriptor.term_buffer_length) == ("aeron:ipc", TERM_LENGTH)
-    replay_all(pw, start.recording_id, sent)
+    pw.replay_all(start.recording_id, sent)
 
 
 def test_auto_stop_closes_the_subscription_when_the_image_ends(pw: ProtocolWorld) -> None:
@@ -707,7 +690,7 @@ def test_an_extension_that_does_not_continue_the_recording_is_refused(
     assert signals == []  # no EXTEND, no STOP
     assert pw.archive.catalog.recording(recording_id) == before  # nothing of it was written either
     pw.client.stop_recording_subscription(extend_subscription)
-    replay_all(pw, recording_id, sent)
+    pw.replay_all(recording_id, sent)
 
 
 def test_truncating_an_active_recording_is_refused(pw: ProtocolWorld) -> None:
@@ -1282,11 +1265,11 @@ def test_a_storage_failure_stops_that_recording_and_nothing_else(
     sent_b += pw.publish(healthy, 5, 5)
     assert pw.run_until(lambda: client.get_recording_position(b) == sent_b[-1][1])
     assert client.get_stop_position(a) == written
-    replay_all(pw, a, sent_a)
+    pw.replay_all(a, sent_a)
     stops = len(pw.signals.of(RecordingSignal.STOP))  # the one above was read by hand, not counted here
     client.stop_recording(pw.channel, STREAM + 1)
     assert pw.await_signal(RecordingSignal.STOP, stops + 1).position == sent_b[-1][1]
-    replay_all(pw, b, sent_b)
+    pw.replay_all(b, sent_b)
 
 
 def test_an_extension_is_not_offered_the_image_of_a_lingering_publication(pw: ProtocolWorld) -> None:
@@ -1352,8 +1335,8 @@ def test_a_segment_file_that_cannot_be_created_fails_that_recording_only(
     # the archive goes on: a recording of another stream, the old one replayed
     publication.close()
     recording, _, sent = pw.record(stream_id=STREAM + 2, count=3)
-    replay_all(pw, recording, sent)
-    replay_all(pw, other, other_sent)
+    pw.replay_all(recording, sent)
+    pw.replay_all(other, other_sent)
 
 
 def test_an_extension_whose_segment_file_cannot_be_read_stops_where_it_was(pw: ProtocolWorld) -> None:
@@ -1394,7 +1377,7 @@ def test_an_extension_whose_segment_file_cannot_be_read_stops_where_it_was(pw: P
     ]
     after = pw.archive.catalog.recording(recording_id)
     assert after is not None and after.stop_position == end
-    replay_all(pw, recording_id, sent)
+    pw.replay_all(recording_id, sent)
 
 
 def test_truncating_a_recording_with_an_active_replay_is_refused(pw: ProtocolWorld) -> None:
@@ -1416,7 +1399,7 @@ def test_truncating_a_recording_with_an_active_replay_is_refused(pw: ProtocolWor
     assert pw.run_until(lambda: not pw.archive.replay_sessions)
     assert pw.client.truncate_recording(recording_id, sent[2][1]) == 0
     assert pw.client.get_stop_position(recording_id) == sent[2][1]
-    replay_all(pw, recording_id, sent[:3])
+    pw.replay_all(recording_id, sent[:3])
 
 
 def test_a_client_that_stops_reading_is_dropped_when_its_queue_is_full(pw: ProtocolWorld) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from cluster.archive.archive import Archive
 from cluster.archive.client import ArchiveClient, RecordingSignalEvent
+from cluster.archive.protocol import REPLAY_ALL_AND_STOP
 from cluster.transport.driver import Transport
 from cluster.transport.image import Image
 from cluster.transport.logbuffer import FragmentAssembler, Header
@@ -177,6 +178,23 @@ class ProtocolWorld:
         self.await_signal(RecordingSignal.STOP, stops + 1)
         publication.close()
         return recording_id, subscription_id, sent
+
+    def replay_all(self, recording_id: int, expected: list[tuple[bytes, int]], position: int = 0) -> None:
+        """Replay ``recording_id`` from ``position`` to its stop and compare with ``expected``."""
+        stream = REPLAY_STREAM + 50
+        subscription = self.client_transport.add_subscription(self.replay_channel, stream)
+        replay = self.client.start_replay(
+            recording_id, position, REPLAY_ALL_AND_STOP, self.replay_channel, stream
+        )
+        collector = Collector()
+        assert self.run_until(
+            lambda: (
+                collector.poll(self.replay_image(subscription, replay))
+                or len(collector.messages) >= len(expected)
+            )
+        ), f"{len(collector.messages)} of {len(expected)}"
+        assert collector.messages == expected
+        subscription.close()
 
     def replay_image(self, subscription: Any, replay_session_id: int) -> Image | None:
         return subscription.image_by_session_id(image_session_id(replay_session_id))  # type: ignore[no-any-return]
