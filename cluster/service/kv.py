@@ -44,7 +44,9 @@ _LENGTH = struct.Struct("<i")
 _REPLY = struct.Struct("<qB")
 MAX_BYTES = 64 * 1024  # a key or value longer than this is a bad request
 SNAPSHOT_BATCH = 256
-SNAPSHOT_MESSAGE_BYTES = 32 * 1024
+SNAPSHOT_MESSAGE_BYTES = 8 * 1024
+"""The most a snapshot message holds (but for an entry longer alone): what every snapshot channel takes,
+since the smallest term (64 KiB) takes messages of up to an eighth of it."""
 
 
 class Op(enum.IntEnum):
