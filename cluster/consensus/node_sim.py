@@ -810,7 +810,9 @@ class NodeSimulator:
         for member in self.members:
             node = member.node
             if node is not None and node.agent.role == "LEADER" and node.agent.election_state == "CLOSED":
-                submit_request(member.disk.storage("cluster"), action)
+                # the tool is a process of its own: its write is no operation of the node's (it can reach
+                # no crash point armed in the node's disk)
+                submit_request(member.disk.storage("cluster", another_process=True), action)
                 self._count(f"{action.name.lower()}_requested")
                 return True
         return False
@@ -1346,7 +1348,7 @@ def _shut_down(sim: NodeSimulator, bound_ns: int) -> str | None:
         return None
     ((_, position),) = stops
     for member in sim.members:
-        log = RecordingLogFile.read(member.disk.storage("cluster")).log
+        log = RecordingLogFile.read(member.disk.storage("cluster", another_process=True)).log
         latest = [e.log_position for e in log.entries if e.is_snapshot and e.is_valid and e.service_id == -1]
         if not latest or latest[-1] != position:
             sim._violate(

@@ -63,6 +63,12 @@ raises ``SimulatedCrash`` again, so ``finally`` blocks cannot write after the cr
 to learn its ``operation_count``, then again for every ``n`` in ``1..count`` with ``crash_at(n)``, calls
 ``crash`` and checks recovery.
 
+Crash points, injected failures and the halt are the disk's *own process's*: another process working in
+its directories (``storage(name, another_process=True)``: an operator's tool writing a node's control
+file, a checker reading its files) is not counted, reaches no crash point, meets no injected failure and
+goes on while the disk is halted; what it writes is on the same disk, and a power loss treats it as any
+unsynced write.
+
 **Injected failures.** ``fail_next(operation, error, name=..., count=...)`` makes the next ``count``
 matching calls raise ``StorageError(error)`` without doing anything (rules armed earlier match first).
 A failed sync leaves the pending operations pending: the data are still not durable. (Linux can do
@@ -85,7 +91,7 @@ from __future__ import annotations
 
 import errno
 import random
-from typing import Literal, get_args
+from typing import Final, Literal, Protocol, get_args
 
 from cluster.storage.api import Storage, StorageFile, SyncLevel, check_name
 from cluster.storage.errors import StorageError
@@ -325,8 +331,14 @@ class SimDisk:
 
     # ------------------------------------------------------------------------------ the test's controls
 
-    def storage(self, name: str) -> SimStorage:
-        """The directory ``name`` (made on first use): ``/``-separated plain names."""
+    def storage(self, name: str, *, another_process: bool = False) -> SimStorage:
+        """The directory ``name`` (made on first use): ``/``-separated plain names.
+
+        With ``another_process``, the directory as a process beside the disk's own sees it -- an
+        operator's tool writing a node's control file, a checker reading its files: its operations are
+        not the disk's process's, so no crash point, injected failure or halt applies to them, and they
+        are not counted. What it writes is on the same disk: a power loss treats it as any unsynced
+        write."""
         if not isinstance(name, str):
             raise StorageError(errno.EINVAL, f"directory name {name!r} is not a string")
         for part in name.split("/"):
@@ -334,7 +346,7 @@ class SimDisk:
         directory = self._directories.get(name)
         if directory is None:
             directory = self._directories[name] = _Directory(name)
-        return SimStorage(self, directory)
+        return SimStorage(self, directory, hooks=_NO_FAULTS if another_process else self)
 
     def directories(self) -> list[str]:
         """The names of the directories made so far, sorted."""
@@ -487,11 +499,38 @@ def _lose_power(node: _Node, rng: random.Random) -> tuple[int, int]:
     return lost, torn
 
 
+class _FaultHooks(Protocol):
+    """Where a storage operation meets the disk's fault model: ``SimDisk`` itself, or ``_NO_FAULTS``."""
+
+    def _check_alive(self) -> None: ...
+
+    def _inject(self, operation: str, name: str | None, where: str) -> None: ...
+
+    def _done(self, operation: str, where: str) -> None: ...
+
+
+class _NoFaults:
+    """The fault hooks of another process's operations: none apply (``SimDisk.storage``)."""
+
+    def _check_alive(self) -> None:
+        pass
+
+    def _inject(self, operation: str, name: str | None, where: str) -> None:
+        pass
+
+    def _done(self, operation: str, where: str) -> None:
+        pass
+
+
+_NO_FAULTS: Final = _NoFaults()
+
+
 class SimStorage(Storage):
     """One directory of a ``SimDisk`` (a stateless view: it goes on working across crashes)."""
 
-    def __init__(self, disk: SimDisk, directory: _Directory) -> None:
+    def __init__(self, disk: SimDisk, directory: _Directory, *, hooks: _FaultHooks | None = None) -> None:
         self.disk = disk
+        self._hooks: _FaultHooks = disk if hooks is None else hooks
         self._directory = directory
         self._location = f"sim://{disk.label}/{directory.name}"
 
@@ -511,26 +550,25 @@ class SimStorage(Storage):
 
     def open(self, name: str, *, create: bool = False) -> SimFile:
         check_name(name)
-        disk = self.disk
-        disk._check_alive()
+        self._hooks._check_alive()
         directory = self._directory
         node = directory.entries.get(name)
         if node is None:
             where = self._where(name)
             if not create:
                 raise StorageError(errno.ENOENT, f"open {where}: no such file")
-            disk._inject("create", name, where)
+            self._hooks._inject("create", name, where)
             node = directory.entries[name] = _Node(directory, name)
             node.open_files += 1
             file = SimFile(self, node)
-            disk._done("create", where)
+            self._hooks._done("create", where)
             return file
         node.open_files += 1
         return SimFile(self, node)
 
     def exists(self, name: str) -> bool:
         check_name(name)
-        self.disk._check_alive()
+        self._hooks._check_alive()
         return name in self._directory.entries
 
     def durable_bytes(self, name: str) -> bytes | None:
@@ -542,35 +580,35 @@ class SimStorage(Storage):
         return None if node is None else node.durable.read(0, node.durable.size)
 
     def list(self) -> list[str]:
-        self.disk._check_alive()
+        self._hooks._check_alive()
         return sorted(self._directory.entries)
 
     def delete(self, name: str) -> None:
         check_name(name)
         disk = self.disk
-        disk._check_alive()
+        self._hooks._check_alive()
         where = self._where(name)
         node = self._directory.entries.get(name)
         if node is None:
             raise StorageError(errno.ENOENT, f"delete {where}: no such file")
-        disk._inject("delete", name, where)
+        self._hooks._inject("delete", name, where)
         del self._directory.entries[name]
         node.linked = False
         if node.open_files == 0:
             disk._used_pages -= len(node.current.pages)
-        disk._done("delete", where)
+        self._hooks._done("delete", where)
 
     def rename(self, source: str, target: str) -> None:
         check_name(source)
         check_name(target)
         disk = self.disk
-        disk._check_alive()
+        self._hooks._check_alive()
         where = f"{self._where(source)} to {target}"
         entries = self._directory.entries
         node = entries.get(source)
         if node is None:
             raise StorageError(errno.ENOENT, f"rename {where}: no such file")
-        disk._inject("rename", source, where)
+        self._hooks._inject("rename", source, where)
         if source != target:
             replaced = entries.get(target)
             del entries[source]
@@ -580,14 +618,13 @@ class SimStorage(Storage):
                 replaced.linked = False
                 if replaced.open_files == 0:
                     disk._used_pages -= len(replaced.current.pages)
-        disk._done("rename", where)
+        self._hooks._done("rename", where)
 
     def sync_directory(self) -> None:
-        disk = self.disk
-        disk._check_alive()
-        disk._inject("sync_directory", None, self._location)
+        self._hooks._check_alive()
+        self._hooks._inject("sync_directory", None, self._location)
         self._directory.durable_entries = dict(self._directory.entries)
-        disk._done("sync_directory", self._location)
+        self._hooks._done("sync_directory", self._location)
 
 
 class SimFile(StorageFile):
@@ -597,6 +634,7 @@ class SimFile(StorageFile):
         self.name = node.name
         self.location = f"{storage.location}/{node.name}"
         self._disk = storage.disk
+        self._hooks = storage._hooks
         self._node: _Node | None = node
         self._generation = storage.disk._generation
 
@@ -605,7 +643,7 @@ class SimFile(StorageFile):
 
     def _use(self) -> _Node:
         disk = self._disk
-        disk._check_alive()
+        self._hooks._check_alive()
         node = self._node
         if node is None:
             raise StorageError(errno.EBADF, f"{self.location} is closed")
@@ -618,14 +656,14 @@ class SimFile(StorageFile):
     def read(self, offset: int, length: int) -> bytes:
         node = self._use()
         _check_range(self.location, offset, length)
-        self._disk._inject("read", self.name, self.location)
+        self._hooks._inject("read", self.name, self.location)
         return node.current.read(offset, length)
 
     def read_into(self, offset: int, buffer: bytearray | memoryview) -> int:
         node = self._use()
         view = memoryview(buffer).cast("B")
         _check_range(self.location, offset, len(view))
-        self._disk._inject("read", self.name, self.location)
+        self._hooks._inject("read", self.name, self.location)
         return node.current.read_into(offset, view)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -633,13 +671,13 @@ class SimFile(StorageFile):
         payload = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
         _check_range(self.location, offset, len(payload))
         disk = self._disk
-        disk._inject("write", self.name, self.location)
+        self._hooks._inject("write", self.name, self.location)
         if disk.capacity_bytes is not None:
             disk._allocate(node.current.new_pages(offset, len(payload)), self.location)
         if payload:
             disk._used_pages += node.current.write(offset, payload)
             node.pending.append((offset, payload))
-        disk._done("write", self.location)
+        self._hooks._done("write", self.location)
 
     def size(self) -> int:
         return self._use().current.size
@@ -648,16 +686,15 @@ class SimFile(StorageFile):
         node = self._use()
         _check_range(self.location, length, 0)
         disk = self._disk
-        disk._inject("truncate", self.name, self.location)
+        self._hooks._inject("truncate", self.name, self.location)
         disk._used_pages -= node.current.truncate(length)
         node.pending.append((length, None))
-        disk._done("truncate", self.location)
+        self._hooks._done("truncate", self.location)
 
     def sync(self, level: SyncLevel) -> None:
         node = self._use()
         level = _check_level(self.location, level)
-        disk = self._disk
-        disk._inject("sync", self.name, self.location)
+        self._hooks._inject("sync", self.name, self.location)
         if level != SyncLevel.NONE:
             durable = node.durable
             for op in node.pending:
@@ -666,7 +703,7 @@ class SimFile(StorageFile):
             directory = node.directory
             if directory.entries.get(node.name) is node:
                 directory.durable_entries[node.name] = node
-        disk._done("sync", self.location)
+        self._hooks._done("sync", self.location)
 
     def close(self) -> None:
         node, self._node = self._node, None

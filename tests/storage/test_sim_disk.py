@@ -568,3 +568,27 @@ def test_crash_sweep_loses_no_acknowledged_record() -> None:
                     assert len(recovered) == point // 2  # every write done is there
                 survivors.add(len(recovered))
     assert survivors == {0, 1, 2, 3}
+
+
+def test_another_processs_operations_reach_no_crash_point_or_injected_failure_and_are_not_counted() -> None:
+    disk = SimDisk(seed=31)
+    own = disk.storage("cluster")
+    tool = disk.storage("cluster", another_process=True)
+    with own.open("state.dat", create=True) as file:
+        file.write(0, b"node")
+    counted = disk.operation_count
+    disk.crash_at(counted + 1)
+    disk.fail_next("write", name="control.dat")
+    with tool.open("control.dat", create=True) as file:  # the tool's create and write: no crash, no EIO
+        file.write(0, b"request")
+        file.sync(SyncLevel.DATA)
+    assert disk.operation_count == counted and not disk.halted
+    # the failure armed for the node is still the node's, and so is the crash point
+    with pytest.raises(StorageError) as failed, own.open("control.dat") as file:
+        file.write(0, b"x")
+    assert failed.value.errno == errno.EIO
+    with pytest.raises(SimulatedCrash), own.open("state.dat") as file:
+        file.write(0, b"next")
+    assert tool.read_file("control.dat") == b"request"  # the other process goes on while the node is down
+    disk.crash()
+    assert own.read_file("control.dat") == b"request"  # synced: it survives the power loss
