@@ -51,14 +51,15 @@ def replay_messages(
     if stop == start:
         return []
     messages: list[bytes] = []
-    wanted = [True]  # False once ``until`` has said yes
+    wanted = True  # False once ``until`` has said yes
 
     def on_message(payload: memoryview, header: Header) -> None:
-        if wanted[0]:
+        nonlocal wanted
+        if wanted:
             message = bytes(payload)
             messages.append(message)
             if until is not None and until(message):
-                wanted[0] = False
+                wanted = False
 
     assembler = FragmentAssembler(on_message, max_message_length)
     transport = archive.transport
@@ -78,7 +79,7 @@ def replay_messages(
                     deadline = clock.nano_time() + timeout_ns
                 if image.position >= stop:
                     return messages
-                if not wanted[0]:
+                if not wanted:
                     archive.stop_replay(replay_session_id)
                     return messages
                 if image.is_closed:
