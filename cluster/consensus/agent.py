@@ -300,6 +300,7 @@ class ConsensusModuleAgent:
                 authenticator=authenticator,
                 authorisation=authorisation,
                 snapshot=snapshot,
+                commit_position_counter_id=self.commit_counter.id,
             )
         except BaseException:
             self._close_all()

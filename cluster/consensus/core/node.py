@@ -81,9 +81,14 @@ from cluster.consensus.core.cluster_actions import (
 )
 from cluster.consensus.core.config import ConsensusConfig
 from cluster.consensus.core.election import ElectionState, Role
-from cluster.consensus.core.errors import ConsensusError
+from cluster.consensus.core.errors import ConsensusError, RecordingLogError
 from cluster.consensus.core.recording_log import RecordingLog
-from cluster.consensus.core.sessions import Authenticator, AuthorisationService, ClientSessions
+from cluster.consensus.core.sessions import (
+    Authenticator,
+    AuthorisationService,
+    ClientSessions,
+    ClusterSession,
+)
 from cluster.messages import pack
 from cluster.snapshots import APP_VERSION, CONSENSUS_MODULE_TYPE_ID, ConsensusModuleSnapshot, SnapshotMarker
 from codegen.runtime.errors import CodecError
@@ -215,9 +220,12 @@ class ConsensusCore:
         authenticator: Authenticator | None = None,
         authorisation: AuthorisationService | None = None,
         snapshot: ConsensusModuleSnapshot | None = None,
+        commit_position_counter_id: int = -1,
     ) -> None:
         """``snapshot``: the consensus module's latest snapshot, when the member starts from one (its
-        recording log names it); the state begins there, and the log is read back from its position."""
+        recording log names it); the state begins there, and the log is read back from its position.
+        ``commit_position_counter_id``: the id of the driver's commit-position counter, which a
+        BackupResponse names (a backup bounds its replay of this member's log with it)."""
         self.config = config
         self.member_id = config.member_id
         self.member_ids = tuple(member.id for member in config.members)
@@ -283,6 +291,7 @@ class ConsensusCore:
             authorisation=authorisation,
             canaries=canaries,
         )
+        self.commit_position_counter_id = commit_position_counter_id
         self._read_limit = 0  # the last ReadLog's limit
         self._reading = (0, 0)  # the last ReadLog's position and limit
         # each service's latest ack: (ack id, log position, relevant id); ack ids count from 0
@@ -391,6 +400,10 @@ class ConsensusCore:
                     self._follower_work(now_ns, out)
                 if self.state == _E.CLOSED:
                     self._termination_work(now_ns, out)
+                if self.state == _E.CLOSED and self.termination is None:
+                    self.sessions.backup_work(
+                        now_ns, out, self._backup_response, self.leadership_term_id, self.leader_id
+                    )
             else:
                 self._election_work(now_ns, out)
         return out.actions
@@ -727,6 +740,55 @@ class ConsensusCore:
         ):
             self.termination = Termination(m.leadership_term_id, m.log_position)
             self._termination_work(now_ns, out)
+
+    def _on_backup_query(self, now_ns: int, m: codecs.BackupQueryDecoder, out: _Out) -> None:
+        """Any member answers a backup (docs/sessions.md, "Backup queries"), but only between elections
+        and before a termination, as Aeron does: a query that comes at another time is dropped."""
+        if self.state == _E.CLOSED and self.termination is None:
+            self.sessions.on_backup_query(now_ns, m, out)
+
+    def _on_challenge_response(self, now_ns: int, m: codecs.ChallengeResponseDecoder, out: _Out) -> None:
+        """A backup's answer to its Challenge, or a client's that a follower forwarded to this leader."""
+        if m.cluster_session_id < 0 or (self.state == _E.CLOSED and self.role == Role.LEADER):
+            self.sessions.on_challenge_response(now_ns, m)
+
+    def _backup_response(self, session: ClusterSession) -> bytes | None:
+        """The BackupResponse for ``session``: this member's log recording and its last term, the commit
+        position's counter, the leader, and the latest snapshot set (the consensus module's entry first,
+        then its services'); ``None`` while the recording log has no term to name."""
+        last = self.recording_log.find_last_term()
+        if last is None:
+            return None
+        try:
+            snapshots = self.recording_log.latest_snapshots(self.config.service_count)
+        except RecordingLogError:
+            snapshots = ()
+        return codecs.encode_dict(
+            "BackupResponse",
+            {
+                "correlationId": session.correlation_id,
+                "logRecordingId": last.recording_id,
+                "logLeadershipTermId": last.leadership_term_id,
+                "logTermBaseLogPosition": last.term_base_log_position,
+                "lastLeadershipTermId": last.leadership_term_id,
+                "lastTermBaseLogPosition": last.term_base_log_position,
+                "commitPositionCounterId": self.commit_position_counter_id,
+                "leaderMemberId": self.leader_id,
+                "memberId": self.member_id,
+                "snapshots": [
+                    {
+                        "recordingId": entry.recording_id,
+                        "leadershipTermId": entry.leadership_term_id,
+                        "termBaseLogPosition": entry.term_base_log_position,
+                        "logPosition": entry.log_position,
+                        "timestamp": entry.timestamp,
+                        "serviceId": entry.service_id,
+                    }
+                    for entry in snapshots
+                ],
+                "clusterMembers": membership.format_members(self.config.members),
+            },
+        )
 
     def _on_termination_ack(self, now_ns: int, m: codecs.TerminationAckDecoder, out: _Out) -> None:
         termination = self.termination
@@ -1959,6 +2021,8 @@ _HANDLERS: dict[str, Callable[[ConsensusCore, int, Any, _Out], None]] = {
     "StopCatchup": ConsensusCore._on_stop_catchup,
     "TerminationPosition": ConsensusCore._on_termination_position,
     "TerminationAck": ConsensusCore._on_termination_ack,
+    "BackupQuery": ConsensusCore._on_backup_query,
+    "ChallengeResponse": ConsensusCore._on_challenge_response,
 }
 
 

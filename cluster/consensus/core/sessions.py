@@ -32,6 +32,10 @@ AdminResponse once the ``AuthorisationService`` allows it (the default allows no
 **Leader change.** A new leader re-creates the egress of every open session, refreshes it, and sends
 each NewLeaderEvent with the members' ingress endpoints once its egress connects.
 
+**Backup queries** (every member, between elections): a BackupQuery from the consensus stream gets an
+egress and the authenticator's decision as a connect does, then BackupResponse, which the core builds
+(docs/sessions.md, "Backup queries"); nothing goes into the log.
+
 **Timers** are the services' (ScheduleTimer, CancelTimer on stream 105, on every member); only a leader
 fires them, appending TimerEvent; the others cancel a timer when they read its TimerEvent.
 
@@ -85,6 +89,7 @@ CLIENT_PROTOCOL_VERSION: Final = 0 << 16 | 3 << 8 | 0  # 0.3.0, the client proto
 MAX_ENCODED_PRINCIPAL_LENGTH: Final = 4096
 SESSION_LIMIT_DETAIL: Final = "concurrent session limit"
 VERSION_DETAIL: Final = "invalid client version"
+UNAUTHORISED_BACKUP_DETAIL: Final = "not authorised for BackupQuery"
 ELECTION_DETAIL: Final = "election"
 SERVICE_MESSAGES_PER_TICK: Final = 20  # a leader appends at most this many queued service messages a tick
 NS_PER_MS: Final = 1_000_000
@@ -297,7 +302,8 @@ class ClientSessions:
         # snapshot holds, so that every member's snapshot at one position is the same -- a leader's own
         # counter also counts connects still pending, which the log never saw
         self.logged_next_session_id = 1
-        self._redirects = 0  # egress keys of redirects are -1, -2, ...
+        self._egress_keys = 0  # egress keys of redirects and backup queries are -1, -2, ...
+        self.backups: dict[int, ClusterSession] = {}  # BackupQuery askers being answered, by egress key
         self.timers = TimerService()
         self.services = [
             _ServiceMessages(s, service_message_id_base(s) + 1, service_message_id_base(s))
@@ -436,8 +442,7 @@ class ClientSessions:
         self, request: codecs.SessionConnectRequestDecoder, out: Out, leadership_term_id: int, leader_id: int
     ) -> None:
         """A follower's answer to a connect: the leader and where the members' ingress is."""
-        self._redirects += 1
-        key = -self._redirects
+        key = self._next_egress_key()
         out.add(OpenEgress(key, request.response_channel_str(), request.response_stream_id))
         event = self._session_event(
             -1, request.correlation_id, leadership_term_id, leader_id, _E.REDIRECT, self.ingress_endpoints
@@ -445,9 +450,15 @@ class ClientSessions:
         out.add(SendEgress(key, event))
         out.add(CloseEgress(key))
 
+    def _next_egress_key(self) -> int:
+        self._egress_keys += 1
+        return -self._egress_keys
+
     def on_challenge_response(self, now_ns: int, response: codecs.ChallengeResponseDecoder) -> None:
-        """A client's answer to a Challenge (from the ingress, or forwarded by a follower)."""
-        session = self.pending.get(response.cluster_session_id)
+        """An answer to a Challenge: a client's (from the ingress, or forwarded by a follower) or a
+        backup's (on the consensus stream, to a challenged BackupQuery)."""
+        session_id = response.cluster_session_id
+        session = self.pending.get(session_id) if session_id >= 0 else self.backups.get(session_id)
         if session is not None and session.state == SessionState.CHALLENGED:
             credentials = bytes(response.encoded_credentials_bytes())
             self.authenticator.on_challenge_response(session.id, credentials, now_ns // NS_PER_MS)
@@ -578,7 +589,9 @@ class ClientSessions:
 
     def on_egress_connected(self, session_id: int) -> None:
         """The driver: the egress publication of ``session_id`` is connected."""
-        session = self.pending.get(session_id) or self.sessions.get(session_id)
+        session = (
+            self.pending.get(session_id) or self.sessions.get(session_id) or self.backups.get(session_id)
+        )
         if session is not None:
             session.egress_connected = True
 
@@ -624,13 +637,7 @@ class ClientSessions:
             return
         if not session.egress_connected:
             return
-        now_ms = now_ns // NS_PER_MS
-        if session.state == SessionState.CONNECTING:
-            session.state = SessionState.CONNECTED
-        if session.state == SessionState.CONNECTED:
-            self.authenticator.on_connected_session(SessionProxy(self, session, out), now_ms)
-        elif session.state == SessionState.CHALLENGED:
-            self.authenticator.on_challenged_session(SessionProxy(self, session, out), now_ms)
+        self._authenticate(now_ns, session, out)
         if session.state == SessionState.AUTHENTICATED:
             session.state = SessionState.OPEN  # held as OPEN-to-be: the open event is being appended
             del self.pending[session.id]
@@ -638,16 +645,96 @@ class ClientSessions:
             self._append_open(now_ns, session, out, leadership_term_id)
         elif session.state == SessionState.REJECTED:
             del self.pending[session.id]
-            code, detail = session.event or (_E.ERROR, "rejected")
-            out.add(
-                SendEgress(
-                    session.id,
-                    self._session_event(
-                        session.id, session.correlation_id, leadership_term_id, self.member_id, code, detail
-                    ),
-                )
+            self._send_rejection(session, out, leadership_term_id, self.member_id)
+
+    def _send_rejection(
+        self, session: ClusterSession, out: Out, leadership_term_id: int, leader_id: int
+    ) -> None:
+        """A rejected session's SessionEvent (its ``event``), then its egress closed."""
+        code, detail = session.event or (_E.ERROR, "rejected")
+        event = self._session_event(
+            session.id, session.correlation_id, leadership_term_id, leader_id, code, detail
+        )
+        out.add(SendEgress(session.id, event))
+        out.add(CloseEgress(session.id))
+
+    def _authenticate(self, now_ns: int, session: ClusterSession, out: Out) -> None:
+        """Ask the authenticator about a session whose egress is connected: it may challenge,
+        authenticate or reject it through the ``SessionProxy``, or leave it for a later tick."""
+        now_ms = now_ns // NS_PER_MS
+        if session.state == SessionState.CONNECTING:
+            session.state = SessionState.CONNECTED
+        if session.state == SessionState.CONNECTED:
+            self.authenticator.on_connected_session(SessionProxy(self, session, out), now_ms)
+        elif session.state == SessionState.CHALLENGED:
+            self.authenticator.on_challenged_session(SessionProxy(self, session, out), now_ms)
+
+    # ------------------------------------------------------------------ backup queries (every member)
+
+    def on_backup_query(self, now_ns: int, query: codecs.BackupQueryDecoder, out: Out) -> None:
+        """A BackupQuery from the consensus stream (docs/sessions.md, "Backup queries"): an egress to
+        the asker's response channel, and the authenticator told, as for a connect. At most
+        ``max_sessions`` queries are answered at once; one more is dropped (the asker asks again)."""
+        if len(self.backups) >= self.max_sessions:
+            return
+        key = self._next_egress_key()
+        session = ClusterSession(
+            key,
+            query.correlation_id,
+            query.response_stream_id,
+            query.response_channel_str(),
+            SessionState.CONNECTING,
+            now_ns,
+        )
+        self.backups[key] = session
+        out.add(OpenEgress(key, session.response_channel, session.response_stream_id))
+        version = query.version or 0
+        if (version >> 16) & 0xFF != CLIENT_PROTOCOL_MAJOR:
+            session.state = SessionState.REJECTED
+            session.event = (
+                _E.ERROR,
+                f"{VERSION_DETAIL}: {version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}",
             )
-            out.add(CloseEgress(session.id))
+        else:
+            credentials = bytes(query.encoded_credentials_bytes())
+            self.authenticator.on_connect_request(key, credentials, now_ns // NS_PER_MS)
+
+    def backup_work(
+        self,
+        now_ns: int,
+        out: Out,
+        respond: Callable[[ClusterSession], bytes | None],
+        leadership_term_id: int,
+        leader_id: int,
+    ) -> None:
+        """Answer the BackupQuery askers whose egress is connected: once authenticated, and if the
+        ``AuthorisationService`` allows a BackupQuery, with ``respond(session)`` (a BackupResponse, or
+        ``None`` while this member has none to give: asked again on a later tick); otherwise with a
+        SessionEvent. An asker not answered within the session timeout is dropped."""
+        for key, session in list(self.backups.items()):
+            if now_ns - session.time_of_last_activity_ns > self.session_timeout_ns:
+                del self.backups[key]
+                out.add(CloseEgress(key))
+                continue
+            if not session.egress_connected:
+                continue
+            self._authenticate(now_ns, session, out)
+            if session.state == SessionState.AUTHENTICATED:
+                if not self.authorisation.is_authorised(
+                    codecs.SCHEMA_ID, codecs.BackupQueryEncoder.TEMPLATE_ID, None, session.encoded_principal
+                ):
+                    session.state = SessionState.REJECTED
+                    session.event = (_E.AUTHENTICATION_REJECTED, UNAUTHORISED_BACKUP_DETAIL)
+                else:
+                    response = respond(session)
+                    if response is None:
+                        continue
+                    out.add(SendEgress(key, response))
+                    out.add(CloseEgress(key))
+                    del self.backups[key]
+            if session.state == SessionState.REJECTED:
+                del self.backups[key]
+                self._send_rejection(session, out, leadership_term_id, leader_id)
 
     def _append_open(self, now_ns: int, session: ClusterSession, out: Out, leadership_term_id: int) -> None:
         event = pack(
