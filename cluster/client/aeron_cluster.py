@@ -41,7 +41,7 @@ from cluster.client.protocol import (
 from cluster.session_message import SESSION_HEADER_LENGTH, write_session_header
 from cluster.transport.driver import Transport
 from cluster.transport.image import Subscription
-from cluster.transport.logbuffer import BufferClaim
+from cluster.transport.logbuffer import BufferClaim, FragmentAssembler
 from cluster.transport.publication import Publication, offer_past_rotation
 from cluster.transport.uri import ChannelUri
 from generated import aeron_cluster_codecs as codecs
@@ -71,6 +71,7 @@ class AeronCluster:
         self.transport = transport
         self.protocol = protocol
         self._egress = egress
+        self._assembler = FragmentAssembler(self._on_fragment)  # a long reply arrives in fragments
         self._ingress = ingress
         self._ingress_channel = ingress_channel
         self._ingress_stream_id = ingress_stream_id
@@ -172,7 +173,7 @@ class AeronCluster:
                 self._sent_on, self._pending = target, protocol.connect_request(now_ns)
         if self._pending is not None and self._sent_on is not None and self._sent_on.offer(self._pending) > 0:
             self._pending = None
-        self._egress.poll(self._on_fragment, FRAGMENT_LIMIT)
+        self._egress.poll(self._assembler, FRAGMENT_LIMIT)
         while self._events:
             event = self._events.pop(0)
             if isinstance(event, Connected):
@@ -279,7 +280,7 @@ class AeronCluster:
         moves the ingress to the new leader first; a closed session reads nothing."""
         if self.is_closed:
             return 0
-        count = self._egress.poll(self._on_fragment, fragment_limit)
+        count = self._egress.poll(self._assembler, fragment_limit)
         events, self._events = self._events, []
         for event in events:
             if type(event) is Message:  # nearly every event: nothing for the session to do first

@@ -41,10 +41,16 @@ change is synced at the node's file-sync level before the next action runs. ``cl
 file with the node's role, module state and leader (docs/cluster-files.md). The core's ``Terminate`` (a
 shutdown or abort reached this member) marks the term's end in ``recording.log`` and sets ``terminated``:
 whoever runs the node closes it.
+
+**Catch-up from a snapshot.** The core's ``InstallSnapshot`` (docs/consensus.md, "Catch-up from a
+snapshot") copies another member's snapshot recordings and its log up to them through archive
+replication, one at a time, then replaces ``recording.log`` whole and sets ``restart``: whoever runs the
+node makes a new agent on the same directories, which recovers from the copied snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -73,6 +79,7 @@ from cluster.consensus.core.actions import (
     Broadcast,
     CloseEgress,
     Commit,
+    InstallSnapshot,
     LogRequest,
     OpenEgress,
     PersistCandidateTerm,
@@ -92,10 +99,10 @@ from cluster.consensus.core.actions import (
     TruncateLog,
 )
 from cluster.consensus.core.cluster_actions import ControlOutcome, ModuleState, ToggleState
-from cluster.consensus.core.errors import ConsensusError
+from cluster.consensus.core.errors import ConsensusError, RecordingLogError
 from cluster.consensus.core.members import format_members
 from cluster.consensus.core.node import ConsensusCore
-from cluster.consensus.core.recording_log import RecordingLogEntry
+from cluster.consensus.core.recording_log import RecordingLog, RecordingLogEntry
 from cluster.consensus.core.sessions import Authenticator, AuthorisationService
 from cluster.consensus.files.control_file import CONTROL_INTERVAL_NS, ClusterControlFile
 from cluster.consensus.files.mark_file import ClusterMarkFile
@@ -110,12 +117,17 @@ from cluster.snapshots import (
     SnapshotError,
     SnapshotMarker,
 )
-from cluster.storage import Storage, SyncLevel
+from cluster.storage import Storage, StorageError, SyncLevel
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
 from cluster.transport.errors import TransportError
 from cluster.transport.image import ControlledAction, Subscription
-from cluster.transport.logbuffer import ADMIN_ACTION, BufferClaim
+from cluster.transport.logbuffer import (
+    ADMIN_ACTION,
+    BufferClaim,
+    ControlledFragmentAssembler,
+    FragmentAssembler,
+)
 from cluster.transport.publication import Publication, offer_past_rotation
 from cluster.transport.uri import ChannelUri
 from codegen.runtime.errors import CodecError
@@ -172,6 +184,22 @@ class _PendingLog:
     correlation_id: int  # of the start or extend request: a later refusal carries it
 
 
+_LOG_COPY: Final = -2  # in an install's copies, the log's (the snapshots' are service ids and -1)
+
+
+@dataclass(slots=True)
+class _Install:
+    """An ``InstallSnapshot`` under way: the recordings still to copy from the source member's archive,
+    one at a time -- ``(service id, source recording id, stop position)``, the log last -- and the local
+    recording each copy made."""
+
+    action: InstallSnapshot
+    source_channel: str
+    to_copy: deque[tuple[int, int, int]]
+    copied: dict[int, int]
+    replication_id: int = NULL_VALUE
+
+
 @dataclass(frozen=True, slots=True)
 class _ControlRequest:
     """A control request the core took on, with the snapshot counts when it did: how its end shows."""
@@ -223,6 +251,7 @@ class ConsensusModuleAgent:
     ) -> None:
         self.config = config
         self.transport = transport
+        self._cluster_storage = cluster_storage
         self.clock = transport.clock
         self.member = config.member
         self.on_event = on_event
@@ -325,11 +354,19 @@ class ConsensusModuleAgent:
         self._live_destination_wanted = False
         self._log_tag = LOG_TAG_BASE + 1_000 * config.member_id
         self._claim = BufferClaim()
+        # a message longer than a frame arrives in fragments: each stream's are put back together
+        self._consensus_assembler = FragmentAssembler(self._on_consensus_fragment)
+        self._ingress_assembler = ControlledFragmentAssembler(self._on_ingress_fragment)
+        self._services_assembler = FragmentAssembler(self._on_service_fragment)
         self._egress: dict[int, _Egress] = {}
         self._next_mark_file_ns = self._now() + MARK_FILE_UPDATE_INTERVAL_NS
         self._next_control_ns = 0
         self._control_request: _ControlRequest | None = None
         self.terminated: Terminate | None = None  # the core's Terminate: the node is to stop
+        self._install: _Install | None = None
+        # why the node is to start again on its directories (an InstallSnapshot over, done or not):
+        # whoever runs the node closes this agent and makes a new one
+        self.restart: str | None = None
         self.is_closed = False
         try:
             self._execute(self.core.start(self._now()))
@@ -468,10 +505,10 @@ class ConsensusModuleAgent:
         """One duty cycle (see the module docstring); the amount of work done."""
         if self.is_closed:
             return 0
-        work = self._consensus_subscription.poll(self._on_consensus_fragment, FRAGMENT_LIMIT)
+        work = self._consensus_subscription.poll(self._consensus_assembler, FRAGMENT_LIMIT)
         if self.core.ingress_open:  # a cluster action holds the log still: clients' messages wait
-            work += self._ingress_subscription.controlled_poll(self._on_ingress_fragment, FRAGMENT_LIMIT)
-        work += self._services_subscription.poll(self._on_service_fragment, FRAGMENT_LIMIT)
+            work += self._ingress_subscription.controlled_poll(self._ingress_assembler, FRAGMENT_LIMIT)
+        work += self._services_subscription.poll(self._services_assembler, FRAGMENT_LIMIT)
         work += self.archive.poll_for_recording_signals()
         self._check_archive_errors()
         if self._log_failure is not None:
@@ -538,6 +575,10 @@ class ConsensusModuleAgent:
         write -- ends the node, as an I/O error ends Aeron's (``ConsensusAgentError``)."""
         error = self.archive.poll_for_error_response()
         if error is None:
+            return
+        install = self._install
+        if install is not None and error.correlation_id == install.replication_id:
+            self._install_failed(f"a copy failed: {error.error_message}")
             return
         if self._replication_id != NULL_VALUE and error.correlation_id == self._replication_id:
             self._replication_id = NULL_VALUE
@@ -832,6 +873,8 @@ class ConsensusModuleAgent:
                 self._event(f"election {action.from_state} -> {action.to_state}: {action.reason}")
             elif isinstance(action, Terminate):
                 self._terminate(action)
+            elif isinstance(action, InstallSnapshot):
+                self._begin_install(action)
 
     def _terminate(self, action: Terminate) -> None:
         """The cluster stops (SHUTDOWN or ABORT): the term's end goes into ``recording.log``, a request in
@@ -1018,6 +1061,16 @@ class ConsensusModuleAgent:
             else:
                 position = pending.position
                 self._answer(lambda: self.core.on_log_joined(now_ns, position, recording_id))
+        elif (
+            self._install is not None
+            and event.correlation_id == self._install.replication_id
+            and signal == RecordingSignal.REPLICATE_END
+        ):
+            install = self._install
+            service_id = install.to_copy.popleft()[0]
+            install.copied[service_id] = event.recording_id
+            install.replication_id = NULL_VALUE
+            self._install_next()
         elif event.correlation_id == self._replication_id and self._replication_id != NULL_VALUE:
             if signal in (RecordingSignal.REPLICATE, RecordingSignal.EXTEND):
                 self._use_recording(event.recording_id)
@@ -1088,14 +1141,103 @@ class ConsensusModuleAgent:
         self.recording_log.truncate_to(action.position, action.leadership_term_id, reopen=action.reopen)
         self.append_position = action.position
 
+    # ------------------------------------------------------------------ catch-up from a snapshot
+
+    def _begin_install(self, action: InstallSnapshot) -> None:
+        """``InstallSnapshot``: copy the snapshot set and the log up to it from the member that holds
+        them, one recording at a time (``_install_next``), through archive replication."""
+        source = next((m for m in self.config.members if m.id == action.member_id), None)
+        if source is None:
+            self._install_failed(f"member {action.member_id} is not one of the members")
+            return
+        self._event(
+            f"catching up from member {action.member_id}'s snapshot at {action.log_position} (term "
+            f"{action.leadership_term_id}): its log no longer reaches back to {self.append_position}"
+        )
+        to_copy = deque(
+            (service_id, recording_id, NULL_POSITION) for service_id, recording_id in action.recordings
+        )
+        to_copy.append((_LOG_COPY, action.log_recording_id, action.log_position))
+        self._install = _Install(action, f"aeron:udp?endpoint={source.archive}", to_copy, {})
+        self._install_next()
+
+    def _install_next(self) -> None:
+        install = self._install
+        assert install is not None
+        if not install.to_copy:
+            self._install_done()
+            return
+        _, recording_id, stop_position = install.to_copy[0]
+        try:
+            install.replication_id = self.archive.replicate(
+                recording_id,
+                NULL_VALUE,
+                self.config.archive_control_stream_id,
+                install.source_channel,
+                stop_position=stop_position,
+                replication_channel=self.config.archive_replication_channel,
+            )
+        except ArchiveClientError as error:
+            self._install_failed(f"the archive refused a copy: {error}")
+
+    def _install_done(self) -> None:
+        """Every copy is made: the recording log becomes the copied term and snapshots alone (written
+        whole, synced and renamed over the old one), and the node is to start again on it."""
+        install = self._install
+        assert install is not None
+        action = install.action
+        log_id = install.copied[_LOG_COPY]
+        descriptor = self.archive.list_recording(log_id)
+        if descriptor is None or descriptor.start_position > action.log_position:
+            start = "gone" if descriptor is None else f"starts at {descriptor.start_position}"
+            self._install_failed(f"the copied log {start}, after the snapshot at {action.log_position}")
+            return
+        log = RecordingLog()
+        term, base, position = action.leadership_term_id, action.term_base_log_position, action.log_position
+        try:
+            log.append_term(log_id, term, base, action.timestamp)
+            for service_id, _ in action.recordings:
+                log.append_snapshot(
+                    install.copied[service_id], term, base, position, action.timestamp, service_id
+                )
+            self.recording_log.close()
+            RecordingLogFile.replace(self._cluster_storage, log)
+        except (RecordingLogError, StorageError) as error:
+            self._install_failed(f"the recording log could not be written: {error}")
+            return
+        self._install = None
+        self.restart = (
+            f"caught up from member {action.member_id}'s snapshot at {position} (term {term}): "
+            f"recordings {[install.copied[service_id] for service_id, _ in action.recordings]}, log {log_id}"
+        )
+        self._event(self.restart)
+
+    def _install_failed(self, reason: str) -> None:
+        """An install that cannot go on: the node starts again on what it had (its recording log is
+        only ever replaced whole, at the end), and may be asked again."""
+        install = self._install
+        if install is not None and install.replication_id != NULL_VALUE:
+            with contextlib.suppress(ArchiveClientError):  # it may have ended by itself
+                self.archive.stop_replication(install.replication_id)
+        self._install = None
+        self.restart = f"catch-up from a snapshot failed: {reason}"
+        self._event(self.restart)
+
     def _start_catchup_replay(self, action: StartCatchupReplay) -> None:
         uri = ChannelUri.parse(self.config.follower_catchup_channel)
         channel = uri.with_params(
             endpoint=action.endpoint, linger=0, eos=False, session_id=action.log_session_id
         ).build()
-        self._catchup_replays[action.follower_member_id] = self.archive.start_replay(
-            self.log_recording_id, action.position, _MAX_LENGTH, channel, self.config.log_stream_id
-        )
+        try:
+            replay = self.archive.start_replay(
+                self.log_recording_id, action.position, _MAX_LENGTH, channel, self.config.log_stream_id
+            )
+        except ArchiveClientError as error:
+            # e.g. the log no longer reaches back to the follower's position (purged): the follower's
+            # wait for the replay times out, and it asks for this member's snapshots instead
+            self._event(f"catch-up replay for member {action.follower_member_id} refused: {error}")
+            return
+        self._catchup_replays[action.follower_member_id] = replay
 
     # ------------------------------------------------------------------ closing
 

@@ -17,6 +17,11 @@ transport's sending half again (``send_work``): what the agents offered in the c
 followers, an append position to the leader, a reply to a client -- leaves at once instead of a cycle
 later, one cycle less on every hop of a round trip.
 
+A node starts again in place when its consensus module asks (``ConsensusModuleAgent.restart``: it has
+caught up from another member's snapshot, or tried to; docs/consensus.md, "Catch-up from a snapshot"):
+the services' containers and the module close and are made anew on the same directories, as a process
+starting on them would make them; the transport and the archive go on (``restarts`` counts it).
+
 A process that runs the node on an ``AgentRunner`` passes the runner's ``SelectorIdleStrategy`` as
 ``idle``: the transport registers every socket it opens with it, so an idle node sleeps in the kernel
 and wakes on the first datagram (``python -m tools node`` does this).
@@ -76,14 +81,16 @@ class ClusterNode:
         self.config = config
         rng = random_module.Random(seed)
         term_length = config.log_term_length
+        # the log's terms arrive at this node, and a snapshot's when it catches up from another member's:
+        # its images must be allowed to hold them (a log buffer takes memory only as it is written)
+        received = max(term_length, config.snapshot_term_length, 16 * MIB)
         self.transport = Transport(
             network,
             TransportConfig(
                 bind_host=bind_host,
                 seed=rng.getrandbits(63),
-                # the log's terms arrive at this node: its images must be allowed to hold them
-                max_receive_term_length=max(term_length, 16 * MIB),
-                max_image_memory_bytes=max(512 * MIB, 3 * 3 * term_length),
+                max_receive_term_length=received,
+                max_image_memory_bytes=max(512 * MIB, 3 * 3 * received),
             ),
             idle=idle,
         )
@@ -108,18 +115,19 @@ class ClusterNode:
         except BaseException:
             self.transport.close()
             raise
+        self._make_agent: Callable[[], ConsensusModuleAgent] = lambda: ConsensusModuleAgent(
+            config,
+            transport=self.transport,
+            cluster_storage=cluster_storage,
+            invoker=self._invoke,
+            random=rng.random,
+            pid=pid,
+            canaries=canaries,
+            on_event=on_event,
+            mark_file_liveness_timeout_ms=mark_file_liveness_timeout_ms,
+        )
         try:
-            self.agent = ConsensusModuleAgent(
-                config,
-                transport=self.transport,
-                cluster_storage=cluster_storage,
-                invoker=self._invoke,
-                random=rng.random,
-                pid=pid,
-                canaries=canaries,
-                on_event=on_event,
-                mark_file_liveness_timeout_ms=mark_file_liveness_timeout_ms,
-            )
+            self.agent = self._make_agent()
         except BaseException:
             self.archive.close()
             self.transport.close()
@@ -128,17 +136,30 @@ class ClusterNode:
         self._container_archives: list[ArchiveClient] = []
         self.is_closed = False
         self._lazy_recording = "ack_before_durable" in canaries
-        if service is not None:
-            try:
-                for service_id in range(config.service_count):
-                    self._start_container(service_id, service())
-            except BaseException:
-                self.close()
-                raise
-        if "local_reads" in canaries and self.containers:
+        self._service = service
+        self._canaries = canaries
+        self.restarts = 0
+        try:
+            self._start_containers()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_containers(self) -> None:
+        if self._service is not None:
+            for service_id in range(self.config.service_count):
+                self._start_container(service_id, self._service())
+        if "local_reads" in self._canaries and self.containers:
             # the canary's broken leader reads its first service's key-value state directly
             state = self.containers[0].service
             self.agent.local_read = getattr(getattr(state, "kv", state), "apply", None)
+
+    def _close_services_and_module(self) -> None:
+        for container in self.containers:
+            container.close()
+        for archive in self._container_archives:
+            archive.close()
+        self.agent.close()
 
     def _start_container(self, service_id: int, service: ClusteredService) -> None:
         config = self.config
@@ -180,7 +201,20 @@ class ClusterNode:
         work += archive.replay_work() if self._lazy_recording else archive.do_work()
         for container in self.containers:
             work += container.do_work()
+        if self.agent.restart is not None:
+            self._restart()
+            work += 1
         return work + self.transport.send_work()  # what the agents offered leaves now, not next cycle
+
+    def _restart(self) -> None:
+        """The consensus module asked to start again on the node's directories (it has caught up from
+        another member's snapshot, or failed to): the services and the module close, and start again as
+        a process starting on the directories would -- the transport and the archive go on."""
+        self._close_services_and_module()
+        self.restarts += 1
+        self.agent = self._make_agent()
+        self.containers, self._container_archives = [], []
+        self._start_containers()
 
     @property
     def is_terminated(self) -> bool:
@@ -195,11 +229,7 @@ class ClusterNode:
             return
         self.is_closed = True
         try:
-            for container in self.containers:
-                container.close()
-            for archive in self._container_archives:
-                archive.close()
-            self.agent.close()
+            self._close_services_and_module()
         finally:
             try:
                 self.archive.close()

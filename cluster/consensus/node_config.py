@@ -631,11 +631,13 @@ class NodeConfig:
     def log_term_length(self) -> int:
         """The log's term length: the log channel's ``term-length``, else the transport's default for its
         media (Aeron has no separate property; 64 MiB with the default log channel)."""
-        uri = ChannelUri.parse(self.log_channel)
-        explicit = uri.term_length
-        if explicit is not None:
-            return explicit
-        return IPC_TERM_LENGTH_DEFAULT if uri.media == "ipc" else UDP_TERM_LENGTH_DEFAULT
+        return _term_length(self.log_channel)
+
+    @property
+    def snapshot_term_length(self) -> int:
+        """The snapshot recordings' term length, as ``log_term_length`` finds it (64 MiB with the default
+        IPC snapshot channel): a copy of a snapshot from another member arrives in terms of it."""
+        return _term_length(self.snapshot_channel)
 
     def consensus_config(self) -> ConsensusConfig:
         """The consensus core's settings for this member."""
@@ -656,6 +658,9 @@ class NodeConfig:
             log_stream_id=self.log_stream_id,
             consensus_stream_id=self.consensus_stream_id,
             ingress_stream_id=self.ingress_stream_id,
+            backup_response_channel=ChannelUri.parse(self.consensus_channel)
+            .with_params(endpoint=self.member.consensus)
+            .build(),
         )
 
     # --------------------------------------------------------------------------------- reading
@@ -848,3 +853,12 @@ def _syntax_error(source: str, text: str, error: tomllib.TOMLDecodeError) -> str
         line, column = text.count("\n") + 1, len(text) - text.rfind("\n")
         return f"{source}:{line}:{column}: TOML syntax: {message[: end.start()]} at the end of the file"
     return f"{source}: TOML syntax: {message}"  # pragma: no cover - tomllib always says where
+
+
+def _term_length(channel: str) -> int:
+    """A channel's ``term-length``, else the transport's default for its media."""
+    uri = ChannelUri.parse(channel)
+    explicit = uri.term_length
+    if explicit is not None:
+        return explicit
+    return IPC_TERM_LENGTH_DEFAULT if uri.media == "ipc" else UDP_TERM_LENGTH_DEFAULT

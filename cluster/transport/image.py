@@ -55,7 +55,6 @@ or when every subscriber has consumed up to an end-of-stream heartbeat's positio
 from __future__ import annotations
 
 import bisect
-import enum
 import re
 import struct
 from collections.abc import Callable, Sequence
@@ -66,8 +65,9 @@ from cluster.transport.errors import LogBufferError, TransportError
 from cluster.transport.logbuffer import (
     HEADER_LENGTH,
     BlockHandler,
+    ControlledAction,
+    ControlledFragmentHandler,
     FragmentHandler,
-    Header,
     LogBuffers,
     TermReader,
     alike_data_frames,
@@ -120,17 +120,6 @@ _pack_nak = NakHeaderEncoder.pack_into
 _frame_header = FrameHeaderDecoder.LAYOUT.unpack_from
 _NON_ZERO = re.compile(rb"[^\x00]")
 
-
-class ControlledAction(enum.IntEnum):
-    """What a controlled-poll handler tells the image to do (Aeron's ``ControlledFragmentHandler.Action``)."""
-
-    ABORT = 1  # do not consume this fragment; stop
-    BREAK = 2  # consume this fragment; stop
-    COMMIT = 3  # consume this fragment and commit the position; go on
-    CONTINUE = 4  # consume this fragment; go on
-
-
-ControlledFragmentHandler = Callable[[memoryview, Header], ControlledAction | int]
 
 _ABORT = ControlledAction.ABORT
 _BREAK = ControlledAction.BREAK

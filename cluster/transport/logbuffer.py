@@ -52,6 +52,7 @@ from images, so from remote peers: without a total, ``max_sessions`` half-sent m
 
 from __future__ import annotations
 
+import enum
 import mmap
 import struct
 import sys
@@ -92,6 +93,9 @@ __all__ = [
     "TERM_OFFSETS",
     "BlockHandler",
     "BufferClaim",
+    "ControlledAction",
+    "ControlledFragmentAssembler",
+    "ControlledFragmentHandler",
     "ExclusiveAppender",
     "FragmentAssembler",
     "FragmentHandler",
@@ -1253,6 +1257,18 @@ class _Builder:
         self.term_id = 0
 
 
+class ControlledAction(enum.IntEnum):
+    """What a controlled-poll handler tells the image to do (Aeron's ``ControlledFragmentHandler.Action``)."""
+
+    ABORT = 1  # do not consume this fragment; stop
+    BREAK = 2  # consume this fragment; stop
+    COMMIT = 3  # consume this fragment and commit the position; go on
+    CONTINUE = 4  # consume this fragment; go on
+
+
+ControlledFragmentHandler = Callable[[memoryview, "Header"], ControlledAction | int]
+
+
 class FragmentAssembler:
     """Rebuilds fragmented messages per session and hands whole messages to ``delegate``.
 
@@ -1328,11 +1344,21 @@ class FragmentAssembler:
         return True
 
     def on_fragment(self, payload: memoryview, header: Header) -> None:
-        values = header.values
-        flags = values[2]
-        if flags & _UNFRAGMENTED == _UNFRAGMENTED:
+        if header.values[2] & _UNFRAGMENTED == _UNFRAGMENTED:
             self.delegate(payload, header)
             return
+        builder = self._take(payload, header.values)
+        if builder is not None:
+            length, builder.limit = builder.limit, 0
+            self.delegate(memoryview(builder.buffer)[:length], header)
+
+    __call__ = on_fragment
+
+    def _take(self, payload: memoryview, values: tuple[int, ...]) -> _Builder | None:
+        """Add one fragment of a fragmented message to its session's builder; the builder once the
+        fragment was the message's END (the whole message in ``buffer[:limit]``, the builder ready for
+        the next message once ``limit`` is set to 0), else ``None``."""
+        flags = values[2]
         session_id = values[5]
         builder = self._builders.get(session_id)
         if flags & _BEGIN:
@@ -1340,34 +1366,30 @@ class FragmentAssembler:
                 builder = self._new_builder(session_id)
                 if builder is None:
                     self.session_limit_count += 1
-                    return
+                    return None
             elif builder.next_term_offset >= 0:
                 self.broken_sequence_count += 1  # the message in progress never ended
             builder.limit = 0
             if not self._append(builder, payload):
-                return
+                return None
             builder.term_id = values[7]
             builder.next_term_offset = (values[4] + values[0] + 31) & -32
-            return
+            return None
         if builder is None or builder.next_term_offset < 0:
             self.broken_sequence_count += 1  # continuation without a BEGIN
-            return
+            return None
         if values[4] != builder.next_term_offset or values[7] != builder.term_id:
             self.broken_sequence_count += 1  # a gap: the message cannot be whole
             builder.next_term_offset = -1
             builder.limit = 0
-            return
+            return None
         if not self._append(builder, payload):
-            return
+            return None
         if flags & _END:
-            length = builder.limit
             builder.next_term_offset = -1
-            builder.limit = 0
-            self.delegate(memoryview(builder.buffer)[:length], header)
-        else:
-            builder.next_term_offset = (values[4] + values[0] + 31) & -32
-
-    __call__ = on_fragment
+            return builder
+        builder.next_term_offset = (values[4] + values[0] + 31) & -32
+        return None
 
     def _append(self, builder: _Builder, payload: memoryview) -> bool:
         limit = builder.limit
@@ -1422,3 +1444,45 @@ class FragmentAssembler:
                 return None
         builder = builders[session_id] = _Builder()
         return builder
+
+
+class ControlledFragmentAssembler:
+    """A ``FragmentAssembler`` for controlled polls (Aeron's ``ControlledFragmentAssembler``): the
+    delegate answers each whole message with a ``ControlledAction``, and that is the answer for the
+    fragment that completed it. A message the delegate ABORTs is kept but for its END fragment, which the
+    image therefore offers again -- so a message refused for now comes again, whole. Its earlier
+    fragments are consumed: the image moves past them, and ``assembler`` (whose counters and bounds are
+    the ones to read) holds them."""
+
+    __slots__ = ("assembler", "delegate")
+
+    def __init__(
+        self,
+        delegate: ControlledFragmentHandler,
+        max_message_length: int = MAX_MESSAGE_LENGTH,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        *,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    ) -> None:
+        self.assembler = FragmentAssembler(
+            delegate, max_message_length, max_sessions, max_buffered_bytes=max_buffered_bytes
+        )
+        self.delegate = delegate
+
+    def on_fragment(self, payload: memoryview, header: Header) -> ControlledAction | int:
+        values = header.values
+        if values[2] & _UNFRAGMENTED == _UNFRAGMENTED:
+            return self.delegate(payload, header)
+        builder = self.assembler._take(payload, values)
+        if builder is None:
+            return ControlledAction.CONTINUE
+        action = self.delegate(memoryview(builder.buffer)[: builder.limit], header)
+        if action == ControlledAction.ABORT:
+            # back to where it was before the END fragment, which comes again
+            builder.limit -= len(payload)
+            builder.next_term_offset = values[4]
+        else:
+            builder.limit = 0
+        return action
+
+    __call__ = on_fragment

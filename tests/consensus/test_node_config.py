@@ -110,7 +110,12 @@ def test_the_defaults() -> None:
 
 def test_consensus_defaults_are_the_cores() -> None:
     config = NodeConfig.from_toml(MINIMAL_TOML)
-    assert config.consensus_config() == ConsensusConfig.from_member_string(1, MEMBERS)
+    core = config.consensus_config()
+    # but for where the member's own BackupQuery is answered: its consensus endpoint
+    assert core.backup_response_channel == f"aeron:udp?term-length=64k|endpoint={config.member.consensus}"
+    assert dataclasses.replace(core, backup_response_channel="") == ConsensusConfig.from_member_string(
+        1, MEMBERS
+    )
 
 
 def test_consensus_config_carries_every_consensus_setting() -> None:
@@ -130,21 +135,25 @@ def test_consensus_config_carries_every_consensus_setting() -> None:
             "cluster.ingress.stream.id": 201,
         },
     )
-    assert config.consensus_config() == ConsensusConfig.from_member_string(
-        1,
-        MEMBERS,
-        appointed_leader_id=2,
-        service_count=3,
-        election_timeout_ns=2 * SECOND,
-        election_status_interval_ns=50 * MILLI,
-        leader_heartbeat_interval_ns=100 * MILLI,
-        leader_heartbeat_timeout_ns=5 * SECOND,
-        startup_canvass_timeout_ns=10 * SECOND,
-        session_timeout_ns=7 * SECOND,
-        termination_timeout_ns=8 * SECOND,
-        log_stream_id=200,
-        consensus_stream_id=208,
-        ingress_stream_id=201,
+    consensus = f"aeron:udp?term-length=64k|endpoint={config.member.consensus}"
+    assert config.consensus_config() == dataclasses.replace(
+        ConsensusConfig.from_member_string(
+            1,
+            MEMBERS,
+            appointed_leader_id=2,
+            service_count=3,
+            election_timeout_ns=2 * SECOND,
+            election_status_interval_ns=50 * MILLI,
+            leader_heartbeat_interval_ns=100 * MILLI,
+            leader_heartbeat_timeout_ns=5 * SECOND,
+            startup_canvass_timeout_ns=10 * SECOND,
+            session_timeout_ns=7 * SECOND,
+            termination_timeout_ns=8 * SECOND,
+            log_stream_id=200,
+            consensus_stream_id=208,
+            ingress_stream_id=201,
+        ),
+        backup_response_channel=consensus,
     )
 
 

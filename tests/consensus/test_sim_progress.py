@@ -52,7 +52,7 @@ def test_sim_writes_progress_to_stderr_and_the_summary_stays_the_last_line_of_st
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sim_cmd, "PROGRESS_INTERVAL_S", 0.0)
-    assert cli.main(["sim", "--seeds", "2", "--first-seed", "3"]) == 0
+    assert cli.main(["sim", "--seeds", "2", "--first-seed", "3", "--nodes", "1"]) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out.splitlines()[-1])
     assert len(captured.out.splitlines()) == 1 and summary["seeds"] == 2
@@ -60,6 +60,6 @@ def test_sim_writes_progress_to_stderr_and_the_summary_stays_the_last_line_of_st
     assert [line.split(",")[0] for line in progress] == ["sim: 1/2 seeds", "sim: 2/2 seeds", "sim: 2/2 seeds"]
     assert progress[-1].startswith(f"sim: 2/2 seeds, 0 failed, {summary['commands_committed']} commands")
 
-    assert cli.main(["sim", "--seeds", "2", "--first-seed", "3", "--quiet"]) == 0
+    assert cli.main(["sim", "--seeds", "2", "--first-seed", "3", "--nodes", "1", "--quiet"]) == 0
     quiet = capsys.readouterr()
     assert quiet.err == "" and quiet.out == captured.out

@@ -103,6 +103,24 @@ def test_key_value_replicas_hold_the_same_store_at_the_same_log_position() -> No
         assert stores == [stores[0]] * 3
 
 
+def test_requests_and_replies_longer_than_a_frame_arrive_whole() -> None:
+    """A write of 5,000 bytes crosses the ingress, the log and the egress in fragments (the frames carry
+    at most 1,376 bytes): each side puts them back together, and every replica applies it."""
+    with Script(3, service=KeyValueService, seed=12) as script:
+        sim = script.sim
+        script.elected()
+        script.until(lambda: sim.poll_client() is not None, "a session")
+        values = [bytes([65 + i]) * (1_000 + 2_000 * i) for i in range(4)]  # 1,000 to 7,000 bytes
+        for i, value in enumerate(values):
+            request = encode_write(i, f"k{i}".encode(), value)
+            script.until(lambda r=request: sim.poll_client().offer(r) > 0, "a request taken")  # type: ignore
+        replies = [decode_reply(message) for message in _echoes(script, len(values))]
+        assert [(reply.status, reply.value) for reply in replies] == [(Status.OK, value) for value in values]
+        script.until(lambda: sim.converged() and _caught_up(sim), "every service caught up")
+        stores = [service.store for _, service in _services(sim).values()]  # type: ignore[attr-defined]
+        assert stores == [{f"k{i}".encode(): value for i, value in enumerate(values)}] * 3
+
+
 def test_an_admin_request_is_answered_and_the_default_authorisation_refuses_it() -> None:
     with Script(3, service=EchoService) as script:
         script.elected()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from cluster.transport import logbuffer as lb
 from cluster.transport.errors import TransportError
+from cluster.transport.logbuffer import ControlledAction
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 KIB64 = 64 * 1024
@@ -794,3 +795,27 @@ def test_the_term_offset_table_doubles_to_exactly_the_offsets() -> None:
         assert view is not None and view.format == "i" and len(view) > end_offset >> 5
         assert view.tolist() == list(range(0, len(view) * 32, 32))
     assert table.covering((1 << 26) + 32 * len(table.view)) is None
+
+
+def test_a_controlled_assembler_offers_an_aborted_message_whole_again_when_its_end_comes_again() -> None:
+    answers = [ControlledAction.ABORT, ControlledAction.CONTINUE, ControlledAction.BREAK]
+    got: list[bytes] = []
+
+    def delegate(payload: memoryview, header: lb.Header) -> ControlledAction:
+        got.append(bytes(payload))
+        return answers.pop(0)
+
+    assembler = lb.ControlledFragmentAssembler(delegate)
+    header = lb.Header(0, 16)
+
+    def fragment(payload: bytes, flags: int, offset: int) -> int:
+        header.values = (len(payload) + 32, 0, flags, 1, offset, 1, 1, 0, 0)
+        return assembler(memoryview(payload), header)
+
+    assert fragment(b"one", 0x80, 0) == ControlledAction.CONTINUE  # held: the image moves past it
+    assert fragment(b"two", 0x00, 64) == ControlledAction.CONTINUE
+    assert fragment(b"three", 0x40, 128) == ControlledAction.ABORT  # the END stays in the image...
+    assert fragment(b"three", 0x40, 128) == ControlledAction.CONTINUE  # ...and completes it again
+    assert fragment(b"solo", 0xC0, 192) == ControlledAction.BREAK  # unfragmented: the delegate's answer
+    assert got == [b"onetwothree", b"onetwothree", b"solo"]
+    assert assembler.assembler.broken_sequence_count == 0

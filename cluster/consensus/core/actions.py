@@ -43,6 +43,7 @@ __all__ = [
     "Broadcast",
     "CloseEgress",
     "Commit",
+    "InstallSnapshot",
     "LogRequest",
     "OpenEgress",
     "PersistCandidateTerm",
@@ -290,6 +291,27 @@ class StateChange:
 
 
 @dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    """Replace this member's log with a snapshot set copied from member ``member_id`` (docs/consensus.md,
+    "Catch-up from a snapshot"): the member's log could not be brought up to date from the leader's,
+    whose log no longer reaches back to where this member's ends, and that member holds a snapshot
+    beyond it. The driver copies each snapshot recording of ``recordings`` (``(service id, recording id
+    at the source)``: the services', then the consensus module's, -1) and the source's log recording
+    ``log_recording_id`` up to ``log_position`` into the local archive, writes a recording log that
+    holds only term ``leadership_term_id`` (from ``term_base_log_position``, in the copied log) and the
+    copied snapshots at ``log_position``, and starts the member again on it. If any step fails, it
+    starts the member again on what it had. The core does nothing more once it has asked."""
+
+    member_id: int
+    log_recording_id: int
+    leadership_term_id: int
+    term_base_log_position: int
+    log_position: int
+    timestamp: int
+    recordings: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RoleChange:
     """The node's role is now ``role`` (FOLLOWER, CANDIDATE or LEADER) in ``leadership_term_id``."""
 
@@ -317,6 +339,7 @@ Action = (
     | StartCatchupReplay
     | StopCatchupReplay
     | Commit
+    | InstallSnapshot
     | StateChange
     | RoleChange
 )

@@ -83,6 +83,9 @@ class ConsensusConfig:
     log_stream_id: int = 100
     consensus_stream_id: int = 108
     ingress_stream_id: int = 101
+    # where a BackupQuery this member sends is answered: its own consensus channel and endpoint ("": it
+    # asks no one, and never catches up from another member's snapshot)
+    backup_response_channel: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.members, str):

@@ -56,6 +56,7 @@ from cluster.consensus.core.actions import (
     AppendLog,
     Broadcast,
     Commit,
+    InstallSnapshot,
     LogRequest,
     PersistCandidateTerm,
     PersistSnapshot,
@@ -84,6 +85,7 @@ from cluster.consensus.core.election import ElectionState, Role
 from cluster.consensus.core.errors import ConsensusError, RecordingLogError
 from cluster.consensus.core.recording_log import RecordingLog
 from cluster.consensus.core.sessions import (
+    CLIENT_PROTOCOL_VERSION,
     Authenticator,
     AuthorisationService,
     ClientSessions,
@@ -292,6 +294,9 @@ class ConsensusCore:
             canaries=canaries,
         )
         self.commit_position_counter_id = commit_position_counter_id
+        # a BackupQuery this member sent to learn its leader's snapshots: (correlation id, member asked)
+        self._snapshot_query = (-1, -1)
+        self.installing: InstallSnapshot | None = None  # asked for: the core waits to be started again
         self._read_limit = 0  # the last ReadLog's limit
         self._reading = (0, 0)  # the last ReadLog's position and limit
         # each service's latest ack: (ack id, log position, relevant id); ack ids count from 0
@@ -391,7 +396,7 @@ class ConsensusCore:
     def on_tick(self, now_ns: int) -> list[Action]:
         out = self._out()
         with self._guard(now_ns, out):
-            if self.terminated:
+            if self.terminated or self.installing is not None:
                 return out.actions
             if self.state == _E.CLOSED:
                 if self.role == Role.LEADER:
@@ -498,6 +503,7 @@ class ConsensusCore:
         would never end it: it moves on while the leader is heard.)"""
         out = self._out()
         if self.state == _E.FOLLOWER_LOG_REPLICATION:
+            self._ask_for_snapshots(now_ns, out)
             self._enter_election(now_ns, out, f"log replication failed: {reason}")
         return out.actions
 
@@ -751,6 +757,57 @@ class ConsensusCore:
         """A backup's answer to its Challenge, or a client's that a follower forwarded to this leader."""
         if m.cluster_session_id < 0 or (self.state == _E.CLOSED and self.role == Role.LEADER):
             self.sessions.on_challenge_response(now_ns, m)
+
+    def _ask_for_snapshots(self, now_ns: int, out: _Out) -> None:
+        """This member's log could not be brought up to date from its leader's: ask the leader for its
+        latest snapshots (a BackupQuery answered on this member's consensus endpoint), in case its log no
+        longer reaches back to where this one ends (docs/consensus.md, "Catch-up from a snapshot")."""
+        leader = self.leader_id
+        channel = self.config.backup_response_channel
+        if not channel or leader < 0 or leader == self.member_id or self.installing is not None:
+            return
+        self._snapshot_query = (now_ns, leader)  # the time: a query of an earlier run is never taken for it
+        query = pack(
+            codecs.BackupQueryEncoder,
+            {"response_channel": channel, "encoded_credentials": b""},
+            correlation_id=now_ns,
+            response_stream_id=self.config.consensus_stream_id,
+            version=CLIENT_PROTOCOL_VERSION,
+        )
+        out.add(Send(leader, query))
+
+    def _on_backup_response(self, now_ns: int, m: codecs.BackupResponseDecoder, out: _Out) -> None:
+        """The answer to ``_ask_for_snapshots``: if the member asked holds a whole snapshot set beyond
+        the end of this member's log, this member takes it (``InstallSnapshot``) and waits to be started
+        again on it. Otherwise its log reaches the snapshot, and the next election copies the rest."""
+        correlation_id, asked = self._snapshot_query
+        if m.correlation_id != correlation_id or self.installing is not None:
+            return
+        self._snapshot_query = (-1, -1)
+        snapshots = m.to_dict()["snapshots"]
+        module = [s for s in snapshots if s["serviceId"] == -1]
+        if len(module) != 1 or module[0]["logPosition"] <= self.append_position:
+            return
+        cm = module[0]
+        position, term = cm["logPosition"], cm["leadershipTermId"]
+        services = {
+            s["serviceId"]: s["recordingId"]
+            for s in snapshots
+            if s["serviceId"] >= 0 and (s["logPosition"], s["leadershipTermId"]) == (position, term)
+        }
+        service_ids = range(self.config.service_count)
+        if any(service_id not in services for service_id in service_ids):
+            return  # not a set this member's services can start from
+        self.installing = InstallSnapshot(
+            asked,
+            m.log_recording_id,
+            term,
+            cm["termBaseLogPosition"],
+            position,
+            cm["timestamp"],
+            (*((service_id, services[service_id]) for service_id in service_ids), (-1, cm["recordingId"])),
+        )
+        out.add(self.installing)
 
     def _backup_response(self, session: ClusterSession) -> bytes | None:
         """The BackupResponse for ``session``: this member's log recording and its last term, the commit
@@ -1031,6 +1088,8 @@ class ConsensusCore:
         schema, or a message with a value no member could have sent (``impossible_value``), are counted
         in ``malformed_messages`` and dropped: the network is not trusted to be tidy."""
         out = self._out()
+        if self.installing is not None:
+            return out.actions  # the member waits to be started again on the snapshot it takes
         try:
             decoder = codecs.decode(message)
             type(decoder).unpack(message)  # the whole message, var data included, before any state moves
@@ -1291,6 +1350,7 @@ class ConsensusCore:
         # the replication ends with on_replicated; the deadline moves on with every NewLeadershipTerm or
         # CommitPosition of the leader (as in Aeron)
         if now_ns >= self._state_deadline_ns:
+            self._ask_for_snapshots(now_ns, out)
             self._enter_election(now_ns, out, "log replication timed out")
 
     def _in_follower_replay(self, now_ns: int, out: _Out) -> None:
@@ -1316,6 +1376,7 @@ class ConsensusCore:
 
     def _in_follower_catchup_await(self, now_ns: int, out: _Out) -> None:
         if now_ns >= self._state_deadline_ns:
+            self._ask_for_snapshots(now_ns, out)
             self._enter_election(now_ns, out, "catch-up replay did not arrive")
 
     def _in_follower_catchup(self, now_ns: int, out: _Out) -> None:
@@ -2023,6 +2084,7 @@ _HANDLERS: dict[str, Callable[[ConsensusCore, int, Any, _Out], None]] = {
     "TerminationAck": ConsensusCore._on_termination_ack,
     "BackupQuery": ConsensusCore._on_backup_query,
     "ChallengeResponse": ConsensusCore._on_challenge_response,
+    "BackupResponse": ConsensusCore._on_backup_response,
 }
 
 
