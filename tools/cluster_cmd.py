@@ -16,6 +16,7 @@ Java's).
     python -m tools cluster snapshot|suspend|resume|shutdown|abort DIR [--json] [--timeout S]
     python -m tools cluster is-leader DIR [--json]
     python -m tools cluster list-members DIR [--json]
+    python -m tools cluster purge-log DIR [--json] [--archive-stream-id N] [--timeout S]
     python -m tools cluster client --ingress-endpoints 0=host:port,... [--count K] [--sizes S1,S2,...]
         [--window W] [--rate R] [--timeout T] [--egress-channel C] [--json]
 
@@ -39,7 +40,8 @@ nodes recover their state from their directories.
 
 The verbs on a running node -- ``snapshot``, ``suspend``, ``resume``, ``shutdown``, ``abort``,
 ``is-leader`` and ``list-members`` -- reach it through its control file and live in
-``tools.cluster_control``, whose docstring says how they wait and what they print.
+``tools.cluster_control``, whose docstring says how they wait and what they print. ``purge-log`` reaches a
+running node's archive and purges its log below its latest snapshot (``tools.cluster_purge``).
 
 The offline verbs -- ``describe`` to ``sort-recording-log`` -- work on a node's files, not on a running
 node: they live in ``tools.cluster_admin``, whose docstring says what each reads, prints and changes.
@@ -85,7 +87,7 @@ from typing import Final
 
 from cluster.consensus.core.members import MAX_MEMBERS, format_members
 from cluster.service.loader import load_service
-from tools import cluster_admin, cluster_client, cluster_control
+from tools import cluster_admin, cluster_client, cluster_control, cluster_purge
 from tools.cluster_admin import ClusterAdminError, ClusterDirectoryError, describe, find_cluster_dir
 from tools.node_processes import (
     STOP_TIMEOUT_S,
@@ -261,6 +263,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     **cluster_admin.SUBCOMMANDS,
     **cluster_control.SUBCOMMANDS,
+    **cluster_purge.SUBCOMMANDS,
     "client": Subcommand(
         "a client session: send messages to an echo service, wait for every echo, report hash and "
         "round trips (tools.cluster_client)",

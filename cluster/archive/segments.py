@@ -87,6 +87,7 @@ __all__ = [
     "frame_error",
     "frame_problem",
     "parse_segment_file_name",
+    "purge_position",
     "repair_tail",
     "segment_file_base_position",
     "segment_file_name",
@@ -194,6 +195,17 @@ def segment_file_base_position(
         raise SegmentError(f"position {position} is before the start position {start_position}")
     start_term_base = start_position - (start_position & (term_length - 1))
     return start_term_base + ((position - start_term_base) // segment_length) * segment_length
+
+
+def purge_position(
+    start_position: int, position: int, term_length: int, segment_length: int
+) -> int | None:
+    """Where a purge of everything a recording holds below ``position`` moves its start: the base of the
+    segment holding ``position`` (a purge takes whole segments); ``None`` if that is the recording's first
+    segment, so there is nothing to purge."""
+    base = segment_file_base_position(start_position, position, term_length, segment_length)
+    first = segment_file_base_position(start_position, start_position, term_length, segment_length)
+    return base if base >= first + segment_length else None
 
 
 def term_id_of(position: int, term_length: int, initial_term_id: int) -> int:

@@ -55,8 +55,10 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from cluster.archive.archive import RECORDING_POSITION_TYPE_ID
+from cluster.archive.client import ArchiveClientError
 from cluster.archive.errors import ArchiveError
 from cluster.archive.recording_reader import RecordingReader
+from cluster.archive.segments import purge_position
 from cluster.client.aeron_cluster import AeronCluster, ClusterClientError
 from cluster.client.protocol import Message
 from cluster.consensus.agent import DRIVER_CANARIES, ConsensusAgentError, LogEvent
@@ -205,6 +207,7 @@ class _Member:
     network: _MemberNetwork
     node: ClusterNode | None = None
     commit: int = 0  # in this life
+    restarts: int = 0  # the node's own restarts in place (ClusterNode.restarts) seen in this life
     crashed_at_ns: int = -(1 << 62)
     kept: int = 0  # while down: how much of the log its disk is known to hold
     recorded: int = 0  # while up: its archive's recorded position, as last seen
@@ -345,7 +348,7 @@ class NodeSimulator:
             mark_file_liveness_timeout_ms=MARK_FILE_LIVENESS_TIMEOUT_MS,
             service=self._service_of(member),
         )
-        member.commit = 0
+        member.commit = member.restarts = 0
         self._check_recovery(member)
 
     def _service_of(self, member: _Member) -> Callable[[], ClusteredService] | None:
@@ -381,6 +384,10 @@ class NodeSimulator:
     def _on_event(self, member_id: int, event: LogEvent) -> None:
         if self._trace is not None:
             self._trace(f"{self.now_ns // 1000:>10}us n{member_id} {event.text}")  # the network's time
+        if event.text.startswith("caught up from member"):
+            self._count("snapshot_install")
+        elif event.text.startswith("catch-up from a snapshot failed"):
+            self._count("snapshot_install_failed")
         # an election storm: state changes with no time between them, a member going round in circles
         # (the election's own timeouts space out every honest retry)
         now_ns = self.now_ns
@@ -674,6 +681,11 @@ class NodeSimulator:
             node = member.node
             if node is None:
                 continue
+            if node.restarts != member.restarts:
+                # started again in place, on a snapshot copied from another member: a new life
+                member.restarts = node.restarts
+                member.commit = 0
+                self._check_recovery(member)
             agent = node.agent
             if agent.election_state != member.state:
                 member.state = agent.election_state
@@ -790,7 +802,14 @@ class NodeSimulator:
         descriptor = node.archive.catalog.recording(agent.log_recording_id)
         if descriptor is None:
             return b""
-        out = bytearray()
+        # a log purged below a snapshot, or copied from another member's from there, starts later: what
+        # it no longer holds is the committed log's, which the checkers had seen before the purge
+        out = bytearray(self.committed_log[: descriptor.start_position])
+        if len(out) < min(descriptor.start_position, upto):
+            self._violate(
+                "logs agree up to commit",
+                f"n{member_id}'s log starts at {descriptor.start_position}, beyond what was committed",
+            )
         with RecordingReader.of(node.archive.ctx.storage, descriptor, stop_position=None) as reader:
             while reader.position < upto:
                 block = reader.read_block(min(64 * 1024, upto - reader.position))
@@ -819,6 +838,39 @@ class NodeSimulator:
 
     def request_snapshot(self) -> bool:
         return self.request_action(ToggleState.SNAPSHOT)
+
+    def purge_logs(self) -> int:
+        """The operator purges each running member's log below its latest snapshot (the whole segments
+        before the one holding the snapshot's position), as the admin tool's ``purge-log`` does through
+        the member's archive; the archive refuses what a replay still reads. How many logs it purged.
+        The checkers see every log first, so the committed log they keep reaches past every purge."""
+        self.check_logs()
+        purged = 0
+        for member in self.members:
+            node = member.node
+            if node is None or node.agent.election_state != "CLOSED":
+                continue
+            agent = node.agent
+            snapshots = agent.recording_log.log.latest_snapshot_set()
+            descriptor = node.archive.catalog.recording(agent.log_recording_id)
+            if not snapshots or descriptor is None:
+                continue
+            base = purge_position(
+                descriptor.start_position,
+                snapshots[0].log_position,
+                descriptor.term_buffer_length,
+                descriptor.segment_file_length,
+            )
+            if base is None or base > len(self.committed_log):
+                continue
+            try:
+                agent.archive.purge_segments(agent.log_recording_id, base)
+            except ArchiveClientError:
+                self._count("purge_refused")  # a replay reads there, or the log moved on
+                continue
+            purged += 1
+            self._count("purge")
+        return purged
 
     def leader_suspended(self) -> bool:
         """Whether the leader (if there is one) has its cluster suspended."""
@@ -1136,6 +1188,10 @@ def _scheduled_fault(sim: NodeSimulator, chooser: random.Random) -> None:
 
 SNAPSHOT_INTERVALS_MS: Final = (1_000, 2_500, 4_000)  # between a run's snapshot requests
 SUSPEND_CHANCE: Final = 0.2  # of a request being a suspension (resumed at the next request)
+PURGE_INTERVALS_MS: Final = (500, 1_000, 2_000)  # between the operator's purges of the logs
+# with snapshots, segments of one term, so that a run's log spans several and a purge finds some below a
+# snapshot (a member that was down then has to catch up from another member's snapshot)
+SNAPSHOT_SETTINGS: Final[dict[str, object]] = {"archive.segment.file.length": "64k"}
 CRASH_DURING_SNAPSHOT: Final = 0.02  # the chance, each step, that a member taking a snapshot crashes
 
 
@@ -1215,7 +1271,13 @@ def run_seed(
     services = services or bool(canaries & (SERVICE_CANARIES | SNAPSHOT_CANARIES))
     snapshots = snapshots or bool(canaries & SNAPSHOT_CANARIES)
     sim = NodeSimulator(
-        seed, node_count, canaries=canaries, file_sync_level=level, drift=drift, checked_services=services
+        seed,
+        node_count,
+        canaries=canaries,
+        file_sync_level=level,
+        drift=drift,
+        checked_services=services,
+        settings=SNAPSHOT_SETTINGS if snapshots else None,
     )
     sim.fault_counts["clock_drift"] = node_count
     try:
@@ -1241,6 +1303,8 @@ def run_seed(
         next_check = sim.now_ns
         snapshot_chooser = random.Random(seed ^ 0x5A4B)
         next_snapshot = sim.now_ns + snapshot_chooser.choice(SNAPSHOT_INTERVALS_MS) * MS
+        purge_chooser = random.Random(seed ^ 0x9E37)
+        next_purge = sim.now_ns + purge_chooser.choice(PURGE_INTERVALS_MS) * MS
         while sim.now_ns < safety_ns and not sim.violations:  # a violation fails the seed: stop there
             sim.step()
             while aimed:
@@ -1259,6 +1323,9 @@ def run_seed(
                     else:
                         sim.request_snapshot()
                 _crash_during_snapshot(sim, snapshot_chooser)
+                if sim.now_ns >= next_purge:
+                    next_purge = sim.now_ns + purge_chooser.choice(PURGE_INTERVALS_MS) * MS
+                    sim.purge_logs()
             if sim.now_ns >= next_check:
                 next_check = sim.now_ns + 500 * MS
                 sim.check_logs()

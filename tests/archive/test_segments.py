@@ -27,6 +27,7 @@ from cluster.archive.segments import (
     find_stop_position,
     frame_problem,
     parse_segment_file_name,
+    purge_position,
     repair_tail,
     segment_file_base_position,
     segment_file_name,
@@ -621,3 +622,21 @@ def test_corrupt_segment_bytes_give_segment_error_or_valid_frames(
                 assert frame_problem(header, position, TERM, -5) is None
                 assert header[3] == 0 or len(payload) == header[0] - HEADER_LENGTH
             assert reader.position == found
+
+
+@pytest.mark.parametrize(
+    ("start", "position", "expected"),
+    [
+        (0, 0, None),  # the snapshot is in the first segment: nothing below it to purge
+        (0, 64 * 1024 - 32, None),
+        (0, 64 * 1024, 64 * 1024),  # the first segment goes
+        (0, 200 * 1024, 192 * 1024),  # whole segments only: the one holding the position stays
+        (64 * 1024, 130 * 1024, 128 * 1024),  # a recording purged before
+        (96 * 1024, 120 * 1024, None),  # its first segment, [64 KiB, 128 KiB), holds the position
+        (96 * 1024, 130 * 1024, 128 * 1024),
+    ],
+)
+def test_purge_position_is_the_base_of_the_segment_holding_the_position(
+    start: int, position: int, expected: int | None
+) -> None:
+    assert purge_position(start, position, 64 * 1024, 64 * 1024) == expected

@@ -38,10 +38,10 @@ def _tool(*args: str) -> tuple[int, str]:
     return process.returncode, out
 
 
-def _write(cluster: ProcessCluster, first: int, count: int) -> None:
+def _write(cluster: ProcessCluster, first: int, count: int, value: bytes = b"value") -> None:
     """Write ``count`` keys through the client's session, each taken by the leader's ingress."""
     for i in range(first, first + count):
-        payload = encode_write(i, f"key{i % 50}".encode(), f"value{i}".encode())
+        payload = encode_write(i, f"key{i % 50}".encode(), value + str(i).encode())
         assert cluster.wait_for(
             lambda p=payload: (session := cluster.poll_session()) is not None and session.offer(p) > 0,
             SETTLE_S,
@@ -63,10 +63,34 @@ def _snapshot_service_bytes(directory: Path, recording_id: int) -> list[bytes]:
         return [bytes(message) for _, message in reader.messages()]
 
 
+def _assert_one_state_everywhere(cluster: ProcessCluster, leader_id: int, dirs: list[str]) -> None:
+    """A snapshot through the leader, then the same key-value state in every member's snapshot."""
+    status, out = _tool("snapshot", dirs[leader_id], "--json")
+    assert status == 0, out
+    position = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
+    contents = []
+    for directory in dirs:
+        storage = RealStorage(Path(directory) / "cluster")
+        assert cluster.wait_for(
+            lambda s=storage: (
+                [e.log_position for e in RecordingLogFile.read(s).log.latest_snapshots(1)]
+                == [position, position]
+            ),
+            SETTLE_S,
+        ), f"{directory}: no snapshot at {position}"
+        latest = RecordingLogFile.read(storage).log.latest_snapshots(1)
+        contents.append(_snapshot_service_bytes(Path(directory), latest[1].recording_id))
+    assert contents[0] == contents[1] == contents[2]  # the key-value state, identical everywhere
+
+
 @contextlib.contextmanager
-def _kv_cluster(directory: Path) -> Iterator[tuple[ProcessCluster, int, list[str]]]:
+def _kv_cluster(
+    directory: Path, settings: dict[str, object] | None = None
+) -> Iterator[tuple[ProcessCluster, int, list[str]]]:
     """A running 3-node cluster of the key-value service: it, its leader, and its members' directories."""
-    with ProcessCluster(directory, 3, dict(FAST) | {"cluster.service.class": "kv"}) as cluster:
+    with ProcessCluster(
+        directory, 3, dict(FAST) | {"cluster.service.class": "kv"} | (settings or {})
+    ) as cluster:
         cluster.start_all()
         assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader"
         leader = cluster.settled()
@@ -178,19 +202,48 @@ def test_a_member_rebuilt_from_an_empty_directory_catches_up_to_the_same_state(t
             ),
             SETTLE_S,
         ), "the rebuilt member did not catch up"
+        _assert_one_state_everywhere(cluster, leader_id, dirs)
+
+
+def test_a_member_rebuilt_after_the_others_purged_their_logs_catches_up_from_a_snapshot(
+    tmp_path: Path,
+) -> None:
+    """``purge-log`` on every other member takes their logs below the snapshot; a member rebuilt from an
+    empty directory can then not copy the log from its start, and catches up from the leader's snapshot
+    (docs/consensus.md, "Catch-up from a snapshot") to the same key-value state."""
+    with _kv_cluster(tmp_path, {"archive.segment.file.length": "64k"}) as (cluster, leader_id, dirs):
+        rebuilt = (leader_id + 1) % 3
+        assert cluster.stop(rebuilt) == 0
+        shutil.rmtree(dirs[rebuilt])
+        _write(cluster, 0, 1_500, value=b"v" * 100)  # about 250 KiB of log: four 64 KiB segments
+        assert cluster.wait_for(
+            lambda: (
+                (status := cluster.view.status(leader_id)) is not None and status.commit_position > 200_000
+            ),
+            SETTLE_S,
+        ), "the writes were not committed"
         status, out = _tool("snapshot", dirs[leader_id], "--json")
         assert status == 0, out
         position = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
-        contents = []
-        for directory in dirs:
-            storage = RealStorage(Path(directory) / "cluster")
-            assert cluster.wait_for(
-                lambda s=storage: (
-                    [e.log_position for e in RecordingLogFile.read(s).log.latest_snapshots(1)]
-                    == [position, position]
-                ),
-                SETTLE_S,
-            ), f"{directory}: no snapshot at {position}"
-            latest = RecordingLogFile.read(storage).log.latest_snapshots(1)
-            contents.append(_snapshot_service_bytes(Path(directory), latest[1].recording_id))
-        assert contents[0] == contents[1] == contents[2]  # the key-value state, identical everywhere
+        for member in range(3):
+            if member != rebuilt:
+                status, out = _tool("purge-log", dirs[member], "--json")
+                assert status == 0, out
+                purged = json.loads(out)
+                assert purged["segmentsDeleted"] >= 2 and 0 < purged["purgedTo"] <= position, purged
+        status, out = _tool("purge-log", dirs[rebuilt])
+        assert status == 2 and out == ""  # its directory is gone: one error line on stderr
+        _write(cluster, 1_500, 20, value=b"after")
+        cluster.start(rebuilt)
+        leader = cluster.view.status(leader_id)
+        assert leader is not None
+        assert cluster.wait_for(
+            lambda: (
+                (status := cluster.view.status(rebuilt)) is not None
+                and status.commit_position >= leader.commit_position
+            ),
+            SETTLE_S,
+        ), "the rebuilt member did not catch up"
+        events = [event.text for event in cluster.view.events(rebuilt)]
+        assert any(text.startswith("caught up from member") for text in events), events
+        _assert_one_state_everywhere(cluster, leader_id, dirs)

@@ -113,6 +113,7 @@ CORE_CANARIES: dict[str, str] = {
 
 FRAME_ALIGNMENT = 32  # Aeron log frames start on 32-byte boundaries: every log position is a multiple of it
 CONSENSUS_PROTOCOL_VERSION = 65536  # 1.0.0
+MAX_SNAPSHOT_QUERIES: Final = 8  # BackupQueries whose answer a member still takes
 NO_VOTE = None
 
 _E = ElectionState
@@ -294,8 +295,10 @@ class ConsensusCore:
             canaries=canaries,
         )
         self.commit_position_counter_id = commit_position_counter_id
-        # a BackupQuery this member sent to learn its leader's snapshots: (correlation id, member asked)
-        self._snapshot_query = (-1, -1)
+        # the BackupQueries this member sent to learn its leader's snapshots, newest last: correlation id
+        # (the time it was sent, so a query of an earlier run is never taken for one) -> member asked
+        self._snapshot_queries: dict[int, int] = {}
+        self._replicate_after_ns = 0  # a failed copy of the log is tried again from then on
         self.installing: InstallSnapshot | None = None  # asked for: the core waits to be started again
         self._read_limit = 0  # the last ReadLog's limit
         self._reading = (0, 0)  # the last ReadLog's position and limit
@@ -405,12 +408,12 @@ class ConsensusCore:
                     self._follower_work(now_ns, out)
                 if self.state == _E.CLOSED:
                     self._termination_work(now_ns, out)
-                if self.state == _E.CLOSED and self.termination is None:
-                    self.sessions.backup_work(
-                        now_ns, out, self._backup_response, self.leadership_term_id, self.leader_id
-                    )
             else:
                 self._election_work(now_ns, out)
+            if self.termination is None:
+                self.sessions.backup_work(
+                    now_ns, out, self._backup_response, self.leadership_term_id, self.leader_id
+                )
         return out.actions
 
     def on_append_position(self, now_ns: int, position: int) -> list[Action]:
@@ -748,9 +751,10 @@ class ConsensusCore:
             self._termination_work(now_ns, out)
 
     def _on_backup_query(self, now_ns: int, m: codecs.BackupQueryDecoder, out: _Out) -> None:
-        """Any member answers a backup (docs/sessions.md, "Backup queries"), but only between elections
-        and before a termination, as Aeron does: a query that comes at another time is dropped."""
-        if self.state == _E.CLOSED and self.termination is None:
+        """Any member answers a backup (docs/sessions.md, "Backup queries") until a termination begins --
+        in an election too, where Aeron drops the query: a new leader that waits in LEADER_LOG_REPLICATION
+        for a follower whose log its own no longer reaches needs the follower to take its snapshot."""
+        if self.termination is None:
             self.sessions.on_backup_query(now_ns, m, out)
 
     def _on_challenge_response(self, now_ns: int, m: codecs.ChallengeResponseDecoder, out: _Out) -> None:
@@ -762,11 +766,19 @@ class ConsensusCore:
         """This member's log could not be brought up to date from its leader's: ask the leader for its
         latest snapshots (a BackupQuery answered on this member's consensus endpoint), in case its log no
         longer reaches back to where this one ends (docs/consensus.md, "Catch-up from a snapshot")."""
+        # the copy is not tried again at once: the leader answers the next canvass at once, and the copy
+        # would fail again at once, round and round
+        self._replicate_after_ns = now_ns + self.config.election_status_interval_ns
         leader = self.leader_id
         channel = self.config.backup_response_channel
         if not channel or leader < 0 or leader == self.member_id or self.installing is not None:
             return
-        self._snapshot_query = (now_ns, leader)  # the time: a query of an earlier run is never taken for it
+        queries = self._snapshot_queries
+        if queries and now_ns - max(queries) < self.config.election_status_interval_ns:
+            return  # one asked a moment ago: its answer may still come
+        queries[now_ns] = leader
+        while len(queries) > MAX_SNAPSHOT_QUERIES:
+            del queries[min(queries)]
         query = pack(
             codecs.BackupQueryEncoder,
             {"response_channel": channel, "encoded_credentials": b""},
@@ -780,10 +792,9 @@ class ConsensusCore:
         """The answer to ``_ask_for_snapshots``: if the member asked holds a whole snapshot set beyond
         the end of this member's log, this member takes it (``InstallSnapshot``) and waits to be started
         again on it. Otherwise its log reaches the snapshot, and the next election copies the rest."""
-        correlation_id, asked = self._snapshot_query
-        if m.correlation_id != correlation_id or self.installing is not None:
+        asked = self._snapshot_queries.pop(m.correlation_id, None)
+        if asked is None or self.installing is not None:
             return
-        self._snapshot_query = (-1, -1)
         snapshots = m.to_dict()["snapshots"]
         module = [s for s in snapshots if s["serviceId"] == -1]
         if len(module) != 1 or module[0]["logPosition"] <= self.append_position:
@@ -1901,6 +1912,8 @@ class ConsensusCore:
                         _E.CANVASS, now_ns, out, f"recorded empty term {m.next_leadership_term_id}"
                     )
                 return
+            if now_ns < self._replicate_after_ns:
+                return  # a copy failed a moment ago: the leader's next NewLeadershipTerm tries again
             stop = next_base if self.append_position < next_base else m.next_log_position
             if stop < 0 or stop <= self.append_position:
                 stop = self._term_base

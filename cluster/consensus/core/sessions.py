@@ -239,6 +239,17 @@ class AllowNothingAdmin:
         return protocol_id == codecs.SCHEMA_ID and action_id == codecs.BackupQueryEncoder.TEMPLATE_ID
 
 
+def _refused_version(session: ClusterSession, version: int | None) -> bool:
+    """A connect or backup query whose client protocol's major version is not ours is REJECTED, to be
+    told SessionEvent ERROR; whether it was."""
+    version = version or 0
+    if (version >> 16) & 0xFF == CLIENT_PROTOCOL_MAJOR:
+        return False
+    session.state = SessionState.REJECTED
+    session.event = (_E.ERROR, f"{VERSION_DETAIL}: {version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}")
+    return True
+
+
 def ingress_endpoints(members: Iterable[ClusterMember]) -> str:
     """The members' ingress endpoints as a client takes them: ``id=host:port,...`` in member order."""
     return ",".join(f"{member.id}={member.ingress}" for member in members)
@@ -423,14 +434,9 @@ class ClientSessions:
         self.next_session_id += 1
         self.pending[session.id] = session
         out.add(OpenEgress(session.id, session.response_channel, session.response_stream_id))
-        version = request.version or 0
-        if (version >> 16) & 0xFF != CLIENT_PROTOCOL_MAJOR:
-            session.state = SessionState.REJECTED
-            session.event = (
-                _E.ERROR,
-                f"{VERSION_DETAIL}: {version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}",
-            )
-        elif len(self.sessions) + len(self.pending) > self.max_sessions:
+        if _refused_version(session, request.version):
+            return
+        if len(self.sessions) + len(self.pending) > self.max_sessions:
             session.state = SessionState.REJECTED
             session.event = (_E.ERROR, SESSION_LIMIT_DETAIL)
         else:
@@ -688,14 +694,7 @@ class ClientSessions:
         )
         self.backups[key] = session
         out.add(OpenEgress(key, session.response_channel, session.response_stream_id))
-        version = query.version or 0
-        if (version >> 16) & 0xFF != CLIENT_PROTOCOL_MAJOR:
-            session.state = SessionState.REJECTED
-            session.event = (
-                _E.ERROR,
-                f"{VERSION_DETAIL}: {version >> 16}.{(version >> 8) & 0xFF}.{version & 0xFF}",
-            )
-        else:
+        if not _refused_version(session, query.version):
             credentials = bytes(query.encoded_credentials_bytes())
             self.authenticator.on_connect_request(key, credentials, now_ns // NS_PER_MS)
 
