@@ -254,13 +254,15 @@ def _run(config_path: str, stop: _Stop) -> int:
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
     from cluster.consensus.node_config import NodeConfig
-    from cluster.service.loader import load_service
+    from cluster.service.loader import load_authenticator, load_authorisation_service, load_service
     from cluster.storage import RealStorage
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
     from cluster.transport.media import UdpNetwork
 
     config = NodeConfig.load(config_path)
     service = load_service(config.service_class) if config.service_count > 0 else None
+    authenticator = load_authenticator(config.authenticator_class)
+    authorisation = load_authorisation_service(config.authorisation_service_class)
     if stop.requested:
         return 0  # stopped before it started: nothing was created
     cluster_storage = RealStorage(config.cluster_dir, create=True)
@@ -284,6 +286,8 @@ def _run(config_path: str, stop: _Stop) -> int:
             on_event=reporter.on_event,
             idle=idle,
             service=service,
+            authenticator=authenticator,
+            authorisation=authorisation,
         )
         runner = stop.runner = AgentRunner(NodeAgent(node, reporter, on_terminated=stop), idle)
         if stop.requested:

@@ -37,9 +37,11 @@ from cluster.archive.archive import Archive
 from cluster.archive.client import ArchiveClient
 from cluster.archive.context import ArchiveContext
 from cluster.consensus.agent import ConsensusModuleAgent, LogEvent
+from cluster.consensus.core.sessions import Authenticator, AuthorisationService
 from cluster.consensus.node_config import NodeConfig
 from cluster.service.api import ClusteredService
 from cluster.service.container_agent import ContainerAgent
+from cluster.service.loader import load_authenticator, load_authorisation_service
 from cluster.storage import Storage
 from cluster.transport.agent import SelectorIdleStrategy
 from cluster.transport.driver import Transport, TransportConfig
@@ -68,6 +70,8 @@ class ClusterNode:
         mark_file_liveness_timeout_ms: int = 10_000,
         idle: SelectorIdleStrategy | None = None,
         service: Callable[[], ClusteredService] | None = None,
+        authenticator: Callable[[], Authenticator] | None = None,
+        authorisation: Callable[[], AuthorisationService] | None = None,
     ) -> None:
         """``mark_file_liveness_timeout_ms``: how recent a mark file's activity timestamp must be for
         the directory to count as another live process's (Aeron's 10 s; the simulator scales it down
@@ -75,10 +79,15 @@ class ClusterNode:
         sockets with it (the strategy stays the caller's to close). ``service``, if given, makes a
         service for each of the ``cluster.service.count`` containers the node then runs (service ids 0
         up); without it the node runs none, and its consensus module counts no services (it waits for
-        no service's ack: a snapshot is then the module's alone)."""
+        no service's ack: a snapshot is then the module's alone). ``authenticator`` and ``authorisation`` make
+        the consensus module's authenticator and authorisation service (one for each of its lives); by
+        default they are the classes the configuration names (``cluster.authenticator.supplier``,
+        ``cluster.authorisation.service.supplier``: Aeron's defaults unless set; docs/node-config.md)."""
         if service is None and config.service_count:
             config = dataclasses.replace(config, service_count=0)
         self.config = config
+        authenticator = authenticator or load_authenticator(config.authenticator_class)
+        authorisation = authorisation or load_authorisation_service(config.authorisation_service_class)
         rng = random_module.Random(seed)
         term_length = config.log_term_length
         # the log's terms arrive at this node, and a snapshot's when it catches up from another member's:
@@ -125,6 +134,8 @@ class ClusterNode:
             canaries=canaries,
             on_event=on_event,
             mark_file_liveness_timeout_ms=mark_file_liveness_timeout_ms,
+            authenticator=authenticator(),
+            authorisation=authorisation(),
         )
         try:
             self.agent = self._make_agent()

@@ -65,7 +65,7 @@ from cluster.consensus.core.members import (
     parse_members,
     validate_members,
 )
-from cluster.service.loader import check_service_name
+from cluster.service.loader import check_authenticator_name, check_authorisation_name, check_service_name
 from cluster.storage import StorageError, SyncLevel, read_path
 from cluster.transport.errors import ChannelUriError
 from cluster.transport.uri import (
@@ -396,13 +396,18 @@ def _derive_archive_replication_channel(config: NodeConfig) -> str:
     return config.replication_channel
 
 
-class _ServiceName(_Kind):
-    """Which service the node's containers run: echo, kv or package.module:Class (cluster.service.loader)."""
+class _ClassName(_Kind):
+    """A class the node loads as it starts (cluster.service.loader): a built-in name or
+    package.module:Class, checked here for its form by ``check_name``."""
+
+    def __init__(self, check_name: Callable[[str], str | None], built_in: str) -> None:
+        self._check_name = check_name
+        self._built_in = built_in
 
     def check(self, key: str, value: Any) -> str:
         if not isinstance(value, str):
-            raise _fail(key, f"{_show(value)} is not a string (echo, kv or package.module:Class)")
-        problem = check_service_name(value)
+            raise _fail(key, f"{_show(value)} is not a string ({self._built_in} or package.module:Class)")
+        problem = self._check_name(value)
         if problem is not None:
             raise _fail(key, problem)
         return value
@@ -425,8 +430,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.dir", "cluster_dir", _PATH),
     Setting("cluster.appointed.leader.id", "appointed_leader_id", _Int(NULL_VALUE, INT32_MAX)),
     Setting("cluster.service.count", "service_count", _Int(0, MAX_SERVICE_COUNT)),
-    Setting("cluster.service.class", "service_class", _ServiceName()),
+    Setting("cluster.service.class", "service_class", _ClassName(check_service_name, "echo, kv")),
     Setting("cluster.max.sessions", "max_sessions", _Int(0, INT32_MAX)),
+    Setting(
+        "cluster.authenticator.supplier",
+        "authenticator_class",
+        _ClassName(check_authenticator_name, "default"),
+    ),
+    Setting(
+        "cluster.authorisation.service.supplier",
+        "authorisation_service_class",
+        _ClassName(check_authorisation_name, "default"),
+    ),
     Setting("cluster.ingress.channel", "ingress_channel", _Channel(_UDP)),
     Setting("cluster.ingress.stream.id", "ingress_stream_id", _INT32),
     Setting(
@@ -520,6 +535,8 @@ class NodeConfig:
     service_count: int = _CORE_DEFAULTS["service_count"]
     service_class: str = "echo"
     max_sessions: int = _CORE_DEFAULTS["max_sessions"]
+    authenticator_class: str = "default"
+    authorisation_service_class: str = "default"
     ingress_channel: str = "aeron:udp"
     ingress_stream_id: int = _CORE_DEFAULTS["ingress_stream_id"]
     log_channel: str = "aeron:udp?term-length=64m"

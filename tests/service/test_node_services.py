@@ -6,6 +6,7 @@ request is answered (refused by the default authorisation)."""
 
 from __future__ import annotations
 
+import pytest
 from support.node_script import MS, Script
 
 from cluster.client.aeron_cluster import AeronCluster
@@ -121,8 +122,30 @@ def test_requests_and_replies_longer_than_a_frame_arrive_whole() -> None:
         assert stores == [{f"k{i}".encode(): value for i, value in enumerate(values)}] * 3
 
 
-def test_an_admin_request_is_answered_and_the_default_authorisation_refuses_it() -> None:
-    with Script(3, service=EchoService) as script:
+class AllowAdminRequests:
+    """An authorisation service that allows every AdminRequest (and BackupQuery, as the default)."""
+
+    def is_authorised(
+        self, protocol_id: int, action_id: int, type_: object, encoded_principal: bytes
+    ) -> bool:
+        return protocol_id == codecs.SCHEMA_ID and action_id in (
+            codecs.AdminRequestEncoder.TEMPLATE_ID,
+            codecs.BackupQueryEncoder.TEMPLATE_ID,
+        )
+
+
+@pytest.mark.parametrize(
+    ("supplier", "code", "detail"),
+    [
+        ("default", codecs.AdminResponseCode.UNAUTHORISED_ACCESS, "admin request not authorised"),
+        ("test_node_services:AllowAdminRequests", codecs.AdminResponseCode.OK, ""),
+    ],
+)
+def test_an_admin_request_is_answered_as_the_configured_authorisation_service_decides(
+    supplier: str, code: codecs.AdminResponseCode, detail: str
+) -> None:
+    settings = {"cluster.authorisation.service.supplier": supplier}
+    with Script(3, service=EchoService, settings=settings) as script:
         script.elected()
         host = "10.0.0.150"
         transport = Transport(script.sim.network, TransportConfig(bind_host=host, seed=9))
@@ -139,8 +162,8 @@ def test_an_admin_request_is_answered_and_the_default_authorisation_refuses_it()
             AdminResponse(
                 77,
                 codecs.AdminRequestType.SNAPSHOT,
-                codecs.AdminResponseCode.UNAUTHORISED_ACCESS,
-                "admin request not authorised",
+                code,
+                detail,
                 b"",
             )
         ]

@@ -7,14 +7,24 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from cluster.consensus.core.sessions import AcceptAllAuthenticator, AllowNothingAdmin
 from cluster.consensus.node_config import NodeConfig, NodeConfigError
 from cluster.service.echo import EchoService
 from cluster.service.kv import KeyValueService
-from cluster.service.loader import ServiceLoadError, check_service_name, load_service
+from cluster.service.loader import (
+    ServiceLoadError,
+    check_authenticator_name,
+    check_authorisation_name,
+    check_service_name,
+    load_authenticator,
+    load_authorisation_service,
+    load_service,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,3 +76,42 @@ def test_cluster_up_refuses_a_service_that_does_not_import_before_starting_anyth
     assert result.returncode == 2, result.stderr
     assert "cannot import no_such_module_here" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == "" and not (tmp_path / "c").exists()  # no config written, no member started
+
+
+def test_the_default_authenticator_and_authorisation_service_are_aerons() -> None:
+    assert load_authenticator("default") is AcceptAllAuthenticator
+    assert load_authorisation_service("default") is AllowNothingAdmin
+    assert (
+        load_authorisation_service("cluster.consensus.core.sessions:AllowNothingAdmin") is AllowNothingAdmin
+    )
+
+
+@pytest.mark.parametrize(
+    ("load", "name", "problem"),
+    [
+        (load_authenticator, "tokens", "'tokens' is neither default nor package.module:Class"),
+        (load_authenticator, "no_such_module_here:Auth", "cannot import no_such_module_here"),
+        (
+            load_authenticator,
+            "cluster.consensus.core.sessions:AllowNothingAdmin",
+            "AllowNothingAdmin has no on_connect_request, on_challenge_response, on_connected_session, "
+            "on_challenged_session",
+        ),
+        (
+            load_authenticator,
+            "cluster.consensus.core.sessions:MAX_ENCODED_PRINCIPAL_LENGTH",
+            "is not an authenticator class",
+        ),
+        (
+            load_authorisation_service,
+            "cluster.consensus.core.sessions:AcceptAllAuthenticator",
+            "AcceptAllAuthenticator has no is_authorised",
+        ),
+    ],
+)
+def test_a_bad_authenticator_or_authorisation_name_is_one_clear_error(
+    load: Callable[[str], type], name: str, problem: str
+) -> None:
+    with pytest.raises(ServiceLoadError, match=re.escape(problem)):
+        load(name)
+    assert check_authenticator_name("default") is None and check_authorisation_name("x.y:Z") is None
