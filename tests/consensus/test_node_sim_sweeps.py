@@ -39,6 +39,9 @@ SNAPSHOT_REGRESSION_SEEDS = [  # seeds with services and snapshots that once fai
     61011,  # the leader's module snapshot held its own next session id, which counts a connect still
     # pending, so it differed from the followers' at one position (fixed: a snapshot holds the next id as
     # the log implies it); then, after the closing shutdown, stopped members counted as holding nothing
+    66200,  # a leader in LEADER_READY whose quorum had joined (positions long since counted) could not
+    # append the term's first entry -- the followers had left for a later term and no one read its log
+    # -- and tried for good (fixed: LEADER_READY gives up at twice the heartbeat timeout whatever held it)
     64011,  # the operator's snapshot request, written into the leader's control file through the leader's
     # simulated disk, reached the crash point armed for the leader's own operations and ended the whole
     # run (fixed: a tool's operations are another process's, SimDisk.storage(another_process=True))

@@ -1309,20 +1309,24 @@ class ConsensusCore:
     def _in_leader_ready(self, now_ns: int, out: _Out) -> None:
         self._leader_heartbeats(now_ns, out, new_term=True)
         self._leader_commit(out)
+        if self._appending_event:
+            return  # the event's AppendLog awaits its answer (on_log_appended / on_log_append_failed)
+        if now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
+            # ours: Aeron's LEADER_READY has no deadline (docs/consensus.md, "Departures from Aeron"). It
+            # holds whatever kept the term from beginning: no quorum joined, or one did long ago -- its
+            # positions stay counted -- but the followers have left for a later term, and the log
+            # publication, which no one reads, refuses the term's first entry at every try (sweep seed
+            # 66200)
+            self._enter_election(now_ns, out, "the new term did not begin by twice the heartbeat timeout")
+            return
         statuses = self._statuses()
         term, base = self.leadership_term_id, self._term_base
         if membership.have_voters_reached_position(statuses, base, term):
             reason = "every voter has joined the term"
         elif now_ns >= self._state_deadline_ns and membership.has_quorum_at_position(statuses, base, term):
             reason = "a quorum has joined the term by the leader heartbeat timeout"
-        elif now_ns >= self._state_deadline_ns + self.config.leader_heartbeat_timeout_ns:
-            # ours: Aeron's LEADER_READY has no deadline (docs/consensus.md, "Departures from Aeron")
-            self._enter_election(now_ns, out, "no quorum joined the new term")
-            return
         else:
             return
-        if self._appending_event:
-            return  # the event's AppendLog awaits its answer (on_log_appended / on_log_append_failed)
         event = self._message(
             codecs.NewLeadershipTermEventEncoder.pack_into(
                 self._scratch,
