@@ -83,6 +83,20 @@ def _assert_one_state_everywhere(cluster: ProcessCluster, leader_id: int, dirs: 
     assert contents[0] == contents[1] == contents[2]  # the key-value state, identical everywhere
 
 
+def _start_and_catch_up(cluster: ProcessCluster, member: int, leader_id: int) -> None:
+    """Start ``member`` again and wait until it has committed as far as the leader had when it started."""
+    cluster.start(member)
+    leader = cluster.view.status(leader_id)
+    assert leader is not None
+    assert cluster.wait_for(
+        lambda: (
+            (status := cluster.view.status(member)) is not None
+            and status.commit_position >= leader.commit_position
+        ),
+        SETTLE_S,
+    ), f"member {member} did not catch up"
+
+
 @contextlib.contextmanager
 def _kv_cluster(
     directory: Path, settings: dict[str, object] | None = None
@@ -192,16 +206,7 @@ def test_a_member_rebuilt_from_an_empty_directory_catches_up_to_the_same_state(t
         assert cluster.stop(rebuilt) == 0
         shutil.rmtree(dirs[rebuilt])  # its cluster and archive directories, gone
         _write(cluster, 30, 30)
-        cluster.start(rebuilt)
-        leader = cluster.view.status(leader_id)
-        assert leader is not None
-        assert cluster.wait_for(
-            lambda: (
-                (status := cluster.view.status(rebuilt)) is not None
-                and status.commit_position >= leader.commit_position
-            ),
-            SETTLE_S,
-        ), "the rebuilt member did not catch up"
+        _start_and_catch_up(cluster, rebuilt, leader_id)
         _assert_one_state_everywhere(cluster, leader_id, dirs)
 
 
@@ -234,16 +239,7 @@ def test_a_member_rebuilt_after_the_others_purged_their_logs_catches_up_from_a_s
         status, out = _tool("purge-log", dirs[rebuilt])
         assert status == 2 and out == ""  # its directory is gone: one error line on stderr
         _write(cluster, 1_500, 20, value=b"after")
-        cluster.start(rebuilt)
-        leader = cluster.view.status(leader_id)
-        assert leader is not None
-        assert cluster.wait_for(
-            lambda: (
-                (status := cluster.view.status(rebuilt)) is not None
-                and status.commit_position >= leader.commit_position
-            ),
-            SETTLE_S,
-        ), "the rebuilt member did not catch up"
+        _start_and_catch_up(cluster, rebuilt, leader_id)
         events = [event.text for event in cluster.view.events(rebuilt)]
         assert any(text.startswith("caught up from member") for text in events), events
         _assert_one_state_everywhere(cluster, leader_id, dirs)
