@@ -505,6 +505,15 @@ class ConsensusModuleAgent:
         """One duty cycle (see the module docstring); the amount of work done."""
         if self.is_closed:
             return 0
+        if self._quiesced:
+            # only the copies move on (their recording signals and errors); the core hears nothing
+            work = self.archive.poll_for_recording_signals()
+            self._check_archive_errors()
+            now_ns = self._now()
+            if now_ns >= self._next_mark_file_ns:
+                self._next_mark_file_ns = now_ns + MARK_FILE_UPDATE_INTERVAL_NS
+                self.mark_file.update_activity(self.clock.epoch_ms())
+            return work
         work = self._consensus_subscription.poll(self._consensus_assembler, FRAGMENT_LIMIT)
         if self.core.ingress_open:  # a cluster action holds the log still: clients' messages wait
             work += self._ingress_subscription.controlled_poll(self._ingress_assembler, FRAGMENT_LIMIT)
@@ -777,7 +786,7 @@ class ConsensusModuleAgent:
         self._executing = True
         try:
             self._run(actions)
-            while self._answers:
+            while self._answers and not self._quiesced:
                 self._run(self._answers.popleft()())
         except ArchiveClientError as error:
             raise ConsensusAgentError(f"an archive request failed: {error}") from error
@@ -787,9 +796,17 @@ class ConsensusModuleAgent:
     def _answer(self, answer: Callable[[], list[Action]]) -> None:
         self._answers.append(answer)
 
+    @property
+    def _quiesced(self) -> bool:
+        """Taking another member's snapshot, or about to start again: the core is told nothing more, its
+        actions not yet run are dropped, and nothing moves the log (``_begin_install``)."""
+        return self._install is not None or self.restart is not None
+
     def _run(self, actions: Iterable[Action]) -> None:
         appends_failed = False
         for action in actions:
+            if self._quiesced:
+                return
             if isinstance(action, Send):
                 publication = self._consensus_publications.get(action.to)
                 if publication is not None:
@@ -1101,6 +1118,18 @@ class ConsensusModuleAgent:
 
     def _stop_log(self) -> None:
         """``StopLog``: stop every mover of the log, then answer with the recording's stop position."""
+        self._stop_log_movers()
+        stop = 0
+        if self.log_recording_id >= 0:
+            stop = self._await_stop_position()
+        self._position_counter = None
+        self.append_position = stop
+        now_ns = self._now()
+        self._answer(lambda: self.core.on_log_stopped(now_ns, stop))
+
+    def _stop_log_movers(self) -> None:
+        """Stop the log publication, its recording, the follower's subscription, a replication and the
+        catch-up replays this member serves: nothing extends the log recording any more."""
         if self._log_publication is not None:
             self._log_publication.close()
             self._log_publication = None
@@ -1116,13 +1145,6 @@ class ConsensusModuleAgent:
         self._catchup_replays.clear()
         self._pending_log = None
         self._log_failure = None
-        stop = 0
-        if self.log_recording_id >= 0:
-            stop = self._await_stop_position()
-        self._position_counter = None
-        self.append_position = stop
-        now_ns = self._now()
-        self._answer(lambda: self.core.on_log_stopped(now_ns, stop))
 
     def _await_stop_position(self) -> int:
         for _ in range(STOP_WAIT_CYCLES):
@@ -1158,6 +1180,12 @@ class ConsensusModuleAgent:
             (service_id, recording_id, NULL_POSITION) for service_id, recording_id in action.recordings
         )
         to_copy.append((_LOG_COPY, action.log_recording_id, action.log_position))
+        # from here the member acknowledges nothing: its log must not grow past what it told its leader,
+        # for the copied log ends at the snapshot (sweep seed 67511: a catch-up went on while the copies
+        # were made, the leader counted the member's positions beyond the snapshot, and the restart
+        # dropped them)
+        self._answers.clear()
+        self._stop_log_movers()
         self._install = _Install(action, f"aeron:udp?endpoint={source.archive}", to_copy, {})
         self._install_next()
 

@@ -42,6 +42,10 @@ SNAPSHOT_REGRESSION_SEEDS = [  # seeds with services and snapshots that once fai
     66200,  # a leader in LEADER_READY whose quorum had joined (positions long since counted) could not
     # append the term's first entry -- the followers had left for a later term and no one read its log
     # -- and tried for good (fixed: LEADER_READY gives up at twice the heartbeat timeout whatever held it)
+    67511,  # a follower took its leader's snapshot on a late answer while its catch-up went on: it kept
+    # recording and acknowledging past the snapshot as the copies were made, then started again on a log
+    # that ended at the snapshot -- the leader had committed what only it still held (fixed: the member
+    # stops every mover of its log and acknowledges nothing once it takes a snapshot)
     64011,  # the operator's snapshot request, written into the leader's control file through the leader's
     # simulated disk, reached the crash point armed for the leader's own operations and ended the whole
     # run (fixed: a tool's operations are another process's, SimDisk.storage(another_process=True))
