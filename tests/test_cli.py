@@ -222,3 +222,20 @@ def test_codegen_never_rewrites_a_generated_package_outside_a_source_checkout(
     assert codegen_cmd.is_source_checkout(codegen_cmd.generated_directory()) is False
     monkeypatch.undo()
     assert codegen_cmd.is_source_checkout(codegen_cmd.generated_directory()) is True
+
+
+def test_an_interpreter_older_than_the_project_needs_is_told_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "version_info", (3, 11, 7, "final", 0))
+    assert cli.main(["sim", "--help"]) == cli.USER_ERROR_STATUS
+    error = capsys.readouterr().err
+    assert "Python 3.12 or newer is needed" in error and "scripts/setup.sh" in error
+
+
+def test_the_version_is_read_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unexpected() -> str:
+        raise AssertionError("the version was looked up")
+
+    monkeypatch.setattr(cli, "version", unexpected)
+    assert cli.main(["sim", "--list-canaries"]) == 0

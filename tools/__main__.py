@@ -18,6 +18,7 @@ exception is a bug and propagates with its traceback.
 import argparse
 import importlib
 import os
+import platform
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple, Protocol, cast
@@ -101,6 +102,9 @@ def _load(name: str, spec: CommandSpec) -> CommandModule:
 
 
 DISTRIBUTION: Final = "aeron-cluster-py"
+MINIMUM_PYTHON: Final = (3, 12)
+"""As ``requires-python`` in pyproject.toml: run from a source tree by an older interpreter, the commands
+would fail on their first import of something newer, with a traceback that does not say why."""
 
 
 def version() -> str:
@@ -113,13 +117,27 @@ def version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: print the installed version and exit. The version is looked up only when asked:
+    reading the package metadata costs every command's start-up some 20 ms otherwise."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"{parser.prog} {version()}")
+        parser.exit()
+
+
 def _build_parser(loaded: tuple[str, CommandModule] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),
         description="Aeron Cluster in Python: command-line tools.",
         epilog="Run '%(prog)s <command> --help' for the options of one command.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, spec in COMMANDS.items():
         sub = subparsers.add_parser(name, help=spec.help, description=spec.help)
@@ -130,6 +148,14 @@ def _build_parser(loaded: tuple[str, CommandModule] | None) -> argparse.Argument
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the chosen command and return its exit status."""
+    if sys.version_info < MINIMUM_PYTHON:
+        wanted = ".".join(map(str, MINIMUM_PYTHON))
+        print(
+            f"python -m tools: Python {wanted} or newer is needed, this is {platform.python_version()} "
+            f"({sys.executable}); scripts/setup.sh makes a virtual environment with one",
+            file=sys.stderr,
+        )
+        return USER_ERROR_STATUS
     args_list = sys.argv[1:] if argv is None else list(argv)
     name = _selected_command(args_list)
     loaded: tuple[str, CommandModule] | None = None

@@ -205,7 +205,9 @@ class ImageLog:
         self.time_of_last_packet_ns = now_ns
         self.end_of_stream_position = -1
         self._eos_sm_sent = False
-        self._clean_term_count = (self.join_position >> self.shift) - 1
+        # the partition after the joined one is cleaned once the image enters the next term: a fresh log
+        # is all zeros, and cleaning it at the join would touch every page of an untouched partition
+        self._clean_term_count = self.join_position >> self.shift
         self._gap: tuple[int, int] | None = None  # (position, length)
         self._nak_deadline_ns = 0
         self._scratch = bytearray(64)
