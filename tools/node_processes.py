@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -86,6 +86,7 @@ def port_in_use(ports: Iterable[int], host: str = "127.0.0.1") -> int | None:
 
 
 EPHEMERAL_PORTS_START: Final = 32_768  # Linux's default ip_local_port_range starts here
+OWN_HOSTS_BASE_PORT: Final = 9000  # Aeron's test layout, when every member has an address of its own
 
 
 def free_base_port(nodes: int, host: str = "127.0.0.1", attempts: int = 50) -> int:
@@ -101,11 +102,15 @@ def free_base_port(nodes: int, host: str = "127.0.0.1", attempts: int = 50) -> i
 
 
 def local_configs(
-    nodes: int, directory: Path, base_port: int, settings: Mapping[str, object] | None = None
+    nodes: int,
+    directory: Path,
+    base_port: int,
+    settings: Mapping[str, object] | None = None,
+    hosts: Sequence[str] | None = None,
 ) -> tuple[NodeConfig, ...]:
     """``NodeConfig.local_cluster`` under ``directory`` made absolute, so that the configurations work
     from any working directory."""
-    return NodeConfig.local_cluster(nodes, str(directory.absolute()), base_port, settings)
+    return NodeConfig.local_cluster(nodes, str(directory.absolute()), base_port, settings, hosts)
 
 
 def write_configs(configs: Iterable[NodeConfig], directory: Path) -> list[Path]:
@@ -139,11 +144,14 @@ class NodeProcess:
         stderr: IO[Any] | int | None = None,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``prefix``: words the command runs under, which must replace themselves with it (``exec``), so
+        that the child's pid is the node's -- e.g. ``ip netns exec NAME``."""
         self.member_id = member_id
         self.config_path = config_path
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools", "node", "--config", str(config_path)],
+            [*prefix, sys.executable, "-m", "tools", "node", "--config", str(config_path)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             stdin=subprocess.DEVNULL,
@@ -333,6 +341,10 @@ class ProcessCluster:
     Every member's stderr goes to ``directory/node<i>.stderr`` (appended across restarts).
     ``close()`` stops every member still running by pid (SIGTERM, then SIGKILL) and closes the client;
     use it in a ``finally`` or as a context manager.
+
+    By default every member is on 127.0.0.1. With ``hosts`` member i's endpoints are on ``hosts[i]``,
+    each member runs under ``prefix(i)`` (e.g. in a network namespace of its own), and this process's
+    clients bind ``client_host``, an address every member can reach.
     """
 
     def __init__(
@@ -343,17 +355,27 @@ class ProcessCluster:
         *,
         base_port: int | None = None,
         env: Mapping[str, str] | None = None,
+        hosts: Sequence[str] | None = None,
+        client_host: str = "127.0.0.1",
+        prefix: Callable[[int], Sequence[str]] = lambda member_id: (),
     ) -> None:
         from cluster.transport.driver import Transport, TransportConfig
 
         self.directory = directory.absolute()
         self.env = env  # the members' environment (default: this process's)
-        port = free_base_port(nodes) if base_port is None else base_port
-        self.configs = local_configs(nodes, self.directory, port, settings)
+        self.client_host = client_host
+        self.prefix = prefix
+        if base_port is not None:
+            port = base_port
+        elif hosts is None:
+            port = free_base_port(nodes)
+        else:  # each member on its own address: no other socket there to collide with
+            port = OWN_HOSTS_BASE_PORT
+        self.configs = local_configs(nodes, self.directory, port, settings, hosts)
         self.paths = write_configs(self.configs, self.directory)
         self.view = ClusterView()
         self.processes: dict[int, NodeProcess] = {}
-        self.transport = Transport(config=TransportConfig(bind_host="127.0.0.1"))
+        self.transport = Transport(config=TransportConfig(bind_host=client_host))
         self.session: AeronCluster | None = None
 
     def __enter__(self) -> ProcessCluster:
@@ -372,7 +394,12 @@ class ProcessCluster:
         self.view.forget(member_id)
         with open(self.stderr_path(member_id), "a", encoding="utf-8") as stderr:
             process = NodeProcess(
-                member_id, self.paths[member_id], on_line=self.view.on_line, stderr=stderr, env=self.env
+                member_id,
+                self.paths[member_id],
+                on_line=self.view.on_line,
+                stderr=stderr,
+                env=self.env,
+                prefix=self.prefix(member_id),
             )
         self.processes[member_id] = process
         return process
@@ -434,7 +461,7 @@ class ProcessCluster:
             if session is None:
                 session = self.session = AeronCluster.begin_connect(
                     self.transport,
-                    egress_channel="aeron:udp?endpoint=127.0.0.1:0",
+                    egress_channel=f"aeron:udp?endpoint={self.client_host}:0",
                     ingress_endpoints=ingress_endpoints(self.configs[0].members),
                 )
             if not session.poll_connect():

@@ -51,7 +51,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final
 
@@ -746,13 +746,15 @@ class NodeConfig:
         base_dir: str,
         base_port: int = 9000,
         settings: Mapping[str, object] | None = None,
+        hosts: Sequence[str] | None = None,
     ) -> tuple[NodeConfig, ...]:
         """The configurations of a cluster of ``nodes`` members on 127.0.0.1, as Aeron's tests lay one out.
 
         Member i uses port ``base_port + 100 * i + k``: k = 1 archive control, 2 ingress, 3 consensus,
         4 log, 5 catch-up; its directories are ``<base_dir>/node<i>/cluster`` and ``.../archive``.
         ``settings`` (dotted keys or tables) apply to every member; the members, member ids and
-        directories are the builder's to choose.
+        directories are the builder's to choose. ``hosts``, if given, puts member i's endpoints on
+        ``hosts[i]`` instead (one address per member, e.g. each in a network namespace of its own).
         """
         if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_MEMBERS:
             raise _fail("nodes", f"{nodes!r} is not a member count in [1, {MAX_MEMBERS}]")
@@ -766,7 +768,11 @@ class NodeConfig:
         chosen = sorted(set(shared) & {"cluster.members", "cluster.member.id", "cluster.dir", "archive.dir"})
         if chosen:
             raise _fail(chosen[0], "is chosen by local_cluster for each member; leave it out of settings")
-        members = _local_members(nodes, base_port)
+        if hosts is not None and (
+            isinstance(hosts, str) or len(hosts) != nodes or not all(isinstance(h, str) and h for h in hosts)
+        ):
+            raise _fail("hosts", f"{hosts!r} is not one host name or address per member ({nodes})")
+        members = _local_members(nodes, base_port, [LOCAL_HOST] * nodes if hosts is None else list(hosts))
         prefix = base if base.endswith("/") else base + "/"
         return tuple(
             cls.from_mapping(
@@ -785,9 +791,9 @@ class NodeConfig:
 _DEFAULTS: Final[dict[str, object]] = {field.name: field.default for field in fields(NodeConfig)}
 
 
-def _local_members(nodes: int, base_port: int) -> str:
+def _local_members(nodes: int, base_port: int, hosts: list[str]) -> str:
     def endpoint(index: int, port: int) -> str:
-        return f"{LOCAL_HOST}:{base_port + _PORT_STRIDE * index + port}"
+        return f"{hosts[index]}:{base_port + _PORT_STRIDE * index + port}"
 
     return "|".join(
         ",".join(

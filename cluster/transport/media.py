@@ -137,7 +137,8 @@ class UdpSocket:
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
-            # ECONNREFUSED and friends: an ICMP error from an earlier datagram; UDP is lossy anyway.
+            # ECONNREFUSED and friends: an ICMP error from an earlier datagram; EPERM: a local firewall
+            # dropped this one; ENETDOWN: the interface went down. UDP is lossy anyway: a lost datagram.
             if exc.errno in _TRANSIENT_ERRNOS:
                 return False
             raise MediaError(f"send from {format_address(self._local)} to {address!r}: {exc}") from exc
@@ -165,8 +166,19 @@ class UdpSocket:
 
 
 _TRANSIENT_ERRNOS = frozenset(
-    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOBUFS, errno.EAGAIN}
+    {
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+        errno.ENOBUFS,
+        errno.EAGAIN,
+        errno.EPERM,
+    }
 )
+"""What a send or receive may meet on a working machine, each only a lost datagram: the transport goes
+on (its loss recovery and timeouts do the rest) instead of failing the node."""
 
 
 class UdpNetwork:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.needs import missing
 from support.paths import REPO
 
 from tools.chaos.nemesis import FaultKind
@@ -89,3 +90,45 @@ def test_pause_nemesis_from_the_command_line(tmp_path: Path) -> None:
     }  # fmt: skip
     assert set(summary["recovery_ms"]) == {"min", "median", "max"}
     assert "stopped every node process" in stderr
+
+
+def _need_lab() -> None:
+    from tools.chaos.netlab import unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        missing(f"no network lab here: {reason}", ".ci/run runs as root and installs iproute2 and nftables")
+
+
+def test_partition_nemesis_in_network_namespaces(tmp_path: Path) -> None:
+    """Every member in a namespace of its own; partitions of every shape the seed draws, made by the
+    kernel. Seed 3 draws, in its first 10 s, the clients cut from a member, then a bridge."""
+    _need_lab()
+    config = ChaosConfig(
+        nodes=3, seconds=10, kinds=(FaultKind.PARTITION,), seed=3, directory=tmp_path / "run"
+    )
+    run = ChaosRun(config)
+    summary = run.execute()
+    _assert_clean(summary, "partition")
+    faults = [json.loads(line) for line in (tmp_path / "run" / "faults.jsonl").read_text().splitlines()]
+    assert len(faults) >= 2 and all(fault["kind"] == "partition" and fault["rules"] for fault in faults)
+    assert run.lab is not None and run.lab.closed
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(namespace in namespaces for namespace in run.lab.namespaces)
+    assert run.cluster is not None and _pids_gone([p.pid for p in run.cluster.processes.values()])
+
+
+def test_loss_nemesis_from_the_command_line(tmp_path: Path) -> None:
+    _need_lab()
+    args = ["--nodes", "3", "--seconds", "8", "--nemesis", "loss,partition", "--seed", "21", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools", "chaos", *args, "--dir", str(tmp_path / "run")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, f"{summary}\n{done.stderr}"
+    _assert_clean(summary, "loss")
+    assert "% of the packets arriving at" in done.stderr

@@ -772,6 +772,9 @@ CHOSEN = "{}: is chosen by local_cluster for each member; leave it out of settin
         ({"base_port": 65331}, "base_port: 65331 with 3 nodes needs ports up to 65536, above 65535"),
         ({"base_dir": ""}, "base_dir: is empty; it needs a directory path"),
         ({"settings": {"cluster.dir": "x"}}, CHOSEN.format("cluster.dir")),
+        ({"hosts": ["10.0.0.1"]}, "hosts: ['10.0.0.1'] is not one host name or address per member (3)"),
+        ({"hosts": "10.0.0.1"}, "hosts: '10.0.0.1' is not one host name or address per member (3)"),
+        ({"hosts": ["a", "", "c"]}, "hosts: ['a', '', 'c'] is not one host name or address per member (3)"),
         ({"settings": {"cluster": {"members": "x"}}}, CHOSEN.format("cluster.members")),
         ({"settings": {"cluster.election.timeout": 0}}, "cluster.election.timeout: 0 is not positive"),
         (
@@ -785,6 +788,20 @@ def test_local_cluster_errors(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(NodeConfigError) as caught:
         NodeConfig.local_cluster(**settings)
     assert str(caught.value) == message
+
+
+def test_local_cluster_puts_each_member_on_its_own_host(tmp_path: Path) -> None:
+    hosts = ["10.201.7.1", "10.201.7.2", "10.201.7.3"]
+    configs = NodeConfig.local_cluster(3, str(tmp_path), base_port=9000, hosts=hosts)
+    for index, config in enumerate(configs):
+        member = config.members[index]
+        assert [member.ingress, member.consensus, member.log, member.catchup, member.archive] == [
+            f"{hosts[index]}:9{index}0{k}" for k in (2, 3, 4, 5, 1)
+        ]
+        # what other members reach this one on comes from its own host: archive control, replication
+        assert config.archive_control_channel == f"aeron:udp?endpoint={hosts[index]}:9{index}01"
+        assert config.replication_channel == f"aeron:udp?endpoint={hosts[index]}:0"
+        assert NodeConfig.from_toml(config.to_toml()) == config
 
 
 def test_local_cluster_edge_ports() -> None:

@@ -28,6 +28,16 @@ The kinds:
 * ``pause``: SIGSTOP of the member's process, then SIGCONT after 1.25 to 2.5 times the leader heartbeat
   timeout: long enough that a paused leader is deposed while it sleeps, and wakes up believing it
   still leads.
+* ``partition``: nftables rules in the members' network namespaces (``tools.chaos.netlab``), for as
+  long as a pause, in one of five shapes drawn at random: the member *isolated* from the other members;
+  a *split* into a minority holding it and a majority; *one way*, the member not hearing one other
+  member, or that member not hearing it (with the leader: the asymmetric partition of a leader from one
+  follower); a *bridge*, two halves that cannot reach each other and one member that reaches both;
+  or the *clients* cut from it.
+* ``loss``: 5 to 30 % of the packets arriving at the member, or at every member, dropped at random
+  for 2 to 6 s.
+
+The network kinds need a ``NetLab`` (every member in a namespace of its own); kill and pause do not.
 
 Every fault is one line of the fault log (JSON lines, ``FaultRecord.to_record``), written when it is
 over.
@@ -46,10 +56,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from tools.chaos.netlab import NetLab, Rule, bridge, cut_clients, isolate, lossy, one_way, split
 from tools.node_processes import ProcessCluster
 
 __all__ = [
     "KINDS",
+    "NETWORK_KINDS",
     "REJOIN_TIMEOUT_S",
     "FaultKind",
     "FaultRecord",
@@ -65,16 +77,24 @@ restart alone can take 11 s (the stale mark files), on a 2-core machine shared w
 GAP_S: Final = (1.0, 3.0)
 KILL_DOWN_S: Final = (0.0, 2.0)
 PAUSE_HEARTBEATS: Final = (1.25, 2.5)
+"""A pause or a partition lasts this many leader heartbeat timeouts."""
+LOSS_S: Final = (2.0, 6.0)
+LOSS_PERCENT: Final = (5, 30)
 LEADER_SHARE: Final = 0.5  # the share of faults aimed at the leader
+SHAPES: Final = ("isolate", "split", "one-way", "bridge", "clients")
 
 
 class FaultKind(enum.StrEnum):
     KILL = "kill"
     PAUSE = "pause"
+    PARTITION = "partition"
+    LOSS = "loss"
 
 
 KINDS: Final = tuple(kind.value for kind in FaultKind)
 """The nemesis names ``python -m tools chaos --nemesis`` accepts."""
+NETWORK_KINDS: Final = frozenset({FaultKind.PARTITION, FaultKind.LOSS})
+"""The kinds made by nftables rules: they need every member in a network namespace (``NetLab``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +106,11 @@ class PlannedFault:
     choice: int  # the member is ``choice % nodes`` when not aimed at the leader (or none leads)
     gap_s: float
     duration_s: float
+    shape: str = ""
+    """A partition's shape (``SHAPES``); for loss, "member" or "all"."""
+    other: int = 0
+    """A second draw for the shape: the other member of a one-way partition, the bridge's middle."""
+    percent: int = 100
 
 
 class Schedule:
@@ -106,10 +131,18 @@ class Schedule:
         choice = rng.randrange(1 << 16)
         gap_s = rng.uniform(*GAP_S)
         if kind == FaultKind.KILL:
-            duration_s = rng.uniform(*KILL_DOWN_S)
-        else:
-            duration_s = rng.uniform(*PAUSE_HEARTBEATS) * self.heartbeat_timeout_s
-        return PlannedFault(kind, at_leader, choice, gap_s, duration_s)
+            return PlannedFault(kind, at_leader, choice, gap_s, rng.uniform(*KILL_DOWN_S))
+        if kind == FaultKind.LOSS:
+            shape = rng.choice(("member", "all"))
+            return PlannedFault(
+                kind, at_leader, choice, gap_s, rng.uniform(*LOSS_S), shape, 0, rng.randint(*LOSS_PERCENT)
+            )
+        duration_s = rng.uniform(*PAUSE_HEARTBEATS) * self.heartbeat_timeout_s
+        if kind == FaultKind.PAUSE:
+            return PlannedFault(kind, at_leader, choice, gap_s, duration_s)
+        shape = rng.choice(SHAPES)
+        other = rng.randrange(1 << 16) * 2 + (1 if shape == "one-way" and rng.random() < 0.5 else 0)
+        return PlannedFault(kind, at_leader, choice, gap_s, duration_s, shape, other)
 
 
 @dataclass(slots=True)
@@ -124,10 +157,15 @@ class FaultRecord:
     healed_s: float | None = None
     rejoined_s: float | None = None
     new_pid: int | None = None
+    detail: str = ""
+    """What a network fault did, in words ("member 2 isolated from the other members")."""
+    rules: tuple[Rule, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
+            "detail": self.detail,
+            "rules": [rule.render() + f" at member {rule.member}" for rule in self.rules],
             "member": self.member,
             "pid": self.pid,
             "wasLeader": self.was_leader,
@@ -139,6 +177,8 @@ class FaultRecord:
 
     def describe(self) -> str:
         aim = "the leader" if self.was_leader else "a follower"
+        if self.kind in NETWORK_KINDS:
+            return f"{self.kind.value}: {self.detail} (member {self.member} was {aim})"
         verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
         return f"{verb} member {self.member} ({aim}, pid {self.pid})"
 
@@ -161,8 +201,13 @@ class Nemesis:
         *,
         now_s: float,
         say: Callable[[str], object] = lambda text: None,
+        lab: NetLab | None = None,
     ) -> None:
+        needs_lab = sorted(kind.value for kind in schedule.kinds if kind in NETWORK_KINDS)
+        if needs_lab and lab is None:
+            raise ValueError(f"the {', '.join(needs_lab)} nemesis needs the members in a NetLab")
         self.cluster = cluster
+        self.lab = lab
         self.schedule = schedule
         self.say = say
         self.nodes = len(cluster.configs)
@@ -256,8 +301,13 @@ class Nemesis:
         )
         if planned.kind == FaultKind.KILL:
             self.cluster.kill(member)
-        else:
+        elif planned.kind == FaultKind.PAUSE:
             os.kill(process.pid, signal.SIGSTOP)
+        else:
+            assert self.lab is not None
+            record.detail, rules = network_fault(self.lab, planned, member)
+            record.rules = tuple(rules)
+            self.lab.apply(rules)
         self.faults.append(record)
         self._current = record
         self.say(f"{record.describe()} for {planned.duration_s:.1f} s")
@@ -269,6 +319,10 @@ class Nemesis:
         if current.kind == FaultKind.KILL:
             current.new_pid = self.cluster.start(current.member).pid
             self.say(f"restarted member {current.member} on its directories (pid {current.new_pid})")
+        elif current.kind in NETWORK_KINDS:
+            assert self.lab is not None
+            self.lab.heal()
+            self.say("the network healed: every rule removed")
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(current.pid, signal.SIGCONT)
@@ -307,3 +361,44 @@ class Nemesis:
 
     def close(self) -> None:
         self._log.close()
+
+
+def network_fault(lab: NetLab, planned: PlannedFault, member: int) -> tuple[str, list[Rule]]:
+    """The rules of a partition or a loss aimed at ``member``, and what they do in words."""
+    nodes = lab.members
+    others = [m for m in range(nodes) if m != member]
+    if planned.kind == FaultKind.LOSS:
+        if planned.shape == "all":
+            return f"{planned.percent}% of the packets arriving at every member lost", lossy(
+                lab, range(nodes), planned.percent
+            )
+        return f"{planned.percent}% of the packets arriving at member {member} lost", lossy(
+            lab, [member], planned.percent
+        )
+    if not others:
+        return "nothing to partition from a single member", []
+    shape = planned.shape
+    peer = others[(planned.other >> 1) % len(others)]
+    if shape == "isolate" or (shape == "split" and nodes < 5):
+        return f"member {member} isolated from the other members", isolate(lab, member)
+    if shape == "split":  # a minority of (nodes - 1) // 2 members: the one aimed at, and others after peer
+        start = others.index(peer)
+        side = sorted([member, *(others[start:] + others[:start])[: (nodes - 1) // 2 - 1]])
+        rest = [m for m in range(nodes) if m not in side]
+        return f"members {side} split from members {rest}", split(lab, side)
+    if shape == "one-way":
+        if planned.other & 1:
+            return f"member {peer} cannot hear member {member}", one_way(lab, member, peer)
+        return f"member {member} cannot hear member {peer}", one_way(lab, peer, member)
+    if shape == "bridge":
+        if nodes < 3:
+            return f"member {member} isolated from the other members", isolate(lab, member)
+        middle = peer  # the member aimed at is in one half
+        others = [m for m in range(nodes) if m != middle]
+        half, rest = others[: len(others) // 2], others[len(others) // 2 :]
+        return (
+            f"a bridge: members {half} and members {rest} cannot reach each other, member {middle} reaches "
+            "both",
+            bridge(lab, middle),
+        )
+    return f"the clients cut from member {member}", cut_clients(lab, [member])

@@ -53,7 +53,8 @@ from tools.chaos.checkers import (
     summarise_ms,
 )
 from tools.chaos.history import HistoryWriter, read_history
-from tools.chaos.nemesis import REJOIN_TIMEOUT_S, FaultKind, FaultRecord, Nemesis, Schedule
+from tools.chaos.nemesis import NETWORK_KINDS, REJOIN_TIMEOUT_S, FaultKind, FaultRecord, Nemesis, Schedule
+from tools.chaos.netlab import NetLab, NetLabError, sweep_stale, unavailable
 from tools.node_processes import ClusterView, NodeProcess, ProcessCluster, describe_exit, ingress_endpoints
 
 __all__ = [
@@ -152,9 +153,10 @@ class _FinalReader:
     """A session of its own that reads every key once, retrying a read with no reply under a new
     request id; each attempt is an operation of client 0."""
 
-    def __init__(self, transport: Transport, endpoints: str) -> None:
+    def __init__(self, transport: Transport, endpoints: str, egress_channel: str) -> None:
         self.transport = transport
         self.endpoints = endpoints
+        self.egress_channel = egress_channel
         self.session: AeronCluster | None = None
         self.pending = list(KEYS)
         self.history: list[Operation] = []
@@ -172,7 +174,7 @@ class _FinalReader:
             if session is None:
                 session = self.session = AeronCluster.begin_connect(
                     self.transport,
-                    egress_channel="aeron:udp?endpoint=127.0.0.1:0",
+                    egress_channel=self.egress_channel,
                     ingress_endpoints=self.endpoints,
                 )
             if not session.poll_connect():
@@ -243,6 +245,7 @@ class ChaosRun:
         self._t0_ns = time.monotonic_ns()
         self.violations: list[str] = []
         self.cluster: ProcessCluster | None = None
+        self.lab: NetLab | None = None
         self.nemesis: Nemesis | None = None
         self.clients: list[KvClient] = []
         self._retired: list[KvClient] = []  # the clients once the workload is over
@@ -312,7 +315,7 @@ class ChaosRun:
         self._history = HistoryWriter(self.history_path)
         final_reads: dict[bytes, Operation] = {}
         try:
-            self.cluster = cluster = ProcessCluster(self.directory, config.nodes, config.settings)
+            self.cluster = cluster = self._make_cluster()
             cluster.view = _RecordingView(self.nodes_path, self._t0_ns)
             cluster.start_all()
             pids = ", ".join(f"member {m} pid {p.pid}" for m, p in cluster.processes.items())
@@ -332,17 +335,47 @@ class ChaosRun:
             self._stop()
         return self._summary(self.nemesis.faults if self.nemesis is not None else [], final_reads)
 
+    def _make_cluster(self) -> ProcessCluster:
+        """The members on 127.0.0.1; each in a network namespace of its own (a ``NetLab``) when a network
+        nemesis is asked for."""
+        config = self.config
+        if not NETWORK_KINDS & set(config.kinds):
+            return ProcessCluster(self.directory, config.nodes, config.settings)
+        reason = unavailable()
+        if reason is not None:
+            wanted = ", ".join(sorted(kind.value for kind in NETWORK_KINDS & set(config.kinds)))
+            raise ChaosError(f"the {wanted} nemesis needs network namespaces, and {reason}")
+        for leftover in sweep_stale():
+            self.say(f"removed {leftover}, left by a run whose harness is gone")
+        try:
+            self.lab = lab = NetLab.create(config.nodes)
+        except NetLabError as error:
+            raise ChaosError(f"cannot build the run's network: {error}") from None
+        self.say(f"members in network namespaces {', '.join(lab.namespaces)}, clients on {lab.client_host}")
+        return ProcessCluster(
+            self.directory,
+            config.nodes,
+            config.settings,
+            hosts=lab.hosts,
+            client_host=lab.client_host,
+            prefix=lab.prefix,
+        )
+
+    def _client_transport(self) -> Transport:
+        assert self.cluster is not None
+        return Transport(config=TransportConfig(bind_host=self.cluster.client_host))
+
     def _workload(self, cluster: ProcessCluster) -> None:
         config = self.config
         endpoints = ingress_endpoints(cluster.configs[0].members)
         for client_id in range(1, config.clients + 1):
-            transport = Transport(config=TransportConfig(bind_host="127.0.0.1"))
+            transport = self._client_transport()
             self.clients.append(
                 _ChaosKvClient(
                     client_id,
                     transport,
                     endpoints,
-                    "aeron:udp?endpoint=127.0.0.1:0",
+                    f"aeron:udp?endpoint={cluster.client_host}:0",
                     config.seed * 1000 + client_id,
                     timeout_ns=CLIENT_TIMEOUT_NS,
                 )
@@ -350,7 +383,7 @@ class ChaosRun:
             self._written.append(0)
         schedule = Schedule(config.seed, config.kinds, HEARTBEAT_TIMEOUT_S)
         self.nemesis = nemesis = Nemesis(
-            cluster, schedule, self.faults_path, now_s=self.now_s(), say=self.say
+            cluster, schedule, self.faults_path, now_s=self.now_s(), say=self.say, lab=self.lab
         )
         end_s = self.now_s() + config.seconds
         self._run_until(lambda: self.now_s() >= end_s, config.seconds + 1)
@@ -406,8 +439,12 @@ class ChaosRun:
         return True
 
     def _final_reads(self, cluster: ProcessCluster) -> dict[bytes, Operation]:
-        transport = Transport(config=TransportConfig(bind_host="127.0.0.1"))
-        reader = _FinalReader(transport, ingress_endpoints(cluster.configs[0].members))
+        transport = self._client_transport()
+        reader = _FinalReader(
+            transport,
+            ingress_endpoints(cluster.configs[0].members),
+            f"aeron:udp?endpoint={cluster.client_host}:0",
+        )
         assert self._history is not None
         try:
 
@@ -467,6 +504,8 @@ class ChaosRun:
                     client.transport.close()
                 if self._history is not None:
                     self._history.close()
+                if self.lab is not None:  # after the members: none is left in a namespace
+                    self.lab.close()
 
     # ------------------------------------------------------------------------------------ the verdict
 
