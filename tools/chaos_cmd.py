@@ -6,8 +6,8 @@ the verdict; with ``--json`` it prints only the summary. Either way the last lin
 summary, one JSON object::
 
     {"operations", "acknowledged", "indeterminate", "lost", "linearizable", "faults": {kind: count},
-     "recovery_ms": {"min", "median", "max"}, "liveness_ms", "violations", "nodes", "seconds", "seed",
-     "directory"}
+     "recovery_ms": {"min", "median", "max"}, "liveness_ms", "logs": {"position", "records", "agree"},
+     "violations", "nodes", "seconds", "seed", "directory"}
 
 The exit status is 0 for a clean run, 1 for any violation, lost write or history not shown
 linearizable, 130 when interrupted (SIGINT or SIGTERM: every node process is stopped first).

@@ -35,6 +35,8 @@ def _assert_clean(summary: dict[str, object], kind: str) -> None:
     assert isinstance(faults, dict) and faults[kind] >= 1, summary
     acknowledged = summary["acknowledged"]
     assert isinstance(acknowledged, int) and acknowledged > 0, summary
+    logs = summary["logs"]  # every member's log read back with archive dump, the same below the commit
+    assert isinstance(logs, dict) and logs["agree"] is True and logs["records"] > 0, summary
 
 
 def _pids_gone(pids: list[int]) -> bool:

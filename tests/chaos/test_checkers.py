@@ -4,7 +4,11 @@ passes; the history file round-trips; the nemesis schedule is decided by its see
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cluster.sim.linearizability import UNKNOWN, Operation
 from tools.chaos.checkers import FINAL_READER, check_linearizable, lost_writes, recovery_ms, summarise_ms
@@ -112,3 +116,70 @@ def test_the_schedule_is_decided_by_its_seed() -> None:
         if fault.kind == FaultKind.PAUSE:
             assert fault.duration_s > 2.0  # longer than the leader heartbeat timeout
     assert Schedule(42, (), 2.0).next() is None
+
+
+# ------------------------------------------------------------------------------ the members' logs
+
+
+def _frame(position: int, length: int = 64, term: int = 0) -> dict[str, object]:
+    return {"kind": "frame", "position": position, "type": "DATA", "frameLength": length, "termId": term}
+
+
+def _message(position: int, name: str, **fields: object) -> dict[str, object]:
+    return {"kind": "message", "position": position, "sbe": {"message": name, "fields": fields}}
+
+
+def _planted_logs(monkeypatch: pytest.MonkeyPatch, logs: dict[int, list[dict[str, object]]]) -> list[Any]:
+    from tools.chaos import logs as module
+
+    monkeypatch.setattr(module, "_member_log", lambda config: logs[config.member_id])
+    return [types.SimpleNamespace(member_id=member) for member in logs]
+
+
+def _log(*ids: int) -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for index, value in enumerate(ids):
+        records += [_frame(64 * index), _message(64 * index, "SessionMessage", id=value)]
+    return records
+
+
+def test_logs_that_agree_below_the_commit_position_pass_whatever_lies_above(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.chaos.logs import compare_logs
+
+    configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3, 4), 1: _log(1, 2, 3, 9), 2: _log(1, 2, 3)})
+    result = compare_logs(configs, 192)
+    assert result.violations == () and result.records == 6 and result.position == 192
+
+
+def test_a_committed_entry_that_differs_between_members_is_a_violation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools.chaos.logs import compare_logs
+
+    configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3), 1: _log(1, 7, 3), 2: _log(1, 2, 3)})
+    (violation,) = compare_logs(configs, 192).violations
+    assert violation.startswith(
+        "the logs of members 0 and 1 differ below the commit position, at record 3 (position 64)"
+    )
+
+
+def test_a_log_that_ends_before_the_commit_position_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.chaos.logs import compare_logs
+
+    configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3), 1: _log(1, 2)})
+    violations = compare_logs(configs, 192).violations
+    assert violations == (
+        "member 1's log ends at 128, below the commit position 192",
+        "below the commit position member 0's log holds 6 records and member 1's 4",
+    )
+
+
+def test_a_damaged_frame_in_a_log_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.chaos.logs import compare_logs
+
+    damaged = [*_log(1, 2, 3), {"kind": "error", "position": 192, "error": "bad frame length"}]
+    configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3), 1: damaged})
+    (violation,) = compare_logs(configs, 192).violations
+    assert violation.startswith("member 1's log has a damaged frame: {'kind': 'error', 'position': 192")

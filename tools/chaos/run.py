@@ -24,6 +24,8 @@ The phases, each bounded:
 6. **Convergence.** Every member must show the same commit position within ``CONVERGE_TIMEOUT_S``.
 7. **Stop.** Every member process is resumed (SIGCONT) and stopped by its pid, SIGTERM then SIGKILL --
    in a ``finally``, so also when the harness fails or is interrupted.
+8. **The logs.** Every member's log, read back from its archive with ``python -m tools archive dump``,
+   must hold the same frames and messages below that commit position (``tools.chaos.logs``).
 
 Then the checkers (``tools.chaos.checkers``) run on the history *as read back from the file*, and the
 run's ``summary`` is the JSON object ``python -m tools chaos`` prints last.
@@ -53,6 +55,7 @@ from tools.chaos.checkers import (
     summarise_ms,
 )
 from tools.chaos.history import HistoryWriter, read_history
+from tools.chaos.logs import LogComparison, compare_logs
 from tools.chaos.nemesis import NETWORK_KINDS, REJOIN_TIMEOUT_S, FaultKind, FaultRecord, Nemesis, Schedule
 from tools.chaos.netlab import NetLab, NetLabError, sweep_stale, unavailable
 from tools.node_processes import ClusterView, NodeProcess, ProcessCluster, describe_exit, ingress_endpoints
@@ -254,6 +257,9 @@ class ChaosRun:
         self._exits_reported: set[int] = set()
         self.liveness_ms: float | None = None
         self.stop_statuses: dict[int, int] = {}
+        self.final_commit: int | None = None
+        """The commit position every member reached at the end (``None``: they did not converge)."""
+        self.logs: LogComparison | None = None
 
     # ------------------------------------------------------------------------------------- time, words
 
@@ -333,6 +339,14 @@ class ChaosRun:
                 )
         finally:
             self._stop()
+        if self.cluster is not None and self.final_commit is not None:
+            self.logs = compare_logs(self.cluster.configs, self.final_commit)
+            self.violations.extend(self.logs.violations)
+            agree = "agree" if not self.logs.violations else "DISAGREE"
+            self.say(
+                f"the members' logs {agree} below {self.final_commit} ({self.logs.records} frames and "
+                "messages each, read with python -m tools archive dump)"
+            )
         return self._summary(self.nemesis.faults if self.nemesis is not None else [], final_reads)
 
     def _make_cluster(self) -> ProcessCluster:
@@ -475,6 +489,7 @@ class ChaosRun:
 
         if self._run_until(converged, CONVERGE_TIMEOUT_S):
             position = next(iter(cluster.view.statuses().values())).commit_position
+            self.final_commit = position
             self.say(f"every member at commit position {position}")
         else:
             self.violations.append(
@@ -542,6 +557,13 @@ class ChaosRun:
             "faults": counts,
             "recovery_ms": summarise_ms(figures),
             "liveness_ms": None if self.liveness_ms is None else round(self.liveness_ms, 1),
+            "logs": None
+            if self.logs is None
+            else {
+                "position": self.logs.position,
+                "records": self.logs.records,
+                "agree": not self.logs.violations,
+            },
             "violations": self.violations,
             "nodes": self.config.nodes,
             "seconds": self.config.seconds,
