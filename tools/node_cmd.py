@@ -32,6 +32,12 @@ Observability (docs/node.md). stdout carries one JSON object per line, each flus
 stderr carries a line when the node starts and when it has closed (and, like every command, an
 ``error: ...`` line for a user error). A stdout closed by its reader stops the node as SIGTERM does, at
 the next line it would print, with exit status 141 (a shell's status for SIGPIPE).
+
+Clock jumps, for fault tests (``--clock-file FILE``). The node then runs on an ``AdjustableClock``; on
+SIGUSR1 it reads FILE, ``{"epochOffsetMs": N, "nanoOffsetNs": M}``, and from its next duty cycle its
+wall clock reads N ms off the machine's and its monotonic clock M ns ahead (totals, not steps: M may
+not go down). An event line says what it did (``clock moved: ...`` or ``clock file refused: ...``). The
+machine's own clock is never touched. Without the option SIGUSR1 keeps its default action.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.storage import Storage
     from cluster.transport.agent import AgentRunner
+    from cluster.transport.clock import AdjustableClock
 
 __all__ = ["STATUS_INTERVAL_NS", "NodeAgent", "NodeReporter", "configure", "run"]
 
@@ -66,6 +73,11 @@ STALE_POLL_S: Final = 0.1
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", required=True, metavar="FILE.toml", help="the node's configuration (docs/node-config.md)"
+    )
+    parser.add_argument(
+        "--clock-file",
+        metavar="FILE",
+        help="for fault tests: on SIGUSR1, move the node's clocks by the offsets in FILE (docs/node.md)",
     )
 
 
@@ -102,7 +114,10 @@ class NodeReporter:
             self.on_broken()
 
     def on_event(self, event: LogEvent) -> None:
-        self._write({"member": self.member_id, "timeNs": event.time_ns, "event": event.text})
+        self.event(event.time_ns, event.text)
+
+    def event(self, time_ns: int, text: str) -> None:
+        self._write({"member": self.member_id, "timeNs": time_ns, "event": text})
 
     def poll(self, agent: ConsensusModuleAgent, now_ns: int) -> int:
         """Print a status line if what it shows changed and the interval has passed; 1 if printed."""
@@ -125,22 +140,59 @@ class NodeReporter:
         return 1
 
 
+class ClockControl:
+    """``--clock-file``: SIGUSR1 asks (``request``, a signal handler that only sets a flag), and the node's
+    next duty cycle reads the file and moves its ``AdjustableClock`` (``apply``; module docstring)."""
+
+    def __init__(self, path: str, clock: AdjustableClock) -> None:
+        self.path = path
+        self.clock = clock
+        self.pending = False
+
+    def request(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        self.pending = True
+
+    def apply(self) -> str:
+        """Read the file and move the clock; what happened, in words."""
+        from cluster.transport.errors import AgentError
+
+        self.pending = False
+        try:
+            with open(self.path, encoding="utf-8") as file:
+                offsets = json.load(file)
+            epoch_ms, nanos = offsets["epochOffsetMs"], offsets["nanoOffsetNs"]
+            if not all(isinstance(value, int) and not isinstance(value, bool) for value in (epoch_ms, nanos)):
+                raise ValueError(f"the offsets must be integers: {offsets!r}")
+            self.clock.set_offsets(epoch_offset_ms=epoch_ms, nano_offset_ns=nanos)
+        except (OSError, ValueError, KeyError, TypeError, AgentError) as error:
+            return f"clock file refused: {self.path}: {error}"
+        return f"clock moved: wall clock {epoch_ms:+d} ms, monotonic clock {nanos:+d} ns from the machine's"
+
+
 class NodeAgent:
     """A ``ClusterNode`` as an ``Agent`` for the runner, reporting its status after each duty cycle."""
 
     role_name = "node"
 
     def __init__(
-        self, node: ClusterNode, reporter: NodeReporter, on_terminated: Callable[[], object] = lambda: None
+        self,
+        node: ClusterNode,
+        reporter: NodeReporter,
+        on_terminated: Callable[[], object] = lambda: None,
+        clock_control: ClockControl | None = None,
     ) -> None:
         self.node = node
         self.reporter = reporter
         self.on_terminated = on_terminated
+        self.clock_control = clock_control
 
     def on_start(self) -> None:
         pass
 
     def do_work(self) -> int:
+        control = self.clock_control
+        if control is not None and control.pending:
+            self.reporter.event(self.node.transport.clock.nano_time(), control.apply())
         work = self.node.do_work()
         self.reporter.poll(self.node.agent, self.node.transport.clock.nano_time())
         if self.node.is_terminated:
@@ -243,13 +295,13 @@ def run(args: argparse.Namespace) -> int:
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run(args.config, stop)
+        return _run(args.config, stop, getattr(args, "clock_file", None))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _run(config_path: str, stop: _Stop) -> int:
+def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
     from cluster.archive.markfile import MARK_FILE_NAME as ARCHIVE_MARK_FILE_NAME
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
@@ -257,6 +309,7 @@ def _run(config_path: str, stop: _Stop) -> int:
     from cluster.service.loader import load_authenticator, load_authorisation_service, load_service
     from cluster.storage import RealStorage
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
+    from cluster.transport.clock import AdjustableClock
     from cluster.transport.media import UdpNetwork
 
     config = NodeConfig.load(config_path)
@@ -275,11 +328,15 @@ def _run(config_path: str, stop: _Stop) -> int:
     if stop.requested:
         return 0  # a signal while waiting: nothing was started
     idle = SelectorIdleStrategy()
+    clock_control = None
+    if clock_file is not None:
+        clock_control = ClockControl(clock_file, AdjustableClock())
+        signal.signal(signal.SIGUSR1, clock_control.request)
     try:
         reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
             config,
-            network=UdpNetwork(),
+            network=UdpNetwork(None if clock_control is None else clock_control.clock),
             cluster_storage=cluster_storage,
             archive_storage=archive_storage,
             pid=os.getpid(),
@@ -289,7 +346,9 @@ def _run(config_path: str, stop: _Stop) -> int:
             authenticator=authenticator,
             authorisation=authorisation,
         )
-        runner = stop.runner = AgentRunner(NodeAgent(node, reporter, on_terminated=stop), idle)
+        runner = stop.runner = AgentRunner(
+            NodeAgent(node, reporter, on_terminated=stop, clock_control=clock_control), idle
+        )
         if stop.requested:
             runner.close()  # a signal while it started: no duty cycle at all
         print(

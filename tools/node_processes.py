@@ -145,13 +145,15 @@ class NodeProcess:
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         prefix: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> None:
         """``prefix``: words the command runs under, which must replace themselves with it (``exec``), so
-        that the child's pid is the node's -- e.g. ``ip netns exec NAME``."""
+        that the child's pid is the node's -- e.g. ``ip netns exec NAME``. ``args``: more options of
+        ``python -m tools node``."""
         self.member_id = member_id
         self.config_path = config_path
         self.process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "tools", "node", "--config", str(config_path)],
+            [*prefix, sys.executable, "-m", "tools", "node", "--config", str(config_path), *args],
             stdout=subprocess.PIPE,
             stderr=stderr,
             stdin=subprocess.DEVNULL,
@@ -344,7 +346,8 @@ class ProcessCluster:
 
     By default every member is on 127.0.0.1. With ``hosts`` member i's endpoints are on ``hosts[i]``,
     each member runs under ``prefix(i)`` (e.g. in a network namespace of its own), and this process's
-    clients bind ``client_host``, an address every member can reach.
+    clients bind ``client_host``, an address every member can reach. ``node_args(i)`` are more options
+    of member i's ``python -m tools node`` (e.g. ``--clock-file``).
     """
 
     def __init__(
@@ -358,6 +361,7 @@ class ProcessCluster:
         hosts: Sequence[str] | None = None,
         client_host: str = "127.0.0.1",
         prefix: Callable[[int], Sequence[str]] = lambda member_id: (),
+        node_args: Callable[[int], Sequence[str]] = lambda member_id: (),
     ) -> None:
         from cluster.transport.driver import Transport, TransportConfig
 
@@ -365,6 +369,7 @@ class ProcessCluster:
         self.env = env  # the members' environment (default: this process's)
         self.client_host = client_host
         self.prefix = prefix
+        self.node_args = node_args
         if base_port is not None:
             port = base_port
         elif hosts is None:
@@ -400,6 +405,7 @@ class ProcessCluster:
                 stderr=stderr,
                 env=self.env,
                 prefix=self.prefix(member_id),
+                args=self.node_args(member_id),
             )
         self.processes[member_id] = process
         return process

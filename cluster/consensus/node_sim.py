@@ -421,6 +421,17 @@ class NodeSimulator:
         member.crashed_at_ns = self.now_ns
         self._count(f"{kind}_power_loss" if lose_power else kind)
 
+    def wipe(self, member_id: int) -> None:
+        """Give a member that is down an empty disk, as an operator deleting its cluster and archive
+        directories would: its log, snapshots and recorded votes are gone, and the checkers count it as
+        holding nothing. Start it again with ``start`` (or ``restart``)."""
+        member = self.members[member_id]
+        if member.node is not None:
+            raise ValueError(f"member {member_id} is running: stop it before wiping its directories")
+        member.disk = SimDisk(self.seed * 1000 + 500 + member_id, label=f"node{member_id}")
+        member.kept, member.kept_term = 0, -1
+        self._count("wipe")
+
     def _terminated(self, member: _Member) -> None:
         """The cluster was shut down or aborted and the member has stopped: its process closes in order,
         as ``python -m tools node`` does, and it is not started again."""

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from cluster.transport.errors import AgentError
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["AdjustableClock", "Clock", "ManualClock", "SystemClock"]
 
 NANOS_PER_MILLI = 1_000_000
 
@@ -79,3 +79,36 @@ class ManualClock:
         if ns < self._now_ns:
             raise AgentError(f"ManualClock.set(ns={ns}): time cannot go backwards from {self._now_ns}")
         self._now_ns = ns
+
+
+class AdjustableClock:
+    """Another clock moved by offsets that may change while it runs: the node's injectable clock for
+    clock-jump faults (``python -m tools node --clock-file``), never the machine's.
+
+    The wall clock (``epoch_ms``) may jump either way, as a stepped system clock does. The monotonic
+    clock (``nano_time``) may only jump forward, as it seems to after the process was frozen: every
+    timeout measured on it then expires at once. A jump back there is refused with ``AgentError``.
+    """
+
+    __slots__ = ("_base", "epoch_offset_ms", "nano_offset_ns")
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self._base: Clock = SystemClock() if base is None else base
+        self.epoch_offset_ms = 0
+        self.nano_offset_ns = 0
+
+    def nano_time(self) -> int:
+        return self._base.nano_time() + self.nano_offset_ns
+
+    def epoch_ms(self) -> int:
+        return self._base.epoch_ms() + self.epoch_offset_ms
+
+    def set_offsets(self, *, epoch_offset_ms: int, nano_offset_ns: int) -> None:
+        """Make the offsets these (totals from the base clock, not steps)."""
+        if nano_offset_ns < self.nano_offset_ns:
+            raise AgentError(
+                f"the monotonic clock cannot go back: offset {nano_offset_ns} ns is below "
+                f"{self.nano_offset_ns} ns"
+            )
+        self.epoch_offset_ms = epoch_offset_ms
+        self.nano_offset_ns = nano_offset_ns

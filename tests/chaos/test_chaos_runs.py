@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,3 +135,22 @@ def test_loss_nemesis_from_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, f"{summary}\n{done.stderr}"
     _assert_clean(summary, "loss")
     assert "% of the packets arriving at" in done.stderr
+
+
+def test_clock_nemesis_moves_the_members_own_clocks(tmp_path: Path) -> None:
+    """Seed 5 leaps a follower's monotonic clock ahead, then steps the leader's wall clock: each member
+    moves its own clock (``--clock-file``, SIGUSR1) and says so; the cluster carries on."""
+    config = ChaosConfig(nodes=3, seconds=10, kinds=(FaultKind.CLOCK,), seed=5, directory=tmp_path / "run")
+    run = ChaosRun(config)
+    summary = run.execute()
+    _assert_clean(summary, "clock")
+    lines = (tmp_path / "run" / "nodes.jsonl").read_text().splitlines()
+    moved = [json.loads(json.loads(line)["line"])["event"] for line in lines if "clock moved" in line]
+    offsets = [
+        re.fullmatch(r"clock moved: wall clock ([+-]\d+) ms, monotonic clock \+(\d+) ns .*", text)
+        for text in moved
+    ]
+    assert all(offsets), moved
+    assert any(int(match[2]) > 0 for match in offsets if match), moved  # the follower's leap
+    assert any(int(match[1]) != 0 for match in offsets if match), moved  # the leader's step
+    assert not any("clock file refused" in line for line in lines)

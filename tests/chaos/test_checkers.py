@@ -183,3 +183,16 @@ def test_a_damaged_frame_in_a_log_is_a_violation(monkeypatch: pytest.MonkeyPatch
     configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3), 1: damaged})
     (violation,) = compare_logs(configs, 192).violations
     assert violation.startswith("member 1's log has a damaged frame: {'kind': 'error', 'position': 192")
+
+
+def test_an_entry_caught_up_under_a_later_terms_session_id_still_agrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member that caught up got the entries it lacked replayed under the new term's log session id."""
+    from tools.chaos.logs import compare_logs
+
+    caught_up = [
+        {**record, "sessionId": 1} if record["position"] == 64 else record for record in _log(1, 2, 3)
+    ]
+    configs = _planted_logs(monkeypatch, {0: _log(1, 2, 3), 1: caught_up})
+    assert compare_logs(configs, 192).violations == ()

@@ -36,6 +36,11 @@ The kinds:
   or the *clients* cut from it.
 * ``loss``: 5 to 30 % of the packets arriving at the member, or at every member, dropped at random
   for 2 to 6 s.
+* ``clock``: the member's own clock jumps (``python -m tools node --clock-file``: the harness writes the
+  member's clock file and sends SIGUSR1; the machine's clock is never touched). Half the time its wall
+  clock steps 1 to 30 s forward or back, and steps back when healed 1 to 3 s later; half the time its
+  monotonic clock leaps 1.25 to 2.5 leader heartbeat timeouts ahead, for good (every timeout it was
+  measuring expires at once, as after a long freeze it did not see).
 
 The network kinds need a ``NetLab`` (every member in a namespace of its own); kill and pause do not.
 
@@ -80,6 +85,8 @@ PAUSE_HEARTBEATS: Final = (1.25, 2.5)
 """A pause or a partition lasts this many leader heartbeat timeouts."""
 LOSS_S: Final = (2.0, 6.0)
 LOSS_PERCENT: Final = (5, 30)
+WALL_JUMP_S: Final = (1.0, 30.0)
+CLOCK_HOLD_S: Final = (1.0, 3.0)
 LEADER_SHARE: Final = 0.5  # the share of faults aimed at the leader
 SHAPES: Final = ("isolate", "split", "one-way", "bridge", "clients")
 
@@ -89,6 +96,7 @@ class FaultKind(enum.StrEnum):
     PAUSE = "pause"
     PARTITION = "partition"
     LOSS = "loss"
+    CLOCK = "clock"
 
 
 KINDS: Final = tuple(kind.value for kind in FaultKind)
@@ -107,9 +115,10 @@ class PlannedFault:
     gap_s: float
     duration_s: float
     shape: str = ""
-    """A partition's shape (``SHAPES``); for loss, "member" or "all"."""
+    """A partition's shape (``SHAPES``); for loss, "member" or "all"; for a clock, "wall" or "monotonic"."""
     other: int = 0
-    """A second draw for the shape: the other member of a one-way partition, the bridge's middle."""
+    """A second draw for the shape: the other member of a one-way partition, the bridge's middle; for a
+    clock, the jump (ms for the wall clock, ns for the monotonic one)."""
     percent: int = 100
 
 
@@ -132,6 +141,16 @@ class Schedule:
         gap_s = rng.uniform(*GAP_S)
         if kind == FaultKind.KILL:
             return PlannedFault(kind, at_leader, choice, gap_s, rng.uniform(*KILL_DOWN_S))
+        if kind == FaultKind.CLOCK:
+            if rng.random() < 0.5:
+                jump_ms = round(rng.uniform(*WALL_JUMP_S) * 1000) * rng.choice((1, -1))
+                return PlannedFault(
+                    kind, at_leader, choice, gap_s, rng.uniform(*CLOCK_HOLD_S), "wall", jump_ms
+                )
+            leap_ns = round(rng.uniform(*PAUSE_HEARTBEATS) * self.heartbeat_timeout_s * 1e9)
+            return PlannedFault(
+                kind, at_leader, choice, gap_s, rng.uniform(*CLOCK_HOLD_S), "monotonic", leap_ns
+            )
         if kind == FaultKind.LOSS:
             shape = rng.choice(("member", "all"))
             return PlannedFault(
@@ -177,7 +196,7 @@ class FaultRecord:
 
     def describe(self) -> str:
         aim = "the leader" if self.was_leader else "a follower"
-        if self.kind in NETWORK_KINDS:
+        if self.kind in NETWORK_KINDS or self.kind == FaultKind.CLOCK:
             return f"{self.kind.value}: {self.detail} (member {self.member} was {aim})"
         verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
         return f"{verb} member {self.member} ({aim}, pid {self.pid})"
@@ -202,12 +221,18 @@ class Nemesis:
         now_s: float,
         say: Callable[[str], object] = lambda text: None,
         lab: NetLab | None = None,
+        clock_files: Sequence[Path] = (),
     ) -> None:
+        """``clock_files``: member i's ``--clock-file`` (the clock nemesis needs them)."""
         needs_lab = sorted(kind.value for kind in schedule.kinds if kind in NETWORK_KINDS)
         if needs_lab and lab is None:
             raise ValueError(f"the {', '.join(needs_lab)} nemesis needs the members in a NetLab")
+        if FaultKind.CLOCK in schedule.kinds and len(clock_files) != len(cluster.configs):
+            raise ValueError("the clock nemesis needs every member started with a --clock-file")
         self.cluster = cluster
         self.lab = lab
+        self.clock_files = list(clock_files)
+        self._clock_offsets = [(0, 0)] * len(clock_files)  # (wall ms, monotonic ns) per member, as written
         self.schedule = schedule
         self.say = say
         self.nodes = len(cluster.configs)
@@ -303,6 +328,15 @@ class Nemesis:
             self.cluster.kill(member)
         elif planned.kind == FaultKind.PAUSE:
             os.kill(process.pid, signal.SIGSTOP)
+        elif planned.kind == FaultKind.CLOCK:
+            wall_ms, nanos = self._clock_offsets[member]
+            if planned.shape == "wall":
+                wall_ms += planned.other
+                record.detail = f"member {member}'s wall clock stepped {planned.other / 1000:+.1f} s"
+            else:
+                nanos += planned.other
+                record.detail = f"member {member}'s monotonic clock leapt {planned.other / 1e9:.1f} s ahead"
+            self._move_clock(member, wall_ms, nanos)
         else:
             assert self.lab is not None
             record.detail, rules = network_fault(self.lab, planned, member)
@@ -317,18 +351,39 @@ class Nemesis:
         current = self._current
         assert current is not None
         if current.kind == FaultKind.KILL:
+            if self._clock_offsets:
+                self._clock_offsets[current.member] = (0, 0)  # a new process starts on the machine's clock
             current.new_pid = self.cluster.start(current.member).pid
             self.say(f"restarted member {current.member} on its directories (pid {current.new_pid})")
         elif current.kind in NETWORK_KINDS:
             assert self.lab is not None
             self.lab.heal()
             self.say("the network healed: every rule removed")
+        elif current.kind == FaultKind.CLOCK:
+            wall_ms, nanos = self._clock_offsets[current.member]
+            if wall_ms != 0:
+                self._move_clock(current.member, 0, nanos)
+                self.say(f"member {current.member}'s wall clock stepped back to the machine's")
+            else:
+                self.say(f"member {current.member}'s monotonic clock stays ahead (it cannot go back)")
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(current.pid, signal.SIGCONT)
             self.say(f"SIGCONT member {current.member} (pid {current.pid})")
         current.healed_s = now_s
         self._transition(NemesisState.REJOINING, now_s, "healed")
+
+    def _move_clock(self, member: int, wall_ms: int, nanos: int) -> None:
+        """Write member ``member`` 's clock file (whole, then renamed over) and signal it to read it."""
+        path = self.clock_files[member]
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"epochOffsetMs": wall_ms, "nanoOffsetNs": nanos}), encoding="utf-8")
+        temporary.replace(path)
+        self._clock_offsets[member] = (wall_ms, nanos)
+        process = self.cluster.processes[member]
+        if process.is_running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGUSR1)
 
     def _finish(self, record: FaultRecord) -> None:
         self._log.write(json.dumps(record.to_record()) + "\n")

@@ -249,6 +249,7 @@ class ChaosRun:
         self.violations: list[str] = []
         self.cluster: ProcessCluster | None = None
         self.lab: NetLab | None = None
+        self.clock_files: list[Path] = []
         self.nemesis: Nemesis | None = None
         self.clients: list[KvClient] = []
         self._retired: list[KvClient] = []  # the clients once the workload is over
@@ -351,10 +352,16 @@ class ChaosRun:
 
     def _make_cluster(self) -> ProcessCluster:
         """The members on 127.0.0.1; each in a network namespace of its own (a ``NetLab``) when a network
-        nemesis is asked for."""
+        nemesis is asked for; each with a clock file when the clock nemesis is."""
         config = self.config
+        if FaultKind.CLOCK in config.kinds:
+            self.clock_files = [self.directory / f"node{member}.clock" for member in range(config.nodes)]
+
+        def node_args(member: int) -> list[str]:
+            return ["--clock-file", str(self.clock_files[member])] if self.clock_files else []
+
         if not NETWORK_KINDS & set(config.kinds):
-            return ProcessCluster(self.directory, config.nodes, config.settings)
+            return ProcessCluster(self.directory, config.nodes, config.settings, node_args=node_args)
         reason = unavailable()
         if reason is not None:
             wanted = ", ".join(sorted(kind.value for kind in NETWORK_KINDS & set(config.kinds)))
@@ -373,6 +380,7 @@ class ChaosRun:
             hosts=lab.hosts,
             client_host=lab.client_host,
             prefix=lab.prefix,
+            node_args=node_args,
         )
 
     def _client_transport(self) -> Transport:
@@ -397,7 +405,13 @@ class ChaosRun:
             self._written.append(0)
         schedule = Schedule(config.seed, config.kinds, HEARTBEAT_TIMEOUT_S)
         self.nemesis = nemesis = Nemesis(
-            cluster, schedule, self.faults_path, now_s=self.now_s(), say=self.say, lab=self.lab
+            cluster,
+            schedule,
+            self.faults_path,
+            now_s=self.now_s(),
+            say=self.say,
+            lab=self.lab,
+            clock_files=self.clock_files,
         )
         end_s = self.now_s() + config.seconds
         self._run_until(lambda: self.now_s() >= end_s, config.seconds + 1)
