@@ -1,4 +1,4 @@
-"""``python -m tools chaos --nodes 3|5 --seconds S [--nemesis kill,pause,partition,loss,clock] [--seed N]
+"""``python -m tools chaos --nodes 3|5 --seconds S [--nemesis kill,pause,partition,loss,clock,disk] [--seed N]
 [--json]``: one fault run on real node processes (docs/chaos.md).
 
 Without ``--json`` it tells the run as it goes (each fault, each healing, the final reads) and ends with
@@ -45,7 +45,7 @@ def _kinds(text: str) -> list[str]:
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown nemesis {', '.join(unknown)} (implemented: {', '.join(KINDS)}; disk is not yet)"
+            f"unknown nemesis {', '.join(unknown)} (implemented: {', '.join(KINDS)})"
         )
     return kinds
 
@@ -62,9 +62,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_kinds,
         default=["kill", "pause"],
         metavar="KIND[,KIND...]",
-        help="faults to inject: kill, pause, partition, loss, clock (default kill,pause; partition and "
-        "loss put every member in a network namespace of its own, which needs root, iproute2 and "
-        "nftables); an empty string for none",
+        help="faults to inject: kill, pause, partition, loss, clock, disk (default kill,pause; partition "
+        "and loss put every member in a network namespace of its own, which needs root, iproute2 and "
+        "nftables; disk puts each member's directory on a small tmpfs, which needs root); an empty "
+        "string for none",
     )
     parser.add_argument("--seed", type=int, default=None, help="decides the faults and the clients' choices")
     parser.add_argument("--clients", type=int, default=3, help="concurrent key-value clients (default 3)")

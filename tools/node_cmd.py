@@ -67,6 +67,9 @@ if TYPE_CHECKING:
 __all__ = ["STATUS_INTERVAL_NS", "NodeAgent", "NodeReporter", "configure", "run"]
 
 STATUS_INTERVAL_NS: Final = 100_000_000
+FAILED_STATUS: Final = 1
+"""The exit status of a node the machine failed as it ran (a full disk, an I/O error): its stderr's last
+line says why, ``error: node N stopped: ...``."""
 STALE_POLL_S: Final = 0.1
 
 
@@ -303,11 +306,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
     from cluster.archive.markfile import MARK_FILE_NAME as ARCHIVE_MARK_FILE_NAME
+    from cluster.consensus.agent import ConsensusAgentError
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
     from cluster.consensus.node_config import NodeConfig
     from cluster.service.loader import load_authenticator, load_authorisation_service, load_service
-    from cluster.storage import RealStorage
+    from cluster.storage import RealStorage, StorageError
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
     from cluster.transport.clock import AdjustableClock
     from cluster.transport.media import UdpNetwork
@@ -328,6 +332,7 @@ def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
     if stop.requested:
         return 0  # a signal while waiting: nothing was started
     idle = SelectorIdleStrategy()
+    failure: str | None = None
     clock_control = None
     if clock_file is not None:
         clock_control = ClockControl(clock_file, AdjustableClock())
@@ -360,10 +365,16 @@ def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
         )
         try:
             runner.run()
+        except (ConsensusAgentError, StorageError) as error:
+            # the machine failed the node as it ran (a full disk, an I/O error): one line, not a traceback
+            failure = f"error: node {config.member_id} stopped: {error}"
         finally:
             node.close()  # on_close did it, unless a signal closed the runner before it ever started
     finally:
         idle.close()
+    if failure is not None:
+        print(failure, file=sys.stderr, flush=True)
+        return FAILED_STATUS
     print(f"node {config.member_id} closed", file=sys.stderr, flush=True)
     if reporter.is_broken:
         # like ``... | head``: keep Python from complaining again when it flushes stdout at exit

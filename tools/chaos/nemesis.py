@@ -42,7 +42,15 @@ The kinds:
   monotonic clock leaps 1.25 to 2.5 leader heartbeat timeouts ahead, for good (every timeout it was
   measuring expires at once, as after a long freeze it did not see).
 
-The network kinds need a ``NetLab`` (every member in a namespace of its own); kill and pause do not.
+* ``disk``: every byte left on the member's disk taken (``tools.chaos.disks``: each member's directory
+  on a size-limited tmpfs of its own) for 1 to 4 s; half the time a snapshot is asked of the leader
+  just after, so that the full disk meets a snapshot being written. A member that meets the full disk
+  stops with an error naming it (an I/O error ends a node, as it ends Aeron's); that is expected, and
+  it is started again on its directories once the space is back. A member that exits for any other
+  reason is a violation.
+
+The network kinds need a ``NetLab`` (every member in a namespace of its own), the disk kind
+``MemberDisks``; kill, pause and clock need neither.
 
 Every fault is one line of the fault log (JSON lines, ``FaultRecord.to_record``), written when it is
 over.
@@ -61,8 +69,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from cluster.consensus.core.cluster_actions import ToggleState
+from cluster.consensus.files.control_file import submit_request
+from cluster.storage import RealStorage
+from tools.chaos.disks import MemberDisks
 from tools.chaos.netlab import NetLab, Rule, bridge, cut_clients, isolate, lossy, one_way, split
-from tools.node_processes import ProcessCluster
+from tools.node_processes import ProcessCluster, describe_exit
 
 __all__ = [
     "KINDS",
@@ -86,6 +98,9 @@ PAUSE_HEARTBEATS: Final = (1.25, 2.5)
 LOSS_S: Final = (2.0, 6.0)
 LOSS_PERCENT: Final = (5, 30)
 WALL_JUMP_S: Final = (1.0, 30.0)
+DISK_FULL_S: Final = (1.0, 4.0)
+DISK_FULL_WORDS: Final = ("No space left on device", "ENOSPC", "STORAGE_SPACE")
+"""How a member's stderr names a full disk when it stops on one."""
 CLOCK_HOLD_S: Final = (1.0, 3.0)
 LEADER_SHARE: Final = 0.5  # the share of faults aimed at the leader
 SHAPES: Final = ("isolate", "split", "one-way", "bridge", "clients")
@@ -97,6 +112,7 @@ class FaultKind(enum.StrEnum):
     PARTITION = "partition"
     LOSS = "loss"
     CLOCK = "clock"
+    DISK = "disk"
 
 
 KINDS: Final = tuple(kind.value for kind in FaultKind)
@@ -141,6 +157,9 @@ class Schedule:
         gap_s = rng.uniform(*GAP_S)
         if kind == FaultKind.KILL:
             return PlannedFault(kind, at_leader, choice, gap_s, rng.uniform(*KILL_DOWN_S))
+        if kind == FaultKind.DISK:
+            shape = rng.choice(("recording", "snapshot"))
+            return PlannedFault(kind, at_leader, choice, gap_s, rng.uniform(*DISK_FULL_S), shape)
         if kind == FaultKind.CLOCK:
             if rng.random() < 0.5:
                 jump_ms = round(rng.uniform(*WALL_JUMP_S) * 1000) * rng.choice((1, -1))
@@ -196,7 +215,7 @@ class FaultRecord:
 
     def describe(self) -> str:
         aim = "the leader" if self.was_leader else "a follower"
-        if self.kind in NETWORK_KINDS or self.kind == FaultKind.CLOCK:
+        if self.kind in NETWORK_KINDS or self.kind in (FaultKind.CLOCK, FaultKind.DISK):
             return f"{self.kind.value}: {self.detail} (member {self.member} was {aim})"
         verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
         return f"{verb} member {self.member} ({aim}, pid {self.pid})"
@@ -222,17 +241,23 @@ class Nemesis:
         say: Callable[[str], object] = lambda text: None,
         lab: NetLab | None = None,
         clock_files: Sequence[Path] = (),
+        disks: MemberDisks | None = None,
     ) -> None:
-        """``clock_files``: member i's ``--clock-file`` (the clock nemesis needs them)."""
+        """``clock_files``: member i's ``--clock-file`` (the clock nemesis needs them); ``disks``: the
+        members' small disks (the disk nemesis needs them)."""
         needs_lab = sorted(kind.value for kind in schedule.kinds if kind in NETWORK_KINDS)
         if needs_lab and lab is None:
             raise ValueError(f"the {', '.join(needs_lab)} nemesis needs the members in a NetLab")
         if FaultKind.CLOCK in schedule.kinds and len(clock_files) != len(cluster.configs):
             raise ValueError("the clock nemesis needs every member started with a --clock-file")
+        if FaultKind.DISK in schedule.kinds and disks is None:
+            raise ValueError("the disk nemesis needs the members' directories on MemberDisks")
+        self.disks = disks
         self.cluster = cluster
         self.lab = lab
         self.clock_files = list(clock_files)
         self._clock_offsets = [(0, 0)] * len(clock_files)  # (wall ms, monotonic ns) per member, as written
+        self._stderr_mark = 0  # the size of the disk fault's member's stderr when its disk filled
         self.schedule = schedule
         self.say = say
         self.nodes = len(cluster.configs)
@@ -260,6 +285,15 @@ class Nemesis:
         """The members a fault holds down now: they are not expected to run (killed) or answer."""
         current = self._current
         return set() if current is None or self.state != NemesisState.FAULTY else {current.member}
+
+    @property
+    def may_exit(self) -> set[int]:
+        """The members whose process may end now without a violation: one killed, or one that met a full
+        disk (the healing checks why it ended)."""
+        current = self._current
+        if current is None or self.state != NemesisState.FAULTY:
+            return set()
+        return {current.member} if current.kind in (FaultKind.KILL, FaultKind.DISK) else set()
 
     def do_work(self, now_s: float) -> int:
         """One step of the state machine; 1 if something happened."""
@@ -328,6 +362,17 @@ class Nemesis:
             self.cluster.kill(member)
         elif planned.kind == FaultKind.PAUSE:
             os.kill(process.pid, signal.SIGSTOP)
+        elif planned.kind == FaultKind.DISK:
+            assert self.disks is not None
+            path = self.cluster.stderr_path(member)
+            self._stderr_mark = path.stat().st_size if path.exists() else 0
+            taken = self.disks.fill(member)
+            record.detail = f"member {member}'s disk full ({taken:,} bytes taken)"
+            if planned.shape == "snapshot" and leader is not None:
+                submit_request(
+                    RealStorage(Path(self.cluster.configs[leader.member].cluster_dir)), ToggleState.SNAPSHOT
+                )
+                record.detail += f", and a snapshot asked of member {leader.member}"
         elif planned.kind == FaultKind.CLOCK:
             wall_ms, nanos = self._clock_offsets[member]
             if planned.shape == "wall":
@@ -359,6 +404,31 @@ class Nemesis:
             assert self.lab is not None
             self.lab.heal()
             self.say("the network healed: every rule removed")
+        elif current.kind == FaultKind.DISK:
+            assert self.disks is not None
+            self.disks.free(current.member)
+            process = self.cluster.processes[current.member]
+            status = process.poll()
+            if status is None:
+                self.say(f"member {current.member}'s disk has its space back; it ran on")
+            else:
+                self.cluster.stop(current.member)  # reaped already; this closes its pipes
+                said = self._last_words(current.member)
+                if status != 0 and any(word in said for word in DISK_FULL_WORDS):
+                    current.new_pid = self.cluster.start(current.member).pid
+                    current.detail += (
+                        f"; it stopped on the full disk ({describe_exit(status)}) and was restarted"
+                    )
+                    self.say(
+                        f"member {current.member} had stopped on the full disk; its space is back and it "
+                        f"runs again (pid {current.new_pid})"
+                    )
+                else:
+                    self.violations.append(
+                        f"member {current.member} ended during {current.describe()}, not on the full disk: "
+                        f"{describe_exit(status)}; stderr ends: {said[-300:]!r}"
+                    )
+                    current.new_pid = self.cluster.start(current.member).pid
         elif current.kind == FaultKind.CLOCK:
             wall_ms, nanos = self._clock_offsets[current.member]
             if wall_ms != 0:
@@ -372,6 +442,16 @@ class Nemesis:
             self.say(f"SIGCONT member {current.member} (pid {current.pid})")
         current.healed_s = now_s
         self._transition(NemesisState.REJOINING, now_s, "healed")
+
+    def _last_words(self, member: int) -> str:
+        """What member ``member`` wrote on stderr since its disk filled (its last 4 KiB at most)."""
+        path = self.cluster.stderr_path(member)
+        try:
+            with open(path, "rb") as file:
+                file.seek(max(self._stderr_mark, path.stat().st_size - 4096))
+                return file.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def _move_clock(self, member: int, wall_ms: int, nanos: int) -> None:
         """Write member ``member`` 's clock file (whole, then renamed over) and signal it to read it."""

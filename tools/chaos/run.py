@@ -54,6 +54,8 @@ from tools.chaos.checkers import (
     recovery_ms,
     summarise_ms,
 )
+from tools.chaos.disks import DiskError, MemberDisks
+from tools.chaos.disks import unavailable as disks_unavailable
 from tools.chaos.history import HistoryWriter, read_history
 from tools.chaos.logs import LogComparison, compare_logs
 from tools.chaos.nemesis import NETWORK_KINDS, REJOIN_TIMEOUT_S, FaultKind, FaultRecord, Nemesis, Schedule
@@ -78,6 +80,10 @@ CHAOS_SETTINGS: Final[Mapping[str, object]] = {
     "cluster.startup.canvass.timeout": "4s",
     "cluster.election.timeout": "500ms",
 }
+DISK_BYTES: Final = 64 << 20
+"""Each member's tmpfs with the disk nemesis: some ten times what a 5-minute run records."""
+DISK_SEGMENT_LENGTH: Final = "1m"
+"""Archive segment files small enough that a new one is made often, and fits a small disk."""
 START_TIMEOUT_S: Final = 30.0
 LIVENESS_TIMEOUT_S: Final = 30.0
 """After the healing: the bound within which the cluster must take a write again."""
@@ -250,6 +256,7 @@ class ChaosRun:
         self.cluster: ProcessCluster | None = None
         self.lab: NetLab | None = None
         self.clock_files: list[Path] = []
+        self.disks: MemberDisks | None = None
         self.nemesis: Nemesis | None = None
         self.clients: list[KvClient] = []
         self._retired: list[KvClient] = []  # the clients once the workload is over
@@ -294,7 +301,7 @@ class ChaosRun:
     def _watch_exits(self) -> None:
         cluster = self.cluster
         assert cluster is not None
-        down = self.nemesis.down if self.nemesis is not None else set()
+        down = self.nemesis.may_exit if self.nemesis is not None else set()
         for member, process in cluster.processes.items():
             status = process.poll()
             if status is not None and member not in down and process.pid not in self._exits_reported:
@@ -339,16 +346,23 @@ class ChaosRun:
                     f"no leader elected and followed within {START_TIMEOUT_S:g} s of the start"
                 )
         finally:
-            self._stop()
-        if self.cluster is not None and self.final_commit is not None:
-            self.logs = compare_logs(self.cluster.configs, self.final_commit)
-            self.violations.extend(self.logs.violations)
-            agree = "agree" if not self.logs.violations else "DISAGREE"
-            self.say(
-                f"the members' logs {agree} below {self.final_commit} ({self.logs.records} frames and "
-                "messages each, read with python -m tools archive dump)"
-            )
+            try:
+                self._stop()
+                if self.cluster is not None and self.final_commit is not None:
+                    self._compare_logs(self.cluster, self.final_commit)
+            finally:
+                if self.disks is not None:  # the members' files live there: only after the comparison
+                    self.disks.close()
         return self._summary(self.nemesis.faults if self.nemesis is not None else [], final_reads)
+
+    def _compare_logs(self, cluster: ProcessCluster, position: int) -> None:
+        self.logs = compare_logs(cluster.configs, position)
+        self.violations.extend(self.logs.violations)
+        agree = "agree" if not self.logs.violations else "DISAGREE"
+        self.say(
+            f"the members' logs {agree} below {position} ({self.logs.records} frames and messages each, "
+            "read with python -m tools archive dump)"
+        )
 
     def _make_cluster(self) -> ProcessCluster:
         """The members on 127.0.0.1; each in a network namespace of its own (a ``NetLab``) when a network
@@ -356,12 +370,23 @@ class ChaosRun:
         config = self.config
         if FaultKind.CLOCK in config.kinds:
             self.clock_files = [self.directory / f"node{member}.clock" for member in range(config.nodes)]
+        settings = dict(config.settings)
+        if FaultKind.DISK in config.kinds:
+            reason = disks_unavailable()
+            if reason is not None:
+                raise ChaosError(f"the disk nemesis needs small disks of its own, and {reason}")
+            try:
+                self.disks = MemberDisks.create(self.directory, config.nodes, DISK_BYTES)
+            except DiskError as error:
+                raise ChaosError(f"cannot mount the members' disks: {error}") from None
+            settings.setdefault("archive.segment.file.length", DISK_SEGMENT_LENGTH)
+            self.say(f"members' directories on tmpfs disks of {DISK_BYTES // (1 << 20)} MiB each")
 
         def node_args(member: int) -> list[str]:
             return ["--clock-file", str(self.clock_files[member])] if self.clock_files else []
 
         if not NETWORK_KINDS & set(config.kinds):
-            return ProcessCluster(self.directory, config.nodes, config.settings, node_args=node_args)
+            return ProcessCluster(self.directory, config.nodes, settings, node_args=node_args)
         reason = unavailable()
         if reason is not None:
             wanted = ", ".join(sorted(kind.value for kind in NETWORK_KINDS & set(config.kinds)))
@@ -376,7 +401,7 @@ class ChaosRun:
         return ProcessCluster(
             self.directory,
             config.nodes,
-            config.settings,
+            settings,
             hosts=lab.hosts,
             client_host=lab.client_host,
             prefix=lab.prefix,
@@ -412,6 +437,7 @@ class ChaosRun:
             say=self.say,
             lab=self.lab,
             clock_files=self.clock_files,
+            disks=self.disks,
         )
         end_s = self.now_s() + config.seconds
         self._run_until(lambda: self.now_s() >= end_s, config.seconds + 1)
