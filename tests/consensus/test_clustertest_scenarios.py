@@ -5,103 +5,32 @@ all of them, no checker's violation, and the same key-value store in every membe
 exactly the writes the scenario must have committed.
 
 A "stopped" member is a killed process (``NodeSimulator.crash``); a member "started clean" is one whose
-disk is replaced by an empty one while it is down (Aeron's ``startStaticNode(index, true)`` deletes its
-directories) -- the simulator has no such control, so the test swaps the member's disk; the whole cluster
-is stopped by an ABORT or SHUTDOWN through the leader's control file, as the admin tool asks.
+disk is replaced by an empty one while it is down (``NodeSimulator.wipe``, as Aeron's test deletes the
+member's directories); the whole cluster is stopped by an ABORT or SHUTDOWN through the leader's control
+file, as the admin tool asks. The helpers are ``support.kv_script``'s.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
+from support.kv_script import (
+    agreed,
+    expected_store,
+    is_closed,
+    new_leader_events,
+    offer,
+    replies,
+    send_writes,
+    snapshot_positions,
+    store_of,
+    write_all,
+)
 from support.node_script import MS, Script
 
 from cluster.consensus.core.cluster_actions import ToggleState
-from cluster.consensus.node_sim import NodeSimulator
 from cluster.service.kv import KeyValueService, encode_write
 
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 STARTUP_CANVASS_NS = 4_000 * MS  # the simulator's cluster.startup.canvass.timeout
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _replies(sim: NodeSimulator) -> int:
-    sim.poll_client()
-    return len(sim.client_messages)
-
-
-def _new_leader_events(sim: NodeSimulator) -> int:
-    sim.poll_client()
-    return sim.client_events.get("NewLeader", 0)
-
-
-def _offer(script: Script, request: bytes) -> bool:
-    """Offer ``request`` once, to the leader the script sees elected and only once the client's session
-    follows that leader in its term; whether it was taken."""
-    leader = script.leader_id()
-    session = script.sim.poll_client()
-    return (
-        leader >= 0
-        and session is not None
-        and (session.leader_member_id, session.leadership_term_id) == (leader, script.term(leader))
-        and session.offer(request) > 0
-    )
-
-
-def _send(script: Script, keys: range) -> None:
-    """Write key ``k<i>`` = ``v<i>`` for each ``i`` in ``keys``, each offered to the elected leader until
-    it takes it; no wait for the answers."""
-    for i in keys:
-        request = encode_write(i, f"k{i}".encode(), f"v{i}".encode())
-        script.until(partial(_offer, script, request), f"write {i} taken")
-        script.run(1 * MS)
-
-
-def _write(script: Script, keys: range) -> None:
-    """``_send``, then wait until every write is answered (committed and applied by the leader)."""
-    before = _replies(script.sim)
-    _send(script, keys)
-    script.until(lambda: _replies(script.sim) >= before + len(keys), f"{len(keys)} answers")
-
-
-def _expected(*ranges: range) -> dict[bytes, bytes]:
-    return {f"k{i}".encode(): f"v{i}".encode() for keys in ranges for i in keys}
-
-
-def _store(script: Script, member: int) -> dict[bytes, bytes]:
-    service = script.node(member).containers[0].service
-    assert isinstance(service, KeyValueService)
-    return dict(service.store)
-
-
-def _agreed(script: Script) -> dict[bytes, bytes]:
-    """Wait until every member runs, all have committed the leader's whole log and their services have
-    read it; require one log on all, no checker's violation, and one store in every service. The store."""
-    sim = script.sim
-    script.until(lambda: sim.converged() and sim.services_caught_up(), "every member holds the whole log")
-    sim.check_converged()
-    sim.check_snapshots()
-    assert sim.violations == []
-    logs = {sim.log_of(member, script.commit(member)) for member in range(len(sim.members))}
-    assert len(logs) == 1
-    stores = [_store(script, member) for member in range(len(sim.members))]
-    assert all(store == stores[0] for store in stores)
-    return stores[0]
-
-
-def _closed(script: Script, member: int) -> bool:
-    return script.state(member) == "CLOSED"
-
-
-def _snapshot_positions(script: Script, member: int) -> list[int]:
-    """The log positions of member ``member``'s valid consensus-module snapshots."""
-    return [
-        entry.log_position
-        for entry in script.node(member).agent.recording_log.log.entries
-        if entry.is_snapshot and entry.is_valid and entry.service_id == -1
-    ]
 
 
 # -------------------------------------------------------------------------------------- leader failure
@@ -115,12 +44,12 @@ def test_two_leaders_fail_one_after_the_other_and_come_back_up_together() -> Non
     with Script(3, service=KeyValueService, seed=3) as script:
         sim = script.sim
         first = script.elected("the first leader")
-        _write(script, range(200))
+        write_all(script, range(200))
         first_term = script.term(first)
         sim.crash(first)
         second = script.elected("a second leader")
         assert second != first and script.term(second) > first_term
-        _write(script, range(200, 210))
+        write_all(script, range(200, 210))
         second_term = script.term(second)
         sim.crash(second)
         (survivor,) = {0, 1, 2} - {first, second}
@@ -131,9 +60,9 @@ def test_two_leaders_fail_one_after_the_other_and_come_back_up_together() -> Non
         assert sim.restart(first) and sim.restart(second)  # both at once: their mark files are stale
         leader = script.elected("a leader once both are back")
         assert script.term(leader) > second_term
-        _write(script, range(210, 220))
+        write_all(script, range(210, 220))
         assert script.commit(leader) > commit
-        assert _agreed(script) == _expected(range(220))
+        assert agreed(script) == expected_store(range(220))
 
 
 # ---------------------------------------------------------------------------------------- quorum loss
@@ -152,11 +81,11 @@ def test_the_leader_that_lost_its_quorum_is_elected_again_when_a_follower_return
         sim = script.sim
         leader = script.elected()
         one, two = [member for member in range(3) if member != leader]
-        script.until(lambda: _closed(script, one) and _closed(script, two), "both followers following")
+        script.until(lambda: is_closed(script, one) and is_closed(script, two), "both followers following")
         sim.crash(one)
-        _write(script, range(10))
+        write_all(script, range(10))
         session_id = sim.poll_client().cluster_session_id  # type: ignore[union-attr]
-        new_leader_events = _new_leader_events(sim)
+        told_before = new_leader_events(sim)
         term, commit = script.term(leader), script.commit(leader)
         sim.crash(two)
         script.until(
@@ -164,14 +93,14 @@ def test_the_leader_that_lost_its_quorum_is_elected_again_when_a_follower_return
         )
         script.restart(one)
         assert script.elected("a leader again") == leader
-        script.until(lambda: _closed(script, one), "the returned member following")
+        script.until(lambda: is_closed(script, one), "the returned member following")
         assert script.role(one) == "FOLLOWER" and script.term(leader) > term
-        script.until(lambda: _new_leader_events(sim) > new_leader_events, "the client told of the new term")
-        _write(script, range(10, 20))
+        script.until(lambda: new_leader_events(sim) > told_before, "the client told of the new term")
+        write_all(script, range(10, 20))
         assert sim.poll_client().cluster_session_id == session_id  # type: ignore[union-attr]
         assert script.commit(leader) > commit
         script.restart(two)
-        assert _agreed(script) == _expected(range(20))
+        assert agreed(script) == expected_store(range(20))
 
 
 def test_a_leader_without_followers_recovers_quickly_when_one_returns_empty() -> None:
@@ -185,13 +114,13 @@ def test_a_leader_without_followers_recovers_quickly_when_one_returns_empty() ->
         sim = script.sim
         leader = script.elected()
         one, two = [member for member in range(3) if member != leader]
-        _write(script, range(10))
+        write_all(script, range(10))
         commit = script.commit(leader)
         sim.crash(one)
         sim.crash(two)
         alone = 10  # the next write's key
         while script.role(leader) == "LEADER":
-            if _offer(script, encode_write(alone, f"k{alone}".encode(), f"v{alone}".encode())):
+            if offer(script, encode_write(alone, f"k{alone}".encode(), f"v{alone}".encode())):
                 alone += 1
             script.run(500 * MS)
         assert alone > 10 and script.commit(leader) == commit  # taken, never committed alone
@@ -202,10 +131,10 @@ def test_a_leader_without_followers_recovers_quickly_when_one_returns_empty() ->
         assert script.terms(two) == []
         assert script.elected("a leader with the empty member", STARTUP_CANVASS_NS) == leader
         assert sim.now_ns - started_ns < HEARTBEAT_TIMEOUT_NS  # no canvass or election timeout waited out
-        _write(script, range(100, 110))
+        write_all(script, range(100, 110))
         assert script.commit(leader) > commit
         script.restart(one)
-        assert _agreed(script) == _expected(range(alone), range(100, 110))
+        assert agreed(script) == expected_store(range(alone), range(100, 110))
 
 
 # ------------------------------------------------------------------------------- restarts and catch-up
@@ -219,7 +148,7 @@ def test_two_fresh_members_catch_up_from_the_one_that_kept_its_log() -> None:
     with Script(3, service=KeyValueService, seed=9) as script:
         sim = script.sim
         leader = script.elected()
-        _write(script, range(300))
+        write_all(script, range(300))
         assert sim.request_action(ToggleState.ABORT)
         script.until(lambda: sim.down() == {0, 1, 2}, "every member stopped")
         stops = [m.terminated_at for m in sim.members]
@@ -232,8 +161,8 @@ def test_two_fresh_members_catch_up_from_the_one_that_kept_its_log() -> None:
             sim.start(member)  # a terminated member is not restarted by the simulator itself
         assert [script.append(member) == 0 for member in range(3)] == [m != leader for m in range(3)]
         assert script.elected("a leader after the restart") == leader
-        _write(script, range(300, 310))
-        assert _agreed(script) == _expected(range(310))
+        write_all(script, range(300, 310))
+        assert agreed(script) == expected_store(range(310))
 
 
 def test_both_followers_started_clean_at_once_rejoin_and_take_messages() -> None:
@@ -244,18 +173,18 @@ def test_both_followers_started_clean_at_once_rejoin_and_take_messages() -> None
         sim = script.sim
         leader = script.elected()
         followers = [member for member in range(3) if member != leader]
-        script.until(lambda: all(_closed(script, f) for f in followers), "both followers following")
-        _write(script, range(10))
+        script.until(lambda: all(is_closed(script, f) for f in followers), "both followers following")
+        write_all(script, range(10))
         for follower in followers:
             sim.crash(follower)
             sim.wipe(follower)
         script.until(lambda: all(sim.restart(f) for f in sim.down()), "both started", 2_000 * MS)
         assert [script.terms(f) for f in followers] == [[], []]
-        script.until(lambda: all(_closed(script, f) for f in followers), "both following again")
+        script.until(lambda: all(is_closed(script, f) for f in followers), "both following again")
         assert [script.role(f) for f in followers] == ["FOLLOWER", "FOLLOWER"]
         assert script.leader_id() == leader
-        _write(script, range(10, 20))
-        assert _agreed(script) == _expected(range(20))
+        write_all(script, range(10, 20))
+        assert agreed(script) == expected_store(range(20))
 
 
 def test_a_two_member_cluster_shut_down_and_started_again_takes_messages() -> None:
@@ -266,15 +195,15 @@ def test_a_two_member_cluster_shut_down_and_started_again_takes_messages() -> No
     with Script(2, service=KeyValueService, seed=13) as script:
         sim = script.sim
         script.elected()
-        _write(script, range(10))
+        write_all(script, range(10))
         assert sim.request_action(ToggleState.SHUTDOWN)
         script.until(lambda: sim.down() == {0, 1}, "both members stopped")
         for member in range(2):
             sim.start(member)  # a terminated member is not restarted by the simulator itself
-            assert _store(script, member) == _expected(range(10))  # from the shutdown's snapshot
+            assert store_of(script, member) == expected_store(range(10))  # from the shutdown's snapshot
         script.elected("a leader after the restart")
-        _write(script, range(10, 20))
-        assert _agreed(script) == _expected(range(20))
+        write_all(script, range(10, 20))
+        assert agreed(script) == expected_store(range(20))
 
 
 def test_the_member_with_more_log_leads_when_it_restarts_with_one_that_missed_writes() -> None:
@@ -286,9 +215,9 @@ def test_the_member_with_more_log_leads_when_it_restarts_with_one_that_missed_wr
         sim = script.sim
         leader = script.elected()
         one, two = [member for member in range(3) if member != leader]
-        _write(script, range(10))
+        write_all(script, range(10))
         sim.crash(one)
-        _write(script, range(10, 20))
+        write_all(script, range(10, 20))
         behind = script.append(leader)
         sim.crash(two)
         sim.crash(leader)
@@ -296,9 +225,9 @@ def test_the_member_with_more_log_leads_when_it_restarts_with_one_that_missed_wr
         assert sim.restart(one)  # at the same instant (its mark files went stale first)
         assert script.append(one) < behind <= script.append(leader)
         assert script.elected("a leader after the restart") == leader
-        _write(script, range(20, 30))
+        write_all(script, range(20, 30))
         script.restart(two)
-        assert _agreed(script) == _expected(range(30))
+        assert agreed(script) == expected_store(range(30))
 
 
 def test_an_old_leaders_uncommitted_tail_is_replaced_by_the_next_leaders_log() -> None:
@@ -310,10 +239,10 @@ def test_an_old_leaders_uncommitted_tail_is_replaced_by_the_next_leaders_log() -
     with Script(3, service=KeyValueService, seed=17) as script:
         sim = script.sim
         old = script.elected()
-        _write(script, range(10))
+        write_all(script, range(10))
         commit, term = script.commit(old), script.term(old)
         script.isolate(old)
-        _send(script, range(100, 105))
+        send_writes(script, range(100, 105))
         script.until(lambda: script.role(old) != "LEADER", "the old leader stepping down")
         assert script.commit(old) == commit
         tail = script.append(old)
@@ -321,15 +250,15 @@ def test_an_old_leaders_uncommitted_tail_is_replaced_by_the_next_leaders_log() -
         script.until(lambda: script.leader_id() not in (-1, old), "a leader among the followers")
         new = script.leader_id()
         assert script.term(new) > term
-        _write(script, range(10, 20))
+        write_all(script, range(10, 20))
         assert script.commit(new) > commit
         assert script.commit(old) == commit and script.append(old) == tail
         cut = sim.log_of(old, tail)[commit:]
         assert script.commit(new) >= tail and sim.log_of(new, tail)[commit:] != cut
         sim.heal()
-        assert _agreed(script) == _expected(range(20))
+        assert agreed(script) == expected_store(range(20))
         assert sim.log_of(old, tail)[commit:] != cut  # the tail replaced
-        assert _replies(sim) == 20
+        assert replies(sim) == 20
         assert script.leader_id() == new
 
 
@@ -345,21 +274,23 @@ def test_a_member_down_during_a_snapshot_takes_it_as_it_replays_the_log() -> Non
         sim = script.sim
         leader = script.elected()
         a, b = [member for member in range(3) if member != leader]
-        _write(script, range(10))
-        script.until(lambda: _closed(script, b) and script.commit(b) == script.commit(leader), "b up to date")
+        write_all(script, range(10))
+        script.until(
+            lambda: is_closed(script, b) and script.commit(b) == script.commit(leader), "b up to date"
+        )
         sim.crash(b)
         assert sim.request_snapshot()
         script.until(
-            lambda: [] != _snapshot_positions(script, leader) == _snapshot_positions(script, a),
+            lambda: [] != snapshot_positions(script, leader) == snapshot_positions(script, a),
             "a snapshot on the leader and the follower",
         )
-        (position,) = _snapshot_positions(script, leader)
-        assert _snapshot_positions(script, a) == [position]
-        _write(script, range(10, 20))
+        (position,) = snapshot_positions(script, leader)
+        assert snapshot_positions(script, a) == [position]
+        write_all(script, range(10, 20))
         script.restart(b)
-        assert _snapshot_positions(script, b) == []
-        script.until(lambda: _snapshot_positions(script, b) == [position], "b taking the snapshot")
+        assert snapshot_positions(script, b) == []
+        script.until(lambda: snapshot_positions(script, b) == [position], "b taking the snapshot")
         assert "snapshot_install" not in sim.fault_counts  # taken as it read the log, not copied
-        script.until(lambda: _closed(script, b), "b following")
+        script.until(lambda: is_closed(script, b), "b following")
         assert script.role(b) == "FOLLOWER"
-        assert _agreed(script) == _expected(range(20))
+        assert agreed(script) == expected_store(range(20))

@@ -1612,7 +1612,12 @@ class ConsensusCore:
         if now_ns - self._last_heartbeat_ns >= self.config.leader_heartbeat_interval_ns:
             self._leader_heartbeats(now_ns, out, new_term=False)
         timeout = self.config.leader_heartbeat_timeout_ns
-        if not membership.has_active_quorum(self._statuses(), self.member_id, now_ns, timeout):
+        # a leader stopping the cluster waits for its followers' TerminationAcks only until the termination
+        # timeout (a member that is down never sends one): losing its quorum meanwhile ends nothing, as in
+        # Aeron, whose leader checks its quorum only while ACTIVE
+        if self.termination is None and not membership.has_active_quorum(
+            self._statuses(), self.member_id, now_ns, timeout
+        ):
             self._enter_election(now_ns, out, "inactive follower quorum")
             return
         # the sessions' work appends entries, so it comes after anything that may end the term: an
