@@ -65,7 +65,8 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = {
     ),
     "chaos": CommandSpec(
         "tools.chaos_cmd",
-        "a fault run on real node processes: kill -9 and SIGSTOP under key-value clients, then the checkers",
+        "a fault run on real node processes (kills, pauses, partitions, loss, clock jumps, full disks) "
+        "under key-value clients, then the checkers",
     ),
 }
 

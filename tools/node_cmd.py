@@ -297,14 +297,22 @@ class _Stop:
 def run(args: argparse.Namespace) -> int:
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    clock_control = None
+    clock_file = getattr(args, "clock_file", None)
+    if clock_file is not None:
+        from cluster.transport.clock import AdjustableClock
+
+        # from the start: a SIGUSR1 while the node waits for stale mark files must not end it
+        clock_control = ClockControl(clock_file, AdjustableClock())
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, clock_control.request)
     try:
-        return _run(args.config, stop, getattr(args, "clock_file", None))
+        return _run(args.config, stop, clock_control)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
+def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = None) -> int:
     from cluster.archive.markfile import MARK_FILE_NAME as ARCHIVE_MARK_FILE_NAME
     from cluster.consensus.agent import ConsensusAgentError
     from cluster.consensus.cluster_node import ClusterNode
@@ -313,7 +321,6 @@ def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
     from cluster.service.loader import load_authenticator, load_authorisation_service, load_service
     from cluster.storage import RealStorage, StorageError
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
-    from cluster.transport.clock import AdjustableClock
     from cluster.transport.media import UdpNetwork
 
     config = NodeConfig.load(config_path)
@@ -333,10 +340,6 @@ def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
         return 0  # a signal while waiting: nothing was started
     idle = SelectorIdleStrategy()
     failure: str | None = None
-    clock_control = None
-    if clock_file is not None:
-        clock_control = ClockControl(clock_file, AdjustableClock())
-        signal.signal(signal.SIGUSR1, clock_control.request)
     try:
         reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
@@ -369,7 +372,10 @@ def _run(config_path: str, stop: _Stop, clock_file: str | None = None) -> int:
             # the machine failed the node as it ran (a full disk, an I/O error): one line, not a traceback
             failure = f"error: node {config.member_id} stopped: {error}"
         finally:
-            node.close()  # on_close did it, unless a signal closed the runner before it ever started
+            try:
+                node.close()  # on_close did it, unless a signal closed the runner before it ever started
+            except (ConsensusAgentError, StorageError) as error:
+                failure = failure or f"error: node {config.member_id} stopped: {error}"
     finally:
         idle.close()
     if failure is not None:

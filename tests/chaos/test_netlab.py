@@ -77,15 +77,13 @@ def test_the_shapes_cut_what_they_say() -> None:
 
 @pytest.mark.parametrize("nodes", [3, 5])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_partition_shape_keeps_the_member_aimed_at_in_a_minority_or_names_it(
-    nodes: int, shape: str
-) -> None:
+def test_every_partition_shape_leaves_a_majority_that_reaches_one_another(nodes: int, shape: str) -> None:
     lab = _paper_lab(nodes)
     for other in range(0, 40):
         for member in range(nodes):
             planned = PlannedFault(FaultKind.PARTITION, False, member, 1.0, 1.0, shape, other)
             detail, rules = network_fault(lab, planned, member)
-            assert rules and str(member) in detail
+            assert rules and detail
             cut = _cut(rules, lab)
             # whatever the shape, some majority still reaches one another both ways
             reachable = {

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-__all__ = ["DiskError", "MemberDisks", "unavailable"]
+__all__ = ["FILLER", "DiskError", "MemberDisks", "unavailable"]
 
 FILLER: Final = "filler"
 COMMAND_TIMEOUT_S: Final = 20.0
@@ -35,9 +35,12 @@ class DiskError(Exception):
 
 
 def _run(args: list[str], *, check: bool = True) -> None:
+    """Run a command. ``check``: ``DiskError`` if it fails; otherwise any failure is ignored (cleanup)."""
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
+        if not check:
+            return
         raise DiskError(f"{' '.join(args)}: {error}") from None
     if check and done.returncode != 0:
         raise DiskError(f"{' '.join(args)}: exit status {done.returncode}: {done.stderr.strip()}")

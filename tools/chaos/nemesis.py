@@ -99,6 +99,8 @@ LOSS_S: Final = (2.0, 6.0)
 LOSS_PERCENT: Final = (5, 30)
 WALL_JUMP_S: Final = (1.0, 30.0)
 DISK_FULL_S: Final = (1.0, 4.0)
+DISK_EXIT_GRACE_S: Final = 2.0
+"""At the end of a run, how long a member healed of a full disk may take to end, if it met it."""
 DISK_FULL_WORDS: Final = ("No space left on device", "ENOSPC", "STORAGE_SPACE")
 """How a member's stderr names a full disk when it stops on one."""
 CLOCK_HOLD_S: Final = (1.0, 3.0)
@@ -291,9 +293,18 @@ class Nemesis:
         """The members whose process may end now without a violation: one killed, or one that met a full
         disk (the healing checks why it ended)."""
         current = self._current
-        if current is None or self.state != NemesisState.FAULTY:
+        if current is None:
             return set()
-        return {current.member} if current.kind in (FaultKind.KILL, FaultKind.DISK) else set()
+        if self.state == NemesisState.FAULTY and current.kind in (FaultKind.KILL, FaultKind.DISK):
+            return {current.member}
+        # a member that met its full disk just before the space came back may still be closing
+        if (
+            self.state == NemesisState.REJOINING
+            and current.kind == FaultKind.DISK
+            and current.new_pid is None
+        ):
+            return {current.member}
+        return set()
 
     def do_work(self, now_s: float) -> int:
         """One step of the state machine; 1 if something happened."""
@@ -310,6 +321,12 @@ class Nemesis:
         if self.state == NemesisState.REJOINING:
             current = self._current
             assert current is not None
+            if (
+                current.kind == FaultKind.DISK
+                and current.new_pid is None
+                and self._restart_after_full_disk(current)
+            ):
+                return 1
             if self._rejoined(current.member, self._since_s):
                 current.rejoined_s = now_s
                 self._finish(current)
@@ -396,9 +413,7 @@ class Nemesis:
         current = self._current
         assert current is not None
         if current.kind == FaultKind.KILL:
-            if self._clock_offsets:
-                self._clock_offsets[current.member] = (0, 0)  # a new process starts on the machine's clock
-            current.new_pid = self.cluster.start(current.member).pid
+            current.new_pid = self._start(current.member)
             self.say(f"restarted member {current.member} on its directories (pid {current.new_pid})")
         elif current.kind in NETWORK_KINDS:
             assert self.lab is not None
@@ -407,28 +422,8 @@ class Nemesis:
         elif current.kind == FaultKind.DISK:
             assert self.disks is not None
             self.disks.free(current.member)
-            process = self.cluster.processes[current.member]
-            status = process.poll()
-            if status is None:
-                self.say(f"member {current.member}'s disk has its space back; it ran on")
-            else:
-                self.cluster.stop(current.member)  # reaped already; this closes its pipes
-                said = self._last_words(current.member)
-                if status != 0 and any(word in said for word in DISK_FULL_WORDS):
-                    current.new_pid = self.cluster.start(current.member).pid
-                    current.detail += (
-                        f"; it stopped on the full disk ({describe_exit(status)}) and was restarted"
-                    )
-                    self.say(
-                        f"member {current.member} had stopped on the full disk; its space is back and it "
-                        f"runs again (pid {current.new_pid})"
-                    )
-                else:
-                    self.violations.append(
-                        f"member {current.member} ended during {current.describe()}, not on the full disk: "
-                        f"{describe_exit(status)}; stderr ends: {said[-300:]!r}"
-                    )
-                    current.new_pid = self.cluster.start(current.member).pid
+            if not self._restart_after_full_disk(current):
+                self.say(f"member {current.member}'s disk has its space back")
         elif current.kind == FaultKind.CLOCK:
             wall_ms, nanos = self._clock_offsets[current.member]
             if wall_ms != 0:
@@ -442,6 +437,35 @@ class Nemesis:
             self.say(f"SIGCONT member {current.member} (pid {current.pid})")
         current.healed_s = now_s
         self._transition(NemesisState.REJOINING, now_s, "healed")
+
+    def _restart_after_full_disk(self, current: FaultRecord) -> bool:
+        """If the disk fault's member has ended: start it again -- a violation unless it ended on the full
+        disk (its stderr says so since the disk filled). Whether it had ended."""
+        process = self.cluster.processes[current.member]
+        status = process.poll()
+        if status is None:
+            return False
+        self.cluster.stop(current.member)  # reaped already; this closes its pipes
+        said = self._last_words(current.member)
+        current.new_pid = self._start(current.member)
+        if status != 0 and any(word in said for word in DISK_FULL_WORDS):
+            current.detail += f"; it stopped on the full disk ({describe_exit(status)}) and was restarted"
+            self.say(
+                f"member {current.member} had stopped on the full disk; with its space back it runs again "
+                f"(pid {current.new_pid})"
+            )
+        else:
+            self.violations.append(
+                f"member {current.member} ended during {current.describe()}, not on the full disk: "
+                f"{describe_exit(status)}; stderr ends: {said[-300:]!r}"
+            )
+        return True
+
+    def _start(self, member: int) -> int:
+        """Start member ``member`` again on its directories (a new process: the machine's clock); its pid."""
+        if self._clock_offsets:
+            self._clock_offsets[member] = (0, 0)
+        return self.cluster.start(member).pid
 
     def _last_words(self, member: int) -> str:
         """What member ``member`` wrote on stderr since its disk filled (its last 4 KiB at most)."""
@@ -483,6 +507,12 @@ class Nemesis:
         if self.state == NemesisState.REJOINING:
             current = self._current
             assert current is not None
+            if current.kind == FaultKind.DISK and current.new_pid is None:
+                # no later look: a member that met the full disk just before it was freed may still be
+                # closing, and must be started again once it has ended
+                process = self.cluster.processes[current.member]
+                process.wait(DISK_EXIT_GRACE_S)
+                self._restart_after_full_disk(current)
             self._finish(current)
         self._transition(NemesisState.IDLE, now_s, "healed at the end")
 

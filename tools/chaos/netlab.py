@@ -78,6 +78,8 @@ class NetLabError(Exception):
 
 
 def _run(args: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
+    """Run a command; its stdout. ``check``: ``NetLabError`` if it fails; otherwise a failure (even one to
+    run it at all) is only an empty answer -- what cleanup wants, which must go on to the next step."""
     try:
         done = subprocess.run(
             list(args),
@@ -88,6 +90,8 @@ def _run(args: Sequence[str], *, stdin: str | None = None, check: bool = True) -
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
+        if not check:
+            return ""
         raise NetLabError(f"{' '.join(args)}: {error}") from None
     if check and done.returncode != 0:
         raise NetLabError(f"{' '.join(args)}: exit status {done.returncode}: {done.stderr.strip()}")

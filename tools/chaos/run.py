@@ -33,7 +33,9 @@ run's ``summary`` is the JSON object ``python -m tools chaos`` prints last.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +56,7 @@ from tools.chaos.checkers import (
     recovery_ms,
     summarise_ms,
 )
-from tools.chaos.disks import DiskError, MemberDisks
+from tools.chaos.disks import FILLER, DiskError, MemberDisks
 from tools.chaos.disks import unavailable as disks_unavailable
 from tools.chaos.history import HistoryWriter, read_history
 from tools.chaos.logs import LogComparison, compare_logs
@@ -352,8 +354,21 @@ class ChaosRun:
                     self._compare_logs(self.cluster, self.final_commit)
             finally:
                 if self.disks is not None:  # the members' files live there: only after the comparison
+                    if self.violations:
+                        self._keep_member_files()
                     self.disks.close()
         return self._summary(self.nemesis.faults if self.nemesis is not None else [], final_reads)
+
+    def _keep_member_files(self) -> None:
+        """A failed run with the disk nemesis: copy each member's directory off its tmpfs (which goes with
+        the run) to ``kept/node<i>`` in the run's directory, for the post-mortem."""
+        assert self.disks is not None
+        for member, path in enumerate(self.disks.paths):
+            with contextlib.suppress(OSError):
+                shutil.copytree(
+                    path, self.directory / "kept" / f"node{member}", ignore=shutil.ignore_patterns(FILLER)
+                )
+        self.say(f"the members' directories are kept in {self.directory / 'kept'}")
 
     def _compare_logs(self, cluster: ProcessCluster, position: int) -> None:
         self.logs = compare_logs(cluster.configs, position)

@@ -1612,10 +1612,12 @@ class ConsensusCore:
         if now_ns - self._last_heartbeat_ns >= self.config.leader_heartbeat_interval_ns:
             self._leader_heartbeats(now_ns, out, new_term=False)
         timeout = self.config.leader_heartbeat_timeout_ns
-        # a leader stopping the cluster waits for its followers' TerminationAcks only until the termination
-        # timeout (a member that is down never sends one): losing its quorum meanwhile ends nothing, as in
-        # Aeron, whose leader checks its quorum only while ACTIVE
-        if self.termination is None and not membership.has_active_quorum(
+        # a leader stopping the cluster at a committed position waits for its followers' TerminationAcks
+        # only until the termination timeout (a member that is down never sends one): losing its quorum
+        # then ends nothing (Aeron's leader checks its quorum only while ACTIVE); before that position is
+        # committed, a lost quorum still means a new election -- else nothing would ever commit it
+        terminating = self.termination is not None and self.commit_position >= self.termination.log_position
+        if not terminating and not membership.has_active_quorum(
             self._statuses(), self.member_id, now_ns, timeout
         ):
             self._enter_election(now_ns, out, "inactive follower quorum")
