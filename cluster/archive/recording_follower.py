@@ -239,9 +239,9 @@ class RecordingFollower:
             if counter is None or recording_id < 0 or counter.get() <= self._position:
                 return work
             replay = self._start(counter, recording_id)
-            work += 1
-            if replay is None:
+            if replay is None:  # refused, or waiting to ask again: nothing to do until then (no busy loop)
                 return work
+            work += 1
         work += self._drain_foreign(replay)
         image = replay.image
         if image is None:

@@ -303,6 +303,20 @@ def test_no_replay_starts_before_the_recording_and_the_counter_exist(log: LogWor
     assert reader.until(2) == sent
 
 
+def test_a_refused_replay_is_asked_again_later_and_the_wait_is_no_work(log: LogWorld) -> None:
+    """A replay the archive refuses (here: a recording it does not have) is asked for again after the
+    retry interval; until then a poll does nothing and says so -- work reported there kept a node's duty
+    cycle from ever idling (a busy loop, found by the simulator sweep as a seed that crawled)."""
+    log.start_log()
+    sent = log.append(100)
+    log.limit.set(sent[-1][1])
+    reader = Reader(log, recording_id=lambda: log.recording_id + 99)
+    assert reader.log.run_until(lambda: reader.poll() >= 0 and reader.follower.replay_failures == 1)
+    assert reader.follower.state == FollowerState.IDLE and "refused" in reader.follower.reason
+    assert [reader.poll() for _ in range(50)] == [0] * 50  # waiting to ask again: no work
+    assert reader.follower.replay_failures == 1
+
+
 def test_a_closed_or_replaced_limit_counter_stops_the_replay_at_once(log: LogWorld) -> None:
     log.start_log()
     sent = log.append(*[100] * 10)
