@@ -1089,6 +1089,20 @@ class ConsensusModuleAgent:
             install.replication_id = NULL_VALUE
             self._install_next()
         elif event.correlation_id == self._replication_id and self._replication_id != NULL_VALUE:
+            if signal == RecordingSignal.REPLICATE and event.position > self.append_position:
+                # a new copy of a leader's log that was purged below where this member's log ends: it
+                # would begin past that end and leave a hole no one can fill -- this member needs the
+                # leader's snapshot instead (the replication fails; the core asks for snapshots)
+                reason = (
+                    f"the leader's log begins at {event.position}, after this member's log ends at "
+                    f"{self.append_position}"
+                )
+                with contextlib.suppress(ArchiveError):  # it may have ended already: nothing to stop
+                    self.archive.stop_replication(self._replication_id)
+                self._replication_id = NULL_VALUE
+                self._event(f"log replication failed: {reason}")
+                self._execute(self.core.on_replication_failed(self._now(), reason))
+                return
             if signal in (RecordingSignal.REPLICATE, RecordingSignal.EXTEND):
                 self._use_recording(event.recording_id)
             elif signal in (RecordingSignal.SYNC, RecordingSignal.REPLICATE_END):

@@ -46,6 +46,10 @@ SNAPSHOT_REGRESSION_SEEDS = [  # seeds with services and snapshots that once fai
     # recording and acknowledging past the snapshot as the copies were made, then started again on a log
     # that ended at the snapshot -- the leader had committed what only it still held (fixed: the member
     # stops every mover of its log and acknowledges nothing once it takes a snapshot)
+    70229,  # a member with no log, restarted after the others had purged theirs, copied its leader's log into
+    # a new recording that began at the purge -- a hole below it, so its own log reader was refused for
+    # good (and, reported as work, kept the node from idling) -- fixed: such a copy is stopped and counts
+    # as a failed replication, and the member takes the leader's snapshot
     70227,  # the closing shutdown: a follower's TerminationAck was lost, and the leader, waiting for it, left
     # for an election on "inactive follower quorum" once both followers had stopped -- and never stopped
     # (fixed: a leader stopping the cluster at a committed position waits out the termination timeout)
