@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,14 +214,10 @@ def test_closing_a_lab_removes_its_namespaces_and_bridge(lab: NetLab) -> None:
 
 
 def test_a_dead_harness_leftovers_are_swept(lab: NetLab) -> None:
-    dead_tag = "9999999"  # no process ends in 99999 while this runs, or the test retries below
-    for _ in range(3):
-        if not any(str(pid).endswith("99999") for pid in _pids()):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.skip("a live process's pid ends in 99999")
-    namespace = f"aeron-chaos-{dead_tag}-0"
+    # a tag names its harness by the last five digits of its pid: take five that no live process has
+    alive = {pid % 100_000 for pid in _pids()}
+    dead = next(suffix for suffix in range(99_999, 0, -1) if suffix not in alive)
+    namespace = f"aeron-chaos-{dead:05d}00-0"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     try:
         assert namespace in sweep_stale()
