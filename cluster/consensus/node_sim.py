@@ -905,8 +905,11 @@ class NodeSimulator:
     def check_snapshots(self) -> None:
         """Every valid SNAPSHOT entry of a running member names a whole snapshot -- its recording reads
         back, BEGIN to END, at the entry's term and position -- and members' snapshots at one position
-        hold the same state: the services' own messages, the consensus module's sessions (their activity
-        times are each member's own), timers and queued messages."""
+        hold the same state: the services' own messages, the consensus module's sessions, timers and
+        queued messages. Two things in a session's record are each member's own, as in Aeron: its last
+        activity time, and the reason of a close the log does not hold yet (a leader that was asked to
+        close it, or whose logged close an election took back, writes the reason down; the others learn
+        of the close from the log)."""
         for member in self.members:
             node = member.node
             if node is None:
@@ -956,7 +959,10 @@ class NodeSimulator:
                 module = load_consensus_module_snapshot(messages)
                 marker = module.marker
                 content = replace(
-                    module, sessions=tuple(replace(s, time_of_last_activity=0) for s in module.sessions)
+                    module,
+                    sessions=tuple(
+                        replace(s, time_of_last_activity=0, close_reason=None) for s in module.sessions
+                    ),
                 )
         except (ArchiveError, SnapshotError):
             return None

@@ -405,15 +405,6 @@ def test_a_leader_whose_followers_are_gone_before_the_stop_is_committed_elects_i
         assert sim.members[leader].node is not None and sim.members[leader].terminated_at is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a termination that an election interrupted is not abandoned. The old leader keeps "
-        "its Termination (ConsensusCore.termination, services already told), is elected again in the next "
-        "term, and once the stale position is committed stops alone ('no TerminationAck from [...] in "
-        "time') while the other two go on without it"
-    ),
-)
 def test_an_abort_an_election_interrupted_leaves_every_member_running() -> None:
     """After the abort above, the followers come back: the three elect a leader, take writes and agree
     (the uncommitted write may or may not survive the election)."""

@@ -56,6 +56,11 @@ SNAPSHOT_REGRESSION_SEEDS = [  # seeds with services and snapshots that once fai
     64011,  # the operator's snapshot request, written into the leader's control file through the leader's
     # simulated disk, reached the crash point armed for the leader's own operations and ended the whole
     # run (fixed: a tool's operations are another process's, SimDisk.storage(another_process=True))
+    70255,  # an election took back a TimerEvent the leader had not committed and rescheduled the timer due
+    # at 0; the others held it at its own deadline, so the module snapshots at one position differed
+    # (fixed: rescheduled at its own deadline, docs/consensus.md departure 25)
+    70782,  # a leader asked to close a session snapshotted the close reason its followers had not seen:
+    # Aeron's snapshot holds it too (fixed in the checker: a close not yet logged is each member's own)
 ]
 REGRESSION_SEEDS: list[tuple[int, int, int]] = [  # (seed, nodes, file-sync level)
     (17, 3, 0),  # a failed election-time replication left the follower in FOLLOWER_LOG_REPLICATION: its
@@ -142,19 +147,6 @@ def test_a_sweep_with_snapshots_and_crashes_during_them_is_clean() -> None:
 
 @pytest.mark.parametrize("seed", SNAPSHOT_REGRESSION_SEEDS)
 def test_seeds_with_snapshots_that_once_failed_pass(seed: int) -> None:
-    result = run_seed(seed, 3, services=True, snapshots=True)
-    assert (result.violations[:1], result.liveness_failure) == ([], None)
-
-
-OPEN_SNAPSHOT_SEEDS = [70255, 70782]
-"""Found by the snapshot sweep of 2026-12-07 and not fixed yet: after a crash inside a storage operation
-and a crash during a snapshot, two members' consensus-module snapshots at one position differ. Each
-fails the checker "snapshots are equal at equal positions"; strict, so a fix shows at once."""
-
-
-@pytest.mark.xfail(strict=True, reason="open: members' module snapshots differ at one position")
-@pytest.mark.parametrize("seed", OPEN_SNAPSHOT_SEEDS)
-def test_open_snapshot_seeds_still_fail_the_snapshot_checker(seed: int) -> None:
     result = run_seed(seed, 3, services=True, snapshots=True)
     assert (result.violations[:1], result.liveness_failure) == ([], None)
 

@@ -26,10 +26,12 @@ from ACTIVE, RESUME from SUSPENDED, ABORT from either. The core answers a reques
 
 **Termination.** SHUTDOWN appends a SNAPSHOT action and tells the followers, with TerminationPosition,
 to stop where it ends; ABORT tells them to stop at the leader's append position, without a snapshot.
-Every member, once it has read its log to that position (and taken the snapshot there, for a
-shutdown), is TERMINATING: it tells its services the position (ServiceTerminationPosition), waits for
-each to acknowledge it, and stops -- a follower after a TerminationAck to the leader, the leader once
-every follower acknowledged or the termination timeout passed.
+Every member, once that position is committed and it has read its log to there (and taken the
+snapshot there, for a shutdown), is TERMINATING: it tells its services the position
+(ServiceTerminationPosition), waits for each to acknowledge it, and stops -- a follower after a
+TerminationAck to the leader, the leader once every follower acknowledged or the termination timeout
+passed. A member that enters an election before it is TERMINATING gives the stop up: the next leader's
+log may cut the position or fill it with other entries.
 """
 
 from __future__ import annotations

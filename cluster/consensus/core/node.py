@@ -879,7 +879,12 @@ class ConsensusCore:
             return
         position = termination.log_position
         if not termination.services_told:
-            if self.sessions.consumed_position < position or self._snapshot is not None:
+            # only at a committed position: until then an election may take the position back
+            if (
+                self.sessions.consumed_position < position
+                or self.commit_position < position
+                or self._snapshot is not None
+            ):
                 return
             termination.services_told = True
             termination.acks_before = tuple(ack_id for ack_id, _, _ in self.service_acks)
@@ -1167,6 +1172,10 @@ class ConsensusCore:
             # its action may yet be cut from the log: no service will see it unless it commits, and a
             # member that reads it again then begins the snapshot again
             self._end_snapshot(now_ns, "an election began before the snapshot's action was committed")
+        if self.termination is not None and not self.termination.services_told:
+            # its position is not committed (no service was told), and the next leader's log may not
+            # reach it or may hold other entries there: the stop is given up, the request has failed
+            self.termination = None
         # what a leader did beyond the commit position is undone (docs/sessions.md, "Rollback")
         self.sessions.on_election(self.commit_position, out, self.leadership_term_id, self.leader_id)
         self._set_role(Role.FOLLOWER, out)

@@ -930,8 +930,10 @@ class ClientSessions:
         for _end, session in undo.closed:
             session.state = SessionState.CLOSING
             self.sessions[session.id] = session
-        for _end, correlation_id, _deadline in undo.timers:
-            self.timers.schedule(correlation_id, 0)  # fire again as soon as this node leads
+        for _end, correlation_id, deadline in undo.timers:
+            # its own deadline, passed already: due at once, and the state every member that never read
+            # the TimerEvent holds (a snapshot taken later is the same on each)
+            self.timers.schedule(correlation_id, deadline)
         for tracker in self.services:
             while tracker.appended:
                 _end, message_id, message = tracker.appended.pop()
