@@ -122,8 +122,10 @@ def test_partition_nemesis_in_network_namespaces(tmp_path: Path) -> None:
 
 
 def test_loss_nemesis_from_the_command_line(tmp_path: Path) -> None:
+    """Seed 15 drops a share of what one member receives (nftables), then has the relay duplicate
+    what members send each other."""
     _need_lab()
-    args = ["--nodes", "3", "--seconds", "8", "--nemesis", "loss,partition", "--seed", "21", "--json"]
+    args = ["--nodes", "3", "--seconds", "9", "--nemesis", "loss,partition", "--seed", "15", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "tools", "chaos", *args, "--dir", str(tmp_path / "run")],
         cwd=REPO,
@@ -134,7 +136,11 @@ def test_loss_nemesis_from_the_command_line(tmp_path: Path) -> None:
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == 0, f"{summary}\n{done.stderr}"
     _assert_clean(summary, "loss")
-    assert "% of the packets arriving at" in done.stderr
+    assert "% of the packets arriving at" in done.stderr and "% duplicated" in done.stderr
+    relayed = re.search(
+        r"(\d+) packets relayed, (\d+) duplicated", (tmp_path / "run" / "relay.log").read_text()
+    )
+    assert relayed and int(relayed[1]) > 0 and int(relayed[2]) > 0
 
 
 def test_clock_nemesis_moves_the_members_own_clocks(tmp_path: Path) -> None:

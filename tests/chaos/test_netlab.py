@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.needs import missing
 
-from tools.chaos.nemesis import SHAPES, FaultKind, PlannedFault, Schedule, network_fault
+from tools.chaos.nemesis import LOSS_MODES, SHAPES, FaultKind, PlannedFault, Schedule, network_fault
 from tools.chaos.netlab import (
     NetLab,
     Rule,
@@ -122,7 +122,12 @@ def test_a_schedule_draws_every_shape_and_the_same_for_the_same_seed() -> None:
     assert faults == [again.next() for _ in range(200)] and faults[0] == first[0]
     assert {f.shape for f in faults if f is not None and f.kind == FaultKind.PARTITION} == set(SHAPES)
     losses = [f for f in faults if f is not None and f.kind == FaultKind.LOSS]
-    assert losses and all(5 <= f.percent <= 30 and 2.0 <= f.duration_s <= 6.0 for f in losses)
+    assert {f.mode for f in losses} == set(LOSS_MODES)
+    assert all(2.0 <= f.duration_s <= 6.0 for f in losses)
+    assert all(5 <= f.percent <= 30 for f in losses if f.mode == "drop")
+    assert all(10 <= f.delay_ms <= 400 for f in losses if f.mode == "delay")
+    assert all(5 <= f.jitter_ms <= 100 for f in losses if f.mode == "jitter")
+    assert all(10 <= f.percent <= 50 for f in losses if f.mode == "duplicate")
 
 
 # ------------------------------------------------------------------------------------- a real lab

@@ -34,8 +34,12 @@ The kinds:
   member, or that member not hearing it (with the leader: the asymmetric partition of a leader from one
   follower); a *bridge*, two halves that cannot reach each other and one member that reaches both;
   or the *clients* cut from it.
-* ``loss``: 5 to 30 % of the packets arriving at the member, or at every member, dropped at random
-  for 2 to 6 s.
+* ``loss``: for 2 to 6 s, what arrives at the member, or at every member, from the other members
+  suffers one of four faults drawn at random: 5 to 30 % of it *dropped* (an nftables rule; clients'
+  packets too); *delayed* 10 to 400 ms (and 0 to 10 ms of jitter); *jittered*, 0 to 5 ms plus 5 to
+  100 ms drawn per packet, which reorders it; or 10 to 50 % *duplicated*, the copies 0 to 10 ms
+  late. The last three are the lab's relay's (``tools.chaos.relay``), on every stream between members:
+  the log, consensus, catch-up and archive traffic alike.
 * ``clock``: the member's own clock jumps (``python -m tools node --clock-file``: the harness writes the
   member's clock file and sends SIGUSR1; the machine's clock is never touched). Half the time its wall
   clock steps 1 to 30 s forward or back, and steps back when healed 1 to 3 s later; half the time its
@@ -49,8 +53,8 @@ The kinds:
   it is started again on its directories once the space is back. A member that exits for any other
   reason is a violation.
 
-The network kinds need a ``NetLab`` (every member in a namespace of its own), the disk kind
-``MemberDisks``; kill, pause and clock need neither.
+The network kinds need a ``NetLab`` (every member in a namespace of its own; ``loss`` one with a
+relay), the disk kind ``MemberDisks``; kill, pause and clock need neither.
 
 Every fault is one line of the fault log (JSON lines, ``FaultRecord.to_record``), written when it is
 over.
@@ -74,6 +78,7 @@ from cluster.consensus.files.control_file import submit_request
 from cluster.storage import RealStorage
 from tools.chaos.disks import MemberDisks
 from tools.chaos.netlab import NetLab, Rule, bridge, cut_clients, isolate, lossy, one_way, split
+from tools.chaos.relay import LinkFault
 from tools.node_processes import ProcessCluster, describe_exit
 
 __all__ = [
@@ -97,6 +102,15 @@ PAUSE_HEARTBEATS: Final = (1.25, 2.5)
 """A pause or a partition lasts this many leader heartbeat timeouts."""
 LOSS_S: Final = (2.0, 6.0)
 LOSS_PERCENT: Final = (5, 30)
+LOSS_MODES: Final = ("drop", "delay", "jitter", "duplicate")
+RELAY_MODES: Final = frozenset(LOSS_MODES[1:])
+"""The loss modes the lab's relay makes (``drop`` is an nftables rule)."""
+DELAY_MS: Final = (10, 400)
+DELAY_JITTER_MS: Final = (0, 10)
+JITTER_BASE_MS: Final = (0, 5)
+JITTER_MS: Final = (5, 100)
+DUPLICATE_PERCENT: Final = (10, 50)
+DUPLICATE_JITTER_MS: Final = (0, 10)
 WALL_JUMP_S: Final = (1.0, 30.0)
 DISK_FULL_S: Final = (1.0, 4.0)
 DISK_EXIT_GRACE_S: Final = 2.0
@@ -138,6 +152,10 @@ class PlannedFault:
     """A second draw for the shape: the other member of a one-way partition, the bridge's middle; for a
     clock, the jump (ms for the wall clock, ns for the monotonic one)."""
     percent: int = 100
+    mode: str = ""
+    """For loss: one of ``LOSS_MODES``."""
+    delay_ms: int = 0
+    jitter_ms: int = 0
 
 
 class Schedule:
@@ -174,8 +192,19 @@ class Schedule:
             )
         if kind == FaultKind.LOSS:
             shape = rng.choice(("member", "all"))
+            mode = rng.choice(LOSS_MODES)
+            duration_s = rng.uniform(*LOSS_S)
+            percent, delay_ms, jitter_ms = 100, 0, 0
+            if mode == "drop":
+                percent = rng.randint(*LOSS_PERCENT)
+            elif mode == "delay":
+                delay_ms, jitter_ms = rng.randint(*DELAY_MS), rng.randint(*DELAY_JITTER_MS)
+            elif mode == "jitter":
+                delay_ms, jitter_ms = rng.randint(*JITTER_BASE_MS), rng.randint(*JITTER_MS)
+            else:
+                percent, jitter_ms = rng.randint(*DUPLICATE_PERCENT), rng.randint(*DUPLICATE_JITTER_MS)
             return PlannedFault(
-                kind, at_leader, choice, gap_s, rng.uniform(*LOSS_S), shape, 0, rng.randint(*LOSS_PERCENT)
+                kind, at_leader, choice, gap_s, duration_s, shape, 0, percent, mode, delay_ms, jitter_ms
             )
         duration_s = rng.uniform(*PAUSE_HEARTBEATS) * self.heartbeat_timeout_s
         if kind == FaultKind.PAUSE:
@@ -200,12 +229,15 @@ class FaultRecord:
     detail: str = ""
     """What a network fault did, in words ("member 2 isolated from the other members")."""
     rules: tuple[Rule, ...] = ()
+    links: tuple[tuple[int, int], ...] = ()
+    """The (sender, receiver) links a relay fault holds."""
 
     def to_record(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
             "detail": self.detail,
             "rules": [rule.render() + f" at member {rule.member}" for rule in self.rules],
+            "links": [list(link) for link in self.links],
             "member": self.member,
             "pid": self.pid,
             "wasLeader": self.was_leader,
@@ -250,6 +282,8 @@ class Nemesis:
         needs_lab = sorted(kind.value for kind in schedule.kinds if kind in NETWORK_KINDS)
         if needs_lab and lab is None:
             raise ValueError(f"the {', '.join(needs_lab)} nemesis needs the members in a NetLab")
+        if FaultKind.LOSS in schedule.kinds and lab is not None and lab.relay is None:
+            raise ValueError("the loss nemesis needs a NetLab with a relay")
         if FaultKind.CLOCK in schedule.kinds and len(clock_files) != len(cluster.configs):
             raise ValueError("the clock nemesis needs every member started with a --clock-file")
         if FaultKind.DISK in schedule.kinds and disks is None:
@@ -401,9 +435,14 @@ class Nemesis:
             self._move_clock(member, wall_ms, nanos)
         else:
             assert self.lab is not None
-            record.detail, rules = network_fault(self.lab, planned, member)
-            record.rules = tuple(rules)
-            self.lab.apply(rules)
+            if planned.kind == FaultKind.LOSS and planned.mode in RELAY_MODES:
+                record.detail, links = relay_fault(self.lab, planned, member)
+                record.links = tuple(sorted(links))
+                self.lab.set_link_faults(links)
+            else:
+                record.detail, rules = network_fault(self.lab, planned, member)
+                record.rules = tuple(rules)
+                self.lab.apply(rules)
         self.faults.append(record)
         self._current = record
         self.say(f"{record.describe()} for {planned.duration_s:.1f} s")
@@ -526,6 +565,24 @@ class Nemesis:
 
     def close(self) -> None:
         self._log.close()
+
+
+def relay_fault(
+    lab: NetLab, planned: PlannedFault, member: int
+) -> tuple[str, dict[tuple[int, int], LinkFault]]:
+    """The relay's faults of a delay, jitter or duplication aimed at ``member`` (every link into it, or
+    with shape "all" every link), and what they do in words."""
+    nodes = lab.members
+    receivers = range(nodes) if planned.shape == "all" else [member]
+    if planned.mode == "duplicate":
+        fault = LinkFault(0.0, float(planned.jitter_ms), planned.percent)
+    else:
+        fault = LinkFault(float(planned.delay_ms), float(planned.jitter_ms))
+    links = {
+        (sender, receiver): fault for receiver in receivers for sender in range(nodes) if sender != receiver
+    }
+    where = "every member" if planned.shape == "all" else f"member {member}"
+    return f"the packets from other members arriving at {where} {fault.describe()}", links
 
 
 def network_fault(lab: NetLab, planned: PlannedFault, member: int) -> tuple[str, list[Rule]]:

@@ -26,13 +26,19 @@ starts and ends at once on each member; ``heal()`` empties them all. The partiti
 draws are built from rules here (``isolate``, ``split``, ``one_way``, ``bridge``, ``cut_clients``,
 ``lossy``).
 
-``close()`` deletes the namespaces (which destroys the veth pairs in them) and the bridge. It is
+With ``relay=True`` the lab also has a namespace ``aeron-chaos-<tag>-relay`` on the bridge, with the
+address ``10.<a>.<b>.253``, running ``python -m tools.chaos.relay``, and every member routes its packets
+for the other members through it (``tools.chaos.relay``: delay, reordering and duplication;
+``set_link_faults``). Without faults the relay sends each packet on at once.
+
+``close()`` stops the relay by its pid, then deletes the namespaces (which destroys the veth pairs in
+them) and the bridge. It is
 idempotent and runs in the harness's ``finally``; ``sweep_stale()`` removes what a killed harness left
 behind (namespaces of a tag whose process is gone).
 
 ``unavailable()`` says why this machine cannot host a lab (not root; no ``ip`` or ``nft``; the kernel
-refuses a namespace, a veth or nftables), or ``None``. This kernel has no netem qdisc, so there is no
-delay or reordering here, only drops.
+refuses a namespace, a veth or nftables), or ``None``. This kernel has no netem qdisc: drops are
+nftables rules, delay, reordering and duplication the relay's.
 """
 
 from __future__ import annotations
@@ -43,10 +49,15 @@ import itertools
 import os
 import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
+
+from tools.chaos.relay import RELAY_OCTET, LinkFault, RelayControl, RelayError
 
 __all__ = [
     "CLIENT_HOST_OCTET",
@@ -146,19 +157,32 @@ class NetLab:
         self.client_host = str(subnet.network_address + CLIENT_HOST_OCTET)
         self.rules: tuple[Rule, ...] = ()
         self.closed = False
+        self.relay_namespace: str | None = None
+        self.relay_host = str(subnet.network_address + RELAY_OCTET)
+        self.relay: RelayControl | None = None
+        self._relay_process: subprocess.Popen[bytes] | None = None
+        self.link_faults: dict[tuple[int, int], LinkFault] = {}
 
     # ------------------------------------------------------------------------------------ building
 
     @classmethod
-    def create(cls, members: int) -> NetLab:
-        """Build a lab for ``members`` members (module docstring); ``NetLabError`` if the kernel or the
-        tools refuse, with whatever was built removed again."""
+    def create(
+        cls, members: int, *, relay: bool = False, directory: Path | None = None, seed: int = 0
+    ) -> NetLab:
+        """Build a lab for ``members`` members (module docstring); with ``relay``, the relay too, its
+        control file and log in ``directory`` and its draws from ``seed``. ``NetLabError`` if the kernel
+        or the tools refuse, with whatever was built removed again."""
         if not 1 <= members <= 9:
             raise NetLabError(f"a lab holds 1 to 9 members, not {members}")
+        if relay and directory is None:
+            raise NetLabError("a lab with a relay needs a directory for the relay's files")
         tag = f"{os.getpid() % 100_000:05d}{next(_counter) % 100:02d}"
         lab = cls(tag, _free_subnet(), members)
         try:
             lab._build()
+            if relay:
+                assert directory is not None
+                lab._start_relay(directory, seed)
         except BaseException:
             lab.close()
             raise
@@ -180,6 +204,67 @@ class NetLab:
             _run([*inside, "ip", "addr", "add", f"{self.hosts[member]}/{prefix}", "dev", "eth0"])
             _run([*inside, "ip", "link", "set", "eth0", "up"])
         self.heal()
+
+    def _start_relay(self, directory: Path, seed: int) -> None:
+        prefix = self.subnet.prefixlen
+        namespace = self.relay_namespace = f"{NAMESPACE_PREFIX}{self.tag}-relay"
+        outside = f"acv{self.tag}r"
+        _run(["ip", "netns", "add", namespace])
+        _run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace])
+        _run(["ip", "link", "set", outside, "master", self.bridge])
+        _run(["ip", "link", "set", outside, "up"])
+        inside = ["ip", "netns", "exec", namespace]
+        _run([*inside, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        _run([*inside, "ip", "link", "set", "lo", "up"])
+        _run([*inside, "ip", "addr", "add", f"{self.relay_host}/{prefix}", "dev", "eth0"])
+        _run([*inside, "ip", "link", "set", "eth0", "up"])
+        for member, member_namespace in enumerate(self.namespaces):
+            for other, host in enumerate(self.hosts):
+                if other != member:
+                    _run(
+                        [
+                            "ip",
+                            "netns",
+                            "exec",
+                            member_namespace,
+                            "ip",
+                            "route",
+                            "add",
+                            f"{host}/32",
+                            "via",
+                            self.relay_host,
+                        ]
+                    )
+        directory.mkdir(parents=True, exist_ok=True)
+        control = directory / "relay.json"
+        command = [
+            *inside,
+            sys.executable,
+            "-m",
+            "tools.chaos.relay",
+            "--members",
+            ",".join(self.hosts),
+            "--control",
+            str(control),
+            "--seed",
+            str(seed),
+        ]
+        try:
+            self.relay, self._relay_process = RelayControl.start(
+                command, control, directory / "relay.log", Path(__file__).resolve().parents[2]
+            )
+        except RelayError as error:
+            raise NetLabError(f"the relay did not start: {error}") from None
+
+    def set_link_faults(self, faults: Mapping[tuple[int, int], LinkFault]) -> None:
+        """Make ``faults`` (by ``(sender, receiver)`` member) the relay's only faults."""
+        if self.relay is None:
+            raise NetLabError("this lab has no relay")
+        try:
+            self.relay.set({(self.hosts[a], self.hosts[b]): fault for (a, b), fault in faults.items()})
+        except RelayError as error:
+            raise NetLabError(str(error)) from None
+        self.link_faults = dict(faults)
 
     def prefix(self, member: int) -> list[str]:
         """The words that run a command in member ``member`` 's namespace."""
@@ -206,8 +291,10 @@ class NetLab:
         self.rules = rules
 
     def heal(self) -> None:
-        """No rules: every packet passes."""
+        """No rules and no relay faults: every packet passes, at once."""
         self.apply(())
+        if self.relay is not None and self.link_faults:
+            self.set_link_faults({})
 
     def counters(self) -> str:
         """Every member's ruleset as nftables lists it (for a post-mortem)."""
@@ -223,7 +310,16 @@ class NetLab:
         if self.closed:
             return
         self.closed = True
-        for namespace in self.namespaces:
+        process = self._relay_process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for namespace in [*self.namespaces, *([self.relay_namespace] if self.relay_namespace else [])]:
             _run(["ip", "netns", "delete", namespace], check=False)
         _run(["ip", "link", "delete", self.bridge], check=False)
 
@@ -314,7 +410,8 @@ def sweep_stale() -> list[str]:
     """Delete the namespaces (and bridges) of labs whose harness process is gone; what was deleted."""
     removed: list[str] = []
     listing = _run(["ip", "netns", "list"], check=False)
-    for name in re.findall(rf"^({re.escape(NAMESPACE_PREFIX)}(\d{{5}})\d{{2}}-\d+)", listing, re.MULTILINE):
+    pattern = rf"^({re.escape(NAMESPACE_PREFIX)}(\d{{5}})\d{{2}}-(?:\d+|relay))"
+    for name in re.findall(pattern, listing, re.MULTILINE):
         namespace, pid_text = name
         if _alive_with_pid_suffix(int(pid_text)):
             continue

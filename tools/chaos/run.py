@@ -409,7 +409,9 @@ class ChaosRun:
         for leftover in sweep_stale():
             self.say(f"removed {leftover}, left by a run whose harness is gone")
         try:
-            self.lab = lab = NetLab.create(config.nodes)
+            self.lab = lab = NetLab.create(
+                config.nodes, relay=FaultKind.LOSS in config.kinds, directory=self.directory, seed=config.seed
+            )
         except NetLabError as error:
             raise ChaosError(f"cannot build the run's network: {error}") from None
         self.say(f"members in network namespaces {', '.join(lab.namespaces)}, clients on {lab.client_host}")
