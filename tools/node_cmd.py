@@ -14,7 +14,10 @@ up to their liveness timeout (10 s); a node started on such a directory whose ow
 running waits for them to go stale (one line on stderr says so) and then recovers: the consensus module
 from ``recording.log`` and ``node-state.dat``, the log from the archive, which repairs its own crash. A
 mark file whose owner is still running is refused at once (``error: ...``, exit status 2), as is a bad
-configuration (the message names the file and the key).
+configuration (the message names the file and the key). A service that raises ``ClusterTermination``
+stops the node in order too (exit 0, one line saying so); a service that raises anything else stops it
+with its traceback and ``error: node N stopped: the service failed: ...`` (exit status 1), as a full disk
+or an I/O error does with its one line.
 
 Observability (docs/node.md). stdout carries one JSON object per line, each flushed:
 
@@ -48,6 +51,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Final, TextIO
@@ -318,6 +322,8 @@ def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = Non
     from cluster.consensus.cluster_node import ClusterNode
     from cluster.consensus.files import CLUSTER_MARK_FILE_NAME
     from cluster.consensus.node_config import NodeConfig
+    from cluster.service.api import ClusterTermination
+    from cluster.service.container_core import ServiceFailure
     from cluster.service.loader import load_authenticator, load_authorisation_service, load_service
     from cluster.storage import RealStorage, StorageError
     from cluster.transport.agent import AgentRunner, SelectorIdleStrategy
@@ -340,6 +346,7 @@ def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = Non
         return 0  # a signal while waiting: nothing was started
     idle = SelectorIdleStrategy()
     failure: str | None = None
+    ended: str | None = None
     try:
         reporter = NodeReporter(config.member_id, sys.stdout, on_broken=stop)
         node = ClusterNode(
@@ -371,6 +378,15 @@ def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = Non
         except (ConsensusAgentError, StorageError) as error:
             # the machine failed the node as it ran (a full disk, an I/O error): one line, not a traceback
             failure = f"error: node {config.member_id} stopped: {error}"
+        except ServiceFailure as error:
+            # the service's own bug: its traceback is what its author needs, then the one line
+            if error.__cause__ is not None:
+                traceback.print_exception(error.__cause__, file=sys.stderr)
+            failure = f"error: node {config.member_id} stopped: {error}"
+        except ClusterTermination as error:
+            ended = f"node {config.member_id} stopped: its service ended it" + (
+                f" ({error})" if str(error) else ""
+            )
         finally:
             try:
                 node.close()  # on_close did it, unless a signal closed the runner before it ever started
@@ -381,6 +397,8 @@ def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = Non
     if failure is not None:
         print(failure, file=sys.stderr, flush=True)
         return FAILED_STATUS
+    if ended is not None:
+        print(ended, file=sys.stderr, flush=True)
     print(f"node {config.member_id} closed", file=sys.stderr, flush=True)
     if reporter.is_broken:
         # like ``... | head``: keep Python from complaining again when it flushes stdout at exit

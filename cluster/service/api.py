@@ -19,6 +19,13 @@ every replica reaches the same state. The rules that keep it so:
 ``ClusteredService`` is a base class with Aeron's callbacks; the ones most services do not need do
 nothing by default. ``Cluster`` and ``ClientSession`` are protocols: the container provides them (and
 tests provide doubles).
+
+**Ending a node from the service.** A callback that raises ``ClusterTermination`` stops its member's node
+on purpose, as Aeron's expected ``ClusterTerminationException`` does: the node closes in order and
+``python -m tools node`` exits 0, saying why. Any other exception from a callback is the service failing:
+the node stops with an error naming the callback (``ServiceFailure``, exit status 1, the service's
+traceback printed). Either way the other members carry on without it -- a leader that stops is replaced
+by an election -- unless every member's service ends on the same log entry, which stops the cluster.
 """
 
 from __future__ import annotations
@@ -35,12 +42,17 @@ __all__ = [
     "ClientSession",
     "CloseReason",
     "Cluster",
+    "ClusterTermination",
     "ClusterTimeUnit",
     "ClusteredService",
     "Role",
     "SnapshotReader",
     "SnapshotWriter",
 ]
+
+
+class ClusterTermination(Exception):
+    """Raised from a service callback to stop this member's node on purpose (module docstring)."""
 
 
 class Role(enum.IntEnum):

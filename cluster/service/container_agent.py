@@ -96,8 +96,13 @@ from cluster.cluster_counters import (
     RecoveryState,
     cluster_counter_key,
 )
-from cluster.service.api import Claim, ClientSession, ClusteredService, Role
-from cluster.service.container_core import ClusterServiceError, ContainerCore, ContainerSession
+from cluster.service.api import Claim, ClientSession, ClusteredService, ClusterTermination, Role
+from cluster.service.container_core import (
+    ClusterServiceError,
+    ContainerCore,
+    ContainerSession,
+    ServiceFailure,
+)
 from cluster.snapshots import ServiceSnapshot, SnapshotError, load_service_snapshot
 from cluster.transport.counters import Counter
 from cluster.transport.driver import Transport
@@ -554,7 +559,12 @@ class ContainerAgent:
             work += self._check_termination()
         work += self._send_acks()
         work += self.egress.do_work()
-        work += self.service.do_background_work(self.clock.nano_time())
+        try:
+            work += self.service.do_background_work(self.clock.nano_time())
+        except ClusterTermination:
+            raise
+        except Exception as error:
+            raise ServiceFailure("do_background_work", self.core.log_position, error) from error
         return work
 
     # ------------------------------------------------------------------ acks and roles

@@ -42,6 +42,7 @@ from cluster.service.api import (
     ClientSession,
     CloseReason,
     ClusteredService,
+    ClusterTermination,
     ClusterTimeUnit,
     Role,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "ContainerCore",
     "ContainerSession",
     "EgressSender",
+    "ServiceFailure",
 ]
 
 MOCKED_OFFER: Final = 1  # what ClientSession.offer answers on a member that does not lead
@@ -75,6 +77,18 @@ MOCKED_OFFER: Final = 1  # what ClientSession.offer answers on a member that doe
 
 class ClusterServiceError(Exception):
     """A service asked for something the container refuses, or the log held something it cannot read."""
+
+
+class ServiceFailure(ClusterServiceError):
+    """The service's own code raised from ``callback``; the exception it raised is the cause. The node
+    stops (``cluster.service.api``, "Ending a node from the service")."""
+
+    def __init__(self, callback: str, log_position: int, error: Exception) -> None:
+        super().__init__(
+            f"the service failed: {callback} raised {type(error).__name__}: {error} (log position "
+            f"{log_position})"
+        )
+        self.callback = callback
 
 
 class ConsensusModuleProxy(Protocol):
@@ -271,10 +285,20 @@ class ContainerCore:
         )
         writer = _SnapshotBuffer()
         self._acting = False  # a snapshot changes nothing: no timers, messages or closes from it
-        self.service.on_take_snapshot(writer)
+        self._call("on_take_snapshot", writer)
         self.snapshots.take_snapshot(
             log_position, [*ServiceSnapshot(marker, sessions).messages(), *writer.messages]
         )
+
+    def _call(self, callback: str, *args: object) -> None:
+        """The service's ``callback`` with ``args``; what it raises, other than ``ClusterTermination``, is
+        the service failing."""
+        try:
+            getattr(self.service, callback)(*args)
+        except ClusterTermination:
+            raise
+        except Exception as error:
+            raise ServiceFailure(callback, self._log_position, error) from error
 
     def _check_may_act(self, what: str) -> None:
         if not self._acting:
@@ -291,7 +315,7 @@ class ContainerCore:
         (those after the snapshot's END) handed to the service through a ``SnapshotReader``. A snapshot
         of an application whose major version differs from this one's is refused."""
         if snapshot is None:
-            self.service.on_start(self, None)
+            self._call("on_start", self, None)
             return
         marker = snapshot.marker
         version = marker.app_version or 0
@@ -313,16 +337,16 @@ class ContainerCore:
                 record.encoded_principal,
                 self,
             )
-        self.service.on_start(self, _SnapshotMessages(messages))
+        self._call("on_start", self, _SnapshotMessages(messages))
 
     def on_role_change(self, role: Role) -> None:
         if role != self.role:
             self.role = role
-            self.service.on_role_change(role)
+            self._call("on_role_change", role)
 
     def terminate(self) -> None:
         """The cluster stops here (its consensus module's ServiceTerminationPosition): ``on_terminate``."""
-        self.service.on_terminate(self)
+        self._call("on_terminate", self)
 
     def on_log_entry(self, message: bytes | memoryview, position: int) -> None:
         """One committed log entry, ending at log position ``position``."""
@@ -335,6 +359,10 @@ class ContainerCore:
                 self.service.on_session_message(
                     self._sessions.get(header[1]), timestamp, memoryview(message)[SESSION_HEADER_LENGTH:]
                 )
+            except ClusterTermination:
+                raise
+            except Exception as error:
+                raise ServiceFailure("on_session_message", position, error) from error
             finally:
                 self._acting = False
             return
@@ -353,10 +381,10 @@ class ContainerCore:
             self._acting = False
 
     def _dispatch(self, decoder: object, message: bytes | memoryview) -> None:
-        service = self.service
+        call = self._call
         if isinstance(decoder, codecs.TimerEventDecoder):
             self._time = decoder.timestamp
-            service.on_timer_event(decoder.correlation_id, decoder.timestamp)
+            call("on_timer_event", decoder.correlation_id, decoder.timestamp)
         elif isinstance(decoder, codecs.SessionOpenEventDecoder):
             self._time = decoder.timestamp
             session = ContainerSession(
@@ -367,19 +395,20 @@ class ContainerCore:
                 self,
             )
             self._sessions[session.id] = session
-            service.on_session_open(session, decoder.timestamp)
+            call("on_session_open", session, decoder.timestamp)
         elif isinstance(decoder, codecs.SessionCloseEventDecoder):
             self._time = decoder.timestamp
             closed = self._sessions.pop(decoder.cluster_session_id, None)
             if closed is not None:
                 closed.is_closing = True
-                service.on_session_close(closed, decoder.timestamp, CloseReason(decoder.close_reason_raw))
+                call("on_session_close", closed, decoder.timestamp, CloseReason(decoder.close_reason_raw))
         elif isinstance(decoder, codecs.NewLeadershipTermEventDecoder):
             self._time = decoder.timestamp
             self.leadership_term_id = decoder.leadership_term_id
             unit = decoder.time_unit_raw  # absent before schema version 4: milliseconds, the default
             self._time_unit = ClusterTimeUnit.MILLIS if unit is None else ClusterTimeUnit(unit)
-            service.on_new_leadership_term_event(
+            call(
+                "on_new_leadership_term_event",
                 decoder.leadership_term_id,
                 decoder.log_position,
                 decoder.timestamp,

@@ -9,15 +9,25 @@ from dataclasses import dataclass, field
 
 import pytest
 from support.cluster_messages import pack
+from support.ending_service import END, FAIL_ON_LEADER, EndingService
 
-from cluster.service.api import ClientSession, CloseReason, ClusteredService, ClusterTimeUnit, Role
+from cluster.service.api import (
+    ClientSession,
+    CloseReason,
+    ClusteredService,
+    ClusterTermination,
+    ClusterTimeUnit,
+    Role,
+)
 from cluster.service.container_core import (
     MOCKED_OFFER,
     ClusterServiceError,
     ContainerCore,
     ContainerSession,
+    ServiceFailure,
 )
 from cluster.service.kv import KeyValueService, Reply, Status, decode_reply, encode_read, encode_write
+from cluster.session_message import session_message
 from generated import aeron_cluster_codecs as codecs
 
 TERM = 2
@@ -258,3 +268,22 @@ def test_a_log_entry_that_is_not_a_cluster_message_is_an_error_naming_its_positi
     core, _, _ = _container(Recorder())
     with pytest.raises(ClusterServiceError, match="ending at 64"):
         core.on_log_entry(b"\x00" * 8, 64)
+
+
+def test_a_failing_callback_is_named_with_its_position_and_a_termination_goes_through() -> None:
+    service = EndingService()
+    core = ContainerCore(service, service_id=0, member_id=1, proxy=Proxy(), egress=Egress())  # type: ignore[arg-type]
+    core.start()
+    core.on_role_change(Role.LEADER)
+    fail = session_message(TERM, 7, 5, FAIL_ON_LEADER.to_bytes(8, "little"))
+    with pytest.raises(
+        ServiceFailure, match=r"on_session_message raised RuntimeError: told to fail .*192\)$"
+    ) as failed:
+        core.on_log_entry(fail, 192)
+    assert isinstance(failed.value.__cause__, RuntimeError) and failed.value.callback == "on_session_message"
+    with pytest.raises(ClusterTermination, match="told to end"):
+        core.on_log_entry(session_message(TERM, 7, 6, END.to_bytes(8, "little")), 288)
+    service.on_timer_event = lambda correlation_id, timestamp: 1 // 0  # type: ignore[method-assign]
+    timer = pack(codecs.TimerEventEncoder, leadership_term_id=TERM, correlation_id=3, timestamp=9)
+    with pytest.raises(ServiceFailure, match="on_timer_event raised ZeroDivisionError"):
+        core.on_log_entry(timer, 384)
