@@ -1079,6 +1079,20 @@ class ConsensusModuleAgent:
                 position = pending.position
                 self._answer(lambda: self.core.on_log_joined(now_ns, position, recording_id))
         elif (
+            signal == RecordingSignal.STOP
+            and self.role == "LEADER"
+            and self._recording_subscription_id != NULL_VALUE
+            and event.subscription_id == self._recording_subscription_id
+            and event.recording_id == self.log_recording_id
+        ):
+            # the leader's log recording stopped and this node never asked (it forgets the subscription
+            # first): someone else stopped it, and the subscription with it. (A follower's recording
+            # stops whenever its leader's image goes: the heartbeat timeout covers that.)
+            self._recording_subscription_id = NULL_VALUE
+            reason = f"the log recording {event.recording_id} stopped at {event.position} unexpectedly"
+            self._event(reason)
+            self._execute(self.core.on_log_recording_stopped(self._now(), reason))
+        elif (
             self._install is not None
             and event.correlation_id == self._install.replication_id
             and signal == RecordingSignal.REPLICATE_END

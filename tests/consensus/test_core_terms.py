@@ -280,6 +280,19 @@ def test_a_failed_log_request_starts_a_new_election() -> None:
     assert follower.on_log_failed(30 * MS, "late") == []  # in INIT already: nothing more to end
 
 
+def test_only_a_leader_enters_an_election_when_its_log_recording_stops_unexpectedly() -> None:
+    """A follower's recording stops whenever its leader's image goes; the heartbeat timeout covers
+    that, so it ignores the stop. (The leader's side: ``tests/consensus/test_node_processes.py::
+    test_a_leader_whose_log_recording_is_stopped_from_outside_enters_an_election``.)"""
+    follower = _core(1, [(0, 0)], 384)
+    follower.on_message(
+        10 * MS, _new_leadership_term(log_leadership_term_id=0, next_term_base_log_position=384)
+    )
+    state = follower.state
+    assert follower.on_log_recording_stopped(20 * MS, "the log recording 0 stopped at 384 unexpectedly") == []
+    assert follower.state == state
+
+
 def _commit_position(term: int, leader: int) -> bytes:
     buffer = bytearray(64)
     length = codecs.CommitPositionEncoder.pack_into(

@@ -29,9 +29,12 @@ from support.node_world import FAST
 from support.paths import REPO
 from support.processes import spawn_tools
 
+from cluster.archive.client import ArchiveClient
+from cluster.archive.protocol import DEFAULT_CONTROL_STREAM_ID
 from cluster.consensus.agent import LogEvent
-from cluster.consensus.files import CLUSTER_MARK_FILE_NAME, ClusterMarkFile
+from cluster.consensus.files import CLUSTER_MARK_FILE_NAME, ClusterMarkFile, RecordingLogFile
 from cluster.storage import RealStorage
+from cluster.transport.driver import Transport, TransportConfig
 from tools.node_cmd import NodeReporter, await_stale_mark_files
 from tools.node_processes import NodeStatus, ProcessCluster, free_base_port
 
@@ -536,3 +539,48 @@ def test_a_node_waits_out_an_active_mark_file_only_when_its_owner_is_gone(
             assert elapsed < 0.2 and err.getvalue() == ""
     finally:
         mark.close()
+
+
+def _stop_log_recording(cluster: ProcessCluster, member: int) -> int:
+    """Stop member ``member`` 's log recording from outside, through its archive (a control session of
+    this test's own, ``StopRecordingByIdentity``); the recording's id."""
+    config = cluster.configs[member]
+    term = RecordingLogFile.read(RealStorage(config.cluster_dir)).log.find_last_term()
+    assert term is not None
+    with Transport(config=TransportConfig(bind_host="127.0.0.1")) as transport:
+        client = ArchiveClient.connect(
+            transport,
+            control_request_channel=f"aeron:udp?endpoint={config.member.archive}",
+            control_request_stream_id=DEFAULT_CONTROL_STREAM_ID,
+            control_response_channel="aeron:udp?endpoint=127.0.0.1:0",
+            invoker=transport.do_work,
+        )
+        try:
+            assert client.try_stop_recording_by_identity(term.recording_id)
+        finally:
+            client.close()
+    return term.recording_id
+
+
+def test_a_leader_whose_log_recording_is_stopped_from_outside_enters_an_election(
+    make_cluster: MakeCluster,
+) -> None:
+    """ClusterTest's shouldEnterElectionWhenRecordingStopsUnexpectedlyOnLeader: an operator stops the
+    leader's log recording through its archive; the leader says so and enters an election, after which
+    the cluster has a leader and two followers again, records its log and commits."""
+    cluster = make_cluster(3)
+    cluster.start_all()
+    leader = _settle(cluster, [0, 1, 2], EVENT)
+    end = _commit(cluster, leader, range(1, 6), [0, 1, 2], EVENT)
+    recording_id = _stop_log_recording(cluster, leader.member)
+    stopped = f"the log recording {recording_id} stopped at {end} unexpectedly"
+
+    def told() -> bool:
+        return any(event.text == stopped for event in cluster.view.events(leader.member))
+
+    assert cluster.wait_for(told, COMMIT_TIMEOUT_S), _diagnosis(cluster)
+    texts = [event.text for event in cluster.view.events(leader.member)]
+    assert any(text.startswith("election CLOSED -> INIT: " + stopped) for text in texts), texts
+    successor = _settle(cluster, [0, 1, 2], end + EVENT)  # the new term's NewLeadershipTermEvent, committed
+    assert successor.term > leader.term
+    _commit(cluster, successor, range(6, 11), [0, 1, 2], end + EVENT)

@@ -520,6 +520,21 @@ class ConsensusCore:
             self._enter_election(now_ns, out, f"log request failed: {reason}")
         return out.actions
 
+    def on_log_recording_stopped(self, now_ns: int, reason: str) -> list[Action]:
+        """The archive stopped recording the log though this node never asked (``reason``): an operator
+        stopped it, say. A leader whose election is over and whose module is ACTIVE enters an election,
+        as Aeron's does; the election records the log again. (A follower's recording stops whenever its
+        leader's image goes, and the leader heartbeat timeout already covers that.)"""
+        out = self._out()
+        if (
+            self.role == Role.LEADER
+            and self.state == _E.CLOSED
+            and self.module_state == ModuleState.ACTIVE
+            and self.termination is None
+        ):
+            self._enter_election(now_ns, out, reason)
+        return out.actions
+
     def on_log_appended(self, now_ns: int, position: int) -> list[Action]:
         """The answer to an ``AppendLog`` (the oldest not answered yet): the entry is in the log
         publication, which now ends at ``position``."""
