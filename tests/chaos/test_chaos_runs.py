@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.labs import need_lab
 from support.needs import missing
 from support.paths import REPO
 
@@ -95,18 +96,10 @@ def test_pause_nemesis_from_the_command_line(tmp_path: Path) -> None:
     assert "stopped every node process" in stderr
 
 
-def _need_lab() -> None:
-    from tools.chaos.netlab import unavailable
-
-    reason = unavailable()
-    if reason is not None:
-        missing(f"no network lab here: {reason}", ".ci/run runs as root and installs iproute2 and nftables")
-
-
 def test_partition_nemesis_in_network_namespaces(tmp_path: Path) -> None:
     """Every member in a namespace of its own; partitions of every shape the seed draws, made by the
     kernel. Seed 3 draws, in its first 10 s, the clients cut from a member, then a bridge."""
-    _need_lab()
+    need_lab()
     config = ChaosConfig(
         nodes=3, seconds=10, kinds=(FaultKind.PARTITION,), seed=3, directory=tmp_path / "run"
     )
@@ -124,7 +117,7 @@ def test_partition_nemesis_in_network_namespaces(tmp_path: Path) -> None:
 def test_loss_nemesis_from_the_command_line(tmp_path: Path) -> None:
     """Seed 15 drops a share of what one member receives (nftables), then has the relay duplicate
     what members send each other."""
-    _need_lab()
+    need_lab()
     args = ["--nodes", "3", "--seconds", "9", "--nemesis", "loss,partition", "--seed", "15", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "tools", "chaos", *args, "--dir", str(tmp_path / "run")],

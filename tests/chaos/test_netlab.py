@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.needs import missing
+from support.labs import built_lab
 
 from tools.chaos.nemesis import LOSS_MODES, SHAPES, FaultKind, PlannedFault, Schedule, network_fault
 from tools.chaos.netlab import (
@@ -24,7 +24,6 @@ from tools.chaos.netlab import (
     one_way,
     split,
     sweep_stale,
-    unavailable,
 )
 
 
@@ -135,14 +134,8 @@ def test_a_schedule_draws_every_shape_and_the_same_for_the_same_seed() -> None:
 
 @pytest.fixture
 def lab() -> Iterator[NetLab]:
-    reason = unavailable()
-    if reason is not None:
-        missing(f"no network lab here: {reason}", ".ci/run runs as root and installs iproute2 and nftables")
-    built = NetLab.create(3)
-    try:
-        yield built
-    finally:
-        built.close()
+    with built_lab(3) as made:
+        yield made
 
 
 ECHO = """

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support.needs import missing
+from support.labs import built_lab
 
 from tools.chaos.nemesis import FaultKind, PlannedFault, relay_fault
-from tools.chaos.netlab import NetLab, NetLabError, unavailable
+from tools.chaos.netlab import NetLab, NetLabError
 from tools.chaos.relay import LinkFault, RelayCore, RelayError, _udp_packet, parse_control, render_control
 
 A, B, C = "10.201.1.1", "10.201.1.2", "10.201.1.3"
@@ -190,14 +190,8 @@ def test_a_lab_without_a_relay_refuses_link_faults() -> None:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[NetLab]:
-    reason = unavailable()
-    if reason is not None:
-        missing(f"no network lab here: {reason}", ".ci/run runs as root and installs iproute2 and nftables")
-    built = NetLab.create(2, relay=True, directory=tmp_path / "relay", seed=11)
-    try:
-        yield built
-    finally:
-        built.close()
+    with built_lab(2, relay=True, directory=tmp_path / "relay", seed=11) as made:
+        yield made
 
 
 RECEIVER = """
