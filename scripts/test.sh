@@ -24,5 +24,8 @@ step "types: mypy"
 step "import rules: lint-imports"
 .venv/bin/lint-imports
 
-step "tests: python -m pytest $*"
-"$py" -m pytest "$@"
+# The tests run on every core (pytest-xdist; TEST_WORKERS=0 runs them in this process), each test file
+# on one worker so that a file's module-wide fixtures are made once.
+workers="${TEST_WORKERS:-auto}"
+step "tests: python -m pytest -n $workers --dist loadfile $*"
+"$py" -m pytest -n "$workers" --dist loadfile "$@"
