@@ -197,9 +197,7 @@ def segment_file_base_position(
     return start_term_base + ((position - start_term_base) // segment_length) * segment_length
 
 
-def purge_position(
-    start_position: int, position: int, term_length: int, segment_length: int
-) -> int | None:
+def purge_position(start_position: int, position: int, term_length: int, segment_length: int) -> int | None:
     """Where a purge of everything a recording holds below ``position`` moves its start: the base of the
     segment holding ``position`` (a purge takes whole segments); ``None`` if that is the recording's first
     segment, so there is nothing to purge."""

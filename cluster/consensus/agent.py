@@ -69,7 +69,10 @@ from cluster.cluster_counters import (
     LOG_READ_LIMIT_TYPE_ID,
     NODE_ROLE_TYPE_ID,
     RECOVERY_STATE_TYPE_ID,
+    TOTAL_MAX_SNAPSHOT_DURATION_TYPE_ID,
+    TOTAL_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID,
     RecoveryState,
+    SnapshotDurationTracker,
     cluster_counter_key,
 )
 from cluster.consensus.core.actions import (
@@ -498,6 +501,21 @@ class ConsensusModuleAgent:
             NODE_ROLE_TYPE_ID, f"Cluster node role: clusterId={config.cluster_id}", key
         )
         self._closers.append(self.role_counter.close)
+        self.snapshot_durations = SnapshotDurationTracker(
+            counters.allocate(
+                TOTAL_MAX_SNAPSHOT_DURATION_TYPE_ID,
+                f"Cluster total max snapshot duration in ns - clusterId={config.cluster_id}",
+                key,
+            ),
+            counters.allocate(
+                TOTAL_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID,
+                f"Cluster total max snapshot duration exceeded count - clusterId={config.cluster_id}",
+                key,
+            ),
+            config.total_snapshot_threshold_ns,
+        )
+        self._closers.append(self.snapshot_durations.close)
+        self._snapshots_taken_seen = 0
 
     # ------------------------------------------------------------------ duty cycle
 
@@ -535,6 +553,7 @@ class ConsensusModuleAgent:
         now_ns = self._now()
         work += self._egress_work(now_ns)
         self._execute(self.core.on_tick(now_ns))
+        self._track_snapshot_duration(now_ns)
         if now_ns >= self._next_control_ns:
             self._next_control_ns = now_ns + CONTROL_INTERVAL_NS
             self._control_work()
@@ -577,6 +596,17 @@ class ConsensusModuleAgent:
             leadership_term_id=core.leadership_term_id,
             snapshot_count=core.snapshots_taken,
         )
+
+    def _track_snapshot_duration(self, now_ns: int) -> None:
+        """A snapshot runs while the module is in SNAPSHOT; one that ends with a snapshot taken is
+        measured (``snapshot_durations``)."""
+        core, tracker = self.core, self.snapshot_durations
+        if core.module_state == ModuleState.SNAPSHOT:
+            if not tracker.in_progress:
+                tracker.begin(now_ns)
+        elif tracker.in_progress:
+            tracker.end(now_ns, taken=core.snapshots_taken > self._snapshots_taken_seen)
+        self._snapshots_taken_seen = core.snapshots_taken
 
     def _check_archive_errors(self) -> None:
         """An archive error that answers no request: a replication that failed is reported to the core

@@ -193,6 +193,7 @@ class ClusterNode:
                 replay_stream_id=config.replay_stream_id,
                 snapshot_channel=config.snapshot_channel,
                 snapshot_stream_id=config.service_snapshot_stream_id,
+                snapshot_threshold_ns=config.service_snapshot_threshold_ns,
             )
         )
 

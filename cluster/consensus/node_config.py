@@ -484,6 +484,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("cluster.session.timeout", "session_timeout_ns", _DURATION_KIND),
     Setting("cluster.termination.timeout", "termination_timeout_ns", _DURATION_KIND),
     Setting("cluster.snapshot.interval", "snapshot_interval_ns", _Duration(zero_allowed=True)),
+    Setting("cluster.total.snapshot.threshold", "total_snapshot_threshold_ns", _DURATION_KIND),
+    Setting("cluster.service.snapshot.threshold", "service_snapshot_threshold_ns", _DURATION_KIND),
     Setting("archive.dir", "archive_dir", _PATH, _derive_archive_dir),
     Setting(
         "archive.control.channel",
@@ -562,6 +564,8 @@ class NodeConfig:
     session_timeout_ns: int = _CORE_DEFAULTS["session_timeout_ns"]
     termination_timeout_ns: int = _CORE_DEFAULTS["termination_timeout_ns"]
     snapshot_interval_ns: int = 0  # 0: only when asked
+    total_snapshot_threshold_ns: int = 1_000_000_000  # a whole snapshot longer than this is counted
+    service_snapshot_threshold_ns: int = 1_000_000_000  # a service's snapshot longer than this is counted
     archive_dir: str = ""
     archive_control_channel: str = ""
     archive_control_stream_id: int = 10

@@ -93,8 +93,12 @@ from cluster.cluster_counters import (
     COMMIT_POSITION_TYPE_ID,
     NODE_ROLE_TYPE_ID,
     RECOVERY_STATE_TYPE_ID,
+    SERVICE_MAX_SNAPSHOT_DURATION_TYPE_ID,
+    SERVICE_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID,
     RecoveryState,
+    SnapshotDurationTracker,
     cluster_counter_key,
+    service_counter_key,
 )
 from cluster.service.api import Claim, ClientSession, ClusteredService, ClusterTermination, Role
 from cluster.service.container_core import (
@@ -150,6 +154,8 @@ NULL_VALUE: Final = -1
 _ROLES: Final = frozenset(int(role) for role in Role)
 _SESSION_OPEN_EVENT: Final = codecs.SessionOpenEventDecoder.TEMPLATE_ID
 _SESSION_CLOSE_EVENT: Final = codecs.SessionCloseEventDecoder.TEMPLATE_ID
+_CLUSTER_ACTION_REQUEST: Final = codecs.ClusterActionRequestDecoder.TEMPLATE_ID
+DEFAULT_SNAPSHOT_THRESHOLD_NS: Final = 1_000_000_000  # Aeron's cluster.service.snapshot.threshold
 
 
 class ContainerAgentError(ClusterServiceError):
@@ -441,9 +447,11 @@ class ContainerAgent:
         snapshot_channel: str = DEFAULT_SNAPSHOT_CHANNEL,
         snapshot_stream_id: int = SERVICE_SNAPSHOT_STREAM_ID,
         snapshot_timeout_ns: int = DEFAULT_TIMEOUT_NS,
+        snapshot_threshold_ns: int = DEFAULT_SNAPSHOT_THRESHOLD_NS,
     ) -> None:
         """``archive``: a client of the node's archive for this container alone; ``log_recording_id()``:
-        the node's log recording, -1 while it has none."""
+        the node's log recording, -1 while it has none; ``snapshot_threshold_ns``: a snapshot of this
+        service longer than this is counted (``cluster.service.snapshot.threshold``)."""
         if (
             isinstance(service_id, bool)
             or not isinstance(service_id, int)
@@ -483,6 +491,23 @@ class ContainerAgent:
         self.is_closed = False
         self._closers: list[Callable[[], object]] = []
         try:
+            counters = transport.counters_manager
+            labels = f"clusterId={cluster_id} serviceId={service_id}"
+            key = service_counter_key(cluster_id, service_id)
+            self.snapshot_durations = SnapshotDurationTracker(
+                counters.allocate(
+                    SERVICE_MAX_SNAPSHOT_DURATION_TYPE_ID,
+                    f"Clustered service max snapshot duration in ns - {labels}",
+                    key,
+                ),
+                counters.allocate(
+                    SERVICE_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID,
+                    f"Clustered service max snapshot duration exceeded count - {labels}",
+                    key,
+                ),
+                snapshot_threshold_ns,
+            )
+            self._closers.append(self.snapshot_durations.close)
             subscription = transport.add_subscription(control_channel, service_stream_id)
             self._closers.append(subscription.close)
             publication = transport.add_exclusive_publication(control_channel, consensus_module_stream_id)
@@ -692,6 +717,7 @@ class ContainerAgent:
         work = recorder.do_work()
         if recorder.done:
             self._snapshot = None
+            self.snapshot_durations.end(self.clock.nano_time(), taken=recorder.state == RecorderState.DONE)
             if recorder.state == RecorderState.DONE:
                 self.snapshots_taken += 1
             else:
@@ -719,11 +745,15 @@ class ContainerAgent:
             template_id = codecs.MessageHeaderDecoder.unpack(message)[1]
         except CodecError:
             template_id = NULL_VALUE  # the core says what is wrong with it
+        # a snapshot's duration starts as its ClusterActionRequest is read
+        read_ns = self.clock.nano_time() if template_id == _CLUSTER_ACTION_REQUEST else 0
         if template_id == _SESSION_CLOSE_EVENT:
             session_id = self._session_id(codecs.SessionCloseEventDecoder(), message)
             if session_id is not None:
                 self.egress.close(session_id)  # before the service hears of it: nothing more leaves
         self.core.on_log_entry(message, end_position)
+        if read_ns and self._snapshot is not None and not self.snapshot_durations.in_progress:
+            self.snapshot_durations.begin(read_ns)
         if template_id == _SESSION_OPEN_EVENT and self.egress.leading:
             session_id = self._session_id(codecs.SessionOpenEventDecoder(), message)
             session = None if session_id is None else self.core.get_client_session(session_id)

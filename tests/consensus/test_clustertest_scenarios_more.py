@@ -30,6 +30,10 @@ from support.node_script import MS, Script
 
 from cluster.client.aeron_cluster import AeronCluster
 from cluster.client.protocol import AdminResponse
+from cluster.cluster_counters import SERVICE_MAX_SNAPSHOT_DURATION_TYPE_ID as SERVICE_LONGEST
+from cluster.cluster_counters import SERVICE_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID as SERVICE_EXCEEDED
+from cluster.cluster_counters import TOTAL_MAX_SNAPSHOT_DURATION_TYPE_ID as TOTAL_LONGEST
+from cluster.cluster_counters import TOTAL_SNAPSHOT_DURATION_THRESHOLD_EXCEEDED_TYPE_ID as TOTAL_EXCEEDED
 from cluster.consensus.core.cluster_actions import ModuleState, ToggleState
 from cluster.consensus.files import RecordingLogFile
 from cluster.consensus.node_sim import NodeSimulator
@@ -423,3 +427,43 @@ def test_an_abort_an_election_interrupted_leaves_every_member_running() -> None:
         assert {key: value for key, value in store.items() if key != b"k5"} == expected_store(
             range(5), range(6, 10)
         )
+
+
+def _counter(script: Script, member: int, type_id: int) -> int:
+    counter = script.node(member).transport.counters_manager.find(type_id)
+    assert counter is not None, f"member {member} has no counter of type {type_id}"
+    return counter.get()
+
+
+def test_snapshot_durations_are_kept_and_counted_against_their_thresholds() -> None:
+    """ClusterTest's shouldTrackSnapshotDuration: every member keeps its longest whole snapshot and its
+    service's longest snapshot, and counts those longer than their thresholds -- here every whole
+    snapshot (a 1 ns threshold) and no service snapshot (10 minutes)."""
+    settings = {"cluster.total.snapshot.threshold": "1ns", "cluster.service.snapshot.threshold": "10m"}
+    with Script(3, service=KeyValueService, seed=31, settings=settings) as script:
+        sim = script.sim
+        script.elected()
+        for member in range(3):
+            assert [
+                _counter(script, member, type_id)
+                for type_id in (TOTAL_LONGEST, TOTAL_EXCEEDED, SERVICE_LONGEST, SERVICE_EXCEEDED)
+            ] == [0, 0, 0, 0]
+        for round_, keys in enumerate((range(10), range(10, 20)), start=1):
+            write_all(script, keys)
+            assert sim.request_action(ToggleState.SNAPSHOT)
+            script.until(
+                lambda round_=round_: all(len(snapshot_positions(script, m)) == round_ for m in range(3)),
+                f"snapshot {round_} on every member",
+            )
+            script.run(50 * MS)  # the module leaves SNAPSHOT on its next duty cycle
+            for member in range(3):
+                longest, exceeded = (
+                    _counter(script, member, TOTAL_LONGEST),
+                    _counter(script, member, TOTAL_EXCEEDED),
+                )
+                service_longest, service_exceeded = (
+                    _counter(script, member, 236),
+                    _counter(script, member, 237),
+                )
+                assert longest > 0 and exceeded == round_, (member, longest, exceeded)
+                assert 0 < service_longest <= longest and service_exceeded == 0, (member, service_longest)

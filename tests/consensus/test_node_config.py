@@ -93,6 +93,8 @@ def test_the_defaults() -> None:
         "session_timeout_ns": 10 * SECOND,
         "termination_timeout_ns": 10 * SECOND,
         "snapshot_interval_ns": 0,
+        "total_snapshot_threshold_ns": 1 * SECOND,
+        "service_snapshot_threshold_ns": 1 * SECOND,
         "archive_dir": "nodes/n1/archive",
         "archive_control_channel": "aeron:udp?endpoint=h1:9001",
         "archive_control_stream_id": 10,
@@ -236,6 +238,9 @@ CASES = [
          '"9223372036854775808ns" is more than 2^63-1 nanoseconds (Aeron holds a duration in a long)'),
     Case("cluster.snapshot.interval", "0s", 0, "-1s", '"-1s" is not a duration: digits and a unit, ns, us, '
          'ms, s or m ("200ms", "10s"), or an integer of nanoseconds'),
+    Case("cluster.total.snapshot.threshold", "250ms", 250 * MILLI, "0s", '"0s" is not positive'),
+    Case("cluster.service.snapshot.threshold", 1, 1, "fast", '"fast" is not a duration: digits and a unit, '
+         'ns, us, ms, s or m ("200ms", "10s"), or an integer of nanoseconds'),
     Case("archive.dir", "/data/archive", "/data/archive", 5, "5 is not a string (a directory path)"),
     Case("archive.control.channel", "aeron:udp?endpoint=0.0.0.0:9001", "aeron:udp?endpoint=0.0.0.0:9001",
          "aeron:udp?term-length=64k", '"aeron:udp?term-length=64k" has no endpoint=host:port to listen on'),
