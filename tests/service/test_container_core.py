@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from support.cluster_messages import pack
-from support.ending_service import END, FAIL_ON_LEADER, EndingService
+from support.process_services import END, FAIL_ON_LEADER, EndingService
 
 from cluster.service.api import (
     ClientSession,
