@@ -194,47 +194,33 @@ class NetLab:
         _run(["ip", "addr", "add", f"{self.client_host}/{prefix}", "dev", self.bridge])
         _run(["ip", "link", "set", self.bridge, "up"])
         for member, namespace in enumerate(self.namespaces):
-            outside = f"acv{self.tag}m{member}"
-            _run(["ip", "netns", "add", namespace])
-            _run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace])
-            _run(["ip", "link", "set", outside, "master", self.bridge])
-            _run(["ip", "link", "set", outside, "up"])
-            inside = ["ip", "netns", "exec", namespace]
-            _run([*inside, "ip", "link", "set", "lo", "up"])
-            _run([*inside, "ip", "addr", "add", f"{self.hosts[member]}/{prefix}", "dev", "eth0"])
-            _run([*inside, "ip", "link", "set", "eth0", "up"])
+            self._add_namespace(namespace, f"acv{self.tag}m{member}", self.hosts[member])
         self.heal()
 
-    def _start_relay(self, directory: Path, seed: int) -> None:
-        prefix = self.subnet.prefixlen
-        namespace = self.relay_namespace = f"{NAMESPACE_PREFIX}{self.tag}-relay"
-        outside = f"acv{self.tag}r"
+    def _add_namespace(
+        self, namespace: str, outside: str, address: str, *, no_forwarding: bool = False
+    ) -> None:
+        """A namespace with its loopback up and a veth pair into the bridge: ``eth0`` inside, with
+        ``address``; ``outside`` the bridge's port."""
         _run(["ip", "netns", "add", namespace])
         _run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace])
         _run(["ip", "link", "set", outside, "master", self.bridge])
         _run(["ip", "link", "set", outside, "up"])
         inside = ["ip", "netns", "exec", namespace]
-        _run([*inside, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        if no_forwarding:
+            _run([*inside, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
         _run([*inside, "ip", "link", "set", "lo", "up"])
-        _run([*inside, "ip", "addr", "add", f"{self.relay_host}/{prefix}", "dev", "eth0"])
+        _run([*inside, "ip", "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0"])
         _run([*inside, "ip", "link", "set", "eth0", "up"])
-        for member, member_namespace in enumerate(self.namespaces):
+
+    def _start_relay(self, directory: Path, seed: int) -> None:
+        namespace = self.relay_namespace = f"{NAMESPACE_PREFIX}{self.tag}-relay"
+        self._add_namespace(namespace, f"acv{self.tag}r", self.relay_host, no_forwarding=True)
+        inside = ["ip", "netns", "exec", namespace]
+        for member in range(self.members):  # each member reaches the others through the relay
             for other, host in enumerate(self.hosts):
                 if other != member:
-                    _run(
-                        [
-                            "ip",
-                            "netns",
-                            "exec",
-                            member_namespace,
-                            "ip",
-                            "route",
-                            "add",
-                            f"{host}/32",
-                            "via",
-                            self.relay_host,
-                        ]
-                    )
+                    _run([*self.prefix(member), "ip", "route", "add", f"{host}/32", "via", self.relay_host])
         directory.mkdir(parents=True, exist_ok=True)
         control = directory / "relay.json"
         command = [
