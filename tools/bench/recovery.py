@@ -411,8 +411,12 @@ def _timed_restart(cluster: ProcessCluster, log_bytes: int, last_key: int, timeo
     def all_closed() -> bool:
         return all(_closed_s(cluster, member_id, started) is not None for member_id in range(MEMBERS))
 
-    if not cluster.wait_for(all_closed, timeout_s) or (leader := cluster.settled()) is None:
+    # the events say when each member's election ended; the status lines, which name the term, are
+    # throttled and may come a moment later
+    if not cluster.wait_for(lambda: all_closed() and cluster.settled() is not None, timeout_s):
         raise RecoveryError(f"the members did not all join one term: {cluster.view.statuses()}")
+    leader = cluster.settled()
+    assert leader is not None
     closed = {member_id: _closed_s(cluster, member_id, started) or 0.0 for member_id in range(MEMBERS)}
     loaded = [_snapshot_loaded(cluster, member_id, started) for member_id in range(MEMBERS)]
     positions = {None if said is None else said[0] for said in loaded}
