@@ -378,20 +378,21 @@ def _run(config_path: str, stop: _Stop, clock_control: ClockControl | None = Non
         except (ConsensusAgentError, StorageError) as error:
             # the machine failed the node as it ran (a full disk, an I/O error): one line, not a traceback
             failure = f"error: node {config.member_id} stopped: {error}"
-        except ServiceFailure as error:
-            # the service's own bug: its traceback is what its author needs, then the one line
-            if error.__cause__ is not None:
-                traceback.print_exception(error.__cause__, file=sys.stderr)
-            failure = f"error: node {config.member_id} stopped: {error}"
-        except ClusterTermination as error:
-            ended = f"node {config.member_id} stopped: its service ended it" + (
-                f" ({error})" if str(error) else ""
-            )
         finally:
             try:
                 node.close()  # on_close did it, unless a signal closed the runner before it ever started
             except (ConsensusAgentError, StorageError) as error:
                 failure = failure or f"error: node {config.member_id} stopped: {error}"
+    except ServiceFailure as error:
+        # the service's own bug, as the node started (on_start) or ran: its traceback is what its author
+        # needs, then the one line
+        if error.__cause__ is not None:
+            traceback.print_exception(error.__cause__, file=sys.stderr)
+        failure = f"error: node {config.member_id} stopped: {error}"
+    except ClusterTermination as error:
+        ended = f"node {config.member_id} stopped: its service ended it" + (
+            f" ({error})" if str(error) else ""
+        )
     finally:
         idle.close()
     if failure is not None:

@@ -19,7 +19,15 @@ from support.labs import built_lab
 
 from tools.chaos.nemesis import FaultKind, PlannedFault, relay_fault
 from tools.chaos.netlab import NetLab, NetLabError
-from tools.chaos.relay import LinkFault, RelayCore, RelayError, _udp_packet, parse_control, render_control
+from tools.chaos.relay import (
+    MAX_HOLD_MS,
+    LinkFault,
+    RelayCore,
+    RelayError,
+    _udp_packet,
+    parse_control,
+    render_control,
+)
 
 A, B, C = "10.201.1.1", "10.201.1.2", "10.201.1.3"
 MS = 1_000_000
@@ -83,6 +91,8 @@ def test_bad_link_faults_are_refused() -> None:
         {"jitter_ms": -0.5},
         {"delay_ms": 9_000, "jitter_ms": 2_000},
         {"duplicate": 101},
+        {"delay_ms": float("nan")},
+        {"jitter_ms": float("inf")},
     ):
         with pytest.raises(RelayError):
             LinkFault(**fault)  # type: ignore[arg-type]
@@ -101,6 +111,7 @@ def test_a_control_file_round_trips_and_bad_ones_are_refused_with_the_reason() -
         '{"links": [{"from": "10.201.1.1", "to": "10.201.1.2", "loss": 5}]}': "unknown link keys",
         '{"links": [{"from": "10.201.1.1", "to": "10.201.1.2", "duplicate": 2.5}]}': "whole percentage",
         '{"generation": "1", "links": []}': '"generation" must be an integer',
+        '{"links": [{"from": "10.201.1.1", "to": "10.201.1.2", "delay_ms": NaN}]}': "hold a packet at most",
     }
     for text, reason in bad.items():
         with pytest.raises(RelayError, match=reason):
@@ -135,6 +146,11 @@ def test_any_control_file_is_taken_whole_or_refused_with_a_relay_error(text: str
     except RelayError:
         return
     assert isinstance(generation, int) and all(isinstance(f, LinkFault) for f in faults.values())
+    core = RelayCore(1)  # whatever it took, the relay can act on
+    core.set_faults(faults)
+    for source, destination in faults:
+        core.on_packet(0, source, destination, b"x")
+    core.due(MAX_HOLD_MS * MS)
 
 
 def _ipv4_udp(source: str, destination: str, payload: bytes, *, fragment_offset: int = 0) -> bytes:

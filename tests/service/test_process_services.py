@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from support.node_world import FAST
 from support.paths import REPO
-from support.process_services import END, FAIL_ON_LEADER, SERVICE_CLASS, SLOW_SERVICE_CLASS
+from support.process_services import (
+    END,
+    FAIL_ON_LEADER,
+    FAILING_AT_START_CLASS,
+    SERVICE_CLASS,
+    SLOW_SERVICE_CLASS,
+)
 
 from cluster.consensus.core.cluster_actions import ToggleState
 from cluster.consensus.files import RecordingLogFile
@@ -129,3 +135,18 @@ def test_a_follower_with_a_slow_service_beside_a_fast_one_catches_up(tmp_path: P
         assert cluster.wait_for(lambda: all(len(snapshots(m)) == 3 for m in range(3)), 60.0)
         taken = [snapshots(m) for m in range(3)]
         assert taken[0] == taken[1] == taken[2], taken
+
+
+def test_a_service_that_fails_as_its_node_starts_stops_it_with_one_error_line(tmp_path: Path) -> None:
+    settings = {**FAST, "cluster.service.class": FAILING_AT_START_CLASS}
+    with ProcessCluster(tmp_path / "cluster", 1, settings, env=_env()) as cluster:
+        cluster.start_all()
+        assert cluster.wait_for(lambda: _exited(cluster, 0) is not None, TIMEOUT_S), cluster.stderr_text()
+        assert _exited(cluster, 0) == 1
+        stderr = cluster.stderr_path(0).read_text()
+        assert "RuntimeError: cannot start" in stderr  # the service's traceback
+        last = stderr.strip().splitlines()[-1]
+        assert last == (
+            "error: node 0 stopped: the service failed: on_start raised RuntimeError: cannot start "
+            "(log position 0)"
+        )

@@ -6,7 +6,8 @@
   the echo service, except that command ``FAIL_ON_LEADER`` makes the leader's service raise (its node
   fails; the followers' echo it) and command ``END`` makes every member's service raise
   ``ClusterTermination``;
-* ``SlowSecondService`` is slow as service 1 of its node (``shouldCatchupFollowerWithSlowService``)."""
+* ``SlowSecondService`` is slow as service 1 of its node (``shouldCatchupFollowerWithSlowService``);
+* ``FailingAtStart`` raises from ``on_start``."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ class SlowSecondService(EchoService):
         if self.slow:
             time.sleep(SLOW_MESSAGE_S)
         super().on_session_message(session, timestamp, message)
+
+
+FAILING_AT_START_CLASS: Final = "support.process_services:FailingAtStart"
+
+
+class FailingAtStart(EchoService):
+    """A service whose ``on_start`` raises: its node fails as it starts."""
+
+    def on_start(self, cluster: Cluster, snapshot: SnapshotReader | None) -> None:
+        raise RuntimeError("cannot start")

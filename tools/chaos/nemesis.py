@@ -37,9 +37,9 @@ The kinds:
 * ``loss``: for 2 to 6 s, what arrives at the member, or at every member, from the other members
   suffers one of four faults drawn at random: 5 to 30 % of it *dropped* (an nftables rule; clients'
   packets too); *delayed* 10 to 400 ms (and 0 to 10 ms of jitter); *jittered*, 0 to 5 ms plus 5 to
-  100 ms drawn per packet, which reorders it; or 10 to 50 % *duplicated*, the copies 0 to 10 ms
-  late. The last three are the lab's relay's (``tools.chaos.relay``), on every stream between members:
-  the log, consensus, catch-up and archive traffic alike.
+  100 ms drawn per packet, which reorders it; or 10 to 50 % *duplicated*, every datagram and copy
+  held 0 to 10 ms. The last three are the lab's relay's (``tools.chaos.relay``), on every stream
+  between members: the log, consensus, catch-up and archive traffic alike.
 * ``clock``: the member's own clock jumps (``python -m tools node --clock-file``: the harness writes the
   member's clock file and sends SIGUSR1; the machine's clock is never touched). Half the time its wall
   clock steps 1 to 30 s forward or back, and steps back when healed 1 to 3 s later; half the time its

@@ -76,7 +76,8 @@ class LinkFault:
     duplicate: int = 0  # percent
 
     def __post_init__(self) -> None:
-        if self.delay_ms < 0 or self.jitter_ms < 0 or self.delay_ms + self.jitter_ms > MAX_HOLD_MS:
+        hold = self.delay_ms + self.jitter_ms  # NaN (JSON allows it) fails every comparison: refused here
+        if not (self.delay_ms >= 0 and self.jitter_ms >= 0 and hold <= MAX_HOLD_MS):
             raise RelayError(
                 f"delay_ms and jitter_ms must be >= 0 and hold a packet at most {MAX_HOLD_MS} ms, not "
                 f"{self.delay_ms} and {self.jitter_ms}"
