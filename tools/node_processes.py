@@ -317,6 +317,18 @@ class ClusterView:
         with self._lock:
             return [event for event in self._events if member is None or event.member == member]
 
+    def events_after(self, since_s: float) -> list[NodeEvent]:
+        """The events that arrived at or after monotonic time ``since_s``, oldest first (read from the
+        newest back, so a long run's history is not walked)."""
+        found: list[NodeEvent] = []
+        with self._lock:
+            for event in reversed(self._events):
+                if event.received_s < since_s:
+                    break
+                found.append(event)
+        found.reverse()
+        return found
+
     def forget(self, member: int) -> None:
         """Drop a member's last status (it was stopped: what it said last is no longer true)."""
         with self._lock:

@@ -65,6 +65,28 @@ def test_kill_nemesis_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "history.jsonl").stat().st_size > 0
 
 
+def test_two_faults_together_the_second_aimed_at_an_election_transition(tmp_path: Path) -> None:
+    """Seed 4 draws a kill of the leader whose follow-up pauses the member that enters LEADER_REPLAY:
+    the new leader, frozen as it wins, with the old one still down -- no quorum until one returns."""
+    config = ChaosConfig(
+        nodes=3, seconds=10, kinds=(FaultKind.KILL, FaultKind.PAUSE), seed=4, directory=tmp_path / "run"
+    )
+    run = ChaosRun(config)
+    summary = run.execute()
+    _assert_clean(summary, "kill")
+    assert summary["faults"] == {"kill": 1, "pause": 1}, summary
+    assert (summary["overlapping"], summary["at_transitions"]) == (1, 1), summary
+    faults = [json.loads(line) for line in (tmp_path / "run" / "faults.jsonl").read_text().splitlines()]
+    first, second = sorted(faults, key=lambda fault: fault["injectedS"])
+    assert (first["kind"], first["wasLeader"], first["during"]) == ("kill", True, None)
+    assert (second["kind"], second["trigger"], second["during"]) == ("pause", "LEADER_REPLAY", 0)
+    assert second["member"] != first["member"]
+    # the two held together: the killed leader was not back yet (or the run ended first)
+    assert first["rejoinedS"] is None or second["injectedS"] < first["rejoinedS"]
+    assert run.cluster is not None
+    assert _pids_gone([first["pid"], *(process.pid for process in run.cluster.processes.values())])
+
+
 def test_pause_nemesis_from_the_command_line(tmp_path: Path) -> None:
     args = ["--nodes", "3", "--seconds", "6", "--nemesis", "pause", "--seed", "5", "--json"]
     process = subprocess.Popen(

@@ -1,25 +1,38 @@
-"""Nemeses: seeded schedules of faults on a cluster's real node processes, one fault at a time.
+"""Nemeses: seeded schedules of faults on a cluster's real node processes, one at a time or two together.
 
 Theory of operation
 -------------------
 A ``Schedule`` is a ``random.Random(seed)`` that draws the next ``PlannedFault`` on demand: its kind
 (one of the kinds asked for), whether it aims at the leader or at a member chosen by number, how long
-the cluster stays quiet before it (``gap_s``) and how long it lasts (``duration_s``). The same seed
-always draws the same faults; when each fires depends on the real cluster, since the next fault waits
-for the previous one to heal.
+the cluster stays quiet before it (``gap_s``) and how long it lasts (``duration_s``), and now and then a
+follow-up (below). The same seed always draws the same faults; when each fires depends on the real
+cluster, since the next fault waits for the previous one to heal.
 
-The ``Nemesis`` runs one fault at a time through four states, driven by ``do_work(now_s)`` from the
-harness's loop (it never blocks longer than a ``kill -9`` and its reaping, or a process start):
+The ``Nemesis`` runs the faults through four states, driven by ``do_work(now_s)`` from the harness's
+loop (it never blocks longer than a ``kill -9`` and its reaping, or a process start):
 
 * ``QUIET``: waiting ``gap_s``; then the fault is injected, aimed at the member that leads now (the
   harness's view of the nodes' status lines) or at member ``choice % nodes``.
-* ``FAULTY``: the fault holds for ``duration_s``, then it is healed.
-* ``REJOINING``: the member is back (restarted, or running again); the fault is over when that member
-  has printed a status line since it healed that shows its election done in the leader's term. A
-  restarted member first waits for the mark files its killed process left to go stale (up to their
-  10 s liveness timeout, ``tools.node_cmd.await_stale_mark_files``), so a kill lasts at least that.
-  A member that does not rejoin within ``REJOIN_TIMEOUT_S`` is a violation, and the nemesis stops.
+* ``FAULTY``: a fault holds; each is healed once its ``duration_s`` is over.
+* ``REJOINING``: every fault is healed, and the members are back (restarted, or running again); the
+  faults are over when each of their members has printed a status line since its healing, and every
+  running member's shows its election done in the leader's term. A restarted member first waits for
+  the mark files its killed process left to go stale (up to their 10 s liveness timeout,
+  ``tools.node_cmd.await_stale_mark_files``), so a kill lasts at least that. A member that does not
+  rejoin within ``REJOIN_TIMEOUT_S`` of the last healing is a violation, and the nemesis stops.
 * ``IDLE``: no more faults (``stop_injecting``, or ``heal_all`` at the end of the run).
+
+**Faults together.** ``FOLLOW_SHARE`` of the faults get a *follow-up*: a second fault that joins the
+first before the cluster has settled, so that two hold at once -- two members killed (a 3-member
+cluster without its quorum), a partition and a pause, a leader killed while another member's clock
+leaps. Half the follow-ups fire by time, ``FOLLOW_GAP_S`` after the first fault. The other half are
+aimed at an **election transition**: the first fault then goes to the leader, and the follow-up fires
+at the first other member that says it entered the election state drawn for it (``TRIGGERS``: a
+candidate as its ballot opens, a new leader replicating its log, a follower awaiting the live log),
+which is where the protocol is most fragile and a clock-driven schedule reaches only by luck. The
+follow-up never aims at a member the first fault holds, and two faults never share the network (one
+set of rules and relay faults) or the disks (``may_overlap``). One that finds no moment within
+``FOLLOW_WINDOW_S``, or before the cluster has settled again, is dropped, and the run says so.
 
 The kinds:
 
@@ -69,11 +82,12 @@ import os
 import random
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
 from cluster.consensus.core.cluster_actions import ToggleState
+from cluster.consensus.core.election import ElectionState
 from cluster.consensus.files.control_file import submit_request
 from cluster.storage import RealStorage
 from tools.chaos.disks import MemberDisks
@@ -85,12 +99,14 @@ __all__ = [
     "KINDS",
     "NETWORK_KINDS",
     "REJOIN_TIMEOUT_S",
+    "TRIGGERS",
     "FaultKind",
     "FaultRecord",
     "Nemesis",
     "NemesisState",
     "PlannedFault",
     "Schedule",
+    "may_overlap",
 ]
 
 REJOIN_TIMEOUT_S: Final = 60.0
@@ -120,6 +136,18 @@ DISK_FULL_WORDS: Final = ("No space left on device", "ENOSPC", "STORAGE_SPACE")
 CLOCK_HOLD_S: Final = (1.0, 3.0)
 LEADER_SHARE: Final = 0.5  # the share of faults aimed at the leader
 SHAPES: Final = ("isolate", "split", "one-way", "bridge", "clients")
+FOLLOW_SHARE: Final = 0.4
+"""The share of faults that a second fault joins while the first holds."""
+TRIGGER_SHARE: Final = 0.5
+"""The share of those follow-ups fired by an election transition rather than by time."""
+FOLLOW_GAP_S: Final = (0.2, 3.0)
+"""A follow-up fired by time: how long after the first fault."""
+FOLLOW_WINDOW_S: Final = 15.0
+"""How long after the first fault a follow-up may still fire; past it, it is dropped."""
+TRIGGERS: Final = tuple(
+    state.name for state in ElectionState if state not in (ElectionState.INIT, ElectionState.CLOSED)
+)
+"""The election states whose entry can fire a follow-up."""
 
 
 class FaultKind(enum.StrEnum):
@@ -145,6 +173,7 @@ class PlannedFault:
     at_leader: bool
     choice: int  # the member is ``choice % nodes`` when not aimed at the leader (or none leads)
     gap_s: float
+    """The quiet before it; for a follow-up fired by time, how long after the first fault it comes."""
     duration_s: float
     shape: str = ""
     """A partition's shape (``SHAPES``); for loss, "member" or "all"; for a clock, "wall" or "monotonic"."""
@@ -156,6 +185,18 @@ class PlannedFault:
     """For loss: one of ``LOSS_MODES``."""
     delay_ms: int = 0
     jitter_ms: int = 0
+    follow: PlannedFault | None = None
+    """A second fault that joins this one while it holds (module docstring, "Faults together")."""
+    trigger: str = ""
+    """For a follow-up: the election state (``TRIGGERS``) whose entry by a member fires it, at that
+    member; "" fires it by time, ``gap_s`` after the first fault."""
+
+
+def may_overlap(first: FaultKind, second: FaultKind) -> bool:
+    """Whether a ``second`` fault may join a ``first`` one: the network holds one set of rules and relay
+    faults at a time, and the member disks one full disk."""
+    both = {first, second}
+    return not (both <= NETWORK_KINDS or both == {FaultKind.DISK})
 
 
 class Schedule:
@@ -167,11 +208,26 @@ class Schedule:
         self.heartbeat_timeout_s = heartbeat_timeout_s
 
     def next(self) -> PlannedFault | None:
-        """The next fault; ``None`` when the schedule has no kinds (a run without faults)."""
+        """The next fault, with a follow-up now and then; ``None`` when the schedule has no kinds (a run
+        without faults)."""
         if not self.kinds:
             return None
         rng = self.random
-        kind = rng.choice(self.kinds)
+        first = self._draw(rng.choice(self.kinds))
+        if rng.random() >= FOLLOW_SHARE:
+            return first
+        kinds = [kind for kind in self.kinds if may_overlap(first.kind, kind)]
+        if not kinds:
+            return first
+        follow = self._draw(rng.choice(kinds))
+        if rng.random() < TRIGGER_SHARE:
+            # the first fault goes to the leader, which makes the election the follow-up waits for
+            follow = replace(follow, trigger=rng.choice(TRIGGERS))
+            return replace(first, at_leader=True, follow=follow)
+        return replace(first, follow=replace(follow, gap_s=rng.uniform(*FOLLOW_GAP_S)))
+
+    def _draw(self, kind: FaultKind) -> PlannedFault:
+        rng = self.random
         at_leader = rng.random() < LEADER_SHARE
         choice = rng.randrange(1 << 16)
         gap_s = rng.uniform(*GAP_S)
@@ -231,6 +287,10 @@ class FaultRecord:
     rules: tuple[Rule, ...] = ()
     links: tuple[tuple[int, int], ...] = ()
     """The (sender, receiver) links a relay fault holds."""
+    during: int | None = None
+    """A follow-up: the index, in the run's faults, of the fault it joined."""
+    trigger: str = ""
+    """A follow-up fired by an election transition: the state its member had just entered."""
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -245,14 +305,22 @@ class FaultRecord:
             "healedS": None if self.healed_s is None else round(self.healed_s, 3),
             "rejoinedS": None if self.rejoined_s is None else round(self.rejoined_s, 3),
             "newPid": self.new_pid,
+            "during": self.during,
+            "trigger": self.trigger or None,
         }
 
     def describe(self) -> str:
         aim = "the leader" if self.was_leader else "a follower"
         if self.kind in NETWORK_KINDS or self.kind in (FaultKind.CLOCK, FaultKind.DISK):
-            return f"{self.kind.value}: {self.detail} (member {self.member} was {aim})"
-        verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
-        return f"{verb} member {self.member} ({aim}, pid {self.pid})"
+            said = f"{self.kind.value}: {self.detail} (member {self.member} was {aim})"
+        else:
+            verb = "kill -9" if self.kind == FaultKind.KILL else "SIGSTOP"
+            said = f"{verb} member {self.member} ({aim}, pid {self.pid})"
+        if self.trigger:
+            said += f", as it entered {self.trigger}"
+        if self.during is not None:
+            said += f", during fault {self.during + 1}"
+        return said
 
 
 class NemesisState(enum.Enum):
@@ -263,7 +331,7 @@ class NemesisState(enum.Enum):
 
 
 class Nemesis:
-    """Injects the schedule's faults into ``cluster``, one at a time (module docstring)."""
+    """Injects the schedule's faults into ``cluster``: one, or one and its follow-up (module docstring)."""
 
     def __init__(
         self,
@@ -272,13 +340,15 @@ class Nemesis:
         log_path: Path,
         *,
         now_s: float,
+        origin_s: float = 0.0,
         say: Callable[[str], object] = lambda text: None,
         lab: NetLab | None = None,
         clock_files: Sequence[Path] = (),
         disks: MemberDisks | None = None,
     ) -> None:
-        """``clock_files``: member i's ``--clock-file`` (the clock nemesis needs them); ``disks``: the
-        members' small disks (the disk nemesis needs them)."""
+        """``now_s`` and every later time: seconds since ``origin_s`` on the monotonic clock (what the
+        cluster's view stamps its lines with); ``clock_files``: member i's ``--clock-file`` (the clock
+        nemesis needs them); ``disks``: the members' small disks (the disk nemesis needs them)."""
         needs_lab = sorted(kind.value for kind in schedule.kinds if kind in NETWORK_KINDS)
         if needs_lab and lab is None:
             raise ValueError(f"the {', '.join(needs_lab)} nemesis needs the members in a NetLab")
@@ -291,6 +361,7 @@ class Nemesis:
         self.disks = disks
         self.cluster = cluster
         self.lab = lab
+        self.origin_s = origin_s
         self.clock_files = list(clock_files)
         self._clock_offsets = [(0, 0)] * len(clock_files)  # (wall ms, monotonic ns) per member, as written
         self._stderr_mark = 0  # the size of the disk fault's member's stderr when its disk filled
@@ -303,7 +374,9 @@ class Nemesis:
         self.state = NemesisState.QUIET if self._planned is not None else NemesisState.IDLE
         self.reason = "started"
         self._since_s = now_s
-        self._current: FaultRecord | None = None
+        self._active: list[tuple[FaultRecord, PlannedFault]] = []
+        self._follow: PlannedFault | None = None  # a follow-up waiting for its moment
+        self._follow_from_s = 0.0  # when the fault it joins was injected
         self._log: IO[str] = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 -- closed by close()
 
     def _transition(self, state: NemesisState, now_s: float, reason: str) -> None:
@@ -319,66 +392,134 @@ class Nemesis:
     @property
     def down(self) -> set[int]:
         """The members a fault holds down now: they are not expected to run (killed) or answer."""
-        current = self._current
-        return set() if current is None or self.state != NemesisState.FAULTY else {current.member}
+        return {record.member for record, _ in self._active if record.healed_s is None}
 
     @property
     def may_exit(self) -> set[int]:
         """The members whose process may end now without a violation: one killed, or one that met a full
         disk (the healing checks why it ended)."""
-        current = self._current
-        if current is None:
-            return set()
-        if self.state == NemesisState.FAULTY and current.kind in (FaultKind.KILL, FaultKind.DISK):
-            return {current.member}
-        # a member that met its full disk just before the space came back may still be closing
-        if (
-            self.state == NemesisState.REJOINING
-            and current.kind == FaultKind.DISK
-            and current.new_pid is None
-        ):
-            return {current.member}
-        return set()
+        members = set()
+        for record, _ in self._active:
+            held = record.healed_s is None and record.kind in (FaultKind.KILL, FaultKind.DISK)
+            # a member that met its full disk just before the space came back may still be closing
+            closing = record.healed_s is not None and record.kind == FaultKind.DISK and record.new_pid is None
+            if held or closing:
+                members.add(record.member)
+        return members
 
     def do_work(self, now_s: float) -> int:
         """One step of the state machine; 1 if something happened."""
-        elapsed = now_s - self._since_s
         planned = self._planned
         if planned is None or self.state == NemesisState.IDLE:
             return 0
-        if self.state == NemesisState.QUIET and elapsed >= planned.gap_s:
-            self._inject(now_s, planned)
+        if self.state == NemesisState.QUIET:
+            if now_s - self._since_s < planned.gap_s:
+                return 0
+            member = self._aim(planned, set())
+            if member is None:  # cannot happen while every member runs between faults; stay safe
+                self._transition(NemesisState.QUIET, now_s, "no member to aim at")
+                return 0
+            self._inject(now_s, planned, member)
+            self._follow, self._follow_from_s = planned.follow, now_s
             return 1
-        if self.state == NemesisState.FAULTY and elapsed >= planned.duration_s:
-            self._heal(now_s)
-            return 1
+        work = self._follow_up(now_s)
+        for record, planned_fault in self._active:
+            if record.healed_s is None and now_s - record.injected_s >= planned_fault.duration_s:
+                self._heal(now_s, record)
+                work = 1
+        if self.state == NemesisState.FAULTY and all(
+            record.healed_s is not None for record, _ in self._active
+        ):
+            self._transition(NemesisState.REJOINING, now_s, "healed")
         if self.state == NemesisState.REJOINING:
-            current = self._current
-            assert current is not None
+            work |= self._await_rejoin(now_s)
+        return work
+
+    def _await_rejoin(self, now_s: float) -> int:
+        for record, _ in self._active:
             if (
-                current.kind == FaultKind.DISK
-                and current.new_pid is None
-                and self._restart_after_full_disk(current)
+                record.kind == FaultKind.DISK
+                and record.new_pid is None
+                and self._restart_after_full_disk(record)
             ):
                 return 1
-            if self._rejoined(current.member, self._since_s):
-                current.rejoined_s = now_s
-                self._finish(current)
+        if all(self._rejoined(record.member, record.healed_s or 0.0) for record, _ in self._active):
+            if self._follow is not None:
+                self.say(f"no member entered {self._follow.trigger} before the cluster settled: no follow-up")
+                self._follow = None
+            for record, _ in self._active:
+                record.rejoined_s = now_s
+                self._finish(record)
                 self.say(
-                    f"member {current.member} rejoined, {now_s - current.injected_s:.1f} s after the fault"
+                    f"member {record.member} rejoined, {now_s - record.injected_s:.1f} s after the fault"
                 )
-                self._planned = self.schedule.next()
-                self._transition(NemesisState.QUIET, now_s, "rejoined")
-                return 1
-            if elapsed >= REJOIN_TIMEOUT_S:
+            self._active = []
+            self._planned = self.schedule.next()
+            self._transition(NemesisState.QUIET, now_s, "rejoined")
+            return 1
+        if now_s - self._since_s >= REJOIN_TIMEOUT_S:
+            for record, _ in self._active:
                 self.violations.append(
-                    f"member {current.member} did not rejoin within {REJOIN_TIMEOUT_S:g} s after "
-                    f"{current.describe()} was healed at {current.healed_s:.1f} s"
+                    f"member {record.member} did not rejoin within {REJOIN_TIMEOUT_S:g} s after "
+                    f"{record.describe()} was healed at {record.healed_s:.1f} s"
                 )
-                self._finish(current)
-                self._transition(NemesisState.IDLE, now_s, "a member did not rejoin")
-                return 1
+                self._finish(record)
+            self._active = []
+            self._transition(NemesisState.IDLE, now_s, "a member did not rejoin")
+            return 1
         return 0
+
+    def _follow_up(self, now_s: float) -> int:
+        """Fire the follow-up if its moment has come: a member entering its trigger state, or its time."""
+        follow = self._follow
+        if follow is None:
+            return 0
+        if now_s - self._follow_from_s >= FOLLOW_WINDOW_S:
+            self.say(
+                f"no member entered {follow.trigger or 'its moment'} within {FOLLOW_WINDOW_S:g} s: "
+                "no follow-up"
+            )
+            self._follow = None
+            return 0
+        taken = {record.member for record, _ in self._active}
+        if follow.trigger:
+            member = self._entered(follow.trigger, taken)
+        elif now_s - self._follow_from_s >= follow.gap_s:
+            member = self._aim(follow, taken)
+        else:
+            return 0
+        if member is None:
+            return 0
+        self._follow = None
+        self._inject(now_s, follow, member, during=len(self.faults) - 1)
+        return 1
+
+    def _entered(self, state: str, taken: set[int]) -> int | None:
+        """A running member, other than ``taken``, that has said it entered election state ``state``
+        since the first fault (the first such, if several)."""
+        running = set(self.cluster.running())
+        suffix = f" -> {state}:"
+        for event in self.cluster.view.events_after(self.origin_s + self._follow_from_s):
+            if (
+                event.member in running
+                and event.member not in taken
+                and event.text.startswith("election ")
+                and suffix in event.text
+            ):
+                return event.member
+        return None
+
+    def _aim(self, planned: PlannedFault, taken: set[int]) -> int | None:
+        """The member a fault is aimed at: the leader if it asks for the leader and one leads, else member
+        ``choice % nodes`` -- or the next running member that no fault holds."""
+        leader = self.cluster.leader()
+        running = set(self.cluster.running())
+        first = leader.member if planned.at_leader and leader is not None else planned.choice % self.nodes
+        for step in range(self.nodes):
+            member = (first + step) % self.nodes
+            if member in running and member not in taken:
+                return member
+        return None
 
     def _rejoined(self, member: int, healed_s: float) -> bool:
         """Member ``member`` has spoken since it healed, and every running member's last word is that
@@ -386,7 +527,7 @@ class Nemesis:
         resumed leader's first lines can still say it leads an old term: the highest term decides.)"""
         statuses = self.cluster.view.statuses()
         status = statuses.get(member)
-        if status is None or status.received_s < healed_s:
+        if status is None or status.received_s - self.origin_s < healed_s:
             return False
         running = [statuses.get(m) for m in self.cluster.running()]
         known = [s for s in running if s is not None]
@@ -395,19 +536,17 @@ class Nemesis:
         top = max(s.term for s in known)
         return all(s.state == "CLOSED" and s.term == top for s in known) and any(s.is_leading for s in known)
 
-    def _inject(self, now_s: float, planned: PlannedFault) -> None:
+    def _inject(self, now_s: float, planned: PlannedFault, member: int, during: int | None = None) -> None:
         leader = self.cluster.leader()
-        running = self.cluster.running()
-        if planned.at_leader and leader is not None:
-            member = leader.member
-        else:
-            member = planned.choice % self.nodes
-        if member not in running:  # cannot happen while faults come one at a time; stay safe
-            self._transition(NemesisState.QUIET, now_s, f"member {member} is not running")
-            return
         process = self.cluster.processes[member]
         record = FaultRecord(
-            planned.kind, member, process.pid, leader is not None and leader.member == member, now_s
+            planned.kind,
+            member,
+            process.pid,
+            leader is not None and leader.member == member,
+            now_s,
+            during=during,
+            trigger=planned.trigger,
         )
         if planned.kind == FaultKind.KILL:
             self.cluster.kill(member)
@@ -444,38 +583,35 @@ class Nemesis:
                 record.rules = tuple(rules)
                 self.lab.apply(rules)
         self.faults.append(record)
-        self._current = record
+        self._active.append((record, planned))
         self.say(f"{record.describe()} for {planned.duration_s:.1f} s")
         self._transition(NemesisState.FAULTY, now_s, "injected")
 
-    def _heal(self, now_s: float) -> None:
-        current = self._current
-        assert current is not None
-        if current.kind == FaultKind.KILL:
-            current.new_pid = self._start(current.member)
-            self.say(f"restarted member {current.member} on its directories (pid {current.new_pid})")
-        elif current.kind in NETWORK_KINDS:
+    def _heal(self, now_s: float, record: FaultRecord) -> None:
+        if record.kind == FaultKind.KILL:
+            record.new_pid = self._start(record.member)
+            self.say(f"restarted member {record.member} on its directories (pid {record.new_pid})")
+        elif record.kind in NETWORK_KINDS:
             assert self.lab is not None
             self.lab.heal()
             self.say("the network healed: every rule removed")
-        elif current.kind == FaultKind.DISK:
+        elif record.kind == FaultKind.DISK:
             assert self.disks is not None
-            self.disks.free(current.member)
-            if not self._restart_after_full_disk(current):
-                self.say(f"member {current.member}'s disk has its space back")
-        elif current.kind == FaultKind.CLOCK:
-            wall_ms, nanos = self._clock_offsets[current.member]
+            self.disks.free(record.member)
+            if not self._restart_after_full_disk(record):
+                self.say(f"member {record.member}'s disk has its space back")
+        elif record.kind == FaultKind.CLOCK:
+            wall_ms, nanos = self._clock_offsets[record.member]
             if wall_ms != 0:
-                self._move_clock(current.member, 0, nanos)
-                self.say(f"member {current.member}'s wall clock stepped back to the machine's")
+                self._move_clock(record.member, 0, nanos)
+                self.say(f"member {record.member}'s wall clock stepped back to the machine's")
             else:
-                self.say(f"member {current.member}'s monotonic clock stays ahead (it cannot go back)")
+                self.say(f"member {record.member}'s monotonic clock stays ahead (it cannot go back)")
         else:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(current.pid, signal.SIGCONT)
-            self.say(f"SIGCONT member {current.member} (pid {current.pid})")
-        current.healed_s = now_s
-        self._transition(NemesisState.REJOINING, now_s, "healed")
+                os.kill(record.pid, signal.SIGCONT)
+            self.say(f"SIGCONT member {record.member} (pid {record.pid})")
+        record.healed_s = now_s
 
     def _restart_after_full_disk(self, current: FaultRecord) -> bool:
         """If the disk fault's member has ended: start it again -- a violation unless it ended on the full
@@ -531,7 +667,6 @@ class Nemesis:
     def _finish(self, record: FaultRecord) -> None:
         self._log.write(json.dumps(record.to_record()) + "\n")
         self._log.flush()
-        self._current = None
 
     def stop_injecting(self, now_s: float) -> None:
         """No new fault; one in progress runs to its end."""
@@ -539,20 +674,21 @@ class Nemesis:
             self._transition(NemesisState.IDLE, now_s, "stopped")
 
     def heal_all(self, now_s: float) -> None:
-        """End the fault in progress now (restart or resume its member); no new fault after it. The
-        caller waits for every member to rejoin."""
-        if self.state == NemesisState.FAULTY:
-            self._heal(now_s)
-        if self.state == NemesisState.REJOINING:
-            current = self._current
-            assert current is not None
-            if current.kind == FaultKind.DISK and current.new_pid is None:
+        """End the faults in progress now (restart or resume their members); no new fault after them.
+        The caller waits for every member to rejoin."""
+        self._follow = None
+        for record, _ in self._active:
+            if record.healed_s is None:
+                self._heal(now_s, record)
+        for record, _ in self._active:
+            if record.kind == FaultKind.DISK and record.new_pid is None:
                 # no later look: a member that met the full disk just before it was freed may still be
                 # closing, and must be started again once it has ended
-                process = self.cluster.processes[current.member]
+                process = self.cluster.processes[record.member]
                 process.wait(DISK_EXIT_GRACE_S)
-                self._restart_after_full_disk(current)
-            self._finish(current)
+                self._restart_after_full_disk(record)
+            self._finish(record)
+        self._active = []
         self._transition(NemesisState.IDLE, now_s, "healed at the end")
 
     def resume_everything(self) -> None:

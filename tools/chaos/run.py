@@ -15,8 +15,8 @@ The phases, each bounded:
    be elected and every member must follow it within ``START_TIMEOUT_S``.
 2. **Workload under faults** for ``seconds``: ``clients`` clients each keep one request outstanding
    (reads, writes and compare-and-sets on two shared keys; unique values), while the nemesis injects
-   its seeded faults one at a time. Every operation goes to the history file as it ends.
-3. **Healing.** The fault in progress is healed at once (restart, SIGCONT); every member must be back in
+   its seeded faults, one at a time or two together (``tools.chaos.nemesis``). Every operation goes to the history file as it ends.
+3. **Healing.** The faults in progress are healed at once (restart, SIGCONT); every member must be back in
    the leader's term within ``REJOIN_TIMEOUT_S``.
 4. **Liveness.** The clients go on until a write invoked after the healing is acknowledged, within
    ``LIVENESS_TIMEOUT_S``; then they stop (a request still outstanding becomes indeterminate).
@@ -451,6 +451,7 @@ class ChaosRun:
             schedule,
             self.faults_path,
             now_s=self.now_s(),
+            origin_s=self._t0_ns / 1e9,
             say=self.say,
             lab=self.lab,
             clock_files=self.clock_files,
@@ -612,6 +613,8 @@ class ChaosRun:
             "lost": len(lost),
             "linearizable": verdict.ok,
             "faults": counts,
+            "overlapping": sum(1 for fault in faults if fault.during is not None),
+            "at_transitions": sum(1 for fault in faults if fault.trigger),
             "recovery_ms": summarise_ms(figures),
             "liveness_ms": None if self.liveness_ms is None else round(self.liveness_ms, 1),
             "logs": None
