@@ -27,10 +27,12 @@ from support.kv_script import (
 from support.node_script import MS, Script
 
 from cluster.consensus.core.cluster_actions import ToggleState
+from cluster.service.api import Role
 from cluster.service.kv import KeyValueService, encode_write
 
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 STARTUP_CANVASS_NS = 4_000 * MS  # the simulator's cluster.startup.canvass.timeout
+ELECTION_TIMEOUT_NS = 500 * MS  # the simulator's cluster.election.timeout
 
 
 # -------------------------------------------------------------------------------------- leader failure
@@ -63,6 +65,98 @@ def test_two_leaders_fail_one_after_the_other_and_come_back_up_together() -> Non
         write_all(script, range(210, 220))
         assert script.commit(leader) > commit
         assert agreed(script) == expected_store(range(220))
+
+
+class RoleRecordingKv(KeyValueService):
+    """The key-value service, keeping every role its member's container tells it, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.roles: list[Role] = []
+
+    def on_role_change(self, new_role: Role) -> None:
+        self.roles.append(new_role)
+
+
+def _roles(script: Script, member: int) -> list[Role]:
+    service = script.node(member).containers[0].service
+    assert isinstance(service, RoleRecordingKv)
+    return service.roles
+
+
+def test_leaders_fail_in_turn_each_rejoining_before_the_next_fails() -> None:
+    """shouldTolerateMultipleLeaderFailures, shouldHandleMultipleElections and
+    shouldStopLeaderAndRestartAsFollowerWithSendingAfterThenStopLeader, with shouldCallOnRoleChange-
+    OnBecomingLeader along the way: two rounds of -- the leader is killed, a new one is elected and takes
+    writes, the old one restarts, reaches the commit position and follows, and more writes go to every
+    member. So the second round kills the second leader, and a third election gives a leader that takes
+    writes. Each new leader's service is told it leads; a restarted member's, which follows as its
+    container starts, is told nothing."""
+    with Script(3, service=RoleRecordingKv, seed=13) as script:
+        sim = script.sim
+        leader = script.elected("the first leader")
+        assert _roles(script, leader)[-1] == Role.LEADER
+        write_all(script, range(50))
+        written = 50
+        leaders = [leader]
+        for round_ in (1, 2):
+            old, term = leader, script.term(leader)
+            sim.crash(old)
+            leader = script.elected(f"round {round_}: a new leader")
+            assert leader != old and script.term(leader) > term
+            assert _roles(script, leader)[-1] == Role.LEADER
+            write_all(script, range(written, written + 20))
+            written += 20
+            script.restart(old)
+            script.until(
+                lambda old=old, leader=leader: (
+                    is_closed(script, old) and script.commit(old) == script.commit(leader)
+                ),
+                f"round {round_}: the old leader caught up and following",
+            )
+            # a container starts as a follower and is told of changes only (as Aeron's): never led
+            assert script.role(old) == "FOLLOWER" and _roles(script, old) == []
+            write_all(script, range(written, written + 10))
+            written += 10
+            leaders.append(leader)
+        assert len(leaders) == 3 and leaders[1] != leaders[2]  # the second leader was the one killed
+        assert agreed(script) == expected_store(range(written))
+
+
+def test_a_split_vote_storm_in_five_members_ends_once_their_nomination_delays_differ() -> None:
+    """Split-vote storms in 5-member clusters (an extra beyond ClusterTest): the leader of five dies,
+    and the four others, their random nomination delays all made 0 (the consensus core's injected
+    ``random``), canvass and nominate together every time: each votes for itself, no ballot wins, and
+    the ballots repeat -- a storm. Nobody leads, nothing is committed, and no member changes state faster
+    than the simulator's storm checker allows. Given back their own random delays, they elect one
+    leader within a few election timeouts; writes go on, and all five end with one log and one store."""
+    said: list[str] = []
+    with Script(5, service=KeyValueService, seed=3, trace=said.append) as script:
+        sim = script.sim
+        leader = script.elected()
+        write_all(script, range(20))
+        others = [member for member in range(5) if member != leader]
+        cores = {member: script.node(member).agent.core for member in others}
+        own = {member: core._random for member, core in cores.items()}
+        for core in cores.values():
+            core._random = lambda: 0.0
+        commit = script.commit(others[0])
+        sim.crash(leader)
+        said.clear()
+        script.run(10_000 * MS)
+        ballots = [line for line in said if "-> CANDIDATE_BALLOT" in line]
+        assert {int(line.split()[1][1:]) for line in ballots} == set(others)  # every one a candidate
+        assert len(ballots) >= 4 * 10  # ten rounds at least, each with four candidates
+        assert sim.leader() is None and {script.commit(member) for member in others} == {commit}
+        assert sim.violations == []
+        for member, core in cores.items():
+            core._random = own[member]
+        storm_over_ns = sim.now_ns
+        elected = script.elected("a leader once the delays differ", 5 * ELECTION_TIMEOUT_NS)
+        assert elected in others and sim.now_ns - storm_over_ns <= 5 * ELECTION_TIMEOUT_NS
+        write_all(script, range(20, 40))
+        script.restart(leader)
+        assert agreed(script) == expected_store(range(40))
 
 
 # ---------------------------------------------------------------------------------------- quorum loss

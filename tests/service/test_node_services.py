@@ -7,6 +7,7 @@ request is answered (refused by the default authorisation)."""
 from __future__ import annotations
 
 import pytest
+from support.kv_script import snapshot_positions
 from support.node_script import MS, Script
 
 from cluster.client.aeron_cluster import AeronCluster
@@ -167,4 +168,14 @@ def test_an_admin_request_is_answered_as_the_configured_authorisation_service_de
                 b"",
             )
         ]
+        members = range(len(script.sim.members))
+        if code == codecs.AdminResponseCode.OK:  # then the snapshot follows, on every member at one position
+            script.until(
+                lambda: all(snapshot_positions(script, m) for m in members), "every member's snapshot"
+            )
+            positions = {tuple(snapshot_positions(script, member)) for member in members}
+            assert len(positions) == 1 and len(positions.pop()) == 1
+        else:
+            script.run(1_000 * MS)
+            assert [snapshot_positions(script, member) for member in members] == [[], [], []]
         session.close()
