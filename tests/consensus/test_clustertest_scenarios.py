@@ -29,6 +29,7 @@ from support.node_script import MS, Script
 from cluster.consensus.core.cluster_actions import ToggleState
 from cluster.service.api import Role
 from cluster.service.kv import KeyValueService, encode_write
+from tools.cluster_admin import invalidate_latest_snapshot
 
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 STARTUP_CANVASS_NS = 4_000 * MS  # the simulator's cluster.startup.canvass.timeout
@@ -388,3 +389,113 @@ def test_a_member_down_during_a_snapshot_takes_it_as_it_replays_the_log() -> Non
         script.until(lambda: is_closed(script, b), "b following")
         assert script.role(b) == "FOLLOWER"
         assert agreed(script) == expected_store(range(20))
+
+
+# ------------------------------------------------------------------------------ invalidated snapshots
+
+
+def _abort_all(script: Script) -> None:
+    """Once every member follows the leader's whole log, stop them all with an ABORT through the leader
+    (one position, no snapshot). (A member still catching up would never be told: the leader sends the
+    stop position to the members of its term once, as Aeron's does, and stops alone at its timeout.)"""
+    sim = script.sim
+    script.until(lambda: sim.converged(), "every member following the leader's whole log")
+    assert sim.request_action(ToggleState.ABORT)
+    everyone = set(range(len(sim.members)))
+    script.until(lambda: sim.down() == everyone, "every member stopped")
+
+
+def _invalidate_latest(script: Script, member: int) -> int:
+    """``python -m tools cluster invalidate-latest-snapshot`` on a stopped member's cluster directory;
+    the log position of the snapshot it invalidated."""
+    disk, clock = script.sim.members[member].disk, script.sim.members[member].network.clock
+    entries = invalidate_latest_snapshot(disk.storage("cluster"), now_ms=clock.epoch_ms())
+    assert {entry.log_position for entry in entries} == {entries[0].log_position}
+    return entries[0].log_position
+
+
+def _kill_the_leader(script: Script) -> int:
+    """Kill the leader and start it again once another leads; the new leader."""
+    old, term = script.leader_id(), script.term(script.leader_id())
+    script.sim.crash(old)
+    leader = script.elected("a leader after the kill")
+    assert script.term(leader) > term
+    script.restart(old)
+    return leader
+
+
+def _started_from(said: list[str], member: int) -> list[int]:
+    """The snapshot positions member ``member`` said it started from, in the trace ``said``."""
+    marker = f" n{member} starting from the snapshot at "
+    return [int(line.split(marker)[1].split()[0]) for line in said if marker in line]
+
+
+def test_the_only_snapshot_invalidated_between_two_elections_leaves_a_replay_of_three_terms() -> None:
+    """shouldRecoverWhenLastSnapshotIsInvalidBetweenTwoElections: writes in a first term; the leader
+    dies; writes and a snapshot in the second term; the leader dies again; writes in the third. The
+    cluster is aborted, and every member's only snapshot invalidated. Started again, no member starts
+    from a snapshot: each replays a log of three terms into the same store, and the cluster takes more
+    writes."""
+    said: list[str] = []
+    with Script(3, service=KeyValueService, seed=23, trace=said.append) as script:
+        sim = script.sim
+        script.elected()
+        write_all(script, range(10))
+        _kill_the_leader(script)
+        write_all(script, range(10, 20))
+        assert sim.request_snapshot()
+        script.until(lambda: all(snapshot_positions(script, m) for m in range(3)), "every member's snapshot")
+        (snapshot,) = {tuple(snapshot_positions(script, member)) for member in range(3)}
+        write_all(script, range(20, 30))
+        _kill_the_leader(script)
+        write_all(script, range(30, 40))
+        _abort_all(script)
+        assert [_invalidate_latest(script, member) for member in range(3)] == [snapshot[0]] * 3
+        said.clear()
+        for member in range(3):
+            sim.start(member)
+        leader = script.elected("a leader after the restart")
+        assert len({term for term, _, _ in script.terms(leader)}) >= 4  # three terms replayed, one new
+        write_all(script, range(40, 50))
+        assert agreed(script) == expected_store(range(50))
+        assert [_started_from(said, member) for member in range(3)] == [[], [], []]
+        # a member that read the action within its commit position took that snapshot again (the
+        # invalidated entry does not count as taken); the leader read it beyond, in its election
+        retaken = [snapshot_positions(script, member) for member in range(3)]
+        assert all(positions in ([], list(snapshot)) for positions in retaken), retaken
+        assert retaken[leader] == []
+
+
+def test_two_snapshots_invalidated_in_a_row_fall_back_past_both() -> None:
+    """shouldRecoverWhenLastTwosSnapshotsAreInvalidAfterElection: a snapshot in the first term, an
+    election, a second snapshot, more writes; the cluster is aborted. Two members have both snapshots
+    invalidated, one after the other; the third only the newest. Started again, the two replay their
+    whole logs and the third starts from the first snapshot; all three end with one store, and take
+    more writes."""
+    said: list[str] = []
+    with Script(3, service=KeyValueService, seed=29, trace=said.append) as script:
+        sim = script.sim
+        script.elected()
+        positions: list[int] = []
+        for round_ in range(2):
+            write_all(script, range(round_ * 20, round_ * 20 + 10))
+            assert sim.request_snapshot()
+            script.until(
+                lambda count=round_ + 1: all(len(snapshot_positions(script, m)) == count for m in range(3)),
+                f"snapshot {round_ + 1} on every member",
+            )
+            positions.append(snapshot_positions(script, 0)[-1])
+            write_all(script, range(round_ * 20 + 10, round_ * 20 + 20))
+            if round_ == 0:
+                _kill_the_leader(script)
+        _abort_all(script)
+        first, second = positions
+        assert [_invalidate_latest(script, member) for member in range(3)] == [second] * 3
+        assert [_invalidate_latest(script, member) for member in (0, 1)] == [first] * 2
+        said.clear()
+        for member in range(3):
+            sim.start(member)
+        script.elected("a leader after the restart")
+        write_all(script, range(40, 50))
+        assert agreed(script) == expected_store(range(50))
+        assert [_started_from(said, member) for member in range(3)] == [[], [], [first]]
