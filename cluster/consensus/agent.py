@@ -1280,6 +1280,7 @@ class ConsensusModuleAgent:
             return
         log = RecordingLog()
         term, base, position = action.leadership_term_id, action.term_base_log_position, action.log_position
+        named_before = {entry.recording_id for entry in self.recording_log.log.entries}
         try:
             log.append_term(log_id, term, base, action.timestamp)
             for service_id, _ in action.recordings:
@@ -1292,11 +1293,27 @@ class ConsensusModuleAgent:
             self._install_failed(f"the recording log could not be written: {error}")
             return
         self._install = None
+        self._purge_replaced(named_before - {entry.recording_id for entry in log.entries})
         self.restart = (
             f"caught up from member {action.member_id}'s snapshot at {position} (term {term}): "
             f"recordings {[install.copied[service_id] for service_id, _ in action.recordings]}, log {log_id}"
         )
         self._event(self.restart)
+
+    def _purge_replaced(self, recording_ids: Iterable[int]) -> None:
+        """Purge the recordings that the replaced recording log named and the new one does not: the old
+        log and snapshots, which nothing reads again. Only once the new recording log is in place (a
+        crash before leaves the member its old log); one the archive refuses stays, harmlessly."""
+        purged = []
+        for recording_id in sorted(recording_ids):
+            try:
+                self.archive.purge_recording(recording_id)
+            except ArchiveClientError as error:
+                self._event(f"kept the replaced recording {recording_id}: {error}")
+            else:
+                purged.append(recording_id)
+        if purged:
+            self._event(f"purged the replaced recordings {purged}")
 
     def _install_failed(self, reason: str) -> None:
         """An install that cannot go on: the node starts again on what it had (its recording log is

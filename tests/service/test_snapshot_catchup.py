@@ -49,6 +49,7 @@ def test_a_member_behind_a_purged_log_catches_up_from_the_leaders_snapshot() -> 
         behind = (leader + 1) % 3
         _write(script, 0, 20)
         script.until(lambda: script.commit(behind) == script.commit(leader), "the follower holds the writes")
+        old_log = script.node(behind).agent.log_recording_id
         sim.crash(behind)
         _write(script, 20, 400)  # about 800 KiB: several segments
         assert script.node(leader).agent.core.request_snapshot()
@@ -63,6 +64,12 @@ def test_a_member_behind_a_purged_log_catches_up_from_the_leaders_snapshot() -> 
         script.restart(behind)
         script.until(lambda: script.node(behind).restarts == 1, "the member starts again on the snapshot")
         assert _snapshot_position(script, behind) == position
+        # its old log, which the new recording log no longer names, is purged from its archive
+        archive = script.node(behind).agent.archive
+        assert archive.list_recording(old_log) is None
+        named = {entry.recording_id for entry in script.node(behind).agent.recording_log.log.entries}
+        assert old_log not in named
+        assert all(archive.list_recording(recording_id) is not None for recording_id in named)
         script.until(
             lambda: (script.state(behind), script.role(behind)) == ("CLOSED", "FOLLOWER"), "following"
         )
