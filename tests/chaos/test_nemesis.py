@@ -15,8 +15,10 @@ import pytest
 
 from tools.chaos import nemesis as nemesis_module
 from tools.chaos.nemesis import (
+    ELECTION_MAKERS,
     FOLLOW_WINDOW_S,
     NETWORK_KINDS,
+    REJOIN_TIMEOUT_S,
     TRIGGERS,
     FaultKind,
     Nemesis,
@@ -267,12 +269,14 @@ def test_a_member_is_back_only_once_it_has_spoken_since_its_healing(
 def test_the_schedule_draws_follow_ups_that_may_hold_together() -> None:
     kinds = tuple(FaultKind)
     schedule, again = Schedule(7, kinds, 2.0), Schedule(7, kinds, 2.0)
-    faults = [schedule.next() for _ in range(400)]
-    assert [again.next() for _ in range(400)] == faults
+    faults = [schedule.next() for _ in range(2000)]
+    assert [again.next() for _ in range(2000)] == faults
     follows = [(fault, fault.follow) for fault in faults if fault is not None and fault.follow is not None]
-    assert 80 < len(follows) < 240  # about 40 %
+    assert 600 < len(follows) < 1000  # about 40 %
     triggered = [pair for pair in follows if pair[1].trigger]
-    assert 0.3 < len(triggered) / len(follows) < 0.7
+    assert {first.kind for first, _ in triggered} == ELECTION_MAKERS
+    makers = [pair for pair in follows if pair[0].kind in ELECTION_MAKERS]
+    assert 0.35 < len(triggered) / len(makers) < 0.65  # half of a kill's or a pause's follow-ups
     assert {follow.trigger for _, follow in triggered} == set(TRIGGERS)
     for first, follow in follows:
         assert may_overlap(first.kind, follow.kind)
@@ -280,6 +284,8 @@ def test_the_schedule_draws_follow_ups_that_may_hold_together() -> None:
         assert follow.follow is None
         if follow.trigger:
             assert first.at_leader  # its election is what the follow-up waits for
+        else:  # by time, while the first fault still holds
+            assert 0 < follow.gap_s < first.duration_s
     assert {(first.kind, follow.kind) for first, follow in follows} >= {
         (FaultKind.KILL, FaultKind.KILL),
         (FaultKind.PARTITION, FaultKind.PAUSE),
@@ -289,3 +295,38 @@ def test_the_schedule_draws_follow_ups_that_may_hold_together() -> None:
     assert "INIT" not in TRIGGERS and "CLOSED" not in TRIGGERS
     only_network = Schedule(7, (FaultKind.PARTITION,), 2.0)
     assert all(fault.follow is None for fault in (only_network.next() for _ in range(100)) if fault)
+
+
+def test_healing_everything_at_the_end_ends_both_faults_and_drops_a_waiting_follow_up(
+    tmp_path: Path, signals: list[tuple[int, int]]
+) -> None:
+    cluster = FakeCluster(3)
+    cluster.settle(leader=0, term=1, at_s=0.0)
+    waiting = _kill(at_leader=False, trigger="LEADER_REPLAY")
+    nemesis = _nemesis(cluster, [_pause(at_leader=True, duration_s=30.0, follow=waiting)], tmp_path)
+    nemesis.do_work(1.0)
+    nemesis.heal_all(2.0)
+    assert _state(nemesis) == NemesisState.IDLE
+    assert signals == [(100, signal.SIGSTOP), (100, signal.SIGCONT)]  # paused, then resumed
+    cluster.event(1, "election FOLLOWER_BALLOT -> LEADER_REPLAY: x", at_s=2.5)
+    assert nemesis.do_work(3.0) == 0 and len(nemesis.faults) == 1  # the follow-up is gone
+    assert len((tmp_path / "faults.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_member_not_back_within_the_rejoin_timeout_of_the_last_healing_is_a_violation(
+    tmp_path: Path, signals: list[tuple[int, int]]
+) -> None:
+    cluster = FakeCluster(3)
+    cluster.settle(leader=0, term=1, at_s=0.0)
+    follow = _pause(at_leader=False, choice=1, gap_s=0.5, duration_s=20.0)
+    nemesis = _nemesis(cluster, [_kill(at_leader=True, duration_s=1.0, follow=follow)], tmp_path)
+    nemesis.do_work(1.0)
+    nemesis.do_work(1.5)  # the pause of member 1 joins the kill of member 0
+    nemesis.do_work(2.0)  # member 0 restarted
+    nemesis.do_work(21.5)  # the pause healed: the last healing
+    assert _state(nemesis) == NemesisState.REJOINING
+    nemesis.do_work(21.5 + REJOIN_TIMEOUT_S - 1)  # counted from the last healing, not the first
+    assert nemesis.violations == []
+    nemesis.do_work(21.5 + REJOIN_TIMEOUT_S)
+    assert _state(nemesis) == NemesisState.IDLE
+    assert [v.split(" did not rejoin")[0] for v in nemesis.violations] == ["member 0", "member 1"]

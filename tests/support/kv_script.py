@@ -47,24 +47,29 @@ def offer(script: Script, request: bytes) -> bool:
     )
 
 
-def send_writes(script: Script, keys: range) -> None:
-    """Write key ``k<i>`` = ``v<i>`` for each ``i`` in ``keys``, each offered to the elected leader until
-    it takes it; no wait for the answers."""
+def value(i: int, pad: int = 0) -> bytes:
+    """The value written to key ``k<i>``: ``v<i>``, then ``pad`` dots (for a longer log)."""
+    return f"v{i}".encode() + b"." * pad
+
+
+def send_writes(script: Script, keys: range, pad: int = 0) -> None:
+    """Write key ``k<i>`` = ``value(i, pad)`` for each ``i`` in ``keys``, each offered to the elected
+    leader until it takes it; no wait for the answers."""
     for i in keys:
-        request = encode_write(i, f"k{i}".encode(), f"v{i}".encode())
+        request = encode_write(i, f"k{i}".encode(), value(i, pad))
         script.until(partial(offer, script, request), f"write {i} taken")
         script.run(1 * MS)
 
 
-def write_all(script: Script, keys: range) -> None:
+def write_all(script: Script, keys: range, pad: int = 0) -> None:
     """``send_writes``, then wait until every write is answered (committed and applied by the leader)."""
     before = replies(script.sim)
-    send_writes(script, keys)
+    send_writes(script, keys, pad)
     script.until(lambda: replies(script.sim) >= before + len(keys), f"{len(keys)} answers")
 
 
-def expected_store(*ranges: range) -> dict[bytes, bytes]:
-    return {f"k{i}".encode(): f"v{i}".encode() for keys in ranges for i in keys}
+def expected_store(*ranges: range, pad: int = 0) -> dict[bytes, bytes]:
+    return {f"k{i}".encode(): value(i, pad) for keys in ranges for i in keys}
 
 
 def store_of(script: Script, member: int) -> dict[bytes, bytes]:

@@ -25,14 +25,15 @@ loop (it never blocks longer than a ``kill -9`` and its reaping, or a process st
 **Faults together.** ``FOLLOW_SHARE`` of the faults get a *follow-up*: a second fault that joins the
 first before the cluster has settled, so that two hold at once -- two members killed (a 3-member
 cluster without its quorum), a partition and a pause, a leader killed while another member's clock
-leaps. Half the follow-ups fire by time, ``FOLLOW_GAP_S`` after the first fault. The other half are
-aimed at an **election transition**: the first fault then goes to the leader, and the follow-up fires
-at the first other member that says it entered the election state drawn for it (``TRIGGERS``: a
-candidate as its ballot opens, a new leader replicating its log, a follower awaiting the live log),
-which is where the protocol is most fragile and a clock-driven schedule reaches only by luck. The
-follow-up never aims at a member the first fault holds, and two faults never share the network (one
-set of rules and relay faults) or the disks (``may_overlap``). One that finds no moment within
-``FOLLOW_WINDOW_S``, or before the cluster has settled again, is dropped, and the run says so.
+leaps. A follow-up fires by time, while the first fault holds (``FOLLOW_AT`` of its duration) -- or,
+for half the follow-ups of a kill or a pause, at an **election transition**: the first fault then goes
+to the leader, and the follow-up fires at the first other member that says it entered the election
+state drawn for it (``TRIGGERS``: a candidate as its ballot opens, a new leader replicating its log, a
+follower awaiting the live log), which is where the protocol is most fragile and a clock-driven
+schedule reaches only by luck. The follow-up never aims at a member the first fault holds, and two
+faults never share the network (one set of rules and relay faults) or the disks (``may_overlap``). One
+that finds no moment within ``FOLLOW_WINDOW_S``, or before the cluster has settled again (a drawn state
+that this election never enters), is dropped, and the run says so.
 
 The kinds:
 
@@ -139,9 +140,10 @@ SHAPES: Final = ("isolate", "split", "one-way", "bridge", "clients")
 FOLLOW_SHARE: Final = 0.4
 """The share of faults that a second fault joins while the first holds."""
 TRIGGER_SHARE: Final = 0.5
-"""The share of those follow-ups fired by an election transition rather than by time."""
-FOLLOW_GAP_S: Final = (0.2, 3.0)
-"""A follow-up fired by time: how long after the first fault."""
+"""The share of the follow-ups of a kill or a pause fired by an election transition rather than by
+time."""
+FOLLOW_AT: Final = (0.1, 0.9)
+"""A follow-up fired by time: when, as a share of the first fault's duration."""
 FOLLOW_WINDOW_S: Final = 15.0
 """How long after the first fault a follow-up may still fire; past it, it is dropped."""
 TRIGGERS: Final = tuple(
@@ -163,6 +165,8 @@ KINDS: Final = tuple(kind.value for kind in FaultKind)
 """The nemesis names ``python -m tools chaos --nemesis`` accepts."""
 NETWORK_KINDS: Final = frozenset({FaultKind.PARTITION, FaultKind.LOSS})
 """The kinds made by nftables rules: they need every member in a network namespace (``NetLab``)."""
+ELECTION_MAKERS: Final = frozenset({FaultKind.KILL, FaultKind.PAUSE})
+"""The kinds that, aimed at the leader, always make an election."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +224,12 @@ class Schedule:
         if not kinds:
             return first
         follow = self._draw(rng.choice(kinds))
-        if rng.random() < TRIGGER_SHARE:
+        if first.kind in ELECTION_MAKERS and rng.random() < TRIGGER_SHARE:
             # the first fault goes to the leader, which makes the election the follow-up waits for
             follow = replace(follow, trigger=rng.choice(TRIGGERS))
             return replace(first, at_leader=True, follow=follow)
-        return replace(first, follow=replace(follow, gap_s=rng.uniform(*FOLLOW_GAP_S)))
+        # by time, while the first still holds
+        return replace(first, follow=replace(follow, gap_s=rng.uniform(*FOLLOW_AT) * first.duration_s))
 
     def _draw(self, kind: FaultKind) -> PlannedFault:
         rng = self.random
@@ -445,7 +450,8 @@ class Nemesis:
                 return 1
         if all(self._rejoined(record.member, record.healed_s or 0.0) for record, _ in self._active):
             if self._follow is not None:
-                self.say(f"no member entered {self._follow.trigger} before the cluster settled: no follow-up")
+                moment = self._follow.trigger or "its moment"
+                self.say(f"no member entered {moment} before the cluster settled: no follow-up")
                 self._follow = None
             for record, _ in self._active:
                 record.rejoined_s = now_s

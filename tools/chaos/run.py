@@ -15,9 +15,10 @@ The phases, each bounded:
    be elected and every member must follow it within ``START_TIMEOUT_S``.
 2. **Workload under faults** for ``seconds``: ``clients`` clients each keep one request outstanding
    (reads, writes and compare-and-sets on two shared keys; unique values), while the nemesis injects
-   its seeded faults, one at a time or two together (``tools.chaos.nemesis``). Every operation goes to the history file as it ends.
-3. **Healing.** The faults in progress are healed at once (restart, SIGCONT); every member must be back in
-   the leader's term within ``REJOIN_TIMEOUT_S``.
+   its seeded faults, one at a time or two together (``tools.chaos.nemesis``). Every operation goes to
+   the history file as it ends.
+3. **Healing.** The faults in progress are healed at once (restart, SIGCONT); every member must be back
+   in the leader's term within ``REJOIN_TIMEOUT_S``.
 4. **Liveness.** The clients go on until a write invoked after the healing is acknowledged, within
    ``LIVENESS_TIMEOUT_S``; then they stop (a request still outstanding becomes indeterminate).
 5. **Final reads.** A fresh session reads every key; these reads join the history (client 0).

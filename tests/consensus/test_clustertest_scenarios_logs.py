@@ -1,0 +1,155 @@
+"""More of Aeron's ClusterTest scenarios (docs/clustertest-map.md), scripted on real cluster nodes in
+the node simulator with the key-value service: a slow member that the quorum depends on; a member
+rebuilt from empty across several terms of a four-member cluster; every member restarting on its own
+purged log; an empty member replaying a log that holds snapshot actions after a shutdown. Each ends with
+every member running, one log on all of them, no checker's violation, and the same key-value store in
+every member's service. The helpers are ``support.kv_script``'s."""
+
+from __future__ import annotations
+
+from support.kv_script import (
+    agreed,
+    expected_store,
+    is_closed,
+    replies,
+    send_writes,
+    snapshot_positions,
+    store_of,
+    write_all,
+)
+from support.node_script import MS, Script
+
+from cluster.consensus.core.cluster_actions import ToggleState
+from cluster.service.kv import KeyValueService
+
+HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
+SMALL_SEGMENTS = {"archive.segment.file.length": "64k"}  # a log of a few hundred writes spans several
+PAD = 1_000  # bytes added to each value where a longer log is wanted
+
+
+def _kill_and_restart_the_leader(script: Script) -> int:
+    """Kill the leader, restart it at once (it waits for its mark files to go stale), and wait for a
+    leader of a later term; that leader."""
+    old = script.leader_id()
+    term = script.term(old)
+    script.sim.crash(old)
+    script.restart(old)
+    leader = script.elected("a leader after the restart")
+    script.until(lambda: script.term(leader) > term, "a later term")
+    return leader
+
+
+def test_a_slow_follower_the_quorum_needs_holds_the_commit_still_and_loses_nothing() -> None:
+    """shouldRemainStableWhenThereIsASlowFollower: one follower is down, and the other -- the only member
+    the leader's quorum has left -- is frozen for 1.5 s while writes are sent. The leader takes them but
+    commits none while it is frozen; it stays leader (1.5 s is less than the heartbeat timeout); once the
+    follower runs again every write is answered. The first follower starts again, and every service ends
+    holding every write."""
+    with Script(3, service=KeyValueService, seed=31) as script:
+        sim = script.sim
+        leader = script.elected()
+        down, slow = [member for member in range(3) if member != leader]
+        script.until(lambda: is_closed(script, down) and is_closed(script, slow), "both following")
+        write_all(script, range(10))
+        sim.crash(down)
+        term, commit, before = script.term(leader), script.commit(leader), replies(sim)
+        sim.pause(slow, 1_500 * MS)
+        paused_at = sim.now_ns
+        send_writes(script, range(10, 30))
+        assert sim.now_ns - paused_at < 1_500 * MS  # all taken while the follower was frozen
+        assert script.commit(leader) == commit and script.append(leader) > commit
+        script.until(lambda: replies(sim) >= before + 20, "every write answered once the follower runs")
+        assert sim.now_ns - paused_at >= 1_500 * MS
+        assert (script.leader_id(), script.term(leader)) == (leader, term)  # no election
+        script.restart(down)
+        assert agreed(script) == expected_store(range(30))
+
+
+def test_a_member_rebuilt_from_empty_catches_up_a_log_of_three_terms_in_four_members() -> None:
+    """shouldRecoverWhenFollowerIsMultipleTermsBehindFromEmptyLog: in four members, one is stopped; the
+    leader is killed and restarted twice, so the log the other three hold spans three terms. The
+    stopped member's directories are wiped and it starts again: it copies the whole log from the leader,
+    across the three terms, and follows."""
+    with Script(4, service=KeyValueService, seed=37) as script:
+        sim = script.sim
+        leader = script.elected()
+        behind = (leader + 1) % 4
+        script.until(lambda: is_closed(script, behind), "every member following")
+        write_all(script, range(10))
+        sim.crash(behind)
+        for round_ in range(2):
+            write_all(script, range(10 + 10 * round_, 20 + 10 * round_))
+            leader = _kill_and_restart_the_leader(script)
+        write_all(script, range(30, 40))
+        terms = script.terms(leader)
+        assert len(terms) >= 3, terms
+        sim.wipe(behind)
+        script.restart(behind)
+        assert script.terms(behind) == []
+        script.until(lambda: is_closed(script, behind), "the rebuilt member following")
+        assert script.role(behind) == "FOLLOWER"
+        write_all(script, range(40, 50))
+        assert agreed(script) == expected_store(range(50))
+        assert [term for term, _, _ in script.terms(behind)] == [term for term, _, _ in script.terms(leader)]
+
+
+def test_every_member_restarts_on_its_own_log_purged_below_its_snapshot() -> None:
+    """shouldHandleTrimmingClusterFromTheFront: after a snapshot, each member's log is purged below it
+    (the operator's purge-log), the cluster goes on, then is aborted. Every member starts again on its
+    snapshot and what is left of its log, and every service is complete: the writes from before the
+    purge come from the snapshot, those after from the log."""
+    with Script(3, service=KeyValueService, seed=41, settings=SMALL_SEGMENTS) as script:
+        sim = script.sim
+        script.elected()
+        write_all(script, range(400), PAD)  # about 450 KiB: several segments
+        assert sim.request_snapshot()
+        script.until(lambda: all(snapshot_positions(script, m) for m in range(3)), "every member's snapshot")
+        assert sim.purge_logs() == 3
+        starts = [
+            script.node(m).agent.archive.get_start_position(script.node(m).agent.log_recording_id)
+            for m in range(3)
+        ]
+        assert all(start > 0 for start in starts), starts
+        write_all(script, range(400, 420))
+        script.until(lambda: sim.converged(), "every member following the whole log")
+        assert sim.request_action(ToggleState.ABORT)
+        script.until(lambda: sim.down() == {0, 1, 2}, "every member stopped")
+        for member in range(3):
+            sim.start(member)
+            assert store_of(script, member) == expected_store(range(400), pad=PAD)  # from its snapshot
+        script.elected("a leader after the restart")
+        write_all(script, range(420, 430))
+        assert agreed(script) == {**expected_store(range(400), pad=PAD), **expected_store(range(400, 430))}
+
+
+def test_an_empty_member_replays_a_log_with_two_snapshot_actions_after_a_shutdown() -> None:
+    """shouldCatchupFromEmptyLogThenSnapshotAfterShutdownAndFollowerCleanStart and
+    shouldReplayMultipleSnapshotsWithEmptyFollowerLog: writes, a snapshot, more writes, then a SHUTDOWN,
+    which snapshots again and stops every member. One follower's directories are wiped, and all three
+    start: the two that kept theirs start from the shutdown's snapshot, and one of them leads (the
+    empty member's log is less recent). The empty member copies the whole log, snapshot actions
+    included, and takes each snapshot as it reads its action; every member ends with the same store and
+    the cluster takes more writes."""
+    with Script(3, service=KeyValueService, seed=43) as script:
+        sim = script.sim
+        leader = script.elected()
+        empty = (leader + 1) % 3
+        write_all(script, range(20))
+        assert sim.request_snapshot()
+        script.until(lambda: all(snapshot_positions(script, m) for m in range(3)), "every member's snapshot")
+        write_all(script, range(20, 40))
+        script.until(lambda: sim.converged(), "every member following the whole log")
+        assert sim.request_action(ToggleState.SHUTDOWN)
+        script.until(lambda: sim.down() == {0, 1, 2}, "every member stopped")
+        sim.wipe(empty)
+        for member in range(3):
+            sim.start(member)
+        kept = [member for member in range(3) if member != empty]
+        positions = {tuple(snapshot_positions(script, member)) for member in kept}
+        assert len(positions) == 1
+        (taken,) = positions
+        assert len(taken) == 2 and snapshot_positions(script, empty) == []
+        assert script.elected("a leader after the restart") in kept
+        write_all(script, range(40, 50))
+        assert agreed(script) == expected_store(range(50))
+        assert snapshot_positions(script, empty) == list(taken)
