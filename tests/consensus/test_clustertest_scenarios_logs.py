@@ -7,6 +7,7 @@ every member's service. The helpers are ``support.kv_script``'s."""
 
 from __future__ import annotations
 
+import pytest
 from support.kv_script import (
     agreed,
     expected_store,
@@ -25,6 +26,7 @@ from cluster.service.kv import KeyValueService
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 SMALL_SEGMENTS = {"archive.segment.file.length": "64k"}  # a log of a few hundred writes spans several
 PAD = 1_000  # bytes added to each value where a longer log is wanted
+LARGE = 6_000  # a value several frames long (a frame carries at most 1,376 bytes of a message)
 
 
 def _kill_and_restart_the_leader(script: Script) -> int:
@@ -153,3 +155,79 @@ def test_an_empty_member_replays_a_log_with_two_snapshot_actions_after_a_shutdow
         write_all(script, range(40, 50))
         assert agreed(script) == expected_store(range(50))
         assert snapshot_positions(script, empty) == list(taken)
+
+
+def test_many_writes_longer_than_a_frame_are_all_answered_and_reach_every_service() -> None:
+    """shouldHandleManyLargeMessages: 150 writes of about 6 KB each, every one crossing the ingress, the
+    log and the egress in five fragments or more; each is answered, and every replica holds them all."""
+    with Script(3, service=KeyValueService, seed=47) as script:
+        script.elected()
+        write_all(script, range(150), LARGE)
+        assert agreed(script) == expected_store(range(150), pad=LARGE)
+
+
+def test_a_member_restarts_on_its_own_snapshot_and_purged_log_after_missing_a_term() -> None:
+    """shouldRecoverWhenFollowerWithInitialSnapshotAndArchivePurgeThenIsMultipleTermsBehind: after a
+    snapshot every log is purged below it; the leader is killed, the other two go on in a later term and
+    take writes; the old leader starts again on its own snapshot and purged log, and catches up the
+    term it missed from the new leader's log."""
+    said: list[str] = []
+    with Script(3, service=KeyValueService, seed=53, settings=SMALL_SEGMENTS, trace=said.append) as script:
+        sim = script.sim
+        old = script.elected()
+        write_all(script, range(400), PAD)
+        assert sim.request_snapshot()
+        script.until(lambda: all(snapshot_positions(script, m) for m in range(3)), "every member's snapshot")
+        (position,) = snapshot_positions(script, old)
+        assert sim.purge_logs() == 3
+        term = script.term(old)
+        sim.crash(old)
+        leader = script.elected("a leader without the old one")
+        assert script.term(leader) > term
+        write_all(script, range(400, 420))
+        said.clear()
+        script.restart(old)
+        script.until(lambda: is_closed(script, old), "the old leader following")
+        assert any(f" n{old} starting from the snapshot at {position}" in line for line in said)
+        assert script.role(old) == "FOLLOWER"
+        write_all(script, range(420, 430))
+        assert agreed(script) == {**expected_store(range(400), pad=PAD), **expected_store(range(400, 430))}
+
+
+@pytest.mark.parametrize("above", [True, False], ids=["new-commit-above-old-append", "new-commit-below"])
+def test_two_of_five_with_an_uncommitted_tail_stop_and_return_to_a_log_that_replaced_it(above: bool) -> None:
+    """shouldRecoverWithUncommittedMessagesAfterRestartWhenNewCommitPosExceedsPreviousAppendedPos and
+    ...IsLessThanPreviousAppendedPos: in five members, the leader and one follower are cut off from the
+    other three; the leader takes writes that only the two of them hold (two of five: never committed).
+    Both are stopped; the three elect a leader of a later term, which commits new writes -- past the old
+    append position, or not as far. The two start again on their directories: their uncommitted tails
+    are cut and replaced by the new leader's log, none of those writes is answered or in any store, and
+    all five end with one log and one store."""
+    with Script(5, service=KeyValueService, seed=59 if above else 61) as script:
+        sim = script.sim
+        old = script.elected()
+        script.until(lambda: all(is_closed(script, m) for m in range(5)), "every member following")
+        write_all(script, range(10))
+        partner = (old + 1) % 5
+        rest = [member for member in range(5) if member not in (old, partner)]
+        for a in (old, partner):
+            for b in rest:
+                sim.partition(a, b)
+        commit, before = script.commit(old), replies(sim)
+        send_writes(script, range(100, 110), PAD)
+        script.until(
+            lambda: script.append(partner) == script.append(old) > commit, "the partner holds the tail"
+        )
+        tail = script.append(old)
+        assert script.commit(old) == commit  # two of five: never committed
+        sim.crash(old)
+        sim.crash(partner)
+        sim.heal()
+        new = script.elected("a leader among the three")
+        assert new in rest
+        write_all(script, range(10, 160) if above else range(10, 13))
+        assert (script.commit(new) > tail) is above
+        script.restart(old)
+        script.restart(partner)
+        assert agreed(script) == expected_store(range(160) if above else range(13))
+        assert replies(sim) == before + (150 if above else 3)  # no write of the cut tail answered
