@@ -7,11 +7,14 @@ every member's service. The helpers are ``support.kv_script``'s."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from support.kv_script import (
     agreed,
     expected_store,
     is_closed,
+    offer,
     replies,
     send_writes,
     snapshot_positions,
@@ -21,7 +24,9 @@ from support.kv_script import (
 from support.node_script import MS, Script
 
 from cluster.consensus.core.cluster_actions import ToggleState
-from cluster.service.kv import KeyValueService
+from cluster.service.api import ClientSession, Cluster, SnapshotReader
+from cluster.service.kv import KeyValueService, encode_write
+from generated.aeron_cluster_codecs import ClusterTimeUnit
 
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 SMALL_SEGMENTS = {"archive.segment.file.length": "64k"}  # a log of a few hundred writes spans several
@@ -231,3 +236,62 @@ def test_two_of_five_with_an_uncommitted_tail_stop_and_return_to_a_log_that_repl
         script.restart(partner)
         assert agreed(script) == expected_store(range(160) if above else range(13))
         assert replies(sim) == before + (150 if above else 3)  # no write of the cut tail answered
+
+
+class TimerKv(KeyValueService):
+    """The key-value service that also schedules a timer 1 s of cluster time ahead for every write whose
+    key begins ``t``, its correlation id the write's number, and keeps the timers that fired, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fired: list[int] = []
+        self.cluster: Cluster | None = None
+
+    def on_start(self, cluster: Cluster, snapshot: SnapshotReader | None) -> None:
+        super().on_start(cluster, snapshot)
+        self.cluster = cluster
+
+    def on_session_message(self, session: ClientSession | None, timestamp: int, message: memoryview) -> None:
+        super().on_session_message(session, timestamp, message)
+        (length,) = struct.unpack_from("<i", message, 9)  # after the op and the request id
+        key = bytes(message[13 : 13 + length])
+        if key.startswith(b"kt") and self.cluster is not None:
+            second = {ClusterTimeUnit.NANOS: 10**9, ClusterTimeUnit.MICROS: 10**6}.get(
+                self.cluster.time_unit, 1000
+            )
+            assert self.cluster.schedule_timer(int(key[2:]), timestamp + second)
+
+    def on_timer_event(self, correlation_id: int, timestamp: int) -> None:
+        self.fired.append(correlation_id)
+
+
+def _fired(script: Script, member: int) -> list[int]:
+    service = script.node(member).containers[0].service
+    assert isinstance(service, TimerKv)
+    return service.fired
+
+
+def test_a_follower_that_missed_a_timer_registration_catches_up_and_its_timer_fires_once() -> None:
+    """shouldCatchUpAfterFollowerMissesTimerRegistration: a follower is down while a write makes the
+    service schedule a timer, and while that timer fires. It starts again and reads both back from the
+    log: its service schedules the timer as the others did, and the timer fires there once, when the
+    log's TimerEvent is read -- not again when its deadline passes on the restarted member."""
+    with Script(3, service=TimerKv, seed=67) as script:
+        sim = script.sim
+        leader = script.elected()
+        behind = (leader + 1) % 3
+        script.until(lambda: is_closed(script, behind), "every member following")
+        write_all(script, range(5))
+        sim.crash(behind)
+        before = replies(sim)
+        send_timer_write = encode_write(7, b"kt7", b"v7")
+        script.until(lambda: offer(script, send_timer_write), "the timer's write taken")
+        script.until(lambda: replies(sim) > before, "the timer's write answered")
+        script.until(lambda: _fired(script, leader) == [7], "the timer fired on the leader", 5_000 * MS)
+        script.restart(behind)
+        script.until(lambda: is_closed(script, behind), "the follower following again")
+        write_all(script, range(10, 15))
+        script.run(2_000 * MS)  # past the timer's deadline on the restarted member too
+        store = agreed(script)
+        assert store[b"kt7"] == b"v7"
+        assert [_fired(script, member) for member in range(3)] == [[7], [7], [7]]
