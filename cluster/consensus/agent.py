@@ -51,6 +51,7 @@ node makes a new agent on the same directories, which recovers from the copied s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -399,12 +400,19 @@ class ConsensusModuleAgent:
                 loader = ConsensusModuleSnapshotLoader()
                 self._replay_snapshot(cm_entry, until=loader.on_message)
                 snapshot = loader.snapshot
+                seeded = log_file.log.is_seeded(cm_entry)
+                if seeded:  # the snapshot begins a new log: it stands at 0, whatever its marker says
+                    marker = dataclasses.replace(snapshot.marker, log_position=0)
+                    snapshot = dataclasses.replace(snapshot, marker=marker)
                 self._check_snapshot_marker(snapshot.marker, cm_entry)
                 for entry in service_entries:
                     # read to END only: the service's own state after it is its container's to load
                     service_loader = ServiceSnapshotLoader()
                     self._replay_snapshot(entry, until=service_loader.on_message)
-                    self._check_snapshot_marker(service_loader.snapshot.marker, entry)
+                    marker = service_loader.snapshot.marker
+                    self._check_snapshot_marker(
+                        dataclasses.replace(marker, log_position=0) if seeded else marker, entry
+                    )
             except (SnapshotError, ArchiveError) as error:
                 self._event(
                     f"the snapshot at {cm_entry.log_position} (term {cm_entry.leadership_term_id}) is "

@@ -966,7 +966,9 @@ class NodeSimulator:
                 )
         except (ArchiveError, SnapshotError):
             return None
-        if (marker.log_position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
+        # a snapshot a seeded recording log names begins a new log: it stands at 0
+        position = 0 if node.agent.recording_log.log.is_seeded(entry) else marker.log_position
+        if (position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
             return None
         return content
 

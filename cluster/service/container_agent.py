@@ -75,6 +75,7 @@ consensus module and its own replay of the log, all reading the consensus module
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -690,6 +691,11 @@ class ContainerAgent:
             raise ContainerAgentError(
                 f"service {self.service_id}: its snapshot, recording {recording_id}: {error}"
             ) from error
+        if state.log_position == 0 and snapshot.marker.log_position != 0:
+            # a recording log seeded from the snapshot (RecordingLog.is_seeded): it begins a new log at 0
+            snapshot = dataclasses.replace(
+                snapshot, marker=dataclasses.replace(snapshot.marker, log_position=0)
+            )
         if snapshot.marker.log_position != state.log_position:
             raise ContainerAgentError(
                 f"service {self.service_id}: recording {recording_id} holds the snapshot at "

@@ -7,6 +7,7 @@ every member's service. The helpers are ``support.kv_script``'s."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -27,6 +28,7 @@ from cluster.consensus.core.cluster_actions import ToggleState
 from cluster.service.api import ClientSession, Cluster, SnapshotReader
 from cluster.service.kv import KeyValueService, encode_write
 from generated.aeron_cluster_codecs import ClusterTimeUnit
+from tools.cluster_admin import seed_recording_log
 
 HEARTBEAT_TIMEOUT_NS = 2_000 * MS  # the simulator's cluster.leader.heartbeat.timeout
 SMALL_SEGMENTS = {"archive.segment.file.length": "64k"}  # a log of a few hundred writes spans several
@@ -295,3 +297,42 @@ def test_a_follower_that_missed_a_timer_registration_catches_up_and_its_timer_fi
         store = agreed(script)
         assert store[b"kt7"] == b"v7"
         assert [_fired(script, member) for member in range(3)] == [[7], [7], [7]]
+
+
+def test_members_restarted_on_logs_seeded_from_their_snapshot_take_a_new_term_length_and_mtu() -> None:
+    """shouldAllowChangingTermBufferLengthAndMtuAfterRecordingLogIsTruncatedToTheLatestSnapshot: after
+    writes, a SHUTDOWN snapshots and stops every member; each member's recording log is seeded from its
+    latest snapshot (``cluster seed-recording-log-from-snapshot``), and the cluster starts again with a
+    log term length of 128 KiB instead of 64 and an MTU of 4 KiB instead of 1,408 bytes. Every service
+    starts from the snapshot, the new log begins at position 0 with the new lengths, and writes go on."""
+    with Script(3, service=KeyValueService, seed=71) as script:
+        sim = script.sim
+        script.elected()
+        write_all(script, range(30))
+        script.until(lambda: sim.converged(), "every member following the whole log")
+        assert sim.request_action(ToggleState.SHUTDOWN)
+        script.until(lambda: sim.down() == {0, 1, 2}, "every member stopped")
+        for member in range(3):
+            disk, clock = sim.members[member].disk, sim.members[member].network.clock
+            seeded = seed_recording_log(disk.storage("cluster"), now_ms=clock.epoch_ms())
+            assert not seeded.terms and {e.log_position for e in seeded.entries} == {0}
+        sim.configs = tuple(
+            dataclasses.replace(config, log_channel="aeron:udp?term-length=128k|mtu=4096")
+            for config in sim.configs
+        )
+        for member in range(3):
+            sim.start(member)
+            assert store_of(script, member) == expected_store(range(30))  # from its snapshot
+        leader = script.elected("a leader on the seeded logs")
+        write_all(script, range(30, 40), PAD)
+        assert agreed(script) == {**expected_store(range(30)), **expected_store(range(30, 40), pad=PAD)}
+        for member in range(3):
+            agent = script.node(member).agent
+            descriptor = agent.archive.list_recording(agent.log_recording_id)
+            assert descriptor is not None
+            assert (descriptor.start_position, descriptor.term_buffer_length, descriptor.mtu_length) == (
+                0,
+                128 * 1024,
+                4096,
+            )
+        assert script.terms(leader)[0][1] == 0  # the new log's first term begins at position 0

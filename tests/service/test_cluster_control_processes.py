@@ -11,6 +11,7 @@ bounded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from cluster.archive.recording_reader import RecordingReader
 from cluster.consensus.files import RecordingLogFile
 from cluster.service.kv import encode_write
 from cluster.storage import RealStorage
-from tools.node_processes import ProcessCluster
+from tools.node_processes import ProcessCluster, write_configs
 
 SETTLE_S = 30.0
 TOOL_TIMEOUT_S = 60.0
@@ -243,3 +244,49 @@ def test_a_member_rebuilt_after_the_others_purged_their_logs_catches_up_from_a_s
         events = [event.text for event in cluster.view.events(rebuilt)]
         assert any(text.startswith("caught up from member") for text in events), events
         _assert_one_state_everywhere(cluster, leader_id, dirs)
+
+
+def test_members_restarted_on_recording_logs_seeded_from_the_snapshot_take_new_log_settings(
+    tmp_path: Path,
+) -> None:
+    """``seed-recording-log-from-snapshot`` on every member after a shutdown, then a restart with a log
+    term length of 128 KiB and an MTU of 4 KiB: each member starts from the snapshot, its new log
+    begins at position 0 with the new lengths, and the key-value state is the one from before."""
+    with _kv_cluster(tmp_path) as (cluster, leader_id, dirs):
+        _write(cluster, 0, 30)
+        status, out = _tool("shutdown", dirs[leader_id], "--json")
+        assert status == 0, out
+        position = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
+        for process in cluster.processes.values():
+            assert process.wait(SETTLE_S) == 0
+        for directory in dirs:
+            status, out = _tool("seed-recording-log-from-snapshot", directory, "--json")
+            assert status == 0, out
+            entries = json.loads(out)["recordingLog"]
+            assert entries and {(e["type"], e["logPosition"]) for e in entries} == {("SNAPSHOT", 0)}, out
+        cluster.configs = tuple(
+            dataclasses.replace(config, log_channel="aeron:udp?term-length=128k|mtu=4096")
+            for config in cluster.configs
+        )
+        write_configs(cluster.configs, cluster.directory)
+        cluster.start_all()
+        assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader after restart"
+        events = [event.text for event in cluster.view.events()]
+        assert sum("starting from the snapshot at 0" in text for text in events) == 3, events
+        leader = cluster.settled()
+        assert leader is not None
+        _write(cluster, 30, 10, value=b"after")
+        assert cluster.wait_for(lambda: _committed(cluster, 1), SETTLE_S)
+        for directory in dirs:
+            storage = RealStorage(Path(directory) / "archive")
+            log = RecordingLogFile.read(RealStorage(Path(directory) / "cluster")).log
+            with Catalog(storage, read_only=True) as catalog:
+                descriptor = catalog.recording(log.terms[0].recording_id)
+            assert descriptor is not None
+            assert (descriptor.start_position, descriptor.term_buffer_length, descriptor.mtu_length) == (
+                0,
+                128 * 1024,
+                4096,
+            )
+        assert position > 0
+        _assert_one_state_everywhere(cluster, leader.member, dirs)

@@ -865,6 +865,17 @@ class RecordingLog:
             for index, entry in enumerate(reversed(snapshot_set))
         )
 
+    def is_seeded(self, entry: RecordingLogEntry) -> bool:
+        """Whether snapshot ``entry`` is one ``seeded_from_latest_snapshot`` wrote: at term base and log
+        position 0, with no TERM entry for its term. Such a snapshot begins a new log at position 0,
+        whatever position its own BEGIN marker names."""
+        return (
+            entry.is_snapshot
+            and entry.log_position == 0
+            and entry.term_base_log_position == 0
+            and self.find_term(entry.leadership_term_id) is None
+        )
+
     def ensure_coherent(
         self,
         recording_id: int,
