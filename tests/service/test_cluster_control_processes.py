@@ -98,6 +98,15 @@ def _start_and_catch_up(cluster: ProcessCluster, member: int, leader_id: int) ->
     ), f"member {member} did not catch up"
 
 
+def _shut_down(cluster: ProcessCluster, leader_dir: str) -> int:
+    """``cluster shutdown`` through the leader; every member must exit 0. The shutdown snapshot's position."""
+    status, out = _tool("shutdown", leader_dir, "--json")
+    assert status == 0, out
+    for process in cluster.processes.values():
+        assert process.wait(SETTLE_S) == 0
+    return int(json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"])
+
+
 @contextlib.contextmanager
 def _kv_cluster(
     directory: Path, settings: dict[str, object] | None = None
@@ -184,11 +193,7 @@ def test_an_invalidated_snapshot_falls_back_to_the_one_before(tmp_path: Path) ->
         assert status == 0, out
         older = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
         _write(cluster, 10, 10)
-        status, out = _tool("shutdown", dirs[leader_id], "--json")
-        assert status == 0, out
-        newer = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
-        for process in cluster.processes.values():
-            assert process.wait(SETTLE_S) == 0
+        newer = _shut_down(cluster, dirs[leader_id])
         for directory in dirs:
             status, out = _tool("invalidate-latest-snapshot", directory, "--json")
             assert status == 0, out
@@ -254,11 +259,7 @@ def test_members_restarted_on_recording_logs_seeded_from_the_snapshot_take_new_l
     begins at position 0 with the new lengths, and the key-value state is the one from before."""
     with _kv_cluster(tmp_path) as (cluster, leader_id, dirs):
         _write(cluster, 0, 30)
-        status, out = _tool("shutdown", dirs[leader_id], "--json")
-        assert status == 0, out
-        position = json.loads(out)["latestSnapshot"]["consensusModule"]["logPosition"]
-        for process in cluster.processes.values():
-            assert process.wait(SETTLE_S) == 0
+        position = _shut_down(cluster, dirs[leader_id])
         for directory in dirs:
             status, out = _tool("seed-recording-log-from-snapshot", directory, "--json")
             assert status == 0, out
