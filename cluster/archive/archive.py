@@ -184,7 +184,11 @@ class Archive:
         except BaseException:
             self.mark_file.close()
             raise
-        self._mark_file_deadline_ms = now_ms + context.mark_file_update_interval_ms
+        # due by the monotonic clock: a deadline on the wall clock, stepped forward and back, would hold
+        # the activity timestamp in the future, and a crash then leaves a mark file that looks alive
+        self._mark_file_deadline_ns = (
+            self.clock.nano_time() + context.mark_file_update_interval_ms * 1_000_000
+        )
         self._proxy = ControlResponseProxy(catalog_alignment=self.catalog.alignment)
         self._next_session_id = self._random.randrange(1 << 31)
         self._next_registration_id = self._random.randrange(1 << 20)
@@ -239,8 +243,8 @@ class Archive:
         now_ns = self.clock.nano_time()
         now_ms = self.clock.epoch_ms()
         work = 0
-        if now_ms >= self._mark_file_deadline_ms:
-            self._mark_file_deadline_ms = now_ms + self.ctx.mark_file_update_interval_ms
+        if now_ns >= self._mark_file_deadline_ns:
+            self._mark_file_deadline_ns = now_ns + self.ctx.mark_file_update_interval_ms * 1_000_000
             self.mark_file.update_activity_timestamp(now_ms)
         for subscription in self._control_subscriptions:
             work += subscription.poll(self._assembler.on_fragment, FRAGMENT_LIMIT)

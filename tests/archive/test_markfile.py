@@ -387,3 +387,42 @@ def test_after_a_power_loss_at_any_write_a_restart_takes_the_directory() -> None
                 ArchiveMarkFile.read_errors(storage)
             ArchiveMarkFile.create(storage, now_ms=10**13, **SETTINGS).close()
             assert ArchiveMarkFile.read(storage).start_timestamp == 10**13, (operation, seed)
+
+
+def test_a_wall_clock_stepped_forward_and_back_leaves_no_activity_timestamp_in_the_future(
+    tmp_path: Path,
+) -> None:
+    """The archive updates its mark file once a second by the monotonic clock: after its wall clock was
+    stepped 30 s ahead and back (an operator, NTP), the next update writes the true time again. (Due by
+    the wall clock, the update waited those 30 s, and a crash in between left a mark file that a restart
+    took as a live archive's; a chaos run found it.)"""
+    from cluster.archive.archive import Archive
+    from cluster.archive.context import ArchiveContext
+    from cluster.storage import RealStorage
+    from cluster.storage.markfile import read_liveness
+    from cluster.transport.clock import AdjustableClock, ManualClock
+    from cluster.transport.driver import Transport, TransportConfig
+    from cluster.transport.media import UdpNetwork
+
+    base = ManualClock(1_000_000_000, epoch_base_ms=1_796_000_000_000)
+    clock = AdjustableClock(base)
+    storage = RealStorage(tmp_path / "archive", create=True)
+    transport = Transport(UdpNetwork(clock), TransportConfig(bind_host="127.0.0.1"))
+    archive = Archive(transport, ArchiveContext(storage=storage))
+    try:
+
+        def written_after(seconds: float) -> int:
+            base.advance(int(seconds * 1e9))
+            archive.do_work()
+            found = read_liveness(storage, MARK_FILE_NAME)
+            assert found is not None
+            return found[1]
+
+        assert written_after(1.1) == base.epoch_ms()
+        clock.set_offsets(epoch_offset_ms=30_000, nano_offset_ns=0)
+        assert written_after(1.1) == base.epoch_ms() + 30_000
+        clock.set_offsets(epoch_offset_ms=0, nano_offset_ns=0)
+        assert written_after(1.1) == base.epoch_ms()
+    finally:
+        archive.close()
+        transport.close()
