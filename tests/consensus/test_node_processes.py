@@ -152,6 +152,7 @@ class Restarted:
     successor: NodeStatus
     end: int  # the log's end when the killed member was restarted
     caught_up: bool
+    restart_after_s: float  # from the kill to the restart
 
 
 @pytest.fixture(scope="module")
@@ -163,27 +164,32 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restarted]:
         leader = _settle(cluster, [0, 1, 2], EVENT)
         end = _commit(cluster, leader, range(1, 6), [0, 1, 2], EVENT)
         assert cluster.kill(leader.member) == -signal.SIGKILL
+        killed_at = time.monotonic()
         survivors = [member for member in range(3) if member != leader.member]
         successor = _settle(cluster, survivors, end + EVENT)
         end = _commit(cluster, successor, range(6, 11), survivors, end + EVENT)
+        restart_after_s = time.monotonic() - killed_at
         cluster.start(leader.member)  # the same configuration and directories: it recovers, then follows
 
         def caught_up() -> bool:
+            # following in the successor's term, with all the successor holds (at least ``end``: on a
+            # loaded machine the successor may have logged more since, e.g. a client session's timeout)
             status = cluster.view.status(leader.member)
-            return status is not None and (
-                status.role,
-                status.state,
-                status.term,
-                status.append_position,
-            ) == (
-                "FOLLOWER",
-                "CLOSED",
-                successor.term,
-                end,
+            now = cluster.view.status(successor.member)
+            return (
+                status is not None
+                and now is not None
+                and (status.role, status.state, status.term) == ("FOLLOWER", "CLOSED", successor.term)
+                and status.append_position == now.append_position >= end
             )
 
         yield Restarted(
-            cluster, leader.member, successor, end, cluster.wait_for(caught_up, RESTART_TIMEOUT_S)
+            cluster,
+            leader.member,
+            successor,
+            end,
+            cluster.wait_for(caught_up, RESTART_TIMEOUT_S),
+            restart_after_s,
         )
     finally:
         cluster.close()
@@ -192,17 +198,23 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restarted]:
 def test_the_killed_leader_restarts_on_its_directories_and_catches_up(restarted: Restarted) -> None:
     cluster = restarted.cluster
     assert restarted.caught_up, _diagnosis(cluster)
-    # it waited for its crashed predecessor's mark files to go stale, then recovered from its files
-    assert (
+    # it waited for its crashed predecessor's mark files to go stale, then recovered from its files --
+    # if it started while they were live (within the 10 s liveness timeout of the kill, less the up to
+    # 1 s since their last update; a loaded machine can take longer to get there)
+    waited = (
         "which is no longer running; waiting up to 10 s" in cluster.stderr_path(restarted.killed).read_text()
     )
+    assert waited or restarted.restart_after_s >= 9.0, restarted.restart_after_s
     status = cluster.view.status(restarted.killed)
-    assert status is not None and status.commit_position == restarted.end
+    assert status is not None and status.commit_position >= restarted.end
 
 
 def test_the_restarted_member_follows_the_live_log_after_catching_up(restarted: Restarted) -> None:
-    cluster, end = restarted.cluster, restarted.end
+    cluster = restarted.cluster
     assert restarted.caught_up, _diagnosis(cluster)
+    successor = cluster.view.status(restarted.successor.member)
+    assert successor is not None
+    end = successor.append_position
     assert cluster.send(restarted.successor, range(11, 16), COMMIT_TIMEOUT_S), _diagnosis(cluster)
     assert cluster.wait_for(_at(cluster, [0, 1, 2], end + 5 * ENTRY), LIVE_TIMEOUT_S), _diagnosis(cluster)
 
@@ -433,7 +445,6 @@ def test_a_stopped_node_restarts_on_its_directories_and_recovers(
         assert cluster.stderr_path(0).read_text().endswith("node 0 closed\n")
     else:
         assert cluster.kill(0) == -signal.SIGKILL  # the mark files stay active, the recording unfinished
-    started = time.monotonic()
     cluster.start(0)
     # all of the log survived, and the next term follows it; leading in the first election of its life,
     # the node closes the session it restored from its log (a SessionCloseEvent, TIMEOUT)
@@ -441,7 +452,7 @@ def test_a_stopped_node_restarts_on_its_directories_and_recovers(
     waited = "which is no longer running; waiting up to 10 s" in cluster.stderr_path(0).read_text()
     if signal_number == signal.SIGTERM:
         # the mark files were closed: it starts at once, without waiting for them to go stale
-        assert not waited and time.monotonic() - started < 8.0
+        assert not waited
     else:
         assert waited  # for the mark files of the process it replaces, gone without closing them
     assert again.term == leader.term + 1
