@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +32,23 @@ SETTLE_S = 30.0
 TOOL_TIMEOUT_S = 60.0
 
 
-def _tool(*args: str) -> tuple[int, str]:
-    """``python -m tools cluster ARGS``: its exit status and stdout."""
+def _tool(*args: str, alive: ProcessCluster | None = None) -> tuple[int, str]:
+    """``python -m tools cluster ARGS``: its exit status and stdout. With ``alive``, that cluster's client
+    session is kept open while the tool runs (a keepalive a second: a session silent for the 10 s session
+    timeout is closed, and on a loaded machine a few tool runs take that long)."""
     with spawn_tools("cluster", *args) as process:
+        if alive is not None:
+            next_keep_alive = 0.0
+
+            def ended() -> bool:
+                nonlocal next_keep_alive
+                session = alive.poll_session()
+                if session is not None and time.monotonic() >= next_keep_alive:
+                    session.send_keep_alive()
+                    next_keep_alive = time.monotonic() + 1.0
+                return process.poll() is not None
+
+            alive.wait_for(ended, TOOL_TIMEOUT_S)
         out, err = process.communicate(timeout=TOOL_TIMEOUT_S)
     assert "Traceback" not in err, err
     return process.returncode, out
@@ -141,18 +156,18 @@ def test_admin_tool_drives_a_running_cluster_and_shuts_it_down(tmp_path: Path) -
         assert [m["isLeader"] for m in members["activeMembers"]] == [i == leader_id for i in range(3)]
 
         _write(cluster, 0, 40)
-        status, out = _tool("snapshot", dirs[follower])  # only through the leader
+        status, out = _tool("snapshot", dirs[follower], alive=cluster)  # only through the leader
         assert status == 1 and f"the leader is member {leader_id}" in out
-        status, out = _tool("snapshot", dirs[leader_id], "--json")
+        status, out = _tool("snapshot", dirs[leader_id], "--json", alive=cluster)
         first = json.loads(out)
         assert status == 0 and first["done"] is True, out
         first_position = first["latestSnapshot"]["consensusModule"]["logPosition"]
 
-        status, out = _tool("suspend", dirs[leader_id])
+        status, out = _tool("suspend", dirs[leader_id], alive=cluster)
         assert status == 0 and "suspended" in out
-        status, out = _tool("suspend", dirs[leader_id])
+        status, out = _tool("suspend", dirs[leader_id], alive=cluster)
         assert status == 1 and "SUSPENDED" in out  # refused: it is suspended already
-        status, out = _tool("resume", dirs[leader_id])
+        status, out = _tool("resume", dirs[leader_id], alive=cluster)
         assert status == 0 and "resumed" in out
 
         _write(cluster, 40, 40)
