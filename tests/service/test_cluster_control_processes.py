@@ -55,13 +55,21 @@ def _tool(*args: str, alive: ProcessCluster | None = None) -> tuple[int, str]:
 
 
 def _write(cluster: ProcessCluster, first: int, count: int, value: bytes = b"value") -> None:
-    """Write ``count`` keys through the client's session, each taken by the leader's ingress."""
+    """Write ``count`` keys through the client's session, each taken by the leader's ingress, and wait
+    until the leader has committed at least that many more log entries (each at least 64 bytes: frame
+    and session headers and the request) -- a write offered on a session the cluster has closed is
+    dropped, and this says so here rather than in a snapshot later."""
+    before = max((status.commit_position for status in cluster.view.statuses().values()), default=0)
     for i in range(first, first + count):
         payload = encode_write(i, f"key{i % 50}".encode(), value + str(i).encode())
         assert cluster.wait_for(
             lambda p=payload: (session := cluster.poll_session()) is not None and session.offer(p) > 0,
             SETTLE_S,
         ), f"write {i} not taken"
+    assert cluster.wait_for(
+        lambda: (leader := cluster.leader()) is not None and leader.commit_position >= before + 64 * count,
+        SETTLE_S,
+    ), f"writes {first} to {first + count - 1} were taken but not committed: {cluster.view.statuses()}"
 
 
 def _committed(cluster: ProcessCluster, position: int) -> bool:
