@@ -401,18 +401,15 @@ class ConsensusModuleAgent:
                 self._replay_snapshot(cm_entry, until=loader.on_message)
                 snapshot = loader.snapshot
                 seeded = log_file.log.is_seeded(cm_entry)
+                self._check_snapshot_marker(snapshot.marker, cm_entry, seeded=seeded)
                 if seeded:  # the snapshot begins a new log: it stands at 0, whatever its marker says
                     marker = dataclasses.replace(snapshot.marker, log_position=0)
                     snapshot = dataclasses.replace(snapshot, marker=marker)
-                self._check_snapshot_marker(snapshot.marker, cm_entry)
                 for entry in service_entries:
                     # read to END only: the service's own state after it is its container's to load
                     service_loader = ServiceSnapshotLoader()
                     self._replay_snapshot(entry, until=service_loader.on_message)
-                    marker = service_loader.snapshot.marker
-                    self._check_snapshot_marker(
-                        dataclasses.replace(marker, log_position=0) if seeded else marker, entry
-                    )
+                    self._check_snapshot_marker(service_loader.snapshot.marker, entry, seeded=seeded)
             except (SnapshotError, ArchiveError) as error:
                 self._event(
                     f"the snapshot at {cm_entry.log_position} (term {cm_entry.leadership_term_id}) is "
@@ -443,8 +440,11 @@ class ConsensusModuleAgent:
         )
 
     @staticmethod
-    def _check_snapshot_marker(marker: SnapshotMarker, entry: RecordingLogEntry) -> None:
-        if (marker.log_position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
+    def _check_snapshot_marker(marker: SnapshotMarker, entry: RecordingLogEntry, *, seeded: bool) -> None:
+        """The marker names the entry's term and position -- its term only, for a seeded recording log
+        (``RecordingLog.is_seeded``), whose entries all stand at 0."""
+        position = entry.log_position if seeded else marker.log_position
+        if (position, marker.leadership_term_id) != (entry.log_position, entry.leadership_term_id):
             raise SnapshotError(
                 f"recording {entry.recording_id} holds the snapshot at {marker.log_position} (term "
                 f"{marker.leadership_term_id}), not the one its entry names at {entry.log_position} (term "
