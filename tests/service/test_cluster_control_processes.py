@@ -293,6 +293,9 @@ def test_members_restarted_on_recording_logs_seeded_from_the_snapshot_take_new_l
             for config in cluster.configs
         )
         write_configs(cluster.configs, cluster.directory)
+        if cluster.session is not None:  # the stopped cluster's session: the new one knows none
+            cluster.session.close()
+            cluster.session = None
         cluster.start_all()
         assert cluster.wait_for(lambda: cluster.settled() is not None, SETTLE_S), "no leader after restart"
         events = [event.text for event in cluster.view.events()]
