@@ -478,6 +478,7 @@ class ConsensusModuleAgent:
         )
         self._closers.append(self._consensus_subscription.close)
         self._consensus_publications: dict[int, Publication] = {}
+        self._held_sends: dict[int, tuple[bytes, int]] = {}  # member -> (message, until_ns): Send.until_ns
         for member in config.members:
             if member.id != config.member_id:
                 publication = self.transport.add_exclusive_publication(
@@ -560,6 +561,8 @@ class ConsensusModuleAgent:
             work += self._record_snapshot()
         now_ns = self._now()
         work += self._egress_work(now_ns)
+        if self._held_sends:
+            work += self._offer_held_sends(now_ns)
         self._execute(self.core.on_tick(now_ns))
         self._track_snapshot_duration(now_ns)
         if now_ns >= self._next_control_ns:
@@ -847,8 +850,10 @@ class ConsensusModuleAgent:
                 return
             if isinstance(action, Send):
                 publication = self._consensus_publications.get(action.to)
-                if publication is not None:
-                    publication.offer(action.message)  # lost if not connected: the core sends again
+                # lost if refused (the core sends again), or held for another try (Send.until_ns)
+                refused = publication is not None and publication.offer(action.message) < 0
+                if refused and action.until_ns >= 0:
+                    self._held_sends[action.to] = (action.message, action.until_ns)
             elif isinstance(action, Broadcast):
                 for publication in self._consensus_publications.values():
                     publication.offer(action.message)
@@ -924,12 +929,24 @@ class ConsensusModuleAgent:
                 self.leadership_term_id = action.leadership_term_id
                 self._event(f"role {action.role} in term {action.leadership_term_id}")
             elif isinstance(action, StateChange):
+                self._held_sends.clear()  # held only within the state that sent them
                 self.election_state = action.to_state
                 self._event(f"election {action.from_state} -> {action.to_state}: {action.reason}")
             elif isinstance(action, Terminate):
                 self._terminate(action)
             elif isinstance(action, InstallSnapshot):
                 self._begin_install(action)
+
+    def _offer_held_sends(self, now_ns: int) -> int:
+        """Offer each held consensus message again (``Send.until_ns``): taken or out of time, it goes."""
+        work = 0
+        for member_id, (message, until_ns) in list(self._held_sends.items()):
+            if now_ns >= until_ns:
+                del self._held_sends[member_id]
+            elif self._consensus_publications[member_id].offer(message) >= 0:
+                del self._held_sends[member_id]
+                work += 1
+        return work
 
     def _terminate(self, action: Terminate) -> None:
         """The cluster stops (SHUTDOWN or ABORT): the term's end goes into ``recording.log``, a request in
@@ -1301,12 +1318,15 @@ class ConsensusModuleAgent:
             self._install_failed(f"the recording log could not be written: {error}")
             return
         self._install = None
-        self._purge_replaced(named_before - {entry.recording_id for entry in log.entries})
         self.restart = (
             f"caught up from member {action.member_id}'s snapshot at {position} (term {term}): "
             f"recordings {[install.copied[service_id] for service_id, _ in action.recordings]}, log {log_id}"
         )
         self._event(self.restart)
+        # after ``restart`` is set, so the node stays quiesced: the purge's archive requests bring in
+        # recording signals, and answers the core asked for before would otherwise run on the old
+        # recording log, closed now
+        self._purge_replaced(named_before - {entry.recording_id for entry in log.entries})
 
     def _purge_replaced(self, recording_ids: Iterable[int]) -> None:
         """Purge the recordings that the replaced recording log named and the new one does not: the old

@@ -180,3 +180,36 @@ def _follows(sim: NodeSimulator, member: int, leader: int) -> bool:
 def _committed(sim: NodeSimulator) -> set[int]:
     sim.check_logs()
     return sim.committed_commands
+
+
+def test_a_member_that_starts_as_the_ballot_begins_still_votes_in_it() -> None:
+    """A candidate offers its RequestVote to each member until the offer is taken, as Aeron's ballot
+    does. A member whose process starts just as the ballot begins -- its consensus channel from the
+    candidate not yet connected, so the first offer is refused -- hears the request once the channel
+    connects and votes, and the candidate leads at once on a unanimous vote. Offered once and lost, the
+    request left that member out, and the candidate waited out the whole ballot for a quorum: a second
+    at Aeron's defaults whenever a cluster's members restart a moment apart."""
+    lines: list[str] = []
+    with Script(3, seed=3, trace=lines.append) as script:
+        sim = script.sim
+        sim.crash(2)
+        ballots: list[tuple[int, int]] = []
+
+        def on_state_change(member: int, state: str) -> None:
+            if state == "CANDIDATE_BALLOT":
+                ballots.append((member, sim.now_ns))
+
+        sim.on_state_change = on_state_change
+        script.until(lambda: bool(ballots), "a candidate")
+        candidate, ballot_ns = ballots[0]
+        assert sim.restart(2)
+        leader = script.elected("a leader")
+        assert leader == candidate and len(ballots) == 1
+        term = script.term(leader)
+        assert sim.votes.get((2, term)) == candidate  # the late member voted in the first ballot
+        won = [line for line in lines if f"n{candidate} election CANDIDATE_BALLOT -> LEADER_LOG" in line]
+        assert len(won) == 1 and won[0].endswith("unanimous vote"), won
+        assert int(won[0].split("us")[0]) * 1_000 - ballot_ns < 250 * MS  # the ballot lasts 500 ms
+        script.submit(FINAL_COMMAND)
+        script.until(sim.converged, "every member committed the leader's whole log")
+        assert sim.violations == []

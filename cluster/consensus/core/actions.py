@@ -69,10 +69,18 @@ NO_POSITION_FIELD: Final = -1
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send ``message`` (an encoded SBE message) to member ``to`` on the consensus stream."""
+    """Send ``message`` (an encoded SBE message) to member ``to`` on the consensus stream.
+
+    A message the publication refuses (not connected yet, back-pressured) is lost, unless ``until_ns``
+    is set: then the driver offers it again each duty cycle until it is taken, the time ``until_ns``
+    passes, or the election changes state. A candidate's RequestVote goes this way: Aeron's candidate
+    sends it to each member once, retrying the offer until it is taken, so a member whose consensus
+    channel connects during the ballot still hears it (a member restarted a moment after the others
+    otherwise sits the ballot out, and the ballot lasts its whole timeout)."""
 
     to: int
     message: bytes
+    until_ns: int = -1
 
 
 @dataclass(frozen=True, slots=True)

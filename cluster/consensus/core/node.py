@@ -1264,23 +1264,21 @@ class ConsensusCore:
             out.add(PersistCandidateTerm(self.candidate_term_id))
             self._transition(_E.CANDIDATE_BALLOT, now_ns, out, "nomination delay over")
             self._set_role(Role.CANDIDATE, out)
-            for peer in self.peers.values():
-                peer.vote = NO_VOTE
-            out.add(
-                Broadcast(
-                    self._message(
-                        codecs.RequestVoteEncoder.pack_into(
-                            self._scratch,
-                            0,
-                            log_leadership_term_id=self.log_leadership_term_id,
-                            log_position=self.append_position,
-                            candidate_term_id=self.candidate_term_id,
-                            candidate_member_id=self.member_id,
-                            protocol_version=CONSENSUS_PROTOCOL_VERSION,
-                        )
-                    )
+            request = self._message(
+                codecs.RequestVoteEncoder.pack_into(
+                    self._scratch,
+                    0,
+                    log_leadership_term_id=self.log_leadership_term_id,
+                    log_position=self.append_position,
+                    candidate_term_id=self.candidate_term_id,
+                    candidate_member_id=self.member_id,
+                    protocol_version=CONSENSUS_PROTOCOL_VERSION,
                 )
             )
+            for peer_id, peer in self.peers.items():
+                peer.vote = NO_VOTE
+                # once to each member, the offer retried through the ballot until it is taken (Send)
+                out.add(Send(peer_id, request, until_ns=self._state_deadline_ns))
 
     def _in_candidate_ballot(self, now_ns: int, out: _Out) -> None:
         statuses = self._statuses()
