@@ -561,7 +561,7 @@ class ConsensusModuleAgent:
             work += self._record_snapshot()
         now_ns = self._now()
         work += self._egress_work(now_ns)
-        if self._held_sends:
+        if self._held_sends and not self._quiesced:  # quiesced: the core that asked is going away
             work += self._offer_held_sends(now_ns)
         self._execute(self.core.on_tick(now_ns))
         self._track_snapshot_duration(now_ns)

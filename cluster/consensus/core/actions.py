@@ -25,7 +25,8 @@ of actions; the *driver* -- the node agent, in a real process and in the simulat
   list that asked for them, in the order the requests were made -- never into the middle of a list.
 * **Commit last.** ``Commit`` hands a position to the services; the driver must not let a service
   consume beyond the highest ``Commit`` position it has executed.
-* ``StateChange`` is for logs, transcripts and checkers only: a driver never acts on it.
+* ``StateChange`` is for logs, transcripts and checkers, and for one duty of the driver: it drops the
+  ``Send`` messages it holds for another try (``Send.until_ns``), which belong to the state left.
 
 Messages travel as bytes encoded with the generated codecs of ``aeron-cluster-codecs.xml`` (the only
 message format, in the simulator too): ``Send.message`` is a whole SBE message, header included.
@@ -291,7 +292,7 @@ class Terminate:
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """The election moved ``from_state`` -> ``to_state`` for ``reason``: for logs, transcripts and
-    checkers only (a driver never acts on it)."""
+    checkers; a driver acts on it only to drop the ``Send`` messages it holds (``Send.until_ns``)."""
 
     from_state: str
     to_state: str
