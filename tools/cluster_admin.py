@@ -369,9 +369,9 @@ def _log_stop_position(archive: Storage, descriptor: RecordingDescriptor) -> tup
         )
     found = scanned_stop_position(archive, descriptor)
     return found, (
-        f"the catalog's stopPosition of log recording {descriptor.recording_id} is {stop} (its archive "
-        f"stopped while recording): {found} is where its segment files end, as the archive's recovery "
-        "would find it"
+        f"the catalog's stopPosition of log recording {descriptor.recording_id} is {stop} (it is still "
+        f"being recorded, or its archive stopped while recording): {found} is where its segment files "
+        "end, as the archive's recovery would find it"
     )
 
 

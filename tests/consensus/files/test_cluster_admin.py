@@ -153,8 +153,8 @@ def test_a_log_recording_stopped_by_a_crash_gets_the_position_recovery_would_fin
     plan = recovery_plan(log, RealStorage(tmp_path / "archive"))
     assert plan.json["appendedLogPosition"] == 0  # no segment files: the data end where they start
     assert plan.notes == [
-        "the catalog's stopPosition of log recording 0 is -1 (its archive stopped while recording): 0 is "
-        "where its segment files end, as the archive's recovery would find it"
+        "the catalog's stopPosition of log recording 0 is -1 (it is still being recorded, or its archive "
+        "stopped while recording): 0 is where its segment files end, as the archive's recovery would find it"
     ]
 
 
