@@ -850,13 +850,14 @@ class ConsensusModuleAgent:
                 return
             if isinstance(action, Send):
                 publication = self._consensus_publications.get(action.to)
-                # lost if refused (the core sends again), or held for another try (Send.until_ns)
-                refused = publication is not None and publication.offer(action.message) < 0
+                # lost if refused (the core sends again), or held for another try (Send.until_ns); a
+                # term's end is no refusal: the message goes into the next term (offer_past_rotation)
+                refused = publication is not None and offer_past_rotation(publication, action.message) < 0
                 if refused and action.until_ns >= 0:
                     self._held_sends[action.to] = (action.message, action.until_ns)
             elif isinstance(action, Broadcast):
                 for publication in self._consensus_publications.values():
-                    publication.offer(action.message)
+                    offer_past_rotation(publication, action.message)
             elif isinstance(action, AppendLog):
                 appends_failed = self._append(action, appends_failed)
             elif isinstance(action, PersistCandidateTerm):
@@ -943,7 +944,7 @@ class ConsensusModuleAgent:
         for member_id, (message, until_ns) in list(self._held_sends.items()):
             if now_ns >= until_ns:
                 del self._held_sends[member_id]
-            elif self._consensus_publications[member_id].offer(message) >= 0:
+            elif offer_past_rotation(self._consensus_publications[member_id], message) >= 0:
                 del self._held_sends[member_id]
                 work += 1
         return work

@@ -10,6 +10,7 @@ from functools import partial
 from support.node_script import MS, Script
 
 from cluster.consensus.node_sim import NodeSimulator
+from cluster.transport.logbuffer import ADMIN_ACTION
 
 B_COMMANDS = 1_000  # ~96 KB of log: an archive replication copies it in several steps
 FINAL_COMMAND = 1_000_000  # the one command every scenario ends with
@@ -212,4 +213,50 @@ def test_a_member_that_starts_as_the_ballot_begins_still_votes_in_it() -> None:
         assert int(won[0].split("us")[0]) * 1_000 - ballot_ns < 250 * MS  # the ballot lasts 500 ms
         script.submit(FINAL_COMMAND)
         script.until(sim.converged, "every member committed the leader's whole log")
+        assert sim.violations == []
+
+
+class _EveryOfferMeetsATermEnd:
+    """A consensus publication on which every message first meets the end of a term -- ``ADMIN_ACTION``,
+    nothing written, as for the message offered when a term fills and rotates -- and goes on a second
+    offer of the same message."""
+
+    def __init__(self, publication: object) -> None:
+        self._publication = publication
+        self._refused: bytes | None = None
+        self.refusals = 0
+
+    def offer(self, payload: bytes) -> int:
+        if payload != self._refused:
+            self._refused = bytes(payload)
+            self.refusals += 1
+            return ADMIN_ACTION
+        self._refused = None
+        return self._publication.offer(payload)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._publication, name)
+
+
+def test_a_consensus_message_offered_at_a_term_end_goes_into_the_next_term() -> None:
+    """A consensus publication (64 KiB terms) rotates every thousand or so messages, and the message that
+    meets the term's end is refused with ADMIN_ACTION: it must be offered again, as the log's appends
+    are, not lost. With one follower down, the leader commits on the other's AppendPosition alone, so a
+    lost one held the commit back until that follower's next one. Here every message the follower sends
+    the leader meets a term end first; the leader must still commit each command."""
+    with Script(3, seed=3) as script:
+        sim = script.sim
+        leader = script.elected("a leader")
+        follower, down = sorted({0, 1, 2} - {leader})
+        sim.crash(down)
+        agent = script.node(follower).agent
+        rotating = _EveryOfferMeetsATermEnd(agent._consensus_publications[leader])
+        agent._consensus_publications[leader] = rotating  # type: ignore[assignment]
+        for command in range(5):
+            commit = script.commit(leader)
+            script.until(partial(script.offer, command), f"command {command} taken")
+            script.until(
+                lambda above=commit: script.commit(leader) > above, f"command {command} committed", 50 * MS
+            )
+        assert rotating.refusals >= 5  # at least one AppendPosition a command met a term end
         assert sim.violations == []
