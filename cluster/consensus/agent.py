@@ -1167,9 +1167,12 @@ class ConsensusModuleAgent:
                     f"the leader's log begins at {event.position}, after this member's log ends at "
                     f"{self.append_position}"
                 )
+                # forgotten before the request: the request's wait dispatches the replication's later
+                # signals, which must not come here again -- a second stop, nested in the first, took the
+                # first one's answer as unsolicited and dropped it, and the first waited for good
+                replication_id, self._replication_id = self._replication_id, NULL_VALUE
                 with contextlib.suppress(ArchiveError):  # it may have ended already: nothing to stop
-                    self.archive.stop_replication(self._replication_id)
-                self._replication_id = NULL_VALUE
+                    self.archive.stop_replication(replication_id)
                 self._event(f"log replication failed: {reason}")
                 self._execute(self.core.on_replication_failed(self._now(), reason))
                 return
